@@ -1,0 +1,281 @@
+//! The verdict cache: one verification per (artifact digest, authority + trust root, requirement) at a time.
+//!
+//! Successes and failures are both cached, failures for a shorter TTL so that a fix (a signature pushed
+//! late) is seen soon. Concurrent look-ups of one key run the verification once and share its result.
+//! Transient errors (registry down) are shared with the callers waiting at that moment but not cached.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::future::Cache;
+use moka::notification::RemovalCause;
+use moka::Expiry;
+
+use crate::digest::Digest;
+
+/// What a cached verdict is about. Everything a verdict depends on is in the key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VerdictKey {
+    /// The artifact's digest (never a tag).
+    pub digest: Digest,
+    /// Fingerprint of the authority (key fingerprint, or identities) and of the trust root in force.
+    pub authority: String,
+    /// The requirement asked, e.g. `signature`, `attestation:https://slsa.dev/provenance/v1`, `sbom`.
+    pub requirement: String,
+}
+
+/// A value the cache can hold: it says whether it is a success (long TTL) and roughly how big it is.
+pub trait Cacheable: Clone + Send + Sync + 'static {
+    /// Successes live for `success_ttl`, everything else for `failure_ttl`.
+    fn is_success(&self) -> bool;
+    /// Approximate size in bytes, for the weight bound.
+    fn weight(&self) -> u32 {
+        1024
+    }
+}
+
+/// Cache bounds and lifetimes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Most entries held.
+    pub max_entries: u64,
+    /// Most total weight (approximate bytes) held.
+    pub max_weight: u64,
+    /// Lifetime of a successful verdict.
+    pub success_ttl: Duration,
+    /// Lifetime of a failed verdict.
+    pub failure_ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            max_weight: 64 * 1024 * 1024,
+            success_ttl: Duration::from_secs(300),
+            failure_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Hit, miss and eviction counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Look-ups answered from the cache (including waiters that shared a running verification).
+    pub hits: u64,
+    /// Look-ups that ran the verification.
+    pub misses: u64,
+    /// Entries evicted for size.
+    pub evictions: u64,
+    /// Entries held now (approximate).
+    pub entries: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: Arc<AtomicU64>,
+}
+
+struct TtlBySuccess {
+    success: Duration,
+    failure: Duration,
+}
+
+impl<V: Cacheable> Expiry<VerdictKey, Weighted<V>> for TtlBySuccess {
+    fn expire_after_create(&self, _k: &VerdictKey, v: &Weighted<V>, _now: Instant) -> Option<Duration> {
+        Some(if v.0.is_success() { self.success } else { self.failure })
+    }
+}
+
+#[derive(Clone)]
+struct Weighted<V>(V);
+
+/// A bounded, TTL'd, single-flight cache of verdicts.
+#[derive(Clone)]
+pub struct VerdictCache<V: Cacheable> {
+    inner: Cache<VerdictKey, Weighted<V>>,
+    counters: Arc<Counters>,
+}
+
+impl<V: Cacheable> std::fmt::Debug for VerdictCache<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerdictCache").field("stats", &self.stats()).finish()
+    }
+}
+
+impl<V: Cacheable> VerdictCache<V> {
+    /// A cache with these bounds.
+    pub fn new(config: &CacheConfig) -> Self {
+        let counters = Arc::new(Counters::default());
+        let evictions = counters.evictions.clone();
+        let max_entries = config.max_entries.max(1);
+        let inner = Cache::builder()
+            // Weight = bytes; the entry bound is enforced by giving every entry at least
+            // max_weight / max_entries weight.
+            .max_capacity(config.max_weight.max(1))
+            .weigher({
+                let floor = (config.max_weight / max_entries).clamp(1, u64::from(u32::MAX)) as u32;
+                move |_k: &VerdictKey, v: &Weighted<V>| v.0.weight().max(floor)
+            })
+            .expire_after(TtlBySuccess {
+                success: config.success_ttl,
+                failure: config.failure_ttl,
+            })
+            .eviction_listener(move |_k, _v, cause| {
+                if cause == RemovalCause::Size {
+                    evictions.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .build();
+        Self { inner, counters }
+    }
+
+    /// The cached verdict for `key`, or run `verify` once (concurrent callers for the same key wait for that
+    /// one run). A transient error is returned to every waiting caller and not cached.
+    pub async fn get_or_verify<F, E>(&self, key: VerdictKey, verify: F) -> Result<V, Arc<E>>
+    where
+        F: std::future::Future<Output = Result<V, E>>,
+        E: Send + Sync + 'static,
+    {
+        let entry = self
+            .inner
+            .entry(key)
+            .or_try_insert_with(async { verify.await.map(Weighted) })
+            .await?;
+        if entry.is_fresh() {
+            self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(entry.into_value().0)
+    }
+
+    /// The cached verdict, if any, without verifying.
+    pub async fn peek(&self, key: &VerdictKey) -> Option<V> {
+        self.inner.get(key).await.map(|w| w.0)
+    }
+
+    /// Drop every entry (trust root or policy changed).
+    pub fn invalidate_all(&self) {
+        self.inner.invalidate_all();
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.counters.hits.load(Ordering::Relaxed),
+            misses: self.counters.misses.load(Ordering::Relaxed),
+            evictions: self.counters.evictions.load(Ordering::Relaxed),
+            entries: self.inner.entry_count(),
+        }
+    }
+
+    /// Run pending evictions now (tests, metrics).
+    pub async fn run_pending_tasks(&self) {
+        self.inner.run_pending_tasks().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Outcome(bool);
+    impl Cacheable for Outcome {
+        fn is_success(&self) -> bool {
+            self.0
+        }
+    }
+
+    fn key(n: u8) -> VerdictKey {
+        VerdictKey {
+            digest: Digest::sha256_of(&[n]),
+            authority: "key:abc".into(),
+            requirement: "signature".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_lookups_of_one_key_run_once() {
+        let cache = VerdictCache::<Outcome>::new(&CacheConfig::default());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..200 {
+            let cache = cache.clone();
+            let runs = runs.clone();
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_or_verify(key(1), async {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<_, String>(Outcome(true))
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), Outcome(true));
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        let s = cache.stats();
+        assert_eq!((s.misses, s.hits), (1, 199));
+    }
+
+    #[tokio::test]
+    async fn keys_differ_by_authority_and_requirement() {
+        let cache = VerdictCache::<Outcome>::new(&CacheConfig::default());
+        cache.get_or_verify(key(1), async { Ok::<_, ()>(Outcome(true)) }).await.unwrap();
+        let mut other = key(1);
+        other.authority = "key:def".into();
+        let v = cache.get_or_verify(other.clone(), async { Ok::<_, ()>(Outcome(false)) }).await.unwrap();
+        assert_eq!(v, Outcome(false));
+        other.requirement = "sbom".into();
+        assert!(cache.peek(&other).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_not_cached() {
+        let cache = VerdictCache::<Outcome>::new(&CacheConfig::default());
+        let err = cache.get_or_verify(key(2), async { Err::<Outcome, _>("registry down") }).await;
+        assert_eq!(*err.unwrap_err(), "registry down");
+        let ok = cache.get_or_verify(key(2), async { Ok::<_, &str>(Outcome(true)) }).await;
+        assert_eq!(ok.unwrap(), Outcome(true));
+    }
+
+    #[tokio::test]
+    async fn failures_expire_sooner_than_successes() {
+        let cfg = CacheConfig {
+            success_ttl: Duration::from_secs(60),
+            failure_ttl: Duration::from_millis(100),
+            ..CacheConfig::default()
+        };
+        let cache = VerdictCache::<Outcome>::new(&cfg);
+        cache.get_or_verify(key(1), async { Ok::<_, ()>(Outcome(true)) }).await.unwrap();
+        cache.get_or_verify(key(2), async { Ok::<_, ()>(Outcome(false)) }).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(cache.peek(&key(1)).await.is_some());
+        assert!(cache.peek(&key(2)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn bounded_by_entries_and_counts_evictions() {
+        let cfg = CacheConfig {
+            max_entries: 10,
+            max_weight: 10 * 1024,
+            ..CacheConfig::default()
+        };
+        let cache = VerdictCache::<Outcome>::new(&cfg);
+        for n in 0..100u8 {
+            cache.get_or_verify(key(n), async { Ok::<_, ()>(Outcome(true)) }).await.unwrap();
+        }
+        cache.run_pending_tasks().await;
+        let s = cache.stats();
+        assert!(s.entries <= 10, "{s:?}");
+        assert!(s.evictions >= 90, "{s:?}");
+    }
+}

@@ -1,0 +1,50 @@
+//! The `vouch` command line. Exit codes: 0 ok, 1 not verified / violations, 2 usage, configuration or I/O error.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod sigstore;
+
+/// Exit code: verified / no violations.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: not verified / violations found.
+pub const EXIT_REJECTED: u8 = 1;
+/// Exit code: usage, configuration or I/O error.
+pub const EXIT_ERROR: u8 = 2;
+
+/// vouch: supply-chain admission for Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "vouch", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sigstore tooling (the conformance suite's client protocol).
+    #[command(subcommand)]
+    Sigstore(SigstoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SigstoreCommand {
+    /// Verify a Sigstore bundle for a file or a `sha256:<hex>` digest.
+    VerifyBundle(sigstore::VerifyBundleArgs),
+}
+
+/// Parse arguments and run; clap's own usage errors exit 2.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Sigstore(SigstoreCommand::VerifyBundle(args)) => sigstore::run(args),
+    }
+}

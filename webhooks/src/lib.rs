@@ -1,0 +1,3 @@
+//! vouch-webhooks: the `vouch` binary's library: command line, and (later) the admission webhooks.
+
+pub mod cli;
