@@ -1,0 +1,82 @@
+//! Registry access: resolving tags, fetching manifests and blobs (digest-checked, size-capped), pushing,
+//! and OCI 1.1 referrers with the referrers tag-schema fallback.
+//!
+//! HTTP goes through oci-client's stack (reqwest + rustls/aws-lc-rs); oci-client does the token dance and
+//! blob uploads, while reads are made here so that every body is capped while it is read and every call
+//! has a timeout and bounded retries. Plain HTTP is used only for registries listed as insecure.
+
+mod auth;
+mod client;
+mod error;
+mod manifest;
+
+use std::time::Duration;
+
+pub use auth::{Credentials, RegistryAuth};
+pub use client::RegistryClient;
+pub use error::RegistryError;
+pub use manifest::{
+    parse_manifest, Descriptor, ImageIndex, ImageManifest, ManifestKind, Platform, DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST, MANIFEST_MEDIA_TYPES, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST,
+};
+
+use crate::digest::Digest;
+
+/// How the registry client behaves; build it as a literal or from [`RegistryConfig::default`].
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Registries (host[:port]) that may be reached over plain HTTP; nothing else ever is.
+    pub insecure_registries: Vec<String>,
+    /// Time allowed for one call (connect + request + reading the body).
+    pub timeout: Duration,
+    /// Retries of idempotent reads on 5xx, 429 and connection errors (with exponential backoff).
+    pub retries: u32,
+    /// Largest manifest read.
+    pub max_manifest_bytes: usize,
+    /// Largest blob read (callers may pass a smaller cap per call).
+    pub max_blob_bytes: usize,
+    /// Credentials per registry.
+    pub credentials: Credentials,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            insecure_registries: Vec::new(),
+            timeout: Duration::from_secs(10),
+            retries: 2,
+            max_manifest_bytes: 4 * 1024 * 1024,
+            max_blob_bytes: 64 * 1024 * 1024,
+            credentials: Credentials::anonymous(),
+        }
+    }
+}
+
+/// Counters of a client since it was built (shared by its clones).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegistryStats {
+    /// Calls made (API operations, not HTTP requests).
+    pub calls: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    /// HTTP attempts repeated after a transient failure.
+    pub retries: u64,
+}
+
+/// A manifest as fetched: its bytes, their digest and the media type the registry gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedManifest {
+    /// Digest of `bytes` (checked against the reference's digest when it had one).
+    pub digest: Digest,
+    /// Media type (Content-Type, or the body's mediaType when the registry gave none).
+    pub media_type: String,
+    /// The manifest exactly as served.
+    pub bytes: Vec<u8>,
+}
+
+impl FetchedManifest {
+    /// Parse into an image manifest or an index.
+    pub fn parse(&self) -> Result<ManifestKind, RegistryError> {
+        parse_manifest(&self.digest.to_string(), &self.media_type, &self.bytes)
+    }
+}
