@@ -1,6 +1,8 @@
 //! The OpenSSF model signature made by PyPI model-signing 1.1.1 verifies, and every kind of tampering with
 //! the model, the key or the signature fails with its own reason.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
