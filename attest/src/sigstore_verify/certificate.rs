@@ -1,0 +1,408 @@
+//! X.509 chains: a leaf (Fulcio signing certificate or TSA signer) checked up to a certificate authority of
+//! the trust root, every signature verified, every certificate valid at the given times (not now).
+
+use chrono::{DateTime, Utc};
+use const_oid::db::{rfc5280, rfc5912, rfc8410};
+use const_oid::ObjectIdentifier;
+use der::{Decode, Encode, Reader};
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage};
+use x509_cert::Certificate;
+
+use crate::digest::DigestAlgorithm;
+use crate::keys::PublicKey;
+use crate::trust_root::{CertificateAuthority, Validity};
+
+/// Extended key usage: code signing (Fulcio leaves).
+pub const EKU_CODE_SIGNING: ObjectIdentifier = rfc5280::ID_KP_CODE_SIGNING;
+/// Extended key usage: time stamping (TSA signers).
+pub const EKU_TIME_STAMPING: ObjectIdentifier = rfc5280::ID_KP_TIME_STAMPING;
+
+/// Why a certificate or chain is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    /// Not DER X.509.
+    #[error("malformed certificate: {reason}")]
+    Malformed {
+        /// Parser message.
+        reason: String,
+    },
+    /// The certificate's public key is unusable.
+    #[error("unsupported certificate public key: {reason}")]
+    UnsupportedKey {
+        /// What is wrong.
+        reason: String,
+    },
+    /// No trusted CA issued this certificate.
+    #[error("certificate chain does not lead to a trusted {what} (issuer {issuer})")]
+    UntrustedIssuer {
+        /// `Fulcio CA` or `timestamp authority`.
+        what: &'static str,
+        /// The certificate's issuer name.
+        issuer: String,
+    },
+    /// A signature in the chain does not verify.
+    #[error("signature of certificate {subject:?} does not verify with its issuer's key: {reason}")]
+    BadSignature {
+        /// The certificate whose signature failed.
+        subject: String,
+        /// Why.
+        reason: String,
+    },
+    /// A certificate is not valid at a time the signature must hold.
+    #[error("certificate {subject:?} is not valid at {time} (valid {not_before} to {not_after})")]
+    NotValidAt {
+        /// Certificate subject.
+        subject: String,
+        /// The signing time.
+        time: DateTime<Utc>,
+        /// Start of validity.
+        not_before: DateTime<Utc>,
+        /// End of validity.
+        not_after: DateTime<Utc>,
+    },
+    /// The authority's trust-root validity does not contain the time.
+    #[error("{what} {name:?} is not trusted at {time} (trust root validFor)")]
+    AuthorityNotValidAt {
+        /// `Fulcio CA` or `timestamp authority`.
+        what: &'static str,
+        /// CA name.
+        name: String,
+        /// The signing time.
+        time: DateTime<Utc>,
+    },
+    /// The leaf lacks the required extended key usage.
+    #[error("certificate {subject:?} lacks the {usage} extended key usage")]
+    MissingKeyUsage {
+        /// Certificate subject.
+        subject: String,
+        /// The usage required.
+        usage: &'static str,
+    },
+    /// An issuing certificate is not a CA.
+    #[error("certificate {subject:?} is used as an issuer but is not a CA (basicConstraints)")]
+    NotACa {
+        /// Certificate subject.
+        subject: String,
+    },
+    /// The leaf claims to be a CA.
+    #[error("leaf certificate {subject:?} is a CA certificate")]
+    LeafIsCa {
+        /// Certificate subject.
+        subject: String,
+    },
+    /// No time to check validity against.
+    #[error("no verified signing time to check the certificate against")]
+    NoTime,
+}
+
+/// A certificate kept as parsed structure and original DER.
+#[derive(Debug, Clone)]
+pub struct ParsedCert {
+    /// The structure.
+    pub cert: Certificate,
+    /// The DER it was parsed from (signatures are over its TBS bytes).
+    pub der: Vec<u8>,
+}
+
+impl ParsedCert {
+    /// Parse DER.
+    pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
+        let cert = Certificate::from_der(der).map_err(|e| CertificateError::Malformed { reason: e.to_string() })?;
+        Ok(Self {
+            cert,
+            der: der.to_vec(),
+        })
+    }
+
+    /// Subject as an RFC 4514 string, for messages.
+    pub fn subject(&self) -> String {
+        self.cert.tbs_certificate.subject.to_string()
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> Result<PublicKey, CertificateError> {
+        let spki = self.spki_der()?;
+        PublicKey::from_spki_der(&spki).map_err(|e| CertificateError::UnsupportedKey { reason: e.to_string() })
+    }
+
+    /// The SubjectPublicKeyInfo as DER.
+    pub fn spki_der(&self) -> Result<Vec<u8>, CertificateError> {
+        self.cert
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| CertificateError::Malformed { reason: e.to_string() })
+    }
+
+    /// Start of validity.
+    pub fn not_before(&self) -> DateTime<Utc> {
+        to_chrono(self.cert.tbs_certificate.validity.not_before.to_unix_duration())
+    }
+
+    /// End of validity (inclusive, RFC 5280).
+    pub fn not_after(&self) -> DateTime<Utc> {
+        to_chrono(self.cert.tbs_certificate.validity.not_after.to_unix_duration())
+    }
+
+    /// Fail unless valid at `t`.
+    pub fn check_valid_at(&self, t: DateTime<Utc>) -> Result<(), CertificateError> {
+        let (nb, na) = (self.not_before(), self.not_after());
+        if t < nb || t > na {
+            return Err(CertificateError::NotValidAt {
+                subject: self.subject(),
+                time: t,
+                not_before: nb,
+                not_after: na,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the certificate names itself as issuer.
+    pub fn is_self_issued(&self) -> bool {
+        self.cert.tbs_certificate.subject == self.cert.tbs_certificate.issuer
+    }
+
+    /// Verify that `issuer` signed this certificate (names chain, signature verifies).
+    pub fn check_issued_by(&self, issuer: &ParsedCert) -> Result<(), CertificateError> {
+        let bad = |reason: String| CertificateError::BadSignature {
+            subject: self.subject(),
+            reason,
+        };
+        if self.cert.tbs_certificate.issuer != issuer.cert.tbs_certificate.subject {
+            return Err(bad(
+                "issuer name does not match the issuing certificate's subject".into()
+            ));
+        }
+        let tbs = tbs_bytes(&self.der).map_err(|e| bad(e.to_string()))?;
+        let sig = self
+            .cert
+            .signature
+            .as_bytes()
+            .ok_or_else(|| bad("signature is not a whole number of bytes".into()))?;
+        let key = issuer.public_key()?;
+        verify_signature(&key, &self.cert.signature_algorithm.oid, tbs, sig).map_err(bad)
+    }
+
+    /// The extension with `oid`, if present (raw extnValue).
+    pub fn extension(&self, oid: ObjectIdentifier) -> Option<&[u8]> {
+        self.cert
+            .tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == oid)
+            .map(|e| e.extn_value.as_bytes())
+    }
+
+    /// Whether basicConstraints says CA=true.
+    pub fn is_ca(&self) -> bool {
+        self.extension(rfc5280::ID_CE_BASIC_CONSTRAINTS)
+            .and_then(|v| BasicConstraints::from_der(v).ok())
+            .is_some_and(|bc| bc.ca)
+    }
+
+    /// Fail unless the extended key usage lists `usage`.
+    pub fn check_eku(&self, usage: ObjectIdentifier, name: &'static str) -> Result<(), CertificateError> {
+        let ok = self
+            .extension(rfc5280::ID_CE_EXT_KEY_USAGE)
+            .and_then(|v| ExtendedKeyUsage::from_der(v).ok())
+            .is_some_and(|eku| eku.0.contains(&usage));
+        if ok {
+            Ok(())
+        } else {
+            Err(CertificateError::MissingKeyUsage {
+                subject: self.subject(),
+                usage: name,
+            })
+        }
+    }
+}
+
+fn to_chrono(d: std::time::Duration) -> DateTime<Utc> {
+    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    DateTime::from_timestamp(secs, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The raw TBSCertificate bytes of a DER certificate: exactly what the issuer signed.
+pub fn tbs_bytes(der: &[u8]) -> der::Result<&[u8]> {
+    let mut reader = der::SliceReader::new(der)?;
+    let header = der::Header::decode(&mut reader)?;
+    header.tag.assert_eq(der::Tag::Sequence)?;
+    reader.tlv_bytes()
+}
+
+/// Verify `sig` over `msg` with `key` under the X.509/CMS signature algorithm `alg`.
+pub fn verify_signature(key: &PublicKey, alg: &ObjectIdentifier, msg: &[u8], sig: &[u8]) -> Result<(), String> {
+    let hash = if *alg == rfc5912::ECDSA_WITH_SHA_256 || *alg == rfc5912::SHA_256_WITH_RSA_ENCRYPTION {
+        DigestAlgorithm::Sha256
+    } else if *alg == rfc5912::ECDSA_WITH_SHA_384 || *alg == rfc5912::SHA_384_WITH_RSA_ENCRYPTION {
+        DigestAlgorithm::Sha384
+    } else if *alg == rfc5912::ECDSA_WITH_SHA_512 || *alg == rfc5912::SHA_512_WITH_RSA_ENCRYPTION {
+        DigestAlgorithm::Sha512
+    } else if *alg == rfc8410::ID_ED_25519 {
+        if !matches!(key, PublicKey::Ed25519(_)) {
+            return Err(format!("algorithm {alg} does not fit a {} key", key.kind()));
+        }
+        return key.verify(msg, sig).map_err(|e| e.to_string());
+    } else {
+        return Err(format!("unsupported signature algorithm {alg}"));
+    };
+    let is_rsa_alg = [
+        rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
+        rfc5912::SHA_384_WITH_RSA_ENCRYPTION,
+        rfc5912::SHA_512_WITH_RSA_ENCRYPTION,
+    ]
+    .contains(alg);
+    let key_fits = match key {
+        PublicKey::EcdsaP256(_) | PublicKey::EcdsaP384(_) => !is_rsa_alg,
+        PublicKey::Rsa(_) => is_rsa_alg,
+        PublicKey::Ed25519(_) => false,
+    };
+    if !key_fits {
+        return Err(format!("algorithm {alg} does not fit a {} key", key.kind()));
+    }
+    key.verify_prehashed(hash, &hash.hash(msg), sig)
+        .map_err(|e| e.to_string())
+}
+
+/// A certificate authority of the trust root with its chain parsed once.
+#[derive(Debug, Clone)]
+pub struct ParsedAuthority {
+    /// Informational name.
+    pub name: String,
+    /// Leaf-most first, root last.
+    pub chain: Vec<ParsedCert>,
+    /// Trust-root validity window.
+    pub valid_for: Validity,
+}
+
+impl ParsedAuthority {
+    /// Parse every authority; those whose certificates do not parse are left out (never trusted).
+    pub fn parse_all(cas: &[CertificateAuthority]) -> Vec<Self> {
+        cas.iter()
+            .filter_map(|ca| {
+                let chain = ca
+                    .chain
+                    .iter()
+                    .map(|d| ParsedCert::from_der(d))
+                    .collect::<Result<Vec<_>, _>>();
+                match chain {
+                    Ok(chain) if !chain.is_empty() => Some(Self {
+                        name: if ca.common_name.is_empty() { ca.uri.clone() } else { ca.common_name.clone() },
+                        chain,
+                        valid_for: ca.valid_for,
+                    }),
+                    _ => {
+                        tracing::warn!(authority = %ca.uri, "ignoring trust-root authority whose certificates do not parse");
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Check the authority's own chain: each certificate issued by the next, issuers are CAs, the last one
+    /// self-signed, all valid at every time in `times`, and the authority's validFor containing them.
+    fn check_path(&self, what: &'static str, times: &[DateTime<Utc>]) -> Result<(), CertificateError> {
+        for t in times {
+            if !self.valid_for.contains(*t) {
+                return Err(CertificateError::AuthorityNotValidAt {
+                    what,
+                    name: self.name.clone(),
+                    time: *t,
+                });
+            }
+        }
+        for (i, cert) in self.chain.iter().enumerate() {
+            match self.chain.get(i + 1) {
+                Some(issuer) => cert.check_issued_by(issuer)?,
+                None => {
+                    if cert.is_self_issued() {
+                        cert.check_issued_by(cert)?;
+                    }
+                }
+            }
+            for t in times {
+                cert.check_valid_at(*t)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The result of a successful chain check.
+#[derive(Debug, Clone, Copy)]
+pub struct ChainMatch<'a> {
+    /// The authority the leaf chains to.
+    pub authority: &'a ParsedAuthority,
+    /// The certificate that issued the leaf (for SCT issuer key hashes); `None` when the leaf is the
+    /// authority's own first certificate (TSA signers listed in the trust root).
+    pub issuer: Option<&'a ParsedCert>,
+}
+
+/// Check that `leaf` chains to one of `authorities` with every certificate valid at each of `times`.
+/// `what` names the authority kind in errors; `eku` is the usage the leaf must carry.
+pub fn verify_leaf<'a>(
+    leaf: &ParsedCert,
+    authorities: &'a [ParsedAuthority],
+    times: &[DateTime<Utc>],
+    what: &'static str,
+    eku: (ObjectIdentifier, &'static str),
+) -> Result<ChainMatch<'a>, CertificateError> {
+    if times.is_empty() {
+        return Err(CertificateError::NoTime);
+    }
+    if leaf.is_ca() {
+        return Err(CertificateError::LeafIsCa {
+            subject: leaf.subject(),
+        });
+    }
+    leaf.check_eku(eku.0, eku.1)?;
+    // The most specific failure among authorities whose first certificate is the leaf's issuer.
+    let mut closest: Option<CertificateError> = None;
+    for authority in authorities {
+        let Some(first) = authority.chain.first() else { continue };
+        let issuer = if first.der == leaf.der {
+            None
+        } else if leaf.cert.tbs_certificate.issuer == first.cert.tbs_certificate.subject {
+            Some(first)
+        } else {
+            continue;
+        };
+        let attempt = (|| {
+            if let Some(issuer) = issuer {
+                if !issuer.is_ca() {
+                    return Err(CertificateError::NotACa {
+                        subject: issuer.subject(),
+                    });
+                }
+                leaf.check_issued_by(issuer)?;
+            }
+            for cert in authority.chain.iter().skip(1) {
+                if !cert.is_ca() {
+                    return Err(CertificateError::NotACa {
+                        subject: cert.subject(),
+                    });
+                }
+            }
+            for t in times {
+                leaf.check_valid_at(*t)?;
+            }
+            authority.check_path(what, times)
+        })();
+        match attempt {
+            Ok(()) => return Ok(ChainMatch { authority, issuer }),
+            Err(e) => {
+                // A signature failure is less telling than a validity failure on a matching chain.
+                if closest.is_none() || !matches!(e, CertificateError::BadSignature { .. }) {
+                    closest = Some(e);
+                }
+            }
+        }
+    }
+    Err(closest.unwrap_or_else(|| CertificateError::UntrustedIssuer {
+        what,
+        issuer: leaf.cert.tbs_certificate.issuer.to_string(),
+    }))
+}

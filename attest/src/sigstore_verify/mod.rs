@@ -1,0 +1,490 @@
+//! Sigstore bundle verification (bundles v0.1–v0.3, message signatures and DSSE, keyless and key-based).
+//!
+//! Parse with [`Bundle::from_json`], build one [`Verifier`] per trust root and reuse it, then call
+//! [`Verifier::verify`] with the artifact and a [`VerificationPolicy`]. Nothing is accepted unchecked:
+//! structure, signature over the artifact, transparency log entries (S2's [`tlog`]), RFC 3161 timestamps,
+//! the Fulcio chain at the verified signing times, SCTs and the signer identity.
+
+pub mod bundle;
+pub mod certificate;
+pub mod identity;
+pub mod policy;
+pub mod sct;
+pub mod timestamp;
+pub mod tlog;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+pub use bundle::{Bundle, BundleContent, BundleError, BundleVersion, Signer, VerificationMaterial};
+pub use identity::{AnchoredRegex, CertIdentity, CertificateIdentity, IdentityError, Matcher};
+pub use policy::{Authority, VerificationPolicy};
+
+use certificate::{CertificateError, ParsedAuthority, ParsedCert, EKU_CODE_SIGNING};
+use sct::SctError;
+use timestamp::TimestampError;
+use tlog::{ExpectedContent, TlogError, VerifiedTlogEntry};
+
+use crate::digest::{Digest, DigestAlgorithm};
+use crate::keys::{KeyError, PublicKey};
+use crate::trust_root::TrustRoot;
+
+/// Tolerated clock skew for times that must not lie in the future.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(1);
+
+/// What was signed: the artifact bytes, or only their digest.
+#[derive(Debug, Clone)]
+pub enum Artifact<'a> {
+    /// The artifact itself.
+    Bytes(&'a [u8]),
+    /// The artifact's digest (message signatures are then checked over the digest).
+    Digest(Digest),
+}
+
+impl Artifact<'_> {
+    /// The artifact's digest under `alg`, if it can be known.
+    fn digest(&self, alg: DigestAlgorithm) -> Option<Digest> {
+        match self {
+            Self::Bytes(b) => Some(Digest::of(alg, b)),
+            Self::Digest(d) if d.algorithm() == alg => Some(d.clone()),
+            Self::Digest(_) => None,
+        }
+    }
+
+    /// The artifact's own digest: SHA-256 of the bytes, or the digest given.
+    fn primary_digest(&self) -> Digest {
+        match self {
+            Self::Bytes(b) => Digest::sha256_of(b),
+            Self::Digest(d) => d.clone(),
+        }
+    }
+}
+
+/// Who signed, as verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignerFacts {
+    /// A long-lived key.
+    Key {
+        /// SHA-256 of the key's SPKI DER.
+        fingerprint: Digest,
+    },
+    /// A Fulcio certificate.
+    Certificate {
+        /// The SAN (URI, email or OtherName).
+        subject: String,
+        /// The OIDC issuer.
+        issuer: String,
+        /// Certificate validity start.
+        not_before: DateTime<Utc>,
+        /// Certificate validity end.
+        not_after: DateTime<Utc>,
+    },
+}
+
+/// What a verified bundle establishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedBundle {
+    /// Who signed.
+    pub signer: SignerFacts,
+    /// The earliest verified time (integrated time or RFC 3161 genTime), if any.
+    pub signing_time: Option<DateTime<Utc>>,
+    /// The transparency log entries that verified.
+    pub tlog_entries: Vec<VerifiedTlogEntry>,
+    /// Verified RFC 3161 times.
+    pub timestamps: Vec<DateTime<Utc>>,
+    /// For DSSE bundles: the payload type and the verified payload.
+    pub dsse_payload: Option<(String, Vec<u8>)>,
+}
+
+/// Why the signature over the artifact does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// The key does not verify the message signature.
+    #[error("message signature does not verify over the artifact: {0}")]
+    Message(KeyError),
+    /// The key does not verify the DSSE signature.
+    #[error("DSSE envelope signature does not verify: {0}")]
+    Dsse(String),
+}
+
+/// Why the bundle is not about the given artifact.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArtifactError {
+    /// The bundle's messageDigest is not the artifact's digest.
+    #[error("bundle messageDigest {bundle} does not match the artifact digest {artifact}")]
+    DigestMismatch {
+        /// From the bundle.
+        bundle: String,
+        /// Of the artifact.
+        artifact: String,
+    },
+    /// The artifact is known only by a digest of another algorithm.
+    #[error("the artifact digest uses {artifact}, the bundle signs a {bundle} digest")]
+    AlgorithmMismatch {
+        /// Bundle algorithm.
+        bundle: &'static str,
+        /// Artifact digest algorithm.
+        artifact: &'static str,
+    },
+    /// The in-toto statement does not name the artifact.
+    #[error("in-toto statement does not cover the artifact: {0}")]
+    Statement(String),
+    /// The DSSE payload is not an in-toto statement, so it cannot be bound to an artifact.
+    #[error("DSSE payload type {0:?} cannot be bound to an artifact (expected application/vnd.in-toto+json)")]
+    UnsupportedPayloadType(String),
+}
+
+/// Why a bundle did not verify; grouped by verification phase, each naming the check that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The bundle is malformed or breaks its version's rules.
+    #[error("bundle: {0}")]
+    Bundle(BundleError),
+    /// The policy cannot be applied to this bundle.
+    #[error("policy: {0}")]
+    Policy(String),
+    /// Signer material and policy do not fit (key vs certificate).
+    #[error("signer: {0}")]
+    Signer(String),
+    /// The Fulcio certificate or chain.
+    #[error("certificate: {0}")]
+    Certificate(CertificateError),
+    /// The certificate's identity.
+    #[error("identity: {0}")]
+    Identity(IdentityError),
+    /// Signed certificate timestamps.
+    #[error("sct: {0}")]
+    Sct(SctError),
+    /// A transparency log entry.
+    #[error("transparency log entry {index}: {error}")]
+    Tlog {
+        /// Position in the bundle.
+        index: usize,
+        /// What failed.
+        error: TlogError,
+    },
+    /// Too few verified log entries.
+    #[error("transparency log: {verified} verified entries, {required} required")]
+    TlogThreshold {
+        /// Verified entries.
+        verified: usize,
+        /// Required.
+        required: usize,
+    },
+    /// An RFC 3161 timestamp.
+    #[error("timestamp {index}: {error}")]
+    Timestamp {
+        /// Position in the bundle.
+        index: usize,
+        /// What failed.
+        error: TimestampError,
+    },
+    /// A signing-time rule (no verified time, time in the future, log key outside validity).
+    #[error("signing time: {0}")]
+    Time(String),
+    /// The signature over the artifact.
+    #[error("signature: {0}")]
+    Signature(SignatureError),
+    /// The bundle is about another artifact.
+    #[error("artifact: {0}")]
+    Artifact(ArtifactError),
+}
+
+impl From<BundleError> for VerifyError {
+    fn from(e: BundleError) -> Self {
+        Self::Bundle(e)
+    }
+}
+impl From<CertificateError> for VerifyError {
+    fn from(e: CertificateError) -> Self {
+        Self::Certificate(e)
+    }
+}
+impl From<IdentityError> for VerifyError {
+    fn from(e: IdentityError) -> Self {
+        Self::Identity(e)
+    }
+}
+impl From<SctError> for VerifyError {
+    fn from(e: SctError) -> Self {
+        Self::Sct(e)
+    }
+}
+impl From<SignatureError> for VerifyError {
+    fn from(e: SignatureError) -> Self {
+        Self::Signature(e)
+    }
+}
+impl From<ArtifactError> for VerifyError {
+    fn from(e: ArtifactError) -> Self {
+        Self::Artifact(e)
+    }
+}
+
+/// Verifies bundles against one trust root. Build once (it parses the trust root's certificates), share
+/// freely (`Send + Sync`), call [`Verifier::verify`] as often as needed.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    trust_root: Arc<TrustRoot>,
+    fulcio: Arc<Vec<ParsedAuthority>>,
+    tsas: Arc<Vec<ParsedAuthority>>,
+}
+
+/// The signer as taken from bundle and policy.
+enum SigningKey<'a> {
+    Certificate(ParsedCert, PublicKey),
+    Key(&'a PublicKey),
+}
+
+impl Verifier {
+    /// A verifier for `trust_root`.
+    pub fn new(trust_root: TrustRoot) -> Self {
+        Self::from_arc(Arc::new(trust_root))
+    }
+
+    /// A verifier sharing an already shared trust root.
+    pub fn from_arc(trust_root: Arc<TrustRoot>) -> Self {
+        let fulcio = Arc::new(ParsedAuthority::parse_all(&trust_root.certificate_authorities));
+        let tsas = Arc::new(ParsedAuthority::parse_all(&trust_root.timestamp_authorities));
+        Self {
+            trust_root,
+            fulcio,
+            tsas,
+        }
+    }
+
+    /// The trust root this verifier uses.
+    pub fn trust_root(&self) -> &TrustRoot {
+        &self.trust_root
+    }
+
+    /// Verify `bundle` for `artifact` under `policy`.
+    pub fn verify(
+        &self,
+        bundle: &Bundle,
+        artifact: Artifact<'_>,
+        policy: &VerificationPolicy,
+    ) -> Result<VerifiedBundle, VerifyError> {
+        self.verify_at(bundle, artifact, policy, Utc::now())
+    }
+
+    /// [`Verifier::verify`] with an explicit "now" (only used to reject signing times in the future).
+    pub fn verify_at(
+        &self,
+        bundle: &Bundle,
+        artifact: Artifact<'_>,
+        policy: &VerificationPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedBundle, VerifyError> {
+        // 1. Structure.
+        let version = bundle.version()?;
+        bundle.validate()?;
+        let keyless = matches!(policy.authority, Authority::Keyless { .. });
+        if keyless && !policy.require_tlog {
+            return Err(VerifyError::Policy(
+                "keyless verification cannot be done without transparency log entries".into(),
+            ));
+        }
+        let vm = &bundle.verification_material;
+
+        // 2. Signer material against the policy.
+        let signer = match (&policy.authority, &vm.signer) {
+            (Authority::Keyless { .. }, Signer::PublicKey { .. }) => {
+                return Err(VerifyError::Signer(
+                    "bundle is signed with a key, but keyless (certificate identity) verification was asked".into(),
+                ))
+            }
+            (Authority::Key(_), Signer::Certificate(_) | Signer::Chain(_)) => {
+                return Err(VerifyError::Signer(
+                    "bundle carries a certificate, but verification with a key was asked".into(),
+                ))
+            }
+            (Authority::Key(k), Signer::PublicKey { .. }) => SigningKey::Key(k),
+            (Authority::Keyless { .. }, s) => {
+                let der = s.leaf_certificate().ok_or(BundleError::EmptyCertificateChain)?;
+                let leaf = ParsedCert::from_der(der)?;
+                let key = leaf.public_key()?;
+                SigningKey::Certificate(leaf, key)
+            }
+        };
+        let key = match &signer {
+            SigningKey::Certificate(_, k) => k,
+            SigningKey::Key(k) => *k,
+        };
+
+        // 3. Signature over the artifact, and the artifact binding.
+        let (signature, dsse_payload) = verify_content(&bundle.content, &artifact, key)?;
+
+        // 4. Transparency log entries.
+        let material_der = match &signer {
+            SigningKey::Certificate(leaf, _) => leaf.der.clone(),
+            SigningKey::Key(k) => k.to_spki_der(),
+        };
+        let artifact_digest = artifact.primary_digest();
+        let expected = ExpectedContent {
+            signature: match &bundle.content {
+                BundleContent::MessageSignature { .. } => Some(signature.as_slice()),
+                BundleContent::Dsse(_) => None,
+            },
+            artifact_digest: match &bundle.content {
+                BundleContent::MessageSignature { .. } => Some(&artifact_digest),
+                BundleContent::Dsse(_) => None,
+            },
+            dsse: match &bundle.content {
+                BundleContent::Dsse(env) => Some(env),
+                BundleContent::MessageSignature { .. } => None,
+            },
+            verification_material: &material_der,
+        };
+        let require_proof = version >= BundleVersion::V0_2;
+        let mut tlog_entries = Vec::with_capacity(vm.tlog_entries.len());
+        for (index, entry) in vm.tlog_entries.iter().enumerate() {
+            let verified = tlog::verify_entry(entry, &expected, &self.trust_root, require_proof)
+                .map_err(|error| VerifyError::Tlog { index, error })?;
+            tlog_entries.push(verified);
+        }
+        if policy.require_tlog && tlog_entries.len() < policy.tlog_threshold.max(1) {
+            return Err(VerifyError::TlogThreshold {
+                verified: tlog_entries.len(),
+                required: policy.tlog_threshold.max(1),
+            });
+        }
+
+        // 5. RFC 3161 timestamps over the signature.
+        let mut timestamps = Vec::with_capacity(vm.timestamps.len());
+        for (index, ts) in vm.timestamps.iter().enumerate() {
+            let verified = timestamp::verify_timestamp(ts, &signature, &self.tsas)
+                .map_err(|error| VerifyError::Timestamp { index, error })?;
+            timestamps.push(verified.time);
+        }
+
+        // 6. Signing times: every verified time source; none may lie in the future.
+        let mut times: Vec<DateTime<Utc>> = tlog_entries.iter().filter_map(|e| e.integrated_time).collect();
+        times.extend(timestamps.iter().copied());
+        if let Some(t) = times.iter().find(|t| **t > now + CLOCK_SKEW) {
+            return Err(VerifyError::Time(format!(
+                "verified signing time {t} lies in the future"
+            )));
+        }
+        // Rekor v2 entries carry no time: their log key must be valid at the TSA times.
+        for (index, entry) in tlog_entries.iter().enumerate().filter(|(_, e)| e.rekor_v2) {
+            if timestamps.is_empty() {
+                return Err(VerifyError::Time(format!(
+                    "rekor v2 entry {index} needs an RFC 3161 timestamp to check the log key's validity"
+                )));
+            }
+            let log = self.trust_root.tlog(&entry.log_id).ok_or_else(|| VerifyError::Tlog {
+                index,
+                error: TlogError::UnknownLog {
+                    log_id: hex::encode(&entry.log_id),
+                },
+            })?;
+            if let Some(t) = timestamps.iter().find(|t| !log.valid_for.contains(**t)) {
+                return Err(VerifyError::Time(format!(
+                    "timestamp {t} is outside the validity of the key of the rekor v2 log holding entry {index}"
+                )));
+            }
+        }
+
+        // 7. Certificate, SCT, identity (keyless).
+        let signer_facts = match (&signer, &policy.authority) {
+            (SigningKey::Certificate(leaf, _), Authority::Keyless { identities }) => {
+                if times.is_empty() {
+                    return Err(VerifyError::Time(
+                        "no verified signing time (neither a verified integrated time nor an RFC 3161 timestamp)"
+                            .into(),
+                    ));
+                }
+                let chain = certificate::verify_leaf(
+                    leaf,
+                    &self.fulcio,
+                    &times,
+                    "Fulcio CA",
+                    (EKU_CODE_SIGNING, "codeSigning"),
+                )?;
+                if policy.require_sct {
+                    let issuer = chain.issuer.ok_or_else(|| {
+                        VerifyError::Certificate(CertificateError::UntrustedIssuer {
+                            what: "Fulcio CA",
+                            issuer: "the leaf itself is listed as a CA".into(),
+                        })
+                    })?;
+                    sct::verify_scts(leaf, issuer, &self.trust_root, 1)?;
+                }
+                let id = CertIdentity::from_certificate(&leaf.cert)?;
+                id.check(identities)?;
+                SignerFacts::Certificate {
+                    subject: id.subject().to_owned(),
+                    issuer: id.issuer.clone(),
+                    not_before: leaf.not_before(),
+                    not_after: leaf.not_after(),
+                }
+            }
+            (SigningKey::Key(k), _) => SignerFacts::Key {
+                fingerprint: k.fingerprint(),
+            },
+            (SigningKey::Certificate(..), Authority::Key(_)) => {
+                return Err(VerifyError::Signer("certificate signer under a key policy".into()))
+            }
+        };
+
+        Ok(VerifiedBundle {
+            signer: signer_facts,
+            signing_time: times.iter().min().copied(),
+            tlog_entries,
+            timestamps,
+            dsse_payload,
+        })
+    }
+}
+
+/// Verify the bundle content's signature with `key` and bind it to `artifact`. Returns the signature
+/// bytes (what timestamps cover) and, for DSSE, the payload type and payload.
+#[allow(clippy::type_complexity)]
+fn verify_content(
+    content: &BundleContent,
+    artifact: &Artifact<'_>,
+    key: &PublicKey,
+) -> Result<(Vec<u8>, Option<(String, Vec<u8>)>), VerifyError> {
+    match content {
+        BundleContent::MessageSignature { digest, signature } => {
+            if let Some((alg, claimed)) = digest {
+                let actual = artifact.digest(*alg).ok_or_else(|| ArtifactError::AlgorithmMismatch {
+                    bundle: alg.name(),
+                    artifact: artifact.primary_digest().algorithm().name(),
+                })?;
+                if actual.to_bytes() != *claimed {
+                    return Err(ArtifactError::DigestMismatch {
+                        bundle: format!("{}:{}", alg.name(), hex::encode(claimed)),
+                        artifact: actual.to_string(),
+                    }
+                    .into());
+                }
+            }
+            let result = match artifact {
+                Artifact::Bytes(b) => key.verify(b, signature),
+                Artifact::Digest(d) => key.verify_prehashed(d.algorithm(), &d.to_bytes(), signature),
+            };
+            result.map_err(SignatureError::Message)?;
+            Ok((signature.clone(), None))
+        }
+        BundleContent::Dsse(env) => {
+            let payload = env.verify(key).map_err(|e| SignatureError::Dsse(e.to_string()))?;
+            let sig = env
+                .signature_bytes()
+                .ok()
+                .and_then(|s| s.into_iter().next())
+                .ok_or_else(|| SignatureError::Dsse("envelope has no signature".into()))?;
+            if env.payload_type != crate::dsse::IN_TOTO_PAYLOAD_TYPE {
+                return Err(ArtifactError::UnsupportedPayloadType(env.payload_type.chars().take(100).collect()).into());
+            }
+            let statement =
+                crate::intoto::Statement::from_json(&payload).map_err(|e| ArtifactError::Statement(e.to_string()))?;
+            statement
+                .require_subject(&artifact.primary_digest())
+                .map_err(|e| ArtifactError::Statement(e.to_string()))?;
+            Ok((sig, Some((env.payload_type.clone(), payload))))
+        }
+    }
+}
