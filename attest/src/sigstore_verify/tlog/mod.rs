@@ -11,6 +11,8 @@ mod checkpoint;
 mod entry;
 mod merkle;
 mod set;
+#[cfg(test)]
+mod tests;
 
 use chrono::{DateTime, Utc};
 

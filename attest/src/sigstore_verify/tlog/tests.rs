@@ -1,0 +1,492 @@
+//! Tests on real entries from the Sigstore conformance suite, and on tampered copies of them.
+
+use std::path::PathBuf;
+
+use super::*;
+use crate::dsse::Envelope;
+use crate::keys::PublicKey;
+
+fn testdata() -> Option<PathBuf> {
+    let dir = std::env::var_os("VOUCH_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "test data missing at {}",
+        dir.display()
+    );
+    eprintln!("skipping: no test data at {}", dir.display());
+    None
+}
+
+/// What one conformance case gives the tlog step.
+struct Case {
+    entry: TlogEntry,
+    signature: Option<Vec<u8>>,
+    dsse: Option<Envelope>,
+    material: Vec<u8>,
+    digest: Digest,
+    root: TrustRoot,
+    require_proof: bool,
+}
+
+impl Case {
+    fn load(name: &str) -> Option<Self> {
+        let base = testdata()?.join("sigstore-conformance/bundle-verify");
+        let dir = base.join(name);
+        let bundle: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap())
+                .unwrap();
+        let vm = &bundle["verificationMaterial"];
+        let entry: TlogEntry = serde_json::from_value(vm["tlogEntries"][0].clone()).unwrap();
+        let b64 = |v: &serde_json::Value| entry::b64_decode(v.as_str().unwrap()).unwrap();
+        let material = if let Some(c) = vm.get("certificate") {
+            b64(&c["rawBytes"])
+        } else if let Some(chain) = vm.get("x509CertificateChain") {
+            b64(&chain["certificates"][0]["rawBytes"])
+        } else {
+            let pem = std::fs::read_to_string(dir.join("key.pub")).ok()?;
+            PublicKey::from_pem(&pem).unwrap().to_spki_der()
+        };
+        let artifact = if dir.join("artifact").exists() {
+            dir.join("artifact")
+        } else {
+            base.join("a.txt")
+        };
+        let root = match std::fs::read(dir.join("trusted_root.json")) {
+            Ok(bytes) => {
+                // Only the tlogs matter here; CT log keys some roots hold (PKCS#1 RSA) are not our concern.
+                let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                json["ctlogs"] = serde_json::json!([]);
+                TrustRoot::from_json(&serde_json::to_vec(&json).unwrap()).unwrap()
+            }
+            Err(_) => TrustRoot::public_good().unwrap(),
+        };
+        Some(Self {
+            entry,
+            signature: bundle.get("messageSignature").map(|m| b64(&m["signature"])),
+            dsse: bundle
+                .get("dsseEnvelope")
+                .map(|e| serde_json::from_value(e.clone()).unwrap()),
+            material,
+            digest: Digest::sha256_of(&std::fs::read(artifact).unwrap()),
+            root,
+            require_proof: !bundle["mediaType"]
+                .as_str()
+                .unwrap()
+                .contains("version=0.1"),
+        })
+    }
+
+    fn expected(&self) -> ExpectedContent<'_> {
+        ExpectedContent {
+            signature: self.signature.as_deref(),
+            artifact_digest: Some(&self.digest),
+            dsse: self.dsse.as_ref(),
+            verification_material: &self.material,
+        }
+    }
+
+    fn verify(&self) -> Result<VerifiedTlogEntry, TlogError> {
+        self.verify_entry(&self.entry)
+    }
+
+    fn verify_entry(&self, entry: &TlogEntry) -> Result<VerifiedTlogEntry, TlogError> {
+        verify_entry(entry, &self.expected(), &self.root, self.require_proof)
+    }
+}
+
+/// Conformance cases whose transparency-log entry is sound (they pass, or fail for another reason).
+const SOUND: &[&str] = &[
+    "happy-path-v0.1",
+    "happy-path-v0.3",
+    "bundle-with-root-cert_fail",
+    "integrated-time-in-future_fail",
+    "intoto-set-outside-signing-cert-validity_fail",
+    "intoto-with-custom-trust-root",
+    "invalid-ct-key_fail",
+    "managed-key-and-trusted-root",
+    "message-digest-mismatch_fail",
+    "rekor2-checkpoint-multiple-cosigs",
+    "rekor2-checkpoint-origin-not-first",
+    "rekor2-checkpoint-two-sigs-from-origin",
+    "rekor2-timestamp-outside-trust-root-tsa-validity_fail",
+    "rekor2-timestamp-payload-mismatch_fail",
+    "rekor2-timestamp-untrusted-tsa-without-embedded-cert_fail",
+    "rekor2-timestamp-with-expired-cert-chain",
+    "rekor2-timestamp-without-embedded-cert",
+    "trust-root-tlog-validity-end-inclusive",
+];
+
+#[test]
+fn sound_conformance_entries_verify() {
+    for name in SOUND {
+        let Some(case) = Case::load(name) else { return };
+        let v = case.verify().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(v.log_index, case.entry.log_index, "{name}");
+        assert_eq!(v.rekor_v2, name.starts_with("rekor2-"), "{name}");
+        // Rekor v1 entries with a SET give a signed integrated time; Rekor v2 entries give none.
+        assert_eq!(v.integrated_time.is_some(), !v.rekor_v2, "{name}");
+    }
+}
+
+#[test]
+fn integrated_time_comes_from_the_set() {
+    let Some(case) = Case::load("happy-path-v0.1") else {
+        return;
+    };
+    let v = case.verify().unwrap();
+    assert_eq!(v.integrated_time.unwrap().timestamp(), 1689177396);
+    assert_eq!(v.log_id, case.entry.log_id);
+    assert_eq!(hex::encode(&v.log_id[..4]), "c0d23d6a");
+}
+
+/// Conformance failure cases the tlog step itself must reject, with the reason it must give.
+#[test]
+fn failing_conformance_entries_are_rejected_for_the_right_reason() {
+    let cases: &[(&str, fn(&TlogError) -> bool)] = &[
+        ("checkpoint-bad-keyhint_fail", |e| {
+            matches!(e, TlogError::CheckpointNotSignedByLog { .. })
+        }),
+        ("inclusion-proof-corrupted-hash_fail", |e| {
+            matches!(e, TlogError::BadInclusionProof(_))
+        }),
+        ("intoto-log-entry-mismatch_fail", |e| {
+            matches!(e, TlogError::BodyMismatch(_) | TlogError::MalformedBody(_))
+        }),
+        ("rekor2-checkpoint-missing-log-signature_fail", |e| {
+            matches!(e, TlogError::CheckpointNotSignedByLog { .. })
+        }),
+        ("rekor2-checkpoint-missing-root-hash_fail", |e| {
+            matches!(e, TlogError::MalformedCheckpoint(_))
+        }),
+        ("rekor2-dsse-mismatch-sig_fail", |e| {
+            matches!(e, TlogError::BodyMismatch("signature"))
+        }),
+        ("rekor2-no-inclusion-proof_fail", |e| {
+            matches!(e, TlogError::MissingInclusionProof)
+        }),
+        ("wrong-hashedrekord-entry_fail", |e| {
+            matches!(e, TlogError::BodyMismatch(_))
+        }),
+        // Its entry records another signature, over another artifact.
+        ("wrong-hashedrekord-artifact_fail", |e| {
+            matches!(e, TlogError::BodyMismatch(_))
+        }),
+        // The envelope signature was swapped: the entry records the original one.
+        ("rekor2-dsse-invalid-sig_fail", |e| {
+            matches!(e, TlogError::BodyMismatch("signature"))
+        }),
+        ("signature-mismatch_fail", |e| {
+            matches!(e, TlogError::BodyMismatch("signature"))
+        }),
+        ("dsse-mismatch-sig_fail", |e| {
+            matches!(e, TlogError::BodyMismatch("signature"))
+        }),
+        ("dsse-invalid-sig_fail", |e| {
+            matches!(e, TlogError::BodyMismatch("signature"))
+        }),
+    ];
+    for (name, is_expected) in cases {
+        let Some(case) = Case::load(name) else { return };
+        let err = case.verify().expect_err(name);
+        eprintln!("{name}: {err}");
+        assert!(is_expected(&err), "{name}: unexpected error {err:?}");
+    }
+}
+
+#[test]
+fn negative_log_index_is_rejected_when_parsing() {
+    let Some(dir) = testdata() else { return };
+    let path = dir.join(
+        "sigstore-conformance/bundle-verify/bundle-negative-log-index_fail/bundle.sigstore.json",
+    );
+    let bundle: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let err = serde_json::from_value::<TlogEntry>(
+        bundle["verificationMaterial"]["tlogEntries"][0].clone(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("logIndex is negative"), "{err}");
+}
+
+#[test]
+fn entries_round_trip_through_json() {
+    for name in [
+        "happy-path-v0.1",
+        "rekor2-checkpoint-multiple-cosigs",
+        "bundle-with-root-cert_fail",
+    ] {
+        let Some(case) = Case::load(name) else { return };
+        let json = serde_json::to_vec(&case.entry).unwrap();
+        assert_eq!(TlogEntry::from_json(&json).unwrap(), case.entry, "{name}");
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert!(v["logIndex"].is_string(), "int64 written as a string");
+    }
+}
+
+#[test]
+fn tampering_with_any_part_is_detected() {
+    let Some(case) = Case::load("happy-path-v0.3") else {
+        return;
+    };
+    case.verify().unwrap();
+
+    let mut e = case.entry.clone();
+    e.inclusion_promise.as_mut().unwrap()[10] ^= 1;
+    assert!(matches!(
+        case.verify_entry(&e),
+        Err(TlogError::BadSet { .. })
+    ));
+
+    let mut e = case.entry.clone();
+    e.integrated_time += 1;
+    assert!(matches!(
+        case.verify_entry(&e),
+        Err(TlogError::BadSet { .. })
+    ));
+
+    let mut e = case.entry.clone();
+    e.log_index += 1;
+    assert!(matches!(
+        case.verify_entry(&e),
+        Err(TlogError::BadSet { .. })
+    ));
+
+    let mut e = case.entry.clone();
+    e.inclusion_proof.as_mut().unwrap().hashes[3][5] ^= 0x80;
+    assert!(matches!(
+        case.verify_entry(&e),
+        Err(TlogError::BadInclusionProof(_))
+    ));
+
+    let mut e = case.entry.clone();
+    e.inclusion_proof.as_mut().unwrap().log_index += 1;
+    assert!(matches!(
+        case.verify_entry(&e),
+        Err(TlogError::BadInclusionProof(_))
+    ));
+
+    // A root hash changed consistently in proof and checkpoint text breaks the checkpoint signature.
+    let mut e = case.entry.clone();
+    let p = e.inclusion_proof.as_mut().unwrap();
+    let old_root = entry::b64_encode(&p.root_hash);
+    p.root_hash[0] ^= 1;
+    p.checkpoint = p
+        .checkpoint
+        .replace(&old_root, &entry::b64_encode(&p.root_hash));
+    assert!(case.verify_entry(&e).is_err());
+
+    // Flip one byte of the checkpoint signature.
+    let mut e = case.entry.clone();
+    let p = e.inclusion_proof.as_mut().unwrap();
+    let (text, sig_line) = p.checkpoint.rsplit_once("\n\u{2014} ").unwrap();
+    let (name, b64) = sig_line.trim_end().split_once(' ').unwrap();
+    let mut blob = entry::b64_decode(b64).unwrap();
+    let last = blob.len() - 3;
+    blob[last] ^= 1;
+    p.checkpoint = format!("{text}\n\u{2014} {name} {}\n", entry::b64_encode(&blob));
+    assert!(matches!(
+        case.verify_entry(&e),
+        Err(TlogError::BadCheckpointSignature { .. })
+    ));
+
+    // A checkpoint for another tree size than the proof's.
+    let mut e = case.entry.clone();
+    e.inclusion_proof.as_mut().unwrap().checkpoint = "other\n1\n".to_owned();
+    assert!(case.verify_entry(&e).is_err());
+
+    // Change the body: everything signed over it breaks, and so does the commitment check.
+    let mut e = case.entry.clone();
+    let body = String::from_utf8(e.canonicalized_body.clone()).unwrap();
+    e.canonicalized_body = body
+        .replace("a0cfc71271d6e278", "a0cfc71271d6e279")
+        .into_bytes();
+    assert!(case.verify_entry(&e).is_err());
+
+    // Unknown log.
+    let mut e = case.entry.clone();
+    e.log_id[0] ^= 1;
+    assert!(matches!(
+        case.verify_entry(&e),
+        Err(TlogError::UnknownLog { .. })
+    ));
+
+    // Kind/version disagreeing with the body.
+    let mut e = case.entry.clone();
+    e.kind = "intoto".into();
+    assert!(matches!(
+        case.verify_entry(&e),
+        Err(TlogError::KindMismatch { .. })
+    ));
+}
+
+#[test]
+fn body_must_name_the_bundle_material() {
+    let Some(case) = Case::load("happy-path-v0.3") else {
+        return;
+    };
+    let other_sig = vec![0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01];
+    let exp = ExpectedContent {
+        signature: Some(&other_sig),
+        ..case.expected()
+    };
+    assert_eq!(
+        verify_entry(&case.entry, &exp, &case.root, true),
+        Err(TlogError::BodyMismatch("signature"))
+    );
+    let other_key = crate::keys::SigningKey::generate()
+        .public_key()
+        .to_spki_der();
+    let exp = ExpectedContent {
+        verification_material: &other_key,
+        ..case.expected()
+    };
+    assert_eq!(
+        verify_entry(&case.entry, &exp, &case.root, true),
+        Err(TlogError::BodyMismatch("certificate or public key"))
+    );
+    let other_digest = Digest::sha256_of(b"other");
+    let exp = ExpectedContent {
+        artifact_digest: Some(&other_digest),
+        ..case.expected()
+    };
+    assert_eq!(
+        verify_entry(&case.entry, &exp, &case.root, true),
+        Err(TlogError::BodyMismatch("artifact digest"))
+    );
+    let exp = ExpectedContent {
+        artifact_digest: None,
+        ..case.expected()
+    };
+    assert!(matches!(
+        verify_entry(&case.entry, &exp, &case.root, true),
+        Err(TlogError::NothingToCompare(_))
+    ));
+}
+
+#[test]
+fn rekor_v2_needs_a_proof_and_no_set_and_v1_needs_evidence() {
+    let Some(case) = Case::load("rekor2-checkpoint-multiple-cosigs") else {
+        return;
+    };
+    let mut e = case.entry.clone();
+    e.inclusion_proof = None;
+    // Even when the caller does not ask for a proof, a Rekor v2 entry has nothing else.
+    assert_eq!(
+        verify_entry(&e, &case.expected(), &case.root, false),
+        Err(TlogError::MissingInclusionProof)
+    );
+    let mut e = case.entry.clone();
+    e.inclusion_proof.as_mut().unwrap().checkpoint.clear();
+    assert_eq!(
+        verify_entry(&e, &case.expected(), &case.root, false),
+        Err(TlogError::MissingCheckpoint)
+    );
+    let mut e = case.entry.clone();
+    e.inclusion_promise = Some(vec![1, 2, 3]);
+    assert!(matches!(
+        verify_entry(&e, &case.expected(), &case.root, false),
+        Err(TlogError::UnexpectedForRekorV2(_))
+    ));
+
+    let Some(v1) = Case::load("happy-path-v0.3") else {
+        return;
+    };
+    let mut e = v1.entry.clone();
+    e.inclusion_promise = None;
+    e.inclusion_proof = None;
+    assert_eq!(
+        verify_entry(&e, &v1.expected(), &v1.root, false),
+        Err(TlogError::NoInclusionEvidence)
+    );
+    // A proof alone suffices for v1, but gives no integrated time (it is not signed by it).
+    let mut e = v1.entry.clone();
+    e.inclusion_promise = None;
+    let v = verify_entry(&e, &v1.expected(), &v1.root, true).unwrap();
+    assert_eq!(v.integrated_time, None);
+    // v0.1-style: SET alone, proof not required.
+    let mut e = v1.entry.clone();
+    e.inclusion_proof = None;
+    assert!(verify_entry(&e, &v1.expected(), &v1.root, false).is_ok());
+    assert_eq!(
+        verify_entry(&e, &v1.expected(), &v1.root, true),
+        Err(TlogError::MissingInclusionProof)
+    );
+}
+
+#[test]
+fn checkpoint_from_a_wrong_origin_is_rejected() {
+    let Some(case) = Case::load("rekor2-checkpoint-multiple-cosigs") else {
+        return;
+    };
+    let mut e = case.entry.clone();
+    let p = e.inclusion_proof.as_mut().unwrap();
+    p.checkpoint =
+        p.checkpoint
+            .replacen("log2025-alpha1.rekor.sigstage.dev\n", "evil.example\n", 1);
+    assert!(matches!(
+        verify_entry(&e, &case.expected(), &case.root, true),
+        Err(TlogError::CheckpointOrigin { .. })
+    ));
+}
+
+#[test]
+fn log_key_validity_is_enforced_and_end_inclusive() {
+    let Some(case) = Case::load("trust-root-tlog-validity-end-inclusive") else {
+        return;
+    };
+    // The entry was integrated exactly at the end of the key's validity: accepted.
+    case.verify().unwrap();
+    let mut root = case.root.clone();
+    for log in &mut root.tlogs {
+        if let Some(end) = log.valid_for.end {
+            log.valid_for.end = Some(end - chrono::Duration::seconds(1));
+        }
+    }
+    assert!(matches!(
+        verify_entry(&case.entry, &case.expected(), &root, false),
+        Err(TlogError::LogKeyNotValid { .. })
+    ));
+}
+
+#[test]
+fn verify_set_serves_cosign_bundle_annotations() {
+    let Some(case) = Case::load("happy-path-v0.1") else {
+        return;
+    };
+    let e = &case.entry;
+    let set = e.inclusion_promise.as_ref().unwrap();
+    let log = verify_set(
+        set,
+        &e.canonicalized_body,
+        e.integrated_time,
+        e.log_index,
+        &e.log_id,
+        &case.root,
+    )
+    .unwrap();
+    assert_eq!(log.log_id, e.log_id);
+    assert!(matches!(
+        verify_set(
+            set,
+            b"{}",
+            e.integrated_time,
+            e.log_index,
+            &e.log_id,
+            &case.root
+        ),
+        Err(TlogError::BadSet { .. })
+    ));
+    assert!(verify_set(
+        set,
+        &e.canonicalized_body,
+        e.integrated_time,
+        -1,
+        &e.log_id,
+        &case.root
+    )
+    .is_err());
+}
