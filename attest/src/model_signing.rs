@@ -257,7 +257,8 @@ pub fn verify_model_directory_with_limits(
     limits: &ModelLimits,
 ) -> Result<ModelSignatureFacts> {
     let signed = SignedModel::open(bundle_json, key, limits)?;
-    let files = walk_model(model_dir, &signed.ignore, limits)?;
+    let mut files = walk_model(model_dir, &signed.ignore, limits)?;
+    drop_signature_file(&mut files, &signed, bundle_json)?;
     let total: u64 = files.values().map(|f| f.size).sum();
     if total > limits.max_total_bytes {
         return Err(ModelSigningError::ModelTooLarge {
@@ -381,8 +382,9 @@ struct RawPredicate {
 struct RawSerialization {
     method: String,
     hash_type: String,
+    /// model-signing writes the predicate through protobuf's Struct, so numbers arrive as floats (`1024.0`).
     #[serde(default)]
-    shard_size: Option<u64>,
+    shard_size: Option<serde_json::Value>,
     #[serde(default)]
     ignore_paths: Vec<String>,
 }
@@ -504,11 +506,13 @@ impl SignedModel {
         let (method, algorithm) = match serialization.method.as_str() {
             "files" => (Method::Files, "sha256".to_owned()),
             "shards" => {
-                let shard_size = serialization.shard_size.filter(|s| *s > 0).ok_or_else(|| {
-                    ModelSigningError::MalformedPredicate {
-                        reason: "shard serialization without a positive shard_size".into(),
-                    }
-                })?;
+                let shard_size = serialization
+                    .shard_size
+                    .as_ref()
+                    .and_then(whole_number)
+                    .ok_or_else(|| ModelSigningError::MalformedPredicate {
+                        reason: "shard serialization without a positive whole shard_size".into(),
+                    })?;
                 (
                     Method::Shards { shard_size },
                     format!("sha256-sharded-{shard_size}"),
@@ -679,6 +683,26 @@ impl IgnoreSet {
     }
 }
 
+/// A positive whole number given as a JSON integer or as a float without fraction (`1024.0`).
+fn whole_number(value: &serde_json::Value) -> Option<u64> {
+    // 2^53: beyond it floats no longer name every integer.
+    const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
+    let n = match value.as_u64() {
+        Some(n) => n,
+        None => {
+            let f = value.as_f64()?;
+            if !(f.is_finite() && f.fract() == 0.0 && f > 0.0 && f <= MAX_EXACT) {
+                return None;
+            }
+            // Exact: a whole float in (0, 2^53].
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let n = f as u64;
+            n
+        }
+    };
+    (n > 0).then_some(n)
+}
+
 /// A relative POSIX path in normal form: no leading `/`, no empty, `.` or `..` components.
 fn check_relative_path(path: &str) -> Result<(), String> {
     if path.is_empty() {
@@ -768,6 +792,44 @@ fn walk_model(
         }
     }
     Ok(files)
+}
+
+/// Leave out an unsigned file that is the signature bundle itself (model-signing's tools skip the signature
+/// file when it lies inside the model, without always recording it in `ignore_paths`).
+fn drop_signature_file(
+    files: &mut BTreeMap<String, ModelFile>,
+    signed: &SignedModel,
+    bundle_json: &[u8],
+) -> Result<()> {
+    let signed_paths: BTreeSet<&str> = signed
+        .resources
+        .iter()
+        .map(|r| match signed.method {
+            Method::Files => r.name.as_str(),
+            Method::Shards { .. } => r.name.split(':').next().unwrap_or_default(),
+        })
+        .collect();
+    let candidates: Vec<String> = files
+        .iter()
+        .filter(|(name, f)| {
+            f.size == bundle_json.len() as u64 && !signed_paths.contains(name.as_str())
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in candidates {
+        let Some(file) = files.get(&name) else {
+            continue;
+        };
+        let io = |e: std::io::Error| ModelSigningError::Io {
+            path: file.path.clone(),
+            reason: e.to_string(),
+        };
+        // The size equals the bundle's, which is capped, so reading the file whole is bounded.
+        if std::fs::read(&file.path).map_err(io)? == bundle_json {
+            files.remove(&name);
+        }
+    }
+    Ok(())
 }
 
 /// Fail on the first signed name that is absent, then on the first present name that is not signed.
@@ -1046,7 +1108,7 @@ mod tests {
             ),
             (
                 json!({"method": "shards", "hash_type": "sha256"}),
-                "positive shard_size",
+                "positive whole shard_size",
             ),
         ];
         for (ser, want) in cases {
