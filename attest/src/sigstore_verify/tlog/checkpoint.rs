@@ -244,6 +244,7 @@ pub(crate) fn verify_checkpoint(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -269,9 +270,9 @@ mod tests {
         for bad in [
             String::new(),
             format!("o\n1\n{root}\n"),                      // no blank line
-            format!("o\n1\n\n\u{2014} o AAAAAAAA\n"),       // no root hash
+            "o\n1\n\n\u{2014} o AAAAAAAA\n".to_owned(),     // no root hash
             format!("o\n01\n{root}\n\n"),                   // leading zero
-            format!("o\n1\nAAAA\n\n"),                      // short root
+            "o\n1\nAAAA\n\n".to_owned(),                    // short root
             format!("o\n1\n{root}\n\n- o AAAAAAAA\n"),      // not an em dash
             format!("o\n1\n{root}\n\n\u{2014} o AAAA\n"),   // signature too short
             format!("o\n1\n{root}\n\n\u{2014} o AAAAAAAA"), // no final newline

@@ -98,6 +98,7 @@ pub(crate) fn verify_inclusion(leaf: &[u8; 32], proof: &InclusionProof) -> Resul
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

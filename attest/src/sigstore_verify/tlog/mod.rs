@@ -12,6 +12,7 @@ mod entry;
 mod merkle;
 mod set;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests;
 
 use chrono::{DateTime, Utc};

@@ -147,7 +147,8 @@ fn integrated_time_comes_from_the_set() {
 /// Conformance failure cases the tlog step itself must reject, with the reason it must give.
 #[test]
 fn failing_conformance_entries_are_rejected_for_the_right_reason() {
-    let cases: &[(&str, fn(&TlogError) -> bool)] = &[
+    type IsExpected = fn(&TlogError) -> bool;
+    let cases: &[(&str, IsExpected)] = &[
         ("checkpoint-bad-keyhint_fail", |e| {
             matches!(e, TlogError::CheckpointNotSignedByLog { .. })
         }),
