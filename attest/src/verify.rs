@@ -1,1 +1,968 @@
-//! (being written)
+//! The artifact verifier: one entry point that turns (reference, authority, requirement) into a cached
+//! [`Verdict`]. Built once per configuration (one registry client, one Sigstore verifier, one cache) and
+//! shared; the CLI, the webhooks and the benchmarks all call [`ArtifactVerifier::verify`].
+//!
+//! A tag is resolved once and the DIGEST is verified and cached. A rejection (verified "no") is a
+//! [`Verdict`] with an `Err(Rejection)` outcome, never an error; registry trouble is a [`VerifyError`],
+//! which the caller's failure policy turns into allow or deny.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::cache::{CacheConfig, CacheStats, Cacheable, VerdictCache, VerdictKey};
+use crate::cosign::{
+    self, BundleClaim, CosignError, SignatureLayer, BUNDLE_ARTIFACT_TYPE, DSSE_MEDIA_TYPE,
+    SIMPLE_SIGNING_MEDIA_TYPE,
+};
+use crate::digest::Digest;
+use crate::intoto::{Predicate, Statement, CYCLONEDX_BOM};
+use crate::reference::ArtifactRef;
+use crate::registry::{
+    Descriptor, ManifestKind, Platform, RegistryClient, RegistryConfig, RegistryError,
+    RegistryStats,
+};
+use crate::sbom::{SbomFacts, CYCLONEDX_MEDIA_TYPE, MAX_SBOM_BYTES};
+use crate::sigstore_verify::{
+    Authority, Matcher, SignerFacts, VerificationPolicy, VerifiedBundle, Verifier,
+};
+use crate::trust_root::TrustRoot;
+
+/// What is asked of an artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Requirement {
+    /// A signature by the authority (cosign `.sig` or a cosign v3 bundle referrer).
+    Signature,
+    /// An attestation of this predicate type signed by the authority.
+    Attestation {
+        /// e.g. `https://slsa.dev/provenance/v1`.
+        predicate_type: String,
+    },
+    /// A valid CycloneDX SBOM (attested by the authority, a cosign `.sbom` attachment or an OCI referrer).
+    Sbom,
+}
+
+impl fmt::Display for Requirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Signature => f.write_str("signature"),
+            Self::Attestation { predicate_type } => write!(f, "attestation:{predicate_type}"),
+            Self::Sbom => f.write_str("sbom"),
+        }
+    }
+}
+
+/// Verification choices that are not part of the authority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Key-based signatures must have a verified Rekor entry (cosign's default; `false` = `--insecure-ignore-tlog`).
+    pub require_tlog_for_keys: bool,
+    /// Keyless certificates must carry a verified SCT.
+    pub require_sct: bool,
+    /// Most candidates (layers, referrers) examined per source, bounding the work one artifact can cause.
+    pub max_candidates: usize,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        Self {
+            require_tlog_for_keys: true,
+            require_sct: true,
+            max_candidates: 16,
+        }
+    }
+}
+
+/// Everything an [`ArtifactVerifier`] is built from.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// Registry access.
+    pub registry: RegistryConfig,
+    /// Sigstore trust root (Fulcio, Rekor, CT logs, TSAs).
+    pub trust_root: TrustRoot,
+    /// Verdict cache bounds.
+    pub cache: CacheConfig,
+    /// Tlog/SCT requirements and work bounds.
+    pub options: VerifyOptions,
+}
+
+/// Who signed, as verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Signer {
+    /// A key, by the SHA-256 of its SPKI DER.
+    Key {
+        /// Key fingerprint.
+        fingerprint: Digest,
+    },
+    /// A Fulcio certificate identity.
+    Certificate {
+        /// SAN (URI, email, ...).
+        subject: String,
+        /// OIDC issuer.
+        issuer: String,
+    },
+}
+
+impl From<&SignerFacts> for Signer {
+    fn from(s: &SignerFacts) -> Self {
+        match s {
+            SignerFacts::Key { fingerprint } => Self::Key {
+                fingerprint: fingerprint.clone(),
+            },
+            SignerFacts::Certificate {
+                subject, issuer, ..
+            } => Self::Certificate {
+                subject: subject.clone(),
+                issuer: issuer.clone(),
+            },
+        }
+    }
+}
+
+/// Where a piece of evidence was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Source {
+    /// A layer of a cosign tag manifest (`sha256-<hex>.sig` / `.att` / `.sbom`).
+    CosignTag {
+        /// The tag.
+        tag: String,
+        /// The layer's digest.
+        layer: Digest,
+    },
+    /// An OCI 1.1 referrer manifest (Sigstore bundle or SBOM).
+    Referrer {
+        /// The referrer manifest's digest.
+        manifest: Digest,
+    },
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CosignTag { tag, layer } => write!(f, "cosign tag {tag} layer {layer}"),
+            Self::Referrer { manifest } => write!(f, "referrer {manifest}"),
+        }
+    }
+}
+
+/// A verified signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureFacts {
+    /// Who signed.
+    pub signer: Signer,
+    /// Where the signature was found.
+    pub source: Source,
+    /// Rekor log index of the verified entry, if logged.
+    pub rekor_log_index: Option<i64>,
+    /// Earliest verified signing time (log integration or RFC 3161), if any.
+    pub signing_time: Option<DateTime<Utc>>,
+}
+
+/// A verified attestation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttestationFacts {
+    /// The in-toto predicate type.
+    pub predicate_type: String,
+    /// The predicate as signed.
+    pub predicate: serde_json::Value,
+    /// Who signed.
+    pub signer: Signer,
+    /// Where it was found.
+    pub source: Source,
+    /// Rekor log index, if logged.
+    pub rekor_log_index: Option<i64>,
+    /// Earliest verified signing time, if any.
+    pub signing_time: Option<DateTime<Utc>>,
+}
+
+impl AttestationFacts {
+    /// A typed view of the predicate (SLSA provenance, CycloneDX, SPDX, other).
+    pub fn predicate_kind(&self) -> Predicate {
+        Statement {
+            statement_type: crate::intoto::STATEMENT_V1.to_owned(),
+            subjects: Vec::new(),
+            predicate_type: self.predicate_type.clone(),
+            predicate: self.predicate.clone(),
+        }
+        .predicate_kind()
+    }
+}
+
+/// How a valid SBOM was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SbomSource {
+    /// Where.
+    pub source: Source,
+    /// The signer, when the SBOM came as a verified attestation; `None` for unsigned attachments.
+    pub signer: Option<Signer>,
+}
+
+/// What was verified about an artifact.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Facts {
+    /// Verified signatures by the authority.
+    pub signatures: Vec<SignatureFacts>,
+    /// Verified attestations by the authority (of the predicate type asked).
+    pub attestations: Vec<AttestationFacts>,
+    /// A valid SBOM.
+    pub sbom: Option<SbomFacts>,
+    /// Where the SBOM came from.
+    pub sbom_source: Option<SbomSource>,
+}
+
+/// Why the requirement is not met.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejection {
+    /// The requirement (`signature`, `attestation:<type>`, `sbom`).
+    pub requirement: String,
+    /// One sentence: what is missing or which check failed.
+    pub reason: String,
+    /// Why each candidate failed, `"<where>: <why>"`.
+    pub candidates: Vec<String>,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} not satisfied: {}", self.requirement, self.reason)
+    }
+}
+
+/// The verified answer for one (digest, authority, requirement).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    /// The artifact, pinned to the digest that was verified.
+    pub reference: ArtifactRef,
+    /// Facts when the requirement is met, else why not.
+    pub outcome: Result<Facts, Rejection>,
+}
+
+impl Verdict {
+    /// Whether the requirement is met.
+    pub fn is_verified(&self) -> bool {
+        self.outcome.is_ok()
+    }
+}
+
+impl Cacheable for Verdict {
+    fn is_success(&self) -> bool {
+        self.outcome.is_ok()
+    }
+
+    fn weight(&self) -> u32 {
+        let predicates: usize = match &self.outcome {
+            Ok(f) => f
+                .attestations
+                .iter()
+                .map(|a| a.predicate.to_string().len())
+                .sum(),
+            Err(r) => r.candidates.iter().map(String::len).sum(),
+        };
+        u32::try_from(1024 + predicates).unwrap_or(u32::MAX)
+    }
+}
+
+/// One platform's verdict from [`ArtifactVerifier::verify_platforms`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformVerdict {
+    /// The platform the index lists (absent if the index does not say).
+    pub platform: Option<Platform>,
+    /// The platform manifest's own verdict.
+    pub verdict: Verdict,
+}
+
+/// Verification could not be carried out (as opposed to a rejection).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VerifyError {
+    /// The registry failed (transient or not: see [`VerifyError::is_transient`]); the failure policy decides.
+    #[error("{0}")]
+    Registry(Arc<RegistryError>),
+    /// The configuration cannot be used.
+    #[error("invalid verifier configuration: {reason}")]
+    Config {
+        /// What is wrong.
+        reason: String,
+    },
+    /// `verify_platforms` was asked about something that is not an image index.
+    #[error("{reference} is not an image index")]
+    NotAnIndex {
+        /// The reference.
+        reference: String,
+    },
+}
+
+impl VerifyError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Registry(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+impl From<RegistryError> for VerifyError {
+    fn from(e: RegistryError) -> Self {
+        Self::Registry(Arc::new(e))
+    }
+}
+
+/// A stable string naming an authority, for cache keys: `key:<spki sha256>` or
+/// `keyless:` + the sorted identities (exact values quoted, regular expressions between slashes).
+pub fn authority_fingerprint(authority: &Authority) -> String {
+    match authority {
+        Authority::Key(k) => format!("key:{}", k.fingerprint()),
+        Authority::Keyless { identities } => {
+            let show = |m: &Matcher| match m {
+                Matcher::Exact(s) => format!("exact:{s:?}"),
+                Matcher::Regex(r) => format!("regex:{:?}", r.as_str()),
+            };
+            let mut ids: Vec<String> = identities
+                .iter()
+                .map(|i| format!("subject={};issuer={}", show(&i.subject), show(&i.issuer)))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            format!("keyless:[{}]", ids.join(","))
+        }
+    }
+}
+
+struct Inner {
+    registry: RegistryClient,
+    sigstore: Verifier,
+    cache: VerdictCache<Verdict>,
+    trust_root_fingerprint: Digest,
+    options: VerifyOptions,
+}
+
+/// The verifier: build once, clone freely (clones share client, verifier and cache).
+#[derive(Clone)]
+pub struct ArtifactVerifier {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ArtifactVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArtifactVerifier")
+            .field("trust_root", &self.inner.trust_root_fingerprint.to_string())
+            .field("cache", &self.inner.cache.stats())
+            .finish()
+    }
+}
+
+/// Layers of a cosign tag manifest, each fetched or with the reason it could not be used.
+type Layers = Vec<(Descriptor, Result<SignatureLayer, CosignError>)>;
+
+impl ArtifactVerifier {
+    /// Build the registry client, the Sigstore verifier and the cache.
+    pub fn new(config: VerifierConfig) -> Result<Self, VerifyError> {
+        if config.options.max_candidates == 0 {
+            return Err(VerifyError::Config {
+                reason: "max_candidates must be at least 1".into(),
+            });
+        }
+        let registry = RegistryClient::new(config.registry)?;
+        let trust_root_fingerprint = config.trust_root.fingerprint().clone();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                registry,
+                sigstore: Verifier::new(config.trust_root),
+                cache: VerdictCache::new(&config.cache),
+                trust_root_fingerprint,
+                options: config.options,
+            }),
+        })
+    }
+
+    /// The registry client (shared; e.g. for signing in tests and demos).
+    pub fn registry(&self) -> &RegistryClient {
+        &self.inner.registry
+    }
+
+    /// The reference pinned to its digest: a digest reference as it is, a tag resolved once.
+    pub async fn resolve(&self, r: &ArtifactRef) -> Result<ArtifactRef, VerifyError> {
+        if r.digest().is_some() {
+            return Ok(r.clone());
+        }
+        let digest = self.inner.registry.resolve(r).await?;
+        Ok(r.with_digest(digest))
+    }
+
+    /// Verify `requirement` of `r` against `authority`: resolves a tag once, verifies the digest, caches
+    /// the verdict under digest + authority + trust root + requirement. Concurrent identical calls share
+    /// one verification.
+    pub async fn verify(
+        &self,
+        r: &ArtifactRef,
+        authority: &Authority,
+        requirement: &Requirement,
+    ) -> Result<Verdict, VerifyError> {
+        let pinned = self.resolve(r).await?;
+        let digest = pinned
+            .digest()
+            .cloned()
+            .ok_or_else(|| VerifyError::Config {
+                reason: "resolved reference without digest".into(),
+            })?;
+        let key = VerdictKey {
+            digest,
+            authority: format!(
+                "{}|trust-root:{}",
+                authority_fingerprint(authority),
+                self.inner.trust_root_fingerprint
+            ),
+            requirement: requirement.to_string(),
+        };
+        let mut verdict = self
+            .inner
+            .cache
+            .get_or_verify(key, self.verify_uncached(&pinned, authority, requirement))
+            .await
+            .map_err(|e| (*e).clone())?;
+        // The verdict is about the digest; report it under the caller's name for it.
+        verdict.reference = pinned;
+        Ok(verdict)
+    }
+
+    /// Verify each platform manifest of the index `r` names, with the platform manifest's OWN signatures
+    /// (a signature on the index is not borrowed by its platforms, nor the other way round).
+    pub async fn verify_platforms(
+        &self,
+        r: &ArtifactRef,
+        authority: &Authority,
+        requirement: &Requirement,
+    ) -> Result<Vec<PlatformVerdict>, VerifyError> {
+        let pinned = self.resolve(r).await?;
+        let index = match self.inner.registry.fetch_parsed_manifest(&pinned).await? {
+            (_, ManifestKind::Index(i)) => i,
+            (_, ManifestKind::Image(_)) => {
+                return Err(VerifyError::NotAnIndex {
+                    reference: pinned.to_string(),
+                })
+            }
+        };
+        let mut out = Vec::new();
+        for d in index.platform_manifests() {
+            let verdict = self
+                .verify(
+                    &pinned.with_digest(d.digest.clone()),
+                    authority,
+                    requirement,
+                )
+                .await?;
+            out.push(PlatformVerdict {
+                platform: d.platform.clone(),
+                verdict,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Cache counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.cache.stats()
+    }
+
+    /// Registry counters.
+    pub fn registry_stats(&self) -> RegistryStats {
+        self.inner.registry.stats()
+    }
+
+    /// Drop every cached verdict.
+    pub fn invalidate_cache(&self) {
+        self.inner.cache.invalidate_all();
+    }
+
+    fn policy(&self, authority: &Authority) -> VerificationPolicy {
+        let keyless = matches!(authority, Authority::Keyless { .. });
+        VerificationPolicy {
+            authority: authority.clone(),
+            require_tlog: keyless || self.inner.options.require_tlog_for_keys,
+            require_sct: keyless && self.inner.options.require_sct,
+            tlog_threshold: 1,
+        }
+    }
+
+    async fn verify_uncached(
+        &self,
+        pinned: &ArtifactRef,
+        authority: &Authority,
+        requirement: &Requirement,
+    ) -> Result<Verdict, VerifyError> {
+        let digest = pinned
+            .digest()
+            .cloned()
+            .ok_or_else(|| VerifyError::Config {
+                reason: "unpinned reference".into(),
+            })?;
+        let policy = self.policy(authority);
+        let mut facts = Facts::default();
+        let mut candidates = Vec::new();
+        let mut searched = Vec::new();
+        match requirement {
+            Requirement::Signature => {
+                let (tag, layers) = self.cosign_layers(pinned, cosign::SIGNATURE_SUFFIX).await?;
+                searched.push(tag.clone());
+                for (d, layer) in layers {
+                    let source = Source::CosignTag {
+                        tag: tag.clone(),
+                        layer: d.digest.clone(),
+                    };
+                    match layer.and_then(|l| {
+                        cosign::verify_signature_layer(&l, &digest, &self.inner.sigstore, &policy)
+                    }) {
+                        Ok(v) => facts.signatures.push(signature_facts(&v.verified, source)),
+                        Err(e) => candidates.push(format!("{source}: {e}")),
+                    }
+                }
+                searched.push("Sigstore bundle referrers".into());
+                for (source, claim) in self
+                    .bundle_referrers(pinned, &digest, &policy, &mut candidates)
+                    .await?
+                {
+                    match claim {
+                        (v, BundleClaim::Signature) => {
+                            facts.signatures.push(signature_facts(&v, source))
+                        }
+                        (_, BundleClaim::Attestation(st)) => candidates.push(format!(
+                            "{source}: an attestation ({}), not an image signature",
+                            st.predicate_type
+                        )),
+                    }
+                }
+                if !facts.signatures.is_empty() {
+                    return Ok(verified(pinned, facts));
+                }
+            }
+            Requirement::Attestation { predicate_type } => {
+                let found = self
+                    .attestations(pinned, &digest, &policy, &mut candidates, &mut searched)
+                    .await?;
+                for (source, v, st) in found {
+                    if &st.predicate_type == predicate_type {
+                        facts.attestations.push(attestation_facts(&v, st, source));
+                    } else {
+                        candidates.push(format!(
+                            "{source}: predicate type {:?}, not {predicate_type:?}",
+                            st.predicate_type
+                        ));
+                    }
+                }
+                if !facts.attestations.is_empty() {
+                    return Ok(verified(pinned, facts));
+                }
+            }
+            Requirement::Sbom => {
+                if self
+                    .find_sbom(
+                        pinned,
+                        &digest,
+                        &policy,
+                        &mut facts,
+                        &mut candidates,
+                        &mut searched,
+                    )
+                    .await?
+                {
+                    return Ok(verified(pinned, facts));
+                }
+            }
+        }
+        let reason = match candidates.first() {
+            None => format!("nothing found (looked in {})", searched.join(", ")),
+            Some(first) if candidates.len() == 1 => format!("the only candidate failed: {first}"),
+            Some(first) => format!(
+                "none of {} candidates verified; first: {first}",
+                candidates.len()
+            ),
+        };
+        Ok(Verdict {
+            reference: pinned.clone(),
+            outcome: Err(Rejection {
+                requirement: requirement.to_string(),
+                reason,
+                candidates,
+            }),
+        })
+    }
+
+    /// The layers of `sha256-<hex>.<suffix>` (none when the tag does not exist), blobs fetched and capped.
+    async fn cosign_layers(
+        &self,
+        pinned: &ArtifactRef,
+        suffix: &str,
+    ) -> Result<(String, Layers), VerifyError> {
+        let tag_ref = cosign::signature_tag(pinned, suffix).map_err(|e| VerifyError::Config {
+            reason: e.to_string(),
+        })?;
+        let tag = tag_ref.tag().unwrap_or_default().to_owned();
+        let manifest = match self.inner.registry.fetch_parsed_manifest(&tag_ref).await {
+            Ok((_, ManifestKind::Image(m))) => m,
+            Ok((_, ManifestKind::Index(_))) => {
+                let d = Descriptor {
+                    media_type: crate::registry::OCI_INDEX.to_owned(),
+                    digest: Digest::sha256_of(b""),
+                    size: 0,
+                    artifact_type: None,
+                    annotations: Default::default(),
+                    platform: None,
+                };
+                let err = CosignError::Unexpected {
+                    what: "cosign tag",
+                    reason: format!("{tag} is an index, not a signature manifest"),
+                };
+                return Ok((tag, vec![(d, Err(err))]));
+            }
+            Err(RegistryError::NotFound { .. }) => return Ok((tag, Vec::new())),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for d in manifest
+            .layers
+            .into_iter()
+            .take(self.inner.options.max_candidates)
+        {
+            let cap = if d.media_type == SIMPLE_SIGNING_MEDIA_TYPE {
+                cosign::MAX_SIGNATURE_BLOB_BYTES
+            } else if d.media_type == CYCLONEDX_MEDIA_TYPE {
+                MAX_SBOM_BYTES
+            } else {
+                cosign::MAX_ENVELOPE_BLOB_BYTES
+            };
+            let layer = match self
+                .inner
+                .registry
+                .fetch_blob(&tag_ref, &d.digest, cap)
+                .await
+            {
+                Ok(blob) => SignatureLayer::from_parts(d.clone(), blob),
+                Err(e) if e.is_transient() => return Err(e.into()),
+                Err(e) => Err(CosignError::Registry(e)),
+            };
+            out.push((d, layer));
+        }
+        Ok((tag, out))
+    }
+
+    /// Verified Sigstore bundle referrers of the artifact; failures go to `candidates`.
+    async fn bundle_referrers(
+        &self,
+        pinned: &ArtifactRef,
+        digest: &Digest,
+        policy: &VerificationPolicy,
+        candidates: &mut Vec<String>,
+    ) -> Result<Vec<(Source, (VerifiedBundle, BundleClaim))>, VerifyError> {
+        let mut out = Vec::new();
+        for (source, blob) in self
+            .referrer_blobs(
+                pinned,
+                BUNDLE_ARTIFACT_TYPE,
+                cosign::MAX_ENVELOPE_BLOB_BYTES,
+            )
+            .await?
+        {
+            match blob
+                .and_then(|b| cosign::verify_bundle_json(&b, digest, &self.inner.sigstore, policy))
+            {
+                Ok(v) => out.push((source, v)),
+                Err(e) => candidates.push(format!("{source}: {e}")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first layer blob of each referrer of `artifact_type`.
+    async fn referrer_blobs(
+        &self,
+        pinned: &ArtifactRef,
+        artifact_type: &str,
+        cap: usize,
+    ) -> Result<Vec<(Source, Result<Vec<u8>, CosignError>)>, VerifyError> {
+        let list = self
+            .inner
+            .registry
+            .referrers(pinned, Some(artifact_type))
+            .await?;
+        let mut out = Vec::new();
+        for d in list.into_iter().take(self.inner.options.max_candidates) {
+            let source = Source::Referrer {
+                manifest: d.digest.clone(),
+            };
+            let manifest_ref = pinned.with_digest(d.digest.clone());
+            let blob = match self
+                .inner
+                .registry
+                .fetch_parsed_manifest(&manifest_ref)
+                .await
+            {
+                Ok((_, ManifestKind::Image(m))) => match m.layers.first() {
+                    Some(layer) => match self
+                        .inner
+                        .registry
+                        .fetch_blob(&manifest_ref, &layer.digest, cap)
+                        .await
+                    {
+                        Ok(b) => Ok(b),
+                        Err(e) if e.is_transient() => return Err(e.into()),
+                        Err(e) => Err(CosignError::Registry(e)),
+                    },
+                    None => Err(CosignError::Unexpected {
+                        what: "referrer manifest",
+                        reason: "no layers".into(),
+                    }),
+                },
+                Ok((_, ManifestKind::Index(_))) => Err(CosignError::Unexpected {
+                    what: "referrer manifest",
+                    reason: "an index, not an artifact manifest".into(),
+                }),
+                Err(e) if e.is_transient() => return Err(e.into()),
+                Err(e) => Err(CosignError::Registry(e)),
+            };
+            out.push((source, blob));
+        }
+        Ok(out)
+    }
+
+    /// Verified attestations (cosign `.att` layers and bundle referrers), any predicate type.
+    async fn attestations(
+        &self,
+        pinned: &ArtifactRef,
+        digest: &Digest,
+        policy: &VerificationPolicy,
+        candidates: &mut Vec<String>,
+        searched: &mut Vec<String>,
+    ) -> Result<Vec<(Source, VerifiedBundle, Statement)>, VerifyError> {
+        let mut out = Vec::new();
+        let (tag, layers) = self
+            .cosign_layers(pinned, cosign::ATTESTATION_SUFFIX)
+            .await?;
+        searched.push(tag.clone());
+        for (d, layer) in layers {
+            let source = Source::CosignTag {
+                tag: tag.clone(),
+                layer: d.digest.clone(),
+            };
+            if d.media_type != DSSE_MEDIA_TYPE {
+                candidates.push(format!(
+                    "{source}: not a DSSE envelope layer ({})",
+                    d.media_type
+                ));
+                continue;
+            }
+            match layer.and_then(|l| {
+                cosign::verify_attestation_layer(&l, digest, &self.inner.sigstore, policy)
+            }) {
+                Ok(v) => out.push((source, v.verified, v.statement)),
+                Err(e) => candidates.push(format!("{source}: {e}")),
+            }
+        }
+        searched.push("Sigstore bundle referrers".into());
+        for (source, (v, claim)) in self
+            .bundle_referrers(pinned, digest, policy, candidates)
+            .await?
+        {
+            if let BundleClaim::Attestation(st) = claim {
+                out.push((source, v, st));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Look for a valid SBOM: an attested CycloneDX statement, then the `.sbom` tag, then referrers.
+    async fn find_sbom(
+        &self,
+        pinned: &ArtifactRef,
+        digest: &Digest,
+        policy: &VerificationPolicy,
+        facts: &mut Facts,
+        candidates: &mut Vec<String>,
+        searched: &mut Vec<String>,
+    ) -> Result<bool, VerifyError> {
+        for (source, v, st) in self
+            .attestations(pinned, digest, policy, candidates, searched)
+            .await?
+        {
+            if st.predicate_type != CYCLONEDX_BOM {
+                continue;
+            }
+            match crate::sbom::from_predicate(&st.predicate) {
+                Ok(sbom) => {
+                    facts.sbom = Some(sbom);
+                    facts.sbom_source = Some(SbomSource {
+                        source: source.clone(),
+                        signer: Some(Signer::from(&v.signer)),
+                    });
+                    facts.attestations.push(attestation_facts(&v, st, source));
+                    return Ok(true);
+                }
+                Err(e) => candidates.push(format!("{source}: {e}")),
+            }
+        }
+        let (tag, layers) = self.cosign_layers(pinned, cosign::SBOM_SUFFIX).await?;
+        searched.push(tag.clone());
+        for (d, layer) in layers {
+            let source = Source::CosignTag {
+                tag: tag.clone(),
+                layer: d.digest.clone(),
+            };
+            if d.media_type != CYCLONEDX_MEDIA_TYPE {
+                candidates.push(format!(
+                    "{source}: not a CycloneDX JSON layer ({})",
+                    d.media_type
+                ));
+                continue;
+            }
+            match layer
+                .and_then(|l| crate::sbom::parse_cyclonedx(&l.blob).map_err(CosignError::from))
+            {
+                Ok(sbom) => {
+                    facts.sbom = Some(sbom);
+                    facts.sbom_source = Some(SbomSource {
+                        source,
+                        signer: None,
+                    });
+                    return Ok(true);
+                }
+                Err(e) => candidates.push(format!("{source}: {e}")),
+            }
+        }
+        searched.push("CycloneDX referrers".into());
+        for (source, blob) in self
+            .referrer_blobs(pinned, CYCLONEDX_MEDIA_TYPE, MAX_SBOM_BYTES)
+            .await?
+        {
+            match blob.and_then(|b| crate::sbom::parse_cyclonedx(&b).map_err(CosignError::from)) {
+                Ok(sbom) => {
+                    facts.sbom = Some(sbom);
+                    facts.sbom_source = Some(SbomSource {
+                        source,
+                        signer: None,
+                    });
+                    return Ok(true);
+                }
+                Err(e) => candidates.push(format!("{source}: {e}")),
+            }
+        }
+        Ok(false)
+    }
+}
+
+fn verified(pinned: &ArtifactRef, facts: Facts) -> Verdict {
+    Verdict {
+        reference: pinned.clone(),
+        outcome: Ok(facts),
+    }
+}
+
+fn signature_facts(v: &VerifiedBundle, source: Source) -> SignatureFacts {
+    SignatureFacts {
+        signer: Signer::from(&v.signer),
+        source,
+        rekor_log_index: v.tlog_entries.first().map(|e| e.log_index),
+        signing_time: v.signing_time,
+    }
+}
+
+fn attestation_facts(v: &VerifiedBundle, st: Statement, source: Source) -> AttestationFacts {
+    AttestationFacts {
+        predicate_type: st.predicate_type,
+        predicate: st.predicate,
+        signer: Signer::from(&v.signer),
+        source,
+        rekor_log_index: v.tlog_entries.first().map(|e| e.log_index),
+        signing_time: v.signing_time,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SigningKey;
+    use crate::sigstore_verify::CertificateIdentity;
+
+    #[test]
+    fn authority_fingerprints_are_stable_and_distinct() {
+        let k1 = SigningKey::generate().public_key();
+        let k2 = SigningKey::generate().public_key();
+        let a = authority_fingerprint(&Authority::Key(k1.clone()));
+        assert_eq!(a, authority_fingerprint(&Authority::Key(k1)));
+        assert_ne!(a, authority_fingerprint(&Authority::Key(k2)));
+        let id1 = CertificateIdentity::exact("a@example.com", "https://issuer");
+        let id2 = CertificateIdentity {
+            subject: Matcher::regex(".*@example.com").unwrap(),
+            issuer: Matcher::Exact("https://issuer".into()),
+        };
+        let ab = authority_fingerprint(&Authority::Keyless {
+            identities: vec![id1.clone(), id2.clone()],
+        });
+        let ba = authority_fingerprint(&Authority::Keyless {
+            identities: vec![id2, id1.clone()],
+        });
+        assert_eq!(ab, ba, "order of identities does not matter");
+        let only1 = authority_fingerprint(&Authority::Keyless {
+            identities: vec![id1],
+        });
+        assert_ne!(ab, only1);
+        // An exact value and a regex with the same text are different authorities.
+        let exact = authority_fingerprint(&Authority::Keyless {
+            identities: vec![CertificateIdentity::exact("x", "y")],
+        });
+        let regex = authority_fingerprint(&Authority::Keyless {
+            identities: vec![CertificateIdentity {
+                subject: Matcher::regex("x").unwrap(),
+                issuer: Matcher::Exact("y".into()),
+            }],
+        });
+        assert_ne!(exact, regex);
+    }
+
+    #[test]
+    fn requirement_names_and_rejection_text() {
+        assert_eq!(Requirement::Signature.to_string(), "signature");
+        assert_eq!(
+            Requirement::Attestation {
+                predicate_type: "https://slsa.dev/provenance/v1".into()
+            }
+            .to_string(),
+            "attestation:https://slsa.dev/provenance/v1"
+        );
+        let r = Rejection {
+            requirement: "sbom".into(),
+            reason: "nothing found".into(),
+            candidates: vec![],
+        };
+        assert_eq!(r.to_string(), "sbom not satisfied: nothing found");
+    }
+
+    #[test]
+    fn verdicts_cache_successes_longer_than_rejections() {
+        let reference: ArtifactRef = format!("reg.example/a@{}", Digest::sha256_of(b"a"))
+            .parse()
+            .unwrap();
+        let ok = Verdict {
+            reference: reference.clone(),
+            outcome: Ok(Facts::default()),
+        };
+        let no = Verdict {
+            reference,
+            outcome: Err(Rejection {
+                requirement: "signature".into(),
+                reason: "x".into(),
+                candidates: vec!["y".repeat(5000)],
+            }),
+        };
+        assert!(ok.is_success() && !no.is_success());
+        assert!(no.weight() > ok.weight());
+    }
+}
