@@ -691,6 +691,10 @@ impl RegistryClient {
         }
         let mut response = builder.send().await.map_err(|e| self.classify(req.r, &e))?;
         let status = response.status();
+        // Server trouble is an error here so that the retry loop sees it.
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(status_error(req.r, status.as_u16()));
+        }
         let headers = response.headers().clone();
         // Bodies of failures and of HEAD are not needed; only a successful GET's body is read, capped.
         if !status.is_success() || req.method == Method::HEAD || req.method == Method::PUT {

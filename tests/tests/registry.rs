@@ -1,0 +1,487 @@
+//! Registry access against a real registry process (Debian's docker-registry) on loopback.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use vouch_attest::registry::{
+    Credentials, Descriptor, ImageIndex, ImageManifest, ManifestKind, Platform, RegistryClient,
+    RegistryConfig, RegistryError, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST,
+};
+use vouch_attest::{ArtifactRef, Digest};
+use vouch_webhooks::dev_registry::DevRegistry;
+
+const BUNDLE_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+const SBOM_TYPE: &str = "application/vnd.cyclonedx+json";
+
+fn client(registry: &DevRegistry, tweak: impl FnOnce(&mut RegistryConfig)) -> RegistryClient {
+    let mut config = RegistryConfig {
+        insecure_registries: vec![registry.host()],
+        timeout: Duration::from_secs(5),
+        ..RegistryConfig::default()
+    };
+    tweak(&mut config);
+    RegistryClient::new(config).unwrap()
+}
+
+fn reference(registry: &DevRegistry, rest: &str) -> ArtifactRef {
+    format!("{}/{rest}", registry.host()).parse().unwrap()
+}
+
+fn descriptor(media_type: &str, bytes: &[u8]) -> Descriptor {
+    Descriptor {
+        media_type: media_type.to_owned(),
+        digest: Digest::sha256_of(bytes),
+        size: bytes.len() as u64,
+        artifact_type: None,
+        annotations: Default::default(),
+        platform: None,
+    }
+}
+
+/// Push a one-layer image for `arch` by digest and return (manifest bytes, digest, layer bytes).
+async fn push_image(
+    client: &RegistryClient,
+    repo: &ArtifactRef,
+    arch: &str,
+) -> (Vec<u8>, Digest, Vec<u8>) {
+    let config = format!(
+        r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+    );
+    let layer = format!("layer for {arch}").into_bytes();
+    let config_digest = client.push_blob(repo, config.as_bytes()).await.unwrap();
+    let layer_digest = client.push_blob(repo, &layer).await.unwrap();
+    assert_eq!(config_digest, Digest::sha256_of(config.as_bytes()));
+    assert_eq!(layer_digest, Digest::sha256_of(&layer));
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.to_owned()),
+        artifact_type: None,
+        config: descriptor(
+            "application/vnd.oci.image.config.v1+json",
+            config.as_bytes(),
+        ),
+        layers: vec![descriptor("application/vnd.oci.image.layer.v1.tar", &layer)],
+        subject: None,
+        annotations: Default::default(),
+    };
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let digest = Digest::sha256_of(&bytes);
+    let pushed = client
+        .push_manifest(&repo.with_digest(digest.clone()), &bytes, OCI_MANIFEST)
+        .await
+        .unwrap();
+    assert_eq!(pushed, digest);
+    (bytes, digest, layer)
+}
+
+/// An artifact manifest (empty config, one layer) whose subject is `subject`.
+async fn push_artifact_blobs(
+    client: &RegistryClient,
+    repo: &ArtifactRef,
+    subject: &Descriptor,
+    artifact_type: &str,
+    payload: &[u8],
+) -> Vec<u8> {
+    client.push_blob(repo, b"{}").await.unwrap();
+    client.push_blob(repo, payload).await.unwrap();
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.to_owned()),
+        artifact_type: Some(artifact_type.to_owned()),
+        config: descriptor(OCI_EMPTY, b"{}"),
+        layers: vec![descriptor(artifact_type, payload)],
+        subject: Some(subject.clone()),
+        annotations: [(
+            "org.opencontainers.image.created".to_owned(),
+            "2026-11-22T00:00:00Z".to_owned(),
+        )]
+        .into(),
+    };
+    serde_json::to_vec(&manifest).unwrap()
+}
+
+/// Proves: blobs and a manifest pushed by tag resolve to the manifest's digest, and fetching by that digest
+/// returns the exact bytes, which parse; blobs come back digest-checked and capped.
+#[tokio::test]
+async fn push_resolve_and_fetch_an_image_by_digest() {
+    let registry = DevRegistry::start().await.unwrap();
+    let client = client(&registry, |_| {});
+    let repo = reference(&registry, "demo/app");
+    let (bytes, digest, layer) = push_image(&client, &repo, "amd64").await;
+    let tagged = repo.with_tag("v1").unwrap();
+    assert_eq!(
+        client
+            .push_manifest(&tagged, &bytes, OCI_MANIFEST)
+            .await
+            .unwrap(),
+        digest
+    );
+
+    assert_eq!(client.resolve(&tagged).await.unwrap(), digest);
+    let fetched = client
+        .fetch_manifest(&tagged.with_digest(digest.clone()))
+        .await
+        .unwrap();
+    assert_eq!(fetched.digest, digest);
+    assert_eq!(fetched.bytes, bytes);
+    assert_eq!(fetched.media_type, OCI_MANIFEST);
+    let ManifestKind::Image(manifest) = fetched.parse().unwrap() else {
+        panic!("expected an image manifest")
+    };
+    assert_eq!(manifest.layers[0].digest, Digest::sha256_of(&layer));
+
+    let blob = client
+        .fetch_blob(&repo, &manifest.layers[0].digest, 1024)
+        .await
+        .unwrap();
+    assert_eq!(blob, layer);
+    let capped = client
+        .fetch_blob(&repo, &manifest.layers[0].digest, layer.len() - 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(capped, RegistryError::TooLarge { .. }), "{capped}");
+
+    let missing = client
+        .resolve(&repo.with_tag("nope").unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, RegistryError::NotFound { .. }),
+        "{missing}"
+    );
+    let stats = client.stats();
+    assert!(stats.calls >= 8 && stats.errors == 2, "{stats:?}");
+}
+
+/// Proves: a pushed image index resolves, and its two platform manifests are listed with their platforms.
+#[tokio::test]
+async fn image_index_lists_its_platform_manifests() {
+    let registry = DevRegistry::start().await.unwrap();
+    let client = client(&registry, |_| {});
+    let repo = reference(&registry, "demo/multi");
+    let mut manifests = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let (bytes, _, _) = push_image(&client, &repo, arch).await;
+        let mut d = descriptor(OCI_MANIFEST, &bytes);
+        d.platform = Some(Platform {
+            architecture: arch.into(),
+            os: "linux".into(),
+            os_version: None,
+            os_features: vec![],
+            variant: None,
+        });
+        manifests.push(d);
+    }
+    let index = ImageIndex {
+        manifests,
+        ..ImageIndex::empty()
+    };
+    let index_bytes = serde_json::to_vec(&index).unwrap();
+    let tagged = repo.with_tag("multi").unwrap();
+    let index_digest = client
+        .push_manifest(&tagged, &index_bytes, OCI_INDEX)
+        .await
+        .unwrap();
+
+    assert_eq!(client.resolve(&tagged).await.unwrap(), index_digest);
+    let platforms = client
+        .platform_manifests(&repo.with_digest(index_digest))
+        .await
+        .unwrap();
+    let archs: Vec<_> = platforms
+        .iter()
+        .map(|d| d.platform.as_ref().unwrap().architecture.as_str())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+    // Each listed manifest is fetchable by its digest and is an image.
+    for d in &platforms {
+        let (_, kind) = client
+            .fetch_parsed_manifest(&repo.with_digest(d.digest.clone()))
+            .await
+            .unwrap();
+        assert!(matches!(kind, ManifestKind::Image(_)));
+    }
+}
+
+/// Proves: on a registry without the referrers API, push_referrer writes the `sha256-<hex>` tag index and
+/// referrers() finds the artifacts, filtered by artifact type.
+#[tokio::test]
+async fn referrers_round_trip_through_the_tag_schema_fallback() {
+    let registry = DevRegistry::start().await.unwrap();
+    let client = client(&registry, |_| {});
+    let repo = reference(&registry, "demo/signed");
+    let (subject_bytes, subject_digest, _) = push_image(&client, &repo, "amd64").await;
+    let subject_ref = repo.with_digest(subject_digest.clone());
+    let subject_desc = descriptor(OCI_MANIFEST, &subject_bytes);
+
+    assert!(client
+        .referrers(&subject_ref, None)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let bundle = push_artifact_blobs(
+        &client,
+        &repo,
+        &subject_desc,
+        BUNDLE_TYPE,
+        b"{\"bundle\":1}",
+    )
+    .await;
+    let bundle_digest = client
+        .push_referrer(&subject_ref, &bundle, OCI_MANIFEST, BUNDLE_TYPE)
+        .await
+        .unwrap();
+    let sbom = push_artifact_blobs(
+        &client,
+        &repo,
+        &subject_desc,
+        SBOM_TYPE,
+        b"{\"bomFormat\":\"CycloneDX\"}",
+    )
+    .await;
+    let sbom_digest = client
+        .push_referrer(&subject_ref, &sbom, OCI_MANIFEST, SBOM_TYPE)
+        .await
+        .unwrap();
+    // Pushing the same referrer again does not duplicate it.
+    client
+        .push_referrer(&subject_ref, &sbom, OCI_MANIFEST, SBOM_TYPE)
+        .await
+        .unwrap();
+
+    let all = client.referrers(&subject_ref, None).await.unwrap();
+    let digests: Vec<_> = all.iter().map(|d| d.digest.clone()).collect();
+    assert_eq!(digests, [bundle_digest.clone(), sbom_digest.clone()]);
+    assert_eq!(all[0].artifact_type.as_deref(), Some(BUNDLE_TYPE));
+    assert_eq!(
+        all[0].annotations["org.opencontainers.image.created"],
+        "2026-11-22T00:00:00Z"
+    );
+    let bundles = client
+        .referrers(&subject_ref, Some(BUNDLE_TYPE))
+        .await
+        .unwrap();
+    assert_eq!(bundles.len(), 1);
+    assert_eq!(bundles[0].digest, bundle_digest);
+    assert!(client
+        .referrers(&subject_ref, Some("application/x-none"))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The fallback really is the tag schema: the tag exists and the API was asked first.
+    let tag = repo.with_tag(&subject_digest.cosign_tag_stem()).unwrap();
+    assert!(client.resolve(&tag).await.is_ok());
+    assert!(
+        registry.count_requests("GET", "/referrers/") >= 1,
+        "{}",
+        registry.access_log()
+    );
+
+    // A manifest whose subject is another image is refused.
+    let other = repo.with_digest(Digest::sha256_of(b"another"));
+    let e = client
+        .push_referrer(&other, &bundle, OCI_MANIFEST, BUNDLE_TYPE)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::InvalidReference { .. }), "{e}");
+}
+
+/// Proves: basic auth from Docker config JSON works; wrong or missing credentials give Unauthorized.
+#[tokio::test]
+async fn basic_auth_accepts_right_credentials_only() {
+    let registry = DevRegistry::start_with_basic_auth("alice", "s3cret")
+        .await
+        .unwrap();
+    let config_json = |user: &str, pass: &str| {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        format!(
+            r#"{{"auths":{{"http://{}":{{"auth":"{auth}"}}}}}}"#,
+            registry.host()
+        )
+    };
+    let with = |json: String| {
+        let creds = Credentials::from_docker_config_json(json.as_bytes()).unwrap();
+        client(&registry, move |c| c.credentials = creds)
+    };
+    let repo = reference(&registry, "private/app");
+    let good = with(config_json("alice", "s3cret"));
+    let (_, digest, _) = push_image(&good, &repo, "amd64").await;
+    assert_eq!(
+        good.fetch_manifest(&repo.with_digest(digest.clone()))
+            .await
+            .unwrap()
+            .digest,
+        digest
+    );
+
+    for bad in [
+        client(&registry, |_| {}),
+        with(config_json("alice", "wrong")),
+        with(config_json("mallory", "s3cret")),
+    ] {
+        let e = bad
+            .fetch_manifest(&repo.with_digest(digest.clone()))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RegistryError::Unauthorized { .. }), "{e}");
+        let e = bad.push_blob(&repo, b"not allowed").await.unwrap_err();
+        assert!(matches!(e, RegistryError::Unauthorized { .. }), "{e}");
+    }
+}
+
+/// Proves: a plain-HTTP registry not listed as insecure is refused with InsecureNotAllowed, and no HTTP
+/// request reaches it (only a TLS hello it cannot parse).
+#[tokio::test]
+async fn plain_http_registry_not_listed_as_insecure_is_refused() {
+    let registry = DevRegistry::start().await.unwrap();
+    let client = client(&registry, |c| c.insecure_registries.clear());
+    let r = reference(&registry, "demo/app:v1");
+    let e = client.resolve(&r).await.unwrap_err();
+    assert!(matches!(e, RegistryError::InsecureNotAllowed { .. }), "{e}");
+    assert!(!e.is_transient());
+    let log = registry.access_log();
+    for method in ["GET", "HEAD"] {
+        assert_eq!(registry.count_requests(method, "/v2/demo/"), 0, "{log}");
+    }
+    // The harness's readiness probe is the only request the registry ever served.
+    assert!(registry.count_requests("GET", "/v2/") <= 1, "{log}");
+}
+
+/// Proves: a closed port gives Unreachable, after the configured retries, well within the timeout.
+#[tokio::test]
+async fn closed_port_is_unreachable_within_the_timeout() {
+    let mut registry = DevRegistry::start().await.unwrap();
+    let client = client(&registry, |c| c.timeout = Duration::from_secs(3));
+    registry.stop();
+    let started = Instant::now();
+    let e = client
+        .resolve(&reference(&registry, "demo/app:v1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::Unreachable { .. }), "{e}");
+    assert!(e.is_transient());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = client.stats();
+    assert_eq!(
+        (stats.calls, stats.errors, stats.retries),
+        (1, 1, 2),
+        "{stats:?}"
+    );
+}
+
+/// Proves: a server that accepts but never answers gives Timeout after the configured time.
+#[tokio::test]
+async fn silent_server_times_out() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let client = RegistryClient::new(RegistryConfig {
+        insecure_registries: vec![host.clone()],
+        timeout: Duration::from_millis(600),
+        ..RegistryConfig::default()
+    })
+    .unwrap();
+    let started = Instant::now();
+    let e = client
+        .resolve(&format!("{host}/demo/app:v1").parse().unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::Timeout { .. }), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    held.abort();
+}
+
+/// Proves: 503 answers are retried the configured number of times, then reported as a Server error.
+#[tokio::test]
+async fn server_errors_are_retried_then_reported() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let manifest_requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = manifest_requests.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let answer = if request.starts_with("GET /v2/ ") {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                } else {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                };
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    let client = RegistryClient::new(RegistryConfig {
+        insecure_registries: vec![host.clone()],
+        timeout: Duration::from_secs(5),
+        retries: 2,
+        ..RegistryConfig::default()
+    })
+    .unwrap();
+    let e = client
+        .fetch_manifest(&format!("{host}/demo/app:v1").parse().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, RegistryError::Server { status: 503, .. }),
+        "{e}"
+    );
+    assert_eq!(
+        manifest_requests.load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+    assert_eq!(client.stats().retries, 2);
+    server.abort();
+}
+
+/// Proves: a manifest larger than the configured cap is refused with TooLarge.
+#[tokio::test]
+async fn manifest_over_the_cap_is_too_large() {
+    let registry = DevRegistry::start().await.unwrap();
+    let pusher = client(&registry, |_| {});
+    let repo = reference(&registry, "demo/big");
+    pusher.push_blob(&repo, b"{}").await.unwrap();
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.to_owned()),
+        artifact_type: Some("application/x-big".to_owned()),
+        config: descriptor(OCI_EMPTY, b"{}"),
+        layers: vec![],
+        subject: None,
+        annotations: [("filler".to_owned(), "x".repeat(8192))].into(),
+    };
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let tagged = repo.with_tag("big").unwrap();
+    pusher
+        .push_manifest(&tagged, &bytes, OCI_MANIFEST)
+        .await
+        .unwrap();
+
+    let small = client(&registry, |c| c.max_manifest_bytes = 4096);
+    let e = small.fetch_manifest(&tagged).await.unwrap_err();
+    assert!(
+        matches!(e, RegistryError::TooLarge { limit: 4096, .. }),
+        "{e}"
+    );
+    assert_eq!(pusher.fetch_manifest(&tagged).await.unwrap().bytes, bytes);
+}
