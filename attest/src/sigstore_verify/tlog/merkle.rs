@@ -97,32 +97,39 @@ pub(crate) fn verify_inclusion(leaf: &[u8; 32], proof: &InclusionProof) -> Resul
     Ok(())
 }
 
+/// Reference implementations of RFC 6962 section 2.1 (tree hash and audit path), for tests.
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
+pub(crate) mod reference {
+    use super::{leaf_hash, node_hash};
+    use sha2::{Digest as _, Sha256};
 
-    /// Reference Merkle tree hash (RFC 6962 section 2.1) over leaf bodies.
-    fn mth(leaves: &[Vec<u8>]) -> [u8; 32] {
-        match leaves.len() {
-            0 => Sha256::digest([]).into(),
-            1 => leaf_hash(&leaves[0]),
-            n => {
-                let k = n.next_power_of_two() / 2;
-                let k = if k == n { n / 2 } else { k };
+    fn split(n: usize) -> usize {
+        let k = n.next_power_of_two() / 2;
+        if k == n {
+            n / 2
+        } else {
+            k
+        }
+    }
+
+    /// Merkle tree hash over leaf bodies.
+    pub(crate) fn mth(leaves: &[Vec<u8>]) -> [u8; 32] {
+        match leaves {
+            [] => Sha256::digest([]).into(),
+            [one] => leaf_hash(one),
+            _ => {
+                let k = split(leaves.len());
                 node_hash(&mth(&leaves[..k]), &mth(&leaves[k..]))
             }
         }
     }
 
-    /// Reference audit path (RFC 6962 section 2.1.1).
-    fn path(m: usize, leaves: &[Vec<u8>]) -> Vec<Vec<u8>> {
-        let n = leaves.len();
-        if n <= 1 {
+    /// Audit path for leaf `m`.
+    pub(crate) fn path(m: usize, leaves: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        if leaves.len() <= 1 {
             return vec![];
         }
-        let k = n.next_power_of_two() / 2;
-        let k = if k == n { n / 2 } else { k };
+        let k = split(leaves.len());
         if m < k {
             let mut p = path(m, &leaves[..k]);
             p.push(mth(&leaves[k..]).to_vec());
@@ -133,6 +140,13 @@ mod tests {
             p
         }
     }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::reference::{mth, path};
+    use super::*;
 
     #[test]
     fn every_leaf_of_trees_up_to_33_proves_and_tampering_fails() {
