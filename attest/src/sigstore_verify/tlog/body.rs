@@ -274,7 +274,7 @@ struct DsseV002 {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope_ {
+struct BodyTop {
     api_version: String,
     kind: String,
     spec: serde_json::Value,
@@ -287,7 +287,7 @@ fn spec<T: serde::de::DeserializeOwned>(v: serde_json::Value, what: &str) -> Res
 impl EntryBody {
     /// Parse a canonicalized body of a supported kind.
     pub fn parse(bytes: &[u8]) -> Result<Self, TlogError> {
-        let top: Envelope_ = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        let top: BodyTop = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
         let spec = match (top.kind.as_str(), top.api_version.as_str()) {
             ("hashedrekord", "0.0.1") => {
                 let s: HashedRekordV001 = spec(top.spec, "hashedrekord 0.0.1")?;
