@@ -491,3 +491,23 @@ fn verify_set_serves_cosign_bundle_annotations() {
     )
     .is_err());
 }
+
+#[test]
+fn hashedrekord_v1_entry_cannot_stand_for_a_dsse_envelope() {
+    let Some(case) = Case::load("happy-path-v0.3") else {
+        return;
+    };
+    let env = Envelope::sign(
+        crate::dsse::IN_TOTO_PAYLOAD_TYPE,
+        b"{}",
+        &crate::keys::SigningKey::generate(),
+    );
+    let exp = ExpectedContent {
+        dsse: Some(&env),
+        ..case.expected()
+    };
+    assert!(matches!(
+        verify_entry(&case.entry, &exp, &case.root, true),
+        Err(TlogError::WrongContentType { .. })
+    ));
+}
