@@ -106,6 +106,26 @@ pub enum CosignError {
         /// What is wrong.
         reason: String,
     },
+    /// The certificate's subject (SAN) is not an accepted identity.
+    #[error("certificate identity {subject:?} (issuer {issuer:?}) is not an accepted signer; expected {expected}")]
+    IdentityNotAccepted {
+        /// The certificate's SAN.
+        subject: String,
+        /// The certificate's OIDC issuer.
+        issuer: String,
+        /// The accepted identities.
+        expected: String,
+    },
+    /// The subject is accepted, but not from this OIDC issuer.
+    #[error("certificate identity {subject:?} was issued by OIDC issuer {issuer:?}, which is not accepted for it; expected {expected}")]
+    IssuerNotAccepted {
+        /// The certificate's SAN.
+        subject: String,
+        /// The certificate's OIDC issuer.
+        issuer: String,
+        /// The accepted identities.
+        expected: String,
+    },
     /// The Sigstore bundle verifier rejected it (message names the failed check).
     #[error("{0}")]
     Sigstore(#[from] crate::sigstore_verify::VerifyError),

@@ -8,7 +8,8 @@ use crate::digest::Digest;
 use crate::dsse::Envelope;
 use crate::intoto::Statement;
 use crate::sigstore_verify::{
-    Artifact, Authority, Bundle, BundleContent, VerificationPolicy, VerifiedBundle, Verifier,
+    Artifact, Authority, Bundle, BundleContent, IdentityError, VerificationPolicy, VerifiedBundle,
+    Verifier, VerifyError,
 };
 
 /// A cosign image signature that verified.
@@ -70,7 +71,9 @@ pub fn verify_signature_layer(
     }
     let keyless = precheck(layer, policy)?;
     let bundle = layer.to_bundle(layer.message_signature()?, keyless)?;
-    let verified = verifier.verify(&bundle, Artifact::Bytes(&layer.blob), policy)?;
+    let verified = verifier
+        .verify(&bundle, Artifact::Bytes(&layer.blob), policy)
+        .map_err(|e| explain(e, policy))?;
     let payload = SimpleSigningPayload::from_json(&layer.blob)?;
     payload.require_digest(artifact)?;
     Ok(VerifiedSignature { verified, payload })
@@ -93,7 +96,9 @@ pub fn verify_attestation_layer(
     let keyless = precheck(layer, policy)?;
     let envelope = Envelope::from_json(&layer.blob)?;
     let bundle = layer.to_bundle(BundleContent::Dsse(envelope), keyless)?;
-    let verified = verifier.verify(&bundle, Artifact::Digest(artifact.clone()), policy)?;
+    let verified = verifier
+        .verify(&bundle, Artifact::Digest(artifact.clone()), policy)
+        .map_err(|e| explain(e, policy))?;
     let statement = statement_of(&verified)?;
     statement.require_subject(artifact)?;
     Ok(VerifiedAttestation {
@@ -119,7 +124,9 @@ pub fn verify_bundle_json(
                 .into(),
         });
     }
-    let verified = verifier.verify(&bundle, Artifact::Digest(artifact.clone()), policy)?;
+    let verified = verifier
+        .verify(&bundle, Artifact::Digest(artifact.clone()), policy)
+        .map_err(|e| explain(e, policy))?;
     let statement = statement_of(&verified)?;
     statement.require_subject(artifact)?;
     let claim = if statement.predicate_type == COSIGN_SIGN_PREDICATE_V1 {
@@ -128,6 +135,34 @@ pub fn verify_bundle_json(
         BundleClaim::Attestation(statement)
     };
     Ok((verified, claim))
+}
+
+/// Say whether the subject or the issuer was not accepted: the two are different misconfigurations.
+fn explain(e: VerifyError, policy: &VerificationPolicy) -> CosignError {
+    if let (
+        VerifyError::Identity(IdentityError::Mismatch {
+            subject,
+            issuer,
+            expected,
+        }),
+        Authority::Keyless { identities },
+    ) = (&e, &policy.authority)
+    {
+        let (subject, issuer, expected) = (subject.clone(), issuer.clone(), expected.clone());
+        if identities.iter().any(|i| i.subject.matches(&subject)) {
+            return CosignError::IssuerNotAccepted {
+                subject,
+                issuer,
+                expected,
+            };
+        }
+        return CosignError::IdentityNotAccepted {
+            subject,
+            issuer,
+            expected,
+        };
+    }
+    CosignError::Sigstore(e)
 }
 
 fn statement_of(verified: &VerifiedBundle) -> Result<Statement, CosignError> {
