@@ -84,6 +84,14 @@ pub enum CosignError {
         /// The digest being verified.
         expected: Digest,
     },
+    /// The signature does not verify and the Rekor entry shows a different payload was signed.
+    #[error("payload {stored} differs from the payload {logged} recorded in the transparency log: changed after signing")]
+    PayloadChanged {
+        /// SHA-256 of the payload in the log entry.
+        logged: Digest,
+        /// SHA-256 of the payload stored in the registry.
+        stored: Digest,
+    },
     /// A layer annotation is malformed.
     #[error("malformed annotation {annotation}: {reason}")]
     BadAnnotation {

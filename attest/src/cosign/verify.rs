@@ -73,7 +73,18 @@ pub fn verify_signature_layer(
     let bundle = layer.to_bundle(layer.message_signature()?, keyless)?;
     let verified = verifier
         .verify(&bundle, Artifact::Bytes(&layer.blob), policy)
-        .map_err(|e| explain(e, policy))?;
+        .map_err(|e| match (&e, logged_payload_hash(layer)) {
+            // The log recorded what was signed: a different blob now means it was changed after signing.
+            (VerifyError::Signature(_), Some(logged))
+                if logged != Digest::sha256_of(&layer.blob) =>
+            {
+                CosignError::PayloadChanged {
+                    logged,
+                    stored: Digest::sha256_of(&layer.blob),
+                }
+            }
+            _ => explain(e, policy),
+        })?;
     let payload = SimpleSigningPayload::from_json(&layer.blob)?;
     payload.require_digest(artifact)?;
     Ok(VerifiedSignature { verified, payload })
@@ -135,6 +146,19 @@ pub fn verify_bundle_json(
         BundleClaim::Attestation(statement)
     };
     Ok((verified, claim))
+}
+
+/// The payload hash a hashedrekord entry recorded (only to explain a failure, never to accept).
+fn logged_payload_hash(layer: &SignatureLayer) -> Option<Digest> {
+    let body: serde_json::Value =
+        serde_json::from_slice(&layer.rekor_bundle.as_ref()?.body).ok()?;
+    let hash = body.pointer("/spec/data/hash")?;
+    if hash.get("algorithm")?.as_str()? != "sha256" {
+        return None;
+    }
+    format!("sha256:{}", hash.get("value")?.as_str()?)
+        .parse()
+        .ok()
 }
 
 /// Say whether the subject or the issuer was not accepted: the two are different misconfigurations.
