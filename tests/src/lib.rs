@@ -1,1 +1,5 @@
-//! Test harness.
+//! Test harness for the workspace integration tests: a fake Sigstore (CA, log, trusted root) and an
+//! independent, hand-written cosign signature writer.
+
+pub mod fake_sigstore;
+pub mod handwritten_cosign;
