@@ -202,8 +202,8 @@ fn logs(raw: Vec<RawLog>, section: &'static str) -> Result<Vec<TransparencyLog>,
         .enumerate()
         .map(|(index, l)| {
             let bad = |reason: String| TrustRootError::BadEntry { section, index, reason };
-            let der = b64(&l.public_key.raw_bytes).map_err(bad)?;
-            let public_key = PublicKey::from_spki_der(&der).map_err(|e| bad(e.to_string()))?;
+            let raw = b64(&l.public_key.raw_bytes).map_err(bad)?;
+            let (public_key, der) = read_log_key(&raw, &l.public_key.key_details).map_err(bad)?;
             Ok(TransparencyLog {
                 base_url: l.base_url,
                 log_id: b64(&l.log_id.key_id).map_err(bad)?,
@@ -214,6 +214,22 @@ fn logs(raw: Vec<RawLog>, section: &'static str) -> Result<Vec<TransparencyLog>,
             })
         })
         .collect()
+}
+
+/// Log keys are SPKI DER, except that some roots carry RSA keys as PKCS#1 (`keyDetails: PKCS1_RSA_*`).
+/// Returns the key and its SPKI DER (log ids and checkpoint key hints are computed over SPKI).
+fn read_log_key(raw: &[u8], key_details: &str) -> Result<(PublicKey, Vec<u8>), String> {
+    match PublicKey::from_spki_der(raw) {
+        Ok(k) => Ok((k, raw.to_vec())),
+        Err(_) if key_details.starts_with("PKCS1_RSA") => {
+            use rsa::pkcs1::DecodeRsaPublicKey;
+            let key = rsa::RsaPublicKey::from_pkcs1_der(raw).map_err(|e| format!("PKCS#1 RSA key: {e}"))?;
+            let key = PublicKey::Rsa(key);
+            let der = key.to_spki_der();
+            Ok((key, der))
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn cas(raw: Vec<RawCa>, section: &'static str) -> Result<Vec<CertificateAuthority>, TrustRootError> {
@@ -298,6 +314,22 @@ mod tests {
         let v1 = &root.tlogs[0];
         assert_eq!(Digest::sha256_of(&v1.public_key_der).to_bytes(), v1.log_id);
         assert!(root.tlog(&v1.log_id).is_some());
+    }
+
+    #[test]
+    fn reads_pkcs1_rsa_log_keys() {
+        use rsa::pkcs1::EncodeRsaPublicKey;
+        let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap().to_public_key();
+        let pkcs1 = key.to_pkcs1_der().unwrap();
+        let b = base64::engine::general_purpose::STANDARD.encode(pkcs1.as_bytes());
+        let doc = format!(
+            r#"{{"ctlogs":[{{"publicKey":{{"rawBytes":"{b}","keyDetails":"PKCS1_RSA_PKCS1V5"}},"logId":{{"keyId":"AA=="}}}}]}}"#
+        );
+        let root = TrustRoot::from_json(doc.as_bytes()).unwrap();
+        assert_eq!(root.ctlogs[0].public_key.kind(), "rsa");
+        // Without the PKCS#1 key details the same bytes are not an SPKI key.
+        let wrong = doc.replace("PKCS1_RSA_PKCS1V5", "PKIX_RSA_PKCS1V15_2048_SHA256");
+        assert!(TrustRoot::from_json(wrong.as_bytes()).is_err());
     }
 
     #[test]

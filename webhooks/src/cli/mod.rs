@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod sigstore;
+pub mod verify;
 
 /// Exit code: verified / no violations.
 pub const EXIT_OK: u8 = 0;
@@ -23,6 +24,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Verify an image's signature, attestation or SBOM, by digest, as cosign would.
+    Verify(verify::VerifyArgs),
     /// Sigstore tooling (the conformance suite's client protocol).
     #[command(subcommand)]
     Sigstore(SigstoreCommand),
@@ -45,6 +48,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Verify(args) => verify::run(args),
         Command::Sigstore(SigstoreCommand::VerifyBundle(args)) => sigstore::run(args),
     }
 }
