@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod demo;
 pub mod sigstore;
 pub mod verify;
 
@@ -24,6 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The local demo: a loopback registry, a signed image, and what vouch decides.
+    Demo(demo::DemoArgs),
     /// Verify an image's signature, attestation or SBOM, by digest, as cosign would.
     Verify(verify::VerifyArgs),
     /// Sigstore tooling (the conformance suite's client protocol).
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Sigstore(SigstoreCommand::VerifyBundle(args)) => sigstore::run(args),
     }
