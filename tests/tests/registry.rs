@@ -406,38 +406,69 @@ async fn silent_server_times_out() {
     held.abort();
 }
 
-/// Proves: 503 answers are retried the configured number of times, then reported as a Server error.
-#[tokio::test]
-async fn server_errors_are_retried_then_reported() {
+/// A scripted HTTP server standing in for a misbehaving registry: `answer` gets the request line
+/// (`GET /v2/... HTTP/1.1`) and returns the raw HTTP response. Returns the host and the server task.
+async fn fake_registry(
+    answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+) -> (String, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let host = listener.local_addr().unwrap().to_string();
-    let manifest_requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = manifest_requests.clone();
+    let answer = std::sync::Arc::new(answer);
     let server = tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            let counter = counter.clone();
+            let answer = answer.clone();
             tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
+                let mut buf = [0u8; 8192];
                 let n = socket.read(&mut buf).await.unwrap_or(0);
                 let request = String::from_utf8_lossy(&buf[..n]);
-                let answer = if request.starts_with("GET /v2/ ") {
-                    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                } else {
-                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                };
-                let _ = socket.write_all(answer.as_bytes()).await;
+                let line = request.lines().next().unwrap_or_default().to_owned();
+                let _ = socket.write_all(&answer(&line)).await;
             });
         }
     });
-    let client = RegistryClient::new(RegistryConfig {
-        insecure_registries: vec![host.clone()],
+    (host, server)
+}
+
+fn http_answer(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+fn plain_client(host: &str, tweak: impl FnOnce(&mut RegistryConfig)) -> RegistryClient {
+    let mut config = RegistryConfig {
+        insecure_registries: vec![host.to_owned()],
         timeout: Duration::from_secs(5),
-        retries: 2,
         ..RegistryConfig::default()
+    };
+    tweak(&mut config);
+    RegistryClient::new(config).unwrap()
+}
+
+/// Proves: 503 answers are retried the configured number of times, then reported as a Server error.
+#[tokio::test]
+async fn server_errors_are_retried_then_reported() {
+    let manifest_requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = manifest_requests.clone();
+    let (host, server) = fake_registry(move |line| {
+        if line.starts_with("GET /v2/ ") {
+            http_answer("200 OK", &[], b"")
+        } else {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            http_answer("503 Service Unavailable", &[], b"")
+        }
     })
-    .unwrap();
+    .await;
+    let client = plain_client(&host, |c| c.retries = 2);
     let e = client
         .fetch_manifest(&format!("{host}/demo/app:v1").parse().unwrap())
         .await
@@ -451,6 +482,79 @@ async fn server_errors_are_retried_then_reported() {
         3
     );
     assert_eq!(client.stats().retries, 2);
+    server.abort();
+}
+
+/// Proves: a body without Content-Length is cut off at the cap while streaming (never buffered whole).
+#[tokio::test]
+async fn chunked_body_without_length_is_cut_at_the_cap() {
+    let (host, server) = fake_registry(|line| {
+        if line.starts_with("GET /v2/ ") {
+            return http_answer("200 OK", &[], b"");
+        }
+        let mut out = format!(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: {OCI_MANIFEST}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .into_bytes();
+        for _ in 0..256 {
+            out.extend_from_slice(format!("400\r\n{}\r\n", " ".repeat(1024)).as_bytes());
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    })
+    .await;
+    let client = plain_client(&host, |c| c.max_manifest_bytes = 4096);
+    let e = client
+        .fetch_manifest(&format!("{host}/demo/app:v1").parse().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, RegistryError::TooLarge { limit: 4096, .. }),
+        "{e}"
+    );
+    server.abort();
+}
+
+/// Proves: content that does not hash to the digest it was asked by is rejected (blob by digest, manifest
+/// by digest, and a tag whose Docker-Content-Digest header names other content).
+#[tokio::test]
+async fn content_not_matching_its_digest_is_rejected() {
+    let genuine = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+    let tampered = genuine.replace("\"layers\":[]", "\"layers\":[ ]");
+    let genuine_digest = Digest::sha256_of(genuine.as_bytes());
+    let claimed = genuine_digest.to_string();
+    let served = tampered.clone();
+    let (host, server) = fake_registry(move |line| {
+        if line.starts_with("GET /v2/ ") {
+            http_answer("200 OK", &[], b"")
+        } else {
+            let headers = [
+                ("Content-Type", OCI_MANIFEST),
+                ("Docker-Content-Digest", claimed.as_str()),
+            ];
+            http_answer("200 OK", &headers, served.as_bytes())
+        }
+    })
+    .await;
+    let client = plain_client(&host, |_| {});
+    let repo: ArtifactRef = format!("{host}/demo/app").parse().unwrap();
+    let tampered_digest = Digest::sha256_of(tampered.as_bytes()).to_string();
+    let by_digest = repo.with_digest(genuine_digest.clone());
+    let e = client
+        .fetch_blob(&repo, &genuine_digest, 4096)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, RegistryError::DigestMismatch { expected, actual } if *expected == genuine_digest.to_string() && *actual == tampered_digest),
+        "{e}"
+    );
+    let e = client.fetch_manifest(&by_digest).await.unwrap_err();
+    assert!(matches!(e, RegistryError::DigestMismatch { .. }), "{e}");
+    let e = client
+        .fetch_manifest(&repo.with_tag("v1").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::DigestMismatch { .. }), "{e}");
     server.abort();
 }
 

@@ -147,6 +147,8 @@ impl ImageIndex {
 }
 
 /// A parsed manifest: an image manifest or an index.
+// Parsed a few times per verification: boxing the larger variant would only complicate matching.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManifestKind {
     /// An image (or artifact) manifest.
