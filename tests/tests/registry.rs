@@ -1,4 +1,5 @@
 //! Registry access against a real registry process (Debian's docker-registry) on loopback.
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers: a panic is a failing test
 
 use std::time::{Duration, Instant};
 
