@@ -407,24 +407,26 @@ async fn silent_server_times_out() {
     held.abort();
 }
 
-/// A scripted HTTP server standing in for a misbehaving registry: `answer` gets the request line
-/// (`GET /v2/... HTTP/1.1`) and returns the raw HTTP response. Returns the host and the server task.
+/// A scripted HTTP server standing in for a misbehaving registry: `answer` gets the request head
+/// (`GET /v2/... HTTP/1.1` and headers) and the server's own host, and returns the raw HTTP response.
+/// Returns the host and the server task.
 async fn fake_registry(
-    answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+    answer: impl Fn(&str, &str) -> Vec<u8> + Send + Sync + 'static,
 ) -> (String, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let host = listener.local_addr().unwrap().to_string();
     let answer = std::sync::Arc::new(answer);
+    let own_host = host.clone();
     let server = tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             let answer = answer.clone();
+            let own_host = own_host.clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 8192];
                 let n = socket.read(&mut buf).await.unwrap_or(0);
                 let request = String::from_utf8_lossy(&buf[..n]);
-                let line = request.lines().next().unwrap_or_default().to_owned();
-                let _ = socket.write_all(&answer(&line)).await;
+                let _ = socket.write_all(&answer(&request, &own_host)).await;
             });
         }
     });
@@ -460,7 +462,7 @@ fn plain_client(host: &str, tweak: impl FnOnce(&mut RegistryConfig)) -> Registry
 async fn server_errors_are_retried_then_reported() {
     let manifest_requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = manifest_requests.clone();
-    let (host, server) = fake_registry(move |line| {
+    let (host, server) = fake_registry(move |line, _| {
         if line.starts_with("GET /v2/ ") {
             http_answer("200 OK", &[], b"")
         } else {
@@ -489,7 +491,7 @@ async fn server_errors_are_retried_then_reported() {
 /// Proves: a body without Content-Length is cut off at the cap while streaming (never buffered whole).
 #[tokio::test]
 async fn chunked_body_without_length_is_cut_at_the_cap() {
-    let (host, server) = fake_registry(|line| {
+    let (host, server) = fake_registry(|line, _| {
         if line.starts_with("GET /v2/ ") {
             return http_answer("200 OK", &[], b"");
         }
@@ -525,7 +527,7 @@ async fn content_not_matching_its_digest_is_rejected() {
     let genuine_digest = Digest::sha256_of(genuine.as_bytes());
     let claimed = genuine_digest.to_string();
     let served = tampered.clone();
-    let (host, server) = fake_registry(move |line| {
+    let (host, server) = fake_registry(move |line, _| {
         if line.starts_with("GET /v2/ ") {
             http_answer("200 OK", &[], b"")
         } else {
@@ -589,4 +591,67 @@ async fn manifest_over_the_cap_is_too_large() {
         "{e}"
     );
     assert_eq!(pusher.fetch_manifest(&tagged).await.unwrap().bytes, bytes);
+}
+
+/// Proves the bearer token dance: the registry's 401 challenge sends the client to the token realm with
+/// its basic credentials, the token obtained authorizes the request, and it is reused for the next one;
+/// without credentials the token endpoint refuses and the result is Unauthorized.
+#[tokio::test]
+async fn bearer_challenge_is_answered_with_a_token_from_the_realm() {
+    let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+    let token_requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = token_requests.clone();
+    let basic = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+    let (host, server) = fake_registry(move |request, own_host| {
+        let head = request.to_ascii_lowercase();
+        let challenge = format!(r#"Bearer realm="http://{own_host}/token",service="fake""#);
+        let unauthorized =
+            http_answer("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b"");
+        if request.starts_with("GET /token?") {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let scoped = head.contains("scope=repository%3ademo%2fapp%3apull");
+            if scoped
+                && head.contains(&format!(
+                    "authorization: basic {}",
+                    basic.to_ascii_lowercase()
+                ))
+            {
+                return http_answer(
+                    "200 OK",
+                    &[("Content-Type", "application/json")],
+                    br#"{"token":"good-token"}"#,
+                );
+            }
+            return http_answer("401 Unauthorized", &[], b"");
+        }
+        if request.starts_with("GET /v2/demo/app/manifests/")
+            && head.contains("authorization: bearer good-token")
+        {
+            return http_answer(
+                "200 OK",
+                &[("Content-Type", OCI_INDEX)],
+                manifest.as_bytes(),
+            );
+        }
+        unauthorized
+    })
+    .await;
+    let creds = Credentials::from_docker_config_json(
+        format!(r#"{{"auths":{{"{host}":{{"username":"alice","password":"s3cret"}}}}}}"#)
+            .as_bytes(),
+    )
+    .unwrap();
+    let client = plain_client(&host, |c| c.credentials = creds);
+    let r: ArtifactRef = format!("{host}/demo/app:v1").parse().unwrap();
+    for _ in 0..2 {
+        let fetched = client.fetch_manifest(&r).await.unwrap();
+        assert_eq!(fetched.bytes, manifest.as_bytes());
+        assert_eq!(fetched.media_type, OCI_INDEX);
+    }
+    assert_eq!(token_requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let anonymous = plain_client(&host, |_| {});
+    let e = anonymous.fetch_manifest(&r).await.unwrap_err();
+    assert!(matches!(e, RegistryError::Unauthorized { .. }), "{e}");
+    server.abort();
 }
