@@ -655,3 +655,64 @@ async fn bearer_challenge_is_answered_with_a_token_from_the_realm() {
     assert!(matches!(e, RegistryError::Unauthorized { .. }), "{e}");
     server.abort();
 }
+
+/// Proves: where the registry has the referrers API, its answer is used (all pages, following `Link`),
+/// filtered by artifact type even when the registry ignores the filter, and the tag schema is not consulted.
+#[tokio::test]
+async fn referrers_api_is_used_with_pagination_and_filtering() {
+    let subject = Digest::sha256_of(b"subject manifest");
+    let (a, b) = (Digest::sha256_of(b"a"), Digest::sha256_of(b"b"));
+    let entry = |d: &Digest, t: &str| {
+        format!(r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":10,"artifactType":"{t}"}}"#)
+    };
+    let page1 = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
+        entry(&a, BUNDLE_TYPE)
+    );
+    let page2 = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
+        entry(&b, SBOM_TYPE)
+    );
+    let tag_lookups = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = tag_lookups.clone();
+    let subject_path = format!("/v2/demo/app/referrers/{subject}");
+    let (host, server) = fake_registry(move |request, _| {
+        let line = request.lines().next().unwrap_or_default();
+        if line.starts_with("GET /v2/ ") {
+            http_answer("200 OK", &[], b"")
+        } else if line.starts_with(&format!("GET {subject_path}?page=2")) {
+            http_answer("200 OK", &[("Content-Type", OCI_INDEX)], page2.as_bytes())
+        } else if line.starts_with(&format!("GET {subject_path}")) {
+            let link = format!(r#"<{subject_path}?page=2>; rel="next""#);
+            http_answer(
+                "200 OK",
+                &[("Content-Type", OCI_INDEX), ("Link", &link)],
+                page1.as_bytes(),
+            )
+        } else {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            http_answer("404 Not Found", &[], b"")
+        }
+    })
+    .await;
+    let client = plain_client(&host, |_| {});
+    let r: ArtifactRef = format!("{host}/demo/app@{subject}").parse().unwrap();
+    let all = client.referrers(&r, None).await.unwrap();
+    assert_eq!(
+        all.iter().map(|d| d.digest.clone()).collect::<Vec<_>>(),
+        [a.clone(), b]
+    );
+    let bundles = client.referrers(&r, Some(BUNDLE_TYPE)).await.unwrap();
+    assert_eq!(
+        bundles.iter().map(|d| d.digest.clone()).collect::<Vec<_>>(),
+        [a]
+    );
+    assert_eq!(tag_lookups.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // A tag reference cannot have referrers.
+    let e = client
+        .referrers(&format!("{host}/demo/app:v1").parse().unwrap(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::InvalidReference { .. }), "{e}");
+    server.abort();
+}
