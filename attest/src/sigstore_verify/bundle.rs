@@ -573,3 +573,110 @@ fn check_cert_der(der: &[u8], index: usize) -> Result<x509_cert::Certificate, Bu
         reason: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sigstore_verify::testutil::case;
+
+    fn json(name: &str) -> Option<serde_json::Value> {
+        let dir = case(name)?;
+        Some(serde_json::from_slice(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap())
+    }
+
+    fn parse(v: &serde_json::Value) -> Result<Bundle, BundleError> {
+        Bundle::from_json(&serde_json::to_vec(v).unwrap())
+    }
+
+    #[test]
+    fn parses_every_version_and_round_trips() {
+        for name in [
+            "happy-path-v0.1",
+            "happy-path-v0.3",
+            "intoto-with-custom-trust-root",
+            "rekor2-timestamp-without-embedded-cert",
+            "managed-key-and-trusted-root",
+        ] {
+            let Some(v) = json(name) else { return };
+            let b = parse(&v).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(Bundle::from_json(&b.to_json()).unwrap(), b, "{name}");
+        }
+        let b = parse(&json("happy-path-v0.1").unwrap()).unwrap();
+        assert_eq!(b.version().unwrap(), BundleVersion::V0_1);
+        assert!(matches!(b.verification_material.signer, Signer::Chain(_)));
+        assert!(matches!(
+            b.content,
+            BundleContent::MessageSignature {
+                digest: Some((DigestAlgorithm::Sha256, _)),
+                ..
+            }
+        ));
+        let b = parse(&json("rekor2-timestamp-without-embedded-cert").unwrap()).unwrap();
+        assert_eq!(b.verification_material.timestamps.len(), 1);
+        let b = parse(&json("managed-key-and-trusted-root").unwrap()).unwrap();
+        assert!(matches!(b.verification_material.signer, Signer::PublicKey { .. }));
+    }
+
+    #[test]
+    fn conformance_structural_failures_are_rejected_at_parse() {
+        let Some(v) = json("bundle-empty-certificate-chain_fail") else {
+            return;
+        };
+        assert_eq!(parse(&v), Err(BundleError::EmptyCertificateChain));
+        assert!(matches!(
+            parse(&json("bundle-invalid-base64-signature_fail").unwrap()),
+            Err(BundleError::BadBase64 { .. })
+        ));
+        assert!(parse(&json("bundle-negative-log-index_fail").unwrap()).is_err());
+        assert!(matches!(
+            parse(&json("bundle-with-root-cert_fail").unwrap()),
+            Err(BundleError::ChainContainsRoot { .. })
+        ));
+    }
+
+    #[test]
+    fn version_rules() {
+        let Some(v01) = json("happy-path-v0.1") else { return };
+        let mut v = v01.clone();
+        v["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=9".into();
+        assert!(matches!(parse(&v), Err(BundleError::UnsupportedMediaType { .. })));
+        // v0.1 needs the SET.
+        let mut v = v01.clone();
+        v["verificationMaterial"]["tlogEntries"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("inclusionPromise");
+        assert_eq!(parse(&v), Err(BundleError::MissingInclusionPromise { index: 0 }));
+        // v0.2 needs the proof.
+        let mut v = v01.clone();
+        v["mediaType"] = MEDIA_TYPE_V0_2.into();
+        v["verificationMaterial"]["tlogEntries"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("inclusionProof");
+        assert_eq!(parse(&v), Err(BundleError::MissingInclusionProof { index: 0 }));
+        // v0.3 carries a single certificate, not a chain.
+        let mut v = v01.clone();
+        v["mediaType"] = MEDIA_TYPE_V0_3.into();
+        assert_eq!(parse(&v), Err(BundleError::ChainInV03));
+        // Both content kinds, or none.
+        let mut v = v01.clone();
+        v.as_object_mut().unwrap().remove("messageSignature");
+        assert_eq!(parse(&v), Err(BundleError::MissingContent));
+        // A wrong-length digest.
+        let mut v = v01;
+        v["messageSignature"]["messageDigest"]["digest"] = "AAAA".into();
+        assert!(matches!(parse(&v), Err(BundleError::BadDigestLength { .. })));
+        assert!(matches!(Bundle::from_json(b"{}"), Err(BundleError::Malformed { .. })));
+    }
+
+    #[test]
+    fn validate_applies_to_bundles_built_in_code() {
+        let Some(v) = json("happy-path-v0.3") else { return };
+        let mut b = parse(&v).unwrap();
+        b.verification_material.signer = Signer::Chain(vec![]);
+        assert_eq!(b.validate(), Err(BundleError::EmptyCertificateChain));
+        b.verification_material.signer = Signer::Certificate(vec![1, 2, 3]);
+        assert!(matches!(b.validate(), Err(BundleError::BadCertificate { .. })));
+    }
+}

@@ -114,9 +114,18 @@ impl ParsedCert {
         })
     }
 
-    /// Subject as an RFC 4514 string, for messages.
+    /// Subject as an RFC 4514 string for messages; Fulcio leaves have an empty subject, so those are
+    /// named by serial number.
     pub fn subject(&self) -> String {
-        self.cert.tbs_certificate.subject.to_string()
+        let s = self.cert.tbs_certificate.subject.to_string();
+        if s.is_empty() {
+            format!(
+                "serial {}",
+                hex::encode(self.cert.tbs_certificate.serial_number.as_bytes())
+            )
+        } else {
+            s
+        }
     }
 
     /// The public key.
@@ -405,4 +414,105 @@ pub fn verify_leaf<'a>(
         what,
         issuer: leaf.cert.tbs_certificate.issuer.to_string(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SigningKey;
+    use crate::sigstore_verify::testutil::{at, basic_constraints, eku, make_cert, TestCa};
+
+    const CODE: (ObjectIdentifier, &str) = (EKU_CODE_SIGNING, "codeSigning");
+
+    #[test]
+    fn chain_verifies_at_signing_time_not_now() {
+        let ca = TestCa::new();
+        let leaf = ca.leaf(&SigningKey::generate(), 1000, 1600, "https://x", "https://issuer");
+        let authorities = [ca.authority.clone()];
+        let m = verify_leaf(&leaf, &authorities, &[at(1200)], "Fulcio CA", CODE).unwrap();
+        assert_eq!(m.issuer.unwrap().subject(), "CN=test intermediate");
+        // Every verified time must lie in the leaf's validity.
+        let err = verify_leaf(&leaf, &authorities, &[at(1200), at(1700)], "Fulcio CA", CODE).unwrap_err();
+        assert!(matches!(err, CertificateError::NotValidAt { .. }), "{err}");
+        assert!(err.to_string().contains("is not valid at"));
+        assert_eq!(
+            verify_leaf(&leaf, &authorities, &[], "Fulcio CA", CODE).unwrap_err(),
+            CertificateError::NoTime
+        );
+    }
+
+    #[test]
+    fn authority_validity_window_applies() {
+        let mut ca = TestCa::new();
+        ca.authority.valid_for = Validity {
+            start: Some(at(1300)),
+            end: None,
+        };
+        let leaf = ca.leaf(&SigningKey::generate(), 1000, 1600, "https://x", "https://issuer");
+        let err = verify_leaf(&leaf, &[ca.authority.clone()], &[at(1200)], "Fulcio CA", CODE).unwrap_err();
+        assert!(matches!(err, CertificateError::AuthorityNotValidAt { .. }), "{err}");
+    }
+
+    #[test]
+    fn rejects_untrusted_forged_and_misused_certificates() {
+        let ca = TestCa::new();
+        let other = TestCa::new();
+        let key = SigningKey::generate();
+        // Issued by another CA with the same names: the signature does not verify.
+        let forged = other.leaf(&key, 1000, 1600, "https://x", "https://issuer");
+        let err = verify_leaf(&forged, &[ca.authority.clone()], &[at(1200)], "Fulcio CA", CODE).unwrap_err();
+        assert!(matches!(err, CertificateError::BadSignature { .. }), "{err}");
+        // An issuer name no authority has.
+        let stranger = make_cert("", "CN=elsewhere", &key, &key, 0, 2000, vec![eku(EKU_CODE_SIGNING)]);
+        let err = verify_leaf(&stranger, &[ca.authority.clone()], &[at(1200)], "Fulcio CA", CODE).unwrap_err();
+        assert!(
+            err.to_string().contains("does not lead to a trusted Fulcio CA"),
+            "{err}"
+        );
+        // No code-signing usage.
+        let no_eku = make_cert("", "CN=test intermediate", &key, &ca.intermediate_key, 0, 2000, vec![]);
+        let err = verify_leaf(&no_eku, &[ca.authority.clone()], &[at(1200)], "Fulcio CA", CODE).unwrap_err();
+        assert!(matches!(err, CertificateError::MissingKeyUsage { .. }), "{err}");
+        // A CA certificate used as a leaf.
+        let ca_leaf = make_cert(
+            "CN=sub",
+            "CN=test intermediate",
+            &key,
+            &ca.intermediate_key,
+            0,
+            2000,
+            vec![basic_constraints(true), eku(EKU_CODE_SIGNING)],
+        );
+        let err = verify_leaf(&ca_leaf, &[ca.authority.clone()], &[at(1200)], "Fulcio CA", CODE).unwrap_err();
+        assert!(matches!(err, CertificateError::LeafIsCa { .. }), "{err}");
+        // An intermediate that is not a CA cannot issue.
+        let mut not_ca = ca.authority.clone();
+        not_ca.chain[0] = make_cert(
+            "CN=test intermediate",
+            "CN=test root",
+            &ca.intermediate_key,
+            &ca.root_key,
+            0,
+            2_000_000_000,
+            vec![],
+        );
+        let leaf = ca.leaf(&key, 1000, 1600, "https://x", "https://issuer");
+        let err = verify_leaf(&leaf, &[not_ca], &[at(1200)], "Fulcio CA", CODE).unwrap_err();
+        assert!(matches!(err, CertificateError::NotACa { .. }), "{err}");
+    }
+
+    #[test]
+    fn tbs_bytes_is_what_was_signed_and_algorithms_must_fit_keys() {
+        let key = SigningKey::generate();
+        let cert = make_cert("CN=a", "CN=a", &key, &key, 0, 10, vec![]);
+        let tbs = tbs_bytes(&cert.der).unwrap();
+        assert_eq!(tbs, cert.cert.tbs_certificate.to_der().unwrap().as_slice());
+        let sig = key.sign(b"m");
+        let pk = key.public_key();
+        verify_signature(&pk, &rfc5912::ECDSA_WITH_SHA_256, b"m", &sig).unwrap();
+        assert!(verify_signature(&pk, &rfc5912::SHA_256_WITH_RSA_ENCRYPTION, b"m", &sig).is_err());
+        assert!(verify_signature(&pk, &rfc8410::ID_ED_25519, b"m", &sig).is_err());
+        assert!(verify_signature(&pk, &rfc5912::ECDSA_WITH_SHA_256, b"n", &sig).is_err());
+        assert!(verify_signature(&pk, &rfc5912::ID_SHA_1, b"m", &sig).is_err());
+    }
 }

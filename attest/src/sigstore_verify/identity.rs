@@ -233,3 +233,101 @@ impl CertIdentity {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SigningKey;
+    use crate::sigstore_verify::bundle::Bundle;
+    use crate::sigstore_verify::testutil::{case, TestCa};
+
+    const WF: &str = "https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main";
+    const GH: &str = "https://token.actions.githubusercontent.com";
+
+    fn id() -> CertIdentity {
+        let ca = TestCa::new();
+        let leaf = ca.leaf(&SigningKey::generate(), 0, 100, WF, GH);
+        CertIdentity::from_certificate(&leaf.cert).unwrap()
+    }
+
+    #[test]
+    fn reads_san_and_issuer_from_constructed_and_real_certificates() {
+        let got = id();
+        assert_eq!(got.subjects, vec![WF.to_owned()]);
+        assert_eq!(got.issuer, GH);
+        let Some(dir) = case("happy-path-v0.3") else { return };
+        let bundle = Bundle::from_json(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
+        let der = bundle.verification_material.signer.leaf_certificate().unwrap();
+        let cert = Certificate::from_der(der).unwrap();
+        let real = CertIdentity::from_certificate(&cert).unwrap();
+        assert_eq!(real.issuer, GH);
+        assert!(
+            real.subject().starts_with("https://github.com/sigstore-conformance/"),
+            "{}",
+            real.subject()
+        );
+    }
+
+    #[test]
+    fn exact_match_needs_both_subject_and_issuer() {
+        let got = id();
+        got.check(&[CertificateIdentity::exact(WF, GH)]).unwrap();
+        let err = got
+            .check(&[CertificateIdentity::exact(WF, "https://accounts.google.com")])
+            .unwrap_err();
+        assert!(matches!(err, IdentityError::Mismatch { .. }));
+        assert!(err.to_string().contains("matches none"), "{err}");
+        assert!(got
+            .check(&[CertificateIdentity::exact("https://github.com/org/repo", GH)])
+            .is_err());
+        assert!(got.check(&[]).is_err());
+        // Any accepted identity may match.
+        got.check(&[CertificateIdentity::exact("x", "y"), CertificateIdentity::exact(WF, GH)])
+            .unwrap();
+    }
+
+    #[test]
+    fn regex_matches_are_anchored_to_the_whole_value() {
+        let got = id();
+        let re = |s: &str, i: &str| CertificateIdentity {
+            subject: Matcher::regex(s).unwrap(),
+            issuer: Matcher::regex(i).unwrap(),
+        };
+        got.check(&[re(
+            r"https://github\.com/org/.*",
+            r"https://token\.actions\.githubusercontent\.com",
+        )])
+        .unwrap();
+        // Unanchored substrings do not match.
+        assert!(got.check(&[re(r"github\.com/org", ".*")]).is_err());
+        assert!(got.check(&[re(".*", r"token\.actions")]).is_err());
+        // An alternation cannot escape the anchors.
+        assert!(got.check(&[re("x|https://github.com/org", ".*")]).is_err());
+        assert!(matches!(Matcher::regex("("), Err(IdentityError::BadRegex { .. })));
+        assert_eq!(Matcher::regex("a+").unwrap().to_string(), "/a+/");
+    }
+
+    #[test]
+    fn certificates_without_identity_are_rejected() {
+        let ca = TestCa::new();
+        let key = SigningKey::generate();
+        let no_ext = crate::sigstore_verify::testutil::make_cert("", "CN=x", &key, &ca.intermediate_key, 0, 10, vec![]);
+        assert_eq!(
+            CertIdentity::from_certificate(&no_ext.cert),
+            Err(IdentityError::NoSubject)
+        );
+        let no_issuer = crate::sigstore_verify::testutil::make_cert(
+            "",
+            "CN=x",
+            &key,
+            &key,
+            0,
+            10,
+            vec![crate::sigstore_verify::testutil::san_uri(WF)],
+        );
+        assert_eq!(
+            CertIdentity::from_certificate(&no_issuer.cert),
+            Err(IdentityError::NoIssuer)
+        );
+    }
+}

@@ -10,6 +10,8 @@ pub mod certificate;
 pub mod identity;
 pub mod policy;
 pub mod sct;
+#[cfg(test)]
+mod testutil;
 pub mod timestamp;
 pub mod tlog;
 

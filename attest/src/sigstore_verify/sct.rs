@@ -208,3 +208,82 @@ fn verify_one(sct: &Sct, issuer_key_hash: &[u8; 32], tbs: &[u8], trust_root: &Tr
     key.verify_prehashed(digest, &digest.hash(&data), &sct.signature)
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sigstore_verify::bundle::Bundle;
+    use crate::sigstore_verify::certificate::ParsedAuthority;
+    use crate::sigstore_verify::testutil::case;
+
+    /// The real Fulcio leaf of a conformance case and the intermediate that issued it.
+    fn leaf_and_issuer() -> Option<(ParsedCert, ParsedCert, TrustRoot)> {
+        let dir = case("happy-path-v0.3")?;
+        let bundle = Bundle::from_json(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
+        let leaf = ParsedCert::from_der(bundle.verification_material.signer.leaf_certificate().unwrap()).unwrap();
+        let root = TrustRoot::public_good().unwrap();
+        let cas = ParsedAuthority::parse_all(&root.certificate_authorities);
+        let issuer = cas
+            .iter()
+            .filter_map(|a| a.chain.first())
+            .find(|c| leaf.check_issued_by(c).is_ok())
+            .unwrap()
+            .clone();
+        Some((leaf, issuer, root))
+    }
+
+    #[test]
+    fn verifies_real_embedded_sct() {
+        let Some((leaf, issuer, root)) = leaf_and_issuer() else {
+            return;
+        };
+        let scts = parse_sct_list(leaf.extension(OID_SCT_LIST).unwrap()).unwrap();
+        assert_eq!(scts.len(), 1);
+        assert_eq!(verify_scts(&leaf, &issuer, &root, 1).unwrap(), 1);
+        // Two SCTs cannot be had from one.
+        assert!(matches!(
+            verify_scts(&leaf, &issuer, &root, 2),
+            Err(SctError::NotEnough { verified: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_wrong_issuer_unknown_log_and_expired_log_key() {
+        let Some((leaf, issuer, root)) = leaf_and_issuer() else {
+            return;
+        };
+        // The issuer key hash is part of the signed data: the leaf itself is not the issuer.
+        assert!(verify_scts(&leaf, &leaf, &root, 1).is_err());
+        let mut no_logs = root.clone();
+        no_logs.ctlogs.clear();
+        let err = verify_scts(&leaf, &issuer, &no_logs, 1).unwrap_err();
+        assert!(err.to_string().contains("not in the trust root"), "{err}");
+        let mut expired = root.clone();
+        for log in &mut expired.ctlogs {
+            log.valid_for.end = Some(chrono::DateTime::from_timestamp(1_000_000_000, 0).unwrap());
+        }
+        let err = verify_scts(&leaf, &issuer, &expired, 1).unwrap_err();
+        assert!(err.to_string().contains("validity"), "{err}");
+    }
+
+    #[test]
+    fn tampered_certificate_breaks_the_sct() {
+        let Some((leaf, issuer, root)) = leaf_and_issuer() else {
+            return;
+        };
+        let mut tampered = leaf.clone();
+        tampered.cert.tbs_certificate.serial_number = x509_cert::serial_number::SerialNumber::new(&[9]).unwrap();
+        assert!(matches!(
+            verify_scts(&tampered, &issuer, &root, 1),
+            Err(SctError::NotEnough { verified: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_lists_are_rejected() {
+        let wrap = |b: &[u8]| der::asn1::OctetString::new(b.to_vec()).unwrap().to_der().unwrap();
+        assert!(parse_sct_list(&wrap(&[0, 5, 1])).is_err());
+        assert!(parse_sct_list(b"junk").is_err());
+        assert_eq!(parse_sct_list(&wrap(&[0, 0])).unwrap(), vec![]);
+    }
+}

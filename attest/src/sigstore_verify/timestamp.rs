@@ -301,3 +301,80 @@ pub fn verify_timestamp(
     }
     Err(TimestampError::Untrusted(last))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sigstore_verify::bundle::{Bundle, BundleContent};
+    use crate::sigstore_verify::testutil::case;
+    use crate::trust_root::TrustRoot;
+
+    /// Timestamp, signature it covers, and the case's TSAs.
+    fn material(name: &str) -> Option<(Vec<u8>, Vec<u8>, Vec<ParsedAuthority>)> {
+        let dir = case(name)?;
+        let bundle = Bundle::from_json(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
+        let BundleContent::MessageSignature { signature, .. } = &bundle.content else {
+            panic!("message signature")
+        };
+        let root = TrustRoot::from_json(&std::fs::read(dir.join("trusted_root.json")).unwrap()).unwrap();
+        Some((
+            bundle.verification_material.timestamps[0].clone(),
+            signature.clone(),
+            ParsedAuthority::parse_all(&root.timestamp_authorities),
+        ))
+    }
+
+    #[test]
+    fn verifies_sigstore_tsa_timestamps_with_and_without_embedded_certs() {
+        for name in [
+            "rekor2-timestamp-without-embedded-cert",
+            "rekor2-timestamp-with-expired-cert-chain",
+        ] {
+            let Some((ts, sig, tsas)) = material(name) else { return };
+            let v = verify_timestamp(&ts, &sig, &tsas).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(v.time.timestamp() > 1_700_000_000, "{name}: {}", v.time);
+        }
+    }
+
+    #[test]
+    fn rejects_other_signatures_untrusted_tsas_and_times_outside_validity() {
+        let Some((ts, sig, tsas)) = material("rekor2-timestamp-without-embedded-cert") else {
+            return;
+        };
+        assert_eq!(
+            verify_timestamp(&ts, b"another signature", &tsas),
+            Err(TimestampError::ImprintMismatch)
+        );
+        assert!(matches!(
+            verify_timestamp(&ts, &sig, &[]),
+            Err(TimestampError::Untrusted(_))
+        ));
+        let mut expired = tsas.clone();
+        for a in &mut expired {
+            a.valid_for.end = Some(chrono::DateTime::from_timestamp(1_600_000_000, 0).unwrap());
+        }
+        let err = verify_timestamp(&ts, &sig, &expired).unwrap_err();
+        assert!(err.to_string().contains("not trusted at"), "{err}");
+        // A flipped byte in the signature value.
+        let mut bad = ts.clone();
+        let n = bad.len();
+        bad[n - 3] ^= 1;
+        assert!(verify_timestamp(&bad, &sig, &tsas).is_err());
+        assert!(matches!(
+            verify_timestamp(b"\x30\x03\x02\x01\x02", &sig, &tsas),
+            Err(TimestampError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn generalized_time_with_fractions() {
+        assert_eq!(
+            parse_generalized_time(b"20250806190351Z").unwrap().timestamp(),
+            1_754_507_031
+        );
+        let t = parse_generalized_time(b"20250806190351.25Z").unwrap();
+        assert_eq!(t.timestamp_subsec_millis(), 250);
+        assert!(parse_generalized_time(b"20250806190351").is_err());
+        assert!(parse_generalized_time(b"20250806190351.x1Z").is_err());
+    }
+}

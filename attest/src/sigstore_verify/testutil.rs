@@ -1,0 +1,206 @@
+//! Test helpers: hand-built X.509 certificates and the shared test data directory.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use const_oid::ObjectIdentifier;
+use der::asn1::{BitString, Ia5String, OctetString, UtcTime};
+use der::{Decode, Encode};
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, SubjectAltName};
+use x509_cert::ext::Extension;
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::time::{Time, Validity};
+use x509_cert::{Certificate, TbsCertificate, Version};
+
+use super::certificate::{ParsedAuthority, ParsedCert};
+use crate::keys::SigningKey;
+use crate::trust_root::Validity as TrustValidity;
+
+/// The shared test data, or `None` (outside CI) when absent.
+pub fn testdata() -> Option<PathBuf> {
+    let dir = std::env::var_os("VOUCH_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata"));
+    if dir.join("sigstore-conformance").is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "test data missing under CI"
+    );
+    None
+}
+
+/// A bundle-verify case directory.
+pub fn case(name: &str) -> Option<PathBuf> {
+    testdata().map(|d| d.join("sigstore-conformance/bundle-verify").join(name))
+}
+
+/// Seconds since the epoch as a chrono time.
+pub fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap()
+}
+
+/// A raw extension.
+pub fn ext(oid: ObjectIdentifier, value_der: Vec<u8>) -> Extension {
+    Extension {
+        extn_id: oid,
+        critical: false,
+        extn_value: OctetString::new(value_der).unwrap(),
+    }
+}
+
+/// basicConstraints.
+pub fn basic_constraints(ca: bool) -> Extension {
+    ext(
+        const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
+        BasicConstraints {
+            ca,
+            path_len_constraint: None,
+        }
+        .to_der()
+        .unwrap(),
+    )
+}
+
+/// extendedKeyUsage with one usage.
+pub fn eku(usage: ObjectIdentifier) -> Extension {
+    ext(
+        const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE,
+        ExtendedKeyUsage(vec![usage]).to_der().unwrap(),
+    )
+}
+
+/// A URI SAN.
+pub fn san_uri(uri: &str) -> Extension {
+    ext(
+        const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME,
+        SubjectAltName(vec![GeneralName::UniformResourceIdentifier(
+            Ia5String::new(uri).unwrap(),
+        )])
+        .to_der()
+        .unwrap(),
+    )
+}
+
+/// The Fulcio v2 issuer extension.
+pub fn fulcio_issuer(issuer: &str) -> Extension {
+    ext(
+        super::identity::OID_FULCIO_ISSUER_V2,
+        der::asn1::Utf8StringRef::new(issuer).unwrap().to_der().unwrap(),
+    )
+}
+
+/// Build a certificate for `subject_key`, signed by `signer` (ECDSA P-256 SHA-256).
+pub fn make_cert(
+    subject: &str,
+    issuer: &str,
+    subject_key: &SigningKey,
+    signer: &SigningKey,
+    not_before: i64,
+    not_after: i64,
+    extensions: Vec<Extension>,
+) -> ParsedCert {
+    let time = |s: i64| Time::UtcTime(UtcTime::from_unix_duration(Duration::from_secs(s as u64)).unwrap());
+    let name = |s: &str| {
+        if s.is_empty() {
+            Name::default()
+        } else {
+            Name::from_str(s).unwrap()
+        }
+    };
+    let alg = AlgorithmIdentifierOwned {
+        oid: const_oid::db::rfc5912::ECDSA_WITH_SHA_256,
+        parameters: None,
+    };
+    let tbs = TbsCertificate {
+        version: Version::V3,
+        serial_number: SerialNumber::new(&[1, 2, 3]).unwrap(),
+        signature: alg.clone(),
+        issuer: name(issuer),
+        validity: Validity {
+            not_before: time(not_before),
+            not_after: time(not_after),
+        },
+        subject: name(subject),
+        subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(&subject_key.public_key().to_spki_der()).unwrap(),
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: Some(extensions),
+    };
+    let sig = signer.sign(&tbs.to_der().unwrap());
+    let cert = Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm: alg,
+        signature: BitString::from_bytes(&sig).unwrap(),
+    };
+    ParsedCert::from_der(&cert.to_der().unwrap()).unwrap()
+}
+
+/// A root and intermediate CA valid over [0, 2e9] and an authority made of them.
+pub struct TestCa {
+    /// Root key.
+    pub root_key: SigningKey,
+    /// Intermediate key.
+    pub intermediate_key: SigningKey,
+    /// The authority (intermediate, root).
+    pub authority: ParsedAuthority,
+}
+
+impl TestCa {
+    /// A fresh CA pair.
+    pub fn new() -> Self {
+        let root_key = SigningKey::generate();
+        let intermediate_key = SigningKey::generate();
+        let root = make_cert(
+            "CN=test root",
+            "CN=test root",
+            &root_key,
+            &root_key,
+            0,
+            2_000_000_000,
+            vec![basic_constraints(true)],
+        );
+        let intermediate = make_cert(
+            "CN=test intermediate",
+            "CN=test root",
+            &intermediate_key,
+            &root_key,
+            0,
+            2_000_000_000,
+            vec![basic_constraints(true)],
+        );
+        Self {
+            root_key,
+            intermediate_key,
+            authority: ParsedAuthority {
+                name: "test".into(),
+                chain: vec![intermediate, root],
+                valid_for: TrustValidity::default(),
+            },
+        }
+    }
+
+    /// A code-signing leaf issued by the intermediate, valid over [nb, na].
+    pub fn leaf(&self, key: &SigningKey, nb: i64, na: i64, san: &str, issuer: &str) -> ParsedCert {
+        make_cert(
+            "",
+            "CN=test intermediate",
+            key,
+            &self.intermediate_key,
+            nb,
+            na,
+            vec![
+                basic_constraints(false),
+                eku(const_oid::db::rfc5280::ID_KP_CODE_SIGNING),
+                san_uri(san),
+                fulcio_issuer(issuer),
+            ],
+        )
+    }
+}
