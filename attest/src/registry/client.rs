@@ -24,6 +24,8 @@ use crate::reference::ArtifactRef;
 /// How long a registry token (or the knowledge that none is needed) is reused; registries issue tokens
 /// for 60 s at least (distribution's minimum), so this never sends an expired one.
 const AUTH_REUSE: Duration = Duration::from_secs(50);
+/// Repositories whose authorization is remembered at most.
+const MAX_CACHED_AUTH: usize = 4096;
 /// First backoff between retries; doubled each time, at most [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -285,7 +287,7 @@ impl RegistryClient {
                 .push_blob(&oci_ref, bytes.to_vec(), &digest_text);
             match tokio::time::timeout(self.inner.config.timeout, upload).await {
                 Ok(Ok(_location)) => Ok(digest),
-                Ok(Err(e)) => Err(map_oci_error(r, e)),
+                Ok(Err(e)) => Err(map_oci_error(r, e, self.inner.config.timeout)),
                 Err(_) => Err(RegistryError::Timeout {
                     registry: r.registry().to_owned(),
                     after: self.inner.config.timeout,
@@ -759,7 +761,7 @@ impl RegistryClient {
             .oci
             .auth(&oci_reference(r), &self.oci_auth(r), oci_op)
             .await
-            .map_err(|e| map_oci_error(r, e))?;
+            .map_err(|e| map_oci_error(r, e, self.inner.config.timeout))?;
         let header = match (token, creds) {
             (Some(token), _) | (None, Some(RegistryAuth::Bearer { token })) => {
                 Some(format!("Bearer {token}"))
@@ -782,6 +784,14 @@ impl RegistryClient {
                 reason: format!("credentials for {} are not a valid header", r.registry()),
             })?;
         if let Ok(mut cache) = self.inner.auth_cache.lock() {
+            // Bound the cache: drop expired entries, and everything if that is not enough.
+            if cache.len() >= MAX_CACHED_AUTH {
+                let now = Instant::now();
+                cache.retain(|_, c| c.until > now);
+                if cache.len() >= MAX_CACHED_AUTH {
+                    cache.clear();
+                }
+            }
             cache.insert(
                 key,
                 CachedAuth {
@@ -877,7 +887,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-fn map_oci_error(r: &ArtifactRef, e: OciDistributionError) -> RegistryError {
+fn map_oci_error(r: &ArtifactRef, e: OciDistributionError, timeout: Duration) -> RegistryError {
     let registry = r.registry().to_owned();
     match e {
         OciDistributionError::AuthenticationFailure(_)
@@ -886,7 +896,7 @@ fn map_oci_error(r: &ArtifactRef, e: OciDistributionError) -> RegistryError {
         }
         OciDistributionError::RequestError(e) if e.is_timeout() => RegistryError::Timeout {
             registry,
-            after: Duration::ZERO,
+            after: timeout,
         },
         OciDistributionError::RequestError(e) => {
             let reason = error_chain(&e);

@@ -27,7 +27,7 @@ use crate::digest::Digest;
 pub struct RegistryConfig {
     /// Registries (host[:port]) that may be reached over plain HTTP; nothing else ever is.
     pub insecure_registries: Vec<String>,
-    /// Time allowed for one call (connect + request + reading the body).
+    /// Time allowed for one call: connect, request, reading the body, and any retries.
     pub timeout: Duration,
     /// Retries of idempotent reads on 5xx, 429 and connection errors (with exponential backoff).
     pub retries: u32,
