@@ -716,3 +716,37 @@ async fn referrers_api_is_used_with_pagination_and_filtering() {
     assert!(matches!(e, RegistryError::InvalidReference { .. }), "{e}");
     server.abort();
 }
+
+/// Proves: a registry that mishandles HEAD (405) or omits Docker-Content-Digest still resolves a tag,
+/// to the digest of the manifest it serves.
+#[tokio::test]
+async fn resolve_falls_back_to_hashing_the_manifest() {
+    let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+    for head_status in ["405 Method Not Allowed", "200 OK"] {
+        let (host, server) = fake_registry(move |request, _| {
+            if request.starts_with("GET /v2/ ") {
+                http_answer("200 OK", &[], b"")
+            } else if request.starts_with("HEAD ") {
+                http_answer(head_status, &[("Content-Type", OCI_INDEX)], b"")
+            } else {
+                http_answer(
+                    "200 OK",
+                    &[("Content-Type", OCI_INDEX)],
+                    manifest.as_bytes(),
+                )
+            }
+        })
+        .await;
+        let client = plain_client(&host, |_| {});
+        let digest = client
+            .resolve(&format!("{host}/demo/app:v1").parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            digest,
+            Digest::sha256_of(manifest.as_bytes()),
+            "HEAD answered {head_status}"
+        );
+        server.abort();
+    }
+}

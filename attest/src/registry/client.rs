@@ -187,12 +187,23 @@ impl RegistryClient {
                     })
                 })
                 .await?;
-            check_status(r, &ans, &[StatusCode::OK])?;
-            match ans.header("docker-content-digest") {
+            let definite = [
+                StatusCode::OK,
+                StatusCode::UNAUTHORIZED,
+                StatusCode::FORBIDDEN,
+                StatusCode::NOT_FOUND,
+            ];
+            if definite.contains(&ans.status) {
+                check_status(r, &ans, &[StatusCode::OK])?;
+            }
+            match ans
+                .header("docker-content-digest")
+                .filter(|_| ans.status == StatusCode::OK)
+            {
                 Some(d) => d
                     .parse::<Digest>()
                     .map_err(|e| protocol(r, format!("bad Docker-Content-Digest header: {e}"))),
-                // Registries need not send the header: hash the manifest itself.
+                // Registries need not send the header, and some mishandle HEAD: hash the manifest itself.
                 None => Ok(self.fetch_manifest_uncounted(r).await?.digest),
             }
         })
