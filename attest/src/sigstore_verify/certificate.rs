@@ -449,7 +449,14 @@ mod tests {
             end: None,
         };
         let leaf = ca.leaf(&SigningKey::generate(), 1000, 1600, "https://x", "https://issuer");
-        let err = verify_leaf(&leaf, &[ca.authority.clone()], &[at(1200)], "Fulcio CA", CODE).unwrap_err();
+        let err = verify_leaf(
+            &leaf,
+            std::slice::from_ref(&ca.authority),
+            &[at(1200)],
+            "Fulcio CA",
+            CODE,
+        )
+        .unwrap_err();
         assert!(matches!(err, CertificateError::AuthorityNotValidAt { .. }), "{err}");
     }
 
@@ -460,18 +467,39 @@ mod tests {
         let key = SigningKey::generate();
         // Issued by another CA with the same names: the signature does not verify.
         let forged = other.leaf(&key, 1000, 1600, "https://x", "https://issuer");
-        let err = verify_leaf(&forged, &[ca.authority.clone()], &[at(1200)], "Fulcio CA", CODE).unwrap_err();
+        let err = verify_leaf(
+            &forged,
+            std::slice::from_ref(&ca.authority),
+            &[at(1200)],
+            "Fulcio CA",
+            CODE,
+        )
+        .unwrap_err();
         assert!(matches!(err, CertificateError::BadSignature { .. }), "{err}");
         // An issuer name no authority has.
         let stranger = make_cert("", "CN=elsewhere", &key, &key, 0, 2000, vec![eku(EKU_CODE_SIGNING)]);
-        let err = verify_leaf(&stranger, &[ca.authority.clone()], &[at(1200)], "Fulcio CA", CODE).unwrap_err();
+        let err = verify_leaf(
+            &stranger,
+            std::slice::from_ref(&ca.authority),
+            &[at(1200)],
+            "Fulcio CA",
+            CODE,
+        )
+        .unwrap_err();
         assert!(
             err.to_string().contains("does not lead to a trusted Fulcio CA"),
             "{err}"
         );
         // No code-signing usage.
         let no_eku = make_cert("", "CN=test intermediate", &key, &ca.intermediate_key, 0, 2000, vec![]);
-        let err = verify_leaf(&no_eku, &[ca.authority.clone()], &[at(1200)], "Fulcio CA", CODE).unwrap_err();
+        let err = verify_leaf(
+            &no_eku,
+            std::slice::from_ref(&ca.authority),
+            &[at(1200)],
+            "Fulcio CA",
+            CODE,
+        )
+        .unwrap_err();
         assert!(matches!(err, CertificateError::MissingKeyUsage { .. }), "{err}");
         // A CA certificate used as a leaf.
         let ca_leaf = make_cert(
@@ -483,7 +511,14 @@ mod tests {
             2000,
             vec![basic_constraints(true), eku(EKU_CODE_SIGNING)],
         );
-        let err = verify_leaf(&ca_leaf, &[ca.authority.clone()], &[at(1200)], "Fulcio CA", CODE).unwrap_err();
+        let err = verify_leaf(
+            &ca_leaf,
+            std::slice::from_ref(&ca.authority),
+            &[at(1200)],
+            "Fulcio CA",
+            CODE,
+        )
+        .unwrap_err();
         assert!(matches!(err, CertificateError::LeafIsCa { .. }), "{err}");
         // An intermediate that is not a CA cannot issue.
         let mut not_ca = ca.authority.clone();

@@ -235,7 +235,7 @@ pub struct Verifier {
 
 /// The signer as taken from bundle and policy.
 enum SigningKey<'a> {
-    Certificate(ParsedCert, PublicKey),
+    Certificate(Box<ParsedCert>, PublicKey),
     Key(&'a PublicKey),
 }
 
@@ -307,7 +307,7 @@ impl Verifier {
                 let der = s.leaf_certificate().ok_or(BundleError::EmptyCertificateChain)?;
                 let leaf = ParsedCert::from_der(der)?;
                 let key = leaf.public_key()?;
-                SigningKey::Certificate(leaf, key)
+                SigningKey::Certificate(Box::new(leaf), key)
             }
         };
         let key = match &signer {
@@ -488,5 +488,230 @@ fn verify_content(
                 .map_err(|e| ArtifactError::Statement(e.to_string()))?;
             Ok((sig, Some((env.payload_type.clone(), payload))))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sigstore_verify::testutil::{case, testdata};
+
+    const ID: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+    const GH: &str = "https://token.actions.githubusercontent.com";
+
+    fn load(name: &str) -> Option<(Bundle, Vec<u8>)> {
+        let dir = case(name)?;
+        let bundle = Bundle::from_json(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
+        let artifact = std::fs::read(dir.join("../a.txt")).unwrap();
+        Some((bundle, artifact))
+    }
+
+    fn public_good() -> Verifier {
+        Verifier::new(TrustRoot::public_good().unwrap())
+    }
+
+    #[test]
+    fn keyless_happy_path_reports_signer_and_time() {
+        let Some((bundle, artifact)) = load("happy-path-v0.3") else {
+            return;
+        };
+        let v = public_good();
+        let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
+        let got = v.verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap();
+        let SignerFacts::Certificate {
+            subject,
+            issuer,
+            not_before,
+            not_after,
+        } = &got.signer
+        else {
+            panic!()
+        };
+        assert_eq!((subject.as_str(), issuer.as_str()), (ID, GH));
+        let t = got.signing_time.unwrap();
+        assert!(*not_before <= t && t <= *not_after);
+        assert_eq!(got.tlog_entries.len(), 1);
+        assert!(got.dsse_payload.is_none());
+        // The same by digest.
+        v.verify(&bundle, Artifact::Digest(Digest::sha256_of(&artifact)), &policy)
+            .unwrap();
+    }
+
+    #[test]
+    fn wrong_identity_issuer_or_regex_is_an_identity_error() {
+        let Some((bundle, artifact)) = load("happy-path-v0.3") else {
+            return;
+        };
+        let v = public_good();
+        let check = |id: CertificateIdentity| {
+            v.verify(
+                &bundle,
+                Artifact::Bytes(&artifact),
+                &VerificationPolicy::keyless(vec![id]),
+            )
+        };
+        assert!(matches!(
+            check(CertificateIdentity::exact("https://github.com/other", GH)),
+            Err(VerifyError::Identity(_))
+        ));
+        assert!(matches!(
+            check(CertificateIdentity::exact(ID, "https://accounts.google.com")),
+            Err(VerifyError::Identity(_))
+        ));
+        let re = |s: &str| CertificateIdentity {
+            subject: Matcher::regex(s).unwrap(),
+            issuer: Matcher::Exact(GH.into()),
+        };
+        check(re(r"https://github\.com/sigstore-conformance/.*")).unwrap();
+        // Anchored: a prefix alone does not match.
+        assert!(matches!(
+            check(re(r"https://github\.com/sigstore-conformance/")),
+            Err(VerifyError::Identity(_))
+        ));
+    }
+
+    #[test]
+    fn artifact_must_be_the_signed_one() {
+        let Some((bundle, _)) = load("happy-path-v0.3") else {
+            return;
+        };
+        let v = public_good();
+        let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
+        let err = v.verify(&bundle, Artifact::Bytes(b"other"), &policy).unwrap_err();
+        assert!(
+            matches!(err, VerifyError::Artifact(ArtifactError::DigestMismatch { .. })),
+            "{err}"
+        );
+        let err = v
+            .verify(&bundle, Artifact::Digest(Digest::sha256_of(b"other")), &policy)
+            .unwrap_err();
+        assert!(matches!(err, VerifyError::Artifact(_)), "{err}");
+        // Without the messageDigest hint the signature itself must fail.
+        let mut no_hint = bundle.clone();
+        if let BundleContent::MessageSignature { digest, .. } = &mut no_hint.content {
+            *digest = None;
+        }
+        let err = v.verify(&no_hint, Artifact::Bytes(b"other"), &policy).unwrap_err();
+        assert!(matches!(err, VerifyError::Signature(_)), "{err}");
+    }
+
+    #[test]
+    fn signing_time_in_the_future_and_threshold_and_policy_rules() {
+        let Some((bundle, artifact)) = load("happy-path-v0.3") else {
+            return;
+        };
+        let v = public_good();
+        let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
+        let before = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let err = v
+            .verify_at(&bundle, Artifact::Bytes(&artifact), &policy, before)
+            .unwrap_err();
+        assert!(err.to_string().contains("lies in the future"), "{err}");
+        let mut two = policy.clone();
+        two.tlog_threshold = 2;
+        assert!(matches!(
+            v.verify(&bundle, Artifact::Bytes(&artifact), &two),
+            Err(VerifyError::TlogThreshold {
+                verified: 1,
+                required: 2
+            })
+        ));
+        let mut no_tlog = policy.clone();
+        no_tlog.require_tlog = false;
+        assert!(matches!(
+            v.verify(&bundle, Artifact::Bytes(&artifact), &no_tlog),
+            Err(VerifyError::Policy(_))
+        ));
+        // A key policy does not accept a certificate-signed bundle.
+        let key = crate::keys::SigningKey::generate().public_key();
+        assert!(matches!(
+            v.verify(&bundle, Artifact::Bytes(&artifact), &VerificationPolicy::key(key)),
+            Err(VerifyError::Signer(_))
+        ));
+        // Without the SET the entry still verifies by its proof, but nothing vouches for a signing time.
+        let mut no_set = bundle.clone();
+        no_set.verification_material.tlog_entries[0].inclusion_promise = None;
+        let err = v.verify(&no_set, Artifact::Bytes(&artifact), &policy).unwrap_err();
+        assert!(err.to_string().contains("no verified signing time"), "{err}");
+        // An entry from a log the trust root does not hold.
+        let mut root = TrustRoot::public_good().unwrap();
+        root.tlogs.clear();
+        let err = Verifier::new(root)
+            .verify(&bundle, Artifact::Bytes(&artifact), &policy)
+            .unwrap_err();
+        assert!(matches!(err, VerifyError::Tlog { index: 0, .. }), "{err}");
+    }
+
+    #[test]
+    fn certificate_must_chain_to_the_trust_root() {
+        let Some((bundle, artifact)) = load("happy-path-v0.3") else {
+            return;
+        };
+        let mut root = TrustRoot::public_good().unwrap();
+        root.certificate_authorities.clear();
+        let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
+        let err = Verifier::new(root)
+            .verify(&bundle, Artifact::Bytes(&artifact), &policy)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("does not lead to a trusted Fulcio CA"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn model_signing_bundle_verifies_with_key_and_no_tlog() {
+        let Some(data) = testdata() else { return };
+        let dir = data.join("model-signing");
+        let bundle = Bundle::from_json(&std::fs::read(dir.join("model.sig")).unwrap()).unwrap();
+        let key = PublicKey::from_pem(&std::fs::read_to_string(dir.join("ms-key.pub")).unwrap()).unwrap();
+        let payload = match &bundle.content {
+            BundleContent::Dsse(env) => env.payload_bytes().unwrap(),
+            BundleContent::MessageSignature { .. } => panic!("expected DSSE"),
+        };
+        let statement = crate::intoto::Statement::from_json(&payload).unwrap();
+        let subject: Digest = format!("sha256:{}", statement.subjects[0].digest["sha256"])
+            .parse()
+            .unwrap();
+        let v = public_good();
+        let policy = VerificationPolicy::key(key.clone()).without_tlog();
+        let got = v.verify(&bundle, Artifact::Digest(subject.clone()), &policy).unwrap();
+        assert_eq!(
+            got.signer,
+            SignerFacts::Key {
+                fingerprint: key.fingerprint()
+            }
+        );
+        assert_eq!(got.dsse_payload.unwrap().1, payload);
+        assert_eq!(got.signing_time, None);
+        // Another model digest is not the subject.
+        let err = v
+            .verify(&bundle, Artifact::Digest(Digest::sha256_of(b"x")), &policy)
+            .unwrap_err();
+        assert!(
+            matches!(err, VerifyError::Artifact(ArtifactError::Statement(_))),
+            "{err}"
+        );
+        // The tlog is required unless turned off.
+        assert!(matches!(
+            v.verify(
+                &bundle,
+                Artifact::Digest(subject.clone()),
+                &VerificationPolicy::key(key)
+            ),
+            Err(VerifyError::TlogThreshold { verified: 0, .. })
+        ));
+        // Another key does not verify the envelope.
+        let other = VerificationPolicy::key(crate::keys::SigningKey::generate().public_key()).without_tlog();
+        assert!(matches!(
+            v.verify(&bundle, Artifact::Digest(subject), &other),
+            Err(VerifyError::Signature(_))
+        ));
+    }
+
+    #[test]
+    fn verifier_is_send_sync_and_cheap_to_clone() {
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        assert_send_sync::<Verifier>();
     }
 }
