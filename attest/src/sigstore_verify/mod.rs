@@ -709,6 +709,86 @@ mod tests {
         ));
     }
 
+    fn load_with_root(name: &str) -> Option<(Bundle, Vec<u8>, TrustRoot)> {
+        let dir = case(name)?;
+        let bundle = Bundle::from_json(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
+        let artifact_path = if dir.join("artifact").is_file() {
+            dir.join("artifact")
+        } else {
+            dir.join("../a.txt")
+        };
+        let root = TrustRoot::from_json(&std::fs::read(dir.join("trusted_root.json")).unwrap()).unwrap();
+        Some((bundle, std::fs::read(artifact_path).unwrap(), root))
+    }
+
+    #[test]
+    fn rekor_v2_log_key_must_be_valid_at_the_timestamp() {
+        let Some((bundle, artifact, mut root)) = load_with_root("rekor2-timestamp-without-embedded-cert") else {
+            return;
+        };
+        let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
+        let got = Verifier::new(root.clone())
+            .verify(&bundle, Artifact::Bytes(&artifact), &policy)
+            .unwrap();
+        assert!(got.tlog_entries[0].rekor_v2);
+        assert_eq!(got.timestamps.len(), 1);
+        assert_eq!(got.signing_time, got.timestamps.first().copied());
+        let log_id = &bundle.verification_material.tlog_entries[0].log_id;
+        let log = root.tlogs.iter_mut().find(|l| &l.log_id == log_id).unwrap();
+        log.valid_for.end = Some(DateTime::from_timestamp(1_600_000_000, 0).unwrap());
+        let err = Verifier::new(root)
+            .verify(&bundle, Artifact::Bytes(&artifact), &policy)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("outside the validity of the key of the rekor v2 log"),
+            "{err}"
+        );
+        // Without its timestamp a Rekor v2 entry gives no signing time.
+        let mut no_ts = bundle.clone();
+        no_ts.verification_material.timestamps.clear();
+        let (_, _, root) = load_with_root("rekor2-timestamp-without-embedded-cert").unwrap();
+        let err = Verifier::new(root)
+            .verify(&no_ts, Artifact::Bytes(&artifact), &policy)
+            .unwrap_err();
+        assert!(matches!(err, VerifyError::Time(_)), "{err}");
+    }
+
+    #[test]
+    fn sct_check_is_what_rejects_an_unknown_ct_log() {
+        let Some((bundle, artifact, root)) = load_with_root("invalid-ct-key_fail") else {
+            return;
+        };
+        let mut policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
+        let v = Verifier::new(root);
+        assert!(matches!(
+            v.verify(&bundle, Artifact::Bytes(&artifact), &policy),
+            Err(VerifyError::Sct(_))
+        ));
+        policy.require_sct = false;
+        v.verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap();
+    }
+
+    #[test]
+    fn dsse_statement_must_name_the_artifact() {
+        let Some((bundle, artifact, root)) = load_with_root("intoto-with-custom-trust-root") else {
+            return;
+        };
+        let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
+        let v = Verifier::new(root);
+        let got = v.verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap();
+        assert_eq!(got.dsse_payload.unwrap().0, crate::dsse::IN_TOTO_PAYLOAD_TYPE);
+        v.verify(&bundle, Artifact::Digest(Digest::sha256_of(&artifact)), &policy)
+            .unwrap();
+        let err = v
+            .verify(&bundle, Artifact::Bytes(b"not the subject"), &policy)
+            .unwrap_err();
+        assert!(
+            matches!(err, VerifyError::Artifact(ArtifactError::Statement(_))),
+            "{err}"
+        );
+    }
+
     #[test]
     fn verifier_is_send_sync_and_cheap_to_clone() {
         fn assert_send_sync<T: Send + Sync + Clone>() {}
