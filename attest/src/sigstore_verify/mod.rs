@@ -4,6 +4,22 @@
 //! [`Verifier::verify`] with the artifact and a [`VerificationPolicy`]. Nothing is accepted unchecked:
 //! structure, signature over the artifact, transparency log entries (S2's [`tlog`]), RFC 3161 timestamps,
 //! the Fulcio chain at the verified signing times, SCTs and the signer identity.
+//!
+//! ```no_run
+//! use vouch_attest::sigstore_verify::{Artifact, Bundle, CertificateIdentity, VerificationPolicy, Verifier};
+//! use vouch_attest::trust_root::TrustRoot;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let verifier = Verifier::new(TrustRoot::public_good()?); // once, then shared
+//! let bundle = Bundle::from_json(&std::fs::read("a.txt.sigstore.json")?)?;
+//! let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(
+//!     "me@example.com",
+//!     "https://accounts.google.com",
+//! )]);
+//! let verified = verifier.verify(&bundle, Artifact::Bytes(&std::fs::read("a.txt")?), &policy)?;
+//! println!("signed by {:?} at {:?}", verified.signer, verified.signing_time);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod bundle;
 pub mod certificate;
