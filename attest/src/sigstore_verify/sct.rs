@@ -70,8 +70,11 @@ impl<'a> Tls<'a> {
         Ok(self.take(1)?.first().copied().unwrap_or_default())
     }
     fn u16(&mut self) -> Result<usize, SctError> {
-        let b = self.take(2)?;
-        Ok(usize::from(u16::from_be_bytes([b[0], b[1]])))
+        let b: [u8; 2] = self
+            .take(2)?
+            .try_into()
+            .map_err(|_| SctError::Malformed("truncated".into()))?;
+        Ok(usize::from(u16::from_be_bytes(b)))
     }
     fn u64(&mut self) -> Result<u64, SctError> {
         let mut a = [0u8; 8];
