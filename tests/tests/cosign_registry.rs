@@ -2,6 +2,8 @@
 //! loopback, signed by vouch's own code AND by an independent hand-written cosign writer. Each failure
 //! case asserts the reason, and the reasons are distinct.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};

@@ -103,8 +103,10 @@ pub enum CosignError {
     /// A keyless authority was asked, but the signature carries no certificate.
     #[error("signature has no signing certificate (signed with a key), but a keyless identity is required")]
     NoCertificate,
-    /// A keyless signature without a Rekor entry.
-    #[error("keyless signature has no transparency log entry (no Rekor bundle annotation)")]
+    /// No Rekor entry, but the policy requires one (always for keyless).
+    #[error(
+        "signature has no transparency log entry (no Rekor bundle annotation), and one is required"
+    )]
     MissingTlogEntry,
     /// The layer, manifest or bundle is not what cosign writes.
     #[error("unexpected {what}: {reason}")]
