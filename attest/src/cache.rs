@@ -120,10 +120,7 @@ impl<V: Cacheable> VerdictCache<V> {
                 let floor = (config.max_weight / max_entries).clamp(1, u64::from(u32::MAX)) as u32;
                 move |_k: &VerdictKey, v: &Weighted<V>| v.0.weight().max(floor)
             })
-            .expire_after(TtlBySuccess {
-                success: config.success_ttl,
-                failure: config.failure_ttl,
-            })
+            .expire_after(TtlBySuccess { success: config.success_ttl, failure: config.failure_ttl })
             .eviction_listener(move |_k, _v, cause| {
                 if cause == RemovalCause::Size {
                     evictions.fetch_add(1, Ordering::Relaxed);
@@ -140,11 +137,7 @@ impl<V: Cacheable> VerdictCache<V> {
         F: std::future::Future<Output = Result<V, E>>,
         E: Send + Sync + 'static,
     {
-        let entry = self
-            .inner
-            .entry(key)
-            .or_try_insert_with(async { verify.await.map(Weighted) })
-            .await?;
+        let entry = self.inner.entry(key).or_try_insert_with(async { verify.await.map(Weighted) }).await?;
         if entry.is_fresh() {
             self.counters.misses.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -264,11 +257,7 @@ mod tests {
 
     #[tokio::test]
     async fn bounded_by_entries_and_counts_evictions() {
-        let cfg = CacheConfig {
-            max_entries: 10,
-            max_weight: 10 * 1024,
-            ..CacheConfig::default()
-        };
+        let cfg = CacheConfig { max_entries: 10, max_weight: 10 * 1024, ..CacheConfig::default() };
         let cache = VerdictCache::<Outcome>::new(&cfg);
         for n in 0..100u8 {
             cache.get_or_verify(key(n), async { Ok::<_, ()>(Outcome(true)) }).await.unwrap();

@@ -70,10 +70,7 @@ impl Digest {
 
     /// The digest of `bytes` under `algorithm`.
     pub fn of(algorithm: DigestAlgorithm, bytes: &[u8]) -> Self {
-        Self {
-            algorithm,
-            hex: hex::encode(algorithm.hash(bytes)),
-        }
+        Self { algorithm, hex: hex::encode(algorithm.hash(bytes)) }
     }
 
     /// Build from raw digest bytes.
@@ -125,10 +122,7 @@ impl FromStr for Digest {
     type Err = DigestError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason| DigestError {
-            input: s.chars().take(200).collect(),
-            reason,
-        };
+        let err = |reason| DigestError { input: s.chars().take(200).collect(), reason };
         let (alg, hex) = s.split_once(':').ok_or_else(|| err("missing ':'"))?;
         let algorithm = match alg {
             "sha256" => DigestAlgorithm::Sha256,
@@ -142,10 +136,7 @@ impl FromStr for Digest {
         if !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(err("not lower-case hex"));
         }
-        Ok(Self {
-            algorithm,
-            hex: hex.to_owned(),
-        })
+        Ok(Self { algorithm, hex: hex.to_owned() })
     }
 }
 
@@ -168,9 +159,8 @@ mod tests {
 
     #[test]
     fn parses_and_prints_sha256() {
-        let d: Digest = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-            .parse()
-            .unwrap();
+        let d: Digest =
+            "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".parse().unwrap();
         assert_eq!(d, Digest::sha256_of(b"test"));
         assert!(d.matches(b"test"));
         assert!(!d.matches(b"tesT"));
@@ -183,10 +173,7 @@ mod tests {
             ("sha256", "missing ':'"),
             ("md5:abcd", "unsupported algorithm"),
             ("sha256:abcd", "wrong length for the algorithm"),
-            (
-                "sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08",
-                "not lower-case hex",
-            ),
+            ("sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08", "not lower-case hex"),
         ] {
             let err = input.parse::<Digest>().unwrap_err();
             assert_eq!(err.reason, reason, "{input}");

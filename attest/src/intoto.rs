@@ -107,9 +107,7 @@ pub struct Subject {
 impl Subject {
     /// Whether this subject's digest map holds `digest` (hex compared case-insensitively).
     pub fn has_digest(&self, digest: &Digest) -> bool {
-        self.digest
-            .get(digest.algorithm().name())
-            .is_some_and(|hex| hex.eq_ignore_ascii_case(digest.hex()))
+        self.digest.get(digest.algorithm().name()).is_some_and(|hex| hex.eq_ignore_ascii_case(digest.hex()))
     }
 }
 
@@ -142,15 +140,10 @@ impl Statement {
     /// Parse and check a statement: size, JSON shape, `_type`, non-empty subjects with digests, predicate type.
     pub fn from_json(bytes: &[u8]) -> Result<Self, InTotoError> {
         if bytes.len() > MAX_STATEMENT_BYTES {
-            return Err(InTotoError::TooLarge {
-                size: bytes.len(),
-                max: MAX_STATEMENT_BYTES,
-            });
+            return Err(InTotoError::TooLarge { size: bytes.len(), max: MAX_STATEMENT_BYTES });
         }
         let raw: RawStatement =
-            serde_json::from_slice(bytes).map_err(|e| InTotoError::Malformed {
-                reason: e.to_string(),
-            })?;
+            serde_json::from_slice(bytes).map_err(|e| InTotoError::Malformed { reason: e.to_string() })?;
         if raw.statement_type != STATEMENT_V1 && raw.statement_type != STATEMENT_V0_1 {
             return Err(InTotoError::UnsupportedStatementType {
                 found: raw.statement_type.chars().take(200).collect(),
@@ -160,17 +153,9 @@ impl Statement {
             return Err(InTotoError::NoSubjects);
         }
         if raw.subject.len() > MAX_SUBJECTS {
-            return Err(InTotoError::TooManySubjects {
-                count: raw.subject.len(),
-                max: MAX_SUBJECTS,
-            });
+            return Err(InTotoError::TooManySubjects { count: raw.subject.len(), max: MAX_SUBJECTS });
         }
-        if let Some((index, s)) = raw
-            .subject
-            .iter()
-            .enumerate()
-            .find(|(_, s)| s.digest.is_empty())
-        {
+        if let Some((index, s)) = raw.subject.iter().enumerate().find(|(_, s)| s.digest.is_empty()) {
             return Err(InTotoError::SubjectWithoutDigest {
                 index,
                 name: s.name.chars().take(200).collect(),
@@ -228,9 +213,7 @@ impl Statement {
                 Ok(p) => Predicate::SlsaProvenanceV0_2(p),
                 Err(reason) => self.invalid(reason),
             },
-            CYCLONEDX_BOM if self.predicate.is_object() => {
-                Predicate::CycloneDx(self.predicate.clone())
-            }
+            CYCLONEDX_BOM if self.predicate.is_object() => Predicate::CycloneDx(self.predicate.clone()),
             SPDX_DOCUMENT if self.predicate.is_object() => Predicate::Spdx(self.predicate.clone()),
             CYCLONEDX_BOM | SPDX_DOCUMENT => self.invalid("predicate is not a JSON object".into()),
             _ => Predicate::Other {
@@ -241,10 +224,7 @@ impl Statement {
     }
 
     fn invalid(&self, reason: String) -> Predicate {
-        Predicate::Invalid {
-            predicate_type: self.predicate_type.clone(),
-            reason,
-        }
+        Predicate::Invalid { predicate_type: self.predicate_type.clone(), reason }
     }
 }
 
@@ -264,11 +244,7 @@ fn describe_subjects(subjects: &[Subject]) -> String {
         .iter()
         .take(SHOWN)
         .map(|s| {
-            let digests: Vec<String> = s
-                .digest
-                .iter()
-                .map(|(alg, hex)| format!("{alg}:{hex}"))
-                .collect();
+            let digests: Vec<String> = s.digest.iter().map(|(alg, hex)| format!("{alg}:{hex}")).collect();
             let name: String = s.name.chars().take(200).collect();
             format!("{name:?} ({})", digests.join(", "))
         })
@@ -336,22 +312,14 @@ impl SlsaProvenance {
         let builder_id = required_str(predicate, "/runDetails/builder/id")?;
         let build_type = required_str(predicate, "/buildDefinition/buildType")?;
         let materials = materials_at(predicate, "/buildDefinition/resolvedDependencies")?;
-        Ok(Self {
-            builder_id,
-            build_type,
-            materials,
-        })
+        Ok(Self { builder_id, build_type, materials })
     }
 
     fn from_v0_2(predicate: &serde_json::Value) -> Result<Self, String> {
         let builder_id = required_str(predicate, "/builder/id")?;
         let build_type = required_str(predicate, "/buildType")?;
         let materials = materials_at(predicate, "/materials")?;
-        Ok(Self {
-            builder_id,
-            build_type,
-            materials,
-        })
+        Ok(Self { builder_id, build_type, materials })
     }
 }
 
@@ -414,10 +382,7 @@ mod tests {
                 json!({"_type": "https://in-toto.io/Statement/v2", "subject": [{"digest": {"sha256": HEX}}], "predicateType": "x"}),
                 "unsupported in-toto statement type",
             ),
-            (
-                json!({"_type": STATEMENT_V1, "subject": [], "predicateType": "x"}),
-                "no subjects",
-            ),
+            (json!({"_type": STATEMENT_V1, "subject": [], "predicateType": "x"}), "no subjects"),
             (
                 json!({"_type": STATEMENT_V1, "subject": [{"name": "a", "digest": {}}], "predicateType": "x"}),
                 "has no digest",
@@ -426,10 +391,7 @@ mod tests {
                 json!({"_type": STATEMENT_V1, "subject": [{"digest": {"sha256": HEX}}], "predicateType": ""}),
                 "empty predicateType",
             ),
-            (
-                json!({"subject": [{"digest": {"sha256": HEX}}], "predicateType": "x"}),
-                "malformed",
-            ),
+            (json!({"subject": [{"digest": {"sha256": HEX}}], "predicateType": "x"}), "malformed"),
             (json!([]), "malformed"),
         ];
         for (doc, want) in cases {
@@ -437,10 +399,7 @@ mod tests {
             assert!(err.to_string().contains(want), "{doc}: {err}");
         }
         let big = vec![b' '; MAX_STATEMENT_BYTES + 1];
-        assert!(matches!(
-            Statement::from_json(&big),
-            Err(InTotoError::TooLarge { .. })
-        ));
+        assert!(matches!(Statement::from_json(&big), Err(InTotoError::TooLarge { .. })));
     }
 
     #[test]
@@ -459,25 +418,18 @@ mod tests {
             "runDetails": {"builder": {"id": "https://github.com/actions/runner"}}
         });
         let s = Statement::from_json(&statement(SLSA_PROVENANCE_V1, v1)).unwrap();
-        let Predicate::SlsaProvenanceV1(p) = s.predicate_kind() else {
-            panic!("{:?}", s.predicate_kind())
-        };
+        let Predicate::SlsaProvenanceV1(p) = s.predicate_kind() else { panic!("{:?}", s.predicate_kind()) };
         assert_eq!(p.builder_id, "https://github.com/actions/runner");
         assert_eq!(p.materials.len(), 1);
         assert_eq!(p.materials[0].digest["gitCommit"], "abc");
 
         let v02 = json!({"builder": {"id": "b"}, "buildType": "t", "materials": [{"uri": "u", "digest": {"sha1": "x"}}]});
         let s = Statement::from_json(&statement(SLSA_PROVENANCE_V0_2, v02)).unwrap();
-        let Predicate::SlsaProvenanceV0_2(p) = s.predicate_kind() else {
-            panic!()
-        };
+        let Predicate::SlsaProvenanceV0_2(p) = s.predicate_kind() else { panic!() };
         assert_eq!((p.builder_id.as_str(), p.build_type.as_str()), ("b", "t"));
 
-        let broken = Statement::from_json(&statement(
-            SLSA_PROVENANCE_V1,
-            json!({"buildDefinition": {}}),
-        ))
-        .unwrap();
+        let broken =
+            Statement::from_json(&statement(SLSA_PROVENANCE_V1, json!({"buildDefinition": {}}))).unwrap();
         match broken.predicate_kind() {
             Predicate::Invalid { reason, .. } => {
                 assert!(reason.contains("/runDetails/builder/id"), "{reason}")
@@ -488,11 +440,8 @@ mod tests {
 
     #[test]
     fn types_sbom_and_other_predicates() {
-        let s = Statement::from_json(&statement(CYCLONEDX_BOM, json!({"bomFormat": "CycloneDX"})))
-            .unwrap();
-        assert!(
-            matches!(s.predicate_kind(), Predicate::CycloneDx(v) if v["bomFormat"] == "CycloneDX")
-        );
+        let s = Statement::from_json(&statement(CYCLONEDX_BOM, json!({"bomFormat": "CycloneDX"}))).unwrap();
+        assert!(matches!(s.predicate_kind(), Predicate::CycloneDx(v) if v["bomFormat"] == "CycloneDX"));
         let s = Statement::from_json(&statement(SPDX_DOCUMENT, json!("text"))).unwrap();
         assert!(matches!(s.predicate_kind(), Predicate::Invalid { .. }));
         let s = Statement::from_json(&statement("https://example.com/p", json!({"a": 1}))).unwrap();
@@ -514,10 +463,7 @@ mod tests {
             Err(InTotoError::Dsse(DsseError::BadSignature(_)))
         ));
         let wrong_type = Envelope::sign("application/json", &body, &key);
-        assert!(matches!(
-            Statement::from_dsse(&wrong_type),
-            Err(InTotoError::WrongPayloadType { .. })
-        ));
+        assert!(matches!(Statement::from_dsse(&wrong_type), Err(InTotoError::WrongPayloadType { .. })));
         assert!(matches!(
             Statement::from_verified_dsse(&wrong_type, &key.public_key()),
             Err(InTotoError::WrongPayloadType { .. })

@@ -68,15 +68,14 @@ impl PublicKey {
                     .map(Self::Rsa)
                     .map_err(|e| KeyError::Malformed(e.to_string()))
             }
-            other => Err(KeyError::Malformed(format!(
-                "expected a PUBLIC KEY PEM block, found {other:?}"
-            ))),
+            other => Err(KeyError::Malformed(format!("expected a PUBLIC KEY PEM block, found {other:?}"))),
         }
     }
 
     /// Read a DER SubjectPublicKeyInfo.
     pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
-        let spki = SubjectPublicKeyInfoOwned::from_der(der).map_err(|e| KeyError::Malformed(e.to_string()))?;
+        let spki =
+            SubjectPublicKeyInfoOwned::from_der(der).map_err(|e| KeyError::Malformed(e.to_string()))?;
         let alg = spki.algorithm.oid;
         let malformed = |e: spki::Error| KeyError::Malformed(e.to_string());
         if alg == OID_EC {
@@ -146,10 +145,7 @@ impl PublicKey {
     }
 
     fn bad(&self) -> KeyError {
-        KeyError::BadSignature {
-            key: self.kind(),
-            fingerprint: self.fingerprint().to_string(),
-        }
+        KeyError::BadSignature { key: self.kind(), fingerprint: self.fingerprint().to_string() }
     }
 
     /// Verify `sig` over `msg`. ECDSA signatures may be ASN.1 DER (cosign) or fixed-size `r||s`.
@@ -160,11 +156,17 @@ impl PublicKey {
                     .map_err(|_| KeyError::MalformedSignature { key: self.kind() })?;
                 k.verify_strict(msg, &sig).map_err(|_| self.bad())
             }
-            Self::EcdsaP256(_) => self.verify_prehashed(DigestAlgorithm::Sha256, &DigestAlgorithm::Sha256.hash(msg), sig),
+            Self::EcdsaP256(_) => {
+                self.verify_prehashed(DigestAlgorithm::Sha256, &DigestAlgorithm::Sha256.hash(msg), sig)
+            }
             Self::EcdsaP384(_) => self
                 .verify_prehashed(DigestAlgorithm::Sha384, &DigestAlgorithm::Sha384.hash(msg), sig)
-                .or_else(|_| self.verify_prehashed(DigestAlgorithm::Sha256, &DigestAlgorithm::Sha256.hash(msg), sig)),
-            Self::Rsa(_) => self.verify_prehashed(DigestAlgorithm::Sha256, &DigestAlgorithm::Sha256.hash(msg), sig),
+                .or_else(|_| {
+                    self.verify_prehashed(DigestAlgorithm::Sha256, &DigestAlgorithm::Sha256.hash(msg), sig)
+                }),
+            Self::Rsa(_) => {
+                self.verify_prehashed(DigestAlgorithm::Sha256, &DigestAlgorithm::Sha256.hash(msg), sig)
+            }
         }
     }
 
@@ -205,7 +207,13 @@ impl PublicKey {
 
 fn rsa_verify<D>(k: &rsa::RsaPublicKey, digest: &[u8], sig: &[u8]) -> bool
 where
-    D: sha2::Digest + der::oid::AssociatedOid + sha2::digest::FixedOutputReset + Clone + Send + Sync + 'static,
+    D: sha2::Digest
+        + der::oid::AssociatedOid
+        + sha2::digest::FixedOutputReset
+        + Clone
+        + Send
+        + Sync
+        + 'static,
 {
     k.verify(rsa::Pkcs1v15Sign::new::<D>(), digest, sig).is_ok()
         || k.verify(rsa::Pss::new::<D>(), digest, sig).is_ok()
@@ -232,18 +240,13 @@ impl SigningKey {
     /// Read a PKCS#8 `PRIVATE KEY` PEM.
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
         use p256::pkcs8::DecodePrivateKey;
-        p256::ecdsa::SigningKey::from_pkcs8_pem(pem)
-            .map(Self)
-            .map_err(|e| KeyError::Malformed(e.to_string()))
+        p256::ecdsa::SigningKey::from_pkcs8_pem(pem).map(Self).map_err(|e| KeyError::Malformed(e.to_string()))
     }
 
     /// The key as PKCS#8 PEM.
     pub fn to_pkcs8_pem(&self) -> String {
         use p256::pkcs8::EncodePrivateKey;
-        self.0
-            .to_pkcs8_der()
-            .map(|d| pem_encode("PRIVATE KEY", d.as_bytes()))
-            .unwrap_or_default()
+        self.0.to_pkcs8_der().map(|d| pem_encode("PRIVATE KEY", d.as_bytes())).unwrap_or_default()
     }
 
     /// The matching public key.
@@ -274,10 +277,7 @@ pub fn pem_encode(label: &str, der: &[u8]) -> String {
 
 /// Decode the first PEM block in `text`, returning its label and DER.
 pub fn pem_rfc7468_decode(text: &str) -> Result<(String, Vec<u8>), KeyError> {
-    pem_decode_all(text)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| KeyError::Malformed("no PEM block found".into()))
+    pem_decode_all(text)?.into_iter().next().ok_or_else(|| KeyError::Malformed("no PEM block found".into()))
 }
 
 /// Decode every PEM block in `text` (certificate chains), in order.
@@ -287,9 +287,8 @@ pub fn pem_decode_all(text: &str) -> Result<Vec<(String, Vec<u8>)>, KeyError> {
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {
         let after = &rest[start + 11..];
-        let label_end = after
-            .find("-----")
-            .ok_or_else(|| KeyError::Malformed("unterminated PEM header".into()))?;
+        let label_end =
+            after.find("-----").ok_or_else(|| KeyError::Malformed("unterminated PEM header".into()))?;
         let label = &after[..label_end];
         let body_start = &after[label_end + 5..];
         let end_marker = format!("-----END {label}-----");
@@ -358,7 +357,8 @@ bZYQqBq0XSCYfzJzRbBdD/d1Uq9R7FCqx4eNkj7rLwqp/wDyEkzykOmiiw==
         ));
 
         let rsa_key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
-        let pk = PublicKey::from_spki_der(rsa_key.to_public_key().to_public_key_der().unwrap().as_bytes()).unwrap();
+        let pk = PublicKey::from_spki_der(rsa_key.to_public_key().to_public_key_der().unwrap().as_bytes())
+            .unwrap();
         let digest = DigestAlgorithm::Sha256.hash(b"m");
         let sig = rsa_key.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest).unwrap();
         pk.verify(b"m", &sig).unwrap();
@@ -368,6 +368,8 @@ bZYQqBq0XSCYfzJzRbBdD/d1Uq9R7FCqx4eNkj7rLwqp/wDyEkzykOmiiw==
     #[test]
     fn rejects_garbage_and_unsupported() {
         assert!(matches!(PublicKey::from_pem("nope"), Err(KeyError::Malformed(_))));
-        assert!(PublicKey::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
+        assert!(
+            PublicKey::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err()
+        );
     }
 }

@@ -49,11 +49,7 @@ pub struct ModelLimits {
 
 impl Default for ModelLimits {
     fn default() -> Self {
-        Self {
-            max_files: 100_000,
-            max_total_bytes: 1 << 40,
-            max_depth: 64,
-        }
+        Self { max_files: 100_000, max_total_bytes: 1 << 40, max_depth: 64 }
     }
 }
 
@@ -112,9 +108,7 @@ pub enum ModelSigningError {
     #[error("model signature payload: {0}")]
     Statement(InTotoError),
     /// Not a model-signing v1.0 predicate.
-    #[error(
-        "model signature predicate type is {found:?}, expected {MODEL_SIGNATURE_PREDICATE_V1}"
-    )]
+    #[error("model signature predicate type is {found:?}, expected {MODEL_SIGNATURE_PREDICATE_V1}")]
     WrongPredicateType {
         /// The predicate type found.
         found: String,
@@ -261,10 +255,7 @@ pub fn verify_model_directory_with_limits(
     drop_signature_file(&mut files, &signed, bundle_json)?;
     let total: u64 = files.values().map(|f| f.size).sum();
     if total > limits.max_total_bytes {
-        return Err(ModelSigningError::ModelTooLarge {
-            bytes: total,
-            max: limits.max_total_bytes,
-        });
+        return Err(ModelSigningError::ModelTooLarge { bytes: total, max: limits.max_total_bytes });
     }
     let count = match signed.method {
         Method::Files => {
@@ -280,8 +271,7 @@ pub fn verify_model_directory_with_limits(
         Method::Shards { shard_size } => {
             let expected = signed.expected_shards(shard_size)?;
             // model-signing records no shards for empty files, so they are not part of the model.
-            let non_empty: BTreeMap<&String, &ModelFile> =
-                files.iter().filter(|(_, f)| f.size > 0).collect();
+            let non_empty: BTreeMap<&String, &ModelFile> = files.iter().filter(|(_, f)| f.size > 0).collect();
             compare_names(expected.keys(), non_empty.keys().copied())?;
             for (name, shards) in &expected {
                 let file = non_empty.get(name).ok_or_else(|| missing(name, 1))?;
@@ -302,18 +292,14 @@ pub fn verify_model_manifest(
 ) -> Result<ModelSignatureFacts> {
     let limits = ModelLimits::default();
     if files.len() > limits.max_files {
-        return Err(ModelSigningError::TooManyFiles {
-            max: limits.max_files,
-        });
+        return Err(ModelSigningError::TooManyFiles { max: limits.max_files });
     }
     let signed = SignedModel::open(bundle_json, key, &limits)?;
     if let Method::Shards { .. } = signed.method {
         return Err(ModelSigningError::ShardsNeedFileContents);
     }
-    let present: BTreeMap<&String, &Digest> = files
-        .iter()
-        .filter(|(name, _)| !signed.ignore.covers(name))
-        .collect();
+    let present: BTreeMap<&String, &Digest> =
+        files.iter().filter(|(name, _)| !signed.ignore.covers(name)).collect();
     let expected = signed.expected_files()?;
     compare_names(expected.keys(), present.keys().copied())?;
     for (name, digest) in &expected {
@@ -400,16 +386,10 @@ impl SignedModel {
     /// Parse the bundle, verify its signature with `key`, and check the statement's internal consistency.
     fn open(bundle_json: &[u8], key: &PublicKey, limits: &ModelLimits) -> Result<Self> {
         if bundle_json.len() > MAX_BUNDLE_BYTES {
-            return Err(ModelSigningError::BundleTooLarge {
-                size: bundle_json.len(),
-                max: MAX_BUNDLE_BYTES,
-            });
+            return Err(ModelSigningError::BundleTooLarge { size: bundle_json.len(), max: MAX_BUNDLE_BYTES });
         }
-        let bundle: RawBundle = serde_json::from_slice(bundle_json).map_err(|e| {
-            ModelSigningError::MalformedBundle {
-                reason: e.to_string(),
-            }
-        })?;
+        let bundle: RawBundle = serde_json::from_slice(bundle_json)
+            .map_err(|e| ModelSigningError::MalformedBundle { reason: e.to_string() })?;
         if !BUNDLE_MEDIA_TYPES.contains(&bundle.media_type.as_str()) {
             return Err(ModelSigningError::UnsupportedBundleMediaType {
                 found: bundle.media_type.chars().take(200).collect(),
@@ -417,21 +397,13 @@ impl SignedModel {
         }
         let material = bundle.verification_material;
         if material.certificate.is_some() {
-            return Err(ModelSigningError::NotKeyBased {
-                found: "a certificate",
-            });
+            return Err(ModelSigningError::NotKeyBased { found: "a certificate" });
         }
         if material.x509_certificate_chain.is_some() {
-            return Err(ModelSigningError::NotKeyBased {
-                found: "a certificate chain",
-            });
+            return Err(ModelSigningError::NotKeyBased { found: "a certificate chain" });
         }
-        let hint = material
-            .public_key
-            .ok_or(ModelSigningError::NotKeyBased {
-                found: "no public-key hint",
-            })?
-            .hint;
+        let hint =
+            material.public_key.ok_or(ModelSigningError::NotKeyBased { found: "no public-key hint" })?.hint;
         // model-signing's hint is the SHA-256 of the signer's PEM public key; an empty hint (older signers)
         // says nothing, and the signature check below decides either way.
         if !hint.is_empty() {
@@ -445,15 +417,12 @@ impl SignedModel {
         }
         if bundle.message_signature.is_some() {
             return Err(ModelSigningError::MalformedBundle {
-                reason: "bundle holds a message signature, model signatures are DSSE envelopes"
-                    .into(),
+                reason: "bundle holds a message signature, model signatures are DSSE envelopes".into(),
             });
         }
-        let envelope = bundle
-            .dsse_envelope
-            .ok_or_else(|| ModelSigningError::MalformedBundle {
-                reason: "bundle has no dsseEnvelope".into(),
-            })?;
+        let envelope = bundle.dsse_envelope.ok_or_else(|| ModelSigningError::MalformedBundle {
+            reason: "bundle has no dsseEnvelope".into(),
+        })?;
         let statement = Statement::from_verified_dsse(&envelope, key).map_err(|e| match e {
             InTotoError::Dsse(e) => ModelSigningError::Signature(e),
             other => ModelSigningError::Statement(other),
@@ -461,11 +430,7 @@ impl SignedModel {
         Self::from_statement(&statement, key.fingerprint(), limits)
     }
 
-    fn from_statement(
-        statement: &Statement,
-        key_fingerprint: Digest,
-        limits: &ModelLimits,
-    ) -> Result<Self> {
+    fn from_statement(statement: &Statement, key_fingerprint: Digest, limits: &ModelLimits) -> Result<Self> {
         if statement.predicate_type != MODEL_SIGNATURE_PREDICATE_V1 {
             return Err(ModelSigningError::WrongPredicateType {
                 found: statement.predicate_type.chars().take(200).collect(),
@@ -473,30 +438,19 @@ impl SignedModel {
         }
         let [subject] = statement.subjects.as_slice() else {
             return Err(ModelSigningError::BadSubject {
-                reason: format!(
-                    "expected exactly one subject, found {}",
-                    statement.subjects.len()
-                ),
+                reason: format!("expected exactly one subject, found {}", statement.subjects.len()),
             });
         };
-        let subject_hex =
-            subject
-                .digest
-                .get("sha256")
-                .ok_or_else(|| ModelSigningError::BadSubject {
-                    reason: "subject has no sha256 digest".into(),
-                })?;
+        let subject_hex = subject
+            .digest
+            .get("sha256")
+            .ok_or_else(|| ModelSigningError::BadSubject { reason: "subject has no sha256 digest".into() })?;
         let subject_digest: Digest = format!("sha256:{}", subject_hex.to_ascii_lowercase())
             .parse()
-            .map_err(|e| ModelSigningError::BadSubject {
-                reason: format!("{e}"),
-            })?;
+            .map_err(|e| ModelSigningError::BadSubject { reason: format!("{e}") })?;
 
-        let predicate = RawPredicate::deserialize(&statement.predicate).map_err(|e| {
-            ModelSigningError::MalformedPredicate {
-                reason: e.to_string(),
-            }
-        })?;
+        let predicate = RawPredicate::deserialize(&statement.predicate)
+            .map_err(|e| ModelSigningError::MalformedPredicate { reason: e.to_string() })?;
         let serialization = predicate.serialization;
         if serialization.hash_type != "sha256" {
             return Err(ModelSigningError::UnsupportedHashType {
@@ -506,17 +460,13 @@ impl SignedModel {
         let (method, algorithm) = match serialization.method.as_str() {
             "files" => (Method::Files, "sha256".to_owned()),
             "shards" => {
-                let shard_size = serialization
-                    .shard_size
-                    .as_ref()
-                    .and_then(whole_number)
-                    .ok_or_else(|| ModelSigningError::MalformedPredicate {
-                        reason: "shard serialization without a positive whole shard_size".into(),
+                let shard_size =
+                    serialization.shard_size.as_ref().and_then(whole_number).ok_or_else(|| {
+                        ModelSigningError::MalformedPredicate {
+                            reason: "shard serialization without a positive whole shard_size".into(),
+                        }
                     })?;
-                (
-                    Method::Shards { shard_size },
-                    format!("sha256-sharded-{shard_size}"),
-                )
+                (Method::Shards { shard_size }, format!("sha256-sharded-{shard_size}"))
             }
             other => {
                 return Err(ModelSigningError::UnsupportedSerialization {
@@ -532,9 +482,7 @@ impl SignedModel {
             });
         }
         if predicate.resources.len() > limits.max_files {
-            return Err(ModelSigningError::TooManyFiles {
-                max: limits.max_files,
-            });
+            return Err(ModelSigningError::TooManyFiles { max: limits.max_files });
         }
         let mut resources = Vec::with_capacity(predicate.resources.len());
         let mut root = Sha256::new();
@@ -545,10 +493,7 @@ impl SignedModel {
                 reason,
             };
             if raw.algorithm != algorithm {
-                return Err(invalid(format!(
-                    "algorithm {:?}, expected {algorithm:?}",
-                    raw.algorithm
-                )));
+                return Err(invalid(format!("algorithm {:?}, expected {algorithm:?}", raw.algorithm)));
             }
             let digest: Digest = format!("sha256:{}", raw.digest.to_ascii_lowercase())
                 .parse()
@@ -557,40 +502,22 @@ impl SignedModel {
                 return Err(invalid("listed twice".into()));
             }
             root.update(digest.to_bytes());
-            resources.push(Resource {
-                name: raw.name,
-                digest,
-            });
+            resources.push(Resource { name: raw.name, digest });
         }
-        let computed =
-            Digest::from_bytes(DigestAlgorithm::Sha256, &root.finalize()).map_err(|e| {
-                ModelSigningError::MalformedPredicate {
-                    reason: e.to_string(),
-                }
-            })?;
+        let computed = Digest::from_bytes(DigestAlgorithm::Sha256, &root.finalize())
+            .map_err(|e| ModelSigningError::MalformedPredicate { reason: e.to_string() })?;
         if computed != subject_digest {
-            return Err(ModelSigningError::SubjectDigestMismatch {
-                signed: subject_digest,
-                computed,
-            });
+            return Err(ModelSigningError::SubjectDigestMismatch { signed: subject_digest, computed });
         }
-        Ok(Self {
-            key_fingerprint,
-            subject_digest,
-            method,
-            ignore,
-            resources,
-        })
+        Ok(Self { key_fingerprint, subject_digest, method, ignore, resources })
     }
 
     /// Resources of a `files` signature: file path → digest.
     fn expected_files(&self) -> Result<BTreeMap<String, Digest>> {
         let mut out = BTreeMap::new();
         for r in &self.resources {
-            check_relative_path(&r.name).map_err(|reason| ModelSigningError::InvalidResource {
-                name: r.name.clone(),
-                reason,
-            })?;
+            check_relative_path(&r.name)
+                .map_err(|reason| ModelSigningError::InvalidResource { name: r.name.clone(), reason })?;
             out.insert(r.name.clone(), r.digest.clone());
         }
         Ok(out)
@@ -600,31 +527,19 @@ impl SignedModel {
     fn expected_shards(&self, shard_size: u64) -> Result<BTreeMap<String, Vec<Shard>>> {
         let mut out: BTreeMap<String, Vec<Shard>> = BTreeMap::new();
         for r in &self.resources {
-            let invalid = |reason: String| ModelSigningError::InvalidResource {
-                name: r.name.clone(),
-                reason,
-            };
+            let invalid =
+                |reason: String| ModelSigningError::InvalidResource { name: r.name.clone(), reason };
             let parts: Vec<&str> = r.name.split(':').collect();
             let [path, start, end] = parts.as_slice() else {
                 return Err(invalid("expected path:start:end".into()));
             };
             check_relative_path(path).map_err(invalid)?;
-            let start: u64 = start
-                .parse()
-                .map_err(|_| invalid("start is not a number".into()))?;
-            let end: u64 = end
-                .parse()
-                .map_err(|_| invalid("end is not a number".into()))?;
+            let start: u64 = start.parse().map_err(|_| invalid("start is not a number".into()))?;
+            let end: u64 = end.parse().map_err(|_| invalid("end is not a number".into()))?;
             if end <= start || end - start > shard_size {
-                return Err(invalid(format!(
-                    "shard {start}..{end} is empty or larger than {shard_size}"
-                )));
+                return Err(invalid(format!("shard {start}..{end} is empty or larger than {shard_size}")));
             }
-            out.entry((*path).to_owned()).or_default().push(Shard {
-                start,
-                end,
-                digest: r.digest.clone(),
-            });
+            out.entry((*path).to_owned()).or_default().push(Shard { start, end, digest: r.digest.clone() });
         }
         for shards in out.values_mut() {
             shards.sort_by_key(|s| s.start);
@@ -659,13 +574,8 @@ impl IgnoreSet {
         for p in signed {
             let trimmed = p.trim_start_matches("./").trim_end_matches('/');
             // An ignore path that escapes or is the model root would exclude everything: refuse it.
-            check_relative_path(trimmed).map_err(|reason| {
-                ModelSigningError::MalformedPredicate {
-                    reason: format!(
-                        "ignore path {:?}: {reason}",
-                        p.chars().take(200).collect::<String>()
-                    ),
-                }
+            check_relative_path(trimmed).map_err(|reason| ModelSigningError::MalformedPredicate {
+                reason: format!("ignore path {:?}: {reason}", p.chars().take(200).collect::<String>()),
             })?;
             paths.push(trimmed.to_owned());
         }
@@ -674,12 +584,9 @@ impl IgnoreSet {
 
     /// Whether `rel` (a `/`-separated relative path) is an ignored path or lies under one.
     fn covers(&self, rel: &str) -> bool {
-        self.0.iter().any(|p| {
-            rel == p
-                || rel
-                    .strip_prefix(p.as_str())
-                    .is_some_and(|rest| rest.starts_with('/'))
-        })
+        self.0
+            .iter()
+            .any(|p| rel == p || rel.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/')))
     }
 }
 
@@ -711,10 +618,7 @@ fn check_relative_path(path: &str) -> Result<(), String> {
     if path.starts_with('/') {
         return Err("absolute path".into());
     }
-    if path
-        .split('/')
-        .any(|c| c.is_empty() || c == "." || c == "..")
-    {
+    if path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
         return Err("path is not in normal form (empty, '.' or '..' component)".into());
     }
     Ok(())
@@ -728,11 +632,7 @@ struct ModelFile {
 }
 
 /// All regular files under `root` that are not ignored, by `/`-separated relative path.
-fn walk_model(
-    root: &Path,
-    ignore: &IgnoreSet,
-    limits: &ModelLimits,
-) -> Result<BTreeMap<String, ModelFile>> {
+fn walk_model(root: &Path, ignore: &IgnoreSet, limits: &ModelLimits) -> Result<BTreeMap<String, ModelFile>> {
     let io = |path: &Path, e: std::io::Error| ModelSigningError::Io {
         path: path.to_owned(),
         reason: e.to_string(),
@@ -745,24 +645,15 @@ fn walk_model(
     let mut pending: Vec<(PathBuf, String, usize)> = vec![(root.to_owned(), String::new(), 0)];
     while let Some((dir, rel_dir, depth)) = pending.pop() {
         if depth > limits.max_depth {
-            return Err(ModelSigningError::TooDeep {
-                max: limits.max_depth,
-                path: rel_dir,
-            });
+            return Err(ModelSigningError::TooDeep { max: limits.max_depth, path: rel_dir });
         }
         for entry in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
             let entry = entry.map_err(|e| io(&dir, e))?;
             let name = entry.file_name();
-            let name = name
-                .to_str()
-                .ok_or_else(|| ModelSigningError::NonUtf8Path {
-                    path: entry.path().to_string_lossy().into_owned(),
-                })?;
-            let rel = if rel_dir.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{rel_dir}/{name}")
-            };
+            let name = name.to_str().ok_or_else(|| ModelSigningError::NonUtf8Path {
+                path: entry.path().to_string_lossy().into_owned(),
+            })?;
+            let rel = if rel_dir.is_empty() { name.to_owned() } else { format!("{rel_dir}/{name}") };
             if ignore.covers(&rel) {
                 continue;
             }
@@ -774,18 +665,10 @@ fn walk_model(
                 pending.push((entry.path(), rel, depth + 1));
             } else if file_type.is_file() {
                 if files.len() >= limits.max_files {
-                    return Err(ModelSigningError::TooManyFiles {
-                        max: limits.max_files,
-                    });
+                    return Err(ModelSigningError::TooManyFiles { max: limits.max_files });
                 }
                 let size = entry.metadata().map_err(|e| io(&entry.path(), e))?.len();
-                files.insert(
-                    rel,
-                    ModelFile {
-                        path: entry.path(),
-                        size,
-                    },
-                );
+                files.insert(rel, ModelFile { path: entry.path(), size });
             } else {
                 return Err(ModelSigningError::SpecialFile { path: rel });
             }
@@ -811,19 +694,14 @@ fn drop_signature_file(
         .collect();
     let candidates: Vec<String> = files
         .iter()
-        .filter(|(name, f)| {
-            f.size == bundle_json.len() as u64 && !signed_paths.contains(name.as_str())
-        })
+        .filter(|(name, f)| f.size == bundle_json.len() as u64 && !signed_paths.contains(name.as_str()))
         .map(|(name, _)| name.clone())
         .collect();
     for name in candidates {
         let Some(file) = files.get(&name) else {
             continue;
         };
-        let io = |e: std::io::Error| ModelSigningError::Io {
-            path: file.path.clone(),
-            reason: e.to_string(),
-        };
+        let io = |e: std::io::Error| ModelSigningError::Io { path: file.path.clone(), reason: e.to_string() };
         // The size equals the bundle's, which is capped, so reading the file whole is bounded.
         if std::fs::read(&file.path).map_err(io)? == bundle_json {
             files.remove(&name);
@@ -845,19 +723,13 @@ fn compare_names<'a, 'b>(
     }
     let extra: Vec<&&str> = present.difference(&expected).collect();
     if let Some(first) = extra.first() {
-        return Err(ModelSigningError::UnexpectedFile {
-            name: (**first).to_owned(),
-            count: extra.len(),
-        });
+        return Err(ModelSigningError::UnexpectedFile { name: (**first).to_owned(), count: extra.len() });
     }
     Ok(())
 }
 
 fn missing(name: &str, count: usize) -> ModelSigningError {
-    ModelSigningError::MissingFile {
-        name: name.to_owned(),
-        count,
-    }
+    ModelSigningError::MissingFile { name: name.to_owned(), count }
 }
 
 fn check_digest(name: &str, expected: &Digest, actual: &Digest) -> Result<()> {
@@ -904,10 +776,7 @@ fn check_shards(name: &str, file: &ModelFile, shard_size: u64, signed: &[Shard])
 
 /// SHA-256 of bytes `start..end` of the file, streamed.
 fn hash_range(path: &Path, start: u64, end: u64) -> Result<Digest> {
-    let io = |e: std::io::Error| ModelSigningError::Io {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    };
+    let io = |e: std::io::Error| ModelSigningError::Io { path: path.to_owned(), reason: e.to_string() };
     let mut file = std::fs::File::open(path).map_err(io)?;
     file.seek(SeekFrom::Start(start)).map_err(io)?;
     let mut reader = file.take(end.saturating_sub(start));
@@ -969,11 +838,7 @@ mod tests {
             "predicateType": MODEL_SIGNATURE_PREDICATE_V1,
             "predicate": {"serialization": serialization, "resources": resources},
         });
-        let envelope = Envelope::sign(
-            IN_TOTO_PAYLOAD_TYPE,
-            &serde_json::to_vec(&statement).unwrap(),
-            key,
-        );
+        let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &serde_json::to_vec(&statement).unwrap(), key);
         let hint = Digest::sha256_of(key.public_key().to_pem().as_bytes());
         serde_json::to_vec(&json!({
             "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
@@ -1000,11 +865,7 @@ mod tests {
         ["a.bin", "empty", "sub/b.txt"]
             .iter()
             .map(|n| {
-                (
-                    n.to_string(),
-                    "sha256".to_string(),
-                    Digest::sha256_of(&std::fs::read(dir.join(n)).unwrap()),
-                )
+                (n.to_string(), "sha256".to_string(), Digest::sha256_of(&std::fs::read(dir.join(n)).unwrap()))
             })
             .collect()
     }
@@ -1039,7 +900,8 @@ mod tests {
             shard("a.bin", 20, 25),
             shard("sub/b.txt", 0, 5),
         ];
-        let ser = json!({"method": "shards", "hash_type": "sha256", "shard_size": 10, "allow_symlinks": false});
+        let ser =
+            json!({"method": "shards", "hash_type": "sha256", "shard_size": 10, "allow_symlinks": false});
         let b = bundle(&key, ser, &resources);
         let facts = verify_model_directory(dir.path(), &b, &key.public_key()).unwrap();
         assert_eq!(facts.files, 2);
@@ -1071,17 +933,10 @@ mod tests {
     fn inconsistent_subject_digest_is_rejected() {
         let key = SigningKey::generate();
         let dir = model_dir();
-        let b = bundle_with_subject(
-            &key,
-            files_serialization(),
-            &file_resources(dir.path()),
-            &"00".repeat(32),
-        );
+        let b =
+            bundle_with_subject(&key, files_serialization(), &file_resources(dir.path()), &"00".repeat(32));
         let err = verify_model_directory(dir.path(), &b, &key.public_key()).unwrap_err();
-        assert!(
-            matches!(err, ModelSigningError::SubjectDigestMismatch { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ModelSigningError::SubjectDigestMismatch { .. }), "{err}");
     }
 
     #[test]
@@ -1098,43 +953,26 @@ mod tests {
                 json!({"method": "files", "hash_type": "blake3", "allow_symlinks": false}),
                 "unsupported model hash type \"blake3\"",
             ),
-            (
-                json!({"method": "files", "hash_type": "sha256", "ignore_paths": ["."]}),
-                "ignore path \".\"",
-            ),
+            (json!({"method": "files", "hash_type": "sha256", "ignore_paths": ["."]}), "ignore path \".\""),
             (
                 json!({"method": "files", "hash_type": "sha256", "ignore_paths": ["../x"]}),
                 "ignore path \"../x\"",
             ),
-            (
-                json!({"method": "shards", "hash_type": "sha256"}),
-                "positive whole shard_size",
-            ),
+            (json!({"method": "shards", "hash_type": "sha256"}), "positive whole shard_size"),
         ];
         for (ser, want) in cases {
-            let err = verify_model_directory(
-                dir.path(),
-                &bundle(&key, ser.clone(), &res),
-                &key.public_key(),
-            )
-            .unwrap_err();
+            let err = verify_model_directory(dir.path(), &bundle(&key, ser.clone(), &res), &key.public_key())
+                .unwrap_err();
             assert!(err.to_string().contains(want), "{ser}: {err}");
         }
-        let traversal = vec![(
-            "../etc/passwd".to_string(),
-            "sha256".to_string(),
-            Digest::sha256_of(b"x"),
-        )];
+        let traversal = vec![("../etc/passwd".to_string(), "sha256".to_string(), Digest::sha256_of(b"x"))];
         let err = verify_model_directory(
             dir.path(),
             &bundle(&key, files_serialization(), &traversal),
             &key.public_key(),
         )
         .unwrap_err();
-        assert!(
-            matches!(err, ModelSigningError::InvalidResource { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ModelSigningError::InvalidResource { .. }), "{err}");
         let mut twice = res.clone();
         twice.push(res[0].clone());
         let err = verify_model_directory(
@@ -1144,12 +982,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("listed twice"), "{err}");
-        let err = verify_model_directory(
-            dir.path(),
-            &bundle(&key, files_serialization(), &[]),
-            &key.public_key(),
-        )
-        .unwrap_err();
+        let err =
+            verify_model_directory(dir.path(), &bundle(&key, files_serialization(), &[]), &key.public_key())
+                .unwrap_err();
         assert!(err.to_string().contains("covers no resources"), "{err}");
     }
 
@@ -1158,26 +993,17 @@ mod tests {
         let key = SigningKey::generate();
         let dir = model_dir();
         let b = bundle(&key, files_serialization(), &file_resources(dir.path()));
-        let few = ModelLimits {
-            max_files: 2,
-            ..ModelLimits::default()
-        };
+        let few = ModelLimits { max_files: 2, ..ModelLimits::default() };
         assert_eq!(
             verify_model_directory_with_limits(dir.path(), &b, &key.public_key(), &few),
             Err(ModelSigningError::TooManyFiles { max: 2 })
         );
-        let small = ModelLimits {
-            max_total_bytes: 10,
-            ..ModelLimits::default()
-        };
+        let small = ModelLimits { max_total_bytes: 10, ..ModelLimits::default() };
         assert!(matches!(
             verify_model_directory_with_limits(dir.path(), &b, &key.public_key(), &small),
             Err(ModelSigningError::ModelTooLarge { bytes: 30, max: 10 })
         ));
-        let shallow = ModelLimits {
-            max_depth: 0,
-            ..ModelLimits::default()
-        };
+        let shallow = ModelLimits { max_depth: 0, ..ModelLimits::default() };
         assert!(matches!(
             verify_model_directory_with_limits(dir.path(), &b, &key.public_key(), &shallow),
             Err(ModelSigningError::TooDeep { .. })
@@ -1193,22 +1019,12 @@ mod tests {
     fn keyless_bundles_are_not_taken_for_key_signatures() {
         let key = SigningKey::generate();
         let dir = model_dir();
-        let mut b: serde_json::Value = serde_json::from_slice(&bundle(
-            &key,
-            files_serialization(),
-            &file_resources(dir.path()),
-        ))
-        .unwrap();
+        let mut b: serde_json::Value =
+            serde_json::from_slice(&bundle(&key, files_serialization(), &file_resources(dir.path())))
+                .unwrap();
         b["verificationMaterial"] = json!({"certificate": {"rawBytes": "AA=="}, "tlogEntries": []});
-        let err = verify_model_directory(
-            dir.path(),
-            &serde_json::to_vec(&b).unwrap(),
-            &key.public_key(),
-        )
-        .unwrap_err();
-        assert!(
-            matches!(err, ModelSigningError::NotKeyBased { .. }),
-            "{err}"
-        );
+        let err = verify_model_directory(dir.path(), &serde_json::to_vec(&b).unwrap(), &key.public_key())
+            .unwrap_err();
+        assert!(matches!(err, ModelSigningError::NotKeyBased { .. }), "{err}");
     }
 }

@@ -78,10 +78,7 @@ impl ArtifactRef {
 
     /// The same reference pinned to `digest`, keeping the tag for readability (`name:tag@sha256:…`).
     pub fn with_digest(&self, digest: Digest) -> Self {
-        Self {
-            digest: Some(digest),
-            ..self.clone()
-        }
+        Self { digest: Some(digest), ..self.clone() }
     }
 
     /// `registry/repository@digest`, dropping the tag; `None` when the reference has no digest.
@@ -152,9 +149,7 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b
-            .iter()
-            .all(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.' || x == b'-')
+        && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.' || x == b'-')
 }
 
 fn valid_registry(r: &str) -> bool {
@@ -214,7 +209,10 @@ impl FromStr for ArtifactRef {
         }
         let (registry, path) = match name.split_once('/') {
             Some((first, remainder))
-                if first.contains('.') || first.contains(':') || first == "localhost" || first.starts_with('[') =>
+                if first.contains('.')
+                    || first.contains(':')
+                    || first == "localhost"
+                    || first.starts_with('[') =>
             {
                 (first.to_owned(), remainder.to_owned())
             }
@@ -241,12 +239,7 @@ impl FromStr for ArtifactRef {
                 "invalid repository path (lower-case letters, digits and single separators only)",
             ));
         }
-        Ok(Self {
-            registry,
-            repository,
-            tag: tag.map(str::to_owned),
-            digest,
-        })
+        Ok(Self { registry, repository, tag: tag.map(str::to_owned), digest })
     }
 }
 

@@ -171,9 +171,7 @@ struct RawCert {
 }
 
 fn b64(s: &str) -> Result<Vec<u8>, String> {
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .map_err(|e| format!("not base64: {e}"))
+    base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| format!("not base64: {e}"))
 }
 
 fn time(s: &Option<String>) -> Result<Option<DateTime<Utc>>, String> {
@@ -191,10 +189,7 @@ fn validity(v: &Option<RawValidity>) -> Result<Validity, String> {
         Some(v) => v,
         None => return Ok(Validity::default()),
     };
-    Ok(Validity {
-        start: time(&v.start)?,
-        end: time(&v.end)?,
-    })
+    Ok(Validity { start: time(&v.start)?, end: time(&v.end)? })
 }
 
 fn logs(raw: Vec<RawLog>, section: &'static str) -> Result<Vec<TransparencyLog>, TrustRootError> {
@@ -263,7 +258,8 @@ impl TrustRoot {
         if bytes.len() > MAX_TRUST_ROOT_BYTES {
             return Err(TrustRootError::TooLarge);
         }
-        let raw: RawRoot = serde_json::from_slice(bytes).map_err(|e| TrustRootError::Malformed(e.to_string()))?;
+        let raw: RawRoot =
+            serde_json::from_slice(bytes).map_err(|e| TrustRootError::Malformed(e.to_string()))?;
         if let Some(mt) = &raw.media_type {
             if !mt.starts_with("application/vnd.dev.sigstore.trustedroot") {
                 return Err(TrustRootError::Malformed(format!("unexpected mediaType {mt:?}")));

@@ -21,13 +21,10 @@ use crate::digest::Digest;
 use crate::intoto::{Predicate, Statement, CYCLONEDX_BOM};
 use crate::reference::ArtifactRef;
 use crate::registry::{
-    Descriptor, ManifestKind, Platform, RegistryClient, RegistryConfig, RegistryError,
-    RegistryStats,
+    Descriptor, ManifestKind, Platform, RegistryClient, RegistryConfig, RegistryError, RegistryStats,
 };
 use crate::sbom::{SbomFacts, CYCLONEDX_MEDIA_TYPE, MAX_SBOM_BYTES};
-use crate::sigstore_verify::{
-    Authority, Matcher, SignerFacts, VerificationPolicy, VerifiedBundle, Verifier,
-};
+use crate::sigstore_verify::{Authority, Matcher, SignerFacts, VerificationPolicy, VerifiedBundle, Verifier};
 use crate::trust_root::TrustRoot;
 
 /// What is asked of an artifact.
@@ -67,11 +64,7 @@ pub struct VerifyOptions {
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        Self {
-            require_tlog_for_keys: true,
-            require_sct: true,
-            max_candidates: 16,
-        }
+        Self { require_tlog_for_keys: true, require_sct: true, max_candidates: 16 }
     }
 }
 
@@ -109,15 +102,10 @@ pub enum Signer {
 impl From<&SignerFacts> for Signer {
     fn from(s: &SignerFacts) -> Self {
         match s {
-            SignerFacts::Key { fingerprint } => Self::Key {
-                fingerprint: fingerprint.clone(),
-            },
-            SignerFacts::Certificate {
-                subject, issuer, ..
-            } => Self::Certificate {
-                subject: subject.clone(),
-                issuer: issuer.clone(),
-            },
+            SignerFacts::Key { fingerprint } => Self::Key { fingerprint: fingerprint.clone() },
+            SignerFacts::Certificate { subject, issuer, .. } => {
+                Self::Certificate { subject: subject.clone(), issuer: issuer.clone() }
+            }
         }
     }
 }
@@ -260,11 +248,7 @@ impl Cacheable for Verdict {
 
     fn weight(&self) -> u32 {
         let predicates: usize = match &self.outcome {
-            Ok(f) => f
-                .attestations
-                .iter()
-                .map(|a| a.predicate.to_string().len())
-                .sum(),
+            Ok(f) => f.attestations.iter().map(|a| a.predicate.to_string().len()).sum(),
             Err(r) => r.candidates.iter().map(String::len).sum(),
         };
         u32::try_from(1024 + predicates).unwrap_or(u32::MAX)
@@ -368,9 +352,7 @@ impl ArtifactVerifier {
     /// Build the registry client, the Sigstore verifier and the cache.
     pub fn new(config: VerifierConfig) -> Result<Self, VerifyError> {
         if config.options.max_candidates == 0 {
-            return Err(VerifyError::Config {
-                reason: "max_candidates must be at least 1".into(),
-            });
+            return Err(VerifyError::Config { reason: "max_candidates must be at least 1".into() });
         }
         let registry = RegistryClient::new(config.registry)?;
         let trust_root_fingerprint = config.trust_root.fingerprint().clone();
@@ -412,9 +394,7 @@ impl ArtifactVerifier {
         let digest = pinned
             .digest()
             .cloned()
-            .ok_or_else(|| VerifyError::Config {
-                reason: "resolved reference without digest".into(),
-            })?;
+            .ok_or_else(|| VerifyError::Config { reason: "resolved reference without digest".into() })?;
         let key = VerdictKey {
             digest,
             authority: format!(
@@ -447,24 +427,13 @@ impl ArtifactVerifier {
         let index = match self.inner.registry.fetch_parsed_manifest(&pinned).await? {
             (_, ManifestKind::Index(i)) => i,
             (_, ManifestKind::Image(_)) => {
-                return Err(VerifyError::NotAnIndex {
-                    reference: pinned.to_string(),
-                })
+                return Err(VerifyError::NotAnIndex { reference: pinned.to_string() })
             }
         };
         let mut out = Vec::new();
         for d in index.platform_manifests() {
-            let verdict = self
-                .verify(
-                    &pinned.with_digest(d.digest.clone()),
-                    authority,
-                    requirement,
-                )
-                .await?;
-            out.push(PlatformVerdict {
-                platform: d.platform.clone(),
-                verdict,
-            });
+            let verdict = self.verify(&pinned.with_digest(d.digest.clone()), authority, requirement).await?;
+            out.push(PlatformVerdict { platform: d.platform.clone(), verdict });
         }
         Ok(out)
     }
@@ -503,9 +472,7 @@ impl ArtifactVerifier {
         let digest = pinned
             .digest()
             .cloned()
-            .ok_or_else(|| VerifyError::Config {
-                reason: "unpinned reference".into(),
-            })?;
+            .ok_or_else(|| VerifyError::Config { reason: "unpinned reference".into() })?;
         let policy = self.policy(authority);
         let mut facts = Facts::default();
         let mut candidates = Vec::new();
@@ -515,10 +482,7 @@ impl ArtifactVerifier {
                 let (tag, layers) = self.cosign_layers(pinned, cosign::SIGNATURE_SUFFIX).await?;
                 searched.push(tag.clone());
                 for (d, layer) in layers {
-                    let source = Source::CosignTag {
-                        tag: tag.clone(),
-                        layer: d.digest.clone(),
-                    };
+                    let source = Source::CosignTag { tag: tag.clone(), layer: d.digest.clone() };
                     match layer.and_then(|l| {
                         cosign::verify_signature_layer(&l, &digest, &self.inner.sigstore, &policy)
                     }) {
@@ -527,14 +491,11 @@ impl ArtifactVerifier {
                     }
                 }
                 searched.push("Sigstore bundle referrers".into());
-                for (source, claim) in self
-                    .bundle_referrers(pinned, &digest, &policy, &mut candidates)
-                    .await?
+                for (source, claim) in
+                    self.bundle_referrers(pinned, &digest, &policy, &mut candidates).await?
                 {
                     match claim {
-                        (v, BundleClaim::Signature) => {
-                            facts.signatures.push(signature_facts(&v, source))
-                        }
+                        (v, BundleClaim::Signature) => facts.signatures.push(signature_facts(&v, source)),
                         (_, BundleClaim::Attestation(st)) => candidates.push(format!(
                             "{source}: an attestation ({}), not an image signature",
                             st.predicate_type
@@ -546,9 +507,8 @@ impl ArtifactVerifier {
                 }
             }
             Requirement::Attestation { predicate_type } => {
-                let found = self
-                    .attestations(pinned, &digest, &policy, &mut candidates, &mut searched)
-                    .await?;
+                let found =
+                    self.attestations(pinned, &digest, &policy, &mut candidates, &mut searched).await?;
                 for (source, v, st) in found {
                     if &st.predicate_type == predicate_type {
                         facts.attestations.push(attestation_facts(&v, st, source));
@@ -565,14 +525,7 @@ impl ArtifactVerifier {
             }
             Requirement::Sbom => {
                 if self
-                    .find_sbom(
-                        pinned,
-                        &digest,
-                        &policy,
-                        &mut facts,
-                        &mut candidates,
-                        &mut searched,
-                    )
+                    .find_sbom(pinned, &digest, &policy, &mut facts, &mut candidates, &mut searched)
                     .await?
                 {
                     return Ok(verified(pinned, facts));
@@ -582,18 +535,11 @@ impl ArtifactVerifier {
         let reason = match candidates.first() {
             None => format!("nothing found (looked in {})", searched.join(", ")),
             Some(first) if candidates.len() == 1 => format!("the only candidate failed: {first}"),
-            Some(first) => format!(
-                "none of {} candidates verified; first: {first}",
-                candidates.len()
-            ),
+            Some(first) => format!("none of {} candidates verified; first: {first}", candidates.len()),
         };
         Ok(Verdict {
             reference: pinned.clone(),
-            outcome: Err(Rejection {
-                requirement: requirement.to_string(),
-                reason,
-                candidates,
-            }),
+            outcome: Err(Rejection { requirement: requirement.to_string(), reason, candidates }),
         })
     }
 
@@ -603,9 +549,8 @@ impl ArtifactVerifier {
         pinned: &ArtifactRef,
         suffix: &str,
     ) -> Result<(String, Layers), VerifyError> {
-        let tag_ref = cosign::signature_tag(pinned, suffix).map_err(|e| VerifyError::Config {
-            reason: e.to_string(),
-        })?;
+        let tag_ref = cosign::signature_tag(pinned, suffix)
+            .map_err(|e| VerifyError::Config { reason: e.to_string() })?;
         let tag = tag_ref.tag().unwrap_or_default().to_owned();
         let manifest = match self.inner.registry.fetch_parsed_manifest(&tag_ref).await {
             Ok((_, ManifestKind::Image(m))) => m,
@@ -628,11 +573,7 @@ impl ArtifactVerifier {
             Err(e) => return Err(e.into()),
         };
         let mut out = Vec::new();
-        for d in manifest
-            .layers
-            .into_iter()
-            .take(self.inner.options.max_candidates)
-        {
+        for d in manifest.layers.into_iter().take(self.inner.options.max_candidates) {
             let cap = if d.media_type == SIMPLE_SIGNING_MEDIA_TYPE {
                 cosign::MAX_SIGNATURE_BLOB_BYTES
             } else if d.media_type == CYCLONEDX_MEDIA_TYPE {
@@ -640,12 +581,7 @@ impl ArtifactVerifier {
             } else {
                 cosign::MAX_ENVELOPE_BLOB_BYTES
             };
-            let layer = match self
-                .inner
-                .registry
-                .fetch_blob(&tag_ref, &d.digest, cap)
-                .await
-            {
+            let layer = match self.inner.registry.fetch_blob(&tag_ref, &d.digest, cap).await {
                 Ok(blob) => SignatureLayer::from_parts(d.clone(), blob),
                 Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => Err(CosignError::Registry(e)),
@@ -664,17 +600,10 @@ impl ArtifactVerifier {
         candidates: &mut Vec<String>,
     ) -> Result<Vec<(Source, (VerifiedBundle, BundleClaim))>, VerifyError> {
         let mut out = Vec::new();
-        for (source, blob) in self
-            .referrer_blobs(
-                pinned,
-                BUNDLE_ARTIFACT_TYPE,
-                cosign::MAX_ENVELOPE_BLOB_BYTES,
-            )
-            .await?
+        for (source, blob) in
+            self.referrer_blobs(pinned, BUNDLE_ARTIFACT_TYPE, cosign::MAX_ENVELOPE_BLOB_BYTES).await?
         {
-            match blob
-                .and_then(|b| cosign::verify_bundle_json(&b, digest, &self.inner.sigstore, policy))
-            {
+            match blob.and_then(|b| cosign::verify_bundle_json(&b, digest, &self.inner.sigstore, policy)) {
                 Ok(v) => out.push((source, v)),
                 Err(e) => candidates.push(format!("{source}: {e}")),
             }
@@ -689,38 +618,23 @@ impl ArtifactVerifier {
         artifact_type: &str,
         cap: usize,
     ) -> Result<Vec<(Source, Result<Vec<u8>, CosignError>)>, VerifyError> {
-        let list = self
-            .inner
-            .registry
-            .referrers(pinned, Some(artifact_type))
-            .await?;
+        let list = self.inner.registry.referrers(pinned, Some(artifact_type)).await?;
         let mut out = Vec::new();
         for d in list.into_iter().take(self.inner.options.max_candidates) {
-            let source = Source::Referrer {
-                manifest: d.digest.clone(),
-            };
+            let source = Source::Referrer { manifest: d.digest.clone() };
             let manifest_ref = pinned.with_digest(d.digest.clone());
-            let blob = match self
-                .inner
-                .registry
-                .fetch_parsed_manifest(&manifest_ref)
-                .await
-            {
+            let blob = match self.inner.registry.fetch_parsed_manifest(&manifest_ref).await {
                 Ok((_, ManifestKind::Image(m))) => match m.layers.first() {
-                    Some(layer) => match self
-                        .inner
-                        .registry
-                        .fetch_blob(&manifest_ref, &layer.digest, cap)
-                        .await
-                    {
-                        Ok(b) => Ok(b),
-                        Err(e) if e.is_transient() => return Err(e.into()),
-                        Err(e) => Err(CosignError::Registry(e)),
-                    },
-                    None => Err(CosignError::Unexpected {
-                        what: "referrer manifest",
-                        reason: "no layers".into(),
-                    }),
+                    Some(layer) => {
+                        match self.inner.registry.fetch_blob(&manifest_ref, &layer.digest, cap).await {
+                            Ok(b) => Ok(b),
+                            Err(e) if e.is_transient() => return Err(e.into()),
+                            Err(e) => Err(CosignError::Registry(e)),
+                        }
+                    }
+                    None => {
+                        Err(CosignError::Unexpected { what: "referrer manifest", reason: "no layers".into() })
+                    }
                 },
                 Ok((_, ManifestKind::Index(_))) => Err(CosignError::Unexpected {
                     what: "referrer manifest",
@@ -744,34 +658,23 @@ impl ArtifactVerifier {
         searched: &mut Vec<String>,
     ) -> Result<Vec<(Source, VerifiedBundle, Statement)>, VerifyError> {
         let mut out = Vec::new();
-        let (tag, layers) = self
-            .cosign_layers(pinned, cosign::ATTESTATION_SUFFIX)
-            .await?;
+        let (tag, layers) = self.cosign_layers(pinned, cosign::ATTESTATION_SUFFIX).await?;
         searched.push(tag.clone());
         for (d, layer) in layers {
-            let source = Source::CosignTag {
-                tag: tag.clone(),
-                layer: d.digest.clone(),
-            };
+            let source = Source::CosignTag { tag: tag.clone(), layer: d.digest.clone() };
             if d.media_type != DSSE_MEDIA_TYPE {
-                candidates.push(format!(
-                    "{source}: not a DSSE envelope layer ({})",
-                    d.media_type
-                ));
+                candidates.push(format!("{source}: not a DSSE envelope layer ({})", d.media_type));
                 continue;
             }
-            match layer.and_then(|l| {
-                cosign::verify_attestation_layer(&l, digest, &self.inner.sigstore, policy)
-            }) {
+            match layer
+                .and_then(|l| cosign::verify_attestation_layer(&l, digest, &self.inner.sigstore, policy))
+            {
                 Ok(v) => out.push((source, v.verified, v.statement)),
                 Err(e) => candidates.push(format!("{source}: {e}")),
             }
         }
         searched.push("Sigstore bundle referrers".into());
-        for (source, (v, claim)) in self
-            .bundle_referrers(pinned, digest, policy, candidates)
-            .await?
-        {
+        for (source, (v, claim)) in self.bundle_referrers(pinned, digest, policy, candidates).await? {
             if let BundleClaim::Attestation(st) = claim {
                 out.push((source, v, st));
             }
@@ -789,20 +692,15 @@ impl ArtifactVerifier {
         candidates: &mut Vec<String>,
         searched: &mut Vec<String>,
     ) -> Result<bool, VerifyError> {
-        for (source, v, st) in self
-            .attestations(pinned, digest, policy, candidates, searched)
-            .await?
-        {
+        for (source, v, st) in self.attestations(pinned, digest, policy, candidates, searched).await? {
             if st.predicate_type != CYCLONEDX_BOM {
                 continue;
             }
             match crate::sbom::from_predicate(&st.predicate) {
                 Ok(sbom) => {
                     facts.sbom = Some(sbom);
-                    facts.sbom_source = Some(SbomSource {
-                        source: source.clone(),
-                        signer: Some(Signer::from(&v.signer)),
-                    });
+                    facts.sbom_source =
+                        Some(SbomSource { source: source.clone(), signer: Some(Signer::from(&v.signer)) });
                     facts.attestations.push(attestation_facts(&v, st, source));
                     return Ok(true);
                 }
@@ -812,43 +710,26 @@ impl ArtifactVerifier {
         let (tag, layers) = self.cosign_layers(pinned, cosign::SBOM_SUFFIX).await?;
         searched.push(tag.clone());
         for (d, layer) in layers {
-            let source = Source::CosignTag {
-                tag: tag.clone(),
-                layer: d.digest.clone(),
-            };
+            let source = Source::CosignTag { tag: tag.clone(), layer: d.digest.clone() };
             if d.media_type != CYCLONEDX_MEDIA_TYPE {
-                candidates.push(format!(
-                    "{source}: not a CycloneDX JSON layer ({})",
-                    d.media_type
-                ));
+                candidates.push(format!("{source}: not a CycloneDX JSON layer ({})", d.media_type));
                 continue;
             }
-            match layer
-                .and_then(|l| crate::sbom::parse_cyclonedx(&l.blob).map_err(CosignError::from))
-            {
+            match layer.and_then(|l| crate::sbom::parse_cyclonedx(&l.blob).map_err(CosignError::from)) {
                 Ok(sbom) => {
                     facts.sbom = Some(sbom);
-                    facts.sbom_source = Some(SbomSource {
-                        source,
-                        signer: None,
-                    });
+                    facts.sbom_source = Some(SbomSource { source, signer: None });
                     return Ok(true);
                 }
                 Err(e) => candidates.push(format!("{source}: {e}")),
             }
         }
         searched.push("CycloneDX referrers".into());
-        for (source, blob) in self
-            .referrer_blobs(pinned, CYCLONEDX_MEDIA_TYPE, MAX_SBOM_BYTES)
-            .await?
-        {
+        for (source, blob) in self.referrer_blobs(pinned, CYCLONEDX_MEDIA_TYPE, MAX_SBOM_BYTES).await? {
             match blob.and_then(|b| crate::sbom::parse_cyclonedx(&b).map_err(CosignError::from)) {
                 Ok(sbom) => {
                     facts.sbom = Some(sbom);
-                    facts.sbom_source = Some(SbomSource {
-                        source,
-                        signer: None,
-                    });
+                    facts.sbom_source = Some(SbomSource { source, signer: None });
                     return Ok(true);
                 }
                 Err(e) => candidates.push(format!("{source}: {e}")),
@@ -859,10 +740,7 @@ impl ArtifactVerifier {
 }
 
 fn verified(pinned: &ArtifactRef, facts: Facts) -> Verdict {
-    Verdict {
-        reference: pinned.clone(),
-        outcome: Ok(facts),
-    }
+    Verdict { reference: pinned.clone(), outcome: Ok(facts) }
 }
 
 fn signature_facts(v: &VerifiedBundle, source: Source) -> SignatureFacts {
@@ -904,16 +782,10 @@ mod tests {
             subject: Matcher::regex(".*@example.com").unwrap(),
             issuer: Matcher::Exact("https://issuer".into()),
         };
-        let ab = authority_fingerprint(&Authority::Keyless {
-            identities: vec![id1.clone(), id2.clone()],
-        });
-        let ba = authority_fingerprint(&Authority::Keyless {
-            identities: vec![id2, id1.clone()],
-        });
+        let ab = authority_fingerprint(&Authority::Keyless { identities: vec![id1.clone(), id2.clone()] });
+        let ba = authority_fingerprint(&Authority::Keyless { identities: vec![id2, id1.clone()] });
         assert_eq!(ab, ba, "order of identities does not matter");
-        let only1 = authority_fingerprint(&Authority::Keyless {
-            identities: vec![id1],
-        });
+        let only1 = authority_fingerprint(&Authority::Keyless { identities: vec![id1] });
         assert_ne!(ab, only1);
         // An exact value and a regex with the same text are different authorities.
         let exact = authority_fingerprint(&Authority::Keyless {
@@ -932,29 +804,17 @@ mod tests {
     fn requirement_names_and_rejection_text() {
         assert_eq!(Requirement::Signature.to_string(), "signature");
         assert_eq!(
-            Requirement::Attestation {
-                predicate_type: "https://slsa.dev/provenance/v1".into()
-            }
-            .to_string(),
+            Requirement::Attestation { predicate_type: "https://slsa.dev/provenance/v1".into() }.to_string(),
             "attestation:https://slsa.dev/provenance/v1"
         );
-        let r = Rejection {
-            requirement: "sbom".into(),
-            reason: "nothing found".into(),
-            candidates: vec![],
-        };
+        let r = Rejection { requirement: "sbom".into(), reason: "nothing found".into(), candidates: vec![] };
         assert_eq!(r.to_string(), "sbom not satisfied: nothing found");
     }
 
     #[test]
     fn verdicts_cache_successes_longer_than_rejections() {
-        let reference: ArtifactRef = format!("reg.example/a@{}", Digest::sha256_of(b"a"))
-            .parse()
-            .unwrap();
-        let ok = Verdict {
-            reference: reference.clone(),
-            outcome: Ok(Facts::default()),
-        };
+        let reference: ArtifactRef = format!("reg.example/a@{}", Digest::sha256_of(b"a")).parse().unwrap();
+        let ok = Verdict { reference: reference.clone(), outcome: Ok(Facts::default()) };
         let no = Verdict {
             reference,
             outcome: Err(Rejection {

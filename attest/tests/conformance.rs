@@ -19,11 +19,7 @@ fn testdata() -> Option<PathBuf> {
     if dir.join("sigstore-conformance").is_dir() {
         return Some(dir);
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "test data missing at {} under CI",
-        dir.display()
-    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "test data missing at {} under CI", dir.display());
     None
 }
 
@@ -37,11 +33,8 @@ fn run_case(case: &Path, trust_dir: &Path, by_digest: bool) -> Result<(), String
         trust_dir.join("sigstore-public-good.trusted_root.json")
     };
     let root = TrustRoot::from_json(&read(root_path)?).map_err(|e| e.to_string())?;
-    let artifact_path = if case.join("artifact").is_file() {
-        case.join("artifact")
-    } else {
-        case.join("../a.txt")
-    };
+    let artifact_path =
+        if case.join("artifact").is_file() { case.join("artifact") } else { case.join("../a.txt") };
     let artifact_bytes = read(artifact_path)?;
     let policy = if case.join("key.pub").is_file() {
         let pem = String::from_utf8(read(case.join("key.pub"))?).map_err(|e| e.to_string())?;
@@ -63,10 +56,7 @@ fn run_case(case: &Path, trust_dir: &Path, by_digest: bool) -> Result<(), String
     } else {
         Artifact::Bytes(&artifact_bytes)
     };
-    verifier
-        .verify(&bundle, artifact, &policy)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    verifier.verify(&bundle, artifact, &policy).map(|_| ()).map_err(|e| e.to_string())
 }
 
 #[test]
@@ -77,22 +67,11 @@ fn sigstore_conformance_bundle_verify_cases() {
     };
     let suite = data.join("sigstore-conformance/bundle-verify");
     let trust_dir = data.join("sigstore-conformance/trust");
-    let trust_dir = if trust_dir.is_dir() {
-        trust_dir
-    } else {
-        data.join("trust")
-    };
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&suite)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
+    let trust_dir = if trust_dir.is_dir() { trust_dir } else { data.join("trust") };
+    let mut cases: Vec<PathBuf> =
+        std::fs::read_dir(&suite).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     cases.sort();
-    assert!(
-        cases.len() >= 30,
-        "expected the conformance cases in {}",
-        suite.display()
-    );
+    assert!(cases.len() >= 30, "expected the conformance cases in {}", suite.display());
 
     let (mut passed, mut failed) = (0, Vec::new());
     println!("{:<62} {:<6} {:<6} {:<6} reason", "case", "expect", "file", "digest");

@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use vouch_attest::model_signing::{
-    verify_model_directory, verify_model_manifest, ModelSigningError,
-};
+use vouch_attest::model_signing::{verify_model_directory, verify_model_manifest, ModelSigningError};
 use vouch_attest::{Digest, PublicKey, SigningKey};
 
 /// The shared model-signing material, or None (skip) when absent outside CI.
@@ -19,11 +17,7 @@ fn testdata() -> Option<PathBuf> {
     if dir.is_dir() {
         return Some(dir.join("model-signing"));
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "test material missing at {}",
-        dir.display()
-    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "test material missing at {}", dir.display());
     eprintln!("skipping: no test material at {}", dir.display());
     None
 }
@@ -39,8 +33,7 @@ fn material() -> Option<Material> {
     Some(Material {
         model: dir.join("model"),
         bundle: std::fs::read(dir.join("model.sig")).unwrap(),
-        key: PublicKey::from_pem(&std::fs::read_to_string(dir.join("ms-key.pub")).unwrap())
-            .unwrap(),
+        key: PublicKey::from_pem(&std::fs::read_to_string(dir.join("ms-key.pub")).unwrap()).unwrap(),
     })
 }
 
@@ -75,10 +68,7 @@ fn signature_from_model_signing_verifies() {
     let copy = copy_model(&m.model);
     std::fs::create_dir(copy.path().join(".git")).unwrap();
     std::fs::write(copy.path().join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
-    assert_eq!(
-        verify_model_directory(copy.path(), &m.bundle, &m.key).unwrap(),
-        facts
-    );
+    assert_eq!(verify_model_directory(copy.path(), &m.bundle, &m.key).unwrap(), facts);
 }
 
 #[test]
@@ -128,10 +118,7 @@ fn symlink_in_model_is_refused() {
     let copy = copy_model(&m.model);
     std::os::unix::fs::symlink("/etc/hostname", copy.path().join("link")).unwrap();
     let err = verify_model_directory(copy.path(), &m.bundle, &m.key).unwrap_err();
-    assert!(
-        matches!(&err, ModelSigningError::Symlink { path } if path == "link"),
-        "{err}"
-    );
+    assert!(matches!(&err, ModelSigningError::Symlink { path } if path == "link"), "{err}");
 }
 
 #[test]
@@ -139,16 +126,12 @@ fn wrong_key_fails() {
     let Some(m) = material() else { return };
     let other = SigningKey::generate().public_key();
     let err = verify_model_directory(&m.model, &m.bundle, &other).unwrap_err();
-    assert!(
-        matches!(err, ModelSigningError::KeyHintMismatch { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, ModelSigningError::KeyHintMismatch { .. }), "{err}");
 
     // Without the hint, the signature itself must still reject the other key.
     let mut bundle: serde_json::Value = serde_json::from_slice(&m.bundle).unwrap();
     bundle["verificationMaterial"]["publicKey"]["hint"] = "".into();
-    let err = verify_model_directory(&m.model, &serde_json::to_vec(&bundle).unwrap(), &other)
-        .unwrap_err();
+    let err = verify_model_directory(&m.model, &serde_json::to_vec(&bundle).unwrap(), &other).unwrap_err();
     assert!(matches!(err, ModelSigningError::Signature(_)), "{err}");
 }
 
@@ -158,18 +141,11 @@ fn flipped_signature_bit_fails() {
     let Some(m) = material() else { return };
     let mut bundle: serde_json::Value = serde_json::from_slice(&m.bundle).unwrap();
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut sig = b64
-        .decode(
-            bundle["dsseEnvelope"]["signatures"][0]["sig"]
-                .as_str()
-                .unwrap(),
-        )
-        .unwrap();
+    let mut sig = b64.decode(bundle["dsseEnvelope"]["signatures"][0]["sig"].as_str().unwrap()).unwrap();
     let last = sig.len() - 1;
     sig[last] ^= 1;
     bundle["dsseEnvelope"]["signatures"][0]["sig"] = b64.encode(sig).into();
-    let err = verify_model_directory(&m.model, &serde_json::to_vec(&bundle).unwrap(), &m.key)
-        .unwrap_err();
+    let err = verify_model_directory(&m.model, &serde_json::to_vec(&bundle).unwrap(), &m.key).unwrap_err();
     assert!(matches!(err, ModelSigningError::Signature(_)), "{err}");
 }
 
@@ -178,10 +154,7 @@ fn manifest_form_verifies_and_detects_changes() {
     let Some(m) = material() else { return };
     let mut files = BTreeMap::new();
     for name in ["config.json", "model.safetensors"] {
-        files.insert(
-            name.to_owned(),
-            Digest::sha256_of(&std::fs::read(m.model.join(name)).unwrap()),
-        );
+        files.insert(name.to_owned(), Digest::sha256_of(&std::fs::read(m.model.join(name)).unwrap()));
     }
     let facts = verify_model_manifest(&m.bundle, &m.key, &files).unwrap();
     assert_eq!(facts.files, 2);
@@ -277,8 +250,5 @@ fn shard_signature_from_model_signing_verifies_and_detects_changes() {
     fake[0] = b' ';
     std::fs::write(model.path().join("notes.sig"), fake).unwrap();
     let err = verify_model_directory(model.path(), SHARDED_BUNDLE.as_bytes(), &key).unwrap_err();
-    assert!(
-        matches!(&err, ModelSigningError::UnexpectedFile { name, .. } if name == "notes.sig"),
-        "{err}"
-    );
+    assert!(matches!(&err, ModelSigningError::UnexpectedFile { name, .. } if name == "notes.sig"), "{err}");
 }

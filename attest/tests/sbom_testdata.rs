@@ -17,11 +17,7 @@ fn testdata() -> Option<PathBuf> {
     if dir.is_dir() {
         return Some(dir);
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "test material missing at {}",
-        dir.display()
-    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "test material missing at {}", dir.display());
     eprintln!("skipping: no test material at {}", dir.display());
     None
 }
@@ -60,11 +56,7 @@ fn real_sboms_parse_and_validate() {
         assert_eq!(facts.spec_version, version, "{file}");
         assert_eq!(facts.serial_number.as_deref(), serial, "{file}");
         assert_eq!(facts.component_count, components, "{file}");
-        assert_eq!(
-            facts.digest,
-            format!("sha256:{sha}").parse::<Digest>().unwrap(),
-            "{file}"
-        );
+        assert_eq!(facts.digest, format!("sha256:{sha}").parse::<Digest>().unwrap(), "{file}");
     }
 }
 
@@ -75,22 +67,14 @@ fn real_sbom_broken_in_one_place_is_rejected_with_its_pointer() {
     let mut doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     doc["components"][3].as_object_mut().unwrap().remove("name");
     let err = sbom::parse_cyclonedx(&serde_json::to_vec(&doc).unwrap()).unwrap_err();
-    let SbomError::SchemaInvalid { violations, .. } = &err else {
-        panic!("{err}")
-    };
-    assert!(
-        violations.iter().any(|v| v.pointer == "/components/3"),
-        "{err}"
-    );
+    let SbomError::SchemaInvalid { violations, .. } = &err else { panic!("{err}") };
+    assert!(violations.iter().any(|v| v.pointer == "/components/3"), "{err}");
 
     // Claiming an unsupported version is refused even though the content is fine.
     doc = serde_json::from_slice(&bytes).unwrap();
     doc["specVersion"] = "1.3".into();
     let err = sbom::parse_cyclonedx(&serde_json::to_vec(&doc).unwrap()).unwrap_err();
-    assert!(
-        matches!(err, SbomError::UnsupportedSpecVersion { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, SbomError::UnsupportedSpecVersion { .. }), "{err}");
 }
 
 #[test]
@@ -109,8 +93,5 @@ fn real_sbom_as_in_toto_predicate() {
         panic!("not typed as CycloneDX")
     };
     let facts = sbom::from_predicate(&predicate).unwrap();
-    assert_eq!(
-        (facts.spec_version.as_str(), facts.component_count),
-        ("1.5", 14)
-    );
+    assert_eq!((facts.spec_version.as_str(), facts.component_count), ("1.5", 14));
 }

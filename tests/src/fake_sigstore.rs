@@ -34,8 +34,7 @@ use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::{ArtifactRef, Digest};
 
 /// Fulcio's OIDC issuer extension (v2, DER UTF8String).
-const OID_FULCIO_ISSUER_V2: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
+const OID_FULCIO_ISSUER_V2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
 /// codeSigning extended key usage.
 const OID_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
 
@@ -105,17 +104,12 @@ fn spki_of(key: &P256Key) -> anyhow::Result<SubjectPublicKeyInfoOwned> {
 }
 
 fn validity(from: SystemTime, to: SystemTime) -> anyhow::Result<Validity> {
-    Ok(Validity {
-        not_before: Time::try_from(from)?,
-        not_after: Time::try_from(to)?,
-    })
+    Ok(Validity { not_before: Time::try_from(from)?, not_after: Time::try_from(to)? })
 }
 
 /// Seconds since the epoch.
 pub fn unix(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -142,10 +136,7 @@ impl FakeSigstore {
         let intermediate_key = P256Key::random(&mut rand_core::OsRng);
         let intermediate_name = Name::from_str("CN=vouch-test-fulcio-intermediate,O=vouch-test")?;
         let b = CertificateBuilder::new(
-            Profile::SubCA {
-                issuer: root_name.clone(),
-                path_len_constraint: Some(0),
-            },
+            Profile::SubCA { issuer: root_name.clone(), path_len_constraint: Some(0) },
             SerialNumber::from(2u32),
             validity(now - YEAR, now + 10 * YEAR)?,
             intermediate_name.clone(),
@@ -167,12 +158,8 @@ impl FakeSigstore {
 
     /// The Rekor log id: SHA-256 of the log key's SPKI DER.
     pub fn log_id(&self) -> Vec<u8> {
-        let der = self
-            .rekor_key
-            .verifying_key()
-            .to_public_key_der()
-            .map(|d| d.into_vec())
-            .unwrap_or_default();
+        let der =
+            self.rekor_key.verifying_key().to_public_key_der().map(|d| d.into_vec()).unwrap_or_default();
         Sha256::digest(der).to_vec()
     }
 
@@ -180,12 +167,8 @@ impl FakeSigstore {
     pub fn trusted_root_json(&self) -> Vec<u8> {
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         let start = chrono::DateTime::<chrono::Utc>::from(SystemTime::now() - YEAR).to_rfc3339();
-        let log_key = self
-            .rekor_key
-            .verifying_key()
-            .to_public_key_der()
-            .map(|d| d.into_vec())
-            .unwrap_or_default();
+        let log_key =
+            self.rekor_key.verifying_key().to_public_key_der().map(|d| d.into_vec()).unwrap_or_default();
         let _ = &self.root_key;
         serde_json::to_vec_pretty(&serde_json::json!({
             "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
@@ -214,8 +197,7 @@ impl FakeSigstore {
 
     /// The chain annotation cosign attaches: intermediate then root, PEM.
     pub fn chain_pem(&self) -> String {
-        pem_encode("CERTIFICATE", &self.intermediate_der)
-            + &pem_encode("CERTIFICATE", &self.root_der)
+        pem_encode("CERTIFICATE", &self.intermediate_der) + &pem_encode("CERTIFICATE", &self.root_der)
     }
 
     /// Issue a leaf for `san` with OIDC `issuer`, valid from `not_before` to `not_after`.
@@ -249,11 +231,7 @@ impl FakeSigstore {
         b.add_extension(&FulcioIssuer(issuer.to_owned()))?;
         let cert_der = b.build::<DerSignature>()?.to_der()?;
         let _ = &self.root_name;
-        Ok(Leaf {
-            key,
-            cert_pem: pem_encode("CERTIFICATE", &cert_der),
-            cert_der,
-        })
+        Ok(Leaf { key, cert_pem: pem_encode("CERTIFICATE", &cert_der), cert_der })
     }
 
     /// Log a hashedrekord entry for `signature` over `payload` by `cert_pem`, integrated at `integrated_time`,
@@ -275,9 +253,7 @@ impl FakeSigstore {
             }
         }))
         .unwrap_or_default();
-        let log_index = self
-            .next_log_index
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let log_index = self.next_log_index.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let log_id = self.log_id();
         // serde_json's map is sorted, which for these values is RFC 8785 canonical JSON.
         let set_payload = serde_json::to_vec(&serde_json::json!({
@@ -307,8 +283,7 @@ impl FakeSigstore {
         integrated_time: Option<i64>,
     ) -> anyhow::Result<Digest> {
         let payload = SimpleSigningPayload::for_artifact(artifact, BTreeMap::new())?.to_json();
-        self.push_signed(client, artifact, &payload, &payload, leaf, integrated_time)
-            .await
+        self.push_signed(client, artifact, &payload, &payload, leaf, integrated_time).await
     }
 
     /// Sign and log `signed`, but store `stored` as the layer blob (tampering after signing when they differ).
@@ -322,14 +297,9 @@ impl FakeSigstore {
         integrated_time: Option<i64>,
     ) -> anyhow::Result<Digest> {
         let sig: DerSignature = p256::ecdsa::signature::Signer::sign(&leaf.key, signed);
-        let rekor = integrated_time
-            .map(|t| self.log_hashedrekord(signed, sig.as_bytes(), &leaf.cert_pem, t));
-        let annotations = layer_annotations(
-            sig.as_bytes(),
-            Some(&leaf.cert_pem),
-            Some(&self.chain_pem()),
-            rekor.as_ref(),
-        );
+        let rekor = integrated_time.map(|t| self.log_hashedrekord(signed, sig.as_bytes(), &leaf.cert_pem, t));
+        let annotations =
+            layer_annotations(sig.as_bytes(), Some(&leaf.cert_pem), Some(&self.chain_pem()), rekor.as_ref());
         Ok(cosign::push_signature_layer(
             client,
             artifact,

@@ -76,13 +76,8 @@ pub async fn write_signature_manifest(
         },
         "layers": layer_json
     }))?;
-    let d: Digest = client
-        .push_manifest(
-            &tag_ref,
-            &manifest,
-            "application/vnd.oci.image.manifest.v1+json",
-        )
-        .await?;
+    let d: Digest =
+        client.push_manifest(&tag_ref, &manifest, "application/vnd.oci.image.manifest.v1+json").await?;
     Ok(d.to_string())
 }
 
@@ -94,17 +89,12 @@ pub async fn sign(
     key: &SigningKey,
 ) -> anyhow::Result<String> {
     let p = payload(&repository.repository_name(), digest);
-    let layer = Layer {
-        signature_b64: sign_b64(key, &p),
-        blob: p,
-    };
+    let layer = Layer { signature_b64: sign_b64(key, &p), blob: p };
     write_signature_manifest(client, repository, digest, &[layer]).await
 }
 
 /// The PEM public key of `key`, as `cosign generate-key-pair` writes `cosign.pub`.
 pub fn public_key_pem(key: &SigningKey) -> String {
     use p256::pkcs8::EncodePublicKey as _;
-    key.verifying_key()
-        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
-        .unwrap_or_default()
+    key.verifying_key().to_public_key_pem(p256::pkcs8::LineEnding::LF).unwrap_or_default()
 }

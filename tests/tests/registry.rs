@@ -40,14 +40,9 @@ fn descriptor(media_type: &str, bytes: &[u8]) -> Descriptor {
 }
 
 /// Push a one-layer image for `arch` by digest and return (manifest bytes, digest, layer bytes).
-async fn push_image(
-    client: &RegistryClient,
-    repo: &ArtifactRef,
-    arch: &str,
-) -> (Vec<u8>, Digest, Vec<u8>) {
-    let config = format!(
-        r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
-    );
+async fn push_image(client: &RegistryClient, repo: &ArtifactRef, arch: &str) -> (Vec<u8>, Digest, Vec<u8>) {
+    let config =
+        format!(r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#);
     let layer = format!("layer for {arch}").into_bytes();
     let config_digest = client.push_blob(repo, config.as_bytes()).await.unwrap();
     let layer_digest = client.push_blob(repo, &layer).await.unwrap();
@@ -57,20 +52,14 @@ async fn push_image(
         schema_version: 2,
         media_type: Some(OCI_MANIFEST.to_owned()),
         artifact_type: None,
-        config: descriptor(
-            "application/vnd.oci.image.config.v1+json",
-            config.as_bytes(),
-        ),
+        config: descriptor("application/vnd.oci.image.config.v1+json", config.as_bytes()),
         layers: vec![descriptor("application/vnd.oci.image.layer.v1.tar", &layer)],
         subject: None,
         annotations: Default::default(),
     };
     let bytes = serde_json::to_vec(&manifest).unwrap();
     let digest = Digest::sha256_of(&bytes);
-    let pushed = client
-        .push_manifest(&repo.with_digest(digest.clone()), &bytes, OCI_MANIFEST)
-        .await
-        .unwrap();
+    let pushed = client.push_manifest(&repo.with_digest(digest.clone()), &bytes, OCI_MANIFEST).await.unwrap();
     assert_eq!(pushed, digest);
     (bytes, digest, layer)
 }
@@ -92,11 +81,8 @@ async fn push_artifact_blobs(
         config: descriptor(OCI_EMPTY, b"{}"),
         layers: vec![descriptor(artifact_type, payload)],
         subject: Some(subject.clone()),
-        annotations: [(
-            "org.opencontainers.image.created".to_owned(),
-            "2026-11-22T00:00:00Z".to_owned(),
-        )]
-        .into(),
+        annotations: [("org.opencontainers.image.created".to_owned(), "2026-11-22T00:00:00Z".to_owned())]
+            .into(),
     };
     serde_json::to_vec(&manifest).unwrap()
 }
@@ -110,19 +96,10 @@ async fn push_resolve_and_fetch_an_image_by_digest() {
     let repo = reference(&registry, "demo/app");
     let (bytes, digest, layer) = push_image(&client, &repo, "amd64").await;
     let tagged = repo.with_tag("v1").unwrap();
-    assert_eq!(
-        client
-            .push_manifest(&tagged, &bytes, OCI_MANIFEST)
-            .await
-            .unwrap(),
-        digest
-    );
+    assert_eq!(client.push_manifest(&tagged, &bytes, OCI_MANIFEST).await.unwrap(), digest);
 
     assert_eq!(client.resolve(&tagged).await.unwrap(), digest);
-    let fetched = client
-        .fetch_manifest(&tagged.with_digest(digest.clone()))
-        .await
-        .unwrap();
+    let fetched = client.fetch_manifest(&tagged.with_digest(digest.clone())).await.unwrap();
     assert_eq!(fetched.digest, digest);
     assert_eq!(fetched.bytes, bytes);
     assert_eq!(fetched.media_type, OCI_MANIFEST);
@@ -131,25 +108,13 @@ async fn push_resolve_and_fetch_an_image_by_digest() {
     };
     assert_eq!(manifest.layers[0].digest, Digest::sha256_of(&layer));
 
-    let blob = client
-        .fetch_blob(&repo, &manifest.layers[0].digest, 1024)
-        .await
-        .unwrap();
+    let blob = client.fetch_blob(&repo, &manifest.layers[0].digest, 1024).await.unwrap();
     assert_eq!(blob, layer);
-    let capped = client
-        .fetch_blob(&repo, &manifest.layers[0].digest, layer.len() - 1)
-        .await
-        .unwrap_err();
+    let capped = client.fetch_blob(&repo, &manifest.layers[0].digest, layer.len() - 1).await.unwrap_err();
     assert!(matches!(capped, RegistryError::TooLarge { .. }), "{capped}");
 
-    let missing = client
-        .resolve(&repo.with_tag("nope").unwrap())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(missing, RegistryError::NotFound { .. }),
-        "{missing}"
-    );
+    let missing = client.resolve(&repo.with_tag("nope").unwrap()).await.unwrap_err();
+    assert!(matches!(missing, RegistryError::NotFound { .. }), "{missing}");
     let stats = client.stats();
     assert!(stats.calls >= 8 && stats.errors == 2, "{stats:?}");
 }
@@ -173,33 +138,19 @@ async fn image_index_lists_its_platform_manifests() {
         });
         manifests.push(d);
     }
-    let index = ImageIndex {
-        manifests,
-        ..ImageIndex::empty()
-    };
+    let index = ImageIndex { manifests, ..ImageIndex::empty() };
     let index_bytes = serde_json::to_vec(&index).unwrap();
     let tagged = repo.with_tag("multi").unwrap();
-    let index_digest = client
-        .push_manifest(&tagged, &index_bytes, OCI_INDEX)
-        .await
-        .unwrap();
+    let index_digest = client.push_manifest(&tagged, &index_bytes, OCI_INDEX).await.unwrap();
 
     assert_eq!(client.resolve(&tagged).await.unwrap(), index_digest);
-    let platforms = client
-        .platform_manifests(&repo.with_digest(index_digest))
-        .await
-        .unwrap();
-    let archs: Vec<_> = platforms
-        .iter()
-        .map(|d| d.platform.as_ref().unwrap().architecture.as_str())
-        .collect();
+    let platforms = client.platform_manifests(&repo.with_digest(index_digest)).await.unwrap();
+    let archs: Vec<_> =
+        platforms.iter().map(|d| d.platform.as_ref().unwrap().architecture.as_str()).collect();
     assert_eq!(archs, ["amd64", "arm64"]);
     // Each listed manifest is fetchable by its digest and is an image.
     for d in &platforms {
-        let (_, kind) = client
-            .fetch_parsed_manifest(&repo.with_digest(d.digest.clone()))
-            .await
-            .unwrap();
+        let (_, kind) = client.fetch_parsed_manifest(&repo.with_digest(d.digest.clone())).await.unwrap();
         assert!(matches!(kind, ManifestKind::Image(_)));
     }
 }
@@ -215,92 +166,44 @@ async fn referrers_round_trip_through_the_tag_schema_fallback() {
     let subject_ref = repo.with_digest(subject_digest.clone());
     let subject_desc = descriptor(OCI_MANIFEST, &subject_bytes);
 
-    assert!(client
-        .referrers(&subject_ref, None)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(client.referrers(&subject_ref, None).await.unwrap().is_empty());
 
-    let bundle = push_artifact_blobs(
-        &client,
-        &repo,
-        &subject_desc,
-        BUNDLE_TYPE,
-        b"{\"bundle\":1}",
-    )
-    .await;
-    let bundle_digest = client
-        .push_referrer(&subject_ref, &bundle, OCI_MANIFEST, BUNDLE_TYPE)
-        .await
-        .unwrap();
-    let sbom = push_artifact_blobs(
-        &client,
-        &repo,
-        &subject_desc,
-        SBOM_TYPE,
-        b"{\"bomFormat\":\"CycloneDX\"}",
-    )
-    .await;
-    let sbom_digest = client
-        .push_referrer(&subject_ref, &sbom, OCI_MANIFEST, SBOM_TYPE)
-        .await
-        .unwrap();
+    let bundle = push_artifact_blobs(&client, &repo, &subject_desc, BUNDLE_TYPE, b"{\"bundle\":1}").await;
+    let bundle_digest = client.push_referrer(&subject_ref, &bundle, OCI_MANIFEST, BUNDLE_TYPE).await.unwrap();
+    let sbom =
+        push_artifact_blobs(&client, &repo, &subject_desc, SBOM_TYPE, b"{\"bomFormat\":\"CycloneDX\"}").await;
+    let sbom_digest = client.push_referrer(&subject_ref, &sbom, OCI_MANIFEST, SBOM_TYPE).await.unwrap();
     // Pushing the same referrer again does not duplicate it.
-    client
-        .push_referrer(&subject_ref, &sbom, OCI_MANIFEST, SBOM_TYPE)
-        .await
-        .unwrap();
+    client.push_referrer(&subject_ref, &sbom, OCI_MANIFEST, SBOM_TYPE).await.unwrap();
 
     let all = client.referrers(&subject_ref, None).await.unwrap();
     let digests: Vec<_> = all.iter().map(|d| d.digest.clone()).collect();
     assert_eq!(digests, [bundle_digest.clone(), sbom_digest.clone()]);
     assert_eq!(all[0].artifact_type.as_deref(), Some(BUNDLE_TYPE));
-    assert_eq!(
-        all[0].annotations["org.opencontainers.image.created"],
-        "2026-11-22T00:00:00Z"
-    );
-    let bundles = client
-        .referrers(&subject_ref, Some(BUNDLE_TYPE))
-        .await
-        .unwrap();
+    assert_eq!(all[0].annotations["org.opencontainers.image.created"], "2026-11-22T00:00:00Z");
+    let bundles = client.referrers(&subject_ref, Some(BUNDLE_TYPE)).await.unwrap();
     assert_eq!(bundles.len(), 1);
     assert_eq!(bundles[0].digest, bundle_digest);
-    assert!(client
-        .referrers(&subject_ref, Some("application/x-none"))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(client.referrers(&subject_ref, Some("application/x-none")).await.unwrap().is_empty());
 
     // The fallback really is the tag schema: the tag exists and the API was asked first.
     let tag = repo.with_tag(&subject_digest.cosign_tag_stem()).unwrap();
     assert!(client.resolve(&tag).await.is_ok());
-    assert!(
-        registry.count_requests("GET", "/referrers/") >= 1,
-        "{}",
-        registry.access_log()
-    );
+    assert!(registry.count_requests("GET", "/referrers/") >= 1, "{}", registry.access_log());
 
     // A manifest whose subject is another image is refused.
     let other = repo.with_digest(Digest::sha256_of(b"another"));
-    let e = client
-        .push_referrer(&other, &bundle, OCI_MANIFEST, BUNDLE_TYPE)
-        .await
-        .unwrap_err();
+    let e = client.push_referrer(&other, &bundle, OCI_MANIFEST, BUNDLE_TYPE).await.unwrap_err();
     assert!(matches!(e, RegistryError::InvalidReference { .. }), "{e}");
 }
 
 /// Proves: basic auth from Docker config JSON works; wrong or missing credentials give Unauthorized.
 #[tokio::test]
 async fn basic_auth_accepts_right_credentials_only() {
-    let registry = DevRegistry::start_with_basic_auth("alice", "s3cret")
-        .await
-        .unwrap();
+    let registry = DevRegistry::start_with_basic_auth("alice", "s3cret").await.unwrap();
     let config_json = |user: &str, pass: &str| {
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-        format!(
-            r#"{{"auths":{{"http://{}":{{"auth":"{auth}"}}}}}}"#,
-            registry.host()
-        )
+        format!(r#"{{"auths":{{"http://{}":{{"auth":"{auth}"}}}}}}"#, registry.host())
     };
     let with = |json: String| {
         let creds = Credentials::from_docker_config_json(json.as_bytes()).unwrap();
@@ -309,23 +212,14 @@ async fn basic_auth_accepts_right_credentials_only() {
     let repo = reference(&registry, "private/app");
     let good = with(config_json("alice", "s3cret"));
     let (_, digest, _) = push_image(&good, &repo, "amd64").await;
-    assert_eq!(
-        good.fetch_manifest(&repo.with_digest(digest.clone()))
-            .await
-            .unwrap()
-            .digest,
-        digest
-    );
+    assert_eq!(good.fetch_manifest(&repo.with_digest(digest.clone())).await.unwrap().digest, digest);
 
     for bad in [
         client(&registry, |_| {}),
         with(config_json("alice", "wrong")),
         with(config_json("mallory", "s3cret")),
     ] {
-        let e = bad
-            .fetch_manifest(&repo.with_digest(digest.clone()))
-            .await
-            .unwrap_err();
+        let e = bad.fetch_manifest(&repo.with_digest(digest.clone())).await.unwrap_err();
         assert!(matches!(e, RegistryError::Unauthorized { .. }), "{e}");
         let e = bad.push_blob(&repo, b"not allowed").await.unwrap_err();
         assert!(matches!(e, RegistryError::Unauthorized { .. }), "{e}");
@@ -357,23 +251,12 @@ async fn closed_port_is_unreachable_within_the_timeout() {
     let client = client(&registry, |c| c.timeout = Duration::from_secs(3));
     registry.stop();
     let started = Instant::now();
-    let e = client
-        .resolve(&reference(&registry, "demo/app:v1"))
-        .await
-        .unwrap_err();
+    let e = client.resolve(&reference(&registry, "demo/app:v1")).await.unwrap_err();
     assert!(matches!(e, RegistryError::Unreachable { .. }), "{e}");
     assert!(e.is_transient());
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     let stats = client.stats();
-    assert_eq!(
-        (stats.calls, stats.errors, stats.retries),
-        (1, 1, 2),
-        "{stats:?}"
-    );
+    assert_eq!((stats.calls, stats.errors, stats.retries), (1, 1, 2), "{stats:?}");
 }
 
 /// Proves: a server that accepts but never answers gives Timeout after the configured time.
@@ -394,16 +277,9 @@ async fn silent_server_times_out() {
     })
     .unwrap();
     let started = Instant::now();
-    let e = client
-        .resolve(&format!("{host}/demo/app:v1").parse().unwrap())
-        .await
-        .unwrap_err();
+    let e = client.resolve(&format!("{host}/demo/app:v1").parse().unwrap()).await.unwrap_err();
     assert!(matches!(e, RegistryError::Timeout { .. }), "{e}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     held.abort();
 }
 
@@ -434,10 +310,7 @@ async fn fake_registry(
 }
 
 fn http_answer(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (name, value) in headers {
         out.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -472,18 +345,9 @@ async fn server_errors_are_retried_then_reported() {
     })
     .await;
     let client = plain_client(&host, |c| c.retries = 2);
-    let e = client
-        .fetch_manifest(&format!("{host}/demo/app:v1").parse().unwrap())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(e, RegistryError::Server { status: 503, .. }),
-        "{e}"
-    );
-    assert_eq!(
-        manifest_requests.load(std::sync::atomic::Ordering::SeqCst),
-        3
-    );
+    let e = client.fetch_manifest(&format!("{host}/demo/app:v1").parse().unwrap()).await.unwrap_err();
+    assert!(matches!(e, RegistryError::Server { status: 503, .. }), "{e}");
+    assert_eq!(manifest_requests.load(std::sync::atomic::Ordering::SeqCst), 3);
     assert_eq!(client.stats().retries, 2);
     server.abort();
 }
@@ -507,14 +371,8 @@ async fn chunked_body_without_length_is_cut_at_the_cap() {
     })
     .await;
     let client = plain_client(&host, |c| c.max_manifest_bytes = 4096);
-    let e = client
-        .fetch_manifest(&format!("{host}/demo/app:v1").parse().unwrap())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(e, RegistryError::TooLarge { limit: 4096, .. }),
-        "{e}"
-    );
+    let e = client.fetch_manifest(&format!("{host}/demo/app:v1").parse().unwrap()).await.unwrap_err();
+    assert!(matches!(e, RegistryError::TooLarge { limit: 4096, .. }), "{e}");
     server.abort();
 }
 
@@ -531,10 +389,7 @@ async fn content_not_matching_its_digest_is_rejected() {
         if line.starts_with("GET /v2/ ") {
             http_answer("200 OK", &[], b"")
         } else {
-            let headers = [
-                ("Content-Type", OCI_MANIFEST),
-                ("Docker-Content-Digest", claimed.as_str()),
-            ];
+            let headers = [("Content-Type", OCI_MANIFEST), ("Docker-Content-Digest", claimed.as_str())];
             http_answer("200 OK", &headers, served.as_bytes())
         }
     })
@@ -543,20 +398,14 @@ async fn content_not_matching_its_digest_is_rejected() {
     let repo: ArtifactRef = format!("{host}/demo/app").parse().unwrap();
     let tampered_digest = Digest::sha256_of(tampered.as_bytes()).to_string();
     let by_digest = repo.with_digest(genuine_digest.clone());
-    let e = client
-        .fetch_blob(&repo, &genuine_digest, 4096)
-        .await
-        .unwrap_err();
+    let e = client.fetch_blob(&repo, &genuine_digest, 4096).await.unwrap_err();
     assert!(
         matches!(&e, RegistryError::DigestMismatch { expected, actual } if *expected == genuine_digest.to_string() && *actual == tampered_digest),
         "{e}"
     );
     let e = client.fetch_manifest(&by_digest).await.unwrap_err();
     assert!(matches!(e, RegistryError::DigestMismatch { .. }), "{e}");
-    let e = client
-        .fetch_manifest(&repo.with_tag("v1").unwrap())
-        .await
-        .unwrap_err();
+    let e = client.fetch_manifest(&repo.with_tag("v1").unwrap()).await.unwrap_err();
     assert!(matches!(e, RegistryError::DigestMismatch { .. }), "{e}");
     server.abort();
 }
@@ -579,17 +428,11 @@ async fn manifest_over_the_cap_is_too_large() {
     };
     let bytes = serde_json::to_vec(&manifest).unwrap();
     let tagged = repo.with_tag("big").unwrap();
-    pusher
-        .push_manifest(&tagged, &bytes, OCI_MANIFEST)
-        .await
-        .unwrap();
+    pusher.push_manifest(&tagged, &bytes, OCI_MANIFEST).await.unwrap();
 
     let small = client(&registry, |c| c.max_manifest_bytes = 4096);
     let e = small.fetch_manifest(&tagged).await.unwrap_err();
-    assert!(
-        matches!(e, RegistryError::TooLarge { limit: 4096, .. }),
-        "{e}"
-    );
+    assert!(matches!(e, RegistryError::TooLarge { limit: 4096, .. }), "{e}");
     assert_eq!(pusher.fetch_manifest(&tagged).await.unwrap().bytes, bytes);
 }
 
@@ -598,24 +441,19 @@ async fn manifest_over_the_cap_is_too_large() {
 /// without credentials the token endpoint refuses and the result is Unauthorized.
 #[tokio::test]
 async fn bearer_challenge_is_answered_with_a_token_from_the_realm() {
-    let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+    let manifest =
+        r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
     let token_requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = token_requests.clone();
     let basic = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
     let (host, server) = fake_registry(move |request, own_host| {
         let head = request.to_ascii_lowercase();
         let challenge = format!(r#"Bearer realm="http://{own_host}/token",service="fake""#);
-        let unauthorized =
-            http_answer("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b"");
+        let unauthorized = http_answer("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b"");
         if request.starts_with("GET /token?") {
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let scoped = head.contains("scope=repository%3ademo%2fapp%3apull");
-            if scoped
-                && head.contains(&format!(
-                    "authorization: basic {}",
-                    basic.to_ascii_lowercase()
-                ))
-            {
+            if scoped && head.contains(&format!("authorization: basic {}", basic.to_ascii_lowercase())) {
                 return http_answer(
                     "200 OK",
                     &[("Content-Type", "application/json")],
@@ -627,18 +465,13 @@ async fn bearer_challenge_is_answered_with_a_token_from_the_realm() {
         if request.starts_with("GET /v2/demo/app/manifests/")
             && head.contains("authorization: bearer good-token")
         {
-            return http_answer(
-                "200 OK",
-                &[("Content-Type", OCI_INDEX)],
-                manifest.as_bytes(),
-            );
+            return http_answer("200 OK", &[("Content-Type", OCI_INDEX)], manifest.as_bytes());
         }
         unauthorized
     })
     .await;
     let creds = Credentials::from_docker_config_json(
-        format!(r#"{{"auths":{{"{host}":{{"username":"alice","password":"s3cret"}}}}}}"#)
-            .as_bytes(),
+        format!(r#"{{"auths":{{"{host}":{{"username":"alice","password":"s3cret"}}}}}}"#).as_bytes(),
     )
     .unwrap();
     let client = plain_client(&host, |c| c.credentials = creds);
@@ -669,10 +502,8 @@ async fn referrers_api_is_used_with_pagination_and_filtering() {
         r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
         entry(&a, BUNDLE_TYPE)
     );
-    let page2 = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
-        entry(&b, SBOM_TYPE)
-    );
+    let page2 =
+        format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#, entry(&b, SBOM_TYPE));
     let tag_lookups = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = tag_lookups.clone();
     let subject_path = format!("/v2/demo/app/referrers/{subject}");
@@ -684,11 +515,7 @@ async fn referrers_api_is_used_with_pagination_and_filtering() {
             http_answer("200 OK", &[("Content-Type", OCI_INDEX)], page2.as_bytes())
         } else if line.starts_with(&format!("GET {subject_path}")) {
             let link = format!(r#"<{subject_path}?page=2>; rel="next""#);
-            http_answer(
-                "200 OK",
-                &[("Content-Type", OCI_INDEX), ("Link", &link)],
-                page1.as_bytes(),
-            )
+            http_answer("200 OK", &[("Content-Type", OCI_INDEX), ("Link", &link)], page1.as_bytes())
         } else {
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             http_answer("404 Not Found", &[], b"")
@@ -698,21 +525,12 @@ async fn referrers_api_is_used_with_pagination_and_filtering() {
     let client = plain_client(&host, |_| {});
     let r: ArtifactRef = format!("{host}/demo/app@{subject}").parse().unwrap();
     let all = client.referrers(&r, None).await.unwrap();
-    assert_eq!(
-        all.iter().map(|d| d.digest.clone()).collect::<Vec<_>>(),
-        [a.clone(), b]
-    );
+    assert_eq!(all.iter().map(|d| d.digest.clone()).collect::<Vec<_>>(), [a.clone(), b]);
     let bundles = client.referrers(&r, Some(BUNDLE_TYPE)).await.unwrap();
-    assert_eq!(
-        bundles.iter().map(|d| d.digest.clone()).collect::<Vec<_>>(),
-        [a]
-    );
+    assert_eq!(bundles.iter().map(|d| d.digest.clone()).collect::<Vec<_>>(), [a]);
     assert_eq!(tag_lookups.load(std::sync::atomic::Ordering::SeqCst), 0);
     // A tag reference cannot have referrers.
-    let e = client
-        .referrers(&format!("{host}/demo/app:v1").parse().unwrap(), None)
-        .await
-        .unwrap_err();
+    let e = client.referrers(&format!("{host}/demo/app:v1").parse().unwrap(), None).await.unwrap_err();
     assert!(matches!(e, RegistryError::InvalidReference { .. }), "{e}");
     server.abort();
 }
@@ -721,7 +539,8 @@ async fn referrers_api_is_used_with_pagination_and_filtering() {
 /// to the digest of the manifest it serves.
 #[tokio::test]
 async fn resolve_falls_back_to_hashing_the_manifest() {
-    let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+    let manifest =
+        r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
     for head_status in ["405 Method Not Allowed", "200 OK"] {
         let (host, server) = fake_registry(move |request, _| {
             if request.starts_with("GET /v2/ ") {
@@ -729,24 +548,13 @@ async fn resolve_falls_back_to_hashing_the_manifest() {
             } else if request.starts_with("HEAD ") {
                 http_answer(head_status, &[("Content-Type", OCI_INDEX)], b"")
             } else {
-                http_answer(
-                    "200 OK",
-                    &[("Content-Type", OCI_INDEX)],
-                    manifest.as_bytes(),
-                )
+                http_answer("200 OK", &[("Content-Type", OCI_INDEX)], manifest.as_bytes())
             }
         })
         .await;
         let client = plain_client(&host, |_| {});
-        let digest = client
-            .resolve(&format!("{host}/demo/app:v1").parse().unwrap())
-            .await
-            .unwrap();
-        assert_eq!(
-            digest,
-            Digest::sha256_of(manifest.as_bytes()),
-            "HEAD answered {head_status}"
-        );
+        let digest = client.resolve(&format!("{host}/demo/app:v1").parse().unwrap()).await.unwrap();
+        assert_eq!(digest, Digest::sha256_of(manifest.as_bytes()), "HEAD answered {head_status}");
         server.abort();
     }
 }

@@ -52,9 +52,7 @@ impl DevRegistry {
 
     /// Everything the registry has logged so far (stdout and stderr).
     pub fn access_log(&self) -> String {
-        std::fs::read(&self.log_path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        std::fs::read(&self.log_path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
     }
 
     /// How many requests with this method and a path containing `path_contains` the registry served,
@@ -94,10 +92,7 @@ impl DevRegistry {
             Some(line) => {
                 let path = dir.path().join("htpasswd");
                 std::fs::write(&path, line).context("writing htpasswd")?;
-                format!(
-                    "auth:\n  htpasswd:\n    realm: vouch-dev-registry\n    path: {}\n",
-                    path.display()
-                )
+                format!("auth:\n  htpasswd:\n    realm: vouch-dev-registry\n    path: {}\n", path.display())
             }
             None => String::new(),
         };
@@ -118,27 +113,15 @@ impl DevRegistry {
         let log_err = log.try_clone().context("sharing registry log")?;
 
         let mut command = Command::new(binary);
-        command
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
+        command.arg("serve").arg(&config_path).stdin(Stdio::null()).stdout(log).stderr(log_err);
         // REGISTRY_* variables override the config file: keep the caller's environment out.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("REGISTRY_") {
                 command.env_remove(&name);
             }
         }
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let mut registry = Self {
-            child: Some(child),
-            port,
-            log_path,
-            _dir: dir,
-        };
+        let child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
+        let mut registry = Self { child: Some(child), port, log_path, _dir: dir };
         registry.wait_until_ready().await?;
         Ok(registry)
     }
@@ -150,15 +133,11 @@ impl DevRegistry {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait().context("checking the registry process")? {
                     self.child = None;
-                    bail!(
-                        "registry exited with {status} before answering; its log:\n{}",
-                        self.access_log()
-                    );
+                    bail!("registry exited with {status} before answering; its log:\n{}", self.access_log());
                 }
             }
-            let probe = tokio::task::spawn_blocking(move || probe_v2(addr))
-                .await
-                .context("probing the registry")?;
+            let probe =
+                tokio::task::spawn_blocking(move || probe_v2(addr)).await.context("probing the registry")?;
             if probe {
                 return Ok(());
             }
@@ -190,9 +169,8 @@ fn registry_binary() -> anyhow::Result<PathBuf> {
         bail!("{REGISTRY_BINARY_ENV}={} is not a file", path.display());
     }
     if let Some(paths) = std::env::var_os("PATH") {
-        if let Some(found) = std::env::split_paths(&paths)
-            .map(|dir| dir.join("docker-registry"))
-            .find(|p| p.is_file())
+        if let Some(found) =
+            std::env::split_paths(&paths).map(|dir| dir.join("docker-registry")).find(|p| p.is_file())
         {
             return Ok(found);
         }
@@ -207,12 +185,8 @@ fn registry_binary() -> anyhow::Result<PathBuf> {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free loopback port")?;
-    Ok(listener
-        .local_addr()
-        .context("reading the free port")?
-        .port())
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free loopback port")?;
+    Ok(listener.local_addr().context("reading the free port")?.port())
 }
 
 /// Whether an HTTP server answers `GET /v2/` with 200 or 401 (auth required) on `addr`.
@@ -221,9 +195,8 @@ fn probe_v2(addr: SocketAddr) -> bool {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let request = format!(
-        "GET /v2/ HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: vouch-dev-registry-probe\r\n\r\n"
-    );
+    let request =
+        format!("GET /v2/ HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: vouch-dev-registry-probe\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }
@@ -243,9 +216,7 @@ fn count_in_log(log: &str, method: &str, path_contains: &str) -> usize {
             let rest = line.get(start..)?;
             let path = rest.split(' ').next()?;
             // Only Apache-style access lines: the request line ends with the protocol.
-            rest.get(path.len()..)?
-                .starts_with(" HTTP/")
-                .then_some(path)
+            rest.get(path.len()..)?.starts_with(" HTTP/").then_some(path)
         })
         .filter(|path| path.contains(path_contains))
         .count()

@@ -1,6 +1,8 @@
 //! `vouch verify` as a person runs it: against a real registry on loopback, exit codes 0 / 1 / 2 and the
 //! JSON output.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark/test: failing loudly is the point
+
 use std::collections::BTreeMap;
 use std::process::Command;
 
@@ -42,7 +44,8 @@ async fn verify_command_exit_codes_and_json_against_real_registry() {
     let wrong_s = wrong.to_str().unwrap();
     let common = ["--insecure-registry", host.as_str(), "--insecure-ignore-tlog"];
 
-    let (code, stdout, stderr) = vouch(&[&["verify", by_tag.as_str(), "--key", right_s], &common[..]].concat());
+    let (code, stdout, stderr) =
+        vouch(&[&["verify", by_tag.as_str(), "--key", right_s], &common[..]].concat());
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains(&image.digest().unwrap().to_string()), "{stdout}");
     assert!(stdout.contains(&key.public_key().fingerprint().to_string()), "{stdout}");
@@ -58,7 +61,8 @@ async fn verify_command_exit_codes_and_json_against_real_registry() {
     assert!(stderr.contains("does not verify"), "{stderr}");
 
     // A key-signed image without a Rekor entry is rejected unless the user opts out of the tlog.
-    let (code, _, stderr) = vouch(&["verify", by_tag.as_str(), "--key", right_s, "--insecure-registry", &host]);
+    let (code, _, stderr) =
+        vouch(&["verify", by_tag.as_str(), "--key", right_s, "--insecure-registry", &host]);
     assert_eq!(code, 1, "{stderr}");
 
     // Plain HTTP is never used for a registry not marked insecure: an error (2), not a verdict.

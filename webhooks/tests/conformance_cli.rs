@@ -19,11 +19,7 @@ fn testdata() -> Option<PathBuf> {
     if dir.join("sigstore-conformance").is_dir() {
         return Some(dir);
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "test data missing at {} under CI",
-        dir.display()
-    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "test data missing at {} under CI", dir.display());
     None
 }
 
@@ -51,16 +47,10 @@ fn args(case: &Path, by_digest: bool) -> Vec<String> {
         ]);
     }
     if case.join("trusted_root.json").is_file() {
-        a.extend([
-            "--trusted-root".to_owned(),
-            case.join("trusted_root.json").display().to_string(),
-        ]);
+        a.extend(["--trusted-root".to_owned(), case.join("trusted_root.json").display().to_string()]);
     }
-    let artifact = if case.join("artifact").is_file() {
-        case.join("artifact")
-    } else {
-        case.join("../a.txt")
-    };
+    let artifact =
+        if case.join("artifact").is_file() { case.join("artifact") } else { case.join("../a.txt") };
     if by_digest {
         let bytes = std::fs::read(&artifact).unwrap_or_else(|e| panic!("{}: {e}", artifact.display()));
         a.push(format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes))));
@@ -77,17 +67,10 @@ fn conformance_cases_through_the_binary() {
         return;
     };
     let suite = data.join("sigstore-conformance/bundle-verify");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&suite)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
+    let mut cases: Vec<PathBuf> =
+        std::fs::read_dir(&suite).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     cases.sort();
-    assert!(
-        cases.len() >= 30,
-        "expected the conformance cases in {}",
-        suite.display()
-    );
+    assert!(cases.len() >= 30, "expected the conformance cases in {}", suite.display());
 
     let mut wrong = Vec::new();
     let mut passed = 0;
@@ -95,16 +78,10 @@ fn conformance_cases_through_the_binary() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let expected = if name.ends_with("_fail") { 1 } else { 0 };
         for by_digest in [false, true] {
-            let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
-                .args(args(case, by_digest))
-                .output()
-                .unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_vouch")).args(args(case, by_digest)).output().unwrap();
             let code = out.status.code();
             let form = if by_digest { "digest" } else { "file" };
-            println!(
-                "{name:<62} {form:<6} exit {code:?} {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            println!("{name:<62} {form:<6} exit {code:?} {}", String::from_utf8_lossy(&out.stderr).trim());
             if code == Some(expected) {
                 passed += 1;
             } else {

@@ -28,18 +28,12 @@ pub async fn attach_sbom(
         schema_version: 2,
         media_type: Some(OCI_MANIFEST.to_owned()),
         artifact_type: None,
-        config: descriptor(
-            "application/vnd.oci.image.config.v1+json",
-            config_digest,
-            config.len(),
-        ),
+        config: descriptor("application/vnd.oci.image.config.v1+json", config_digest, config.len()),
         layers: vec![descriptor(CYCLONEDX_MEDIA_TYPE, blob, sbom.len())],
         subject: None,
         annotations: BTreeMap::new(),
     };
-    let tagged = client
-        .push_manifest(&tag, &to_json(&manifest)?, OCI_MANIFEST)
-        .await?;
+    let tagged = client.push_manifest(&tag, &to_json(&manifest)?, OCI_MANIFEST).await?;
     let referrer = push_sbom_referrer(client, artifact, sbom).await?;
     Ok((tagged, referrer))
 }
@@ -50,15 +44,8 @@ pub async fn push_sbom_referrer(
     artifact: &ArtifactRef,
     sbom: &[u8],
 ) -> Result<Digest, CosignError> {
-    push_artifact_referrer(
-        client,
-        artifact,
-        CYCLONEDX_MEDIA_TYPE,
-        sbom,
-        BTreeMap::new(),
-        BTreeMap::new(),
-    )
-    .await
+    push_artifact_referrer(client, artifact, CYCLONEDX_MEDIA_TYPE, sbom, BTreeMap::new(), BTreeMap::new())
+        .await
 }
 
 /// Push a Sigstore bundle as an OCI 1.1 referrer of `artifact`, laid out as cosign v3 does (artifact type
@@ -72,39 +59,21 @@ pub async fn push_bundle_referrer(
     let mut annotations = BTreeMap::new();
     match &bundle.content {
         BundleContent::MessageSignature { .. } => {
-            annotations.insert(
-                "dev.sigstore.bundle.content".to_owned(),
-                "message-signature".to_owned(),
-            );
+            annotations.insert("dev.sigstore.bundle.content".to_owned(), "message-signature".to_owned());
         }
         BundleContent::Dsse(env) => {
-            annotations.insert(
-                "dev.sigstore.bundle.content".to_owned(),
-                "dsse-envelope".to_owned(),
-            );
+            annotations.insert("dev.sigstore.bundle.content".to_owned(), "dsse-envelope".to_owned());
             if let Ok(st) = crate::intoto::Statement::from_dsse(env) {
-                annotations.insert(
-                    "dev.sigstore.bundle.predicateType".to_owned(),
-                    st.predicate_type,
-                );
+                annotations.insert("dev.sigstore.bundle.predicateType".to_owned(), st.predicate_type);
             }
         }
     }
     let digest = Digest::sha256_of(&json);
     let mut layer_annotations = BTreeMap::new();
-    layer_annotations.insert(
-        TITLE_ANNOTATION.to_owned(),
-        format!("{}.sigstore.json", digest.cosign_tag_stem()),
-    );
-    push_artifact_referrer(
-        client,
-        artifact,
-        BUNDLE_ARTIFACT_TYPE,
-        &json,
-        annotations,
-        layer_annotations,
-    )
-    .await
+    layer_annotations
+        .insert(TITLE_ANNOTATION.to_owned(), format!("{}.sigstore.json", digest.cosign_tag_stem()));
+    push_artifact_referrer(client, artifact, BUNDLE_ARTIFACT_TYPE, &json, annotations, layer_annotations)
+        .await
 }
 
 /// Push `blob` as the single layer of an artifact manifest (empty config) whose subject is `artifact`.
@@ -119,12 +88,8 @@ async fn push_artifact_referrer(
     let subject_digest = artifact
         .digest()
         .cloned()
-        .ok_or_else(|| CosignError::NotPinned {
-            reference: artifact.to_string(),
-        })?;
-    let subject_manifest = client
-        .fetch_manifest(&artifact.with_digest(subject_digest.clone()))
-        .await?;
+        .ok_or_else(|| CosignError::NotPinned { reference: artifact.to_string() })?;
+    let subject_manifest = client.fetch_manifest(&artifact.with_digest(subject_digest.clone())).await?;
     let blob_digest = client.push_blob(artifact, blob).await?;
     let empty = b"{}";
     let empty_digest = client.push_blob(artifact, empty).await?;
@@ -136,16 +101,10 @@ async fn push_artifact_referrer(
         artifact_type: Some(artifact_type.to_owned()),
         config: descriptor(OCI_EMPTY, empty_digest, empty.len()),
         layers: vec![layer],
-        subject: Some(descriptor(
-            &subject_manifest.media_type,
-            subject_digest,
-            subject_manifest.bytes.len(),
-        )),
+        subject: Some(descriptor(&subject_manifest.media_type, subject_digest, subject_manifest.bytes.len())),
         annotations,
     };
-    Ok(client
-        .push_referrer(artifact, &to_json(&manifest)?, OCI_MANIFEST, artifact_type)
-        .await?)
+    Ok(client.push_referrer(artifact, &to_json(&manifest)?, OCI_MANIFEST, artifact_type).await?)
 }
 
 fn descriptor(media_type: &str, digest: Digest, size: usize) -> Descriptor {
@@ -160,8 +119,6 @@ fn descriptor(media_type: &str, digest: Digest, size: usize) -> Descriptor {
 }
 
 fn to_json(manifest: &ImageManifest) -> Result<Vec<u8>, CosignError> {
-    serde_json::to_vec(manifest).map_err(|e| CosignError::Unexpected {
-        what: "manifest",
-        reason: e.to_string(),
-    })
+    serde_json::to_vec(manifest)
+        .map_err(|e| CosignError::Unexpected { what: "manifest", reason: e.to_string() })
 }

@@ -80,19 +80,13 @@ struct BodyKind {
 fn b64(field: &'static str, s: &str) -> Result<Vec<u8>, CosignError> {
     base64::engine::general_purpose::STANDARD
         .decode(s.trim())
-        .map_err(|_| CosignError::BadAnnotation {
-            annotation: field,
-            reason: "not valid base64".into(),
-        })
+        .map_err(|_| CosignError::BadAnnotation { annotation: field, reason: "not valid base64".into() })
 }
 
 impl RekorBundle {
     /// Parse the `dev.sigstore.cosign/bundle` annotation.
     pub fn from_json(text: &str) -> Result<Self, CosignError> {
-        let bad = |reason: String| CosignError::BadAnnotation {
-            annotation: BUNDLE_ANNOTATION,
-            reason,
-        };
+        let bad = |reason: String| CosignError::BadAnnotation { annotation: BUNDLE_ANNOTATION, reason };
         let raw: RawRekorBundle = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         if raw.payload.integrated_time < 0 || raw.payload.log_index < 0 {
             return Err(bad("negative integratedTime or logIndex".into()));
@@ -123,11 +117,10 @@ impl RekorBundle {
 
     /// The same entry as a Sigstore bundle `tlogEntries` item (v0.1 style: SET, no inclusion proof).
     pub fn to_tlog_entry(&self) -> Result<TlogEntry, CosignError> {
-        let kind: BodyKind =
-            serde_json::from_slice(&self.body).map_err(|e| CosignError::BadAnnotation {
-                annotation: BUNDLE_ANNOTATION,
-                reason: format!("entry body is not a Rekor entry: {e}"),
-            })?;
+        let kind: BodyKind = serde_json::from_slice(&self.body).map_err(|e| CosignError::BadAnnotation {
+            annotation: BUNDLE_ANNOTATION,
+            reason: format!("entry body is not a Rekor entry: {e}"),
+        })?;
         Ok(TlogEntry {
             log_index: self.log_index,
             log_id: self.log_id.clone(),
@@ -161,21 +154,15 @@ pub struct SignatureLayer {
 }
 
 fn pem_certs(annotation: &'static str, text: &str) -> Result<Vec<Vec<u8>>, CosignError> {
-    let blocks = pem_decode_all(text).map_err(|e| CosignError::BadAnnotation {
-        annotation,
-        reason: e.to_string(),
-    })?;
+    let blocks =
+        pem_decode_all(text).map_err(|e| CosignError::BadAnnotation { annotation, reason: e.to_string() })?;
     if blocks.len() > MAX_CHAIN {
         return Err(CosignError::BadAnnotation {
             annotation,
             reason: format!("{} certificates, more than {MAX_CHAIN}", blocks.len()),
         });
     }
-    Ok(blocks
-        .into_iter()
-        .filter(|(label, _)| label == "CERTIFICATE")
-        .map(|(_, der)| der)
-        .collect())
+    Ok(blocks.into_iter().filter(|(label, _)| label == "CERTIFICATE").map(|(_, der)| der).collect())
 }
 
 impl SignatureLayer {
@@ -186,49 +173,31 @@ impl SignatureLayer {
             Some(s) if !s.is_empty() => b64(SIGNATURE_ANNOTATION, s)?,
             _ => Vec::new(),
         };
-        let certificate = match ann
-            .get(CERTIFICATE_ANNOTATION)
-            .filter(|s| !s.trim().is_empty())
-        {
-            Some(pem) => Some(
-                pem_certs(CERTIFICATE_ANNOTATION, pem)?
-                    .into_iter()
-                    .next()
-                    .ok_or(CosignError::BadAnnotation {
-                        annotation: CERTIFICATE_ANNOTATION,
-                        reason: "no CERTIFICATE PEM block".into(),
-                    })?,
-            ),
+        let certificate = match ann.get(CERTIFICATE_ANNOTATION).filter(|s| !s.trim().is_empty()) {
+            Some(pem) => Some(pem_certs(CERTIFICATE_ANNOTATION, pem)?.into_iter().next().ok_or(
+                CosignError::BadAnnotation {
+                    annotation: CERTIFICATE_ANNOTATION,
+                    reason: "no CERTIFICATE PEM block".into(),
+                },
+            )?),
             None => None,
         };
         let chain = match ann.get(CHAIN_ANNOTATION) {
             Some(pem) => pem_certs(CHAIN_ANNOTATION, pem)?,
             None => Vec::new(),
         };
-        let rekor_bundle = ann
-            .get(BUNDLE_ANNOTATION)
-            .map(|s| RekorBundle::from_json(s))
-            .transpose()?;
+        let rekor_bundle = ann.get(BUNDLE_ANNOTATION).map(|s| RekorBundle::from_json(s)).transpose()?;
         let timestamp = match ann.get(RFC3161_ANNOTATION) {
             Some(s) => {
-                let raw: RawTimestamp =
-                    serde_json::from_str(s).map_err(|e| CosignError::BadAnnotation {
-                        annotation: RFC3161_ANNOTATION,
-                        reason: e.to_string(),
-                    })?;
+                let raw: RawTimestamp = serde_json::from_str(s).map_err(|e| CosignError::BadAnnotation {
+                    annotation: RFC3161_ANNOTATION,
+                    reason: e.to_string(),
+                })?;
                 Some(b64(RFC3161_ANNOTATION, &raw.signed_rfc3161_timestamp)?)
             }
             None => None,
         };
-        Ok(Self {
-            descriptor,
-            blob,
-            signature,
-            certificate,
-            chain,
-            rekor_bundle,
-            timestamp,
-        })
+        Ok(Self { descriptor, blob, signature, certificate, chain, rekor_bundle, timestamp })
     }
 
     /// The layer as a Sigstore bundle v0.1 (chain of leaf + intermediates, SET entry, timestamps).
@@ -240,17 +209,10 @@ impl SignatureLayer {
             let leaf = self.certificate.clone().ok_or(CosignError::NoCertificate)?;
             let mut chain = vec![leaf];
             // The root comes from the trust root; a bundle chain must not carry it.
-            chain.extend(
-                self.chain
-                    .iter()
-                    .filter(|der| !is_self_issued(der))
-                    .cloned(),
-            );
+            chain.extend(self.chain.iter().filter(|der| !is_self_issued(der)).cloned());
             Signer::Chain(chain)
         } else {
-            Signer::PublicKey {
-                hint: String::new(),
-            }
+            Signer::PublicKey { hint: String::new() }
         };
         let tlog_entries = match &self.rekor_bundle {
             Some(b) => vec![b.to_tlog_entry()?],
@@ -276,10 +238,7 @@ impl SignatureLayer {
             });
         }
         Ok(BundleContent::MessageSignature {
-            digest: Some((
-                DigestAlgorithm::Sha256,
-                Digest::sha256_of(&self.blob).to_bytes(),
-            )),
+            digest: Some((DigestAlgorithm::Sha256, Digest::sha256_of(&self.blob).to_bytes())),
             signature: self.signature.clone(),
         })
     }
@@ -300,10 +259,7 @@ pub fn layer_annotations(
     rekor_bundle: Option<&RekorBundle>,
 ) -> BTreeMap<String, String> {
     let mut ann = BTreeMap::new();
-    ann.insert(
-        SIGNATURE_ANNOTATION.to_owned(),
-        base64::engine::general_purpose::STANDARD.encode(signature),
-    );
+    ann.insert(SIGNATURE_ANNOTATION.to_owned(), base64::engine::general_purpose::STANDARD.encode(signature));
     if let Some(c) = certificate_pem {
         ann.insert(CERTIFICATE_ANNOTATION.to_owned(), c.to_owned());
     }
@@ -348,10 +304,7 @@ mod tests {
         assert_eq!(v["Payload"]["logID"], "ab".repeat(32));
         assert_eq!(RekorBundle::from_json(&json).unwrap(), b);
         let entry = b.to_tlog_entry().unwrap();
-        assert_eq!(
-            (entry.kind.as_str(), entry.kind_version.as_str()),
-            ("hashedrekord", "0.0.1")
-        );
+        assert_eq!((entry.kind.as_str(), entry.kind_version.as_str()), ("hashedrekord", "0.0.1"));
         assert_eq!(entry.inclusion_promise, Some(vec![1, 2, 3]));
         assert_eq!(entry.canonicalized_body, body);
     }
@@ -365,15 +318,9 @@ mod tests {
         assert!(layer.certificate.is_none() && layer.rekor_bundle.is_none());
         // A key-signed layer cannot become a keyless bundle.
         let content = layer.message_signature().unwrap();
-        assert!(matches!(
-            layer.to_bundle(content.clone(), true),
-            Err(CosignError::NoCertificate)
-        ));
+        assert!(matches!(layer.to_bundle(content.clone(), true), Err(CosignError::NoCertificate)));
         let bundle = layer.to_bundle(content, false).unwrap();
-        assert!(matches!(
-            bundle.verification_material.signer,
-            Signer::PublicKey { .. }
-        ));
+        assert!(matches!(bundle.verification_material.signer, Signer::PublicKey { .. }));
         assert!(bundle.verification_material.tlog_entries.is_empty());
 
         let mut bad = BTreeMap::new();

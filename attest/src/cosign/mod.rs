@@ -24,12 +24,11 @@ pub use layers::{
 };
 pub use payload::{SimpleSigningPayload, SIMPLE_SIGNING_TYPE};
 pub use sign::{
-    attest_with_key, push_attestation_layer, push_signature_layer, sign_image_with_key,
-    signature_tag,
+    attest_with_key, push_attestation_layer, push_signature_layer, sign_image_with_key, signature_tag,
 };
 pub use verify::{
-    verify_attestation_layer, verify_bundle_json, verify_signature_layer, BundleClaim,
-    VerifiedAttestation, VerifiedSignature,
+    verify_attestation_layer, verify_bundle_json, verify_signature_layer, BundleClaim, VerifiedAttestation,
+    VerifiedSignature,
 };
 
 use crate::digest::Digest;
@@ -104,9 +103,7 @@ pub enum CosignError {
     #[error("signature has no signing certificate (signed with a key), but a keyless identity is required")]
     NoCertificate,
     /// No Rekor entry, but the policy requires one (always for keyless).
-    #[error(
-        "signature has no transparency log entry (no Rekor bundle annotation), and one is required"
-    )]
+    #[error("signature has no transparency log entry (no Rekor bundle annotation), and one is required")]
     MissingTlogEntry,
     /// The layer, manifest or bundle is not what cosign writes.
     #[error("unexpected {what}: {reason}")]
@@ -117,7 +114,9 @@ pub enum CosignError {
         reason: String,
     },
     /// The certificate's subject (SAN) is not an accepted identity.
-    #[error("certificate identity {subject:?} (issuer {issuer:?}) is not an accepted signer; expected {expected}")]
+    #[error(
+        "certificate identity {subject:?} (issuer {issuer:?}) is not an accepted signer; expected {expected}"
+    )]
     IdentityNotAccepted {
         /// The certificate's SAN.
         subject: String,

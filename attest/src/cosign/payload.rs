@@ -67,33 +67,20 @@ impl SimpleSigningPayload {
         artifact: &ArtifactRef,
         optional: BTreeMap<String, serde_json::Value>,
     ) -> Result<Self, CosignError> {
-        let digest = artifact.digest().ok_or_else(|| CosignError::NotPinned {
-            reference: artifact.to_string(),
-        })?;
-        Ok(Self {
-            docker_reference: artifact.repository_name(),
-            manifest_digest: digest.clone(),
-            optional,
-        })
+        let digest =
+            artifact.digest().ok_or_else(|| CosignError::NotPinned { reference: artifact.to_string() })?;
+        Ok(Self { docker_reference: artifact.repository_name(), manifest_digest: digest.clone(), optional })
     }
 
     /// Serialise as cosign does (`optional` is `null` when empty).
     pub fn to_json(&self) -> Vec<u8> {
         let raw = Raw {
             critical: RawCritical {
-                identity: RawIdentity {
-                    docker_reference: self.docker_reference.clone(),
-                },
-                image: RawImage {
-                    docker_manifest_digest: self.manifest_digest.to_string(),
-                },
+                identity: RawIdentity { docker_reference: self.docker_reference.clone() },
+                image: RawImage { docker_manifest_digest: self.manifest_digest.to_string() },
                 kind: SIMPLE_SIGNING_TYPE.to_owned(),
             },
-            optional: if self.optional.is_empty() {
-                None
-            } else {
-                Some(self.optional.clone())
-            },
+            optional: if self.optional.is_empty() { None } else { Some(self.optional.clone()) },
         };
         serde_json::to_vec(&raw).unwrap_or_default()
     }
@@ -101,10 +88,7 @@ impl SimpleSigningPayload {
     /// Parse a payload, insisting on cosign's `critical.type` and a well-formed digest.
     pub fn from_json(bytes: &[u8]) -> Result<Self, CosignError> {
         if bytes.len() > MAX_PAYLOAD_BYTES {
-            return Err(CosignError::TooLarge {
-                what: "simple signing payload",
-                limit: MAX_PAYLOAD_BYTES,
-            });
+            return Err(CosignError::TooLarge { what: "simple signing payload", limit: MAX_PAYLOAD_BYTES });
         }
         let bad = |reason: String| CosignError::BadPayload { reason };
         let raw: Raw = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
@@ -156,10 +140,7 @@ mod tests {
         let json = p.to_json();
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["critical"]["type"], SIMPLE_SIGNING_TYPE);
-        assert_eq!(
-            v["critical"]["identity"]["docker-reference"],
-            "reg.example/app"
-        );
+        assert_eq!(v["critical"]["identity"]["docker-reference"], "reg.example/app");
         assert_eq!(
             v["critical"]["image"]["docker-manifest-digest"],
             Digest::sha256_of(b"manifest").to_string()
@@ -173,10 +154,7 @@ mod tests {
         let p = SimpleSigningPayload::for_artifact(&artifact(), BTreeMap::new()).unwrap();
         p.require_digest(&Digest::sha256_of(b"manifest")).unwrap();
         let err = p.require_digest(&Digest::sha256_of(b"other")).unwrap_err();
-        assert!(
-            matches!(err, CosignError::PayloadDigestMismatch { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, CosignError::PayloadDigestMismatch { .. }), "{err}");
     }
 
     #[test]

@@ -5,31 +5,23 @@ use std::collections::BTreeMap;
 
 use super::layers::{layer_annotations, PREDICATE_TYPE_ANNOTATION, SIGNATURE_ANNOTATION};
 use super::payload::SimpleSigningPayload;
-use super::{
-    CosignError, ATTESTATION_SUFFIX, DSSE_MEDIA_TYPE, SIGNATURE_SUFFIX, SIMPLE_SIGNING_MEDIA_TYPE,
-};
+use super::{CosignError, ATTESTATION_SUFFIX, DSSE_MEDIA_TYPE, SIGNATURE_SUFFIX, SIMPLE_SIGNING_MEDIA_TYPE};
 use crate::digest::Digest;
 use crate::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use crate::keys::SigningKey;
 use crate::reference::ArtifactRef;
-use crate::registry::{
-    Descriptor, ImageManifest, ManifestKind, RegistryClient, RegistryError, OCI_MANIFEST,
-};
+use crate::registry::{Descriptor, ImageManifest, ManifestKind, RegistryClient, RegistryError, OCI_MANIFEST};
 
 /// Media type of the (empty) image config cosign gives its signature manifests.
 const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 
 /// The cosign tag for material attached to `artifact`'s digest: `sha256-<hex>.<suffix>`.
 pub fn signature_tag(artifact: &ArtifactRef, suffix: &str) -> Result<ArtifactRef, CosignError> {
-    let digest = artifact.digest().ok_or_else(|| CosignError::NotPinned {
-        reference: artifact.to_string(),
-    })?;
+    let digest =
+        artifact.digest().ok_or_else(|| CosignError::NotPinned { reference: artifact.to_string() })?;
     artifact
         .with_tag(&format!("{}.{suffix}", digest.cosign_tag_stem()))
-        .map_err(|e| CosignError::Unexpected {
-            what: "reference",
-            reason: e.to_string(),
-        })
+        .map_err(|e| CosignError::Unexpected { what: "reference", reason: e.to_string() })
 }
 
 /// Sign `artifact` (pinned to a digest) with `key`: a simple-signing payload carrying `annotations` as
@@ -61,24 +53,12 @@ pub async fn attest_with_key(
     key: &SigningKey,
     statement: &serde_json::Value,
 ) -> Result<Digest, CosignError> {
-    let payload = serde_json::to_vec(statement).map_err(|e| CosignError::Unexpected {
-        what: "statement",
-        reason: e.to_string(),
-    })?;
+    let payload = serde_json::to_vec(statement)
+        .map_err(|e| CosignError::Unexpected { what: "statement", reason: e.to_string() })?;
     let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &payload, key);
-    let predicate_type = statement
-        .get("predicateType")
-        .and_then(|p| p.as_str())
-        .unwrap_or_default()
-        .to_owned();
-    push_attestation_layer(
-        client,
-        artifact,
-        &envelope,
-        &predicate_type,
-        BTreeMap::new(),
-    )
-    .await
+    let predicate_type =
+        statement.get("predicateType").and_then(|p| p.as_str()).unwrap_or_default().to_owned();
+    push_attestation_layer(client, artifact, &envelope, &predicate_type, BTreeMap::new()).await
 }
 
 /// Append a DSSE envelope layer to `artifact`'s `.att` manifest; `extra` adds certificate/bundle annotations.
@@ -89,26 +69,13 @@ pub async fn push_attestation_layer(
     predicate_type: &str,
     extra: BTreeMap<String, String>,
 ) -> Result<Digest, CosignError> {
-    let blob = serde_json::to_vec(envelope).map_err(|e| CosignError::Unexpected {
-        what: "envelope",
-        reason: e.to_string(),
-    })?;
+    let blob = serde_json::to_vec(envelope)
+        .map_err(|e| CosignError::Unexpected { what: "envelope", reason: e.to_string() })?;
     let mut annotations = extra;
     // cosign leaves the signature annotation empty on attestations: the signature is in the envelope.
     annotations.insert(SIGNATURE_ANNOTATION.to_owned(), String::new());
-    annotations.insert(
-        PREDICATE_TYPE_ANNOTATION.to_owned(),
-        predicate_type.to_owned(),
-    );
-    push_signature_layer(
-        client,
-        artifact,
-        ATTESTATION_SUFFIX,
-        DSSE_MEDIA_TYPE,
-        &blob,
-        annotations,
-    )
-    .await
+    annotations.insert(PREDICATE_TYPE_ANNOTATION.to_owned(), predicate_type.to_owned());
+    push_signature_layer(client, artifact, ATTESTATION_SUFFIX, DSSE_MEDIA_TYPE, &blob, annotations).await
 }
 
 /// Append one layer (`blob` with `annotations`) to the manifest at `artifact`'s `sha256-<hex>.<suffix>` tag,
@@ -160,10 +127,8 @@ pub async fn push_signature_layer(
         subject: None,
         annotations: BTreeMap::new(),
     };
-    let bytes = serde_json::to_vec(&manifest).map_err(|e| CosignError::Unexpected {
-        what: "manifest",
-        reason: e.to_string(),
-    })?;
+    let bytes = serde_json::to_vec(&manifest)
+        .map_err(|e| CosignError::Unexpected { what: "manifest", reason: e.to_string() })?;
     Ok(client.push_manifest(&tag, &bytes, OCI_MANIFEST).await?)
 }
 
@@ -194,10 +159,7 @@ mod tests {
         assert_eq!(t.tag(), Some(format!("sha256-{}.sig", d.hex()).as_str()));
         assert!(t.digest().is_none());
         let unpinned: ArtifactRef = "reg.example/app:v1".parse().unwrap();
-        assert!(matches!(
-            signature_tag(&unpinned, "sig"),
-            Err(CosignError::NotPinned { .. })
-        ));
+        assert!(matches!(signature_tag(&unpinned, "sig"), Err(CosignError::NotPinned { .. })));
     }
 
     #[test]
@@ -211,9 +173,6 @@ mod tests {
             platform: None,
         };
         let v: serde_json::Value = serde_json::from_slice(&config_blob(&[layer])).unwrap();
-        assert_eq!(
-            v["rootfs"]["diff_ids"][0],
-            Digest::sha256_of(b"p").to_string()
-        );
+        assert_eq!(v["rootfs"]["diff_ids"][0], Digest::sha256_of(b"p").to_string());
     }
 }

@@ -8,8 +8,8 @@ use crate::digest::Digest;
 use crate::dsse::Envelope;
 use crate::intoto::Statement;
 use crate::sigstore_verify::{
-    Artifact, Authority, Bundle, BundleContent, IdentityError, VerificationPolicy, VerifiedBundle,
-    Verifier, VerifyError,
+    Artifact, Authority, Bundle, BundleContent, IdentityError, VerificationPolicy, VerifiedBundle, Verifier,
+    VerifyError,
 };
 
 /// A cosign image signature that verified.
@@ -71,20 +71,15 @@ pub fn verify_signature_layer(
     }
     let keyless = precheck(layer, policy)?;
     let bundle = layer.to_bundle(layer.message_signature()?, keyless)?;
-    let verified = verifier
-        .verify(&bundle, Artifact::Bytes(&layer.blob), policy)
-        .map_err(|e| match (&e, logged_payload_hash(layer)) {
+    let verified = verifier.verify(&bundle, Artifact::Bytes(&layer.blob), policy).map_err(|e| {
+        match (&e, logged_payload_hash(layer)) {
             // The log recorded what was signed: a different blob now means it was changed after signing.
-            (VerifyError::Signature(_), Some(logged))
-                if logged != Digest::sha256_of(&layer.blob) =>
-            {
-                CosignError::PayloadChanged {
-                    logged,
-                    stored: Digest::sha256_of(&layer.blob),
-                }
+            (VerifyError::Signature(_), Some(logged)) if logged != Digest::sha256_of(&layer.blob) => {
+                CosignError::PayloadChanged { logged, stored: Digest::sha256_of(&layer.blob) }
             }
             _ => explain(e, policy),
-        })?;
+        }
+    })?;
     let payload = SimpleSigningPayload::from_json(&layer.blob)?;
     payload.require_digest(artifact)?;
     Ok(VerifiedSignature { verified, payload })
@@ -112,10 +107,7 @@ pub fn verify_attestation_layer(
         .map_err(|e| explain(e, policy))?;
     let statement = statement_of(&verified)?;
     statement.require_subject(artifact)?;
-    Ok(VerifiedAttestation {
-        verified,
-        statement,
-    })
+    Ok(VerifiedAttestation { verified, statement })
 }
 
 /// Verify a Sigstore bundle found as a referrer of `artifact`. cosign v3 signs an image with a DSSE
@@ -150,41 +142,26 @@ pub fn verify_bundle_json(
 
 /// The payload hash a hashedrekord entry recorded (only to explain a failure, never to accept).
 fn logged_payload_hash(layer: &SignatureLayer) -> Option<Digest> {
-    let body: serde_json::Value =
-        serde_json::from_slice(&layer.rekor_bundle.as_ref()?.body).ok()?;
+    let body: serde_json::Value = serde_json::from_slice(&layer.rekor_bundle.as_ref()?.body).ok()?;
     let hash = body.pointer("/spec/data/hash")?;
     if hash.get("algorithm")?.as_str()? != "sha256" {
         return None;
     }
-    format!("sha256:{}", hash.get("value")?.as_str()?)
-        .parse()
-        .ok()
+    format!("sha256:{}", hash.get("value")?.as_str()?).parse().ok()
 }
 
 /// Say whether the subject or the issuer was not accepted: the two are different misconfigurations.
 fn explain(e: VerifyError, policy: &VerificationPolicy) -> CosignError {
     if let (
-        VerifyError::Identity(IdentityError::Mismatch {
-            subject,
-            issuer,
-            expected,
-        }),
+        VerifyError::Identity(IdentityError::Mismatch { subject, issuer, expected }),
         Authority::Keyless { identities },
     ) = (&e, &policy.authority)
     {
         let (subject, issuer, expected) = (subject.clone(), issuer.clone(), expected.clone());
         if identities.iter().any(|i| i.subject.matches(&subject)) {
-            return CosignError::IssuerNotAccepted {
-                subject,
-                issuer,
-                expected,
-            };
+            return CosignError::IssuerNotAccepted { subject, issuer, expected };
         }
-        return CosignError::IdentityNotAccepted {
-            subject,
-            issuer,
-            expected,
-        };
+        return CosignError::IdentityNotAccepted { subject, issuer, expected };
     }
     CosignError::Sigstore(e)
 }
@@ -193,10 +170,7 @@ fn statement_of(verified: &VerifiedBundle) -> Result<Statement, CosignError> {
     let (_, payload) = verified
         .dsse_payload
         .as_ref()
-        .ok_or_else(|| CosignError::Unexpected {
-            what: "verified envelope",
-            reason: "no payload".into(),
-        })?;
+        .ok_or_else(|| CosignError::Unexpected { what: "verified envelope", reason: "no payload".into() })?;
     Ok(Statement::from_json(payload)?)
 }
 
@@ -215,11 +189,7 @@ mod tests {
         Verifier::new(TrustRoot::public_good().unwrap())
     }
 
-    fn layer(
-        media_type: &str,
-        blob: &[u8],
-        annotations: BTreeMap<String, String>,
-    ) -> SignatureLayer {
+    fn layer(media_type: &str, blob: &[u8], annotations: BTreeMap<String, String>) -> SignatureLayer {
         let d = Descriptor {
             media_type: media_type.to_owned(),
             digest: Digest::sha256_of(blob),
@@ -233,15 +203,9 @@ mod tests {
 
     fn signed(key: &SigningKey, image: &Digest) -> SignatureLayer {
         let r = format!("reg.example/app@{image}").parse().unwrap();
-        let payload = SimpleSigningPayload::for_artifact(&r, BTreeMap::new())
-            .unwrap()
-            .to_json();
+        let payload = SimpleSigningPayload::for_artifact(&r, BTreeMap::new()).unwrap().to_json();
         let sig = key.sign(&payload);
-        layer(
-            SIMPLE_SIGNING_MEDIA_TYPE,
-            &payload,
-            layer_annotations(&sig, None, None, None),
-        )
+        layer(SIMPLE_SIGNING_MEDIA_TYPE, &payload, layer_annotations(&sig, None, None, None))
     }
 
     #[test]
@@ -254,10 +218,7 @@ mod tests {
         assert_eq!(ok.payload.manifest_digest, image);
         let other = Digest::sha256_of(b"other image");
         let err = verify_signature_layer(&l, &other, &verifier(), &policy).unwrap_err();
-        assert!(
-            matches!(err, CosignError::PayloadDigestMismatch { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, CosignError::PayloadDigestMismatch { .. }), "{err}");
     }
 
     #[test]
@@ -286,27 +247,13 @@ mod tests {
             "predicateType": crate::intoto::SLSA_PROVENANCE_V1,
             "predicate": {"buildDefinition": {"buildType": "https://example/build"}, "runDetails": {"builder": {"id": "https://example/builder"}}}
         });
-        let env = Envelope::sign(
-            crate::dsse::IN_TOTO_PAYLOAD_TYPE,
-            &serde_json::to_vec(&statement).unwrap(),
-            &key,
-        );
-        let l = layer(
-            DSSE_MEDIA_TYPE,
-            &serde_json::to_vec(&env).unwrap(),
-            BTreeMap::new(),
-        );
+        let env =
+            Envelope::sign(crate::dsse::IN_TOTO_PAYLOAD_TYPE, &serde_json::to_vec(&statement).unwrap(), &key);
+        let l = layer(DSSE_MEDIA_TYPE, &serde_json::to_vec(&env).unwrap(), BTreeMap::new());
         let policy = VerificationPolicy::key(key.public_key()).without_tlog();
         let ok = verify_attestation_layer(&l, &image, &verifier(), &policy).unwrap();
-        assert_eq!(
-            ok.statement.predicate_type,
-            crate::intoto::SLSA_PROVENANCE_V1
-        );
-        let err = verify_attestation_layer(&l, &Digest::sha256_of(b"x"), &verifier(), &policy)
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("does not cover") || err.to_string().contains("subject"),
-            "{err}"
-        );
+        assert_eq!(ok.statement.predicate_type, crate::intoto::SLSA_PROVENANCE_V1);
+        let err = verify_attestation_layer(&l, &Digest::sha256_of(b"x"), &verifier(), &policy).unwrap_err();
+        assert!(err.to_string().contains("does not cover") || err.to_string().contains("subject"), "{err}");
     }
 }

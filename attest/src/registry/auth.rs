@@ -31,15 +31,10 @@ impl fmt::Debug for RegistryAuth {
     // Never print secrets.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Basic { username, .. } => f
-                .debug_struct("Basic")
-                .field("username", username)
-                .field("password", &"<redacted>")
-                .finish(),
-            Self::Bearer { .. } => f
-                .debug_struct("Bearer")
-                .field("token", &"<redacted>")
-                .finish(),
+            Self::Basic { username, .. } => {
+                f.debug_struct("Basic").field("username", username).field("password", &"<redacted>").finish()
+            }
+            Self::Bearer { .. } => f.debug_struct("Bearer").field("token", &"<redacted>").finish(),
         }
     }
 }
@@ -145,9 +140,7 @@ impl Credentials {
 
     /// Credentials for `registry` (host[:port] as in [`crate::ArtifactRef::registry`]); `None` means anonymous.
     pub fn for_registry(&self, registry: &str) -> Option<RegistryAuth> {
-        self.by_registry
-            .get(&normalize_registry_key(registry))
-            .cloned()
+        self.by_registry.get(&normalize_registry_key(registry)).cloned()
     }
 
     /// Whether no registry has credentials.
@@ -175,8 +168,8 @@ fn entry_to_auth(key: &str, entry: AuthEntry) -> Result<Option<RegistryAuth>, Re
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .map_err(|_| invalid(format!("\"auth\" of {key:?} is not base64")))?;
-        let decoded = String::from_utf8(decoded)
-            .map_err(|_| invalid(format!("\"auth\" of {key:?} is not UTF-8")))?;
+        let decoded =
+            String::from_utf8(decoded).map_err(|_| invalid(format!("\"auth\" of {key:?} is not UTF-8")))?;
         let (user, pass) = decoded
             .split_once(':')
             .ok_or_else(|| invalid(format!("\"auth\" of {key:?} is not user:password")))?;
@@ -187,10 +180,7 @@ fn entry_to_auth(key: &str, entry: AuthEntry) -> Result<Option<RegistryAuth>, Re
     // at their token endpoint; Docker's placeholder user name is "<token>".
     if let Some(token) = non_empty(entry.identitytoken) {
         let username = username.unwrap_or_else(|| "<token>".to_owned());
-        return Ok(Some(RegistryAuth::Basic {
-            username,
-            password: token,
-        }));
+        return Ok(Some(RegistryAuth::Basic { username, password: token }));
     }
     match (username, password) {
         (Some(username), Some(password)) => Ok(Some(RegistryAuth::Basic { username, password })),
@@ -205,15 +195,9 @@ fn normalize_registry_key(key: &str) -> String {
         Some((_, rest)) => rest,
         None => key,
     };
-    let host = without_scheme
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let host = without_scheme.split('/').next().unwrap_or_default().to_ascii_lowercase();
     match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "docker.io".to_owned()
-        }
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => "docker.io".to_owned(),
         _ => host,
     }
 }
@@ -227,18 +211,12 @@ mod tests {
     }
 
     fn basic(u: &str, p: &str) -> Option<RegistryAuth> {
-        Some(RegistryAuth::Basic {
-            username: u.into(),
-            password: p.into(),
-        })
+        Some(RegistryAuth::Basic { username: u.into(), password: p.into() })
     }
 
     #[test]
     fn reads_auth_field_and_splits_at_first_colon() {
-        let json = format!(
-            r#"{{"auths":{{"ghcr.io":{{"auth":"{}"}}}}}}"#,
-            b64("alice:pa:ss")
-        );
+        let json = format!(r#"{{"auths":{{"ghcr.io":{{"auth":"{}"}}}}}}"#, b64("alice:pa:ss"));
         let c = Credentials::from_docker_config_json(json.as_bytes()).unwrap();
         assert_eq!(c.for_registry("ghcr.io"), basic("alice", "pa:ss"));
         assert_eq!(c.for_registry("quay.io"), None);
@@ -265,20 +243,13 @@ mod tests {
         assert_eq!(c.for_registry("other.example"), basic("<token>", "idt"));
         assert_eq!(
             c.for_registry("tok.example"),
-            Some(RegistryAuth::Bearer {
-                token: "bearer-token".into()
-            })
+            Some(RegistryAuth::Bearer { token: "bearer-token".into() })
         );
     }
 
     #[test]
     fn docker_hub_aliases_all_mean_docker_io() {
-        for key in [
-            "https://index.docker.io/v1/",
-            "index.docker.io",
-            "registry-1.docker.io",
-            "docker.io",
-        ] {
+        for key in ["https://index.docker.io/v1/", "index.docker.io", "registry-1.docker.io", "docker.io"] {
             let json = format!(r#"{{"auths":{{"{key}":{{"auth":"{}"}}}}}}"#, b64("u:p"));
             let c = Credentials::from_docker_config_json(json.as_bytes()).unwrap();
             assert_eq!(c.for_registry("docker.io"), basic("u", "p"), "{key}");
@@ -303,20 +274,15 @@ mod tests {
 
     #[test]
     fn legacy_dockercfg_form_is_read() {
-        let json = format!(
-            r#"{{"reg.example":{{"auth":"{}","email":"x@y"}}}}"#,
-            b64("u:p")
-        );
+        let json = format!(r#"{{"reg.example":{{"auth":"{}","email":"x@y"}}}}"#, b64("u:p"));
         let c = Credentials::from_docker_config_json(json.as_bytes()).unwrap();
         assert_eq!(c.for_registry("reg.example"), basic("u", "p"));
     }
 
     #[test]
     fn entries_without_credentials_are_anonymous_and_bad_ones_are_errors() {
-        let c = Credentials::from_docker_config_json(
-            br#"{"auths":{"a.example":{}},"credsStore":"desktop"}"#,
-        )
-        .unwrap();
+        let c = Credentials::from_docker_config_json(br#"{"auths":{"a.example":{}},"credsStore":"desktop"}"#)
+            .unwrap();
         assert!(c.is_empty());
         for bad in [
             &br#"{"auths":{"a.example":{"auth":"%%%"}}}"#[..],

@@ -14,8 +14,7 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYP
 use reqwest::{Method, StatusCode};
 
 use super::manifest::{
-    bare_media_type, parse_manifest, Descriptor, ImageIndex, ManifestKind, MANIFEST_MEDIA_TYPES,
-    OCI_INDEX,
+    bare_media_type, parse_manifest, Descriptor, ImageIndex, ManifestKind, MANIFEST_MEDIA_TYPES, OCI_INDEX,
 };
 use super::{FetchedManifest, RegistryAuth, RegistryConfig, RegistryError, RegistryStats};
 use crate::digest::Digest;
@@ -44,9 +43,7 @@ pub struct RegistryClient {
 
 impl std::fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryClient")
-            .field("config", &self.inner.config)
-            .finish()
+        f.debug_struct("RegistryClient").field("config", &self.inner.config).finish()
     }
 }
 
@@ -106,15 +103,8 @@ struct Req<'a> {
 impl RegistryClient {
     /// Build a client; fails only on an unusable TLS or HTTP configuration.
     pub fn new(config: RegistryConfig) -> Result<Self, RegistryError> {
-        let insecure: Vec<String> = config
-            .insecure_registries
-            .iter()
-            .map(|r| normalize_host(r))
-            .collect();
-        let config = RegistryConfig {
-            insecure_registries: insecure.clone(),
-            ..config
-        };
+        let insecure: Vec<String> = config.insecure_registries.iter().map(|r| normalize_host(r)).collect();
+        let config = RegistryConfig { insecure_registries: insecure.clone(), ..config };
         let oci_config = ClientConfig {
             protocol: ClientProtocol::HttpsExcept(insecure),
             read_timeout: Some(config.timeout),
@@ -122,13 +112,12 @@ impl RegistryClient {
             use_monolithic_push: true,
             ..ClientConfig::default()
         };
-        let oci = oci_client::Client::try_from(oci_config).map_err(|e| RegistryError::Config {
-            reason: e.to_string(),
-        })?;
+        let oci = oci_client::Client::try_from(oci_config)
+            .map_err(|e| RegistryError::Config { reason: e.to_string() })?;
         let redirects = reqwest::redirect::Policy::custom(|attempt| {
             // Never follow a redirect from HTTPS down to plain HTTP.
-            let downgrade = attempt.url().scheme() == "http"
-                && attempt.previous().iter().any(|u| u.scheme() == "https");
+            let downgrade =
+                attempt.url().scheme() == "http" && attempt.previous().iter().any(|u| u.scheme() == "https");
             if downgrade {
                 attempt.error("redirect from https to http refused")
             } else if attempt.previous().len() > MAX_REDIRECTS {
@@ -143,9 +132,7 @@ impl RegistryClient {
             .redirect(redirects)
             .user_agent(concat!("vouch/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| RegistryError::Config {
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| RegistryError::Config { reason: e.to_string() })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -181,25 +168,15 @@ impl RegistryClient {
         self.counted(async {
             let ans = self
                 .with_retries(r, true, || {
-                    self.send(Req {
-                        method: Method::HEAD,
-                        ..self.manifest_req(r, manifest_path_ref(r))
-                    })
+                    self.send(Req { method: Method::HEAD, ..self.manifest_req(r, manifest_path_ref(r)) })
                 })
                 .await?;
-            let definite = [
-                StatusCode::OK,
-                StatusCode::UNAUTHORIZED,
-                StatusCode::FORBIDDEN,
-                StatusCode::NOT_FOUND,
-            ];
+            let definite =
+                [StatusCode::OK, StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN, StatusCode::NOT_FOUND];
             if definite.contains(&ans.status) {
                 check_status(r, &ans, &[StatusCode::OK])?;
             }
-            match ans
-                .header("docker-content-digest")
-                .filter(|_| ans.status == StatusCode::OK)
-            {
+            match ans.header("docker-content-digest").filter(|_| ans.status == StatusCode::OK) {
                 Some(d) => d
                     .parse::<Digest>()
                     .map_err(|e| protocol(r, format!("bad Docker-Content-Digest header: {e}"))),
@@ -226,15 +203,10 @@ impl RegistryClient {
     }
 
     /// The platform image manifests of the index `r` names (attestation manifests left out).
-    pub async fn platform_manifests(
-        &self,
-        r: &ArtifactRef,
-    ) -> Result<Vec<Descriptor>, RegistryError> {
+    pub async fn platform_manifests(&self, r: &ArtifactRef) -> Result<Vec<Descriptor>, RegistryError> {
         match self.fetch_parsed_manifest(r).await? {
             (_, ManifestKind::Index(index)) => Ok(index.platform_manifests()),
-            (_, ManifestKind::Image(_)) => {
-                Err(protocol(r, "is an image manifest, not an index".to_owned()))
-            }
+            (_, ManifestKind::Image(_)) => Err(protocol(r, "is an image manifest, not an index".to_owned())),
         }
     }
 
@@ -287,15 +259,9 @@ impl RegistryClient {
             // Let oci-client authenticate its own requests with the same credentials.
             let oci_ref = oci_reference(r);
             let oci_auth = self.oci_auth(r);
-            self.inner
-                .oci
-                .store_auth_if_needed(oci_ref.resolve_registry(), &oci_auth)
-                .await;
+            self.inner.oci.store_auth_if_needed(oci_ref.resolve_registry(), &oci_auth).await;
             let digest_text = digest.to_string();
-            let upload = self
-                .inner
-                .oci
-                .push_blob(&oci_ref, bytes.to_vec(), &digest_text);
+            let upload = self.inner.oci.push_blob(&oci_ref, bytes.to_vec(), &digest_text);
             match tokio::time::timeout(self.inner.config.timeout, upload).await {
                 Ok(Ok(_location)) => Ok(digest),
                 Ok(Err(e)) => Err(map_oci_error(r, e, self.inner.config.timeout)),
@@ -315,12 +281,7 @@ impl RegistryClient {
         bytes: &[u8],
         media_type: &str,
     ) -> Result<Digest, RegistryError> {
-        self.counted(async {
-            self.put_manifest(r, bytes, media_type)
-                .await
-                .map(|(d, _)| d)
-        })
-        .await
+        self.counted(async { self.put_manifest(r, bytes, media_type).await.map(|(d, _)| d) }).await
     }
 
     /// Manifests that refer to `subject` (which must have a digest), optionally only those of one artifact
@@ -367,18 +328,10 @@ impl RegistryClient {
                 Some(s) => {
                     return Err(invalid_ref(
                         subject,
-                        format!(
-                            "the manifest's subject is {}, not {subject_digest}",
-                            s.digest
-                        ),
+                        format!("the manifest's subject is {}, not {subject_digest}", s.digest),
                     ))
                 }
-                None => {
-                    return Err(invalid_ref(
-                        subject,
-                        "the manifest has no subject".to_owned(),
-                    ))
-                }
+                None => return Err(invalid_ref(subject, "the manifest has no subject".to_owned())),
             }
             let digest = Digest::sha256_of(manifest);
             let target = subject_repo(subject)?.with_digest(digest.clone());
@@ -406,9 +359,8 @@ impl RegistryClient {
                     return Ok(digest);
                 }
                 index.manifests.push(entry.clone());
-                let body = serde_json::to_vec(&index).map_err(|e| {
-                    protocol(subject, format!("cannot encode referrers index: {e}"))
-                })?;
+                let body = serde_json::to_vec(&index)
+                    .map_err(|e| protocol(subject, format!("cannot encode referrers index: {e}")))?;
                 self.put_manifest(&tag_ref, &body, OCI_INDEX).await?;
                 // Read back: a concurrent writer may have replaced the index with one lacking our entry.
                 let written = self.referrers_tag_index(subject, &subject_digest).await?;
@@ -439,15 +391,9 @@ impl RegistryClient {
         result
     }
 
-    async fn fetch_manifest_uncounted(
-        &self,
-        r: &ArtifactRef,
-    ) -> Result<FetchedManifest, RegistryError> {
-        let ans = self
-            .with_retries(r, true, || {
-                self.send(self.manifest_req(r, manifest_path_ref(r)))
-            })
-            .await?;
+    async fn fetch_manifest_uncounted(&self, r: &ArtifactRef) -> Result<FetchedManifest, RegistryError> {
+        let ans =
+            self.with_retries(r, true, || self.send(self.manifest_req(r, manifest_path_ref(r)))).await?;
         check_status(r, &ans, &[StatusCode::OK])?;
         let digest = match r.digest() {
             Some(expected) => {
@@ -458,9 +404,9 @@ impl RegistryClient {
                 let actual = Digest::sha256_of(&ans.body);
                 // A registry that names another digest than what it served is not to be trusted.
                 if let Some(claimed) = ans.header("docker-content-digest") {
-                    let claimed: Digest = claimed.parse().map_err(|e| {
-                        protocol(r, format!("bad Docker-Content-Digest header: {e}"))
-                    })?;
+                    let claimed: Digest = claimed
+                        .parse()
+                        .map_err(|e| protocol(r, format!("bad Docker-Content-Digest header: {e}")))?;
                     verify_digest(&claimed, &ans.body)?;
                 }
                 actual
@@ -474,11 +420,7 @@ impl RegistryClient {
             Some(m) => m.to_owned(),
             None => body_media_type(&ans.body).unwrap_or_default(),
         };
-        Ok(FetchedManifest {
-            digest,
-            media_type,
-            bytes: ans.body,
-        })
+        Ok(FetchedManifest { digest, media_type, bytes: ans.body })
     }
 
     fn manifest_req<'a>(&self, r: &'a ArtifactRef, reference: String) -> Req<'a> {
@@ -503,10 +445,7 @@ impl RegistryClient {
     ) -> Result<(Digest, bool), RegistryError> {
         let limit = self.inner.config.max_manifest_bytes;
         if bytes.len() > limit {
-            return Err(RegistryError::TooLarge {
-                what: format!("manifest for {r}"),
-                limit,
-            });
+            return Err(RegistryError::TooLarge { what: format!("manifest for {r}"), limit });
         }
         let digest = Digest::sha256_of(bytes);
         if let Some(expected) = r.digest() {
@@ -515,12 +454,7 @@ impl RegistryClient {
         let reference = match (r.tag(), r.digest()) {
             (Some(t), _) => t.to_owned(),
             (None, Some(d)) => d.to_string(),
-            (None, None) => {
-                return Err(invalid_ref(
-                    r,
-                    "a manifest push needs a tag or a digest".to_owned(),
-                ))
-            }
+            (None, None) => return Err(invalid_ref(r, "a manifest push needs a tag or a digest".to_owned())),
         };
         let req = || Req {
             r,
@@ -554,9 +488,8 @@ impl RegistryClient {
         digest: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Option<Vec<Descriptor>>, RegistryError> {
-        let mut url =
-            reqwest::Url::parse(&format!("{}/referrers/{digest}", self.repo_url(subject)))
-                .map_err(|e| invalid_ref(subject, format!("cannot build referrers URL: {e}")))?;
+        let mut url = reqwest::Url::parse(&format!("{}/referrers/{digest}", self.repo_url(subject)))
+            .map_err(|e| invalid_ref(subject, format!("cannot build referrers URL: {e}")))?;
         if let Some(t) = artifact_type {
             url.query_pairs_mut().append_pair("artifactType", t);
         }
@@ -566,10 +499,7 @@ impl RegistryClient {
         while let Some(page_url) = next.take() {
             pages += 1;
             if pages > MAX_REFERRER_PAGES {
-                return Err(protocol(
-                    subject,
-                    format!("more than {MAX_REFERRER_PAGES} pages of referrers"),
-                ));
+                return Err(protocol(subject, format!("more than {MAX_REFERRER_PAGES} pages of referrers")));
             }
             let req = || Req {
                 r: subject,
@@ -581,32 +511,19 @@ impl RegistryClient {
                 limit: self.inner.config.max_manifest_bytes,
                 what: format!("referrers of {subject}"),
             };
-            let ans = self
-                .with_retries(subject, true, || self.send(req()))
-                .await?;
+            let ans = self.with_retries(subject, true, || self.send(req())).await?;
             // 404 and 405 mean no referrers API (a registry with it answers 200 even for unknown subjects).
-            if pages == 1
-                && matches!(
-                    ans.status,
-                    StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
-                )
-            {
+            if pages == 1 && matches!(ans.status, StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED) {
                 return Ok(None);
             }
             check_status(subject, &ans, &[StatusCode::OK])?;
             match parse_manifest(&subject.to_string(), OCI_INDEX, &ans.body)? {
                 ManifestKind::Index(index) => found.extend(index.manifests),
                 ManifestKind::Image(_) => {
-                    return Err(protocol(
-                        subject,
-                        "referrers answer is not an image index".to_owned(),
-                    ))
+                    return Err(protocol(subject, "referrers answer is not an image index".to_owned()))
                 }
             }
-            next = ans
-                .header("link")
-                .and_then(next_link)
-                .map(|link| self.absolute_url(subject, &link));
+            next = ans.header("link").and_then(next_link).map(|link| self.absolute_url(subject, &link));
         }
         Ok(Some(found))
     }
@@ -646,10 +563,7 @@ impl RegistryClient {
     {
         let budget = self.inner.config.timeout;
         let deadline = tokio::time::Instant::now() + budget;
-        let timeout = || RegistryError::Timeout {
-            registry: r.registry().to_owned(),
-            after: budget,
-        };
+        let timeout = || RegistryError::Timeout { registry: r.registry().to_owned(), after: budget };
         let mut backoff = FIRST_BACKOFF;
         let mut tries = 0u32;
         loop {
@@ -685,11 +599,7 @@ impl RegistryClient {
         Ok(ans)
     }
 
-    async fn send_once(
-        &self,
-        req: &Req<'_>,
-        auth: Option<&HeaderValue>,
-    ) -> Result<Answer, RegistryError> {
+    async fn send_once(&self, req: &Req<'_>, auth: Option<&HeaderValue>) -> Result<Answer, RegistryError> {
         let mut builder = self.inner.http.request(req.method.clone(), &req.url);
         if let Some(a) = auth {
             builder = builder.header(AUTHORIZATION, a.clone());
@@ -698,9 +608,7 @@ impl RegistryClient {
             builder = builder.header(ACCEPT, accept);
         }
         if let Some((body, content_type)) = &req.body {
-            builder = builder
-                .header(CONTENT_TYPE, content_type)
-                .body(body.clone());
+            builder = builder.header(CONTENT_TYPE, content_type).body(body.clone());
         }
         let mut response = builder.send().await.map_err(|e| self.classify(req.r, &e))?;
         let status = response.status();
@@ -711,38 +619,20 @@ impl RegistryClient {
         let headers = response.headers().clone();
         // Bodies of failures and of HEAD are not needed; only a successful GET's body is read, capped.
         if !status.is_success() || req.method == Method::HEAD || req.method == Method::PUT {
-            return Ok(Answer {
-                status,
-                headers,
-                body: Vec::new(),
-            });
+            return Ok(Answer { status, headers, body: Vec::new() });
         }
-        let too_large = || RegistryError::TooLarge {
-            what: req.what.clone(),
-            limit: req.limit,
-        };
-        if response
-            .content_length()
-            .is_some_and(|len| len > req.limit as u64)
-        {
+        let too_large = || RegistryError::TooLarge { what: req.what.clone(), limit: req.limit };
+        if response.content_length().is_some_and(|len| len > req.limit as u64) {
             return Err(too_large());
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| self.classify(req.r, &e))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(req.r, &e))? {
             if body.len() + chunk.len() > req.limit {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Answer {
-            status,
-            headers,
-            body,
-        })
+        Ok(Answer { status, headers, body })
     }
 
     /// The Authorization header for `r`'s repository (none for anonymous access without a token), and
@@ -752,11 +642,7 @@ impl RegistryClient {
         r: &ArtifactRef,
         op: Op,
     ) -> Result<(Option<HeaderValue>, bool), RegistryError> {
-        let key = AuthKey {
-            registry: r.registry().to_owned(),
-            repository: r.repository().to_owned(),
-            op,
-        };
+        let key = AuthKey { registry: r.registry().to_owned(), repository: r.repository().to_owned(), op };
         if let Ok(cache) = self.inner.auth_cache.lock() {
             if let Some(cached) = cache.get(&key).filter(|c| c.until > Instant::now()) {
                 return Ok((cached.header.clone(), true));
@@ -803,23 +689,13 @@ impl RegistryClient {
                     cache.clear();
                 }
             }
-            cache.insert(
-                key,
-                CachedAuth {
-                    header: header.clone(),
-                    until: Instant::now() + AUTH_REUSE,
-                },
-            );
+            cache.insert(key, CachedAuth { header: header.clone(), until: Instant::now() + AUTH_REUSE });
         }
         Ok((header, false))
     }
 
     fn forget_auth(&self, r: &ArtifactRef, op: Op) {
-        let key = AuthKey {
-            registry: r.registry().to_owned(),
-            repository: r.repository().to_owned(),
-            op,
-        };
+        let key = AuthKey { registry: r.registry().to_owned(), repository: r.repository().to_owned(), op };
         if let Ok(mut cache) = self.inner.auth_cache.lock() {
             cache.remove(&key);
         }
@@ -834,13 +710,7 @@ impl RegistryClient {
     }
 
     fn scheme(&self, registry: &str) -> &'static str {
-        if self
-            .inner
-            .config
-            .insecure_registries
-            .iter()
-            .any(|i| i == registry)
-        {
+        if self.inner.config.insecure_registries.iter().any(|i| i == registry) {
             "http"
         } else {
             "https"
@@ -850,11 +720,7 @@ impl RegistryClient {
     /// `https://registry/v2/<repository>`, with Docker Hub's API host.
     fn repo_url(&self, r: &ArtifactRef) -> String {
         let host = oci_reference(r).resolve_registry().to_owned();
-        format!(
-            "{}://{host}/v2/{}",
-            self.scheme(r.registry()),
-            r.repository()
-        )
+        format!("{}://{host}/v2/{}", self.scheme(r.registry()), r.repository())
     }
 
     fn absolute_url(&self, r: &ArtifactRef, link: &str) -> String {
@@ -869,10 +735,7 @@ impl RegistryClient {
     fn classify(&self, r: &ArtifactRef, e: &reqwest::Error) -> RegistryError {
         let registry = r.registry().to_owned();
         if e.is_timeout() {
-            return RegistryError::Timeout {
-                registry,
-                after: self.inner.config.timeout,
-            };
+            return RegistryError::Timeout { registry, after: self.inner.config.timeout };
         }
         let reason = error_chain(e);
         // rustls reading a plain-HTTP answer to its ClientHello: the registry does not speak TLS.
@@ -901,14 +764,12 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 fn map_oci_error(r: &ArtifactRef, e: OciDistributionError, timeout: Duration) -> RegistryError {
     let registry = r.registry().to_owned();
     match e {
-        OciDistributionError::AuthenticationFailure(_)
-        | OciDistributionError::UnauthorizedError { .. } => {
+        OciDistributionError::AuthenticationFailure(_) | OciDistributionError::UnauthorizedError { .. } => {
             RegistryError::Unauthorized { registry }
         }
-        OciDistributionError::RequestError(e) if e.is_timeout() => RegistryError::Timeout {
-            registry,
-            after: timeout,
-        },
+        OciDistributionError::RequestError(e) if e.is_timeout() => {
+            RegistryError::Timeout { registry, after: timeout }
+        }
         OciDistributionError::RequestError(e) => {
             let reason = error_chain(&e);
             if reason.contains("InvalidContentType") || reason.contains("corrupt message") {
@@ -922,12 +783,7 @@ fn map_oci_error(r: &ArtifactRef, e: OciDistributionError, timeout: Duration) ->
             r,
             format!(
                 "registry error: {}",
-                envelope
-                    .errors
-                    .iter()
-                    .map(|e| e.message.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                envelope.errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ")
             ),
         ),
         other => protocol(r, other.to_string()),
@@ -936,28 +792,15 @@ fn map_oci_error(r: &ArtifactRef, e: OciDistributionError, timeout: Duration) ->
 
 fn status_error(r: &ArtifactRef, status: u16) -> RegistryError {
     match status {
-        401 => RegistryError::Unauthorized {
-            registry: r.registry().to_owned(),
-        },
-        403 => RegistryError::Denied {
-            reference: r.to_string(),
-        },
-        404 => RegistryError::NotFound {
-            reference: r.to_string(),
-        },
-        s if s >= 500 || s == 429 => RegistryError::Server {
-            reference: r.to_string(),
-            status: s,
-        },
+        401 => RegistryError::Unauthorized { registry: r.registry().to_owned() },
+        403 => RegistryError::Denied { reference: r.to_string() },
+        404 => RegistryError::NotFound { reference: r.to_string() },
+        s if s >= 500 || s == 429 => RegistryError::Server { reference: r.to_string(), status: s },
         s => protocol(r, format!("unexpected HTTP status {s}")),
     }
 }
 
-fn check_status(
-    r: &ArtifactRef,
-    ans: &Answer,
-    expected: &[StatusCode],
-) -> Result<(), RegistryError> {
+fn check_status(r: &ArtifactRef, ans: &Answer, expected: &[StatusCode]) -> Result<(), RegistryError> {
     if expected.contains(&ans.status) {
         Ok(())
     } else {
@@ -977,23 +820,15 @@ fn verify_digest(expected: &Digest, bytes: &[u8]) -> Result<(), RegistryError> {
 }
 
 fn protocol(r: &ArtifactRef, reason: String) -> RegistryError {
-    RegistryError::Protocol {
-        reference: r.to_string(),
-        reason,
-    }
+    RegistryError::Protocol { reference: r.to_string(), reason }
 }
 
 fn invalid_ref(r: &ArtifactRef, reason: String) -> RegistryError {
-    RegistryError::InvalidReference {
-        reference: r.to_string(),
-        reason,
-    }
+    RegistryError::InvalidReference { reference: r.to_string(), reason }
 }
 
 fn subject_digest(subject: &ArtifactRef) -> Result<&Digest, RegistryError> {
-    subject
-        .digest()
-        .ok_or_else(|| invalid_ref(subject, "referrers need a digest reference".to_owned()))
+    subject.digest().ok_or_else(|| invalid_ref(subject, "referrers need a digest reference".to_owned()))
 }
 
 /// The repository of `r` without tag or digest.
@@ -1057,18 +892,9 @@ mod tests {
         let expected = Digest::sha256_of(b"the real manifest");
         assert!(verify_digest(&expected, b"the real manifest").is_ok());
         let e = verify_digest(&expected, b"a tampered manifest").unwrap_err();
-        let RegistryError::DigestMismatch {
-            expected: exp,
-            actual,
-        } = e
-        else {
-            panic!("wrong error")
-        };
+        let RegistryError::DigestMismatch { expected: exp, actual } = e else { panic!("wrong error") };
         assert_eq!(exp, expected.to_string());
-        assert_eq!(
-            actual,
-            Digest::sha256_of(b"a tampered manifest").to_string()
-        );
+        assert_eq!(actual, Digest::sha256_of(b"a tampered manifest").to_string());
     }
 
     #[test]
@@ -1087,18 +913,9 @@ mod tests {
     #[test]
     fn statuses_map_to_distinct_errors() {
         let r: ArtifactRef = "reg.example/app:1".parse().unwrap();
-        assert!(matches!(
-            status_error(&r, 401),
-            RegistryError::Unauthorized { .. }
-        ));
-        assert!(matches!(
-            status_error(&r, 403),
-            RegistryError::Denied { .. }
-        ));
-        assert!(matches!(
-            status_error(&r, 404),
-            RegistryError::NotFound { .. }
-        ));
+        assert!(matches!(status_error(&r, 401), RegistryError::Unauthorized { .. }));
+        assert!(matches!(status_error(&r, 403), RegistryError::Denied { .. }));
+        assert!(matches!(status_error(&r, 404), RegistryError::NotFound { .. }));
         assert!(status_error(&r, 503).is_transient());
         assert!(status_error(&r, 429).is_transient());
         assert!(!status_error(&r, 400).is_transient());
@@ -1116,10 +933,7 @@ mod tests {
         assert_eq!(client.repo_url(&plain), "http://localhost:5000/v2/a");
         assert_eq!(client.repo_url(&tls), "https://localhost:5001/v2/a");
         let hub: ArtifactRef = "nginx".parse().unwrap();
-        assert_eq!(
-            client.repo_url(&hub),
-            "https://index.docker.io/v2/library/nginx"
-        );
+        assert_eq!(client.repo_url(&hub), "https://index.docker.io/v2/library/nginx");
     }
 
     #[test]
@@ -1127,9 +941,6 @@ mod tests {
         let d = Digest::sha256_of(b"x");
         let r: ArtifactRef = format!("reg.example/app:1@{d}").parse().unwrap();
         assert_eq!(manifest_path_ref(&r), d.to_string());
-        assert_eq!(
-            manifest_path_ref(&"reg.example/app".parse().unwrap()),
-            "latest"
-        );
+        assert_eq!(manifest_path_ref(&"reg.example/app".parse().unwrap()), "latest");
     }
 }

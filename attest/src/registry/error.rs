@@ -117,44 +117,20 @@ mod tests {
     #[test]
     fn transient_errors_are_network_and_server_trouble_only() {
         let transient = [
-            RegistryError::Unreachable {
-                registry: "r".into(),
-                reason: "refused".into(),
-            },
-            RegistryError::Timeout {
-                registry: "r".into(),
-                after: Duration::from_secs(1),
-            },
-            RegistryError::Server {
-                reference: "r/a".into(),
-                status: 503,
-            },
-            RegistryError::Server {
-                reference: "r/a".into(),
-                status: 429,
-            },
+            RegistryError::Unreachable { registry: "r".into(), reason: "refused".into() },
+            RegistryError::Timeout { registry: "r".into(), after: Duration::from_secs(1) },
+            RegistryError::Server { reference: "r/a".into(), status: 503 },
+            RegistryError::Server { reference: "r/a".into(), status: 429 },
         ];
         for e in transient {
             assert!(e.is_transient(), "{e}");
         }
         let permanent = [
-            RegistryError::NotFound {
-                reference: "r/a:1".into(),
-            },
-            RegistryError::Unauthorized {
-                registry: "r".into(),
-            },
-            RegistryError::DigestMismatch {
-                expected: "a".into(),
-                actual: "b".into(),
-            },
-            RegistryError::InsecureNotAllowed {
-                registry: "r".into(),
-            },
-            RegistryError::TooLarge {
-                what: "manifest".into(),
-                limit: 1,
-            },
+            RegistryError::NotFound { reference: "r/a:1".into() },
+            RegistryError::Unauthorized { registry: "r".into() },
+            RegistryError::DigestMismatch { expected: "a".into(), actual: "b".into() },
+            RegistryError::InsecureNotAllowed { registry: "r".into() },
+            RegistryError::TooLarge { what: "manifest".into(), limit: 1 },
         ];
         for e in permanent {
             assert!(!e.is_transient(), "{e}");

@@ -17,12 +17,7 @@ pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.mani
 /// The OCI empty descriptor's media type (`{}` config of artifacts).
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 /// Every manifest media type vouch reads, in the order sent in `Accept`.
-pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
-    OCI_MANIFEST,
-    OCI_INDEX,
-    DOCKER_MANIFEST,
-    DOCKER_MANIFEST_LIST,
-];
+pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];
 
 /// A content descriptor as in the OCI image specification.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -53,11 +48,7 @@ pub struct Platform {
     /// Operating system (`linux`, ...).
     pub os: String,
     /// Operating system version.
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
     pub os_version: Option<String>,
     /// Required operating system features.
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
@@ -135,9 +126,7 @@ impl ImageIndex {
             .iter()
             .filter(|d| d.media_type == OCI_MANIFEST || d.media_type == DOCKER_MANIFEST)
             .filter(|d| {
-                d.annotations
-                    .get("vnd.docker.reference.type")
-                    .map(String::as_str)
+                d.annotations.get("vnd.docker.reference.type").map(String::as_str)
                     != Some("attestation-manifest")
             })
             .filter(|d| d.platform.as_ref().is_none_or(|p| p.os != "unknown"))
@@ -188,10 +177,7 @@ pub fn parse_manifest(
     media_type: &str,
     bytes: &[u8],
 ) -> Result<ManifestKind, RegistryError> {
-    let protocol = |reason: String| RegistryError::Protocol {
-        reference: reference.to_owned(),
-        reason,
-    };
+    let protocol = |reason: String| RegistryError::Protocol { reference: reference.to_owned(), reason };
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Probe {
@@ -201,44 +187,30 @@ pub fn parse_manifest(
         config: Option<serde_json::Value>,
         layers: Option<serde_json::Value>,
     }
-    let probe: Probe = serde_json::from_slice(bytes)
-        .map_err(|e| protocol(format!("manifest is not a JSON object: {e}")))?;
+    let probe: Probe =
+        serde_json::from_slice(bytes).map_err(|e| protocol(format!("manifest is not a JSON object: {e}")))?;
     if probe.schema_version != Some(2) {
-        return Err(protocol(format!(
-            "unsupported manifest schemaVersion {:?}",
-            probe.schema_version
-        )));
+        return Err(protocol(format!("unsupported manifest schemaVersion {:?}", probe.schema_version)));
     }
     let header_type = bare_media_type(media_type);
-    let header_type = (!header_type.is_empty() && MANIFEST_MEDIA_TYPES.contains(&header_type))
-        .then_some(header_type);
+    let header_type =
+        (!header_type.is_empty() && MANIFEST_MEDIA_TYPES.contains(&header_type)).then_some(header_type);
     let effective = match (header_type, probe.media_type.as_deref()) {
         (Some(h), Some(b)) if h != b => {
-            return Err(protocol(format!(
-                "Content-Type {h} contradicts the manifest's mediaType {b}"
-            )));
+            return Err(protocol(format!("Content-Type {h} contradicts the manifest's mediaType {b}")));
         }
         (_, Some(b)) => b.to_owned(),
         (Some(h), None) => h.to_owned(),
-        (None, None) => match (
-            probe.manifests.is_some(),
-            probe.config.is_some() || probe.layers.is_some(),
-        ) {
+        (None, None) => match (probe.manifests.is_some(), probe.config.is_some() || probe.layers.is_some()) {
             (true, false) => OCI_INDEX.to_owned(),
             (false, true) => OCI_MANIFEST.to_owned(),
-            _ => {
-                return Err(protocol(
-                    "cannot tell whether the manifest is an image or an index".to_owned(),
-                ))
-            }
+            _ => return Err(protocol("cannot tell whether the manifest is an image or an index".to_owned())),
         },
     };
     match effective.as_str() {
         OCI_MANIFEST | DOCKER_MANIFEST => {
             if probe.manifests.is_some() {
-                return Err(protocol(
-                    "image manifest has a \"manifests\" field".to_owned(),
-                ));
+                return Err(protocol("image manifest has a \"manifests\" field".to_owned()));
             }
             serde_json::from_slice(bytes)
                 .map(ManifestKind::Image)
@@ -246,9 +218,7 @@ pub fn parse_manifest(
         }
         OCI_INDEX | DOCKER_MANIFEST_LIST => {
             if probe.config.is_some() || probe.layers.is_some() {
-                return Err(protocol(
-                    "image index has \"config\" or \"layers\"".to_owned(),
-                ));
+                return Err(protocol("image index has \"config\" or \"layers\"".to_owned()));
             }
             serde_json::from_slice(bytes)
                 .map(ManifestKind::Index)
@@ -265,9 +235,7 @@ mod tests {
     const D1: &str = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
     fn image_json(media_type: Option<&str>) -> String {
-        let mt = media_type
-            .map(|m| format!(r#""mediaType":"{m}","#))
-            .unwrap_or_default();
+        let mt = media_type.map(|m| format!(r#""mediaType":"{m}","#)).unwrap_or_default();
         format!(
             r#"{{"schemaVersion":2,{mt}"config":{{"mediaType":"{OCI_EMPTY}","digest":"{D1}","size":2}},
             "layers":[{{"mediaType":"application/octet-stream","digest":"{D1}","size":4}}],
@@ -284,9 +252,7 @@ mod tests {
             ("application/octet-stream", None),
         ] {
             let m = parse_manifest("r", header, image_json(body).as_bytes()).unwrap();
-            let ManifestKind::Image(m) = m else {
-                panic!("not an image: {header} {body:?}")
-            };
+            let ManifestKind::Image(m) = m else { panic!("not an image: {header} {body:?}") };
             assert_eq!(m.layers.len(), 1);
             assert_eq!(m.subject.unwrap().digest.to_string(), D1);
             assert_eq!(m.annotations["a"], "b");
@@ -306,11 +272,8 @@ mod tests {
             panic!("not an index")
         };
         assert_eq!(i.manifests.len(), 3);
-        let platforms: Vec<_> = i
-            .platform_manifests()
-            .into_iter()
-            .map(|d| d.platform.unwrap().architecture)
-            .collect();
+        let platforms: Vec<_> =
+            i.platform_manifests().into_iter().map(|d| d.platform.unwrap().architecture).collect();
         assert_eq!(platforms, ["amd64", "arm64"]);
     }
 
@@ -318,16 +281,11 @@ mod tests {
     fn rejects_ambiguous_or_contradictory_manifests() {
         let cases = [
             (OCI_INDEX.to_owned(), image_json(Some(OCI_MANIFEST))),
-            (
-                String::new(),
-                r#"{"schemaVersion":1,"config":{}}"#.to_owned(),
-            ),
+            (String::new(), r#"{"schemaVersion":1,"config":{}}"#.to_owned()),
             (String::new(), r#"{"schemaVersion":2}"#.to_owned()),
             (
                 String::new(),
-                format!(
-                    r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[],"layers":[]}}"#
-                ),
+                format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[],"layers":[]}}"#),
             ),
             (
                 String::new(),
@@ -343,9 +301,8 @@ mod tests {
 
     #[test]
     fn descriptor_round_trips_as_oci_json() {
-        let json = format!(
-            r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{D1}","size":7,"artifactType":"x/y"}}"#
-        );
+        let json =
+            format!(r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{D1}","size":7,"artifactType":"x/y"}}"#);
         let d: Descriptor = serde_json::from_str(&json).unwrap();
         assert_eq!(d.artifact_type.as_deref(), Some("x/y"));
         assert_eq!(serde_json::to_string(&d).unwrap(), json);

@@ -116,26 +116,17 @@ fn count_text(count: &usize, truncated: &bool) -> String {
 }
 
 fn describe(violations: &[SchemaViolation]) -> String {
-    violations
-        .iter()
-        .map(|v| format!("at {:?}: {}", v.pointer, v.message))
-        .collect::<Vec<_>>()
-        .join("; ")
+    violations.iter().map(|v| format!("at {:?}: {}", v.pointer, v.message)).collect::<Vec<_>>().join("; ")
 }
 
 /// Parse and validate a CycloneDX JSON document: size cap, JSON, `bomFormat`, supported `specVersion`,
 /// schema validity; then report its facts.
 pub fn parse_cyclonedx(bytes: &[u8]) -> Result<SbomFacts, SbomError> {
     if bytes.len() > MAX_SBOM_BYTES {
-        return Err(SbomError::TooLarge {
-            size: bytes.len(),
-            max: MAX_SBOM_BYTES,
-        });
+        return Err(SbomError::TooLarge { size: bytes.len(), max: MAX_SBOM_BYTES });
     }
     let document: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| SbomError::NotJson {
-            reason: e.to_string(),
-        })?;
+        serde_json::from_slice(bytes).map_err(|e| SbomError::NotJson { reason: e.to_string() })?;
     facts_of(&document, Digest::sha256_of(bytes))
 }
 
@@ -143,14 +134,10 @@ pub fn parse_cyclonedx(bytes: &[u8]) -> Result<SbomFacts, SbomError> {
 ///
 /// The digest is the SHA-256 of the predicate's JCS (RFC 8785) canonical form, since no document bytes exist.
 pub fn from_predicate(value: &serde_json::Value) -> Result<SbomFacts, SbomError> {
-    let canonical = serde_json_canonicalizer::to_vec(value).map_err(|e| SbomError::NotJson {
-        reason: e.to_string(),
-    })?;
+    let canonical =
+        serde_json_canonicalizer::to_vec(value).map_err(|e| SbomError::NotJson { reason: e.to_string() })?;
     if canonical.len() > MAX_SBOM_BYTES {
-        return Err(SbomError::TooLarge {
-            size: canonical.len(),
-            max: MAX_SBOM_BYTES,
-        });
+        return Err(SbomError::TooLarge { size: canonical.len(), max: MAX_SBOM_BYTES });
     }
     facts_of(value, Digest::sha256_of(&canonical))
 }
@@ -158,49 +145,27 @@ pub fn from_predicate(value: &serde_json::Value) -> Result<SbomFacts, SbomError>
 fn facts_of(document: &serde_json::Value, digest: Digest) -> Result<SbomFacts, SbomError> {
     let object = document
         .as_object()
-        .ok_or_else(|| SbomError::NotCycloneDx {
-            reason: "document is not a JSON object".into(),
-        })?;
+        .ok_or_else(|| SbomError::NotCycloneDx { reason: "document is not a JSON object".into() })?;
     match object.get("bomFormat") {
         Some(serde_json::Value::String(f)) if f == "CycloneDX" => {}
         Some(other) => {
             return Err(SbomError::NotCycloneDx {
-                reason: format!(
-                    "bomFormat is {}, expected \"CycloneDX\"",
-                    truncate(&other.to_string())
-                ),
+                reason: format!("bomFormat is {}, expected \"CycloneDX\"", truncate(&other.to_string())),
             })
         }
-        None => {
-            return Err(SbomError::NotCycloneDx {
-                reason: "bomFormat is missing".into(),
-            })
-        }
+        None => return Err(SbomError::NotCycloneDx { reason: "bomFormat is missing".into() }),
     }
     let spec_text = match object.get("specVersion") {
         Some(serde_json::Value::String(v)) => v.as_str(),
-        Some(other) => {
-            return Err(SbomError::UnsupportedSpecVersion {
-                found: truncate(&other.to_string()),
-            })
-        }
-        None => {
-            return Err(SbomError::NotCycloneDx {
-                reason: "specVersion is missing".into(),
-            })
-        }
+        Some(other) => return Err(SbomError::UnsupportedSpecVersion { found: truncate(&other.to_string()) }),
+        None => return Err(SbomError::NotCycloneDx { reason: "specVersion is missing".into() }),
     };
-    let spec_version =
-        SpecVersion::parse(spec_text).ok_or_else(|| SbomError::UnsupportedSpecVersion {
-            found: truncate(spec_text),
-        })?;
+    let spec_version = SpecVersion::parse(spec_text)
+        .ok_or_else(|| SbomError::UnsupportedSpecVersion { found: truncate(spec_text) })?;
     validate(document, spec_version)?;
     Ok(SbomFacts {
         spec_version: spec_version.as_str().to_owned(),
-        serial_number: object
-            .get("serialNumber")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned),
+        serial_number: object.get("serialNumber").and_then(|v| v.as_str()).map(str::to_owned),
         component_count: count_components(document),
         digest,
         format: SbomFormat::CycloneDxJson,
@@ -208,11 +173,8 @@ fn facts_of(document: &serde_json::Value, digest: Digest) -> Result<SbomFacts, S
 }
 
 fn validate(document: &serde_json::Value, spec_version: SpecVersion) -> Result<(), SbomError> {
-    let validator =
-        schema::validator(spec_version).map_err(|reason| SbomError::SchemaUnavailable {
-            spec_version,
-            reason,
-        })?;
+    let validator = schema::validator(spec_version)
+        .map_err(|reason| SbomError::SchemaUnavailable { spec_version, reason })?;
     if validator.is_valid(document) {
         return Ok(());
     }
@@ -289,10 +251,7 @@ mod tests {
             assert_eq!(facts.spec_version, v.as_str());
             assert_eq!(facts.component_count, 2, "nested components count");
             assert_eq!(facts.digest, Digest::sha256_of(&bytes));
-            assert_eq!(
-                facts.serial_number.as_deref(),
-                Some("urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79")
-            );
+            assert_eq!(facts.serial_number.as_deref(), Some("urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79"));
         }
     }
 
@@ -300,35 +259,21 @@ mod tests {
     fn schema_violations_carry_pointers() {
         let nameless = bom("1.6", json!([{"type": "library"}]));
         let err = parse_cyclonedx(&serde_json::to_vec(&nameless).unwrap()).unwrap_err();
-        let SbomError::SchemaInvalid { violations, .. } = &err else {
-            panic!("{err}")
-        };
-        assert!(
-            violations.iter().any(|v| v.pointer == "/components/0"),
-            "{err}"
-        );
+        let SbomError::SchemaInvalid { violations, .. } = &err else { panic!("{err}") };
+        assert!(violations.iter().any(|v| v.pointer == "/components/0"), "{err}");
         assert!(err.to_string().contains("name"), "{err}");
 
         let bad_type = bom("1.5", json!([{"type": "spaceship", "name": "x"}]));
         let err = parse_cyclonedx(&serde_json::to_vec(&bad_type).unwrap()).unwrap_err();
-        let SbomError::SchemaInvalid { violations, .. } = &err else {
-            panic!("{err}")
-        };
-        assert!(
-            violations.iter().any(|v| v.pointer == "/components/0/type"),
-            "{err}"
-        );
+        let SbomError::SchemaInvalid { violations, .. } = &err else { panic!("{err}") };
+        assert!(violations.iter().any(|v| v.pointer == "/components/0/type"), "{err}");
     }
 
     #[test]
     fn rejects_unsupported_versions_and_non_cyclonedx() {
         for v in ["1.3", "9.9", "1.6.0"] {
-            let err =
-                parse_cyclonedx(&serde_json::to_vec(&bom(v, json!([]))).unwrap()).unwrap_err();
-            assert!(
-                matches!(err, SbomError::UnsupportedSpecVersion { ref found } if found == v),
-                "{err}"
-            );
+            let err = parse_cyclonedx(&serde_json::to_vec(&bom(v, json!([]))).unwrap()).unwrap_err();
+            assert!(matches!(err, SbomError::UnsupportedSpecVersion { ref found } if found == v), "{err}");
         }
         let numeric = json!({"bomFormat": "CycloneDX", "specVersion": 1.6});
         assert!(matches!(
@@ -345,23 +290,14 @@ mod tests {
             parse_cyclonedx(&serde_json::to_vec(&other).unwrap()),
             Err(SbomError::NotCycloneDx { .. })
         ));
-        assert!(matches!(
-            parse_cyclonedx(b"[1,2]"),
-            Err(SbomError::NotCycloneDx { .. })
-        ));
-        assert!(matches!(
-            parse_cyclonedx(b"{"),
-            Err(SbomError::NotJson { .. })
-        ));
+        assert!(matches!(parse_cyclonedx(b"[1,2]"), Err(SbomError::NotCycloneDx { .. })));
+        assert!(matches!(parse_cyclonedx(b"{"), Err(SbomError::NotJson { .. })));
     }
 
     #[test]
     fn rejects_oversized_documents() {
         let big = vec![b' '; MAX_SBOM_BYTES + 1];
-        assert!(matches!(
-            parse_cyclonedx(&big),
-            Err(SbomError::TooLarge { .. })
-        ));
+        assert!(matches!(parse_cyclonedx(&big), Err(SbomError::TooLarge { .. })));
     }
 
     #[test]
@@ -369,14 +305,8 @@ mod tests {
         let doc = bom("1.6", json!([{"type": "library", "name": "a"}]));
         let facts = from_predicate(&doc).unwrap();
         assert_eq!(facts.component_count, 1);
-        assert_eq!(
-            facts.digest,
-            Digest::sha256_of(&serde_json_canonicalizer::to_vec(&doc).unwrap())
-        );
+        assert_eq!(facts.digest, Digest::sha256_of(&serde_json_canonicalizer::to_vec(&doc).unwrap()));
         let invalid = bom("1.6", json!([{"name": "a"}]));
-        assert!(matches!(
-            from_predicate(&invalid),
-            Err(SbomError::SchemaInvalid { .. })
-        ));
+        assert!(matches!(from_predicate(&invalid), Err(SbomError::SchemaInvalid { .. })));
     }
 }

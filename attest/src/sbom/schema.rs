@@ -71,14 +71,8 @@ impl std::fmt::Display for SpecVersion {
 
 /// Schemas the BOM schemas reference: file name (as referenced) and contents.
 const REFERENCED: [(&str, &str); 3] = [
-    (
-        "spdx.SNAPSHOT.schema.json",
-        include_str!("../../schemas/cyclonedx/spdx.SNAPSHOT.schema.json"),
-    ),
-    (
-        "jsf-0.82.SNAPSHOT.schema.json",
-        include_str!("../../schemas/cyclonedx/jsf-0.82.SNAPSHOT.schema.json"),
-    ),
+    ("spdx.SNAPSHOT.schema.json", include_str!("../../schemas/cyclonedx/spdx.SNAPSHOT.schema.json")),
+    ("jsf-0.82.SNAPSHOT.schema.json", include_str!("../../schemas/cyclonedx/jsf-0.82.SNAPSHOT.schema.json")),
     (
         "cryptography-defs.SNAPSHOT.schema.json",
         include_str!("../../schemas/cyclonedx/cryptography-defs.SNAPSHOT.schema.json"),
@@ -90,11 +84,7 @@ const SCHEMA_BASE: &str = "http://cyclonedx.org/schema/";
 
 /// The compiled validator of `version`, built on first use and shared afterwards.
 pub(crate) fn validator(version: SpecVersion) -> Result<&'static Validator, String> {
-    version
-        .slot()
-        .get_or_init(|| compile(version))
-        .as_ref()
-        .map_err(Clone::clone)
+    version.slot().get_or_init(|| compile(version)).as_ref().map_err(Clone::clone)
 }
 
 fn compile(version: SpecVersion) -> Result<Validator, String> {
@@ -102,23 +92,17 @@ fn compile(version: SpecVersion) -> Result<Validator, String> {
         .map_err(|e| format!("embedded schema is not JSON: {e}"))?;
     let mut options = jsonschema::options().with_draft(Draft::Draft7);
     for (file, text) in REFERENCED {
-        let contents: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| format!("embedded schema {file} is not JSON: {e}"))?;
+        let contents: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("embedded schema {file} is not JSON: {e}"))?;
         // Registered under the name the BOM schemas use and under the schema's own `$id`, so both the
         // cross-file references and the referenced schema's internal `#/...` references resolve in memory.
-        let own_id = contents
-            .get("$id")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let resource =
-            Resource::from_contents(contents.clone()).map_err(|e| format!("{file}: {e}"))?;
+        let own_id = contents.get("$id").and_then(|v| v.as_str()).map(str::to_owned);
+        let resource = Resource::from_contents(contents.clone()).map_err(|e| format!("{file}: {e}"))?;
         options = options.with_resource(format!("{SCHEMA_BASE}{file}"), resource);
         if let Some(id) = own_id {
             let resource = Resource::from_contents(contents).map_err(|e| format!("{file}: {e}"))?;
             options = options.with_resource(id, resource);
         }
     }
-    options
-        .build(&schema)
-        .map_err(|e| format!("embedded CycloneDX {version} schema does not compile: {e}"))
+    options.build(&schema).map_err(|e| format!("embedded CycloneDX {version} schema does not compile: {e}"))
 }

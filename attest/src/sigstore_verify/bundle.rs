@@ -153,9 +153,7 @@ impl BundleVersion {
             MEDIA_TYPE_V0_1 => Ok(Self::V0_1),
             MEDIA_TYPE_V0_2 => Ok(Self::V0_2),
             MEDIA_TYPE_V0_3 | MEDIA_TYPE_V0_3_LEGACY => Ok(Self::V0_3),
-            other => Err(BundleError::UnsupportedMediaType {
-                media_type: other.chars().take(200).collect(),
-            }),
+            other => Err(BundleError::UnsupportedMediaType { media_type: other.chars().take(200).collect() }),
         }
     }
 
@@ -304,9 +302,7 @@ struct RawDigest {
 }
 
 fn b64d(s: &str, field: &'static str) -> Result<Vec<u8>, BundleError> {
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .map_err(|_| BundleError::BadBase64 { field })
+    base64::engine::general_purpose::STANDARD.decode(s).map_err(|_| BundleError::BadBase64 { field })
 }
 
 fn b64e(bytes: &[u8]) -> String {
@@ -318,9 +314,7 @@ fn digest_algorithm(name: &str) -> Result<DigestAlgorithm, BundleError> {
         "SHA2_256" => Ok(DigestAlgorithm::Sha256),
         "SHA2_384" => Ok(DigestAlgorithm::Sha384),
         "SHA2_512" => Ok(DigestAlgorithm::Sha512),
-        other => Err(BundleError::UnsupportedDigestAlgorithm {
-            algorithm: other.chars().take(50).collect(),
-        }),
+        other => Err(BundleError::UnsupportedDigestAlgorithm { algorithm: other.chars().take(50).collect() }),
     }
 }
 
@@ -351,9 +345,7 @@ impl Bundle {
                     return Err(BundleError::ChainInV03);
                 }
                 if chain.certificates.len() > MAX_CHAIN_CERTIFICATES {
-                    return Err(BundleError::ChainTooLong {
-                        count: chain.certificates.len(),
-                    });
+                    return Err(BundleError::ChainTooLong { count: chain.certificates.len() });
                 }
                 Signer::Chain(
                     chain
@@ -376,10 +368,7 @@ impl Bundle {
                 })
             }
         };
-        let timestamps = m
-            .timestamp_verification_data
-            .map(|t| t.rfc3161_timestamps)
-            .unwrap_or_default();
+        let timestamps = m.timestamp_verification_data.map(|t| t.rfc3161_timestamps).unwrap_or_default();
         if timestamps.len() > MAX_TIMESTAMPS {
             return Err(BundleError::TooMany {
                 what: "RFC 3161 timestamps",
@@ -422,11 +411,7 @@ impl Bundle {
         };
         let bundle = Self {
             media_type: raw.media_type,
-            verification_material: VerificationMaterial {
-                signer,
-                tlog_entries: m.tlog_entries,
-                timestamps,
-            },
+            verification_material: VerificationMaterial { signer, tlog_entries: m.tlog_entries, timestamps },
             content,
         };
         bundle.validate()?;
@@ -439,13 +424,9 @@ impl Bundle {
         let cert = |der: &[u8]| RawCert { raw_bytes: b64e(der) };
         let (certificate, x509_certificate_chain, public_key) = match &vm.signer {
             Signer::Certificate(c) => (Some(cert(c)), None, None),
-            Signer::Chain(chain) => (
-                None,
-                Some(RawChain {
-                    certificates: chain.iter().map(|c| cert(c)).collect(),
-                }),
-                None,
-            ),
+            Signer::Chain(chain) => {
+                (None, Some(RawChain { certificates: chain.iter().map(|c| cert(c)).collect() }), None)
+            }
             Signer::PublicKey { hint } => (None, None, Some(RawKeyHint { hint: hint.clone() })),
         };
         let (message_signature, dsse_envelope) = match &self.content {
@@ -472,9 +453,7 @@ impl Bundle {
                     rfc3161_timestamps: vm
                         .timestamps
                         .iter()
-                        .map(|t| RawTimestamp {
-                            signed_timestamp: b64e(t),
-                        })
+                        .map(|t| RawTimestamp { signed_timestamp: b64e(t) })
                         .collect(),
                 }),
             },
@@ -543,10 +522,7 @@ impl Bundle {
             BundleContent::MessageSignature { digest, .. } => {
                 if let Some((alg, d)) = digest {
                     if d.len() != alg.hex_len() / 2 {
-                        return Err(BundleError::BadDigestLength {
-                            algorithm: alg.name(),
-                            len: d.len(),
-                        });
+                        return Err(BundleError::BadDigestLength { algorithm: alg.name(), len: d.len() });
                     }
                 }
             }
@@ -568,10 +544,8 @@ impl Bundle {
 
 fn check_cert_der(der: &[u8], index: usize) -> Result<x509_cert::Certificate, BundleError> {
     use der::Decode;
-    x509_cert::Certificate::from_der(der).map_err(|e| BundleError::BadCertificate {
-        index,
-        reason: e.to_string(),
-    })
+    x509_cert::Certificate::from_der(der)
+        .map_err(|e| BundleError::BadCertificate { index, reason: e.to_string() })
 }
 
 #[cfg(test)]
@@ -606,10 +580,7 @@ mod tests {
         assert!(matches!(b.verification_material.signer, Signer::Chain(_)));
         assert!(matches!(
             b.content,
-            BundleContent::MessageSignature {
-                digest: Some((DigestAlgorithm::Sha256, _)),
-                ..
-            }
+            BundleContent::MessageSignature { digest: Some((DigestAlgorithm::Sha256, _)), .. }
         ));
         let b = parse(&json("rekor2-timestamp-without-embedded-cert").unwrap()).unwrap();
         assert_eq!(b.verification_material.timestamps.len(), 1);
@@ -642,18 +613,12 @@ mod tests {
         assert!(matches!(parse(&v), Err(BundleError::UnsupportedMediaType { .. })));
         // v0.1 needs the SET.
         let mut v = v01.clone();
-        v["verificationMaterial"]["tlogEntries"][0]
-            .as_object_mut()
-            .unwrap()
-            .remove("inclusionPromise");
+        v["verificationMaterial"]["tlogEntries"][0].as_object_mut().unwrap().remove("inclusionPromise");
         assert_eq!(parse(&v), Err(BundleError::MissingInclusionPromise { index: 0 }));
         // v0.2 needs the proof.
         let mut v = v01.clone();
         v["mediaType"] = MEDIA_TYPE_V0_2.into();
-        v["verificationMaterial"]["tlogEntries"][0]
-            .as_object_mut()
-            .unwrap()
-            .remove("inclusionProof");
+        v["verificationMaterial"]["tlogEntries"][0].as_object_mut().unwrap().remove("inclusionProof");
         assert_eq!(parse(&v), Err(BundleError::MissingInclusionProof { index: 0 }));
         // v0.3 carries a single certificate, not a chain.
         let mut v = v01.clone();

@@ -107,11 +107,9 @@ pub struct ParsedCert {
 impl ParsedCert {
     /// Parse DER.
     pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
-        let cert = Certificate::from_der(der).map_err(|e| CertificateError::Malformed { reason: e.to_string() })?;
-        Ok(Self {
-            cert,
-            der: der.to_vec(),
-        })
+        let cert =
+            Certificate::from_der(der).map_err(|e| CertificateError::Malformed { reason: e.to_string() })?;
+        Ok(Self { cert, der: der.to_vec() })
     }
 
     /// Subject as an RFC 4514 string for messages; Fulcio leaves have an empty subject, so those are
@@ -119,10 +117,7 @@ impl ParsedCert {
     pub fn subject(&self) -> String {
         let s = self.cert.tbs_certificate.subject.to_string();
         if s.is_empty() {
-            format!(
-                "serial {}",
-                hex::encode(self.cert.tbs_certificate.serial_number.as_bytes())
-            )
+            format!("serial {}", hex::encode(self.cert.tbs_certificate.serial_number.as_bytes()))
         } else {
             s
         }
@@ -131,7 +126,8 @@ impl ParsedCert {
     /// The public key.
     pub fn public_key(&self) -> Result<PublicKey, CertificateError> {
         let spki = self.spki_der()?;
-        PublicKey::from_spki_der(&spki).map_err(|e| CertificateError::UnsupportedKey { reason: e.to_string() })
+        PublicKey::from_spki_der(&spki)
+            .map_err(|e| CertificateError::UnsupportedKey { reason: e.to_string() })
     }
 
     /// The SubjectPublicKeyInfo as DER.
@@ -174,14 +170,9 @@ impl ParsedCert {
 
     /// Verify that `issuer` signed this certificate (names chain, signature verifies).
     pub fn check_issued_by(&self, issuer: &ParsedCert) -> Result<(), CertificateError> {
-        let bad = |reason: String| CertificateError::BadSignature {
-            subject: self.subject(),
-            reason,
-        };
+        let bad = |reason: String| CertificateError::BadSignature { subject: self.subject(), reason };
         if self.cert.tbs_certificate.issuer != issuer.cert.tbs_certificate.subject {
-            return Err(bad(
-                "issuer name does not match the issuing certificate's subject".into()
-            ));
+            return Err(bad("issuer name does not match the issuing certificate's subject".into()));
         }
         let tbs = tbs_bytes(&self.der).map_err(|e| bad(e.to_string()))?;
         let sig = self
@@ -220,10 +211,7 @@ impl ParsedCert {
         if ok {
             Ok(())
         } else {
-            Err(CertificateError::MissingKeyUsage {
-                subject: self.subject(),
-                usage: name,
-            })
+            Err(CertificateError::MissingKeyUsage { subject: self.subject(), usage: name })
         }
     }
 }
@@ -242,7 +230,12 @@ pub fn tbs_bytes(der: &[u8]) -> der::Result<&[u8]> {
 }
 
 /// Verify `sig` over `msg` with `key` under the X.509/CMS signature algorithm `alg`.
-pub fn verify_signature(key: &PublicKey, alg: &ObjectIdentifier, msg: &[u8], sig: &[u8]) -> Result<(), String> {
+pub fn verify_signature(
+    key: &PublicKey,
+    alg: &ObjectIdentifier,
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<(), String> {
     let hash = if *alg == rfc5912::ECDSA_WITH_SHA_256 || *alg == rfc5912::SHA_256_WITH_RSA_ENCRYPTION {
         DigestAlgorithm::Sha256
     } else if *alg == rfc5912::ECDSA_WITH_SHA_384 || *alg == rfc5912::SHA_384_WITH_RSA_ENCRYPTION {
@@ -271,8 +264,7 @@ pub fn verify_signature(key: &PublicKey, alg: &ObjectIdentifier, msg: &[u8], sig
     if !key_fits {
         return Err(format!("algorithm {alg} does not fit a {} key", key.kind()));
     }
-    key.verify_prehashed(hash, &hash.hash(msg), sig)
-        .map_err(|e| e.to_string())
+    key.verify_prehashed(hash, &hash.hash(msg), sig).map_err(|e| e.to_string())
 }
 
 /// A certificate authority of the trust root with its chain parsed once.
@@ -363,9 +355,7 @@ pub fn verify_leaf<'a>(
         return Err(CertificateError::NoTime);
     }
     if leaf.is_ca() {
-        return Err(CertificateError::LeafIsCa {
-            subject: leaf.subject(),
-        });
+        return Err(CertificateError::LeafIsCa { subject: leaf.subject() });
     }
     leaf.check_eku(eku.0, eku.1)?;
     // The most specific failure among authorities whose first certificate is the leaf's issuer.
@@ -382,17 +372,13 @@ pub fn verify_leaf<'a>(
         let attempt = (|| {
             if let Some(issuer) = issuer {
                 if !issuer.is_ca() {
-                    return Err(CertificateError::NotACa {
-                        subject: issuer.subject(),
-                    });
+                    return Err(CertificateError::NotACa { subject: issuer.subject() });
                 }
                 leaf.check_issued_by(issuer)?;
             }
             for cert in authority.chain.iter().skip(1) {
                 if !cert.is_ca() {
-                    return Err(CertificateError::NotACa {
-                        subject: cert.subject(),
-                    });
+                    return Err(CertificateError::NotACa { subject: cert.subject() });
                 }
             }
             for t in times {
@@ -444,19 +430,10 @@ mod tests {
     #[test]
     fn authority_validity_window_applies() {
         let mut ca = TestCa::new();
-        ca.authority.valid_for = Validity {
-            start: Some(at(1300)),
-            end: None,
-        };
+        ca.authority.valid_for = Validity { start: Some(at(1300)), end: None };
         let leaf = ca.leaf(&SigningKey::generate(), 1000, 1600, "https://x", "https://issuer");
-        let err = verify_leaf(
-            &leaf,
-            std::slice::from_ref(&ca.authority),
-            &[at(1200)],
-            "Fulcio CA",
-            CODE,
-        )
-        .unwrap_err();
+        let err = verify_leaf(&leaf, std::slice::from_ref(&ca.authority), &[at(1200)], "Fulcio CA", CODE)
+            .unwrap_err();
         assert!(matches!(err, CertificateError::AuthorityNotValidAt { .. }), "{err}");
     }
 
@@ -467,39 +444,18 @@ mod tests {
         let key = SigningKey::generate();
         // Issued by another CA with the same names: the signature does not verify.
         let forged = other.leaf(&key, 1000, 1600, "https://x", "https://issuer");
-        let err = verify_leaf(
-            &forged,
-            std::slice::from_ref(&ca.authority),
-            &[at(1200)],
-            "Fulcio CA",
-            CODE,
-        )
-        .unwrap_err();
+        let err = verify_leaf(&forged, std::slice::from_ref(&ca.authority), &[at(1200)], "Fulcio CA", CODE)
+            .unwrap_err();
         assert!(matches!(err, CertificateError::BadSignature { .. }), "{err}");
         // An issuer name no authority has.
         let stranger = make_cert("", "CN=elsewhere", &key, &key, 0, 2000, vec![eku(EKU_CODE_SIGNING)]);
-        let err = verify_leaf(
-            &stranger,
-            std::slice::from_ref(&ca.authority),
-            &[at(1200)],
-            "Fulcio CA",
-            CODE,
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("does not lead to a trusted Fulcio CA"),
-            "{err}"
-        );
+        let err = verify_leaf(&stranger, std::slice::from_ref(&ca.authority), &[at(1200)], "Fulcio CA", CODE)
+            .unwrap_err();
+        assert!(err.to_string().contains("does not lead to a trusted Fulcio CA"), "{err}");
         // No code-signing usage.
         let no_eku = make_cert("", "CN=test intermediate", &key, &ca.intermediate_key, 0, 2000, vec![]);
-        let err = verify_leaf(
-            &no_eku,
-            std::slice::from_ref(&ca.authority),
-            &[at(1200)],
-            "Fulcio CA",
-            CODE,
-        )
-        .unwrap_err();
+        let err = verify_leaf(&no_eku, std::slice::from_ref(&ca.authority), &[at(1200)], "Fulcio CA", CODE)
+            .unwrap_err();
         assert!(matches!(err, CertificateError::MissingKeyUsage { .. }), "{err}");
         // A CA certificate used as a leaf.
         let ca_leaf = make_cert(
@@ -511,14 +467,8 @@ mod tests {
             2000,
             vec![basic_constraints(true), eku(EKU_CODE_SIGNING)],
         );
-        let err = verify_leaf(
-            &ca_leaf,
-            std::slice::from_ref(&ca.authority),
-            &[at(1200)],
-            "Fulcio CA",
-            CODE,
-        )
-        .unwrap_err();
+        let err = verify_leaf(&ca_leaf, std::slice::from_ref(&ca.authority), &[at(1200)], "Fulcio CA", CODE)
+            .unwrap_err();
         assert!(matches!(err, CertificateError::LeafIsCa { .. }), "{err}");
         // An intermediate that is not a CA cannot issue.
         let mut not_ca = ca.authority.clone();

@@ -66,10 +66,8 @@ pub struct AnchoredRegex {
 impl AnchoredRegex {
     /// Compile `pattern` anchored at both ends (`^(?:pattern)$`).
     pub fn new(pattern: &str) -> Result<Self, IdentityError> {
-        let bad = |reason: String| IdentityError::BadRegex {
-            pattern: pattern.chars().take(200).collect(),
-            reason,
-        };
+        let bad =
+            |reason: String| IdentityError::BadRegex { pattern: pattern.chars().take(200).collect(), reason };
         if pattern.len() > MAX_REGEX_LEN {
             return Err(bad("pattern too long".into()));
         }
@@ -77,10 +75,7 @@ impl AnchoredRegex {
             .size_limit(1 << 20)
             .build()
             .map_err(|e| bad(e.to_string()))?;
-        Ok(Self {
-            pattern: pattern.to_owned(),
-            regex,
-        })
+        Ok(Self { pattern: pattern.to_owned(), regex })
     }
 
     /// The pattern as given (without the added anchors).
@@ -145,10 +140,7 @@ pub struct CertificateIdentity {
 impl CertificateIdentity {
     /// Exact subject and issuer.
     pub fn exact(subject: &str, issuer: &str) -> Self {
-        Self {
-            subject: Matcher::Exact(subject.to_owned()),
-            issuer: Matcher::Exact(issuer.to_owned()),
-        }
+        Self { subject: Matcher::Exact(subject.to_owned()), issuer: Matcher::Exact(issuer.to_owned()) }
     }
 }
 
@@ -168,10 +160,7 @@ impl CertIdentity {
         let mut issuer_v2 = None;
         let mut issuer_v1 = None;
         for ext in cert.tbs_certificate.extensions.iter().flatten() {
-            let bad = |reason: String| IdentityError::Malformed {
-                oid: ext.extn_id.to_string(),
-                reason,
-            };
+            let bad = |reason: String| IdentityError::Malformed { oid: ext.extn_id.to_string(), reason };
             let value = ext.extn_value.as_bytes();
             if ext.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME {
                 let san = SubjectAltName::from_der(value).map_err(|e| bad(e.to_string()))?;
@@ -261,29 +250,20 @@ mod tests {
         let cert = Certificate::from_der(der).unwrap();
         let real = CertIdentity::from_certificate(&cert).unwrap();
         assert_eq!(real.issuer, GH);
-        assert!(
-            real.subject().starts_with("https://github.com/sigstore-conformance/"),
-            "{}",
-            real.subject()
-        );
+        assert!(real.subject().starts_with("https://github.com/sigstore-conformance/"), "{}", real.subject());
     }
 
     #[test]
     fn exact_match_needs_both_subject_and_issuer() {
         let got = id();
         got.check(&[CertificateIdentity::exact(WF, GH)]).unwrap();
-        let err = got
-            .check(&[CertificateIdentity::exact(WF, "https://accounts.google.com")])
-            .unwrap_err();
+        let err = got.check(&[CertificateIdentity::exact(WF, "https://accounts.google.com")]).unwrap_err();
         assert!(matches!(err, IdentityError::Mismatch { .. }));
         assert!(err.to_string().contains("matches none"), "{err}");
-        assert!(got
-            .check(&[CertificateIdentity::exact("https://github.com/org/repo", GH)])
-            .is_err());
+        assert!(got.check(&[CertificateIdentity::exact("https://github.com/org/repo", GH)]).is_err());
         assert!(got.check(&[]).is_err());
         // Any accepted identity may match.
-        got.check(&[CertificateIdentity::exact("x", "y"), CertificateIdentity::exact(WF, GH)])
-            .unwrap();
+        got.check(&[CertificateIdentity::exact("x", "y"), CertificateIdentity::exact(WF, GH)]).unwrap();
     }
 
     #[test]
@@ -293,11 +273,8 @@ mod tests {
             subject: Matcher::regex(s).unwrap(),
             issuer: Matcher::regex(i).unwrap(),
         };
-        got.check(&[re(
-            r"https://github\.com/org/.*",
-            r"https://token\.actions\.githubusercontent\.com",
-        )])
-        .unwrap();
+        got.check(&[re(r"https://github\.com/org/.*", r"https://token\.actions\.githubusercontent\.com")])
+            .unwrap();
         // Unanchored substrings do not match.
         assert!(got.check(&[re(r"github\.com/org", ".*")]).is_err());
         assert!(got.check(&[re(".*", r"token\.actions")]).is_err());
@@ -311,11 +288,16 @@ mod tests {
     fn certificates_without_identity_are_rejected() {
         let ca = TestCa::new();
         let key = SigningKey::generate();
-        let no_ext = crate::sigstore_verify::testutil::make_cert("", "CN=x", &key, &ca.intermediate_key, 0, 10, vec![]);
-        assert_eq!(
-            CertIdentity::from_certificate(&no_ext.cert),
-            Err(IdentityError::NoSubject)
+        let no_ext = crate::sigstore_verify::testutil::make_cert(
+            "",
+            "CN=x",
+            &key,
+            &ca.intermediate_key,
+            0,
+            10,
+            vec![],
         );
+        assert_eq!(CertIdentity::from_certificate(&no_ext.cert), Err(IdentityError::NoSubject));
         let no_issuer = crate::sigstore_verify::testutil::make_cert(
             "",
             "CN=x",
@@ -325,9 +307,6 @@ mod tests {
             10,
             vec![crate::sigstore_verify::testutil::san_uri(WF)],
         );
-        assert_eq!(
-            CertIdentity::from_certificate(&no_issuer.cert),
-            Err(IdentityError::NoIssuer)
-        );
+        assert_eq!(CertIdentity::from_certificate(&no_issuer.cert), Err(IdentityError::NoIssuer));
     }
 }

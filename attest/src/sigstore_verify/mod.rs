@@ -149,7 +149,9 @@ pub enum ArtifactError {
     #[error("in-toto statement does not cover the artifact: {0}")]
     Statement(String),
     /// The DSSE payload is not an in-toto statement, so it cannot be bound to an artifact.
-    #[error("DSSE payload type {0:?} cannot be bound to an artifact (expected application/vnd.in-toto+json)")]
+    #[error(
+        "DSSE payload type {0:?} cannot be bound to an artifact (expected application/vnd.in-toto+json)"
+    )]
     UnsupportedPayloadType(String),
 }
 
@@ -265,11 +267,7 @@ impl Verifier {
     pub fn from_arc(trust_root: Arc<TrustRoot>) -> Self {
         let fulcio = Arc::new(ParsedAuthority::parse_all(&trust_root.certificate_authorities));
         let tsas = Arc::new(ParsedAuthority::parse_all(&trust_root.timestamp_authorities));
-        Self {
-            trust_root,
-            fulcio,
-            tsas,
-        }
+        Self { trust_root, fulcio, tsas }
     }
 
     /// The trust root this verifier uses.
@@ -307,25 +305,25 @@ impl Verifier {
         let vm = &bundle.verification_material;
 
         // 2. Signer material against the policy.
-        let signer = match (&policy.authority, &vm.signer) {
-            (Authority::Keyless { .. }, Signer::PublicKey { .. }) => {
-                return Err(VerifyError::Signer(
-                    "bundle is signed with a key, but keyless (certificate identity) verification was asked".into(),
-                ))
-            }
-            (Authority::Key(_), Signer::Certificate(_) | Signer::Chain(_)) => {
-                return Err(VerifyError::Signer(
-                    "bundle carries a certificate, but verification with a key was asked".into(),
-                ))
-            }
-            (Authority::Key(k), Signer::PublicKey { .. }) => SigningKey::Key(k),
-            (Authority::Keyless { .. }, s) => {
-                let der = s.leaf_certificate().ok_or(BundleError::EmptyCertificateChain)?;
-                let leaf = ParsedCert::from_der(der)?;
-                let key = leaf.public_key()?;
-                SigningKey::Certificate(Box::new(leaf), key)
-            }
-        };
+        let signer =
+            match (&policy.authority, &vm.signer) {
+                (Authority::Keyless { .. }, Signer::PublicKey { .. }) => return Err(VerifyError::Signer(
+                    "bundle is signed with a key, but keyless (certificate identity) verification was asked"
+                        .into(),
+                )),
+                (Authority::Key(_), Signer::Certificate(_) | Signer::Chain(_)) => {
+                    return Err(VerifyError::Signer(
+                        "bundle carries a certificate, but verification with a key was asked".into(),
+                    ))
+                }
+                (Authority::Key(k), Signer::PublicKey { .. }) => SigningKey::Key(k),
+                (Authority::Keyless { .. }, s) => {
+                    let der = s.leaf_certificate().ok_or(BundleError::EmptyCertificateChain)?;
+                    let leaf = ParsedCert::from_der(der)?;
+                    let key = leaf.public_key()?;
+                    SigningKey::Certificate(Box::new(leaf), key)
+                }
+            };
         let key = match &signer {
             SigningKey::Certificate(_, k) => k,
             SigningKey::Key(k) => *k,
@@ -381,9 +379,7 @@ impl Verifier {
         let mut times: Vec<DateTime<Utc>> = tlog_entries.iter().filter_map(|e| e.integrated_time).collect();
         times.extend(timestamps.iter().copied());
         if let Some(t) = times.iter().find(|t| **t > now + CLOCK_SKEW) {
-            return Err(VerifyError::Time(format!(
-                "verified signing time {t} lies in the future"
-            )));
+            return Err(VerifyError::Time(format!("verified signing time {t} lies in the future")));
         }
         // Rekor v2 entries carry no time: their log key must be valid at the TSA times.
         for (index, entry) in tlog_entries.iter().enumerate().filter(|(_, e)| e.rekor_v2) {
@@ -394,9 +390,7 @@ impl Verifier {
             }
             let log = self.trust_root.tlog(&entry.log_id).ok_or_else(|| VerifyError::Tlog {
                 index,
-                error: TlogError::UnknownLog {
-                    log_id: hex::encode(&entry.log_id),
-                },
+                error: TlogError::UnknownLog { log_id: hex::encode(&entry.log_id) },
             })?;
             if let Some(t) = timestamps.iter().find(|t| !log.valid_for.contains(**t)) {
                 return Err(VerifyError::Time(format!(
@@ -439,9 +433,7 @@ impl Verifier {
                     not_after: leaf.not_after(),
                 }
             }
-            (SigningKey::Key(k), _) => SignerFacts::Key {
-                fingerprint: k.fingerprint(),
-            },
+            (SigningKey::Key(k), _) => SignerFacts::Key { fingerprint: k.fingerprint() },
             (SigningKey::Certificate(..), Authority::Key(_)) => {
                 return Err(VerifyError::Signer("certificate signer under a key policy".into()))
             }
@@ -495,10 +487,13 @@ fn verify_content(
                 .and_then(|s| s.into_iter().next())
                 .ok_or_else(|| SignatureError::Dsse("envelope has no signature".into()))?;
             if env.payload_type != crate::dsse::IN_TOTO_PAYLOAD_TYPE {
-                return Err(ArtifactError::UnsupportedPayloadType(env.payload_type.chars().take(100).collect()).into());
+                return Err(ArtifactError::UnsupportedPayloadType(
+                    env.payload_type.chars().take(100).collect(),
+                )
+                .into());
             }
-            let statement =
-                crate::intoto::Statement::from_json(&payload).map_err(|e| ArtifactError::Statement(e.to_string()))?;
+            let statement = crate::intoto::Statement::from_json(&payload)
+                .map_err(|e| ArtifactError::Statement(e.to_string()))?;
             statement
                 .require_subject(&artifact.primary_digest())
                 .map_err(|e| ArtifactError::Statement(e.to_string()))?;
@@ -534,13 +529,7 @@ mod tests {
         let v = public_good();
         let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
         let got = v.verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap();
-        let SignerFacts::Certificate {
-            subject,
-            issuer,
-            not_before,
-            not_after,
-        } = &got.signer
-        else {
+        let SignerFacts::Certificate { subject, issuer, not_before, not_after } = &got.signer else {
             panic!()
         };
         assert_eq!((subject.as_str(), issuer.as_str()), (ID, GH));
@@ -549,8 +538,7 @@ mod tests {
         assert_eq!(got.tlog_entries.len(), 1);
         assert!(got.dsse_payload.is_none());
         // The same by digest.
-        v.verify(&bundle, Artifact::Digest(Digest::sha256_of(&artifact)), &policy)
-            .unwrap();
+        v.verify(&bundle, Artifact::Digest(Digest::sha256_of(&artifact)), &policy).unwrap();
     }
 
     #[test]
@@ -560,11 +548,7 @@ mod tests {
         };
         let v = public_good();
         let check = |id: CertificateIdentity| {
-            v.verify(
-                &bundle,
-                Artifact::Bytes(&artifact),
-                &VerificationPolicy::keyless(vec![id]),
-            )
+            v.verify(&bundle, Artifact::Bytes(&artifact), &VerificationPolicy::keyless(vec![id]))
         };
         assert!(matches!(
             check(CertificateIdentity::exact("https://github.com/other", GH)),
@@ -594,13 +578,8 @@ mod tests {
         let v = public_good();
         let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
         let err = v.verify(&bundle, Artifact::Bytes(b"other"), &policy).unwrap_err();
-        assert!(
-            matches!(err, VerifyError::Artifact(ArtifactError::DigestMismatch { .. })),
-            "{err}"
-        );
-        let err = v
-            .verify(&bundle, Artifact::Digest(Digest::sha256_of(b"other")), &policy)
-            .unwrap_err();
+        assert!(matches!(err, VerifyError::Artifact(ArtifactError::DigestMismatch { .. })), "{err}");
+        let err = v.verify(&bundle, Artifact::Digest(Digest::sha256_of(b"other")), &policy).unwrap_err();
         assert!(matches!(err, VerifyError::Artifact(_)), "{err}");
         // Without the messageDigest hint the signature itself must fail.
         let mut no_hint = bundle.clone();
@@ -619,18 +598,13 @@ mod tests {
         let v = public_good();
         let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
         let before = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let err = v
-            .verify_at(&bundle, Artifact::Bytes(&artifact), &policy, before)
-            .unwrap_err();
+        let err = v.verify_at(&bundle, Artifact::Bytes(&artifact), &policy, before).unwrap_err();
         assert!(err.to_string().contains("lies in the future"), "{err}");
         let mut two = policy.clone();
         two.tlog_threshold = 2;
         assert!(matches!(
             v.verify(&bundle, Artifact::Bytes(&artifact), &two),
-            Err(VerifyError::TlogThreshold {
-                verified: 1,
-                required: 2
-            })
+            Err(VerifyError::TlogThreshold { verified: 1, required: 2 })
         ));
         let mut no_tlog = policy.clone();
         no_tlog.require_tlog = false;
@@ -652,9 +626,7 @@ mod tests {
         // An entry from a log the trust root does not hold.
         let mut root = TrustRoot::public_good().unwrap();
         root.tlogs.clear();
-        let err = Verifier::new(root)
-            .verify(&bundle, Artifact::Bytes(&artifact), &policy)
-            .unwrap_err();
+        let err = Verifier::new(root).verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap_err();
         assert!(matches!(err, VerifyError::Tlog { index: 0, .. }), "{err}");
     }
 
@@ -666,13 +638,8 @@ mod tests {
         let mut root = TrustRoot::public_good().unwrap();
         root.certificate_authorities.clear();
         let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
-        let err = Verifier::new(root)
-            .verify(&bundle, Artifact::Bytes(&artifact), &policy)
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("does not lead to a trusted Fulcio CA"),
-            "{err}"
-        );
+        let err = Verifier::new(root).verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap_err();
+        assert!(err.to_string().contains("does not lead to a trusted Fulcio CA"), "{err}");
     }
 
     #[test]
@@ -686,35 +653,19 @@ mod tests {
             BundleContent::MessageSignature { .. } => panic!("expected DSSE"),
         };
         let statement = crate::intoto::Statement::from_json(&payload).unwrap();
-        let subject: Digest = format!("sha256:{}", statement.subjects[0].digest["sha256"])
-            .parse()
-            .unwrap();
+        let subject: Digest = format!("sha256:{}", statement.subjects[0].digest["sha256"]).parse().unwrap();
         let v = public_good();
         let policy = VerificationPolicy::key(key.clone()).without_tlog();
         let got = v.verify(&bundle, Artifact::Digest(subject.clone()), &policy).unwrap();
-        assert_eq!(
-            got.signer,
-            SignerFacts::Key {
-                fingerprint: key.fingerprint()
-            }
-        );
+        assert_eq!(got.signer, SignerFacts::Key { fingerprint: key.fingerprint() });
         assert_eq!(got.dsse_payload.unwrap().1, payload);
         assert_eq!(got.signing_time, None);
         // Another model digest is not the subject.
-        let err = v
-            .verify(&bundle, Artifact::Digest(Digest::sha256_of(b"x")), &policy)
-            .unwrap_err();
-        assert!(
-            matches!(err, VerifyError::Artifact(ArtifactError::Statement(_))),
-            "{err}"
-        );
+        let err = v.verify(&bundle, Artifact::Digest(Digest::sha256_of(b"x")), &policy).unwrap_err();
+        assert!(matches!(err, VerifyError::Artifact(ArtifactError::Statement(_))), "{err}");
         // The tlog is required unless turned off.
         assert!(matches!(
-            v.verify(
-                &bundle,
-                Artifact::Digest(subject.clone()),
-                &VerificationPolicy::key(key)
-            ),
+            v.verify(&bundle, Artifact::Digest(subject.clone()), &VerificationPolicy::key(key)),
             Err(VerifyError::TlogThreshold { verified: 0, .. })
         ));
         // Another key does not verify the envelope.
@@ -728,45 +679,33 @@ mod tests {
     fn load_with_root(name: &str) -> Option<(Bundle, Vec<u8>, TrustRoot)> {
         let dir = case(name)?;
         let bundle = Bundle::from_json(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
-        let artifact_path = if dir.join("artifact").is_file() {
-            dir.join("artifact")
-        } else {
-            dir.join("../a.txt")
-        };
+        let artifact_path =
+            if dir.join("artifact").is_file() { dir.join("artifact") } else { dir.join("../a.txt") };
         let root = TrustRoot::from_json(&std::fs::read(dir.join("trusted_root.json")).unwrap()).unwrap();
         Some((bundle, std::fs::read(artifact_path).unwrap(), root))
     }
 
     #[test]
     fn rekor_v2_log_key_must_be_valid_at_the_timestamp() {
-        let Some((bundle, artifact, mut root)) = load_with_root("rekor2-timestamp-without-embedded-cert") else {
+        let Some((bundle, artifact, mut root)) = load_with_root("rekor2-timestamp-without-embedded-cert")
+        else {
             return;
         };
         let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
-        let got = Verifier::new(root.clone())
-            .verify(&bundle, Artifact::Bytes(&artifact), &policy)
-            .unwrap();
+        let got = Verifier::new(root.clone()).verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap();
         assert!(got.tlog_entries[0].rekor_v2);
         assert_eq!(got.timestamps.len(), 1);
         assert_eq!(got.signing_time, got.timestamps.first().copied());
         let log_id = &bundle.verification_material.tlog_entries[0].log_id;
         let log = root.tlogs.iter_mut().find(|l| &l.log_id == log_id).unwrap();
         log.valid_for.end = Some(DateTime::from_timestamp(1_600_000_000, 0).unwrap());
-        let err = Verifier::new(root)
-            .verify(&bundle, Artifact::Bytes(&artifact), &policy)
-            .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("outside the validity of the key of the rekor v2 log"),
-            "{err}"
-        );
+        let err = Verifier::new(root).verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap_err();
+        assert!(err.to_string().contains("outside the validity of the key of the rekor v2 log"), "{err}");
         // Without its timestamp a Rekor v2 entry gives no signing time.
         let mut no_ts = bundle.clone();
         no_ts.verification_material.timestamps.clear();
         let (_, _, root) = load_with_root("rekor2-timestamp-without-embedded-cert").unwrap();
-        let err = Verifier::new(root)
-            .verify(&no_ts, Artifact::Bytes(&artifact), &policy)
-            .unwrap_err();
+        let err = Verifier::new(root).verify(&no_ts, Artifact::Bytes(&artifact), &policy).unwrap_err();
         assert!(matches!(err, VerifyError::Time(_)), "{err}");
     }
 
@@ -777,10 +716,7 @@ mod tests {
         };
         let mut policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
         let v = Verifier::new(root);
-        assert!(matches!(
-            v.verify(&bundle, Artifact::Bytes(&artifact), &policy),
-            Err(VerifyError::Sct(_))
-        ));
+        assert!(matches!(v.verify(&bundle, Artifact::Bytes(&artifact), &policy), Err(VerifyError::Sct(_))));
         policy.require_sct = false;
         v.verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap();
     }
@@ -794,15 +730,9 @@ mod tests {
         let v = Verifier::new(root);
         let got = v.verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap();
         assert_eq!(got.dsse_payload.unwrap().0, crate::dsse::IN_TOTO_PAYLOAD_TYPE);
-        v.verify(&bundle, Artifact::Digest(Digest::sha256_of(&artifact)), &policy)
-            .unwrap();
-        let err = v
-            .verify(&bundle, Artifact::Bytes(b"not the subject"), &policy)
-            .unwrap_err();
-        assert!(
-            matches!(err, VerifyError::Artifact(ArtifactError::Statement(_))),
-            "{err}"
-        );
+        v.verify(&bundle, Artifact::Digest(Digest::sha256_of(&artifact)), &policy).unwrap();
+        let err = v.verify(&bundle, Artifact::Bytes(b"not the subject"), &policy).unwrap_err();
+        assert!(matches!(err, VerifyError::Artifact(ArtifactError::Statement(_))), "{err}");
     }
 
     #[test]

@@ -41,12 +41,7 @@ impl VerificationPolicy {
 
     /// Key-based: tlog required by default (turn off with [`Self::without_tlog`]).
     pub fn key(key: PublicKey) -> Self {
-        Self {
-            authority: Authority::Key(key),
-            require_tlog: true,
-            require_sct: false,
-            tlog_threshold: 1,
-        }
+        Self { authority: Authority::Key(key), require_tlog: true, require_sct: false, tlog_threshold: 1 }
     }
 
     /// The same policy without the transparency log requirement (key-based signatures only).

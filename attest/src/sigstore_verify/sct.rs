@@ -23,7 +23,9 @@ pub enum SctError {
     #[error("malformed SCT list: {0}")]
     Malformed(String),
     /// Fewer SCTs verified than required.
-    #[error("{verified} of {found} SCTs verified with a trusted CT log key, {required} required ({reasons})")]
+    #[error(
+        "{verified} of {found} SCTs verified with a trusted CT log key, {required} required ({reasons})"
+    )]
     NotEnough {
         /// SCTs that verified.
         verified: usize,
@@ -70,10 +72,7 @@ impl<'a> Tls<'a> {
         Ok(self.take(1)?.first().copied().unwrap_or_default())
     }
     fn u16(&mut self) -> Result<usize, SctError> {
-        let b: [u8; 2] = self
-            .take(2)?
-            .try_into()
-            .map_err(|_| SctError::Malformed("truncated".into()))?;
+        let b: [u8; 2] = self.take(2)?.try_into().map_err(|_| SctError::Malformed("truncated".into()))?;
         Ok(usize::from(u16::from_be_bytes(b)))
     }
     fn u64(&mut self) -> Result<u64, SctError> {
@@ -89,7 +88,8 @@ impl<'a> Tls<'a> {
 
 /// Parse the TLS-encoded SignedCertificateTimestampList from the extension value (an OCTET STRING).
 pub fn parse_sct_list(extn_value: &[u8]) -> Result<Vec<Sct>, SctError> {
-    let inner = der::asn1::OctetStringRef::from_der(extn_value).map_err(|e| SctError::Malformed(e.to_string()))?;
+    let inner =
+        der::asn1::OctetStringRef::from_der(extn_value).map_err(|e| SctError::Malformed(e.to_string()))?;
     let mut list = Tls(inner.as_bytes());
     let mut body = Tls(list.vec16()?);
     if !list.0.is_empty() {
@@ -140,8 +140,8 @@ pub fn signed_data(sct: &Sct, issuer_key_hash: &[u8; 32], tbs: &[u8]) -> Result<
         .ok()
         .filter(|l| *l < (1 << 24))
         .ok_or_else(|| SctError::Malformed("TBS too large".into()))?;
-    let ext_len =
-        u16::try_from(sct.extensions.len()).map_err(|_| SctError::Malformed("extensions too large".into()))?;
+    let ext_len = u16::try_from(sct.extensions.len())
+        .map_err(|_| SctError::Malformed("extensions too large".into()))?;
     let mut out = Vec::with_capacity(tbs.len() + 64);
     out.push(sct.version);
     out.push(0); // signature_type = certificate_timestamp
@@ -181,17 +181,18 @@ pub fn verify_scts(
             verified,
             found: scts.len(),
             required: threshold.max(1),
-            reasons: if reasons.is_empty() {
-                "no SCTs".into()
-            } else {
-                reasons.join("; ")
-            },
+            reasons: if reasons.is_empty() { "no SCTs".into() } else { reasons.join("; ") },
         });
     }
     Ok(verified)
 }
 
-fn verify_one(sct: &Sct, issuer_key_hash: &[u8; 32], tbs: &[u8], trust_root: &TrustRoot) -> Result<(), String> {
+fn verify_one(
+    sct: &Sct,
+    issuer_key_hash: &[u8; 32],
+    tbs: &[u8],
+    trust_root: &TrustRoot,
+) -> Result<(), String> {
     if sct.version != 0 {
         return Err(format!("unsupported SCT version {}", sct.version));
     }
@@ -208,8 +209,7 @@ fn verify_one(sct: &Sct, issuer_key_hash: &[u8; 32], tbs: &[u8], trust_root: &Tr
     let data = signed_data(sct, issuer_key_hash, tbs).map_err(|e| e.to_string())?;
     let key = &log.public_key;
     let digest = crate::digest::DigestAlgorithm::Sha256;
-    key.verify_prehashed(digest, &digest.hash(&data), &sct.signature)
-        .map_err(|e| e.to_string())
+    key.verify_prehashed(digest, &digest.hash(&data), &sct.signature).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -223,7 +223,8 @@ mod tests {
     fn leaf_and_issuer() -> Option<(ParsedCert, ParsedCert, TrustRoot)> {
         let dir = case("happy-path-v0.3")?;
         let bundle = Bundle::from_json(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
-        let leaf = ParsedCert::from_der(bundle.verification_material.signer.leaf_certificate().unwrap()).unwrap();
+        let leaf =
+            ParsedCert::from_der(bundle.verification_material.signer.leaf_certificate().unwrap()).unwrap();
         let root = TrustRoot::public_good().unwrap();
         let cas = ParsedAuthority::parse_all(&root.certificate_authorities);
         let issuer = cas
@@ -275,7 +276,8 @@ mod tests {
             return;
         };
         let mut tampered = leaf.clone();
-        tampered.cert.tbs_certificate.serial_number = x509_cert::serial_number::SerialNumber::new(&[9]).unwrap();
+        tampered.cert.tbs_certificate.serial_number =
+            x509_cert::serial_number::SerialNumber::new(&[9]).unwrap();
         assert!(matches!(
             verify_scts(&tampered, &issuer, &root, 1),
             Err(SctError::NotEnough { verified: 0, .. })

@@ -29,10 +29,7 @@ pub fn testdata() -> Option<PathBuf> {
     if dir.join("sigstore-conformance").is_dir() {
         return Some(dir);
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "test data missing under CI"
-    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "test data missing under CI");
     None
 }
 
@@ -48,43 +45,29 @@ pub fn at(secs: i64) -> DateTime<Utc> {
 
 /// A raw extension.
 pub fn ext(oid: ObjectIdentifier, value_der: Vec<u8>) -> Extension {
-    Extension {
-        extn_id: oid,
-        critical: false,
-        extn_value: OctetString::new(value_der).unwrap(),
-    }
+    Extension { extn_id: oid, critical: false, extn_value: OctetString::new(value_der).unwrap() }
 }
 
 /// basicConstraints.
 pub fn basic_constraints(ca: bool) -> Extension {
     ext(
         const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
-        BasicConstraints {
-            ca,
-            path_len_constraint: None,
-        }
-        .to_der()
-        .unwrap(),
+        BasicConstraints { ca, path_len_constraint: None }.to_der().unwrap(),
     )
 }
 
 /// extendedKeyUsage with one usage.
 pub fn eku(usage: ObjectIdentifier) -> Extension {
-    ext(
-        const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE,
-        ExtendedKeyUsage(vec![usage]).to_der().unwrap(),
-    )
+    ext(const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE, ExtendedKeyUsage(vec![usage]).to_der().unwrap())
 }
 
 /// A URI SAN.
 pub fn san_uri(uri: &str) -> Extension {
     ext(
         const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME,
-        SubjectAltName(vec![GeneralName::UniformResourceIdentifier(
-            Ia5String::new(uri).unwrap(),
-        )])
-        .to_der()
-        .unwrap(),
+        SubjectAltName(vec![GeneralName::UniformResourceIdentifier(Ia5String::new(uri).unwrap())])
+            .to_der()
+            .unwrap(),
     )
 }
 
@@ -114,21 +97,16 @@ pub fn make_cert(
             Name::from_str(s).unwrap()
         }
     };
-    let alg = AlgorithmIdentifierOwned {
-        oid: const_oid::db::rfc5912::ECDSA_WITH_SHA_256,
-        parameters: None,
-    };
+    let alg = AlgorithmIdentifierOwned { oid: const_oid::db::rfc5912::ECDSA_WITH_SHA_256, parameters: None };
     let tbs = TbsCertificate {
         version: Version::V3,
         serial_number: SerialNumber::new(&[1, 2, 3]).unwrap(),
         signature: alg.clone(),
         issuer: name(issuer),
-        validity: Validity {
-            not_before: time(not_before),
-            not_after: time(not_after),
-        },
+        validity: Validity { not_before: time(not_before), not_after: time(not_after) },
         subject: name(subject),
-        subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(&subject_key.public_key().to_spki_der()).unwrap(),
+        subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(&subject_key.public_key().to_spki_der())
+            .unwrap(),
         issuer_unique_id: None,
         subject_unique_id: None,
         extensions: Some(extensions),

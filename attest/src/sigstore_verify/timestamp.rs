@@ -113,11 +113,7 @@ fn parse_generalized_time(bytes: &[u8]) -> Result<DateTime<Utc>, TimestampError>
     if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return Err(malformed("bad genTime fraction"));
     }
-    let nanos: u32 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<9}").parse().map_err(malformed)?
-    };
+    let nanos: u32 = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse().map_err(malformed)? };
     let t = t.and_utc() + chrono::Duration::nanoseconds(i64::from(nanos));
     Ok(t)
 }
@@ -147,11 +143,7 @@ pub fn parse_tst_info(der: &[u8]) -> Result<TstInfo, TimestampError> {
     if hashed.as_bytes().len() != imprint_algorithm.hex_len() / 2 {
         return Err(malformed("message imprint has the wrong length"));
     }
-    Ok(TstInfo {
-        imprint_algorithm,
-        imprint: hashed.as_bytes().to_vec(),
-        gen_time,
-    })
+    Ok(TstInfo { imprint_algorithm, imprint: hashed.as_bytes().to_vec(), gen_time })
 }
 
 /// The signature algorithm to verify a SignerInfo with (CMS allows the bare key algorithm).
@@ -180,10 +172,8 @@ fn signed_content(si: &SignerInfo, tst_der: &[u8]) -> Result<Vec<u8>, TimestampE
     let bad = |m: &str| TimestampError::BadSignedAttributes(m.to_owned());
     let digest = digest_for(&si.digest_alg.oid)?;
     let single = |oid: ObjectIdentifier| {
-        let attr = attrs
-            .iter()
-            .find(|a| a.oid == oid)
-            .ok_or_else(|| bad(&format!("missing attribute {oid}")))?;
+        let attr =
+            attrs.iter().find(|a| a.oid == oid).ok_or_else(|| bad(&format!("missing attribute {oid}")))?;
         if attr.values.len() != 1 {
             return Err(bad(&format!("attribute {oid} must have exactly one value")));
         }
@@ -247,10 +237,7 @@ pub fn verify_timestamp(
         return Err(TimestampError::ImprintMismatch);
     }
     if sd.signer_infos.0.len() != 1 {
-        return Err(malformed(format!(
-            "expected one signer, found {}",
-            sd.signer_infos.0.len()
-        )));
+        return Err(malformed(format!("expected one signer, found {}", sd.signer_infos.0.len())));
     }
     let si = sd.signer_infos.0.get(0).ok_or_else(|| malformed("no signer"))?;
     let signed = signed_content(si, tst_der)?;
@@ -290,10 +277,7 @@ pub fn verify_timestamp(
             };
             match verify_signature(&key, &alg, &signed, si.signature.as_bytes()) {
                 Ok(()) => {
-                    return Ok(VerifiedTimestamp {
-                        time: tst.gen_time,
-                        authority: authority.name.clone(),
-                    })
+                    return Ok(VerifiedTimestamp { time: tst.gen_time, authority: authority.name.clone() })
                 }
                 Err(e) => last = format!("signature does not verify: {e}"),
             }
@@ -326,10 +310,7 @@ mod tests {
 
     #[test]
     fn verifies_sigstore_tsa_timestamps_with_and_without_embedded_certs() {
-        for name in [
-            "rekor2-timestamp-without-embedded-cert",
-            "rekor2-timestamp-with-expired-cert-chain",
-        ] {
+        for name in ["rekor2-timestamp-without-embedded-cert", "rekor2-timestamp-with-expired-cert-chain"] {
             let Some((ts, sig, tsas)) = material(name) else { return };
             let v = verify_timestamp(&ts, &sig, &tsas).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(v.time.timestamp() > 1_700_000_000, "{name}: {}", v.time);
@@ -341,14 +322,8 @@ mod tests {
         let Some((ts, sig, tsas)) = material("rekor2-timestamp-without-embedded-cert") else {
             return;
         };
-        assert_eq!(
-            verify_timestamp(&ts, b"another signature", &tsas),
-            Err(TimestampError::ImprintMismatch)
-        );
-        assert!(matches!(
-            verify_timestamp(&ts, &sig, &[]),
-            Err(TimestampError::Untrusted(_))
-        ));
+        assert_eq!(verify_timestamp(&ts, b"another signature", &tsas), Err(TimestampError::ImprintMismatch));
+        assert!(matches!(verify_timestamp(&ts, &sig, &[]), Err(TimestampError::Untrusted(_))));
         let mut expired = tsas.clone();
         for a in &mut expired {
             a.valid_for.end = Some(chrono::DateTime::from_timestamp(1_600_000_000, 0).unwrap());
@@ -368,10 +343,7 @@ mod tests {
 
     #[test]
     fn generalized_time_with_fractions() {
-        assert_eq!(
-            parse_generalized_time(b"20250806190351Z").unwrap().timestamp(),
-            1_754_507_031
-        );
+        assert_eq!(parse_generalized_time(b"20250806190351Z").unwrap().timestamp(), 1_754_507_031);
         let t = parse_generalized_time(b"20250806190351.25Z").unwrap();
         assert_eq!(t.timestamp_subsec_millis(), 250);
         assert!(parse_generalized_time(b"20250806190351").is_err());

@@ -71,16 +71,18 @@ pub async fn push_demo_image(
 }
 
 /// Copy the config and layer blobs a manifest names from one repository to another.
-async fn copy_blobs(client: &RegistryClient, from: &ArtifactRef, to: &ArtifactRef, manifest: &[u8]) -> anyhow::Result<()> {
+async fn copy_blobs(
+    client: &RegistryClient,
+    from: &ArtifactRef,
+    to: &ArtifactRef,
+    manifest: &[u8],
+) -> anyhow::Result<()> {
     let m: serde_json::Value = serde_json::from_slice(manifest)?;
     let config = m.get("config").into_iter();
     let layers = m.get("layers").and_then(|l| l.as_array()).into_iter().flatten();
     for desc in config.chain(layers) {
-        let digest: Digest = desc
-            .get("digest")
-            .and_then(|d| d.as_str())
-            .context("descriptor without digest")?
-            .parse()?;
+        let digest: Digest =
+            desc.get("digest").and_then(|d| d.as_str()).context("descriptor without digest")?.parse()?;
         let blob = client.fetch_blob(from, &digest, 1024 * 1024).await?;
         client.push_blob(to, &blob).await?;
     }
@@ -96,14 +98,13 @@ struct Case {
 
 async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     println!("vouch demo: starting Debian's docker-registry on loopback ...");
-    let registry = DevRegistry::start().await.context("starting the registry (bash scripts/setup.sh installs it)")?;
+    let registry =
+        DevRegistry::start().await.context("starting the registry (bash scripts/setup.sh installs it)")?;
     let host = registry.host();
     println!("  registry at http://{host} (plain HTTP is allowed for this loopback registry only)");
 
-    let registry_config = RegistryConfig {
-        insecure_registries: vec![host.clone()],
-        ..RegistryConfig::default()
-    };
+    let registry_config =
+        RegistryConfig { insecure_registries: vec![host.clone()], ..RegistryConfig::default() };
     let client = RegistryClient::new(registry_config.clone())?;
     let app = push_demo_image(&client, &host, "demo/app", "1.0", b"hello from a signed image\n").await?;
     let other = push_demo_image(&client, &host, "demo/other", "1.0", b"nobody signed me\n").await?;
@@ -125,9 +126,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     let app_sig_ref = signature_tag(&app, "sig")?;
     let app_sig = client.fetch_manifest(&app_sig_ref).await?;
     copy_blobs(&client, &app_sig_ref, &other, &app_sig.bytes).await?;
-    client
-        .push_manifest(&signature_tag(&other, "sig")?, &app_sig.bytes, &app_sig.media_type)
-        .await?;
+    client.push_manifest(&signature_tag(&other, "sig")?, &app_sig.bytes, &app_sig.media_type).await?;
 
     let verifier = ArtifactVerifier::new(VerifierConfig {
         registry: registry_config,
@@ -135,10 +134,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
         cache: Default::default(),
         // Signed without a transparency log (nothing public is reachable here): cosign's
         // `--tlog-upload=false` / `--insecure-ignore-tlog`.
-        options: VerifyOptions {
-            require_tlog_for_keys: false,
-            ..VerifyOptions::default()
-        },
+        options: VerifyOptions { require_tlog_for_keys: false, ..VerifyOptions::default() },
     })?;
     let right = Authority::Key(key.public_key());
     let wrong = Authority::Key(SigningKey::generate().public_key());
@@ -156,12 +152,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
             Ok(facts) => format!("{} ({} signature(s))", verdict.reference, facts.signatures.len()),
             Err(rejection) => rejection.to_string(),
         };
-        cases.push(Case {
-            what,
-            expect_verified,
-            verified: verdict.is_verified(),
-            detail,
-        });
+        cases.push(Case { what, expect_verified, verified: verdict.is_verified(), detail });
     }
     let unsigned = push_demo_image(&client, &host, "demo/unsigned", "1.0", b"no signature at all\n").await?;
     let verdict = verifier.verify(&unsigned, &right, &Requirement::Signature).await?;

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use vouch_attest::digest::Digest;
 use vouch_attest::keys::PublicKey;
-use vouch_attest::sigstore_verify::{Artifact, Bundle, CertificateIdentity, SignerFacts, VerificationPolicy, Verifier};
+use vouch_attest::sigstore_verify::{
+    Artifact, Bundle, CertificateIdentity, SignerFacts, VerificationPolicy, Verifier,
+};
 use vouch_attest::trust_root::TrustRoot;
 
 /// Arguments, in the conformance suite's order and spelling.
@@ -45,10 +47,7 @@ fn read_file(path: &std::path::Path, what: &str) -> Result<Vec<u8>, UsageError> 
         .map_err(|e| UsageError(format!("cannot read {what} {}: {e}", path.display())))?
         .len();
     if len > MAX_INPUT_BYTES {
-        return Err(UsageError(format!(
-            "{what} {} is larger than {MAX_INPUT_BYTES} bytes",
-            path.display()
-        )));
+        return Err(UsageError(format!("{what} {} is larger than {MAX_INPUT_BYTES} bytes", path.display())));
     }
     std::fs::read(path).map_err(|e| UsageError(format!("cannot read {what} {}: {e}", path.display())))
 }
@@ -87,9 +86,7 @@ fn inputs(args: &VerifyBundleArgs) -> Result<Inputs, UsageError> {
         Some(p) => TrustRoot::from_json(&read_file(p, "trusted root")?)
             .map_err(|e| UsageError(format!("trusted root {}: {e}", p.display())))?,
         None if args.staging => {
-            return Err(UsageError(
-                "--staging needs --trusted-root (no network access to TUF)".into(),
-            ))
+            return Err(UsageError("--staging needs --trusted-root (no network access to TUF)".into()))
         }
         None => TrustRoot::public_good().map_err(|e| UsageError(format!("embedded trusted root: {e}")))?,
     };
@@ -97,7 +94,8 @@ fn inputs(args: &VerifyBundleArgs) -> Result<Inputs, UsageError> {
         (Some(key), None, None) => {
             let pem = String::from_utf8(read_file(key, "key")?)
                 .map_err(|_| UsageError(format!("key {} is not PEM text", key.display())))?;
-            let key = PublicKey::from_pem(&pem).map_err(|e| UsageError(format!("key {}: {e}", key.display())))?;
+            let key =
+                PublicKey::from_pem(&pem).map_err(|e| UsageError(format!("key {}: {e}", key.display())))?;
             VerificationPolicy::key(key)
         }
         (None, Some(identity), Some(issuer)) => {
@@ -110,19 +108,13 @@ fn inputs(args: &VerifyBundleArgs) -> Result<Inputs, UsageError> {
         }
     };
     let artifact = if let Some(hex) = args.file_or_digest.strip_prefix("sha256:") {
-        let digest: Digest = format!("sha256:{}", hex.to_ascii_lowercase())
-            .parse()
-            .map_err(|e| UsageError(format!("{e}")))?;
+        let digest: Digest =
+            format!("sha256:{}", hex.to_ascii_lowercase()).parse().map_err(|e| UsageError(format!("{e}")))?;
         ArtifactInput::Digest(digest)
     } else {
         read_artifact(std::path::Path::new(&args.file_or_digest))?
     };
-    Ok(Inputs {
-        bundle_json,
-        trust_root,
-        policy,
-        artifact,
-    })
+    Ok(Inputs { bundle_json, trust_root, policy, artifact })
 }
 
 /// Run the command: 0 verified, 1 rejected (reason on stderr), 2 usage or I/O error.

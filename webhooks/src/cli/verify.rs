@@ -7,7 +7,9 @@ use std::time::Duration;
 use vouch_attest::registry::{Credentials, RegistryConfig};
 use vouch_attest::sigstore_verify::{Authority, CertificateIdentity, Matcher};
 use vouch_attest::trust_root::TrustRoot;
-use vouch_attest::verify::{ArtifactVerifier, Facts, Requirement, Signer, Verdict, VerifierConfig, VerifyOptions};
+use vouch_attest::verify::{
+    ArtifactVerifier, Facts, Requirement, Signer, Verdict, VerifierConfig, VerifyOptions,
+};
 use vouch_attest::{ArtifactRef, PublicKey};
 
 use super::{EXIT_ERROR, EXIT_OK, EXIT_REJECTED};
@@ -74,19 +76,16 @@ enum UsageError {
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, UsageError> {
-    std::fs::read(path).map_err(|source| UsageError::Read {
-        path: path.clone(),
-        source,
-    })
+    std::fs::read(path).map_err(|source| UsageError::Read { path: path.clone(), source })
 }
 
 fn matcher(exact: &Option<String>, regexp: &Option<String>, what: &str) -> Result<Matcher, UsageError> {
     match (exact, regexp) {
         (Some(e), None) => Ok(Matcher::Exact(e.clone())),
-        (None, Some(r)) => Matcher::regex(r).map_err(|e| UsageError::Invalid(format!("--{what}-regexp: {e}"))),
-        _ => Err(UsageError::Invalid(format!(
-            "keyless verification needs --{what} or --{what}-regexp"
-        ))),
+        (None, Some(r)) => {
+            Matcher::regex(r).map_err(|e| UsageError::Invalid(format!("--{what}-regexp: {e}")))
+        }
+        _ => Err(UsageError::Invalid(format!("keyless verification needs --{what} or --{what}-regexp"))),
     }
 }
 
@@ -94,18 +93,18 @@ fn authority(args: &VerifyArgs) -> Result<Authority, UsageError> {
     if let Some(path) = &args.key {
         let pem = String::from_utf8(read(path)?)
             .map_err(|_| UsageError::Invalid(format!("{}: not a PEM file", path.display())))?;
-        let key = PublicKey::from_pem(&pem).map_err(|e| UsageError::Invalid(format!("{}: {e}", path.display())))?;
+        let key =
+            PublicKey::from_pem(&pem).map_err(|e| UsageError::Invalid(format!("{}: {e}", path.display())))?;
         return Ok(Authority::Key(key));
     }
-    let subject = matcher(&args.certificate_identity, &args.certificate_identity_regexp, "certificate-identity")?;
+    let subject =
+        matcher(&args.certificate_identity, &args.certificate_identity_regexp, "certificate-identity")?;
     let issuer = matcher(
         &args.certificate_oidc_issuer,
         &args.certificate_oidc_issuer_regexp,
         "certificate-oidc-issuer",
     )?;
-    Ok(Authority::Keyless {
-        identities: vec![CertificateIdentity { subject, issuer }],
-    })
+    Ok(Authority::Keyless { identities: vec![CertificateIdentity { subject, issuer }] })
 }
 
 fn requirement(s: &str) -> Result<Requirement, UsageError> {
@@ -113,9 +112,7 @@ fn requirement(s: &str) -> Result<Requirement, UsageError> {
         "signature" => Ok(Requirement::Signature),
         "sbom" => Ok(Requirement::Sbom),
         _ => match s.strip_prefix("attestation:") {
-            Some(t) if !t.is_empty() => Ok(Requirement::Attestation {
-                predicate_type: t.to_owned(),
-            }),
+            Some(t) if !t.is_empty() => Ok(Requirement::Attestation { predicate_type: t.to_owned() }),
             _ => Err(UsageError::Invalid(format!(
                 "--require {s:?}: expected signature, sbom or attestation:<predicate type>"
             ))),
@@ -125,7 +122,8 @@ fn requirement(s: &str) -> Result<Requirement, UsageError> {
 
 fn config(args: &VerifyArgs) -> Result<VerifierConfig, UsageError> {
     let trust_root = match &args.trusted_root {
-        Some(p) => TrustRoot::from_json(&read(p)?).map_err(|e| UsageError::Invalid(format!("{}: {e}", p.display())))?,
+        Some(p) => TrustRoot::from_json(&read(p)?)
+            .map_err(|e| UsageError::Invalid(format!("{}: {e}", p.display())))?,
         None => TrustRoot::public_good().map_err(|e| UsageError::Invalid(e.to_string()))?,
     };
     let credentials = match &args.registry_auth_file {

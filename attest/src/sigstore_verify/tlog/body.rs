@@ -31,17 +31,9 @@ enum Spec {
     /// hashedrekord 0.0.1 or 0.0.2: a signature over a digest.
     HashedRekord { hash: Hash, sig: SignatureRecord },
     /// intoto 0.0.2: the envelope itself (payload optional: Rekor may drop it).
-    Intoto {
-        payload_type: String,
-        payload: Option<Vec<u8>>,
-        payload_hash: Hash,
-        sigs: Vec<SignatureRecord>,
-    },
+    Intoto { payload_type: String, payload: Option<Vec<u8>>, payload_hash: Hash, sigs: Vec<SignatureRecord> },
     /// dsse 0.0.1 or 0.0.2: the payload hash and signatures.
-    Dsse {
-        payload_hash: Hash,
-        sigs: Vec<SignatureRecord>,
-    },
+    Dsse { payload_hash: Hash, sigs: Vec<SignatureRecord> },
 }
 
 /// A parsed entry body.
@@ -63,8 +55,7 @@ fn decode(field: &str, s: &str) -> Result<Vec<u8>, TlogError> {
 /// Base64 of base64, as Rekor's intoto type stores envelope bytes.
 fn decode_twice(field: &str, s: &str) -> Result<Vec<u8>, TlogError> {
     let inner = decode(field, s)?;
-    let inner =
-        std::str::from_utf8(&inner).map_err(|_| bad(format!("{field} is not base64 of base64")))?;
+    let inner = std::str::from_utf8(&inner).map_err(|_| bad(format!("{field} is not base64 of base64")))?;
     b64_decode(inner).map_err(|_| bad(format!("{field} is not base64 of base64")))
 }
 
@@ -72,12 +63,9 @@ fn decode_twice(field: &str, s: &str) -> Result<Vec<u8>, TlogError> {
 fn pem_material(field: &str, b64_pem: &str) -> Result<Vec<u8>, TlogError> {
     let pem = decode(field, b64_pem)?;
     let pem = std::str::from_utf8(&pem).map_err(|_| bad(format!("{field} is not PEM")))?;
-    let (label, der) =
-        crate::keys::pem_rfc7468_decode(pem).map_err(|e| bad(format!("{field}: {e}")))?;
+    let (label, der) = crate::keys::pem_rfc7468_decode(pem).map_err(|e| bad(format!("{field}: {e}")))?;
     if label != "CERTIFICATE" && label != "PUBLIC KEY" {
-        return Err(bad(format!(
-            "{field} is a {label} PEM block, not a certificate or public key"
-        )));
+        return Err(bad(format!("{field} is a {label} PEM block, not a certificate or public key")));
     }
     Ok(der)
 }
@@ -102,10 +90,7 @@ fn v2_algorithm(name: &str) -> Result<DigestAlgorithm, TlogError> {
 
 fn hash(algorithm: DigestAlgorithm, value: Vec<u8>) -> Result<Hash, TlogError> {
     if value.len() * 2 != algorithm.hex_len() {
-        return Err(bad(format!(
-            "{} digest has the wrong length",
-            algorithm.name()
-        )));
+        return Err(bad(format!("{} digest has the wrong length", algorithm.name())));
     }
     Ok(Hash { algorithm, value })
 }
@@ -120,8 +105,7 @@ struct HexHash {
 
 impl HexHash {
     fn to_hash(&self, field: &str) -> Result<Hash, TlogError> {
-        let value =
-            hex::decode(&self.value).map_err(|_| bad(format!("{field} value is not hex")))?;
+        let value = hex::decode(&self.value).map_err(|_| bad(format!("{field} value is not hex")))?;
         hash(v1_algorithm(&self.algorithm)?, value)
     }
 }
@@ -242,20 +226,13 @@ impl SignatureV002 {
         let material = match (&self.verifier.public_key, &self.verifier.x509_certificate) {
             (Some(k), None) => decode("verifier.publicKey.rawBytes", &k.raw_bytes)?,
             (None, Some(c)) => decode("verifier.x509Certificate.rawBytes", &c.raw_bytes)?,
-            _ => {
-                return Err(bad(
-                    "verifier must hold exactly one of publicKey and x509Certificate",
-                ))
-            }
+            _ => return Err(bad("verifier must hold exactly one of publicKey and x509Certificate")),
         };
         let signature = decode("signature.content", &self.content)?;
         if signature.is_empty() || material.is_empty() {
             return Err(bad("empty signature or verifier"));
         }
-        Ok(SignatureRecord {
-            signature,
-            material,
-        })
+        Ok(SignatureRecord { signature, material })
     }
 }
 
@@ -308,10 +285,7 @@ impl EntryBody {
             }
             ("hashedrekord", "0.0.2") => {
                 let s: HashedRekordV002Spec = spec(top.spec, "hashedrekord 0.0.2")?;
-                Spec::HashedRekord {
-                    hash: s.v.data.to_hash("data.digest")?,
-                    sig: s.v.signature.to_record()?,
-                }
+                Spec::HashedRekord { hash: s.v.data.to_hash("data.digest")?, sig: s.v.signature.to_record()? }
             }
             ("intoto", "0.0.2") => {
                 let s: IntotoV002 = spec(top.spec, "intoto 0.0.2")?;
@@ -330,10 +304,7 @@ impl EntryBody {
                         .map(|sig| {
                             Ok(SignatureRecord {
                                 signature: decode_twice("envelope.signatures.sig", &sig.sig)?,
-                                material: pem_material(
-                                    "envelope.signatures.publicKey",
-                                    &sig.public_key,
-                                )?,
+                                material: pem_material("envelope.signatures.publicKey", &sig.public_key)?,
                             })
                         })
                         .collect::<Result<_, TlogError>>()?,
@@ -359,26 +330,12 @@ impl EntryBody {
                 let s: DsseV002Spec = spec(top.spec, "dsse 0.0.2")?;
                 Spec::Dsse {
                     payload_hash: s.v.payload_hash.to_hash("payloadHash")?,
-                    sigs: s
-                        .v
-                        .signatures
-                        .iter()
-                        .map(SignatureV002::to_record)
-                        .collect::<Result<_, _>>()?,
+                    sigs: s.v.signatures.iter().map(SignatureV002::to_record).collect::<Result<_, _>>()?,
                 }
             }
-            _ => {
-                return Err(TlogError::UnsupportedKind {
-                    kind: top.kind,
-                    version: top.api_version,
-                })
-            }
+            _ => return Err(TlogError::UnsupportedKind { kind: top.kind, version: top.api_version }),
         };
-        Ok(Self {
-            kind: top.kind,
-            version: top.api_version,
-            spec,
-        })
+        Ok(Self { kind: top.kind, version: top.api_version, spec })
     }
 
     /// Rekor v2 entry types.
@@ -387,20 +344,15 @@ impl EntryBody {
     }
 
     fn wrong_content(&self, content: &'static str) -> TlogError {
-        TlogError::WrongContentType {
-            kind: self.kind.clone(),
-            version: self.version.clone(),
-            content,
-        }
+        TlogError::WrongContentType { kind: self.kind.clone(), version: self.version.clone(), content }
     }
 
     /// Check that the body records exactly the bundle's content.
     pub fn check_matches(&self, expected: &ExpectedContent<'_>) -> Result<(), TlogError> {
         match (&self.spec, expected.dsse) {
             (Spec::HashedRekord { hash, sig }, None) => {
-                let signature = expected
-                    .signature
-                    .ok_or(TlogError::NothingToCompare("no message signature given"))?;
+                let signature =
+                    expected.signature.ok_or(TlogError::NothingToCompare("no message signature given"))?;
                 let digest = expected
                     .artifact_digest
                     .ok_or(TlogError::NothingToCompare("no artifact digest given"))?;
@@ -420,9 +372,7 @@ impl EntryBody {
                 if sig.signature != env_sig {
                     return Err(TlogError::BodyMismatch("signature"));
                 }
-                let pae = env
-                    .pae()
-                    .map_err(|e| TlogError::NothingToCompare(dsse_reason(&e)))?;
+                let pae = env.pae().map_err(|e| TlogError::NothingToCompare(dsse_reason(&e)))?;
                 if hash.algorithm != DigestAlgorithm::Sha256
                     || hash.value != DigestAlgorithm::Sha256.hash(&pae)
                 {
@@ -430,21 +380,10 @@ impl EntryBody {
                 }
                 check_material(&sig.material, expected.verification_material)
             }
-            (Spec::Intoto { .. } | Spec::Dsse { .. }, None) => {
-                Err(self.wrong_content("message signature"))
-            }
-            (
-                Spec::Intoto {
-                    payload_type,
-                    payload,
-                    payload_hash,
-                    sigs,
-                },
-                Some(env),
-            ) => {
-                let env_payload = env
-                    .payload_bytes()
-                    .map_err(|e| TlogError::NothingToCompare(dsse_reason(&e)))?;
+            (Spec::Intoto { .. } | Spec::Dsse { .. }, None) => Err(self.wrong_content("message signature")),
+            (Spec::Intoto { payload_type, payload, payload_hash, sigs }, Some(env)) => {
+                let env_payload =
+                    env.payload_bytes().map_err(|e| TlogError::NothingToCompare(dsse_reason(&e)))?;
                 if *payload_type != env.payload_type {
                     return Err(TlogError::BodyMismatch("payload type"));
                 }
@@ -455,9 +394,8 @@ impl EntryBody {
                 check_signatures(sigs, env, expected.verification_material)
             }
             (Spec::Dsse { payload_hash, sigs }, Some(env)) => {
-                let env_payload = env
-                    .payload_bytes()
-                    .map_err(|e| TlogError::NothingToCompare(dsse_reason(&e)))?;
+                let env_payload =
+                    env.payload_bytes().map_err(|e| TlogError::NothingToCompare(dsse_reason(&e)))?;
                 check_payload_hash(payload_hash, &env_payload)?;
                 check_signatures(sigs, env, expected.verification_material)
             }
@@ -474,14 +412,10 @@ fn dsse_reason(e: &crate::dsse::DsseError) -> &'static str {
 
 /// A Sigstore bundle's envelope carries exactly one signature.
 fn single_signature(env: &Envelope) -> Result<Vec<u8>, TlogError> {
-    let sigs = env
-        .signature_bytes()
-        .map_err(|e| TlogError::NothingToCompare(dsse_reason(&e)))?;
+    let sigs = env.signature_bytes().map_err(|e| TlogError::NothingToCompare(dsse_reason(&e)))?;
     match <[Vec<u8>; 1]>::try_from(sigs) {
         Ok([sig]) => Ok(sig),
-        Err(_) => Err(TlogError::NothingToCompare(
-            "the DSSE envelope must carry exactly one signature",
-        )),
+        Err(_) => Err(TlogError::NothingToCompare("the DSSE envelope must carry exactly one signature")),
     }
 }
 
@@ -492,11 +426,7 @@ fn check_payload_hash(recorded: &Hash, payload: &[u8]) -> Result<(), TlogError> 
     Ok(())
 }
 
-fn check_signatures(
-    recorded: &[SignatureRecord],
-    env: &Envelope,
-    material: &[u8],
-) -> Result<(), TlogError> {
+fn check_signatures(recorded: &[SignatureRecord], env: &Envelope, material: &[u8]) -> Result<(), TlogError> {
     let env_sig = single_signature(env)?;
     let [only] = recorded else {
         return Err(TlogError::BodyMismatch("signature count"));
@@ -513,13 +443,8 @@ fn check_material(recorded: &[u8], expected: &[u8]) -> Result<(), TlogError> {
     if recorded == expected {
         return Ok(());
     }
-    match (
-        PublicKey::from_spki_der(recorded),
-        PublicKey::from_spki_der(expected),
-    ) {
-        (Ok(a), Ok(b)) if a.to_spki_der() == b.to_spki_der() && !a.to_spki_der().is_empty() => {
-            Ok(())
-        }
+    match (PublicKey::from_spki_der(recorded), PublicKey::from_spki_der(expected)) {
+        (Ok(a), Ok(b)) if a.to_spki_der() == b.to_spki_der() && !a.to_spki_der().is_empty() => Ok(()),
         _ => Err(TlogError::BodyMismatch("certificate or public key")),
     }
 }

@@ -57,9 +57,7 @@ impl Checkpoint {
     /// Parse a signed-note checkpoint.
     pub fn parse(note: &str) -> Result<Self, TlogError> {
         if note.len() > MAX_CHECKPOINT_BYTES {
-            return Err(malformed(format!(
-                "larger than {MAX_CHECKPOINT_BYTES} bytes"
-            )));
+            return Err(malformed(format!("larger than {MAX_CHECKPOINT_BYTES} bytes")));
         }
         if note.chars().any(|c| c.is_control() && c != '\n') {
             return Err(malformed("contains control characters"));
@@ -82,10 +80,7 @@ impl Checkpoint {
         let root_line = lines.next().ok_or_else(|| malformed("no root hash line"))?;
         let root_hash = b64_decode(root_line).map_err(|_| malformed("root hash is not base64"))?;
         if root_hash.len() != 32 {
-            return Err(malformed(format!(
-                "root hash is {} bytes, not 32",
-                root_hash.len()
-            )));
+            return Err(malformed(format!("root hash is {} bytes, not 32", root_hash.len())));
         }
         let extensions: Vec<String> = lines.map(str::to_owned).collect();
         if extensions.iter().any(String::is_empty) {
@@ -99,9 +94,7 @@ impl Checkpoint {
                 .ok_or_else(|| malformed("signature block does not end with a newline"))?;
             for line in body.split('\n') {
                 if signatures.len() == MAX_NOTE_SIGNATURES {
-                    return Err(malformed(format!(
-                        "more than {MAX_NOTE_SIGNATURES} signatures"
-                    )));
+                    return Err(malformed(format!("more than {MAX_NOTE_SIGNATURES} signatures")));
                 }
                 signatures.push(parse_signature_line(line)?);
             }
@@ -118,8 +111,7 @@ impl Checkpoint {
 }
 
 fn parse_decimal(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
-    {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
         return None;
     }
     s.parse().ok()
@@ -129,9 +121,8 @@ fn parse_signature_line(line: &str) -> Result<NoteSignature, TlogError> {
     let rest = line
         .strip_prefix(SIG_PREFIX)
         .ok_or_else(|| malformed("signature line does not start with an em dash"))?;
-    let (name, b64) = rest
-        .split_once(' ')
-        .ok_or_else(|| malformed("signature line has no name and signature"))?;
+    let (name, b64) =
+        rest.split_once(' ').ok_or_else(|| malformed("signature line has no name and signature"))?;
     if name.is_empty() || b64.contains(' ') {
         return Err(malformed("malformed signature line"));
     }
@@ -142,18 +133,13 @@ fn parse_signature_line(line: &str) -> Result<NoteSignature, TlogError> {
     let (hint, sig) = blob.split_at(4);
     let mut key_hint = [0u8; 4];
     key_hint.copy_from_slice(hint);
-    Ok(NoteSignature {
-        name: name.to_owned(),
-        key_hint,
-        signature: sig.to_vec(),
-    })
+    Ok(NoteSignature { name: name.to_owned(), key_hint, signature: sig.to_vec() })
 }
 
 /// Rekor v1 origins are `<name> - <tree id>`; returns `<name>` for those.
 fn rekor_v1_name(origin: &str) -> Option<&str> {
     let (name, tree_id) = origin.rsplit_once(" - ")?;
-    (!name.is_empty() && !tree_id.is_empty() && tree_id.bytes().all(|b| b.is_ascii_digit()))
-        .then_some(name)
+    (!name.is_empty() && !tree_id.is_empty() && tree_id.bytes().all(|b| b.is_ascii_digit())).then_some(name)
 }
 
 /// The host of a base URL such as `https://log2025-1.rekor.sigstore.dev` (no port, no path).
@@ -185,22 +171,15 @@ fn key_hint(log: &TransparencyLog, name: &str, rekor_v1: bool) -> [u8; 4] {
     }
     match &log.public_key {
         PublicKey::Ed25519(k) => sha256_prefix(&[name.as_bytes(), b"\n", &[0x01], k.as_bytes()]),
-        PublicKey::Rsa(_) => sha256_prefix(&[
-            name.as_bytes(),
-            b"\n",
-            &[0xff],
-            b"PKIX-RSA-PKCS#1v1.5",
-            &log.public_key_der,
-        ]),
+        PublicKey::Rsa(_) => {
+            sha256_prefix(&[name.as_bytes(), b"\n", &[0xff], b"PKIX-RSA-PKCS#1v1.5", &log.public_key_der])
+        }
         PublicKey::EcdsaP256(_) | PublicKey::EcdsaP384(_) => sha256_prefix(&[&log.public_key_der]),
     }
 }
 
 /// Parse a checkpoint and verify the transparency log's signature on it.
-pub(crate) fn verify_checkpoint(
-    note: &str,
-    log: &TransparencyLog,
-) -> Result<Checkpoint, TlogError> {
+pub(crate) fn verify_checkpoint(note: &str, log: &TransparencyLog) -> Result<Checkpoint, TlogError> {
     let cp = Checkpoint::parse(note)?;
     let (name, rekor_v1) = match rekor_v1_name(&cp.origin) {
         Some(name) => (name.to_owned(), true),
@@ -222,23 +201,14 @@ pub(crate) fn verify_checkpoint(
     };
     let hint = key_hint(log, &name, rekor_v1);
     let mut verified = 0usize;
-    for sig in cp
-        .signatures
-        .iter()
-        .filter(|s| s.name == name && s.key_hint == hint)
-    {
+    for sig in cp.signatures.iter().filter(|s| s.name == name && s.key_hint == hint) {
         log.public_key
             .verify(cp.signed_text.as_bytes(), &sig.signature)
-            .map_err(|_| TlogError::BadCheckpointSignature {
-                name: sig.name.clone(),
-            })?;
+            .map_err(|_| TlogError::BadCheckpointSignature { name: sig.name.clone() })?;
         verified += 1;
     }
     if verified == 0 {
-        return Err(TlogError::CheckpointNotSignedByLog {
-            name,
-            key_hint: hex::encode(hint),
-        });
+        return Err(TlogError::CheckpointNotSignedByLog { name, key_hint: hex::encode(hint) });
     }
     Ok(cp)
 }
@@ -254,10 +224,7 @@ mod tests {
         let cp = Checkpoint::parse(note).unwrap();
         assert_eq!(cp.origin, "rekor.sigstore.dev - 2605736670972794746");
         assert_eq!(cp.tree_size, 23083062);
-        assert_eq!(
-            cp.extensions,
-            vec!["Timestamp: 1689177396617352539".to_owned()]
-        );
+        assert_eq!(cp.extensions, vec!["Timestamp: 1689177396617352539".to_owned()]);
         assert!(cp.signed_text.ends_with("539\n"));
         assert_eq!(cp.signatures.len(), 1);
         assert_eq!(hex::encode(cp.signatures[0].key_hint), "c0d23d6a");
@@ -281,18 +248,12 @@ mod tests {
             assert!(Checkpoint::parse(&bad).is_err(), "{bad:?}");
         }
         // No signatures parses, but carries none.
-        assert!(Checkpoint::parse(&format!("o\n1\n{root}\n\n"))
-            .unwrap()
-            .signatures
-            .is_empty());
+        assert!(Checkpoint::parse(&format!("o\n1\n{root}\n\n")).unwrap().signatures.is_empty());
     }
 
     #[test]
     fn url_hosts() {
-        assert_eq!(
-            url_host("https://log2025-1.rekor.sigstore.dev"),
-            Some("log2025-1.rekor.sigstore.dev")
-        );
+        assert_eq!(url_host("https://log2025-1.rekor.sigstore.dev"), Some("log2025-1.rekor.sigstore.dev"));
         assert_eq!(url_host("http://localhost:8000/api"), Some("localhost"));
         assert_eq!(url_host("https://[::1]:8080"), Some("::1"));
         assert_eq!(url_host(""), None);

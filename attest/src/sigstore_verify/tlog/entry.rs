@@ -183,12 +183,8 @@ impl TryFrom<RawEntry> for TlogEntry {
                         .map_err(field("inclusionPromise.signedEntryTimestamp"))
                 })
                 .transpose()?,
-            inclusion_proof: raw
-                .inclusion_proof
-                .map(InclusionProof::try_from)
-                .transpose()?,
-            canonicalized_body: b64_decode(&raw.canonicalized_body)
-                .map_err(field("canonicalizedBody"))?,
+            inclusion_proof: raw.inclusion_proof.map(InclusionProof::try_from).transpose()?,
+            canonicalized_body: b64_decode(&raw.canonicalized_body).map_err(field("canonicalizedBody"))?,
         };
         entry.validate()?;
         Ok(entry)
@@ -207,9 +203,7 @@ impl TryFrom<RawProof> for InclusionProof {
         }
         let checkpoint = raw.checkpoint.map(|c| c.envelope).unwrap_or_default();
         if checkpoint.len() > MAX_CHECKPOINT_BYTES {
-            return Err(TlogError::Malformed(format!(
-                "checkpoint larger than {MAX_CHECKPOINT_BYTES} bytes"
-            )));
+            return Err(TlogError::Malformed(format!("checkpoint larger than {MAX_CHECKPOINT_BYTES} bytes")));
         }
         Ok(Self {
             log_index: non_negative("inclusionProof.logIndex", raw.log_index.0)?,
@@ -229,25 +223,18 @@ impl From<TlogEntry> for RawEntry {
     fn from(e: TlogEntry) -> Self {
         Self {
             log_index: Int64(e.log_index),
-            log_id: RawLogId {
-                key_id: b64_encode(&e.log_id),
-            },
-            kind_version: RawKindVersion {
-                kind: e.kind,
-                version: e.kind_version,
-            },
+            log_id: RawLogId { key_id: b64_encode(&e.log_id) },
+            kind_version: RawKindVersion { kind: e.kind, version: e.kind_version },
             integrated_time: Int64(e.integrated_time),
-            inclusion_promise: e.inclusion_promise.map(|s| RawPromise {
-                signed_entry_timestamp: b64_encode(&s),
-            }),
+            inclusion_promise: e
+                .inclusion_promise
+                .map(|s| RawPromise { signed_entry_timestamp: b64_encode(&s) }),
             inclusion_proof: e.inclusion_proof.map(|p| RawProof {
                 log_index: Int64(p.log_index),
                 root_hash: b64_encode(&p.root_hash),
                 tree_size: Int64(p.tree_size),
                 hashes: p.hashes.iter().map(|h| b64_encode(h)).collect(),
-                checkpoint: (!p.checkpoint.is_empty()).then_some(RawCheckpoint {
-                    envelope: p.checkpoint,
-                }),
+                checkpoint: (!p.checkpoint.is_empty()).then_some(RawCheckpoint { envelope: p.checkpoint }),
             }),
             canonicalized_body: b64_encode(&e.canonicalized_body),
         }

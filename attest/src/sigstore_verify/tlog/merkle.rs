@@ -33,25 +33,17 @@ pub fn root_from_inclusion_proof(
 ) -> Result<[u8; 32], TlogError> {
     let bad = |r: String| TlogError::BadInclusionProof(r);
     if index >= tree_size {
-        return Err(bad(format!(
-            "leaf index {index} is not below tree size {tree_size}"
-        )));
+        return Err(bad(format!("leaf index {index} is not below tree size {tree_size}")));
     }
     if hashes.len() > MAX_PROOF_HASHES {
-        return Err(bad(format!(
-            "{} hashes, more than {MAX_PROOF_HASHES}",
-            hashes.len()
-        )));
+        return Err(bad(format!("{} hashes, more than {MAX_PROOF_HASHES}", hashes.len())));
     }
     let mut fn_ = index;
     let mut sn = tree_size - 1;
     let mut r = *leaf;
     for p in hashes {
         if p.len() != HASH_LEN {
-            return Err(bad(format!(
-                "a path hash is {} bytes, not {HASH_LEN}",
-                p.len()
-            )));
+            return Err(bad(format!("a path hash is {} bytes, not {HASH_LEN}", p.len())));
         }
         if sn == 0 {
             return Err(bad("audit path is longer than the tree is deep".into()));
@@ -78,8 +70,8 @@ pub fn root_from_inclusion_proof(
 
 /// Check that `proof` leads from `leaf` to `proof.root_hash`.
 pub(crate) fn verify_inclusion(leaf: &[u8; 32], proof: &InclusionProof) -> Result<(), TlogError> {
-    let index = u64::try_from(proof.log_index)
-        .map_err(|_| TlogError::BadInclusionProof("negative index".into()))?;
+    let index =
+        u64::try_from(proof.log_index).map_err(|_| TlogError::BadInclusionProof("negative index".into()))?;
     let size = u64::try_from(proof.tree_size)
         .map_err(|_| TlogError::BadInclusionProof("negative tree size".into()))?;
     if proof.root_hash.len() != HASH_LEN {
@@ -90,9 +82,7 @@ pub(crate) fn verify_inclusion(leaf: &[u8; 32], proof: &InclusionProof) -> Resul
     }
     let root = root_from_inclusion_proof(leaf, index, size, &proof.hashes)?;
     if root.as_slice() != proof.root_hash.as_slice() {
-        return Err(TlogError::BadInclusionProof(
-            "the audit path does not reproduce the root hash".into(),
-        ));
+        return Err(TlogError::BadInclusionProof("the audit path does not reproduce the root hash".into()));
     }
     Ok(())
 }
@@ -164,23 +154,14 @@ mod tests {
                 // Wrong index, wrong size, flipped hash, truncated and extended paths all fail to give the root.
                 if n > 1 {
                     let other = (m + 1) % n;
-                    assert_ne!(
-                        root_from_inclusion_proof(&leaf, other as u64, n as u64, &p).ok(),
-                        Some(root)
-                    );
+                    assert_ne!(root_from_inclusion_proof(&leaf, other as u64, n as u64, &p).ok(), Some(root));
                     let mut flipped = p.clone();
                     flipped[0][0] ^= 1;
                     assert_ne!(
                         root_from_inclusion_proof(&leaf, m as u64, n as u64, &flipped).ok(),
                         Some(root)
                     );
-                    assert!(root_from_inclusion_proof(
-                        &leaf,
-                        m as u64,
-                        n as u64,
-                        &p[..p.len() - 1]
-                    )
-                    .is_err());
+                    assert!(root_from_inclusion_proof(&leaf, m as u64, n as u64, &p[..p.len() - 1]).is_err());
                 }
                 let mut longer = p.clone();
                 longer.push(vec![0; 32]);

@@ -24,9 +24,7 @@ use crate::digest::Digest;
 use crate::trust_root::TrustRoot;
 
 pub use checkpoint::{Checkpoint, NoteSignature};
-pub use entry::{
-    InclusionProof, TlogEntry, MAX_BODY_BYTES, MAX_CHECKPOINT_BYTES, MAX_PROOF_HASHES,
-};
+pub use entry::{InclusionProof, TlogEntry, MAX_BODY_BYTES, MAX_CHECKPOINT_BYTES, MAX_PROOF_HASHES};
 pub use merkle::{leaf_hash, root_from_inclusion_proof};
 pub use set::verify_set;
 
@@ -69,9 +67,7 @@ pub enum TlogError {
         log_id: String,
     },
     /// The integrated time lies outside the log key's validity window.
-    #[error(
-        "integrated time {time} is outside the validity of the key of transparency log {log_id}"
-    )]
+    #[error("integrated time {time} is outside the validity of the key of transparency log {log_id}")]
     LogKeyNotValid {
         /// Hex log id.
         log_id: String,
@@ -196,9 +192,7 @@ pub fn verify_entry(
     entry.validate()?;
     let log = trust_root
         .tlog(&entry.log_id)
-        .ok_or_else(|| TlogError::UnknownLog {
-            log_id: hex_id(&entry.log_id),
-        })?;
+        .ok_or_else(|| TlogError::UnknownLog { log_id: hex_id(&entry.log_id) })?;
 
     let body = body::EntryBody::parse(&entry.canonicalized_body)?;
     if body.kind != entry.kind || body.version != entry.kind_version {
@@ -223,10 +217,7 @@ pub fn verify_entry(
         }
         let t = unix_time(entry.integrated_time)?;
         if !log.valid_for.contains(t) {
-            return Err(TlogError::LogKeyNotValid {
-                log_id: hex_id(&entry.log_id),
-                time: t,
-            });
+            return Err(TlogError::LogKeyNotValid { log_id: hex_id(&entry.log_id), time: t });
         }
         Some(t)
     };
@@ -266,10 +257,7 @@ pub fn verify_entry(
                     return Err(TlogError::MissingCheckpoint);
                 }
                 // Old v0.1 bundles: a proof without checkpoint proves nothing; the SET must carry it.
-                tracing::debug!(
-                    log_index = entry.log_index,
-                    "inclusion proof without checkpoint ignored"
-                );
+                tracing::debug!(log_index = entry.log_index, "inclusion proof without checkpoint ignored");
                 false
             } else {
                 let cp = checkpoint::verify_checkpoint(&proof.checkpoint, log)?;

@@ -33,31 +33,18 @@ pub fn verify_set<'t>(
     log_id: &[u8],
     trust_root: &'t TrustRoot,
 ) -> Result<&'t TransparencyLog, TlogError> {
-    let log = trust_root
-        .tlog(log_id)
-        .ok_or_else(|| TlogError::UnknownLog {
-            log_id: hex_id(log_id),
-        })?;
+    let log = trust_root.tlog(log_id).ok_or_else(|| TlogError::UnknownLog { log_id: hex_id(log_id) })?;
     if log_index < 0 {
-        return Err(TlogError::Malformed(format!(
-            "logIndex is negative ({log_index})"
-        )));
+        return Err(TlogError::Malformed(format!("logIndex is negative ({log_index})")));
     }
     if integrated_time <= 0 {
         return Err(TlogError::MissingIntegratedTime);
     }
     let t = unix_time(integrated_time)?;
     if !log.valid_for.contains(t) {
-        return Err(TlogError::LogKeyNotValid {
-            log_id: hex_id(log_id),
-            time: t,
-        });
+        return Err(TlogError::LogKeyNotValid { log_id: hex_id(log_id), time: t });
     }
     let payload = set_payload(body, integrated_time, log_index, log_id)?;
-    log.public_key
-        .verify(&payload, set)
-        .map_err(|_| TlogError::BadSet {
-            log_id: hex_id(log_id),
-        })?;
+    log.public_key.verify(&payload, set).map_err(|_| TlogError::BadSet { log_id: hex_id(log_id) })?;
     Ok(log)
 }

@@ -114,10 +114,8 @@ impl MiniLog {
 
     /// Log `body` as leaf 2 of a five-leaf tree; with a SET when the log is a v1 log.
     fn entry(&self, kind: &str, version: &str, body: Vec<u8>) -> TlogEntry {
-        let mut leaves: Vec<Vec<u8>> = ["a", "b", "", "d", "e"]
-            .iter()
-            .map(|s| s.as_bytes().to_vec())
-            .collect();
+        let mut leaves: Vec<Vec<u8>> =
+            ["a", "b", "", "d", "e"].iter().map(|s| s.as_bytes().to_vec()).collect();
         leaves[2] = body.clone();
         let root = mth(&leaves);
         let v1 = matches!(self.key, LogKey::Ecdsa(_));
@@ -178,22 +176,16 @@ fn json(v: serde_json::Value) -> Vec<u8> {
 }
 
 fn hashedrekord_v2(digest: &[u8], sig: &[u8], signer: &Signer) -> Vec<u8> {
-    json(
-        serde_json::json!({"apiVersion": "0.0.2", "kind": "hashedrekord", "spec": {"hashedRekordV002": {
+    json(serde_json::json!({"apiVersion": "0.0.2", "kind": "hashedrekord", "spec": {"hashedRekordV002": {
         "data": {"algorithm": "SHA2_256", "digest": b64_encode(digest)},
-        "signature": {"content": b64_encode(sig), "verifier": signer.verifier_v2()}}}}),
-    )
+        "signature": {"content": b64_encode(sig), "verifier": signer.verifier_v2()}}}}))
 }
 
 fn message(artifact: &[u8], signer: &Signer) -> (Digest, Vec<u8>) {
     (Digest::sha256_of(artifact), signer.key.sign(artifact))
 }
 
-fn expect_message<'a>(
-    digest: &'a Digest,
-    sig: &'a [u8],
-    signer: &'a Signer,
-) -> ExpectedContent<'a> {
+fn expect_message<'a>(digest: &'a Digest, sig: &'a [u8], signer: &'a Signer) -> ExpectedContent<'a> {
     ExpectedContent {
         signature: Some(sig),
         artifact_digest: Some(digest),
@@ -217,11 +209,7 @@ fn rekor_v2_hashedrekord_with_ed25519_checkpoint_and_witnesses() {
     let root = log.root();
     let signer = Signer::new();
     let (digest, sig) = message(b"artifact", &signer);
-    let entry = log.entry(
-        "hashedrekord",
-        "0.0.2",
-        hashedrekord_v2(&digest.to_bytes(), &sig, &signer),
-    );
+    let entry = log.entry("hashedrekord", "0.0.2", hashedrekord_v2(&digest.to_bytes(), &sig, &signer));
     let expected = expect_message(&digest, &sig, &signer);
 
     let v = verify_entry(&entry, &expected, &root, true).unwrap();
@@ -240,9 +228,7 @@ fn rekor_v2_hashedrekord_with_ed25519_checkpoint_and_witnesses() {
     witness.name = "witness.example".into();
     let text = format!("{}\n5\n{}\n", log.origin, b64_encode(&proof.root_hash));
     let w_line = witness.sig_line(&text);
-    assert!(
-        with_checkpoint(log.checkpoint(5, &proof.root_hash, std::slice::from_ref(&w_line))).is_ok()
-    );
+    assert!(with_checkpoint(log.checkpoint(5, &proof.root_hash, std::slice::from_ref(&w_line))).is_ok());
     assert!(with_checkpoint(format!("{text}\n{w_line}{}", log.sig_line(&text))).is_ok());
 
     // Only a witness signed: not enough.
@@ -261,11 +247,7 @@ fn rekor_v2_hashedrekord_with_ed25519_checkpoint_and_witnesses() {
     let mut forged = impostor;
     forged.hint = log.hint;
     assert!(matches!(
-        with_checkpoint(format!(
-            "{text}\n{}{}",
-            log.sig_line(&text),
-            forged.sig_line(&text)
-        )),
+        with_checkpoint(format!("{text}\n{}{}", log.sig_line(&text), forged.sig_line(&text))),
         Err(TlogError::BadCheckpointSignature { .. })
     ));
     // Validly signed checkpoints for another tree.
@@ -280,10 +262,7 @@ fn rekor_v2_hashedrekord_with_ed25519_checkpoint_and_witnesses() {
     // The proof's index must be the entry's own in Rekor v2.
     let mut e = entry.clone();
     e.log_index = 3;
-    assert!(matches!(
-        verify_entry(&e, &expected, &root, true),
-        Err(TlogError::BadInclusionProof(_))
-    ));
+    assert!(matches!(verify_entry(&e, &expected, &root, true), Err(TlogError::BadInclusionProof(_))));
 }
 
 #[test]
@@ -294,11 +273,7 @@ fn rekor_v2_hashedrekord_over_dsse_commits_to_pae_and_signature() {
     let env = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, b"{\"_type\":\"x\"}", &signer.key);
     let env_sig = env.signature_bytes().unwrap().remove(0);
     let pae_digest = Sha256::digest(env.pae().unwrap()).to_vec();
-    let entry = log.entry(
-        "hashedrekord",
-        "0.0.2",
-        hashedrekord_v2(&pae_digest, &env_sig, &signer),
-    );
+    let entry = log.entry("hashedrekord", "0.0.2", hashedrekord_v2(&pae_digest, &env_sig, &signer));
     assert!(verify_entry(&entry, &expect_dsse(&env, &signer), &root, true).is_ok());
 
     let mut other_type = env.clone();
@@ -308,11 +283,7 @@ fn rekor_v2_hashedrekord_over_dsse_commits_to_pae_and_signature() {
         Err(TlogError::BodyMismatch("digest of the DSSE envelope"))
     );
     // ECDSA signing here is deterministic (RFC 6979): another key gives another signature.
-    let resigned = Envelope::sign(
-        IN_TOTO_PAYLOAD_TYPE,
-        b"{\"_type\":\"x\"}",
-        &Signer::new().key,
-    );
+    let resigned = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, b"{\"_type\":\"x\"}", &Signer::new().key);
     assert_eq!(
         verify_entry(&entry, &expect_dsse(&resigned, &signer), &root, true),
         Err(TlogError::BodyMismatch("signature"))
@@ -326,11 +297,9 @@ fn rekor_v2_dsse_entry() {
     let signer = Signer::new();
     let env = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, b"{\"_type\":\"x\"}", &signer.key);
     let sig = env.signature_bytes().unwrap().remove(0);
-    let body = json(
-        serde_json::json!({"apiVersion": "0.0.2", "kind": "dsse", "spec": {"dsseV002": {
+    let body = json(serde_json::json!({"apiVersion": "0.0.2", "kind": "dsse", "spec": {"dsseV002": {
         "payloadHash": {"algorithm": "SHA2_256", "digest": b64_encode(&Sha256::digest(env.payload_bytes().unwrap()))},
-        "signatures": [{"content": b64_encode(&sig), "verifier": signer.verifier_v2()}]}}}),
-    );
+        "signatures": [{"content": b64_encode(&sig), "verifier": signer.verifier_v2()}]}}}));
     let entry = log.entry("dsse", "0.0.2", body);
     let v = verify_entry(&entry, &expect_dsse(&env, &signer), &root, true).unwrap();
     assert!(v.rekor_v2);
@@ -348,12 +317,7 @@ fn rekor_v2_dsse_entry() {
     // A DSSE entry cannot stand for a message signature.
     let (digest, msg_sig) = message(b"artifact", &signer);
     assert!(matches!(
-        verify_entry(
-            &entry,
-            &expect_message(&digest, &msg_sig, &signer),
-            &root,
-            true
-        ),
+        verify_entry(&entry, &expect_message(&digest, &msg_sig, &signer), &root, true),
         Err(TlogError::WrongContentType { .. })
     ));
 }
@@ -365,12 +329,10 @@ fn rekor_v1_dsse_entry_with_set_and_proof() {
     let signer = Signer::new();
     let env = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, b"{\"_type\":\"x\"}", &signer.key);
     let sig = env.signature_bytes().unwrap().remove(0);
-    let body = json(
-        serde_json::json!({"apiVersion": "0.0.1", "kind": "dsse", "spec": {
+    let body = json(serde_json::json!({"apiVersion": "0.0.1", "kind": "dsse", "spec": {
         "envelopeHash": {"algorithm": "sha256", "value": hex::encode([0u8; 32])},
         "payloadHash": {"algorithm": "sha256", "value": hex::encode(Sha256::digest(env.payload_bytes().unwrap()))},
-        "signatures": [{"signature": b64_encode(&sig), "verifier": signer.pem_b64()}]}}),
-    );
+        "signatures": [{"signature": b64_encode(&sig), "verifier": signer.pem_b64()}]}}));
     let entry = log.entry("dsse", "0.0.1", body);
     let v = verify_entry(&entry, &expect_dsse(&env, &signer), &root, true).unwrap();
     assert!(!v.rekor_v2);
@@ -394,8 +356,7 @@ fn rekor_v1_dsse_entry_with_set_and_proof() {
     let mut e = entry.clone();
     let mut other_name = log;
     other_name.name = "someone.else".into();
-    e.inclusion_proof.as_mut().unwrap().checkpoint =
-        other_name.checkpoint(5, &proof.root_hash, &[]);
+    e.inclusion_proof.as_mut().unwrap().checkpoint = other_name.checkpoint(5, &proof.root_hash, &[]);
     assert!(matches!(
         verify_entry(&e, &expect_dsse(&env, &signer), &root, true),
         Err(TlogError::CheckpointNotSignedByLog { .. })
@@ -409,11 +370,9 @@ fn envelopes_must_carry_exactly_one_signature() {
     let signer = Signer::new();
     let mut env = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, b"{}", &signer.key);
     let sig = env.signature_bytes().unwrap().remove(0);
-    let body = json(
-        serde_json::json!({"apiVersion": "0.0.2", "kind": "dsse", "spec": {"dsseV002": {
+    let body = json(serde_json::json!({"apiVersion": "0.0.2", "kind": "dsse", "spec": {"dsseV002": {
         "payloadHash": {"algorithm": "SHA2_256", "digest": b64_encode(&Sha256::digest(b"{}"))},
-        "signatures": [{"content": b64_encode(&sig), "verifier": signer.verifier_v2()}]}}}),
-    );
+        "signatures": [{"content": b64_encode(&sig), "verifier": signer.verifier_v2()}]}}}));
     let entry = log.entry("dsse", "0.0.2", body);
     env.signatures.push(env.signatures[0].clone());
     assert!(matches!(
@@ -432,9 +391,6 @@ fn unsupported_kinds_are_named() {
     let entry = log.entry("rekord", "0.0.1", body);
     assert_eq!(
         verify_entry(&entry, &expect_message(&digest, &sig, &signer), &root, true),
-        Err(TlogError::UnsupportedKind {
-            kind: "rekord".into(),
-            version: "0.0.1".into()
-        })
+        Err(TlogError::UnsupportedKind { kind: "rekord".into(), version: "0.0.1".into() })
     );
 }

@@ -13,11 +13,7 @@ fn testdata() -> Option<PathBuf> {
     if dir.is_dir() {
         return Some(dir);
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "test data missing at {}",
-        dir.display()
-    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "test data missing at {}", dir.display());
     eprintln!("skipping: no test data at {}", dir.display());
     None
 }
@@ -38,8 +34,7 @@ impl Case {
         let base = testdata()?.join("sigstore-conformance/bundle-verify");
         let dir = base.join(name);
         let bundle: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap())
-                .unwrap();
+            serde_json::from_slice(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
         let vm = &bundle["verificationMaterial"];
         let entry: TlogEntry = serde_json::from_value(vm["tlogEntries"][0].clone()).unwrap();
         let b64 = |v: &serde_json::Value| entry::b64_decode(v.as_str().unwrap()).unwrap();
@@ -51,11 +46,7 @@ impl Case {
             let pem = std::fs::read_to_string(dir.join("key.pub")).ok()?;
             PublicKey::from_pem(&pem).unwrap().to_spki_der()
         };
-        let artifact = if dir.join("artifact").exists() {
-            dir.join("artifact")
-        } else {
-            base.join("a.txt")
-        };
+        let artifact = if dir.join("artifact").exists() { dir.join("artifact") } else { base.join("a.txt") };
         let root = match std::fs::read(dir.join("trusted_root.json")) {
             Ok(bytes) => {
                 // Only the tlogs matter here; CT log keys some roots hold (PKCS#1 RSA) are not our concern.
@@ -68,16 +59,11 @@ impl Case {
         Some(Self {
             entry,
             signature: bundle.get("messageSignature").map(|m| b64(&m["signature"])),
-            dsse: bundle
-                .get("dsseEnvelope")
-                .map(|e| serde_json::from_value(e.clone()).unwrap()),
+            dsse: bundle.get("dsseEnvelope").map(|e| serde_json::from_value(e.clone()).unwrap()),
             material,
             digest: Digest::sha256_of(&std::fs::read(artifact).unwrap()),
             root,
-            require_proof: !bundle["mediaType"]
-                .as_str()
-                .unwrap()
-                .contains("version=0.1"),
+            require_proof: !bundle["mediaType"].as_str().unwrap().contains("version=0.1"),
         })
     }
 
@@ -149,47 +135,25 @@ fn integrated_time_comes_from_the_set() {
 fn failing_conformance_entries_are_rejected_for_the_right_reason() {
     type IsExpected = fn(&TlogError) -> bool;
     let cases: &[(&str, IsExpected)] = &[
-        ("checkpoint-bad-keyhint_fail", |e| {
-            matches!(e, TlogError::CheckpointNotSignedByLog { .. })
-        }),
-        ("inclusion-proof-corrupted-hash_fail", |e| {
-            matches!(e, TlogError::BadInclusionProof(_))
-        }),
+        ("checkpoint-bad-keyhint_fail", |e| matches!(e, TlogError::CheckpointNotSignedByLog { .. })),
+        ("inclusion-proof-corrupted-hash_fail", |e| matches!(e, TlogError::BadInclusionProof(_))),
         ("intoto-log-entry-mismatch_fail", |e| {
             matches!(e, TlogError::BodyMismatch(_) | TlogError::MalformedBody(_))
         }),
         ("rekor2-checkpoint-missing-log-signature_fail", |e| {
             matches!(e, TlogError::CheckpointNotSignedByLog { .. })
         }),
-        ("rekor2-checkpoint-missing-root-hash_fail", |e| {
-            matches!(e, TlogError::MalformedCheckpoint(_))
-        }),
-        ("rekor2-dsse-mismatch-sig_fail", |e| {
-            matches!(e, TlogError::BodyMismatch("signature"))
-        }),
-        ("rekor2-no-inclusion-proof_fail", |e| {
-            matches!(e, TlogError::MissingInclusionProof)
-        }),
-        ("wrong-hashedrekord-entry_fail", |e| {
-            matches!(e, TlogError::BodyMismatch(_))
-        }),
+        ("rekor2-checkpoint-missing-root-hash_fail", |e| matches!(e, TlogError::MalformedCheckpoint(_))),
+        ("rekor2-dsse-mismatch-sig_fail", |e| matches!(e, TlogError::BodyMismatch("signature"))),
+        ("rekor2-no-inclusion-proof_fail", |e| matches!(e, TlogError::MissingInclusionProof)),
+        ("wrong-hashedrekord-entry_fail", |e| matches!(e, TlogError::BodyMismatch(_))),
         // Its entry records another signature, over another artifact.
-        ("wrong-hashedrekord-artifact_fail", |e| {
-            matches!(e, TlogError::BodyMismatch(_))
-        }),
+        ("wrong-hashedrekord-artifact_fail", |e| matches!(e, TlogError::BodyMismatch(_))),
         // The envelope signature was swapped: the entry records the original one.
-        ("rekor2-dsse-invalid-sig_fail", |e| {
-            matches!(e, TlogError::BodyMismatch("signature"))
-        }),
-        ("signature-mismatch_fail", |e| {
-            matches!(e, TlogError::BodyMismatch("signature"))
-        }),
-        ("dsse-mismatch-sig_fail", |e| {
-            matches!(e, TlogError::BodyMismatch("signature"))
-        }),
-        ("dsse-invalid-sig_fail", |e| {
-            matches!(e, TlogError::BodyMismatch("signature"))
-        }),
+        ("rekor2-dsse-invalid-sig_fail", |e| matches!(e, TlogError::BodyMismatch("signature"))),
+        ("signature-mismatch_fail", |e| matches!(e, TlogError::BodyMismatch("signature"))),
+        ("dsse-mismatch-sig_fail", |e| matches!(e, TlogError::BodyMismatch("signature"))),
+        ("dsse-invalid-sig_fail", |e| matches!(e, TlogError::BodyMismatch("signature"))),
     ];
     for (name, is_expected) in cases {
         let Some(case) = Case::load(name) else { return };
@@ -202,24 +166,17 @@ fn failing_conformance_entries_are_rejected_for_the_right_reason() {
 #[test]
 fn negative_log_index_is_rejected_when_parsing() {
     let Some(dir) = testdata() else { return };
-    let path = dir.join(
-        "sigstore-conformance/bundle-verify/bundle-negative-log-index_fail/bundle.sigstore.json",
-    );
+    let path =
+        dir.join("sigstore-conformance/bundle-verify/bundle-negative-log-index_fail/bundle.sigstore.json");
     let bundle: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    let err = serde_json::from_value::<TlogEntry>(
-        bundle["verificationMaterial"]["tlogEntries"][0].clone(),
-    )
-    .unwrap_err();
+    let err = serde_json::from_value::<TlogEntry>(bundle["verificationMaterial"]["tlogEntries"][0].clone())
+        .unwrap_err();
     assert!(err.to_string().contains("logIndex is negative"), "{err}");
 }
 
 #[test]
 fn entries_round_trip_through_json() {
-    for name in [
-        "happy-path-v0.1",
-        "rekor2-checkpoint-multiple-cosigs",
-        "bundle-with-root-cert_fail",
-    ] {
+    for name in ["happy-path-v0.1", "rekor2-checkpoint-multiple-cosigs", "bundle-with-root-cert_fail"] {
         let Some(case) = Case::load(name) else { return };
         let json = serde_json::to_vec(&case.entry).unwrap();
         assert_eq!(TlogEntry::from_json(&json).unwrap(), case.entry, "{name}");
@@ -237,47 +194,30 @@ fn tampering_with_any_part_is_detected() {
 
     let mut e = case.entry.clone();
     e.inclusion_promise.as_mut().unwrap()[10] ^= 1;
-    assert!(matches!(
-        case.verify_entry(&e),
-        Err(TlogError::BadSet { .. })
-    ));
+    assert!(matches!(case.verify_entry(&e), Err(TlogError::BadSet { .. })));
 
     let mut e = case.entry.clone();
     e.integrated_time += 1;
-    assert!(matches!(
-        case.verify_entry(&e),
-        Err(TlogError::BadSet { .. })
-    ));
+    assert!(matches!(case.verify_entry(&e), Err(TlogError::BadSet { .. })));
 
     let mut e = case.entry.clone();
     e.log_index += 1;
-    assert!(matches!(
-        case.verify_entry(&e),
-        Err(TlogError::BadSet { .. })
-    ));
+    assert!(matches!(case.verify_entry(&e), Err(TlogError::BadSet { .. })));
 
     let mut e = case.entry.clone();
     e.inclusion_proof.as_mut().unwrap().hashes[3][5] ^= 0x80;
-    assert!(matches!(
-        case.verify_entry(&e),
-        Err(TlogError::BadInclusionProof(_))
-    ));
+    assert!(matches!(case.verify_entry(&e), Err(TlogError::BadInclusionProof(_))));
 
     let mut e = case.entry.clone();
     e.inclusion_proof.as_mut().unwrap().log_index += 1;
-    assert!(matches!(
-        case.verify_entry(&e),
-        Err(TlogError::BadInclusionProof(_))
-    ));
+    assert!(matches!(case.verify_entry(&e), Err(TlogError::BadInclusionProof(_))));
 
     // A root hash changed consistently in proof and checkpoint text breaks the checkpoint signature.
     let mut e = case.entry.clone();
     let p = e.inclusion_proof.as_mut().unwrap();
     let old_root = entry::b64_encode(&p.root_hash);
     p.root_hash[0] ^= 1;
-    p.checkpoint = p
-        .checkpoint
-        .replace(&old_root, &entry::b64_encode(&p.root_hash));
+    p.checkpoint = p.checkpoint.replace(&old_root, &entry::b64_encode(&p.root_hash));
     assert!(case.verify_entry(&e).is_err());
 
     // Flip one byte of the checkpoint signature.
@@ -289,10 +229,7 @@ fn tampering_with_any_part_is_detected() {
     let last = blob.len() - 3;
     blob[last] ^= 1;
     p.checkpoint = format!("{text}\n\u{2014} {name} {}\n", entry::b64_encode(&blob));
-    assert!(matches!(
-        case.verify_entry(&e),
-        Err(TlogError::BadCheckpointSignature { .. })
-    ));
+    assert!(matches!(case.verify_entry(&e), Err(TlogError::BadCheckpointSignature { .. })));
 
     // A checkpoint for another tree size than the proof's.
     let mut e = case.entry.clone();
@@ -302,26 +239,18 @@ fn tampering_with_any_part_is_detected() {
     // Change the body: everything signed over it breaks, and so does the commitment check.
     let mut e = case.entry.clone();
     let body = String::from_utf8(e.canonicalized_body.clone()).unwrap();
-    e.canonicalized_body = body
-        .replace("a0cfc71271d6e278", "a0cfc71271d6e279")
-        .into_bytes();
+    e.canonicalized_body = body.replace("a0cfc71271d6e278", "a0cfc71271d6e279").into_bytes();
     assert!(case.verify_entry(&e).is_err());
 
     // Unknown log.
     let mut e = case.entry.clone();
     e.log_id[0] ^= 1;
-    assert!(matches!(
-        case.verify_entry(&e),
-        Err(TlogError::UnknownLog { .. })
-    ));
+    assert!(matches!(case.verify_entry(&e), Err(TlogError::UnknownLog { .. })));
 
     // Kind/version disagreeing with the body.
     let mut e = case.entry.clone();
     e.kind = "intoto".into();
-    assert!(matches!(
-        case.verify_entry(&e),
-        Err(TlogError::KindMismatch { .. })
-    ));
+    assert!(matches!(case.verify_entry(&e), Err(TlogError::KindMismatch { .. })));
 }
 
 #[test]
@@ -330,42 +259,22 @@ fn body_must_name_the_bundle_material() {
         return;
     };
     let other_sig = vec![0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01];
-    let exp = ExpectedContent {
-        signature: Some(&other_sig),
-        ..case.expected()
-    };
-    assert_eq!(
-        verify_entry(&case.entry, &exp, &case.root, true),
-        Err(TlogError::BodyMismatch("signature"))
-    );
-    let other_key = crate::keys::SigningKey::generate()
-        .public_key()
-        .to_spki_der();
-    let exp = ExpectedContent {
-        verification_material: &other_key,
-        ..case.expected()
-    };
+    let exp = ExpectedContent { signature: Some(&other_sig), ..case.expected() };
+    assert_eq!(verify_entry(&case.entry, &exp, &case.root, true), Err(TlogError::BodyMismatch("signature")));
+    let other_key = crate::keys::SigningKey::generate().public_key().to_spki_der();
+    let exp = ExpectedContent { verification_material: &other_key, ..case.expected() };
     assert_eq!(
         verify_entry(&case.entry, &exp, &case.root, true),
         Err(TlogError::BodyMismatch("certificate or public key"))
     );
     let other_digest = Digest::sha256_of(b"other");
-    let exp = ExpectedContent {
-        artifact_digest: Some(&other_digest),
-        ..case.expected()
-    };
+    let exp = ExpectedContent { artifact_digest: Some(&other_digest), ..case.expected() };
     assert_eq!(
         verify_entry(&case.entry, &exp, &case.root, true),
         Err(TlogError::BodyMismatch("artifact digest"))
     );
-    let exp = ExpectedContent {
-        artifact_digest: None,
-        ..case.expected()
-    };
-    assert!(matches!(
-        verify_entry(&case.entry, &exp, &case.root, true),
-        Err(TlogError::NothingToCompare(_))
-    ));
+    let exp = ExpectedContent { artifact_digest: None, ..case.expected() };
+    assert!(matches!(verify_entry(&case.entry, &exp, &case.root, true), Err(TlogError::NothingToCompare(_))));
 }
 
 #[test]
@@ -376,16 +285,10 @@ fn rekor_v2_needs_a_proof_and_no_set_and_v1_needs_evidence() {
     let mut e = case.entry.clone();
     e.inclusion_proof = None;
     // Even when the caller does not ask for a proof, a Rekor v2 entry has nothing else.
-    assert_eq!(
-        verify_entry(&e, &case.expected(), &case.root, false),
-        Err(TlogError::MissingInclusionProof)
-    );
+    assert_eq!(verify_entry(&e, &case.expected(), &case.root, false), Err(TlogError::MissingInclusionProof));
     let mut e = case.entry.clone();
     e.inclusion_proof.as_mut().unwrap().checkpoint.clear();
-    assert_eq!(
-        verify_entry(&e, &case.expected(), &case.root, false),
-        Err(TlogError::MissingCheckpoint)
-    );
+    assert_eq!(verify_entry(&e, &case.expected(), &case.root, false), Err(TlogError::MissingCheckpoint));
     let mut e = case.entry.clone();
     e.inclusion_promise = Some(vec![1, 2, 3]);
     assert!(matches!(
@@ -399,10 +302,7 @@ fn rekor_v2_needs_a_proof_and_no_set_and_v1_needs_evidence() {
     let mut e = v1.entry.clone();
     e.inclusion_promise = None;
     e.inclusion_proof = None;
-    assert_eq!(
-        verify_entry(&e, &v1.expected(), &v1.root, false),
-        Err(TlogError::NoInclusionEvidence)
-    );
+    assert_eq!(verify_entry(&e, &v1.expected(), &v1.root, false), Err(TlogError::NoInclusionEvidence));
     // A proof alone suffices for v1, but gives no integrated time (it is not signed by it).
     let mut e = v1.entry.clone();
     e.inclusion_promise = None;
@@ -412,10 +312,7 @@ fn rekor_v2_needs_a_proof_and_no_set_and_v1_needs_evidence() {
     let mut e = v1.entry.clone();
     e.inclusion_proof = None;
     assert!(verify_entry(&e, &v1.expected(), &v1.root, false).is_ok());
-    assert_eq!(
-        verify_entry(&e, &v1.expected(), &v1.root, true),
-        Err(TlogError::MissingInclusionProof)
-    );
+    assert_eq!(verify_entry(&e, &v1.expected(), &v1.root, true), Err(TlogError::MissingInclusionProof));
 }
 
 #[test]
@@ -425,9 +322,7 @@ fn checkpoint_from_a_wrong_origin_is_rejected() {
     };
     let mut e = case.entry.clone();
     let p = e.inclusion_proof.as_mut().unwrap();
-    p.checkpoint =
-        p.checkpoint
-            .replacen("log2025-alpha1.rekor.sigstage.dev\n", "evil.example\n", 1);
+    p.checkpoint = p.checkpoint.replacen("log2025-alpha1.rekor.sigstage.dev\n", "evil.example\n", 1);
     assert!(matches!(
         verify_entry(&e, &case.expected(), &case.root, true),
         Err(TlogError::CheckpointOrigin { .. })
@@ -460,36 +355,14 @@ fn verify_set_serves_cosign_bundle_annotations() {
     };
     let e = &case.entry;
     let set = e.inclusion_promise.as_ref().unwrap();
-    let log = verify_set(
-        set,
-        &e.canonicalized_body,
-        e.integrated_time,
-        e.log_index,
-        &e.log_id,
-        &case.root,
-    )
-    .unwrap();
+    let log = verify_set(set, &e.canonicalized_body, e.integrated_time, e.log_index, &e.log_id, &case.root)
+        .unwrap();
     assert_eq!(log.log_id, e.log_id);
     assert!(matches!(
-        verify_set(
-            set,
-            b"{}",
-            e.integrated_time,
-            e.log_index,
-            &e.log_id,
-            &case.root
-        ),
+        verify_set(set, b"{}", e.integrated_time, e.log_index, &e.log_id, &case.root),
         Err(TlogError::BadSet { .. })
     ));
-    assert!(verify_set(
-        set,
-        &e.canonicalized_body,
-        e.integrated_time,
-        -1,
-        &e.log_id,
-        &case.root
-    )
-    .is_err());
+    assert!(verify_set(set, &e.canonicalized_body, e.integrated_time, -1, &e.log_id, &case.root).is_err());
 }
 
 #[test]
@@ -497,15 +370,8 @@ fn hashedrekord_v1_entry_cannot_stand_for_a_dsse_envelope() {
     let Some(case) = Case::load("happy-path-v0.3") else {
         return;
     };
-    let env = Envelope::sign(
-        crate::dsse::IN_TOTO_PAYLOAD_TYPE,
-        b"{}",
-        &crate::keys::SigningKey::generate(),
-    );
-    let exp = ExpectedContent {
-        dsse: Some(&env),
-        ..case.expected()
-    };
+    let env = Envelope::sign(crate::dsse::IN_TOTO_PAYLOAD_TYPE, b"{}", &crate::keys::SigningKey::generate());
+    let exp = ExpectedContent { dsse: Some(&env), ..case.expected() };
     assert!(matches!(
         verify_entry(&case.entry, &exp, &case.root, true),
         Err(TlogError::WrongContentType { .. })

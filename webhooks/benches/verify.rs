@@ -1,0 +1,176 @@
+//! Verification throughput and single-flight, measured against a real registry on loopback.
+//!
+//! `cargo bench -p vouch-webhooks --bench verify` prints:
+//! - verifications per second of a key-signed image: cache miss (registry + crypto) vs cache hit, and the ratio;
+//! - verifications per second of a keyless Sigstore bundle (the conformance suite's happy path), offline;
+//! - registry requests for one cold verification vs 200 concurrent identical ones (from the registry's
+//!   access log): single-flight means the two are equal. The run fails (exit 1) if they are not.
+//!
+//! `VOUCH_BENCH_SECONDS` sets the time per measurement (default 3; 0.2 when run by `cargo test`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark/test: failing loudly is the point
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use vouch_attest::cache::CacheConfig;
+use vouch_attest::cosign::sign_image_with_key;
+use vouch_attest::registry::{RegistryClient, RegistryConfig};
+use vouch_attest::sigstore_verify::{
+    Artifact, Authority, Bundle, CertificateIdentity, Matcher, VerificationPolicy, Verifier,
+};
+use vouch_attest::trust_root::TrustRoot;
+use vouch_attest::verify::{ArtifactVerifier, Requirement, VerifierConfig, VerifyOptions};
+use vouch_attest::{ArtifactRef, SigningKey};
+use vouch_webhooks::cli::demo::push_demo_image;
+use vouch_webhooks::dev_registry::DevRegistry;
+
+fn seconds() -> Duration {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this too, as a quick check of the
+    // single-flight property, with short measurements whose figures mean little.
+    let default = if std::env::args().any(|a| a == "--bench") { 3.0 } else { 0.2 };
+    let s = std::env::var("VOUCH_BENCH_SECONDS").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(default);
+    Duration::from_secs_f64(s.max(0.1))
+}
+
+fn testdata() -> PathBuf {
+    std::env::var_os("VOUCH_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata"))
+}
+
+fn verifier(host: &str, cache: CacheConfig) -> ArtifactVerifier {
+    ArtifactVerifier::new(VerifierConfig {
+        registry: RegistryConfig { insecure_registries: vec![host.to_owned()], ..RegistryConfig::default() },
+        trust_root: TrustRoot::public_good().unwrap(),
+        cache,
+        options: VerifyOptions { require_tlog_for_keys: false, ..VerifyOptions::default() },
+    })
+    .unwrap()
+}
+
+async fn rate<F, Fut>(what: &str, mut f: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let budget = seconds();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < budget {
+        assert!(f().await, "{what}: verification failed during the benchmark");
+        n += 1;
+    }
+    let per_s = n as f64 / start.elapsed().as_secs_f64();
+    println!("{what:<58} {per_s:>12.1} /s  ({n} in {:.2?})", start.elapsed());
+    per_s
+}
+
+fn registry_requests(r: &DevRegistry) -> usize {
+    r.count_requests("GET", "/v2/") + r.count_requests("HEAD", "/v2/")
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let registry = DevRegistry::start().await.expect("docker-registry (bash scripts/setup.sh)");
+    let host = registry.host();
+    let client = RegistryClient::new(RegistryConfig {
+        insecure_registries: vec![host.clone()],
+        ..RegistryConfig::default()
+    })
+    .unwrap();
+    let key = SigningKey::generate();
+    let authority = Authority::Key(key.public_key());
+    let mut images = Vec::new();
+    for name in ["bench/a", "bench/b", "bench/c"] {
+        let image = push_demo_image(&client, &host, name, "1", name.as_bytes()).await.unwrap();
+        sign_image_with_key(&client, &image, &key, BTreeMap::new()).await.unwrap();
+        images.push(image);
+    }
+    let by_tag: ArtifactRef = format!("{host}/bench/a:1").parse().unwrap();
+    println!("vouch verification benchmark (registry {host}, {:?} per measurement)\n", seconds());
+
+    // Cache miss: nothing is kept, every call goes to the registry and verifies.
+    let no_cache =
+        CacheConfig { success_ttl: Duration::ZERO, failure_ttl: Duration::ZERO, ..CacheConfig::default() };
+    let cold = verifier(&host, no_cache);
+    let miss = rate("key-signed image, cache miss (registry + verify)", || async {
+        cold.verify(&images[0], &authority, &Requirement::Signature).await.is_ok_and(|v| v.is_verified())
+    })
+    .await;
+    let misses = cold.cache_stats().misses;
+
+    let warm = verifier(&host, CacheConfig::default());
+    let hit = rate("key-signed image by digest, cache hit", || async {
+        warm.verify(&images[0], &authority, &Requirement::Signature).await.is_ok_and(|v| v.is_verified())
+    })
+    .await;
+    let hit_tag = rate("key-signed image by tag, cache hit (tag resolved each call)", || async {
+        warm.verify(&by_tag, &authority, &Requirement::Signature).await.is_ok_and(|v| v.is_verified())
+    })
+    .await;
+    println!(
+        "{:<58} {:>12.1} x  (misses counted: {misses})",
+        "cache hit / cache miss (by digest)",
+        hit / miss.max(f64::MIN_POSITIVE)
+    );
+    let _ = hit_tag;
+
+    // Keyless: the conformance suite's happy-path v0.3 bundle, offline, one Verifier built once.
+    let case = testdata().join("sigstore-conformance/bundle-verify/happy-path-v0.3");
+    match (
+        std::fs::read(case.join("bundle.sigstore.json")),
+        std::fs::read(testdata().join("sigstore-conformance/bundle-verify/a.txt")),
+    ) {
+        (Ok(bundle), Ok(artifact)) => {
+            let bundle = Bundle::from_json(&bundle).unwrap();
+            let sigstore = Verifier::new(TrustRoot::public_good().unwrap());
+            let policy = VerificationPolicy::keyless(vec![CertificateIdentity {
+                subject: Matcher::Exact("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main".into()),
+                issuer: Matcher::Exact("https://token.actions.githubusercontent.com".into()),
+            }]);
+            rate("keyless Sigstore bundle v0.3 (chain, SCT, tlog, identity)", || async {
+                sigstore.verify(&bundle, Artifact::Bytes(&artifact), &policy).is_ok()
+            })
+            .await;
+        }
+        _ => println!("keyless bundle: skipped, no testdata at {}", testdata().display()),
+    }
+
+    // Single flight: one cold verification vs 200 concurrent identical ones, counted by the registry.
+    let before = registry_requests(&registry);
+    let one = verifier(&host, CacheConfig::default());
+    assert!(one.verify(&images[1], &authority, &Requirement::Signature).await.unwrap().is_verified());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let single = registry_requests(&registry) - before;
+
+    let before = registry_requests(&registry);
+    let burst = verifier(&host, CacheConfig::default());
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let burst = burst.clone();
+            let image = images[2].clone();
+            let authority = authority.clone();
+            tokio::spawn(async move { burst.verify(&image, &authority, &Requirement::Signature).await })
+        })
+        .collect();
+    let started = Instant::now();
+    for t in tasks {
+        assert!(t.await.unwrap().unwrap().is_verified());
+    }
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let concurrent = registry_requests(&registry) - before;
+    let stats = burst.cache_stats();
+    println!(
+        "\nregistry requests: one cold verification {single}, 200 concurrent identical verifications {concurrent} \
+         (in {took:.2?}; cache {} miss, {} hits)",
+        stats.misses, stats.hits
+    );
+    if concurrent != single || stats.misses != 1 {
+        println!("FAIL: concurrent identical look-ups did not share one set of registry fetches");
+        std::process::exit(1);
+    }
+    println!("ok: 200 concurrent identical look-ups caused exactly one set of registry fetches");
+}
