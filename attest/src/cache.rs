@@ -46,6 +46,9 @@ pub struct CacheConfig {
     pub success_ttl: Duration,
     /// Lifetime of a failed verdict.
     pub failure_ttl: Duration,
+    /// How long a tag's resolution to a digest is reused (zero: resolve on every look-up). Concurrent
+    /// resolutions of one tag share one registry request either way.
+    pub tag_ttl: Duration,
 }
 
 impl Default for CacheConfig {
@@ -55,6 +58,7 @@ impl Default for CacheConfig {
             max_weight: 64 * 1024 * 1024,
             success_ttl: Duration::from_secs(300),
             failure_ttl: Duration::from_secs(30),
+            tag_ttl: Duration::from_secs(30),
         }
     }
 }

@@ -324,6 +324,8 @@ pub fn authority_fingerprint(authority: &Authority) -> String {
 
 struct Inner {
     registry: RegistryClient,
+    /// Tag -> digest, single-flight, short-lived: a burst of admissions naming one tag resolves it once.
+    tags: moka::future::Cache<ArtifactRef, Digest>,
     sigstore: Verifier,
     cache: VerdictCache<Verdict>,
     trust_root_fingerprint: Digest,
@@ -356,9 +358,14 @@ impl ArtifactVerifier {
         }
         let registry = RegistryClient::new(config.registry)?;
         let trust_root_fingerprint = config.trust_root.fingerprint().clone();
+        let tags = moka::future::Cache::builder()
+            .max_capacity(config.cache.max_entries.max(1))
+            .time_to_live(config.cache.tag_ttl)
+            .build();
         Ok(Self {
             inner: Arc::new(Inner {
                 registry,
+                tags,
                 sigstore: Verifier::new(config.trust_root),
                 cache: VerdictCache::new(&config.cache),
                 trust_root_fingerprint,
@@ -377,7 +384,13 @@ impl ArtifactVerifier {
         if r.digest().is_some() {
             return Ok(r.clone());
         }
-        let digest = self.inner.registry.resolve(r).await?;
+        let registry = &self.inner.registry;
+        let digest = self
+            .inner
+            .tags
+            .try_get_with(r.clone(), async { registry.resolve(r).await.map_err(Arc::new) })
+            .await
+            .map_err(|e: Arc<Arc<RegistryError>>| VerifyError::Registry((*e).clone()))?;
         Ok(r.with_digest(digest))
     }
 

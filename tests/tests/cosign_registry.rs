@@ -522,3 +522,34 @@ async fn two_hundred_concurrent_identical_verifications_fetch_once() {
     let stats = busy.cache_stats();
     assert_eq!((stats.misses, stats.hits), (1, 199));
 }
+
+#[tokio::test]
+async fn two_hundred_concurrent_verifications_by_tag_resolve_the_tag_once() {
+    let env = Env::start().await;
+    let img = env.push_image("busytag", "v1").await;
+    let key = SigningKey::generate();
+    cosign::sign_image_with_key(env.client(), &img, &key, BTreeMap::new()).await.unwrap();
+    let authority = Authority::Key(key.public_key());
+    let by_tag: ArtifactRef = img.with_tag("v1").unwrap();
+    assert!(by_tag.digest().is_none());
+
+    let resolutions = |r: &DevRegistry| {
+        r.count_requests("HEAD", "/manifests/v1") + r.count_requests("GET", "/manifests/v1")
+    };
+    let settle = || tokio::time::sleep(Duration::from_millis(300));
+    settle().await;
+    let before = resolutions(&env.registry);
+    let busy = new_verifier(&env.registry, &env.sigstore);
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let (v, r, a) = (busy.clone(), by_tag.clone(), authority.clone());
+        tasks.push(tokio::spawn(async move { v.verify(&r, &a, &Requirement::Signature).await }));
+    }
+    for t in tasks {
+        let verdict = t.await.unwrap().unwrap();
+        assert!(verdict.is_verified());
+        assert_eq!(verdict.reference.digest(), img.digest(), "the tag's digest is what was verified");
+    }
+    settle().await;
+    assert_eq!(resolutions(&env.registry) - before, 1, "{}", env.registry.access_log());
+}
