@@ -7,6 +7,8 @@ use crate::keys::{KeyError, PublicKey};
 
 /// Largest payload vouch will decode from an envelope.
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
+/// Most signatures vouch tries on one envelope (each is a public-key operation).
+pub const MAX_SIGNATURES: usize = 16;
 
 /// Why an envelope could not be read or verified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,6 +22,14 @@ pub enum DsseError {
     /// No signature verifies with the key.
     #[error("no DSSE signature verifies: {0}")]
     BadSignature(KeyError),
+    /// More signatures than anyone signs with; refused before trying them one by one.
+    #[error("DSSE envelope has {count} signatures, more than the limit of {max}")]
+    TooManySignatures {
+        /// Signatures in the envelope.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// One signature in an envelope.
@@ -85,6 +95,9 @@ impl Envelope {
     pub fn verify(&self, key: &PublicKey) -> Result<Vec<u8>, DsseError> {
         if self.signatures.is_empty() {
             return Err(DsseError::Unsigned);
+        }
+        if self.signatures.len() > MAX_SIGNATURES {
+            return Err(DsseError::TooManySignatures { count: self.signatures.len(), max: MAX_SIGNATURES });
         }
         let payload = self.payload_bytes()?;
         let msg = pae(&self.payload_type, &payload);

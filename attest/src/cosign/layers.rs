@@ -168,6 +168,22 @@ fn pem_certs(annotation: &'static str, text: &str) -> Result<Vec<Vec<u8>>, Cosig
 impl SignatureLayer {
     /// Decode a layer's annotations; `blob` must be the layer's content (the registry client checks its digest).
     pub fn from_parts(descriptor: Descriptor, blob: Vec<u8>) -> Result<Self, CosignError> {
+        // Checked again here, so that no caller can pair annotations with content they do not describe.
+        let unexpected = |reason: String| CosignError::Unexpected { what: "signature layer", reason };
+        if u64::try_from(blob.len()).ok() != Some(descriptor.size) {
+            return Err(unexpected(format!(
+                "blob has {} bytes, the descriptor's size is {}",
+                blob.len(),
+                descriptor.size
+            )));
+        }
+        let actual = Digest::of(descriptor.digest.algorithm(), &blob);
+        if actual != descriptor.digest {
+            return Err(unexpected(format!(
+                "blob digest {actual} is not the descriptor's digest {}",
+                descriptor.digest
+            )));
+        }
         let ann = &descriptor.annotations;
         let signature = match ann.get(SIGNATURE_ANNOTATION) {
             Some(s) if !s.is_empty() => b64(SIGNATURE_ANNOTATION, s)?,

@@ -71,6 +71,9 @@ impl AnchoredRegex {
         if pattern.len() > MAX_REGEX_LEN {
             return Err(bad("pattern too long".into()));
         }
+        // The pattern must be a regular expression on its own: otherwise `x)|(?:.*` would close the
+        // anchoring group early and match anything.
+        regex::RegexBuilder::new(pattern).size_limit(1 << 20).build().map_err(|e| bad(e.to_string()))?;
         let regex = regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
             .size_limit(1 << 20)
             .build()

@@ -360,9 +360,12 @@ impl Verifier {
                 .map_err(|error| VerifyError::Tlog { index, error })?;
             tlog_entries.push(verified);
         }
-        if policy.require_tlog && tlog_entries.len() < policy.tlog_threshold.max(1) {
+        // The threshold counts logs, not entries: one entry listed twice (or two entries in one log) is
+        // still the word of a single log.
+        let distinct_logs = distinct_logs(&tlog_entries);
+        if policy.require_tlog && distinct_logs < policy.tlog_threshold.max(1) {
             return Err(VerifyError::TlogThreshold {
-                verified: tlog_entries.len(),
+                verified: distinct_logs,
                 required: policy.tlog_threshold.max(1),
             });
         }
@@ -381,9 +384,15 @@ impl Verifier {
         if let Some(t) = times.iter().find(|t| **t > now + CLOCK_SKEW) {
             return Err(VerifyError::Time(format!("verified signing time {t} lies in the future")));
         }
-        // Rekor v2 entries carry no time: their log key must be valid at the TSA times.
-        for (index, entry) in tlog_entries.iter().enumerate().filter(|(_, e)| e.rekor_v2) {
+        // Rekor v2 entries carry no time, and a Rekor v1 entry without a SET carries none that is signed:
+        // their log key must be valid at the TSA times.
+        for (index, entry) in tlog_entries.iter().enumerate().filter(|(_, e)| e.integrated_time.is_none()) {
             if timestamps.is_empty() {
+                if !entry.rekor_v2 {
+                    // Key-based only (keyless fails below for want of a verified time): the entry's
+                    // unsigned integratedTime was checked against the log key's validity.
+                    continue;
+                }
                 return Err(VerifyError::Time(format!(
                     "rekor v2 entry {index} needs an RFC 3161 timestamp to check the log key's validity"
                 )));
@@ -393,8 +402,9 @@ impl Verifier {
                 error: TlogError::UnknownLog { log_id: hex::encode(&entry.log_id) },
             })?;
             if let Some(t) = timestamps.iter().find(|t| !log.valid_for.contains(**t)) {
+                let kind = if entry.rekor_v2 { "rekor v2" } else { "rekor v1 (no SET)" };
                 return Err(VerifyError::Time(format!(
-                    "timestamp {t} is outside the validity of the key of the rekor v2 log holding entry {index}"
+                    "timestamp {t} is outside the validity of the key of the {kind} log holding entry {index}"
                 )));
             }
         }
@@ -447,6 +457,14 @@ impl Verifier {
             dsse_payload,
         })
     }
+}
+
+/// How many different logs the verified entries come from.
+fn distinct_logs(entries: &[VerifiedTlogEntry]) -> usize {
+    let mut ids: Vec<&[u8]> = entries.iter().map(|e| e.log_id.as_slice()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.len()
 }
 
 /// Verify the bundle content's signature with `key` and bind it to `artifact`. Returns the signature
