@@ -5,12 +5,20 @@ use chrono::{DateTime, Utc};
 use const_oid::db::{rfc5280, rfc5912, rfc8410};
 use const_oid::ObjectIdentifier;
 use der::{Decode, Encode, Reader};
-use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage};
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::Certificate;
 
 use crate::digest::DigestAlgorithm;
 use crate::keys::PublicKey;
 use crate::trust_root::{CertificateAuthority, Validity};
+
+/// Extensions whose meaning vouch checks or reads, and which may therefore be critical.
+const PROCESSED_EXTENSIONS: [ObjectIdentifier; 4] = [
+    rfc5280::ID_CE_BASIC_CONSTRAINTS,
+    rfc5280::ID_CE_KEY_USAGE,
+    rfc5280::ID_CE_EXT_KEY_USAGE,
+    rfc5280::ID_CE_SUBJECT_ALT_NAME,
+];
 
 /// Extended key usage: code signing (Fulcio leaves).
 pub const EKU_CODE_SIGNING: ObjectIdentifier = rfc5280::ID_KP_CODE_SIGNING;
@@ -93,6 +101,40 @@ pub enum CertificateError {
     /// No time to check validity against.
     #[error("no verified signing time to check the certificate against")]
     NoTime,
+    /// A critical extension vouch does not process (RFC 5280 requires rejecting the certificate).
+    #[error("certificate {subject:?} has critical extension {oid}, which vouch does not process")]
+    UnknownCriticalExtension {
+        /// Certificate subject.
+        subject: String,
+        /// The extension.
+        oid: String,
+    },
+    /// An extension appears more than once (RFC 5280 forbids it; readers could disagree on which counts).
+    #[error("certificate {subject:?} carries extension {oid} more than once")]
+    DuplicateExtension {
+        /// Certificate subject.
+        subject: String,
+        /// The extension.
+        oid: String,
+    },
+    /// keyUsage does not allow what the certificate is used for.
+    #[error("certificate {subject:?} keyUsage does not allow {usage}")]
+    KeyUsageNotAllowed {
+        /// Certificate subject.
+        subject: String,
+        /// The usage required.
+        usage: &'static str,
+    },
+    /// A CA's pathLenConstraint is exceeded by the chain below it.
+    #[error("certificate {subject:?} allows {max} intermediate CAs below it, the chain has {found}")]
+    PathTooLong {
+        /// The constraining CA.
+        subject: String,
+        /// Its pathLenConstraint.
+        max: u8,
+        /// Intermediate CAs below it.
+        found: usize,
+    },
 }
 
 /// A certificate kept as parsed structure and original DER.
@@ -174,6 +216,10 @@ impl ParsedCert {
         if self.cert.tbs_certificate.issuer != issuer.cert.tbs_certificate.subject {
             return Err(bad("issuer name does not match the issuing certificate's subject".into()));
         }
+        // RFC 5280 4.1.1.2: the signed algorithm and the one used to verify must be the same.
+        if self.cert.tbs_certificate.signature != self.cert.signature_algorithm {
+            return Err(bad("signatureAlgorithm differs from the algorithm inside the signed TBS".into()));
+        }
         let tbs = tbs_bytes(&self.der).map_err(|e| bad(e.to_string()))?;
         let sig = self
             .cert
@@ -193,6 +239,51 @@ impl ParsedCert {
             .flatten()
             .find(|e| e.extn_id == oid)
             .map(|e| e.extn_value.as_bytes())
+    }
+
+    /// Fail on a critical extension vouch does not process (RFC 5280 4.2).
+    pub fn check_critical_extensions(&self) -> Result<(), CertificateError> {
+        let exts = self.cert.tbs_certificate.extensions.as_deref().unwrap_or_default();
+        match exts.iter().find(|e| e.critical && !PROCESSED_EXTENSIONS.contains(&e.extn_id)) {
+            Some(e) => Err(CertificateError::UnknownCriticalExtension {
+                subject: self.subject(),
+                oid: e.extn_id.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Fail on an extension present twice: readers that take the first or the last one would disagree
+    /// (e.g. on the SAN or the OIDC issuer).
+    pub fn check_unique_extensions(&self) -> Result<(), CertificateError> {
+        let exts = self.cert.tbs_certificate.extensions.as_deref().unwrap_or_default();
+        for (i, e) in exts.iter().enumerate() {
+            if exts.iter().skip(i + 1).any(|other| other.extn_id == e.extn_id) {
+                return Err(CertificateError::DuplicateExtension {
+                    subject: self.subject(),
+                    oid: e.extn_id.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Fail if keyUsage is present and lacks `usage` (absent keyUsage allows every usage).
+    pub fn check_key_usage(&self, usage: KeyUsages, name: &'static str) -> Result<(), CertificateError> {
+        let Some(value) = self.extension(rfc5280::ID_CE_KEY_USAGE) else {
+            return Ok(());
+        };
+        match KeyUsage::from_der(value) {
+            Ok(ku) if ku.0.contains(usage) => Ok(()),
+            _ => Err(CertificateError::KeyUsageNotAllowed { subject: self.subject(), usage: name }),
+        }
+    }
+
+    /// basicConstraints' pathLenConstraint, if any.
+    pub fn path_len(&self) -> Option<u8> {
+        self.extension(rfc5280::ID_CE_BASIC_CONSTRAINTS)
+            .and_then(|v| BasicConstraints::from_der(v).ok())
+            .and_then(|bc| bc.path_len_constraint)
     }
 
     /// Whether basicConstraints says CA=true.
@@ -263,6 +354,17 @@ pub fn verify_signature(
     };
     if !key_fits {
         return Err(format!("algorithm {alg} does not fit a {} key", key.kind()));
+    }
+    if let PublicKey::Rsa(k) = key {
+        // The OID names PKCS#1 v1.5; a PSS signature is another algorithm, not an equivalent.
+        let scheme = match hash {
+            DigestAlgorithm::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+            DigestAlgorithm::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
+            DigestAlgorithm::Sha512 => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
+        };
+        return k
+            .verify(scheme, &hash.hash(msg), sig)
+            .map_err(|_| "RSA PKCS#1 v1.5 signature does not verify".into());
     }
     key.verify_prehashed(hash, &hash.hash(msg), sig).map_err(|e| e.to_string())
 }
@@ -358,6 +460,9 @@ pub fn verify_leaf<'a>(
         return Err(CertificateError::LeafIsCa { subject: leaf.subject() });
     }
     leaf.check_eku(eku.0, eku.1)?;
+    leaf.check_critical_extensions()?;
+    leaf.check_unique_extensions()?;
+    leaf.check_key_usage(KeyUsages::DigitalSignature, "digitalSignature")?;
     // The most specific failure among authorities whose first certificate is the leaf's issuer.
     let mut closest: Option<CertificateError> = None;
     for authority in authorities {
@@ -379,6 +484,27 @@ pub fn verify_leaf<'a>(
             for cert in authority.chain.iter().skip(1) {
                 if !cert.is_ca() {
                     return Err(CertificateError::NotACa { subject: cert.subject() });
+                }
+            }
+            // The CAs above the leaf: the whole chain, or all but the leaf itself when it is listed.
+            let cas = if issuer.is_some() {
+                authority.chain.as_slice()
+            } else {
+                authority.chain.get(1..).unwrap_or_default()
+            };
+            for (i, ca) in cas.iter().enumerate() {
+                // Trust-root certificates are trusted material: only what they would forbid is checked.
+                ca.check_critical_extensions()?;
+                ca.check_key_usage(KeyUsages::KeyCertSign, "keyCertSign")?;
+                if let Some(max) = ca.path_len() {
+                    let below = cas.iter().take(i).filter(|c| !c.is_self_issued()).count();
+                    if below > usize::from(max) {
+                        return Err(CertificateError::PathTooLong {
+                            subject: ca.subject(),
+                            max,
+                            found: below,
+                        });
+                    }
                 }
             }
             for t in times {
@@ -406,7 +532,9 @@ pub fn verify_leaf<'a>(
 mod tests {
     use super::*;
     use crate::keys::SigningKey;
-    use crate::sigstore_verify::testutil::{at, basic_constraints, eku, make_cert, TestCa};
+    use crate::sigstore_verify::testutil::{at, basic_constraints, eku, ext, make_cert, san_uri, TestCa};
+    use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
+    use x509_cert::ext::Extension;
 
     const CODE: (ObjectIdentifier, &str) = (EKU_CODE_SIGNING, "codeSigning");
 
@@ -484,6 +612,139 @@ mod tests {
         let leaf = ca.leaf(&key, 1000, 1600, "https://x", "https://issuer");
         let err = verify_leaf(&leaf, &[not_ca], &[at(1200)], "Fulcio CA", CODE).unwrap_err();
         assert!(matches!(err, CertificateError::NotACa { .. }), "{err}");
+    }
+
+    /// A CA pair whose root and intermediate carry the given extensions.
+    fn ca_with(root_exts: Vec<Extension>, intermediate_exts: Vec<Extension>) -> TestCa {
+        let mut ca = TestCa::new();
+        let root = make_cert(
+            "CN=test root",
+            "CN=test root",
+            &ca.root_key,
+            &ca.root_key,
+            0,
+            2_000_000_000,
+            root_exts,
+        );
+        let intermediate = make_cert(
+            "CN=test intermediate",
+            "CN=test root",
+            &ca.intermediate_key,
+            &ca.root_key,
+            0,
+            2_000_000_000,
+            intermediate_exts,
+        );
+        ca.authority.chain = vec![intermediate, root];
+        ca
+    }
+
+    fn leaf_with(ca: &TestCa, extra: Vec<Extension>) -> ParsedCert {
+        let mut exts = vec![basic_constraints(false), eku(EKU_CODE_SIGNING), san_uri("https://x")];
+        exts.extend(extra);
+        make_cert("", "CN=test intermediate", &SigningKey::generate(), &ca.intermediate_key, 0, 2000, exts)
+    }
+
+    fn check(ca: &TestCa, leaf: &ParsedCert) -> Result<(), CertificateError> {
+        verify_leaf(leaf, std::slice::from_ref(&ca.authority), &[at(1200)], "Fulcio CA", CODE).map(|_| ())
+    }
+
+    fn critical(mut e: Extension) -> Extension {
+        e.critical = true;
+        e
+    }
+
+    fn key_usage(usages: KeyUsages) -> Extension {
+        ext(const_oid::db::rfc5280::ID_CE_KEY_USAGE, KeyUsage(usages.into()).to_der().unwrap())
+    }
+
+    fn ca_constraints(path_len: Option<u8>) -> Extension {
+        critical(ext(
+            const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
+            BasicConstraints { ca: true, path_len_constraint: path_len }.to_der().unwrap(),
+        ))
+    }
+
+    #[test]
+    fn unknown_critical_and_duplicate_extensions_are_rejected() {
+        let ca = TestCa::new();
+        let unknown = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.99999.1");
+        check(&ca, &leaf_with(&ca, vec![ext(unknown, vec![5, 0])])).unwrap();
+        let err = check(&ca, &leaf_with(&ca, vec![critical(ext(unknown, vec![5, 0]))])).unwrap_err();
+        assert!(matches!(err, CertificateError::UnknownCriticalExtension { .. }), "{err}");
+        // CT precertificate poison: a precertificate is not a certificate.
+        let poison = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.3");
+        let err = check(&ca, &leaf_with(&ca, vec![critical(ext(poison, vec![5, 0]))])).unwrap_err();
+        assert!(matches!(err, CertificateError::UnknownCriticalExtension { .. }), "{err}");
+        // In the trust root's chain as well.
+        let odd = ca_with(
+            vec![ca_constraints(None)],
+            vec![ca_constraints(None), critical(ext(unknown, vec![5, 0]))],
+        );
+        let err = check(&odd, &leaf_with(&odd, vec![])).unwrap_err();
+        assert!(matches!(err, CertificateError::UnknownCriticalExtension { .. }), "{err}");
+        // A trust-root CA listing keyUsage twice (as some certificate builders do) is tolerated.
+        let ku = || critical(key_usage(KeyUsages::KeyCertSign));
+        let doubled = ca_with(vec![ca_constraints(None), ku(), ku()], vec![ca_constraints(None)]);
+        check(&doubled, &leaf_with(&doubled, vec![])).unwrap();
+        // Two SANs: which one is the identity?
+        let err = check(&ca, &leaf_with(&ca, vec![san_uri("https://y")])).unwrap_err();
+        assert!(matches!(err, CertificateError::DuplicateExtension { .. }), "{err}");
+    }
+
+    #[test]
+    fn key_usage_must_allow_signing_and_issuing() {
+        let ca = TestCa::new();
+        check(&ca, &leaf_with(&ca, vec![critical(key_usage(KeyUsages::DigitalSignature))])).unwrap();
+        let err =
+            check(&ca, &leaf_with(&ca, vec![critical(key_usage(KeyUsages::KeyEncipherment))])).unwrap_err();
+        assert!(matches!(err, CertificateError::KeyUsageNotAllowed { .. }), "{err}");
+        let signing_only = ca_with(
+            vec![ca_constraints(None)],
+            vec![ca_constraints(None), critical(key_usage(KeyUsages::DigitalSignature))],
+        );
+        let err = check(&signing_only, &leaf_with(&signing_only, vec![])).unwrap_err();
+        assert!(matches!(err, CertificateError::KeyUsageNotAllowed { .. }), "{err}");
+        let issuing = ca_with(
+            vec![ca_constraints(None)],
+            vec![ca_constraints(None), critical(key_usage(KeyUsages::KeyCertSign))],
+        );
+        check(&issuing, &leaf_with(&issuing, vec![])).unwrap();
+    }
+
+    #[test]
+    fn path_length_constraints_hold() {
+        // The root allows no intermediate CA below it, yet one issued the leaf.
+        let ca = ca_with(vec![ca_constraints(Some(0))], vec![ca_constraints(Some(0))]);
+        let err = check(&ca, &leaf_with(&ca, vec![])).unwrap_err();
+        assert!(matches!(err, CertificateError::PathTooLong { max: 0, found: 1, .. }), "{err}");
+        let ok = ca_with(vec![ca_constraints(Some(1))], vec![ca_constraints(Some(0))]);
+        check(&ok, &leaf_with(&ok, vec![])).unwrap();
+    }
+
+    #[test]
+    fn inner_and_outer_signature_algorithms_must_agree() {
+        let ca = TestCa::new();
+        let leaf = leaf_with(&ca, vec![]);
+        let mut cert = leaf.cert.clone();
+        cert.tbs_certificate.signature.oid = rfc5912::ECDSA_WITH_SHA_384;
+        let sig = ca.intermediate_key.sign(&cert.tbs_certificate.to_der().unwrap());
+        cert.signature = der::asn1::BitString::from_bytes(&sig).unwrap();
+        let mismatched = ParsedCert::from_der(&cert.to_der().unwrap()).unwrap();
+        let err = check(&ca, &mismatched).unwrap_err();
+        assert!(matches!(err, CertificateError::BadSignature { .. }), "{err}");
+    }
+
+    #[test]
+    fn rsa_pkcs1_algorithm_does_not_accept_a_pss_signature() {
+        let rsa_key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
+        let pk = PublicKey::Rsa(rsa_key.to_public_key());
+        let hash = DigestAlgorithm::Sha256.hash(b"tbs");
+        let pkcs1 = rsa_key.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &hash).unwrap();
+        verify_signature(&pk, &rfc5912::SHA_256_WITH_RSA_ENCRYPTION, b"tbs", &pkcs1).unwrap();
+        let pss =
+            rsa_key.sign_with_rng(&mut rand_core::OsRng, rsa::Pss::new::<sha2::Sha256>(), &hash).unwrap();
+        assert!(verify_signature(&pk, &rfc5912::SHA_256_WITH_RSA_ENCRYPTION, b"tbs", &pss).is_err());
     }
 
     #[test]

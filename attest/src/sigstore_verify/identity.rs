@@ -192,6 +192,16 @@ impl CertIdentity {
         if subjects.is_empty() {
             return Err(IdentityError::NoSubject);
         }
+        if let (Some(v2), Some(v1)) = (&issuer_v2, &issuer_v1) {
+            if v2 != v1 {
+                return Err(IdentityError::Malformed {
+                    oid: OID_FULCIO_ISSUER_V2.to_string(),
+                    reason: format!(
+                        "OIDC issuer {v2:?} differs from the deprecated issuer extension's {v1:?}"
+                    ),
+                });
+            }
+        }
         let issuer = issuer_v2.or(issuer_v1).ok_or(IdentityError::NoIssuer)?;
         Ok(Self { subjects, issuer })
     }
@@ -285,6 +295,34 @@ mod tests {
         assert!(got.check(&[re("x|https://github.com/org", ".*")]).is_err());
         assert!(matches!(Matcher::regex("("), Err(IdentityError::BadRegex { .. })));
         assert_eq!(Matcher::regex("a+").unwrap().to_string(), "/a+/");
+    }
+
+    #[test]
+    fn deprecated_and_current_issuer_extensions_must_agree() {
+        use crate::sigstore_verify::testutil::{ext, fulcio_issuer, make_cert, san_uri};
+        let ca = TestCa::new();
+        let key = SigningKey::generate();
+        let with = |v1: &str, v2: &str| {
+            let exts =
+                vec![san_uri(WF), ext(OID_FULCIO_ISSUER_V1, v1.as_bytes().to_vec()), fulcio_issuer(v2)];
+            let cert = make_cert("", "CN=test intermediate", &key, &ca.intermediate_key, 0, 10, exts);
+            CertIdentity::from_certificate(&cert.cert)
+        };
+        assert_eq!(with(GH, GH).unwrap().issuer, GH);
+        // Readers preferring either extension would see different issuers: refuse to pick one.
+        let err = with("https://accounts.google.com", GH).unwrap_err();
+        assert!(matches!(err, IdentityError::Malformed { .. }), "{err}");
+        // The deprecated extension alone still names the issuer.
+        let v1_only = make_cert(
+            "",
+            "CN=test intermediate",
+            &key,
+            &ca.intermediate_key,
+            0,
+            10,
+            vec![san_uri(WF), ext(OID_FULCIO_ISSUER_V1, GH.as_bytes().to_vec())],
+        );
+        assert_eq!(CertIdentity::from_certificate(&v1_only.cert).unwrap().issuer, GH);
     }
 
     #[test]

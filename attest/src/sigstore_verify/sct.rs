@@ -155,8 +155,8 @@ pub fn signed_data(sct: &Sct, issuer_key_hash: &[u8; 32], tbs: &[u8]) -> Result<
     Ok(out)
 }
 
-/// Verify the leaf's embedded SCTs with the trust root's CT logs; at least `threshold` must verify.
-/// `issuer` is the certificate that issued the leaf.
+/// Verify the leaf's embedded SCTs with the trust root's CT logs: SCTs from at least `threshold`
+/// distinct logs must verify; returns that number of logs. `issuer` is the certificate that issued the leaf.
 pub fn verify_scts(
     leaf: &ParsedCert,
     issuer: &ParsedCert,
@@ -168,14 +168,17 @@ pub fn verify_scts(
     let tbs = precert_tbs(leaf)?;
     let issuer_spki = issuer.spki_der().map_err(|e| SctError::Malformed(e.to_string()))?;
     let issuer_key_hash: [u8; 32] = Sha256::digest(&issuer_spki).into();
-    let mut verified = 0;
+    // Counted per CT log: the same SCT listed twice (or two from one log) is one log's word.
+    let mut logs: Vec<[u8; 32]> = Vec::new();
     let mut reasons = Vec::new();
     for sct in &scts {
         match verify_one(sct, &issuer_key_hash, &tbs, trust_root) {
-            Ok(()) => verified += 1,
+            Ok(()) if !logs.contains(&sct.log_id) => logs.push(sct.log_id),
+            Ok(()) => {}
             Err(reason) => reasons.push(format!("SCT from log {}: {reason}", hex::encode(sct.log_id))),
         }
     }
+    let verified = logs.len();
     if verified < threshold.max(1) {
         return Err(SctError::NotEnough {
             verified,
@@ -248,6 +251,31 @@ mod tests {
         assert!(matches!(
             verify_scts(&leaf, &issuer, &root, 2),
             Err(SctError::NotEnough { verified: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn one_sct_listed_twice_counts_once() {
+        let Some((mut leaf, issuer, root)) = leaf_and_issuer() else {
+            return;
+        };
+        let value = leaf.extension(OID_SCT_LIST).unwrap().to_vec();
+        let list = der::asn1::OctetStringRef::from_der(&value).unwrap().as_bytes().to_vec();
+        let body = &list[2..];
+        let doubled_body = [body, body].concat();
+        let mut doubled = (doubled_body.len() as u16).to_be_bytes().to_vec();
+        doubled.extend(doubled_body);
+        let ext_value = der::asn1::OctetString::new(doubled).unwrap().to_der().unwrap();
+        for e in leaf.cert.tbs_certificate.extensions.iter_mut().flatten() {
+            if e.extn_id == OID_SCT_LIST {
+                e.extn_value = der::asn1::OctetString::new(ext_value.clone()).unwrap();
+            }
+        }
+        assert_eq!(parse_sct_list(leaf.extension(OID_SCT_LIST).unwrap()).unwrap().len(), 2);
+        assert_eq!(verify_scts(&leaf, &issuer, &root, 1).unwrap(), 1);
+        assert!(matches!(
+            verify_scts(&leaf, &issuer, &root, 2),
+            Err(SctError::NotEnough { verified: 1, found: 2, .. })
         ));
     }
 
