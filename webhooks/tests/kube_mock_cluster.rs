@@ -1,0 +1,483 @@
+//! The Kubernetes API calls of `vouch_webhooks::cluster`, answered by kube's tower-test mock: each test
+//! states the request shapes (method, path, content type, body) the code must send and what it must make
+//! of the answers. No API server runs here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{Request, Response, StatusCode};
+use base64::Engine as _;
+use http_body_util::BodyExt;
+use kube::client::Body;
+use kube::Client;
+use serde_json::{json, Value};
+use tower_test::mock;
+use vouch_attest::registry::RegistryAuth;
+use vouch_policies::crd::Mode;
+use vouch_policies::{ArtifactKind, ArtifactLocation, Finding, FindingResult};
+use vouch_webhooks::cluster::{
+    ClusterContext, ContextCacheConfig, KubeContext, KubeError, ObjectRef, RetryConfig, StatusConfig,
+    StatusEvent, StatusTarget, StatusWriter,
+};
+
+/// One request as the mock saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    /// Path and query.
+    uri: String,
+    content_type: String,
+    body: Value,
+}
+
+impl Seen {
+    fn path(&self) -> &str {
+        self.uri.split('?').next().unwrap()
+    }
+}
+
+/// What the mock answers: a status and JSON body, or `None` to leave the request hanging (a watch).
+type Answer = Option<(u16, Value)>;
+
+/// A kube client whose every request is recorded and answered by `answer`.
+fn mock_client(answer: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> (Client, Arc<Mutex<Vec<Seen>>>) {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        let mut handle = pin!(handle);
+        let mut hanging = Vec::new();
+        while let Some((request, send)) = handle.next_request().await {
+            let method = request.method().to_string();
+            let uri = request.uri().to_string();
+            let content_type = request
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            let bytes = request.into_body().collect().await.unwrap().to_bytes();
+            let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+            let seen = Seen { method, uri, content_type, body };
+            log.lock().unwrap().push(seen.clone());
+            match answer(&seen) {
+                Some((code, body)) => {
+                    let response = Response::builder()
+                        .status(StatusCode::from_u16(code).unwrap())
+                        .header("content-type", "application/json")
+                        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                        .unwrap();
+                    send.send_response(response);
+                }
+                None => hanging.push(send),
+            }
+        }
+    });
+    (Client::new(service, "default"), seen)
+}
+
+fn status_body(code: u16, reason: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": reason, "reason": reason, "code": code})
+}
+
+fn not_found() -> Answer {
+    Some((404, status_body(404, "NotFound")))
+}
+
+fn paths(seen: &Arc<Mutex<Vec<Seen>>>) -> Vec<String> {
+    seen.lock().unwrap().iter().map(|s| format!("{} {}", s.method, s.path())).collect()
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn pull_secret(name: &str, type_: &str, key: &str, config: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": "team"},
+        "type": type_,
+        "data": {key: b64(&config.to_string())},
+    })
+}
+
+fn basic(user: &str) -> Option<RegistryAuth> {
+    Some(RegistryAuth::Basic { username: user.into(), password: "pw".into() })
+}
+
+fn entry(user: &str) -> Value {
+    json!({"auth": b64(&format!("{user}:pw"))})
+}
+
+#[tokio::test]
+async fn mock_pull_credentials_merge_pod_then_service_account_and_skip_missing() {
+    let (client, seen) = mock_client(|s| match (s.method.as_str(), s.path()) {
+        ("GET", "/api/v1/namespaces/team/serviceaccounts/builder") => Some((200, json!({
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "builder", "namespace": "team"},
+            "imagePullSecrets": [{"name": "legacy"}, {"name": "pod-secret"}],
+        }))),
+        ("GET", "/api/v1/namespaces/team/secrets/pod-secret") => Some((200, pull_secret(
+            "pod-secret", "kubernetes.io/dockerconfigjson", ".dockerconfigjson",
+            json!({"auths": {"reg-a.example": entry("pod"), "shared.example": entry("pod")}}),
+        ))),
+        ("GET", "/api/v1/namespaces/team/secrets/legacy") => Some((200, pull_secret(
+            "legacy", "kubernetes.io/dockercfg", ".dockercfg",
+            json!({"reg-b.example": entry("sa"), "shared.example": entry("sa")}),
+        ))),
+        ("GET", "/api/v1/namespaces/team/secrets/missing") => not_found(),
+        _ => Some((500, status_body(500, "unexpected"))),
+    });
+    let ctx = KubeContext::new(client, &ContextCacheConfig::default());
+    let spec = json!({
+        "serviceAccountName": "builder",
+        "imagePullSecrets": [{"name": "pod-secret"}, {"name": "missing"}],
+        "containers": [{"name": "app", "image": "reg-a.example/app:1"}],
+    });
+    let creds = ctx.pull_credentials("team", &spec).await.unwrap();
+    assert_eq!(creds.for_registry("reg-a.example"), basic("pod"));
+    assert_eq!(creds.for_registry("reg-b.example"), basic("sa"), "legacy .dockercfg secret of the account");
+    assert_eq!(creds.for_registry("shared.example"), basic("pod"), "the pod's own secret wins");
+    assert_eq!(
+        paths(&seen),
+        [
+            "GET /api/v1/namespaces/team/serviceaccounts/builder",
+            "GET /api/v1/namespaces/team/secrets/pod-secret",
+            "GET /api/v1/namespaces/team/secrets/missing",
+            "GET /api/v1/namespaces/team/secrets/legacy",
+        ]
+    );
+    // Within the cache TTL nothing is read again, the missing secret included.
+    let again = ctx.pull_credentials("team", &spec).await.unwrap();
+    assert_eq!(again, creds);
+    assert_eq!(seen.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn mock_pull_credentials_default_service_account_and_non_pull_secrets() {
+    let (client, seen) = mock_client(|s| match s.path() {
+        "/api/v1/namespaces/team/serviceaccounts/default" => not_found(),
+        "/api/v1/namespaces/team/secrets/opaque" => Some((200, pull_secret(
+            "opaque", "Opaque", ".dockerconfigjson", json!({"auths": {"reg.example": entry("x")}}),
+        ))),
+        _ => Some((500, status_body(500, "unexpected"))),
+    });
+    let ctx = KubeContext::new(client, &ContextCacheConfig::default());
+    let creds = ctx.pull_credentials("team", &json!({"imagePullSecrets": [{"name": "opaque"}]})).await.unwrap();
+    assert!(creds.is_empty(), "an Opaque secret is not a pull secret");
+    assert_eq!(
+        paths(&seen),
+        ["GET /api/v1/namespaces/team/serviceaccounts/default", "GET /api/v1/namespaces/team/secrets/opaque"]
+    );
+}
+
+#[tokio::test]
+async fn mock_secret_read_forbidden_is_an_error_naming_the_secret() {
+    let (client, _) = mock_client(|s| match s.path() {
+        "/api/v1/namespaces/team/serviceaccounts/default" => Some((200, json!({
+            "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"},
+        }))),
+        _ => Some((403, status_body(403, "Forbidden"))),
+    });
+    let ctx = KubeContext::new(client, &ContextCacheConfig::default());
+    let e = ctx.pull_credentials("team", &json!({"imagePullSecrets": [{"name": "s"}]})).await.unwrap_err();
+    assert!(matches!(&e, KubeError::Read { kind: "Secret", name, .. } if name == "s"), "{e:?}");
+    assert!(!e.is_transient());
+    assert_eq!(e.to_string(), "cannot read Secret team/s");
+}
+
+#[tokio::test]
+async fn mock_namespace_labels_read_once_and_missing_namespace_is_an_error() {
+    let (client, seen) = mock_client(|s| match (s.method.as_str(), s.path()) {
+        ("GET", "/api/v1/namespaces/prod") => Some((200, json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "prod", "labels": {"kubernetes.io/metadata.name": "prod", "tier": "gold"}},
+        }))),
+        _ => not_found(),
+    });
+    let ctx = KubeContext::new(client, &ContextCacheConfig::default());
+    let labels = ctx.namespace_labels("prod").await.unwrap();
+    assert_eq!(labels.get("tier").map(String::as_str), Some("gold"));
+    assert_eq!(ctx.namespace_labels("prod").await.unwrap(), labels);
+    let e = ctx.namespace_labels("gone").await.unwrap_err();
+    assert!(matches!(e, KubeError::NotFound { kind: "Namespace", .. }), "{e:?}");
+    assert_eq!(paths(&seen), ["GET /api/v1/namespaces/prod", "GET /api/v1/namespaces/gone"]);
+}
+
+// ---- status writer ----
+
+const DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+fn finding(container: &str, result: FindingResult) -> Finding {
+    Finding {
+        policy: "prod-signed".into(),
+        policy_namespace: None,
+        mode: Mode::Enforce,
+        requirement: "signature".into(),
+        artifact: ArtifactLocation {
+            kind: ArtifactKind::Container,
+            name: container.into(),
+            pointer: format!("/spec/containers/{container}/image"),
+        },
+        reference: format!("reg.example/{container}:1@{DIGEST}"),
+        digest: Some(DIGEST.parse().unwrap()),
+        result,
+        reason: if result == FindingResult::Pass { "signed by key cosign-prod".into() } else { "no signature verifies against key cosign-prod".into() },
+        signer: (result == FindingResult::Pass).then(|| "key sha256:1234".to_owned()),
+        rekor_log_index: (result == FindingResult::Pass).then_some(42),
+        sbom_digest: None,
+    }
+}
+
+fn pod_event(ns: &str, name: &str, findings: Vec<Finding>) -> StatusEvent {
+    StatusEvent {
+        object: ObjectRef {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            namespace: Some(ns.into()),
+            name: name.into(),
+            uid: Some(format!("uid-{name}")),
+        },
+        allowed: findings.iter().all(|f| f.result == FindingResult::Pass),
+        findings,
+        dry_run: false,
+    }
+}
+
+fn quick_config() -> StatusConfig {
+    StatusConfig {
+        flush_interval: Duration::from_secs(3600),
+        flush_max_events: 1000,
+        pod_conditions: false,
+        retry: RetryConfig { attempts: 3, initial_backoff: Duration::from_millis(5) },
+        ..StatusConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn mock_report_batching_one_server_side_apply_per_namespace() {
+    let (client, seen) = mock_client(|s| Some((200, s.body.clone())));
+    let (writer, worker) = StatusWriter::new(quick_config());
+    let metrics = writer.metrics().clone();
+    for i in 0..6 {
+        let result = if i == 0 { FindingResult::Fail } else { FindingResult::Pass };
+        assert!(writer.submit(pod_event("a", &format!("p{i}"), vec![finding("app", result), finding("side", FindingResult::Pass)])));
+    }
+    for i in 0..4 {
+        assert!(writer.submit(pod_event("b", &format!("q{i}"), vec![finding("app", FindingResult::Pass)])));
+    }
+    // The same pod again: its results replace the earlier ones instead of adding to them.
+    assert!(writer.submit(pod_event("b", "q0", vec![finding("app", FindingResult::Fail)])));
+    let mut dry = pod_event("c", "dry", vec![finding("app", FindingResult::Pass)]);
+    dry.dry_run = true;
+    assert!(!writer.submit(dry), "dry-run requests are never written back");
+    drop(writer); // the worker flushes what is pending and ends
+    worker.run(client).await;
+
+    let seen = seen.lock().unwrap().clone();
+    let applies: Vec<&Seen> = seen.iter().filter(|s| s.method == "PATCH").collect();
+    assert_eq!(applies.len(), 2, "{:?}", paths_of(&seen));
+    assert_eq!(seen.len(), 2, "nothing but the two applies");
+    for s in &applies {
+        assert_eq!(s.content_type, "application/apply-patch+yaml");
+        assert!(s.uri.contains("fieldManager=vouch"), "{}", s.uri);
+        assert!(s.uri.contains("force=true"), "{}", s.uri);
+    }
+    let a = applies.iter().find(|s| s.path() == "/apis/openreports.io/v1alpha1/namespaces/a/reports/vouch").unwrap();
+    assert_eq!(a.body["apiVersion"], "openreports.io/v1alpha1");
+    assert_eq!(a.body["kind"], "Report");
+    assert_eq!(a.body["metadata"]["namespace"], "a");
+    assert_eq!(a.body["results"].as_array().unwrap().len(), 12);
+    assert_eq!(a.body["summary"], json!({"pass": 11, "fail": 1, "warn": 0, "error": 0, "skip": 0}));
+    let failed = a.body["results"].as_array().unwrap().iter().find(|r| r["result"] == "fail").unwrap();
+    assert_eq!(failed["policy"], "prod-signed");
+    assert_eq!(failed["rule"], "signature");
+    assert_eq!(failed["severity"], "high");
+    assert_eq!(failed["scored"], true);
+    assert_eq!(failed["source"], "vouch");
+    assert_eq!(failed["message"], "no signature verifies against key cosign-prod");
+    assert_eq!(
+        failed["resources"],
+        json!([{"apiVersion": "v1", "kind": "Pod", "namespace": "a", "name": "p0", "uid": "uid-p0"}])
+    );
+    let passed = a.body["results"].as_array().unwrap().iter().find(|r| r["result"] == "pass").unwrap();
+    assert_eq!(passed["properties"]["digest"], DIGEST);
+    assert_eq!(passed["properties"]["signer"], "key sha256:1234");
+    assert_eq!(passed["properties"]["rekorLogIndex"], "42");
+    let b = applies.iter().find(|s| s.path() == "/apis/openreports.io/v1alpha1/namespaces/b/reports/vouch").unwrap();
+    assert_eq!(b.body["results"].as_array().unwrap().len(), 4, "q0 replaced, not added");
+    assert_eq!(b.body["summary"]["fail"], 1);
+    assert_eq!(metrics.writes_of("report", "ok"), 2);
+}
+
+fn paths_of(seen: &[Seen]) -> Vec<String> {
+    seen.iter().map(|s| format!("{} {}", s.method, s.uri)).collect()
+}
+
+#[tokio::test]
+async fn mock_report_flushes_after_max_events_and_stays_bounded() {
+    let (client, seen) = mock_client(|s| Some((200, s.body.clone())));
+    let config = StatusConfig { flush_max_events: 5, max_report_entries: 3, ..quick_config() };
+    let (writer, worker) = StatusWriter::new(config);
+    let run = tokio::spawn(worker.run(client));
+    for i in 0..5 {
+        writer.submit(pod_event("a", &format!("p{i}"), vec![finding("app", FindingResult::Pass)]));
+    }
+    // Five events reach the threshold: one apply without waiting for the (hour-long) interval.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        let names: Vec<&str> = seen[0].body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["resources"][0]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["p2", "p3", "p4"], "capped at 3, oldest evicted");
+    }
+    drop(writer);
+    run.await.unwrap();
+}
+
+#[tokio::test]
+async fn mock_pod_condition_retries_until_the_pod_exists() {
+    let calls = Arc::new(Mutex::new(0));
+    let counter = calls.clone();
+    let (client, seen) = mock_client(move |s| {
+        if s.path() != "/api/v1/namespaces/a/pods/p0/status" {
+            return Some((500, status_body(500, "unexpected")));
+        }
+        let mut n = counter.lock().unwrap();
+        *n += 1;
+        // CREATE: the pod is not stored yet when admission runs.
+        if *n == 1 { not_found() } else { Some((200, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p0"}}))) }
+    });
+    let config = StatusConfig { reports: false, pod_conditions: true, ..quick_config() };
+    let (writer, worker) = StatusWriter::new(config);
+    let metrics = writer.metrics().clone();
+    writer.submit(pod_event("a", "p0", vec![finding("app", FindingResult::Pass), finding("init", FindingResult::Fail)]));
+    drop(writer);
+    worker.run(client).await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{:?}", paths_of(&seen));
+    for s in &seen {
+        assert_eq!(s.method, "PATCH");
+        assert_eq!(s.content_type, "application/strategic-merge-patch+json");
+    }
+    let body = &seen[1].body;
+    assert_eq!(body["metadata"]["uid"], "uid-p0", "guards against a namesake pod");
+    let condition = &body["status"]["conditions"][0];
+    assert_eq!(condition["type"], "vouch.dev/Verified");
+    assert_eq!(condition["status"], "False");
+    assert_eq!(condition["reason"], "VerificationFailed");
+    let message = condition["message"].as_str().unwrap();
+    assert!(message.starts_with("1 of 2 requirements not met"), "{message}");
+    assert!(message.contains("container init"), "{message}");
+    assert!(condition["lastTransitionTime"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(metrics.writes_of("pod", "ok"), 1);
+}
+
+#[tokio::test]
+async fn mock_pod_condition_gives_up_after_the_configured_attempts() {
+    let (client, seen) = mock_client(|_| not_found());
+    let config = StatusConfig { reports: false, pod_conditions: true, ..quick_config() };
+    let (writer, worker) = StatusWriter::new(config);
+    let metrics = writer.metrics().clone();
+    writer.submit(pod_event("a", "never", vec![finding("app", FindingResult::Pass)]));
+    drop(writer);
+    worker.run(client).await;
+    assert_eq!(seen.lock().unwrap().len(), 3);
+    assert_eq!(metrics.writes_of("pod", "gave_up"), 1);
+    assert_eq!(metrics.writes_of("pod", "ok"), 0);
+}
+
+#[tokio::test]
+async fn mock_custom_resource_status_keeps_other_conditions_and_lists_attestations() {
+    let (client, seen) = mock_client(|s| match (s.method.as_str(), s.path()) {
+        ("GET", "/apis/example.com/v1/namespaces/a/widgets/w1/status") => Some((200, json!({
+            "apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w1", "namespace": "a", "uid": "uid-w1", "resourceVersion": "42"},
+            "status": {"phase": "Running", "conditions": [
+                {"type": "Ready", "status": "True", "reason": "Up", "message": "", "lastTransitionTime": "2025-01-01T00:00:00Z"},
+                {"type": "SupplyChainVerified", "status": "True", "reason": "Verified", "message": "old", "lastTransitionTime": "2025-01-02T00:00:00Z"}
+            ]},
+        }))),
+        ("PATCH", "/apis/example.com/v1/namespaces/a/widgets/w1/status") => Some((200, json!({
+            "apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"},
+        }))),
+        _ => Some((500, status_body(500, "unexpected"))),
+    });
+    let target = StatusTarget { group: "example.com".into(), version: "v1".into(), kind: "Widget".into(), plural: "widgets".into() };
+    let config = StatusConfig { reports: false, targets: vec![target], ..quick_config() };
+    let (writer, worker) = StatusWriter::new(config);
+    let metrics = writer.metrics().clone();
+    let event = StatusEvent {
+        object: ObjectRef {
+            api_version: "example.com/v1".into(),
+            kind: "Widget".into(),
+            namespace: Some("a".into()),
+            name: "w1".into(),
+            uid: Some("uid-w1".into()),
+        },
+        allowed: true,
+        findings: vec![finding("model", FindingResult::Pass)],
+        dry_run: false,
+    };
+    writer.submit(event);
+    drop(writer);
+    worker.run(client).await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(paths_of(&seen).len(), 2, "{:?}", paths_of(&seen));
+    let patch = &seen[1];
+    assert_eq!(patch.method, "PATCH");
+    assert_eq!(patch.content_type, "application/merge-patch+json");
+    assert_eq!(patch.body["metadata"]["resourceVersion"], "42", "optimistic concurrency");
+    let conditions = patch.body["status"]["conditions"].as_array().unwrap();
+    assert_eq!(conditions.len(), 2);
+    assert_eq!(conditions[0]["type"], "Ready", "other conditions are kept");
+    assert_eq!(conditions[1]["type"], "SupplyChainVerified");
+    assert_eq!(conditions[1]["status"], "True");
+    assert_eq!(conditions[1]["lastTransitionTime"], "2025-01-02T00:00:00Z", "unchanged status keeps its time");
+    let attestations = patch.body["status"]["attestations"].as_array().unwrap();
+    assert_eq!(attestations.len(), 1);
+    assert_eq!(attestations[0]["digest"], DIGEST);
+    assert_eq!(attestations[0]["rekorLogIndex"], 42);
+    assert_eq!(attestations[0]["policy"], "prod-signed");
+    assert!(patch.body["status"].get("phase").is_none(), "the merge patch leaves other status fields alone");
+    assert_eq!(metrics.writes_of("custom", "ok"), 1);
+}
+
+#[tokio::test]
+async fn mock_full_queue_drops_without_blocking() {
+    let config = StatusConfig { queue_capacity: 2, ..quick_config() };
+    // The worker is never run: nothing drains the queue.
+    let (writer, _worker) = StatusWriter::new(config);
+    let started = Instant::now();
+    let queued: Vec<bool> =
+        (0..5).map(|i| writer.submit(pod_event("a", &format!("p{i}"), vec![finding("app", FindingResult::Pass)]))).collect();
+    assert!(started.elapsed() < Duration::from_millis(100));
+    assert_eq!(queued, [true, true, false, false, false]);
+    assert_eq!(writer.metrics().dropped.get(), 3);
+    let mut registry = prometheus_client::registry::Registry::default();
+    writer.metrics().register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(text.contains("vouch_status_dropped_total 3"), "{text}");
+}
+
+#[tokio::test]
+async fn mock_disabled_writer_sends_nothing() {
+    let writer = StatusWriter::disabled();
+    assert!(!writer.is_enabled());
+    assert!(!writer.submit(pod_event("a", "p", vec![finding("app", FindingResult::Pass)])));
+    assert_eq!(writer.metrics().dropped.get(), 0);
+}
+
+#[allow(dead_code)]
+fn _labels(_: BTreeMap<String, String>) {}
