@@ -2,3 +2,4 @@
 
 pub mod cli;
 pub mod dev_registry;
+pub mod cluster;
