@@ -163,13 +163,12 @@ fn signature_algorithm(si: &SignerInfo) -> Result<ObjectIdentifier, TimestampErr
     })
 }
 
-/// What the SignerInfo's signature covers: the DER signed attributes (after checking they bind the
-/// TSTInfo) or, without signed attributes, the TSTInfo itself.
+/// What the SignerInfo's signature covers: the DER signed attributes, after checking they bind the
+/// TSTInfo. RFC 5652 5.3 requires signed attributes for any content but id-data, so a signature over
+/// the bare TSTInfo is refused (it could be a signature by the TSA key over something else).
 fn signed_content(si: &SignerInfo, tst_der: &[u8]) -> Result<Vec<u8>, TimestampError> {
-    let Some(attrs) = &si.signed_attrs else {
-        return Ok(tst_der.to_vec());
-    };
     let bad = |m: &str| TimestampError::BadSignedAttributes(m.to_owned());
+    let attrs = si.signed_attrs.as_ref().ok_or_else(|| bad("missing (required for a TSTInfo)"))?;
     let digest = digest_for(&si.digest_alg.oid)?;
     let single = |oid: ObjectIdentifier| {
         let attr =
@@ -339,6 +338,23 @@ mod tests {
             verify_timestamp(b"\x30\x03\x02\x01\x02", &sig, &tsas),
             Err(TimestampError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn signed_attributes_are_required() {
+        let Some((ts, _, _)) = material("rekor2-timestamp-without-embedded-cert") else {
+            return;
+        };
+        let token = ContentInfo::from_der(token_bytes(&ts).unwrap()).unwrap();
+        let sd: SignedData = token.content.decode_as().unwrap();
+        let tst = sd.encap_content_info.econtent.as_ref().unwrap().decode_as::<OctetString>().unwrap();
+        let mut si = sd.signer_infos.0.get(0).unwrap().clone();
+        signed_content(&si, tst.as_bytes()).unwrap();
+        // RFC 5652 5.3: a TSTInfo is not id-data, so its signer must sign attributes, never the bare
+        // content (a signature by the TSA key over other bytes must not pass for a timestamp).
+        si.signed_attrs = None;
+        let err = signed_content(&si, tst.as_bytes()).unwrap_err();
+        assert!(matches!(err, TimestampError::BadSignedAttributes(_)), "{err}");
     }
 
     #[test]
