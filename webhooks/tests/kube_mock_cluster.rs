@@ -114,19 +114,32 @@ fn entry(user: &str) -> Value {
 #[tokio::test]
 async fn mock_pull_credentials_merge_pod_then_service_account_and_skip_missing() {
     let (client, seen) = mock_client(|s| match (s.method.as_str(), s.path()) {
-        ("GET", "/api/v1/namespaces/team/serviceaccounts/builder") => Some((200, json!({
-            "apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": "builder", "namespace": "team"},
-            "imagePullSecrets": [{"name": "legacy"}, {"name": "pod-secret"}],
-        }))),
-        ("GET", "/api/v1/namespaces/team/secrets/pod-secret") => Some((200, pull_secret(
-            "pod-secret", "kubernetes.io/dockerconfigjson", ".dockerconfigjson",
-            json!({"auths": {"reg-a.example": entry("pod"), "shared.example": entry("pod")}}),
-        ))),
-        ("GET", "/api/v1/namespaces/team/secrets/legacy") => Some((200, pull_secret(
-            "legacy", "kubernetes.io/dockercfg", ".dockercfg",
-            json!({"reg-b.example": entry("sa"), "shared.example": entry("sa")}),
-        ))),
+        ("GET", "/api/v1/namespaces/team/serviceaccounts/builder") => Some((
+            200,
+            json!({
+                "apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "builder", "namespace": "team"},
+                "imagePullSecrets": [{"name": "legacy"}, {"name": "pod-secret"}],
+            }),
+        )),
+        ("GET", "/api/v1/namespaces/team/secrets/pod-secret") => Some((
+            200,
+            pull_secret(
+                "pod-secret",
+                "kubernetes.io/dockerconfigjson",
+                ".dockerconfigjson",
+                json!({"auths": {"reg-a.example": entry("pod"), "shared.example": entry("pod")}}),
+            ),
+        )),
+        ("GET", "/api/v1/namespaces/team/secrets/legacy") => Some((
+            200,
+            pull_secret(
+                "legacy",
+                "kubernetes.io/dockercfg",
+                ".dockercfg",
+                json!({"reg-b.example": entry("sa"), "shared.example": entry("sa")}),
+            ),
+        )),
         ("GET", "/api/v1/namespaces/team/secrets/missing") => not_found(),
         _ => Some((500, status_body(500, "unexpected"))),
     });
@@ -159,13 +172,20 @@ async fn mock_pull_credentials_merge_pod_then_service_account_and_skip_missing()
 async fn mock_pull_credentials_default_service_account_and_non_pull_secrets() {
     let (client, seen) = mock_client(|s| match s.path() {
         "/api/v1/namespaces/team/serviceaccounts/default" => not_found(),
-        "/api/v1/namespaces/team/secrets/opaque" => Some((200, pull_secret(
-            "opaque", "Opaque", ".dockerconfigjson", json!({"auths": {"reg.example": entry("x")}}),
-        ))),
+        "/api/v1/namespaces/team/secrets/opaque" => Some((
+            200,
+            pull_secret(
+                "opaque",
+                "Opaque",
+                ".dockerconfigjson",
+                json!({"auths": {"reg.example": entry("x")}}),
+            ),
+        )),
         _ => Some((500, status_body(500, "unexpected"))),
     });
     let ctx = KubeContext::new(client, &ContextCacheConfig::default());
-    let creds = ctx.pull_credentials("team", &json!({"imagePullSecrets": [{"name": "opaque"}]})).await.unwrap();
+    let creds =
+        ctx.pull_credentials("team", &json!({"imagePullSecrets": [{"name": "opaque"}]})).await.unwrap();
     assert!(creds.is_empty(), "an Opaque secret is not a pull secret");
     assert_eq!(
         paths(&seen),
@@ -176,9 +196,12 @@ async fn mock_pull_credentials_default_service_account_and_non_pull_secrets() {
 #[tokio::test]
 async fn mock_secret_read_forbidden_is_an_error_naming_the_secret() {
     let (client, _) = mock_client(|s| match s.path() {
-        "/api/v1/namespaces/team/serviceaccounts/default" => Some((200, json!({
-            "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"},
-        }))),
+        "/api/v1/namespaces/team/serviceaccounts/default" => Some((
+            200,
+            json!({
+                "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"},
+            }),
+        )),
         _ => Some((403, status_body(403, "Forbidden"))),
     });
     let ctx = KubeContext::new(client, &ContextCacheConfig::default());
@@ -191,10 +214,13 @@ async fn mock_secret_read_forbidden_is_an_error_naming_the_secret() {
 #[tokio::test]
 async fn mock_namespace_labels_read_once_and_missing_namespace_is_an_error() {
     let (client, seen) = mock_client(|s| match (s.method.as_str(), s.path()) {
-        ("GET", "/api/v1/namespaces/prod") => Some((200, json!({
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": "prod", "labels": {"kubernetes.io/metadata.name": "prod", "tier": "gold"}},
-        }))),
+        ("GET", "/api/v1/namespaces/prod") => Some((
+            200,
+            json!({
+                "apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": "prod", "labels": {"kubernetes.io/metadata.name": "prod", "tier": "gold"}},
+            }),
+        )),
         _ => not_found(),
     });
     let ctx = KubeContext::new(client, &ContextCacheConfig::default());
@@ -224,7 +250,11 @@ fn finding(container: &str, result: FindingResult) -> Finding {
         reference: format!("reg.example/{container}:1@{DIGEST}"),
         digest: Some(DIGEST.parse().unwrap()),
         result,
-        reason: if result == FindingResult::Pass { "signed by key cosign-prod".into() } else { "no signature verifies against key cosign-prod".into() },
+        reason: if result == FindingResult::Pass {
+            "signed by key cosign-prod".into()
+        } else {
+            "no signature verifies against key cosign-prod".into()
+        },
         signer: (result == FindingResult::Pass).then(|| "key sha256:1234".to_owned()),
         rekor_log_index: (result == FindingResult::Pass).then_some(42),
         sbom_digest: None,
@@ -263,7 +293,11 @@ async fn mock_report_batching_one_server_side_apply_per_namespace() {
     let metrics = writer.metrics().clone();
     for i in 0..6 {
         let result = if i == 0 { FindingResult::Fail } else { FindingResult::Pass };
-        assert!(writer.submit(pod_event("a", &format!("p{i}"), vec![finding("app", result), finding("side", FindingResult::Pass)])));
+        assert!(writer.submit(pod_event(
+            "a",
+            &format!("p{i}"),
+            vec![finding("app", result), finding("side", FindingResult::Pass)]
+        )));
     }
     for i in 0..4 {
         assert!(writer.submit(pod_event("b", &format!("q{i}"), vec![finding("app", FindingResult::Pass)])));
@@ -285,7 +319,10 @@ async fn mock_report_batching_one_server_side_apply_per_namespace() {
         assert!(s.uri.contains("fieldManager=vouch"), "{}", s.uri);
         assert!(s.uri.contains("force=true"), "{}", s.uri);
     }
-    let a = applies.iter().find(|s| s.path() == "/apis/openreports.io/v1alpha1/namespaces/a/reports/vouch").unwrap();
+    let a = applies
+        .iter()
+        .find(|s| s.path() == "/apis/openreports.io/v1alpha1/namespaces/a/reports/vouch")
+        .unwrap();
     assert_eq!(a.body["apiVersion"], "openreports.io/v1alpha1");
     assert_eq!(a.body["kind"], "Report");
     assert_eq!(a.body["metadata"]["namespace"], "a");
@@ -306,7 +343,10 @@ async fn mock_report_batching_one_server_side_apply_per_namespace() {
     assert_eq!(passed["properties"]["digest"], DIGEST);
     assert_eq!(passed["properties"]["signer"], "key sha256:1234");
     assert_eq!(passed["properties"]["rekorLogIndex"], "42");
-    let b = applies.iter().find(|s| s.path() == "/apis/openreports.io/v1alpha1/namespaces/b/reports/vouch").unwrap();
+    let b = applies
+        .iter()
+        .find(|s| s.path() == "/apis/openreports.io/v1alpha1/namespaces/b/reports/vouch")
+        .unwrap();
     assert_eq!(b.body["results"].as_array().unwrap().len(), 4, "q0 replaced, not added");
     assert_eq!(b.body["summary"]["fail"], 1);
     assert_eq!(metrics.writes_of("report", "ok"), 2);
@@ -356,12 +396,20 @@ async fn mock_pod_condition_retries_until_the_pod_exists() {
         let mut n = counter.lock().unwrap();
         *n += 1;
         // CREATE: the pod is not stored yet when admission runs.
-        if *n == 1 { not_found() } else { Some((200, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p0"}}))) }
+        if *n == 1 {
+            not_found()
+        } else {
+            Some((200, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p0"}})))
+        }
     });
     let config = StatusConfig { reports: false, pod_conditions: true, ..quick_config() };
     let (writer, worker) = StatusWriter::new(config);
     let metrics = writer.metrics().clone();
-    writer.submit(pod_event("a", "p0", vec![finding("app", FindingResult::Pass), finding("init", FindingResult::Fail)]));
+    writer.submit(pod_event(
+        "a",
+        "p0",
+        vec![finding("app", FindingResult::Pass), finding("init", FindingResult::Fail)],
+    ));
     drop(writer);
     worker.run(client).await;
     let seen = seen.lock().unwrap().clone();
@@ -400,20 +448,31 @@ async fn mock_pod_condition_gives_up_after_the_configured_attempts() {
 #[tokio::test]
 async fn mock_custom_resource_status_keeps_other_conditions_and_lists_attestations() {
     let (client, seen) = mock_client(|s| match (s.method.as_str(), s.path()) {
-        ("GET", "/apis/example.com/v1/namespaces/a/widgets/w1/status") => Some((200, json!({
-            "apiVersion": "example.com/v1", "kind": "Widget",
-            "metadata": {"name": "w1", "namespace": "a", "uid": "uid-w1", "resourceVersion": "42"},
-            "status": {"phase": "Running", "conditions": [
-                {"type": "Ready", "status": "True", "reason": "Up", "message": "", "lastTransitionTime": "2025-01-01T00:00:00Z"},
-                {"type": "SupplyChainVerified", "status": "True", "reason": "Verified", "message": "old", "lastTransitionTime": "2025-01-02T00:00:00Z"}
-            ]},
-        }))),
-        ("PATCH", "/apis/example.com/v1/namespaces/a/widgets/w1/status") => Some((200, json!({
-            "apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"},
-        }))),
+        ("GET", "/apis/example.com/v1/namespaces/a/widgets/w1/status") => Some((
+            200,
+            json!({
+                "apiVersion": "example.com/v1", "kind": "Widget",
+                "metadata": {"name": "w1", "namespace": "a", "uid": "uid-w1", "resourceVersion": "42"},
+                "status": {"phase": "Running", "conditions": [
+                    {"type": "Ready", "status": "True", "reason": "Up", "message": "", "lastTransitionTime": "2025-01-01T00:00:00Z"},
+                    {"type": "SupplyChainVerified", "status": "True", "reason": "Verified", "message": "old", "lastTransitionTime": "2025-01-02T00:00:00Z"}
+                ]},
+            }),
+        )),
+        ("PATCH", "/apis/example.com/v1/namespaces/a/widgets/w1/status") => Some((
+            200,
+            json!({
+                "apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"},
+            }),
+        )),
         _ => Some((500, status_body(500, "unexpected"))),
     });
-    let target = StatusTarget { group: "example.com".into(), version: "v1".into(), kind: "Widget".into(), plural: "widgets".into() };
+    let target = StatusTarget {
+        group: "example.com".into(),
+        version: "v1".into(),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+    };
     let config = StatusConfig { reports: false, targets: vec![target], ..quick_config() };
     let (writer, worker) = StatusWriter::new(config);
     let metrics = writer.metrics().clone();
@@ -443,7 +502,10 @@ async fn mock_custom_resource_status_keeps_other_conditions_and_lists_attestatio
     assert_eq!(conditions[0]["type"], "Ready", "other conditions are kept");
     assert_eq!(conditions[1]["type"], "SupplyChainVerified");
     assert_eq!(conditions[1]["status"], "True");
-    assert_eq!(conditions[1]["lastTransitionTime"], "2025-01-02T00:00:00Z", "unchanged status keeps its time");
+    assert_eq!(
+        conditions[1]["lastTransitionTime"], "2025-01-02T00:00:00Z",
+        "unchanged status keeps its time"
+    );
     let attestations = patch.body["status"]["attestations"].as_array().unwrap();
     assert_eq!(attestations.len(), 1);
     assert_eq!(attestations[0]["digest"], DIGEST);
@@ -459,8 +521,9 @@ async fn mock_full_queue_drops_without_blocking() {
     // The worker is never run: nothing drains the queue.
     let (writer, _worker) = StatusWriter::new(config);
     let started = Instant::now();
-    let queued: Vec<bool> =
-        (0..5).map(|i| writer.submit(pod_event("a", &format!("p{i}"), vec![finding("app", FindingResult::Pass)]))).collect();
+    let queued: Vec<bool> = (0..5)
+        .map(|i| writer.submit(pod_event("a", &format!("p{i}"), vec![finding("app", FindingResult::Pass)])))
+        .collect();
     assert!(started.elapsed() < Duration::from_millis(100));
     assert_eq!(queued, [true, true, false, false, false]);
     assert_eq!(writer.metrics().dropped.get(), 3);
@@ -481,3 +544,158 @@ async fn mock_disabled_writer_sends_nothing() {
 
 #[allow(dead_code)]
 fn _labels(_: BTreeMap<String, String>) {}
+
+// ---- policy watch ----
+
+fn test_engine() -> vouch_policies::Engine {
+    use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
+    let verifier = ArtifactVerifier::new(VerifierConfig {
+        registry: vouch_attest::registry::RegistryConfig::default(),
+        trust_root: vouch_attest::trust_root::TrustRoot::public_good().unwrap(),
+        cache: vouch_attest::cache::CacheConfig::default(),
+        options: VerifyOptions::default(),
+    })
+    .unwrap();
+    vouch_policies::Engine::new(
+        vouch_policies::EngineConfig::default(),
+        vouch_policies::PolicySet::default(),
+        verifier,
+    )
+}
+
+fn list(kind: &str, items: Vec<Value>) -> Answer {
+    Some((
+        200,
+        json!({
+            "apiVersion": "vouch.dev/v1alpha1", "kind": format!("{kind}List"),
+            "metadata": {"resourceVersion": "100"}, "items": items,
+        }),
+    ))
+}
+
+#[tokio::test]
+async fn mock_policy_watch_compiles_cluster_policies_and_writes_status() {
+    let pem = vouch_attest::SigningKey::generate().public_key().to_pem();
+    let good = json!({
+        "apiVersion": "vouch.dev/v1alpha1", "kind": "ClusterSupplyChainPolicy",
+        "metadata": {"name": "prod-signed", "uid": "u1", "generation": 3, "resourceVersion": "10"},
+        "spec": {
+            "images": ["reg.example/**"],
+            "authorities": [{"name": "cosign-prod", "key": {"secretRef": {"name": "cosign-key", "namespace": "vouch-system"}}}],
+            "requirements": {"signature": true},
+        },
+    });
+    let bad = json!({
+        "apiVersion": "vouch.dev/v1alpha1", "kind": "ClusterSupplyChainPolicy",
+        "metadata": {"name": "broken", "uid": "u2", "generation": 1, "resourceVersion": "11"},
+        "spec": {"images": [], "authorities": [], "requirements": {"signature": true}},
+    });
+    // Its status is already what the watch would write: no write for it.
+    let current = json!({
+        "apiVersion": "vouch.dev/v1alpha1", "kind": "SupplyChainPolicy",
+        "metadata": {"name": "team-signed", "namespace": "team", "uid": "u3", "generation": 2, "resourceVersion": "12"},
+        "spec": {
+            "images": ["reg.example/team/**"],
+            "authorities": [{"name": "team-key", "key": {"pem": pem}}],
+            "requirements": {"signature": true},
+        },
+        "status": {"observedGeneration": 2, "conditions": [{
+            "type": "Ready", "status": "True", "reason": "Compiled", "message": "policy is in force",
+            "lastTransitionTime": "2025-01-01T00:00:00Z", "observedGeneration": 2,
+        }]},
+    });
+    let bad_root = json!({
+        "apiVersion": "vouch.dev/v1alpha1", "kind": "TrustRoot",
+        "metadata": {"name": "empty-root", "uid": "u4", "generation": 1, "resourceVersion": "13"},
+        "spec": {},
+    });
+    let pem_for_secret = pem.clone();
+    let (client, seen) = mock_client(move |s| {
+        let watch = s.uri.contains("watch=true");
+        match (s.method.as_str(), s.path()) {
+            (_, _) if watch => None, // a watch that never sends anything
+            ("GET", "/apis/vouch.dev/v1alpha1/clustersupplychainpolicies") => {
+                list("ClusterSupplyChainPolicy", vec![good.clone(), bad.clone()])
+            }
+            ("GET", "/apis/vouch.dev/v1alpha1/supplychainpolicies") => {
+                list("SupplyChainPolicy", vec![current.clone()])
+            }
+            ("GET", "/apis/vouch.dev/v1alpha1/trustroots") => list("TrustRoot", vec![bad_root.clone()]),
+            ("GET", "/api/v1/namespaces/vouch-system/secrets/cosign-key") => Some((
+                200,
+                json!({
+                    "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cosign-key"},
+                    "data": {"cosign.pub": b64(&pem_for_secret)},
+                }),
+            )),
+            ("PATCH", p) if p.starts_with("/apis/vouch.dev/v1alpha1/clustersupplychainpolicies/") => Some((
+                200,
+                json!({
+                    "apiVersion": "vouch.dev/v1alpha1", "kind": "ClusterSupplyChainPolicy",
+                    "metadata": {"name": "x"}, "spec": {"images": [], "authorities": []},
+                }),
+            )),
+            ("PATCH", "/apis/vouch.dev/v1alpha1/trustroots/empty-root/status") => Some((
+                200,
+                json!({
+                    "apiVersion": "vouch.dev/v1alpha1", "kind": "TrustRoot", "metadata": {"name": "empty-root"}, "spec": {},
+                }),
+            )),
+            _ => Some((500, status_body(500, "unexpected"))),
+        }
+    });
+    let engine = test_engine();
+    let config = vouch_webhooks::cluster::WatchConfig {
+        debounce: Duration::from_millis(20),
+        resync: Duration::from_secs(3600),
+    };
+    let watch = vouch_webhooks::cluster::PolicyWatch::new(client, engine.clone()).with_config(config).spawn();
+
+    let patches = || seen.lock().unwrap().iter().filter(|s| s.method == "PATCH").cloned().collect::<Vec<_>>();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while patches().len() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Quiet for a while: the watch's own status writes must not make it loop.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let patches = patches();
+    let all = paths(&seen);
+    assert_eq!(patches.len(), 3, "{all:?}");
+
+    let in_force = engine.policies();
+    let mut names: Vec<&str> = in_force.policies().iter().map(|p| p.name.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["prod-signed", "team-signed"],
+        "the key from the secret compiled; the broken one is out"
+    );
+    assert!(all.contains(&"GET /api/v1/namespaces/vouch-system/secrets/cosign-key".to_owned()));
+
+    let patch_of = |path: &str| {
+        patches.iter().find(|p| p.path() == path).unwrap_or_else(|| panic!("no PATCH {path}: {all:?}"))
+    };
+    let good = patch_of("/apis/vouch.dev/v1alpha1/clustersupplychainpolicies/prod-signed/status");
+    assert_eq!(good.content_type, "application/merge-patch+json");
+    assert_eq!(good.body["status"]["observedGeneration"], 3);
+    assert_eq!(good.body["status"]["conditions"][0]["type"], "Ready");
+    assert_eq!(good.body["status"]["conditions"][0]["status"], "True");
+    let broken = patch_of("/apis/vouch.dev/v1alpha1/clustersupplychainpolicies/broken/status");
+    let condition = &broken.body["status"]["conditions"][0];
+    assert_eq!(condition["status"], "False");
+    assert_eq!(condition["reason"], "Invalid");
+    let message = condition["message"].as_str().unwrap();
+    assert!(message.contains("images: at least one glob is required"), "{message}");
+    assert!(
+        message.contains("authorities: at least one authority is required"),
+        "every problem at once: {message}"
+    );
+    let root = patch_of("/apis/vouch.dev/v1alpha1/trustroots/empty-root/status");
+    assert_eq!(root.body["status"]["conditions"][0]["status"], "False");
+    assert!(root.body["status"].get("fingerprint").is_none());
+    assert!(
+        !all.iter().any(|p| p.contains("supplychainpolicies/team-signed")),
+        "an up-to-date status is not rewritten: {all:?}"
+    );
+    watch.abort();
+}

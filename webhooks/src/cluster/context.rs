@@ -100,12 +100,7 @@ impl KubeContext {
         {
             moka::future::Cache::builder().max_capacity(c.max_entries).time_to_live(c.ttl).build()
         }
-        Self {
-            client,
-            labels: build(cache),
-            service_accounts: build(cache),
-            secrets: build(cache),
-        }
+        Self { client, labels: build(cache), service_accounts: build(cache), secrets: build(cache) }
     }
 
     async fn read_labels(&self, ns: &str) -> Result<Arc<Labels>, KubeError> {
@@ -203,7 +198,7 @@ impl ClusterContext for KubeContext {
 }
 
 fn read_error(kind: &'static str, namespace: &str, name: &str, source: kube::Error) -> KubeError {
-    KubeError::Read { kind, namespace: namespace.to_owned(), name: name.to_owned(), source }
+    KubeError::Read { kind, namespace: namespace.to_owned(), name: name.to_owned(), source: Box::new(source) }
 }
 
 /// moka shares one error among concurrent waiters; rebuild an owned one keeping the facts.
@@ -215,11 +210,11 @@ fn unshare(e: Arc<KubeError>) -> KubeError {
                 kind,
                 namespace: namespace.clone(),
                 name: name.clone(),
-                source: clone_kube_error(source),
+                source: Box::new(clone_kube_error(source)),
             },
             KubeError::NotFound { kind, name } => KubeError::NotFound { kind, name: name.clone() },
             KubeError::Write { what, source } => {
-                KubeError::Write { what: what.clone(), source: clone_kube_error(source) }
+                KubeError::Write { what: what.clone(), source: Box::new(clone_kube_error(source)) }
             }
             KubeError::MalformedPodSpec { field } => KubeError::MalformedPodSpec { field },
         },
@@ -251,7 +246,9 @@ impl PullSecretRefs {
                     let name = match item.get("name") {
                         None | Some(serde_json::Value::Null) => continue,
                         Some(serde_json::Value::String(name)) => name,
-                        Some(_) => return Err(KubeError::MalformedPodSpec { field: "imagePullSecrets[].name" }),
+                        Some(_) => {
+                            return Err(KubeError::MalformedPodSpec { field: "imagePullSecrets[].name" })
+                        }
                     };
                     if !name.is_empty() && !pod_secrets.contains(name) {
                         pod_secrets.push(name.clone());
@@ -268,7 +265,8 @@ impl PullSecretRefs {
                 Some(serde_json::Value::String(s)) if s.is_empty() => {}
                 Some(serde_json::Value::String(s)) => service_account = s.clone(),
                 Some(_) => {
-                    let field = if field == "serviceAccount" { "serviceAccount" } else { "serviceAccountName" };
+                    let field =
+                        if field == "serviceAccount" { "serviceAccount" } else { "serviceAccountName" };
                     return Err(KubeError::MalformedPodSpec { field });
                 }
             }
@@ -295,7 +293,11 @@ fn credentials_from_secret(ns: &str, name: &str, secret: &Secret) -> Option<Cred
         Ok(credentials) => Some(credentials),
         Err(_) => {
             // The parse error may quote secret content: name the secret only.
-            tracing::warn!(namespace = ns, secret = name, "pull secret is not valid Docker config JSON; skipped");
+            tracing::warn!(
+                namespace = ns,
+                secret = name,
+                "pull secret is not valid Docker config JSON; skipped"
+            );
             None
         }
     }
@@ -314,7 +316,9 @@ mod tests {
         .unwrap();
         assert_eq!(refs.pod_secrets, vec!["a", "b"]);
         assert_eq!(refs.service_account, "default");
-        let refs = PullSecretRefs::from_pod_spec(&json!({"serviceAccount": "old", "serviceAccountName": "new"})).unwrap();
+        let refs =
+            PullSecretRefs::from_pod_spec(&json!({"serviceAccount": "old", "serviceAccountName": "new"}))
+                .unwrap();
         assert_eq!(refs.service_account, "new");
         let refs = PullSecretRefs::from_pod_spec(&json!({"serviceAccount": "old"})).unwrap();
         assert_eq!(refs.service_account, "old");
@@ -351,21 +355,33 @@ mod tests {
     #[test]
     fn secret_types_and_keys() {
         let cfg = br#"{"auths":{"reg.example":{"username":"u","password":"p"}}}"#;
-        let c = credentials_from_secret("ns", "s", &secret(DOCKER_CONFIG_JSON_TYPE, ".dockerconfigjson", cfg));
+        let c =
+            credentials_from_secret("ns", "s", &secret(DOCKER_CONFIG_JSON_TYPE, ".dockerconfigjson", cfg));
         assert!(c.unwrap().for_registry("reg.example").is_some());
         let legacy = br#"{"old.example":{"username":"u","password":"p"}}"#;
         let c = credentials_from_secret("ns", "s", &secret(DOCKER_CFG_TYPE, ".dockercfg", legacy));
         assert!(c.unwrap().for_registry("old.example").is_some());
         // Wrong key for the type, opaque secrets and garbage are skipped.
-        assert!(credentials_from_secret("ns", "s", &secret(DOCKER_CONFIG_JSON_TYPE, ".dockercfg", cfg)).is_none());
+        assert!(
+            credentials_from_secret("ns", "s", &secret(DOCKER_CONFIG_JSON_TYPE, ".dockercfg", cfg)).is_none()
+        );
         assert!(credentials_from_secret("ns", "s", &secret("Opaque", ".dockerconfigjson", cfg)).is_none());
-        assert!(credentials_from_secret("ns", "s", &secret(DOCKER_CONFIG_JSON_TYPE, ".dockerconfigjson", b"{")).is_none());
+        assert!(credentials_from_secret(
+            "ns",
+            "s",
+            &secret(DOCKER_CONFIG_JSON_TYPE, ".dockerconfigjson", b"{")
+        )
+        .is_none());
     }
 
     #[tokio::test]
     async fn no_cluster_is_empty() {
         let c = NoCluster;
         assert!(c.namespace_labels("x").await.unwrap().is_empty());
-        assert!(c.pull_credentials("x", &json!({"imagePullSecrets": [{"name": "a"}]})).await.unwrap().is_empty());
+        assert!(c
+            .pull_credentials("x", &json!({"imagePullSecrets": [{"name": "a"}]}))
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

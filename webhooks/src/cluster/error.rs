@@ -14,7 +14,7 @@ pub enum KubeError {
         name: String,
         /// What the client said.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// An object that must exist does not.
     #[error("{kind} {name} not found")]
@@ -31,7 +31,7 @@ pub enum KubeError {
         what: String,
         /// What the client said.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The pod spec handed in is not shaped like one.
     #[error("pod spec field {field} is malformed")]

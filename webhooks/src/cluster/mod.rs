@@ -13,7 +13,7 @@ pub mod watch;
 pub use context::{ClusterContext, ContextCacheConfig, KubeContext, NoCluster};
 pub use error::KubeError;
 pub use status::{
-    ObjectRef, PolicyCounters, RetryConfig, StatusConfig, StatusEvent, StatusMetrics, StatusTarget, StatusWorker,
-    StatusWriter,
+    ObjectRef, PolicyCounters, RetryConfig, StatusConfig, StatusEvent, StatusMetrics, StatusTarget,
+    StatusWorker, StatusWriter,
 };
 pub use watch::{spawn_policy_watch, PolicyWatch, WatchConfig};

@@ -252,3 +252,79 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
         None => s.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vouch_policies::{ArtifactKind, ArtifactLocation};
+
+    fn finding(mode: Mode, result: FindingResult) -> Finding {
+        Finding {
+            policy: "p".into(),
+            policy_namespace: Some("team".into()),
+            mode,
+            requirement: "sbom".into(),
+            artifact: ArtifactLocation {
+                kind: ArtifactKind::Container,
+                name: "app".into(),
+                pointer: "/spec/containers/0/image".into(),
+            },
+            reference: "reg.example/app:1".into(),
+            digest: None,
+            result,
+            reason: "r".into(),
+            signer: None,
+            rekor_log_index: None,
+            sbom_digest: None,
+        }
+    }
+
+    fn object(namespace: Option<&str>) -> ObjectRef {
+        ObjectRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: namespace.map(str::to_owned),
+            name: "d".into(),
+            uid: None,
+        }
+    }
+
+    #[test]
+    fn outcome_follows_mode_and_result() {
+        assert_eq!(ReportOutcome::of(&finding(Mode::Warn, FindingResult::Fail)), ReportOutcome::Warn);
+        assert_eq!(ReportOutcome::of(&finding(Mode::Audit, FindingResult::Fail)), ReportOutcome::Fail);
+        assert_eq!(ReportOutcome::of(&finding(Mode::Enforce, FindingResult::Error)), ReportOutcome::Error);
+        assert_eq!(ReportOutcome::of(&finding(Mode::Warn, FindingResult::Pass)), ReportOutcome::Pass);
+    }
+
+    #[test]
+    fn namespaced_policy_names_carry_their_namespace_and_severity_follows_mode() {
+        let mut book = ReportBook::new(10);
+        book.record(&object(Some("team")), &[finding(Mode::Warn, FindingResult::Fail)], 7);
+        let report = book.report(Some("team")).unwrap();
+        let r = &report["results"][0];
+        assert_eq!(r["policy"], "team/p");
+        assert_eq!(r["result"], "warn");
+        assert_eq!(r["severity"], "medium");
+        assert_eq!(r["timestamp"], serde_json::json!({"seconds": 7, "nanos": 0}));
+        assert!(r["resources"][0].get("uid").is_none(), "no uid before the object has one");
+        assert_eq!(report["summary"]["warn"], 1);
+        assert!(book.report(Some("other")).is_none());
+    }
+
+    #[test]
+    fn cluster_scoped_objects_go_to_a_cluster_report() {
+        let mut book = ReportBook::new(10);
+        book.record(&object(None), &[finding(Mode::Enforce, FindingResult::Pass)], 1);
+        let report = book.report(None).unwrap();
+        assert_eq!(report["kind"], "ClusterReport");
+        assert!(report["metadata"].get("namespace").is_none());
+        assert_eq!(book.len(None), 1);
+    }
+
+    #[test]
+    fn truncate_respects_characters() {
+        assert_eq!(truncate("äöü", 2), "äö…");
+        assert_eq!(truncate("abc", 3), "abc");
+    }
+}

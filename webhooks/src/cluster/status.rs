@@ -89,8 +89,11 @@ impl StatusEvent {
             .filter(|u| !u.is_empty())
             .map(str::to_owned);
         let kind = &input.kind;
-        let api_version =
-            if kind.group.is_empty() { kind.version.clone() } else { format!("{}/{}", kind.group, kind.version) };
+        let api_version = if kind.group.is_empty() {
+            kind.version.clone()
+        } else {
+            format!("{}/{}", kind.group, kind.version)
+        };
         Self {
             object: ObjectRef {
                 api_version,
@@ -180,27 +183,39 @@ pub struct StatusMetrics {
 impl StatusMetrics {
     /// Register as `vouch_status_dropped_total` and `vouch_status_writes_total`.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register("vouch_status_dropped", "Status events dropped because the queue was full", self.dropped.clone());
-        registry.register("vouch_status_writes", "Status and report writes by target and outcome", self.writes.clone());
+        registry.register(
+            "vouch_status_dropped",
+            "Status events dropped because the queue was full",
+            self.dropped.clone(),
+        );
+        registry.register(
+            "vouch_status_writes",
+            "Status and report writes by target and outcome",
+            self.writes.clone(),
+        );
     }
 
     fn count(&self, target: &str, outcome: &str) {
-        let labels = vec![("target".to_owned(), target.to_owned()), ("outcome".to_owned(), outcome.to_owned())];
+        let labels =
+            vec![("target".to_owned(), target.to_owned()), ("outcome".to_owned(), outcome.to_owned())];
         self.writes.get_or_create(&labels).inc();
     }
 
     /// Writes counted for `target` with `outcome` (for tests and diagnostics).
     pub fn writes_of(&self, target: &str, outcome: &str) -> u64 {
-        let labels = vec![("target".to_owned(), target.to_owned()), ("outcome".to_owned(), outcome.to_owned())];
+        let labels =
+            vec![("target".to_owned(), target.to_owned()), ("outcome".to_owned(), outcome.to_owned())];
         self.writes.get_or_create(&labels).get()
     }
 }
+
+type CountsByPolicy = BTreeMap<(Option<String>, String), PolicyCounts>;
 
 /// Per-policy evaluation counts, shared with the policy watch (which writes them into policy status).
 /// Keyed by (policy namespace, policy name); `None` is a cluster policy.
 #[derive(Debug, Clone, Default)]
 pub struct PolicyCounters {
-    inner: Arc<std::sync::Mutex<BTreeMap<(Option<String>, String), PolicyCounts>>>,
+    inner: Arc<std::sync::Mutex<CountsByPolicy>>,
 }
 
 impl PolicyCounters {
@@ -246,7 +261,8 @@ impl StatusWriter {
         let metrics = StatusMetrics::default();
         let counters = PolicyCounters::default();
         let writer = Self { tx: Some(tx), metrics: metrics.clone(), counters: counters.clone() };
-        let worker = StatusWorker { rx, book: ReportBook::new(config.max_report_entries), config, metrics, counters };
+        let worker =
+            StatusWorker { rx, book: ReportBook::new(config.max_report_entries), config, metrics, counters };
         (writer, worker)
     }
 
@@ -357,7 +373,12 @@ impl StatusWorker {
             // The latest result per object wins within a batch.
             batch.objects.insert(
                 key,
-                ObjectUpdate { object: event.object, allowed: event.allowed, findings: event.findings, target },
+                ObjectUpdate {
+                    object: event.object,
+                    allowed: event.allowed,
+                    findings: event.findings,
+                    target,
+                },
             );
         }
     }
@@ -420,21 +441,31 @@ fn report_resource(namespaced: bool) -> ApiResource {
 }
 
 /// Server-side apply of the whole report (vouch owns every result in it).
-async fn apply_report(client: &Client, namespace: Option<&str>, report: &serde_json::Value) -> Result<(), KubeError> {
+async fn apply_report(
+    client: &Client,
+    namespace: Option<&str>,
+    report: &serde_json::Value,
+) -> Result<(), KubeError> {
     let resource = report_resource(namespace.is_some());
     let api: Api<DynamicObject> = match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
         None => Api::all_with(client.clone(), &resource),
     };
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(REPORT_NAME, &params, &Patch::Apply(report)).await.map(drop).map_err(|source| KubeError::Write {
-        what: format!("report {}/{REPORT_NAME}", namespace.unwrap_or("")),
-        source,
+    api.patch(REPORT_NAME, &params, &Patch::Apply(report)).await.map(drop).map_err(|source| {
+        KubeError::Write {
+            what: format!("report {}/{REPORT_NAME}", namespace.unwrap_or("")),
+            source: Box::new(source),
+        }
     })
 }
 
 /// Write one object's status, retrying while it may not exist yet or the server is busy.
-async fn write_object_status(client: &Client, update: &ObjectUpdate, retry: &RetryConfig) -> Result<(), KubeError> {
+async fn write_object_status(
+    client: &Client,
+    update: &ObjectUpdate,
+    retry: &RetryConfig,
+) -> Result<(), KubeError> {
     let mut backoff = retry.initial_backoff;
     let mut attempt = 1;
     loop {
@@ -504,15 +535,21 @@ async fn patch_pod_condition(client: &Client, update: &ObjectUpdate) -> Result<(
         map.insert("metadata".into(), json!({"uid": uid}));
     }
     let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
-    api.patch_status(&object.name, &PatchParams::default(), &Patch::Strategic(patch))
-        .await
-        .map(drop)
-        .map_err(|source| KubeError::Write { what: format!("status of Pod {ns}/{}", object.name), source })
+    api.patch_status(&object.name, &PatchParams::default(), &Patch::Strategic(patch)).await.map(drop).map_err(
+        |source| KubeError::Write {
+            what: format!("status of Pod {ns}/{}", object.name),
+            source: Box::new(source),
+        },
+    )
 }
 
 /// Read-modify-write of a custom resource's status (merge patch guarded by resourceVersion), replacing
 /// only our condition and `attestations`.
-async fn patch_custom_status(client: &Client, target: &StatusTarget, update: &ObjectUpdate) -> Result<(), KubeError> {
+async fn patch_custom_status(
+    client: &Client,
+    target: &StatusTarget,
+    update: &ObjectUpdate,
+) -> Result<(), KubeError> {
     let object = &update.object;
     let gvk = KubeGvk::gvk(&target.group, &target.version, &target.kind);
     let resource = ApiResource::from_gvk_with_plural(&gvk, &target.plural);
@@ -520,13 +557,14 @@ async fn patch_custom_status(client: &Client, target: &StatusTarget, update: &Ob
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
         None => Api::all_with(client.clone(), &resource),
     };
-    let what = || format!("status of {} {}/{}", target.kind, object.namespace.as_deref().unwrap_or(""), object.name);
+    let what =
+        || format!("status of {} {}/{}", target.kind, object.namespace.as_deref().unwrap_or(""), object.name);
     let current = match api.get_status(&object.name).await {
         Ok(current) => current,
         Err(kube::Error::Api(s)) if s.code == 404 => {
             return Err(KubeError::NotFound { kind: "custom resource", name: object.name.clone() });
         }
-        Err(source) => return Err(KubeError::Write { what: what(), source }),
+        Err(source) => return Err(KubeError::Write { what: what(), source: Box::new(source) }),
     };
     if let (Some(want), Some(have)) = (&object.uid, &current.metadata.uid) {
         if want != have {
@@ -564,7 +602,7 @@ async fn patch_custom_status(client: &Client, target: &StatusTarget, update: &Ob
     api.patch_status(&object.name, &PatchParams::default(), &Patch::Merge(patch))
         .await
         .map(drop)
-        .map_err(|source| KubeError::Write { what: what(), source })
+        .map_err(|source| KubeError::Write { what: what(), source: Box::new(source) })
 }
 
 fn attestation_entry(f: &Finding) -> serde_json::Value {
@@ -593,4 +631,43 @@ fn attestation_entry(f: &Finding) -> serde_json::Value {
         }
     }
     entry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vouch_policies::{GroupVersionKind, Operation};
+
+    fn input(group: &str, object: serde_json::Value, dry_run: bool) -> AdmissionInput {
+        AdmissionInput {
+            uid: "req".into(),
+            operation: Operation::Create,
+            kind: GroupVersionKind { group: group.into(), version: "v1".into(), kind: "Thing".into() },
+            resource: "things".into(),
+            sub_resource: None,
+            namespace: Some("ns".into()),
+            name: "t".into(),
+            object: Some(object),
+            old_object: None,
+            namespace_labels: BTreeMap::new(),
+            dry_run,
+            pull_credentials: vouch_attest::registry::Credentials::anonymous(),
+        }
+    }
+
+    #[test]
+    fn event_from_admission_takes_uid_and_api_version() {
+        let decision = Decision::allow();
+        let e = StatusEvent::from_admission(&input("", json!({"metadata": {"uid": "u"}}), false), &decision);
+        assert_eq!(e.object.api_version, "v1");
+        assert_eq!(e.object.group(), "");
+        assert_eq!(e.object.uid.as_deref(), Some("u"));
+        assert_eq!(e.object.key(), "u");
+        let e = StatusEvent::from_admission(&input("apps", json!({"metadata": {}}), true), &decision);
+        assert_eq!(e.object.api_version, "apps/v1");
+        assert_eq!(e.object.group(), "apps");
+        assert_eq!(e.object.uid, None);
+        assert_eq!(e.object.key(), "Thing/ns/t");
+        assert!(e.dry_run);
+    }
 }

@@ -103,9 +103,27 @@ impl PolicyWatch {
         let (root_store, root_writer) = reflector::store::<TrustRoot>();
         let cfg = watcher::Config::default;
         let mut events = futures::stream::select_all([
-            tagged(Which::ClusterPolicy, reflector::reflector(cluster_writer, watcher(Api::all(self.client.clone()), cfg()).default_backoff())),
-            tagged(Which::Policy, reflector::reflector(policy_writer, watcher(Api::all(self.client.clone()), cfg()).default_backoff())),
-            tagged(Which::TrustRoot, reflector::reflector(root_writer, watcher(Api::all(self.client.clone()), cfg()).default_backoff())),
+            tagged(
+                Which::ClusterPolicy,
+                reflector::reflector(
+                    cluster_writer,
+                    watcher(Api::all(self.client.clone()), cfg()).default_backoff(),
+                ),
+            ),
+            tagged(
+                Which::Policy,
+                reflector::reflector(
+                    policy_writer,
+                    watcher(Api::all(self.client.clone()), cfg()).default_backoff(),
+                ),
+            ),
+            tagged(
+                Which::TrustRoot,
+                reflector::reflector(
+                    root_writer,
+                    watcher(Api::all(self.client.clone()), cfg()).default_backoff(),
+                ),
+            ),
         ]);
         let stores = Stores { clusters: cluster_store, policies: policy_store, roots: root_store };
         let mut synced = [false; 3];
@@ -187,7 +205,9 @@ impl PolicyWatch {
                     secrets.insert(&ns, &name, data);
                 }
                 Ok(None) => tracing::debug!(namespace = %ns, secret = %name, "policy secret not found"),
-                Err(e) => tracing::warn!(namespace = %ns, secret = %name, error = %e, "cannot read policy secret"),
+                Err(e) => {
+                    tracing::warn!(namespace = %ns, secret = %name, error = %e, "cannot read policy secret")
+                }
             }
         }
         secrets
@@ -196,7 +216,15 @@ impl PolicyWatch {
     async fn write_statuses(&self, stores: &Stores, set: &PolicySet) {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         for p in stores.clusters.state() {
-            let desired = self.policy_status(set, CLUSTER_POLICY, None, &p.name_any(), p.meta().generation, p.status.as_ref(), &now);
+            let desired = self.policy_status(
+                set,
+                CLUSTER_POLICY,
+                None,
+                &p.name_any(),
+                p.meta().generation,
+                p.status.as_ref(),
+                &now,
+            );
             if p.status.as_ref() != Some(&desired) {
                 let api: Api<ClusterSupplyChainPolicy> = Api::all(self.client.clone());
                 patch_status(&api, &p.name_any(), &desired, CLUSTER_POLICY).await;
@@ -204,7 +232,15 @@ impl PolicyWatch {
         }
         for p in stores.policies.state() {
             let ns = p.namespace().unwrap_or_default();
-            let desired = self.policy_status(set, POLICY, Some(&ns), &p.name_any(), p.meta().generation, p.status.as_ref(), &now);
+            let desired = self.policy_status(
+                set,
+                POLICY,
+                Some(&ns),
+                &p.name_any(),
+                p.meta().generation,
+                p.status.as_ref(),
+                &now,
+            );
             if p.status.as_ref() != Some(&desired) {
                 let api: Api<SupplyChainPolicy> = Api::namespaced(self.client.clone(), &ns);
                 patch_status(&api, &p.name_any(), &desired, POLICY).await;
@@ -285,7 +321,13 @@ impl Stores {
     fn fingerprint(&self) -> Fingerprint {
         let mut out = Fingerprint::new();
         let mut add = |kind: &'static str, meta: &kube::api::ObjectMeta| {
-            out.insert((kind, meta.namespace.clone(), meta.name.clone().unwrap_or_default(), meta.uid.clone(), meta.generation));
+            out.insert((
+                kind,
+                meta.namespace.clone(),
+                meta.name.clone().unwrap_or_default(),
+                meta.uid.clone(),
+                meta.generation,
+            ));
         };
         for p in self.clusters.state() {
             add(CLUSTER_POLICY, p.meta());
@@ -301,7 +343,10 @@ impl Stores {
 }
 
 /// Events of one watch, reduced to (which, whether the initial list is complete).
-fn tagged<K, S>(which: Which, stream: S) -> futures::stream::BoxStream<'static, Result<(Which, bool), watcher::Error>>
+fn tagged<K, S>(
+    which: Which,
+    stream: S,
+) -> futures::stream::BoxStream<'static, Result<(Which, bool), watcher::Error>>
 where
     K: Send + 'static,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
