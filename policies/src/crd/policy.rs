@@ -1,0 +1,278 @@
+//! `ClusterSupplyChainPolicy` and `SupplyChainPolicy`: one spec, two scopes.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::status::PolicyStatus;
+
+/// What a policy requires of which artifacts, in which namespaces and objects.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySpec {
+    /// Globs over normalised references without tag or digest (`registry/repository`, e.g.
+    /// `ghcr.io/acme/**`): `*` matches within one path segment, `**` across segments, `?` one character.
+    pub images: Vec<String>,
+    /// Which objects the policy applies to (default: all).
+    #[serde(default, rename = "match", skip_serializing_if = "MatchSpec::is_empty")]
+    pub match_: MatchSpec,
+    /// Who must have signed; any authority may satisfy a requirement.
+    pub authorities: Vec<AuthoritySpec>,
+    /// What must be verified.
+    #[serde(default)]
+    pub requirements: RequirementsSpec,
+    /// What a failed requirement does (default Enforce).
+    #[serde(default)]
+    pub mode: Mode,
+    /// What happens when verification cannot be carried out (registry down or slower than the budget).
+    #[serde(default)]
+    pub failure_policy: FailurePolicy,
+    /// Pull credentials for the covered registries, in addition to the workload's imagePullSecrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsSpec>,
+}
+
+macro_rules! policy_resource {
+    ($spec:ident, $kind:literal, $short:literal, $($scope:tt)*) => {
+        /// Spec of the resource (the shared [`PolicySpec`]).
+        #[derive(CustomResource, Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+        #[kube(group = "vouch.dev", version = "v1alpha1", kind = $kind, shortname = $short,
+               status = "PolicyStatus", derive = "PartialEq", $($scope)*
+               printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.mode"}"#,
+               printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $spec {
+            /// The policy.
+            #[serde(flatten)]
+            pub policy: PolicySpec,
+        }
+    };
+}
+
+policy_resource!(ClusterSupplyChainPolicySpec, "ClusterSupplyChainPolicy", "cscp",);
+policy_resource!(SupplyChainPolicySpec, "SupplyChainPolicy", "scp", namespaced,);
+
+/// Which objects a policy applies to; every field given must match.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchSpec {
+    /// Namespace names or globs (`team-*`); empty = every namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Labels of the object's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Labels of the object itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_selector: Option<LabelSelector>,
+    /// Kinds (`Pod`, `Deployment`, `CronJob`, ...); empty = every supported kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+}
+
+impl MatchSpec {
+    /// Whether nothing is constrained.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// A Kubernetes label selector: all of `matchLabels` and all of `matchExpressions` must hold.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelector {
+    /// Labels that must be present with exactly these values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+    /// Set-based requirements.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+/// One set-based label requirement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelectorRequirement {
+    /// The label key.
+    pub key: String,
+    /// How the label relates to `values`.
+    pub operator: LabelSelectorOperator,
+    /// Values for In / NotIn (must be empty for Exists / DoesNotExist).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+/// Label selector operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum LabelSelectorOperator {
+    /// The label's value is one of `values`.
+    In,
+    /// The label is absent or its value is none of `values`.
+    NotIn,
+    /// The label is present.
+    Exists,
+    /// The label is absent.
+    DoesNotExist,
+}
+
+/// A named authority: exactly one of `key` or `keyless`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthoritySpec {
+    /// Name used in messages (`no signature verifies against key cosign-prod`).
+    pub name: String,
+    /// A long-lived public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeySpec>,
+    /// Fulcio certificate identities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyless: Option<KeylessSpec>,
+}
+
+/// A public key, inline or from a secret: exactly one of `pem` or `secretRef`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeySpec {
+    /// PEM-encoded public key (SubjectPublicKeyInfo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pem: Option<String>,
+    /// A secret holding the PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+    /// Require a verified Rekor entry for signatures by this key (default true).
+    #[serde(default = "default_true")]
+    pub require_tlog: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A key of a secret.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Secret name.
+    pub name: String,
+    /// Secret namespace (a SupplyChainPolicy may only name its own namespace; default: the policy's
+    /// namespace, or vouch's own namespace for cluster-scoped resources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Key within the secret's data (default `cosign.pub` for keys, `.dockerconfigjson` for
+    /// credentials, `trusted_root.json` for trust roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// Keyless (Fulcio) signing identities.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeylessSpec {
+    /// Accepted identities; any may match.
+    pub identities: Vec<IdentitySpec>,
+    /// Name of a TrustRoot resource (default: the trust root vouch runs with, Sigstore public good unless
+    /// configured otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_root_ref: Option<String>,
+}
+
+/// One accepted certificate identity: one of `subject`/`subjectRegExp` and one of `issuer`/`issuerRegExp`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentitySpec {
+    /// Exact certificate SAN (email, URI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Regular expression the whole SAN must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_reg_exp: Option<String>,
+    /// Exact OIDC issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Regular expression the whole issuer must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_reg_exp: Option<String>,
+}
+
+/// What must be verified; at least one requirement must be set.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequirementsSpec {
+    /// A signature by an authority.
+    #[serde(default)]
+    pub signature: bool,
+    /// Attestations by an authority, by predicate type, each optionally with a Rego condition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<AttestationRequirement>,
+    /// A valid CycloneDX SBOM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<SbomRequirement>,
+}
+
+/// An attestation requirement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttestationRequirement {
+    /// The in-toto predicate type, e.g. `https://slsa.dev/provenance/v1`.
+    pub predicate_type: String,
+    /// A Rego module that must define `allow` (true for some verified attestation of that type); it may
+    /// define `deny` (a set of messages) or `reasons` for the denial message. Input: `predicateType`,
+    /// `predicate`, `artifact` {reference, digest}, `object`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+}
+
+/// The SBOM requirement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SbomRequirement {
+    /// Whether a valid SBOM is required.
+    pub required: bool,
+}
+
+/// What a failed requirement does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+pub enum Mode {
+    /// Deny admission.
+    #[default]
+    Enforce,
+    /// Admit with a warning.
+    Warn,
+    /// Admit and record.
+    Audit,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Enforce => "enforce",
+            Self::Warn => "warn",
+            Self::Audit => "audit",
+        })
+    }
+}
+
+/// What happens when verification cannot be carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum FailurePolicy {
+    /// Treat as a failed requirement (fail closed).
+    #[default]
+    Fail,
+    /// Admit with a warning (fail open).
+    Ignore,
+}
+
+/// Registry pull credentials: a `kubernetes.io/dockerconfigjson` secret in the cluster, or a Docker config
+/// JSON file when policies are loaded from files.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsSpec {
+    /// The secret (key default `.dockerconfigjson`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+    /// A Docker config JSON file (file mode; relative to the policy directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}

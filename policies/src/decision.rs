@@ -1,0 +1,142 @@
+//! What an evaluation decides: [`Decision`], with a [`Finding`] per (artifact, policy, requirement) and the
+//! [`Pin`]s the mutating webhook applies.
+
+use std::fmt;
+
+use serde::Serialize;
+use vouch_attest::Digest;
+
+use crate::crd::Mode;
+
+/// The answer for one admission request.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// Whether the object may be admitted.
+    pub allowed: bool,
+    /// For denials: `<kind> <ns>/<name>: <artifact>: image <ref> : policy <p>: <requirement>: <reason>`,
+    /// several failures joined with "; ".
+    pub message: Option<String>,
+    /// AdmissionResponse warnings (warn mode, fail-open, no-match warn).
+    pub warnings: Vec<String>,
+    /// Would-be denials recorded in audit mode / dry-run.
+    pub audit: Vec<Finding>,
+    /// Every (artifact, policy, requirement) result, pass or fail.
+    pub findings: Vec<Finding>,
+    /// Verified artifacts to pin to their digest.
+    pub pins: Vec<Pin>,
+}
+
+impl Decision {
+    /// Allowed, nothing to say.
+    pub fn allow() -> Self {
+        Self { allowed: true, ..Self::default() }
+    }
+}
+
+/// Which kind of image field an artifact came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ArtifactKind {
+    /// `containers[]`.
+    Container,
+    /// `initContainers[]`.
+    InitContainer,
+    /// `ephemeralContainers[]`.
+    EphemeralContainer,
+    /// `volumes[].image.reference`.
+    ImageVolume,
+}
+
+impl fmt::Display for ArtifactKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Container => "container",
+            Self::InitContainer => "initContainer",
+            Self::EphemeralContainer => "ephemeralContainer",
+            Self::ImageVolume => "image volume",
+        })
+    }
+}
+
+/// Where an artifact is named in the object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactLocation {
+    /// The kind of field.
+    pub kind: ArtifactKind,
+    /// The container or volume name.
+    pub name: String,
+    /// JSON pointer of the image string, e.g. `/spec/template/spec/containers/0/image`.
+    pub pointer: String,
+}
+
+impl fmt::Display for ArtifactLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.name)
+    }
+}
+
+/// Result of one requirement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FindingResult {
+    /// Met.
+    Pass,
+    /// Not met (verified "no").
+    Fail,
+    /// Could not be verified (registry unreachable, budget exceeded).
+    Error,
+}
+
+impl fmt::Display for FindingResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::Error => "error",
+        })
+    }
+}
+
+/// One (artifact, policy, requirement) result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    /// Policy name (empty for findings without a policy, e.g. an unreadable reference).
+    pub policy: String,
+    /// The policy's namespace (SupplyChainPolicy), `None` for cluster policies.
+    pub policy_namespace: Option<String>,
+    /// The mode the finding was judged in (Audit under dry-run).
+    pub mode: Mode,
+    /// `signature`, `attestation <predicateType>`, `sbom`, or `reference`.
+    pub requirement: String,
+    /// Where the artifact is named.
+    pub artifact: ArtifactLocation,
+    /// The reference as verified (`name:tag@digest` once resolved, else as written).
+    pub reference: String,
+    /// The digest verified, when resolved.
+    pub digest: Option<Digest>,
+    /// Pass, fail or error.
+    pub result: FindingResult,
+    /// Why (for passes: which authority satisfied it).
+    pub reason: String,
+    /// Who signed (passes).
+    pub signer: Option<String>,
+    /// Rekor log index of the verified entry (passes).
+    pub rekor_log_index: Option<i64>,
+    /// Digest of the verified SBOM document (sbom passes).
+    pub sbom_digest: Option<Digest>,
+}
+
+/// A verified artifact to pin: replace the string at `pointer` (`from`) with `to` (`name:tag@sha256:…`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pin {
+    /// JSON pointer of the image field.
+    pub pointer: String,
+    /// The image as written.
+    pub from: String,
+    /// The image pinned to the verified digest.
+    pub to: String,
+}
