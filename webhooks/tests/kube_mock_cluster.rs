@@ -288,7 +288,10 @@ fn quick_config() -> StatusConfig {
 
 #[tokio::test]
 async fn mock_report_batching_one_server_side_apply_per_namespace() {
-    let (client, seen) = mock_client(|s| Some((200, s.body.clone())));
+    let (client, seen) = mock_client(|s| match s.method.as_str() {
+        "GET" => not_found(),
+        _ => Some((200, s.body.clone())),
+    });
     let (writer, worker) = StatusWriter::new(quick_config());
     let metrics = writer.metrics().clone();
     for i in 0..6 {
@@ -313,7 +316,17 @@ async fn mock_report_batching_one_server_side_apply_per_namespace() {
     let seen = seen.lock().unwrap().clone();
     let applies: Vec<&Seen> = seen.iter().filter(|s| s.method == "PATCH").collect();
     assert_eq!(applies.len(), 2, "{:?}", paths_of(&seen));
-    assert_eq!(seen.len(), 2, "nothing but the two applies");
+    let mut reads: Vec<&str> = seen.iter().filter(|s| s.method == "GET").map(Seen::path).collect();
+    reads.sort();
+    assert_eq!(
+        reads,
+        [
+            "/apis/openreports.io/v1alpha1/namespaces/a/reports/vouch",
+            "/apis/openreports.io/v1alpha1/namespaces/b/reports/vouch"
+        ],
+        "each report is read once before it is applied"
+    );
+    assert_eq!(seen.len(), 4, "nothing but two reads and two applies");
     for s in &applies {
         assert_eq!(s.content_type, "application/apply-patch+yaml");
         assert!(s.uri.contains("fieldManager=vouch"), "{}", s.uri);
@@ -326,6 +339,7 @@ async fn mock_report_batching_one_server_side_apply_per_namespace() {
     assert_eq!(a.body["apiVersion"], "openreports.io/v1alpha1");
     assert_eq!(a.body["kind"], "Report");
     assert_eq!(a.body["metadata"]["namespace"], "a");
+    assert!(a.body["metadata"].get("resourceVersion").is_none(), "a new report is not conditional");
     assert_eq!(a.body["results"].as_array().unwrap().len(), 12);
     assert_eq!(a.body["summary"], json!({"pass": 11, "fail": 1, "warn": 0, "error": 0, "skip": 0}));
     let failed = a.body["results"].as_array().unwrap().iter().find(|r| r["result"] == "fail").unwrap();
@@ -358,7 +372,10 @@ fn paths_of(seen: &[Seen]) -> Vec<String> {
 
 #[tokio::test]
 async fn mock_report_flushes_after_max_events_and_stays_bounded() {
-    let (client, seen) = mock_client(|s| Some((200, s.body.clone())));
+    let (client, seen) = mock_client(|s| match s.method.as_str() {
+        "GET" => not_found(),
+        _ => Some((200, s.body.clone())),
+    });
     let config = StatusConfig { flush_max_events: 5, max_report_entries: 3, ..quick_config() };
     let (writer, worker) = StatusWriter::new(config);
     let run = tokio::spawn(worker.run(client));
@@ -367,22 +384,99 @@ async fn mock_report_flushes_after_max_events_and_stays_bounded() {
     }
     // Five events reach the threshold: one apply without waiting for the (hour-long) interval.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while seen.lock().unwrap().is_empty() && Instant::now() < deadline {
+    let applies = || seen.lock().unwrap().iter().filter(|s| s.method == "PATCH").cloned().collect::<Vec<_>>();
+    while applies().is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    {
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 1);
-        let names: Vec<&str> = seen[0].body["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["resources"][0]["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(names, ["p2", "p3", "p4"], "capped at 3, oldest evicted");
-    }
+    let applies = applies();
+    assert_eq!(applies.len(), 1);
+    let names: Vec<&str> = applies[0].body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["resources"][0]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["p2", "p3", "p4"], "capped at 3, oldest evicted");
     drop(writer);
     run.await.unwrap();
+}
+
+#[tokio::test]
+async fn mock_report_merges_with_the_stored_report_and_retries_on_conflict() {
+    // Another replica (or this one before a restart) wrote a result for pod "other" and an older one for p0.
+    let stored_result = |name: &str, result: &str, ts: i64| {
+        json!({
+            "source": "vouch", "policy": "prod-signed", "rule": "signature", "result": result,
+            "severity": "high", "scored": true, "timestamp": {"seconds": ts, "nanos": 0},
+            "resources": [{"apiVersion": "v1", "kind": "Pod", "namespace": "a", "name": name, "uid": format!("uid-{name}")}],
+            "properties": {"artifact": "container app"},
+        })
+    };
+    let stored = vec![stored_result("other", "pass", 1), stored_result("p0", "pass", 2)];
+    let applies = Arc::new(Mutex::new(0));
+    let count = applies.clone();
+    let (client, seen) = mock_client(move |s| match s.method.as_str() {
+        "GET" => {
+            let version = if *count.lock().unwrap() == 0 { "7" } else { "8" };
+            Some((
+                200,
+                json!({
+                    "apiVersion": "openreports.io/v1alpha1", "kind": "Report",
+                    "metadata": {"name": "vouch", "namespace": "a", "resourceVersion": version},
+                    "results": stored.clone(),
+                }),
+            ))
+        }
+        _ => {
+            let mut n = count.lock().unwrap();
+            *n += 1;
+            if *n == 1 {
+                Some((409, status_body(409, "Conflict")))
+            } else {
+                Some((200, s.body.clone()))
+            }
+        }
+    });
+    let (writer, worker) = StatusWriter::new(quick_config());
+    let metrics = writer.metrics().clone();
+    writer.submit(pod_event("a", "p0", vec![finding("app", FindingResult::Fail)]));
+    drop(writer);
+    worker.run(client).await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        paths(&Arc::new(Mutex::new(seen.clone()))),
+        [
+            "GET /apis/openreports.io/v1alpha1/namespaces/a/reports/vouch",
+            "PATCH /apis/openreports.io/v1alpha1/namespaces/a/reports/vouch",
+            "GET /apis/openreports.io/v1alpha1/namespaces/a/reports/vouch",
+            "PATCH /apis/openreports.io/v1alpha1/namespaces/a/reports/vouch",
+        ]
+    );
+    assert_eq!(seen[1].body["metadata"]["resourceVersion"], "7");
+    assert_eq!(seen[3].body["metadata"]["resourceVersion"], "8", "re-read after the conflict");
+    let results = seen[3].body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(results[0]["resources"][0]["name"], "other", "another writer's result is kept");
+    assert_eq!(results[1]["resources"][0]["name"], "p0");
+    assert_eq!(results[1]["result"], "fail", "the new result replaced the stored one");
+    assert_eq!(seen[3].body["summary"]["pass"], 1);
+    assert_eq!(seen[3].body["summary"]["fail"], 1);
+    assert_eq!(metrics.writes_of("report", "ok"), 1);
+}
+
+#[tokio::test]
+async fn mock_report_without_permission_is_dropped_not_retried() {
+    let (client, seen) = mock_client(|_| Some((403, status_body(403, "Forbidden"))));
+    let config = StatusConfig { flush_interval: Duration::from_millis(10), ..quick_config() };
+    let (writer, worker) = StatusWriter::new(config);
+    let metrics = writer.metrics().clone();
+    let run = tokio::spawn(worker.run(client));
+    writer.submit(pod_event("a", "p0", vec![finding("app", FindingResult::Pass)]));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(writer);
+    run.await.unwrap();
+    assert_eq!(paths(&seen), ["GET /apis/openreports.io/v1alpha1/namespaces/a/reports/vouch"]);
+    assert_eq!(metrics.writes_of("report", "error"), 1);
 }
 
 #[tokio::test]

@@ -1,6 +1,9 @@
 //! OpenReports (`openreports.io/v1alpha1`): one `Report` named [`REPORT_NAME`] per namespace (a
 //! `ClusterReport` for cluster-scoped objects), holding the latest result per resource, artifact, policy and
 //! requirement, capped so a busy namespace cannot grow it without bound.
+//!
+//! Each flush reads the stored report, merges the new results in and applies the whole report guarded by
+//! the resourceVersion it read: results written by another replica, or before a restart, are kept.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,7 +24,8 @@ pub const SOURCE: &str = "vouch";
 /// Longest message kept per result.
 const MAX_MESSAGE_CHARS: usize = 1024;
 
-/// Identity of one result: later results for the same key replace earlier ones.
+/// Identity of one result: later results for the same key replace earlier ones. Read back from stored
+/// results too, so it uses only what a result carries.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct EntryKey {
     resource: String,
@@ -30,81 +34,144 @@ struct EntryKey {
     rule: String,
 }
 
-#[derive(Debug, Default)]
-struct NamespaceBook {
-    entries: HashMap<EntryKey, (u64, ReportResult)>,
-    // Insertion sequence -> key, to evict the oldest when over the cap.
-    order: BTreeMap<u64, EntryKey>,
+impl EntryKey {
+    /// The key of a result as stored (`None` for entries not shaped like ours).
+    fn of(result: &serde_json::Value) -> Option<Self> {
+        let text = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_str).map(str::to_owned);
+        let resource = result.get("resources")?.get(0)?;
+        let resource = match text(resource.get("uid")) {
+            Some(uid) => uid,
+            None => format!(
+                "{}/{}/{}",
+                text(resource.get("kind"))?,
+                text(resource.get("namespace")).unwrap_or_default(),
+                text(resource.get("name"))?
+            ),
+        };
+        Some(Self {
+            resource,
+            artifact: text(result.pointer("/properties/artifact")).unwrap_or_default(),
+            policy: text(result.get("policy"))?,
+            rule: text(result.get("rule"))?,
+        })
+    }
 }
 
-/// Results per namespace (`None`: cluster-scoped objects), bounded per namespace.
+/// Results recorded since the last flush, per namespace (`None`: cluster-scoped objects), bounded.
 #[derive(Debug)]
 pub struct ReportBook {
     max_entries: usize,
-    seq: u64,
-    namespaces: HashMap<Option<String>, NamespaceBook>,
+    pending: HashMap<Option<String>, Vec<serde_json::Value>>,
 }
 
 impl ReportBook {
-    /// An empty book keeping at most `max_entries` results per report.
+    /// An empty book holding at most `max_entries` pending results per namespace (the oldest go first).
     pub fn new(max_entries: usize) -> Self {
-        Self { max_entries: max_entries.max(1), seq: 0, namespaces: HashMap::new() }
+        Self { max_entries: max_entries.max(1), pending: HashMap::new() }
     }
 
     /// Record the findings for `object` at `timestamp` (seconds since the epoch).
     pub fn record(&mut self, object: &ObjectRef, findings: &[Finding], timestamp: i64) {
-        let book = self.namespaces.entry(object.namespace.clone()).or_default();
+        let pending = self.pending.entry(object.namespace.clone()).or_default();
         for finding in findings {
-            let key = EntryKey {
-                resource: object.key(),
-                artifact: finding.artifact.pointer.clone(),
-                policy: policy_name(finding),
-                rule: finding.requirement.clone(),
-            };
-            self.seq += 1;
-            let result = ReportResult::new(object, finding, timestamp);
-            if let Some((old_seq, _)) = book.entries.insert(key.clone(), (self.seq, result)) {
-                book.order.remove(&old_seq);
+            if let Ok(value) = serde_json::to_value(ReportResult::new(object, finding, timestamp)) {
+                pending.push(value);
             }
-            book.order.insert(self.seq, key);
-            while book.entries.len() > self.max_entries {
-                let Some((_, oldest)) = book.order.pop_first() else { break };
-                book.entries.remove(&oldest);
-            }
+        }
+        if pending.len() > self.max_entries {
+            let excess = pending.len() - self.max_entries;
+            pending.drain(..excess);
         }
     }
 
-    /// The report for `namespace` as it should be applied, or `None` when nothing was recorded there.
-    pub fn report(&self, namespace: Option<&str>) -> Option<serde_json::Value> {
-        let book = self.namespaces.get(&namespace.map(str::to_owned))?;
-        // Oldest first, so the list is stable between flushes except for what changed.
-        let results: Vec<&ReportResult> =
-            book.order.values().filter_map(|k| book.entries.get(k)).map(|(_, r)| r).collect();
-        let mut summary = Summary::default();
-        for r in &results {
-            summary.add(r.result);
+    /// Namespaces with pending results.
+    pub fn namespaces(&self) -> Vec<Option<String>> {
+        self.pending.iter().filter(|(_, v)| !v.is_empty()).map(|(k, _)| k.clone()).collect()
+    }
+
+    /// Whether anything waits to be written.
+    pub fn has_pending(&self) -> bool {
+        self.pending.values().any(|v| !v.is_empty())
+    }
+
+    /// Take the pending results of `namespace`.
+    pub fn take(&mut self, namespace: &Option<String>) -> Vec<serde_json::Value> {
+        self.pending.remove(namespace).unwrap_or_default()
+    }
+
+    /// Put results that could not be written back in front of newer ones (still bounded).
+    pub fn restore(&mut self, namespace: Option<String>, mut results: Vec<serde_json::Value>) {
+        let pending = self.pending.entry(namespace).or_default();
+        results.append(pending);
+        if results.len() > self.max_entries {
+            let excess = results.len() - self.max_entries;
+            results.drain(..excess);
         }
-        let mut metadata = serde_json::json!({
-            "name": REPORT_NAME,
-            "labels": {"app.kubernetes.io/managed-by": "vouch"},
-        });
-        if let (Some(ns), Some(map)) = (namespace, metadata.as_object_mut()) {
+        *pending = results;
+    }
+
+    /// The most results a report keeps.
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+}
+
+/// `stored` (the report as read) updated with `new`: the latest result per resource, artifact, policy and
+/// requirement, oldest first, at most `max` (the oldest dropped).
+pub fn merge_results(
+    stored: &[serde_json::Value],
+    new: &[serde_json::Value],
+    max: usize,
+) -> Vec<serde_json::Value> {
+    // (timestamp, sequence) orders results; a later result (new ones come after stored ones) replaces an
+    // earlier one with its key.
+    let mut latest: HashMap<EntryKey, usize> = HashMap::new();
+    let mut items: Vec<(i64, usize, &serde_json::Value, Option<EntryKey>)> = Vec::new();
+    for (seq, result) in stored.iter().chain(new).enumerate() {
+        let ts = result.pointer("/timestamp/seconds").and_then(serde_json::Value::as_i64).unwrap_or(0);
+        let key = EntryKey::of(result);
+        if let Some(k) = &key {
+            latest.insert(k.clone(), seq);
+        }
+        items.push((ts, seq, result, key));
+    }
+    items.retain(|(_, seq, _, key)| key.as_ref().is_none_or(|k| latest.get(k) == Some(seq)));
+    items.sort_by_key(|(t, s, _, _)| (*t, *s));
+    let skip = items.len().saturating_sub(max.max(1));
+    items.into_iter().skip(skip).map(|(_, _, r, _)| r.clone()).collect()
+}
+
+/// The whole report object for `namespace` with `results`; `resource_version` makes the write conditional
+/// on the report not having changed since it was read.
+pub fn report_object(
+    namespace: Option<&str>,
+    results: &[serde_json::Value],
+    resource_version: Option<&str>,
+) -> serde_json::Value {
+    let mut summary = Summary::default();
+    for r in results {
+        summary.add_text(r.get("result").and_then(serde_json::Value::as_str).unwrap_or_default());
+    }
+    let mut metadata = serde_json::json!({
+        "name": REPORT_NAME,
+        "labels": {"app.kubernetes.io/managed-by": "vouch"},
+    });
+    if let Some(map) = metadata.as_object_mut() {
+        if let Some(ns) = namespace {
             map.insert("namespace".into(), ns.into());
         }
-        Some(serde_json::json!({
-            "apiVersion": format!("{REPORT_GROUP}/{REPORT_VERSION}"),
-            "kind": if namespace.is_some() { "Report" } else { "ClusterReport" },
-            "metadata": metadata,
-            "source": SOURCE,
-            "summary": summary,
-            "results": results,
-        }))
+        if let Some(rv) = resource_version {
+            map.insert("resourceVersion".into(), rv.into());
+        }
     }
-
-    /// Number of results held for `namespace`.
-    pub fn len(&self, namespace: Option<&str>) -> usize {
-        self.namespaces.get(&namespace.map(str::to_owned)).map_or(0, |b| b.entries.len())
-    }
+    serde_json::json!({
+        "apiVersion": format!("{REPORT_GROUP}/{REPORT_VERSION}"),
+        "kind": if namespace.is_some() { "Report" } else { "ClusterReport" },
+        "metadata": metadata,
+        "source": SOURCE,
+        "summary": summary,
+        "results": results,
+    })
 }
 
 /// `name` for cluster policies, `namespace/name` for namespaced ones (the two may share a name).
@@ -153,13 +220,14 @@ struct Summary {
 }
 
 impl Summary {
-    fn add(&mut self, r: ReportOutcome) {
-        let slot = match r {
-            ReportOutcome::Pass => &mut self.pass,
-            ReportOutcome::Fail => &mut self.fail,
-            ReportOutcome::Warn => &mut self.warn,
-            ReportOutcome::Error => &mut self.error,
-            ReportOutcome::Skip => &mut self.skip,
+    fn add_text(&mut self, result: &str) {
+        let slot = match result {
+            "pass" => &mut self.pass,
+            "fail" => &mut self.fail,
+            "warn" => &mut self.warn,
+            "error" => &mut self.error,
+            "skip" => &mut self.skip,
+            _ => return,
         };
         *slot += 1;
     }
@@ -301,7 +369,11 @@ mod tests {
     fn namespaced_policy_names_carry_their_namespace_and_severity_follows_mode() {
         let mut book = ReportBook::new(10);
         book.record(&object(Some("team")), &[finding(Mode::Warn, FindingResult::Fail)], 7);
-        let report = book.report(Some("team")).unwrap();
+        assert_eq!(book.namespaces(), vec![Some("team".to_owned())]);
+        let results = book.take(&Some("team".to_owned()));
+        assert!(!book.has_pending());
+        let report = report_object(Some("team"), &results, Some("5"));
+        assert_eq!(report["metadata"]["resourceVersion"], "5");
         let r = &report["results"][0];
         assert_eq!(r["policy"], "team/p");
         assert_eq!(r["result"], "warn");
@@ -309,17 +381,57 @@ mod tests {
         assert_eq!(r["timestamp"], serde_json::json!({"seconds": 7, "nanos": 0}));
         assert!(r["resources"][0].get("uid").is_none(), "no uid before the object has one");
         assert_eq!(report["summary"]["warn"], 1);
-        assert!(book.report(Some("other")).is_none());
+        assert!(book.take(&Some("other".to_owned())).is_empty());
     }
 
     #[test]
     fn cluster_scoped_objects_go_to_a_cluster_report() {
         let mut book = ReportBook::new(10);
         book.record(&object(None), &[finding(Mode::Enforce, FindingResult::Pass)], 1);
-        let report = book.report(None).unwrap();
+        let report = report_object(None, &book.take(&None), None);
         assert_eq!(report["kind"], "ClusterReport");
         assert!(report["metadata"].get("namespace").is_none());
-        assert_eq!(book.len(None), 1);
+        assert!(report["metadata"].get("resourceVersion").is_none());
+        assert_eq!(report["results"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn merge_keeps_the_latest_per_key_and_the_newest_under_the_cap() {
+        let mut book = ReportBook::new(10);
+        let ns = Some("team".to_owned());
+        let mut other = object(Some("team"));
+        other.name = "other".into();
+        book.record(&other, &[finding(Mode::Enforce, FindingResult::Pass)], 1);
+        book.record(&object(Some("team")), &[finding(Mode::Enforce, FindingResult::Pass)], 2);
+        let stored = book.take(&ns);
+        book.record(&object(Some("team")), &[finding(Mode::Enforce, FindingResult::Fail)], 3);
+        let merged = merge_results(&stored, &book.take(&ns), 10);
+        assert_eq!(merged.len(), 2, "the new result replaced the stored one for the same key");
+        assert_eq!(merged[0]["resources"][0]["name"], "other");
+        assert_eq!(merged[1]["result"], "fail");
+        let capped = merge_results(&stored, &[], 1);
+        assert_eq!(capped.len(), 1);
+        assert_eq!(capped[0]["resources"][0]["name"], "d", "the newest is kept");
+        // Entries not shaped like ours are kept as they are.
+        let foreign = serde_json::json!({"policy": "x"});
+        assert_eq!(merge_results(&[foreign.clone(), foreign], &[], 10).len(), 2);
+    }
+
+    #[test]
+    fn pending_results_are_bounded_and_restored_in_front() {
+        let mut book = ReportBook::new(2);
+        let ns = Some("team".to_owned());
+        for ts in 0..5 {
+            book.record(&object(Some("team")), &[finding(Mode::Enforce, FindingResult::Pass)], ts);
+        }
+        let taken = book.take(&ns);
+        assert_eq!(taken.len(), 2);
+        assert_eq!(taken[0]["timestamp"]["seconds"], 3);
+        book.record(&object(Some("team")), &[finding(Mode::Enforce, FindingResult::Pass)], 9);
+        book.restore(ns.clone(), taken);
+        let again = book.take(&ns);
+        assert_eq!(again.len(), 2);
+        assert_eq!(again[1]["timestamp"]["seconds"], 9, "newer results survive a restore");
     }
 
     #[test]

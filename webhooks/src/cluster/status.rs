@@ -7,7 +7,7 @@
 //! condition plus `status.attestations` on configured custom resources (each retried with backoff in its
 //! own task, since at CREATE the object is not stored yet when admission runs).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,9 @@ use vouch_policies::crd::PolicyCounts;
 use vouch_policies::{AdmissionInput, Decision, Finding, FindingResult};
 
 use super::error::KubeError;
-use super::reports::{truncate, ReportBook, REPORT_GROUP, REPORT_NAME, REPORT_VERSION};
+use super::reports::{
+    merge_results, report_object, truncate, ReportBook, REPORT_GROUP, REPORT_NAME, REPORT_VERSION,
+};
 
 /// Condition type set on Pods.
 pub const POD_CONDITION: &str = "vouch.dev/Verified";
@@ -54,14 +56,6 @@ impl ObjectRef {
     /// The API group (empty for the core group).
     pub fn group(&self) -> &str {
         self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
-    }
-
-    /// A stable key for the object in reports: its uid, or kind/namespace/name before it has one.
-    pub(crate) fn key(&self) -> String {
-        match &self.uid {
-            Some(uid) => uid.clone(),
-            None => format!("{}/{}/{}", self.kind, self.namespace.as_deref().unwrap_or_default(), self.name),
-        }
     }
 }
 
@@ -176,7 +170,8 @@ impl Default for StatusConfig {
 pub struct StatusMetrics {
     /// Events dropped because the queue was full.
     pub dropped: Counter,
-    /// Writes by target (`report`, `pod`, `custom`) and outcome (`ok`, `error`, `gave_up`, `dropped`).
+    /// Writes by target (`report`, `pod`, `custom`) and outcome (`ok`, `error`, `retry`, `gave_up`,
+    /// `dropped`).
     pub writes: Family<Vec<(String, String)>, Counter>,
 }
 
@@ -348,7 +343,7 @@ impl StatusWorker {
                     }
                 },
                 _ = ticker.tick() => {
-                    if batch.events > 0 {
+                    if batch.events > 0 || self.book.has_pending() {
                         self.flush(&client, &in_flight, std::mem::take(&mut batch)).await;
                     }
                 }
@@ -364,7 +359,6 @@ impl StatusWorker {
         self.counters.add(&event.findings);
         if self.config.reports {
             self.book.record(&event.object, &event.findings, chrono::Utc::now().timestamp());
-            batch.namespaces.insert(event.object.namespace.clone());
         }
         let target = self.target_of(&event.object);
         let is_pod = event.object.kind == "Pod" && event.object.api_version == "v1";
@@ -388,14 +382,19 @@ impl StatusWorker {
     }
 
     async fn flush(&mut self, client: &Client, in_flight: &Arc<Semaphore>, batch: Batch) {
-        for namespace in &batch.namespaces {
-            let Some(report) = self.book.report(namespace.as_deref()) else { continue };
-            match apply_report(client, namespace.as_deref(), &report).await {
+        for namespace in self.book.namespaces() {
+            let new = self.book.take(&namespace);
+            let max = self.book.max_entries();
+            match write_report(client, namespace.as_deref(), &new, max).await {
                 Ok(()) => self.metrics.count("report", "ok"),
                 Err(e) => {
-                    self.metrics.count("report", "error");
+                    let retry = worth_retrying(&e);
+                    self.metrics.count("report", if retry { "retry" } else { "error" });
                     tracing::warn!(namespace = namespace.as_deref().unwrap_or(""), error = %e,
-                        cause = %source_text(&e), "cannot write report");
+                        cause = %source_text(&e), will_retry = retry, "cannot write report");
+                    if retry {
+                        self.book.restore(namespace, new);
+                    }
                 }
             }
         }
@@ -426,7 +425,6 @@ impl StatusWorker {
 #[derive(Debug, Default)]
 struct Batch {
     events: usize,
-    namespaces: BTreeSet<Option<String>>,
     objects: BTreeMap<(String, Option<String>, String), ObjectUpdate>,
 }
 
@@ -440,24 +438,58 @@ fn report_resource(namespaced: bool) -> ApiResource {
     ApiResource::from_gvk_with_plural(&KubeGvk::gvk(REPORT_GROUP, REPORT_VERSION, kind), plural)
 }
 
-/// Server-side apply of the whole report (vouch owns every result in it).
-async fn apply_report(
+/// Attempts at a report write when another writer got in between (409 on the resourceVersion).
+const REPORT_CONFLICT_ATTEMPTS: u32 = 3;
+
+/// Read the stored report, merge `new` in, and server-side apply the whole of it guarded by the
+/// resourceVersion read (vouch owns the report; force takes over fields another manager may have set).
+async fn write_report(
     client: &Client,
     namespace: Option<&str>,
-    report: &serde_json::Value,
+    new: &[serde_json::Value],
+    max_entries: usize,
 ) -> Result<(), KubeError> {
     let resource = report_resource(namespace.is_some());
     let api: Api<DynamicObject> = match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
         None => Api::all_with(client.clone(), &resource),
     };
+    let what = || format!("report {}/{REPORT_NAME}", namespace.unwrap_or(""));
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(REPORT_NAME, &params, &Patch::Apply(report)).await.map(drop).map_err(|source| {
-        KubeError::Write {
-            what: format!("report {}/{REPORT_NAME}", namespace.unwrap_or("")),
-            source: Box::new(source),
+    let mut attempt = 1;
+    loop {
+        let stored = api
+            .get_opt(REPORT_NAME)
+            .await
+            .map_err(|source| KubeError::Write { what: what(), source: Box::new(source) })?;
+        let (results, version) = match &stored {
+            Some(report) => (
+                report.data.get("results").and_then(|r| r.as_array()).cloned().unwrap_or_default(),
+                report.metadata.resource_version.clone(),
+            ),
+            None => (Vec::new(), None),
+        };
+        let merged = merge_results(&results, new, max_entries);
+        let report = report_object(namespace, &merged, version.as_deref());
+        match api.patch(REPORT_NAME, &params, &Patch::Apply(&report)).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < REPORT_CONFLICT_ATTEMPTS => attempt += 1,
+            Err(source) => return Err(KubeError::Write { what: what(), source: Box::new(source) }),
         }
-    })
+    }
+}
+
+/// Whether a failed report write should be tried again with the next flush (not for missing permissions,
+/// a missing CRD, or an invalid report).
+fn worth_retrying(e: &KubeError) -> bool {
+    match e {
+        KubeError::Write { source, .. } | KubeError::Read { source, .. } => match source.as_ref() {
+            kube::Error::Api(s) => s.code == 409 || s.code == 429 || s.code >= 500,
+            kube::Error::SerdeError(_) | kube::Error::BuildRequest(_) => false,
+            _ => true,
+        },
+        KubeError::NotFound { .. } | KubeError::MalformedPodSpec { .. } => false,
+    }
 }
 
 /// Write one object's status, retrying while it may not exist yet or the server is busy.
@@ -662,12 +694,10 @@ mod tests {
         assert_eq!(e.object.api_version, "v1");
         assert_eq!(e.object.group(), "");
         assert_eq!(e.object.uid.as_deref(), Some("u"));
-        assert_eq!(e.object.key(), "u");
         let e = StatusEvent::from_admission(&input("apps", json!({"metadata": {}}), true), &decision);
         assert_eq!(e.object.api_version, "apps/v1");
         assert_eq!(e.object.group(), "apps");
         assert_eq!(e.object.uid, None);
-        assert_eq!(e.object.key(), "Thing/ns/t");
         assert!(e.dry_run);
     }
 }
