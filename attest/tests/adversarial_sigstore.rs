@@ -1,6 +1,7 @@
 //! Adversarial cases against the verification core: material an attacker who controls a registry, a
 //! signature layer or a bundle could hand vouch. Each test names the false accept (or unbounded work) it
-//! guards against; each was seen to fail before its fix.
+//! guards against. All but the two marked "(guard)" were seen to fail before their fix; the guards pin
+//! behaviour that was already right.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -225,4 +226,86 @@ fn rekor_v1_entry_without_set_needs_its_log_key_valid_at_the_timestamp() {
     });
     let err = retired.verify(&bundle, Artifact::Bytes(&artifact), &keyless()).unwrap_err();
     assert!(err.to_string().contains("outside the validity of the key"), "{err}");
+}
+
+fn attestation_layer(envelope: &Envelope) -> SignatureLayer {
+    let blob = serde_json::to_vec(envelope).unwrap();
+    let descriptor = Descriptor {
+        media_type: vouch_attest::cosign::DSSE_MEDIA_TYPE.to_owned(),
+        digest: Digest::sha256_of(&blob),
+        size: blob.len() as u64,
+        artifact_type: None,
+        annotations: BTreeMap::new(),
+        platform: None,
+    };
+    SignatureLayer::from_parts(descriptor, blob).unwrap()
+}
+
+fn statement(subjects: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "_type": vouch_attest::intoto::STATEMENT_V1,
+        "subject": subjects,
+        "predicateType": "https://example.com/predicate",
+        "predicate": {}
+    }))
+    .unwrap()
+}
+
+/// (guard) An attestation covers the image only through a `sha256` subject digest equal to the image's; other
+/// algorithms, other spellings and other subjects do not stand in for it. Also: the envelope must say it
+/// carries an in-toto statement.
+#[test]
+fn attestation_binds_by_sha256_subject_and_in_toto_payload_type() {
+    use vouch_attest::cosign::verify_attestation_layer;
+    let key = SigningKey::generate();
+    let image = Digest::sha256_of(b"image");
+    let verifier = Verifier::new(TrustRoot::public_good().unwrap());
+    let policy = VerificationPolicy::key(key.public_key()).without_tlog();
+    let verify = |payload_type: &str, subjects: serde_json::Value| {
+        let env = Envelope::sign(payload_type, &statement(subjects), &key);
+        verify_attestation_layer(&attestation_layer(&env), &image, &verifier, &policy)
+    };
+    let other = Digest::sha256_of(b"other").hex().to_owned();
+    // Two subjects, the second is the image: accepted (a statement may attest several artifacts).
+    verify(
+        IN_TOTO_PAYLOAD_TYPE,
+        serde_json::json!([{"name": "a", "digest": {"sha256": other}}, {"name": "b", "digest": {"sha256": image.hex()}}]),
+    )
+    .unwrap();
+    for subjects in [
+        serde_json::json!([{"name": "a", "digest": {"SHA256": image.hex()}}]),
+        serde_json::json!([{"name": "a", "digest": {"sha512": image.hex()}}]),
+        serde_json::json!([{"name": "a", "digest": {"sha256": other, "sha512": image.hex()}}]),
+    ] {
+        let err = verify(IN_TOTO_PAYLOAD_TYPE, subjects.clone()).unwrap_err();
+        assert!(err.to_string().contains("in-toto"), "{subjects}: {err}");
+    }
+    let err =
+        verify("application/json", serde_json::json!([{"digest": {"sha256": image.hex()}}])).unwrap_err();
+    assert!(err.to_string().contains("payload type"), "{err}");
+}
+
+/// (guard) A keyless cosign layer is never verified without its transparency log entry, whatever the policy says.
+#[test]
+fn keyless_cosign_layer_cannot_drop_the_tlog_requirement() {
+    use vouch_attest::cosign::{layer_annotations, verify_signature_layer};
+    let Some(dir) = case("happy-path-v0.3") else { return };
+    let bundle = Bundle::from_json(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
+    let cert = bundle.verification_material.signer.leaf_certificate().unwrap().to_vec();
+    let blob = b"{}".to_vec();
+    let annotations = layer_annotations(b"sig", Some(&pem_encode("CERTIFICATE", &cert)), None, None);
+    let descriptor = Descriptor {
+        media_type: SIMPLE_SIGNING_MEDIA_TYPE.to_owned(),
+        digest: Digest::sha256_of(&blob),
+        size: blob.len() as u64,
+        artifact_type: None,
+        annotations,
+        platform: None,
+    };
+    let layer = SignatureLayer::from_parts(descriptor, blob).unwrap();
+    let mut policy = keyless();
+    policy.require_tlog = false;
+    let verifier = Verifier::new(TrustRoot::public_good().unwrap());
+    let err = verify_signature_layer(&layer, &Digest::sha256_of(b"image"), &verifier, &policy).unwrap_err();
+    assert!(err.to_string().contains("without transparency log"), "{err}");
 }
