@@ -31,6 +31,9 @@ pub trait ClusterContext: Send + Sync {
 
     /// Registry credentials from the pod spec's `imagePullSecrets` and those of its service account
     /// (`serviceAccountName`, default `default`), pod's first; missing secrets are skipped.
+    /// `pod_spec` is a Pod's `spec` or a workload template's `spec.template.spec` (a CronJob's
+    /// `spec.jobTemplate.spec.template.spec`). Errors mean the API could not be read (network, RBAC) or
+    /// the spec is malformed; the caller applies its failure policy.
     fn pull_credentials<'a>(
         &'a self,
         ns: &'a str,

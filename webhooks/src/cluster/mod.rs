@@ -2,7 +2,30 @@
 //! watch, and the asynchronous status and report writer.
 //!
 //! Named `cluster` rather than `kube` so that paths such as `kube::Api` keep meaning the kube crate.
-//! Nothing here is needed in file mode: [`NoCluster`] and a disabled [`StatusWriter`] stand in.
+//! Nothing here is needed in file mode: [`NoCluster`] and [`StatusWriter::disabled`] stand in.
+//!
+//! Wiring in `vouch serve` (in-cluster):
+//!
+//! ```no_run
+//! # async fn wire(engine: vouch_policies::Engine) -> Result<(), kube::Error> {
+//! use std::sync::Arc;
+//! use vouch_webhooks::cluster::{
+//!     ClusterContext, ContextCacheConfig, KubeContext, PolicyWatch, StatusConfig, StatusEvent, StatusWriter,
+//! };
+//!
+//! let client = kube::Client::try_default().await?;
+//! let context: Arc<dyn ClusterContext> = Arc::new(KubeContext::new(client.clone(), &ContextCacheConfig::default()));
+//! let (status, status_task) = StatusWriter::spawn(client.clone(), StatusConfig::default());
+//! let watch = PolicyWatch::new(client, engine.clone()).with_counters(status.policy_counters()).spawn();
+//! // Per request: labels and credentials before evaluating, then hand the result over (never waits).
+//! # let (input, decision): (vouch_policies::AdmissionInput, vouch_policies::Decision) = todo!();
+//! status.submit(StatusEvent::from_admission(&input, &decision));
+//! // On shutdown: stop the watch; drop every writer clone, then await the worker's final flush.
+//! watch.abort();
+//! drop(status);
+//! let _ = tokio::time::timeout(std::time::Duration::from_secs(5), status_task).await;
+//! # Ok(()) }
+//! ```
 
 pub mod context;
 pub mod error;
