@@ -480,6 +480,21 @@ async fn mock_report_without_permission_is_dropped_not_retried() {
 }
 
 #[tokio::test]
+async fn mock_hanging_api_server_times_out_instead_of_stalling_the_worker() {
+    let (client, seen) = mock_client(|_| None);
+    let config = StatusConfig { write_timeout: Duration::from_millis(50), ..quick_config() };
+    let (writer, worker) = StatusWriter::new(config);
+    let metrics = writer.metrics().clone();
+    writer.submit(pod_event("a", "p0", vec![finding("app", FindingResult::Pass)]));
+    drop(writer);
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), worker.run(client)).await.expect("the worker must not hang");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(metrics.writes_of("report", "retry"), 1, "a timeout is worth another try");
+}
+
+#[tokio::test]
 async fn mock_pod_condition_retries_until_the_pod_exists() {
     let calls = Arc::new(Mutex::new(0));
     let counter = calls.clone();

@@ -220,6 +220,7 @@ fn unshare(e: Arc<KubeError>) -> KubeError {
                 KubeError::Write { what: what.clone(), source: Box::new(clone_kube_error(source)) }
             }
             KubeError::MalformedPodSpec { field } => KubeError::MalformedPodSpec { field },
+            KubeError::Timeout { what } => KubeError::Timeout { what: what.clone() },
         },
     }
 }

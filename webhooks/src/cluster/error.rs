@@ -33,6 +33,12 @@ pub enum KubeError {
         #[source]
         source: Box<kube::Error>,
     },
+    /// A call took longer than allowed.
+    #[error("{what} timed out")]
+    Timeout {
+        /// What was being done.
+        what: String,
+    },
     /// The pod spec handed in is not shaped like one.
     #[error("pod spec field {field} is malformed")]
     MalformedPodSpec {
@@ -46,7 +52,7 @@ impl KubeError {
     pub fn is_transient(&self) -> bool {
         let source = match self {
             Self::Read { source, .. } | Self::Write { source, .. } => source,
-            Self::NotFound { .. } => return true,
+            Self::NotFound { .. } | Self::Timeout { .. } => return true,
             Self::MalformedPodSpec { .. } => return false,
         };
         is_transient_kube(source)

@@ -30,6 +30,8 @@ use super::reports::{
 pub const POD_CONDITION: &str = "vouch.dev/Verified";
 /// Condition type set on configured custom resources.
 pub const TARGET_CONDITION: &str = "SupplyChainVerified";
+/// Upper bound of [`StatusConfig::max_in_flight`].
+const MAX_IN_FLIGHT: usize = 10_000;
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "vouch";
 /// Most entries in a custom resource's `status.attestations`.
@@ -145,8 +147,11 @@ pub struct StatusConfig {
     pub targets: Vec<StatusTarget>,
     /// Retries for object status writes.
     pub retry: RetryConfig,
-    /// Object status writes in flight at most; more are dropped.
+    /// Object status writes in flight at most (1..=10000); more are dropped.
     pub max_in_flight: usize,
+    /// Longest wait for one write (a report read-merge-apply, one object status attempt), so a hanging
+    /// API server cannot stall the worker.
+    pub write_timeout: Duration,
 }
 
 impl Default for StatusConfig {
@@ -161,6 +166,7 @@ impl Default for StatusConfig {
             targets: Vec::new(),
             retry: RetryConfig { attempts: 5, initial_backoff: Duration::from_millis(500) },
             max_in_flight: 64,
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -324,7 +330,8 @@ impl StatusWorker {
     pub async fn run(mut self, client: Client) {
         let mut ticker = tokio::time::interval(self.config.flush_interval.max(Duration::from_millis(1)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let in_flight = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
+        let permits = self.config.max_in_flight.clamp(1, MAX_IN_FLIGHT);
+        let in_flight = Arc::new(Semaphore::new(permits));
         let mut batch = Batch::default();
         loop {
             tokio::select! {
@@ -338,7 +345,7 @@ impl StatusWorker {
                     None => {
                         self.flush(&client, &in_flight, batch).await;
                         // Let object writes in flight finish (bounded by their retries).
-                        let _ = in_flight.acquire_many(self.config.max_in_flight.max(1) as u32).await;
+                        let _ = in_flight.acquire_many(u32::try_from(permits).unwrap_or(1)).await;
                         return;
                     }
                 },
@@ -385,7 +392,14 @@ impl StatusWorker {
         for namespace in self.book.namespaces() {
             let new = self.book.take(&namespace);
             let max = self.book.max_entries();
-            match write_report(client, namespace.as_deref(), &new, max).await {
+            let write = write_report(client, namespace.as_deref(), &new, max);
+            let result = match tokio::time::timeout(self.config.write_timeout, write).await {
+                Ok(result) => result,
+                Err(_) => {
+                    Err(KubeError::Timeout { what: format!("report {}", namespace.as_deref().unwrap_or("")) })
+                }
+            };
+            match result {
                 Ok(()) => self.metrics.count("report", "ok"),
                 Err(e) => {
                     let retry = worth_retrying(&e);
@@ -405,8 +419,9 @@ impl StatusWorker {
                 continue;
             };
             let (client, metrics, retry) = (client.clone(), self.metrics.clone(), self.config.retry.clone());
+            let timeout = self.config.write_timeout;
             tokio::spawn(async move {
-                let outcome = write_object_status(&client, &update, &retry).await;
+                let outcome = write_object_status(&client, &update, &retry, timeout).await;
                 match outcome {
                     Ok(()) => metrics.count(what, "ok"),
                     Err(e) => {
@@ -488,6 +503,7 @@ fn worth_retrying(e: &KubeError) -> bool {
             kube::Error::SerdeError(_) | kube::Error::BuildRequest(_) => false,
             _ => true,
         },
+        KubeError::Timeout { .. } => true,
         KubeError::NotFound { .. } | KubeError::MalformedPodSpec { .. } => false,
     }
 }
@@ -497,14 +513,21 @@ async fn write_object_status(
     client: &Client,
     update: &ObjectUpdate,
     retry: &RetryConfig,
+    timeout: Duration,
 ) -> Result<(), KubeError> {
     let mut backoff = retry.initial_backoff;
     let mut attempt = 1;
+    let what = || format!("status of {} {}", update.object.kind, update.object.name);
     loop {
-        let result = match &update.target {
-            None => patch_pod_condition(client, update).await,
-            Some(target) => patch_custom_status(client, target, update).await,
+        let write = async {
+            match &update.target {
+                None => patch_pod_condition(client, update).await,
+                Some(target) => patch_custom_status(client, target, update).await,
+            }
         };
+        let result = tokio::time::timeout(timeout, write)
+            .await
+            .unwrap_or_else(|_| Err(KubeError::Timeout { what: what() }));
         match result {
             Err(e) if e.is_transient() && attempt < retry.attempts.max(1) => {
                 tokio::time::sleep(backoff).await;
