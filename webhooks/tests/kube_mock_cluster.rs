@@ -808,3 +808,69 @@ async fn mock_policy_watch_compiles_cluster_policies_and_writes_status() {
     );
     watch.abort();
 }
+
+#[tokio::test]
+async fn mock_policy_watch_keeps_a_secret_through_an_api_error_on_resync() {
+    let pem = vouch_attest::SigningKey::generate().public_key().to_pem();
+    let policy = json!({
+        "apiVersion": "vouch.dev/v1alpha1", "kind": "ClusterSupplyChainPolicy",
+        "metadata": {"name": "prod-signed", "uid": "u1", "generation": 1, "resourceVersion": "10"},
+        "spec": {
+            "images": ["reg.example/**"],
+            "authorities": [{"name": "cosign-prod", "key": {"secretRef": {"name": "cosign-key", "namespace": "vouch-system"}}}],
+            "requirements": {"signature": true},
+        },
+    });
+    let secret_reads = Arc::new(Mutex::new(0));
+    let reads = secret_reads.clone();
+    let (client, _seen) = mock_client(move |s| {
+        if s.uri.contains("watch=true") {
+            return None;
+        }
+        match (s.method.as_str(), s.path()) {
+            ("GET", "/apis/vouch.dev/v1alpha1/clustersupplychainpolicies") => {
+                list("ClusterSupplyChainPolicy", vec![policy.clone()])
+            }
+            ("GET", "/apis/vouch.dev/v1alpha1/supplychainpolicies") => list("SupplyChainPolicy", vec![]),
+            ("GET", "/apis/vouch.dev/v1alpha1/trustroots") => list("TrustRoot", vec![]),
+            ("GET", "/api/v1/namespaces/vouch-system/secrets/cosign-key") => {
+                let mut n = reads.lock().unwrap();
+                *n += 1;
+                if *n == 1 {
+                    Some((
+                        200,
+                        json!({
+                            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cosign-key"},
+                            "data": {"cosign.pub": b64(&pem)},
+                        }),
+                    ))
+                } else {
+                    Some((503, status_body(503, "ServiceUnavailable")))
+                }
+            }
+            ("PATCH", _) => Some((
+                200,
+                json!({
+                    "apiVersion": "vouch.dev/v1alpha1", "kind": "ClusterSupplyChainPolicy",
+                    "metadata": {"name": "prod-signed"}, "spec": {"images": [], "authorities": []},
+                }),
+            )),
+            _ => Some((500, status_body(500, "unexpected"))),
+        }
+    });
+    let engine = test_engine();
+    let config = vouch_webhooks::cluster::WatchConfig {
+        debounce: Duration::from_millis(10),
+        resync: Duration::from_secs(1),
+    };
+    let watch = vouch_webhooks::cluster::PolicyWatch::new(client, engine.clone()).with_config(config).spawn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while *secret_reads.lock().unwrap() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(*secret_reads.lock().unwrap() >= 2, "the resync read the secret again");
+    let names: Vec<String> = engine.policies().policies().iter().map(|p| p.name.clone()).collect();
+    assert_eq!(names, ["prod-signed"], "a failed re-read keeps the key: the policy stays in force");
+    watch.abort();
+}

@@ -28,6 +28,11 @@ use super::status::PolicyCounters;
 const CLUSTER_POLICY: &str = "ClusterSupplyChainPolicy";
 const POLICY: &str = "SupplyChainPolicy";
 const TRUST_ROOT: &str = "TrustRoot";
+/// A change is compiled at the latest this many debounce periods after the first event.
+const MAX_DEBOUNCE_ROUNDS: u32 = 20;
+
+/// Secret data by (namespace, name).
+type SecretData = BTreeMap<(String, String), BTreeMap<String, Vec<u8>>>;
 
 /// Policy watch settings.
 #[derive(Debug, Clone)]
@@ -128,6 +133,7 @@ impl PolicyWatch {
         let stores = Stores { clusters: cluster_store, policies: policy_store, roots: root_store };
         let mut synced = [false; 3];
         let mut last: Option<Fingerprint> = None;
+        let mut known_secrets = SecretData::new();
         let mut resync = tokio::time::interval(self.config.resync.max(Duration::from_secs(1)));
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         resync.tick().await;
@@ -151,8 +157,14 @@ impl PolicyWatch {
             if !synced.iter().all(|s| *s) {
                 continue;
             }
-            // Debounce: keep absorbing events until the stream is quiet.
+            // Debounce: keep absorbing events until the stream is quiet (but not for ever: a flapping
+            // object must not hold back every other change).
+            let give_up =
+                tokio::time::Instant::now() + self.config.debounce.saturating_mul(MAX_DEBOUNCE_ROUNDS);
             loop {
+                if tokio::time::Instant::now() >= give_up {
+                    break;
+                }
                 tokio::select! {
                     event = events.next() => match event {
                         Some(Ok((which, init_done))) => {
@@ -168,16 +180,16 @@ impl PolicyWatch {
             }
             let fingerprint = stores.fingerprint();
             if forced || last.as_ref() != Some(&fingerprint) {
-                self.rebuild(&stores).await;
+                self.rebuild(&stores, &mut known_secrets).await;
                 last = Some(fingerprint);
             }
         }
     }
 
     /// Compile what the stores hold, put it in force, and update statuses.
-    async fn rebuild(&self, stores: &Stores) {
+    async fn rebuild(&self, stores: &Stores, known_secrets: &mut SecretData) {
         let resources = stores.resources();
-        let secrets = self.fetch_secrets(&resources).await;
+        let secrets = self.fetch_secrets(&resources, known_secrets).await;
         let set = PolicySet::compile(resources, &secrets);
         tracing::info!(
             policies = set.policies().len(),
@@ -193,21 +205,33 @@ impl PolicyWatch {
         self.write_statuses(stores, &set).await;
     }
 
-    /// The secrets the resources name; unreadable ones are left out (compilation reports them).
-    async fn fetch_secrets(&self, resources: &PolicyResources) -> Secrets {
+    /// The secrets the resources name. A secret that cannot be read right now (network, server error)
+    /// keeps its last known content, so an API hiccup does not take a working policy out of force; one that
+    /// is gone is left out (compilation then reports it).
+    async fn fetch_secrets(&self, resources: &PolicyResources, known: &mut SecretData) -> Secrets {
         let mut secrets = Secrets::none();
-        for (ns, name) in resources.secret_refs() {
+        let wanted = resources.secret_refs();
+        known.retain(|key, _| wanted.contains(key));
+        for (ns, name) in wanted {
             let api: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
+            let key = (ns.clone(), name.clone());
             match api.get_opt(&name).await {
                 Ok(Some(secret)) => {
                     let data: BTreeMap<String, Vec<u8>> =
                         secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
-                    secrets.insert(&ns, &name, data);
+                    known.insert(key.clone(), data);
                 }
-                Ok(None) => tracing::debug!(namespace = %ns, secret = %name, "policy secret not found"),
+                Ok(None) => {
+                    tracing::warn!(namespace = %ns, secret = %name, "policy secret not found");
+                    known.remove(&key);
+                }
                 Err(e) => {
-                    tracing::warn!(namespace = %ns, secret = %name, error = %e, "cannot read policy secret")
+                    tracing::warn!(namespace = %ns, secret = %name, error = %e,
+                        kept = known.contains_key(&key), "cannot read policy secret; keeping the last known content");
                 }
+            }
+            if let Some(data) = known.get(&key) {
+                secrets.insert(&ns, &name, data.clone());
             }
         }
         secrets
