@@ -514,11 +514,11 @@ async fn mock_pod_condition_retries_until_the_pod_exists() {
     let config = StatusConfig { reports: false, pod_conditions: true, ..quick_config() };
     let (writer, worker) = StatusWriter::new(config);
     let metrics = writer.metrics().clone();
-    writer.submit(pod_event(
-        "a",
-        "p0",
-        vec![finding("app", FindingResult::Pass), finding("init", FindingResult::Fail)],
-    ));
+    // Admitted although a requirement failed (a warn-mode policy).
+    let mut event =
+        pod_event("a", "p0", vec![finding("app", FindingResult::Pass), finding("init", FindingResult::Fail)]);
+    event.allowed = true;
+    writer.submit(event);
     drop(writer);
     worker.run(client).await;
     let seen = seen.lock().unwrap().clone();
@@ -534,10 +534,27 @@ async fn mock_pod_condition_retries_until_the_pod_exists() {
     assert_eq!(condition["status"], "False");
     assert_eq!(condition["reason"], "VerificationFailed");
     let message = condition["message"].as_str().unwrap();
-    assert!(message.starts_with("1 of 2 requirements not met"), "{message}");
+    assert!(message.starts_with("admitted; 1 of 2 requirements not met"), "{message}");
     assert!(message.contains("container init"), "{message}");
     assert!(condition["lastTransitionTime"].as_str().unwrap().ends_with('Z'));
     assert_eq!(metrics.writes_of("pod", "ok"), 1);
+}
+
+#[tokio::test]
+async fn mock_denied_pod_gets_no_condition_but_a_report_entry() {
+    let (client, seen) = mock_client(|s| match s.method.as_str() {
+        "GET" => not_found(),
+        _ => Some((200, s.body.clone())),
+    });
+    let config = StatusConfig { pod_conditions: true, ..quick_config() };
+    let (writer, worker) = StatusWriter::new(config);
+    writer.submit(pod_event("a", "denied", vec![finding("app", FindingResult::Fail)]));
+    drop(writer);
+    worker.run(client).await;
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.iter().any(|s| s.path().contains("/pods/")), "{:?}", paths_of(&seen));
+    let apply = seen.iter().find(|s| s.method == "PATCH").unwrap();
+    assert_eq!(apply.body["results"][0]["result"], "fail");
 }
 
 #[tokio::test]

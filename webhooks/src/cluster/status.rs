@@ -3,9 +3,10 @@
 //! [`StatusWriter::submit`] only `try_send`s into a bounded channel: when the worker falls behind, events
 //! are dropped and counted (`vouch_status_dropped_total`), never waited for. The [`StatusWorker`] batches
 //! them: every `flush_interval` or `flush_max_events` events it server-side-applies one OpenReports report
-//! per touched namespace, and sets a `vouch.dev/Verified` condition on Pods and a `SupplyChainVerified`
-//! condition plus `status.attestations` on configured custom resources (each retried with backoff in its
-//! own task, since at CREATE the object is not stored yet when admission runs).
+//! per touched namespace (denials included), and sets a `vouch.dev/Verified` condition on admitted Pods and
+//! a `SupplyChainVerified` condition plus `status.attestations` on admitted custom resources of configured
+//! kinds (each retried with backoff in its own task, since at CREATE the object is not stored yet when
+//! admission runs).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -369,7 +370,8 @@ impl StatusWorker {
         }
         let target = self.target_of(&event.object);
         let is_pod = event.object.kind == "Pod" && event.object.api_version == "v1";
-        if (is_pod && self.config.pod_conditions) || target.is_some() {
+        // A denied object was not stored (CREATE) or not changed (UPDATE): its status is not ours to set.
+        if event.allowed && ((is_pod && self.config.pod_conditions) || target.is_some()) {
             let key = (event.object.kind.clone(), event.object.namespace.clone(), event.object.name.clone());
             // The latest result per object wins within a batch.
             batch.objects.insert(
