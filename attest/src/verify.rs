@@ -21,7 +21,8 @@ use crate::digest::Digest;
 use crate::intoto::{Predicate, Statement, CYCLONEDX_BOM};
 use crate::reference::ArtifactRef;
 use crate::registry::{
-    Descriptor, ManifestKind, Platform, RegistryClient, RegistryConfig, RegistryError, RegistryStats,
+    Credentials, Descriptor, ManifestKind, Platform, RegistryClient, RegistryConfig, RegistryError,
+    RegistryStats,
 };
 use crate::sbom::{SbomFacts, CYCLONEDX_MEDIA_TYPE, MAX_SBOM_BYTES};
 use crate::sigstore_verify::{Authority, Matcher, SignerFacts, VerificationPolicy, VerifiedBundle, Verifier};
@@ -330,7 +331,12 @@ struct Inner {
     cache: VerdictCache<Verdict>,
     trust_root_fingerprint: Digest,
     options: VerifyOptions,
+    /// Verifiers derived by [`ArtifactVerifier::with_credentials`], most recently made last.
+    derived: std::sync::Mutex<Vec<(Credentials, ArtifactVerifier)>>,
 }
+
+/// Verifiers for distinct credential sets kept by [`ArtifactVerifier::with_credentials`].
+const MAX_DERIVED: usize = 64;
 
 /// The verifier: build once, clone freely (clones share client, verifier and cache).
 #[derive(Clone)]
@@ -370,8 +376,95 @@ impl ArtifactVerifier {
                 cache: VerdictCache::new(&config.cache),
                 trust_root_fingerprint,
                 options: config.options,
+                derived: std::sync::Mutex::new(Vec::new()),
             }),
         })
+    }
+
+    /// A verifier sharing this one's caches, changing registry client, trust root or options.
+    fn fork(
+        &self,
+        registry: RegistryClient,
+        sigstore: Verifier,
+        trust_root_fingerprint: Digest,
+        options: VerifyOptions,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                tags: self.inner.tags.clone(),
+                sigstore,
+                cache: self.inner.cache.clone(),
+                trust_root_fingerprint,
+                options,
+                derived: std::sync::Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The same verifier with `extra` pull credentials in front of the configured ones (per-request
+    /// imagePullSecrets, per-policy credentials). It shares the verdict and tag caches, the Sigstore
+    /// verifier and the HTTP connections (verdicts are facts about digests, whoever fetched them), but
+    /// not registry tokens. Derived verifiers are kept per credential set, so calling this per request
+    /// is cheap.
+    pub fn with_credentials(&self, extra: &Credentials) -> Result<Self, VerifyError> {
+        if extra.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut derived = self
+            .inner
+            .derived
+            .lock()
+            .map_err(|_| VerifyError::Config { reason: "derived verifiers lock poisoned".into() })?;
+        if let Some(pos) = derived.iter().position(|(c, _)| c == extra) {
+            let entry = derived.remove(pos);
+            let v = entry.1.clone();
+            derived.push(entry);
+            return Ok(v);
+        }
+        let registry = self.inner.registry.with_credentials(extra)?;
+        let v = self.fork(
+            registry,
+            self.inner.sigstore.clone(),
+            self.inner.trust_root_fingerprint.clone(),
+            self.inner.options.clone(),
+        );
+        if derived.len() >= MAX_DERIVED {
+            derived.remove(0);
+        }
+        derived.push((extra.clone(), v.clone()));
+        Ok(v)
+    }
+
+    /// The same verifier against another Sigstore trust root (e.g. a private Sigstore named by a
+    /// policy); caches are shared, and every cache key carries the trust root's fingerprint.
+    pub fn with_trust_root(&self, trust_root: TrustRoot) -> Self {
+        let fingerprint = trust_root.fingerprint().clone();
+        self.fork(
+            self.inner.registry.clone(),
+            Verifier::new(trust_root),
+            fingerprint,
+            self.inner.options.clone(),
+        )
+    }
+
+    /// The same verifier with other options (e.g. a key authority that does not require Rekor); caches
+    /// are shared, and every cache key carries the options that decide a verdict.
+    pub fn with_options(&self, options: VerifyOptions) -> Result<Self, VerifyError> {
+        if options.max_candidates == 0 {
+            return Err(VerifyError::Config { reason: "max_candidates must be at least 1".into() });
+        }
+        Ok(self.fork(
+            self.inner.registry.clone(),
+            self.inner.sigstore.clone(),
+            self.inner.trust_root_fingerprint.clone(),
+            options,
+        ))
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &VerifyOptions {
+        &self.inner.options
     }
 
     /// The registry client (shared; e.g. for signing in tests and demos).
@@ -411,9 +504,12 @@ impl ArtifactVerifier {
         let key = VerdictKey {
             digest,
             authority: format!(
-                "{}|trust-root:{}",
+                "{}|trust-root:{}|tlog-for-keys:{}|sct:{}|candidates:{}",
                 authority_fingerprint(authority),
-                self.inner.trust_root_fingerprint
+                self.inner.trust_root_fingerprint,
+                self.inner.options.require_tlog_for_keys,
+                self.inner.options.require_sct,
+                self.inner.options.max_candidates,
             ),
             requirement: requirement.to_string(),
         };

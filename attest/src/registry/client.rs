@@ -16,7 +16,7 @@ use reqwest::{Method, StatusCode};
 use super::manifest::{
     bare_media_type, parse_manifest, Descriptor, ImageIndex, ManifestKind, MANIFEST_MEDIA_TYPES, OCI_INDEX,
 };
-use super::{FetchedManifest, RegistryAuth, RegistryConfig, RegistryError, RegistryStats};
+use super::{Credentials, FetchedManifest, RegistryAuth, RegistryConfig, RegistryError, RegistryStats};
 use crate::digest::Digest;
 use crate::reference::ArtifactRef;
 
@@ -52,9 +52,10 @@ struct Inner {
     oci: oci_client::Client,
     http: reqwest::Client,
     auth_cache: Mutex<HashMap<AuthKey, CachedAuth>>,
-    calls: AtomicU64,
-    errors: AtomicU64,
-    retries: AtomicU64,
+    // Shared with clients derived by `with_credentials`, so statistics cover them too.
+    calls: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
+    retries: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,16 +105,8 @@ impl RegistryClient {
     /// Build a client; fails only on an unusable TLS or HTTP configuration.
     pub fn new(config: RegistryConfig) -> Result<Self, RegistryError> {
         let insecure: Vec<String> = config.insecure_registries.iter().map(|r| normalize_host(r)).collect();
-        let config = RegistryConfig { insecure_registries: insecure.clone(), ..config };
-        let oci_config = ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(insecure),
-            read_timeout: Some(config.timeout),
-            connect_timeout: Some(config.timeout),
-            use_monolithic_push: true,
-            ..ClientConfig::default()
-        };
-        let oci = oci_client::Client::try_from(oci_config)
-            .map_err(|e| RegistryError::Config { reason: e.to_string() })?;
+        let config = RegistryConfig { insecure_registries: insecure, ..config };
+        let oci = oci_client_for(&config)?;
         let redirects = reqwest::redirect::Policy::custom(|attempt| {
             // Never follow a redirect from HTTPS down to plain HTTP.
             let downgrade =
@@ -139,9 +132,31 @@ impl RegistryClient {
                 oci,
                 http,
                 auth_cache: Mutex::new(HashMap::new()),
-                calls: AtomicU64::new(0),
-                errors: AtomicU64::new(0),
-                retries: AtomicU64::new(0),
+                calls: Arc::new(AtomicU64::new(0)),
+                errors: Arc::new(AtomicU64::new(0)),
+                retries: Arc::new(AtomicU64::new(0)),
+            }),
+        })
+    }
+
+    /// A client that uses `extra` credentials first (where `extra` and the configured credentials both
+    /// name a registry, `extra` wins) and the configured ones otherwise. It shares this client's
+    /// connections and counters, but not its tokens: tokens obtained with one set of credentials are
+    /// never used for another.
+    pub fn with_credentials(&self, extra: &Credentials) -> Result<Self, RegistryError> {
+        let mut credentials = extra.clone();
+        credentials.merge(self.inner.config.credentials.clone());
+        let config = RegistryConfig { credentials, ..self.inner.config.clone() };
+        let oci = oci_client_for(&config)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                oci,
+                http: self.inner.http.clone(),
+                auth_cache: Mutex::new(HashMap::new()),
+                calls: self.inner.calls.clone(),
+                errors: self.inner.errors.clone(),
+                retries: self.inner.retries.clone(),
             }),
         })
     }
@@ -881,6 +896,19 @@ fn next_link(header: &str) -> Option<String> {
         let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
         is_next.then(|| target.to_owned())
     })
+}
+
+/// oci-client (used for its token dance and uploads) configured like the client; it keeps credentials and
+/// tokens of its own, so every credential set gets its own.
+fn oci_client_for(config: &RegistryConfig) -> Result<oci_client::Client, RegistryError> {
+    let oci_config = ClientConfig {
+        protocol: ClientProtocol::HttpsExcept(config.insecure_registries.clone()),
+        read_timeout: Some(config.timeout),
+        connect_timeout: Some(config.timeout),
+        use_monolithic_push: true,
+        ..ClientConfig::default()
+    };
+    oci_client::Client::try_from(oci_config).map_err(|e| RegistryError::Config { reason: e.to_string() })
 }
 
 #[cfg(test)]
