@@ -15,6 +15,8 @@ pub mod reference;
 pub mod registry;
 pub mod sbom;
 pub mod sigstore_verify;
+#[doc(hidden)]
+pub mod testdata;
 pub mod trust_root;
 pub mod verify;
 

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use base64::Engine;
@@ -26,15 +26,9 @@ use vouch_attest::trust_root::{TransparencyLog, TrustRoot, Validity};
 const ID: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
 const GH: &str = "https://token.actions.githubusercontent.com";
 
+#[allow(clippy::unwrap_used, clippy::expect_used)] // tests: missing material under CI must fail
 fn testdata() -> Option<PathBuf> {
-    let dir = std::env::var_os("VOUCH_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata"));
-    if dir.join("sigstore-conformance").is_dir() {
-        return Some(dir);
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "test data missing at {} under CI", dir.display());
-    None
+    vouch_attest::testdata::locate().unwrap()
 }
 
 fn case(name: &str) -> Option<PathBuf> {

@@ -10,16 +10,9 @@ use vouch_attest::model_signing::{verify_model_directory, verify_model_manifest,
 use vouch_attest::{Digest, PublicKey, SigningKey};
 
 /// The shared model-signing material, or None (skip) when absent outside CI.
+#[allow(clippy::unwrap_used, clippy::expect_used)] // tests: missing material under CI must fail
 fn testdata() -> Option<PathBuf> {
-    let dir = std::env::var_os("VOUCH_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata"));
-    if dir.is_dir() {
-        return Some(dir.join("model-signing"));
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "test material missing at {}", dir.display());
-    eprintln!("skipping: no test material at {}", dir.display());
-    None
+    vouch_attest::testdata::locate().unwrap()
 }
 
 struct Material {

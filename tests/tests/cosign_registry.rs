@@ -110,11 +110,9 @@ fn ago(secs: u64) -> SystemTime {
     SystemTime::now() - Duration::from_secs(secs)
 }
 
+#[allow(clippy::unwrap_used, clippy::expect_used)] // tests: missing material under CI must fail
 fn testdata() -> PathBuf {
-    match std::env::var_os("VOUCH_TESTDATA") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata"),
-    }
+    vouch_attest::testdata::locate().unwrap().expect("test material (../shared/testdata or $VOUCH_TESTDATA)")
 }
 
 #[tokio::test]
