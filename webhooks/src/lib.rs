@@ -3,3 +3,4 @@
 pub mod cli;
 pub mod dev_registry;
 pub mod cluster;
+pub mod server;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod demo;
+pub mod serve;
 pub mod sigstore;
 pub mod verify;
 
@@ -29,6 +30,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Verify an image's signature, attestation or SBOM, by digest, as cosign would.
     Verify(verify::VerifyArgs),
+    /// Serve the validating and mutating admission webhooks.
+    Serve(Box<serve::ServeArgs>),
     /// Sigstore tooling (the conformance suite's client protocol).
     #[command(subcommand)]
     Sigstore(SigstoreCommand),
@@ -53,6 +56,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Sigstore(SigstoreCommand::VerifyBundle(args)) => sigstore::run(args),
     }
 }

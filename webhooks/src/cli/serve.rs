@@ -1,0 +1,166 @@
+//! `vouch serve`: the admission webhooks. Configuration from flags over an optional YAML file, validated
+//! before any port is bound (every problem listed, exit 2); SIGTERM or SIGINT drains and exits 0.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::server::config::RawServeConfig;
+
+use super::{EXIT_ERROR, EXIT_OK};
+
+/// Arguments; every one can also be given in `--config` (camelCase keys). Flags win.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// YAML file with the same settings (camelCase keys, e.g. `tlsCert`, `timeoutBudget`).
+    #[arg(long, env = "VOUCH_SERVE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Serving certificate chain (PEM); reloaded when it changes.
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of the serving certificate (PEM).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// How often the certificate files are checked for changes, e.g. `5s`.
+    #[arg(long)]
+    pub tls_reload_interval: Option<String>,
+    /// HTTPS address of /validate and /mutate [default: 0.0.0.0:8443].
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Plain-HTTP address of /healthz, /readyz and /metrics [default: 0.0.0.0:8080].
+    #[arg(long)]
+    pub health_listen: Option<String>,
+    /// Read policies from this directory (YAML) instead of the cluster.
+    #[arg(long)]
+    pub policy_dir: Option<PathBuf>,
+    /// Dry-run audit mode: nothing is denied, every would-be denial is recorded.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Artifacts no policy covers: allow, warn or deny [default: allow].
+    #[arg(long)]
+    pub no_match: Option<String>,
+    /// Sigstore trusted_root.json (default: the embedded public-good root).
+    #[arg(long)]
+    pub trusted_root: Option<PathBuf>,
+    /// A registry (host[:port]) reached over plain HTTP. Repeatable. Never use for registries you do not run.
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Docker config JSON with registry credentials.
+    #[arg(long, env = "VOUCH_REGISTRY_AUTH_FILE")]
+    pub registry_auth_file: Option<PathBuf>,
+    /// Key-based signatures need no Rekor entry (cosign's `--insecure-ignore-tlog`).
+    #[arg(long)]
+    pub insecure_ignore_tlog: bool,
+    /// Per-request time budget, below the webhook's timeoutSeconds [default: 8s].
+    #[arg(long)]
+    pub timeout_budget: Option<String>,
+    /// Largest AdmissionReview body accepted [default: 8388608].
+    #[arg(long)]
+    pub max_body_bytes: Option<u64>,
+    /// Use the Kubernetes API (in-cluster or kubeconfig) for policies, pull secrets and status
+    /// [default: true without --policy-dir, false with it].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub kube: Option<bool>,
+    /// Time in-flight requests get after SIGTERM [default: 20s].
+    #[arg(long)]
+    pub shutdown_grace: Option<String>,
+}
+
+impl ServeArgs {
+    fn raw(&self) -> RawServeConfig {
+        RawServeConfig {
+            listen: self.listen.clone(),
+            health_listen: self.health_listen.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_reload_interval: self.tls_reload_interval.clone(),
+            policy_dir: self.policy_dir.clone(),
+            // A bool flag can only switch on; the file can still set it.
+            dry_run: self.dry_run.then_some(true),
+            no_match: self.no_match.clone(),
+            trusted_root: self.trusted_root.clone(),
+            insecure_registries: (!self.insecure_registries.is_empty())
+                .then(|| self.insecure_registries.clone()),
+            registry_auth_file: self.registry_auth_file.clone(),
+            insecure_ignore_tlog: self.insecure_ignore_tlog.then_some(true),
+            timeout_budget: self.timeout_budget.clone(),
+            max_body_bytes: self.max_body_bytes,
+            kube: self.kube,
+            shutdown_grace: self.shutdown_grace.clone(),
+        }
+    }
+}
+
+/// Structured JSON logs on stderr; `RUST_LOG` filters (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutting down"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!(signal = "SIGINT", "shutting down");
+    }
+}
+
+/// Run the command: exit 0 after a clean drain, 2 for configuration or start-up errors.
+pub fn run(args: ServeArgs) -> ExitCode {
+    init_logging();
+    let file = match &args.config {
+        Some(path) => match RawServeConfig::from_yaml_file(path) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        },
+        None => RawServeConfig::default(),
+    };
+    let config = match file.overlay(args.raw()).validate() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(crate::server::run(config, shutdown_signal())) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

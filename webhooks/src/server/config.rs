@@ -1,0 +1,493 @@
+//! `vouch serve` configuration: raw values (flags over an optional YAML file) validated once into a typed
+//! [`ServeConfig`], with every bad value reported at once, before any port is bound.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use vouch_policies::NoMatchAction;
+
+use super::tls::CertPaths;
+
+/// Default HTTPS address of the webhooks.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
+/// Default plain-HTTP address of /healthz, /readyz and /metrics.
+pub const DEFAULT_HEALTH_LISTEN: &str = "0.0.0.0:8080";
+/// Default per-request time budget: below the webhook's `timeoutSeconds` (10 s in the chart).
+pub const DEFAULT_TIMEOUT_BUDGET: Duration = Duration::from_secs(8);
+/// Default largest admission review body (kube-apiserver objects are at most ~3 MiB in etcd).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Default interval between certificate file polls.
+pub const DEFAULT_TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+/// Default time in-flight requests get after SIGTERM.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// The API server's hard limit on `timeoutSeconds`.
+const MAX_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
+const MIN_BODY_BYTES: usize = 4 * 1024;
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Largest configuration file read.
+const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The validated configuration of `vouch serve`; tests build it as a literal.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// HTTPS address of /validate and /mutate.
+    pub listen: SocketAddr,
+    /// Plain-HTTP address of /healthz, /readyz and /metrics.
+    pub health_listen: SocketAddr,
+    /// Serving certificate and key (PEM), reloaded when they change.
+    pub tls: CertPaths,
+    /// How often the certificate files are polled.
+    pub tls_reload_interval: Duration,
+    /// Policies from this directory (multi-document YAML); `None` = from the cluster.
+    pub policy_dir: Option<PathBuf>,
+    /// Global dry-run: every policy acts as audit.
+    pub dry_run: bool,
+    /// What happens to an artifact no policy covers.
+    pub no_match: NoMatchAction,
+    /// Sigstore trusted_root.json (default: the embedded public-good root).
+    pub trusted_root: Option<PathBuf>,
+    /// Registries reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    /// Docker config JSON with registry credentials.
+    pub registry_auth_file: Option<PathBuf>,
+    /// Key-based signatures need no Rekor entry (cosign's `--insecure-ignore-tlog`).
+    pub insecure_ignore_tlog: bool,
+    /// Per-request time budget (below the webhook's timeoutSeconds).
+    pub timeout_budget: Duration,
+    /// Largest admission review body accepted (413 above).
+    pub max_body_bytes: usize,
+    /// Use a kube client (in-cluster or kubeconfig) for policies, pull secrets and status.
+    pub kube: bool,
+    /// Time in-flight requests get after SIGTERM before the process exits anyway.
+    pub shutdown_grace: Duration,
+}
+
+/// Raw values, all optional: what the YAML file (camelCase keys) and the flags give.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawServeConfig {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--health-listen`.
+    pub health_listen: Option<String>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-reload-interval`.
+    pub tls_reload_interval: Option<String>,
+    /// `--policy-dir`.
+    pub policy_dir: Option<PathBuf>,
+    /// `--dry-run`.
+    pub dry_run: Option<bool>,
+    /// `--no-match`.
+    pub no_match: Option<String>,
+    /// `--trusted-root`.
+    pub trusted_root: Option<PathBuf>,
+    /// `--insecure-registry` (repeatable).
+    pub insecure_registries: Option<Vec<String>>,
+    /// `--registry-auth-file`.
+    pub registry_auth_file: Option<PathBuf>,
+    /// `--insecure-ignore-tlog`.
+    pub insecure_ignore_tlog: Option<bool>,
+    /// `--timeout-budget`.
+    pub timeout_budget: Option<String>,
+    /// `--max-body-bytes`.
+    pub max_body_bytes: Option<u64>,
+    /// `--kube`.
+    pub kube: Option<bool>,
+    /// `--shutdown-grace`.
+    pub shutdown_grace: Option<String>,
+}
+
+/// One bad value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The flag (and YAML key) concerned, e.g. `--tls-cert`.
+    pub field: &'static str,
+    /// What is wrong, keeping the value given.
+    pub message: String,
+}
+
+/// Every bad value of a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The problems, in field order.
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        for p in &self.problems {
+            write!(f, "\n  {}: {}", p.field, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl RawServeConfig {
+    /// Read a YAML configuration file (camelCase keys, unknown keys rejected).
+    pub fn from_yaml_file(path: &Path) -> Result<Self, ConfigError> {
+        use std::io::Read as _;
+        let problem =
+            |message: String| ConfigError { problems: vec![ConfigProblem { field: "--config", message }] };
+        let file =
+            std::fs::File::open(path).map_err(|e| problem(format!("cannot read {}: {e}", path.display())))?;
+        let mut text = String::new();
+        file.take(MAX_CONFIG_FILE_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| problem(format!("cannot read {}: {e}", path.display())))?;
+        if text.len() as u64 > MAX_CONFIG_FILE_BYTES {
+            return Err(problem(format!("{} is larger than {MAX_CONFIG_FILE_BYTES} bytes", path.display())));
+        }
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_yaml::from_str(&text).map_err(|e| problem(format!("{}: {e}", path.display())))
+    }
+
+    /// Values set in `over` replace those in `self` (flags over file).
+    pub fn overlay(self, over: Self) -> Self {
+        Self {
+            listen: over.listen.or(self.listen),
+            health_listen: over.health_listen.or(self.health_listen),
+            tls_cert: over.tls_cert.or(self.tls_cert),
+            tls_key: over.tls_key.or(self.tls_key),
+            tls_reload_interval: over.tls_reload_interval.or(self.tls_reload_interval),
+            policy_dir: over.policy_dir.or(self.policy_dir),
+            dry_run: over.dry_run.or(self.dry_run),
+            no_match: over.no_match.or(self.no_match),
+            trusted_root: over.trusted_root.or(self.trusted_root),
+            insecure_registries: over.insecure_registries.or(self.insecure_registries),
+            registry_auth_file: over.registry_auth_file.or(self.registry_auth_file),
+            insecure_ignore_tlog: over.insecure_ignore_tlog.or(self.insecure_ignore_tlog),
+            timeout_budget: over.timeout_budget.or(self.timeout_budget),
+            max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
+            kube: over.kube.or(self.kube),
+            shutdown_grace: over.shutdown_grace.or(self.shutdown_grace),
+        }
+    }
+
+    /// Check every value; all problems at once. Files are checked for existence only (their contents are
+    /// read, and reported on, when the server starts).
+    pub fn validate(self) -> Result<ServeConfig, ConfigError> {
+        let mut problems = Vec::new();
+        let mut bad = |field: &'static str, message: String| problems.push(ConfigProblem { field, message });
+
+        let listen =
+            address(self.listen.as_deref().unwrap_or(DEFAULT_LISTEN)).map_err(|m| bad("--listen", m)).ok();
+        let health_listen = address(self.health_listen.as_deref().unwrap_or(DEFAULT_HEALTH_LISTEN))
+            .map_err(|m| bad("--health-listen", m))
+            .ok();
+        if let (Some(a), Some(b)) = (listen, health_listen) {
+            if a.port() == b.port()
+                && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+            {
+                bad(
+                    "--health-listen",
+                    format!("{b} clashes with --listen {a}: health and webhooks need separate ports"),
+                );
+            }
+        }
+        let tls_cert = required_file(self.tls_cert, "--tls-cert", &mut bad);
+        let tls_key = required_file(self.tls_key, "--tls-key", &mut bad);
+        let tls_reload_interval = duration_in(
+            self.tls_reload_interval.as_deref(),
+            DEFAULT_TLS_RELOAD_INTERVAL,
+            (Duration::from_millis(100), Duration::from_secs(3600)),
+            "--tls-reload-interval",
+            &mut bad,
+        );
+        if let Some(dir) = &self.policy_dir {
+            if !dir.is_dir() {
+                bad("--policy-dir", format!("{} is not a directory", dir.display()));
+            }
+        }
+        // Without a policy directory, policies come from the cluster: --kube defaults on.
+        let kube = self.kube.unwrap_or(self.policy_dir.is_none());
+        if !kube && self.policy_dir.is_none() {
+            bad(
+                "--policy-dir",
+                "no policies: give --policy-dir, or --kube to read them from the cluster".into(),
+            );
+        }
+        let no_match = match self.no_match.as_deref().unwrap_or("allow") {
+            "allow" => Some(NoMatchAction::Allow),
+            "warn" => Some(NoMatchAction::Warn),
+            "deny" => Some(NoMatchAction::Deny),
+            other => {
+                bad("--no-match", format!("{other:?}: expected allow, warn or deny"));
+                None
+            }
+        };
+        optional_file(self.trusted_root.as_deref(), "--trusted-root", &mut bad);
+        optional_file(self.registry_auth_file.as_deref(), "--registry-auth-file", &mut bad);
+        let insecure_registries = self.insecure_registries.unwrap_or_default();
+        for r in &insecure_registries {
+            if let Err(m) = registry_host(r) {
+                bad("--insecure-registry", m);
+            }
+        }
+        let timeout_budget = duration_in(
+            self.timeout_budget.as_deref(),
+            DEFAULT_TIMEOUT_BUDGET,
+            (Duration::from_millis(100), MAX_WEBHOOK_TIMEOUT - Duration::from_secs(1)),
+            "--timeout-budget",
+            &mut bad,
+        );
+        let max_body_bytes = match self.max_body_bytes {
+            None => Some(DEFAULT_MAX_BODY_BYTES),
+            Some(n) if (MIN_BODY_BYTES as u64..=MAX_BODY_BYTES as u64).contains(&n) => {
+                usize::try_from(n).ok()
+            }
+            Some(n) => {
+                bad(
+                    "--max-body-bytes",
+                    format!("{n}: must be between {MIN_BODY_BYTES} and {MAX_BODY_BYTES}"),
+                );
+                None
+            }
+        };
+        let shutdown_grace = duration_in(
+            self.shutdown_grace.as_deref(),
+            DEFAULT_SHUTDOWN_GRACE,
+            (Duration::ZERO, Duration::from_secs(600)),
+            "--shutdown-grace",
+            &mut bad,
+        );
+
+        match (
+            listen,
+            health_listen,
+            tls_cert,
+            tls_key,
+            tls_reload_interval,
+            no_match,
+            timeout_budget,
+            max_body_bytes,
+            shutdown_grace,
+        ) {
+            (
+                Some(listen),
+                Some(health_listen),
+                Some(cert),
+                Some(key),
+                Some(tls_reload_interval),
+                Some(no_match),
+                Some(timeout_budget),
+                Some(max_body_bytes),
+                Some(shutdown_grace),
+            ) if problems.is_empty() => Ok(ServeConfig {
+                listen,
+                health_listen,
+                tls: CertPaths { cert, key },
+                tls_reload_interval,
+                policy_dir: self.policy_dir,
+                dry_run: self.dry_run.unwrap_or(false),
+                no_match,
+                trusted_root: self.trusted_root,
+                insecure_registries,
+                registry_auth_file: self.registry_auth_file,
+                insecure_ignore_tlog: self.insecure_ignore_tlog.unwrap_or(false),
+                timeout_budget,
+                max_body_bytes,
+                kube,
+                shutdown_grace,
+            }),
+            _ => Err(ConfigError { problems }),
+        }
+    }
+}
+
+fn address(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| format!("{s:?} is not an address of the form IP:PORT (e.g. 0.0.0.0:8443)"))
+}
+
+fn required_file(
+    p: Option<PathBuf>,
+    field: &'static str,
+    bad: &mut impl FnMut(&'static str, String),
+) -> Option<PathBuf> {
+    match p {
+        None => {
+            bad(field, "required (the webhooks are served over HTTPS only)".into());
+            None
+        }
+        Some(p) if !p.is_file() => {
+            bad(field, format!("{} is not a readable file", p.display()));
+            None
+        }
+        Some(p) => Some(p),
+    }
+}
+
+fn optional_file(p: Option<&Path>, field: &'static str, bad: &mut impl FnMut(&'static str, String)) {
+    if let Some(p) = p {
+        if !p.is_file() {
+            bad(field, format!("{} is not a readable file", p.display()));
+        }
+    }
+}
+
+fn registry_host(r: &str) -> Result<(), String> {
+    let ok = !r.is_empty()
+        && !r.contains("://")
+        && !r.contains('/')
+        && r.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{r:?}: expected host[:port], without scheme or path"))
+    }
+}
+
+/// `8s`, `500ms`, `2m` or plain seconds (`8`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = number.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 8s, 500ms, 2m)"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(|| format!("{s:?} is too long")),
+        _ => Err(format!("{s:?} is not a duration (e.g. 8s, 500ms, 2m)")),
+    }
+}
+
+fn duration_in(
+    s: Option<&str>,
+    default: Duration,
+    (min, max): (Duration, Duration),
+    field: &'static str,
+    bad: &mut impl FnMut(&'static str, String),
+) -> Option<Duration> {
+    let Some(s) = s else { return Some(default) };
+    match parse_duration(s) {
+        Ok(d) if d >= min && d <= max => Some(d),
+        Ok(_) => {
+            bad(field, format!("{s}: must be between {min:?} and {max:?}"));
+            None
+        }
+        Err(m) => {
+            bad(field, m);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("tls.crt");
+        let key = dir.path().join("tls.key");
+        std::fs::write(&cert, "x").unwrap();
+        std::fs::write(&key, "x").unwrap();
+        (dir, cert, key)
+    }
+
+    #[test]
+    fn defaults_apply_and_kube_is_off_with_a_policy_dir() {
+        let (dir, cert, key) = files();
+        let c = RawServeConfig {
+            tls_cert: Some(cert),
+            tls_key: Some(key),
+            policy_dir: Some(dir.path().into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(c.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(c.health_listen, DEFAULT_HEALTH_LISTEN.parse().unwrap());
+        assert_eq!(c.timeout_budget, DEFAULT_TIMEOUT_BUDGET);
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(c.no_match, NoMatchAction::Allow);
+        assert!(!c.kube);
+        assert!(!c.dry_run);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = RawServeConfig {
+            listen: Some("8443".into()),
+            health_listen: Some("nowhere".into()),
+            tls_cert: None,
+            tls_key: Some("/nonexistent/tls.key".into()),
+            no_match: Some("maybe".into()),
+            kube: Some(false),
+            timeout_budget: Some("45s".into()),
+            max_body_bytes: Some(10),
+            insecure_registries: Some(vec!["http://reg.local/x".into()]),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        let fields: Vec<_> = err.problems.iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "--listen",
+                "--health-listen",
+                "--tls-cert",
+                "--tls-key",
+                "--policy-dir",
+                "--no-match",
+                "--insecure-registry",
+                "--timeout-budget",
+                "--max-body-bytes"
+            ]
+        );
+        let text = err.to_string();
+        assert!(text.contains("\"maybe\": expected allow, warn or deny"), "{text}");
+        assert!(text.contains("/nonexistent/tls.key is not a readable file"), "{text}");
+    }
+
+    #[test]
+    fn same_port_for_health_and_webhooks_is_refused() {
+        let (dir, cert, key) = files();
+        let err = RawServeConfig {
+            listen: Some("0.0.0.0:8443".into()),
+            health_listen: Some("127.0.0.1:8443".into()),
+            tls_cert: Some(cert),
+            tls_key: Some(key),
+            policy_dir: Some(dir.path().into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert!(err.problems[0].message.contains("separate ports"));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: RawServeConfig =
+            serde_yaml::from_str("listen: 0.0.0.0:9443\ndryRun: true\nnoMatch: warn\ntimeoutBudget: 5s\n")
+                .unwrap();
+        let flags = RawServeConfig { listen: Some("127.0.0.1:1443".into()), ..Default::default() };
+        let merged = file.overlay(flags);
+        assert_eq!(merged.listen.as_deref(), Some("127.0.0.1:1443"));
+        assert_eq!(merged.dry_run, Some(true));
+        assert_eq!(merged.no_match.as_deref(), Some("warn"));
+        assert!(serde_yaml::from_str::<RawServeConfig>("lisen: x\n").is_err(), "unknown keys are rejected");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("8s").unwrap(), Duration::from_secs(8));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert!(parse_duration("3h").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! A throwaway certificate authority for tests, benchmarks and the quickstart: a P-256 root and serving
+//! certificates for loopback names, made with the RustCrypto X.509 builder (no OpenSSL, no rcgen).
+
+use std::net::IpAddr;
+use std::str::FromStr as _;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use der::asn1::{Ia5String, OctetString};
+use der::{Decode as _, Encode as _};
+use p256::ecdsa::{DerSignature, SigningKey as P256Key};
+use p256::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _};
+use spki::SubjectPublicKeyInfoOwned;
+use x509_cert::builder::{Builder as _, CertificateBuilder, Profile};
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+
+/// serverAuth extended key usage.
+const OID_SERVER_AUTH: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1");
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// A serving certificate (leaf, PEM) and its PKCS#8 private key (PEM).
+#[derive(Clone)]
+pub struct ServingPair {
+    /// Leaf certificate, PEM.
+    pub cert_pem: String,
+    /// Leaf private key, PKCS#8 PEM.
+    pub key_pem: String,
+    /// Leaf certificate, DER.
+    pub cert_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for ServingPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServingPair").field("cert_pem", &self.cert_pem).finish_non_exhaustive()
+    }
+}
+
+/// A root CA that signs serving certificates.
+pub struct DevCa {
+    key: P256Key,
+    name: Name,
+    cert_der: Vec<u8>,
+    next_serial: std::sync::atomic::AtomicU32,
+}
+
+impl std::fmt::Debug for DevCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevCa").field("name", &self.name.to_string()).finish_non_exhaustive()
+    }
+}
+
+fn fresh_key() -> anyhow::Result<P256Key> {
+    let pem = vouch_attest::SigningKey::generate().to_pkcs8_pem();
+    P256Key::from_pkcs8_pem(&pem).context("re-reading a fresh P-256 key")
+}
+
+fn spki_of(key: &P256Key) -> anyhow::Result<SubjectPublicKeyInfoOwned> {
+    let der = key.verifying_key().to_public_key_der()?;
+    Ok(SubjectPublicKeyInfoOwned::from_der(der.as_bytes())?)
+}
+
+fn validity() -> anyhow::Result<Validity> {
+    let now = SystemTime::now();
+    Ok(Validity { not_before: Time::try_from(now - DAY)?, not_after: Time::try_from(now + 30 * DAY)? })
+}
+
+impl DevCa {
+    /// A fresh root CA named `CN=<common_name>`, valid from yesterday for a month.
+    pub fn new(common_name: &str) -> anyhow::Result<Self> {
+        let key = fresh_key()?;
+        let name = Name::from_str(&format!("CN={common_name},O=vouch-dev"))?;
+        let mut b = CertificateBuilder::new(
+            Profile::Root,
+            SerialNumber::from(1u32),
+            validity()?,
+            name.clone(),
+            spki_of(&key)?,
+            &key,
+        )?;
+        b.add_extension(&KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?;
+        let cert_der = b.build::<DerSignature>()?.to_der()?;
+        Ok(Self { key, name, cert_der, next_serial: std::sync::atomic::AtomicU32::new(2) })
+    }
+
+    /// The CA certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// The CA certificate, PEM (e.g. the webhook configuration's caBundle, base64-encoded).
+    pub fn cert_pem(&self) -> String {
+        vouch_attest::keys::pem_encode("CERTIFICATE", &self.cert_der)
+    }
+
+    /// A serving certificate for these DNS names and IP addresses, with a fresh P-256 key.
+    pub fn issue_server(&self, dns_names: &[&str], ips: &[IpAddr]) -> anyhow::Result<ServingPair> {
+        let key = fresh_key()?;
+        let serial = self.next_serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let subject = Name::from_str(&format!("CN={},O=vouch-dev", dns_names.first().unwrap_or(&"vouch")))?;
+        let mut b = CertificateBuilder::new(
+            Profile::Leaf {
+                issuer: self.name.clone(),
+                enable_key_agreement: false,
+                enable_key_encipherment: false,
+            },
+            SerialNumber::from(serial),
+            validity()?,
+            subject,
+            spki_of(&key)?,
+            &self.key,
+        )?;
+        let mut names = Vec::new();
+        for d in dns_names {
+            names.push(GeneralName::DnsName(Ia5String::new(d)?));
+        }
+        for ip in ips {
+            let octets = match ip {
+                IpAddr::V4(v4) => v4.octets().to_vec(),
+                IpAddr::V6(v6) => v6.octets().to_vec(),
+            };
+            names.push(GeneralName::IpAddress(OctetString::new(octets)?));
+        }
+        b.add_extension(&SubjectAltName(names))?;
+        b.add_extension(&ExtendedKeyUsage(vec![OID_SERVER_AUTH]))?;
+        let cert_der = b.build::<DerSignature>()?.to_der()?;
+        let key_pem = p256::pkcs8::EncodePrivateKey::to_pkcs8_pem(&key, p256::pkcs8::LineEnding::LF)?;
+        Ok(ServingPair {
+            cert_pem: vouch_attest::keys::pem_encode("CERTIFICATE", &cert_der),
+            key_pem: key_pem.to_string(),
+            cert_der,
+        })
+    }
+}

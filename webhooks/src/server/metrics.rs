@@ -1,0 +1,267 @@
+//! Prometheus metrics of the webhook server, served as OpenMetrics text on the health port.
+//!
+//! Counters kept elsewhere (the verdict cache, the registry client, certificate reloads) are read at
+//! scrape time, so they are never out of step with their source.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use vouch_attest::verify::ArtifactVerifier;
+
+use super::tls::ReloadingCert;
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Labels of `vouch_admission_requests_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `validate` or `mutate`.
+    pub endpoint: String,
+    /// CREATE, UPDATE, DELETE, CONNECT, or INVALID for a request that could not be read.
+    pub operation: String,
+}
+
+/// Labels of `vouch_decisions_total` (one per finding: artifact x policy x requirement).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// pass, fail or error.
+    pub result: String,
+    /// The policy's name.
+    pub policy: String,
+    /// enforce, warn or audit.
+    pub mode: String,
+}
+
+/// Labels of `vouch_admission_responses_total` and `vouch_admission_duration_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ResponseLabels {
+    /// `validate` or `mutate`.
+    pub endpoint: String,
+    /// allowed, denied, or invalid (HTTP 4xx).
+    pub outcome: String,
+}
+
+/// Labels of `vouch_admission_duration_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// `validate` or `mutate`.
+    pub endpoint: String,
+}
+
+/// Where scrape-time counters come from; attached once the server has built them.
+#[derive(Debug, Default)]
+struct Sources {
+    verifier: OnceLock<ArtifactVerifier>,
+    cert: OnceLock<Arc<ReloadingCert>>,
+    status_dropped: OnceLock<CounterFn>,
+}
+
+/// A counter read through a function (from a component that keeps its own).
+#[derive(Clone)]
+struct CounterFn(Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl std::fmt::Debug for CounterFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CounterFn")
+    }
+}
+
+fn const_counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let counter = ConstCounter::new(value);
+    let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+    counter.encode(metric)
+}
+
+impl Collector for Sources {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(v) = self.verifier.get() {
+            let cache = v.cache_stats();
+            let registry = v.registry_stats();
+            const_counter(
+                &mut encoder,
+                "vouch_verdict_cache_hits",
+                "Verdict cache look-ups answered from the cache.",
+                cache.hits,
+            )?;
+            const_counter(
+                &mut encoder,
+                "vouch_verdict_cache_misses",
+                "Verdict cache look-ups that ran a verification.",
+                cache.misses,
+            )?;
+            const_counter(&mut encoder, "vouch_registry_calls", "Registry API calls made.", registry.calls)?;
+            const_counter(
+                &mut encoder,
+                "vouch_registry_errors",
+                "Registry API calls that failed.",
+                registry.errors,
+            )?;
+        }
+        if let Some(c) = self.cert.get() {
+            const_counter(&mut encoder, "vouch_tls_reloads", "Serving certificate reloads.", c.reloads())?;
+            const_counter(
+                &mut encoder,
+                "vouch_tls_reload_errors",
+                "New serving certificates rejected (the previous one is kept).",
+                c.reload_errors(),
+            )?;
+        }
+        if let Some(dropped) = self.status_dropped.get() {
+            const_counter(
+                &mut encoder,
+                "vouch_status_events_dropped",
+                "Status events dropped because the writer was full.",
+                (dropped.0)(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The server's metrics; clone freely (clones share the counters).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    sources: Arc<Sources>,
+    requests: Family<RequestLabels, Counter>,
+    responses: Family<ResponseLabels, Counter>,
+    decisions: Family<DecisionLabels, Counter>,
+    duration: Family<EndpointLabels, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Fresh metrics with every family registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let responses = Family::<ResponseLabels, Counter>::default();
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        // 1 ms .. ~16 s: a cache hit is sub-millisecond, a cold verification seconds.
+        let duration = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register("vouch_admission_requests", "Admission reviews received.", requests.clone());
+        registry.register("vouch_admission_responses", "Admission responses by outcome.", responses.clone());
+        registry.register(
+            "vouch_decisions",
+            "Policy findings by result, policy and mode.",
+            decisions.clone(),
+        );
+        registry.register(
+            "vouch_admission_duration_seconds",
+            "Time from reading an admission review to writing the response.",
+            duration.clone(),
+        );
+        let sources = Arc::new(Sources::default());
+        registry.register_collector(Box::new(Arc::clone(&sources)));
+        Self { registry: Arc::new(registry), sources, requests, responses, decisions, duration }
+    }
+
+    /// Read cache and registry counters from this verifier at scrape time (first call wins).
+    pub fn attach_verifier(&self, verifier: ArtifactVerifier) {
+        let _ = self.sources.verifier.set(verifier);
+    }
+
+    /// Read certificate reload counters from this resolver at scrape time (first call wins).
+    pub fn attach_cert(&self, cert: Arc<ReloadingCert>) {
+        let _ = self.sources.cert.set(cert);
+    }
+
+    /// Read the status writer's dropped-event counter at scrape time (first call wins).
+    pub fn attach_status_dropped(&self, dropped: Arc<dyn Fn() -> u64 + Send + Sync>) {
+        let _ = self.sources.status_dropped.set(CounterFn(dropped));
+    }
+
+    /// Count one admission review.
+    pub fn request(&self, endpoint: &str, operation: &str) {
+        self.requests
+            .get_or_create(&RequestLabels { endpoint: endpoint.into(), operation: operation.into() })
+            .inc();
+    }
+
+    /// Count one response and its latency.
+    pub fn response(&self, endpoint: &str, outcome: &str, elapsed: Duration) {
+        self.responses
+            .get_or_create(&ResponseLabels { endpoint: endpoint.into(), outcome: outcome.into() })
+            .inc();
+        self.duration
+            .get_or_create(&EndpointLabels { endpoint: endpoint.into() })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Count one finding.
+    pub fn decision(&self, result: &str, policy: &str, mode: &str) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                result: result.into(),
+                policy: policy.into(),
+                mode: mode.into(),
+            })
+            .inc();
+    }
+
+    /// Everything, as OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            // Writing to a String cannot fail; an encoder bug must not take the health port down.
+            out = "# EOF\n".into();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_labels_are_as_documented() {
+        let m = Metrics::new();
+        m.request("validate", "CREATE");
+        m.request("validate", "CREATE");
+        m.decision("fail", "prod-signed", "enforce");
+        m.response("validate", "denied", Duration::from_millis(3));
+        let text = m.encode();
+        assert!(
+            text.contains(r#"vouch_admission_requests_total{endpoint="validate",operation="CREATE"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"vouch_decisions_total{result="fail",policy="prod-signed",mode="enforce"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"vouch_admission_responses_total{endpoint="validate",outcome="denied"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"vouch_admission_duration_seconds_count{endpoint="validate"} 1"#), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn scrape_time_counters_appear_once_attached() {
+        let m = Metrics::new();
+        assert!(!m.encode().contains("vouch_status_events_dropped"));
+        m.attach_status_dropped(Arc::new(|| 7));
+        assert!(m.encode().contains("vouch_status_events_dropped_total 7"), "{}", m.encode());
+    }
+}

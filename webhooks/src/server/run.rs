@@ -1,0 +1,244 @@
+//! Wiring `vouch serve` together: certificate, verifier, policies, cluster context, both listeners,
+//! then serving until shutdown and draining. Everything that can be wrong with the configuration is found
+//! before any port is bound.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use vouch_attest::registry::{Credentials, RegistryConfig};
+use vouch_attest::trust_root::TrustRoot;
+use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
+use vouch_policies::{Engine, EngineConfig, PolicySet};
+
+use super::config::ServeConfig;
+use super::metrics::Metrics;
+use super::tls::{self, ReloadingCert, TlsError};
+use super::{health_router, router, serve_https, AppState};
+use crate::cluster::{ClusterContext, ContextCacheConfig, KubeContext, NoCluster};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The serving certificate cannot be used.
+    #[error("serving certificate: {0}")]
+    Tls(#[from] TlsError),
+    /// A file named in the configuration cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file named in the configuration has unusable contents.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The policy directory cannot be read.
+    #[error("policies: {0}")]
+    Policies(#[from] vouch_policies::LoadError),
+    /// The verifier cannot be built.
+    #[error("verifier: {0}")]
+    Verifier(#[from] vouch_attest::verify::VerifyError),
+    /// No Kubernetes client (neither in-cluster nor a kubeconfig).
+    #[error("cannot build a Kubernetes client (--kube): {reason}")]
+    Kube {
+        /// What kube said.
+        reason: String,
+    },
+    /// A listener cannot be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// `webhooks` or `health`.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, RunError> {
+    std::fs::read(path).map_err(|source| RunError::Read { path: path.clone(), source })
+}
+
+/// The verifier configuration from `vouch serve`'s settings.
+pub fn verifier_config(config: &ServeConfig) -> Result<VerifierConfig, RunError> {
+    let trust_root = match &config.trusted_root {
+        Some(p) => TrustRoot::from_json(&read(p)?)
+            .map_err(|e| RunError::Invalid { path: p.clone(), reason: e.to_string() })?,
+        None => TrustRoot::public_good()
+            .map_err(|e| RunError::Invalid { path: "<embedded>".into(), reason: e.to_string() })?,
+    };
+    let credentials = match &config.registry_auth_file {
+        Some(p) => Credentials::from_docker_config_json(&read(p)?)
+            .map_err(|e| RunError::Invalid { path: p.clone(), reason: e.to_string() })?,
+        None => Credentials::anonymous(),
+    };
+    Ok(VerifierConfig {
+        registry: RegistryConfig {
+            insecure_registries: config.insecure_registries.clone(),
+            // One registry call may not take the whole request's budget.
+            timeout: config.timeout_budget,
+            credentials,
+            ..RegistryConfig::default()
+        },
+        trust_root,
+        cache: Default::default(),
+        options: VerifyOptions {
+            require_tlog_for_keys: !config.insecure_ignore_tlog,
+            ..VerifyOptions::default()
+        },
+    })
+}
+
+/// A server with everything loaded and both ports bound, not yet serving.
+pub struct Server {
+    config: ServeConfig,
+    https: TcpListener,
+    health: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    cert: Arc<ReloadingCert>,
+    state: AppState,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("https", &self.https_addr())
+            .field("health", &self.health_addr())
+            .finish()
+    }
+}
+
+impl Server {
+    /// Load the certificate, trust root, credentials and policies, build the engine and the cluster
+    /// context, then bind both ports.
+    pub async fn prepare(config: ServeConfig) -> Result<Self, RunError> {
+        let provider = tls::install_crypto_provider();
+        let cert = ReloadingCert::load(config.tls.clone(), Arc::clone(&provider))?;
+        let tls = tls::server_config(Arc::clone(&cert), provider)?;
+        let verifier = ArtifactVerifier::new(verifier_config(&config)?)?;
+
+        let policies = match &config.policy_dir {
+            Some(dir) => {
+                let set = PolicySet::load_dir(dir)?;
+                for p in set.problems() {
+                    tracing::error!(
+                        kind = %p.kind,
+                        namespace = p.namespace.as_deref().unwrap_or_default(),
+                        name = %p.name,
+                        problems = %p.problems.join("; "),
+                        "policy not in force"
+                    );
+                }
+                tracing::info!(dir = %dir.display(), policies = set.policies().len(), "policies loaded from files");
+                set
+            }
+            None => PolicySet::empty(),
+        };
+        let engine = Engine::new(
+            EngineConfig {
+                dry_run: config.dry_run,
+                no_match: config.no_match,
+                budget: config.timeout_budget,
+                ..EngineConfig::default()
+            },
+            policies,
+            verifier.clone(),
+        );
+        let cluster: Arc<dyn ClusterContext> = if config.kube {
+            let client =
+                kube::Client::try_default().await.map_err(|e| RunError::Kube { reason: e.to_string() })?;
+            Arc::new(KubeContext::new(client, &ContextCacheConfig::default()))
+        } else {
+            Arc::new(NoCluster)
+        };
+
+        let metrics = Metrics::new();
+        metrics.attach_verifier(verifier);
+        metrics.attach_cert(Arc::clone(&cert));
+        let state = AppState {
+            evaluator: Arc::new(engine.clone()),
+            cluster,
+            status: None,
+            metrics,
+            budget: config.timeout_budget,
+            dry_run: config.dry_run,
+            max_body_bytes: config.max_body_bytes,
+            serving: Arc::new(AtomicBool::new(false)),
+        };
+        let bind = |what, addr| async move {
+            TcpListener::bind(addr).await.map_err(|source| RunError::Bind { what, addr, source })
+        };
+        let health = bind("health", config.health_listen).await?;
+        let https = bind("webhooks", config.listen).await?;
+        Ok(Self { config, https, health, tls, cert, state, engine })
+    }
+
+    /// The bound webhook address (useful with port 0).
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.local_addr().ok()
+    }
+
+    /// The bound health address.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health.local_addr().ok()
+    }
+
+    /// The engine (to swap policies in tests and from the cluster watch).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The handlers' shared state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` completes, then drain within the configured grace period.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let Self { config, https, health, tls, cert, state, engine: _ } = self;
+        let watch = cert.spawn_watch(config.tls_reload_interval);
+        let (health_stop, health_stopped) = tokio::sync::oneshot::channel::<()>();
+        let health_app = health_router(state.clone());
+        let health_task = tokio::spawn(async move {
+            let stopped = async {
+                let _ = health_stopped.await;
+            };
+            if let Err(e) = axum::serve(health, health_app).with_graceful_shutdown(stopped).await {
+                tracing::error!(error = %e, "health server failed");
+            }
+        });
+        tracing::info!(
+            webhooks = %config.listen,
+            health = %config.health_listen,
+            dry_run = config.dry_run,
+            kube = config.kube,
+            "serving"
+        );
+        let serving = Arc::clone(&state.serving);
+        serve_https(https, tls, router(state), serving, shutdown, config.shutdown_grace).await;
+        watch.abort();
+        let _ = health_stop.send(());
+        let _ = health_task.await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Prepare and serve until `shutdown`.
+pub async fn run(
+    config: ServeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), RunError> {
+    Server::prepare(config).await?.run(shutdown).await;
+    Ok(())
+}

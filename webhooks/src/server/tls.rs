@@ -1,0 +1,323 @@
+//! TLS for the webhook port: rustls with the aws-lc-rs provider only, TLS 1.2 and 1.3, and a certificate
+//! that is reloaded from its files while serving.
+//!
+//! Kubernetes updates a mounted Secret by swapping a `..data` symlink, which file watches on the
+//! certificate itself miss; so the CONTENTS of the configured paths are polled, and a new pair is used only
+//! once it parses and its key matches its certificate. A bad pair keeps the last good one.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use sha2::{Digest as _, Sha256};
+
+/// Largest certificate chain or key file read (a chain of a few certificates is a few KiB).
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
+/// Why a certificate/key pair cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is larger than anything a certificate or key file should be.
+    #[error("{path} is larger than {max} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        max: u64,
+    },
+    /// No PEM certificate in the certificate file.
+    #[error("{path}: no PEM certificate found")]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A PEM section of the certificate file does not decode.
+    #[error("{path}: invalid PEM certificate: {reason}")]
+    BadCertificate {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No usable private key in the key file.
+    #[error("{path}: no PEM private key found (PKCS#8, PKCS#1 or SEC1): {reason}")]
+    NoKey {
+        /// The file.
+        path: PathBuf,
+        /// What the PEM decoder said.
+        reason: String,
+    },
+    /// The key is not one the aws-lc-rs provider can sign with.
+    #[error("{path}: unsupported private key: {reason}")]
+    BadKey {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The key is not the key of the certificate (e.g. read in the middle of a rotation).
+    #[error("the key in {key} does not match the certificate in {cert}: {reason}")]
+    Mismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What rustls said.
+        reason: String,
+    },
+    /// The rustls configuration cannot be built.
+    #[error("cannot build the TLS configuration: {reason}")]
+    Config {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The aws-lc-rs provider, installed as the process default (once; later calls are harmless).
+pub fn install_crypto_provider() -> Arc<CryptoProvider> {
+    // Err means some provider is installed already; vouch never installs another, and builds its own
+    // configurations with an explicit provider anyway.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsError> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|source| TlsError::Read { path: path.into(), source })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| TlsError::Read { path: path.into(), source })?;
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        return Err(TlsError::TooLarge { path: path.into(), max: MAX_PEM_BYTES });
+    }
+    Ok(bytes)
+}
+
+/// Where the serving certificate chain and its key live (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertPaths {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key of the leaf.
+    pub key: PathBuf,
+}
+
+/// A loaded pair and the SHA-256 of the file contents it came from.
+struct Loaded {
+    key: CertifiedKey,
+    contents: [u8; 32],
+}
+
+fn contents_hash(cert: &[u8], key: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update((cert.len() as u64).to_be_bytes());
+    h.update(cert);
+    h.update(key);
+    h.finalize().into()
+}
+
+/// Read both files; `Ok(None)` when their contents hash to `unchanged`.
+fn load_pair(
+    paths: &CertPaths,
+    provider: &CryptoProvider,
+    unchanged: Option<[u8; 32]>,
+) -> Result<Option<Loaded>, ([u8; 32], TlsError)> {
+    let no_hash = [0u8; 32];
+    let cert_pem = read_bounded(&paths.cert).map_err(|e| (no_hash, e))?;
+    let key_pem = read_bounded(&paths.key).map_err(|e| (no_hash, e))?;
+    let contents = contents_hash(&cert_pem, &key_pem);
+    if unchanged == Some(contents) {
+        return Ok(None);
+    }
+    parse_pair(paths, provider, &cert_pem, &key_pem)
+        .map(|key| Some(Loaded { key, contents }))
+        .map_err(|e| (contents, e))
+}
+
+fn parse_pair(
+    paths: &CertPaths,
+    provider: &CryptoProvider,
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<CertifiedKey, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::BadCertificate { path: paths.cert.clone(), reason: e.to_string() })?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate { path: paths.cert.clone() });
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| TlsError::NoKey { path: paths.key.clone(), reason: e.to_string() })?;
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| TlsError::BadKey { path: paths.key.clone(), reason: e.to_string() })?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    // Fail closed: a key whose consistency cannot be checked is not served either.
+    certified.keys_match().map_err(|e| TlsError::Mismatch {
+        cert: paths.cert.clone(),
+        key: paths.key.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(certified)
+}
+
+/// What one poll of the certificate files found.
+#[derive(Debug)]
+pub enum ReloadOutcome {
+    /// Same contents as last time.
+    Unchanged,
+    /// A new, valid pair is now served.
+    Reloaded,
+    /// The files changed but the new pair is unusable; the previous pair is still served.
+    Rejected(TlsError),
+}
+
+/// The serving certificate: a rustls resolver over an atomically swapped pair, reloaded from its files.
+pub struct ReloadingCert {
+    paths: CertPaths,
+    provider: Arc<CryptoProvider>,
+    current: ArcSwap<CertifiedKey>,
+    /// Contents last looked at (good or bad), so a bad pair is reported once, not at every poll.
+    seen: Mutex<[u8; 32]>,
+    reloads: AtomicU64,
+    reload_errors: AtomicU64,
+}
+
+impl std::fmt::Debug for ReloadingCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadingCert")
+            .field("paths", &self.paths)
+            .field("leaf_sha256", &self.leaf_fingerprint())
+            .finish()
+    }
+}
+
+impl ReloadingCert {
+    /// Load the pair now; an unusable pair at start is an error (nothing to fall back on).
+    pub fn load(paths: CertPaths, provider: Arc<CryptoProvider>) -> Result<Arc<Self>, TlsError> {
+        let loaded = match load_pair(&paths, &provider, None) {
+            Ok(Some(l)) => l,
+            Ok(None) => return Err(TlsError::Config { reason: "certificate files vanished".into() }),
+            Err((_, e)) => return Err(e),
+        };
+        Ok(Arc::new(Self {
+            paths,
+            provider,
+            current: ArcSwap::from_pointee(loaded.key),
+            seen: Mutex::new(loaded.contents),
+            reloads: AtomicU64::new(0),
+            reload_errors: AtomicU64::new(0),
+        }))
+    }
+
+    /// Read the files again and swap in the pair if it changed and is valid.
+    pub fn reload_if_changed(&self) -> ReloadOutcome {
+        let Ok(mut seen) = self.seen.lock() else {
+            return ReloadOutcome::Unchanged;
+        };
+        match load_pair(&self.paths, &self.provider, Some(*seen)) {
+            Ok(None) => ReloadOutcome::Unchanged,
+            Ok(Some(loaded)) => {
+                self.current.store(Arc::new(loaded.key));
+                *seen = loaded.contents;
+                self.reloads.fetch_add(1, Ordering::Relaxed);
+                ReloadOutcome::Reloaded
+            }
+            Err((contents, e)) => {
+                // An unreadable file (contents unknown) is retried and reported at every poll.
+                if contents != [0u8; 32] {
+                    *seen = contents;
+                }
+                self.reload_errors.fetch_add(1, Ordering::Relaxed);
+                ReloadOutcome::Rejected(e)
+            }
+        }
+    }
+
+    /// Poll the files every `interval` until the returned task is aborted; logs every change.
+    pub fn spawn_watch(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let poll = Arc::clone(&this);
+                let outcome = match tokio::task::spawn_blocking(move || poll.reload_if_changed()).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        tracing::error!(error = %e, "certificate reload task failed");
+                        continue;
+                    }
+                };
+                match outcome {
+                    ReloadOutcome::Unchanged => {}
+                    ReloadOutcome::Reloaded => tracing::info!(
+                        cert = %this.paths.cert.display(),
+                        leaf_sha256 = %this.leaf_fingerprint(),
+                        "serving certificate reloaded"
+                    ),
+                    ReloadOutcome::Rejected(e) => tracing::error!(
+                        error = %e,
+                        leaf_sha256 = %this.leaf_fingerprint(),
+                        "new certificate rejected; still serving the previous one"
+                    ),
+                }
+            }
+        })
+    }
+
+    /// Hex SHA-256 of the leaf certificate served now (for logs and tests; not secret).
+    pub fn leaf_fingerprint(&self) -> String {
+        let current = self.current.load();
+        current.cert.first().map(|c| hex::encode(Sha256::digest(c.as_ref()))).unwrap_or_default()
+    }
+
+    /// Successful reloads since start.
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    /// Rejected new pairs (or unreadable files) since start.
+    pub fn reload_errors(&self) -> u64 {
+        self.reload_errors.load(Ordering::Relaxed)
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+/// The webhook's rustls configuration: aws-lc-rs, TLS 1.3 and 1.2, no client auth, ALPN h2 and http/1.1.
+pub fn server_config(
+    cert: Arc<ReloadingCert>,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Config { reason: e.to_string() })?
+        .with_no_client_auth()
+        .with_cert_resolver(cert);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}

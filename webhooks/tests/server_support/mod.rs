@@ -1,0 +1,188 @@
+//! Shared by the server integration tests and the benchmark: a minimal HTTP/1.1 client over rustls
+//! (aws-lc-rs) trusting one test CA, that also reports which certificate the server presented.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+/// A client trusting exactly `ca_der`.
+#[derive(Clone)]
+pub struct TlsClient {
+    connector: TlsConnector,
+    addr: SocketAddr,
+}
+
+/// One HTTP response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl TlsClient {
+    /// A client for `addr` trusting `ca_der` only.
+    pub fn new(ca_der: &[u8], addr: SocketAddr) -> Self {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(ca_der.to_vec())).unwrap();
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self { connector: TlsConnector::from(Arc::new(config)), addr }
+    }
+
+    /// Open a connection (handshake included); returns it with the leaf certificate the server showed.
+    pub async fn connect(&self) -> anyhow::Result<(Conn, Vec<u8>)> {
+        let tcp = TcpStream::connect(self.addr).await.context("connecting")?;
+        tcp.set_nodelay(true)?;
+        let name = ServerName::try_from("localhost").unwrap();
+        let tls = self.connector.connect(name, tcp).await.context("TLS handshake")?;
+        let leaf = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref().to_vec())
+            .unwrap_or_default();
+        Ok((Conn { tls, buf: Vec::new() }, leaf))
+    }
+
+    /// One request on a fresh connection; returns the response and the leaf certificate.
+    pub async fn post(&self, path: &str, body: &[u8]) -> anyhow::Result<(HttpResponse, Vec<u8>)> {
+        let (mut conn, leaf) = self.connect().await?;
+        let r = conn.post(path, body).await?;
+        Ok((r, leaf))
+    }
+}
+
+/// A kept-alive HTTP/1.1 connection.
+pub struct Conn {
+    tls: TlsStream<TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    /// POST `body` (JSON) to `path` and read one response (Content-Length framed).
+    pub async fn post(&mut self, path: &str, body: &[u8]) -> anyhow::Result<HttpResponse> {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        self.tls.write_all(&request).await?;
+        self.tls.flush().await?;
+        self.read_response().await
+    }
+
+    async fn fill(&mut self) -> anyhow::Result<()> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = self.tls.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("connection closed mid-response");
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+
+    async fn read_response(&mut self) -> anyhow::Result<HttpResponse> {
+        let head_end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            self.fill().await?;
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
+        let status: u16 = head.split(' ').nth(1).context("status line")?.parse()?;
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+            })
+            .context("response without Content-Length")?;
+        while self.buf.len() < head_end + length {
+            self.fill().await?;
+        }
+        let body = self.buf[head_end..head_end + length].to_vec();
+        self.buf.drain(..head_end + length);
+        Ok(HttpResponse { status, body })
+    }
+}
+
+/// GET `path` over plain HTTP/1.0 (the health port); returns status and body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut tcp = TcpStream::connect(addr).await?;
+    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await?;
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status: u16 = text.split(' ').nth(1).context("status line")?.parse()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// An AdmissionReview fixture with `REGISTRY_HOST` replaced by `host`.
+pub fn fixture(name: &str, host: &str) -> Vec<u8> {
+    let path = format!("{}/tests/data/admission/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap().replace("REGISTRY_HOST", host).into_bytes()
+}
+
+/// A directory laid out as kubelet lays out a Secret volume: `..<version>/` with the files, `..data` a
+/// symlink to it, and `tls.crt` / `tls.key` symlinks through `..data`.
+pub struct SecretVolume {
+    pub dir: tempfile::TempDir,
+    version: usize,
+}
+
+impl SecretVolume {
+    /// A volume holding `cert` and `key`.
+    pub fn new(cert: &str, key: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = Self { dir, version: 0 };
+        v.update(cert, key);
+        std::os::unix::fs::symlink("..data/tls.crt", v.dir.path().join("tls.crt")).unwrap();
+        std::os::unix::fs::symlink("..data/tls.key", v.dir.path().join("tls.key")).unwrap();
+        v
+    }
+
+    /// Publish a new pair the way kubelet does: a new timestamped directory, then an atomic rename of a
+    /// fresh symlink over `..data`, then removal of the old directory.
+    pub fn update(&mut self, cert: &str, key: &str) {
+        self.version += 1;
+        let name = format!("..2026_11_22_01_00_{:02}.{}", self.version, 1000 + self.version);
+        let versioned = self.dir.path().join(&name);
+        std::fs::create_dir(&versioned).unwrap();
+        std::fs::write(versioned.join("tls.crt"), cert).unwrap();
+        std::fs::write(versioned.join("tls.key"), key).unwrap();
+        let tmp = self.dir.path().join("..data_tmp");
+        std::os::unix::fs::symlink(&name, &tmp).unwrap();
+        let old = std::fs::read_link(self.dir.path().join("..data")).ok();
+        std::fs::rename(&tmp, self.dir.path().join("..data")).unwrap();
+        if let Some(old) = old {
+            std::fs::remove_dir_all(self.dir.path().join(old)).unwrap();
+        }
+    }
+
+    /// The certificate path as configured (through the symlinks).
+    pub fn cert(&self) -> std::path::PathBuf {
+        self.dir.path().join("tls.crt")
+    }
+
+    /// The key path as configured.
+    pub fn key(&self) -> std::path::PathBuf {
+        self.dir.path().join("tls.key")
+    }
+}
