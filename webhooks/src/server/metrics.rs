@@ -60,17 +60,6 @@ pub struct EndpointLabels {
 struct Sources {
     verifier: OnceLock<ArtifactVerifier>,
     cert: OnceLock<Arc<ReloadingCert>>,
-    status_dropped: OnceLock<CounterFn>,
-}
-
-/// A counter read through a function (from a component that keeps its own).
-#[derive(Clone)]
-struct CounterFn(Arc<dyn Fn() -> u64 + Send + Sync>);
-
-impl std::fmt::Debug for CounterFn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CounterFn")
-    }
 }
 
 fn const_counter(
@@ -118,14 +107,6 @@ impl Collector for Sources {
                 c.reload_errors(),
             )?;
         }
-        if let Some(dropped) = self.status_dropped.get() {
-            const_counter(
-                &mut encoder,
-                "vouch_status_events_dropped",
-                "Status events dropped because the writer was full.",
-                (dropped.0)(),
-            )?;
-        }
         Ok(())
     }
 }
@@ -150,6 +131,11 @@ impl Default for Metrics {
 impl Metrics {
     /// Fresh metrics with every family registered.
     pub fn new() -> Self {
+        Self::with_extra(|_| {})
+    }
+
+    /// Fresh metrics, plus whatever `register` adds (e.g. the status writer's counters).
+    pub fn with_extra(register: impl FnOnce(&mut Registry)) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         let responses = Family::<ResponseLabels, Counter>::default();
@@ -170,6 +156,7 @@ impl Metrics {
             "Time from reading an admission review to writing the response.",
             duration.clone(),
         );
+        register(&mut registry);
         let sources = Arc::new(Sources::default());
         registry.register_collector(Box::new(Arc::clone(&sources)));
         Self { registry: Arc::new(registry), sources, requests, responses, decisions, duration }
@@ -183,11 +170,6 @@ impl Metrics {
     /// Read certificate reload counters from this resolver at scrape time (first call wins).
     pub fn attach_cert(&self, cert: Arc<ReloadingCert>) {
         let _ = self.sources.cert.set(cert);
-    }
-
-    /// Read the status writer's dropped-event counter at scrape time (first call wins).
-    pub fn attach_status_dropped(&self, dropped: Arc<dyn Fn() -> u64 + Send + Sync>) {
-        let _ = self.sources.status_dropped.set(CounterFn(dropped));
     }
 
     /// Count one admission review.
@@ -258,10 +240,10 @@ mod tests {
     }
 
     #[test]
-    fn scrape_time_counters_appear_once_attached() {
-        let m = Metrics::new();
-        assert!(!m.encode().contains("vouch_status_events_dropped"));
-        m.attach_status_dropped(Arc::new(|| 7));
-        assert!(m.encode().contains("vouch_status_events_dropped_total 7"), "{}", m.encode());
+    fn extra_metrics_are_encoded_with_ours() {
+        let extra = Counter::<u64>::default();
+        let m = Metrics::with_extra(|r| r.register("vouch_status_dropped", "Dropped.", extra.clone()));
+        extra.inc();
+        assert!(m.encode().contains("vouch_status_dropped_total 1"), "{}", m.encode());
     }
 }

@@ -16,8 +16,22 @@ use vouch_policies::{Engine, EngineConfig, PolicySet};
 use super::config::ServeConfig;
 use super::metrics::Metrics;
 use super::tls::{self, ReloadingCert, TlsError};
+use super::StatusSink;
 use super::{health_router, router, serve_https, AppState};
-use crate::cluster::{ClusterContext, ContextCacheConfig, KubeContext, NoCluster};
+use crate::cluster::{
+    ClusterContext, ContextCacheConfig, KubeContext, NoCluster, PolicyWatch, StatusConfig, StatusEvent,
+    StatusWriter,
+};
+
+/// Time the status writer gets to flush after the server stopped.
+const STATUS_FLUSH_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl StatusSink for StatusWriter {
+    fn submit(&self, input: &vouch_policies::AdmissionInput, decision: &vouch_policies::Decision) {
+        // Never waits: a full queue drops the event and counts it (vouch_status_dropped_total).
+        StatusWriter::submit(self, StatusEvent::from_admission(input, decision));
+    }
+}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +122,13 @@ pub struct Server {
     cert: Arc<ReloadingCert>,
     state: AppState,
     engine: Engine,
+    /// Cluster tasks (policy watch, status worker), `None` in file mode.
+    cluster_tasks: Option<ClusterTasks>,
+}
+
+struct ClusterTasks {
+    watch: Option<tokio::task::JoinHandle<()>>,
+    status: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Server {
@@ -155,21 +176,32 @@ impl Server {
             policies,
             verifier.clone(),
         );
-        let cluster: Arc<dyn ClusterContext> = if config.kube {
+        let metrics;
+        let cluster: Arc<dyn ClusterContext>;
+        let mut status_sink: Option<Arc<dyn StatusSink>> = None;
+        let mut cluster_tasks = None;
+        if config.kube {
             let client =
                 kube::Client::try_default().await.map_err(|e| RunError::Kube { reason: e.to_string() })?;
-            Arc::new(KubeContext::new(client, &ContextCacheConfig::default()))
+            cluster = Arc::new(KubeContext::new(client.clone(), &ContextCacheConfig::default()));
+            let (status, status_task) = StatusWriter::spawn(client.clone(), StatusConfig::default());
+            // Policies from files win; otherwise the cluster's policies are watched into the engine.
+            let watch = config.policy_dir.is_none().then(|| {
+                PolicyWatch::new(client, engine.clone()).with_counters(status.policy_counters()).spawn()
+            });
+            metrics = Metrics::with_extra(|r| status.metrics().register(r));
+            status_sink = Some(Arc::new(status));
+            cluster_tasks = Some(ClusterTasks { watch, status: status_task });
         } else {
-            Arc::new(NoCluster)
-        };
-
-        let metrics = Metrics::new();
+            cluster = Arc::new(NoCluster);
+            metrics = Metrics::new();
+        }
         metrics.attach_verifier(verifier);
         metrics.attach_cert(Arc::clone(&cert));
         let state = AppState {
             evaluator: Arc::new(engine.clone()),
             cluster,
-            status: None,
+            status: status_sink,
             metrics,
             budget: config.timeout_budget,
             dry_run: config.dry_run,
@@ -181,7 +213,7 @@ impl Server {
         };
         let health = bind("health", config.health_listen).await?;
         let https = bind("webhooks", config.listen).await?;
-        Ok(Self { config, https, health, tls, cert, state, engine })
+        Ok(Self { config, https, health, tls, cert, state, engine, cluster_tasks })
     }
 
     /// The bound webhook address (useful with port 0).
@@ -206,7 +238,7 @@ impl Server {
 
     /// Serve until `shutdown` completes, then drain within the configured grace period.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        let Self { config, https, health, tls, cert, state, engine: _ } = self;
+        let Self { config, https, health, tls, cert, state, engine: _, cluster_tasks } = self;
         let watch = cert.spawn_watch(config.tls_reload_interval);
         let (health_stop, health_stopped) = tokio::sync::oneshot::channel::<()>();
         let health_app = health_router(state.clone());
@@ -230,6 +262,15 @@ impl Server {
         watch.abort();
         let _ = health_stop.send(());
         let _ = health_task.await;
+        if let Some(tasks) = cluster_tasks {
+            if let Some(w) = tasks.watch {
+                w.abort();
+            }
+            // Every writer clone went with the routers; the worker flushes what is queued and ends.
+            if tokio::time::timeout(STATUS_FLUSH_GRACE, tasks.status).await.is_err() {
+                tracing::warn!("status writer did not finish flushing in time");
+            }
+        }
         tracing::info!("stopped");
     }
 }

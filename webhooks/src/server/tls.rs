@@ -321,3 +321,82 @@ pub fn server_config(
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::dev_pki::DevCa;
+
+    fn write_pair(dir: &Path, cert: &str, key: &str) -> CertPaths {
+        std::fs::write(dir.join("tls.crt"), cert).unwrap();
+        std::fs::write(dir.join("tls.key"), key).unwrap();
+        CertPaths { cert: dir.join("tls.crt"), key: dir.join("tls.key") }
+    }
+
+    fn sha(der: &[u8]) -> String {
+        hex::encode(Sha256::digest(der))
+    }
+
+    #[test]
+    fn reloads_a_changed_pair_and_keeps_the_last_good_one() {
+        let ca = DevCa::new("tls-test-ca").unwrap();
+        let a = ca.issue_server(&["localhost"], &[]).unwrap();
+        let b = ca.issue_server(&["localhost"], &[]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let paths = write_pair(dir.path(), &a.cert_pem, &a.key_pem);
+        let cert = ReloadingCert::load(paths, install_crypto_provider()).unwrap();
+        assert_eq!(cert.leaf_fingerprint(), sha(&a.cert_der));
+        assert!(matches!(cert.reload_if_changed(), ReloadOutcome::Unchanged));
+
+        write_pair(dir.path(), &b.cert_pem, &b.key_pem);
+        assert!(matches!(cert.reload_if_changed(), ReloadOutcome::Reloaded));
+        assert_eq!(cert.leaf_fingerprint(), sha(&b.cert_der));
+
+        // A's certificate with B's key: rejected, B still served, reported once.
+        write_pair(dir.path(), &a.cert_pem, &b.key_pem);
+        match cert.reload_if_changed() {
+            ReloadOutcome::Rejected(TlsError::Mismatch { .. }) => {}
+            other => panic!("expected a key mismatch, got {other:?}"),
+        }
+        assert!(matches!(cert.reload_if_changed(), ReloadOutcome::Unchanged), "same bad contents: not again");
+        assert_eq!(cert.leaf_fingerprint(), sha(&b.cert_der));
+        assert_eq!((cert.reloads(), cert.reload_errors()), (1, 1));
+
+        write_pair(dir.path(), "garbage", &a.key_pem);
+        assert!(matches!(cert.reload_if_changed(), ReloadOutcome::Rejected(TlsError::NoCertificate { .. })));
+        assert_eq!(cert.leaf_fingerprint(), sha(&b.cert_der));
+    }
+
+    #[test]
+    fn an_unusable_pair_at_start_is_an_error() {
+        let ca = DevCa::new("tls-test-ca").unwrap();
+        let a = ca.issue_server(&["localhost"], &[]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let paths = write_pair(
+            dir.path(),
+            &a.cert_pem,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        );
+        let err = ReloadingCert::load(paths, install_crypto_provider()).unwrap_err();
+        assert!(matches!(err, TlsError::BadKey { .. }), "{err}");
+        let missing = CertPaths { cert: dir.path().join("nope.crt"), key: dir.path().join("nope.key") };
+        let err = ReloadingCert::load(missing, install_crypto_provider()).unwrap_err();
+        assert!(err.to_string().contains("nope.crt"), "{err}");
+    }
+
+    #[test]
+    fn server_config_offers_tls12_and_tls13_only() {
+        let ca = DevCa::new("tls-test-ca").unwrap();
+        let a = ca.issue_server(&["localhost"], &[]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let provider = install_crypto_provider();
+        let cert =
+            ReloadingCert::load(write_pair(dir.path(), &a.cert_pem, &a.key_pem), provider.clone()).unwrap();
+        let config = server_config(cert, provider).unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert!(config.crypto_provider().cipher_suites.iter().all(|s| matches!(
+            s.version().version,
+            rustls::ProtocolVersion::TLSv1_2 | rustls::ProtocolVersion::TLSv1_3
+        )));
+    }
+}
