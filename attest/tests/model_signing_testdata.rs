@@ -12,7 +12,7 @@ use vouch_attest::{Digest, PublicKey, SigningKey};
 /// The shared model-signing material, or None (skip) when absent outside CI.
 #[allow(clippy::unwrap_used, clippy::expect_used)] // tests: missing material under CI must fail
 fn testdata() -> Option<PathBuf> {
-    vouch_attest::testdata::locate().unwrap()
+    vouch_attest::testdata::locate().unwrap().map(|d| d.join("model-signing"))
 }
 
 struct Material {
