@@ -9,10 +9,14 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use vouch_attest::registry::Credentials;
-use vouch_attest::verify::ArtifactVerifier;
+use vouch_attest::sigstore_verify::Authority;
+use vouch_attest::verify::{ArtifactVerifier, Facts, Requirement, Signer, VerifyOptions};
+use vouch_attest::{ArtifactRef, Digest};
 
-use crate::decision::Decision;
-use crate::policy_set::PolicySet;
+use crate::crd::{FailurePolicy, Mode};
+use crate::decision::{ArtifactKind, ArtifactLocation, Decision, Finding, FindingResult, Pin};
+use crate::extract::{extract, ExtractedArtifact, Extraction};
+use crate::policy_set::{CompiledAuthority, CompiledPolicy, CompiledRequirement, PolicySet};
 use crate::{GroupVersionKind, Operation};
 
 /// One admission request, as the engine needs it (built by the webhook from an AdmissionReview, or by
@@ -81,11 +85,52 @@ impl Default for EngineConfig {
     }
 }
 
+/// Verifiers by (TrustRoot name, tlog required for keys), built when policies are put in force.
+type VerifierKey = (Option<String>, bool);
+
+struct Loaded {
+    set: Arc<PolicySet>,
+    verifiers: BTreeMap<VerifierKey, ArtifactVerifier>,
+}
+
+impl Loaded {
+    fn new(set: PolicySet, base: &ArtifactVerifier) -> Self {
+        let mut verifiers = BTreeMap::new();
+        for a in set.policies().iter().flat_map(|p| p.authorities.iter()) {
+            let key = verifier_key(a);
+            if verifiers.contains_key(&key) {
+                continue;
+            }
+            let mut v = base.clone();
+            if let Some(root) = a.trust_root.as_ref().and_then(|n| set.trust_roots().get(n)) {
+                v = v.with_trust_root(root.root.clone());
+            }
+            if v.options().require_tlog_for_keys != key.1 {
+                let options = VerifyOptions { require_tlog_for_keys: key.1, ..v.options().clone() };
+                match v.with_options(options) {
+                    Ok(changed) => v = changed,
+                    // Left out: the authority's requirements then fail closed ("no verifier").
+                    Err(_) => continue,
+                }
+            }
+            verifiers.insert(key, v);
+        }
+        Self { set: Arc::new(set), verifiers }
+    }
+}
+
+fn verifier_key(a: &CompiledAuthority) -> VerifierKey {
+    match a.authority {
+        Authority::Key(_) => (None, a.require_tlog),
+        // Keyless: the tlog option does not apply; keep the base setting so the base verifier is reused.
+        Authority::Keyless { .. } => (a.trust_root.clone(), true),
+    }
+}
+
 struct Shared {
     config: EngineConfig,
-    policies: ArcSwap<PolicySet>,
+    loaded: ArcSwap<Loaded>,
     verifier: ArtifactVerifier,
-    ready: std::sync::atomic::AtomicBool,
     rego_permits: Arc<tokio::sync::Semaphore>,
 }
 
@@ -99,7 +144,7 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("config", &self.shared.config)
-            .field("policies", &self.shared.policies.load().policies().len())
+            .field("policies", &self.shared.loaded.load().set.policies().len())
             .finish()
     }
 }
@@ -108,12 +153,13 @@ impl Engine {
     /// An engine with `policies` in force, verifying through `verifier`.
     pub fn new(config: EngineConfig, policies: PolicySet, verifier: ArtifactVerifier) -> Self {
         let permits = config.max_concurrent_rego.max(1);
+        // Keyless authorities reuse the base verifier: normalise its key setting into the map key.
+        let loaded = Loaded::new(policies, &verifier);
         Self {
             shared: Arc::new(Shared {
                 config,
-                policies: ArcSwap::from_pointee(policies),
+                loaded: ArcSwap::from_pointee(loaded),
                 verifier,
-                ready: std::sync::atomic::AtomicBool::new(true),
                 rego_permits: Arc::new(tokio::sync::Semaphore::new(permits)),
             }),
         }
@@ -121,13 +167,12 @@ impl Engine {
 
     /// Put `policies` in force atomically (evaluations under way finish with the old set).
     pub fn replace_policies(&self, policies: PolicySet) {
-        self.shared.policies.store(Arc::new(policies));
-        self.shared.ready.store(true, std::sync::atomic::Ordering::Release);
+        self.shared.loaded.store(Arc::new(Loaded::new(policies, &self.shared.verifier)));
     }
 
     /// The policies in force.
     pub fn policies(&self) -> Arc<PolicySet> {
-        self.shared.policies.load_full()
+        self.shared.loaded.load().set.clone()
     }
 
     /// The engine's configuration.
@@ -140,16 +185,484 @@ impl Engine {
         &self.shared.verifier
     }
 
-    /// Whether policies and trust roots are loaded.
+    /// Whether policies and trust roots are loaded (always, once built: the engine is built from a loaded
+    /// set; the cluster integration reports readiness before its first list completes).
     pub fn is_ready(&self) -> bool {
-        self.shared.ready.load(std::sync::atomic::Ordering::Acquire)
+        true
     }
 
     /// Decide on `input`. Never panics and never fails: verification trouble becomes findings that the
-    /// policies' failure policies turn into allow or deny.
+    /// policies' failure policies turn into allow or deny; the whole evaluation is bounded by the budget.
     pub async fn evaluate(&self, input: &AdmissionInput) -> Decision {
-        let _ = input;
-        Decision::allow()
+        let dry_run = self.shared.config.dry_run;
+        let object = object_label(input);
+        let artifacts = match extract(input) {
+            Ok(Extraction::Skip(_)) => return Decision::allow(),
+            Ok(Extraction::Artifacts(a)) => a,
+            Err(e) => {
+                let line = format!("{object}: cannot read the object: {e}");
+                return if dry_run {
+                    Decision {
+                        allowed: true,
+                        warnings: vec![format!("dry-run, would deny: {line}")],
+                        ..Decision::allow()
+                    }
+                } else {
+                    Decision { allowed: false, message: Some(line), ..Decision::default() }
+                };
+            }
+        };
+        let loaded = self.shared.loaded.load_full();
+        let deadline = tokio::time::Instant::now() + self.shared.config.budget;
+        let object_labels = labels_of(input.object.as_ref());
+        let mut jobs = Vec::new();
+        let mut unmatched = Vec::new();
+        for artifact in &artifacts {
+            let reference = match artifact.image.parse::<ArtifactRef>() {
+                Ok(r) => r,
+                Err(e) => {
+                    unmatched.push((artifact, Unmatched::BadReference(e.reason)));
+                    continue;
+                }
+            };
+            let name = reference.repository_name();
+            let matching: Vec<&CompiledPolicy> = loaded
+                .set
+                .policies()
+                .iter()
+                .filter(|p| policy_applies(p, &name, input, &object_labels))
+                .collect();
+            if matching.is_empty() {
+                unmatched.push((artifact, Unmatched::NoPolicy));
+            }
+            for policy in matching {
+                let reference = reference.clone();
+                let loaded = &loaded;
+                let budget = self.shared.config.budget;
+                jobs.push(async move {
+                    let job = self.check_policy(loaded, policy, artifact, &reference, input);
+                    match tokio::time::timeout_at(deadline, job).await {
+                        Ok(findings) => (artifact, policy, findings),
+                        Err(_) => {
+                            let reason = format!(
+                                "registry unreachable: verification did not finish within the budget of {budget:?}"
+                            );
+                            let findings = policy
+                                .requirements
+                                .iter()
+                                .map(|req| base_finding(policy, artifact, &reference.to_string(), None, req.label(), FindingResult::Error, reason.clone()))
+                                .collect();
+                            (artifact, policy, findings)
+                        }
+                    }
+                });
+            }
+        }
+        let results = futures::future::join_all(jobs).await;
+        self.decide(&object, results, unmatched)
+    }
+
+    /// Turn findings into the decision, by mode, dry-run and failure policy.
+    fn decide(
+        &self,
+        object: &str,
+        results: Vec<(&ExtractedArtifact, &CompiledPolicy, Vec<Finding>)>,
+        unmatched: Vec<(&ExtractedArtifact, Unmatched)>,
+    ) -> Decision {
+        let dry_run = self.shared.config.dry_run;
+        let mut d = Decision::allow();
+        let mut denials = Vec::new();
+        let mut pinnable: BTreeMap<String, (Option<Pin>, bool)> = BTreeMap::new();
+        for (artifact, reason) in unmatched {
+            let (requirement, why, no_match) = match reason {
+                Unmatched::BadReference(why) => {
+                    ("reference", format!("not a valid reference: {why}"), NoMatchAction::Deny)
+                }
+                Unmatched::NoPolicy => {
+                    ("policy", "no policy covers this image".to_owned(), self.shared.config.no_match)
+                }
+            };
+            let line = format!("{}: image {} : {requirement}: {why}", artifact.location, artifact.image);
+            let mode = if dry_run { Mode::Audit } else { Mode::Enforce };
+            match no_match {
+                NoMatchAction::Allow => {}
+                NoMatchAction::Warn => d.warnings.push(format!("{object}: {line}")),
+                NoMatchAction::Deny if dry_run => d.audit.push(Finding {
+                    policy: String::new(),
+                    policy_namespace: None,
+                    mode,
+                    requirement: requirement.to_owned(),
+                    artifact: artifact.location.clone(),
+                    reference: artifact.image.clone(),
+                    digest: None,
+                    result: FindingResult::Fail,
+                    reason: why,
+                    signer: None,
+                    rekor_log_index: None,
+                    sbom_digest: None,
+                }),
+                NoMatchAction::Deny => denials.push(line),
+            }
+        }
+        for (artifact, policy, findings) in results {
+            let mode = if dry_run { Mode::Audit } else { policy.mode };
+            let entry = pinnable.entry(artifact.location.pointer.clone()).or_insert((None, true));
+            for f in findings {
+                let passed = f.result == FindingResult::Pass;
+                if mode != Mode::Audit {
+                    entry.1 &= passed;
+                    if passed && entry.0.is_none() && !artifact.image.contains('@') {
+                        if let Some(digest) = &f.digest {
+                            entry.0 = Some(Pin {
+                                pointer: artifact.location.pointer.clone(),
+                                from: artifact.image.clone(),
+                                to: format!("{}@{digest}", artifact.image),
+                            });
+                        }
+                    }
+                }
+                if !passed {
+                    let line = format!(
+                        "{}: image {} : policy {}: {}: {}",
+                        f.artifact, f.reference, policy.name, f.requirement, f.reason
+                    );
+                    let ignored =
+                        f.result == FindingResult::Error && policy.failure_policy == FailurePolicy::Ignore;
+                    match mode {
+                        Mode::Audit => d.audit.push(f.clone()),
+                        _ if ignored => {
+                            d.warnings.push(format!("{object}: {line} (allowed: failurePolicy Ignore)"))
+                        }
+                        Mode::Warn => d.warnings.push(format!("{object}: {line}")),
+                        Mode::Enforce => denials.push(line),
+                    }
+                }
+                d.findings.push(f);
+            }
+        }
+        d.pins = pinnable.into_values().filter_map(|(pin, ok)| pin.filter(|_| ok)).collect();
+        if !denials.is_empty() {
+            d.allowed = false;
+            d.message = Some(format!("{object}: {}", denials.join("; ")));
+            d.pins.clear();
+        }
+        d
+    }
+
+    /// Every requirement of `policy` for one artifact.
+    async fn check_policy(
+        &self,
+        loaded: &Loaded,
+        policy: &CompiledPolicy,
+        artifact: &ExtractedArtifact,
+        reference: &ArtifactRef,
+        input: &AdmissionInput,
+    ) -> Vec<Finding> {
+        let mut credentials = input.pull_credentials.clone();
+        if let Some(c) = &policy.credentials {
+            credentials.merge(c.clone());
+        }
+        let all = |result, reason: String, shown: &str, digest: Option<Digest>| -> Vec<Finding> {
+            policy
+                .requirements
+                .iter()
+                .map(|req| {
+                    base_finding(policy, artifact, shown, digest.clone(), req.label(), result, reason.clone())
+                })
+                .collect()
+        };
+        let resolved = match self.shared.verifier.with_credentials(&credentials) {
+            Ok(v) => v.resolve(reference).await,
+            Err(e) => Err(e),
+        };
+        let pinned = match resolved {
+            Ok(p) => p,
+            Err(e) if e.is_transient() => {
+                return all(FindingResult::Error, format!("registry unreachable: {e}"), &artifact.image, None)
+            }
+            Err(e) => {
+                return all(
+                    FindingResult::Fail,
+                    format!("cannot resolve the image: {e}"),
+                    &artifact.image,
+                    None,
+                )
+            }
+        };
+        let shown = pinned.to_string();
+        let digest = pinned.digest().cloned();
+        let checks = policy
+            .requirements
+            .iter()
+            .map(|req| self.check_requirement(loaded, policy, req, artifact, &pinned, &credentials, input));
+        let mut findings: Vec<Finding> = futures::future::join_all(checks).await;
+        for f in &mut findings {
+            f.reference.clone_from(&shown);
+            f.digest.clone_from(&digest);
+        }
+        findings
+    }
+
+    /// One requirement: any authority may satisfy it.
+    #[allow(clippy::too_many_arguments)]
+    async fn check_requirement(
+        &self,
+        loaded: &Loaded,
+        policy: &CompiledPolicy,
+        req: &CompiledRequirement,
+        artifact: &ExtractedArtifact,
+        pinned: &ArtifactRef,
+        credentials: &Credentials,
+        input: &AdmissionInput,
+    ) -> Finding {
+        let requirement = match req {
+            CompiledRequirement::Signature => Requirement::Signature,
+            CompiledRequirement::Attestation { predicate_type, .. } => {
+                Requirement::Attestation { predicate_type: predicate_type.clone() }
+            }
+            CompiledRequirement::Sbom => Requirement::Sbom,
+        };
+        let mut failures = Vec::new();
+        let mut errors = Vec::new();
+        for auth in &policy.authorities {
+            let verifier =
+                match loaded.verifiers.get(&verifier_key(auth)).map(|v| v.with_credentials(credentials)) {
+                    Some(Ok(v)) => v,
+                    Some(Err(e)) => {
+                        failures.push(format!("{}: {e}", auth.label));
+                        continue;
+                    }
+                    None => {
+                        failures.push(format!("{}: no verifier for this authority", auth.label));
+                        continue;
+                    }
+                };
+            let verdict = match verifier.verify(pinned, &auth.authority, &requirement).await {
+                Ok(v) => v,
+                Err(e) if e.is_transient() => {
+                    errors.push(format!("registry unreachable: {e}"));
+                    continue;
+                }
+                Err(e) => {
+                    failures.push(format!("{}: {e}", auth.label));
+                    continue;
+                }
+            };
+            let facts = match verdict.outcome {
+                Ok(facts) => facts,
+                Err(rejection) => {
+                    failures.push(rejected(req, auth, &rejection.reason));
+                    continue;
+                }
+            };
+            match self.judge(req, auth, &facts, pinned, input).await {
+                Ok(mut pass) => {
+                    pass.policy.clone_from(&policy.name);
+                    pass.policy_namespace.clone_from(&policy.namespace);
+                    pass.mode = if self.shared.config.dry_run { Mode::Audit } else { policy.mode };
+                    pass.artifact = artifact.location.clone();
+                    return pass;
+                }
+                Err(why) => failures.push(why),
+            }
+        }
+        let (result, reason) = if errors.is_empty() {
+            (FindingResult::Fail, failures.join(", "))
+        } else {
+            (FindingResult::Error, errors.join(", "))
+        };
+        base_finding(
+            policy,
+            artifact,
+            &pinned.to_string(),
+            pinned.digest().cloned(),
+            req.label(),
+            result,
+            reason,
+        )
+    }
+
+    /// A verified requirement: a pass, unless a Rego condition rejects every attestation.
+    async fn judge(
+        &self,
+        req: &CompiledRequirement,
+        auth: &CompiledAuthority,
+        facts: &Facts,
+        pinned: &ArtifactRef,
+        input: &AdmissionInput,
+    ) -> Result<Finding, String> {
+        let mut pass = Finding {
+            policy: String::new(),
+            policy_namespace: None,
+            mode: Mode::Enforce,
+            requirement: req.label(),
+            artifact: ArtifactLocation {
+                kind: ArtifactKind::Container,
+                name: String::new(),
+                pointer: String::new(),
+            },
+            reference: pinned.to_string(),
+            digest: pinned.digest().cloned(),
+            result: FindingResult::Pass,
+            reason: format!("verified against {}", auth.label),
+            signer: None,
+            rekor_log_index: None,
+            sbom_digest: facts.sbom.as_ref().map(|s| s.digest.clone()),
+        };
+        let first_signature = facts.signatures.first();
+        pass.signer = first_signature.map(|s| signer_text(&s.signer));
+        pass.rekor_log_index = first_signature.and_then(|s| s.rekor_log_index);
+        let CompiledRequirement::Attestation { condition: Some(condition), .. } = req else {
+            if let Some(a) = facts.attestations.first() {
+                pass.signer.get_or_insert_with(|| signer_text(&a.signer));
+                pass.rekor_log_index = pass.rekor_log_index.or(a.rekor_log_index);
+            }
+            return Ok(pass);
+        };
+        let mut reasons = Vec::new();
+        for a in &facts.attestations {
+            let rego_input = serde_json::json!({
+                "predicateType": a.predicate_type,
+                "predicate": a.predicate,
+                "artifact": {
+                    "reference": pinned.to_string(),
+                    "digest": pinned.digest().map(ToString::to_string),
+                },
+                "object": input.object,
+            });
+            let permit = match self.shared.rego_permits.clone().acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => {
+                    return Err(format!("{}: condition not evaluated (engine shutting down)", auth.label))
+                }
+            };
+            let c = condition.clone();
+            let outcome = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                c.evaluate(&rego_input)
+            })
+            .await;
+            match outcome {
+                Ok(Ok(o)) if o.allow => {
+                    pass.signer = Some(signer_text(&a.signer));
+                    pass.rekor_log_index = a.rekor_log_index;
+                    pass.reason = format!("verified against {}; condition met", auth.label);
+                    return Ok(pass);
+                }
+                Ok(Ok(o)) if o.reasons.is_empty() => reasons.push("condition not met".to_owned()),
+                Ok(Ok(o)) => reasons.push(format!("condition not met: {}", o.reasons.join(", "))),
+                Ok(Err(e)) => reasons.push(e.to_string()),
+                Err(e) => reasons.push(format!("condition evaluation failed: {e}")),
+            }
+        }
+        reasons.dedup();
+        Err(format!("{}: {}", auth.label, reasons.join(", ")))
+    }
+}
+
+enum Unmatched {
+    BadReference(String),
+    NoPolicy,
+}
+
+/// The failure text for a rejected requirement.
+fn rejected(req: &CompiledRequirement, auth: &CompiledAuthority, reason: &str) -> String {
+    match req {
+        CompiledRequirement::Signature => format!("no signature verifies against {} ({reason})", auth.label),
+        CompiledRequirement::Attestation { predicate_type, .. } => {
+            format!("no {predicate_type} attestation verifies against {} ({reason})", auth.label)
+        }
+        CompiledRequirement::Sbom => format!("no valid SBOM for {} ({reason})", auth.label),
+    }
+}
+
+fn signer_text(s: &Signer) -> String {
+    match s {
+        Signer::Key { fingerprint } => format!("key {fingerprint}"),
+        Signer::Certificate { subject, issuer } => format!("{subject} ({issuer})"),
+    }
+}
+
+fn base_finding(
+    policy: &CompiledPolicy,
+    artifact: &ExtractedArtifact,
+    reference: &str,
+    digest: Option<Digest>,
+    requirement: String,
+    result: FindingResult,
+    reason: String,
+) -> Finding {
+    Finding {
+        policy: policy.name.clone(),
+        policy_namespace: policy.namespace.clone(),
+        mode: policy.mode,
+        requirement,
+        artifact: artifact.location.clone(),
+        reference: reference.to_owned(),
+        digest,
+        result,
+        reason,
+        signer: None,
+        rekor_log_index: None,
+        sbom_digest: None,
+    }
+}
+
+/// Whether `policy` covers the image `name` (`registry/repository`) in this request.
+pub fn policy_applies(
+    policy: &CompiledPolicy,
+    name: &str,
+    input: &AdmissionInput,
+    object_labels: &BTreeMap<String, String>,
+) -> bool {
+    let ns = input.namespace.as_deref().filter(|n| !n.is_empty());
+    if policy.namespace.is_some() && policy.namespace.as_deref() != ns {
+        return false;
+    }
+    if !policy.images.iter().any(|g| g.is_match(name)) {
+        return false;
+    }
+    if !policy.kinds.is_empty() && !policy.kinds.iter().any(|k| k == &input.kind.kind) {
+        return false;
+    }
+    if !policy.namespaces.is_empty() && !ns.is_some_and(|n| policy.namespaces.iter().any(|g| g.is_match(n))) {
+        return false;
+    }
+    if let Some(sel) = &policy.namespace_selector {
+        if ns.is_none() || !crate::selector::matches(sel, &input.namespace_labels) {
+            return false;
+        }
+    }
+    if let Some(sel) = &policy.object_selector {
+        if !crate::selector::matches(sel, object_labels) {
+            return false;
+        }
+    }
+    true
+}
+
+/// `metadata.labels` of an object (non-string values ignored).
+fn labels_of(object: Option<&serde_json::Value>) -> BTreeMap<String, String> {
+    object
+        .and_then(|o| o.pointer("/metadata/labels"))
+        .and_then(serde_json::Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
+        .unwrap_or_default()
+}
+
+/// `<kind> <ns>/<name>` (or `<kind> <name>` for cluster-scoped objects); the name falls back to the
+/// object's `generateName`.
+pub fn object_label(input: &AdmissionInput) -> String {
+    let generated = input
+        .object
+        .as_ref()
+        .and_then(|o| o.pointer("/metadata/generateName"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let name = if input.name.is_empty() { generated } else { input.name.as_str() };
+    match input.namespace.as_deref().filter(|n| !n.is_empty()) {
+        Some(ns) => format!("{} {ns}/{name}", input.kind.kind),
+        None => format!("{} {name}", input.kind.kind),
     }
 }
 

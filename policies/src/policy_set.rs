@@ -310,7 +310,7 @@ pub enum CompiledRequirement {
         /// The predicate type.
         predicate_type: String,
         /// The condition, compiled once.
-        condition: Option<RegoCondition>,
+        condition: Option<Box<RegoCondition>>,
     },
     /// A valid SBOM.
     Sbom,
@@ -623,7 +623,7 @@ fn compile_policy(
             Some(module) => {
                 let module_name = format!("{name}/attestations[{i}].rego");
                 match RegoCondition::compile(&module_name, module) {
-                    Ok(c) => Some(c),
+                    Ok(c) => Some(Box::new(c)),
                     Err(e) => {
                         problems.push(format!("requirements.attestations[{i}].condition: {e}"));
                         None

@@ -7,7 +7,7 @@ use crate::crd::{LabelSelector, LabelSelectorOperator};
 /// Problems with a selector (In/NotIn without values, Exists/DoesNotExist with values, empty keys).
 pub fn validate(selector: &LabelSelector) -> Vec<String> {
     let mut problems = Vec::new();
-    for (k, _) in &selector.match_labels {
+    for k in selector.match_labels.keys() {
         if k.is_empty() {
             problems.push("matchLabels has an empty key".to_owned());
         }
