@@ -36,7 +36,7 @@ pub struct PolicySpec {
 
 macro_rules! policy_resource {
     ($spec:ident, $kind:literal, $short:literal, $($scope:tt)*) => {
-        /// Spec of the resource (the shared [`PolicySpec`]).
+        /// What the policy requires of which artifacts (the shared `PolicySpec`).
         #[derive(CustomResource, Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
         #[kube(group = "vouch.dev", version = "v1alpha1", kind = $kind, shortname = $short,
                status = "PolicyStatus", derive = "PartialEq", $($scope)*
@@ -156,8 +156,8 @@ fn default_true() -> bool {
 pub struct SecretKeyRef {
     /// Secret name.
     pub name: String,
-    /// Secret namespace (a SupplyChainPolicy may only name its own namespace; default: the policy's
-    /// namespace, or vouch's own namespace for cluster-scoped resources).
+    /// Secret namespace: required for cluster-scoped resources; a SupplyChainPolicy may only name its own
+    /// namespace (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Key within the secret's data (default `cosign.pub` for keys, `.dockerconfigjson` for
