@@ -307,7 +307,9 @@ impl Engine {
         for (artifact, policy, findings) in results {
             let mode = if dry_run { Mode::Audit } else { policy.mode };
             let entry = pinnable.entry(artifact.location.pointer.clone()).or_insert((None, true));
-            for f in findings {
+            for mut f in findings {
+                // Findings report the mode they were judged in (Audit under dry-run).
+                f.mode = mode;
                 let passed = f.result == FindingResult::Pass;
                 if mode != Mode::Audit {
                     entry.1 &= passed;
