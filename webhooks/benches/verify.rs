@@ -106,7 +106,7 @@ async fn main() {
         warm.verify(&images[0], &authority, &Requirement::Signature).await.is_ok_and(|v| v.is_verified())
     })
     .await;
-    let hit_tag = rate("key-signed image by tag, cache hit (tag resolved each call)", || async {
+    let hit_tag = rate("key-signed image by tag, cache hit (tag resolution cached)", || async {
         warm.verify(&by_tag, &authority, &Requirement::Signature).await.is_ok_and(|v| v.is_verified())
     })
     .await;
