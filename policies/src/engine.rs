@@ -4,6 +4,7 @@
 //! (enforce / warn / audit, all audit under dry-run) and failure policy (for registry trouble).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,7 +97,8 @@ struct Loaded {
 impl Loaded {
     fn new(set: PolicySet, base: &ArtifactVerifier) -> Self {
         let mut verifiers = BTreeMap::new();
-        for a in set.policies().iter().flat_map(|p| p.authorities.iter()) {
+        let in_force = set.policies().iter().filter(|p| p.broken.is_none());
+        for a in in_force.flat_map(|p| p.authorities.iter()) {
             let key = verifier_key(a);
             if verifiers.contains_key(&key) {
                 continue;
@@ -132,6 +134,8 @@ struct Shared {
     loaded: ArcSwap<Loaded>,
     verifier: ArtifactVerifier,
     rego_permits: Arc<tokio::sync::Semaphore>,
+    /// Set once policies are loaded (at construction, or by the first [`Engine::replace_policies`]).
+    ready: AtomicBool,
 }
 
 /// The decision engine: clone freely (clones share policies, verifier and cache).
@@ -150,8 +154,18 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine with `policies` in force, verifying through `verifier`.
+    /// An engine with `policies` in force, verifying through `verifier`; ready at once.
     pub fn new(config: EngineConfig, policies: PolicySet, verifier: ArtifactVerifier) -> Self {
+        Self::build(config, policies, verifier, true)
+    }
+
+    /// An engine with no policies that is not ready until the first [`Engine::replace_policies`] (the
+    /// cluster integration, before its first list of the policy resources completes).
+    pub fn new_pending(config: EngineConfig, verifier: ArtifactVerifier) -> Self {
+        Self::build(config, PolicySet::empty(), verifier, false)
+    }
+
+    fn build(config: EngineConfig, policies: PolicySet, verifier: ArtifactVerifier, ready: bool) -> Self {
         let permits = config.max_concurrent_rego.max(1);
         // Keyless authorities reuse the base verifier: normalise its key setting into the map key.
         let loaded = Loaded::new(policies, &verifier);
@@ -161,13 +175,17 @@ impl Engine {
                 loaded: ArcSwap::from_pointee(loaded),
                 verifier,
                 rego_permits: Arc::new(tokio::sync::Semaphore::new(permits)),
+                ready: AtomicBool::new(ready),
             }),
         }
     }
 
-    /// Put `policies` in force atomically (evaluations under way finish with the old set).
+    /// Put `policies` in force atomically (evaluations under way finish with the old set); the engine is
+    /// ready from then on.
     pub fn replace_policies(&self, policies: PolicySet) {
         self.shared.loaded.store(Arc::new(Loaded::new(policies, &self.shared.verifier)));
+        // Release: whoever sees `ready` also sees the set stored above.
+        self.shared.ready.store(true, Ordering::Release);
     }
 
     /// The policies in force.
@@ -185,10 +203,10 @@ impl Engine {
         &self.shared.verifier
     }
 
-    /// Whether policies and trust roots are loaded (always, once built: the engine is built from a loaded
-    /// set; the cluster integration reports readiness before its first list completes).
+    /// Whether policies and trust roots are loaded: from construction with [`Engine::new`], after the first
+    /// [`Engine::replace_policies`] with [`Engine::new_pending`].
     pub fn is_ready(&self) -> bool {
-        true
+        self.shared.ready.load(Ordering::Acquire)
     }
 
     /// Decide on `input`. Never panics and never fails: verification trouble becomes findings that the
@@ -216,6 +234,7 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + self.shared.config.budget;
         let object_labels = labels_of(input.object.as_ref());
         let mut jobs = Vec::new();
+        let mut broken = Vec::new();
         let mut unmatched = Vec::new();
         for artifact in &artifacts {
             let reference = match artifact.image.parse::<ArtifactRef>() {
@@ -236,6 +255,22 @@ impl Engine {
                 unmatched.push((artifact, Unmatched::NoPolicy));
             }
             for policy in matching {
+                if let Some(problems) = &policy.broken {
+                    // A configuration error, not registry trouble: a Fail (never Error), so failurePolicy
+                    // Ignore cannot turn it into an allow; nothing is fetched.
+                    let reason = format!("policy {} is invalid: {problems}", policy.name);
+                    let finding = base_finding(
+                        policy,
+                        artifact,
+                        &artifact.image,
+                        None,
+                        "configuration".to_owned(),
+                        FindingResult::Fail,
+                        reason,
+                    );
+                    broken.push((artifact, policy, vec![finding]));
+                    continue;
+                }
                 let reference = reference.clone();
                 let loaded = &loaded;
                 let budget = self.shared.config.budget;
@@ -258,7 +293,8 @@ impl Engine {
                 });
             }
         }
-        let results = futures::future::join_all(jobs).await;
+        let mut results = broken;
+        results.extend(futures::future::join_all(jobs).await);
         self.decide(&object, results, unmatched)
     }
 
@@ -673,4 +709,131 @@ fn assert_thread_safe() {
     fn is<T: Send + Sync + Clone>() {}
     is::<Engine>();
     is::<PolicySet>();
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use vouch_attest::cache::CacheConfig;
+    use vouch_attest::registry::RegistryConfig;
+    use vouch_attest::trust_root::TrustRoot;
+    use vouch_attest::verify::VerifierConfig;
+
+    /// A verifier that is never asked anything here (broken policies fetch nothing).
+    fn verifier() -> ArtifactVerifier {
+        ArtifactVerifier::new(VerifierConfig {
+            registry: RegistryConfig {
+                timeout: Duration::from_millis(200),
+                retries: 0,
+                ..RegistryConfig::default()
+            },
+            trust_root: TrustRoot::public_good().unwrap(),
+            cache: CacheConfig::default(),
+            options: VerifyOptions::default(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn an_engine_built_with_policies_is_ready_at_once() {
+        let engine = Engine::new(EngineConfig::default(), PolicySet::empty(), verifier());
+        assert!(engine.is_ready());
+    }
+
+    #[test]
+    fn a_pending_engine_is_ready_after_the_first_policy_set() {
+        let engine = Engine::new_pending(EngineConfig::default(), verifier());
+        assert!(!engine.is_ready());
+        assert!(engine.policies().policies().is_empty());
+        let clone = engine.clone();
+        clone.replace_policies(PolicySet::empty());
+        assert!(engine.is_ready(), "clones share readiness");
+    }
+
+    /// A policy whose Rego condition does not compile, with failurePolicy Ignore.
+    fn broken_policy(mode: &str) -> PolicySet {
+        let pem = vouch_attest::SigningKey::generate().public_key().to_pem();
+        let pem: String = pem.lines().map(|l| format!("          {l}\n")).collect();
+        let set = PolicySet::from_yaml_str(&format!(
+            r#"
+apiVersion: vouch.dev/v1alpha1
+kind: ClusterSupplyChainPolicy
+metadata: {{name: typo}}
+spec:
+  images: ["ghcr.io/acme/**"]
+  mode: {mode}
+  failurePolicy: Ignore
+  authorities:
+    - name: k
+      key:
+        pem: |
+{pem}
+  requirements:
+    attestations: [{{predicateType: "https://slsa.dev/provenance/v1", condition: "package p\nallow if {{"}}]
+"#
+        ));
+        assert!(set.policies()[0].broken.is_some(), "{:?}", set.problems());
+        set
+    }
+
+    fn pod(image: &str) -> AdmissionInput {
+        AdmissionInput {
+            uid: "u".into(),
+            operation: Operation::Create,
+            kind: GroupVersionKind { group: String::new(), version: "v1".into(), kind: "Pod".into() },
+            resource: "pods".into(),
+            sub_resource: None,
+            namespace: Some("default".into()),
+            name: "web".into(),
+            object: Some(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"containers": [{"name": "app", "image": image}]}})),
+            old_object: None,
+            namespace_labels: BTreeMap::new(),
+            dry_run: false,
+            pull_credentials: Credentials::anonymous(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broken_policy_denies_despite_failure_policy_ignore() {
+        let engine = Engine::new(EngineConfig::default(), broken_policy("Enforce"), verifier());
+        let d = engine.evaluate(&pod("ghcr.io/acme/app:1")).await;
+        assert!(!d.allowed);
+        let message = d.message.unwrap();
+        assert!(
+            message.starts_with(
+                "Pod default/web: container app: image ghcr.io/acme/app:1 : policy typo: configuration: policy typo is invalid: requirements.attestations[0].condition: "
+            ),
+            "{message}"
+        );
+        assert!(d.pins.is_empty() && d.warnings.is_empty());
+        assert_eq!(d.findings[0].result, FindingResult::Fail);
+        // Images it does not name are untouched by it.
+        assert!(engine.evaluate(&pod("ghcr.io/other/app:1")).await.allowed);
+    }
+
+    #[tokio::test]
+    async fn a_broken_policy_under_dry_run_is_audited() {
+        let config = EngineConfig { dry_run: true, ..EngineConfig::default() };
+        let engine = Engine::new(config, broken_policy("Enforce"), verifier());
+        let d = engine.evaluate(&pod("ghcr.io/acme/app:1")).await;
+        assert!(d.allowed);
+        assert_eq!(d.audit.len(), 1);
+        assert_eq!(d.audit[0].mode, Mode::Audit);
+        assert!(d.audit[0].reason.starts_with("policy typo is invalid: "), "{:?}", d.audit[0]);
+    }
+
+    #[tokio::test]
+    async fn a_broken_warn_policy_warns() {
+        let engine = Engine::new(EngineConfig::default(), broken_policy("Warn"), verifier());
+        let d = engine.evaluate(&pod("ghcr.io/acme/app:1")).await;
+        assert!(d.allowed);
+        assert_eq!(d.warnings.len(), 1);
+        assert!(d.warnings[0].contains("policy typo is invalid: "), "{:?}", d.warnings);
+        assert!(!d.warnings[0].contains("failurePolicy Ignore"), "{:?}", d.warnings);
+        assert!(d.pins.is_empty());
+    }
 }

@@ -1,6 +1,8 @@
 //! Loading and compiling policies: multi-document YAML/JSON (List kinds too) from files or from the
-//! cluster, validated once into a [`PolicySet`]. A bad policy is reported with ALL its problems at once and
-//! left out; the good ones are in force regardless.
+//! cluster, validated once into a [`PolicySet`]. A bad policy is reported with ALL its problems at once; the
+//! good ones are in force regardless. A bad policy whose image globs and match fields compile stays in force
+//! as *broken* (every artifact it matches fails with its problems), so a typo cannot open what it guarded;
+//! one that cannot match anything is left out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -356,6 +358,9 @@ pub struct CompiledPolicy {
     pub failure_policy: FailurePolicy,
     /// Policy pull credentials.
     pub credentials: Option<Credentials>,
+    /// The policy's problems (joined) when it did not compile but still matches images: it then carries no
+    /// authorities or requirements, and every artifact it matches fails with these problems.
+    pub broken: Option<String>,
 }
 
 impl CompiledPolicy {
@@ -379,7 +384,7 @@ pub struct CompiledTrustRoot {
     pub root: SigstoreTrustRoot,
 }
 
-/// Policies and trust roots in force, plus the problems of those left out.
+/// Policies and trust roots in force, plus the problems of every resource that did not compile.
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     policies: Vec<CompiledPolicy>,
@@ -455,23 +460,36 @@ impl PolicySet {
             if !seen.insert((kind, namespace.clone(), name.clone())) {
                 problems.push("defined more than once".to_owned());
             }
+            // A policy without its namespace could never apply: leave it out rather than keep it broken.
+            let can_apply = namespace.as_deref() != Some("");
             let compiled =
                 compile_policy(p.spec(), &name, namespace.as_deref(), p.generation(), &ctx, &mut problems);
-            match compiled {
-                Some(c) if problems.is_empty() => set.policies.push(c),
-                _ => set.problems.push(PolicyProblem {
-                    kind: kind.into(),
-                    namespace,
-                    name,
-                    generation: p.generation(),
-                    problems,
-                }),
+            if problems.is_empty() {
+                set.policies.extend(compiled);
+                continue;
             }
+            if let Some(c) = compiled.filter(|_| can_apply) {
+                // Fail closed: the images it names are denied (per its mode), not left to the no-match action.
+                set.policies.push(CompiledPolicy {
+                    authorities: Vec::new(),
+                    requirements: Vec::new(),
+                    credentials: None,
+                    broken: Some(problems.join("; ")),
+                    ..c
+                });
+            }
+            set.problems.push(PolicyProblem {
+                kind: kind.into(),
+                namespace,
+                name,
+                generation: p.generation(),
+                problems,
+            });
         }
         set
     }
 
-    /// The policies in force.
+    /// The policies in force (broken ones included: see [`CompiledPolicy::broken`]).
     pub fn policies(&self) -> &[CompiledPolicy] {
         &self.policies
     }
@@ -481,7 +499,7 @@ impl PolicySet {
         &self.trust_roots
     }
 
-    /// Resources left out, each with all its problems.
+    /// Resources with problems (left out, or in force as broken), each with all its problems.
     pub fn problems(&self) -> &[PolicyProblem] {
         &self.problems
     }
@@ -569,6 +587,7 @@ fn compile_policy(
     ctx: &Context<'_>,
     problems: &mut Vec<String>,
 ) -> Option<CompiledPolicy> {
+    let before = problems.len();
     let mut images = Vec::new();
     if spec.images.is_empty() {
         problems.push("images: at least one glob is required".into());
@@ -596,6 +615,8 @@ fn compile_policy(
             problems.extend(selector::validate(s).into_iter().map(|p| format!("match.{field}: {p}")));
         }
     }
+    // Whether what the policy matches is known (then a policy with other problems is kept as broken).
+    let matchable = problems.len() == before && !images.is_empty();
     let mut authorities = Vec::new();
     if spec.authorities.is_empty() {
         problems.push("authorities: at least one authority is required".into());
@@ -661,7 +682,7 @@ fn compile_policy(
             }
         }
     });
-    Some(CompiledPolicy {
+    matchable.then(|| CompiledPolicy {
         name: name.to_owned(),
         namespace: namespace.map(str::to_owned),
         generation,
@@ -675,6 +696,7 @@ fn compile_policy(
         mode: spec.mode,
         failure_policy: spec.failure_policy,
         credentials,
+        broken: None,
     })
 }
 
@@ -812,5 +834,73 @@ fn compile_trust_root(t: &TrustRoot, secrets: &Secrets) -> Result<SigstoreTrustR
     match root {
         Some(r) if problems.is_empty() => Ok(r),
         _ => Err(problems),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn policy(name: &str, images: &str, condition: &str) -> String {
+        let pem = vouch_attest::SigningKey::generate().public_key().to_pem();
+        let pem: String = pem.lines().map(|l| format!("          {l}\n")).collect();
+        format!(
+            r#"---
+apiVersion: vouch.dev/v1alpha1
+kind: ClusterSupplyChainPolicy
+metadata: {{name: {name}}}
+spec:
+  images: [{images}]
+  mode: Warn
+  authorities:
+    - name: k
+      key:
+        pem: |
+{pem}
+  requirements:
+    attestations:
+      - predicateType: https://slsa.dev/provenance/v1
+        condition: {condition:?}
+"#
+        )
+    }
+
+    const GOOD_REGO: &str = "package p\nallow := true\n";
+
+    #[test]
+    fn a_bad_policy_that_still_matches_is_kept_broken_and_reported() {
+        let text = policy("typo", r#""ghcr.io/acme/**""#, "package p\nallow if {")
+            + &policy("fine", r#""ghcr.io/other/**""#, GOOD_REGO);
+        let set = PolicySet::from_yaml_str(&text);
+        let broken = set.policies().iter().find(|p| p.name == "typo");
+        let broken = broken.unwrap_or_else(|| panic!("not kept: {:?}", set.problems()));
+        let why = broken.broken.as_deref().expect("marked broken");
+        assert!(why.contains("requirements.attestations[0].condition: rego condition"), "{why}");
+        assert!(broken.images[0].is_match("ghcr.io/acme/app"), "its globs still match");
+        assert_eq!(broken.mode, Mode::Warn);
+        // Nothing of a broken policy is usable for verification.
+        assert!(broken.authorities.is_empty() && broken.requirements.is_empty());
+        let problems = set.problems_of("ClusterSupplyChainPolicy", None, "typo");
+        assert_eq!(problems.join("; "), why, "still reported as a problem");
+        let fine = set.policies().iter().find(|p| p.name == "fine").unwrap();
+        assert!(fine.broken.is_none());
+        assert!(set.problems_of("ClusterSupplyChainPolicy", None, "fine").is_empty());
+    }
+
+    #[test]
+    fn a_bad_policy_whose_match_does_not_compile_is_left_out() {
+        let bad_glob = policy("bad-glob", r#""ghcr.io/***""#, GOOD_REGO);
+        let no_registry = policy("no-registry", r#""nginx""#, "package p\nallow if {");
+        let bad_selector = policy("bad-selector", r#""ghcr.io/a/*""#, GOOD_REGO).replace(
+            "  mode: Warn\n",
+            "  mode: Warn\n  match: {namespaceSelector: {matchExpressions: [{key: env, operator: In}]}}\n",
+        );
+        let set = PolicySet::from_yaml_str(&(bad_glob + &no_registry + &bad_selector));
+        assert!(set.policies().is_empty(), "{:?}", set.policies());
+        assert_eq!(set.problems().len(), 3, "{:?}", set.problems());
+        let selector = set.problems_of("ClusterSupplyChainPolicy", None, "bad-selector").join("; ");
+        assert!(selector.contains("match.namespaceSelector"), "{selector}");
     }
 }

@@ -142,8 +142,10 @@ fn list_kinds_and_json_are_read() {
 #[test]
 fn duplicates_are_rejected() {
     let set = PolicySet::from_yaml_str(&format!("{}---\n{}", good("same"), good("same")));
-    assert_eq!(set.policies().len(), 1);
     assert_eq!(set.problems()[0].problems, vec!["defined more than once"]);
+    // The second definition may name other images: it stays in force as broken (fails closed).
+    let broken: Vec<_> = set.policies().iter().map(|p| p.broken.as_deref()).collect();
+    assert_eq!(broken, [None, Some("defined more than once")]);
 }
 
 #[test]
@@ -232,7 +234,8 @@ spec:
         good("independent")
     );
     let set = PolicySet::from_yaml_str(&text);
-    assert_eq!(set.policies().len(), 1);
+    let in_force: Vec<_> = set.policies().iter().map(|p| (p.name.as_str(), p.broken.is_some())).collect();
+    assert_eq!(in_force, [("uses-broken", true), ("independent", false)]);
     assert!(!set.problems_of("TrustRoot", None, "broken").is_empty());
     let uses = set.problems_of("ClusterSupplyChainPolicy", None, "uses-broken");
     assert!(uses[0].contains("trust root \"broken\" is invalid"), "{uses:?}");

@@ -449,3 +449,41 @@ async fn selectors_namespaces_and_kinds_decide_which_policies_apply() {
     assert_eq!(d.findings[0].policy, "team");
     assert_eq!(d.findings[0].policy_namespace.as_deref(), Some("team-a"));
 }
+
+/// Fail closed on configuration errors: a policy that does not compile but still names images denies them
+/// (per its mode), even with failurePolicy Ignore and even when another policy verifies the image.
+#[tokio::test]
+async fn a_broken_policy_acts_per_its_mode_and_pins_nothing() {
+    let w = world().await;
+    let images = format!("{}/acme/**", w.registry.host());
+    let broken_requirement =
+        "attestations: [{predicateType: \"https://slsa.dev/provenance/v1\", condition: \"package p\\nallow if {\"}]";
+    let signed = tag_ref(&w.signed);
+    let expected = format!(
+        "Pod default/web: container app: image {signed} : policy typo: configuration: policy typo is invalid: requirements.attestations[0].condition: rego condition typo/attestations[0].rego does not compile"
+    );
+
+    let yaml = policy("prod-signed", &images, &w.key, "Enforce", "Fail", "signature: true")
+        + &policy("typo", &images, &w.key, "Enforce", "Ignore", broken_requirement);
+    let set = PolicySet::from_yaml_str(&yaml);
+    assert_eq!(set.problems().len(), 1, "{:?}", set.problems());
+    let e = Engine::new(config(), set, w.verifier.clone());
+    let d = e.evaluate(&pod(&[("app", &signed)])).await;
+    assert!(!d.allowed);
+    let message = d.message.unwrap();
+    assert!(message.starts_with(&expected), "{message}\nexpected prefix: {expected}");
+    assert!(!message.contains("prod-signed"), "the verified policy is not blamed: {message}");
+    assert!(d.pins.is_empty(), "a broken policy's image is not pinned");
+    let broken = d.findings.iter().find(|f| f.policy == "typo").unwrap();
+    assert_eq!((broken.result, broken.mode), (FindingResult::Fail, Mode::Enforce));
+    assert_eq!(broken.digest, None, "nothing was fetched for it");
+
+    let yaml = policy("typo", &images, &w.key, "Audit", "Fail", broken_requirement);
+    let e = Engine::new(config(), PolicySet::from_yaml_str(&yaml), w.verifier.clone());
+    let d = e.evaluate(&pod(&[("app", &signed)])).await;
+    assert!(d.allowed && d.warnings.is_empty(), "{d:?}");
+    assert_eq!(d.audit.len(), 1);
+    assert_eq!((d.audit[0].result, d.audit[0].mode), (FindingResult::Fail, Mode::Audit));
+    assert!(d.audit[0].reason.starts_with("policy typo is invalid: "), "{:?}", d.audit[0]);
+    assert!(d.pins.is_empty());
+}
