@@ -13,7 +13,7 @@ use p256::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _};
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::builder::{Builder as _, CertificateBuilder, Profile};
 use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName};
+use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
@@ -74,7 +74,8 @@ impl DevCa {
     pub fn new(common_name: &str) -> anyhow::Result<Self> {
         let key = fresh_key()?;
         let name = Name::from_str(&format!("CN={common_name},O=vouch-dev"))?;
-        let mut b = CertificateBuilder::new(
+        // The Root profile adds basicConstraints CA and keyCertSign/cRLSign key usage itself.
+        let b = CertificateBuilder::new(
             Profile::Root,
             SerialNumber::from(1u32),
             validity()?,
@@ -82,7 +83,6 @@ impl DevCa {
             spki_of(&key)?,
             &key,
         )?;
-        b.add_extension(&KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?;
         let cert_der = b.build::<DerSignature>()?.to_der()?;
         Ok(Self { key, name, cert_der, next_serial: std::sync::atomic::AtomicU32::new(2) })
     }

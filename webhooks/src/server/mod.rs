@@ -245,7 +245,8 @@ async fn admit(state: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRej
         uid = %req.uid,
         kind = %req.kind.kind,
         namespace = req.namespace.as_deref().unwrap_or_default(),
-        name = %req.name,
+        // Not `name`: JSON logs use that key for the span's own name.
+        object_name = %req.name,
         operation,
         dry_run = req.dry_run,
         decision = tracing::field::Empty,
@@ -294,7 +295,7 @@ async fn admit(state: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRej
         state.metrics.response(endpoint.as_str(), outcome, elapsed);
         tracing::info!(
             allowed = response.allowed,
-            message = decision.message.as_deref().unwrap_or_default(),
+            denial = decision.message.as_deref().unwrap_or_default(),
             warnings = decision.warnings.len(),
             audit = decision.audit.len(),
             findings = decision.findings.len(),

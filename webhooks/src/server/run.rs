@@ -239,6 +239,8 @@ impl Server {
     /// Serve until `shutdown` completes, then drain within the configured grace period.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let Self { config, https, health, tls, cert, state, engine: _, cluster_tasks } = self;
+        let bound = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let (https_addr, health_addr) = (bound(&https), bound(&health));
         let watch = cert.spawn_watch(config.tls_reload_interval);
         let (health_stop, health_stopped) = tokio::sync::oneshot::channel::<()>();
         let health_app = health_router(state.clone());
@@ -251,8 +253,8 @@ impl Server {
             }
         });
         tracing::info!(
-            webhooks = %config.listen,
-            health = %config.health_listen,
+            webhooks = %https_addr,
+            health = %health_addr,
             dry_run = config.dry_run,
             kube = config.kube,
             "serving"

@@ -40,6 +40,9 @@ impl TlsClient {
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // Every connection does a full handshake, so it sees the certificate served now (a resumed
+        // session would report the certificate of the session it resumes).
+        config.resumption = rustls::client::Resumption::disabled();
         Self { connector: TlsConnector::from(Arc::new(config)), addr }
     }
 
