@@ -162,20 +162,21 @@ impl Server {
                     );
                 }
                 tracing::info!(dir = %dir.display(), policies = set.policies().len(), "policies loaded from files");
-                set
+                Some(set)
             }
-            None => PolicySet::empty(),
+            None => None,
         };
-        let engine = Engine::new(
-            EngineConfig {
-                dry_run: config.dry_run,
-                no_match: config.no_match,
-                budget: config.timeout_budget,
-                ..EngineConfig::default()
-            },
-            policies,
-            verifier.clone(),
-        );
+        let engine_config = EngineConfig {
+            dry_run: config.dry_run,
+            no_match: config.no_match,
+            budget: config.timeout_budget,
+            ..EngineConfig::default()
+        };
+        let engine = match policies {
+            Some(set) => Engine::new(engine_config, set, verifier.clone()),
+            // From the cluster: not ready (/readyz 503) until the watch's first complete list.
+            None => Engine::new_pending(engine_config, verifier.clone()),
+        };
         let metrics;
         let cluster: Arc<dyn ClusterContext>;
         let mut status_sink: Option<Arc<dyn StatusSink>> = None;

@@ -1,0 +1,140 @@
+//! End to end over real TLS on loopback, against a real registry (Debian's docker-registry) and the real
+//! engine: a pod whose image is signed with the policy's key is allowed and, by /mutate, pinned to the
+//! digest that was verified; an unsigned image is denied with the engine's exact message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod server_support;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::Value;
+use server_support::{fixture, http_get, TlsClient};
+use vouch_attest::cosign::sign_image_with_key;
+use vouch_attest::registry::{RegistryClient, RegistryConfig};
+use vouch_attest::SigningKey;
+use vouch_webhooks::cli::demo::push_demo_image;
+use vouch_webhooks::dev_registry::DevRegistry;
+use vouch_webhooks::server::config::ServeConfig;
+use vouch_webhooks::server::dev_pki::DevCa;
+use vouch_webhooks::server::run::Server;
+use vouch_webhooks::server::tls::CertPaths;
+
+fn policy(host: &str, key: &SigningKey) -> String {
+    let pem: String = key.public_key().to_pem().lines().map(|l| format!("        {l}\n")).collect();
+    format!(
+        "apiVersion: vouch.dev/v1alpha1\nkind: ClusterSupplyChainPolicy\nmetadata:\n  name: prod-signed\nspec:\n  \
+         images: [\"{host}/demo/**\"]\n  authorities:\n  - name: cosign-prod\n    key:\n      requireTlog: false\n      \
+         pem: |\n{pem}  requirements:\n    signature: true\n  mode: Enforce\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signed_pod_is_allowed_and_pinned_unsigned_is_denied() {
+    let registry = DevRegistry::start().await.unwrap();
+    let host = registry.host();
+    let client = RegistryClient::new(RegistryConfig {
+        insecure_registries: vec![host.clone()],
+        ..RegistryConfig::default()
+    })
+    .unwrap();
+    let app = push_demo_image(&client, &host, "demo/app", "1.0", b"signed app\n").await.unwrap();
+    let unsigned =
+        push_demo_image(&client, &host, "demo/unsigned", "1.0", b"nobody signed me\n").await.unwrap();
+    let key = SigningKey::generate();
+    sign_image_with_key(&client, &app, &key, BTreeMap::new()).await.unwrap();
+
+    let ca = DevCa::new("vouch-e2e-ca").unwrap();
+    let pair = ca.issue_server(&["localhost"], &[]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tls.crt"), &pair.cert_pem).unwrap();
+    std::fs::write(dir.path().join("tls.key"), &pair.key_pem).unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("prod-signed.yaml"), policy(&host, &key)).unwrap();
+    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let server = Server::prepare(ServeConfig {
+        listen: loopback,
+        health_listen: loopback,
+        tls: CertPaths { cert: dir.path().join("tls.crt"), key: dir.path().join("tls.key") },
+        tls_reload_interval: Duration::from_secs(5),
+        policy_dir: Some(policies),
+        dry_run: false,
+        no_match: vouch_policies::NoMatchAction::Deny,
+        trusted_root: None,
+        insecure_registries: vec![host.clone()],
+        registry_auth_file: None,
+        insecure_ignore_tlog: true,
+        timeout_budget: Duration::from_secs(8),
+        max_body_bytes: 8 * 1024 * 1024,
+        kube: false,
+        shutdown_grace: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    let tls = TlsClient::new(ca.cert_der(), server.https_addr().unwrap());
+    let health = server.health_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+
+    // Signed: allowed, and /mutate pins the tag to the verified digest.
+    let signed_pod = fixture("pod-create.json", &host);
+    let (r, _) = tls.post("/validate", &signed_pod).await.unwrap();
+    assert_eq!(r.status, 200);
+    let got: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(got["response"]["allowed"], true, "{got}");
+    let (r, _) = tls.post("/mutate", &signed_pod).await.unwrap();
+    let got: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(got["response"]["patchType"], "JSONPatch", "{got}");
+    let patch: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(got["response"]["patch"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let digest = app.digest().unwrap().to_string();
+    assert_eq!(patch[0]["op"], "replace");
+    assert_eq!(patch[0]["path"], "/spec/containers/0/image");
+    assert_eq!(patch[0]["value"], format!("{host}/demo/app:1.0@{digest}"));
+    assert_eq!(patch[1]["path"], "/metadata/annotations/vouch.dev~1verified", "{patch}");
+    let summary: Value = serde_json::from_str(patch[1]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(summary["verified"][0]["policies"][0], "prod-signed");
+
+    // The pinned object, as validation would then see it, is allowed too (same digest).
+    let pinned = String::from_utf8(signed_pod.clone())
+        .unwrap()
+        .replace(&format!("{host}/demo/app:1.0\""), &format!("{host}/demo/app:1.0@{digest}\""));
+    let (r, _) = tls.post("/validate", pinned.as_bytes()).await.unwrap();
+    let got: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(got["response"]["allowed"], true, "{got}");
+
+    // Unsigned: denied with the exact message.
+    let unsigned_pod = String::from_utf8(signed_pod).unwrap().replace("/demo/app:1.0", "/demo/unsigned:1.0");
+    let (r, _) = tls.post("/validate", unsigned_pod.as_bytes()).await.unwrap();
+    assert_eq!(r.status, 200);
+    let got: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(got["response"]["allowed"], false, "{got}");
+    assert_eq!(got["response"]["status"]["code"], 403);
+    let message = got["response"]["status"]["message"].as_str().unwrap();
+    let digest = unsigned.digest().unwrap();
+    let hex = digest.to_string().replace("sha256:", "");
+    let expected = format!(
+        "Pod prod/web: container app: image {host}/demo/unsigned:1.0@{digest} : policy prod-signed: signature: \
+         no signature verifies against key cosign-prod (nothing found (looked in sha256-{hex}.sig, Sigstore \
+         bundle referrers))"
+    );
+    assert_eq!(message, expected);
+
+    let (_, metrics) = http_get(health, "/metrics").await.unwrap();
+    assert!(
+        metrics.contains(r#"vouch_decisions_total{result="fail",policy="prod-signed",mode="enforce"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("vouch_verdict_cache_hits_total"), "{metrics}");
+    let _ = stop.send(());
+    running.await.unwrap();
+}
