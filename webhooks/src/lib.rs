@@ -1,6 +1,6 @@
-//! vouch-webhooks: the `vouch` binary's library: command line, and (later) the admission webhooks.
+//! vouch-webhooks: the `vouch` binary: command line, admission webhook server, Kubernetes integration.
 
 pub mod cli;
-pub mod dev_registry;
 pub mod cluster;
+pub mod dev_registry;
 pub mod server;

@@ -1,5 +1,6 @@
 //! `vouch demo`: the local demo. A real registry on loopback, an image signed with a fresh key by
-//! vouch's cosign-compatible signer, and the verdicts vouch reaches for it and for three bad cases.
+//! vouch's cosign-compatible signer, the verdicts vouch reaches for it and for three bad cases, then the
+//! admission webhook (`vouch serve`, embedded default policy) answering AdmissionReviews over TLS.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -176,6 +177,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
             c.detail
         );
     }
+    println!("\nthe admission webhook, with the embedded default policy (images under demo/ need the demo key):");
+    for e in super::demo_webhook::run(dir.path(), &host, &key, &app).await? {
+        all_as_expected &= e.as_expected;
+        println!("{} {}\n           {}", if e.as_expected { "ok  " } else { "FAIL" }, e.what, e.detail);
+    }
+
     let stats = verifier.registry_stats();
     let cache = verifier.cache_stats();
     println!(

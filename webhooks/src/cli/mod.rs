@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod demo;
+pub mod demo_webhook;
 pub mod serve;
 pub mod sigstore;
 pub mod verify;
