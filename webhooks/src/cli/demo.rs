@@ -177,7 +177,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
             c.detail
         );
     }
-    println!("\nthe admission webhook, with the embedded default policy (images under demo/ need the demo key):");
+    println!(
+        "\nthe admission webhook, with the embedded default policy (images under demo/ need the demo key):"
+    );
     for e in super::demo_webhook::run(dir.path(), &host, &key, &app).await? {
         all_as_expected &= e.as_expected;
         println!("{} {}\n           {}", if e.as_expected { "ok  " } else { "FAIL" }, e.what, e.detail);

@@ -94,7 +94,12 @@ pub struct Exchange {
 }
 
 /// Start `vouch serve` on loopback with the default policy and send it three reviews.
-pub async fn run(dir: &Path, host: &str, key: &SigningKey, signed: &ArtifactRef) -> anyhow::Result<Vec<Exchange>> {
+pub async fn run(
+    dir: &Path,
+    host: &str,
+    key: &SigningKey,
+    signed: &ArtifactRef,
+) -> anyhow::Result<Vec<Exchange>> {
     let policies = dir.join("policies");
     std::fs::create_dir_all(&policies)?;
     std::fs::write(policies.join("default.yaml"), default_policy(host, key))?;
@@ -182,8 +187,7 @@ pub async fn run(dir: &Path, host: &str, key: &SigningKey, signed: &ArtifactRef)
     });
 
     let metrics = plain.get(format!("http://127.0.0.1:{health}/metrics")).send().await?.text().await?;
-    let decisions: Vec<&str> =
-        metrics.lines().filter(|l| l.starts_with("vouch_decisions_total{")).collect();
+    let decisions: Vec<&str> = metrics.lines().filter(|l| l.starts_with("vouch_decisions_total{")).collect();
     out.push(Exchange {
         what: "GET /metrics (vouch_decisions_total)".into(),
         as_expected: !decisions.is_empty(),
