@@ -1,0 +1,244 @@
+//! Admission throughput and latency over real TLS on loopback, against a real registry.
+//!
+//! `cargo bench -p vouch-webhooks --bench webhook` prints:
+//! - hot path: admission reviews per second and p50/p99 latency of `/validate` for a pod whose signed image
+//!   is in the verdict cache, next to a bare axum + rustls server answering a fixed "allowed" review on the
+//!   same TLS stack, measured in the same run; and their ratio (aim: >= 0.7);
+//! - cold path: 100 concurrent reviews of pods sharing 5 unverified images; the registry's access log must
+//!   show at most 5 times the requests one cold verification makes (single-flight). Exit 1 otherwise.
+//!
+//! `VOUCH_BENCH_SECONDS` sets the time per measurement (default 3; 0.3 when run by `cargo test`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark/test: failing loudly is the point
+
+#[path = "../tests/server_support/mod.rs"]
+mod server_support;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use server_support::{fixture, TlsClient};
+use vouch_attest::cosign::sign_image_with_key;
+use vouch_attest::registry::{RegistryClient, RegistryConfig};
+use vouch_attest::SigningKey;
+use vouch_webhooks::cli::demo::push_demo_image;
+use vouch_webhooks::dev_registry::DevRegistry;
+use vouch_webhooks::server::config::ServeConfig;
+use vouch_webhooks::server::dev_pki::DevCa;
+use vouch_webhooks::server::run::Server;
+use vouch_webhooks::server::tls::{self, CertPaths, ReloadingCert};
+
+/// Kept-alive connections sending reviews at once.
+const CONCURRENCY: usize = 8;
+
+fn seconds() -> Duration {
+    let default = if std::env::args().any(|a| a == "--bench") { 3.0 } else { 0.3 };
+    let s = std::env::var("VOUCH_BENCH_SECONDS").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(default);
+    Duration::from_secs_f64(s.max(0.1))
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+}
+
+struct Figures {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// `CONCURRENCY` connections posting `body` to `path` for `seconds()`; every answer must be 200.
+async fn measure(client: &TlsClient, path: &'static str, body: Arc<Vec<u8>>) -> Figures {
+    let until = Instant::now() + seconds();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (client, body) = (client.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut conn, _) = client.connect().await.unwrap();
+            let mut latencies = Vec::new();
+            while Instant::now() < until {
+                let t = Instant::now();
+                let r = conn.post(path, &body).await.unwrap();
+                assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    let at = |q: f64| all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))).copied();
+    Figures {
+        per_second: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50).unwrap_or_default(),
+        p99: at(0.99).unwrap_or_default(),
+    }
+}
+
+fn policy(host: &str, key: &SigningKey) -> String {
+    let pem: String = key.public_key().to_pem().lines().map(|l| format!("        {l}\n")).collect();
+    format!(
+        "apiVersion: vouch.dev/v1alpha1\nkind: ClusterSupplyChainPolicy\nmetadata:\n  name: prod-signed\nspec:\n  \
+         images: [\"{host}/demo/**\"]\n  authorities:\n  - name: cosign-prod\n    key:\n      requireTlog: false\n      \
+         pem: |\n{pem}  requirements:\n    signature: true\n  mode: Enforce\n"
+    )
+}
+
+/// The baseline: the same rustls configuration and accept loop, a handler that only answers "allowed".
+async fn bare_server(ca: &DevCa, dir: &std::path::Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let pair = ca.issue_server(&["localhost"], &[]).unwrap();
+    std::fs::write(dir.join("bare.crt"), &pair.cert_pem).unwrap();
+    std::fs::write(dir.join("bare.key"), &pair.key_pem).unwrap();
+    let provider = tls::install_crypto_provider();
+    let cert = ReloadingCert::load(
+        CertPaths { cert: dir.join("bare.crt"), key: dir.join("bare.key") },
+        provider.clone(),
+    )
+    .unwrap();
+    let config = tls::server_config(cert, provider).unwrap();
+    let answer = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "response": {"uid": "0df28fbd-5f5f-11e8-bc74-36e6bb280816", "allowed": true, "status": {}}});
+    let app = axum::Router::new()
+        .route("/validate", axum::routing::post(move || async move { axum::Json(answer.clone()) }));
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(vouch_webhooks::server::serve_https(
+        listener,
+        config,
+        app,
+        Arc::new(AtomicBool::new(false)),
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+    (addr, stop)
+}
+
+fn registry_requests(registry: &DevRegistry) -> usize {
+    registry.count_requests("GET", "/v2/") + registry.count_requests("HEAD", "/v2/")
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let registry = DevRegistry::start().await.expect("docker-registry (bash scripts/setup.sh installs it)");
+    let host = registry.host();
+    let client = RegistryClient::new(RegistryConfig {
+        insecure_registries: vec![host.clone()],
+        ..RegistryConfig::default()
+    })
+    .unwrap();
+    let key = SigningKey::generate();
+    let app = push_demo_image(&client, &host, "demo/app", "1.0", b"signed app\n").await.unwrap();
+    sign_image_with_key(&client, &app, &key, BTreeMap::new()).await.unwrap();
+
+    let ca = DevCa::new("vouch-bench-ca").unwrap();
+    let pair = ca.issue_server(&["localhost"], &[]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tls.crt"), &pair.cert_pem).unwrap();
+    std::fs::write(dir.path().join("tls.key"), &pair.key_pem).unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("prod-signed.yaml"), policy(&host, &key)).unwrap();
+    let server = Server::prepare(ServeConfig {
+        listen: loopback(),
+        health_listen: loopback(),
+        tls: CertPaths { cert: dir.path().join("tls.crt"), key: dir.path().join("tls.key") },
+        tls_reload_interval: Duration::from_secs(5),
+        policy_dir: Some(policies),
+        dry_run: false,
+        no_match: vouch_policies::NoMatchAction::Deny,
+        trusted_root: None,
+        insecure_registries: vec![host.clone()],
+        registry_auth_file: None,
+        insecure_ignore_tlog: true,
+        timeout_budget: Duration::from_secs(8),
+        max_body_bytes: 8 * 1024 * 1024,
+        kube: false,
+        shutdown_grace: Duration::from_secs(2),
+    })
+    .await
+    .unwrap();
+    let vouch = TlsClient::new(ca.cert_der(), server.https_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let (bare_addr, bare_stop) = bare_server(&ca, dir.path()).await;
+    let bare = TlsClient::new(ca.cert_der(), bare_addr);
+
+    // Hot path: warm the cache, then both servers in the same run.
+    let pod = Arc::new(fixture("pod-create.json", &host));
+    let (r, _) = vouch.post("/validate", &pod).await.unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let base = measure(&bare, "/validate", pod.clone()).await;
+    let hot = measure(&vouch, "/validate", pod.clone()).await;
+    let show = |what: &str, f: &Figures| {
+        println!(
+            "{what:<44} {:>9.0} reviews/s   p50 {:>7.3} ms   p99 {:>7.3} ms",
+            f.per_second,
+            f.p50.as_secs_f64() * 1e3,
+            f.p99.as_secs_f64() * 1e3
+        )
+    };
+    println!("hot path ({CONCURRENCY} kept-alive TLS connections, {:?} each):", seconds());
+    show("  bare axum+rustls, fixed allowed response", &base);
+    show("  vouch /validate, verdict cache hit", &hot);
+    println!("  ratio vouch/bare: {:.2} (aim >= 0.7)", hot.per_second / base.per_second);
+
+    // Cold path: what one cold verification costs the registry, then 100 concurrent reviews over 5 images.
+    let mut images = Vec::new();
+    for i in 0..6 {
+        let r = push_demo_image(
+            &client,
+            &host,
+            &format!("demo/cold{i}"),
+            "1.0",
+            format!("cold {i}\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        sign_image_with_key(&client, &r, &key, BTreeMap::new()).await.unwrap();
+        images.push(format!("demo/cold{i}:1.0"));
+    }
+    let pod_text = String::from_utf8(fixture("pod-create.json", &host)).unwrap();
+    let pod_for = |image: &str| pod_text.replace("demo/app:1.0", image).into_bytes();
+    let before = registry_requests(&registry);
+    let (r, _) = vouch.post("/validate", &pod_for(&images[5])).await.unwrap();
+    assert_eq!(r.status, 200);
+    let one = registry_requests(&registry) - before;
+    let before = registry_requests(&registry);
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let (vouch, body) = (vouch.clone(), pod_for(&images[i % 5]));
+        tasks.push(tokio::spawn(async move {
+            let (r, _) = vouch.post("/validate", &body).await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            v["response"]["allowed"] == true
+        }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        allowed += usize::from(t.await.unwrap());
+    }
+    let cold = registry_requests(&registry) - before;
+    println!("cold path: one cold review: {one} registry requests; 100 concurrent reviews over 5 images: {cold} (limit {}); {allowed}/100 allowed", 5 * one);
+
+    let _ = bare_stop.send(());
+    let _ = stop.send(());
+    running.await.unwrap();
+    if cold > 5 * one || allowed != 100 || one == 0 {
+        eprintln!("FAIL: single-flight across concurrent reviews not observed");
+        std::process::exit(1);
+    }
+}
