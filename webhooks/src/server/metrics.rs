@@ -23,9 +23,9 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RequestLabels {
     /// `validate` or `mutate`.
-    pub endpoint: String,
+    pub endpoint: &'static str,
     /// CREATE, UPDATE, DELETE, CONNECT, or INVALID for a request that could not be read.
-    pub operation: String,
+    pub operation: &'static str,
 }
 
 /// Labels of `vouch_decisions_total` (one per finding: artifact x policy x requirement).
@@ -43,16 +43,16 @@ pub struct DecisionLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ResponseLabels {
     /// `validate` or `mutate`.
-    pub endpoint: String,
+    pub endpoint: &'static str,
     /// allowed, denied, or invalid (HTTP 4xx).
-    pub outcome: String,
+    pub outcome: &'static str,
 }
 
 /// Labels of `vouch_admission_duration_seconds`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct EndpointLabels {
     /// `validate` or `mutate`.
-    pub endpoint: String,
+    pub endpoint: &'static str,
 }
 
 /// Where scrape-time counters come from; attached once the server has built them.
@@ -172,21 +172,15 @@ impl Metrics {
         let _ = self.sources.cert.set(cert);
     }
 
-    /// Count one admission review.
-    pub fn request(&self, endpoint: &str, operation: &str) {
-        self.requests
-            .get_or_create(&RequestLabels { endpoint: endpoint.into(), operation: operation.into() })
-            .inc();
+    /// Count one admission review (static labels: nothing is allocated per request).
+    pub fn request(&self, endpoint: &'static str, operation: &'static str) {
+        self.requests.get_or_create(&RequestLabels { endpoint, operation }).inc();
     }
 
     /// Count one response and its latency.
-    pub fn response(&self, endpoint: &str, outcome: &str, elapsed: Duration) {
-        self.responses
-            .get_or_create(&ResponseLabels { endpoint: endpoint.into(), outcome: outcome.into() })
-            .inc();
-        self.duration
-            .get_or_create(&EndpointLabels { endpoint: endpoint.into() })
-            .observe(elapsed.as_secs_f64());
+    pub fn response(&self, endpoint: &'static str, outcome: &'static str, elapsed: Duration) {
+        self.responses.get_or_create(&ResponseLabels { endpoint, outcome }).inc();
+        self.duration.get_or_create(&EndpointLabels { endpoint }).observe(elapsed.as_secs_f64());
     }
 
     /// Count one finding.
