@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use vouch_attest::cache::CacheConfig;
 use vouch_attest::cosign::sign_image_with_key;
-use vouch_attest::registry::{RegistryClient, RegistryConfig};
+use vouch_attest::registry::RegistryConfig;
 use vouch_attest::sigstore_verify::{
     Artifact, Authority, Bundle, CertificateIdentity, Matcher, VerificationPolicy, Verifier,
 };
@@ -75,11 +75,7 @@ fn registry_requests(r: &DevRegistry) -> usize {
 async fn main() {
     let registry = DevRegistry::start().await.expect("docker-registry (bash scripts/setup.sh)");
     let host = registry.host();
-    let client = RegistryClient::new(RegistryConfig {
-        insecure_registries: vec![host.clone()],
-        ..RegistryConfig::default()
-    })
-    .unwrap();
+    let client = registry.client().unwrap();
     let key = SigningKey::generate();
     let authority = Authority::Key(key.public_key());
     let mut images = Vec::new();
@@ -106,7 +102,7 @@ async fn main() {
         warm.verify(&images[0], &authority, &Requirement::Signature).await.is_ok_and(|v| v.is_verified())
     })
     .await;
-    let hit_tag = rate("key-signed image by tag, cache hit (tag resolution cached)", || async {
+    rate("key-signed image by tag, cache hit (tag resolution cached)", || async {
         warm.verify(&by_tag, &authority, &Requirement::Signature).await.is_ok_and(|v| v.is_verified())
     })
     .await;
@@ -115,7 +111,6 @@ async fn main() {
         "cache hit / cache miss (by digest)",
         hit / miss.max(f64::MIN_POSITIVE)
     );
-    let _ = hit_tag;
 
     // Keyless: the conformance suite's happy-path v0.3 bundle, offline, one Verifier built once.
     let case = testdata().join("sigstore-conformance/bundle-verify/happy-path-v0.3");

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use server_support::{fixture, TlsClient};
 use vouch_attest::cosign::sign_image_with_key;
-use vouch_attest::registry::{RegistryClient, RegistryConfig};
 use vouch_attest::SigningKey;
 use vouch_webhooks::cli::demo::push_demo_image;
+use vouch_webhooks::cli::demo_webhook::key_policy;
 use vouch_webhooks::dev_registry::DevRegistry;
 use vouch_webhooks::server::config::ServeConfig;
 use vouch_webhooks::server::dev_pki::DevCa;
@@ -83,15 +83,6 @@ async fn measure(client: &TlsClient, path: &'static str, body: Arc<Vec<u8>>) -> 
     }
 }
 
-fn policy(host: &str, key: &SigningKey) -> String {
-    let pem: String = key.public_key().to_pem().lines().map(|l| format!("        {l}\n")).collect();
-    format!(
-        "apiVersion: vouch.dev/v1alpha1\nkind: ClusterSupplyChainPolicy\nmetadata:\n  name: prod-signed\nspec:\n  \
-         images: [\"{host}/demo/**\"]\n  authorities:\n  - name: cosign-prod\n    key:\n      requireTlog: false\n      \
-         pem: |\n{pem}  requirements:\n    signature: true\n  mode: Enforce\n"
-    )
-}
-
 /// The baseline: the same rustls configuration and accept loop, a handler that only answers "allowed".
 async fn bare_server(ca: &DevCa, dir: &std::path::Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let pair = ca.issue_server(&["localhost"], &[]).unwrap();
@@ -132,11 +123,7 @@ fn registry_requests(registry: &DevRegistry) -> usize {
 async fn main() {
     let registry = DevRegistry::start().await.expect("docker-registry (bash scripts/setup.sh installs it)");
     let host = registry.host();
-    let client = RegistryClient::new(RegistryConfig {
-        insecure_registries: vec![host.clone()],
-        ..RegistryConfig::default()
-    })
-    .unwrap();
+    let client = registry.client().unwrap();
     let key = SigningKey::generate();
     let app = push_demo_image(&client, &host, "demo/app", "1.0", b"signed app\n").await.unwrap();
     sign_image_with_key(&client, &app, &key, BTreeMap::new()).await.unwrap();
@@ -148,7 +135,8 @@ async fn main() {
     std::fs::write(dir.path().join("tls.key"), &pair.key_pem).unwrap();
     let policies = dir.path().join("policies");
     std::fs::create_dir(&policies).unwrap();
-    std::fs::write(policies.join("prod-signed.yaml"), policy(&host, &key)).unwrap();
+    std::fs::write(policies.join("prod-signed.yaml"), key_policy("prod-signed", "cosign-prod", &host, &key))
+        .unwrap();
     let server = Server::prepare(ServeConfig {
         listen: loopback(),
         health_listen: loopback(),

@@ -45,6 +45,19 @@ impl DevRegistry {
         Self::start_inner(Some(format!("{user}:{hash}\n"))).await
     }
 
+    /// Registry access that may use plain HTTP to this registry, and to no other.
+    pub fn registry_config(&self) -> vouch_attest::registry::RegistryConfig {
+        vouch_attest::registry::RegistryConfig {
+            insecure_registries: vec![self.host()],
+            ..vouch_attest::registry::RegistryConfig::default()
+        }
+    }
+
+    /// A client of this registry (see [`Self::registry_config`]).
+    pub fn client(&self) -> anyhow::Result<vouch_attest::registry::RegistryClient> {
+        Ok(vouch_attest::registry::RegistryClient::new(self.registry_config())?)
+    }
+
     /// `127.0.0.1:PORT`, usable as the registry part of references.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)

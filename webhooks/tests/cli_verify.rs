@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use vouch_attest::cosign::sign_image_with_key;
-use vouch_attest::registry::{RegistryClient, RegistryConfig};
 use vouch_attest::SigningKey;
 use vouch_webhooks::cli::demo::push_demo_image;
 use vouch_webhooks::dev_registry::DevRegistry;
@@ -25,11 +24,7 @@ fn vouch(args: &[&str]) -> (i32, String, String) {
 async fn verify_command_exit_codes_and_json_against_real_registry() {
     let registry = DevRegistry::start().await.unwrap();
     let host = registry.host();
-    let client = RegistryClient::new(RegistryConfig {
-        insecure_registries: vec![host.clone()],
-        ..RegistryConfig::default()
-    })
-    .unwrap();
+    let client = registry.client().unwrap();
     let image = push_demo_image(&client, &host, "cli/app", "v1", b"cli test image").await.unwrap();
     let key = SigningKey::generate();
     sign_image_with_key(&client, &image, &key, BTreeMap::new()).await.unwrap();

@@ -13,33 +13,20 @@ use base64::Engine as _;
 use serde_json::Value;
 use server_support::{fixture, http_get, TlsClient};
 use vouch_attest::cosign::sign_image_with_key;
-use vouch_attest::registry::{RegistryClient, RegistryConfig};
 use vouch_attest::SigningKey;
 use vouch_webhooks::cli::demo::push_demo_image;
+use vouch_webhooks::cli::demo_webhook::key_policy;
 use vouch_webhooks::dev_registry::DevRegistry;
 use vouch_webhooks::server::config::ServeConfig;
 use vouch_webhooks::server::dev_pki::DevCa;
 use vouch_webhooks::server::run::Server;
 use vouch_webhooks::server::tls::CertPaths;
 
-fn policy(host: &str, key: &SigningKey) -> String {
-    let pem: String = key.public_key().to_pem().lines().map(|l| format!("        {l}\n")).collect();
-    format!(
-        "apiVersion: vouch.dev/v1alpha1\nkind: ClusterSupplyChainPolicy\nmetadata:\n  name: prod-signed\nspec:\n  \
-         images: [\"{host}/demo/**\"]\n  authorities:\n  - name: cosign-prod\n    key:\n      requireTlog: false\n      \
-         pem: |\n{pem}  requirements:\n    signature: true\n  mode: Enforce\n"
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn signed_pod_is_allowed_and_pinned_unsigned_is_denied() {
     let registry = DevRegistry::start().await.unwrap();
     let host = registry.host();
-    let client = RegistryClient::new(RegistryConfig {
-        insecure_registries: vec![host.clone()],
-        ..RegistryConfig::default()
-    })
-    .unwrap();
+    let client = registry.client().unwrap();
     let app = push_demo_image(&client, &host, "demo/app", "1.0", b"signed app\n").await.unwrap();
     let unsigned =
         push_demo_image(&client, &host, "demo/unsigned", "1.0", b"nobody signed me\n").await.unwrap();
@@ -53,7 +40,8 @@ async fn signed_pod_is_allowed_and_pinned_unsigned_is_denied() {
     std::fs::write(dir.path().join("tls.key"), &pair.key_pem).unwrap();
     let policies = dir.path().join("policies");
     std::fs::create_dir(&policies).unwrap();
-    std::fs::write(policies.join("prod-signed.yaml"), policy(&host, &key)).unwrap();
+    std::fs::write(policies.join("prod-signed.yaml"), key_policy("prod-signed", "cosign-prod", &host, &key))
+        .unwrap();
     let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let server = Server::prepare(ServeConfig {
         listen: loopback,

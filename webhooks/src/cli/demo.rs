@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use vouch_attest::cosign::{sign_image_with_key, signature_tag};
-use vouch_attest::registry::{RegistryClient, RegistryConfig, OCI_MANIFEST};
+use vouch_attest::registry::{RegistryClient, OCI_MANIFEST};
 use vouch_attest::sigstore_verify::Authority;
 use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{ArtifactVerifier, Requirement, VerifierConfig, VerifyOptions};
@@ -104,9 +104,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     let host = registry.host();
     println!("  registry at http://{host} (plain HTTP is allowed for this loopback registry only)");
 
-    let registry_config =
-        RegistryConfig { insecure_registries: vec![host.clone()], ..RegistryConfig::default() };
-    let client = RegistryClient::new(registry_config.clone())?;
+    let registry_config = registry.registry_config();
+    let client = registry.client()?;
     let app = push_demo_image(&client, &host, "demo/app", "1.0", b"hello from a signed image\n").await?;
     let other = push_demo_image(&client, &host, "demo/other", "1.0", b"nobody signed me\n").await?;
     println!("  pushed {app}");

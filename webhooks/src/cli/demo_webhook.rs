@@ -14,19 +14,19 @@ use vouch_attest::{ArtifactRef, SigningKey};
 
 use crate::server::dev_pki::DevCa;
 
-/// The embedded default policy: every image under the demo registry must carry a signature by the demo key.
-fn default_policy(host: &str, key: &SigningKey) -> String {
-    let pem = key.public_key().to_pem();
-    let pem_yaml: String = pem.lines().map(|l| format!("          {l}\n")).collect();
+/// A ClusterSupplyChainPolicy `name`: every image under `host/demo/` needs a signature by `key`
+/// (authority `authority`, no transparency-log entry required). The demo's embedded default policy.
+pub fn key_policy(name: &str, authority: &str, host: &str, key: &SigningKey) -> String {
+    let pem_yaml: String = key.public_key().to_pem().lines().map(|l| format!("          {l}\n")).collect();
     format!(
         "apiVersion: vouch.dev/v1alpha1
 kind: ClusterSupplyChainPolicy
 metadata:
-  name: demo-signed
+  name: {name}
 spec:
   images: [\"{host}/demo/**\"]
   authorities:
-    - name: demo-key
+    - name: {authority}
       key:
         requireTlog: false
         pem: |
@@ -102,7 +102,7 @@ pub async fn run(
 ) -> anyhow::Result<Vec<Exchange>> {
     let policies = dir.join("policies");
     std::fs::create_dir_all(&policies)?;
-    std::fs::write(policies.join("default.yaml"), default_policy(host, key))?;
+    std::fs::write(policies.join("default.yaml"), key_policy("demo-signed", "demo-key", host, key))?;
     let ca = DevCa::new("vouch demo CA")?;
     let pair = ca.issue_server(&["localhost"], &["127.0.0.1".parse()?])?;
     std::fs::write(dir.join("tls.crt"), &pair.cert_pem)?;
