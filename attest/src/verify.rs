@@ -323,6 +323,14 @@ pub fn authority_fingerprint(authority: &Authority) -> String {
     }
 }
 
+/// `|trust-root:…|tlog-for-keys:…|sct:…|candidates:…`: what a verdict depends on besides the authority.
+fn cache_scope(trust_root: &Digest, options: &VerifyOptions) -> String {
+    format!(
+        "|trust-root:{trust_root}|tlog-for-keys:{}|sct:{}|candidates:{}",
+        options.require_tlog_for_keys, options.require_sct, options.max_candidates
+    )
+}
+
 struct Inner {
     registry: RegistryClient,
     /// Tag -> digest, single-flight, short-lived: a burst of admissions naming one tag resolves it once.
@@ -331,6 +339,8 @@ struct Inner {
     cache: VerdictCache<Verdict>,
     trust_root_fingerprint: Digest,
     options: VerifyOptions,
+    /// The part of every cache key that this verifier fixes (trust root and options), built once.
+    cache_scope: String,
     /// Verifiers derived by [`ArtifactVerifier::with_credentials`], most recently made last.
     derived: std::sync::Mutex<Vec<(Credentials, ArtifactVerifier)>>,
 }
@@ -374,6 +384,7 @@ impl ArtifactVerifier {
                 tags,
                 sigstore: Verifier::new(config.trust_root),
                 cache: VerdictCache::new(&config.cache),
+                cache_scope: cache_scope(&trust_root_fingerprint, &config.options),
                 trust_root_fingerprint,
                 options: config.options,
                 derived: std::sync::Mutex::new(Vec::new()),
@@ -395,6 +406,7 @@ impl ArtifactVerifier {
                 tags: self.inner.tags.clone(),
                 sigstore,
                 cache: self.inner.cache.clone(),
+                cache_scope: cache_scope(&trust_root_fingerprint, &options),
                 trust_root_fingerprint,
                 options,
                 derived: std::sync::Mutex::new(Vec::new()),
@@ -503,14 +515,7 @@ impl ArtifactVerifier {
             .ok_or_else(|| VerifyError::Config { reason: "resolved reference without digest".into() })?;
         let key = VerdictKey {
             digest,
-            authority: format!(
-                "{}|trust-root:{}|tlog-for-keys:{}|sct:{}|candidates:{}",
-                authority_fingerprint(authority),
-                self.inner.trust_root_fingerprint,
-                self.inner.options.require_tlog_for_keys,
-                self.inner.options.require_sct,
-                self.inner.options.max_candidates,
-            ),
+            authority: authority_fingerprint(authority) + &self.inner.cache_scope,
             requirement: requirement.to_string(),
         };
         let mut verdict = self
