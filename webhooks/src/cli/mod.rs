@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod bundle;
+pub mod check;
 pub mod demo;
 pub mod demo_webhook;
 pub mod serve;
@@ -33,6 +35,11 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Serve the validating and mutating admission webhooks.
     Serve(Box<serve::ServeArgs>),
+    /// Check manifests against policies before they reach a cluster (GitOps pre-sync, CI).
+    Check(Box<check::CheckArgs>),
+    /// Offline verification bundles for air-gapped sites.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
     /// Sigstore tooling (the conformance suite's client protocol).
     #[command(subcommand)]
     Sigstore(SigstoreCommand),
@@ -58,6 +65,8 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Serve(args) => serve::run(*args),
+        Command::Check(args) => check::run(*args),
+        Command::Bundle(command) => bundle::run(command),
         Command::Sigstore(SigstoreCommand::VerifyBundle(args)) => sigstore::run(args),
     }
 }
