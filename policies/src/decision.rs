@@ -46,6 +46,16 @@ pub enum ArtifactKind {
     EphemeralContainer,
     /// `volumes[].image.reference`.
     ImageVolume,
+    /// A CSI volume of the ModelPack driver (`model.csi.modelpack.org`, `volumeAttributes.modelRef`).
+    ModelVolume,
+    /// A KServe InferenceService `storageUri` (`oci://…`).
+    StorageUri,
+    /// What an init-container fetcher will pull at start-up.
+    Fetcher,
+    /// A custom-resource field found by a configured JSONPath extractor.
+    Field,
+    /// A reference to a signed egress allowlist.
+    EgressAllowlist,
 }
 
 impl fmt::Display for ArtifactKind {
@@ -55,6 +65,11 @@ impl fmt::Display for ArtifactKind {
             Self::InitContainer => "initContainer",
             Self::EphemeralContainer => "ephemeralContainer",
             Self::ImageVolume => "image volume",
+            Self::ModelVolume => "model volume",
+            Self::StorageUri => "storageUri",
+            Self::Fetcher => "fetcher",
+            Self::Field => "field",
+            Self::EgressAllowlist => "egress allowlist",
         })
     }
 }
