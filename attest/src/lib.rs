@@ -10,6 +10,7 @@ pub mod digest;
 pub mod dsse;
 pub mod intoto;
 pub mod keys;
+pub mod model;
 pub mod model_signing;
 pub mod reference;
 pub mod registry;

@@ -295,18 +295,35 @@ pub fn verify_model_manifest(
         return Err(ModelSigningError::TooManyFiles { max: limits.max_files });
     }
     let signed = SignedModel::open(bundle_json, key, &limits)?;
-    if let Method::Shards { .. } = signed.method {
-        return Err(ModelSigningError::ShardsNeedFileContents);
+    let count = signed.check_whole_files(files)?;
+    Ok(signed.facts(count))
+}
+
+/// What a model-signing statement establishes about a set of files, once checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedModelStatement {
+    /// Number of files covered.
+    pub files: usize,
+    /// The statement's subject digest (SHA-256 over the resource digests).
+    pub subject_digest: Digest,
+}
+
+/// Check a model-signing statement whose envelope signature the CALLER has verified (e.g. through the
+/// Sigstore verifier, for key or keyless signers) against model files known by their SHA-256: the
+/// predicate must be well-formed, the subject must be the digest of the resources, and the files (less
+/// ignored paths) must be exactly the signed ones with the signed digests.
+pub fn check_statement_against_files(
+    statement: &Statement,
+    files: &BTreeMap<String, Digest>,
+) -> Result<CheckedModelStatement> {
+    let limits = ModelLimits::default();
+    if files.len() > limits.max_files {
+        return Err(ModelSigningError::TooManyFiles { max: limits.max_files });
     }
-    let present: BTreeMap<&String, &Digest> =
-        files.iter().filter(|(name, _)| !signed.ignore.covers(name)).collect();
-    let expected = signed.expected_files()?;
-    compare_names(expected.keys(), present.keys().copied())?;
-    for (name, digest) in &expected {
-        let actual = present.get(name).ok_or_else(|| missing(name, 1))?;
-        check_digest(name, digest, actual)?;
-    }
-    Ok(signed.facts(expected.len()))
+    // The fingerprint is not part of what is returned; the caller knows who signed.
+    let signed = SignedModel::from_statement(statement, Digest::sha256_of(b""), &limits)?;
+    let files = signed.check_whole_files(files)?;
+    Ok(CheckedModelStatement { files, subject_digest: signed.subject_digest })
 }
 
 /// How the model was turned into resources.
@@ -545,6 +562,22 @@ impl SignedModel {
             shards.sort_by_key(|s| s.start);
         }
         Ok(out)
+    }
+
+    /// Compare whole-file digests with a `files` signature; returns the number of signed files.
+    fn check_whole_files(&self, files: &BTreeMap<String, Digest>) -> Result<usize> {
+        if let Method::Shards { .. } = self.method {
+            return Err(ModelSigningError::ShardsNeedFileContents);
+        }
+        let present: BTreeMap<&String, &Digest> =
+            files.iter().filter(|(name, _)| !self.ignore.covers(name)).collect();
+        let expected = self.expected_files()?;
+        compare_names(expected.keys(), present.keys().copied())?;
+        for (name, digest) in &expected {
+            let actual = present.get(name).ok_or_else(|| missing(name, 1))?;
+            check_digest(name, digest, actual)?;
+        }
+        Ok(expected.len())
     }
 
     fn facts(&self, files: usize) -> ModelSignatureFacts {
