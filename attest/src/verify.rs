@@ -19,6 +19,9 @@ use crate::cosign::{
 };
 use crate::digest::Digest;
 use crate::intoto::{Predicate, Statement, CYCLONEDX_BOM};
+use crate::model::files::{model_files, SIGNATURE_FILE};
+use crate::model::signing::verify_model_bundle;
+use crate::model::{fetch_model, ModelError, ModelFacts, ModelSignatureFacts};
 use crate::reference::ArtifactRef;
 use crate::registry::{
     Credentials, Descriptor, ManifestKind, Platform, RegistryClient, RegistryConfig, RegistryError,
@@ -40,6 +43,9 @@ pub enum Requirement {
     },
     /// A valid CycloneDX SBOM (attested by the authority, a cosign `.sbom` attachment or an OCI referrer).
     Sbom,
+    /// An OpenSSF model signature (model-signing v1.0) by the authority over exactly the model's files,
+    /// found as a Sigstore bundle referrer of the model manifest or as `model.sig` inside the model.
+    ModelSignature,
 }
 
 impl fmt::Display for Requirement {
@@ -48,6 +54,7 @@ impl fmt::Display for Requirement {
             Self::Signature => f.write_str("signature"),
             Self::Attestation { predicate_type } => write!(f, "attestation:{predicate_type}"),
             Self::Sbom => f.write_str("sbom"),
+            Self::ModelSignature => f.write_str("model-signature"),
         }
     }
 }
@@ -127,6 +134,11 @@ pub enum Source {
         /// The referrer manifest's digest.
         manifest: Digest,
     },
+    /// A file inside a model artifact (a model signature kept as `model.sig`).
+    ModelFile {
+        /// The file's path in the model.
+        path: String,
+    },
 }
 
 impl fmt::Display for Source {
@@ -134,6 +146,7 @@ impl fmt::Display for Source {
         match self {
             Self::CosignTag { tag, layer } => write!(f, "cosign tag {tag} layer {layer}"),
             Self::Referrer { manifest } => write!(f, "referrer {manifest}"),
+            Self::ModelFile { path } => write!(f, "model file {path}"),
         }
     }
 }
@@ -205,6 +218,9 @@ pub struct Facts {
     pub sbom: Option<SbomFacts>,
     /// Where the SBOM came from.
     pub sbom_source: Option<SbomSource>,
+    /// A verified OpenSSF model signature (for [`Requirement::ModelSignature`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_signature: Option<ModelSignatureFacts>,
 }
 
 /// Why the requirement is not met.
@@ -278,6 +294,9 @@ pub enum VerifyError {
         /// What is wrong.
         reason: String,
     },
+    /// The model artifact could not be read (malformed manifest or config, or registry trouble).
+    #[error("{0}")]
+    Model(Arc<ModelError>),
     /// `verify_platforms` was asked about something that is not an image index.
     #[error("{reference} is not an image index")]
     NotAnIndex {
@@ -291,6 +310,7 @@ impl VerifyError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Registry(e) => e.is_transient(),
+            Self::Model(e) => e.is_transient(),
             _ => false,
         }
     }
@@ -335,6 +355,8 @@ struct Inner {
     registry: RegistryClient,
     /// Tag -> digest, single-flight, short-lived: a burst of admissions naming one tag resolves it once.
     tags: moka::future::Cache<ArtifactRef, Digest>,
+    /// Model facts by manifest digest (content-addressed, so shared by every fork), single-flight.
+    models: moka::future::Cache<Digest, Option<Arc<ModelFacts>>>,
     sigstore: Verifier,
     cache: VerdictCache<Verdict>,
     trust_root_fingerprint: Digest,
@@ -347,6 +369,8 @@ struct Inner {
 
 /// Verifiers for distinct credential sets kept by [`ArtifactVerifier::with_credentials`].
 const MAX_DERIVED: usize = 64;
+/// Model facts kept at most (each holds a config of at most [`crate::model::MAX_MODEL_CONFIG_BYTES`]).
+const MAX_CACHED_MODELS: u64 = 1024;
 
 /// The verifier: build once, clone freely (clones share client, verifier and cache).
 #[derive(Clone)]
@@ -378,10 +402,15 @@ impl ArtifactVerifier {
             .max_capacity(config.cache.max_entries.max(1))
             .time_to_live(config.cache.tag_ttl)
             .build();
+        let models = moka::future::Cache::builder()
+            .max_capacity(config.cache.max_entries.clamp(1, MAX_CACHED_MODELS))
+            .time_to_live(config.cache.success_ttl)
+            .build();
         Ok(Self {
             inner: Arc::new(Inner {
                 registry,
                 tags,
+                models,
                 sigstore: Verifier::new(config.trust_root),
                 cache: VerdictCache::new(&config.cache),
                 cache_scope: cache_scope(&trust_root_fingerprint, &config.options),
@@ -404,6 +433,7 @@ impl ArtifactVerifier {
             inner: Arc::new(Inner {
                 registry,
                 tags: self.inner.tags.clone(),
+                models: self.inner.models.clone(),
                 sigstore,
                 cache: self.inner.cache.clone(),
                 cache_scope: cache_scope(&trust_root_fingerprint, &options),
@@ -552,6 +582,24 @@ impl ArtifactVerifier {
         Ok(out)
     }
 
+    /// The model facts of `r` (a tag is resolved once): `None` when it is not a ModelPack or ModelKit.
+    /// Cached by digest; concurrent look-ups of one digest fetch once; failures are not cached.
+    pub async fn model(&self, r: &ArtifactRef) -> Result<Option<Arc<ModelFacts>>, VerifyError> {
+        let pinned = self.resolve(r).await?;
+        let digest = pinned
+            .digest()
+            .cloned()
+            .ok_or_else(|| VerifyError::Config { reason: "resolved reference without digest".into() })?;
+        let registry = &self.inner.registry;
+        self.inner
+            .models
+            .try_get_with(digest, async { fetch_model(registry, &pinned).await.map(|m| m.map(Arc::new)) })
+            .await
+            // Registry trouble stays a `Model` error too (transient per `is_transient`): the registry
+            // error cannot be moved out of the shared single-flight result.
+            .map_err(VerifyError::Model)
+    }
+
     /// Cache counters.
     pub fn cache_stats(&self) -> CacheStats {
         self.inner.cache.stats()
@@ -642,6 +690,17 @@ impl ArtifactVerifier {
                     .find_sbom(pinned, &digest, &policy, &mut facts, &mut candidates, &mut searched)
                     .await?
                 {
+                    return Ok(verified(pinned, facts));
+                }
+            }
+            Requirement::ModelSignature => {
+                if let Err(reason) = self
+                    .find_model_signature(pinned, &policy, &mut facts, &mut candidates, &mut searched)
+                    .await?
+                {
+                    return Ok(rejected(pinned, requirement, reason, candidates));
+                }
+                if facts.model_signature.is_some() {
                     return Ok(verified(pinned, facts));
                 }
             }
@@ -796,6 +855,65 @@ impl ArtifactVerifier {
         Ok(out)
     }
 
+    /// Look for a model signature by the authority over the model's files: Sigstore bundle referrers of
+    /// the model manifest, then a `model.sig` inside the model. `Ok(Err(reason))`: the artifact cannot
+    /// carry a model signature at all (not a model, or its files cannot be listed).
+    async fn find_model_signature(
+        &self,
+        pinned: &ArtifactRef,
+        policy: &VerificationPolicy,
+        facts: &mut Facts,
+        candidates: &mut Vec<String>,
+        searched: &mut Vec<String>,
+    ) -> Result<Result<(), String>, VerifyError> {
+        let model = match self.model(pinned).await {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                return Ok(Err("not a model artifact (neither a ModelPack nor a ModelKit manifest)".into()))
+            }
+            // A malformed model is a rejection; registry trouble is for the failure policy.
+            Err(VerifyError::Model(e)) if !matches!(*e, ModelError::Registry(_)) => {
+                return Ok(Err(e.to_string()))
+            }
+            Err(e) => return Err(e),
+        };
+        let files = match model_files(&self.inner.registry, pinned, &model).await {
+            Ok(f) => f,
+            Err(e @ ModelError::Registry(_)) => return Err(VerifyError::Model(Arc::new(e))),
+            Err(e) => return Ok(Err(format!("the model's files cannot be listed: {e}"))),
+        };
+        searched.push("Sigstore bundle referrers".into());
+        let mut found: Vec<(Source, Result<Vec<u8>, String>)> = self
+            .referrer_blobs(pinned, BUNDLE_ARTIFACT_TYPE, crate::model_signing::MAX_BUNDLE_BYTES)
+            .await?
+            .into_iter()
+            .map(|(source, blob)| (source, blob.map_err(|e| e.to_string())))
+            .collect();
+        searched.push(format!("{SIGNATURE_FILE} in the model"));
+        if let Some(sig) = &files.signature_file {
+            found.push((Source::ModelFile { path: SIGNATURE_FILE.into() }, Ok(sig.clone())));
+        }
+        for (source, blob) in found {
+            match blob.and_then(|b| {
+                verify_model_bundle(&b, &files.files, &self.inner.sigstore, policy).map_err(|e| e.to_string())
+            }) {
+                Ok(v) => {
+                    let sig = v.facts(source.clone());
+                    facts.signatures.push(SignatureFacts {
+                        signer: sig.signer.clone(),
+                        source,
+                        rekor_log_index: sig.rekor_log_index,
+                        signing_time: sig.signing_time,
+                    });
+                    facts.model_signature = Some(sig);
+                    return Ok(Ok(()));
+                }
+                Err(e) => candidates.push(format!("{source}: {e}")),
+            }
+        }
+        Ok(Ok(()))
+    }
+
     /// Look for a valid SBOM: an attested CycloneDX statement, then the `.sbom` tag, then referrers.
     async fn find_sbom(
         &self,
@@ -855,6 +973,18 @@ impl ArtifactVerifier {
 
 fn verified(pinned: &ArtifactRef, facts: Facts) -> Verdict {
     Verdict { reference: pinned.clone(), outcome: Ok(facts) }
+}
+
+fn rejected(
+    pinned: &ArtifactRef,
+    requirement: &Requirement,
+    reason: String,
+    candidates: Vec<String>,
+) -> Verdict {
+    Verdict {
+        reference: pinned.clone(),
+        outcome: Err(Rejection { requirement: requirement.to_string(), reason, candidates }),
+    }
 }
 
 fn signature_facts(v: &VerifiedBundle, source: Source) -> SignatureFacts {
@@ -921,6 +1051,10 @@ mod tests {
             Requirement::Attestation { predicate_type: "https://slsa.dev/provenance/v1".into() }.to_string(),
             "attestation:https://slsa.dev/provenance/v1"
         );
+        assert_eq!(Requirement::ModelSignature.to_string(), "model-signature");
+        assert_eq!(Source::ModelFile { path: "model.sig".into() }.to_string(), "model file model.sig");
+        // Facts without a model signature serialise as before.
+        assert!(serde_json::to_value(Facts::default()).unwrap().get("modelSignature").is_none());
         let r = Rejection { requirement: "sbom".into(), reason: "nothing found".into(), candidates: vec![] };
         assert_eq!(r.to_string(), "sbom not satisfied: nothing found");
     }
