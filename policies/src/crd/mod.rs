@@ -8,9 +8,10 @@ mod trust_root;
 
 pub use policy::{
     AttestationRequirement, AuthoritySpec, ClusterSupplyChainPolicy, ClusterSupplyChainPolicySpec,
-    CredentialsSpec, FailurePolicy, IdentitySpec, KeySpec, KeylessSpec, LabelSelector, LabelSelectorOperator,
-    LabelSelectorRequirement, MatchSpec, Mode, PolicySpec, RequirementsSpec, SbomRequirement, SecretKeyRef,
-    SupplyChainPolicy, SupplyChainPolicySpec,
+    CredentialsSpec, EgressRules, FailurePolicy, FetcherRules, IdentitySpec, KeySpec, KeylessSpec,
+    LabelSelector, LabelSelectorOperator, LabelSelectorRequirement, MatchSpec, Mode, PolicySpec,
+    RequirementsSpec, SbomRequirement, SecretKeyRef, SignatureFormat, SupplyChainPolicy,
+    SupplyChainPolicySpec,
 };
 pub use status::{Condition, PolicyCounts, PolicyStatus, TrustRootStatus};
 pub use trust_root::{TrustRoot, TrustRootSpec};

@@ -32,6 +32,39 @@ pub struct PolicySpec {
     /// Pull credentials for the covered registries, in addition to the workload's imagePullSecrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<CredentialsSpec>,
+    /// Name of a ComplianceProfile every covered artifact must satisfy (besides one a workload selects by
+    /// its `vouch.dev/compliance-profile` annotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance_profile: Option<String>,
+    /// How problems of init-container fetchers whose image the policy covers are judged (default: the
+    /// policy's mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetchers: Option<FetcherRules>,
+    /// Egress checks: the allowlist used for NetworkPolicies of namespaces without their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<EgressRules>,
+}
+
+/// Per-problem modes for init-container fetchers; an unset field uses the policy's mode.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FetcherRules {
+    /// A fetcher whose source cannot be determined or is not an OCI reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unverifiable_source: Option<Mode>,
+    /// A fetcher (the KitOps init container) whose own signature verification is switched off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_disabled: Option<Mode>,
+}
+
+/// Egress allowlist settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EgressRules {
+    /// Reference of the signed egress allowlist for NetworkPolicies in namespaces without a
+    /// `vouch.dev/egress-allowlist` annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowlist: Option<String>,
 }
 
 macro_rules! policy_resource {
@@ -129,6 +162,28 @@ pub struct AuthoritySpec {
     /// Fulcio certificate identities.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyless: Option<KeylessSpec>,
+    /// What the authority signs: cosign signatures (default), or OpenSSF model-signing signatures of
+    /// models (then it satisfies the signature requirement of model artifacts only).
+    #[serde(default, skip_serializing_if = "SignatureFormat::is_default")]
+    pub signature_format: SignatureFormat,
+}
+
+/// The signature format an authority is checked in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum SignatureFormat {
+    /// cosign signatures and attestations (the `.sig` tag, or a Sigstore bundle referrer).
+    #[default]
+    Cosign,
+    /// OpenSSF model signing (model-signing v1.0 Sigstore bundles over the model's files).
+    ModelSigning,
+}
+
+impl SignatureFormat {
+    /// Whether this is the default (cosign).
+    pub fn is_default(&self) -> bool {
+        *self == Self::Cosign
+    }
 }
 
 /// A public key, inline or from a secret: exactly one of `pem` or `secretRef`.
