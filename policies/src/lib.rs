@@ -12,6 +12,7 @@ pub mod decision;
 pub mod engine;
 pub mod extract;
 pub mod glob;
+pub mod manifests;
 pub mod policy_set;
 pub mod rego;
 pub mod selector;
