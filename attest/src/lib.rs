@@ -12,6 +12,7 @@ pub mod intoto;
 pub mod keys;
 pub mod model;
 pub mod model_signing;
+pub mod offline;
 pub mod reference;
 pub mod registry;
 pub mod sbom;

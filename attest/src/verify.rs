@@ -396,7 +396,16 @@ impl ArtifactVerifier {
         if config.options.max_candidates == 0 {
             return Err(VerifyError::Config { reason: "max_candidates must be at least 1".into() });
         }
-        let registry = RegistryClient::new(config.registry)?;
+        let registry = RegistryClient::new(config.registry.clone())?;
+        Self::with_registry_client(config, registry)
+    }
+
+    /// Like [`Self::new`] around a registry client built elsewhere (an offline bundle's, a recording
+    /// one); `config.registry` is not used to build another.
+    pub fn with_registry_client(config: VerifierConfig, registry: RegistryClient) -> Result<Self, VerifyError> {
+        if config.options.max_candidates == 0 {
+            return Err(VerifyError::Config { reason: "max_candidates must be at least 1".into() });
+        }
         let trust_root_fingerprint = config.trust_root.fingerprint().clone();
         let tags = moka::future::Cache::builder()
             .max_capacity(config.cache.max_entries.max(1))

@@ -18,6 +18,7 @@ use super::manifest::{
 };
 use super::{Credentials, FetchedManifest, RegistryAuth, RegistryConfig, RegistryError, RegistryStats};
 use crate::digest::Digest;
+use crate::offline::{OfflineStore, Recorder};
 use crate::reference::ArtifactRef;
 
 /// How long a registry token (or the knowledge that none is needed) is reused; registries issue tokens
@@ -34,6 +35,8 @@ const MAX_REFERRER_PAGES: usize = 16;
 const MAX_REDIRECTS: usize = 5;
 /// Times the referrers tag index update is retried when a concurrent writer overwrote it.
 const REFERRERS_TAG_ATTEMPTS: usize = 3;
+/// Longest `Retry-After` taken from a registry (the call's own budget usually caps it sooner).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Client for OCI distribution registries; cheap to clone, clones share connections, tokens and counters.
 #[derive(Clone)]
@@ -49,13 +52,33 @@ impl std::fmt::Debug for RegistryClient {
 
 struct Inner {
     config: RegistryConfig,
-    oci: oci_client::Client,
-    http: reqwest::Client,
+    backend: Backend,
+    /// Keeps every successful read (for offline bundles); `None` normally.
+    recorder: Option<Recorder>,
     auth_cache: Mutex<HashMap<AuthKey, CachedAuth>>,
     // Shared with clients derived by `with_credentials`, so statistics cover them too.
     calls: Arc<AtomicU64>,
     errors: Arc<AtomicU64>,
     retries: Arc<AtomicU64>,
+    http_requests: Arc<AtomicU64>,
+}
+
+/// Where reads go: the network, or an offline bundle (which has no HTTP client to open sockets with).
+enum Backend {
+    Network { oci: oci_client::Client, http: reqwest::Client },
+    Offline(OfflineStore),
+}
+
+/// A failed HTTP attempt, with the wait the registry asked for (`Retry-After`) on 429 and 503.
+struct Failed {
+    error: RegistryError,
+    retry_after: Option<Duration>,
+}
+
+impl From<RegistryError> for Failed {
+    fn from(error: RegistryError) -> Self {
+        Self { error, retry_after: None }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -126,17 +149,43 @@ impl RegistryClient {
             .user_agent(concat!("vouch/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| RegistryError::Config { reason: e.to_string() })?;
-        Ok(Self {
+        Ok(Self::from_parts(config, Backend::Network { oci, http }, None))
+    }
+
+    /// A client that also records every successful read into `recorder` (to build an offline bundle
+    /// from exactly what verification read).
+    pub fn recording(config: RegistryConfig, recorder: Recorder) -> Result<Self, RegistryError> {
+        let client = Self::new(config)?;
+        let inner = Arc::into_inner(client.inner)
+            .ok_or_else(|| RegistryError::Config { reason: "client shared while being built".into() })?;
+        Ok(Self { inner: Arc::new(Inner { recorder: Some(recorder), ..inner }) })
+    }
+
+    /// A client that answers reads from an offline bundle's content only. It has no HTTP client, so it
+    /// cannot reach any network; what the bundle does not cover fails as unreachable ("not in the
+    /// offline bundle") and pushes fail.
+    pub fn offline(config: RegistryConfig, store: OfflineStore) -> Self {
+        Self::from_parts(config, Backend::Offline(store), None)
+    }
+
+    /// Whether this client reads from an offline bundle.
+    pub fn is_offline(&self) -> bool {
+        matches!(self.inner.backend, Backend::Offline(_))
+    }
+
+    fn from_parts(config: RegistryConfig, backend: Backend, recorder: Option<Recorder>) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 config,
-                oci,
-                http,
+                backend,
+                recorder,
                 auth_cache: Mutex::new(HashMap::new()),
                 calls: Arc::new(AtomicU64::new(0)),
                 errors: Arc::new(AtomicU64::new(0)),
                 retries: Arc::new(AtomicU64::new(0)),
+                http_requests: Arc::new(AtomicU64::new(0)),
             }),
-        })
+        }
     }
 
     /// A client that uses `extra` credentials first (where `extra` and the configured credentials both
@@ -147,16 +196,22 @@ impl RegistryClient {
         let mut credentials = extra.clone();
         credentials.merge(self.inner.config.credentials.clone());
         let config = RegistryConfig { credentials, ..self.inner.config.clone() };
-        let oci = oci_client_for(&config)?;
+        let backend = match &self.inner.backend {
+            Backend::Network { http, .. } => {
+                Backend::Network { oci: oci_client_for(&config)?, http: http.clone() }
+            }
+            Backend::Offline(store) => Backend::Offline(store.clone()),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
-                oci,
-                http: self.inner.http.clone(),
+                backend,
+                recorder: self.inner.recorder.clone(),
                 auth_cache: Mutex::new(HashMap::new()),
                 calls: self.inner.calls.clone(),
                 errors: self.inner.errors.clone(),
                 retries: self.inner.retries.clone(),
+                http_requests: self.inner.http_requests.clone(),
             }),
         })
     }
@@ -172,6 +227,7 @@ impl RegistryClient {
             calls: self.inner.calls.load(Ordering::Relaxed),
             errors: self.inner.errors.load(Ordering::Relaxed),
             retries: self.inner.retries.load(Ordering::Relaxed),
+            http_requests: self.inner.http_requests.load(Ordering::Relaxed),
         }
     }
 
@@ -181,25 +237,34 @@ impl RegistryClient {
             return Ok(d.clone());
         }
         self.counted(async {
-            let ans = self
-                .with_retries(r, true, || {
-                    self.send(Req { method: Method::HEAD, ..self.manifest_req(r, manifest_path_ref(r)) })
-                })
-                .await?;
-            let definite =
-                [StatusCode::OK, StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN, StatusCode::NOT_FOUND];
-            if definite.contains(&ans.status) {
-                check_status(r, &ans, &[StatusCode::OK])?;
+            if let Backend::Offline(store) = &self.inner.backend {
+                return store.resolve(r);
             }
-            match ans.header("docker-content-digest").filter(|_| ans.status == StatusCode::OK) {
-                Some(d) => d
-                    .parse::<Digest>()
-                    .map_err(|e| protocol(r, format!("bad Docker-Content-Digest header: {e}"))),
-                // Registries need not send the header, and some mishandle HEAD: hash the manifest itself.
-                None => Ok(self.fetch_manifest_uncounted(r).await?.digest),
-            }
+            let resolved = self.resolve_online(r).await;
+            self.record_tag(r, resolved.as_ref());
+            resolved
         })
         .await
+    }
+
+    async fn resolve_online(&self, r: &ArtifactRef) -> Result<Digest, RegistryError> {
+        let ans = self
+            .with_retries(r, true, || {
+                self.send(Req { method: Method::HEAD, ..self.manifest_req(r, manifest_path_ref(r)) })
+            })
+            .await?;
+        let definite =
+            [StatusCode::OK, StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN, StatusCode::NOT_FOUND];
+        if definite.contains(&ans.status) {
+            check_status(r, &ans, &[StatusCode::OK])?;
+        }
+        match ans.header("docker-content-digest").filter(|_| ans.status == StatusCode::OK) {
+            Some(d) => {
+                d.parse::<Digest>().map_err(|e| protocol(r, format!("bad Docker-Content-Digest header: {e}")))
+            }
+            // Registries need not send the header, and some mishandle HEAD: hash the manifest itself.
+            None => Ok(self.fetch_manifest_uncounted(r).await?.digest),
+        }
     }
 
     /// Fetch a manifest by the reference's digest (the bytes must hash to it) or, lacking one, by tag.
@@ -235,6 +300,9 @@ impl RegistryClient {
     ) -> Result<Vec<u8>, RegistryError> {
         self.counted(async {
             let limit = max_bytes.min(self.inner.config.max_blob_bytes);
+            if let Backend::Offline(store) = &self.inner.backend {
+                return store.blob(r, digest, limit);
+            }
             let req = || Req {
                 r,
                 op: Op::Pull,
@@ -248,6 +316,9 @@ impl RegistryClient {
             let ans = self.with_retries(r, true, || self.send(req())).await?;
             check_status(r, &ans, &[StatusCode::OK])?;
             verify_digest(digest, &ans.body)?;
+            if let Some(rec) = &self.inner.recorder {
+                rec.blob(digest, &ans.body);
+            }
             Ok(ans.body)
         })
         .await
@@ -272,11 +343,13 @@ impl RegistryClient {
                 return Ok(digest);
             }
             // Let oci-client authenticate its own requests with the same credentials.
+            let (oci, _) = self.network(r)?;
             let oci_ref = oci_reference(r);
             let oci_auth = self.oci_auth(r);
-            self.inner.oci.store_auth_if_needed(oci_ref.resolve_registry(), &oci_auth).await;
+            self.inner.http_requests.fetch_add(1, Ordering::Relaxed);
+            oci.store_auth_if_needed(oci_ref.resolve_registry(), &oci_auth).await;
             let digest_text = digest.to_string();
-            let upload = self.inner.oci.push_blob(&oci_ref, bytes.to_vec(), &digest_text);
+            let upload = oci.push_blob(&oci_ref, bytes.to_vec(), &digest_text);
             match tokio::time::timeout(self.inner.config.timeout, upload).await {
                 Ok(Ok(_location)) => Ok(digest),
                 Ok(Err(e)) => Err(map_oci_error(r, e, self.inner.config.timeout)),
@@ -309,6 +382,9 @@ impl RegistryClient {
     ) -> Result<Vec<Descriptor>, RegistryError> {
         self.counted(async {
             let digest = subject_digest(subject)?;
+            if let Backend::Offline(store) = &self.inner.backend {
+                return store.referrers(subject, artifact_type);
+            }
             let mut found = match self.referrers_api(subject, digest, artifact_type).await? {
                 Some(list) => list,
                 None => match self.referrers_tag_index(subject, digest).await? {
@@ -316,6 +392,10 @@ impl RegistryClient {
                     None => Vec::new(),
                 },
             };
+            if let Some(rec) = &self.inner.recorder {
+                let key = crate::offline::referrers_key(subject, digest, artifact_type);
+                rec.referrers(key, &found);
+            }
             // Filter here too: registries may ignore the filter.
             if let Some(t) = artifact_type {
                 found.retain(|d| d.artifact_type.as_deref() == Some(t));
@@ -407,6 +487,31 @@ impl RegistryClient {
     }
 
     async fn fetch_manifest_uncounted(&self, r: &ArtifactRef) -> Result<FetchedManifest, RegistryError> {
+        if let Backend::Offline(store) = &self.inner.backend {
+            return store.manifest(r, self.inner.config.max_manifest_bytes);
+        }
+        let fetched = self.fetch_manifest_online(r).await;
+        if let Some(rec) = &self.inner.recorder {
+            if let Ok(m) = &fetched {
+                rec.manifest(&m.digest, &m.media_type, &m.bytes);
+            }
+            self.record_tag(r, fetched.as_ref().map(|m| &m.digest));
+        }
+        fetched
+    }
+
+    /// Record a tag look-up: its digest, or that the registry definitely does not have it.
+    fn record_tag(&self, r: &ArtifactRef, result: Result<&Digest, &RegistryError>) {
+        if let Some(rec) = &self.inner.recorder {
+            match result {
+                Ok(d) => rec.tag(r, Some(d)),
+                Err(RegistryError::NotFound { .. }) => rec.tag(r, None),
+                Err(_) => {}
+            }
+        }
+    }
+
+    async fn fetch_manifest_online(&self, r: &ArtifactRef) -> Result<FetchedManifest, RegistryError> {
         let ans =
             self.with_retries(r, true, || self.send(self.manifest_req(r, manifest_path_ref(r)))).await?;
         check_status(r, &ans, &[StatusCode::OK])?;
@@ -574,7 +679,7 @@ impl RegistryClient {
     ) -> Result<T, RegistryError>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, RegistryError>>,
+        Fut: Future<Output = Result<T, Failed>>,
     {
         let budget = self.inner.config.timeout;
         let deadline = tokio::time::Instant::now() + budget;
@@ -587,23 +692,28 @@ impl RegistryClient {
                 Err(_) => return Err(timeout()),
             };
             match result {
-                Err(e) if idempotent && e.is_transient() && tries < self.inner.config.retries => {
-                    if tokio::time::Instant::now() + backoff >= deadline {
-                        return Err(e);
+                Err(Failed { error, retry_after })
+                    if idempotent && error.is_transient() && tries < self.inner.config.retries =>
+                {
+                    // The registry's own Retry-After wins over our backoff, but never past the call's budget.
+                    let wait = retry_after.map_or(backoff, |asked| asked.max(backoff));
+                    if tokio::time::Instant::now() + wait >= deadline {
+                        return Err(error);
                     }
                     tries += 1;
                     self.inner.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(error = %e, tries, "retrying registry request");
-                    tokio::time::sleep(backoff).await;
+                    tracing::debug!(error = %error, tries, wait_ms = wait.as_millis() as u64, "retrying registry request");
+                    tokio::time::sleep(wait).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
-                other => return other,
+                Err(failed) => return Err(failed.error),
+                Ok(v) => return Ok(v),
             }
         }
     }
 
     /// One HTTP exchange, authenticated; a 401 with a reused token is retried once with a fresh one.
-    async fn send(&self, req: Req<'_>) -> Result<Answer, RegistryError> {
+    async fn send(&self, req: Req<'_>) -> Result<Answer, Failed> {
         let (header, reused) = self.authorization(req.r, req.op).await?;
         let ans = self.send_once(&req, header.as_ref()).await?;
         if ans.status == StatusCode::UNAUTHORIZED && reused {
@@ -614,8 +724,10 @@ impl RegistryClient {
         Ok(ans)
     }
 
-    async fn send_once(&self, req: &Req<'_>, auth: Option<&HeaderValue>) -> Result<Answer, RegistryError> {
-        let mut builder = self.inner.http.request(req.method.clone(), &req.url);
+    async fn send_once(&self, req: &Req<'_>, auth: Option<&HeaderValue>) -> Result<Answer, Failed> {
+        let (_, http) = self.network(req.r)?;
+        self.inner.http_requests.fetch_add(1, Ordering::Relaxed);
+        let mut builder = http.request(req.method.clone(), &req.url);
         if let Some(a) = auth {
             builder = builder.header(AUTHORIZATION, a.clone());
         }
@@ -629,14 +741,20 @@ impl RegistryClient {
         let status = response.status();
         // Server trouble is an error here so that the retry loop sees it.
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(status_error(req.r, status.as_u16()));
+            let retry_after =
+                matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
+                    .then(|| response.headers().get(reqwest::header::RETRY_AFTER))
+                    .flatten()
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| retry_after(v, chrono::Utc::now()));
+            return Err(Failed { error: status_error(req.r, status.as_u16()), retry_after });
         }
         let headers = response.headers().clone();
         // Bodies of failures and of HEAD are not needed; only a successful GET's body is read, capped.
         if !status.is_success() || req.method == Method::HEAD || req.method == Method::PUT {
             return Ok(Answer { status, headers, body: Vec::new() });
         }
-        let too_large = || RegistryError::TooLarge { what: req.what.clone(), limit: req.limit };
+        let too_large = || Failed::from(RegistryError::TooLarge { what: req.what.clone(), limit: req.limit });
         if response.content_length().is_some_and(|len| len > req.limit as u64) {
             return Err(too_large());
         }
@@ -668,9 +786,9 @@ impl RegistryClient {
             Op::Pull => RegistryOperation::Pull,
             Op::Push => RegistryOperation::Push,
         };
-        let token = self
-            .inner
-            .oci
+        let (oci, _) = self.network(r)?;
+        self.inner.http_requests.fetch_add(1, Ordering::Relaxed);
+        let token = oci
             .auth(&oci_reference(r), &self.oci_auth(r), oci_op)
             .await
             .map_err(|e| map_oci_error(r, e, self.inner.config.timeout))?;
@@ -707,6 +825,16 @@ impl RegistryClient {
             cache.insert(key, CachedAuth { header: header.clone(), until: Instant::now() + AUTH_REUSE });
         }
         Ok((header, false))
+    }
+
+    /// The HTTP clients, or an error for an offline client (which has none).
+    fn network(&self, r: &ArtifactRef) -> Result<(&oci_client::Client, &reqwest::Client), RegistryError> {
+        match &self.inner.backend {
+            Backend::Network { oci, http } => Ok((oci, http)),
+            Backend::Offline(_) => {
+                Err(crate::offline::not_in_bundle(r, format!("{} (no network access offline)", r)))
+            }
+        }
     }
 
     fn forget_auth(&self, r: &ArtifactRef, op: Op) {
@@ -761,6 +889,20 @@ impl RegistryClient {
         }
         RegistryError::Unreachable { registry, reason }
     }
+}
+
+/// The wait a `Retry-After` value asks for: delay-seconds or an HTTP date (RFC 9110), at most
+/// [`MAX_RETRY_AFTER`]; `None` when it cannot be read.
+fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&chrono::Utc);
+            (at - now).to_std().unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -962,6 +1104,86 @@ mod tests {
         assert_eq!(client.repo_url(&tls), "https://localhost:5001/v2/a");
         let hub: ArtifactRef = "nginx".parse().unwrap();
         assert_eq!(client.repo_url(&hub), "https://index.docker.io/v2/library/nginx");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates_capped() {
+        let now = chrono::DateTime::parse_from_rfc2822("Sun, 22 Nov 2026 06:00:00 GMT").unwrap().to_utc();
+        assert_eq!(retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after("Sun, 22 Nov 2026 06:00:07 GMT", now), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after("Sun, 22 Nov 2026 05:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(retry_after("86400", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after("soon", now), None);
+    }
+
+    /// A loopback server answering scripted responses in order (the last one repeats), recording when
+    /// each manifest request came.
+    async fn scripted(answers: Vec<String>) -> (String, Arc<Mutex<Vec<Instant>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let answer = if head.starts_with("GET /v2/ ") {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+                } else {
+                    let mut log = log.lock().unwrap();
+                    log.push(Instant::now());
+                    answers[(log.len() - 1).min(answers.len() - 1)].clone()
+                };
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        (host, seen)
+    }
+
+    fn busy(status: &str, retry_after: &str) -> String {
+        format!("HTTP/1.1 {status}\r\nRetry-After: {retry_after}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_waited_for_within_the_budget() {
+        let body = "{}";
+        let ok = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (host, seen) = scripted(vec![busy("429 Too Many Requests", "1"), ok]).await;
+        let client = RegistryClient::new(RegistryConfig {
+            insecure_registries: vec![host.clone()],
+            timeout: Duration::from_secs(5),
+            retries: 2,
+            ..RegistryConfig::default()
+        })
+        .unwrap();
+        let fetched = client.fetch_manifest(&format!("{host}/a/b:1").parse().unwrap()).await.unwrap();
+        assert_eq!(fetched.bytes, body.as_bytes());
+        let times = seen.lock().unwrap().clone();
+        assert_eq!(times.len(), 2);
+        // Our own first backoff is 100 ms; the registry asked for a second.
+        assert!(times[1] - times[0] >= Duration::from_millis(950), "{:?}", times[1] - times[0]);
+    }
+
+    #[tokio::test]
+    async fn retry_after_beyond_the_budget_fails_at_once() {
+        let (host, seen) = scripted(vec![busy("503 Service Unavailable", "30")]).await;
+        let client = RegistryClient::new(RegistryConfig {
+            insecure_registries: vec![host.clone()],
+            timeout: Duration::from_secs(3),
+            retries: 2,
+            ..RegistryConfig::default()
+        })
+        .unwrap();
+        let started = Instant::now();
+        let e = client.fetch_manifest(&format!("{host}/a/b:1").parse().unwrap()).await.unwrap_err();
+        assert!(matches!(e, RegistryError::Server { status: 503, .. }), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert_eq!(seen.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct RegistryStats {
     pub errors: u64,
     /// HTTP attempts repeated after a transient failure.
     pub retries: u64,
+    /// HTTP requests sent (token requests and uploads included); always 0 for an offline client.
+    pub http_requests: u64,
 }
 
 /// A manifest as fetched: its bytes, their digest and the media type the registry gave.
