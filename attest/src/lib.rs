@@ -8,6 +8,7 @@ pub mod cache;
 pub mod cosign;
 pub mod digest;
 pub mod dsse;
+pub mod egress;
 pub mod intoto;
 pub mod keys;
 pub mod model;
