@@ -402,7 +402,10 @@ impl ArtifactVerifier {
 
     /// Like [`Self::new`] around a registry client built elsewhere (an offline bundle's, a recording
     /// one); `config.registry` is not used to build another.
-    pub fn with_registry_client(config: VerifierConfig, registry: RegistryClient) -> Result<Self, VerifyError> {
+    pub fn with_registry_client(
+        config: VerifierConfig,
+        registry: RegistryClient,
+    ) -> Result<Self, VerifyError> {
         if config.options.max_candidates == 0 {
             return Err(VerifyError::Config { reason: "max_candidates must be at least 1".into() });
         }
@@ -703,10 +706,15 @@ impl ArtifactVerifier {
                 }
             }
             Requirement::ModelSignature => {
-                if let Err(reason) = self
-                    .find_model_signature(pinned, &policy, &mut facts, &mut candidates, &mut searched)
-                    .await?
-                {
+                // Boxed: listing a model's files is a deep future, kept off every other requirement's.
+                let search = Box::pin(self.find_model_signature(
+                    pinned,
+                    &policy,
+                    &mut facts,
+                    &mut candidates,
+                    &mut searched,
+                ));
+                if let Err(reason) = search.await? {
                     return Ok(rejected(pinned, requirement, reason, candidates));
                 }
                 if facts.model_signature.is_some() {
