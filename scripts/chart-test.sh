@@ -68,7 +68,23 @@ for values in "${values_files[@]}"; do
   if ! "$helm" template "$release" "$chart" -n "$namespace" --include-crds -f "$values" >"$out/$name.yaml" 2>"$out/$name.err"; then
     cat "$out/$name.err"; failed=1; continue
   fi
-  python3 "$chart/ci/check_render.py" "$out/$name.yaml" "$values" "$chart" "$release" "$namespace" || failed=1
+  python3 "$chart/ci/check_render.py" "$out/$name.yaml" "$values" "$chart" "$release" "$namespace" \
+    "$out/$name.builtin.yaml" || failed=1
+done
+
+# Every built-in object of every rendering, against the newest and the oldest supported Kubernetes.
+builtin=("$out"/*.builtin.yaml)
+expected=$(cat "${builtin[@]}" | grep -c '^kind: ' || true)
+for version in 1.27.0 1.37.0; do
+  if ! kubernetes-validate --strict -k "$version" "${builtin[@]}" >"$out/kv-$version.log" 2>&1; then
+    grep -E '^(ERROR|FATAL)' "$out/kv-$version.log" || cat "$out/kv-$version.log"; failed=1
+  fi
+  if grep -qE '^(WARN|ERROR|FATAL)' "$out/kv-$version.log"; then
+    grep -E '^(WARN|ERROR|FATAL)' "$out/kv-$version.log"; failed=1
+  fi
+  passed=$(grep -c ' passed for resource ' "$out/kv-$version.log" || true)
+  say "kubernetes-validate --strict -k $version: $passed of $expected built-in objects passed"
+  [ "$passed" -eq "$expected" ] && [ "$expected" -gt 0 ] || failed=1
 done
 
 # Contradictory or invalid values must not render, and must say why.

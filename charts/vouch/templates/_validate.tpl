@@ -49,6 +49,9 @@ is the intended roll-out.
 {{- if and $v.bundle.key (eq $sources 0) -}}
 {{- fail "bundle.key is set but no bundle source (bundle.existingSecret, existingConfigMap or volume)" -}}
 {{- end -}}
+{{- if and (eq $sources 1) (or $v.policies $v.trustRoots) -}}
+{{- fail "policies/trustRoots with an offline bundle: vouch then enforces the bundle's (signed) policies only and would ignore these cluster resources; put the policies into the bundle" -}}
+{{- end -}}
 {{- if and (eq $sources 1) $v.server.insecureRegistries -}}
 {{- fail "server.insecureRegistries with an offline bundle: verification reads only from the bundle, no registry is contacted" -}}
 {{- end -}}
