@@ -13,7 +13,6 @@ mod modelpack;
 pub mod signing;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -254,9 +253,6 @@ pub async fn fetch_model(
     let config = registry.fetch_blob(pinned, &manifest.config.digest, MAX_MODEL_CONFIG_BYTES).await?;
     model_facts(pinned, format, &manifest, &config).map(Some)
 }
-
-/// Shared handle to facts (as cached by the verifier).
-pub type SharedModelFacts = Arc<ModelFacts>;
 
 /// The model format a manifest declares, if any; a manifest that declares two is an error.
 pub fn detect_format(
