@@ -1,0 +1,373 @@
+//! Where references are found beyond the built-in places: JSONPath extractors for custom kinds and extra
+//! fetcher profiles, read from a file or Helm values (`--extractors`), validated and compiled once.
+
+use serde::{Deserialize, Serialize};
+
+use super::jsonpath::CompiledPath;
+use crate::glob::Glob;
+
+/// Configuration of where references are found beyond the built-in places (file/Helm values, `--extractors`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtractionConfig {
+    /// Custom kinds and the fields naming references in them.
+    #[serde(default)]
+    pub extractors: Vec<FieldExtractor>,
+    /// Fetcher profiles, tried before the built-in ones.
+    #[serde(default)]
+    pub fetchers: Vec<FetcherProfile>,
+}
+
+/// The fields of one kind that name references, egress allowlists and egress endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FieldExtractor {
+    /// `group/version`, or `v1` for the core group.
+    pub api_version: String,
+    /// The kind, e.g. `ModelDeployment`.
+    pub kind: String,
+    /// JSONPath expressions of reference fields, e.g. `$.spec.model.uri`.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Text every reference field starts with, stripped before verifying (e.g. `oci://`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// JSONPath expressions of fields naming the egress allowlist the endpoints must be covered by.
+    #[serde(default)]
+    pub egress_allowlist_paths: Vec<String>,
+    /// JSONPath expressions of fields listing egress endpoints (a string or a list of strings).
+    #[serde(default)]
+    pub egress_endpoint_paths: Vec<String>,
+}
+
+/// An init-container image that fetches an artifact, and where its reference is.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FetcherProfile {
+    /// Name used in messages.
+    pub name: String,
+    /// Glob over the normalised image repository, e.g. `registry.example.com/tools/puller` or `**/puller`.
+    pub image: String,
+    /// The reference is the value of this environment variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// The reference is this entry of the container's `args` (0-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arg: Option<usize>,
+    /// The reference is the value of this flag in `command` + `args` (`--from REF` or `--from=REF`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag: Option<String>,
+    /// Text the reference starts with, stripped before verifying (e.g. `oci://`); a value without it is
+    /// not an OCI reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// Most extractors or fetcher profiles in one configuration.
+const MAX_CONFIG_ENTRIES: usize = 256;
+/// Most JSONPath expressions per extractor field.
+const MAX_PATHS: usize = 64;
+/// Longest name, prefix or environment variable accepted.
+const MAX_NAME_LEN: usize = 253;
+
+impl ExtractionConfig {
+    /// Read a configuration from YAML (or JSON); unknown fields are errors, so typos do not go unnoticed.
+    pub fn from_yaml_str(s: &str) -> Result<Self, String> {
+        serde_yaml::from_str(s).map_err(|e| format!("extraction configuration: {e}"))
+    }
+
+    /// Every problem of the configuration at once (bad JSONPath, bad glob, ambiguous profile, ...).
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        self.compile().map(drop)
+    }
+
+    /// Validate and compile once: JSONPath expressions parsed, globs compiled.
+    pub fn compile(&self) -> Result<CompiledExtraction, Vec<String>> {
+        let mut problems = Vec::new();
+        if self.extractors.len() > MAX_CONFIG_ENTRIES {
+            problems.push(format!("more than {MAX_CONFIG_ENTRIES} extractors"));
+        }
+        if self.fetchers.len() > MAX_CONFIG_ENTRIES {
+            problems.push(format!("more than {MAX_CONFIG_ENTRIES} fetcher profiles"));
+        }
+        let mut extractors = Vec::new();
+        for (i, e) in self.extractors.iter().enumerate().take(MAX_CONFIG_ENTRIES) {
+            let at = format!("extractors[{i}] ({} {})", e.api_version, e.kind);
+            if let Some(x) = compile_extractor(e, &at, &mut problems) {
+                extractors.push(x);
+            }
+        }
+        let mut fetchers = Vec::new();
+        for (i, f) in self.fetchers.iter().enumerate().take(MAX_CONFIG_ENTRIES) {
+            let at = format!("fetchers[{i}] ({})", f.name);
+            if let Some(x) = compile_fetcher(f, &at, &mut problems) {
+                fetchers.push(x);
+            }
+        }
+        if problems.is_empty() {
+            Ok(CompiledExtraction { extractors, fetchers })
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+fn compile_extractor(e: &FieldExtractor, at: &str, problems: &mut Vec<String>) -> Option<CompiledExtractor> {
+    let before = problems.len();
+    let (group, version) = match e.api_version.split_once('/') {
+        Some((g, v)) if !g.is_empty() && !v.is_empty() && !v.contains('/') => (g.to_owned(), v.to_owned()),
+        None if !e.api_version.is_empty() => (String::new(), e.api_version.clone()),
+        _ => {
+            problems.push(format!("{at}: apiVersion must be group/version or v1"));
+            (String::new(), String::new())
+        }
+    };
+    if e.kind.is_empty() || e.kind.len() > MAX_NAME_LEN {
+        problems.push(format!("{at}: kind must be set"));
+    }
+    if e.paths.is_empty() && e.egress_allowlist_paths.is_empty() && e.egress_endpoint_paths.is_empty() {
+        problems.push(format!("{at}: names no paths"));
+    }
+    if !e.egress_allowlist_paths.is_empty() && e.egress_endpoint_paths.is_empty() {
+        problems.push(format!("{at}: egressAllowlistPaths without egressEndpointPaths check nothing"));
+    }
+    check_prefix(e.prefix.as_deref(), at, problems);
+    let mut compile_all = |field: &str, paths: &[String]| -> Vec<CompiledPath> {
+        if paths.len() > MAX_PATHS {
+            problems.push(format!("{at}: {field}: more than {MAX_PATHS} paths"));
+        }
+        paths
+            .iter()
+            .take(MAX_PATHS)
+            .filter_map(|p| {
+                CompiledPath::new(p).map_err(|e| problems.push(format!("{at}: {field}: {e}"))).ok()
+            })
+            .collect()
+    };
+    let paths = compile_all("paths", &e.paths);
+    let allowlists = compile_all("egressAllowlistPaths", &e.egress_allowlist_paths);
+    let endpoints = compile_all("egressEndpointPaths", &e.egress_endpoint_paths);
+    (problems.len() == before).then(|| CompiledExtractor {
+        group,
+        version,
+        kind: e.kind.clone(),
+        paths,
+        prefix: e.prefix.clone().unwrap_or_default(),
+        allowlists,
+        endpoints,
+    })
+}
+
+fn compile_fetcher(f: &FetcherProfile, at: &str, problems: &mut Vec<String>) -> Option<CompiledFetcher> {
+    let before = problems.len();
+    if f.name.is_empty() || f.name.len() > MAX_NAME_LEN {
+        problems.push(format!("{at}: name must be set (at most {MAX_NAME_LEN} characters)"));
+    }
+    let image = Glob::new(&f.image).map_err(|e| problems.push(format!("{at}: image: {e}"))).ok();
+    if let Some(g) = &image {
+        if !g.names_registry() {
+            problems.push(format!(
+                "{at}: image {:?} does not name a registry; globs match normalised repositories such as \
+                 docker.io/library/busybox (use **/{} for any registry)",
+                f.image, f.image
+            ));
+        }
+    }
+    let source = match (&f.env, f.arg, &f.flag) {
+        (Some(env), None, None) if valid_env_name(env) => Some(ReferenceSource::Env(env.clone())),
+        (Some(env), None, None) => {
+            problems.push(format!("{at}: env {env:?} is not an environment variable name"));
+            None
+        }
+        (None, Some(n), None) if n < super::MAX_LIST_ENTRIES => Some(ReferenceSource::Arg(n)),
+        (None, Some(n), None) => {
+            problems.push(format!("{at}: arg {n} is beyond the {} arguments read", super::MAX_LIST_ENTRIES));
+            None
+        }
+        (None, None, Some(flag)) if flag.starts_with('-') && flag.len() > 1 && !flag.contains(['=', ' ']) => {
+            Some(ReferenceSource::Flag(flag.clone()))
+        }
+        (None, None, Some(flag)) => {
+            problems.push(format!("{at}: flag {flag:?} must start with '-' and contain no '=' or space"));
+            None
+        }
+        _ => {
+            problems.push(format!("{at}: set exactly one of env, arg and flag"));
+            None
+        }
+    };
+    check_prefix(f.prefix.as_deref(), at, problems);
+    match (image, source) {
+        (Some(image), Some(source)) if problems.len() == before => Some(CompiledFetcher {
+            name: f.name.clone(),
+            image,
+            source,
+            prefix: f.prefix.clone().unwrap_or_default(),
+            verification: VerificationCheck::None,
+        }),
+        _ => None,
+    }
+}
+
+fn check_prefix(prefix: Option<&str>, at: &str, problems: &mut Vec<String>) {
+    if let Some(p) = prefix {
+        if p.is_empty() || p.len() > MAX_NAME_LEN {
+            problems.push(format!("{at}: prefix must be non-empty and at most {MAX_NAME_LEN} characters"));
+        }
+    }
+}
+
+/// An environment variable name as Kubernetes accepts it (C identifiers, plus `.` and `-`).
+pub(crate) fn valid_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_NAME_LEN
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// A validated [`ExtractionConfig`], built by [`ExtractionConfig::compile`].
+#[derive(Debug, Clone, Default)]
+pub struct CompiledExtraction {
+    pub(crate) extractors: Vec<CompiledExtractor>,
+    pub(crate) fetchers: Vec<CompiledFetcher>,
+}
+
+impl CompiledExtraction {
+    /// The extractors configured for a kind.
+    pub(crate) fn extractors_for<'a>(
+        &'a self,
+        group: &'a str,
+        version: &'a str,
+        kind: &'a str,
+    ) -> impl Iterator<Item = &'a CompiledExtractor> + 'a {
+        self.extractors.iter().filter(move |e| e.group == group && e.version == version && e.kind == kind)
+    }
+}
+
+/// A compiled [`FieldExtractor`].
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledExtractor {
+    pub(crate) group: String,
+    pub(crate) version: String,
+    pub(crate) kind: String,
+    pub(crate) paths: Vec<CompiledPath>,
+    pub(crate) prefix: String,
+    pub(crate) allowlists: Vec<CompiledPath>,
+    pub(crate) endpoints: Vec<CompiledPath>,
+}
+
+/// A compiled [`FetcherProfile`] (configured or built in).
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledFetcher {
+    pub(crate) name: String,
+    pub(crate) image: Glob,
+    pub(crate) source: ReferenceSource,
+    pub(crate) prefix: String,
+    pub(crate) verification: VerificationCheck,
+}
+
+/// Where a fetcher profile finds the reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReferenceSource {
+    /// An environment variable.
+    Env(String),
+    /// An entry of `args`.
+    Arg(usize),
+    /// A flag of `command` + `args`.
+    Flag(String),
+}
+
+/// How a profile tells whether the fetcher verifies what it fetches itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VerificationCheck {
+    /// Not known for this fetcher: nothing is flagged.
+    None,
+    /// The KitOps init container's entrypoint (COSIGN_KEY, or COSIGN_CERT_IDENTITY + COSIGN_CERT_OIDC_ISSUER).
+    KitopsInit,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+extractors:
+  - apiVersion: ml.example.com/v1alpha1
+    kind: ModelDeployment
+    paths: ["$.spec.model.uri", "$.spec.adapters[*].ref"]
+    prefix: "oci://"
+    egressAllowlistPaths: ["$.spec.egress.allowlist"]
+    egressEndpointPaths: ["$.spec.egress.allowedEndpoints"]
+fetchers:
+  - name: puller
+    image: registry.example.com/tools/puller
+    flag: --from
+    prefix: oci://
+"#;
+
+    #[test]
+    fn the_documented_example_parses_and_compiles() {
+        let c = ExtractionConfig::from_yaml_str(EXAMPLE).unwrap();
+        assert_eq!(c.extractors[0].kind, "ModelDeployment");
+        assert_eq!(c.extractors[0].prefix.as_deref(), Some("oci://"));
+        assert_eq!(c.fetchers[0].flag.as_deref(), Some("--from"));
+        let compiled = c.compile().unwrap();
+        assert_eq!(compiled.extractors[0].group, "ml.example.com");
+        assert_eq!(compiled.extractors[0].version, "v1alpha1");
+        assert_eq!(compiled.extractors[0].paths.len(), 2);
+        assert_eq!(compiled.extractors_for("ml.example.com", "v1alpha1", "ModelDeployment").count(), 1);
+        assert_eq!(compiled.extractors_for("ml.example.com", "v1", "ModelDeployment").count(), 0);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let e = ExtractionConfig::from_yaml_str(
+            "extractors:\n  - apiVersion: v1\n    kind: X\n    path: [\"$.a\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown field `path`"), "{e}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let c = ExtractionConfig {
+            extractors: vec![FieldExtractor {
+                api_version: "a/b/c".into(),
+                kind: "X".into(),
+                paths: vec!["$.spec[".into(), "$..uri".into()],
+                ..Default::default()
+            }],
+            fetchers: vec![
+                FetcherProfile {
+                    name: "two".into(),
+                    image: "ghcr.io/x/y".into(),
+                    env: Some("A".into()),
+                    flag: Some("--from".into()),
+                    ..Default::default()
+                },
+                FetcherProfile {
+                    name: "short".into(),
+                    image: "puller".into(),
+                    arg: Some(0),
+                    ..Default::default()
+                },
+                FetcherProfile {
+                    name: "badenv".into(),
+                    image: "ghcr.io/x/y".into(),
+                    env: Some("A B".into()),
+                    ..Default::default()
+                },
+            ],
+        };
+        let problems = c.validate().unwrap_err();
+        let all = problems.join("\n");
+        assert!(all.contains("apiVersion must be group/version"), "{all}");
+        assert!(all.contains("$.spec["), "{all}");
+        assert!(all.contains("descendant"), "{all}");
+        assert!(all.contains("exactly one of env, arg and flag"), "{all}");
+        assert!(all.contains("does not name a registry"), "{all}");
+        assert!(all.contains("not an environment variable name"), "{all}");
+        assert_eq!(problems.len(), 6, "{all}");
+    }
+}

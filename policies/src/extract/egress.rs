@@ -1,0 +1,360 @@
+//! Declared egress and the allowlists that must cover it: the annotations `vouch.dev/egress-allowlist`
+//! (a reference) and `vouch.dev/egress` (endpoints) on a workload and its pod template, fields of custom
+//! kinds found by configured JSONPath extractors (which may also name model references), and the
+//! `ipBlock` peers of NetworkPolicy egress rules (checked against the namespace's allowlist).
+
+use serde_json::Value;
+
+use super::config::CompiledExtractor;
+use super::json::{list, map, object_at, string_at, type_name, wrong};
+use super::{artifact, escape_pointer_segment, EgressDeclaration, ExtractError, Extracted};
+use super::{FetcherProblem, FetcherProblemKind, MAX_LIST_ENTRIES};
+use crate::decision::{ArtifactKind, ArtifactLocation};
+
+/// Annotation naming the signed egress allowlist of a workload.
+pub const EGRESS_ALLOWLIST_ANNOTATION: &str = "vouch.dev/egress-allowlist";
+/// Annotation listing a workload's egress endpoints, separated by commas or white space.
+pub const EGRESS_ANNOTATION: &str = "vouch.dev/egress";
+/// Longest endpoint accepted.
+pub const MAX_ENDPOINT_LEN: usize = 1024;
+/// A port range (`port`..`endPort`) wider than this is declared as "any port" (stricter, never looser).
+const MAX_PORT_RANGE: u32 = 32;
+
+/// Whether the kind is a NetworkPolicy.
+pub(crate) fn is_network_policy(group: &str, kind: &str) -> bool {
+    group == "networking.k8s.io" && kind == "NetworkPolicy"
+}
+
+/// Egress annotations of the object's metadata and, for workloads, of the pod template's metadata.
+pub(crate) fn annotations(
+    object: &Value,
+    template_metadata: Option<&str>,
+    out: &mut Extracted,
+) -> Result<(), ExtractError> {
+    let mut places = vec![("/metadata".to_owned(), "annotation")];
+    if let Some(t) = template_metadata {
+        places.push((t.to_owned(), "pod template annotation"));
+    }
+    // Per place: allowlist artifact indices, and the endpoints declared.
+    let mut found: Vec<(Vec<usize>, Option<(String, Vec<String>)>)> = Vec::new();
+    for (metadata, label) in &places {
+        let mut allowlists = Vec::new();
+        let mut endpoints = None;
+        let at = format!("{metadata}/annotations");
+        let annotations = match super::json::walk(object, metadata)? {
+            Some(m) => map(m.get("annotations"), &at)?,
+            None => None,
+        };
+        if let Some(annotations) = annotations {
+            let allowlist_at = format!("{at}/{}", escape_pointer_segment(EGRESS_ALLOWLIST_ANNOTATION));
+            if let Some(v) = string_at(annotations.get(EGRESS_ALLOWLIST_ANNOTATION), &allowlist_at)? {
+                let name = format!("{label} {EGRESS_ALLOWLIST_ANNOTATION}");
+                if let Some(i) = push_allowlist(out, name, allowlist_at, v)? {
+                    allowlists.push(i);
+                }
+            }
+            let egress_at = format!("{at}/{}", escape_pointer_segment(EGRESS_ANNOTATION));
+            if let Some(v) = string_at(annotations.get(EGRESS_ANNOTATION), &egress_at)? {
+                let list = split_endpoints(v, &egress_at)?;
+                if !list.is_empty() {
+                    endpoints = Some((format!("{label} {EGRESS_ANNOTATION}"), list));
+                }
+            }
+        }
+        found.push((allowlists, endpoints));
+    }
+    for (i, (own, endpoints)) in found.iter().enumerate() {
+        let Some((location, endpoints)) = endpoints else {
+            continue;
+        };
+        // The same place's allowlist, else the other place's (object vs pod template), else the namespace's.
+        let allowlists = if own.is_empty() {
+            found.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, (a, _))| a.clone()).collect()
+        } else {
+            own.clone()
+        };
+        declare(out, location, endpoints, &allowlists);
+    }
+    Ok(())
+}
+
+/// One declaration per allowlist (each must cover every endpoint), or one for the namespace's allowlist.
+fn declare(out: &mut Extracted, location: &str, endpoints: &[String], allowlists: &[usize]) {
+    if allowlists.is_empty() {
+        out.egress.push(EgressDeclaration {
+            location: location.to_owned(),
+            endpoints: endpoints.to_vec(),
+            allowlist: None,
+        });
+    }
+    for &a in allowlists {
+        out.egress.push(EgressDeclaration {
+            location: location.to_owned(),
+            endpoints: endpoints.to_vec(),
+            allowlist: Some(a),
+        });
+    }
+}
+
+/// Add an allowlist reference (surrounding white space kept in prefix/suffix); its index.
+fn push_allowlist(
+    out: &mut Extracted,
+    name: String,
+    pointer: String,
+    value: &str,
+) -> Result<Option<usize>, ExtractError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    let start = value.len() - value.trim_start().len();
+    let prefix = value.get(..start).unwrap_or_default();
+    let suffix = value.get(start + trimmed.len()..).unwrap_or_default();
+    out.artifacts.push(artifact(ArtifactKind::EgressAllowlist, name, pointer, trimmed, prefix, suffix)?);
+    Ok(Some(out.artifacts.len() - 1))
+}
+
+/// Endpoints separated by commas or white space, each bounded, at most [`MAX_LIST_ENTRIES`].
+fn split_endpoints(v: &str, pointer: &str) -> Result<Vec<String>, ExtractError> {
+    let mut endpoints = Vec::new();
+    for e in v.split(|c: char| c == ',' || c.is_whitespace()).filter(|e| !e.is_empty()) {
+        if e.len() > MAX_ENDPOINT_LEN {
+            return Err(ExtractError::ImageTooLong { pointer: pointer.to_owned(), max: MAX_ENDPOINT_LEN });
+        }
+        endpoints.push(e.to_owned());
+        if endpoints.len() > MAX_LIST_ENTRIES {
+            return Err(ExtractError::TooMany {
+                pointer: pointer.to_owned(),
+                count: endpoints.len(),
+                max: MAX_LIST_ENTRIES,
+            });
+        }
+    }
+    Ok(endpoints)
+}
+
+/// NetworkPolicy `spec.egress[].to[].ipBlock.cidr` with the rule's ports; a rule without `to` allows every
+/// destination (`0.0.0.0/0`, `::/0`). Peers by pod or namespace selector stay in the cluster: not egress.
+pub(crate) fn network_policy(object: &Value, out: &mut Extracted) -> Result<(), ExtractError> {
+    let Some(spec) = super::json::walk(object, "/spec")? else {
+        return Ok(());
+    };
+    for (i, rule) in list(spec.get("egress"), "/spec/egress")?.iter().enumerate() {
+        let at = format!("/spec/egress/{i}");
+        let rule = object_at(rule, &at)?;
+        let ports = ports(rule.get("ports"), &format!("{at}/ports"))?;
+        let peers = list(rule.get("to"), &format!("{at}/to"))?;
+        if peers.is_empty() {
+            let endpoints = with_ports(&["0.0.0.0/0", "::/0"], &ports);
+            declare(out, &format!("NetworkPolicy egress[{i}]"), &endpoints, &[]);
+            continue;
+        }
+        for (j, peer) in peers.iter().enumerate() {
+            let peer_at = format!("{at}/to/{j}");
+            let peer = object_at(peer, &peer_at)?;
+            let Some(block) = peer.get("ipBlock").filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let block = object_at(block, &format!("{peer_at}/ipBlock"))?;
+            let cidr_at = format!("{peer_at}/ipBlock/cidr");
+            let Some(cidr) = string_at(block.get("cidr"), &cidr_at)? else {
+                continue;
+            };
+            if cidr.len() > MAX_ENDPOINT_LEN {
+                return Err(ExtractError::ImageTooLong { pointer: cidr_at, max: MAX_ENDPOINT_LEN });
+            }
+            // `except` only narrows the block: the whole CIDR is checked (stricter, never looser).
+            let endpoints = with_ports(&[cidr], &ports);
+            declare(out, &format!("NetworkPolicy egress[{i}].to[{j}]"), &endpoints, &[]);
+        }
+    }
+    Ok(())
+}
+
+/// The rule's ports: `None` = any port (no ports, a named port, a wide range).
+fn ports(v: Option<&Value>, pointer: &str) -> Result<Vec<Option<u16>>, ExtractError> {
+    let entries = list(v, pointer)?;
+    if entries.is_empty() {
+        return Ok(vec![None]);
+    }
+    let mut out = Vec::new();
+    for (k, p) in entries.iter().enumerate() {
+        let at = format!("{pointer}/{k}");
+        let p = object_at(p, &at)?;
+        let number = |field: &str| -> Result<Option<u16>, ExtractError> {
+            match p.get(field) {
+                None | Some(Value::Null) | Some(Value::String(_)) => Ok(None),
+                Some(Value::Number(n)) => {
+                    Ok(n.as_u64().and_then(|n| u16::try_from(n).ok()).filter(|&n| n > 0))
+                }
+                Some(other) => Err(wrong(&format!("{at}/{field}"), "a number or a name", other)),
+            }
+        };
+        match (number("port")?, number("endPort")?) {
+            (Some(start), Some(end)) if end >= start && u32::from(end - start) < MAX_PORT_RANGE => {
+                out.extend((start..=end).map(Some));
+            }
+            (Some(_), Some(_)) => out.push(None),
+            (port, _) => out.push(port),
+        }
+        if out.len() > MAX_LIST_ENTRIES {
+            return Err(ExtractError::TooMany {
+                pointer: pointer.to_owned(),
+                count: out.len(),
+                max: MAX_LIST_ENTRIES,
+            });
+        }
+    }
+    out.dedup();
+    Ok(out)
+}
+
+/// `cidr` or `cidr:port` (IPv6 with a port: `[cidr]:port`) for every port; "any port" wins over the others.
+fn with_ports(cidrs: &[&str], ports: &[Option<u16>]) -> Vec<String> {
+    let any = ports.contains(&None);
+    cidrs
+        .iter()
+        .flat_map(|cidr| {
+            let cidr = *cidr;
+            let list: Vec<String> = if any {
+                vec![cidr.to_owned()]
+            } else {
+                ports
+                    .iter()
+                    .flatten()
+                    .map(|p| if cidr.contains(':') { format!("[{cidr}]:{p}") } else { format!("{cidr}:{p}") })
+                    .collect()
+            };
+            list
+        })
+        .collect()
+}
+
+/// A custom kind's configured fields: references, egress allowlists, egress endpoints.
+pub(crate) fn custom_kind(
+    object: &Value,
+    e: &CompiledExtractor,
+    out: &mut Extracted,
+) -> Result<(), ExtractError> {
+    for path in &e.paths {
+        for hit in path.query(object)? {
+            let value = match hit.value {
+                Value::Null => continue,
+                Value::String(s) if s.is_empty() => continue,
+                Value::String(s) => s,
+                other => return Err(hit_type(&hit.pointer, path.as_str(), "a string", other)),
+            };
+            let name = dotted(&hit.pointer);
+            match value.strip_prefix(&e.prefix) {
+                Some(reference) if !reference.contains("://") && !reference.is_empty() => {
+                    out.artifacts.push(artifact(ArtifactKind::Field, name, hit.pointer, reference, &e.prefix, "")?);
+                }
+                _ => out.fetcher_problems.push(FetcherProblem {
+                    message: format!(
+                        "{} field {name} names {value:?}, which is not an OCI reference{} and cannot be verified",
+                        e.kind,
+                        if e.prefix.is_empty() { String::new() } else { format!(" (expected {}…)", e.prefix) }
+                    ),
+                    location: ArtifactLocation { kind: ArtifactKind::Field, name, pointer: hit.pointer },
+                    fetcher_image: String::new(),
+                    profile: format!("extractor {}", e.kind),
+                    kind: FetcherProblemKind::NotOci { source: value.chars().take(super::MAX_IMAGE_LEN).collect() },
+                }),
+            }
+        }
+    }
+    let mut allowlists = Vec::new();
+    for path in &e.allowlists {
+        for hit in path.query(object)? {
+            match hit.value {
+                Value::Null => {}
+                Value::String(s) => {
+                    if let Some(i) = push_allowlist(out, dotted(&hit.pointer), hit.pointer.clone(), s)? {
+                        allowlists.push(i);
+                    }
+                }
+                other => return Err(hit_type(&hit.pointer, path.as_str(), "a string", other)),
+            }
+        }
+    }
+    for path in &e.endpoints {
+        for hit in path.query(object)? {
+            let endpoints = match hit.value {
+                Value::Null => continue,
+                Value::String(s) => split_endpoints(s, &hit.pointer)?,
+                Value::Array(items) => {
+                    list(Some(hit.value), &hit.pointer)?;
+                    let mut all = Vec::new();
+                    for (k, item) in items.iter().enumerate() {
+                        let at = format!("{}/{k}", hit.pointer);
+                        match item {
+                            Value::String(s) => all.extend(split_endpoints(s, &at)?),
+                            other => return Err(hit_type(&at, path.as_str(), "a string", other)),
+                        }
+                    }
+                    all
+                }
+                other => {
+                    return Err(hit_type(&hit.pointer, path.as_str(), "a string or a list of strings", other))
+                }
+            };
+            if !endpoints.is_empty() {
+                declare(out, &dotted(&hit.pointer), &endpoints, &allowlists);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn hit_type(pointer: &str, path: &str, expected: &'static str, found: &Value) -> ExtractError {
+    ExtractError::WrongType {
+        pointer: format!("{pointer} (matched by {path})"),
+        expected,
+        found: type_name(found),
+    }
+}
+
+/// `/spec/adapters/0/ref` → `spec.adapters[0].ref` (for messages).
+fn dotted(pointer: &str) -> String {
+    let mut out = String::new();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&segment);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pointers_read_as_dotted_paths() {
+        assert_eq!(dotted("/spec/adapters/0/ref"), "spec.adapters[0].ref");
+        assert_eq!(
+            dotted("/metadata/annotations/vouch.dev~1egress"),
+            "metadata.annotations.vouch.dev/egress"
+        );
+    }
+
+    #[test]
+    fn port_ranges_expand_when_small_and_mean_any_port_when_wide() {
+        let p = ports(Some(&json!([{"port": 5000, "endPort": 5002}, {"port": 443}])), "/p").unwrap();
+        assert_eq!(p, vec![Some(5000), Some(5001), Some(5002), Some(443)]);
+        assert_eq!(ports(Some(&json!([{"port": 1000, "endPort": 9000}])), "/p").unwrap(), vec![None]);
+        assert_eq!(ports(Some(&json!([{"port": "https"}])), "/p").unwrap(), vec![None]);
+        assert_eq!(ports(Some(&json!([{"protocol": "UDP"}])), "/p").unwrap(), vec![None]);
+        assert!(ports(Some(&json!([{"port": true}])), "/p").is_err());
+        assert_eq!(with_ports(&["10.0.0.0/8"], &[Some(1), None]), vec!["10.0.0.0/8"]);
+        assert_eq!(with_ports(&["2001:db8::/32"], &[Some(443)]), vec!["[2001:db8::/32]:443"]);
+    }
+}
