@@ -28,7 +28,7 @@ pub use recording::{
     referrers_key, tag_key, RecordedManifest, Recorder, Recording, RecordingOverflow, ReferrersKey,
 };
 pub use store::{not_in_bundle, OfflineStore};
-pub use writer::{bundle_entries, write_bundle, write_tar, BundleSpec};
+pub use writer::{bundle_entries, write_bundle, write_tar, BundleSpec, Entries};
 
 use crate::cache::CacheConfig;
 use crate::digest::Digest;

@@ -38,11 +38,14 @@ pub struct BundleSpec {
     pub expires: DateTime<Utc>,
 }
 
+/// Entries of a tar: (name, bytes), in order.
+pub type Entries = Vec<(String, Vec<u8>)>;
+
 /// The entries of a bundle in the order written: the layout files first, then blobs by digest.
 pub fn bundle_entries(
     spec: &BundleSpec,
     key: Option<&SigningKey>,
-) -> Result<(BundleIndex, Vec<(String, Vec<u8>)>), BundleError> {
+) -> Result<(BundleIndex, Entries), BundleError> {
     let mut blobs: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
     let mut manifests = BTreeMap::new();
     for (d, m) in &spec.recording.manifests {
