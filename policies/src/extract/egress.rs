@@ -35,8 +35,8 @@ pub(crate) fn annotations(
     if let Some(t) = template_metadata {
         places.push((t.to_owned(), "pod template annotation"));
     }
-    // Per place: allowlist artifact indices, and the endpoints declared.
-    let mut found: Vec<(Vec<usize>, Option<(String, Vec<String>)>)> = Vec::new();
+    // Per place: allowlist artifact indices, and the endpoints declared (with where).
+    let mut found: Vec<(Vec<usize>, Option<Declared>)> = Vec::new();
     for (metadata, label) in &places {
         let mut allowlists = Vec::new();
         let mut endpoints = None;
@@ -77,6 +77,9 @@ pub(crate) fn annotations(
     }
     Ok(())
 }
+
+/// Endpoints declared in one place, with the place's name.
+type Declared = (String, Vec<String>);
 
 /// One declaration per allowlist (each must cover every endpoint), or one for the namespace's allowlist.
 fn declare(out: &mut Extracted, location: &str, endpoints: &[String], allowlists: &[usize]) {
