@@ -24,6 +24,7 @@ fn input(group: &str, version: &str, kind: &str, op: Operation, object: Value) -
         object: Some(object),
         old_object: None,
         namespace_labels: Default::default(),
+        namespace_annotations: Default::default(),
         dry_run: false,
         pull_credentials: Credentials::anonymous(),
     }

@@ -39,6 +39,7 @@ fn input(object: Value, op: Operation) -> AdmissionInput {
         object: Some(object),
         old_object: None,
         namespace_labels: Default::default(),
+        namespace_annotations: Default::default(),
         dry_run: false,
         pull_credentials: Credentials::anonymous(),
     }
