@@ -145,12 +145,23 @@ pub struct ManifestObject {
 
 impl ManifestObject {
     /// The engine's input for creating this object: in `metadata.namespace`, else in `default_namespace`,
-    /// with that namespace's `labels`.
+    /// with that namespace's `labels` (and no annotations).
     pub fn to_input(
         &self,
         uid: String,
         default_namespace: &str,
         labels: BTreeMap<String, String>,
+    ) -> AdmissionInput {
+        let facts = NamespaceFacts { labels, annotations: BTreeMap::new() };
+        self.to_input_with(uid, default_namespace, &facts)
+    }
+
+    /// [`Self::to_input`] with the namespace's labels and annotations (`namespace`).
+    pub fn to_input_with(
+        &self,
+        uid: String,
+        default_namespace: &str,
+        namespace: &NamespaceFacts,
     ) -> AdmissionInput {
         AdmissionInput {
             uid,
@@ -162,22 +173,38 @@ impl ManifestObject {
             name: self.name.clone(),
             object: Some(self.object.clone()),
             old_object: None,
-            namespace_labels: labels,
+            namespace_labels: namespace.labels.clone(),
+            namespace_annotations: namespace.annotations.clone(),
             dry_run: false,
             pull_credentials: Credentials::anonymous(),
         }
     }
 
-    /// `metadata.labels` when this is a `v1/Namespace`: (name, labels), with the label the API server adds.
+    /// When this is a `v1/Namespace`: its name and labels, with the label the API server adds.
     pub fn namespace_labels(&self) -> Option<(String, BTreeMap<String, String>)> {
+        self.namespace_facts().map(|(name, facts)| (name, facts.labels))
+    }
+
+    /// When this is a `v1/Namespace`: its name and metadata, with the label the API server adds.
+    pub fn namespace_facts(&self) -> Option<(String, NamespaceFacts)> {
         if self.kind.group.is_empty() && self.kind.kind == "Namespace" && !self.name.is_empty() {
             let mut labels = string_map(self.object.pointer("/metadata/labels"));
             labels.insert(NAMESPACE_NAME_LABEL.to_owned(), self.name.clone());
-            Some((self.name.clone(), labels))
+            let annotations = string_map(self.object.pointer("/metadata/annotations"));
+            Some((self.name.clone(), NamespaceFacts { labels, annotations }))
         } else {
             None
         }
     }
+}
+
+/// What admission knows of a namespace from the cluster; here from the manifests or flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceFacts {
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// `metadata.annotations`.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// The plural resource name the API server would use for a kind (lower case, regular plurals).
@@ -575,10 +602,15 @@ spec:
 
     #[test]
     fn namespaces_in_the_manifests_carry_their_labels() {
-        let objects =
-            read("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {env: prod}}\n").unwrap();
-        let (name, labels) = objects[0].namespace_labels().unwrap();
+        let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {env: prod}, annotations: {a: b}}\n";
+        let objects = read(text).unwrap();
+        let (name, NamespaceFacts { labels, annotations }) = objects[0].namespace_facts().unwrap();
         assert_eq!(name, "shop");
+        assert_eq!(annotations.get("a").map(String::as_str), Some("b"));
+        assert_eq!(objects[0].namespace_labels().unwrap().1, labels);
+        let facts = NamespaceFacts { labels: labels.clone(), annotations: annotations.clone() };
+        let input = objects[0].to_input_with("u".into(), "default", &facts);
+        assert_eq!((input.namespace_labels, input.namespace_annotations), (labels.clone(), annotations));
         assert_eq!(labels.get("env").map(String::as_str), Some("prod"));
         assert_eq!(labels.get(NAMESPACE_NAME_LABEL).map(String::as_str), Some("shop"));
     }

@@ -1,19 +1,437 @@
-//! `vouch check`: GitOps pre-sync checks of manifests against policies (being written, issue #5).
+//! `vouch check`: GitOps pre-sync and CI checks of manifests against policies, with no cluster. The
+//! manifests are read ([`vouch_policies::manifests`]), each object becomes the CREATE admission input the
+//! webhook would build, and the same [`Engine`] decides (same extraction, verification, cache and
+//! decision code); only the front (files instead of AdmissionReviews) and the back (reports instead of
+//! responses) differ.
+//!
+//! Exit codes: 0 no violations; 1 violations in enforce-mode policies (or warnings with `--fail-on-warn`);
+//! 2 errors (unreadable manifests, invalid policies, bad flags).
 
+mod bundle_source;
+pub mod junit;
+pub mod report;
+pub mod sarif;
+pub mod text;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use vouch_attest::registry::{Credentials, RegistryConfig};
+use vouch_attest::trust_root::TrustRoot;
+use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
+use vouch_policies::extract::{extract_with, Extracted};
+use vouch_policies::manifests::{ManifestObject, ManifestReader, NamespaceFacts, NAMESPACE_NAME_LABEL};
+use vouch_policies::policy_set::{PolicyResources, Secrets};
+use vouch_policies::{Engine, EngineConfig, NoMatchAction, PolicySet};
+
+pub use report::{CheckReport, ObjectReport, Outcome};
 
 use super::EXIT_ERROR;
+
+/// Objects evaluated at once (the verifier's cache and single-flight verify each image once).
+pub const CONCURRENCY: usize = 8;
+/// Default time budget of one object's evaluation.
+pub const DEFAULT_TIMEOUT_BUDGET: Duration = Duration::from_secs(30);
+/// Largest policy file read.
+const MAX_POLICY_FILE_BYTES: u64 = vouch_policies::policy_set::MAX_FILE_BYTES;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// A readable summary.
+    Text,
+    /// The report as JSON (schema `vouch.dev/check/v1`).
+    Json,
+    /// SARIF 2.1.0 (code scanning).
+    Sarif,
+    /// JUnit XML (CI test reports).
+    Junit,
+}
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Files or directories of manifests; `-` for stdin.
+    /// Files or directories of manifests (YAML or JSON, recursively); `-` for stdin. Repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<String>,
+    /// Policy file or directory (ClusterSupplyChainPolicy, SupplyChainPolicy, TrustRoot). Repeatable.
+    #[arg(short = 'p', long = "policy")]
+    pub policies: Vec<PathBuf>,
+    /// Offline verification bundle: verify from it with no network; its policies unless --policy is given.
+    #[arg(long, conflicts_with_all = ["trusted_root", "insecure_registries", "registry_auth_file"])]
+    pub bundle: Option<PathBuf>,
+    /// Public key (PEM) the bundle must be signed with.
+    #[arg(long, requires = "bundle")]
+    pub bundle_key: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Warnings (warn-mode findings) fail the check too (exit 1).
+    #[arg(long)]
+    pub fail_on_warn: bool,
+    /// Namespace of objects that do not name one.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// Labels of namespaces not defined in the manifests, e.g. `env=prod,team=shop`.
+    #[arg(long, value_delimiter = ',')]
+    pub namespace_labels: Vec<String>,
+    /// Artifacts no policy covers: allow, warn or deny.
+    #[arg(long, value_enum, default_value_t = NoMatch::Allow)]
+    pub no_match: NoMatch,
+    /// Sigstore trusted_root.json (default: the embedded public-good root).
+    #[arg(long)]
+    pub trusted_root: Option<PathBuf>,
+    /// A registry (host[:port]) reached over plain HTTP. Repeatable. Never use for registries you do not run.
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Docker config JSON with registry credentials.
+    #[arg(long, env = "VOUCH_REGISTRY_AUTH_FILE")]
+    pub registry_auth_file: Option<PathBuf>,
+    /// Time budget of one object's evaluation, e.g. `30s`.
+    #[arg(long, default_value = "30s")]
+    pub timeout_budget: String,
+    /// Dry run: every policy acts as audit; findings are reported, nothing fails.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Text output: also list the objects that were skipped.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
-/// Run the check.
-pub fn run(_args: CheckArgs) -> ExitCode {
-    eprintln!("vouch check: not available in this build");
-    ExitCode::from(EXIT_ERROR)
+/// `--no-match` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NoMatch {
+    /// Admit silently.
+    Allow,
+    /// Admit with a warning.
+    Warn,
+    /// Deny.
+    Deny,
+}
+
+impl From<NoMatch> for NoMatchAction {
+    fn from(n: NoMatch) -> Self {
+        match n {
+            NoMatch::Allow => Self::Allow,
+            NoMatch::Warn => Self::Warn,
+            NoMatch::Deny => Self::Deny,
+        }
+    }
+}
+
+/// Why the check could not run (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// A flag has an unusable value.
+    #[error("{flag}: {reason}")]
+    Usage {
+        /// The flag.
+        flag: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The manifests cannot be read.
+    #[error("manifests: {0}")]
+    Manifests(#[from] vouch_policies::manifests::ManifestError),
+    /// A file named by a flag cannot be read or used.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Policies that do not compile.
+    #[error("invalid policies:\n  {}", problems.join("\n  "))]
+    Policies {
+        /// Each resource's problems.
+        problems: Vec<String>,
+    },
+    /// The verifier cannot be built.
+    #[error("verifier: {0}")]
+    Verifier(#[from] vouch_attest::verify::VerifyError),
+    /// The offline bundle cannot be used.
+    #[error("bundle {path}: {reason}")]
+    Bundle {
+        /// The bundle.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Options of an evaluation (what the webhook gets from its cluster, here from flags).
+#[derive(Debug, Clone)]
+pub struct EvaluateOptions {
+    /// Namespace of objects without one.
+    pub default_namespace: String,
+    /// Labels of namespaces the manifests do not define.
+    pub namespace_labels: BTreeMap<String, String>,
+    /// Objects evaluated at once.
+    pub concurrency: usize,
+}
+
+impl Default for EvaluateOptions {
+    fn default() -> Self {
+        Self {
+            default_namespace: "default".into(),
+            namespace_labels: BTreeMap::new(),
+            concurrency: CONCURRENCY,
+        }
+    }
+}
+
+/// Decide on every object with `engine`, `concurrency` at a time, results in input order. The admission
+/// input of each object is what the webhook would build for its CREATE; Namespace objects among the
+/// manifests give their namespace's labels (plus `kubernetes.io/metadata.name`, as the API server adds).
+pub async fn evaluate_objects(
+    engine: &Engine,
+    objects: &[ManifestObject],
+    options: &EvaluateOptions,
+) -> (Vec<ObjectReport>, usize) {
+    let defined: BTreeMap<String, NamespaceFacts> =
+        objects.iter().filter_map(ManifestObject::namespace_facts).collect();
+    let facts_of = |ns: &str| {
+        defined.get(ns).cloned().unwrap_or_else(|| {
+            let mut labels = options.namespace_labels.clone();
+            labels.insert(NAMESPACE_NAME_LABEL.to_owned(), ns.to_owned());
+            NamespaceFacts { labels, annotations: BTreeMap::new() }
+        })
+    };
+    // The engine's own extraction (same configuration): what it skips is reported as skipped, and
+    // artifacts are counted. An invalid configuration counts nothing; the engine fails those objects.
+    let extraction = engine.config().extraction.compile().ok();
+    let mut distinct = BTreeSet::new();
+    let mut jobs = Vec::with_capacity(objects.len());
+    for (i, object) in objects.iter().enumerate() {
+        let ns = object.namespace.clone().unwrap_or_else(|| options.default_namespace.clone());
+        let input =
+            object.to_input_with(format!("vouch-check-{i}"), &options.default_namespace, &facts_of(&ns));
+        let (artifacts, skip) = match extraction.as_ref().map(|c| extract_with(&input, c)) {
+            Some(Ok(Extracted { skip: Some(why), .. })) => (0, Some(why)),
+            Some(Ok(found)) => {
+                distinct.extend(found.artifacts.iter().map(|a| a.image.clone()));
+                (found.artifacts.len(), None)
+            }
+            Some(Err(_)) | None => (0, None),
+        };
+        jobs.push((object, input, artifacts, skip));
+    }
+    let reports = futures::stream::iter(jobs)
+        .map(|(object, input, artifacts, skip)| async move {
+            let decision = engine.evaluate(&input).await;
+            ObjectReport::new(object, input.namespace.clone(), artifacts, skip, decision)
+        })
+        .buffered(options.concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    (reports, distinct.len())
+}
+
+/// Parse `k=v` pairs.
+pub fn parse_labels(pairs: &[String]) -> Result<BTreeMap<String, String>, CheckError> {
+    let mut out = BTreeMap::new();
+    for pair in pairs.iter().filter(|p| !p.trim().is_empty()) {
+        let (k, v) = pair.split_once('=').ok_or_else(|| CheckError::Usage {
+            flag: "--namespace-labels",
+            reason: format!("{pair:?} is not key=value"),
+        })?;
+        if k.trim().is_empty() {
+            return Err(CheckError::Usage {
+                flag: "--namespace-labels",
+                reason: format!("{pair:?} has no key"),
+            });
+        }
+        out.insert(k.trim().to_owned(), v.trim().to_owned());
+    }
+    Ok(out)
+}
+
+/// Read the policies from files and directories; any resource with problems is an error.
+pub fn load_policies(paths: &[PathBuf]) -> Result<PolicySet, CheckError> {
+    let mut all = PolicyResources::default();
+    for path in paths {
+        let resources = if path.is_dir() {
+            PolicyResources::load_dir(path)
+                .map_err(|e| CheckError::File { path: path.clone(), reason: e.to_string() })?
+        } else {
+            let text = read_capped(path, MAX_POLICY_FILE_BYTES)?;
+            let text = String::from_utf8(text)
+                .map_err(|_| CheckError::File { path: path.clone(), reason: "not UTF-8 text".into() })?;
+            let mut r = PolicyResources::from_yaml_str(&text, &path.to_string_lossy());
+            r.base_dir = path.parent().map(Path::to_path_buf);
+            r
+        };
+        // Relative `credentials.path` values resolve against the first policy location.
+        if all.base_dir.is_none() {
+            all.base_dir = resources.base_dir;
+        }
+        all.cluster_policies.extend(resources.cluster_policies);
+        all.policies.extend(resources.policies);
+        all.trust_roots.extend(resources.trust_roots);
+        all.problems.extend(resources.problems);
+    }
+    compile_policies(all)
+}
+
+/// Compile; every problem of every resource is reported, and any problem fails the check.
+pub fn compile_policies(resources: PolicyResources) -> Result<PolicySet, CheckError> {
+    let set = PolicySet::compile(resources, &Secrets::none());
+    if !set.problems().is_empty() {
+        return Err(CheckError::Policies {
+            problems: set.problems().iter().map(ToString::to_string).collect(),
+        });
+    }
+    Ok(set)
+}
+
+fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, CheckError> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)
+        .map_err(|e| CheckError::File { path: path.to_owned(), reason: format!("cannot read: {e}") })?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CheckError::File { path: path.to_owned(), reason: format!("cannot read: {e}") })?;
+    if bytes.len() as u64 > max {
+        return Err(CheckError::File { path: path.to_owned(), reason: format!("larger than {max} bytes") });
+    }
+    Ok(bytes)
+}
+
+/// The verifier from the flags (live registries).
+pub fn verifier_config(args: &CheckArgs, budget: Duration) -> Result<VerifierConfig, CheckError> {
+    let trust_root = match &args.trusted_root {
+        Some(p) => TrustRoot::from_json(&read_capped(p, 16 * 1024 * 1024)?)
+            .map_err(|e| CheckError::File { path: p.clone(), reason: e.to_string() })?,
+        None => TrustRoot::public_good()
+            .map_err(|e| CheckError::File { path: "<embedded trust root>".into(), reason: e.to_string() })?,
+    };
+    let credentials = match &args.registry_auth_file {
+        Some(p) => Credentials::from_docker_config_json(&read_capped(p, 4 * 1024 * 1024)?)
+            .map_err(|e| CheckError::File { path: p.clone(), reason: e.to_string() })?,
+        None => Credentials::anonymous(),
+    };
+    Ok(VerifierConfig {
+        registry: RegistryConfig {
+            insecure_registries: args.insecure_registries.clone(),
+            timeout: budget,
+            credentials,
+            ..RegistryConfig::default()
+        },
+        trust_root,
+        cache: Default::default(),
+        options: VerifyOptions::default(),
+    })
+}
+
+/// Everything the check needs, built from the flags before anything is evaluated.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The engine, with the policies in force and the verifier (live or from the bundle).
+    pub engine: Engine,
+    /// The objects read.
+    pub objects: Vec<ManifestObject>,
+    /// Namespace defaults and concurrency.
+    pub options: EvaluateOptions,
+}
+
+/// Validate the flags, read manifests and policies, build the engine; nothing is verified yet.
+pub fn prepare(args: &CheckArgs) -> Result<Prepared, CheckError> {
+    let budget = crate::server::config::parse_duration(&args.timeout_budget)
+        .map_err(|reason| CheckError::Usage { flag: "--timeout-budget", reason })?;
+    if budget.is_zero() {
+        return Err(CheckError::Usage { flag: "--timeout-budget", reason: "must be more than 0".into() });
+    }
+    let namespace_labels = parse_labels(&args.namespace_labels)?;
+    if args.namespace.trim().is_empty() {
+        return Err(CheckError::Usage { flag: "--namespace", reason: "must not be empty".into() });
+    }
+    let objects = ManifestReader::read_paths(&args.files, std::io::stdin().lock())?;
+    if objects.is_empty() {
+        // Fail closed: an empty render (a failed `helm template` in a pipe) must not pass as clean.
+        return Err(CheckError::Usage { flag: "--filename", reason: "no Kubernetes objects found".into() });
+    }
+    let engine_config = EngineConfig {
+        dry_run: args.dry_run,
+        no_match: args.no_match.into(),
+        budget,
+        ..EngineConfig::default()
+    };
+    let (policies, verifier) = match &args.bundle {
+        Some(path) => {
+            let source = bundle_source::open(path, args.bundle_key.as_deref())?;
+            let policies =
+                if args.policies.is_empty() { source.policies()? } else { load_policies(&args.policies)? };
+            (policies, source.verifier()?)
+        }
+        None => {
+            if args.policies.is_empty() {
+                return Err(CheckError::Usage {
+                    flag: "--policy",
+                    reason: "no policies: give --policy FILE|DIR (or --bundle with policies)".into(),
+                });
+            }
+            let policies = load_policies(&args.policies)?;
+            (policies, ArtifactVerifier::new(verifier_config(args, budget)?)?)
+        }
+    };
+    if policies.policies().is_empty() {
+        return Err(CheckError::Usage { flag: "--policy", reason: "no policies found".into() });
+    }
+    let options = EvaluateOptions {
+        default_namespace: args.namespace.trim().to_owned(),
+        namespace_labels,
+        concurrency: CONCURRENCY,
+    };
+    Ok(Prepared { engine: Engine::new(engine_config, policies, verifier), objects, options })
+}
+
+/// Run the check: print the report on stdout, diagnostics on stderr, and exit 0, 1 or 2.
+pub fn run(args: CheckArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let prepared = match runtime.block_on(async { prepare(&args) }) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let (objects, distinct) =
+        runtime.block_on(evaluate_objects(&prepared.engine, &prepared.objects, &prepared.options));
+    let report = CheckReport::new(objects, distinct, args.fail_on_warn);
+    let rendered = match args.output {
+        OutputFormat::Text => Ok(text::render(&report, args.verbose)),
+        OutputFormat::Json => serde_json::to_string_pretty(&report),
+        OutputFormat::Sarif => serde_json::to_string_pretty(&sarif::render(&report)),
+        OutputFormat::Junit => Ok(junit::render(&report, args.fail_on_warn)),
+    };
+    let rendered = match rendered {
+        Ok(r) if r.ends_with('\n') => r,
+        Ok(r) => r + "\n",
+        Err(e) => {
+            eprintln!("error: cannot render the report: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(rendered.as_bytes()).and_then(|()| stdout.flush()) {
+        eprintln!("error: cannot write the report: {e}");
+        return ExitCode::from(EXIT_ERROR);
+    }
+    if args.output != OutputFormat::Text {
+        // Machine-readable output on stdout; people still see the outcome.
+        eprintln!("{}", report.summary_line());
+    }
+    ExitCode::from(report.exit_code)
 }

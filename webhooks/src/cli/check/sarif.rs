@@ -1,0 +1,110 @@
+//! SARIF 2.1.0 (OASIS), as code-scanning services read it: one result per finding that did not pass
+//! (`ruleId` = `<policy>/<requirement>`, level by mode), plus one per denial or warning that no finding
+//! explains (an unreadable object, a bad reference, no policy covering an image). Locations: the manifest
+//! file, and a logical location `file#document/json-pointer` of the image field.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::report::{level, CheckReport, ObjectReport, Outcome};
+use crate::server::admission::finding_line;
+
+/// The SARIF version written.
+pub const VERSION: &str = "2.1.0";
+/// The schema URI written.
+pub const SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+/// Rule of a denial no finding explains.
+pub const RULE_DENIED: &str = "vouch/denied";
+/// Rule of a warning no finding explains.
+pub const RULE_WARNING: &str = "vouch/warning";
+
+/// Render `report` as a SARIF log.
+pub fn render(report: &CheckReport) -> Value {
+    let mut rules: BTreeMap<String, String> = BTreeMap::new();
+    let mut results = Vec::new();
+    for o in &report.objects {
+        if o.outcome == Outcome::Skipped {
+            continue;
+        }
+        let mut explained_denial = false;
+        let mut explained_warning = false;
+        for f in o.failed_findings() {
+            let rule = if f.policy.is_empty() {
+                format!("vouch/{}", f.requirement)
+            } else {
+                format!("{}/{}", f.policy, f.requirement)
+            };
+            rules.entry(rule.clone()).or_insert_with(|| match f.policy.as_str() {
+                "" => format!("vouch: {}", f.requirement),
+                p => format!("policy {p}: {}", f.requirement),
+            });
+            let lvl = level(f.mode);
+            explained_denial |= lvl == "error";
+            explained_warning |= lvl == "warning";
+            let text = format!("{}: {}", o.label(), finding_line(f));
+            results.push(result(&rule, lvl, &text, o, &f.artifact.pointer));
+        }
+        if !o.decision.allowed && !explained_denial {
+            rules.entry(RULE_DENIED.into()).or_insert_with(|| "vouch: object denied".into());
+            let text = o.decision.message.clone().unwrap_or_else(|| format!("{}: denied", o.label()));
+            results.push(result(RULE_DENIED, "error", &text, o, ""));
+        }
+        if !explained_warning {
+            for w in &o.decision.warnings {
+                rules.entry(RULE_WARNING.into()).or_insert_with(|| "vouch: admission warning".into());
+                results.push(result(RULE_WARNING, "warning", w, o, ""));
+            }
+        }
+    }
+    let rule_index: BTreeMap<&str, usize> = rules.keys().enumerate().map(|(i, r)| (r.as_str(), i)).collect();
+    for r in &mut results {
+        let index = r["ruleId"].as_str().and_then(|id| rule_index.get(id)).copied();
+        if let (Some(obj), Some(i)) = (r.as_object_mut(), index) {
+            obj.insert("ruleIndex".into(), json!(i));
+        }
+    }
+    let rules: Vec<Value> =
+        rules.iter().map(|(id, text)| json!({"id": id, "shortDescription": {"text": text}})).collect();
+    json!({
+        "$schema": SCHEMA_URI,
+        "version": VERSION,
+        "runs": [{
+            "tool": {"driver": {
+                "name": "vouch",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://github.com/vouch-dev/vouch",
+                "rules": rules,
+            }},
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }]
+    })
+}
+
+fn result(rule: &str, level: &str, text: &str, o: &ObjectReport, pointer: &str) -> Value {
+    json!({
+        "ruleId": rule,
+        "level": level,
+        "message": {"text": text},
+        "locations": [{
+            "physicalLocation": {"artifactLocation": {"uri": uri(&o.file)}},
+            "logicalLocations": [{
+                "name": o.label(),
+                "fullyQualifiedName": format!("{}{pointer}", o.location()),
+                "kind": "object",
+            }],
+        }],
+        "partialFingerprints": {"vouchObject/v1": format!("{}|{}|{}{pointer}", o.label(), rule, o.pointer)},
+    })
+}
+
+/// A relative URI for a path as given (SARIF wants `/` separators and percent-escapes for spaces).
+fn uri(file: &str) -> String {
+    if file == "-" {
+        return "stdin".into();
+    }
+    let path = file.replace('\\', "/");
+    let path = path.strip_prefix("./").unwrap_or(&path);
+    path.replace('%', "%25").replace(' ', "%20")
+}
