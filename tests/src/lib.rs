@@ -3,3 +3,4 @@
 
 pub mod fake_sigstore;
 pub mod handwritten_cosign;
+pub mod models;
