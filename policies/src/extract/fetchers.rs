@@ -581,3 +581,79 @@ fn parse_cli<'a>(args: &'a [Source], bool_flags: &[&str]) -> (Vec<&'a str>, Vec<
     }
     (flags, positionals)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<Source> {
+        words.iter().enumerate().map(|(i, w)| Source::literal(w, format!("/args/{i}"))).collect()
+    }
+
+    /// (profile, reference or "NOT:source" or "UNKNOWN", pointer)
+    fn run(words: &[&str]) -> Vec<(String, String, String)> {
+        detect(&argv(words))
+            .into_iter()
+            .map(|(profile, o)| match o {
+                Outcome::Reference { source, .. } => (profile.to_owned(), source.value, source.pointer),
+                Outcome::NotOci(s) => (profile.to_owned(), format!("NOT:{s}"), String::new()),
+                Outcome::Unknown(_) => (profile.to_owned(), "UNKNOWN".into(), String::new()),
+            })
+            .collect()
+    }
+
+    fn one(words: &[&str]) -> (String, String) {
+        let got = run(words);
+        assert_eq!(got.len(), 1, "{words:?}: {got:?}");
+        (got[0].0.clone(), got[0].1.clone())
+    }
+
+    #[test]
+    fn global_flags_subcommands_and_double_dash() {
+        assert_eq!(one(&["kit", "-v", "pull", "ghcr.io/a/m:1"]), ("kit pull".into(), "ghcr.io/a/m:1".into()));
+        assert_eq!(
+            one(&[
+                "skopeo",
+                "--insecure-policy",
+                "--override-arch",
+                "arm64",
+                "copy",
+                "docker://r.io/a:1",
+                "dir:/m"
+            ]),
+            ("skopeo copy".into(), "r.io/a:1".into())
+        );
+        assert_eq!(one(&["oras", "pull", "--", "-weird:1"]).1, "-weird:1");
+        assert!(run(&["kit", "version"]).is_empty());
+        assert!(run(&["oras", "push", "r.io/a:1", "file"]).is_empty());
+        assert!(run(&["/bin/migrate", "pull", "r.io/a:1"]).is_empty());
+    }
+
+    #[test]
+    fn wrappers_and_shells() {
+        assert_eq!(one(&["env", "HOME=/tmp", "/usr/bin/oras", "pull", "r.io/a:1"]).1, "r.io/a:1");
+        assert_eq!(one(&["busybox", "sh", "-c", "exec oras pull r.io/a:1"]).1, "r.io/a:1");
+        let got = run(&["bash", "-euxc", "oras pull r.io/a:1 -o /m\nif true; then kit unpack r.io/b:2; fi"]);
+        let refs: Vec<_> = got.iter().map(|g| g.1.as_str()).collect();
+        assert_eq!(refs, vec!["r.io/a:1", "r.io/b:2"]);
+        assert!(got.iter().all(|g| g.2 == "/args/2"), "script references point at the script");
+        assert!(run(&["sh", "/scripts/fetch.sh"]).is_empty(), "a script file is not read");
+    }
+
+    #[test]
+    fn sources_that_are_not_references() {
+        for (words, expect) in [
+            (vec!["oras", "pull", "./layout"], "NOT:./layout"),
+            (vec!["oras", "pull", "/data/x"], "NOT:/data/x"),
+            (vec!["kit", "unpack", "hf://org/model"], "NOT:hf://org/model"),
+            (vec!["kit", "unpack", "$(REF)"], "UNKNOWN"),
+            (vec!["kit", "unpack"], "UNKNOWN"),
+            (vec!["kit", "unpack", "a:1", "b:1"], "UNKNOWN"),
+            (vec!["skopeo", "copy", "docker://a:1"], "UNKNOWN"),
+            (vec!["skopeo", "copy", "containers-storage:a:1", "dir:/m"], "NOT:containers-storage:a:1"),
+        ] {
+            assert_eq!(one(&words).1, expect, "{words:?}");
+        }
+    }
+}

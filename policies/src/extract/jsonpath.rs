@@ -198,6 +198,34 @@ mod tests {
     }
 
     #[test]
+    fn odd_but_valid_expressions_on_odd_objects_do_not_panic() {
+        let v =
+            json!({"a": [1, "x", null, {"b": []}, [[]], -0.0, 1e308], "s": "text", "n": {"": {"/": "k"}}});
+        for path in [
+            "$.a[::0]",
+            "$.a[-1]",
+            "$.a[::-1]",
+            "$.a[100:-100]",
+            "$.a[?length(@) > 0]",
+            "$.a[?match(@, '(a+)+$')]",
+            "$.a[?search(@, '.*')]",
+            "$.a[?@.b]",
+            "$.a[?count(@.*) == 0]",
+            "$.s[0]",
+            "$.n[''][*]",
+            "$.n['']['/']",
+            "$.a[?@ == $.s]",
+        ] {
+            let p = CompiledPath::new(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            for hit in p.query(&v).unwrap_or_default() {
+                assert!(std::ptr::eq(v.pointer(&hit.pointer).unwrap(), hit.value), "{path}");
+            }
+        }
+        let hits = CompiledPath::new("$.n['']['/']").unwrap().query(&v).unwrap();
+        assert_eq!(hits[0].pointer, "/n//~1", "an empty key is an empty reference token");
+    }
+
+    #[test]
     fn too_many_matches_are_an_error() {
         let many: Vec<Value> = (0..=MAX_LIST_ENTRIES).map(|i| json!(format!("r{i}"))).collect();
         let v = json!({"spec": {"refs": many}});
