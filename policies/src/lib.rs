@@ -7,6 +7,7 @@
 //! - [`Engine`]: matches policies to artifacts, verifies through vouch-attest's `ArtifactVerifier`,
 //!   evaluates Rego conditions, and turns the results into a [`Decision`] per mode and failure policy.
 
+pub mod compliance;
 pub mod crd;
 pub mod decision;
 pub mod engine;

@@ -3,6 +3,7 @@
 //! types are read from files (`PolicySet::load_dir`) and from the cluster.
 
 mod policy;
+mod profile;
 mod status;
 mod trust_root;
 
@@ -12,6 +13,10 @@ pub use policy::{
     LabelSelector, LabelSelectorOperator, LabelSelectorRequirement, MatchSpec, Mode, PolicySpec,
     RequirementsSpec, SbomRequirement, SecretKeyRef, SignatureFormat, SupplyChainPolicy,
     SupplyChainPolicySpec,
+};
+pub use profile::{
+    AnnotationRule, AnnotationSource, AttestationRule, ComplianceProfile, ComplianceProfileSpec,
+    ComplianceProfileStatus, ModelRule, SbomRule,
 };
 pub use status::{Condition, PolicyCounts, PolicyStatus, TrustRootStatus};
 pub use trust_root::{TrustRoot, TrustRootSpec};
