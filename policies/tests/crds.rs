@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use kube::CustomResourceExt;
-use vouch_policies::crd::{ClusterSupplyChainPolicy, SupplyChainPolicy, TrustRoot};
+use vouch_policies::crd::{ClusterSupplyChainPolicy, ComplianceProfile, SupplyChainPolicy, TrustRoot};
 
 fn generated() -> Vec<(&'static str, String)> {
     let yaml = |crd| {
@@ -19,6 +19,7 @@ fn generated() -> Vec<(&'static str, String)> {
         ("clustersupplychainpolicies.vouch.dev.yaml", yaml(ClusterSupplyChainPolicy::crd())),
         ("supplychainpolicies.vouch.dev.yaml", yaml(SupplyChainPolicy::crd())),
         ("trustroots.vouch.dev.yaml", yaml(TrustRoot::crd())),
+        ("complianceprofiles.vouch.dev.yaml", yaml(ComplianceProfile::crd())),
     ]
 }
 
@@ -53,6 +54,9 @@ fn crds_have_the_right_scope_and_names() {
     assert_eq!(n.spec.scope, "Namespaced");
     let t = TrustRoot::crd();
     assert_eq!(t.spec.scope, "Cluster");
+    let p = ComplianceProfile::crd();
+    assert_eq!(p.spec.scope, "Cluster");
+    assert_eq!(p.spec.names.short_names.as_deref(), Some(&["cprof".to_owned()][..]));
     let version = &c.spec.versions[0];
     assert_eq!(version.name, "v1alpha1");
     assert!(version.subresources.as_ref().unwrap().status.is_some(), "status subresource");
