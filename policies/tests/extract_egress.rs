@@ -199,6 +199,11 @@ fn hostile_egress_gives_errors() {
     let e = extract_all(&input("apps", "v1", "Deployment", Operation::Create, object), &Default::default())
         .unwrap_err();
     assert!(matches!(e, ExtractError::TooMany { .. }));
+    let object =
+        deployment(json!({"vouch.dev/egress": format!("{}.example.com", "a".repeat(2000))}), json!({}));
+    let e = extract_all(&input("apps", "v1", "Deployment", Operation::Create, object), &Default::default())
+        .unwrap_err();
+    assert_eq!(e.to_string(), "/metadata/annotations/vouch.dev~1egress: value longer than 1024 characters");
     let np = json!({"spec": {"egress": [{"to": [{"ipBlock": {"cidr": 10}}]}]}});
     let e = extract_all(
         &input("networking.k8s.io", "v1", "NetworkPolicy", Operation::Create, np),

@@ -122,7 +122,7 @@ fn split_endpoints(v: &str, pointer: &str) -> Result<Vec<String>, ExtractError> 
     let mut endpoints = Vec::new();
     for e in v.split(|c: char| c == ',' || c.is_whitespace()).filter(|e| !e.is_empty()) {
         if e.len() > MAX_ENDPOINT_LEN {
-            return Err(ExtractError::ImageTooLong { pointer: pointer.to_owned(), max: MAX_ENDPOINT_LEN });
+            return Err(ExtractError::ValueTooLong { pointer: pointer.to_owned(), max: MAX_ENDPOINT_LEN });
         }
         endpoints.push(e.to_owned());
         if endpoints.len() > MAX_LIST_ENTRIES {
@@ -164,7 +164,7 @@ pub(crate) fn network_policy(object: &Value, out: &mut Extracted) -> Result<(), 
                 continue;
             };
             if cidr.len() > MAX_ENDPOINT_LEN {
-                return Err(ExtractError::ImageTooLong { pointer: cidr_at, max: MAX_ENDPOINT_LEN });
+                return Err(ExtractError::ValueTooLong { pointer: cidr_at, max: MAX_ENDPOINT_LEN });
             }
             // `except` only narrows the block: the whole CIDR is checked (stricter, never looser).
             let endpoints = with_ports(&[cidr], &ports);

@@ -147,6 +147,14 @@ pub enum ExtractError {
         /// The limit.
         max: usize,
     },
+    /// Another string (an endpoint, a CIDR) is longer than the limit for it.
+    #[error("{pointer}: value longer than {max} characters")]
+    ValueTooLong {
+        /// Where.
+        pointer: String,
+        /// The limit.
+        max: usize,
+    },
     /// A configured JSONPath expression could not be evaluated on the object.
     #[error("JSONPath {path}: {reason}")]
     JsonPath {
