@@ -15,6 +15,16 @@ use super::{ExtractError, MAX_LIST_ENTRIES};
 const MAX_PATH_LEN: usize = 1024;
 
 /// A parsed JSONPath expression.
+///
+/// ```
+/// use serde_json::json;
+/// use vouch_policies::extract::CompiledPath;
+/// let path = CompiledPath::new("$.spec.adapters[*].ref").unwrap();
+/// let object = json!({"spec": {"adapters": [{"ref": "oci://ghcr.io/acme/lora:1"}]}});
+/// let hits = path.query(&object).unwrap();
+/// assert_eq!(hits[0].pointer, "/spec/adapters/0/ref");
+/// assert_eq!(hits[0].value, "oci://ghcr.io/acme/lora:1");
+/// ```
 #[derive(Clone)]
 pub struct CompiledPath {
     text: String,
