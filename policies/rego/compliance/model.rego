@@ -140,9 +140,9 @@ deny contains msg if {
 # Source.
 
 source_url := u if {
-	u := trim_space(lib.as_string(object.get(config, "sourceUrl", "")))
+	u := trim_space(lib.as_string(object.get(config, "sourceURL", "")))
 	u != ""
-} else := trim_space(lib.as_string(object.get(config, "sourceURL", "")))
+} else := trim_space(lib.as_string(object.get(config, "sourceUrl", "")))
 
 deny contains "the model config has no sourceURL" if {
 	model

@@ -19,8 +19,8 @@ good := {"artifact": {"model": {
 	"format": "modelPack",
 	"manifestAnnotations": {},
 	"config": {
-		"name": "tiny", "licenses": ["Apache-2.0"], "sourceUrl": "https://github.com/acme/tiny",
-		"datasetsUrl": [], "format": "safetensors",
+		"name": "tiny", "licenses": ["Apache-2.0"], "sourceURL": "https://github.com/acme/tiny",
+		"datasetsURL": [], "format": "safetensors",
 	},
 	"layers": [weights],
 }}}
@@ -131,9 +131,12 @@ test_denied_file_extensions if {
 
 test_source_url_required if {
 	msg := {"the model config has no sourceURL"}
-	model.deny == msg with input as with_config({"sourceUrl": null}) with data.profile as profile
-	model.deny == msg with input as with_config({"sourceUrl": " "}) with data.profile as profile
-	count(model.deny) == 0 with input as with_config({"sourceUrl": null}) with data.profile as {"model": {}}
+	model.deny == msg with input as with_config({"sourceURL": null}) with data.profile as profile
+	model.deny == msg with input as with_config({"sourceURL": " "}) with data.profile as profile
+	count(model.deny) == 0 with input as with_config({"sourceURL": null}) with data.profile as {"model": {}}
+
+	# The camel-case spelling is read too.
+	count(model.deny) == 0 with input as with_config({"sourceURL": null, "sourceUrl": "https://x"}) with data.profile as profile
 }
 
 test_no_rules_no_violations if {
