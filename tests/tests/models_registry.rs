@@ -401,3 +401,47 @@ async fn model_signing_testdata_pushed_as_modelpack_verifies_with_its_key() {
     attach_model_signature(env.client(), &pinned, &bundle).await.unwrap();
     assert!(env.verify_model_signature(&pinned, &key).await.is_verified());
 }
+
+#[tokio::test]
+async fn archive_layers_beyond_the_fetch_limit_are_a_clear_rejection() {
+    let env = Env::start().await;
+    let key = SigningKey::generate();
+    let big: Vec<u8> = (0..64 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let builder = ModelPackBuilder::new().weight_raw("w.bin", b"w").tar(
+        "dataset",
+        "data",
+        &[("data/big.bin", &big)],
+        Compression::None,
+    );
+    let pinned = builder.push(env.client(), &env.reference("models/big:v1")).await.unwrap();
+    attach_model_signature(
+        env.client(),
+        &pinned,
+        &model_signature_bundle(&key, &file_digests(&builder.files())),
+    )
+    .await
+    .unwrap();
+    assert!(env.verify_model_signature(&pinned, &key.public_key()).await.is_verified());
+
+    // A verifier that may fetch at most 16 KiB per blob cannot list the files: rejected, saying why.
+    let sigstore = FakeSigstore::new().unwrap();
+    let small = ArtifactVerifier::new(VerifierConfig {
+        registry: RegistryConfig {
+            insecure_registries: vec![env.registry.host()],
+            max_blob_bytes: 16 * 1024,
+            ..RegistryConfig::default()
+        },
+        trust_root: sigstore.trust_root().unwrap(),
+        cache: CacheConfig::default(),
+        options: VerifyOptions {
+            require_tlog_for_keys: false,
+            require_sct: false,
+            ..VerifyOptions::default()
+        },
+    })
+    .unwrap();
+    let v =
+        small.verify(&pinned, &Authority::Key(key.public_key()), &Requirement::ModelSignature).await.unwrap();
+    let r = rejection(&v);
+    assert!(r.contains("is too large to check") && r.contains("larger than the 16384 bytes"), "{r}");
+}

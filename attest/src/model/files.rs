@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 use super::{LayerArchive, ModelError, ModelFacts, ModelLayer};
 use crate::digest::{Digest, DigestAlgorithm};
 use crate::reference::ArtifactRef;
-use crate::registry::RegistryClient;
+use crate::registry::{RegistryClient, RegistryError};
 
 /// Most bytes read to list a model's files: tar layers as downloaded plus as unpacked.
 pub const MAX_UNPACKED_MODEL_BYTES: u64 = 512 * 1024 * 1024;
@@ -65,13 +65,13 @@ pub async fn model_files(
                 }
                 if path == SIGNATURE_FILE {
                     let cap = crate::model_signing::MAX_BUNDLE_BYTES;
-                    out.signature_file = Some(registry.fetch_blob(pinned, &layer.digest, cap).await?);
+                    out.signature_file = Some(fetch_layer(registry, pinned, layer, cap).await?);
                 }
                 insert(&mut out.files, path, layer.digest.clone()).map_err(layer_err)?;
             }
             archive => {
                 let cap = usize::try_from(layer.size).unwrap_or(usize::MAX);
-                let blob = registry.fetch_blob(pinned, &layer.digest, cap).await?;
+                let blob = fetch_layer(registry, pinned, layer, cap).await?;
                 let mut left = budget;
                 let entries = tokio::task::spawn_blocking(move || {
                     let r = unpack(&blob, archive, &mut left);
@@ -104,6 +104,29 @@ pub async fn model_files(
         }
     }
     Ok(out)
+}
+
+/// Fetch a layer (at most `cap` bytes, digest-checked). Only transient registry trouble stays a registry
+/// error; a layer that is missing, too large or not what its digest says makes the model uncheckable.
+async fn fetch_layer(
+    registry: &RegistryClient,
+    pinned: &ArtifactRef,
+    layer: &ModelLayer,
+    cap: usize,
+) -> Result<Vec<u8>, ModelError> {
+    match registry.fetch_blob(pinned, &layer.digest, cap).await {
+        Ok(blob) => Ok(blob),
+        Err(e) if e.is_transient() => Err(ModelError::Registry(e)),
+        Err(RegistryError::TooLarge { limit, .. }) => Err(ModelError::TooLarge {
+            reference: pinned.to_string(),
+            reason: format!("layer {} is larger than the {limit} bytes that may be fetched", layer.digest),
+        }),
+        Err(e) => Err(ModelError::Layer {
+            reference: pinned.to_string(),
+            digest: layer.digest.clone(),
+            reason: format!("cannot be fetched: {e}"),
+        }),
+    }
 }
 
 /// The file a raw layer holds.
