@@ -63,6 +63,15 @@ pub struct ServeArgs {
     /// Time in-flight requests get after SIGTERM [default: 20s].
     #[arg(long)]
     pub shutdown_grace: Option<String>,
+    /// Verify from this offline bundle only (zero network); its policies apply unless --policy-dir.
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+    /// The bundle's public key (PEM); required with --bundle unless --bundle-allow-unsigned.
+    #[arg(long)]
+    pub bundle_key: Option<PathBuf>,
+    /// Accept a bundle without checking who made it (no --bundle-key). Its policies are then unauthenticated.
+    #[arg(long)]
+    pub bundle_allow_unsigned: bool,
 }
 
 impl ServeArgs {
@@ -86,6 +95,9 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             kube: self.kube,
             shutdown_grace: self.shutdown_grace.clone(),
+            bundle: self.bundle.clone(),
+            bundle_key: self.bundle_key.clone(),
+            bundle_allow_unsigned: self.bundle_allow_unsigned.then_some(true),
         }
     }
 }
@@ -141,7 +153,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         },
         None => RawServeConfig::default(),
     };
-    let config = match file.overlay(args.raw()).validate() {
+    let (config, bundle) = match file.overlay(args.raw()).validate_with_bundle() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -155,7 +167,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    match runtime.block_on(crate::server::run(config, shutdown_signal())) {
+    match runtime.block_on(crate::server::run::run_with_bundle(config, bundle, shutdown_signal())) {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(e) => {
             tracing::error!(error = %e, "cannot start");

@@ -65,6 +65,17 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
 }
 
+/// An offline bundle to serve from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleSource {
+    /// The bundle file.
+    pub path: PathBuf,
+    /// Its public key (PEM); the bundle must be signed with it.
+    pub key: Option<PathBuf>,
+    /// Accept a bundle without checking a signature (no key): its policies are then unauthenticated.
+    pub allow_unsigned: bool,
+}
+
 /// Raw values, all optional: what the YAML file (camelCase keys) and the flags give.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -101,6 +112,12 @@ pub struct RawServeConfig {
     pub kube: Option<bool>,
     /// `--shutdown-grace`.
     pub shutdown_grace: Option<String>,
+    /// `--bundle`.
+    pub bundle: Option<PathBuf>,
+    /// `--bundle-key`.
+    pub bundle_key: Option<PathBuf>,
+    /// `--bundle-allow-unsigned`.
+    pub bundle_allow_unsigned: Option<bool>,
 }
 
 /// One bad value.
@@ -169,12 +186,30 @@ impl RawServeConfig {
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
             kube: over.kube.or(self.kube),
             shutdown_grace: over.shutdown_grace.or(self.shutdown_grace),
+            bundle: over.bundle.or(self.bundle),
+            bundle_key: over.bundle_key.or(self.bundle_key),
+            bundle_allow_unsigned: over.bundle_allow_unsigned.or(self.bundle_allow_unsigned),
         }
     }
 
     /// Check every value; all problems at once. Files are checked for existence only (their contents are
     /// read, and reported on, when the server starts).
     pub fn validate(self) -> Result<ServeConfig, ConfigError> {
+        match self.validate_with_bundle()? {
+            (config, None) => Ok(config),
+            // Never drop a bundle silently: the caller would verify online with other policies.
+            (_, Some(_)) => Err(ConfigError {
+                problems: vec![ConfigProblem {
+                    field: "--bundle",
+                    message: "this caller cannot serve from a bundle (use validate_with_bundle)".into(),
+                }],
+            }),
+        }
+    }
+
+    /// [`Self::validate`], also giving the offline bundle to serve from (`--bundle`), if any. The bundle
+    /// is kept beside [`ServeConfig`] rather than in it so that configurations built as literals stay valid.
+    pub fn validate_with_bundle(self) -> Result<(ServeConfig, Option<BundleSource>), ConfigError> {
         let mut problems = Vec::new();
         let mut bad = |field: &'static str, message: String| problems.push(ConfigProblem { field, message });
 
@@ -207,12 +242,18 @@ impl RawServeConfig {
                 bad("--policy-dir", format!("{} is not a directory", dir.display()));
             }
         }
-        // Without a policy directory, policies come from the cluster: --kube defaults on.
-        let kube = self.kube.unwrap_or(self.policy_dir.is_none());
-        if !kube && self.policy_dir.is_none() {
+        let bundle = bundle_source(
+            self.bundle.clone(),
+            self.bundle_key.clone(),
+            self.bundle_allow_unsigned.unwrap_or(false),
+            &mut bad,
+        );
+        // Without a policy directory or a bundle, policies come from the cluster: --kube defaults on.
+        let kube = self.kube.unwrap_or(self.policy_dir.is_none() && bundle.is_none());
+        if !kube && self.policy_dir.is_none() && bundle.is_none() {
             bad(
                 "--policy-dir",
-                "no policies: give --policy-dir, or --kube to read them from the cluster".into(),
+                "no policies: give --policy-dir, --bundle, or --kube to read them from the cluster".into(),
             );
         }
         let no_match = match self.no_match.as_deref().unwrap_or("allow") {
@@ -281,26 +322,58 @@ impl RawServeConfig {
                 Some(timeout_budget),
                 Some(max_body_bytes),
                 Some(shutdown_grace),
-            ) if problems.is_empty() => Ok(ServeConfig {
-                listen,
-                health_listen,
-                tls: CertPaths { cert, key },
-                tls_reload_interval,
-                policy_dir: self.policy_dir,
-                dry_run: self.dry_run.unwrap_or(false),
-                no_match,
-                trusted_root: self.trusted_root,
-                insecure_registries,
-                registry_auth_file: self.registry_auth_file,
-                insecure_ignore_tlog: self.insecure_ignore_tlog.unwrap_or(false),
-                timeout_budget,
-                max_body_bytes,
-                kube,
-                shutdown_grace,
-            }),
+            ) if problems.is_empty() => Ok((
+                ServeConfig {
+                    listen,
+                    health_listen,
+                    tls: CertPaths { cert, key },
+                    tls_reload_interval,
+                    policy_dir: self.policy_dir,
+                    dry_run: self.dry_run.unwrap_or(false),
+                    no_match,
+                    trusted_root: self.trusted_root,
+                    insecure_registries,
+                    registry_auth_file: self.registry_auth_file,
+                    insecure_ignore_tlog: self.insecure_ignore_tlog.unwrap_or(false),
+                    timeout_budget,
+                    max_body_bytes,
+                    kube,
+                    shutdown_grace,
+                },
+                bundle,
+            )),
             _ => Err(ConfigError { problems }),
         }
     }
+}
+
+/// `--bundle` with its key: a key is required unless unsigned bundles are explicitly allowed, because the
+/// bundle's policies decide what is admitted.
+fn bundle_source(
+    bundle: Option<PathBuf>,
+    key: Option<PathBuf>,
+    allow_unsigned: bool,
+    bad: &mut impl FnMut(&'static str, String),
+) -> Option<BundleSource> {
+    let Some(path) = bundle else {
+        if key.is_some() {
+            bad("--bundle-key", "given without --bundle".into());
+        }
+        return None;
+    };
+    if !path.is_file() {
+        bad("--bundle", format!("{} is not a readable file", path.display()));
+    }
+    optional_file(key.as_deref(), "--bundle-key", bad);
+    if key.is_none() && !allow_unsigned {
+        bad(
+            "--bundle-key",
+            "required with --bundle (the bundle's public key); --bundle-allow-unsigned accepts a bundle \
+             without checking who made it"
+                .into(),
+        );
+    }
+    Some(BundleSource { path, key, allow_unsigned })
 }
 
 fn address(s: &str) -> Result<SocketAddr, String> {
@@ -413,6 +486,38 @@ mod tests {
         assert_eq!(c.no_match, NoMatchAction::Allow);
         assert!(!c.kube);
         assert!(!c.dry_run);
+    }
+
+    #[test]
+    fn a_bundle_needs_its_key_and_supplies_the_policies() {
+        let (dir, cert, key) = files();
+        let bundle = dir.path().join("b.tar");
+        std::fs::write(&bundle, "x").unwrap();
+        let base = RawServeConfig { tls_cert: Some(cert), tls_key: Some(key), ..Default::default() };
+        let err = RawServeConfig { bundle: Some(bundle.clone()), ..base.clone() }
+            .validate_with_bundle()
+            .unwrap_err();
+        assert_eq!(err.problems.iter().map(|p| p.field).collect::<Vec<_>>(), ["--bundle-key"]);
+        let with_key =
+            RawServeConfig { bundle: Some(bundle.clone()), bundle_key: Some(bundle.clone()), ..base.clone() };
+        let (c, source) = with_key.clone().validate_with_bundle().unwrap();
+        // Policies come from the bundle: no cluster needed.
+        assert!(!c.kube);
+        let expected =
+            BundleSource { path: bundle.clone(), key: Some(bundle.clone()), allow_unsigned: false };
+        assert_eq!(source, Some(expected));
+        // A caller that cannot serve from a bundle is told so instead of the bundle being dropped.
+        assert_eq!(with_key.validate().unwrap_err().problems[0].field, "--bundle");
+        let unsigned = RawServeConfig {
+            bundle: Some(bundle.clone()),
+            bundle_allow_unsigned: Some(true),
+            ..base.clone()
+        };
+        assert!(unsigned.validate_with_bundle().unwrap().1.unwrap().allow_unsigned);
+        let err = RawServeConfig { bundle_key: Some(bundle), policy_dir: Some(dir.path().into()), ..base }
+            .validate_with_bundle()
+            .unwrap_err();
+        assert_eq!(err.problems.iter().map(|p| p.field).collect::<Vec<_>>(), ["--bundle-key"]);
     }
 
     #[test]

@@ -8,12 +8,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use vouch_attest::offline::{OfflineBundle, OpenOptions};
 use vouch_attest::registry::{Credentials, RegistryConfig};
 use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
 use vouch_policies::{Engine, EngineConfig, PolicySet};
 
-use super::config::ServeConfig;
+use super::config::{BundleSource, ServeConfig};
 use super::metrics::Metrics;
 use super::tls::{self, ReloadingCert, TlsError};
 use super::StatusSink;
@@ -58,6 +59,14 @@ pub enum RunError {
     /// The policy directory cannot be read.
     #[error("policies: {0}")]
     Policies(#[from] vouch_policies::LoadError),
+    /// The offline bundle was refused (nothing from it is used).
+    #[error("bundle {}: {source}", path.display())]
+    Bundle {
+        /// The bundle file.
+        path: PathBuf,
+        /// Why it was refused.
+        source: vouch_attest::offline::BundleError,
+    },
     /// The verifier cannot be built.
     #[error("verifier: {0}")]
     Verifier(#[from] vouch_attest::verify::VerifyError),
@@ -113,6 +122,61 @@ pub fn verifier_config(config: &ServeConfig) -> Result<VerifierConfig, RunError>
     })
 }
 
+/// Open and check the configured bundle with its key (or without, when explicitly allowed).
+fn open_bundle(source: &BundleSource) -> Result<OfflineBundle, RunError> {
+    let key = match &source.key {
+        Some(p) => {
+            Some(vouch_attest::PublicKey::from_pem(&String::from_utf8_lossy(&read(p)?)).map_err(|e| {
+                RunError::Invalid { path: p.clone(), reason: format!("not a public key: {e}") }
+            })?)
+        }
+        None => None,
+    };
+    let options = OpenOptions { allow_unsigned: source.allow_unsigned, ..OpenOptions::new(key) };
+    OfflineBundle::open_with(&source.path, &options)
+        .map_err(|source_err| RunError::Bundle { path: source.path.clone(), source: source_err })
+}
+
+/// The verifier: over the network, or reading only from the bundle. With a bundle, `--trusted-root`
+/// (when given) wins over the bundle's trusted root.
+fn build_verifier(
+    config: &ServeConfig,
+    bundle: Option<&OfflineBundle>,
+) -> Result<ArtifactVerifier, RunError> {
+    let mut verifier_config = verifier_config(config)?;
+    let Some(bundle) = bundle else {
+        return Ok(ArtifactVerifier::new(verifier_config)?);
+    };
+    if config.trusted_root.is_none() {
+        if let Some(root) = bundle.trusted_root() {
+            verifier_config.trust_root = root;
+        }
+    }
+    let client = bundle.registry_client(verifier_config.registry.clone());
+    Ok(ArtifactVerifier::with_registry_client(verifier_config, client)?)
+}
+
+/// The policies a bundle carries, compiled as a policy directory would be.
+pub fn bundle_policies(bundle: &OfflineBundle) -> PolicySet {
+    let mut resources = vouch_policies::PolicyResources::default();
+    for (name, yaml) in bundle.policies_yaml() {
+        resources.add_yaml_str(&yaml, &name);
+    }
+    PolicySet::compile(resources, &vouch_policies::Secrets::none())
+}
+
+fn log_problems(set: &PolicySet) {
+    for p in set.problems() {
+        tracing::error!(
+            kind = %p.kind,
+            namespace = p.namespace.as_deref().unwrap_or_default(),
+            name = %p.name,
+            problems = %p.problems.join("; "),
+            "policy not in force"
+        );
+    }
+}
+
 /// A server with everything loaded and both ports bound, not yet serving.
 pub struct Server {
     config: ServeConfig,
@@ -144,27 +208,46 @@ impl Server {
     /// Load the certificate, trust root, credentials and policies, build the engine and the cluster
     /// context, then bind both ports.
     pub async fn prepare(config: ServeConfig) -> Result<Self, RunError> {
+        Self::prepare_with_bundle(config, None).await
+    }
+
+    /// [`Self::prepare`], verifying from the offline `bundle` only when one is given (its policies apply
+    /// unless `config.policy_dir` is set; no policy watch then). The bundle is opened and fully checked
+    /// before anything else is done with it.
+    pub async fn prepare_with_bundle(
+        config: ServeConfig,
+        bundle: Option<BundleSource>,
+    ) -> Result<Self, RunError> {
         let provider = tls::install_crypto_provider();
         let cert = ReloadingCert::load(config.tls.clone(), Arc::clone(&provider))?;
         let tls = tls::server_config(Arc::clone(&cert), provider)?;
-        let verifier = ArtifactVerifier::new(verifier_config(&config)?)?;
+        let bundle = bundle.as_ref().map(open_bundle).transpose()?;
+        if let Some(b) = &bundle {
+            let c = b.contents();
+            tracing::info!(
+                bundle = %b.path().display(),
+                artifacts = c.artifacts.len(),
+                authenticated = b.is_authenticated(),
+                expires = %c.expires,
+                "verifying from the offline bundle only"
+            );
+        }
+        let verifier = build_verifier(&config, bundle.as_ref())?;
 
-        let policies = match &config.policy_dir {
-            Some(dir) => {
+        let policies = match (&config.policy_dir, &bundle) {
+            (Some(dir), _) => {
                 let set = PolicySet::load_dir(dir)?;
-                for p in set.problems() {
-                    tracing::error!(
-                        kind = %p.kind,
-                        namespace = p.namespace.as_deref().unwrap_or_default(),
-                        name = %p.name,
-                        problems = %p.problems.join("; "),
-                        "policy not in force"
-                    );
-                }
+                log_problems(&set);
                 tracing::info!(dir = %dir.display(), policies = set.policies().len(), "policies loaded from files");
                 Some(set)
             }
-            None => None,
+            (None, Some(b)) => {
+                let set = bundle_policies(b);
+                log_problems(&set);
+                tracing::info!(policies = set.policies().len(), "policies loaded from the bundle");
+                Some(set)
+            }
+            (None, None) => None,
         };
         let engine_config = EngineConfig {
             dry_run: config.dry_run,
@@ -186,8 +269,8 @@ impl Server {
                 kube::Client::try_default().await.map_err(|e| RunError::Kube { reason: e.to_string() })?;
             cluster = Arc::new(KubeContext::new(client.clone(), &ContextCacheConfig::default()));
             let (status, status_task) = StatusWriter::spawn(client.clone(), StatusConfig::default());
-            // Policies from files win; otherwise the cluster's policies are watched into the engine.
-            let watch = config.policy_dir.is_none().then(|| {
+            // Policies from files or a bundle win; otherwise the cluster's policies are watched into the engine.
+            let watch = (config.policy_dir.is_none() && bundle.is_none()).then(|| {
                 PolicyWatch::new(client, engine.clone()).with_counters(status.policy_counters()).spawn()
             });
             metrics = Metrics::with_extra(|r| status.metrics().register(r));
@@ -283,6 +366,15 @@ pub async fn run(
     config: ServeConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
-    Server::prepare(config).await?.run(shutdown).await;
+    run_with_bundle(config, None, shutdown).await
+}
+
+/// Prepare (from `bundle` when given) and serve until `shutdown`.
+pub async fn run_with_bundle(
+    config: ServeConfig,
+    bundle: Option<BundleSource>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), RunError> {
+    Server::prepare_with_bundle(config, bundle).await?.run(shutdown).await;
     Ok(())
 }
