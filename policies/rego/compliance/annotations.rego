@@ -45,7 +45,7 @@ deny contains msg if {
 	count(values) > 0
 	some f in found(rule)
 	not f.value in values
-	msg := sprintf("%s annotation %s is %q, not one of [%s]", [f.in, rule.key, f.value, quoted(values)])
+	msg := sprintf("%s annotation %s is %s, not one of [%s]", [f.in, rule.key, json.marshal(f.value), quoted(values)])
 }
 
 deny contains msg if {
@@ -54,5 +54,5 @@ deny contains msg if {
 	pattern != ""
 	some f in found(rule)
 	not lib.full_match(pattern, f.value)
-	msg := sprintf("%s annotation %s is %q, which does not match the pattern %s", [f.in, rule.key, f.value, pattern])
+	msg := sprintf("%s annotation %s is %s, which does not match the pattern %s", [f.in, rule.key, json.marshal(f.value), pattern])
 }

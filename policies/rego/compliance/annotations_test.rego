@@ -74,3 +74,13 @@ test_any_requires_every_present_value_to_be_allowed if {
 	annotations.deny == {`config annotation org.opencontainers.image.source is "https://github.com/other/base", which does not match the pattern https://github.com/acme/.*`} with input as both
 		with data.profile as profile
 }
+
+test_non_string_values_are_never_allowed if {
+	# Image config labels come from the image as published: a number is not the string "1".
+	p := {"annotations": [{"key": "a", "in": "config", "values": ["1"]}, {"key": "b", "in": "config", "pattern": ".*"}]}
+	annotations.deny == {
+		`config annotation a is 1, not one of ["1"]`,
+		`config annotation b is {"x":1}, which does not match the pattern .*`,
+	} with input as artifact({}, {"a": 1, "b": {"x": 1}})
+		with data.profile as p
+}
