@@ -1049,6 +1049,34 @@ mod tests {
     }
 
     #[test]
+    fn statements_verified_elsewhere_are_checked_against_file_digests() {
+        let key = SigningKey::generate();
+        let dir = model_dir();
+        let res = file_resources(dir.path());
+        let statement_of = |b: &[u8]| {
+            let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+            let env: Envelope = serde_json::from_value(v["dsseEnvelope"].clone()).unwrap();
+            Statement::from_dsse(&env).unwrap()
+        };
+        let files: BTreeMap<String, Digest> = res.iter().map(|(n, _, d)| (n.clone(), d.clone())).collect();
+        let st = statement_of(&bundle(&key, files_serialization(), &res));
+        let checked = check_statement_against_files(&st, &files).unwrap();
+        assert_eq!(checked.files, 3);
+
+        let mut changed = files.clone();
+        changed.insert("a.bin".into(), Digest::sha256_of(b"other"));
+        assert!(matches!(
+            check_statement_against_files(&st, &changed),
+            Err(ModelSigningError::FileDigestMismatch { name, .. }) if name == "a.bin"
+        ));
+        let st = statement_of(&bundle_with_subject(&key, files_serialization(), &res, &"00".repeat(32)));
+        assert!(matches!(
+            check_statement_against_files(&st, &files),
+            Err(ModelSigningError::SubjectDigestMismatch { .. })
+        ));
+    }
+
+    #[test]
     fn keyless_bundles_are_not_taken_for_key_signatures() {
         let key = SigningKey::generate();
         let dir = model_dir();
