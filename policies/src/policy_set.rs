@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kube::Resource;
 use serde::de::DeserializeOwned;
@@ -15,9 +16,13 @@ use vouch_attest::sigstore_verify::{Authority, CertificateIdentity, Matcher};
 use vouch_attest::trust_root::TrustRoot as SigstoreTrustRoot;
 use vouch_attest::PublicKey;
 
+use vouch_attest::ArtifactRef;
+
+use crate::compliance::CompiledProfile;
 use crate::crd::{
-    AuthoritySpec, ClusterSupplyChainPolicy, FailurePolicy, IdentitySpec, LabelSelector, Mode, PolicySpec,
-    SecretKeyRef, SupplyChainPolicy, TrustRoot, API_VERSION,
+    AuthoritySpec, ClusterSupplyChainPolicy, ComplianceProfile, ComplianceProfileSpec, FailurePolicy,
+    FetcherRules, IdentitySpec, LabelSelector, Mode, PolicySpec, SecretKeyRef, SignatureFormat,
+    SupplyChainPolicy, TrustRoot, API_VERSION,
 };
 use crate::glob::Glob;
 use crate::rego::RegoCondition;
@@ -54,7 +59,7 @@ pub enum LoadError {
 /// Everything wrong with one resource (or one unreadable document).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyProblem {
-    /// `ClusterSupplyChainPolicy`, `SupplyChainPolicy`, `TrustRoot`, or `document`.
+    /// `ClusterSupplyChainPolicy`, `SupplyChainPolicy`, `TrustRoot`, `ComplianceProfile`, or `document`.
     pub kind: String,
     /// Namespace of a SupplyChainPolicy.
     pub namespace: Option<String>,
@@ -114,6 +119,8 @@ pub struct PolicyResources {
     pub policies: Vec<SupplyChainPolicy>,
     /// Trust roots.
     pub trust_roots: Vec<TrustRoot>,
+    /// Compliance profiles.
+    pub profiles: Vec<ComplianceProfile>,
     /// Documents that could not be read (kept for reporting).
     pub problems: Vec<PolicyProblem>,
     /// Directory that relative `credentials.path` values are resolved against (file mode).
@@ -184,6 +191,7 @@ impl PolicyResources {
             Some("ClusterSupplyChainPolicy") => parse(doc).map(|p| self.cluster_policies.push(p)),
             Some("SupplyChainPolicy") => parse(doc).map(|p| self.policies.push(p)),
             Some("TrustRoot") => parse(doc).map(|p| self.trust_roots.push(p)),
+            Some("ComplianceProfile") => parse(doc).map(|p| self.profiles.push(p)),
             other => Err(format!("unknown kind {:?}", other.unwrap_or_default())),
         };
         if let Err(e) = result {
@@ -221,7 +229,7 @@ impl PolicyResources {
 
     /// Number of resources read.
     pub fn len(&self) -> usize {
-        self.cluster_policies.len() + self.policies.len() + self.trust_roots.len()
+        self.cluster_policies.len() + self.policies.len() + self.trust_roots.len() + self.profiles.len()
     }
 
     /// Whether no resource was read.
@@ -300,6 +308,8 @@ pub struct CompiledAuthority {
     pub require_tlog: bool,
     /// For keyless: the TrustRoot resource to use (`None` = the verifier's own).
     pub trust_root: Option<String>,
+    /// cosign, or OpenSSF model signing (satisfies the signature requirement of models only).
+    pub format: SignatureFormat,
 }
 
 /// One requirement, ready for evaluation.
@@ -358,12 +368,30 @@ pub struct CompiledPolicy {
     pub failure_policy: FailurePolicy,
     /// Policy pull credentials.
     pub credentials: Option<Credentials>,
+    /// A ComplianceProfile every covered artifact must satisfy.
+    pub compliance_profile: Option<String>,
+    /// Modes for fetcher problems (unset: the policy's mode).
+    pub fetchers: FetcherRules,
+    /// Whether the policy has an `egress` section (it is then charged with egress it cannot check).
+    pub egress: bool,
+    /// The default egress allowlist for NetworkPolicies of namespaces without their own.
+    pub egress_allowlist: Option<ArtifactRef>,
     /// The policy's problems (joined) when it did not compile but still matches images: it then carries no
     /// authorities or requirements, and every artifact it matches fails with these problems.
     pub broken: Option<String>,
 }
 
 impl CompiledPolicy {
+    /// The mode a fetcher problem is judged in (before dry-run): the per-problem override, else the mode.
+    pub fn fetcher_mode(&self, verification_disabled: bool) -> Mode {
+        let over = if verification_disabled {
+            self.fetchers.verification_disabled
+        } else {
+            self.fetchers.unverifiable_source
+        };
+        over.unwrap_or(self.mode)
+    }
+
     /// `ClusterSupplyChainPolicy <name>` or `SupplyChainPolicy <ns>/<name>`.
     pub fn display_name(&self) -> String {
         match &self.namespace {
@@ -384,11 +412,27 @@ pub struct CompiledTrustRoot {
     pub root: SigstoreTrustRoot,
 }
 
-/// Policies and trust roots in force, plus the problems of every resource that did not compile.
+/// A compliance profile in force.
+#[derive(Debug, Clone)]
+pub struct LoadedProfile {
+    /// Name.
+    pub name: String,
+    /// metadata.generation.
+    pub generation: Option<i64>,
+    /// The spec as written.
+    pub spec: ComplianceProfileSpec,
+    /// The profile compiled once, or its problems (joined): artifacts that must satisfy a profile that
+    /// does not compile fail (never pass).
+    pub compiled: Result<Arc<CompiledProfile>, String>,
+}
+
+/// Policies, trust roots and compliance profiles in force, plus the problems of every resource that did not
+/// compile.
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     policies: Vec<CompiledPolicy>,
     trust_roots: BTreeMap<String, CompiledTrustRoot>,
+    profiles: BTreeMap<String, LoadedProfile>,
     problems: Vec<PolicyProblem>,
 }
 
@@ -434,6 +478,36 @@ impl PolicySet {
                         problems,
                     });
                 }
+            }
+        }
+        for p in &resources.profiles {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let generation = p.metadata.generation;
+            let mut problems = Vec::new();
+            if name.is_empty() {
+                problems.push("metadata.name is missing".to_owned());
+            } else if set.profiles.contains_key(&name) {
+                problems.push("defined more than once".to_owned());
+            }
+            if problems.is_empty() {
+                let compiled = CompiledProfile::compile(&name, &p.spec).map(Arc::new);
+                if let Err(e) = &compiled {
+                    problems.clone_from(e);
+                }
+                let compiled = compiled.map_err(|e| e.join("; "));
+                set.profiles.insert(
+                    name.clone(),
+                    LoadedProfile { name: name.clone(), generation, spec: p.spec.clone(), compiled },
+                );
+            }
+            if !problems.is_empty() {
+                set.problems.push(PolicyProblem {
+                    kind: "ComplianceProfile".into(),
+                    namespace: None,
+                    name,
+                    generation,
+                    problems,
+                });
             }
         }
         let ctx = Context {
@@ -497,6 +571,11 @@ impl PolicySet {
     /// The trust roots in force, by name.
     pub fn trust_roots(&self) -> &BTreeMap<String, CompiledTrustRoot> {
         &self.trust_roots
+    }
+
+    /// The compliance profiles in force, by name.
+    pub fn profiles(&self) -> &BTreeMap<String, LoadedProfile> {
+        &self.profiles
     }
 
     /// Resources with problems (left out, or in force as broken), each with all its problems.
@@ -658,8 +737,14 @@ fn compile_policy(
     if r.sbom.as_ref().is_some_and(|s| s.required) {
         requirements.push(CompiledRequirement::Sbom);
     }
-    if requirements.is_empty() {
-        problems.push("requirements: nothing is required (set signature, attestations or sbom)".into());
+    // A policy may exist only to assign a compliance profile, judge fetchers, or name an egress allowlist.
+    let other_duties = spec.compliance_profile.is_some() || spec.fetchers.is_some() || spec.egress.is_some();
+    if requirements.is_empty() && !other_duties {
+        problems.push(
+            "requirements: nothing is required (set signature, attestations or sbom, or complianceProfile, \
+             fetchers or egress)"
+                .into(),
+        );
     }
     let credentials = spec.credentials.as_ref().and_then(|c| {
         let bytes: Result<Vec<u8>, String> = match (&c.secret_ref, &c.path) {
@@ -682,6 +767,20 @@ fn compile_policy(
             }
         }
     });
+    if let Some(p) = &spec.compliance_profile {
+        if p.is_empty() {
+            problems.push("complianceProfile: the name is empty".into());
+        }
+    }
+    let egress_allowlist = spec.egress.as_ref().and_then(|e| e.allowlist.as_ref()).and_then(|r| {
+        match r.parse::<ArtifactRef>() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                problems.push(format!("egress.allowlist: {r:?} is not a valid reference: {}", e.reason));
+                None
+            }
+        }
+    });
     matchable.then(|| CompiledPolicy {
         name: name.to_owned(),
         namespace: namespace.map(str::to_owned),
@@ -696,6 +795,10 @@ fn compile_policy(
         mode: spec.mode,
         failure_policy: spec.failure_policy,
         credentials,
+        compliance_profile: spec.compliance_profile.clone(),
+        fetchers: spec.fetchers.clone().unwrap_or_default(),
+        egress: spec.egress.is_some(),
+        egress_allowlist,
         broken: None,
     })
 }
@@ -730,6 +833,7 @@ fn compile_authority(
                     authority: Authority::Key(key),
                     require_tlog: k.require_tlog,
                     trust_root: None,
+                    format: a.signature_format,
                 }),
                 Err(e) => {
                     problems.push(e);
@@ -764,6 +868,7 @@ fn compile_authority(
                 authority: Authority::Keyless { identities },
                 require_tlog: true,
                 trust_root: kl.trust_root_ref.clone(),
+                format: a.signature_format,
             })
         }
         _ => {

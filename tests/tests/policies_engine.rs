@@ -125,6 +125,7 @@ fn pod(images: &[(&str, &str)]) -> AdmissionInput {
         ),
         old_object: None,
         namespace_labels: BTreeMap::from([("kubernetes.io/metadata.name".into(), "default".into())]),
+        namespace_annotations: BTreeMap::new(),
         dry_run: false,
         pull_credentials: Credentials::anonymous(),
     }

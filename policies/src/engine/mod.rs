@@ -1,7 +1,15 @@
-//! The decision engine: for each artifact an admitted object names, each matching policy, each
-//! requirement, ask the [`ArtifactVerifier`] (which caches) whether any of the policy's authorities satisfies
-//! it, run Rego conditions on verified attestations, and turn the results into a [`Decision`] by mode
-//! (enforce / warn / audit, all audit under dry-run) and failure policy (for registry trouble).
+//! The decision engine: for each artifact an admitted object names (images, models, what fetchers pull,
+//! custom-resource fields, egress allowlists), each matching policy, each requirement, ask the
+//! [`ArtifactVerifier`] (which caches) whether any of the policy's authorities satisfies it, run Rego
+//! conditions on verified attestations and compliance profiles on verified facts, check declared egress
+//! against verified allowlists, judge fetchers that cannot be verified, and turn the results into a
+//! [`Decision`] by mode (enforce / warn / audit, all audit under dry-run) and failure policy (for registry
+//! trouble).
+
+mod compliance;
+mod egress;
+mod fetchers;
+mod pins;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,9 +22,9 @@ use vouch_attest::sigstore_verify::Authority;
 use vouch_attest::verify::{ArtifactVerifier, Facts, Requirement, Signer, VerifyOptions};
 use vouch_attest::{ArtifactRef, Digest};
 
-use crate::crd::{FailurePolicy, Mode};
-use crate::decision::{ArtifactKind, ArtifactLocation, Decision, Finding, FindingResult, Pin};
-use crate::extract::{extract, ExtractedArtifact, Extraction};
+use crate::crd::{FailurePolicy, Mode, SignatureFormat};
+use crate::decision::{ArtifactKind, ArtifactLocation, Decision, Finding, FindingResult};
+use crate::extract::{extract_with, CompiledExtraction, ExtractError, ExtractedArtifact, ExtractionConfig};
 use crate::policy_set::{CompiledAuthority, CompiledPolicy, CompiledRequirement, PolicySet};
 use crate::{GroupVersionKind, Operation};
 
@@ -44,6 +52,9 @@ pub struct AdmissionInput {
     pub old_object: Option<serde_json::Value>,
     /// Labels of the object's namespace (looked up by the caller).
     pub namespace_labels: BTreeMap<String, String>,
+    /// Annotations of the object's namespace (looked up by the caller): `vouch.dev/egress-allowlist` names
+    /// the allowlist NetworkPolicies there are checked against.
+    pub namespace_annotations: BTreeMap<String, String>,
     /// The request is a dry run (nothing persisted).
     pub dry_run: bool,
     /// The pod's and its service account's imagePullSecrets; merged with the policy's credentials.
@@ -73,6 +84,8 @@ pub struct EngineConfig {
     pub budget: Duration,
     /// Rego evaluations running at once (CPU-bound work on blocking threads).
     pub max_concurrent_rego: usize,
+    /// Where references are found beyond the built-in places (custom kinds, extra fetcher profiles).
+    pub extraction: ExtractionConfig,
 }
 
 impl Default for EngineConfig {
@@ -82,6 +95,7 @@ impl Default for EngineConfig {
             no_match: NoMatchAction::Allow,
             budget: Duration::from_secs(8),
             max_concurrent_rego: 4,
+            extraction: ExtractionConfig::default(),
         }
     }
 }
@@ -134,6 +148,12 @@ struct Shared {
     loaded: ArcSwap<Loaded>,
     verifier: ArtifactVerifier,
     rego_permits: Arc<tokio::sync::Semaphore>,
+    /// Manifest and config annotations of pinned artifacts, for compliance profiles.
+    manifests: compliance::ManifestCache,
+    /// Fetched egress allowlists.
+    allowlists: egress::AllowlistCache,
+    /// `config.extraction` compiled once; an invalid configuration fails every evaluation closed.
+    extraction: Result<CompiledExtraction, Vec<String>>,
     /// Set once policies are loaded (at construction, or by the first [`Engine::replace_policies`]).
     ready: AtomicBool,
 }
@@ -169,12 +189,16 @@ impl Engine {
         let permits = config.max_concurrent_rego.max(1);
         // Keyless authorities reuse the base verifier: normalise its key setting into the map key.
         let loaded = Loaded::new(policies, &verifier);
+        let extraction = config.extraction.compile();
         Self {
             shared: Arc::new(Shared {
                 config,
                 loaded: ArcSwap::from_pointee(loaded),
                 verifier,
                 rego_permits: Arc::new(tokio::sync::Semaphore::new(permits)),
+                extraction,
+                manifests: moka::future::Cache::new(compliance::MANIFEST_CACHE_ENTRIES),
+                allowlists: moka::future::Cache::new(egress::ALLOWLIST_CACHE_ENTRIES),
                 ready: AtomicBool::new(ready),
             }),
         }
@@ -212,31 +236,35 @@ impl Engine {
     /// Decide on `input`. Never panics and never fails: verification trouble becomes findings that the
     /// policies' failure policies turn into allow or deny; the whole evaluation is bounded by the budget.
     pub async fn evaluate(&self, input: &AdmissionInput) -> Decision {
-        let dry_run = self.shared.config.dry_run;
         let object = object_label(input);
-        let artifacts = match extract(input) {
-            Ok(Extraction::Skip(_)) => return Decision::allow(),
-            Ok(Extraction::Artifacts(a)) => a,
-            Err(e) => {
-                let line = format!("{object}: cannot read the object: {e}");
-                return if dry_run {
-                    Decision {
-                        allowed: true,
-                        warnings: vec![format!("dry-run, would deny: {line}")],
-                        ..Decision::allow()
-                    }
-                } else {
-                    Decision { allowed: false, message: Some(line), ..Decision::default() }
-                };
-            }
+        let extracted = match &self.shared.extraction {
+            Ok(config) => extract_with(input, config),
+            Err(problems) => Err(ExtractError::Config { problems: problems.clone() }),
+        };
+        let extracted = match extracted {
+            Ok(e) if e.skip.is_some() => return Decision::allow(),
+            Ok(e) => e,
+            Err(e) => return self.unreadable(&object, &e),
         };
         let loaded = self.shared.loaded.load_full();
         let deadline = tokio::time::Instant::now() + self.shared.config.budget;
         let object_labels = labels_of(input.object.as_ref());
+        let mut artifacts = extracted.artifacts;
+        let mut charged = Vec::new();
+        // NetworkPolicy declarations are checked against the namespace's allowlist: verify it like any
+        // artifact (a synthetic one: it is not named in the object, so never pinned).
+        let namespace_allowlist =
+            egress::namespace_allowlist(&extracted.egress, input, &loaded.set, &object_labels, &mut charged)
+                .map(|a| {
+                    artifacts.push(a);
+                    artifacts.len() - 1
+                });
+        let artifacts = artifacts;
+        charged.extend(fetchers::judge(&extracted.fetcher_problems, &loaded.set, input, &object_labels));
         let mut jobs = Vec::new();
-        let mut broken = Vec::new();
+        let mut results = Vec::new();
         let mut unmatched = Vec::new();
-        for artifact in &artifacts {
+        for (index, artifact) in artifacts.iter().enumerate() {
             let reference = match artifact.image.parse::<ArtifactRef>() {
                 Ok(r) => r,
                 Err(e) => {
@@ -268,7 +296,7 @@ impl Engine {
                         FindingResult::Fail,
                         reason,
                     );
-                    broken.push((artifact, policy, vec![finding]));
+                    results.push(Verified { index, policy, findings: vec![finding] });
                     continue;
                 }
                 let reference = reference.clone();
@@ -276,39 +304,80 @@ impl Engine {
                 let budget = self.shared.config.budget;
                 jobs.push(async move {
                     let job = self.check_policy(loaded, policy, artifact, &reference, input);
-                    match tokio::time::timeout_at(deadline, job).await {
-                        Ok(findings) => (artifact, policy, findings),
+                    let findings = match tokio::time::timeout_at(deadline, job).await {
+                        Ok(findings) => findings,
                         Err(_) => {
                             let reason = format!(
                                 "registry unreachable: verification did not finish within the budget of {budget:?}"
                             );
-                            let findings = policy
+                            policy
                                 .requirements
                                 .iter()
-                                .map(|req| base_finding(policy, artifact, &reference.to_string(), None, req.label(), FindingResult::Error, reason.clone()))
-                                .collect();
-                            (artifact, policy, findings)
+                                .map(|req| req.label())
+                                .chain(profile_labels(policy, input))
+                                .map(|label| {
+                                    base_finding(
+                                        policy,
+                                        artifact,
+                                        &reference.to_string(),
+                                        None,
+                                        label,
+                                        FindingResult::Error,
+                                        reason.clone(),
+                                    )
+                                })
+                                .collect()
                         }
-                    }
+                    };
+                    Verified { index, policy, findings }
                 });
             }
         }
-        let mut results = broken;
         results.extend(futures::future::join_all(jobs).await);
-        self.decide(&object, results, unmatched)
+        if !extracted.egress.is_empty() {
+            let check =
+                egress::check(self, &extracted.egress, namespace_allowlist, &artifacts, &results, input);
+            match tokio::time::timeout_at(deadline, check).await {
+                Ok(found) => charged.extend(found),
+                Err(_) => charged.extend(egress::timed_out(
+                    &extracted.egress,
+                    namespace_allowlist,
+                    &artifacts,
+                    &results,
+                    self.shared.config.budget,
+                )),
+            }
+        }
+        self.decide(&object, &artifacts, results, unmatched, charged)
+    }
+
+    /// The answer for an object that cannot be read: deny (allow with a warning under dry-run).
+    fn unreadable(&self, object: &str, e: &ExtractError) -> Decision {
+        let line = format!("{object}: cannot read the object: {e}");
+        if self.shared.config.dry_run {
+            Decision {
+                allowed: true,
+                warnings: vec![format!("dry-run, would deny: {line}")],
+                ..Decision::allow()
+            }
+        } else {
+            Decision { allowed: false, message: Some(line), ..Decision::default() }
+        }
     }
 
     /// Turn findings into the decision, by mode, dry-run and failure policy.
     fn decide(
         &self,
         object: &str,
-        results: Vec<(&ExtractedArtifact, &CompiledPolicy, Vec<Finding>)>,
+        artifacts: &[ExtractedArtifact],
+        results: Vec<Verified<'_>>,
         unmatched: Vec<(&ExtractedArtifact, Unmatched)>,
+        charged: Vec<Charged<'_>>,
     ) -> Decision {
         let dry_run = self.shared.config.dry_run;
         let mut d = Decision::allow();
         let mut denials = Vec::new();
-        let mut pinnable: BTreeMap<String, (Option<Pin>, bool)> = BTreeMap::new();
+        let mut pins = pins::Pins::default();
         for (artifact, reason) in unmatched {
             let (requirement, why, no_match) = match reason {
                 Unmatched::BadReference(why) => {
@@ -340,24 +409,15 @@ impl Engine {
                 NoMatchAction::Deny => denials.push(line),
             }
         }
-        for (artifact, policy, findings) in results {
+        for Verified { index, policy, findings } in results {
+            let Some(artifact) = artifacts.get(index) else { continue };
             let mode = if dry_run { Mode::Audit } else { policy.mode };
-            let entry = pinnable.entry(artifact.location.pointer.clone()).or_insert((None, true));
             for mut f in findings {
                 // Findings report the mode they were judged in (Audit under dry-run).
                 f.mode = mode;
                 let passed = f.result == FindingResult::Pass;
                 if mode != Mode::Audit {
-                    entry.1 &= passed;
-                    if passed && entry.0.is_none() && !artifact.image.contains('@') {
-                        if let Some(digest) = &f.digest {
-                            entry.0 = Some(Pin {
-                                pointer: artifact.location.pointer.clone(),
-                                from: artifact.image.clone(),
-                                to: format!("{}@{digest}", artifact.image),
-                            });
-                        }
-                    }
+                    pins.record(artifact, passed, f.digest.as_ref());
                 }
                 if !passed {
                     let line = format!(
@@ -378,7 +438,27 @@ impl Engine {
                 d.findings.push(f);
             }
         }
-        d.pins = pinnable.into_values().filter_map(|(pin, ok)| pin.filter(|_| ok)).collect();
+        for Charged { policy, mut finding } in charged {
+            if dry_run {
+                finding.mode = Mode::Audit;
+            }
+            if finding.result != FindingResult::Pass {
+                let by = policy.map_or_else(|| "no policy".to_owned(), |p| format!("policy {}", p.name));
+                let line = format!("{}: {by}: {}: {}", finding.artifact, finding.requirement, finding.reason);
+                let ignored = finding.result == FindingResult::Error
+                    && policy.is_some_and(|p| p.failure_policy == FailurePolicy::Ignore);
+                match finding.mode {
+                    Mode::Audit => d.audit.push(finding.clone()),
+                    _ if ignored => {
+                        d.warnings.push(format!("{object}: {line} (allowed: failurePolicy Ignore)"))
+                    }
+                    Mode::Warn => d.warnings.push(format!("{object}: {line}")),
+                    Mode::Enforce => denials.push(line),
+                }
+            }
+            d.findings.push(finding);
+        }
+        d.pins = pins.into_pins();
         if !denials.is_empty() {
             d.allowed = false;
             d.message = Some(format!("{object}: {}", denials.join("; ")));
@@ -386,7 +466,6 @@ impl Engine {
         }
         d
     }
-
     /// Every requirement of `policy` for one artifact.
     async fn check_policy(
         &self,
@@ -434,6 +513,18 @@ impl Engine {
             .iter()
             .map(|req| self.check_requirement(loaded, policy, req, artifact, &pinned, &credentials, input));
         let mut findings: Vec<Finding> = futures::future::join_all(checks).await;
+        let profiles = compliance::profiles_for(policy, input);
+        if !profiles.is_empty() {
+            let verifier = match self.shared.verifier.with_credentials(&credentials) {
+                Ok(v) => v,
+                Err(e) => return all(FindingResult::Fail, e.to_string(), &shown, digest),
+            };
+            for name in profiles {
+                let o = self.check_profile(loaded, policy, &name, artifact, &pinned, &verifier, input).await;
+                let label = format!("compliance {name}");
+                findings.push(base_finding(policy, artifact, &shown, None, label, o.result, o.reason));
+            }
+        }
         for f in &mut findings {
             f.reference.clone_from(&shown);
             f.digest.clone_from(&digest);
@@ -475,6 +566,37 @@ impl Engine {
                         continue;
                     }
                 };
+            let requirement = match (auth.format, req) {
+                (SignatureFormat::Cosign, _) => requirement.clone(),
+                // A model-signing authority signs a model's files: it stands for the signature of models.
+                (SignatureFormat::ModelSigning, CompiledRequirement::Signature) => {
+                    match verifier.model(pinned).await {
+                        Ok(Some(_)) => Requirement::ModelSignature,
+                        Ok(None) => {
+                            failures.push(format!(
+                                "{}: signs models only, and this is not a model (ModelPack or ModelKit)",
+                                auth.label
+                            ));
+                            continue;
+                        }
+                        Err(e) if e.is_transient() => {
+                            errors.push(format!("registry unreachable: {e}"));
+                            continue;
+                        }
+                        Err(e) => {
+                            failures.push(format!("{}: cannot read the model: {e}", auth.label));
+                            continue;
+                        }
+                    }
+                }
+                (SignatureFormat::ModelSigning, _) => {
+                    failures.push(format!(
+                        "{}: a modelSigning authority satisfies only the signature requirement of models",
+                        auth.label
+                    ));
+                    continue;
+                }
+            };
             let verdict = match verifier.verify(pinned, &auth.authority, &requirement).await {
                 Ok(v) => v,
                 Err(e) if e.is_transient() => {
@@ -493,7 +615,7 @@ impl Engine {
                     continue;
                 }
             };
-            match self.judge(req, auth, &facts, pinned, input).await {
+            match self.judge(req, auth, &facts, pinned, input, &verifier).await {
                 Ok(mut pass) => {
                     pass.policy.clone_from(&policy.name);
                     pass.policy_namespace.clone_from(&policy.namespace);
@@ -528,6 +650,7 @@ impl Engine {
         facts: &Facts,
         pinned: &ArtifactRef,
         input: &AdmissionInput,
+        verifier: &ArtifactVerifier,
     ) -> Result<Finding, String> {
         let mut pass = Finding {
             policy: String::new(),
@@ -550,6 +673,11 @@ impl Engine {
         let first_signature = facts.signatures.first();
         pass.signer = first_signature.map(|s| signer_text(&s.signer));
         pass.rekor_log_index = first_signature.and_then(|s| s.rekor_log_index);
+        if let Some(m) = &facts.model_signature {
+            pass.signer = Some(signer_text(&m.signer));
+            pass.rekor_log_index = m.rekor_log_index;
+            pass.reason = format!("model signature over {} files verified against {}", m.files, auth.label);
+        }
         let CompiledRequirement::Attestation { condition: Some(condition), .. } = req else {
             if let Some(a) = facts.attestations.first() {
                 pass.signer.get_or_insert_with(|| signer_text(&a.signer));
@@ -558,6 +686,8 @@ impl Engine {
             return Ok(pass);
         };
         let mut reasons = Vec::new();
+        // Conditions may look at the model's metadata (null for other artifacts).
+        let model = verifier.model(pinned).await.ok().flatten();
         for a in &facts.attestations {
             let rego_input = serde_json::json!({
                 "predicateType": a.predicate_type,
@@ -565,6 +695,7 @@ impl Engine {
                 "artifact": {
                     "reference": pinned.to_string(),
                     "digest": pinned.digest().map(ToString::to_string),
+                    "model": model.as_deref(),
                 },
                 "object": input.object,
             });
@@ -601,6 +732,25 @@ impl Engine {
 enum Unmatched {
     BadReference(String),
     NoPolicy,
+}
+
+/// The findings of one policy for one artifact (by index into the evaluation's artifacts).
+struct Verified<'a> {
+    index: usize,
+    policy: &'a CompiledPolicy,
+    findings: Vec<Finding>,
+}
+
+/// A finding not about verifying one artifact (a fetcher problem, an egress check), with the policy it is
+/// charged to (`None`: no policy covers it, which denies unless dry-run) and its mode already set.
+struct Charged<'a> {
+    policy: Option<&'a CompiledPolicy>,
+    finding: Finding,
+}
+
+/// `compliance <profile>` labels of the profiles that apply to an artifact under `policy`.
+fn profile_labels(policy: &CompiledPolicy, input: &AdmissionInput) -> Vec<String> {
+    compliance::profiles_for(policy, input).into_iter().map(|p| format!("compliance {p}")).collect()
 }
 
 /// The failure text for a rejected requirement.
@@ -653,11 +803,18 @@ pub fn policy_applies(
     input: &AdmissionInput,
     object_labels: &BTreeMap<String, String>,
 ) -> bool {
+    policy.images.iter().any(|g| g.is_match(name)) && applies_to_object(policy, input, object_labels)
+}
+
+/// Whether `policy` applies to the object of this request, whatever the artifact (its namespace, kind and
+/// selectors match).
+pub fn applies_to_object(
+    policy: &CompiledPolicy,
+    input: &AdmissionInput,
+    object_labels: &BTreeMap<String, String>,
+) -> bool {
     let ns = input.namespace.as_deref().filter(|n| !n.is_empty());
     if policy.namespace.is_some() && policy.namespace.as_deref() != ns {
-        return false;
-    }
-    if !policy.images.iter().any(|g| g.is_match(name)) {
         return false;
     }
     if !policy.kinds.is_empty() && !policy.kinds.iter().any(|k| k == &input.kind.kind) {
@@ -792,6 +949,7 @@ spec:
                 "spec": {"containers": [{"name": "app", "image": image}]}})),
             old_object: None,
             namespace_labels: BTreeMap::new(),
+            namespace_annotations: BTreeMap::new(),
             dry_run: false,
             pull_credentials: Credentials::anonymous(),
         }

@@ -29,6 +29,11 @@ pub trait ClusterContext: Send + Sync {
     /// Labels of namespace `ns` (for namespace selectors of policies).
     fn namespace_labels<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Labels, KubeError>>;
 
+    /// The `vouch.dev/` annotations of namespace `ns` (e.g. `vouch.dev/egress-allowlist`); none by default.
+    fn namespace_annotations<'a>(&'a self, _ns: &'a str) -> BoxFuture<'a, Result<Labels, KubeError>> {
+        Box::pin(async { Ok(Labels::new()) })
+    }
+
     /// Registry credentials from the pod spec's `imagePullSecrets` and those of its service account
     /// (`serviceAccountName`, default `default`), pod's first; missing secrets are skipped.
     /// `pod_spec` is a Pod's `spec` or a workload template's `spec.template.spec` (a CronJob's
@@ -77,11 +82,21 @@ impl Default for ContextCacheConfig {
 
 type NsName = (String, String);
 
+/// Prefix of the namespace annotations kept (`vouch.dev/egress-allowlist`, ...).
+const VOUCH_ANNOTATION_PREFIX: &str = "vouch.dev/";
+
+/// What is kept of a namespace: its labels and vouch's annotations (one read serves both).
+#[derive(Debug, Default)]
+struct NamespaceMeta {
+    labels: Labels,
+    annotations: Labels,
+}
+
 /// In-cluster [`ClusterContext`]: reads through the kube client, caches briefly.
 #[derive(Clone)]
 pub struct KubeContext {
     client: Client,
-    labels: moka::future::Cache<String, Arc<Labels>>,
+    labels: moka::future::Cache<String, Arc<NamespaceMeta>>,
     service_accounts: moka::future::Cache<NsName, Arc<Vec<String>>>,
     // `None` caches "missing, not a pull secret, or unparseable" so a bad reference is not re-read per request.
     secrets: moka::future::Cache<NsName, Option<Arc<Credentials>>>,
@@ -106,13 +121,23 @@ impl KubeContext {
         Self { client, labels: build(cache), service_accounts: build(cache), secrets: build(cache) }
     }
 
-    async fn read_labels(&self, ns: &str) -> Result<Arc<Labels>, KubeError> {
+    async fn read_labels(&self, ns: &str) -> Result<Arc<NamespaceMeta>, KubeError> {
         let key = ns.to_owned();
         self.labels
             .try_get_with(key, async {
                 let api: Api<Namespace> = Api::all(self.client.clone());
                 match api.get_opt(ns).await {
-                    Ok(Some(namespace)) => Ok(Arc::new(namespace.metadata.labels.unwrap_or_default())),
+                    Ok(Some(namespace)) => Ok(Arc::new(NamespaceMeta {
+                        labels: namespace.metadata.labels.unwrap_or_default(),
+                        // Only vouch's own annotations: the rest is not needed and may be large.
+                        annotations: namespace
+                            .metadata
+                            .annotations
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|(k, _)| k.starts_with(VOUCH_ANNOTATION_PREFIX))
+                            .collect(),
+                    })),
                     Ok(None) => Err(KubeError::NotFound { kind: "Namespace", name: ns.to_owned() }),
                     Err(source) => Err(read_error("Namespace", "", ns, source)),
                 }
@@ -170,7 +195,11 @@ impl KubeContext {
 
 impl ClusterContext for KubeContext {
     fn namespace_labels<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Labels, KubeError>> {
-        Box::pin(async move { self.read_labels(ns).await.map(|l| (*l).clone()) })
+        Box::pin(async move { self.read_labels(ns).await.map(|m| m.labels.clone()) })
+    }
+
+    fn namespace_annotations<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Labels, KubeError>> {
+        Box::pin(async move { self.read_labels(ns).await.map(|m| m.annotations.clone()) })
     }
 
     fn pull_credentials<'a>(

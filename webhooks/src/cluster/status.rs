@@ -707,6 +707,7 @@ mod tests {
             object: Some(object),
             old_object: None,
             namespace_labels: BTreeMap::new(),
+            namespace_annotations: BTreeMap::new(),
             dry_run,
             pull_credentials: vouch_attest::registry::Credentials::anonymous(),
         }

@@ -1,4 +1,5 @@
-//! The policy watch: ClusterSupplyChainPolicy, SupplyChainPolicy and TrustRoot resources are reflected from
+//! The policy watch: ClusterSupplyChainPolicy, SupplyChainPolicy, TrustRoot and ComplianceProfile resources
+//! are reflected from
 //! the cluster; whenever their specs change (and on a periodic resync, which also picks up rotated secrets)
 //! they are compiled into a [`PolicySet`] that replaces the engine's, and every resource's status is
 //! brought up to date: `observedGeneration`, a `Ready` condition carrying all compile problems, and
@@ -18,7 +19,8 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use vouch_policies::crd::{
-    ClusterSupplyChainPolicy, Condition, PolicyStatus, SupplyChainPolicy, TrustRoot, TrustRootStatus,
+    ClusterSupplyChainPolicy, ComplianceProfile, ComplianceProfileStatus, Condition, PolicyStatus,
+    SupplyChainPolicy, TrustRoot, TrustRootStatus,
 };
 use vouch_policies::{Engine, PolicyResources, PolicySet, Secrets};
 
@@ -28,6 +30,7 @@ use super::status::PolicyCounters;
 const CLUSTER_POLICY: &str = "ClusterSupplyChainPolicy";
 const POLICY: &str = "SupplyChainPolicy";
 const TRUST_ROOT: &str = "TrustRoot";
+const PROFILE: &str = "ComplianceProfile";
 /// A change is compiled at the latest this many debounce periods after the first event.
 const MAX_DEBOUNCE_ROUNDS: u32 = 20;
 
@@ -73,6 +76,7 @@ enum Which {
     ClusterPolicy = 0,
     Policy = 1,
     TrustRoot = 2,
+    Profile = 3,
 }
 
 /// One resource's identity and spec generation: what a rebuild depends on.
@@ -106,6 +110,7 @@ impl PolicyWatch {
         let (cluster_store, cluster_writer) = reflector::store::<ClusterSupplyChainPolicy>();
         let (policy_store, policy_writer) = reflector::store::<SupplyChainPolicy>();
         let (root_store, root_writer) = reflector::store::<TrustRoot>();
+        let (profile_store, profile_writer) = reflector::store::<ComplianceProfile>();
         let cfg = watcher::Config::default;
         let mut events = futures::stream::select_all([
             tagged(
@@ -129,9 +134,21 @@ impl PolicyWatch {
                     watcher(Api::all(self.client.clone()), cfg()).default_backoff(),
                 ),
             ),
+            tagged(
+                Which::Profile,
+                reflector::reflector(
+                    profile_writer,
+                    watcher(Api::all(self.client.clone()), cfg()).default_backoff(),
+                ),
+            ),
         ]);
-        let stores = Stores { clusters: cluster_store, policies: policy_store, roots: root_store };
-        let mut synced = [false; 3];
+        let stores = Stores {
+            clusters: cluster_store,
+            policies: policy_store,
+            roots: root_store,
+            profiles: profile_store,
+        };
+        let mut synced = [false; 4];
         let mut last: Option<Fingerprint> = None;
         let mut known_secrets = SecretData::new();
         let mut resync = tokio::time::interval(self.config.resync.max(Duration::from_secs(1)));
@@ -194,6 +211,7 @@ impl PolicyWatch {
         tracing::info!(
             policies = set.policies().len(),
             trust_roots = set.trust_roots().len(),
+            compliance_profiles = set.profiles().len(),
             rejected = set.problems().len(),
             "policies compiled from the cluster"
         );
@@ -285,6 +303,18 @@ impl PolicyWatch {
                 patch_status(&api, &name, &desired, TRUST_ROOT).await;
             }
         }
+        for p in stores.profiles.state() {
+            let name = p.name_any();
+            let problems = set.problems_of(PROFILE, None, &name);
+            let generation = p.meta().generation;
+            let old = p.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+            let mut desired = ComplianceProfileStatus::ready(generation, &problems, &now);
+            desired.conditions = desired.conditions.into_iter().map(|c| keep_transition(c, old)).collect();
+            if p.status.as_ref() != Some(&desired) {
+                let api: Api<ComplianceProfile> = Api::all(self.client.clone());
+                patch_status(&api, &name, &desired, PROFILE).await;
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -330,6 +360,7 @@ struct Stores {
     clusters: Store<ClusterSupplyChainPolicy>,
     policies: Store<SupplyChainPolicy>,
     roots: Store<TrustRoot>,
+    profiles: Store<ComplianceProfile>,
 }
 
 impl Stores {
@@ -338,6 +369,7 @@ impl Stores {
             cluster_policies: self.clusters.state().iter().map(|p| (**p).clone()).collect(),
             policies: self.policies.state().iter().map(|p| (**p).clone()).collect(),
             trust_roots: self.roots.state().iter().map(|p| (**p).clone()).collect(),
+            profiles: self.profiles.state().iter().map(|p| (**p).clone()).collect(),
             ..PolicyResources::default()
         }
     }
@@ -361,6 +393,9 @@ impl Stores {
         }
         for t in self.roots.state() {
             add(TRUST_ROOT, t.meta());
+        }
+        for p in self.profiles.state() {
+            add(PROFILE, p.meta());
         }
         out
     }

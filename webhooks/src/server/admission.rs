@@ -418,6 +418,8 @@ impl Review {
             object: self.object,
             old_object: self.old_object,
             namespace_labels,
+            // Set by the caller when it looks them up (NetworkPolicy egress checks need them).
+            namespace_annotations: BTreeMap::new(),
             dry_run: r.dry_run,
             pull_credentials,
         }

@@ -1,0 +1,83 @@
+//! Init-container fetchers that cannot be verified (unknown or non-OCI source) or that switched their own
+//! verification off: charged to the policies covering the fetcher's image (for a `storageUri` without a
+//! fetcher image: the policies that apply to the object), each judged in its `fetchers` mode for that kind
+//! of problem (default: its mode). No such policy: denied unless dry-run (fail closed).
+
+use std::collections::BTreeMap;
+
+use vouch_attest::ArtifactRef;
+
+use super::{applies_to_object, policy_applies, AdmissionInput, Charged};
+use crate::crd::Mode;
+use crate::decision::{Finding, FindingResult};
+use crate::extract::{FetcherProblem, FetcherProblemKind};
+use crate::policy_set::{CompiledPolicy, PolicySet};
+
+/// Requirement label of fetcher findings.
+pub(super) const FETCHER: &str = "fetcher";
+
+/// One finding per (problem, charged policy), or one policy-less finding per uncovered problem.
+pub(super) fn judge<'a>(
+    problems: &[FetcherProblem],
+    set: &'a PolicySet,
+    input: &AdmissionInput,
+    object_labels: &BTreeMap<String, String>,
+) -> Vec<Charged<'a>> {
+    let mut out = Vec::new();
+    for problem in problems {
+        let disabled = matches!(problem.kind, FetcherProblemKind::VerificationDisabled { .. });
+        let repository = problem.fetcher_image.parse::<ArtifactRef>().ok().map(|r| r.repository_name());
+        let charged: Vec<&CompiledPolicy> = set
+            .policies()
+            .iter()
+            .filter(|p| match (&repository, problem.fetcher_image.is_empty()) {
+                (Some(repo), _) => policy_applies(p, repo, input, object_labels),
+                // No fetcher image (a storageUri): whoever governs the object.
+                (None, true) => applies_to_object(p, input, object_labels),
+                // An unreadable fetcher image is itself denied as a bad reference; charge nobody twice.
+                (None, false) => false,
+            })
+            .collect();
+        if charged.is_empty() && repository.is_none() && !problem.fetcher_image.is_empty() {
+            continue;
+        }
+        let reference = match &problem.kind {
+            FetcherProblemKind::NotOci { source } => source.clone(),
+            _ => problem.fetcher_image.clone(),
+        };
+        let finding = |policy: Option<&CompiledPolicy>, mode: Mode| Finding {
+            policy: policy.map(|p| p.name.clone()).unwrap_or_default(),
+            policy_namespace: policy.and_then(|p| p.namespace.clone()),
+            mode,
+            requirement: FETCHER.to_owned(),
+            artifact: problem.location.clone(),
+            reference: reference.clone(),
+            digest: None,
+            result: FindingResult::Fail,
+            reason: reason(problem),
+            signer: None,
+            rekor_log_index: None,
+            sbom_digest: None,
+        };
+        if charged.is_empty() {
+            out.push(Charged { policy: None, finding: finding(None, Mode::Enforce) });
+        }
+        for p in charged {
+            out.push(Charged { policy: Some(p), finding: finding(Some(p), p.fetcher_mode(disabled)) });
+        }
+    }
+    out
+}
+
+/// The extractor's sentence, completed with why it matters.
+fn reason(problem: &FetcherProblem) -> String {
+    match &problem.kind {
+        FetcherProblemKind::UnknownSource => {
+            format!("{}; what it fetches cannot be verified at admission", problem.message)
+        }
+        FetcherProblemKind::NotOci { .. } => {
+            format!("{}; only OCI artifacts can be verified", problem.message)
+        }
+        FetcherProblemKind::VerificationDisabled { .. } => problem.message.clone(),
+    }
+}
