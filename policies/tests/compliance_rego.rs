@@ -172,3 +172,66 @@ fn the_documented_module_test_passes() {
     let (run, failures) = run_rego_tests(dir.path());
     assert_eq!((run, failures), (2, vec![]));
 }
+
+/// JSON pointers of every value in `v`.
+fn pointers(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                pointers(x, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, x) in items.iter().enumerate() {
+                pointers(x, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+    out.push(at);
+}
+
+#[test]
+fn the_shipped_modules_never_fail_on_odd_input() {
+    // Every rule at once; any member of the documents replaced by a value of another type must give
+    // violations (or none), never an evaluation error (which would hide what is wrong).
+    let mut spec =
+        serde_yaml::from_str::<vouch_policies::crd::ComplianceProfile>(&doc_example("regulated-v1"))
+            .unwrap()
+            .spec;
+    spec.model = serde_yaml::from_str::<vouch_policies::crd::ComplianceProfile>(&doc_example("models-v1"))
+        .unwrap()
+        .spec
+        .model;
+    spec.model.as_mut().unwrap().required = false;
+    spec.model.as_mut().unwrap().denied_file_extensions = vec![".onnx".into()];
+    spec.sbom.as_mut().unwrap().required = true;
+    let profile = vouch_policies::compliance::CompiledProfile::compile("all", &spec).unwrap();
+    let odd = [
+        serde_json::Value::Null,
+        serde_json::json!(1),
+        serde_json::json!("s"),
+        serde_json::json!([]),
+        serde_json::json!({}),
+        serde_json::json!(true),
+        serde_json::json!([1, {"a": null}]),
+    ];
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for doc in [doc_input("image-input"), doc_input("model-input")] {
+        let mut paths = Vec::new();
+        pointers(&doc, String::new(), &mut paths);
+        for path in paths.iter().filter(|p| !p.is_empty()) {
+            for value in &odd {
+                let mut changed = doc.clone();
+                *changed.pointer_mut(path).unwrap() = value.clone();
+                if let Err(e) = profile.evaluate(&changed) {
+                    failures.push(format!("{path} = {value}: {e}"));
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(checked > 500, "{checked}");
+}

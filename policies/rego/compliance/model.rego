@@ -130,6 +130,7 @@ denied_endings contains [ending, sprintf("has the denied file extension %s", [en
 deny contains msg if {
 	model
 	some layer in lib.as_array(object.get(model, "layers", []))
+	is_object(layer)
 	path := lib.as_string(object.get(layer, "path", ""))
 	path != ""
 	some [ending, why] in denied_endings
