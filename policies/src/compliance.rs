@@ -44,22 +44,22 @@ const MAX_MODULES: usize = 32;
 pub const MAX_INPUT_BYTES: usize = 8 * 1024 * 1024;
 /// Violations reported per evaluation; the rest are counted.
 const MAX_VIOLATIONS: usize = 32;
+/// Longest violation message kept (characters); longer ones are cut with "...".
+const MAX_MESSAGE_CHARS: usize = 1024;
 
 /// A profile could not be evaluated (this is not a violation: the engine decides by failure policy).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ComplianceError {
     /// The input document is larger than [`MAX_INPUT_BYTES`].
-    #[error("compliance profile {profile}: the input document has {size} bytes, more than {limit}")]
+    #[error("the input document is larger than {limit} bytes")]
     InputTooLarge {
         /// The profile.
         profile: String,
-        /// Serialised size of the input.
-        size: usize,
         /// The limit.
         limit: usize,
     },
     /// A module failed at run time (a builtin error, a conflict, the time budget).
-    #[error("compliance profile {profile}: module {module} failed: {reason}")]
+    #[error("module {module} failed: {reason}")]
     Eval {
         /// The profile.
         profile: String,
@@ -187,11 +187,9 @@ impl CompiledProfile {
     /// The violations of the artifact described by `input` (empty = compliant), one sentence each.
     /// CPU-bound: call from a blocking thread.
     pub fn evaluate(&self, input: &serde_json::Value) -> Result<Vec<String>, ComplianceError> {
-        let size = serde_json::to_vec(input).map(|v| v.len()).unwrap_or(usize::MAX);
-        if size > MAX_INPUT_BYTES {
+        if !fits(input, MAX_INPUT_BYTES) {
             return Err(ComplianceError::InputTooLarge {
                 profile: self.name.clone(),
-                size,
                 limit: MAX_INPUT_BYTES,
             });
         }
@@ -290,7 +288,28 @@ impl CompiledProfile {
     }
 }
 
-fn push_unique(list: &mut Vec<String>, item: String) {
+/// Whether `value` serialises to at most `limit` bytes (stops counting at the limit).
+fn fits(value: &serde_json::Value, limit: usize) -> bool {
+    struct Counter {
+        left: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.left = self.left.checked_sub(buf.len()).ok_or(std::io::ErrorKind::FileTooLarge)?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(Counter { left: limit }, value).is_ok()
+}
+
+fn push_unique(list: &mut Vec<String>, mut item: String) {
+    if let Some((cut, _)) = item.char_indices().nth(MAX_MESSAGE_CHARS) {
+        item.truncate(cut);
+        item.push_str("...");
+    }
     if !list.contains(&item) {
         list.push(item);
     }
@@ -803,7 +822,8 @@ deny contains msg if {
         let big = json!({"object": {"data": "x".repeat(MAX_INPUT_BYTES)}});
         let e = p.evaluate(&big).unwrap_err();
         assert!(matches!(e, ComplianceError::InputTooLarge { .. }), "{e}");
-        assert!(e.to_string().contains("more than 8388608"), "{e}");
+        assert_eq!(e.to_string(), "the input document is larger than 8388608 bytes");
+        assert!(fits(&json!({"a": "x".repeat(100)}), 110) && !fits(&json!({"a": "x".repeat(100)}), 100));
     }
 
     #[test]
@@ -830,6 +850,18 @@ deny contains msg if {
         let v = compile(&spec).evaluate(&json!({})).unwrap();
         assert_eq!(v.len(), MAX_VIOLATIONS + 1);
         assert_eq!(v.last().unwrap(), "... and 8 more violations");
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let mut spec = ComplianceProfileSpec::default();
+        spec.rego.push(
+            "package vouch.compliance.custom.long\nimport rego.v1\ndeny contains concat(\"\", [\"é\" | some _ in numbers.range(1, 5000)]) if true\n".into(),
+        );
+        let v = compile(&spec).evaluate(&json!({})).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].chars().count(), MAX_MESSAGE_CHARS + 3);
+        assert!(v[0].ends_with("é..."), "cut on a character boundary");
     }
 
     #[test]
