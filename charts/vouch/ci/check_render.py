@@ -11,6 +11,10 @@ Every rendered object is validated:
 Then the chart's promises are asserted (security context, probes, webhook settings, certificates, PDB,
 flags) against the values the rendering was made with.
 
+With VOUCH_BIN set to a built `vouch`, the Deployment's arguments are also handed to `vouch serve`: every
+flag the chart passes must be one the binary knows, with a value it accepts (only the files, which exist
+in the pod and not here, may be reported missing).
+
 usage: check_render.py RENDERED.yaml VALUES.yaml CHART_DIR RELEASE NAMESPACE [BUILTIN_OUT.yaml]
 With BUILTIN_OUT the built-in objects are written there instead of validated here (the caller then runs
 kubernetes-validate once over all renderings, which is much faster than once per rendering).
@@ -209,6 +213,31 @@ def check_deployment(objs, v, release, ns):
         )
 
 
+def check_args_against_binary(objs, vouch_bin):
+    """`vouch serve` with the chart's arguments: it must get as far as checking the files (which exist
+    only in the pod) and report nothing else."""
+    d = find(objs, "Deployment")
+    if not d:
+        return
+    args = d[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    try:
+        r = subprocess.run([vouch_bin, *args], capture_output=True, text=True, timeout=20,
+                           env=dict(os.environ, KUBECONFIG="/nonexistent"))
+    except subprocess.TimeoutExpired:
+        fail(f"vouch {' '.join(args)} kept running (it must stop at the missing files)")
+        return
+    out = r.stderr
+    if "unexpected argument" in out or "invalid value" in out or "Usage:" in out:
+        fail(f"{vouch_bin} serve does not accept the chart's arguments ({out.strip().splitlines()[0]}): "
+             "the chart and vouch serve disagree on a flag (charts/README.md lists what the chart passes)")
+        return
+    problems = [line.strip() for line in out.splitlines() if line.startswith("  --")]
+    check(r.returncode == 2 and problems, f"vouch serve did not report the missing files: {out.strip()}")
+    for p in problems:
+        check(p.endswith("is not a readable file") or p.endswith("is not a directory"),
+              f"vouch serve refuses a chart argument: {p}")
+
+
 def openssl(*args, stdin=None):
     return subprocess.run(["openssl", *args], input=stdin, capture_output=True, text=True)
 
@@ -369,6 +398,9 @@ def main():
         check_webhooks(objs, v, release, ns)
         check_rbac(objs, v)
         check_certificates(objs, v, release, ns, tmp)
+    vouch_bin = os.environ.get("VOUCH_BIN")
+    if vouch_bin:
+        check_args_against_binary(objs, vouch_bin)
     want_reports = v["openReports"]["installCRDs"]
     check(("reports.openreports.io" in crd_names) == want_reports, "openreports CRDs iff openReports.installCRDs")
     if want_reports:
@@ -388,6 +420,8 @@ def main():
         validate_cr(sample, schemas)
     third_names = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in third)
     how = "to validate with" if builtin_out else "validated by"
+    if vouch_bin:
+        print(f"  arguments checked against {vouch_bin} serve")
     print(f"  {len(objs)} objects: {n} built-in {how} kubernetes-validate --strict "
           f"({' and '.join(KUBE_VERSIONS)}), {len(vouch)} vouch.dev and {len(reports)} openreports.io against "
           f"the chart's CRDs; not validated (third-party CRDs): {', '.join(third_names) or 'none'}")
