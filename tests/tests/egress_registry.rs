@@ -17,6 +17,7 @@ use vouch_attest::verify::{ArtifactVerifier, Requirement, Signer, VerifierConfig
 use vouch_attest::{ArtifactRef, SigningKey};
 use vouch_tests::egress as eg;
 use vouch_tests::fake_sigstore::{unix, FakeSigstore, San};
+use vouch_tests::handwritten_cosign as hw;
 use vouch_webhooks::dev_registry::DevRegistry;
 
 const ISSUER: &str = "https://issuer.vouch-test.invalid";
@@ -345,4 +346,18 @@ async fn an_invalid_list_built_in_code_is_never_published() {
     let by_digest = env.reference("egress/valid").with_digest(first.digest().unwrap().clone());
     let again = egress::push_allowlist(env.client(), &by_digest, &payments()).await.unwrap();
     assert_eq!(again.digest(), first.digest(), "the same list publishes to the same digest");
+}
+
+#[tokio::test]
+async fn an_allowlist_signed_by_the_independent_cosign_writer_verifies() {
+    let env = Env::start().await;
+    let repo = env.reference("egress/handwritten");
+    let pinned =
+        egress::push_allowlist(env.client(), &repo.with_tag("v1").unwrap(), &payments()).await.unwrap();
+    let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    hw::sign(env.client(), &repo, &pinned.digest().unwrap().to_string(), &key).await.unwrap();
+    let authority = Authority::Key(vouch_attest::PublicKey::from_pem(&hw::public_key_pem(&key)).unwrap());
+    let v = env.verifier.verify(&pinned, &authority, &Requirement::Signature).await.unwrap();
+    assert!(v.is_verified(), "{:?}", v.outcome);
+    assert_eq!(egress::fetch_allowlist(env.client(), &pinned).await.unwrap(), payments());
 }

@@ -149,6 +149,18 @@ impl Allowlist {
         Ok(Self { name: doc.name, description: doc.description, hosts, cidrs })
     }
 
+    /// Read a document file (at most [`MAX_DOCUMENT_BYTES`] are read) and [`Self::parse`] it.
+    pub fn read_file(path: &std::path::Path) -> Result<Self, EgressError> {
+        use std::io::Read as _;
+        let io =
+            |e: std::io::Error| EgressError::Io { path: path.display().to_string(), reason: e.to_string() };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut bytes = Vec::new();
+        // One byte more than allowed, so that a larger file is refused rather than cut short.
+        file.take(MAX_DOCUMENT_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(io)?;
+        Self::parse(&bytes)
+    }
+
     /// Whether the list allows `endpoint`: a host by a host entry (exact name, or a wildcard that matches
     /// every name the endpoint may stand for), a network by a CIDR that contains it wholly; the port must be
     /// allowed, and an endpoint without a port needs an entry that allows every port.
@@ -564,6 +576,29 @@ mod tests {
             (0..10_001).map(|i| serde_json::json!({"host": format!("h{i}.example.com")})).collect();
         let e = parse_err(serde_json::json!({"apiVersion": API_VERSION, "name": "x", "hosts": many}));
         assert!(matches!(e, EgressError::Schema { .. }), "{e}");
+    }
+
+    #[test]
+    fn files_are_read_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.json");
+        std::fs::write(
+            &good,
+            br#"{"apiVersion":"vouch.dev/egress/v1","name":"f","hosts":[{"host":"a.example"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(Allowlist::read_file(&good).unwrap().hosts[0].host, "a.example");
+        let big = dir.path().join("big.json");
+        std::fs::write(&big, vec![b' '; MAX_DOCUMENT_BYTES + 10]).unwrap();
+        assert!(matches!(
+            Allowlist::read_file(&big),
+            Err(EgressError::TooLarge { size, .. }) if size == MAX_DOCUMENT_BYTES as u64 + 1
+        ));
+        let missing = Allowlist::read_file(&dir.path().join("missing.json")).unwrap_err();
+        assert!(
+            matches!(&missing, EgressError::Io { path, .. } if path.ends_with("missing.json")),
+            "{missing}"
+        );
     }
 
     #[test]

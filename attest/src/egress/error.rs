@@ -14,6 +14,14 @@ pub enum EgressError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// A document file could not be read.
+    #[error("cannot read egress allowlist {path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The document is not JSON.
     #[error("egress allowlist is not JSON: {reason}")]
     NotJson {
