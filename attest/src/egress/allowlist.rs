@@ -117,8 +117,9 @@ impl Allowlist {
                 .collect();
             return Err(EgressError::Schema { violations });
         }
-        // The schema admitted it, so this cannot fail short of a schema/serde mismatch; still no panic.
-        let doc: Document = serde_json::from_value(value)
+        // Read again from the bytes, not the value: a JSON value keeps the last of duplicate keys silently,
+        // while the typed read refuses them, so a reviewer's tool and vouch cannot see two different lists.
+        let doc: Document = serde_json::from_slice(bytes)
             .map_err(|e| EgressError::Schema { violations: vec![format!("/: {e}")] })?;
         let count = doc.hosts.len() + doc.cidrs.len();
         if count > MAX_ENTRIES {
@@ -576,6 +577,19 @@ mod tests {
             (0..10_001).map(|i| serde_json::json!({"host": format!("h{i}.example.com")})).collect();
         let e = parse_err(serde_json::json!({"apiVersion": API_VERSION, "name": "x", "hosts": many}));
         assert!(matches!(e, EgressError::Schema { .. }), "{e}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_not_silently_resolved() {
+        let docs: [&[u8]; 3] = [
+            br#"{"apiVersion":"vouch.dev/egress/v1","name":"d","hosts":[{"host":"a.example"}],"hosts":[{"host":"evil.example"}]}"#,
+            br#"{"apiVersion":"vouch.dev/egress/v1","name":"d","hosts":[{"host":"a.example","host":"evil.example"}]}"#,
+            br#"{"apiVersion":"vouch.dev/egress/v1","name":"d","name":"e"}"#,
+        ];
+        for doc in docs {
+            let e = Allowlist::parse(doc).unwrap_err();
+            assert!(e.to_string().contains("duplicate field"), "{e}");
+        }
     }
 
     #[test]
