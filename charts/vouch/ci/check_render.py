@@ -343,7 +343,10 @@ def check_rbac(objs, v):
     check(("", "secrets") in verbs if v["rbac"]["clusterWideSecrets"] else ("", "secrets") not in verbs,
           "cluster-wide secrets iff rbac.clusterWideSecrets")
     check(verbs.get(("", "secrets"), {"get"}) == {"get"}, "secrets: get only")
-    for res in ["clustersupplychainpolicies", "supplychainpolicies", "trustroots", "complianceprofiles"]:
+    # Every vouch.dev kind the chart installs is readable by vouch (a new CRD needs its RBAC line).
+    plurals = {c["spec"]["names"]["plural"] for c in find(objs, "CustomResourceDefinition")
+               if c["spec"]["group"] == "vouch.dev"}
+    for res in sorted(plurals | {"clustersupplychainpolicies", "supplychainpolicies", "trustroots", "complianceprofiles"}):
         check(verbs.get(("vouch.dev", res)) == {"get", "list", "watch"}, f"vouch.dev {res} get/list/watch")
         check(verbs.get(("vouch.dev", res + "/status")) == {"patch"}, f"vouch.dev {res}/status patch")
     for res in ["reports", "clusterreports"]:
