@@ -4,7 +4,7 @@
 //!
 //! Recognised by image (profiles: the KitOps init container, configured [`super::FetcherProfile`]s) or, on
 //! any image, by command line: `kit unpack|pull REF`, `oras pull REF`, `skopeo copy docker://REF DEST`,
-//! also inside `sh -c` / `bash -c` scripts (best effort, see [`super::shell`]).
+//! also inside `sh -c` / `bash -c` scripts (best effort, see the `shell` module).
 
 use std::sync::OnceLock;
 

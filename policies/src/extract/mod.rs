@@ -1,12 +1,15 @@
 //! The artifacts an admitted object names, each with the JSON pointer of its field (for pinning) and a
 //! name (for messages): containers, init/ephemeral containers, image volumes and ModelPack CSI volumes of
-//! Pods and pod templates ([`pod`]), KServe InferenceService `storageUri`s ([`kserve`]), what init-container
-//! fetchers will pull ([`fetchers`]), fields of custom kinds found by configured JSONPath extractors
-//! ([`jsonpath`], [`config`]), and egress declarations with their allowlists ([`egress`]).
+//! Pods and pod templates (`pod`), KServe InferenceService `storageUri`s (`kserve`), what init-container
+//! fetchers will pull (`fetchers`), fields of custom kinds found by configured JSONPath extractors
+//! (`jsonpath`, `config`), and egress declarations with their allowlists (`egress`).
 //!
 //! Objects come from outside: a field of the wrong type or an oversized list is an [`ExtractError`], never a
 //! panic, and only fixed paths and configured JSONPath expressions without descendant segments are read (no
 //! recursion over the object).
+//!
+//! Entry points: [`extract_with`] with an [`ExtractionConfig`] compiled once ([`ExtractionConfig::compile`]),
+//! or [`extract_all`], which compiles it per call. See docs/extractors.md for every place read.
 
 mod config;
 mod egress;
@@ -45,15 +48,6 @@ pub struct ExtractedArtifact {
     /// Text after the reference inside the field (mostly ""). The field's value is `prefix + image + suffix`;
     /// a pin writes `prefix + image@digest + suffix` at `location.pointer`.
     pub suffix: String,
-}
-
-/// What admission has to verify for a request (the API the engine uses until it switches to [`extract_all`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Extraction {
-    /// Nothing to verify, and why (DELETE, a status update, a kind that names no images, ...).
-    Skip(String),
-    /// These artifacts (possibly none, e.g. an UPDATE that changed no image).
-    Artifacts(Vec<ExtractedArtifact>),
 }
 
 /// Everything an object names: artifacts to verify, fetchers that cannot be verified, egress to check.
@@ -169,34 +163,6 @@ pub enum ExtractError {
         /// Every problem.
         problems: Vec<String>,
     },
-}
-
-/// What to verify for an admission request: DELETE, CONNECT and subresources other than
-/// `ephemeralcontainers` are skipped; on UPDATE, artifacts whose image also appears in the old object are
-/// skipped (they were verified when admitted). Pod kinds only; see [`extract_all`] for everything else.
-pub fn extract(input: &AdmissionInput) -> Result<Extraction, ExtractError> {
-    if let Some(why) = skipped_request(input) {
-        return Ok(Extraction::Skip(why));
-    }
-    let spec = if is_ephemeral(input) {
-        Some("/spec")
-    } else {
-        pod_spec_pointer(&input.kind.group, &input.kind.kind)
-    };
-    let Some(spec) = spec else {
-        return Ok(Extraction::Skip(format!("kind {} names no images", input.kind.kind)));
-    };
-    let object = input.object.as_ref().ok_or(ExtractError::NoObject)?;
-    let mut artifacts = from_pod_spec(object, spec)?;
-    if input.operation == Operation::Update {
-        if let Some(old) = &input.old_object {
-            // An unreadable old object verifies everything afresh (fail closed).
-            let before: BTreeSet<String> =
-                from_pod_spec(old, spec).unwrap_or_default().into_iter().map(|a| a.image).collect();
-            artifacts.retain(|a| !before.contains(&a.image));
-        }
-    }
-    Ok(Extraction::Artifacts(artifacts))
 }
 
 /// Everything an object names, with `config` compiled for this call; callers that extract often should
