@@ -40,15 +40,27 @@ find_helm() {
 helm=$(find_helm)
 "$helm" version --short | grep -q '^v3\.' || { echo "chart-test: $helm is not Helm 3" >&2; exit 2; }
 
-if ! python3 -c 'import kubernetes_validate, jsonschema, yaml' 2>/dev/null \
+# kubernetes-validate (with jsonschema and PyYAML): already installed, or in our cached venv, or installed
+# there from PyPI (a venv also works where the system Python is "externally managed", PEP 668).
+py=python3
+kv=kubernetes-validate
+if [ -x "$cache/venv/bin/kubernetes-validate" ]; then
+  py="$cache/venv/bin/python3"; kv="$cache/venv/bin/kubernetes-validate"
+elif ! python3 -c 'import kubernetes_validate, jsonschema, yaml' 2>/dev/null \
   || ! command -v kubernetes-validate >/dev/null 2>&1; then
   say "installing kubernetes-validate from PyPI"
-  python3 -m pip install -q --disable-pip-version-check kubernetes-validate jsonschema pyyaml \
-    || python3 -m pip install -q --disable-pip-version-check --user kubernetes-validate jsonschema pyyaml
-  export PATH="$HOME/.local/bin:$PATH"
+  if python3 -m venv "$cache/venv" >/dev/null 2>&1 \
+    && "$cache/venv/bin/python3" -m pip install -q --disable-pip-version-check kubernetes-validate jsonschema pyyaml; then
+    py="$cache/venv/bin/python3"; kv="$cache/venv/bin/kubernetes-validate"
+  else
+    rm -rf "$cache/venv"
+    python3 -m pip install -q --disable-pip-version-check --user kubernetes-validate jsonschema pyyaml \
+      || python3 -m pip install -q --disable-pip-version-check --user --break-system-packages kubernetes-validate jsonschema pyyaml
+    export PATH="$HOME/.local/bin:$PATH"
+  fi
 fi
 
-say "$("$helm" version --short), $(kubernetes-validate --version 2>&1 | head -1)"
+say "$("$helm" version --short), kubernetes-validate $("$kv" --version 2>&1 | head -1)"
 # The chart's `vouch serve` arguments are checked against a built binary when there is one (scripts/test.sh
 # builds it first); VOUCH_BIN names another.
 if [ -z "${VOUCH_BIN:-}" ]; then
@@ -84,7 +96,7 @@ for values in "${values_files[@]}"; do
   if ! "$helm" template "$release" "$chart" -n "$namespace" --include-crds -f "$values" >"$out/$name.yaml" 2>"$out/$name.err"; then
     cat "$out/$name.err"; failed=1; continue
   fi
-  python3 "$chart/ci/check_render.py" "$out/$name.yaml" "$values" "$chart" "$release" "$namespace" \
+  "$py" "$chart/ci/check_render.py" "$out/$name.yaml" "$values" "$chart" "$release" "$namespace" \
     "$out/$name.builtin.yaml" || failed=1
 done
 
@@ -92,7 +104,7 @@ done
 builtin=("$out"/*.builtin.yaml)
 expected=$(cat "${builtin[@]}" | grep -c '^kind: ' || true)
 for version in 1.27.0 1.37.0; do
-  if ! kubernetes-validate --strict -k "$version" "${builtin[@]}" >"$out/kv-$version.log" 2>&1; then
+  if ! "$kv" --strict -k "$version" "${builtin[@]}" >"$out/kv-$version.log" 2>&1; then
     grep -E '^(ERROR|FATAL)' "$out/kv-$version.log" || cat "$out/kv-$version.log"; failed=1
   fi
   if grep -qE '^(WARN|ERROR|FATAL)' "$out/kv-$version.log"; then
