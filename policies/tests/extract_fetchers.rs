@@ -240,6 +240,12 @@ fn skopeo_copy_takes_the_source_after_docker_scheme() {
     let a = fetched(&object, &got);
     assert_eq!(a.location.pointer, format!("{INIT}/command/5"));
     assert_eq!((a.prefix.as_str(), a.image.as_str()), ("docker://", "ghcr.io/acme/models/bert:1"));
+    // skopeo's own image runs skopeo: args alone are its command line.
+    let (object, got) = run(json!({
+        "name": "copy", "image": "quay.io/skopeo/stable:v1.16",
+        "args": ["copy", "docker://ghcr.io/acme/models/bert:2", "dir:/models/bert"]
+    }));
+    assert_eq!(fetched(&object, &got).location.pointer, format!("{INIT}/args/1"));
     let (_, got) = run(json!({
         "name": "copy", "image": "quay.io/skopeo/stable:v1.16",
         "command": ["skopeo", "copy", "oci-archive:/data/bert.tar", "dir:/models/bert"]

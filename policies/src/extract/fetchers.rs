@@ -341,9 +341,21 @@ fn flag_value(argv: &[Source], flag: &str) -> Option<Source> {
     None
 }
 
-/// Tools whose image runs them as entrypoint, so `args` alone is their command line.
+/// Tools whose image runs them as entrypoint, so `args` alone is their command line: by the last segment
+/// of the repository.
 const TOOL_IMAGES: [(&str, &str); 4] =
     [("kit", "kit"), ("kitops", "kit"), ("oras", "oras"), ("skopeo", "skopeo")];
+/// Repositories of skopeo's own images (`quay.io/skopeo/stable`, `…/upstream`, `…/testing`).
+const SKOPEO_IMAGE_NAMESPACE: &str = "quay.io/skopeo/";
+
+/// The tool an image runs as its entrypoint, when it is one of the fetch tools.
+fn entrypoint_tool(repository: &str) -> Option<&'static str> {
+    if repository.starts_with(SKOPEO_IMAGE_NAMESPACE) {
+        return Some("skopeo");
+    }
+    let last = repository.rsplit('/').next().unwrap_or_default();
+    TOOL_IMAGES.iter().find(|(image, _)| *image == last).map(|(_, tool)| *tool)
+}
 
 /// A container recognised by its command line (any image).
 fn by_command(c: &Container<'_>, repository: Option<&str>, out: &mut Extracted) -> Result<(), ExtractError> {
@@ -352,8 +364,7 @@ fn by_command(c: &Container<'_>, repository: Option<&str>, out: &mut Extracted) 
     let mut argv = command.clone();
     if command.is_empty() {
         // No command: the image's entrypoint runs with `args`; for the tools' own images that is the tool.
-        let last = repository.and_then(|r| r.rsplit('/').next()).unwrap_or_default();
-        if let Some((_, tool)) = TOOL_IMAGES.iter().find(|(image, _)| *image == last) {
+        if let Some(tool) = repository.and_then(entrypoint_tool) {
             let mut entry = Source::literal(tool, String::new());
             entry.in_place = false;
             argv.push(entry);
@@ -628,6 +639,15 @@ mod tests {
         assert!(run(&["kit", "version"]).is_empty());
         assert!(run(&["oras", "push", "r.io/a:1", "file"]).is_empty());
         assert!(run(&["/bin/migrate", "pull", "r.io/a:1"]).is_empty());
+    }
+
+    #[test]
+    fn tool_images_run_the_tool_as_entrypoint() {
+        assert_eq!(entrypoint_tool("quay.io/skopeo/stable"), Some("skopeo"));
+        assert_eq!(entrypoint_tool("ghcr.io/oras-project/oras"), Some("oras"));
+        assert_eq!(entrypoint_tool("ghcr.io/kitops-ml/kitops"), Some("kit"));
+        assert_eq!(entrypoint_tool("docker.io/library/alpine"), None);
+        assert_eq!(entrypoint_tool("ghcr.io/acme/oras-helper"), None);
     }
 
     #[test]
