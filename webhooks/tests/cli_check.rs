@@ -414,3 +414,89 @@ async fn the_documented_ci_pipeline_runs() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `vouch check --bundle`: the decisions made from an offline bundle (registry stopped) are the ones made
+/// online; an image the bundle does not cover is unverifiable and its policy's failurePolicy (Fail) denies;
+/// a bundle that does not verify with --bundle-key is refused (exit 2) and nothing is checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_from_an_offline_bundle_decides_as_online() {
+    let mut fx = Fixture::start().await;
+    let dir = fx.subdir("m");
+    write(&dir, "signed.yaml", &deployment("web", Some("shop"), &fx.image("demo/app:1.0")));
+    write(&dir, "unsigned.yaml", &deployment("rogue", None, &fx.image("demo/unsigned:1.0")));
+    write(&dir, "soft.yaml", &deployment("tool", None, &fx.image("soft/tool:1.0")));
+    let manifests = dir.to_string_lossy().into_owned();
+    let bundle_key = vouch_attest::SigningKey::generate();
+    let key_path = write(fx.dir.path(), "bundle.key", &bundle_key.to_pkcs8_pem());
+    let pub_path = write(fx.dir.path(), "bundle.pub", &bundle_key.public_key().to_pem());
+    let bundle = fx.dir.path().join("site.tar").to_string_lossy().into_owned();
+    let policies = fx.policies.to_string_lossy().into_owned();
+    let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let created = check_support::vouch(
+        &args(&[
+            "bundle",
+            "create",
+            "-f",
+            &manifests,
+            "--policy",
+            &policies,
+            "--key",
+            &key_path,
+            "--insecure-registry",
+            &fx.host,
+            "-o",
+            &bundle,
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(created.code, 0, "{created:?}");
+
+    let online = fx.check(&["-f", &manifests, "-o", "json"], None).await;
+    assert_eq!(online.code, 1, "{online:?}");
+    let online: Value = serde_json::from_str(&online.stdout).unwrap();
+
+    fx.registry.stop();
+    let offline = check_support::vouch(
+        &args(&["check", "-f", &manifests, "--bundle", &bundle, "--bundle-key", &pub_path, "-o", "json"]),
+        None,
+    )
+    .await;
+    assert_eq!(offline.code, 1, "{offline:?}");
+    let offline: Value = serde_json::from_str(&offline.stdout).unwrap();
+    assert_eq!(offline["objects"].as_array().unwrap().len(), 3);
+    for (a, b) in online["objects"].as_array().unwrap().iter().zip(offline["objects"].as_array().unwrap()) {
+        assert_eq!(a["outcome"], b["outcome"], "{a} vs {b}");
+        assert_eq!(a["decision"]["message"], b["decision"]["message"]);
+        assert_eq!(a["decision"]["warnings"], b["decision"]["warnings"]);
+    }
+
+    // Not covered by the bundle: unverifiable, denied by failurePolicy Fail.
+    let other = write(&dir, "extra/other.yaml", &deployment("new", None, &fx.image("demo/new:2.0")));
+    let r = check_support::vouch(
+        &args(&["check", "-f", &other, "--bundle", &bundle, "--bundle-key", &pub_path]),
+        None,
+    )
+    .await;
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("not in the offline bundle"), "{}", r.stdout);
+
+    // The wrong key: refused before anything is checked.
+    let wrong =
+        write(fx.dir.path(), "wrong.pub", &vouch_attest::SigningKey::generate().public_key().to_pem());
+    let r = check_support::vouch(
+        &args(&["check", "-f", &manifests, "--bundle", &bundle, "--bundle-key", &wrong]),
+        None,
+    )
+    .await;
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains(&format!("error: bundle {bundle}: ")), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    // Registry flags make no sense with a bundle.
+    let r = check_support::vouch(
+        &args(&["check", "-f", &manifests, "--bundle", &bundle, "--insecure-registry", &fx.host]),
+        None,
+    )
+    .await;
+    assert_eq!(r.code, 2, "{r:?}");
+}
