@@ -399,6 +399,8 @@ fn built_in_engine(data: &regorus::Value) -> Result<regorus::Engine, String> {
         limit: EVAL_BUDGET,
         check_interval: NonZeroU32::MIN,
     });
+    // `print` in a user module is collected with the clone and dropped, never written to stderr.
+    engine.set_gather_prints(true);
     for (file, _, source) in BUILT_IN {
         engine.add_policy(file.to_owned(), source.to_owned()).map_err(|e| format!("{file}: {e}"))?;
     }
@@ -850,6 +852,18 @@ deny contains msg if {
         let v = compile(&spec).evaluate(&json!({})).unwrap();
         assert_eq!(v.len(), MAX_VIOLATIONS + 1);
         assert_eq!(v.last().unwrap(), "... and 8 more violations");
+    }
+
+    #[test]
+    fn print_in_a_user_module_is_harmless() {
+        let mut spec = ComplianceProfileSpec::default();
+        spec.rego.push(
+            "package vouch.compliance.custom.p\nimport rego.v1\ndeny contains \"printed\" if print(\"debug\", input)\n"
+                .into(),
+        );
+        let p = compile(&spec);
+        assert_eq!(p.evaluate(&json!({"a": 1})).unwrap(), ["printed"]);
+        assert_eq!(p.evaluate(&json!({"a": 2})).unwrap(), ["printed"]);
     }
 
     #[test]
