@@ -193,3 +193,90 @@ async fn create_verify_and_serve_from_a_bundle_with_the_registry_stopped() {
     let _ = stop.send(());
     running.await.unwrap();
 }
+
+/// `bundle create -f`: every artifact the manifests reference is covered; `--include-layers` adds the
+/// image's config and layers; an unreachable registry makes create fail rather than write an incomplete
+/// bundle; an unsigned bundle is listed as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_from_manifests_with_layers_and_refuse_incomplete_bundles() {
+    let mut registry = DevRegistry::start().await.unwrap();
+    let host = registry.host();
+    let client = registry.client().unwrap();
+    let app = push_demo_image(&client, &host, "demo/app", "1.0", b"layer bytes of the app\n").await.unwrap();
+    let key = SigningKey::generate();
+    sign_image_with_key(&client, &app, &key, BTreeMap::new()).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, key_policy("prod-signed", "cosign-prod", &host, &key)).unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("deploy.yaml"),
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: prod}}\nspec:\n  selector: \
+             {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      \
+             containers:\n        - name: app\n          image: {host}/demo/app:1.0\n"
+        ),
+    )
+    .unwrap();
+    let count = |bundle: &Path| {
+        let (code, stdout, stderr) = vouch(&["bundle", "verify", s(bundle), "--output", "json"]);
+        assert_eq!(code, 0, "{stderr}");
+        let listing: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(listing["signed"], false, "{listing}");
+        assert_eq!(listing["artifacts"].as_array().unwrap().len(), 1, "{listing}");
+        assert!(listing["artifacts"][0]["reference"].as_str().unwrap().contains("/demo/app"), "{listing}");
+        listing["blobs"].as_u64().unwrap()
+    };
+    let plain = dir.path().join("plain.tar");
+    let (code, stdout, stderr) = vouch(&[
+        "bundle",
+        "create",
+        "-f",
+        s(&manifests),
+        "--policy",
+        s(&policy),
+        "--insecure-registry",
+        &host,
+        "-o",
+        s(&plain),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("UNSIGNED") && stdout.contains("Deployment web: pass"), "{stdout}");
+    let with_layers = dir.path().join("layers.tar");
+    let (code, stdout, stderr) = vouch(&[
+        "bundle",
+        "create",
+        "-f",
+        s(&manifests),
+        "--policy",
+        s(&policy),
+        "--insecure-registry",
+        &host,
+        "--include-layers",
+        "-o",
+        s(&with_layers),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // The image's config and its one layer on top of what verification read.
+    assert_eq!(count(&with_layers), count(&plain) + 2);
+
+    registry.stop();
+    let incomplete = dir.path().join("incomplete.tar");
+    let (code, _, stderr) = vouch(&[
+        "bundle",
+        "create",
+        "-f",
+        s(&manifests),
+        "--policy",
+        s(&policy),
+        "--insecure-registry",
+        &host,
+        "-o",
+        s(&incomplete),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("the bundle would be incomplete"), "{stderr}");
+    assert!(!incomplete.exists());
+}
