@@ -994,6 +994,69 @@ spec:
         assert!(set.problems_of("ClusterSupplyChainPolicy", None, "fine").is_empty());
     }
 
+    fn issue4_policy(extra: &str) -> String {
+        let pem = vouch_attest::SigningKey::generate().public_key().to_pem();
+        let pem: String = pem.lines().map(|l| format!("          {l}\n")).collect();
+        format!(
+            "---\napiVersion: vouch.dev/v1alpha1\nkind: ClusterSupplyChainPolicy\nmetadata: {{name: p}}\nspec:\n  \
+             images: [\"ghcr.io/acme/**\"]\n  authorities:\n    - name: k\n      signatureFormat: modelSigning\n      \
+             key:\n        pem: |\n{pem}{extra}"
+        )
+    }
+
+    #[test]
+    fn issue4_fields_compile_and_a_policy_may_exist_only_for_them() {
+        let set = PolicySet::from_yaml_str(&issue4_policy(
+            "  complianceProfile: regulated\n  fetchers: {unverifiableSource: Warn}\n  egress: {allowlist: ghcr.io/acme/egress:v1}\n",
+        ));
+        assert!(set.problems().is_empty(), "{:?}", set.problems());
+        let p = &set.policies()[0];
+        assert_eq!(p.compliance_profile.as_deref(), Some("regulated"));
+        assert_eq!(p.authorities[0].format, SignatureFormat::ModelSigning);
+        assert_eq!(p.fetcher_mode(false), Mode::Warn, "the override");
+        assert_eq!(p.fetcher_mode(true), Mode::Enforce, "unset: the policy's mode");
+        assert!(p.egress);
+        assert_eq!(
+            p.egress_allowlist.as_ref().map(ToString::to_string).as_deref(),
+            Some("ghcr.io/acme/egress:v1")
+        );
+    }
+
+    #[test]
+    fn a_bad_egress_allowlist_reference_and_a_policy_with_nothing_to_do_are_reported() {
+        let set = PolicySet::from_yaml_str(&issue4_policy("  egress: {allowlist: \"Not A Ref\"}\n"));
+        let problems = set.problems_of("ClusterSupplyChainPolicy", None, "p").join("; ");
+        assert!(problems.contains("egress.allowlist: \"Not A Ref\" is not a valid reference"), "{problems}");
+        let set = PolicySet::from_yaml_str(&issue4_policy(""));
+        let problems = set.problems_of("ClusterSupplyChainPolicy", None, "p").join("; ");
+        assert!(problems.starts_with("requirements: nothing is required"), "{problems}");
+    }
+
+    #[test]
+    fn compliance_profiles_load_from_the_same_stream_and_bad_ones_are_kept_failing() {
+        let text = r#"---
+apiVersion: vouch.dev/v1alpha1
+kind: ComplianceProfile
+metadata: {name: good}
+spec:
+  annotations: [{key: org.opencontainers.image.source}]
+---
+apiVersion: vouch.dev/v1alpha1
+kind: ComplianceProfile
+metadata: {name: bad}
+spec:
+  rego: ["package vouch.compliance.custom.x
+import rego.v1
+deny contains msg if {"]
+"#;
+        let set = PolicySet::from_yaml_str(text);
+        assert!(set.profiles()["good"].compiled.is_ok());
+        let bad = set.profiles()["bad"].compiled.as_ref().map(|_| ()).unwrap_err();
+        assert!(!bad.is_empty());
+        assert_eq!(set.problems_of("ComplianceProfile", None, "bad").join("; "), *bad);
+        assert!(set.problems_of("ComplianceProfile", None, "good").is_empty());
+    }
+
     #[test]
     fn a_bad_policy_whose_match_does_not_compile_is_left_out() {
         let bad_glob = policy("bad-glob", r#""ghcr.io/***""#, GOOD_REGO);

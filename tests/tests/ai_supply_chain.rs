@@ -217,7 +217,7 @@ async fn inference_service_oci_storage_uri_is_pinned_with_its_scheme() {
     let m = d.message.unwrap();
     assert!(m.contains("storageUri predictor.model: policy models: fetcher: "), "{m}");
     assert!(m.contains("hf://meta-llama/Llama-3-8B"), "{m}");
-    assert!(m.contains("only OCI artifacts can be verified"), "{m}");
+    assert!(m.contains("not an OCI reference"), "{m}");
 }
 
 fn init_pod(init: Value) -> AdmissionInput {
@@ -310,7 +310,7 @@ async fn an_https_fetcher_is_denied_under_enforce_and_warned_under_warn() {
     assert!(!d.allowed);
     let m = d.message.unwrap();
     assert!(m.contains("initContainer model-init: policy tools: fetcher: "), "{m}");
-    assert!(m.contains(url) && m.contains("only OCI artifacts can be verified"), "{m}");
+    assert!(m.contains(url) && m.contains("which is not an OCI reference and cannot be verified"), "{m}");
 
     let warn = policy(
         "tools",

@@ -69,15 +69,16 @@ pub(super) fn judge<'a>(
     out
 }
 
-/// The extractor's sentence, completed with why it matters.
+/// The extractor's sentence, completed with why it matters (unless it says so already).
 fn reason(problem: &FetcherProblem) -> String {
-    match &problem.kind {
-        FetcherProblemKind::UnknownSource => {
-            format!("{}; what it fetches cannot be verified at admission", problem.message)
-        }
-        FetcherProblemKind::NotOci { .. } => {
-            format!("{}; only OCI artifacts can be verified", problem.message)
-        }
-        FetcherProblemKind::VerificationDisabled { .. } => problem.message.clone(),
+    let why = match &problem.kind {
+        FetcherProblemKind::UnknownSource => "what it fetches cannot be verified at admission",
+        FetcherProblemKind::NotOci { .. } => "only OCI artifacts can be verified",
+        FetcherProblemKind::VerificationDisabled { .. } => return problem.message.clone(),
+    };
+    if problem.message.contains("cannot be verified") {
+        problem.message.clone()
+    } else {
+        format!("{}; {why}", problem.message)
     }
 }
