@@ -192,6 +192,62 @@ async fn create_verify_and_serve_from_a_bundle_with_the_registry_stopped() {
 
     let _ = stop.send(());
     running.await.unwrap();
+
+    // The `vouch serve` binary with --bundle/--bundle-key: a tampered bundle stops it (exit 2, with the
+    // reason) before any port is bound; the good one answers a review, registry still stopped.
+    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port, health) = (free_port(), free_port());
+    let serve = |bundle: &Path| {
+        let (listen, health_listen) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{health}"));
+        let args = [
+            "serve",
+            "--tls-cert",
+            s(&dir.path().join("tls.crt")),
+            "--tls-key",
+            s(&dir.path().join("tls.key")),
+            "--listen",
+            &listen,
+            "--health-listen",
+            &health_listen,
+            "--bundle",
+            s(bundle),
+            "--bundle-key",
+            s(&pub_path),
+            "--no-match",
+            "deny",
+        ]
+        .map(str::to_owned);
+        Command::new(env!("CARGO_BIN_EXE_vouch"))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let out = serve(&dir.path().join("tampered.tar")).wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not match its digest"), "{stderr}");
+    let mut child = serve(&bundle);
+    let health_addr: SocketAddr = format!("127.0.0.1:{health}").parse().unwrap();
+    let mut ready = false;
+    for _ in 0..100 {
+        if matches!(server_support::http_get(health_addr, "/readyz").await, Ok((200, _))) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tls = TlsClient::new(ca.cert_der(), format!("127.0.0.1:{port}").parse().unwrap());
+    let answer =
+        if ready { Some(tls.post("/validate", &fixture("pod-create.json", &host)).await) } else { None };
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
+    assert!(ready, "vouch serve --bundle did not become ready");
+    let (r, _) = answer.unwrap().unwrap();
+    let got: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(got["response"]["allowed"], true, "{got}");
+    assert_eq!(status.code(), Some(0));
 }
 
 /// `bundle create -f`: every artifact the manifests reference is covered; `--include-layers` adds the
