@@ -169,7 +169,7 @@ impl ManifestObject {
             kind: self.kind.clone(),
             resource: resource_of(&self.kind.kind),
             sub_resource: None,
-            namespace: Some(self.namespace.clone().unwrap_or_else(|| default_namespace.to_owned())),
+            namespace: self.namespace_or(default_namespace),
             name: self.name.clone(),
             object: Some(self.object.clone()),
             old_object: None,
@@ -177,6 +177,16 @@ impl ManifestObject {
             namespace_annotations: namespace.annotations.clone(),
             dry_run: false,
             pull_credentials: Credentials::anonymous(),
+        }
+    }
+
+    /// The namespace the API server would create it in: its own, else `default_namespace`; `None` for
+    /// cluster-scoped kinds.
+    pub fn namespace_or(&self, default_namespace: &str) -> Option<String> {
+        if is_cluster_scoped(&self.kind.group, &self.kind.kind) {
+            None
+        } else {
+            Some(self.namespace.clone().unwrap_or_else(|| default_namespace.to_owned()))
         }
     }
 
@@ -205,6 +215,26 @@ pub struct NamespaceFacts {
     pub labels: BTreeMap<String, String>,
     /// `metadata.annotations`.
     pub annotations: BTreeMap<String, String>,
+}
+
+/// Built-in (and vouch's own) kinds that live outside namespaces. Unknown kinds are taken as namespaced,
+/// as most custom resources are.
+pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
+    matches!(
+        (group, kind),
+        ("", "Namespace" | "Node" | "PersistentVolume" | "ComponentStatus")
+            | ("rbac.authorization.k8s.io", "ClusterRole" | "ClusterRoleBinding")
+            | ("apiextensions.k8s.io", "CustomResourceDefinition")
+            | ("admissionregistration.k8s.io", _)
+            | ("apiregistration.k8s.io", "APIService")
+            | ("storage.k8s.io", "StorageClass" | "CSIDriver" | "CSINode" | "VolumeAttachment")
+            | ("scheduling.k8s.io", "PriorityClass")
+            | ("node.k8s.io", "RuntimeClass")
+            | ("networking.k8s.io", "IngressClass")
+            | ("certificates.k8s.io", "CertificateSigningRequest")
+            | ("flowcontrol.apiserver.k8s.io", _)
+            | ("vouch.dev", "ClusterSupplyChainPolicy" | "TrustRoot" | "ComplianceProfile")
+    )
 }
 
 /// The plural resource name the API server would use for a kind (lower case, regular plurals).
@@ -584,6 +614,14 @@ spec:
         assert_eq!(input.resource, "jobs");
         assert_eq!(input.operation, Operation::Create);
         assert!(input.old_object.is_none() && input.object.is_some());
+    }
+
+    #[test]
+    fn cluster_scoped_kinds_get_no_namespace() {
+        let objects = read("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: r}\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n").unwrap();
+        let namespaces: Vec<_> =
+            objects.iter().map(|o| o.to_input("u".into(), "dflt", BTreeMap::new()).namespace).collect();
+        assert_eq!(namespaces, [None, None, Some("dflt".to_owned())]);
     }
 
     #[test]

@@ -29,7 +29,7 @@ async fn exit_codes_follow_violations_and_warnings() {
     assert_eq!(r.code, 1, "{r:?}");
     let digest = fx.unsigned.digest().unwrap().to_string();
     let expected = format!(
-        "denied: Deployment default/rogue: container app: image {}@{digest} : policy prod-signed: signature: no signature verifies against key cosign-prod",
+        "✗ Deployment default/rogue ({unsigned}#1): denied\n    FAIL [enforce] container app: image {}@{digest} : policy prod-signed: signature: no signature verifies against key cosign-prod",
         fx.image("demo/unsigned:1.0")
     );
     assert!(r.stdout.contains(&expected), "{}\nexpected: {expected}", r.stdout);

@@ -208,7 +208,7 @@ pub async fn evaluate_objects(
     let mut distinct = BTreeSet::new();
     let mut jobs = Vec::with_capacity(objects.len());
     for (i, object) in objects.iter().enumerate() {
-        let ns = object.namespace.clone().unwrap_or_else(|| options.default_namespace.clone());
+        let ns = object.namespace_or(&options.default_namespace).unwrap_or_default();
         let input =
             object.to_input_with(format!("vouch-check-{i}"), &options.default_namespace, &facts_of(&ns));
         let (artifacts, skip) = match extraction.as_ref().map(|c| extract_with(&input, c)) {

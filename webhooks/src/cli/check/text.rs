@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use vouch_policies::crd::Mode;
 use vouch_policies::FindingResult;
 
 use super::report::{CheckReport, Outcome};
@@ -20,7 +21,10 @@ pub fn render(report: &CheckReport, verbose: bool) -> String {
             continue;
         }
         let _ = writeln!(out, "{} {} ({}): {}", mark(o.outcome), o.label(), o.location(), o.outcome);
-        if let Some(message) = &o.decision.message {
+        // The denial message repeats the failed findings; shown only when no finding explains it (an
+        // unreadable object, a bad reference, an image no policy covers under --no-match deny).
+        let explained = o.failed_findings().any(|f| f.mode == Mode::Enforce);
+        if let Some(message) = o.decision.message.as_ref().filter(|_| !explained) {
             for line in message.split("; ") {
                 let _ = writeln!(out, "    denied: {line}");
             }
