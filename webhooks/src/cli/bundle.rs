@@ -19,7 +19,7 @@ use vouch_attest::registry::{Credentials, ManifestKind, RegistryClient, Registry
 use vouch_attest::trust_root::{TrustRoot, PUBLIC_GOOD_JSON};
 use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
 use vouch_attest::{ArtifactRef, PublicKey, SigningKey};
-use vouch_policies::manifests::{ManifestReader, NAMESPACE_NAME_LABEL};
+use vouch_policies::manifests::{ManifestObject, ManifestReader, NamespaceFacts, NAMESPACE_NAME_LABEL};
 use vouch_policies::{
     AdmissionInput, Decision, Engine, EngineConfig, FindingResult, GroupVersionKind, Operation, PolicySet,
 };
@@ -345,15 +345,17 @@ async fn create_bundle(args: &CreateArgs) -> Result<String, CreateError> {
     if !args.files.is_empty() {
         let objects = ManifestReader::read_paths(&args.files, std::io::stdin().lock())
             .map_err(|e| invalid(format!("manifests: {e}")))?;
-        let labels: BTreeMap<String, BTreeMap<String, String>> =
-            objects.iter().filter_map(|o| o.namespace_labels()).collect();
+        // The same inputs as `vouch check` builds: Namespace objects among the manifests give their
+        // namespace's labels and annotations.
+        let defined: BTreeMap<String, NamespaceFacts> =
+            objects.iter().filter_map(ManifestObject::namespace_facts).collect();
         for (i, o) in objects.iter().enumerate() {
-            let ns = o.namespace.clone().unwrap_or_else(|| args.namespace.clone());
-            let ns_labels = labels
-                .get(&ns)
-                .cloned()
-                .unwrap_or_else(|| BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), ns.clone())]));
-            inputs.push(o.to_input(format!("bundle-{i}"), &args.namespace, ns_labels));
+            let ns = o.namespace_or(&args.namespace).unwrap_or_default();
+            let facts = defined.get(&ns).cloned().unwrap_or_else(|| NamespaceFacts {
+                labels: BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), ns.clone())]),
+                annotations: BTreeMap::new(),
+            });
+            inputs.push(o.to_input_with(format!("bundle-{i}"), &args.namespace, &facts));
         }
     }
 
