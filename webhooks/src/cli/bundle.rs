@@ -390,6 +390,25 @@ async fn create_bundle(args: &CreateArgs) -> Result<String, CreateError> {
             }
         }
     }
+    // References given directly are covered even when no policy names them (no-match then decides the
+    // same way on the air-gapped side, and the listing shows them).
+    for reference in &args.references {
+        let r = reference.parse::<ArtifactRef>().map_err(|e| invalid(format!("{reference}: {e}")))?;
+        match client.fetch_manifest(&r).await {
+            Ok(m) if covered.values().any(|a| a.digest == m.digest) => {}
+            Ok(m) => {
+                if args.include_layers {
+                    record_layers(&client, &r, &m.parse().ok()).await;
+                }
+                let pinned = r.with_digest(m.digest.clone()).to_string();
+                covered.insert(
+                    pinned.clone(),
+                    CoveredArtifact { reference: pinned, digest: m.digest, media_type: m.media_type },
+                );
+            }
+            Err(e) => errors.push(format!("{reference}: {e}")),
+        }
+    }
     if !errors.is_empty() {
         return Err(CreateError::Incomplete(format!(
             "verification could not be carried out, the bundle would be incomplete:\n  {}",
