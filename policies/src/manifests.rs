@@ -120,6 +120,8 @@ pub struct Origin {
     pub document: usize,
     /// JSON pointer of the object inside its document: empty, or `/items/3` for a List item.
     pub pointer: String,
+    /// 1-based line where the document's content starts, when it could be told.
+    pub line: Option<usize>,
 }
 
 impl std::fmt::Display for Origin {
@@ -343,39 +345,54 @@ impl ManifestReader {
         let trimmed = body.trim_start();
         if trimmed.starts_with('{') || trimmed.starts_with('[') {
             // JSON: strict, and much faster than going through the YAML parser.
-            for (i, doc) in serde_json::Deserializer::from_str(body).into_iter::<Value>().enumerate() {
-                let document = i + 1;
+            let mut stream = serde_json::Deserializer::from_str(body).into_iter::<Value>();
+            for document in 1.. {
+                let rest = body.get(stream.byte_offset()..).unwrap_or_default();
+                let start = body.len() - rest.trim_start().len();
+                let Some(doc) = stream.next() else { break };
                 let doc = doc.map_err(|e| doc_err(name, document, "", format!("not valid JSON: {e}")))?;
-                self.add_document(name, document, doc)?;
+                let line = body.get(..start).map(|before| before.matches('\n').count() + 1);
+                self.add_document(name, document, line, doc)?;
             }
             return Ok(());
         }
+        let mut docs = Vec::new();
         for (i, doc) in serde_yaml::Deserializer::from_str(body).enumerate() {
             let document = i + 1;
             let doc = Value::deserialize(doc)
                 .map_err(|e| doc_err(name, document, "", format!("not valid YAML: {e}")))?;
-            self.add_document(name, document, doc)?;
+            docs.push(doc);
+        }
+        // Lines are a convenience for reports: used only when the scan agrees with the parser.
+        let lines = yaml_document_lines(body);
+        let lines_agree = lines.len() == docs.len();
+        for (i, doc) in docs.into_iter().enumerate() {
+            let line = lines.get(i).copied().filter(|_| lines_agree);
+            self.add_document(name, i + 1, line, doc)?;
         }
         Ok(())
     }
 
-    fn add_document(&mut self, file: &str, document: usize, doc: Value) -> Result<(), ManifestError> {
-        match doc {
-            // Empty documents (`---` twice, comments only, helm's empty templates).
-            Value::Null => Ok(()),
-            doc => self.add_object(file, document, String::new(), doc, 0),
-        }
-    }
-
-    fn add_object(
+    fn add_document(
         &mut self,
         file: &str,
         document: usize,
-        pointer: String,
-        object: Value,
-        list_depth: usize,
+        line: Option<usize>,
+        doc: Value,
     ) -> Result<(), ManifestError> {
-        let fail = |reason: String| doc_err(file, document, &pointer, reason);
+        match doc {
+            // Empty documents (`---` twice, comments only, helm's empty templates).
+            Value::Null => Ok(()),
+            doc => self.add_object(
+                &Origin { file: file.to_owned(), document, pointer: String::new(), line },
+                doc,
+                0,
+            ),
+        }
+    }
+
+    fn add_object(&mut self, origin: &Origin, object: Value, list_depth: usize) -> Result<(), ManifestError> {
+        let fail = |reason: String| doc_err(&origin.file, origin.document, &origin.pointer, reason);
         let Value::Object(map) = &object else {
             return Err(fail(format!("expected a Kubernetes object, found {}", type_name(&object))));
         };
@@ -403,7 +420,9 @@ impl ManifestReader {
                 None => Vec::new(),
             };
             for (i, item) in items.into_iter().enumerate() {
-                self.add_object(file, document, format!("{pointer}/items/{i}"), item, list_depth + 1)?;
+                let item_origin =
+                    Origin { pointer: format!("{}/items/{i}", origin.pointer), ..origin.clone() };
+                self.add_object(&item_origin, item, list_depth + 1)?;
             }
             return Ok(());
         }
@@ -439,7 +458,7 @@ impl ManifestReader {
             return Err(ManifestError::TooManyObjects { max: MAX_OBJECTS });
         }
         self.objects.push(ManifestObject {
-            origin: Origin { file: file.to_owned(), document, pointer },
+            origin: origin.clone(),
             kind: GroupVersionKind { group, version, kind },
             namespace,
             name: name.unwrap_or_default(),
@@ -447,6 +466,42 @@ impl ManifestReader {
         });
         Ok(())
     }
+}
+
+/// The 1-based line where each document of a YAML stream starts (its first line that is not blank or a
+/// comment; for an empty document, its separator's line), as the parser counts documents: text before the
+/// first `---` is a document only if it has content, every `---` starts one, `...` ends one.
+fn yaml_document_lines(text: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut open: Option<(usize, Option<usize>)> = None; // (separator line, first content line)
+    let is_content = |t: &str| !t.is_empty() && !t.starts_with('#');
+    for (n, line) in text.lines().enumerate() {
+        let ln = n + 1;
+        if let Some(rest) = line.strip_prefix("---").filter(|r| r.is_empty() || r.starts_with([' ', '\t'])) {
+            if let Some((sep, first)) = open.take() {
+                starts.push(first.unwrap_or(sep));
+            }
+            open = Some((ln, is_content(rest.trim()).then_some(ln)));
+            continue;
+        }
+        if line.strip_prefix("...").is_some_and(|r| r.trim().is_empty()) {
+            if let Some((sep, first)) = open.take() {
+                starts.push(first.unwrap_or(sep));
+            }
+            continue;
+        }
+        if is_content(line.trim()) {
+            match &mut open {
+                Some((_, first @ None)) => *first = Some(ln),
+                Some(_) => {}
+                None => open = Some((ln, Some(ln))),
+            }
+        }
+    }
+    if let Some((sep, first)) = open {
+        starts.push(first.unwrap_or(sep));
+    }
+    starts
 }
 
 fn doc_err(file: &str, document: usize, pointer: &str, reason: String) -> ManifestError {
@@ -562,6 +617,27 @@ spec:
             deploy.object.pointer("/spec/template/spec/containers/0/image").unwrap(),
             "registry.test/app:1.0"
         );
+    }
+
+    #[test]
+    fn document_lines_follow_the_parser() {
+        let objects = read(HELM).unwrap();
+        let lines: Vec<_> = objects.iter().map(|o| o.origin.line).collect();
+        assert_eq!(lines, [Some(5), Some(11)]);
+        for text in [
+            HELM,
+            "a: 1\n",
+            "---\na: 1\n---\n",
+            "# c\n---\na: 1\n...\n---\nb: 2\n",
+            "--- {a: 1}\n---\n\n---\nb: 1\n",
+        ] {
+            let parsed = serde_yaml::Deserializer::from_str(text).count();
+            assert_eq!(yaml_document_lines(text).len(), parsed, "{text:?}");
+        }
+        assert_eq!(yaml_document_lines("--- {a: 1}\n---\n\n---\nb: 1\n"), [1, 2, 5]);
+        let json = "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\"}}\n\n  {\"apiVersion\":\"v1\",\"kind\":\"Pod\",\n\"metadata\":{\"name\":\"b\"}}";
+        let lines: Vec<_> = read(json).unwrap().iter().map(|o| o.origin.line).collect();
+        assert_eq!(lines, [Some(1), Some(3)]);
     }
 
     #[test]

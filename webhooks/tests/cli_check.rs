@@ -218,6 +218,13 @@ async fn sarif_and_junit_outputs() {
         assert!(uri.ends_with("all%20&%20<more>.yaml"), "{uri}");
     }
     assert_eq!(results[0]["ruleId"], "prod-signed/signature");
+    // The rogue Deployment is the second document: its first line follows the first document and `---`.
+    let first_document_lines = deployment("web", None, "x").lines().count();
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        first_document_lines + 2,
+        "{results:#?}"
+    );
     assert_eq!(results[0]["level"], "error");
     let logical = &results[0]["locations"][0]["logicalLocations"][0];
     assert_eq!(logical["name"], "Deployment default/rogue");

@@ -44,6 +44,9 @@ pub struct ObjectReport {
     pub document: usize,
     /// JSON pointer of the object inside the document (`/items/3` for List items; empty otherwise).
     pub pointer: String,
+    /// 1-based line where the document starts in the file, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     /// `apiVersion` of the object.
     pub api_version: String,
     /// `kind`.
@@ -100,6 +103,7 @@ impl ObjectReport {
             file: object.origin.file.clone(),
             document: object.origin.document,
             pointer: object.origin.pointer.clone(),
+            line: object.origin.line,
             api_version,
             kind: object.kind.kind.clone(),
             namespace,

@@ -88,7 +88,7 @@ fn result(rule: &str, level: &str, text: &str, o: &ObjectReport, pointer: &str) 
         "level": level,
         "message": {"text": text},
         "locations": [{
-            "physicalLocation": {"artifactLocation": {"uri": uri(&o.file)}},
+            "physicalLocation": physical(o),
             "logicalLocations": [{
                 "name": o.label(),
                 "fullyQualifiedName": format!("{}{pointer}", o.location()),
@@ -97,6 +97,15 @@ fn result(rule: &str, level: &str, text: &str, o: &ObjectReport, pointer: &str) 
         }],
         "partialFingerprints": {"vouchObject/v1": format!("{}|{}|{}{pointer}", o.label(), rule, o.pointer)},
     })
+}
+
+/// The file, and the line where the object's document starts (SARIF lines are 1-based).
+fn physical(o: &ObjectReport) -> Value {
+    let mut location = json!({"artifactLocation": {"uri": uri(&o.file)}});
+    if let (Some(line), Some(obj)) = (o.line, location.as_object_mut()) {
+        obj.insert("region".into(), json!({"startLine": line}));
+    }
+    location
 }
 
 /// A relative URI for a path as given (SARIF wants `/` separators and percent-escapes for spaces).
