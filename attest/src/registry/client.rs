@@ -831,9 +831,11 @@ impl RegistryClient {
     fn network(&self, r: &ArtifactRef) -> Result<(&oci_client::Client, &reqwest::Client), RegistryError> {
         match &self.inner.backend {
             Backend::Network { oci, http } => Ok((oci, http)),
-            Backend::Offline(_) => {
-                Err(crate::offline::not_in_bundle(r, format!("{} (no network access offline)", r)))
-            }
+            // Only writes get here (reads are answered by the store): nothing can be written to a bundle.
+            Backend::Offline(_) => Err(RegistryError::Unreachable {
+                registry: r.registry().to_owned(),
+                reason: format!("{r}: an offline client has no network access"),
+            }),
         }
     }
 
