@@ -211,6 +211,8 @@ async fn world() -> World {
     }
     assert!(online[0].allowed && online[1].allowed && online[3].allowed && online[4].allowed, "{online:#?}");
     assert!(!online[2].allowed, "{:#?}", online[2]);
+    // The counter the offline side is held to does count real requests.
+    assert!(client.stats().http_requests > 0, "{:?}", client.stats());
 
     let mut artifacts = Vec::new();
     for r in [&signed, &unsigned, &keyless, &lenient] {
