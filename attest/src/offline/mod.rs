@@ -356,9 +356,12 @@ impl OfflineBundle {
         }
     }
 
-    /// A registry client that reads only from the bundle (zero network).
+    /// A registry client that reads only from the bundle (zero network), and nothing after its expiry.
     pub fn registry_client(&self, config: RegistryConfig) -> RegistryClient {
-        RegistryClient::offline(config, OfflineStore::new(self.content.clone()))
+        RegistryClient::offline(
+            config,
+            OfflineStore::new(self.content.clone()).with_expiry(self.index.expires),
+        )
     }
 
     /// A verifier that reads only from the bundle (zero network), against the bundle's trusted root

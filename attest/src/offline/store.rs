@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use crate::digest::Digest;
 use crate::reference::ArtifactRef;
 use crate::registry::{Descriptor, FetchedManifest, RegistryError};
@@ -13,6 +15,8 @@ use super::recording::{referrers_key, tag_key, Recording};
 #[derive(Debug, Clone)]
 pub struct OfflineStore {
     content: Arc<Recording>,
+    /// After this nothing is answered: a long-running server must not outlive its bundle's expiry.
+    expires: Option<DateTime<Utc>>,
 }
 
 /// A reference the bundle does not cover: transient-class (like an unreachable registry), so that the
@@ -27,7 +31,22 @@ pub fn not_in_bundle(r: &ArtifactRef, what: impl std::fmt::Display) -> RegistryE
 impl OfflineStore {
     /// A store over checked content (from [`super::OfflineBundle`] or a recording).
     pub fn new(content: Arc<Recording>) -> Self {
-        Self { content }
+        Self { content, expires: None }
+    }
+
+    /// The same store refusing every read after `expires` (transient-class, so failure policies decide).
+    pub fn with_expiry(self, expires: DateTime<Utc>) -> Self {
+        Self { expires: Some(expires), ..self }
+    }
+
+    fn check_expiry(&self, r: &ArtifactRef) -> Result<(), RegistryError> {
+        match self.expires {
+            Some(expires) if Utc::now() > expires => Err(RegistryError::Unreachable {
+                registry: r.registry().to_owned(),
+                reason: format!("the offline bundle expired at {expires}"),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The content answered from.
@@ -37,6 +56,7 @@ impl OfflineStore {
 
     /// The digest a tag pointed to when the bundle was made; a digest reference names its own.
     pub fn resolve(&self, r: &ArtifactRef) -> Result<Digest, RegistryError> {
+        self.check_expiry(r)?;
         if let Some(d) = r.digest() {
             return Ok(d.clone());
         }
@@ -68,6 +88,7 @@ impl OfflineStore {
 
     /// A blob by digest, at most `max_bytes`.
     pub fn blob(&self, r: &ArtifactRef, digest: &Digest, max_bytes: usize) -> Result<Vec<u8>, RegistryError> {
+        self.check_expiry(r)?;
         let Some(bytes) = self.content.blobs.get(digest) else {
             return Err(not_in_bundle(r, format!("blob {digest} of {}", r.repository_name())));
         };
@@ -93,6 +114,7 @@ impl OfflineStore {
         subject: &ArtifactRef,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Descriptor>, RegistryError> {
+        self.check_expiry(subject)?;
         let Some(digest) = subject.digest() else {
             return Err(RegistryError::InvalidReference {
                 reference: subject.to_string(),
@@ -136,6 +158,23 @@ mod tests {
         assert_eq!(s.manifest(&tag, 1024).unwrap().digest, d);
         assert_eq!(s.blob(&tag, &Digest::sha256_of(b"blob"), 4).unwrap(), b"blob");
         assert!(matches!(s.blob(&tag, &Digest::sha256_of(b"blob"), 3), Err(RegistryError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn an_expired_store_answers_nothing() {
+        let (s, d) = store();
+        let tag: ArtifactRef = "reg.example/app:1".parse().unwrap();
+        let live = s.clone().with_expiry(Utc::now() + chrono::Duration::hours(1));
+        assert_eq!(live.resolve(&tag).unwrap(), d);
+        let expired = s.with_expiry(Utc::now() - chrono::Duration::seconds(1));
+        for e in [
+            expired.resolve(&tag).unwrap_err(),
+            expired.manifest(&tag.with_digest(d.clone()), 1024).unwrap_err(),
+            expired.blob(&tag, &Digest::sha256_of(b"blob"), 4).unwrap_err(),
+            expired.referrers(&tag.with_digest(d.clone()), None).unwrap_err(),
+        ] {
+            assert!(e.is_transient() && e.to_string().contains("the offline bundle expired"), "{e}");
+        }
     }
 
     #[test]
