@@ -232,3 +232,81 @@ pub fn level(mode: Mode) -> &'static str {
         Mode::Audit => "note",
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use vouch_policies::manifests::ManifestReader;
+    use vouch_policies::{ArtifactKind, ArtifactLocation};
+
+    /// Two objects read from YAML: a Deployment (document 1) and a ConfigMap (document 2).
+    pub(crate) fn objects() -> Vec<ManifestObject> {
+        let mut r = ManifestReader::new();
+        r.add_text(
+            "m.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n",
+        )
+        .unwrap();
+        r.finish()
+    }
+
+    pub(crate) fn finding(policy: &str, mode: Mode, result: FindingResult) -> Finding {
+        Finding {
+            policy: policy.into(),
+            policy_namespace: None,
+            mode,
+            requirement: "signature".into(),
+            artifact: ArtifactLocation {
+                kind: ArtifactKind::Container,
+                name: "app".into(),
+                pointer: "/spec/template/spec/containers/0/image".into(),
+            },
+            reference: "reg/app:1".into(),
+            digest: None,
+            result,
+            reason: "no signature".into(),
+            signer: None,
+            rekor_log_index: None,
+            sbom_digest: None,
+        }
+    }
+
+    #[test]
+    fn outcomes_summary_and_exit_code() {
+        let objects = objects();
+        let ns = Some("default".to_owned());
+        let denied = Decision {
+            allowed: false,
+            message: Some("Deployment default/web: no".into()),
+            findings: vec![finding("p", Mode::Enforce, FindingResult::Fail)],
+            ..Decision::default()
+        };
+        let warned = Decision { warnings: vec!["w".into()], ..Decision::allow() };
+        let reports = vec![
+            ObjectReport::new(&objects[0], ns.clone(), 1, None, denied),
+            ObjectReport::new(&objects[0], ns.clone(), 1, None, warned.clone()),
+            ObjectReport::new(
+                &objects[1],
+                ns.clone(),
+                0,
+                Some("kind ConfigMap names no artifacts".into()),
+                Decision::allow(),
+            ),
+        ];
+        assert_eq!(
+            reports.iter().map(|r| r.outcome).collect::<Vec<_>>(),
+            [Outcome::Denied, Outcome::Warned, Outcome::Skipped]
+        );
+        assert_eq!(reports[0].location(), "m.yaml#1");
+        assert_eq!(reports[0].label(), "Deployment default/web");
+        let report = CheckReport::new(reports.clone(), 1, false);
+        assert_eq!(report.exit_code, 1);
+        assert_eq!(report.summary_line(), "3 objects, 2 artifacts, 1 denied, 1 warning, 1 skipped");
+        // Only the warning: 0, or 1 with --fail-on-warn.
+        let only_warned = vec![ObjectReport::new(&objects[0], ns, 1, None, warned)];
+        assert_eq!(CheckReport::new(only_warned.clone(), 1, false).exit_code, 0);
+        assert_eq!(CheckReport::new(only_warned, 1, true).exit_code, 1);
+    }
+}

@@ -117,3 +117,51 @@ fn uri(file: &str) -> String {
     let path = path.strip_prefix("./").unwrap_or(&path);
     path.replace('%', "%25").replace(' ', "%20")
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::cli::check::report::tests::{finding, objects};
+    use vouch_policies::crd::Mode;
+    use vouch_policies::{Decision, FindingResult};
+
+    #[test]
+    fn one_result_per_failed_finding_and_per_unexplained_denial() {
+        let objects = objects();
+        let ns = Some("default".to_owned());
+        let failed = Decision {
+            allowed: false,
+            message: Some("Deployment default/web: ...".into()),
+            findings: vec![
+                finding("p", Mode::Enforce, FindingResult::Fail),
+                finding("p", Mode::Enforce, FindingResult::Pass),
+                finding("q", Mode::Warn, FindingResult::Error),
+            ],
+            ..Decision::default()
+        };
+        // A denial no finding explains (e.g. an image no policy covers under --no-match deny).
+        let bare =
+            Decision { allowed: false, message: Some("no policy covers".into()), ..Decision::default() };
+        let reports = vec![
+            ObjectReport::new(&objects[0], ns.clone(), 1, None, failed),
+            ObjectReport::new(&objects[0], ns, 1, None, bare),
+        ];
+        let sarif = render(&CheckReport::new(reports, 1, false));
+        let results = sarif["runs"][0]["results"].as_array().unwrap();
+        let ids: Vec<(&str, &str)> =
+            results.iter().map(|r| (r["ruleId"].as_str().unwrap(), r["level"].as_str().unwrap())).collect();
+        assert_eq!(ids, [("p/signature", "error"), ("q/signature", "warning"), (RULE_DENIED, "error")]);
+        let rules = sarif["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 3);
+        for r in results {
+            assert_eq!(rules[r["ruleIndex"].as_u64().unwrap() as usize]["id"], r["ruleId"]);
+            assert_eq!(r["locations"][0]["physicalLocation"]["region"]["startLine"], 1);
+        }
+        assert_eq!(
+            results[0]["locations"][0]["logicalLocations"][0]["fullyQualifiedName"],
+            "m.yaml#1/spec/template/spec/containers/0/image"
+        );
+    }
+}
