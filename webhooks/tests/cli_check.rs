@@ -507,3 +507,55 @@ async fn check_from_an_offline_bundle_decides_as_online() {
     .await;
     assert_eq!(r.code, 2, "{r:?}");
 }
+
+#[derive(clap::Parser)]
+struct CheckCli {
+    #[command(flatten)]
+    args: vouch_webhooks::cli::check::CheckArgs,
+}
+
+/// The Argo CD and Flux examples as written: the vouch container's arguments are a valid `vouch check`
+/// command line, and the policy the Argo CD ConfigMap carries compiles and is the example policy.
+#[test]
+fn documented_hook_and_gate_jobs_are_valid_check_invocations() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/gitops");
+    let docs = |path: &str| -> Vec<serde_yaml::Value> {
+        let text = std::fs::read_to_string(example.join(path)).unwrap();
+        serde_yaml::Deserializer::from_str(&text)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect()
+    };
+    let vouch_args = |job: &serde_yaml::Value| -> Vec<String> {
+        let containers = job["spec"]["template"]["spec"]["containers"].as_sequence().unwrap();
+        let vouch = containers
+            .iter()
+            .find(|c| c["image"].as_str().unwrap().starts_with("ghcr.io/vouch-dev/vouch"))
+            .unwrap();
+        vouch["args"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect()
+    };
+    use clap::Parser as _;
+    let argocd = docs("argocd/presync-check.yaml");
+    let job = argocd.iter().find(|d| d["kind"] == "Job").unwrap();
+    assert_eq!(job["metadata"]["annotations"]["argocd.argoproj.io/hook"], "PreSync");
+    let args = vouch_args(job);
+    assert_eq!(args[0], "check");
+    let cli = CheckCli::try_parse_from(&args).unwrap();
+    assert_eq!(cli.args.files, ["/work/rendered.yaml"]);
+    let flux_job = &docs("flux/gate/job.yaml")[0];
+    let cli = CheckCli::try_parse_from(vouch_args(flux_job)).unwrap();
+    assert_eq!(cli.args.policies, [std::path::PathBuf::from("/policies")]);
+
+    let config_map = argocd.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    let carried =
+        vouch_policies::PolicySet::from_yaml_str(config_map["data"]["shop-signed.yaml"].as_str().unwrap());
+    assert!(carried.problems().is_empty(), "{:?}", carried.problems());
+    let example_policy = std::fs::read_to_string(example.join("policies/shop-signed.yaml")).unwrap();
+    let example_policy = vouch_policies::PolicySet::from_yaml_str(&example_policy);
+    assert!(example_policy.problems().is_empty(), "{:?}", example_policy.problems());
+    let strip = |yaml: &str| -> serde_yaml::Value { serde_yaml::from_str(yaml).unwrap() };
+    assert_eq!(
+        strip(config_map["data"]["shop-signed.yaml"].as_str().unwrap()),
+        strip(&std::fs::read_to_string(example.join("policies/shop-signed.yaml")).unwrap()),
+        "the Argo CD ConfigMap carries the example policy"
+    );
+}
