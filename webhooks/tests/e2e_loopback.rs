@@ -37,6 +37,7 @@ const LOOPBACK: &[&str] = &[
     "model-fetcher-unsigned-denied",
     "egress-violation-denied",
     "egress-covered-allowed",
+    "inferenceservice-storageuri-pinned",
 ];
 
 /// Scenarios it does not play, and why (each also explained in e2e/README.md).
@@ -60,6 +61,9 @@ struct Scenario {
     dry_run: bool,
     #[serde(default, rename = "clusterOnly")]
     cluster_only: bool,
+    /// CRDs a cluster must have for the scenario (cluster mode checks; loopback needs none).
+    #[serde(default, rename = "requiresCRDs")]
+    requires_crds: Vec<String>,
     object: Value,
     expect: Expect,
 }
@@ -133,7 +137,7 @@ fn load_scenarios() -> BTreeMap<String, Scenario> {
 #[test]
 fn every_scenario_is_played_or_its_absence_explained() {
     let scenarios = load_scenarios();
-    assert!(scenarios.len() >= 10, "expected the e2e scenarios, found {}", scenarios.len());
+    assert!(scenarios.len() >= 11, "expected the e2e scenarios, found {}", scenarios.len());
     let played: BTreeSet<&str> = LOOPBACK.iter().copied().collect();
     let skipped: BTreeSet<&str> = NOT_ON_LOOPBACK.iter().map(|(n, _)| *n).collect();
     assert!(played.is_disjoint(&skipped));
@@ -143,6 +147,13 @@ fn every_scenario_is_played_or_its_absence_explained() {
             "scenario {name} is neither played on loopback nor listed as not played"
         );
         assert!(!s.about.trim().is_empty(), "{name}: say what it proves");
+        for crd in &s.requires_crds {
+            // A CRD name: <plural>.<group>, as `kubectl get crd` takes it.
+            assert!(
+                crd.split('.').count() >= 3 && crd == &crd.to_lowercase(),
+                "{name}: {crd} is not a CRD name"
+            );
+        }
         // A scenario that needs a cluster must not be claimed by the loopback runner.
         let needs_cluster = s.cluster_only || s.expect.status.is_some() || s.expect.report.is_some();
         assert!(!(needs_cluster && played.contains(name.as_str())), "{name} needs a cluster");
