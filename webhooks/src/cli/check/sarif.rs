@@ -39,7 +39,7 @@ pub fn render(report: &CheckReport) -> Value {
                 "" => format!("vouch: {}", f.requirement),
                 p => format!("policy {p}: {}", f.requirement),
             });
-            let lvl = level(f.mode);
+            let lvl = effective_level(o, f);
             explained_denial |= lvl == "error";
             explained_warning |= lvl == "warning";
             let text = format!("{}: {}", o.label(), finding_line(f));
@@ -80,6 +80,21 @@ pub fn render(report: &CheckReport) -> Value {
             "results": results,
         }]
     })
+}
+
+/// The level by mode, except that an enforce-mode error its policy's `failurePolicy: Ignore` turned into an
+/// admission warning is a warning here too.
+fn effective_level(o: &ObjectReport, f: &vouch_policies::Finding) -> &'static str {
+    let ignored = f.result == vouch_policies::FindingResult::Error
+        && o.decision
+            .warnings
+            .iter()
+            .any(|w| w.contains(&f.reason) && w.ends_with("(allowed: failurePolicy Ignore)"));
+    if ignored {
+        "warning"
+    } else {
+        level(f.mode)
+    }
 }
 
 fn result(rule: &str, level: &str, text: &str, o: &ObjectReport, pointer: &str) -> Value {
@@ -159,6 +174,23 @@ mod tests {
             assert_eq!(rules[r["ruleIndex"].as_u64().unwrap() as usize]["id"], r["ruleId"]);
             assert_eq!(r["locations"][0]["physicalLocation"]["region"]["startLine"], 1);
         }
+        // An enforce-mode error admitted by failurePolicy Ignore is a warning, as the webhook makes it.
+        let mut ignored = finding("r", Mode::Enforce, FindingResult::Error);
+        ignored.reason = "registry unreachable: down".into();
+        let decision = Decision {
+            warnings: vec!["Deployment default/web: container app: r: signature: registry unreachable: down (allowed: failurePolicy Ignore)".into()],
+            findings: vec![ignored],
+            ..Decision::allow()
+        };
+        let report = ObjectReport::new(&objects[0], Some("default".into()), 1, None, decision);
+        let sarif_ignored = render(&CheckReport::new(vec![report], 1, false));
+        let levels: Vec<_> = sarif_ignored["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["level"].clone())
+            .collect();
+        assert_eq!(levels, ["warning"]);
         assert_eq!(
             results[0]["locations"][0]["logicalLocations"][0]["fullyQualifiedName"],
             "m.yaml#1/spec/template/spec/containers/0/image"
