@@ -747,6 +747,7 @@ async fn mock_policy_watch_compiles_cluster_policies_and_writes_status() {
                 list("SupplyChainPolicy", vec![current.clone()])
             }
             ("GET", "/apis/vouch.dev/v1alpha1/trustroots") => list("TrustRoot", vec![bad_root.clone()]),
+            ("GET", "/apis/vouch.dev/v1alpha1/complianceprofiles") => list("ComplianceProfile", vec![]),
             ("GET", "/api/v1/namespaces/vouch-system/secrets/cosign-key") => Some((
                 200,
                 json!({
@@ -850,6 +851,7 @@ async fn mock_policy_watch_keeps_a_secret_through_an_api_error_on_resync() {
             }
             ("GET", "/apis/vouch.dev/v1alpha1/supplychainpolicies") => list("SupplyChainPolicy", vec![]),
             ("GET", "/apis/vouch.dev/v1alpha1/trustroots") => list("TrustRoot", vec![]),
+            ("GET", "/apis/vouch.dev/v1alpha1/complianceprofiles") => list("ComplianceProfile", vec![]),
             ("GET", "/api/v1/namespaces/vouch-system/secrets/cosign-key") => {
                 let mut n = reads.lock().unwrap();
                 *n += 1;

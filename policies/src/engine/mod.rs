@@ -984,6 +984,49 @@ spec:
         assert!(d.audit[0].reason.starts_with("policy typo is invalid: "), "{:?}", d.audit[0]);
     }
 
+    fn fetcher_pod() -> AdmissionInput {
+        let mut input = pod("unused");
+        input.object = Some(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"containers": [], "initContainers": [{"name": "model-init",
+                "image": "example.invalid/tools/oras:1",
+                "command": ["oras", "pull", "https://huggingface.co/acme/m"]}]}}));
+        input
+    }
+
+    #[tokio::test]
+    async fn an_unverifiable_fetcher_no_policy_covers_is_denied_and_audited_under_dry_run() {
+        let engine = Engine::new(EngineConfig::default(), PolicySet::empty(), verifier());
+        let d = engine.evaluate(&fetcher_pod()).await;
+        assert!(!d.allowed, "fail closed although the no-match action is Allow");
+        let m = d.message.unwrap();
+        assert!(m.starts_with("Pod default/web: initContainer model-init: no policy: fetcher: "), "{m}");
+        assert!(m.contains("https://huggingface.co/acme/m"), "{m}");
+
+        let config = EngineConfig { dry_run: true, ..EngineConfig::default() };
+        let d = Engine::new(config, PolicySet::empty(), verifier()).evaluate(&fetcher_pod()).await;
+        assert!(d.allowed);
+        assert_eq!(d.audit.len(), 1, "{:?}", d.audit);
+        assert_eq!((d.audit[0].requirement.as_str(), d.audit[0].mode), ("fetcher", Mode::Audit));
+    }
+
+    #[tokio::test]
+    async fn an_invalid_extraction_configuration_fails_closed() {
+        let extraction = ExtractionConfig::from_yaml_str(
+            "extractors: [{apiVersion: x.io/v1, kind: K, paths: [\"$..bad[\"]}]",
+        )
+        .unwrap();
+        let config = EngineConfig { extraction, ..EngineConfig::default() };
+        let d =
+            Engine::new(config, PolicySet::empty(), verifier()).evaluate(&pod("ghcr.io/acme/app:1")).await;
+        assert!(!d.allowed);
+        let m = d.message.unwrap();
+        assert!(
+            m.starts_with("Pod default/web: cannot read the object: invalid extraction configuration: "),
+            "{m}"
+        );
+    }
+
     #[tokio::test]
     async fn a_broken_warn_policy_warns() {
         let engine = Engine::new(EngineConfig::default(), broken_policy("Warn"), verifier());
