@@ -548,4 +548,23 @@ async fn network_policies_stay_within_the_namespace_allowlist() {
     let d = e.evaluate(&none).await;
     assert!(!d.allowed);
     assert!(d.message.unwrap().contains("no egress allowlist for namespace ml"));
+
+    // A policy's default allowlist stands in for the namespace annotation.
+    let with_default = policy(
+        "egress",
+        &format!("{}/egress/**", w.host),
+        &w.key,
+        "cosign",
+        &format!("requirements: {{signature: true}}\negress: {{allowlist: \"{}\"}}", tag_of(&signed)),
+    );
+    let e = engine(&with_default, &w.v, ExtractionConfig::default());
+    let d = e.evaluate(&none).await;
+    assert!(d.allowed, "{:?}", d.message);
+    let f = d.findings.iter().find(|f| f.requirement == "egress").expect("egress finding");
+    assert_eq!((f.result, f.artifact.name.as_str()), (FindingResult::Pass, "policy egress default"));
+    let mut wide = netpol("192.168.0.0/16");
+    wide.namespace_annotations.clear();
+    let d = e.evaluate(&wide).await;
+    assert!(!d.allowed);
+    assert!(d.message.unwrap().contains("192.168.0.0/16"));
 }
