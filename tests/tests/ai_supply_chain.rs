@@ -408,6 +408,19 @@ async fn compliance_profiles_pass_and_fail_with_the_violation_named() {
     assert!(m.to_lowercase().contains("pickle"), "{m}");
     assert!(m.contains("GPL-3.0-only"), "{m}");
 
+    // A policy that only assigns a profile still fails what it cannot read (nothing passes unseen).
+    let only_profile = w.models_policy("complianceProfile: open-models")
+        + &profile("open-models", "annotations: [{key: org.opencontainers.image.source}]");
+    let missing = format!("{}/models/missing:v1", w.host);
+    let d = engine(&only_profile, &w.v, ExtractionConfig::default())
+        .evaluate(&pod(
+            json!({"containers": [], "volumes": [{"name": "m", "image": {"reference": missing}}]}),
+        ))
+        .await;
+    assert!(!d.allowed);
+    let m = d.message.unwrap();
+    assert!(m.contains("policy models: compliance open-models: cannot resolve the image"), "{m}");
+
     // An unknown profile fails closed.
     let d = e.evaluate(&pod_with(json!({"vouch.dev/compliance-profile": "nope"}), vol(&w.model))).await;
     assert!(!d.allowed);

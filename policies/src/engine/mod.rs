@@ -278,6 +278,11 @@ impl Engine {
                 .policies()
                 .iter()
                 .filter(|p| policy_applies(p, &name, input, &object_labels))
+                // A policy that only sets fetcher modes or an egress default checks nothing here: it
+                // must not count as covering the artifact (the no-match action applies instead).
+                .filter(|p| {
+                    p.broken.is_some() || !p.requirements.is_empty() || !profile_labels(p, input).is_empty()
+                })
                 .collect();
             if matching.is_empty() {
                 unmatched.push((artifact, Unmatched::NoPolicy));
@@ -479,12 +484,15 @@ impl Engine {
         if let Some(c) = &policy.credentials {
             credentials.merge(c.clone());
         }
+        // Every check the policy makes here, so that none can pass unseen when the artifact cannot be read.
         let all = |result, reason: String, shown: &str, digest: Option<Digest>| -> Vec<Finding> {
             policy
                 .requirements
                 .iter()
-                .map(|req| {
-                    base_finding(policy, artifact, shown, digest.clone(), req.label(), result, reason.clone())
+                .map(|req| req.label())
+                .chain(profile_labels(policy, input))
+                .map(|label| {
+                    base_finding(policy, artifact, shown, digest.clone(), label, result, reason.clone())
                 })
                 .collect()
         };
