@@ -317,3 +317,56 @@ struct Unusable {
     transient: bool,
     reason: String,
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    fn policy(name: &str, mode: Mode) -> CompiledPolicy {
+        let set = PolicySet::from_yaml_str(&format!(
+            "apiVersion: vouch.dev/v1alpha1\nkind: ClusterSupplyChainPolicy\nmetadata: {{name: {name}}}\n\
+             spec: {{images: [\"r.io/**\"], mode: {mode:?}, authorities: [{{name: k, keyless: {{identities: \
+             [{{subject: a, issuer: b}}]}}}}], requirements: {{signature: true}}}}\n"
+        ));
+        set.policies().first().cloned().unwrap_or_else(|| panic!("{:?}", set.problems()))
+    }
+
+    fn result(policy: &CompiledPolicy, pass: bool) -> Verified<'_> {
+        let f = Finding {
+            policy: policy.name.clone(),
+            policy_namespace: None,
+            mode: policy.mode,
+            requirement: "signature".into(),
+            artifact: ArtifactLocation {
+                kind: ArtifactKind::EgressAllowlist,
+                name: "a".into(),
+                pointer: "/p".into(),
+            },
+            reference: format!("r.io/list:v1@sha256:{}", "a".repeat(64)),
+            digest: None,
+            result: if pass { FindingResult::Pass } else { FindingResult::Fail },
+            reason: String::new(),
+            signer: None,
+            rekor_log_index: None,
+            sbom_digest: None,
+        };
+        Verified { index: 0, policy, findings: vec![f] }
+    }
+
+    #[test]
+    fn an_allowlist_is_trusted_only_when_the_enforcing_policies_covering_it_all_passed() {
+        let (enforce, audit) = (policy("e", Mode::Enforce), policy("a", Mode::Audit));
+        assert!(matches!(trust(0, &[]), Trust::Uncovered));
+        assert!(matches!(trust(0, &[result(&enforce, true)]), Trust::Verified(p, _) if p.len() == 1));
+        assert!(matches!(trust(0, &[result(&enforce, true), result(&enforce, false)]), Trust::Unverified(_)));
+        // An audit policy's failure does not distrust what an enforcing policy verified...
+        assert!(matches!(trust(0, &[result(&enforce, true), result(&audit, false)]), Trust::Verified(..)));
+        // ...but alone it is the judge.
+        assert!(matches!(trust(0, &[result(&audit, false)]), Trust::Unverified(_)));
+        // A policy with no findings vouches for nothing.
+        let empty = Verified { index: 0, policy: &enforce, findings: Vec::new() };
+        assert!(matches!(trust(0, &[empty]), Trust::Unverified(_)));
+    }
+}
