@@ -3,5 +3,6 @@
 
 pub mod egress;
 pub mod fake_sigstore;
+pub mod fault_proxy;
 pub mod handwritten_cosign;
 pub mod models;
