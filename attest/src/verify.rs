@@ -809,11 +809,24 @@ impl ArtifactVerifier {
         cap: usize,
     ) -> Result<Vec<(Source, Result<Vec<u8>, CosignError>)>, VerifyError> {
         let list = self.inner.registry.referrers(pinned, Some(artifact_type)).await?;
+        let subject = pinned.digest();
         let mut out = Vec::new();
         for d in list.into_iter().take(self.inner.options.max_candidates) {
             let source = Source::Referrer { manifest: d.digest.clone() };
             let manifest_ref = pinned.with_digest(d.digest.clone());
             let blob = match self.inner.registry.fetch_parsed_manifest(&manifest_ref).await {
+                // A referrers list (the tag-schema index is writable by anyone who can push) may name a
+                // manifest about another artifact: only the manifest's own subject binds it to this one,
+                // and for unsigned material (an SBOM referrer) nothing else does.
+                Ok((_, ManifestKind::Image(m))) if m.subject.as_ref().map(|s| &s.digest) != subject => {
+                    Err(CosignError::Unexpected {
+                        what: "referrer manifest",
+                        reason: match &m.subject {
+                            Some(s) => format!("its subject is {}, not this artifact", s.digest),
+                            None => "it has no subject".into(),
+                        },
+                    })
+                }
                 Ok((_, ManifestKind::Image(m))) => match m.layers.first() {
                     Some(layer) => {
                         match self.inner.registry.fetch_blob(&manifest_ref, &layer.digest, cap).await {
