@@ -20,6 +20,7 @@ pub mod selector;
 
 pub use decision::{ArtifactKind, ArtifactLocation, Decision, Finding, FindingResult, Pin};
 pub use engine::{AdmissionInput, Engine, EngineConfig, NoMatchAction};
+pub use extract::ExtractionConfig;
 pub use kube::core::admission::Operation;
 pub use kube::core::GroupVersionKind;
 pub use policy_set::{LoadError, PolicyProblem, PolicyResources, PolicySet, Secrets};

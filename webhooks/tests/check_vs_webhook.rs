@@ -95,6 +95,7 @@ async fn check_and_webhook_decide_the_same() {
             tls: CertPaths { cert: tls_dir.path().join("tls.crt"), key: tls_dir.path().join("tls.key") },
             tls_reload_interval: Duration::from_secs(5),
             policy_dir: Some(fx.policies.clone()),
+            extraction_config: None,
             dry_run: false,
             no_match: match no_match {
                 "allow" => vouch_policies::NoMatchAction::Allow,

@@ -135,6 +135,7 @@ async fn create_verify_and_serve_from_a_bundle_with_the_registry_stopped() {
         tls: CertPaths { cert: dir.path().join("tls.crt"), key: dir.path().join("tls.key") },
         tls_reload_interval: Duration::from_secs(5),
         policy_dir: None,
+        extraction_config: None,
         dry_run: false,
         no_match: vouch_policies::NoMatchAction::Deny,
         trusted_root: None,

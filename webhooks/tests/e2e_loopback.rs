@@ -350,13 +350,10 @@ fn apply_patch(object: &mut Value, patch: &Value) {
     }
 }
 
-/// An audit entry key: `audit-N`, or `vouch.dev/audit-N` as vouch names them today (kube-apiserver prefixes
-/// keys with the webhook name and keeps only `<prefix>/<name>` keys, so the unprefixed form is the one that
-/// reaches an audit log; see docs/audit-mode.md).
+/// An audit entry key: `audit-N` (kube-apiserver prefixes it with the webhook name, giving
+/// `validate.vouch.dev/audit-N` in the audit log; see docs/audit-mode.md).
 fn is_audit_key(key: &str) -> bool {
-    key.strip_prefix("vouch.dev/")
-        .unwrap_or(key)
-        .strip_prefix("audit-")
+    key.strip_prefix("audit-")
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 

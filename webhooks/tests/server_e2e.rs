@@ -49,6 +49,7 @@ async fn signed_pod_is_allowed_and_pinned_unsigned_is_denied() {
         tls: CertPaths { cert: dir.path().join("tls.crt"), key: dir.path().join("tls.key") },
         tls_reload_interval: Duration::from_secs(5),
         policy_dir: Some(policies),
+        extraction_config: None,
         dry_run: false,
         no_match: vouch_policies::NoMatchAction::Deny,
         trusted_root: None,

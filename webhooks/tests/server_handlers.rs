@@ -221,7 +221,7 @@ async fn denial_warnings_and_audit_annotations() {
     assert_eq!(r["status"]["code"], 403);
     assert_eq!(r["status"]["message"], message);
     assert_eq!(r["warnings"], json!(["policy staging-signed (warn): unsigned"]));
-    let audit = r["auditAnnotations"]["vouch.dev/audit-0"].as_str().unwrap();
+    let audit = r["auditAnnotations"]["audit-0"].as_str().unwrap();
     assert!(audit.starts_with("container app: image registry.test:5000/demo/app:1.0@sha256:"), "{audit}");
     let metrics = s.metrics.encode();
     assert!(

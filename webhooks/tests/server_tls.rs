@@ -29,6 +29,7 @@ fn config(volume: &SecretVolume, policy_dir: &std::path::Path) -> ServeConfig {
         tls: CertPaths { cert: volume.cert(), key: volume.key() },
         tls_reload_interval: Duration::from_millis(100),
         policy_dir: Some(policy_dir.to_owned()),
+        extraction_config: None,
         dry_run: false,
         no_match: vouch_policies::NoMatchAction::Allow,
         trusted_root: None,

@@ -1,12 +1,12 @@
 //! Where references are found beyond the built-in places: JSONPath extractors for custom kinds and extra
-//! fetcher profiles, read from a file or Helm values (`--extractors`), validated and compiled once.
+//! fetcher profiles, read from a file or Helm values (`--extraction-config FILE`), validated and compiled once.
 
 use serde::{Deserialize, Serialize};
 
 use super::jsonpath::CompiledPath;
 use crate::glob::Glob;
 
-/// Configuration of where references are found beyond the built-in places (file/Helm values, `--extractors`).
+/// Configuration of where references are found beyond the built-in places (`--extraction-config FILE`, Helm value `extraction`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExtractionConfig {
@@ -63,6 +63,8 @@ pub struct FetcherProfile {
     pub prefix: Option<String>,
 }
 
+/// Largest configuration file read.
+const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 /// Most extractors or fetcher profiles in one configuration.
 const MAX_CONFIG_ENTRIES: usize = 256;
 /// Most JSONPath expressions per extractor field.
@@ -74,6 +76,23 @@ impl ExtractionConfig {
     /// Read a configuration from YAML (or JSON); unknown fields are errors, so typos do not go unnoticed.
     pub fn from_yaml_str(s: &str) -> Result<Self, String> {
         serde_yaml::from_str(s).map_err(|e| format!("extraction configuration: {e}"))
+    }
+
+    /// Read and check a configuration file (`--extraction-config`): bounded in size, every problem listed.
+    pub fn read_file(path: &std::path::Path) -> Result<Self, String> {
+        use std::io::Read;
+        let shown = path.display();
+        let file = std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+        let mut text = String::new();
+        file.take(MAX_CONFIG_FILE_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read {shown}: {e}"))?;
+        if text.len() as u64 > MAX_CONFIG_FILE_BYTES {
+            return Err(format!("{shown} is larger than {MAX_CONFIG_FILE_BYTES} bytes"));
+        }
+        let config = Self::from_yaml_str(&text).map_err(|e| format!("{shown}: {e}"))?;
+        config.validate().map_err(|problems| format!("{shown}: {}", problems.join("; ")))?;
+        Ok(config)
     }
 
     /// Every problem of the configuration at once (bad JSONPath, bad glob, ambiguous profile, ...).
@@ -305,6 +324,31 @@ fetchers:
     flag: --from
     prefix: oci://
 "#;
+
+    #[test]
+    fn read_file_names_the_file_and_every_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.yaml");
+        std::fs::write(&good, EXAMPLE).unwrap();
+        assert_eq!(ExtractionConfig::read_file(&good).unwrap(), ExtractionConfig::from_yaml_str(EXAMPLE).unwrap());
+
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "extractors:\n  - apiVersion: a/b/c\n    kind: X\n    paths: ['$[']\n").unwrap();
+        let e = ExtractionConfig::read_file(&bad).unwrap_err();
+        assert!(e.starts_with(&format!("{}: ", bad.display())), "{e}");
+        assert!(e.contains("apiVersion must be group/version"), "{e}");
+
+        let typo = dir.path().join("typo.yaml");
+        std::fs::write(&typo, "extractor: []\n").unwrap();
+        assert!(ExtractionConfig::read_file(&typo).unwrap_err().contains("unknown field `extractor`"));
+
+        let huge = dir.path().join("huge.yaml");
+        std::fs::write(&huge, vec![b'#'; (MAX_CONFIG_FILE_BYTES + 1) as usize]).unwrap();
+        assert!(ExtractionConfig::read_file(&huge).unwrap_err().contains("larger than"));
+
+        let missing = dir.path().join("missing.yaml");
+        assert!(ExtractionConfig::read_file(&missing).unwrap_err().starts_with("cannot read "));
+    }
 
     #[test]
     fn the_documented_example_parses_and_compiles() {

@@ -21,7 +21,7 @@ use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
 use vouch_attest::{ArtifactRef, PublicKey, SigningKey};
 use vouch_policies::manifests::{ManifestObject, ManifestReader, NamespaceFacts, NAMESPACE_NAME_LABEL};
 use vouch_policies::{
-    AdmissionInput, Decision, Engine, EngineConfig, FindingResult, GroupVersionKind, Operation, PolicySet,
+    AdmissionInput, Decision, Engine, EngineConfig, ExtractionConfig, FindingResult, GroupVersionKind, Operation, PolicySet,
 };
 
 use super::{EXIT_ERROR, EXIT_OK, EXIT_REJECTED};
@@ -70,6 +70,9 @@ pub struct CreateArgs {
     /// Public keys (PEM) to carry along for reference; repeatable.
     #[arg(long = "carry-key")]
     pub carry_keys: Vec<PathBuf>,
+    /// Extractors for custom kinds and extra fetcher profiles (YAML; as `vouch serve` and `vouch check`).
+    #[arg(long)]
+    pub extraction_config: Option<PathBuf>,
     /// Also record image layers and configs (not needed for verification).
     #[arg(long)]
     pub include_layers: bool,
@@ -335,7 +338,11 @@ async fn create_bundle(args: &CreateArgs) -> Result<String, CreateError> {
         client.clone(),
     )
     .map_err(|e| invalid(format!("verifier: {e}")))?;
-    let engine = Engine::new(EngineConfig { budget, ..EngineConfig::default() }, policies, verifier);
+    let extraction = match &args.extraction_config {
+        Some(path) => ExtractionConfig::read_file(path).map_err(|e| invalid(format!("--extraction-config: {e}")))?,
+        None => ExtractionConfig::default(),
+    };
+    let engine = Engine::new(EngineConfig { budget, extraction, ..EngineConfig::default() }, policies, verifier);
 
     // The inputs: one pod for the references given, and every object of the manifests.
     let mut inputs = Vec::new();

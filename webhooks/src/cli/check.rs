@@ -26,7 +26,7 @@ use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
 use vouch_policies::extract::{extract_with, Extracted};
 use vouch_policies::manifests::{ManifestObject, ManifestReader, NamespaceFacts, NAMESPACE_NAME_LABEL};
 use vouch_policies::policy_set::{PolicyResources, Secrets};
-use vouch_policies::{Engine, EngineConfig, NoMatchAction, PolicySet};
+use vouch_policies::{Engine, EngineConfig, ExtractionConfig, NoMatchAction, PolicySet};
 
 pub use report::{CheckReport, ObjectReport, Outcome};
 
@@ -67,6 +67,9 @@ pub struct CheckArgs {
     /// Public key (PEM) the bundle must be signed with.
     #[arg(long, requires = "bundle")]
     pub bundle_key: Option<PathBuf>,
+    /// Extractors for custom kinds and extra init-container fetcher profiles (YAML; as `vouch serve`).
+    #[arg(long)]
+    pub extraction_config: Option<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -356,10 +359,16 @@ pub fn prepare(args: &CheckArgs) -> Result<Prepared, CheckError> {
         // Fail closed: an empty render (a failed `helm template` in a pipe) must not pass as clean.
         return Err(CheckError::Usage { flag: "--filename", reason: "no Kubernetes objects found".into() });
     }
+    let extraction = match &args.extraction_config {
+        Some(path) => ExtractionConfig::read_file(path)
+            .map_err(|reason| CheckError::Usage { flag: "--extraction-config", reason })?,
+        None => ExtractionConfig::default(),
+    };
     let engine_config = EngineConfig {
         dry_run: args.dry_run,
         no_match: args.no_match.into(),
         budget,
+        extraction,
         ..EngineConfig::default()
     };
     let (policies, verifier) = match &args.bundle {

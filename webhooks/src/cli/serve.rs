@@ -20,7 +20,7 @@ pub struct ServeArgs {
     /// Private key of the serving certificate (PEM).
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
-    /// How often the certificate files are checked for changes, e.g. `5s`.
+    /// How often the certificate files, --policy-dir and --trusted-root are checked for changes, e.g. `5s`.
     #[arg(long)]
     pub tls_reload_interval: Option<String>,
     /// HTTPS address of /validate and /mutate [default: 0.0.0.0:8443].
@@ -32,6 +32,9 @@ pub struct ServeArgs {
     /// Read policies from this directory (YAML) instead of the cluster.
     #[arg(long)]
     pub policy_dir: Option<PathBuf>,
+    /// Extractors for custom kinds and extra init-container fetcher profiles (YAML; docs/extractors.md).
+    #[arg(long)]
+    pub extraction_config: Option<PathBuf>,
     /// Dry-run audit mode: nothing is denied, every would-be denial is recorded.
     #[arg(long)]
     pub dry_run: bool,
@@ -83,6 +86,7 @@ impl ServeArgs {
             tls_key: self.tls_key.clone(),
             tls_reload_interval: self.tls_reload_interval.clone(),
             policy_dir: self.policy_dir.clone(),
+            extraction_config: self.extraction_config.clone(),
             // A bool flag can only switch on; the file can still set it.
             dry_run: self.dry_run.then_some(true),
             no_match: self.no_match.clone(),

@@ -18,8 +18,10 @@ use vouch_policies::{AdmissionInput, Decision, Finding, FindingResult};
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 /// Annotation the mutating webhook sets: a compact JSON summary of what was verified.
 pub const VERIFIED_ANNOTATION: &str = "vouch.dev/verified";
-/// Prefix of audit annotation keys (`vouch.dev/audit-0`, `-1`, ...).
-pub const AUDIT_ANNOTATION_PREFIX: &str = "vouch.dev/audit-";
+/// Prefix of audit annotation keys (`audit-0`, `audit-1`, ...). Unprefixed on purpose: kube-apiserver
+/// prefixes each key with the webhook's name (`validate.vouch.dev/audit-0`) and drops keys that would then
+/// hold a second `/`.
+pub const AUDIT_ANNOTATION_PREFIX: &str = "audit-";
 /// Largest audit annotation value, in bytes.
 pub const MAX_AUDIT_VALUE_BYTES: usize = 1024;
 /// Most audit annotations per response (the rest are counted in one more annotation).
@@ -401,11 +403,8 @@ impl Review {
     }
 
     /// The engine's input, with cluster facts looked up by the caller.
-    pub fn into_input(
-        self,
-        namespace_labels: BTreeMap<String, String>,
-        pull_credentials: Credentials,
-    ) -> AdmissionInput {
+    pub fn into_input(self, facts: ClusterFacts) -> AdmissionInput {
+        let ClusterFacts { namespace_labels, namespace_annotations, pull_credentials } = facts;
         let r = self.request;
         AdmissionInput {
             uid: r.uid,
@@ -418,12 +417,22 @@ impl Review {
             object: self.object,
             old_object: self.old_object,
             namespace_labels,
-            // Set by the caller when it looks them up (NetworkPolicy egress checks need them).
-            namespace_annotations: BTreeMap::new(),
+            namespace_annotations,
             dry_run: r.dry_run,
             pull_credentials,
         }
     }
+}
+
+/// What the engine needs from the cluster besides the review: looked up by the server per request.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterFacts {
+    /// Labels of the object's namespace (policy namespace selectors).
+    pub namespace_labels: BTreeMap<String, String>,
+    /// vouch.dev/* annotations of the object's namespace (e.g. the egress allowlist of its NetworkPolicies).
+    pub namespace_annotations: BTreeMap<String, String>,
+    /// The pod's and its service account's image pull credentials.
+    pub pull_credentials: Credentials,
 }
 
 /// What the response of a review says, as a JSON AdmissionReview ready to send.
@@ -507,7 +516,7 @@ fn warnings(ws: &[String]) -> Option<Vec<String>> {
     Some(out)
 }
 
-/// `vouch.dev/audit-<n>` = one finding per key, each value at most 1 KiB.
+/// `audit-<n>` = one finding per key, each value at most 1 KiB.
 pub fn audit_annotations(audit: &[Finding]) -> HashMap<String, String> {
     let mut out: HashMap<String, String> = audit
         .iter()
@@ -680,7 +689,7 @@ mod tests {
         assert_eq!(review.request.kind.kind, "Pod");
         assert!(review.needs_cluster_facts());
         assert_eq!(review.pod_spec().unwrap()["containers"][0]["name"], "app");
-        let input = review.into_input(BTreeMap::new(), Credentials::anonymous());
+        let input = review.into_input(ClusterFacts::default());
         assert_eq!(input.namespace.as_deref(), Some("prod"));
         assert_eq!(input.resource, "pods");
         assert_eq!(input.object.unwrap()["spec"]["containers"][0]["image"], "reg.example/app:1.0");
@@ -782,10 +791,10 @@ mod tests {
         let audit: Vec<Finding> = std::iter::repeat_n(long, MAX_AUDIT_ANNOTATIONS + 3).collect();
         let a = audit_annotations(&audit);
         assert_eq!(a.len(), MAX_AUDIT_ANNOTATIONS + 1);
-        assert!(a["vouch.dev/audit-0"]
+        assert!(a["audit-0"]
             .starts_with("container app: image reg.example/app:1.0@sha256:ab : policy audit-me"));
         assert!(a.values().all(|v| v.len() <= MAX_AUDIT_VALUE_BYTES));
-        assert_eq!(a["vouch.dev/audit-truncated"], "3 more finding(s) not shown");
+        assert_eq!(a["audit-truncated"], "3 more finding(s) not shown");
     }
 
     fn pinned_decision() -> Decision {

@@ -39,10 +39,12 @@ pub struct ServeConfig {
     pub health_listen: SocketAddr,
     /// Serving certificate and key (PEM), reloaded when they change.
     pub tls: CertPaths,
-    /// How often the certificate files are polled.
+    /// How often the certificate files, the policy directory and the trusted root are polled.
     pub tls_reload_interval: Duration,
     /// Policies from this directory (multi-document YAML); `None` = from the cluster.
     pub policy_dir: Option<PathBuf>,
+    /// Extractors for custom kinds and extra fetcher profiles (YAML, docs/extractors.md); `None` = built-ins.
+    pub extraction_config: Option<PathBuf>,
     /// Global dry-run: every policy acts as audit.
     pub dry_run: bool,
     /// What happens to an artifact no policy covers.
@@ -92,6 +94,8 @@ pub struct RawServeConfig {
     pub tls_reload_interval: Option<String>,
     /// `--policy-dir`.
     pub policy_dir: Option<PathBuf>,
+    /// `--extraction-config`.
+    pub extraction_config: Option<PathBuf>,
     /// `--dry-run`.
     pub dry_run: Option<bool>,
     /// `--no-match`.
@@ -176,6 +180,7 @@ impl RawServeConfig {
             tls_key: over.tls_key.or(self.tls_key),
             tls_reload_interval: over.tls_reload_interval.or(self.tls_reload_interval),
             policy_dir: over.policy_dir.or(self.policy_dir),
+            extraction_config: over.extraction_config.or(self.extraction_config),
             dry_run: over.dry_run.or(self.dry_run),
             no_match: over.no_match.or(self.no_match),
             trusted_root: over.trusted_root.or(self.trusted_root),
@@ -266,6 +271,7 @@ impl RawServeConfig {
             }
         };
         optional_file(self.trusted_root.as_deref(), "--trusted-root", &mut bad);
+        optional_file(self.extraction_config.as_deref(), "--extraction-config", &mut bad);
         optional_file(self.registry_auth_file.as_deref(), "--registry-auth-file", &mut bad);
         let insecure_registries = self.insecure_registries.unwrap_or_default();
         for r in &insecure_registries {
@@ -329,6 +335,7 @@ impl RawServeConfig {
                     tls: CertPaths { cert, key },
                     tls_reload_interval,
                     policy_dir: self.policy_dir,
+                    extraction_config: self.extraction_config,
                     dry_run: self.dry_run.unwrap_or(false),
                     no_match,
                     trusted_root: self.trusted_root,

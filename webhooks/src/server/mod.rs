@@ -3,6 +3,7 @@
 //! - [`router`]: POST /validate and /mutate (AdmissionReview v1), testable with `tower::ServiceExt::oneshot`;
 //! - [`health_router`]: /healthz, /readyz and /metrics, served on a separate plain-HTTP port;
 //! - [`serve_https`]: the TLS accept loop (rustls, reloaded certificate) with a graceful drain;
+//! - [`reload`]: `--policy-dir` and `--trusted-root` reloaded while serving, the last good kept;
 //! - [`run`]: everything wired from a validated [`config::ServeConfig`].
 //!
 //! Evaluation knows nothing of HTTP: handlers read the review, look up cluster facts, ask the
@@ -12,10 +13,10 @@ pub mod admission;
 pub mod config;
 pub mod dev_pki;
 pub mod metrics;
+pub mod reload;
 pub mod run;
 pub mod tls;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,7 +34,7 @@ use vouch_attest::registry::Credentials;
 use vouch_policies::{AdmissionInput, Decision};
 
 use crate::cluster::ClusterContext;
-use admission::{operation_name, parse_review, ResponseReview};
+use admission::{operation_name, parse_review, ClusterFacts, ResponseReview};
 use metrics::Metrics;
 
 pub use run::{run, RunError};
@@ -49,6 +50,15 @@ pub trait Evaluator: Send + Sync + 'static {
     fn is_ready(&self) -> bool;
     /// Decide; never fails (failures are findings, per the policies' failure policy).
     fn evaluate<'a>(&'a self, input: &'a AdmissionInput) -> BoxFuture<'a, Decision>;
+    /// Reloaded configuration that was refused while the last good one stays in force, one line per
+    /// source naming the file and the error (shown by /readyz; empty when all is in force).
+    fn stale_configuration(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The configuration in force, one line per watched source (shown by /readyz).
+    fn configuration_in_force(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl Evaluator for vouch_policies::Engine {
@@ -145,7 +155,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
         missing.push("webhook TLS listener not serving");
     }
     if missing.is_empty() {
-        (StatusCode::OK, "ready\n").into_response()
+        // Stale configuration does not make the server unready: the last good one keeps enforcing.
+        (StatusCode::OK, reload::ready_body(state.evaluator.as_ref())).into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", missing.join("; "))).into_response()
     }
@@ -177,22 +188,25 @@ fn bad_request(
 }
 
 /// Cluster facts for the engine; `Err` carries the message a fail-closed answer gives.
-async fn cluster_facts(
-    state: &AppState,
-    review: &admission::Review,
-) -> Result<(BTreeMap<String, String>, Credentials), String> {
+async fn cluster_facts(state: &AppState, review: &admission::Review) -> Result<ClusterFacts, String> {
     if !review.needs_cluster_facts() {
-        return Ok((BTreeMap::new(), Credentials::anonymous()));
+        return Ok(ClusterFacts::default());
     }
     let Some(ns) = review.request.namespace.as_deref().filter(|n| !n.is_empty()) else {
-        return Ok((BTreeMap::new(), Credentials::anonymous()));
+        return Ok(ClusterFacts::default());
     };
-    let labels = state
+    let namespace_labels = state
         .cluster
         .namespace_labels(ns)
         .await
         .map_err(|e| format!("vouch: cannot read the labels of namespace {ns} to match policies: {e}"))?;
-    let credentials = match review.pod_spec() {
+    // Same cached Namespace read as the labels; NetworkPolicy egress checks need the allowlist annotation.
+    let namespace_annotations = state
+        .cluster
+        .namespace_annotations(ns)
+        .await
+        .map_err(|e| format!("vouch: cannot read the annotations of namespace {ns}: {e}"))?;
+    let pull_credentials = match review.pod_spec() {
         Some(spec) => state.cluster.pull_credentials(ns, spec).await.unwrap_or_else(|e| {
             // Anonymous pulls may still work (public images); if not, the registry error is a finding
             // judged by the policy's failure policy.
@@ -201,7 +215,7 @@ async fn cluster_facts(
         }),
         None => Credentials::anonymous(),
     };
-    Ok((labels, credentials))
+    Ok(ClusterFacts { namespace_labels, namespace_annotations, pull_credentials })
 }
 
 /// What the server answers when it cannot get a decision: deny, or under dry-run allow with a warning.
@@ -255,8 +269,8 @@ async fn admit(state: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRej
         let uid = review.request.uid.clone();
         let request_dry_run = review.request.dry_run;
         let decision_and_input = match cluster_facts(&state, &review).await {
-            Ok((labels, credentials)) => {
-                let input = review.into_input(labels, credentials);
+            Ok(facts) => {
+                let input = review.into_input(facts);
                 let deadline = state.budget + BACKSTOP_SLACK;
                 let decision = match tokio::time::timeout(deadline, state.evaluator.evaluate(&input)).await {
                     Ok(d) => d,

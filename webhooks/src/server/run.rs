@@ -12,10 +12,11 @@ use vouch_attest::offline::{OfflineBundle, OpenOptions};
 use vouch_attest::registry::{Credentials, RegistryConfig};
 use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
-use vouch_policies::{Engine, EngineConfig, PolicySet};
+use vouch_policies::{Engine, EngineConfig, ExtractionConfig, PolicySet};
 
 use super::config::{BundleSource, ServeConfig};
 use super::metrics::Metrics;
+use super::reload::{self, ConfigReload};
 use super::tls::{self, ReloadingCert, TlsError};
 use super::StatusSink;
 use super::{health_router, router, serve_https, AppState};
@@ -56,9 +57,28 @@ pub enum RunError {
         /// What is wrong.
         reason: String,
     },
+    /// The extraction configuration cannot be read or is invalid.
+    #[error("extraction configuration: {reason}")]
+    Extraction {
+        /// What is wrong, naming the file.
+        reason: String,
+    },
     /// The policy directory cannot be read.
     #[error("policies: {0}")]
     Policies(#[from] vouch_policies::LoadError),
+    /// The policy directory does not read or compile completely; nothing from it is put in force.
+    #[error(
+        "policies in {} do not all compile, none is put in force ({} problem(s)):\n  {}",
+        dir.display(),
+        problems.len(),
+        problems.join("\n  ")
+    )]
+    PolicyProblems {
+        /// The directory.
+        dir: PathBuf,
+        /// Every problem, naming the file or resource.
+        problems: Vec<String>,
+    },
     /// The offline bundle was refused (nothing from it is used).
     #[error("bundle {}: {source}", path.display())]
     Bundle {
@@ -92,11 +112,20 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, RunError> {
     std::fs::read(path).map_err(|source| RunError::Read { path: path.clone(), source })
 }
 
+/// `--extraction-config`, read and fully checked before any port is bound (built-ins only without it).
+pub fn extraction_config(path: Option<&std::path::Path>) -> Result<ExtractionConfig, RunError> {
+    match path {
+        None => Ok(ExtractionConfig::default()),
+        Some(path) => ExtractionConfig::read_file(path).map_err(|reason| RunError::Extraction { reason }),
+    }
+}
+
 /// The verifier configuration from `vouch serve`'s settings.
 pub fn verifier_config(config: &ServeConfig) -> Result<VerifierConfig, RunError> {
     let trust_root = match &config.trusted_root {
-        Some(p) => TrustRoot::from_json(&read(p)?)
-            .map_err(|e| RunError::Invalid { path: p.clone(), reason: e.to_string() })?,
+        Some(p) => {
+            reload::load_trusted_root(p).map_err(|reason| RunError::Invalid { path: p.clone(), reason })?
+        }
         None => TrustRoot::public_good()
             .map_err(|e| RunError::Invalid { path: "<embedded>".into(), reason: e.to_string() })?,
     };
@@ -138,14 +167,17 @@ fn open_bundle(source: &BundleSource) -> Result<OfflineBundle, RunError> {
 }
 
 /// The verifier: over the network, or reading only from the bundle. With a bundle, `--trusted-root`
-/// (when given) wins over the bundle's trusted root.
+/// (when given) wins over the bundle's trusted root. Also gives the fingerprint of `--trusted-root` as read,
+/// which its reload compares the file against.
 fn build_verifier(
     config: &ServeConfig,
     bundle: Option<&OfflineBundle>,
-) -> Result<ArtifactVerifier, RunError> {
+) -> Result<(ArtifactVerifier, Option<String>), RunError> {
     let mut verifier_config = verifier_config(config)?;
+    let trusted_root =
+        config.trusted_root.as_ref().map(|_| verifier_config.trust_root.fingerprint().to_string());
     let Some(bundle) = bundle else {
-        return Ok(ArtifactVerifier::new(verifier_config)?);
+        return Ok((ArtifactVerifier::new(verifier_config)?, trusted_root));
     };
     if config.trusted_root.is_none() {
         if let Some(root) = bundle.trusted_root() {
@@ -153,7 +185,7 @@ fn build_verifier(
         }
     }
     let client = bundle.registry_client(verifier_config.registry.clone());
-    Ok(ArtifactVerifier::with_registry_client(verifier_config, client)?)
+    Ok((ArtifactVerifier::with_registry_client(verifier_config, client)?, trusted_root))
 }
 
 /// The policies a bundle carries, compiled as a policy directory would be.
@@ -186,6 +218,8 @@ pub struct Server {
     cert: Arc<ReloadingCert>,
     state: AppState,
     engine: Engine,
+    /// `--policy-dir` and `--trusted-root`, watched and reloaded into the engine.
+    reload: Arc<ConfigReload>,
     /// Cluster tasks (policy watch, status worker), `None` in file mode.
     cluster_tasks: Option<ClusterTasks>,
 }
@@ -232,14 +266,22 @@ impl Server {
                 "verifying from the offline bundle only"
             );
         }
-        let verifier = build_verifier(&config, bundle.as_ref())?;
+        let (verifier, trusted_root_fingerprint) = build_verifier(&config, bundle.as_ref())?;
 
+        let mut policy_dir_fingerprint = None;
         let policies = match (&config.policy_dir, &bundle) {
             (Some(dir), _) => {
-                let set = PolicySet::load_dir(dir)?;
-                log_problems(&set);
-                tracing::info!(dir = %dir.display(), policies = set.policies().len(), "policies loaded from files");
-                Some(set)
+                // Nothing to fall back on at start: a directory that does not compile completely stops here.
+                let loaded = reload::load_policy_dir(dir)
+                    .map_err(|problems| RunError::PolicyProblems { dir: dir.clone(), problems })?;
+                tracing::info!(
+                    dir = %dir.display(),
+                    policies = loaded.set.policies().len(),
+                    fingerprint = %loaded.fingerprint,
+                    "policies loaded from files"
+                );
+                policy_dir_fingerprint = Some(loaded.fingerprint);
+                Some(loaded.set)
             }
             (None, Some(b)) => {
                 let set = bundle_policies(b);
@@ -253,6 +295,7 @@ impl Server {
             dry_run: config.dry_run,
             no_match: config.no_match,
             budget: config.timeout_budget,
+            extraction: extraction_config(config.extraction_config.as_deref())?,
             ..EngineConfig::default()
         };
         let engine = match policies {
@@ -260,6 +303,11 @@ impl Server {
             // From the cluster: not ready (/readyz 503) until the watch's first complete list.
             None => Engine::new_pending(engine_config, verifier.clone()),
         };
+        let reload = ConfigReload::new(
+            engine.clone(),
+            config.policy_dir.clone().zip(policy_dir_fingerprint),
+            config.trusted_root.clone().zip(trusted_root_fingerprint),
+        );
         let metrics;
         let cluster: Arc<dyn ClusterContext>;
         let mut status_sink: Option<Arc<dyn StatusSink>> = None;
@@ -273,17 +321,20 @@ impl Server {
             let watch = (config.policy_dir.is_none() && bundle.is_none()).then(|| {
                 PolicyWatch::new(client, engine.clone()).with_counters(status.policy_counters()).spawn()
             });
-            metrics = Metrics::with_extra(|r| status.metrics().register(r));
+            metrics = Metrics::with_extra(|r| {
+                status.metrics().register(r);
+                reload.register(r);
+            });
             status_sink = Some(Arc::new(status));
             cluster_tasks = Some(ClusterTasks { watch, status: status_task });
         } else {
             cluster = Arc::new(NoCluster);
-            metrics = Metrics::new();
+            metrics = Metrics::with_extra(|r| reload.register(r));
         }
         metrics.attach_verifier(verifier);
         metrics.attach_cert(Arc::clone(&cert));
         let state = AppState {
-            evaluator: Arc::new(engine.clone()),
+            evaluator: reload.clone(),
             cluster,
             status: status_sink,
             metrics,
@@ -297,7 +348,7 @@ impl Server {
         };
         let health = bind("health", config.health_listen).await?;
         let https = bind("webhooks", config.listen).await?;
-        Ok(Self { config, https, health, tls, cert, state, engine, cluster_tasks })
+        Ok(Self { config, https, health, tls, cert, state, engine, reload, cluster_tasks })
     }
 
     /// The bound webhook address (useful with port 0).
@@ -322,10 +373,11 @@ impl Server {
 
     /// Serve until `shutdown` completes, then drain within the configured grace period.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        let Self { config, https, health, tls, cert, state, engine: _, cluster_tasks } = self;
+        let Self { config, https, health, tls, cert, state, engine: _, reload, cluster_tasks } = self;
         let bound = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let (https_addr, health_addr) = (bound(&https), bound(&health));
         let watch = cert.spawn_watch(config.tls_reload_interval);
+        let reload_watch = reload.watches_anything().then(|| reload.spawn_watch(config.tls_reload_interval));
         let (health_stop, health_stopped) = tokio::sync::oneshot::channel::<()>();
         let health_app = health_router(state.clone());
         let health_task = tokio::spawn(async move {
@@ -346,6 +398,9 @@ impl Server {
         let serving = Arc::clone(&state.serving);
         serve_https(https, tls, router(state), serving, shutdown, config.shutdown_grace).await;
         watch.abort();
+        if let Some(w) = reload_watch {
+            w.abort();
+        }
         let _ = health_stop.send(());
         let _ = health_task.await;
         if let Some(tasks) = cluster_tasks {
@@ -377,4 +432,25 @@ pub async fn run_with_bundle(
 ) -> Result<(), RunError> {
     Server::prepare_with_bundle(config, bundle).await?.run(shutdown).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_extraction_configuration_is_read_and_checked_before_serving() {
+        assert_eq!(extraction_config(None).unwrap(), ExtractionConfig::default());
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("extraction.yaml");
+        std::fs::write(&good, "fetchers:\n  - name: puller\n    image: reg.example/puller\n    env: SRC\n").unwrap();
+        assert_eq!(extraction_config(Some(&good)).unwrap().fetchers[0].name, "puller");
+
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "extractors:\n  - apiVersion: x/v1\n    kind: K\n    paths: ['not a path']\n").unwrap();
+        let e = extraction_config(Some(&bad)).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("extraction configuration: {}: ", bad.display())), "{e}");
+        assert!(e.contains("extractors[0] (x/v1 K)"), "{e}");
+    }
 }
