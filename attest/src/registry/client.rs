@@ -16,7 +16,10 @@ use reqwest::{Method, StatusCode};
 use super::manifest::{
     bare_media_type, parse_manifest, Descriptor, ImageIndex, ManifestKind, MANIFEST_MEDIA_TYPES, OCI_INDEX,
 };
-use super::{Credentials, FetchedManifest, RegistryAuth, RegistryConfig, RegistryError, RegistryStats};
+use super::{
+    Credentials, FailureCounts, FailureKind, FetchedManifest, RegistryAuth, RegistryConfig, RegistryError,
+    RegistryStats,
+};
 use crate::digest::Digest;
 use crate::offline::{OfflineStore, Recorder};
 use crate::reference::ArtifactRef;
@@ -61,6 +64,7 @@ struct Inner {
     errors: Arc<AtomicU64>,
     retries: Arc<AtomicU64>,
     http_requests: Arc<AtomicU64>,
+    failures: Arc<[AtomicU64; FailureKind::ALL.len()]>,
 }
 
 /// Where reads go: the network, or an offline bundle (which has no HTTP client to open sockets with).
@@ -184,6 +188,7 @@ impl RegistryClient {
                 errors: Arc::new(AtomicU64::new(0)),
                 retries: Arc::new(AtomicU64::new(0)),
                 http_requests: Arc::new(AtomicU64::new(0)),
+                failures: Arc::new(std::array::from_fn(|_| AtomicU64::new(0))),
             }),
         }
     }
@@ -212,6 +217,7 @@ impl RegistryClient {
                 errors: self.inner.errors.clone(),
                 retries: self.inner.retries.clone(),
                 http_requests: self.inner.http_requests.clone(),
+                failures: self.inner.failures.clone(),
             }),
         })
     }
@@ -228,6 +234,7 @@ impl RegistryClient {
             errors: self.inner.errors.load(Ordering::Relaxed),
             retries: self.inner.retries.load(Ordering::Relaxed),
             http_requests: self.inner.http_requests.load(Ordering::Relaxed),
+            failures: FailureCounts(std::array::from_fn(|i| self.inner.failures[i].load(Ordering::Relaxed))),
         }
     }
 
@@ -262,8 +269,13 @@ impl RegistryClient {
             Some(d) => {
                 d.parse::<Digest>().map_err(|e| protocol(r, format!("bad Docker-Content-Digest header: {e}")))
             }
-            // Registries need not send the header, and some mishandle HEAD: hash the manifest itself.
-            None => Ok(self.fetch_manifest_uncounted(r).await?.digest),
+            // Registries need not send the header, and some mishandle HEAD: hash the manifest itself,
+            // which must be one (a tag is never pinned to the digest of whatever came back).
+            None => {
+                let fetched = self.fetch_manifest_uncounted(r).await?;
+                fetched.parse()?;
+                Ok(fetched.digest)
+            }
         }
     }
 
@@ -277,9 +289,13 @@ impl RegistryClient {
         &self,
         r: &ArtifactRef,
     ) -> Result<(FetchedManifest, ManifestKind), RegistryError> {
-        let fetched = self.fetch_manifest(r).await?;
-        let kind = parse_manifest(&r.to_string(), &fetched.media_type, &fetched.bytes)?;
-        Ok((fetched, kind))
+        // One call: an answer that is not a manifest is a failed call (and counted as one).
+        self.counted(async {
+            let fetched = self.fetch_manifest_uncounted(r).await?;
+            let kind = parse_manifest(&r.to_string(), &fetched.media_type, &fetched.bytes)?;
+            Ok((fetched, kind))
+        })
+        .await
     }
 
     /// The platform image manifests of the index `r` names (attestation manifests left out).
@@ -481,7 +497,8 @@ impl RegistryClient {
         let result = call.await;
         if let Err(e) = &result {
             self.inner.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(error = %e, "registry call failed");
+            self.inner.failures[e.kind() as usize].fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(error = %e, kind = %e.kind(), "registry call failed");
         }
         result
     }
@@ -747,7 +764,12 @@ impl RegistryClient {
                     .flatten()
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| retry_after(v, chrono::Utc::now()));
-            return Err(Failed { error: status_error(req.r, status.as_u16()), retry_after });
+            let error = if status == StatusCode::TOO_MANY_REQUESTS {
+                RegistryError::Throttled { reference: req.r.to_string(), retry_after }
+            } else {
+                status_error(req.r, status.as_u16())
+            };
+            return Err(Failed { error, retry_after });
         }
         let headers = response.headers().clone();
         // Bodies of failures and of HEAD are not needed; only a successful GET's body is read, capped.
@@ -878,18 +900,7 @@ impl RegistryClient {
     }
 
     fn classify(&self, r: &ArtifactRef, e: &reqwest::Error) -> RegistryError {
-        let registry = r.registry().to_owned();
-        if e.is_timeout() {
-            return RegistryError::Timeout { registry, after: self.inner.config.timeout };
-        }
-        let reason = error_chain(e);
-        // rustls reading a plain-HTTP answer to its ClientHello: the registry does not speak TLS.
-        if self.scheme(r.registry()) == "https"
-            && (reason.contains("InvalidContentType") || reason.contains("corrupt message"))
-        {
-            return RegistryError::InsecureNotAllowed { registry };
-        }
-        RegistryError::Unreachable { registry, reason }
+        transport_error(r, e, self.scheme(r.registry()) == "https", self.inner.config.timeout)
     }
 }
 
@@ -905,6 +916,48 @@ fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Durati
         }
     };
     Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// What went wrong below HTTP status level: timeout, refused, reset, an answer cut short, or bytes that
+/// are not HTTP. `https`: whether TLS was spoken (a plain-HTTP answer to a ClientHello is told apart).
+fn transport_error(r: &ArtifactRef, e: &reqwest::Error, https: bool, timeout: Duration) -> RegistryError {
+    let registry = r.registry().to_owned();
+    if e.is_timeout() {
+        return RegistryError::Timeout { registry, after: timeout };
+    }
+    let reason = error_chain(e);
+    // rustls reading a plain-HTTP answer to its ClientHello: the registry does not speak TLS.
+    if https && (reason.contains("InvalidContentType") || reason.contains("corrupt message")) {
+        return RegistryError::InsecureNotAllowed { registry };
+    }
+    if e.is_connect() {
+        return RegistryError::Unreachable { registry, reason };
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe => return RegistryError::Reset { registry },
+                std::io::ErrorKind::UnexpectedEof => return RegistryError::ClosedEarly { registry, reason },
+                _ => {}
+            }
+        }
+        source = s.source();
+    }
+    // hyper's own descriptions (its error type is not ours to name): see hyper::Error's Display.
+    if reason.contains("connection closed before message completed") || reason.contains("end of file") {
+        RegistryError::ClosedEarly { registry, reason }
+    } else if reason.contains("parsed")
+        || reason.contains("message head is too large")
+        || reason.contains("unexpected message")
+        || reason.contains("invalid URI")
+    {
+        RegistryError::NotHttp { registry, reason }
+    } else {
+        RegistryError::Unreachable { registry, reason }
+    }
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -926,17 +979,8 @@ fn map_oci_error(r: &ArtifactRef, e: OciDistributionError, timeout: Duration) ->
         OciDistributionError::AuthenticationFailure(_) | OciDistributionError::UnauthorizedError { .. } => {
             RegistryError::Unauthorized { registry }
         }
-        OciDistributionError::RequestError(e) if e.is_timeout() => {
-            RegistryError::Timeout { registry, after: timeout }
-        }
-        OciDistributionError::RequestError(e) => {
-            let reason = error_chain(&e);
-            if reason.contains("InvalidContentType") || reason.contains("corrupt message") {
-                RegistryError::InsecureNotAllowed { registry }
-            } else {
-                RegistryError::Unreachable { registry, reason }
-            }
-        }
+        // oci-client only knows https-or-not per registry; the TLS check below is harmless for http.
+        OciDistributionError::RequestError(e) => transport_error(r, &e, true, timeout),
         OciDistributionError::ServerError { code, .. } => status_error(r, code),
         OciDistributionError::RegistryError { envelope, .. } => protocol(
             r,
@@ -954,7 +998,8 @@ fn status_error(r: &ArtifactRef, status: u16) -> RegistryError {
         401 => RegistryError::Unauthorized { registry: r.registry().to_owned() },
         403 => RegistryError::Denied { reference: r.to_string() },
         404 => RegistryError::NotFound { reference: r.to_string() },
-        s if s >= 500 || s == 429 => RegistryError::Server { reference: r.to_string(), status: s },
+        429 => RegistryError::Throttled { reference: r.to_string(), retry_after: None },
+        s if s >= 500 => RegistryError::Server { reference: r.to_string(), status: s },
         s => protocol(r, format!("unexpected HTTP status {s}")),
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub use auth::{Credentials, RegistryAuth};
 pub use client::RegistryClient;
-pub use error::RegistryError;
+pub use error::{FailureKind, RegistryError};
 pub use manifest::{
     parse_manifest, Descriptor, ImageIndex, ImageManifest, ManifestKind, Platform, DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST, MANIFEST_MEDIA_TYPES, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST,
@@ -63,6 +63,24 @@ pub struct RegistryStats {
     pub retries: u64,
     /// HTTP requests sent (token requests and uploads included); always 0 for an offline client.
     pub http_requests: u64,
+    /// Failed calls by kind (they add up to `errors`).
+    pub failures: FailureCounts,
+}
+
+/// Failed registry calls counted by [`FailureKind`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailureCounts(pub(crate) [u64; FailureKind::ALL.len()]);
+
+impl FailureCounts {
+    /// Failed calls of this kind.
+    pub fn get(&self, kind: FailureKind) -> u64 {
+        self.0[kind as usize]
+    }
+
+    /// Every kind with its count (zeros included), in [`FailureKind::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (FailureKind, u64)> + '_ {
+        FailureKind::ALL.iter().map(|k| (*k, self.get(*k)))
+    }
 }
 
 /// A manifest as fetched: its bytes, their digest and the media type the registry gave.

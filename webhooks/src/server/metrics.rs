@@ -11,6 +11,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use vouch_attest::verify::ArtifactVerifier;
 
@@ -55,6 +56,14 @@ pub struct EndpointLabels {
     pub endpoint: &'static str,
 }
 
+/// Labels of `vouch_registry_failures_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// timeout, unreachable, reset, closed_early, throttled, server_error, too_large, invalid_response,
+    /// digest_mismatch, not_found, refused or other.
+    pub kind: &'static str,
+}
+
 /// Where scrape-time counters come from; attached once the server has built them.
 #[derive(Debug, Default)]
 struct Sources {
@@ -97,6 +106,17 @@ impl Collector for Sources {
                 "Registry API calls that failed.",
                 registry.errors,
             )?;
+            // Every kind, zeros included, so that rate() and alerts see a series from the start.
+            let mut family = encoder.encode_descriptor(
+                "vouch_registry_failures",
+                "Registry API calls that failed, by kind.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (kind, count) in registry.failures.iter() {
+                let labels = FailureLabels { kind: kind.as_str() };
+                ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+            }
         }
         if let Some(c) = self.cert.get() {
             const_counter(&mut encoder, "vouch_tls_reloads", "Serving certificate reloads.", c.reloads())?;
@@ -231,6 +251,31 @@ mod tests {
         );
         assert!(text.contains(r#"vouch_admission_duration_seconds_count{endpoint="validate"} 1"#), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[tokio::test]
+    async fn registry_failures_are_counted_by_kind() {
+        // Nothing listens on port 1: every call fails as unreachable, none as anything else.
+        let verifier = ArtifactVerifier::new(vouch_attest::verify::VerifierConfig {
+            registry: vouch_attest::registry::RegistryConfig {
+                insecure_registries: vec!["127.0.0.1:1".into()],
+                timeout: Duration::from_secs(2),
+                retries: 0,
+                ..Default::default()
+            },
+            trust_root: vouch_attest::trust_root::TrustRoot::public_good().unwrap(),
+            cache: Default::default(),
+            options: Default::default(),
+        })
+        .unwrap();
+        let r: vouch_attest::ArtifactRef = "127.0.0.1:1/acme/app:1".parse().unwrap();
+        assert!(verifier.resolve(&r).await.is_err());
+        let m = Metrics::new();
+        m.attach_verifier(verifier);
+        let text = m.encode();
+        assert!(text.contains(r#"vouch_registry_failures_total{kind="unreachable"} 1"#), "{text}");
+        assert!(text.contains(r#"vouch_registry_failures_total{kind="timeout"} 0"#), "{text}");
+        assert!(text.contains("vouch_registry_errors_total 1"), "{text}");
     }
 
     #[test]
