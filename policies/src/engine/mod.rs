@@ -19,6 +19,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use vouch_attest::registry::Credentials;
 use vouch_attest::sigstore_verify::Authority;
+use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{ArtifactVerifier, Facts, Requirement, Signer, VerifyOptions};
 use vouch_attest::{ArtifactRef, Digest};
 
@@ -105,11 +106,13 @@ type VerifierKey = (Option<String>, bool);
 
 struct Loaded {
     set: Arc<PolicySet>,
+    /// The verifier under the trust root in force (`--trusted-root`, possibly reloaded).
+    base: ArtifactVerifier,
     verifiers: BTreeMap<VerifierKey, ArtifactVerifier>,
 }
 
 impl Loaded {
-    fn new(set: PolicySet, base: &ArtifactVerifier) -> Self {
+    fn new(set: Arc<PolicySet>, base: &ArtifactVerifier) -> Self {
         let mut verifiers = BTreeMap::new();
         let in_force = set.policies().iter().filter(|p| p.broken.is_none());
         for a in in_force.flat_map(|p| p.authorities.iter()) {
@@ -131,7 +134,7 @@ impl Loaded {
             }
             verifiers.insert(key, v);
         }
-        Self { set: Arc::new(set), verifiers }
+        Self { set, base: base.clone(), verifiers }
     }
 }
 
@@ -188,7 +191,7 @@ impl Engine {
     fn build(config: EngineConfig, policies: PolicySet, verifier: ArtifactVerifier, ready: bool) -> Self {
         let permits = config.max_concurrent_rego.max(1);
         // Keyless authorities reuse the base verifier: normalise its key setting into the map key.
-        let loaded = Loaded::new(policies, &verifier);
+        let loaded = Loaded::new(Arc::new(policies), &verifier);
         let extraction = config.extraction.compile();
         Self {
             shared: Arc::new(Shared {
@@ -207,9 +210,19 @@ impl Engine {
     /// Put `policies` in force atomically (evaluations under way finish with the old set); the engine is
     /// ready from then on.
     pub fn replace_policies(&self, policies: PolicySet) {
-        self.shared.loaded.store(Arc::new(Loaded::new(policies, &self.shared.verifier)));
+        let set = Arc::new(policies);
+        // rcu: a trust root replaced at the same moment is kept.
+        self.shared.loaded.rcu(|cur| Arc::new(Loaded::new(Arc::clone(&set), &cur.base)));
         // Release: whoever sees `ready` also sees the set stored above.
         self.shared.ready.store(true, Ordering::Release);
+    }
+
+    /// Put `root` in force as the trust root of authorities that name none (`--trusted-root`), atomically
+    /// (evaluations under way finish with the old one). Verdicts are cached under the trust root's
+    /// fingerprint, so none computed under the old root is served under the new one.
+    pub fn replace_trust_root(&self, root: TrustRoot) {
+        let base = self.shared.verifier.with_trust_root(root);
+        self.shared.loaded.rcu(|cur| Arc::new(Loaded::new(Arc::clone(&cur.set), &base)));
     }
 
     /// The policies in force.
@@ -496,7 +509,7 @@ impl Engine {
                 })
                 .collect()
         };
-        let resolved = match self.shared.verifier.with_credentials(&credentials) {
+        let resolved = match loaded.base.with_credentials(&credentials) {
             Ok(v) => v.resolve(reference).await,
             Err(e) => Err(e),
         };
@@ -523,7 +536,7 @@ impl Engine {
         let mut findings: Vec<Finding> = futures::future::join_all(checks).await;
         let profiles = compliance::profiles_for(policy, input);
         if !profiles.is_empty() {
-            let verifier = match self.shared.verifier.with_credentials(&credentials) {
+            let verifier = match loaded.base.with_credentials(&credentials) {
                 Ok(v) => v,
                 Err(e) => return all(FindingResult::Fail, e.to_string(), &shown, digest),
             };
