@@ -154,6 +154,7 @@ async fn main() {
         max_body_bytes: 8 * 1024 * 1024,
         kube: false,
         shutdown_grace: Duration::from_secs(2),
+        cache_capacity: vouch_webhooks::server::config::DEFAULT_CACHE_CAPACITY,
     })
     .await
     .unwrap();

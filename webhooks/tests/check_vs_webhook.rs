@@ -110,6 +110,7 @@ async fn check_and_webhook_decide_the_same() {
             max_body_bytes: 8 * 1024 * 1024,
             kube: false,
             shutdown_grace: Duration::from_secs(1),
+            cache_capacity: vouch_webhooks::server::config::DEFAULT_CACHE_CAPACITY,
         })
         .await
         .unwrap();

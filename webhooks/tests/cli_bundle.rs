@@ -146,6 +146,7 @@ async fn create_verify_and_serve_from_a_bundle_with_the_registry_stopped() {
         max_body_bytes: 8 * 1024 * 1024,
         kube: false,
         shutdown_grace: Duration::from_secs(5),
+        cache_capacity: vouch_webhooks::server::config::DEFAULT_CACHE_CAPACITY,
     };
     // A tampered bundle stops start-up with the reason.
     let refused = Server::prepare_with_bundle(

@@ -60,6 +60,7 @@ async fn signed_pod_is_allowed_and_pinned_unsigned_is_denied() {
         max_body_bytes: 8 * 1024 * 1024,
         kube: false,
         shutdown_grace: Duration::from_secs(5),
+        cache_capacity: vouch_webhooks::server::config::DEFAULT_CACHE_CAPACITY,
     })
     .await
     .unwrap();

@@ -113,6 +113,7 @@ fn config(tls: CertPaths, policy_dir: &Path, trusted_root: Option<PathBuf>, regi
         max_body_bytes: 8 * 1024 * 1024,
         kube: false,
         shutdown_grace: Duration::from_secs(5),
+        cache_capacity: vouch_webhooks::server::config::DEFAULT_CACHE_CAPACITY,
     }
 }
 

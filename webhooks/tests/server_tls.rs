@@ -40,6 +40,7 @@ fn config(volume: &SecretVolume, policy_dir: &std::path::Path) -> ServeConfig {
         max_body_bytes: 8 * 1024 * 1024,
         kube: false,
         shutdown_grace: Duration::from_secs(5),
+        cache_capacity: vouch_webhooks::server::config::DEFAULT_CACHE_CAPACITY,
     }
 }
 

@@ -66,6 +66,10 @@ pub struct ServeArgs {
     /// Time in-flight requests get after SIGTERM [default: 20s].
     #[arg(long)]
     pub shutdown_grace: Option<String>,
+    /// Most verdicts (and tag resolutions) kept in memory; size for the distinct digests admitted per
+    /// 5 minutes [default: 10000].
+    #[arg(long)]
+    pub cache_capacity: Option<u64>,
     /// Verify from this offline bundle only (zero network); its policies apply unless --policy-dir.
     #[arg(long)]
     pub bundle: Option<PathBuf>,
@@ -99,6 +103,7 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             kube: self.kube,
             shutdown_grace: self.shutdown_grace.clone(),
+            cache_capacity: self.cache_capacity,
             bundle: self.bundle.clone(),
             bundle_key: self.bundle_key.clone(),
             bundle_allow_unsigned: self.bundle_allow_unsigned.then_some(true),

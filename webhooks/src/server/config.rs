@@ -27,6 +27,10 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 const MAX_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
 const MIN_BODY_BYTES: usize = 4 * 1024;
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Default most verdicts held in memory (the verifier's own default).
+pub const DEFAULT_CACHE_CAPACITY: u64 = 10_000;
+/// Most verdicts `--cache-capacity` may ask for: the cache's 64 MiB weight bound holds this many 1 KiB verdicts.
+const MAX_CACHE_CAPACITY: u64 = 65_536;
 /// Largest configuration file read.
 const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 
@@ -65,6 +69,8 @@ pub struct ServeConfig {
     pub kube: bool,
     /// Time in-flight requests get after SIGTERM before the process exits anyway.
     pub shutdown_grace: Duration,
+    /// Most verdicts (and tag resolutions) kept in memory.
+    pub cache_capacity: u64,
 }
 
 /// An offline bundle to serve from.
@@ -116,6 +122,8 @@ pub struct RawServeConfig {
     pub kube: Option<bool>,
     /// `--shutdown-grace`.
     pub shutdown_grace: Option<String>,
+    /// `--cache-capacity`.
+    pub cache_capacity: Option<u64>,
     /// `--bundle`.
     pub bundle: Option<PathBuf>,
     /// `--bundle-key`.
@@ -191,6 +199,7 @@ impl RawServeConfig {
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
             kube: over.kube.or(self.kube),
             shutdown_grace: over.shutdown_grace.or(self.shutdown_grace),
+            cache_capacity: over.cache_capacity.or(self.cache_capacity),
             bundle: over.bundle.or(self.bundle),
             bundle_key: over.bundle_key.or(self.bundle_key),
             bundle_allow_unsigned: over.bundle_allow_unsigned.or(self.bundle_allow_unsigned),
@@ -306,6 +315,14 @@ impl RawServeConfig {
             "--shutdown-grace",
             &mut bad,
         );
+        let cache_capacity = match self.cache_capacity {
+            None => DEFAULT_CACHE_CAPACITY,
+            Some(n) if (1..=MAX_CACHE_CAPACITY).contains(&n) => n,
+            Some(n) => {
+                bad("--cache-capacity", format!("{n}: must be between 1 and {MAX_CACHE_CAPACITY}"));
+                DEFAULT_CACHE_CAPACITY
+            }
+        };
 
         match (
             listen,
@@ -346,6 +363,7 @@ impl RawServeConfig {
                     max_body_bytes,
                     kube,
                     shutdown_grace,
+                    cache_capacity,
                 },
                 bundle,
             )),
@@ -561,6 +579,24 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("\"maybe\": expected allow, warn or deny"), "{text}");
         assert!(text.contains("/nonexistent/tls.key is not a readable file"), "{text}");
+    }
+
+    #[test]
+    fn cache_capacity_defaults_to_the_verifier_default_and_is_bounded() {
+        let (dir, cert, key) = files();
+        let base = RawServeConfig {
+            tls_cert: Some(cert),
+            tls_key: Some(key),
+            policy_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        assert_eq!(base.clone().validate().unwrap().cache_capacity, 10_000);
+        let set = RawServeConfig { cache_capacity: Some(64), ..base.clone() };
+        assert_eq!(set.validate().unwrap().cache_capacity, 64);
+        for bad in [0, MAX_CACHE_CAPACITY + 1] {
+            let err = RawServeConfig { cache_capacity: Some(bad), ..base.clone() }.validate().unwrap_err();
+            assert_eq!(err.problems.iter().map(|p| p.field).collect::<Vec<_>>(), ["--cache-capacity"]);
+        }
     }
 
     #[test]

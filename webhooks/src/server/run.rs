@@ -143,7 +143,7 @@ pub fn verifier_config(config: &ServeConfig) -> Result<VerifierConfig, RunError>
             ..RegistryConfig::default()
         },
         trust_root,
-        cache: Default::default(),
+        cache: vouch_attest::cache::CacheConfig { max_entries: config.cache_capacity, ..Default::default() },
         options: VerifyOptions {
             require_tlog_for_keys: !config.insecure_ignore_tlog,
             ..VerifyOptions::default()
