@@ -499,6 +499,18 @@ async fn check_from_an_offline_bundle_decides_as_online() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains(&format!("error: bundle {bundle}: ")), "{}", r.stderr);
     assert!(r.stdout.is_empty());
+    // Without a key the bundle is refused unless unsigned bundles are explicitly accepted.
+    let r = check_support::vouch(&args(&["check", "-f", &manifests, "--bundle", &bundle]), None).await;
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--bundle-key: required with --bundle"), "{}", r.stderr);
+    // Accepting unsigned bundles does not skip the check of a signed one.
+    let r = check_support::vouch(
+        &args(&["check", "-f", &manifests, "--bundle", &bundle, "--bundle-allow-unsigned"]),
+        None,
+    )
+    .await;
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("the bundle is signed: give its public key (--bundle-key)"), "{}", r.stderr);
     // Registry flags make no sense with a bundle.
     let r = check_support::vouch(
         &args(&["check", "-f", &manifests, "--bundle", &bundle, "--insecure-registry", &fx.host]),

@@ -64,9 +64,12 @@ pub struct CheckArgs {
     /// Offline verification bundle: verify from it with no network; its policies unless --policy is given.
     #[arg(long, conflicts_with_all = ["trusted_root", "insecure_registries", "registry_auth_file"])]
     pub bundle: Option<PathBuf>,
-    /// Public key (PEM) the bundle must be signed with.
+    /// Public key (PEM) the bundle must be signed with; required with --bundle unless --bundle-allow-unsigned.
     #[arg(long, requires = "bundle")]
     pub bundle_key: Option<PathBuf>,
+    /// Accept a bundle without checking who made it (no --bundle-key). Its policies are then unauthenticated.
+    #[arg(long, requires = "bundle", conflicts_with = "bundle_key")]
+    pub bundle_allow_unsigned: bool,
     /// Extractors for custom kinds and extra init-container fetcher profiles (YAML; as `vouch serve`).
     #[arg(long)]
     pub extraction_config: Option<PathBuf>,
@@ -373,6 +376,15 @@ pub fn prepare(args: &CheckArgs) -> Result<Prepared, CheckError> {
     };
     let (policies, verifier) = match &args.bundle {
         Some(path) => {
+            // As `vouch serve --bundle`: the bundle's policies decide, so who made it must be checked.
+            if args.bundle_key.is_none() && !args.bundle_allow_unsigned {
+                return Err(CheckError::Usage {
+                    flag: "--bundle-key",
+                    reason: "required with --bundle (or --bundle-allow-unsigned to accept a bundle without \
+                             checking who made it)"
+                        .into(),
+                });
+            }
             let source = bundle_source::open(path, args.bundle_key.as_deref())?;
             let policies =
                 if args.policies.is_empty() { source.policies()? } else { load_policies(&args.policies)? };
