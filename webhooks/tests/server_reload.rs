@@ -607,3 +607,34 @@ async fn sigterm_with_requests_in_flight() {
     assert!(text.contains("all connections drained"), "{text}");
     eprintln!("SIGTERM with {answered} requests in flight: all answered, exit 0 after {exited_after:?}");
 }
+
+/// With no last good configuration to fall back on, `vouch serve` refuses a policy directory that does
+/// not compile completely: exit 2 naming the file and the problem, no port bound.
+#[test]
+fn binary_refuses_a_policy_directory_that_does_not_compile_at_start() {
+    let tls = Tls::new();
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("good.yaml"),
+        key_policy("ok", "k", "reg.example", &SigningKey::generate()),
+    )
+    .unwrap();
+    std::fs::write(policies.path().join("bad.yaml"), "kind: [unterminated\n").unwrap();
+    let health_port = free_port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .arg("serve")
+        .arg("--tls-cert")
+        .arg(tls.paths().cert)
+        .arg("--tls-key")
+        .arg(tls.paths().key)
+        .arg("--policy-dir")
+        .arg(policies.path())
+        .args(["--listen", "127.0.0.1:0", "--health-listen", &format!("127.0.0.1:{health_port}")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("none is put in force (1 problem(s))"), "{stderr}");
+    assert!(stderr.contains("bad.yaml#1: not valid YAML"), "{stderr}");
+    assert!(StdListener::bind((Ipv4Addr::LOCALHOST, health_port)).is_ok(), "the health port was never bound");
+}
