@@ -256,6 +256,20 @@ impl OfflineBundle {
     /// [`Self::open`] with explicit options.
     pub fn open_with(path: &Path, options: &OpenOptions) -> Result<Self, BundleError> {
         let raw = reader::read_entries(path, &options.limits)?;
+        Self::from_entries(path, raw, options)
+    }
+
+    /// [`Self::open_with`] on a bundle file's bytes already in memory; `path` only names it.
+    pub fn from_bytes(path: &Path, bytes: &[u8], options: &OpenOptions) -> Result<Self, BundleError> {
+        let raw = reader::read_entries_from_bytes(path, bytes, &options.limits)?;
+        Self::from_entries(path, raw, options)
+    }
+
+    fn from_entries(
+        path: &Path,
+        raw: reader::RawEntries,
+        options: &OpenOptions,
+    ) -> Result<Self, BundleError> {
         // The signature first: nothing of an unauthenticated index is interpreted beyond its framing.
         let state = reader::check_signature(&raw, options.key.as_ref(), options.allow_unsigned)?;
         let (index, content) = reader::check_index(&raw, options.now)?;

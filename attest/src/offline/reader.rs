@@ -59,10 +59,29 @@ pub(crate) fn read_entries(path: &Path, limits: &BundleLimits) -> Result<RawEntr
     let gz = file.read(&mut magic).map_err(io)? == 2 && magic == [0x1f, 0x8b];
     drop(file);
     let file = std::fs::File::open(path).map_err(io)?;
+    read_archive(path, file, gz, limits)
+}
+
+/// [`read_entries`] on a bundle file already in memory (`path` only names it in errors).
+pub(crate) fn read_entries_from_bytes(
+    path: &Path,
+    bytes: &[u8],
+    limits: &BundleLimits,
+) -> Result<RawEntries, BundleError> {
+    read_archive(path, bytes, bytes.starts_with(&[0x1f, 0x8b]), limits)
+}
+
+fn read_archive(
+    path: &Path,
+    file: impl Read,
+    gz: bool,
+    limits: &BundleLimits,
+) -> Result<RawEntries, BundleError> {
+    let io = |source: std::io::Error| BundleError::Io { path: path.to_path_buf(), source };
     // Tar framing adds at most a header (and padding) per entry, plus the end blocks.
     let framing = (limits.max_entries as u64 + 2).saturating_mul(1024);
     let cap = limits.max_total_bytes.saturating_add(framing);
-    let reader: Box<dyn Read> =
+    let reader: Box<dyn Read + '_> =
         if gz { Box::new(flate2::read::GzDecoder::new(file).take(cap)) } else { Box::new(file.take(cap)) };
     let mut archive = tar::Archive::new(reader);
     let (mut oci_layout, mut index_json, mut bundle_json, mut signature) = (None, None, None, None);
