@@ -710,16 +710,13 @@ impl Engine {
         // Conditions may look at the model's metadata (null for other artifacts).
         let model = verifier.model(pinned).await.ok().flatten();
         for a in &facts.attestations {
-            let rego_input = serde_json::json!({
-                "predicateType": a.predicate_type,
-                "predicate": a.predicate,
-                "artifact": {
-                    "reference": pinned.to_string(),
-                    "digest": pinned.digest().map(ToString::to_string),
-                    "model": model.as_deref(),
-                },
-                "object": input.object,
-            });
+            let rego_input = condition_input(
+                &a.predicate_type,
+                &a.predicate,
+                pinned,
+                model.as_deref(),
+                input.object.as_ref(),
+            );
             let permit = match self.shared.rego_permits.clone().acquire_owned().await {
                 Ok(p) => p,
                 Err(_) => {
@@ -767,6 +764,28 @@ struct Verified<'a> {
 struct Charged<'a> {
     policy: Option<&'a CompiledPolicy>,
     finding: Finding,
+}
+
+/// The input document of a policy's Rego condition, for one verified attestation of `pinned`: its
+/// predicate type and predicate (as signed, untrusted in shape), the artifact (with the model's facts,
+/// null for other artifacts) and the admitted object.
+pub fn condition_input(
+    predicate_type: &str,
+    predicate: &serde_json::Value,
+    pinned: &ArtifactRef,
+    model: Option<&vouch_attest::model::ModelFacts>,
+    object: Option<&serde_json::Value>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "predicateType": predicate_type,
+        "predicate": predicate,
+        "artifact": {
+            "reference": pinned.to_string(),
+            "digest": pinned.digest().map(ToString::to_string),
+            "model": model,
+        },
+        "object": object,
+    })
 }
 
 /// `compliance <profile>` labels of the profiles that apply to an artifact under `policy`.
