@@ -507,3 +507,39 @@ async fn hostile_signature_manifests_are_bounded() {
         Err(e) => assert!(e.to_string().contains("recursion limit"), "{e}"),
     }
 }
+
+/// Proves: a policy author's Rego condition that would run for minutes is stopped by the per-evaluation
+/// time limit: the requirement fails with the limit named (enforce: denied), and the engine answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_rego_condition_is_cut_off_by_its_time_limit() {
+    let registry = DevRegistry::start().await.unwrap();
+    let host = registry.host();
+    let verifier = verifier_for(&host);
+    let key = SigningKey::generate();
+    let img = push_image(verifier.registry(), &host, "slow/app", "1.0").await;
+    let statement = json!({
+        "_type": STATEMENT_V1,
+        "subject": [{"name": img.repository_name(), "digest": {"sha256": img.digest().unwrap().hex()}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        // The loop bound comes from the signed predicate, so compiling the condition (empty input) is quick.
+        "predicate": {"n": 100000}
+    });
+    cosign::attest_with_key(verifier.registry(), &img, &key, &statement).await.unwrap();
+    // 10^10 iterations, none of which holds: minutes of work without the limit.
+    let condition = "package slow\n\nallow if {\n  some i in numbers.range(1, input.predicate.n)\n  some j in numbers.range(1, input.predicate.n)\n  i * j == -1\n}\n";
+    let requirements = format!(
+        "attestations:\n  - predicateType: https://slsa.dev/provenance/v1\n    condition: |\n{}",
+        indent(condition, 6)
+    );
+    let yaml = ns_policy("slow", "team-1", &format!("{host}/slow/**"), &key, false, &requirements);
+    let set = PolicySet::from_yaml_str(&yaml);
+    assert!(set.problems().is_empty(), "{:?}", set.problems());
+    let config = EngineConfig { budget: Duration::from_secs(20), ..EngineConfig::default() };
+    let engine = Engine::new(config, set, verifier);
+    let d = engine.evaluate(&pod_in("team-1", &img.to_string())).await;
+    assert!(!d.allowed);
+    let m = d.message.unwrap();
+    assert!(m.contains("policy slow: attestation https://slsa.dev/provenance/v1: key slow-key:"), "{m}");
+    assert!(m.contains("execution exceeded time limit"), "the time limit is named: {m}");
+    assert!(!m.contains("within the budget"), "cut off by the Rego limit, not the request budget: {m}");
+}
