@@ -476,7 +476,7 @@ async fn certificate_rotated_with_requests_in_flight() {
     }
     let failures = failures.lock().unwrap().clone();
     assert!(failures.is_empty(), "{} failed request(s), first: {:?}", failures.len(), failures.first());
-    let finished = finished.lock().unwrap();
+    let finished = std::mem::take(&mut *finished.lock().unwrap());
     assert!(finished.iter().all(|f| f.3), "every answer echoes its own uid");
     let spanning = finished
         .iter()

@@ -408,6 +408,9 @@ struct SourceLabels {
     source: &'static str,
 }
 
+/// Reads one counter of a watched source.
+type CounterOf = fn(&Watched) -> u64;
+
 #[derive(Debug)]
 struct ReloadMetrics(Arc<ConfigReload>);
 
@@ -428,7 +431,7 @@ impl Collector for ReloadMetrics {
             ConstGauge::new(i64::from(stale))
                 .encode(m.encode_family(&SourceLabels { source: w.source.as_str() })?)?;
         }
-        let counters: [(&str, &str, fn(&Watched) -> u64); 2] = [
+        let counters: [(&str, &str, CounterOf); 2] = [
             ("vouch_config_reloads", "Configuration reloads put in force.", |w| {
                 w.reloads.load(Ordering::Relaxed)
             }),
