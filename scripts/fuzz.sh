@@ -43,11 +43,11 @@ known() { [[ -n "${max_len[$1]:-}" ]] || die "unknown target $1 (one of: ${targe
 
 build() {
   # Instrument only what runs in the target (--target keeps build scripts and proc macros plain, as
-  # cargo-fuzz does).
+  # cargo-fuzz does). Not --locked: fuzz/Cargo.lock follows the vouch crates' dependencies as they change.
   RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks" \
-    cargo build --release --locked --manifest-path fuzz/Cargo.toml --target "$triple" --bins
+    cargo build --release --manifest-path fuzz/Cargo.toml --target "$triple" --bins
 }
 
 # Run one target; prints one summary line; returns non-zero on a crash, timeout or OOM.
