@@ -70,11 +70,11 @@ fuzz() {
 summarize() {
   local t=$1 log=$2 work=$3 rc=$4
   local execs rate cov ft corpus result
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-  ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-  corpus=$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1 || true)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1 || true)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
+  ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
+  corpus=$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
   result=ok
   if [[ $rc -ne 0 ]]; then
     if grep -q 'ALARM: working on the last Unit\|libFuzzer: timeout' "$log"; then result=TIMEOUT
@@ -82,7 +82,7 @@ summarize() {
     elif grep -q 'deadly signal\|panicked' "$log"; then result=CRASH
     else result="FAILED(rc=$rc)"
     fi
-    result="$result $(grep -o "Test unit written to .*" "$log" | tail -1 | sed 's/Test unit written to //')"
+    result="$result $(grep -o "Test unit written to .*" "$log" | tail -1 | sed 's/Test unit written to //' || true)"
   fi
   printf '%-17s execs=%-9s exec/s=%-6s cov=%-6s ft=%-6s corpus=%-5s %s\n' "$t" "${execs:-?}" "${rate:-?}" \
     "${cov:-?}" "${ft:-?}" "${corpus:-?}" "$result"
