@@ -145,14 +145,14 @@ async fn judge(
     image: &str,
     (mode, failure): (&str, &str),
     retries: u32,
-) -> (Decision, ArtifactVerifier) {
+) -> (Decision, ArtifactVerifier, Duration) {
     let v = verifier(host, retries);
     let e = engine(host, key, mode, failure, v.clone());
     let started = Instant::now();
     let d = Box::pin(e.evaluate(&pod(image))).await;
     let took = started.elapsed();
     assert!(took < BUDGET + SLACK, "{mode}/{failure}: took {took:?}, budget {BUDGET:?}: {d:?}");
-    (d, v)
+    (d, v, took)
 }
 
 /// The four ways a policy can be set up for a failure, and what each must decide.
@@ -176,8 +176,14 @@ async fn check_fault(rig: &Rig, image: &str, what: &str, expect: Expect) {
     // Boxed: four engine evaluations side by side are too deep a future for a test thread's stack.
     let runs = SETUPS.map(|setup| Box::pin(judge(&host, &rig.key, image, setup, 0)));
     let results = futures_join(runs).await;
-    for ((mode, failure), (d, v)) in SETUPS.iter().zip(results) {
+    for ((mode, failure), (d, v, took)) in SETUPS.iter().zip(results) {
         let label = format!("{what} under {mode}/{failure}");
+        // Shown with --nocapture: what an operator would read, and how long it took.
+        eprintln!(
+            "{label}: {took:.2?}: {:?}: {}",
+            f_result(&d),
+            d.message.as_deref().or(d.warnings.first().map(String::as_str)).unwrap_or("(audit)")
+        );
         assert_eq!(d.findings.len(), 1, "{label}: {d:?}");
         let f = &d.findings[0];
         assert_eq!(f.result, expect.result, "{label}: {f:?}");
@@ -230,6 +236,10 @@ async fn check_fault(rig: &Rig, image: &str, what: &str, expect: Expect) {
     }
 }
 
+fn f_result(d: &Decision) -> Option<FindingResult> {
+    d.findings.first().map(|f| f.result)
+}
+
 async fn futures_join<F: std::future::Future>(runs: [F; 4]) -> Vec<F::Output> {
     let [a, b, c, d] = runs;
     let (a, b, c, d) = tokio::join!(a, b, c, d);
@@ -243,7 +253,7 @@ const TIMED_OUT: &[&str] = &["timed out: no answer within", "did not finish with
 async fn pass_through_verifies() {
     let rig = rig().await;
     for setup in SETUPS {
-        let (d, _) = judge(&rig.proxy.host(), &rig.key, &rig.image, setup, 0).await;
+        let (d, _, _) = judge(&rig.proxy.host(), &rig.key, &rig.image, setup, 0).await;
         assert!(d.allowed && d.warnings.is_empty() && d.audit.is_empty(), "{setup:?}: {d:?}");
         assert_eq!(d.findings[0].result, FindingResult::Pass, "{setup:?}");
     }
@@ -272,7 +282,7 @@ async fn registry_down() {
     let host = rig.registry.host();
     let image = format!("{host}/acme/app:1.0");
     for setup in SETUPS {
-        let (d, v) = judge(&host, &rig.key, &image, setup, 2).await;
+        let (d, v, _) = judge(&host, &rig.key, &image, setup, 2).await;
         assert_eq!(d.findings[0].result, FindingResult::Error, "{setup:?}: {d:?}");
         assert!(d.findings[0].reason.contains("Connection refused"), "{setup:?}: {:?}", d.findings[0].reason);
         assert_eq!(d.allowed, setup != ("Enforce", "Fail"), "{setup:?}: {d:?}");
@@ -294,7 +304,7 @@ async fn slow_past_the_budget() {
     check_fault(&rig, &rig.pinned.to_string(), "never answering", timed_out()).await;
     // Slow but within the budget: verified.
     rig.proxy.set(Fault::DelayResponse(Duration::from_millis(50)));
-    let (d, _) = judge(&rig.proxy.host(), &rig.key, &rig.image, ("Enforce", "Fail"), 0).await;
+    let (d, _, _) = judge(&rig.proxy.host(), &rig.key, &rig.image, ("Enforce", "Fail"), 0).await;
     assert!(d.allowed, "{d:?}");
 }
 
@@ -339,7 +349,7 @@ async fn throttling() {
     .await;
     // With retries allowed, a Retry-After beyond the budget is still not waited for.
     let started = Instant::now();
-    let (d, v) = judge(&rig.proxy.host(), &rig.key, &rig.image, ("Enforce", "Fail"), 2).await;
+    let (d, v, _) = judge(&rig.proxy.host(), &rig.key, &rig.image, ("Enforce", "Fail"), 2).await;
     assert!(!d.allowed, "{d:?}");
     assert!(
         started.elapsed() < Duration::from_millis(800),
@@ -352,7 +362,7 @@ async fn throttling() {
     rig.proxy.set(Fault::Throttle { requests: 2, retry_after: "1".into() });
     let before = rig.proxy.connections();
     let started = Instant::now();
-    let (d, v) = judge(&rig.proxy.host(), &rig.key, &rig.image, ("Enforce", "Fail"), 2).await;
+    let (d, v, _) = judge(&rig.proxy.host(), &rig.key, &rig.image, ("Enforce", "Fail"), 2).await;
     assert!(d.allowed, "{d:?}");
     assert_eq!(d.findings[0].result, FindingResult::Pass);
     assert!(
@@ -419,7 +429,7 @@ async fn flapping_registry_recovers_without_a_poisoned_cache() {
         // With retries: every bad connection is followed by a good one.
         rig.proxy.set(Fault::Flapping(Box::new(bad.clone())));
         let faulted = rig.proxy.faulted();
-        let (d, v) = judge(&host, &rig.key, &image, ("Enforce", "Fail"), 2).await;
+        let (d, v, _) = judge(&host, &rig.key, &image, ("Enforce", "Fail"), 2).await;
         assert!(rig.proxy.faulted() > faulted, "{bad:?}: the proxy faulted nothing");
         if bad == Fault::GarbageBody {
             // A wrong answer is not an outage and is not retried: denied.
