@@ -421,24 +421,27 @@ async fn main() {
     let (https_port, health_port) = (free_port(), free_port());
     let log = dir.path().join("vouch.log");
     let mut server = KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_vouch"))
-            .args(["serve", "--kube=false", "--insecure-ignore-tlog", "--no-match", "deny"])
-            .arg("--tls-cert")
-            .arg(dir.path().join("tls.crt"))
-            .arg("--tls-key")
-            .arg(dir.path().join("tls.key"))
-            .arg("--policy-dir")
-            .arg(&policies)
-            .args(["--insecure-registry", &host])
-            .args(["--cache-capacity", &s.capacity.to_string()])
-            .args(["--listen", &format!("127.0.0.1:{https_port}")])
-            .args(["--health-listen", &format!("127.0.0.1:{health_port}")])
-            // One log line per review at info: keep the disk out of the measurement.
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
+        // VOUCH_SOAK_SERVER: another build of the binary (e.g. release, driven by this debug bench).
+        std::process::Command::new(
+            std::env::var("VOUCH_SOAK_SERVER").unwrap_or(env!("CARGO_BIN_EXE_vouch").into()),
+        )
+        .args(["serve", "--kube=false", "--insecure-ignore-tlog", "--no-match", "deny"])
+        .arg("--tls-cert")
+        .arg(dir.path().join("tls.crt"))
+        .arg("--tls-key")
+        .arg(dir.path().join("tls.key"))
+        .arg("--policy-dir")
+        .arg(&policies)
+        .args(["--insecure-registry", &host])
+        .args(["--cache-capacity", &s.capacity.to_string()])
+        .args(["--listen", &format!("127.0.0.1:{https_port}")])
+        .args(["--health-listen", &format!("127.0.0.1:{health_port}")])
+        // One log line per review at info: keep the disk out of the measurement.
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap(),
     );
     let pid = server.0.id();
     let health = SocketAddr::from((Ipv4Addr::LOCALHOST, health_port));
