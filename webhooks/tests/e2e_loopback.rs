@@ -353,8 +353,7 @@ fn apply_patch(object: &mut Value, patch: &Value) {
 /// An audit entry key: `audit-N` (kube-apiserver prefixes it with the webhook name, giving
 /// `validate.vouch.dev/audit-N` in the audit log; see docs/audit-mode.md).
 fn is_audit_key(key: &str) -> bool {
-    key.strip_prefix("audit-")
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    key.strip_prefix("audit-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Play one scenario; returns what did not match (empty = as expected).

@@ -330,7 +330,10 @@ fetchers:
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("good.yaml");
         std::fs::write(&good, EXAMPLE).unwrap();
-        assert_eq!(ExtractionConfig::read_file(&good).unwrap(), ExtractionConfig::from_yaml_str(EXAMPLE).unwrap());
+        assert_eq!(
+            ExtractionConfig::read_file(&good).unwrap(),
+            ExtractionConfig::from_yaml_str(EXAMPLE).unwrap()
+        );
 
         let bad = dir.path().join("bad.yaml");
         std::fs::write(&bad, "extractors:\n  - apiVersion: a/b/c\n    kind: X\n    paths: ['$[']\n").unwrap();

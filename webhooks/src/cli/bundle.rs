@@ -21,7 +21,8 @@ use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
 use vouch_attest::{ArtifactRef, PublicKey, SigningKey};
 use vouch_policies::manifests::{ManifestObject, ManifestReader, NamespaceFacts, NAMESPACE_NAME_LABEL};
 use vouch_policies::{
-    AdmissionInput, Decision, Engine, EngineConfig, ExtractionConfig, FindingResult, GroupVersionKind, Operation, PolicySet,
+    AdmissionInput, Decision, Engine, EngineConfig, ExtractionConfig, FindingResult, GroupVersionKind,
+    Operation, PolicySet,
 };
 
 use super::{EXIT_ERROR, EXIT_OK, EXIT_REJECTED};
@@ -339,10 +340,13 @@ async fn create_bundle(args: &CreateArgs) -> Result<String, CreateError> {
     )
     .map_err(|e| invalid(format!("verifier: {e}")))?;
     let extraction = match &args.extraction_config {
-        Some(path) => ExtractionConfig::read_file(path).map_err(|e| invalid(format!("--extraction-config: {e}")))?,
+        Some(path) => {
+            ExtractionConfig::read_file(path).map_err(|e| invalid(format!("--extraction-config: {e}")))?
+        }
         None => ExtractionConfig::default(),
     };
-    let engine = Engine::new(EngineConfig { budget, extraction, ..EngineConfig::default() }, policies, verifier);
+    let engine =
+        Engine::new(EngineConfig { budget, extraction, ..EngineConfig::default() }, policies, verifier);
 
     // The inputs: one pod for the references given, and every object of the manifests.
     let mut inputs = Vec::new();

@@ -791,8 +791,9 @@ mod tests {
         let audit: Vec<Finding> = std::iter::repeat_n(long, MAX_AUDIT_ANNOTATIONS + 3).collect();
         let a = audit_annotations(&audit);
         assert_eq!(a.len(), MAX_AUDIT_ANNOTATIONS + 1);
-        assert!(a["audit-0"]
-            .starts_with("container app: image reg.example/app:1.0@sha256:ab : policy audit-me"));
+        assert!(
+            a["audit-0"].starts_with("container app: image reg.example/app:1.0@sha256:ab : policy audit-me")
+        );
         assert!(a.values().all(|v| v.len() <= MAX_AUDIT_VALUE_BYTES));
         assert_eq!(a["audit-truncated"], "3 more finding(s) not shown");
     }

@@ -444,11 +444,13 @@ mod tests {
         assert_eq!(extraction_config(None).unwrap(), ExtractionConfig::default());
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("extraction.yaml");
-        std::fs::write(&good, "fetchers:\n  - name: puller\n    image: reg.example/puller\n    env: SRC\n").unwrap();
+        std::fs::write(&good, "fetchers:\n  - name: puller\n    image: reg.example/puller\n    env: SRC\n")
+            .unwrap();
         assert_eq!(extraction_config(Some(&good)).unwrap().fetchers[0].name, "puller");
 
         let bad = dir.path().join("bad.yaml");
-        std::fs::write(&bad, "extractors:\n  - apiVersion: x/v1\n    kind: K\n    paths: ['not a path']\n").unwrap();
+        std::fs::write(&bad, "extractors:\n  - apiVersion: x/v1\n    kind: K\n    paths: ['not a path']\n")
+            .unwrap();
         let e = extraction_config(Some(&bad)).unwrap_err().to_string();
         assert!(e.starts_with(&format!("extraction configuration: {}: ", bad.display())), "{e}");
         assert!(e.contains("extractors[0] (x/v1 K)"), "{e}");
