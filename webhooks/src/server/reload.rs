@@ -314,21 +314,13 @@ impl ConfigReload {
     /// Poll every `interval` until the returned task is aborted; logs every change once.
     pub fn spawn_watch(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
         let this = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let poll = Arc::clone(&this);
-                let outcomes = match tokio::task::spawn_blocking(move || poll.poll()).await {
-                    Ok(o) => o,
-                    Err(e) => {
-                        tracing::error!(error = %e, "configuration reload task failed");
-                        continue;
-                    }
-                };
-                for ((source, outcome), w) in outcomes.into_iter().zip(&this.watched) {
+        let report = Arc::clone(self);
+        super::tls::spawn_polling(
+            interval,
+            "configuration",
+            move || this.poll(),
+            move |outcomes| {
+                for ((source, outcome), w) in outcomes.into_iter().zip(&report.watched) {
                     let (source, path) = (source.as_str(), w.path.display());
                     match outcome {
                         Outcome::Unchanged => {}
@@ -344,8 +336,8 @@ impl ConfigReload {
                         ),
                     }
                 }
-            }
-        })
+            },
+        )
     }
 
     /// One line per refused source: what, where, why, and what stays in force; empty when every watched

@@ -254,35 +254,25 @@ impl ReloadingCert {
     /// Poll the files every `interval` until the returned task is aborted; logs every change.
     pub fn spawn_watch(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
         let this = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let poll = Arc::clone(&this);
-                let outcome = match tokio::task::spawn_blocking(move || poll.reload_if_changed()).await {
-                    Ok(o) => o,
-                    Err(e) => {
-                        tracing::error!(error = %e, "certificate reload task failed");
-                        continue;
-                    }
-                };
-                match outcome {
-                    ReloadOutcome::Unchanged => {}
-                    ReloadOutcome::Reloaded => tracing::info!(
-                        cert = %this.paths.cert.display(),
-                        leaf_sha256 = %this.leaf_fingerprint(),
-                        "serving certificate reloaded"
-                    ),
-                    ReloadOutcome::Rejected(e) => tracing::error!(
-                        error = %e,
-                        leaf_sha256 = %this.leaf_fingerprint(),
-                        "new certificate rejected; still serving the previous one"
-                    ),
-                }
-            }
-        })
+        let report = Arc::clone(self);
+        spawn_polling(
+            interval,
+            "certificate",
+            move || this.reload_if_changed(),
+            move |outcome| match outcome {
+                ReloadOutcome::Unchanged => {}
+                ReloadOutcome::Reloaded => tracing::info!(
+                    cert = %report.paths.cert.display(),
+                    leaf_sha256 = %report.leaf_fingerprint(),
+                    "serving certificate reloaded"
+                ),
+                ReloadOutcome::Rejected(e) => tracing::error!(
+                    error = %e,
+                    leaf_sha256 = %report.leaf_fingerprint(),
+                    "new certificate rejected; still serving the previous one"
+                ),
+            },
+        )
     }
 
     /// Hex SHA-256 of the leaf certificate served now (for logs and tests; not secret).
@@ -320,6 +310,30 @@ pub fn server_config(
         .with_cert_resolver(cert);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Run `poll` (which reads files) on a blocking thread every `interval`, after a first wait, and hand each
+/// outcome to `report`, until the returned task is aborted. `what` names the files in an error log.
+pub(crate) fn spawn_polling<T: Send + 'static>(
+    interval: Duration,
+    what: &'static str,
+    poll: impl Fn() -> T + Send + Sync + 'static,
+    mut report: impl FnMut(T) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let poll = Arc::new(poll);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let poll = Arc::clone(&poll);
+            match tokio::task::spawn_blocking(move || poll()).await {
+                Ok(outcome) => report(outcome),
+                Err(e) => tracing::error!(error = %e, what, "reload task failed"),
+            }
+        }
+    })
 }
 
 #[cfg(test)]
