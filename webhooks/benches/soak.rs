@@ -253,6 +253,7 @@ struct Counters {
     hits: f64,
     misses: f64,
     registry_calls: f64,
+    registry_http: f64,
     entries: Option<f64>,
     evictions: Option<f64>,
 }
@@ -266,6 +267,7 @@ async fn counters(health: SocketAddr) -> Counters {
         hits: metric(&text, "vouch_verdict_cache_hits_total").unwrap_or_default(),
         misses: metric(&text, "vouch_verdict_cache_misses_total").unwrap_or_default(),
         registry_calls: metric(&text, "vouch_registry_calls_total").unwrap_or_default(),
+        registry_http: metric(&text, "vouch_registry_http_requests_total").unwrap_or_default(),
         entries: metric(&text, "vouch_verdict_cache_entries"),
         evictions: metric(&text, "vouch_verdict_cache_evictions_total"),
     }
@@ -606,9 +608,11 @@ async fn main() {
         s.capacity
     );
     println!(
-        "registry: {:.0} calls by vouch ({:.1}/s); the registry's access log: {registry_log} GET/HEAD",
+        "registry: {:.0} calls by vouch ({:.1}/s) in {:.0} HTTP requests; the registry's access log: \
+         {registry_log} GET/HEAD",
         end.registry_calls - first.registry_calls,
-        (end.registry_calls - first.registry_calls) / took
+        (end.registry_calls - first.registry_calls) / took,
+        end.registry_http - first.registry_http
     );
     println!(
         "hot path before/after the soak: {hot_before:.0} / {hot_after:.0} reviews/s ({:+.1} %)",

@@ -32,6 +32,8 @@ async fn signed_pod_is_allowed_and_pinned_unsigned_is_denied() {
         push_demo_image(&client, &host, "demo/unsigned", "1.0", b"nobody signed me\n").await.unwrap();
     let key = SigningKey::generate();
     sign_image_with_key(&client, &app, &key, BTreeMap::new()).await.unwrap();
+    let registry_log = || registry.count_requests("GET", "/v2/") + registry.count_requests("HEAD", "/v2/");
+    let log_before_server = registry_log();
 
     let ca = DevCa::new("vouch-e2e-ca").unwrap();
     let pair = ca.issue_server(&["localhost"], &[]).unwrap();
@@ -125,6 +127,31 @@ async fn signed_pod_is_allowed_and_pinned_unsigned_is_denied() {
         "{metrics}"
     );
     assert!(metrics.contains("vouch_verdict_cache_hits_total"), "{metrics}");
+    assert!(metrics.contains("# TYPE vouch_verdict_cache_entries gauge"), "{metrics}");
+    // The default capacity (10,000) is far from full: nothing evicted.
+    assert!(metrics.contains("vouch_verdict_cache_evictions_total 0\n"), "{metrics}");
+    // vouch's HTTP request counter matches the registry's own access log (calls count API operations,
+    // each of which may take several HTTP requests: the token probe, HEAD then GET).
+    let counted = metric(&metrics, "vouch_registry_http_requests_total");
+    let calls = metric(&metrics, "vouch_registry_calls_total");
+    assert!(counted >= calls && calls > 0, "{metrics}");
+    let mut logged = 0;
+    for _ in 0..40 {
+        logged = registry_log() - log_before_server;
+        if logged as u64 == counted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(logged as u64, counted, "the registry logged {logged} requests, vouch counted {counted}");
     let _ = stop.send(());
     running.await.unwrap();
+}
+
+/// The value of the first series named exactly `name` in OpenMetrics text.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
 }

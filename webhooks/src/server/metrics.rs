@@ -10,6 +10,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
@@ -99,7 +100,33 @@ impl Collector for Sources {
                 "Verdict cache look-ups that ran a verification.",
                 cache.misses,
             )?;
+            const_counter(
+                &mut encoder,
+                "vouch_verdict_cache_evictions",
+                "Verdicts evicted to keep the cache within --cache-capacity (expiry not counted).",
+                cache.evictions,
+            )?;
+            let entries = ConstGauge::new(i64::try_from(cache.entries).unwrap_or(i64::MAX));
+            let metric = encoder.encode_descriptor(
+                "vouch_verdict_cache_entries",
+                "Verdicts held in the cache now (approximate).",
+                None,
+                entries.metric_type(),
+            )?;
+            entries.encode(metric)?;
             const_counter(&mut encoder, "vouch_registry_calls", "Registry API calls made.", registry.calls)?;
+            const_counter(
+                &mut encoder,
+                "vouch_registry_http_requests",
+                "HTTP requests sent to registries: a call may take several (token, HEAD then GET, retries).",
+                registry.http_requests,
+            )?;
+            const_counter(
+                &mut encoder,
+                "vouch_registry_retries",
+                "HTTP requests repeated after a transient failure.",
+                registry.retries,
+            )?;
             const_counter(
                 &mut encoder,
                 "vouch_registry_errors",
