@@ -261,7 +261,27 @@ fn finding(container: &str, result: FindingResult) -> Finding {
     }
 }
 
+/// The Pod the status tests review and (unless a test says otherwise) the API server stores: containers
+/// `app` and `init`, uid `uid-<name>`.
+fn stored_pod(name: &str, app_image: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "a", "uid": format!("uid-{name}"), "resourceVersion": "7"},
+        "spec": {
+            "nodeName": "node-1",
+            "containers": [{"name": "app", "image": app_image}],
+            "initContainers": [{"name": "init", "image": format!("reg.example/init:1@{DIGEST}")}],
+        },
+    })
+}
+
+fn reviewed_app_image() -> String {
+    format!("reg.example/app:1@{DIGEST}")
+}
+
 fn pod_event(ns: &str, name: &str, findings: Vec<Finding>) -> StatusEvent {
+    let mut reviewed = stored_pod(name, &reviewed_app_image());
+    reviewed["spec"]["nodeName"] = json!(null);
     StatusEvent {
         object: ObjectRef {
             api_version: "v1".into(),
@@ -269,6 +289,7 @@ fn pod_event(ns: &str, name: &str, findings: Vec<Finding>) -> StatusEvent {
             namespace: Some(ns.into()),
             name: name.into(),
             uid: Some(format!("uid-{name}")),
+            fingerprint: vouch_webhooks::cluster::fingerprint::of_object("v1", "Pod", &reviewed),
         },
         allowed: findings.iter().all(|f| f.result == FindingResult::Pass),
         findings,
@@ -505,10 +526,10 @@ async fn mock_pod_condition_retries_until_the_pod_exists() {
         let mut n = counter.lock().unwrap();
         *n += 1;
         // CREATE: the pod is not stored yet when admission runs.
-        if *n == 1 {
-            not_found()
-        } else {
-            Some((200, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p0"}})))
+        match (*n, s.method.as_str()) {
+            (1, _) => not_found(),
+            (_, "GET") => Some((200, stored_pod("p0", &reviewed_app_image()))),
+            _ => Some((200, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p0"}}))),
         }
     });
     let config = StatusConfig { reports: false, pod_conditions: true, ..quick_config() };
@@ -522,13 +543,12 @@ async fn mock_pod_condition_retries_until_the_pod_exists() {
     drop(writer);
     worker.run(client).await;
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 2, "{:?}", paths_of(&seen));
-    for s in &seen {
-        assert_eq!(s.method, "PATCH");
-        assert_eq!(s.content_type, "application/strategic-merge-patch+json");
-    }
-    let body = &seen[1].body;
+    let methods: Vec<&str> = seen.iter().map(|s| s.method.as_str()).collect();
+    assert_eq!(methods, ["GET", "GET", "PATCH"], "read (not there yet), read, write: {:?}", paths_of(&seen));
+    assert_eq!(seen[2].content_type, "application/strategic-merge-patch+json");
+    let body = &seen[2].body;
     assert_eq!(body["metadata"]["uid"], "uid-p0", "guards against a namesake pod");
+    assert_eq!(body["metadata"]["resourceVersion"], "7", "guards against a pod changed since it was read");
     let condition = &body["status"]["conditions"][0];
     assert_eq!(condition["type"], "vouch.dev/Verified");
     assert_eq!(condition["status"], "False");
@@ -579,6 +599,7 @@ async fn mock_custom_resource_status_keeps_other_conditions_and_lists_attestatio
             json!({
                 "apiVersion": "example.com/v1", "kind": "Widget",
                 "metadata": {"name": "w1", "namespace": "a", "uid": "uid-w1", "resourceVersion": "42"},
+                "spec": {"model": "reg.example/model:1", "replicas": 1},
                 "status": {"phase": "Running", "conditions": [
                     {"type": "Ready", "status": "True", "reason": "Up", "message": "", "lastTransitionTime": "2025-01-01T00:00:00Z"},
                     {"type": "SupplyChainVerified", "status": "True", "reason": "Verified", "message": "old", "lastTransitionTime": "2025-01-02T00:00:00Z"}
@@ -609,6 +630,11 @@ async fn mock_custom_resource_status_keeps_other_conditions_and_lists_attestatio
             namespace: Some("a".into()),
             name: "w1".into(),
             uid: Some("uid-w1".into()),
+            fingerprint: vouch_webhooks::cluster::fingerprint::of_object(
+                "example.com/v1",
+                "Widget",
+                &json!({"spec": {"replicas": 1, "model": "reg.example/model:1"}}),
+            ),
         },
         allowed: true,
         findings: vec![finding("model", FindingResult::Pass)],
@@ -639,6 +665,36 @@ async fn mock_custom_resource_status_keeps_other_conditions_and_lists_attestatio
     assert_eq!(attestations[0]["policy"], "prod-signed");
     assert!(patch.body["status"].get("phase").is_none(), "the merge patch leaves other status fields alone");
     assert_eq!(metrics.writes_of("custom", "ok"), 1);
+}
+
+#[tokio::test]
+async fn mock_forged_review_of_a_stored_pod_with_other_images_writes_no_condition() {
+    // A review (from anything that reaches the webhook) names the stored Pod p1 and its uid, but with a
+    // signed image the Pod does not run; the stored Pod runs another image. Nothing is written to it.
+    let (client, seen) = mock_client(|s| match (s.method.as_str(), s.path()) {
+        ("GET", "/api/v1/namespaces/a/pods/p1/status") => {
+            Some((200, stored_pod("p1", "reg.example/unsigned:latest")))
+        }
+        ("GET", "/api/v1/namespaces/a/pods/p2/status") => {
+            // Same images, another uid: a namesake created after the review.
+            let mut pod = stored_pod("p2", &reviewed_app_image());
+            pod["metadata"]["uid"] = json!("uid-someone-else");
+            Some((200, pod))
+        }
+        _ => Some((500, status_body(500, "unexpected"))),
+    });
+    let config = StatusConfig { reports: false, pod_conditions: true, ..quick_config() };
+    let (writer, worker) = StatusWriter::new(config);
+    let metrics = writer.metrics().clone();
+    writer.submit(pod_event("a", "p1", vec![finding("app", FindingResult::Pass)]));
+    writer.submit(pod_event("a", "p2", vec![finding("app", FindingResult::Pass)]));
+    drop(writer);
+    worker.run(client).await;
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|s| s.method == "GET"), "no write: {:?}", paths_of(&seen));
+    assert_eq!(seen.len(), 2, "{:?}", paths_of(&seen));
+    assert_eq!(metrics.writes_of("pod", "stale"), 2);
+    assert_eq!(metrics.writes_of("pod", "ok"), 0);
 }
 
 #[tokio::test]

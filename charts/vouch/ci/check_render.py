@@ -338,7 +338,7 @@ def check_rbac(objs, v):
     for (g, res), vs in verbs.items():
         check(not (vs & forbidden), f"ClusterRole grants {sorted(vs & forbidden)} on {g}/{res}")
         check("*" not in (g, res), "ClusterRole uses a wildcard")
-    check(verbs.get(("", "pods/status")) == {"patch"}, "pods/status patch")
+    check(verbs.get(("", "pods/status")) == {"get", "patch"}, "pods/status get + patch")
     check(("", "pods") not in verbs, "no access to pods themselves")
     check(("", "secrets") in verbs if v["rbac"]["clusterWideSecrets"] else ("", "secrets") not in verbs,
           "cluster-wide secrets iff rbac.clusterWideSecrets")

@@ -29,6 +29,7 @@
 
 pub mod context;
 pub mod error;
+pub mod fingerprint;
 pub mod reports;
 pub mod status;
 pub mod watch;

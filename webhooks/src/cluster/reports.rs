@@ -354,6 +354,7 @@ mod tests {
             namespace: namespace.map(str::to_owned),
             name: "d".into(),
             uid: None,
+            fingerprint: None,
         }
     }
 

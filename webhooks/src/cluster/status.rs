@@ -23,6 +23,7 @@ use vouch_policies::crd::PolicyCounts;
 use vouch_policies::{AdmissionInput, Decision, Finding, FindingResult};
 
 use super::error::KubeError;
+use super::fingerprint;
 use super::reports::{
     merge_results, report_object, truncate, ReportBook, REPORT_GROUP, REPORT_NAME, REPORT_VERSION,
 };
@@ -53,6 +54,9 @@ pub struct ObjectRef {
     pub name: String,
     /// metadata.uid when the object had one (validating webhook); guards against writing to a namesake.
     pub uid: Option<String>,
+    /// What the stored object must still show for a result to be written to its status (see
+    /// [`fingerprint`]); `None`: nothing is written to it.
+    pub fingerprint: Option<String>,
 }
 
 impl ObjectRef {
@@ -91,6 +95,8 @@ impl StatusEvent {
         } else {
             format!("{}/{}", kind.group, kind.version)
         };
+        let fingerprint =
+            input.object.as_ref().and_then(|o| fingerprint::of_object(&api_version, &kind.kind, o));
         Self {
             object: ObjectRef {
                 api_version,
@@ -98,6 +104,7 @@ impl StatusEvent {
                 namespace: input.namespace.clone().filter(|n| !n.is_empty()),
                 name: input.name.clone(),
                 uid,
+                fingerprint,
             },
             allowed: decision.allowed,
             findings: decision.findings.clone(),
@@ -178,7 +185,7 @@ pub struct StatusMetrics {
     /// Events dropped because the queue was full.
     pub dropped: Counter,
     /// Writes by target (`report`, `pod`, `custom`) and outcome (`ok`, `error`, `retry`, `gave_up`,
-    /// `dropped`).
+    /// `dropped`, `stale`: the stored object is not the one reviewed, so nothing was written).
     pub writes: Family<Vec<(String, String)>, Counter>,
 }
 
@@ -425,7 +432,12 @@ impl StatusWorker {
             tokio::spawn(async move {
                 let outcome = write_object_status(&client, &update, &retry, timeout).await;
                 match outcome {
-                    Ok(()) => metrics.count(what, "ok"),
+                    Ok(Written::Ok) => metrics.count(what, "ok"),
+                    Ok(Written::Stale) => {
+                        metrics.count(what, "stale");
+                        tracing::info!(kind = %update.object.kind, name = %update.object.name,
+                            "not writing status: the stored object is not the one reviewed");
+                    }
                     Err(e) => {
                         let outcome = if e.is_transient() { "gave_up" } else { "error" };
                         metrics.count(what, outcome);
@@ -510,13 +522,22 @@ fn worth_retrying(e: &KubeError) -> bool {
     }
 }
 
+/// What became of an object status write that did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// The status was written.
+    Ok,
+    /// The stored object is not the reviewed one (another uid, other images or spec): nothing written.
+    Stale,
+}
+
 /// Write one object's status, retrying while it may not exist yet or the server is busy.
 async fn write_object_status(
     client: &Client,
     update: &ObjectUpdate,
     retry: &RetryConfig,
     timeout: Duration,
-) -> Result<(), KubeError> {
+) -> Result<Written, KubeError> {
     let mut backoff = retry.initial_backoff;
     let mut attempt = 1;
     let what = || format!("status of {} {}", update.object.kind, update.object.name);
@@ -573,10 +594,30 @@ fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Strategic merge patch of pods/status: conditions merge by `type`, so other conditions stay.
-async fn patch_pod_condition(client: &Client, update: &ObjectUpdate) -> Result<(), KubeError> {
+/// Strategic merge patch of pods/status: conditions merge by `type`, so other conditions stay. Written
+/// only to the Pod reviewed (same uid and images), guarded by its resourceVersion.
+async fn patch_pod_condition(client: &Client, update: &ObjectUpdate) -> Result<Written, KubeError> {
     let object = &update.object;
     let ns = object.namespace.as_deref().unwrap_or("default");
+    let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
+    let current = match api.get_status(&object.name).await {
+        Ok(current) => current,
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return Err(KubeError::NotFound { kind: "Pod", name: object.name.clone() });
+        }
+        Err(source) => {
+            return Err(KubeError::Read {
+                kind: "Pod",
+                namespace: ns.to_owned(),
+                name: object.name.clone(),
+                source: Box::new(source),
+            })
+        }
+    };
+    let stored = serde_json::to_value(&current).unwrap_or_default();
+    if !is_the_reviewed_object(object, current.metadata.uid.as_deref(), &stored) {
+        return Ok(Written::Stale);
+    }
     let (status, reason, message) = condition_parts(update);
     let mut patch = json!({
         "status": {"conditions": [{
@@ -587,17 +628,34 @@ async fn patch_pod_condition(client: &Client, update: &ObjectUpdate) -> Result<(
             "lastTransitionTime": now_rfc3339(),
         }]}
     });
-    if let (Some(uid), Some(map)) = (&object.uid, patch.as_object_mut()) {
-        // metadata.uid is immutable: a namesake pod with another uid rejects the patch.
-        map.insert("metadata".into(), json!({"uid": uid}));
+    if let Some(map) = patch.as_object_mut() {
+        // metadata.uid is immutable: a namesake pod with another uid rejects the patch; the resourceVersion
+        // makes a Pod changed since it was read a conflict (retried: read and compared again).
+        let mut metadata = json!({"resourceVersion": current.metadata.resource_version});
+        if let Some(uid) = &object.uid {
+            metadata["uid"] = json!(uid);
+        }
+        map.insert("metadata".into(), metadata);
     }
-    let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
-    api.patch_status(&object.name, &PatchParams::default(), &Patch::Strategic(patch)).await.map(drop).map_err(
-        |source| KubeError::Write {
+    api.patch_status(&object.name, &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .map(|_| Written::Ok)
+        .map_err(|source| KubeError::Write {
             what: format!("status of Pod {ns}/{}", object.name),
             source: Box::new(source),
-        },
-    )
+        })
+}
+
+/// Whether the stored object (its uid and JSON) is the one a result is about: the same uid when both have
+/// one, and the same fingerprint (which the reviewed object must have had).
+fn is_the_reviewed_object(object: &ObjectRef, stored_uid: Option<&str>, stored: &serde_json::Value) -> bool {
+    if let (Some(want), Some(have)) = (object.uid.as_deref(), stored_uid) {
+        if want != have {
+            return false;
+        }
+    }
+    let Some(want) = &object.fingerprint else { return false };
+    fingerprint::of_object(&object.api_version, &object.kind, stored).as_ref() == Some(want)
 }
 
 /// Read-modify-write of a custom resource's status (merge patch guarded by resourceVersion), replacing
@@ -606,7 +664,7 @@ async fn patch_custom_status(
     client: &Client,
     target: &StatusTarget,
     update: &ObjectUpdate,
-) -> Result<(), KubeError> {
+) -> Result<Written, KubeError> {
     let object = &update.object;
     let gvk = KubeGvk::gvk(&target.group, &target.version, &target.kind);
     let resource = ApiResource::from_gvk_with_plural(&gvk, &target.plural);
@@ -623,11 +681,9 @@ async fn patch_custom_status(
         }
         Err(source) => return Err(KubeError::Write { what: what(), source: Box::new(source) }),
     };
-    if let (Some(want), Some(have)) = (&object.uid, &current.metadata.uid) {
-        if want != have {
-            // Another object of the same name: not ours to touch.
-            return Ok(());
-        }
+    // `data` holds everything but apiVersion, kind and metadata: the spec is where the fingerprint looks.
+    if !is_the_reviewed_object(object, current.metadata.uid.as_deref(), &current.data) {
+        return Ok(Written::Stale);
     }
     let (status, reason, message) = condition_parts(update);
     let now = now_rfc3339();
@@ -658,7 +714,7 @@ async fn patch_custom_status(
     });
     api.patch_status(&object.name, &PatchParams::default(), &Patch::Merge(patch))
         .await
-        .map(drop)
+        .map(|_| Written::Ok)
         .map_err(|source| KubeError::Write { what: what(), source: Box::new(source) })
 }
 
