@@ -538,11 +538,12 @@ pub fn audit_annotations(audit: &[Finding]) -> HashMap<String, String> {
 /// One JSON patch operation (RFC 6902).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PatchOp {
-    /// `add` or `replace`.
+    /// `add`, `replace` or `remove`.
     pub op: &'static str,
     /// JSON pointer (RFC 6901).
     pub path: String,
-    /// The new value.
+    /// The new value (none for `remove`).
+    #[serde(skip_serializing_if = "Value::is_null")]
     pub value: Value,
 }
 
@@ -596,9 +597,10 @@ pub fn verified_summary(decision: &Decision, pinned: &[&vouch_policies::Pin]) ->
 }
 
 /// The patch for a decision: each pin whose pointer still holds the image as written becomes a `replace`,
-/// plus the `vouch.dev/verified` annotation (creating `metadata.annotations` if absent). Empty when
-/// nothing is pinned.
-pub fn pin_patch(object: &Value, decision: &Decision) -> Vec<PatchOp> {
+/// plus the `vouch.dev/verified` annotation (creating `metadata.annotations` if absent). When nothing is
+/// pinned, the annotation is vouch's alone all the same: a value the request brings (one vouch did not
+/// write: absent from, or different in, the old object) is removed, or set back to the old value.
+pub fn pin_patch(object: &Value, old_object: Option<&Value>, decision: &Decision) -> Vec<PatchOp> {
     // Fail closed on a pin that does not point at the image string it names: patch nothing there.
     let pinned: Vec<&vouch_policies::Pin> = decision
         .pins
@@ -608,7 +610,7 @@ pub fn pin_patch(object: &Value, decision: &Decision) -> Vec<PatchOp> {
         })
         .collect();
     if pinned.is_empty() {
-        return Vec::new();
+        return unwritten_summary_patch(object, old_object).into_iter().collect();
     }
     let mut ops: Vec<PatchOp> = pinned
         .iter()
@@ -638,11 +640,34 @@ pub fn pin_patch(object: &Value, decision: &Decision) -> Vec<PatchOp> {
     ops
 }
 
+fn verified_annotation(object: Option<&Value>) -> Option<&Value> {
+    object?.get("metadata")?.get("annotations")?.get(VERIFIED_ANNOTATION)
+}
+
+/// Undo a `vouch.dev/verified` value this request brings (see [`pin_patch`]), if any.
+fn unwritten_summary_patch(object: &Value, old_object: Option<&Value>) -> Option<PatchOp> {
+    let brought = verified_annotation(Some(object))?;
+    let old = verified_annotation(old_object);
+    if old == Some(brought) {
+        return None;
+    }
+    let path = format!("/metadata/annotations/{}", escape_pointer_token(VERIFIED_ANNOTATION));
+    Some(match old {
+        Some(old) => PatchOp { op: "replace", path, value: old.clone() },
+        None => PatchOp { op: "remove", path, value: Value::Null },
+    })
+}
+
 /// The mutating webhook's answer: always allowed (denying is the validating webhook's job, which sees the
 /// pinned object and reaches the same verdict for the same digests), with the pin patch if any.
-pub fn mutate_response(uid: &str, object: Option<&Value>, decision: &Decision) -> ResponseReview {
+pub fn mutate_response(
+    uid: &str,
+    object: Option<&Value>,
+    old_object: Option<&Value>,
+    decision: &Decision,
+) -> ResponseReview {
     let r = base_response(uid);
-    let ops = object.map(|o| pin_patch(o, decision)).unwrap_or_default();
+    let ops = object.map(|o| pin_patch(o, old_object, decision)).unwrap_or_default();
     let mut body = review_json(r);
     if !ops.is_empty() {
         let patch = serde_json::to_vec(&ops).unwrap_or_default();
@@ -814,7 +839,7 @@ mod tests {
     #[test]
     fn patch_pins_and_creates_the_annotations_map() {
         let object = json!({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "app", "image": "reg.example/app:1.0"}]}});
-        let ops = pin_patch(&object, &pinned_decision());
+        let ops = pin_patch(&object, None, &pinned_decision());
         assert_eq!(ops.len(), 2);
         assert_eq!(
             ops[0],
@@ -835,7 +860,7 @@ mod tests {
     #[test]
     fn patch_adds_to_existing_annotations_with_an_escaped_key() {
         let object = json!({"metadata": {"annotations": {"a": "b"}}, "spec": {"containers": [{"image": "reg.example/app:1.0"}]}});
-        let ops = pin_patch(&object, &pinned_decision());
+        let ops = pin_patch(&object, None, &pinned_decision());
         assert_eq!(ops[1].path, "/metadata/annotations/vouch.dev~1verified");
         assert_eq!(escape_pointer_token("a~b/c"), "a~0b~1c");
     }
@@ -843,9 +868,9 @@ mod tests {
     #[test]
     fn no_patch_when_nothing_to_pin_or_the_pin_is_stale() {
         let object = json!({"metadata": {}, "spec": {"containers": [{"image": "reg.example/other:2"}]}});
-        assert!(pin_patch(&object, &pinned_decision()).is_empty(), "pointer no longer holds `from`");
-        assert!(pin_patch(&object, &Decision::allow()).is_empty());
-        let r = mutate_response("u", Some(&object), &Decision::allow());
+        assert!(pin_patch(&object, None, &pinned_decision()).is_empty(), "pointer no longer holds `from`");
+        assert!(pin_patch(&object, None, &Decision::allow()).is_empty());
+        let r = mutate_response("u", Some(&object), None, &Decision::allow());
         assert!(r.body["response"].get("patch").is_none());
         assert!(r.body["response"].get("patchType").is_none());
     }
@@ -853,7 +878,7 @@ mod tests {
     #[test]
     fn mutate_response_carries_a_base64_json_patch() {
         let object = json!({"metadata": {}, "spec": {"containers": [{"image": "reg.example/app:1.0"}]}});
-        let r = mutate_response("u2", Some(&object), &pinned_decision());
+        let r = mutate_response("u2", Some(&object), None, &pinned_decision());
         assert_eq!(r.patch_ops, 2);
         assert_eq!(r.body["response"]["patchType"], "JSONPatch");
         let raw = base64::engine::general_purpose::STANDARD
@@ -862,6 +887,42 @@ mod tests {
         let ops: Value = serde_json::from_slice(&raw).unwrap();
         assert_eq!(ops[0]["op"], "replace");
         assert_eq!(ops[1]["path"], "/metadata/annotations");
+    }
+
+    #[test]
+    fn a_summary_vouch_did_not_write_is_removed_or_set_back() {
+        let forged =
+            json!({"verified": [{"image": "reg.example/evil@sha256:ab", "policies": ["prod-signed"]}]})
+                .to_string();
+        let object = json!({
+            "metadata": {"annotations": {VERIFIED_ANNOTATION: forged, "team": "a"}},
+            "spec": {"containers": [{"image": "reg.example/evil@sha256:ab"}]}
+        });
+        // CREATE (no old object), nothing to pin: the forged summary goes.
+        let ops = pin_patch(&object, None, &Decision::allow());
+        assert_eq!(
+            ops,
+            vec![PatchOp {
+                op: "remove",
+                path: "/metadata/annotations/vouch.dev~1verified".into(),
+                value: Value::Null
+            }]
+        );
+        let wire = serde_json::to_value(&ops).unwrap();
+        assert_eq!(wire, json!([{"op": "remove", "path": "/metadata/annotations/vouch.dev~1verified"}]));
+        // UPDATE changing vouch's earlier summary: set back to it.
+        let mut old = object.clone();
+        old["metadata"]["annotations"][VERIFIED_ANNOTATION] = json!("{\"verified\":[]}");
+        let ops = pin_patch(&object, Some(&old), &Decision::allow());
+        assert_eq!((ops[0].op, &ops[0].value), ("replace", &json!("{\"verified\":[]}")));
+        // UPDATE keeping it unchanged (written by vouch at CREATE): left alone.
+        assert!(pin_patch(&object, Some(&object), &Decision::allow()).is_empty());
+        // Something pinned: vouch's own summary replaces whatever was there.
+        let mut tagged = object.clone();
+        tagged["spec"]["containers"][0]["image"] = json!("reg.example/app:1.0");
+        let ops = pin_patch(&tagged, None, &pinned_decision());
+        assert_eq!((ops[1].op, ops[1].path.as_str()), ("add", "/metadata/annotations/vouch.dev~1verified"));
+        assert!(ops[1].value.as_str().unwrap().contains("reg.example/app:1.0@sha256:ab"));
     }
 
     #[test]

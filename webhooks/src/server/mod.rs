@@ -290,7 +290,9 @@ async fn admit(state: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRej
         let response: ResponseReview = match endpoint {
             Endpoint::Validate => admission::validate_response(&uid, &decision),
             Endpoint::Mutate => {
-                admission::mutate_response(&uid, input.as_ref().and_then(|i| i.object.as_ref()), &decision)
+                let object = input.as_ref().and_then(|i| i.object.as_ref());
+                let old_object = input.as_ref().and_then(|i| i.old_object.as_ref());
+                admission::mutate_response(&uid, object, old_object, &decision)
             }
         };
         // Findings are counted and reported once, by the validating webhook (the mutating one sees the
