@@ -427,6 +427,46 @@ async fn compliance_profiles_pass_and_fail_with_the_violation_named() {
     assert!(d.message.unwrap().contains("compliance nope: unknown compliance profile \"nope\""));
 }
 
+/// Proves (threat model: namespace users): a profile a workload names itself is checked, but it does not
+/// make a policy that asks nothing of its own (here it only sets an egress default) cover the artifact, so
+/// `--no-match deny` still applies: a workload cannot trade it for the laxest profile there is.
+#[tokio::test]
+async fn a_profile_the_workload_names_does_not_stand_in_for_a_policy() {
+    let w = world().await;
+    let yaml = w.models_policy("egress: {}")
+        + &profile("lax", "annotations: [{key: org.opencontainers.image.source, in: manifest}]");
+    let set = PolicySet::from_yaml_str(&yaml);
+    assert!(set.problems().is_empty(), "{:?}", set.problems());
+    let config = EngineConfig {
+        budget: Duration::from_secs(20),
+        no_match: vouch_policies::NoMatchAction::Deny,
+        ..EngineConfig::default()
+    };
+    let e = Engine::new(config, set, w.v.clone());
+    let vol = json!({"containers": [], "volumes": [{"name": "m", "image": {"reference": tag_of(&w.model)}}]});
+    for annotations in [json!({}), json!({"vouch.dev/compliance-profile": "lax"})] {
+        let d = e.evaluate(&pod_with(annotations.clone(), vol.clone())).await;
+        assert!(!d.allowed, "{annotations}: {d:?}");
+        let m = d.message.unwrap();
+        assert!(m.contains("policy: no policy covers this image"), "{annotations}: {m}");
+    }
+    // The named profile was still checked (and passed): checked, just not counted as coverage.
+    let d = e.evaluate(&pod_with(json!({"vouch.dev/compliance-profile": "lax"}), vol.clone())).await;
+    let lax = d.findings.iter().find(|f| f.requirement == "compliance lax").expect("the profile ran");
+    assert_eq!(lax.result, FindingResult::Pass, "{lax:?}");
+    // A policy with a requirement of its own covers the artifact: allowed.
+    let covering = w.models_policy("requirements: {signature: true}")
+        + &profile("lax", "annotations: [{key: org.opencontainers.image.source, in: manifest}]");
+    let config = EngineConfig {
+        budget: Duration::from_secs(20),
+        no_match: vouch_policies::NoMatchAction::Deny,
+        ..EngineConfig::default()
+    };
+    let e = Engine::new(config, PolicySet::from_yaml_str(&covering), w.v.clone());
+    let d = e.evaluate(&pod_with(json!({"vouch.dev/compliance-profile": "lax"}), vol)).await;
+    assert!(d.allowed, "{:?}", d.message);
+}
+
 #[tokio::test]
 async fn a_model_signing_authority_verifies_model_signatures() {
     let w = world().await;

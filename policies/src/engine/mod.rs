@@ -293,11 +293,12 @@ impl Engine {
                 .filter(|p| policy_applies(p, &name, input, &object_labels))
                 // A policy that only sets fetcher modes or an egress default checks nothing here: it
                 // must not count as covering the artifact (the no-match action applies instead).
-                .filter(|p| {
-                    p.broken.is_some() || !p.requirements.is_empty() || !profile_labels(p, input).is_empty()
-                })
+                .filter(|p| covers(p) || !profile_labels(p, input).is_empty())
                 .collect();
-            if matching.is_empty() {
+            // A profile the workload names itself (vouch.dev/compliance-profile) is checked, but it does not
+            // make a policy with nothing else to ask cover the artifact: else a workload could trade
+            // `--no-match deny` for the laxest profile there is.
+            if !matching.iter().any(|p| covers(p)) {
                 unmatched.push((artifact, Unmatched::NoPolicy));
             }
             for policy in matching {
@@ -786,6 +787,12 @@ pub fn condition_input(
         },
         "object": object,
     })
+}
+
+/// Whether a matching policy covers an artifact (so `--no-match` does not apply): it asks something of
+/// its own (requirements, its own compliance profile) or is broken (which fails the artifact).
+fn covers(policy: &CompiledPolicy) -> bool {
+    policy.broken.is_some() || !policy.requirements.is_empty() || policy.compliance_profile.is_some()
 }
 
 /// `compliance <profile>` labels of the profiles that apply to an artifact under `policy`.
