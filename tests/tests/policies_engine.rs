@@ -314,7 +314,7 @@ async fn unreachable_registry_follows_the_failure_policy() {
     assert!(!d.allowed);
     let message = d.message.unwrap();
     assert!(
-        message.starts_with("Pod default/web: container app: image 127.0.0.1:1/acme/app:1 : policy p: signature: registry unreachable"),
+        message.starts_with("Pod default/web: container app: image 127.0.0.1:1/acme/app:1 : policy p: signature: cannot verify: registry 127.0.0.1:1 is unreachable"),
         "{message}"
     );
     assert_eq!(d.findings[0].result, FindingResult::Error);
@@ -350,7 +350,7 @@ async fn a_registry_slower_than_the_budget_is_a_transient_failure() {
     assert!(d
         .message
         .unwrap()
-        .contains("registry unreachable: verification did not finish within the budget of 300ms"));
+        .contains("cannot verify: verification did not finish within the budget of 300ms"));
     hold.abort();
 }
 

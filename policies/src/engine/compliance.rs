@@ -11,7 +11,7 @@ use vouch_attest::registry::ManifestKind;
 use vouch_attest::verify::{ArtifactVerifier, Requirement, VerifyError};
 use vouch_attest::{ArtifactRef, Digest};
 
-use super::{AdmissionInput, Engine, Loaded};
+use super::{cannot_verify, AdmissionInput, Engine, Loaded};
 use crate::compliance::PROFILE_ANNOTATION;
 use crate::crd::SignatureFormat;
 use crate::decision::FindingResult;
@@ -114,9 +114,7 @@ impl Engine {
             for requirement in &requirements {
                 let verdict = match v.verify(pinned, &auth.authority, requirement).await {
                     Ok(v) => v,
-                    Err(e) if e.is_transient() => {
-                        return Outcome::error(format!("registry unreachable: {e}"))
-                    }
+                    Err(e) if e.is_transient() => return Outcome::error(cannot_verify(&e)),
                     // Not verified: the fact is simply absent from the document.
                     Err(_) => continue,
                 };
@@ -144,12 +142,12 @@ impl Engine {
         dedup(&mut attestations);
         let model = match verifier.model(pinned).await {
             Ok(m) => m,
-            Err(e) if e.is_transient() => return Outcome::error(format!("registry unreachable: {e}")),
+            Err(e) if e.is_transient() => return Outcome::error(cannot_verify(&e)),
             Err(e) => return Outcome::fail(format!("cannot read the model: {e}")),
         };
         let manifest = match self.manifest_facts(verifier, pinned, model.as_deref()).await {
             Ok(m) => m,
-            Err(e) if e.is_transient() => return Outcome::error(format!("registry unreachable: {e}")),
+            Err(e) if e.is_transient() => return Outcome::error(cannot_verify(&e)),
             Err(e) => return Outcome::fail(format!("cannot read the manifest: {e}")),
         };
         let document = json!({

@@ -12,7 +12,7 @@ use std::time::Duration;
 use vouch_attest::egress::{fetch_allowlist, Allowlist, EgressError};
 use vouch_attest::{ArtifactRef, Digest};
 
-use super::{applies_to_object, AdmissionInput, Charged, Engine, Verified};
+use super::{applies_to_object, cannot_verify, AdmissionInput, Charged, Engine, Verified};
 use crate::crd::Mode;
 use crate::decision::{ArtifactKind, ArtifactLocation, Finding, FindingResult};
 use crate::extract::{EgressDeclaration, ExtractedArtifact};
@@ -194,7 +194,7 @@ pub(super) async fn check<'a>(
                 let (result, reason) = match engine.allowlist(&pinned, policies.first().copied(), input).await
                 {
                     Err(Unusable { transient: true, reason }) => {
-                        (FindingResult::Error, format!("registry unreachable: {reason}"))
+                        (FindingResult::Error, cannot_verify(&reason))
                     }
                     Err(Unusable { reason, .. }) => {
                         (FindingResult::Fail, format!("allowlist {pinned} cannot be used: {reason}"))
@@ -254,7 +254,7 @@ pub(super) fn timed_out<'a>(
         let Some(index) = allowlist_of(d, namespace) else { continue };
         let Some(artifact) = artifacts.get(index) else { continue };
         let reason = format!(
-            "registry unreachable: the egress check of {} did not finish within the budget of {budget:?}",
+            "cannot verify: the egress check of {} did not finish within the budget of {budget:?}",
             d.location
         );
         let policies: Vec<&CompiledPolicy> =

@@ -327,7 +327,7 @@ impl Engine {
                         Ok(findings) => findings,
                         Err(_) => {
                             let reason = format!(
-                                "registry unreachable: verification did not finish within the budget of {budget:?}"
+                                "cannot verify: verification did not finish within the budget of {budget:?}"
                             );
                             policy
                                 .requirements
@@ -517,7 +517,7 @@ impl Engine {
         let pinned = match resolved {
             Ok(p) => p,
             Err(e) if e.is_transient() => {
-                return all(FindingResult::Error, format!("registry unreachable: {e}"), &artifact.image, None)
+                return all(FindingResult::Error, cannot_verify(&e), &artifact.image, None)
             }
             Err(e) => {
                 return all(
@@ -602,7 +602,7 @@ impl Engine {
                             continue;
                         }
                         Err(e) if e.is_transient() => {
-                            errors.push(format!("registry unreachable: {e}"));
+                            errors.push(cannot_verify(&e));
                             continue;
                         }
                         Err(e) => {
@@ -622,7 +622,7 @@ impl Engine {
             let verdict = match verifier.verify(pinned, &auth.authority, &requirement).await {
                 Ok(v) => v,
                 Err(e) if e.is_transient() => {
-                    errors.push(format!("registry unreachable: {e}"));
+                    errors.push(cannot_verify(&e));
                     continue;
                 }
                 Err(e) => {
@@ -787,6 +787,12 @@ pub fn condition_input(
         },
         "object": object,
     })
+}
+
+/// The reason of a finding that could not be verified (an Error, so the failure policy decides): the
+/// cause says what happened (unreachable, timed out, throttled, reset, server error, ...).
+pub(super) fn cannot_verify(cause: &dyn std::fmt::Display) -> String {
+    format!("cannot verify: {cause}")
 }
 
 /// Whether a matching policy covers an artifact (so `--no-match` does not apply): it asks something of

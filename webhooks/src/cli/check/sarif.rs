@@ -176,9 +176,9 @@ mod tests {
         }
         // An enforce-mode error admitted by failurePolicy Ignore is a warning, as the webhook makes it.
         let mut ignored = finding("r", Mode::Enforce, FindingResult::Error);
-        ignored.reason = "registry unreachable: down".into();
+        ignored.reason = "cannot verify: registry r is unreachable: down".into();
         let decision = Decision {
-            warnings: vec!["Deployment default/web: container app: r: signature: registry unreachable: down (allowed: failurePolicy Ignore)".into()],
+            warnings: vec!["Deployment default/web: container app: r: signature: cannot verify: registry r is unreachable: down (allowed: failurePolicy Ignore)".into()],
             findings: vec![ignored],
             ..Decision::allow()
         };
