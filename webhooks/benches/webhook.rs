@@ -138,23 +138,14 @@ async fn main() {
     std::fs::write(policies.join("prod-signed.yaml"), key_policy("prod-signed", "cosign-prod", &host, &key))
         .unwrap();
     let server = Server::prepare(ServeConfig {
-        listen: loopback(),
-        health_listen: loopback(),
-        tls: CertPaths { cert: dir.path().join("tls.crt"), key: dir.path().join("tls.key") },
-        tls_reload_interval: Duration::from_secs(5),
-        policy_dir: Some(policies),
-        extraction_config: None,
-        dry_run: false,
         no_match: vouch_policies::NoMatchAction::Deny,
-        trusted_root: None,
         insecure_registries: vec![host.clone()],
-        registry_auth_file: None,
         insecure_ignore_tlog: true,
-        timeout_budget: Duration::from_secs(8),
-        max_body_bytes: 8 * 1024 * 1024,
-        kube: false,
         shutdown_grace: Duration::from_secs(2),
-        cache_capacity: vouch_webhooks::server::config::DEFAULT_CACHE_CAPACITY,
+        ..ServeConfig::loopback(
+            CertPaths { cert: dir.path().join("tls.crt"), key: dir.path().join("tls.key") },
+            Some(policies),
+        )
     })
     .await
     .unwrap();

@@ -7,7 +7,6 @@
 
 mod check_support;
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -88,29 +87,18 @@ async fn check_and_webhook_decide_the_same() {
         let tls_dir = tempfile::tempdir().unwrap();
         std::fs::write(tls_dir.path().join("tls.crt"), &pair.cert_pem).unwrap();
         std::fs::write(tls_dir.path().join("tls.key"), &pair.key_pem).unwrap();
-        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let server = Server::prepare(ServeConfig {
-            listen: loopback,
-            health_listen: loopback,
-            tls: CertPaths { cert: tls_dir.path().join("tls.crt"), key: tls_dir.path().join("tls.key") },
-            tls_reload_interval: Duration::from_secs(5),
-            policy_dir: Some(fx.policies.clone()),
-            extraction_config: None,
-            dry_run: false,
             no_match: match no_match {
                 "allow" => vouch_policies::NoMatchAction::Allow,
                 "warn" => vouch_policies::NoMatchAction::Warn,
                 _ => vouch_policies::NoMatchAction::Deny,
             },
-            trusted_root: None,
             insecure_registries: vec![fx.host.clone()],
-            registry_auth_file: None,
-            insecure_ignore_tlog: false,
-            timeout_budget: Duration::from_secs(8),
-            max_body_bytes: 8 * 1024 * 1024,
-            kube: false,
             shutdown_grace: Duration::from_secs(1),
-            cache_capacity: vouch_webhooks::server::config::DEFAULT_CACHE_CAPACITY,
+            ..ServeConfig::loopback(
+                CertPaths { cert: tls_dir.path().join("tls.crt"), key: tls_dir.path().join("tls.key") },
+                Some(fx.policies.clone()),
+            )
         })
         .await
         .unwrap();

@@ -6,7 +6,7 @@
 mod server_support;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -128,25 +128,14 @@ async fn create_verify_and_serve_from_a_bundle_with_the_registry_stopped() {
     let pair = ca.issue_server(&["localhost"], &[]).unwrap();
     std::fs::write(dir.path().join("tls.crt"), &pair.cert_pem).unwrap();
     std::fs::write(dir.path().join("tls.key"), &pair.key_pem).unwrap();
-    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let config = ServeConfig {
-        listen: loopback,
-        health_listen: loopback,
-        tls: CertPaths { cert: dir.path().join("tls.crt"), key: dir.path().join("tls.key") },
-        tls_reload_interval: Duration::from_secs(5),
-        policy_dir: None,
-        extraction_config: None,
-        dry_run: false,
         no_match: vouch_policies::NoMatchAction::Deny,
-        trusted_root: None,
-        insecure_registries: vec![],
-        registry_auth_file: None,
         insecure_ignore_tlog: true,
-        timeout_budget: Duration::from_secs(8),
-        max_body_bytes: 8 * 1024 * 1024,
-        kube: false,
         shutdown_grace: Duration::from_secs(5),
-        cache_capacity: vouch_webhooks::server::config::DEFAULT_CACHE_CAPACITY,
+        ..ServeConfig::loopback(
+            CertPaths { cert: dir.path().join("tls.crt"), key: dir.path().join("tls.key") },
+            None,
+        )
     };
     // A tampered bundle stops start-up with the reason.
     let refused = Server::prepare_with_bundle(

@@ -97,23 +97,12 @@ impl Tls {
 
 fn config(tls: CertPaths, policy_dir: &Path, trusted_root: Option<PathBuf>, registry: &str) -> ServeConfig {
     ServeConfig {
-        listen: loopback(),
-        health_listen: loopback(),
-        tls,
         tls_reload_interval: Duration::from_millis(100),
-        policy_dir: Some(policy_dir.to_owned()),
-        extraction_config: None,
-        dry_run: false,
         no_match: vouch_policies::NoMatchAction::Deny,
         trusted_root,
         insecure_registries: vec![registry.to_owned()],
-        registry_auth_file: None,
-        insecure_ignore_tlog: false,
-        timeout_budget: Duration::from_secs(8),
-        max_body_bytes: 8 * 1024 * 1024,
-        kube: false,
         shutdown_grace: Duration::from_secs(5),
-        cache_capacity: vouch_webhooks::server::config::DEFAULT_CACHE_CAPACITY,
+        ..ServeConfig::loopback(tls, Some(policy_dir.to_owned()))
     }
 }
 

@@ -24,23 +24,12 @@ fn loopback() -> SocketAddr {
 
 fn config(volume: &SecretVolume, policy_dir: &std::path::Path) -> ServeConfig {
     ServeConfig {
-        listen: loopback(),
-        health_listen: loopback(),
-        tls: CertPaths { cert: volume.cert(), key: volume.key() },
         tls_reload_interval: Duration::from_millis(100),
-        policy_dir: Some(policy_dir.to_owned()),
-        extraction_config: None,
-        dry_run: false,
-        no_match: vouch_policies::NoMatchAction::Allow,
-        trusted_root: None,
-        insecure_registries: Vec::new(),
-        registry_auth_file: None,
-        insecure_ignore_tlog: false,
-        timeout_budget: Duration::from_secs(8),
-        max_body_bytes: 8 * 1024 * 1024,
-        kube: false,
         shutdown_grace: Duration::from_secs(5),
-        cache_capacity: vouch_webhooks::server::config::DEFAULT_CACHE_CAPACITY,
+        ..ServeConfig::loopback(
+            CertPaths { cert: volume.cert(), key: volume.key() },
+            Some(policy_dir.to_owned()),
+        )
     }
 }
 

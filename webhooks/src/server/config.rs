@@ -34,7 +34,7 @@ const MAX_CACHE_CAPACITY: u64 = 65_536;
 /// Largest configuration file read.
 const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 
-/// The validated configuration of `vouch serve`; tests build it as a literal.
+/// The validated configuration of `vouch serve`; tests start from [`ServeConfig::loopback`].
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// HTTPS address of /validate and /mutate.
@@ -71,6 +71,33 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// Most verdicts (and tag resolutions) kept in memory.
     pub cache_capacity: u64,
+}
+
+impl ServeConfig {
+    /// `vouch serve`'s defaults, but listening on 127.0.0.1 on ports the system picks: for tests, benches
+    /// and programs that embed the server. Set other fields with struct update syntax.
+    pub fn loopback(tls: CertPaths, policy_dir: Option<PathBuf>) -> Self {
+        let loopback = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+        Self {
+            listen: loopback,
+            health_listen: loopback,
+            tls,
+            tls_reload_interval: DEFAULT_TLS_RELOAD_INTERVAL,
+            policy_dir,
+            extraction_config: None,
+            dry_run: false,
+            no_match: NoMatchAction::Allow,
+            trusted_root: None,
+            insecure_registries: Vec::new(),
+            registry_auth_file: None,
+            insecure_ignore_tlog: false,
+            timeout_budget: DEFAULT_TIMEOUT_BUDGET,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            kube: false,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+        }
+    }
 }
 
 /// An offline bundle to serve from.
