@@ -330,7 +330,7 @@ async fn bare_server(ca: &DevCa, dir: &Path) -> (SocketAddr, tokio::sync::onesho
         provider.clone(),
     )
     .unwrap();
-    let config = tls::server_config(cert, provider).unwrap();
+    let config = tls::server_config(cert, None, provider).unwrap();
     let answer = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "response": {"uid": "0df28fbd-5f5f-11e8-bc74-36e6bb280816", "allowed": true, "status": {}}});
     let app = axum::Router::new()

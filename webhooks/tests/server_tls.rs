@@ -33,6 +33,75 @@ fn config(volume: &SecretVolume, policy_dir: &std::path::Path) -> ServeConfig {
     }
 }
 
+/// With `--client-ca`, only a caller presenting a client certificate from that CA gets an answer: no
+/// certificate, another CA's client certificate, or a serving certificate as a client one fail the TLS
+/// handshake (nothing is evaluated, nothing written); the health port is not affected. A rotated bundle
+/// is picked up, and a garbage one keeps the CAs in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_ca_admits_only_the_api_servers_certificate() {
+    let serving_ca = DevCa::new("vouch-serving-ca").unwrap();
+    let pair = serving_ca.issue_server(&["localhost"], &[]).unwrap();
+    let volume = SecretVolume::new(&pair.cert_pem, &pair.key_pem);
+    let (apiserver_ca, other_ca) = (DevCa::new("apiserver-client-ca").unwrap(), DevCa::new("other").unwrap());
+    let apiserver = apiserver_ca.issue_client("kube-apiserver").unwrap();
+    let impostor = other_ca.issue_client("kube-apiserver").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("client-ca.crt");
+    std::fs::write(&ca_file, apiserver_ca.cert_pem()).unwrap();
+    let policies = tempfile::tempdir().unwrap();
+    let server =
+        Server::prepare(ServeConfig { client_ca: Some(ca_file.clone()), ..config(&volume, policies.path()) })
+            .await
+            .unwrap();
+    let (https, health) = (server.https_addr().unwrap(), server.health_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let body = fixture("pod-delete.json", "registry.test");
+    let as_apiserver =
+        TlsClient::with_client_cert(serving_ca.cert_der(), https, &apiserver.cert_pem, &apiserver.key_pem);
+    let (r, _) = as_apiserver.post("/validate", &body).await.unwrap();
+    assert_eq!(r.status, 200);
+
+    let refused = |client: TlsClient| async move {
+        // TLS 1.3: the server's verdict on the client certificate arrives after the client's handshake,
+        // so the failure shows on the request.
+        client.post("/validate", &fixture("pod-delete.json", "registry.test")).await.map(|(r, _)| r.status)
+    };
+    assert!(refused(TlsClient::new(serving_ca.cert_der(), https)).await.is_err(), "no client certificate");
+    let stranger =
+        TlsClient::with_client_cert(serving_ca.cert_der(), https, &impostor.cert_pem, &impostor.key_pem);
+    assert!(refused(stranger.clone()).await.is_err(), "another CA's client certificate");
+    let server_as_client = apiserver_ca.issue_server(&["localhost"], &[]).unwrap();
+    let wrong_usage = TlsClient::with_client_cert(
+        serving_ca.cert_der(),
+        https,
+        &server_as_client.cert_pem,
+        &server_as_client.key_pem,
+    );
+    assert!(refused(wrong_usage).await.is_err(), "a serving certificate used as a client certificate");
+    assert_eq!(http_get(health, "/readyz").await.unwrap().0, 200, "the health port asks for nothing");
+
+    // A garbage bundle is refused (counted), the CAs in force stay; then a rotation to the other CA.
+    std::fs::write(&ca_file, "garbage").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !http_get(health, "/metrics").await.unwrap().1.contains("vouch_client_ca_reload_errors_total 1") {
+        assert!(Instant::now() < deadline, "garbage bundle not noticed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(as_apiserver.post("/validate", &body).await.unwrap().0.status, 200);
+    std::fs::write(&ca_file, other_ca.cert_pem()).unwrap();
+    while !http_get(health, "/metrics").await.unwrap().1.contains("vouch_client_ca_reloads_total 1") {
+        assert!(Instant::now() < deadline, "rotated bundle not picked up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stranger.post("/validate", &body).await.unwrap().0.status, 200, "the new CA's client");
+    assert!(as_apiserver.post("/validate", &body).await.is_err(), "the old CA's client, after rotation");
+    let _ = stop.send(());
+    running.await.unwrap();
+}
+
 fn sha(der: &[u8]) -> Vec<u8> {
     Sha256::digest(der).to_vec()
 }
@@ -129,7 +198,7 @@ async fn slow_server(
         provider.clone(),
     )
     .unwrap();
-    let config = tls::server_config(cert, provider).unwrap();
+    let config = tls::server_config(cert, None, provider).unwrap();
     let app = axum::Router::new().route(
         "/validate",
         post(move || async move {

@@ -20,7 +20,12 @@ pub struct ServeArgs {
     /// Private key of the serving certificate (PEM).
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
-    /// How often the certificate files, --policy-dir and --trusted-root are checked for changes, e.g. `5s`.
+    /// Require callers of /validate and /mutate to present a client certificate issued by one of these CAs
+    /// (PEM bundle; the API server's, see docs/operations.md); reloaded when it changes.
+    #[arg(long)]
+    pub client_ca: Option<PathBuf>,
+    /// How often the certificate files, --client-ca, --policy-dir and --trusted-root are checked for
+    /// changes, e.g. `5s`.
     #[arg(long)]
     pub tls_reload_interval: Option<String>,
     /// HTTPS address of /validate and /mutate [default: 0.0.0.0:8443].
@@ -88,6 +93,7 @@ impl ServeArgs {
             health_listen: self.health_listen.clone(),
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
+            client_ca: self.client_ca.clone(),
             tls_reload_interval: self.tls_reload_interval.clone(),
             policy_dir: self.policy_dir.clone(),
             extraction_config: self.extraction_config.clone(),

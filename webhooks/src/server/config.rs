@@ -43,6 +43,8 @@ pub struct ServeConfig {
     pub health_listen: SocketAddr,
     /// Serving certificate and key (PEM), reloaded when they change.
     pub tls: CertPaths,
+    /// Callers must present a client certificate issued by a CA of this PEM bundle; `None`: anyone.
+    pub client_ca: Option<PathBuf>,
     /// How often the certificate files, the policy directory and the trusted root are polled.
     pub tls_reload_interval: Duration,
     /// Policies from this directory (multi-document YAML); `None` = from the cluster.
@@ -82,6 +84,7 @@ impl ServeConfig {
             listen: loopback,
             health_listen: loopback,
             tls,
+            client_ca: None,
             tls_reload_interval: DEFAULT_TLS_RELOAD_INTERVAL,
             policy_dir,
             extraction_config: None,
@@ -123,6 +126,8 @@ pub struct RawServeConfig {
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
     pub tls_key: Option<PathBuf>,
+    /// `--client-ca`.
+    pub client_ca: Option<PathBuf>,
     /// `--tls-reload-interval`.
     pub tls_reload_interval: Option<String>,
     /// `--policy-dir`.
@@ -213,6 +218,7 @@ impl RawServeConfig {
             health_listen: over.health_listen.or(self.health_listen),
             tls_cert: over.tls_cert.or(self.tls_cert),
             tls_key: over.tls_key.or(self.tls_key),
+            client_ca: over.client_ca.or(self.client_ca),
             tls_reload_interval: over.tls_reload_interval.or(self.tls_reload_interval),
             policy_dir: over.policy_dir.or(self.policy_dir),
             extraction_config: over.extraction_config.or(self.extraction_config),
@@ -307,6 +313,7 @@ impl RawServeConfig {
             }
         };
         optional_file(self.trusted_root.as_deref(), "--trusted-root", &mut bad);
+        optional_file(self.client_ca.as_deref(), "--client-ca", &mut bad);
         optional_file(self.extraction_config.as_deref(), "--extraction-config", &mut bad);
         optional_file(self.registry_auth_file.as_deref(), "--registry-auth-file", &mut bad);
         let insecure_registries = self.insecure_registries.unwrap_or_default();
@@ -377,6 +384,7 @@ impl RawServeConfig {
                     listen,
                     health_listen,
                     tls: CertPaths { cert, key },
+                    client_ca: self.client_ca,
                     tls_reload_interval,
                     policy_dir: self.policy_dir,
                     extraction_config: self.extraction_config,

@@ -21,9 +21,12 @@ use x509_cert::time::{Time, Validity};
 /// serverAuth extended key usage.
 const OID_SERVER_AUTH: der::oid::ObjectIdentifier =
     der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1");
+/// clientAuth extended key usage.
+const OID_CLIENT_AUTH: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
-/// A serving certificate (leaf, PEM) and its PKCS#8 private key (PEM).
+/// A leaf certificate (PEM) and its PKCS#8 private key (PEM): a serving or a client certificate.
 #[derive(Clone)]
 pub struct ServingPair {
     /// Leaf certificate, PEM.
@@ -99,9 +102,35 @@ impl DevCa {
 
     /// A serving certificate for these DNS names and IP addresses, with a fresh P-256 key.
     pub fn issue_server(&self, dns_names: &[&str], ips: &[IpAddr]) -> anyhow::Result<ServingPair> {
+        let mut names = Vec::new();
+        for d in dns_names {
+            names.push(GeneralName::DnsName(Ia5String::new(d)?));
+        }
+        for ip in ips {
+            let octets = match ip {
+                IpAddr::V4(v4) => v4.octets().to_vec(),
+                IpAddr::V6(v6) => v6.octets().to_vec(),
+            };
+            names.push(GeneralName::IpAddress(OctetString::new(octets)?));
+        }
+        self.issue(dns_names.first().unwrap_or(&"vouch"), names, OID_SERVER_AUTH)
+    }
+
+    /// A client certificate (clientAuth) for `CN=<common_name>`, with a fresh P-256 key: what the API
+    /// server presents to a webhook that requires one (`--client-ca`).
+    pub fn issue_client(&self, common_name: &str) -> anyhow::Result<ServingPair> {
+        self.issue(common_name, Vec::new(), OID_CLIENT_AUTH)
+    }
+
+    fn issue(
+        &self,
+        common_name: &str,
+        names: Vec<GeneralName>,
+        usage: der::oid::ObjectIdentifier,
+    ) -> anyhow::Result<ServingPair> {
         let key = fresh_key()?;
         let serial = self.next_serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let subject = Name::from_str(&format!("CN={},O=vouch-dev", dns_names.first().unwrap_or(&"vouch")))?;
+        let subject = Name::from_str(&format!("CN={common_name},O=vouch-dev"))?;
         let mut b = CertificateBuilder::new(
             Profile::Leaf {
                 issuer: self.name.clone(),
@@ -114,19 +143,10 @@ impl DevCa {
             spki_of(&key)?,
             &self.key,
         )?;
-        let mut names = Vec::new();
-        for d in dns_names {
-            names.push(GeneralName::DnsName(Ia5String::new(d)?));
+        if !names.is_empty() {
+            b.add_extension(&SubjectAltName(names))?;
         }
-        for ip in ips {
-            let octets = match ip {
-                IpAddr::V4(v4) => v4.octets().to_vec(),
-                IpAddr::V6(v6) => v6.octets().to_vec(),
-            };
-            names.push(GeneralName::IpAddress(OctetString::new(octets)?));
-        }
-        b.add_extension(&SubjectAltName(names))?;
-        b.add_extension(&ExtendedKeyUsage(vec![OID_SERVER_AUTH]))?;
+        b.add_extension(&ExtendedKeyUsage(vec![usage]))?;
         let cert_der = b.build::<DerSignature>()?.to_der()?;
         let key_pem = p256::pkcs8::EncodePrivateKey::to_pkcs8_pem(&key, p256::pkcs8::LineEnding::LF)?;
         Ok(ServingPair {

@@ -16,6 +16,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use vouch_attest::verify::ArtifactVerifier;
 
+use super::client_ca::ReloadingClientCa;
 use super::tls::ReloadingCert;
 
 /// The content type of [`Metrics::encode`]'s output.
@@ -70,6 +71,7 @@ pub struct FailureLabels {
 struct Sources {
     verifier: OnceLock<ArtifactVerifier>,
     cert: OnceLock<Arc<ReloadingCert>>,
+    client_ca: OnceLock<Arc<ReloadingClientCa>>,
 }
 
 fn const_counter(
@@ -154,6 +156,20 @@ impl Collector for Sources {
                 c.reload_errors(),
             )?;
         }
+        if let Some(c) = self.client_ca.get() {
+            const_counter(
+                &mut encoder,
+                "vouch_client_ca_reloads",
+                "Client CA bundle (--client-ca) reloads.",
+                c.reloads(),
+            )?;
+            const_counter(
+                &mut encoder,
+                "vouch_client_ca_reload_errors",
+                "New client CA bundles rejected (the previous CAs stay in force).",
+                c.reload_errors(),
+            )?;
+        }
         Ok(())
     }
 }
@@ -217,6 +233,11 @@ impl Metrics {
     /// Read certificate reload counters from this resolver at scrape time (first call wins).
     pub fn attach_cert(&self, cert: Arc<ReloadingCert>) {
         let _ = self.sources.cert.set(cert);
+    }
+
+    /// Read the client CA bundle's reload counters at scrape time (`--client-ca`).
+    pub fn attach_client_ca(&self, client_ca: Arc<ReloadingClientCa>) {
+        let _ = self.sources.client_ca.set(client_ca);
     }
 
     /// Count one admission review (static labels: nothing is allocated per request).

@@ -10,6 +10,7 @@
 //! [`Evaluator`] (the policy engine) within the time budget, and write the decision back.
 
 pub mod admission;
+pub mod client_ca;
 pub mod config;
 pub mod dev_pki;
 pub mod metrics;

@@ -14,6 +14,7 @@ use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
 use vouch_policies::{Engine, EngineConfig, ExtractionConfig, PolicySet};
 
+use super::client_ca::ReloadingClientCa;
 use super::config::{BundleSource, ServeConfig};
 use super::metrics::Metrics;
 use super::reload::{self, ConfigReload};
@@ -216,6 +217,8 @@ pub struct Server {
     health: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     cert: Arc<ReloadingCert>,
+    /// `--client-ca`, watched and reloaded.
+    client_ca: Option<Arc<ReloadingClientCa>>,
     state: AppState,
     engine: Engine,
     /// `--policy-dir` and `--trusted-root`, watched and reloaded into the engine.
@@ -254,7 +257,11 @@ impl Server {
     ) -> Result<Self, RunError> {
         let provider = tls::install_crypto_provider();
         let cert = ReloadingCert::load(config.tls.clone(), Arc::clone(&provider))?;
-        let tls = tls::server_config(Arc::clone(&cert), provider)?;
+        let client_ca = match &config.client_ca {
+            Some(path) => Some(ReloadingClientCa::load(path.clone(), Arc::clone(&provider))?),
+            None => None,
+        };
+        let tls = tls::server_config(Arc::clone(&cert), client_ca.clone(), provider)?;
         let bundle = bundle.as_ref().map(open_bundle).transpose()?;
         if let Some(b) = &bundle {
             let c = b.contents();
@@ -333,6 +340,9 @@ impl Server {
         }
         metrics.attach_verifier(verifier);
         metrics.attach_cert(Arc::clone(&cert));
+        if let Some(ca) = &client_ca {
+            metrics.attach_client_ca(Arc::clone(ca));
+        }
         let state = AppState {
             evaluator: reload.clone(),
             cluster,
@@ -348,7 +358,7 @@ impl Server {
         };
         let health = bind("health", config.health_listen).await?;
         let https = bind("webhooks", config.listen).await?;
-        Ok(Self { config, https, health, tls, cert, state, engine, reload, cluster_tasks })
+        Ok(Self { config, https, health, tls, cert, client_ca, state, engine, reload, cluster_tasks })
     }
 
     /// The bound webhook address (useful with port 0).
@@ -373,10 +383,12 @@ impl Server {
 
     /// Serve until `shutdown` completes, then drain within the configured grace period.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        let Self { config, https, health, tls, cert, state, engine: _, reload, cluster_tasks } = self;
+        let Self { config, https, health, tls, cert, client_ca, state, engine: _, reload, cluster_tasks } =
+            self;
         let bound = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let (https_addr, health_addr) = (bound(&https), bound(&health));
         let watch = cert.spawn_watch(config.tls_reload_interval);
+        let client_ca_watch = client_ca.map(|ca| ca.spawn_watch(config.tls_reload_interval));
         let reload_watch = reload.watches_anything().then(|| reload.spawn_watch(config.tls_reload_interval));
         let (health_stop, health_stopped) = tokio::sync::oneshot::channel::<()>();
         let health_app = health_router(state.clone());
@@ -393,11 +405,15 @@ impl Server {
             health = %health_addr,
             dry_run = config.dry_run,
             kube = config.kube,
+            client_certificates = if config.client_ca.is_some() { "required" } else { "not asked" },
             "serving"
         );
         let serving = Arc::clone(&state.serving);
         serve_https(https, tls, router(state), serving, shutdown, config.shutdown_grace).await;
         watch.abort();
+        if let Some(w) = client_ca_watch {
+            w.abort();
+        }
         if let Some(w) = reload_watch {
             w.abort();
         }

@@ -18,6 +18,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use sha2::{Digest as _, Sha256};
 
+use super::client_ca::ReloadingClientCa;
+
 /// Largest certificate chain or key file read (a chain of a few certificates is a few KiB).
 const MAX_PEM_BYTES: u64 = 1024 * 1024;
 
@@ -96,7 +98,7 @@ pub fn install_crypto_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsError> {
+pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsError> {
     use std::io::Read as _;
     let file = std::fs::File::open(path).map_err(|source| TlsError::Read { path: path.into(), source })?;
     let mut bytes = Vec::new();
@@ -298,16 +300,21 @@ impl ResolvesServerCert for ReloadingCert {
     }
 }
 
-/// The webhook's rustls configuration: aws-lc-rs, TLS 1.3 and 1.2, no client auth, ALPN h2 and http/1.1.
+/// The webhook's rustls configuration: aws-lc-rs, TLS 1.3 and 1.2, ALPN h2 and http/1.1; a client
+/// certificate from `client_ca` required when given, else no client auth.
 pub fn server_config(
     cert: Arc<ReloadingCert>,
+    client_ca: Option<Arc<ReloadingClientCa>>,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError::Config { reason: e.to_string() })?
-        .with_no_client_auth()
-        .with_cert_resolver(cert);
+        .map_err(|e| TlsError::Config { reason: e.to_string() })?;
+    let builder = match client_ca {
+        Some(ca) => builder.with_client_cert_verifier(ca),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(cert);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -406,7 +413,7 @@ mod tests {
         let provider = install_crypto_provider();
         let cert =
             ReloadingCert::load(write_pair(dir.path(), &a.cert_pem, &a.key_pem), provider.clone()).unwrap();
-        let config = server_config(cert, provider).unwrap();
+        let config = server_config(cert, None, provider).unwrap();
         assert_eq!(config.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
         assert!(config.crypto_provider().cipher_suites.iter().all(|s| matches!(
             s.version().version,

@@ -31,14 +31,33 @@ pub struct HttpResponse {
 impl TlsClient {
     /// A client for `addr` trusting `ca_der` only.
     pub fn new(ca_der: &[u8], addr: SocketAddr) -> Self {
+        Self::build(ca_der, addr, None)
+    }
+
+    /// [`Self::new`], presenting a client certificate (PEM chain and PKCS#8 key), as the API server does
+    /// to a webhook that requires one.
+    pub fn with_client_cert(ca_der: &[u8], addr: SocketAddr, cert_pem: &str, key_pem: &str) -> Self {
+        Self::build(ca_der, addr, Some((cert_pem, key_pem)))
+    }
+
+    fn build(ca_der: &[u8], addr: SocketAddr, client: Option<(&str, &str)>) -> Self {
+        use rustls::pki_types::pem::PemObject as _;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         roots.add(CertificateDer::from(ca_der.to_vec())).unwrap();
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_root_certificates(roots);
+        let mut config = match client {
+            None => builder.with_no_client_auth(),
+            Some((cert_pem, key_pem)) => {
+                let chain =
+                    CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
+                let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+                builder.with_client_auth_cert(chain, key).unwrap()
+            }
+        };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         // Every connection does a full handshake, so it sees the certificate served now (a resumed
         // session would report the certificate of the session it resumes).
