@@ -9,55 +9,19 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::json;
-use vouch_attest::cache::CacheConfig;
 use vouch_attest::cosign;
 use vouch_attest::intoto::{SLSA_PROVENANCE_V1, STATEMENT_V1};
-use vouch_attest::registry::{Credentials, RegistryClient, RegistryConfig, OCI_MANIFEST};
-use vouch_attest::trust_root::TrustRoot;
-use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
+use vouch_attest::registry::{Credentials, RegistryClient};
+use vouch_attest::verify::ArtifactVerifier;
 use vouch_attest::{ArtifactRef, SigningKey};
 use vouch_policies::crd::Mode;
 use vouch_policies::{
-    AdmissionInput, Decision, Engine, EngineConfig, FindingResult, GroupVersionKind, NoMatchAction,
-    Operation, PolicySet,
+    AdmissionInput, Decision, Engine, EngineConfig, FindingResult, NoMatchAction, PolicySet,
 };
+use vouch_tests::fixture::{indent, key_policy, pod_input, push_image, tag_of, verifier, verifier_with};
 use vouch_webhooks::dev_registry::DevRegistry;
 
 const GOOD_BUILDER: &str = "https://github.com/actions/runner";
-
-fn verifier(insecure: Vec<String>, credentials: Credentials) -> ArtifactVerifier {
-    ArtifactVerifier::new(VerifierConfig {
-        registry: RegistryConfig {
-            insecure_registries: insecure,
-            timeout: Duration::from_secs(2),
-            retries: 0,
-            credentials,
-            ..RegistryConfig::default()
-        },
-        trust_root: TrustRoot::public_good().unwrap(),
-        cache: CacheConfig::default(),
-        options: VerifyOptions::default(),
-    })
-    .unwrap()
-}
-
-async fn push_image(client: &RegistryClient, host: &str, repo: &str, seed: &str) -> ArtifactRef {
-    let r: ArtifactRef = format!("{host}/{repo}:{seed}").parse().unwrap();
-    let layer = format!("layer of {repo} {seed}").into_bytes();
-    let layer_digest = client.push_blob(&r, &layer).await.unwrap();
-    let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest.to_string()]}}))
-    .unwrap();
-    let config_digest = client.push_blob(&r, &config).await.unwrap();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest.to_string(), "size": layer.len()}]
-    }))
-    .unwrap();
-    let d = client.push_manifest(&r, &manifest, OCI_MANIFEST).await.unwrap();
-    r.with_digest(d)
-}
 
 async fn attest(client: &RegistryClient, img: &ArtifactRef, key: &SigningKey, builder: &str) {
     let statement = json!({
@@ -72,63 +36,9 @@ async fn attest(client: &RegistryClient, img: &ArtifactRef, key: &SigningKey, bu
     cosign::attest_with_key(client, img, key, &statement).await.unwrap();
 }
 
-fn indent(s: &str, n: usize) -> String {
-    s.lines().map(|l| format!("{}{l}\n", " ".repeat(n))).collect()
-}
-
-/// A cluster policy over `images` with the key `cosign-prod` (no Rekor: our own signatures are not logged).
-fn policy(
-    name: &str,
-    images: &str,
-    key: &SigningKey,
-    mode: &str,
-    failure: &str,
-    requirements: &str,
-) -> String {
-    format!(
-        r#"---
-apiVersion: vouch.dev/v1alpha1
-kind: ClusterSupplyChainPolicy
-metadata:
-  name: {name}
-spec:
-  images: ["{images}"]
-  mode: {mode}
-  failurePolicy: {failure}
-  authorities:
-    - name: cosign-prod
-      key:
-        requireTlog: false
-        pem: |
-{pem}
-  requirements:
-{requirements}
-"#,
-        pem = indent(&key.public_key().to_pem(), 10),
-        requirements = indent(requirements, 4),
-    )
-}
-
-fn pod(images: &[(&str, &str)]) -> AdmissionInput {
-    let containers: Vec<_> = images.iter().map(|(n, i)| json!({"name": n, "image": i})).collect();
-    AdmissionInput {
-        uid: "uid-1".into(),
-        operation: Operation::Create,
-        kind: GroupVersionKind { group: String::new(), version: "v1".into(), kind: "Pod".into() },
-        resource: "pods".into(),
-        sub_resource: None,
-        namespace: Some("default".into()),
-        name: "web".into(),
-        object: Some(
-            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"},
-            "spec": {"containers": containers}}),
-        ),
-        old_object: None,
-        namespace_labels: BTreeMap::from([("kubernetes.io/metadata.name".into(), "default".into())]),
-        namespace_annotations: BTreeMap::new(),
-        dry_run: false,
-        pull_credentials: Credentials::anonymous(),
-    }
+/// A Pod `web` in `default` with one container per (name, image).
+fn pod(containers: &[(&str, &str)]) -> AdmissionInput {
+    pod_input("default", "web", containers)
 }
 
 fn engine(yaml: &str, verifier: ArtifactVerifier, config: EngineConfig) -> Engine {
@@ -151,7 +61,7 @@ struct World {
 
 async fn world() -> World {
     let registry = DevRegistry::start().await.unwrap();
-    let verifier = verifier(vec![registry.host()], Credentials::anonymous());
+    let verifier = verifier(&registry.host());
     let key = SigningKey::generate();
     let host = registry.host();
     let signed = push_image(verifier.registry(), &host, "acme/app", "1.0").await;
@@ -160,14 +70,10 @@ async fn world() -> World {
     World { registry, key, signed, unsigned, verifier }
 }
 
-fn tag_ref(r: &ArtifactRef) -> String {
-    format!("{}/{}:{}", r.registry(), r.repository(), r.tag().unwrap())
-}
-
 #[tokio::test]
 async fn enforce_allows_verified_images_and_pins_them() {
     let w = world().await;
-    let yaml = policy(
+    let yaml = key_policy(
         "prod-signed",
         &format!("{}/acme/**", w.registry.host()),
         &w.key,
@@ -176,7 +82,7 @@ async fn enforce_allows_verified_images_and_pins_them() {
         "signature: true",
     );
     let e = engine(&yaml, w.verifier.clone(), config());
-    let image = tag_ref(&w.signed);
+    let image = tag_of(&w.signed);
     let d = e.evaluate(&pod(&[("app", &image)])).await;
     assert!(d.allowed, "{:?}", d.message);
     assert_eq!(d.findings.len(), 1);
@@ -200,7 +106,7 @@ async fn enforce_allows_verified_images_and_pins_them() {
 #[tokio::test]
 async fn enforce_denies_with_an_exact_message() {
     let w = world().await;
-    let yaml = policy(
+    let yaml = key_policy(
         "prod-signed",
         &format!("{}/acme/**", w.registry.host()),
         &w.key,
@@ -209,8 +115,8 @@ async fn enforce_denies_with_an_exact_message() {
         "signature: true",
     );
     let e = engine(&yaml, w.verifier.clone(), config());
-    let signed = tag_ref(&w.signed);
-    let unsigned = tag_ref(&w.unsigned);
+    let signed = tag_of(&w.signed);
+    let unsigned = tag_of(&w.unsigned);
     let d = e.evaluate(&pod(&[("app", &signed), ("side", &unsigned)])).await;
     assert!(!d.allowed);
     let message = d.message.unwrap();
@@ -234,9 +140,9 @@ async fn enforce_denies_with_an_exact_message() {
 async fn warn_and_audit_modes_admit() {
     let w = world().await;
     let images = format!("{}/acme/**", w.registry.host());
-    let unsigned = tag_ref(&w.unsigned);
+    let unsigned = tag_of(&w.unsigned);
     let warn = engine(
-        &policy("p", &images, &w.key, "Warn", "Fail", "signature: true"),
+        &key_policy("p", &images, &w.key, "Warn", "Fail", "signature: true"),
         w.verifier.clone(),
         config(),
     );
@@ -247,7 +153,7 @@ async fn warn_and_audit_modes_admit() {
     assert!(d.audit.is_empty());
 
     let audit = engine(
-        &policy("p", &images, &w.key, "Audit", "Fail", "signature: true"),
+        &key_policy("p", &images, &w.key, "Audit", "Fail", "signature: true"),
         w.verifier.clone(),
         config(),
     );
@@ -263,10 +169,13 @@ async fn dry_run_denies_nothing_and_records_everything() {
     let w = world().await;
     let images = format!("{}/acme/**", w.registry.host());
     let cfg = EngineConfig { dry_run: true, no_match: NoMatchAction::Deny, ..config() };
-    let e =
-        engine(&policy("p", &images, &w.key, "Enforce", "Fail", "signature: true"), w.verifier.clone(), cfg);
+    let e = engine(
+        &key_policy("p", &images, &w.key, "Enforce", "Fail", "signature: true"),
+        w.verifier.clone(),
+        cfg,
+    );
     let d =
-        e.evaluate(&pod(&[("app", &tag_ref(&w.unsigned)), ("other", "docker.io/library/nginx:1.27")])).await;
+        e.evaluate(&pod(&[("app", &tag_of(&w.unsigned)), ("other", "docker.io/library/nginx:1.27")])).await;
     assert!(d.allowed);
     assert!(d.message.is_none());
     assert_eq!(d.audit.len(), 2, "the unsigned image and the uncovered one: {:?}", d.audit);
@@ -277,8 +186,8 @@ async fn dry_run_denies_nothing_and_records_everything() {
 #[tokio::test]
 async fn no_match_action_is_configurable() {
     let w = world().await;
-    let yaml = policy("p", "ghcr.io/acme/**", &w.key, "Enforce", "Fail", "signature: true");
-    let uncovered = tag_ref(&w.unsigned);
+    let yaml = key_policy("p", "ghcr.io/acme/**", &w.key, "Enforce", "Fail", "signature: true");
+    let uncovered = tag_of(&w.unsigned);
     let allow = engine(&yaml, w.verifier.clone(), config()).evaluate(&pod(&[("app", &uncovered)])).await;
     assert_eq!(allow, Decision::allow());
     let cfg = EngineConfig { no_match: NoMatchAction::Warn, ..config() };
@@ -303,10 +212,10 @@ async fn no_match_action_is_configurable() {
 async fn unreachable_registry_follows_the_failure_policy() {
     let key = SigningKey::generate();
     // Nothing listens on port 1.
-    let v = verifier(vec!["127.0.0.1:1".into()], Credentials::anonymous());
+    let v = verifier("127.0.0.1:1");
     let image = "127.0.0.1:1/acme/app:1";
     let closed = engine(
-        &policy("p", "127.0.0.1:1/**", &key, "Enforce", "Fail", "signature: true"),
+        &key_policy("p", "127.0.0.1:1/**", &key, "Enforce", "Fail", "signature: true"),
         v.clone(),
         config(),
     );
@@ -320,7 +229,7 @@ async fn unreachable_registry_follows_the_failure_policy() {
     assert_eq!(d.findings[0].result, FindingResult::Error);
 
     let open =
-        engine(&policy("p", "127.0.0.1:1/**", &key, "Enforce", "Ignore", "signature: true"), v, config());
+        engine(&key_policy("p", "127.0.0.1:1/**", &key, "Enforce", "Ignore", "signature: true"), v, config());
     let d = open.evaluate(&pod(&[("app", image)])).await;
     assert!(d.allowed);
     assert_eq!(d.warnings.len(), 1);
@@ -339,10 +248,13 @@ async fn a_registry_slower_than_the_budget_is_a_transient_failure() {
         }
     });
     let key = SigningKey::generate();
-    let v = verifier(vec![host.clone()], Credentials::anonymous());
+    let v = verifier(&host);
     let cfg = EngineConfig { budget: Duration::from_millis(300), ..config() };
-    let e =
-        engine(&policy("slow", &format!("{host}/**"), &key, "Enforce", "Fail", "signature: true"), v, cfg);
+    let e = engine(
+        &key_policy("slow", &format!("{host}/**"), &key, "Enforce", "Fail", "signature: true"),
+        v,
+        cfg,
+    );
     let started = std::time::Instant::now();
     let d = e.evaluate(&pod(&[("app", &format!("{host}/acme/app:1"))])).await;
     assert!(started.elapsed() < Duration::from_secs(2), "bounded by the budget");
@@ -370,12 +282,12 @@ async fn rego_conditions_judge_attestations() {
         "attestations:\n  - predicateType: {SLSA_PROVENANCE_V1}\n    condition: |\n{}",
         indent(&condition, 6)
     );
-    let yaml = policy("slsa", &format!("{host}/acme/**"), &w.key, "Enforce", "Fail", &requirements);
+    let yaml = key_policy("slsa", &format!("{host}/acme/**"), &w.key, "Enforce", "Fail", &requirements);
     let e = engine(&yaml, w.verifier.clone(), config());
-    let d = e.evaluate(&pod(&[("app", &tag_ref(&good))])).await;
+    let d = e.evaluate(&pod(&[("app", &tag_of(&good))])).await;
     assert!(d.allowed, "{:?}", d.message);
     assert_eq!(d.findings[0].requirement, format!("attestation {SLSA_PROVENANCE_V1}"));
-    let d = e.evaluate(&pod(&[("app", &tag_ref(&bad))])).await;
+    let d = e.evaluate(&pod(&[("app", &tag_of(&bad))])).await;
     assert!(!d.allowed);
     let message = d.message.unwrap();
     assert!(
@@ -385,7 +297,7 @@ async fn rego_conditions_judge_attestations() {
         "{message}"
     );
     // Unattested images fail the requirement.
-    let d = e.evaluate(&pod(&[("app", &tag_ref(&w.signed))])).await;
+    let d = e.evaluate(&pod(&[("app", &tag_of(&w.signed))])).await;
     assert!(d
         .message
         .unwrap()
@@ -403,15 +315,15 @@ async fn pull_credentials_of_the_request_reach_the_registry() {
     .unwrap();
     let key = SigningKey::generate();
     // Push with credentials; verify with a verifier that has none of its own.
-    let pusher = verifier(vec![host.clone()], creds.clone());
+    let pusher = verifier_with(&host, |c| c.registry.credentials = creds.clone());
     let img = push_image(pusher.registry(), &host, "private/app", "1").await;
     cosign::sign_image_with_key(pusher.registry(), &img, &key, BTreeMap::new()).await.unwrap();
     let e = engine(
-        &policy("private", &format!("{host}/private/**"), &key, "Enforce", "Fail", "signature: true"),
-        verifier(vec![host.clone()], Credentials::anonymous()),
+        &key_policy("private", &format!("{host}/private/**"), &key, "Enforce", "Fail", "signature: true"),
+        verifier(&host),
         config(),
     );
-    let image = tag_ref(&img);
+    let image = tag_of(&img);
     let without = e.evaluate(&pod(&[("app", &image)])).await;
     assert!(!without.allowed, "anonymous access is refused");
     let mut with = pod(&[("app", &image)]);
@@ -427,12 +339,12 @@ async fn selectors_namespaces_and_kinds_decide_which_policies_apply() {
     let host = w.registry.host();
     let yaml = format!(
         "{}---\napiVersion: vouch.dev/v1alpha1\nkind: SupplyChainPolicy\nmetadata: {{name: team, namespace: team-a}}\nspec:\n  images: [\"{host}/acme/**\"]\n  authorities: [{{name: k, key: {{requireTlog: false, pem: {pem:?}}}}}]\n  requirements: {{signature: true}}\n",
-        policy("prod-only", &format!("{host}/acme/**"), &w.key, "Enforce", "Fail",
+        key_policy("prod-only", &format!("{host}/acme/**"), &w.key, "Enforce", "Fail",
             "signature: true").replace("  mode: Enforce", "  mode: Enforce\n  match:\n    namespaceSelector: {matchLabels: {env: prod}}\n    kinds: [Pod]"),
         pem = w.key.public_key().to_pem(),
     );
     let e = engine(&yaml, w.verifier.clone(), config());
-    let unsigned = tag_ref(&w.unsigned);
+    let unsigned = tag_of(&w.unsigned);
     // default namespace without env=prod: neither policy applies.
     let d = e.evaluate(&pod(&[("app", &unsigned)])).await;
     assert!(d.allowed && d.findings.is_empty(), "{d:?}");
@@ -459,13 +371,13 @@ async fn a_broken_policy_acts_per_its_mode_and_pins_nothing() {
     let images = format!("{}/acme/**", w.registry.host());
     let broken_requirement =
         "attestations: [{predicateType: \"https://slsa.dev/provenance/v1\", condition: \"package p\\nallow if {\"}]";
-    let signed = tag_ref(&w.signed);
+    let signed = tag_of(&w.signed);
     let expected = format!(
         "Pod default/web: container app: image {signed} : policy typo: configuration: policy typo is invalid: requirements.attestations[0].condition: rego condition typo/attestations[0].rego does not compile"
     );
 
-    let yaml = policy("prod-signed", &images, &w.key, "Enforce", "Fail", "signature: true")
-        + &policy("typo", &images, &w.key, "Enforce", "Ignore", broken_requirement);
+    let yaml = key_policy("prod-signed", &images, &w.key, "Enforce", "Fail", "signature: true")
+        + &key_policy("typo", &images, &w.key, "Enforce", "Ignore", broken_requirement);
     let set = PolicySet::from_yaml_str(&yaml);
     assert_eq!(set.problems().len(), 1, "{:?}", set.problems());
     let e = Engine::new(config(), set, w.verifier.clone());
@@ -479,7 +391,7 @@ async fn a_broken_policy_acts_per_its_mode_and_pins_nothing() {
     assert_eq!((broken.result, broken.mode), (FindingResult::Fail, Mode::Enforce));
     assert_eq!(broken.digest, None, "nothing was fetched for it");
 
-    let yaml = policy("typo", &images, &w.key, "Audit", "Fail", broken_requirement);
+    let yaml = key_policy("typo", &images, &w.key, "Audit", "Fail", broken_requirement);
     let e = Engine::new(config(), PolicySet::from_yaml_str(&yaml), w.verifier.clone());
     let d = e.evaluate(&pod(&[("app", &signed)])).await;
     assert!(d.allowed && d.warnings.is_empty(), "{d:?}");

@@ -15,18 +15,15 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use vouch_attest::cache::CacheConfig;
 use vouch_attest::cosign;
-use vouch_attest::registry::{Credentials, FailureKind, RegistryClient, RegistryConfig, OCI_MANIFEST};
-use vouch_attest::trust_root::TrustRoot;
-use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
+use vouch_attest::registry::{FailureKind, RegistryClient, RegistryConfig};
+use vouch_attest::verify::ArtifactVerifier;
 use vouch_attest::{ArtifactRef, SigningKey};
 use vouch_policies::crd::Mode;
-use vouch_policies::{
-    AdmissionInput, Decision, Engine, EngineConfig, FindingResult, GroupVersionKind, Operation, PolicySet,
-};
+use vouch_policies::{AdmissionInput, Decision, Engine, EngineConfig, FindingResult, PolicySet};
 use vouch_tests::fault_proxy::{Fault, FaultProxy};
+use vouch_tests::fixture::{self, key_policy, pod_input, push_image};
 use vouch_webhooks::dev_registry::DevRegistry;
 
 /// The engine's time budget for one evaluation.
@@ -44,24 +41,6 @@ struct Rig {
     image: String,
     /// The same image pinned to its digest.
     pinned: ArtifactRef,
-}
-
-async fn push_image(client: &RegistryClient, host: &str, repo: &str, tag: &str) -> ArtifactRef {
-    let r: ArtifactRef = format!("{host}/{repo}:{tag}").parse().unwrap();
-    let layer = format!("layer of {repo} {tag}").into_bytes();
-    let layer_digest = client.push_blob(&r, &layer).await.unwrap();
-    let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest.to_string()]}}))
-    .unwrap();
-    let config_digest = client.push_blob(&r, &config).await.unwrap();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest.to_string(), "size": layer.len()}]
-    }))
-    .unwrap();
-    let d = client.push_manifest(&r, &manifest, OCI_MANIFEST).await.unwrap();
-    r.with_digest(d)
 }
 
 /// A registry with a signed image, pushed and signed through the proxy (passing everything through).
@@ -85,56 +64,31 @@ fn verifier(host: &str, retries: u32) -> ArtifactVerifier {
     verifier_with(host, retries, CacheConfig::default())
 }
 
+/// The shared verifier with this file's call timeout, `retries` and `cache`.
 fn verifier_with(host: &str, retries: u32, cache: CacheConfig) -> ArtifactVerifier {
-    ArtifactVerifier::new(VerifierConfig {
-        registry: RegistryConfig {
-            insecure_registries: vec![host.to_owned()],
-            timeout: CALL_TIMEOUT,
-            retries,
-            credentials: Credentials::anonymous(),
-            ..RegistryConfig::default()
-        },
-        trust_root: TrustRoot::public_good().unwrap(),
-        cache,
-        options: VerifyOptions::default(),
+    fixture::verifier_with(host, |c| {
+        c.registry.timeout = CALL_TIMEOUT;
+        c.registry.retries = retries;
+        c.cache = cache;
     })
-    .unwrap()
-}
-
-fn policy(images: &str, key: &SigningKey, mode: &str, failure: &str) -> String {
-    let pem: String = key.public_key().to_pem().lines().map(|l| format!("          {l}\n")).collect();
-    format!(
-        "apiVersion: vouch.dev/v1alpha1\nkind: ClusterSupplyChainPolicy\nmetadata:\n  name: signed\nspec:\n  \
-         images: [\"{images}\"]\n  mode: {mode}\n  failurePolicy: {failure}\n  authorities:\n    - name: \
-         cosign-prod\n      key:\n        requireTlog: false\n        pem: |\n{pem}  requirements:\n    \
-         signature: true\n"
-    )
 }
 
 fn engine(host: &str, key: &SigningKey, mode: &str, failure: &str, verifier: ArtifactVerifier) -> Engine {
-    let set = PolicySet::from_yaml_str(&policy(&format!("{host}/**"), key, mode, failure));
+    let set = PolicySet::from_yaml_str(&key_policy(
+        "signed",
+        &format!("{host}/**"),
+        key,
+        mode,
+        failure,
+        "signature: true",
+    ));
     assert!(set.problems().is_empty(), "{:?}", set.problems());
     Engine::new(EngineConfig { budget: BUDGET, ..EngineConfig::default() }, set, verifier)
 }
 
+/// A Pod `web` in `default` running `image`.
 fn pod(image: &str) -> AdmissionInput {
-    AdmissionInput {
-        uid: "uid-faults".into(),
-        operation: Operation::Create,
-        kind: GroupVersionKind { group: String::new(), version: "v1".into(), kind: "Pod".into() },
-        resource: "pods".into(),
-        sub_resource: None,
-        namespace: Some("default".into()),
-        name: "web".into(),
-        object: Some(json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "web", "namespace": "default"},
-            "spec": {"containers": [{"name": "app", "image": image}]}})),
-        old_object: None,
-        namespace_labels: BTreeMap::from([("kubernetes.io/metadata.name".into(), "default".into())]),
-        namespace_annotations: BTreeMap::new(),
-        dry_run: false,
-        pull_credentials: Credentials::anonymous(),
-    }
+    pod_input("default", "web", &[("app", image)])
 }
 
 /// Evaluate `image` under a fresh engine and verifier; returns the decision, the time taken and the

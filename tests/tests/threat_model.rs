@@ -11,55 +11,27 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use vouch_attest::cache::CacheConfig;
 use vouch_attest::cosign;
 use vouch_attest::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use vouch_attest::intoto::STATEMENT_V1;
-use vouch_attest::registry::{
-    Credentials, ManifestKind, RegistryClient, RegistryConfig, OCI_INDEX, OCI_MANIFEST,
-};
+use vouch_attest::registry::{ManifestKind, RegistryClient, RegistryConfig, OCI_INDEX, OCI_MANIFEST};
 use vouch_attest::sbom::CYCLONEDX_MEDIA_TYPE;
 use vouch_attest::sigstore_verify::{
     Authority, Bundle, BundleContent, Signer as BundleSigner, VerificationMaterial,
 };
-use vouch_attest::trust_root::TrustRoot;
-use vouch_attest::verify::{ArtifactVerifier, Requirement, Verdict, VerifierConfig, VerifyOptions};
+use vouch_attest::verify::{ArtifactVerifier, Requirement};
 use vouch_attest::{ArtifactRef, Digest, SigningKey};
-use vouch_policies::{AdmissionInput, Engine, EngineConfig, GroupVersionKind, Operation, PolicySet};
+use vouch_policies::{Engine, EngineConfig, PolicySet};
+use vouch_tests::fixture::{indent, pod_input, push_image, rejection, verifier_with};
 use vouch_webhooks::dev_registry::DevRegistry;
 
+/// The shared verifier with the registry settings these tests were written for: 5 s per call and the
+/// client's default retries.
 fn verifier_for(host: &str) -> ArtifactVerifier {
-    ArtifactVerifier::new(VerifierConfig {
-        registry: RegistryConfig {
-            insecure_registries: vec![host.to_owned()],
-            timeout: Duration::from_secs(5),
-            ..RegistryConfig::default()
-        },
-        trust_root: TrustRoot::public_good().unwrap(),
-        cache: CacheConfig::default(),
-        // vouch's own key signatures are not logged.
-        options: VerifyOptions { require_tlog_for_keys: false, ..VerifyOptions::default() },
+    verifier_with(host, |c| {
+        c.registry.timeout = Duration::from_secs(5);
+        c.registry.retries = RegistryConfig::default().retries;
     })
-    .unwrap()
-}
-
-/// A one-layer image at `repo:seed`, pinned to its digest.
-async fn push_image(client: &RegistryClient, host: &str, repo: &str, seed: &str) -> ArtifactRef {
-    let r: ArtifactRef = format!("{host}/{repo}:{seed}").parse().unwrap();
-    let layer = format!("layer of {repo} {seed}").into_bytes();
-    let layer_digest = client.push_blob(&r, &layer).await.unwrap();
-    let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest.to_string()]}}))
-    .unwrap();
-    let config_digest = client.push_blob(&r, &config).await.unwrap();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest.to_string(), "size": layer.len()}]
-    }))
-    .unwrap();
-    let d = client.push_manifest(&r, &manifest, OCI_MANIFEST).await.unwrap();
-    r.with_digest(d)
 }
 
 /// A cosign v3 signature (DSSE statement over `signed`, predicate cosign/sign/v1) by `key`.
@@ -108,13 +80,6 @@ async fn index_entry(
 ) -> serde_json::Value {
     let fetched = client.fetch_manifest(&repo.with_digest(digest.clone())).await.unwrap();
     json!({"mediaType": OCI_MANIFEST, "digest": digest.to_string(), "size": fetched.bytes.len(), "artifactType": artifact_type})
-}
-
-fn rejection(v: &Verdict) -> String {
-    match &v.outcome {
-        Ok(f) => panic!("expected a rejection, got {f:?}"),
-        Err(r) => format!("{} | {}", r.reason, r.candidates.join(" | ")),
-    }
 }
 
 /// Proves: a cosign v3 signature (bundle referrer) of image A is not accepted for image B, whether its
@@ -178,10 +143,6 @@ async fn a_referrer_whose_manifest_names_another_subject_is_ignored() {
     assert!(fresh.verify(&a, &authority, &Requirement::Sbom).await.unwrap().is_verified());
 }
 
-fn indent(s: &str, n: usize) -> String {
-    s.lines().map(|l| format!("{}{l}\n", " ".repeat(n))).collect()
-}
-
 /// A cluster policy for the namespace `ns` over `images` with one key authority.
 fn ns_policy(
     name: &str,
@@ -215,25 +176,6 @@ spec:
         pem = indent(&key.public_key().to_pem(), 10),
         requirements = indent(requirements, 4),
     )
-}
-
-fn pod_in(ns: &str, image: &str) -> AdmissionInput {
-    AdmissionInput {
-        uid: format!("uid-{ns}"),
-        operation: Operation::Create,
-        kind: GroupVersionKind { group: String::new(), version: "v1".into(), kind: "Pod".into() },
-        resource: "pods".into(),
-        sub_resource: None,
-        namespace: Some(ns.into()),
-        name: "web".into(),
-        object: Some(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": ns},
-            "spec": {"containers": [{"name": "app", "image": image}]}})),
-        old_object: None,
-        namespace_labels: BTreeMap::from([("kubernetes.io/metadata.name".into(), ns.into())]),
-        namespace_annotations: BTreeMap::new(),
-        dry_run: false,
-        pull_credentials: Credentials::anonymous(),
-    }
 }
 
 /// Proves: verdicts are cached per authority, tlog setting and requirement, so one digest verified under
@@ -288,12 +230,12 @@ async fn a_verdict_under_one_authority_never_satisfies_another_policy() {
     // K1's pass first, then the others.
     let e = engine();
     for (ns, allowed) in cases {
-        expect(ns, allowed, &e.evaluate(&pod_in(ns, &image)).await);
+        expect(ns, allowed, &e.evaluate(&pod_input(ns, "web", &[("app", &image)])).await);
     }
     // The others first (their failures cached), then K1's pass.
     let e = engine();
     for (ns, allowed) in cases.iter().rev() {
-        expect(ns, *allowed, &e.evaluate(&pod_in(ns, &image)).await);
+        expect(ns, *allowed, &e.evaluate(&pod_input(ns, "web", &[("app", &image)])).await);
     }
     // All at once, many times, on one cold cache.
     let e = engine();
@@ -301,7 +243,7 @@ async fn a_verdict_under_one_authority_never_satisfies_another_policy() {
     for round in 0..10 {
         for (ns, allowed) in cases {
             let e = e.clone();
-            let input = pod_in(ns, &image);
+            let input = pod_input(ns, "web", &[("app", &image)]);
             tasks.push(tokio::spawn(async move { (round, ns, allowed, e.evaluate(&input).await) }));
         }
     }
@@ -536,7 +478,7 @@ async fn a_runaway_rego_condition_is_cut_off_by_its_time_limit() {
     assert!(set.problems().is_empty(), "{:?}", set.problems());
     let config = EngineConfig { budget: Duration::from_secs(20), ..EngineConfig::default() };
     let engine = Engine::new(config, set, verifier);
-    let d = engine.evaluate(&pod_in("team-1", &img.to_string())).await;
+    let d = engine.evaluate(&pod_input("team-1", "web", &[("app", &img.to_string())])).await;
     assert!(!d.allowed);
     let m = d.message.unwrap();
     assert!(m.contains("policy slow: attestation https://slsa.dev/provenance/v1: key slow-key:"), "{m}");
