@@ -10,37 +10,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use vouch_attest::cache::CacheConfig;
 use vouch_attest::cosign;
-use vouch_attest::registry::{Credentials, RegistryConfig};
-use vouch_attest::trust_root::TrustRoot;
-use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
+use vouch_attest::registry::Credentials;
+use vouch_attest::verify::ArtifactVerifier;
 use vouch_attest::{ArtifactRef, SigningKey};
 use vouch_policies::extract::ExtractionConfig;
 use vouch_policies::{
     AdmissionInput, Decision, Engine, EngineConfig, FindingResult, GroupVersionKind, Operation, PolicySet,
 };
+use vouch_tests::fixture::{indent, tag_of, verifier};
 use vouch_tests::models::{sign_model, ModelPackBuilder};
 use vouch_webhooks::dev_registry::DevRegistry;
-
-fn verifier(host: &str) -> ArtifactVerifier {
-    ArtifactVerifier::new(VerifierConfig {
-        registry: RegistryConfig {
-            insecure_registries: vec![host.to_owned()],
-            timeout: Duration::from_secs(2),
-            retries: 0,
-            ..RegistryConfig::default()
-        },
-        trust_root: TrustRoot::public_good().unwrap(),
-        cache: CacheConfig::default(),
-        options: VerifyOptions { require_tlog_for_keys: false, ..VerifyOptions::default() },
-    })
-    .unwrap()
-}
-
-fn indent(s: &str, n: usize) -> String {
-    s.lines().map(|l| format!("{}{l}\n", " ".repeat(n))).collect()
-}
 
 /// A cluster policy over `images` with key authority `k` (format `format`) and extra spec lines.
 fn policy(name: &str, images: &str, key: &SigningKey, format: &str, extra: &str) -> String {
@@ -114,10 +94,6 @@ struct World {
     model: ArtifactRef,
     /// The same kind of model, unsigned.
     unsigned: ArtifactRef,
-}
-
-fn tag_of(r: &ArtifactRef) -> String {
-    format!("{}/{}:{}", r.registry(), r.repository(), r.tag().unwrap())
 }
 
 async fn world() -> World {

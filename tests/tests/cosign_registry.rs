@@ -5,23 +5,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
-use vouch_attest::cache::CacheConfig;
 use vouch_attest::cosign;
 use vouch_attest::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use vouch_attest::intoto::{Predicate, CYCLONEDX_BOM, SLSA_PROVENANCE_V1, STATEMENT_V1};
-use vouch_attest::registry::{RegistryClient, RegistryConfig, OCI_INDEX, OCI_MANIFEST};
+use vouch_attest::registry::{RegistryClient, OCI_INDEX, OCI_MANIFEST};
 use vouch_attest::sigstore_verify::{
     Authority, Bundle, BundleContent, CertificateIdentity, Signer as BundleSigner, VerificationMaterial,
 };
-use vouch_attest::verify::{
-    ArtifactVerifier, Requirement, Signer, Source, Verdict, VerifierConfig, VerifyOptions,
-};
+use vouch_attest::verify::{ArtifactVerifier, Requirement, Signer, Source, Verdict};
 use vouch_attest::{ArtifactRef, Digest, SigningKey};
 use vouch_tests::fake_sigstore::{unix, FakeSigstore, San};
+use vouch_tests::fixture::{ago, fake_sigstore_verifier, rejection, testdata};
 use vouch_tests::handwritten_cosign as hw;
 use vouch_webhooks::dev_registry::DevRegistry;
 
@@ -38,7 +35,7 @@ impl Env {
     async fn start() -> Self {
         let registry = DevRegistry::start().await.unwrap();
         let sigstore = FakeSigstore::new().unwrap();
-        let verifier = new_verifier(&registry, &sigstore);
+        let verifier = fake_sigstore_verifier(&registry.host(), &sigstore);
         Self { registry, sigstore, verifier }
     }
 
@@ -57,21 +54,6 @@ impl Env {
     async fn verify(&self, r: &ArtifactRef, authority: &Authority, req: &Requirement) -> Verdict {
         self.verifier.verify(r, authority, req).await.unwrap()
     }
-}
-
-fn new_verifier(registry: &DevRegistry, sigstore: &FakeSigstore) -> ArtifactVerifier {
-    ArtifactVerifier::new(VerifierConfig {
-        registry: RegistryConfig { insecure_registries: vec![registry.host()], ..RegistryConfig::default() },
-        trust_root: sigstore.trust_root().unwrap(),
-        cache: CacheConfig::default(),
-        // vouch's own key signatures are not logged; the fake CA has no CT log.
-        options: VerifyOptions {
-            require_tlog_for_keys: false,
-            require_sct: false,
-            ..VerifyOptions::default()
-        },
-    })
-    .unwrap()
 }
 
 /// An image manifest (config + one layer, both pushed) for `seed`; returns its bytes and digest.
@@ -97,22 +79,6 @@ async fn image_manifest(client: &RegistryClient, r: &ArtifactRef, seed: &str) ->
 
 fn keyless(subject: &str, issuer: &str) -> Authority {
     Authority::Keyless { identities: vec![CertificateIdentity::exact(subject, issuer)] }
-}
-
-fn rejection(v: &Verdict) -> String {
-    match &v.outcome {
-        Ok(f) => panic!("expected a rejection, got {f:?}"),
-        Err(r) => format!("{} | {}", r.reason, r.candidates.join(" | ")),
-    }
-}
-
-fn ago(secs: u64) -> SystemTime {
-    SystemTime::now() - Duration::from_secs(secs)
-}
-
-#[allow(clippy::unwrap_used, clippy::expect_used)] // tests: missing material under CI must fail
-fn testdata() -> PathBuf {
-    vouch_attest::testdata::locate().unwrap().expect("test material (../shared/testdata or $VOUCH_TESTDATA)")
 }
 
 #[tokio::test]
@@ -498,14 +464,14 @@ async fn two_hundred_concurrent_identical_verifications_fetch_once() {
     // One verification with a fresh verifier: the set of fetches one verification makes.
     settle().await;
     let before = count(&env.registry);
-    let single = new_verifier(&env.registry, &env.sigstore);
+    let single = fake_sigstore_verifier(&env.registry.host(), &env.sigstore);
     assert!(single.verify(&img, &authority, &Requirement::Signature).await.unwrap().is_verified());
     settle().await;
     let one_set = count(&env.registry) - before;
     assert!(one_set >= 2, "a verification fetches the .sig manifest and its layer");
 
     // 200 concurrent identical calls on another fresh verifier: the same fetches, once.
-    let busy = new_verifier(&env.registry, &env.sigstore);
+    let busy = fake_sigstore_verifier(&env.registry.host(), &env.sigstore);
     let before = count(&env.registry);
     let mut tasks = Vec::new();
     for _ in 0..200 {
@@ -537,7 +503,7 @@ async fn two_hundred_concurrent_verifications_by_tag_resolve_the_tag_once() {
     let settle = || tokio::time::sleep(Duration::from_millis(300));
     settle().await;
     let before = resolutions(&env.registry);
-    let busy = new_verifier(&env.registry, &env.sigstore);
+    let busy = fake_sigstore_verifier(&env.registry.host(), &env.sigstore);
     let mut tasks = Vec::new();
     for _ in 0..200 {
         let (v, r, a) = (busy.clone(), by_tag.clone(), authority.clone());

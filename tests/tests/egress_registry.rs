@@ -6,17 +6,17 @@
 
 use std::time::{Duration, SystemTime};
 
-use vouch_attest::cache::CacheConfig;
 use vouch_attest::egress::{
     self, Allowlist, EgressError, Endpoint, HostRule, EGRESS_ALLOWLIST_ARTIFACT_TYPE,
     EGRESS_ALLOWLIST_MEDIA_TYPE,
 };
-use vouch_attest::registry::{RegistryClient, RegistryConfig, RegistryError, OCI_INDEX};
+use vouch_attest::registry::{RegistryClient, RegistryError, OCI_INDEX};
 use vouch_attest::sigstore_verify::{Authority, CertificateIdentity};
-use vouch_attest::verify::{ArtifactVerifier, Requirement, Signer, VerifierConfig, VerifyOptions};
+use vouch_attest::verify::{ArtifactVerifier, Requirement, Signer};
 use vouch_attest::{ArtifactRef, SigningKey};
 use vouch_tests::egress as eg;
 use vouch_tests::fake_sigstore::{unix, FakeSigstore, San};
+use vouch_tests::fixture::fake_sigstore_verifier;
 use vouch_tests::handwritten_cosign as hw;
 use vouch_webhooks::dev_registry::DevRegistry;
 
@@ -33,21 +33,7 @@ impl Env {
     async fn start() -> Self {
         let registry = DevRegistry::start().await.unwrap();
         let sigstore = FakeSigstore::new().unwrap();
-        let verifier = ArtifactVerifier::new(VerifierConfig {
-            registry: RegistryConfig {
-                insecure_registries: vec![registry.host()],
-                ..RegistryConfig::default()
-            },
-            trust_root: sigstore.trust_root().unwrap(),
-            cache: CacheConfig::default(),
-            // vouch's own key signatures are not logged; the fake CA has no CT log.
-            options: VerifyOptions {
-                require_tlog_for_keys: false,
-                require_sct: false,
-                ..VerifyOptions::default()
-            },
-        })
-        .unwrap();
+        let verifier = fake_sigstore_verifier(&registry.host(), &sigstore);
         Self { registry, sigstore, verifier }
     }
 

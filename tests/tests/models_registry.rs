@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
-
 use serde_json::json;
 use vouch_attest::cache::CacheConfig;
 use vouch_attest::model::files::model_files;
@@ -19,6 +17,7 @@ use vouch_attest::verify::{
 };
 use vouch_attest::{ArtifactRef, Digest, PublicKey, SigningKey};
 use vouch_tests::fake_sigstore::FakeSigstore;
+use vouch_tests::fixture::{fake_sigstore_verifier, rejection, testdata};
 use vouch_tests::models::{
     attach_model_signature, file_digests, model_signature_bundle, sign_model, Compression, ModelKitBuilder,
     ModelPackBuilder,
@@ -34,21 +33,7 @@ impl Env {
     async fn start() -> Self {
         let registry = DevRegistry::start().await.unwrap();
         let sigstore = FakeSigstore::new().unwrap();
-        let verifier = ArtifactVerifier::new(VerifierConfig {
-            registry: RegistryConfig {
-                insecure_registries: vec![registry.host()],
-                ..RegistryConfig::default()
-            },
-            trust_root: sigstore.trust_root().unwrap(),
-            cache: CacheConfig::default(),
-            // model_signing's key signatures are not logged.
-            options: VerifyOptions {
-                require_tlog_for_keys: false,
-                require_sct: false,
-                ..VerifyOptions::default()
-            },
-        })
-        .unwrap();
+        let verifier = fake_sigstore_verifier(&registry.host(), &sigstore);
         Self { registry, verifier }
     }
 
@@ -63,17 +48,6 @@ impl Env {
     async fn verify_model_signature(&self, r: &ArtifactRef, key: &PublicKey) -> Verdict {
         self.verifier.verify(r, &Authority::Key(key.clone()), &Requirement::ModelSignature).await.unwrap()
     }
-}
-
-fn rejection(v: &Verdict) -> String {
-    match &v.outcome {
-        Ok(f) => panic!("expected a rejection, got {f:?}"),
-        Err(r) => format!("{} | {}", r.reason, r.candidates.join(" | ")),
-    }
-}
-
-fn testdata() -> PathBuf {
-    vouch_attest::testdata::locate().unwrap().expect("test material (../shared/testdata or $VOUCH_TESTDATA)")
 }
 
 /// A ModelPack with raw weight and weight-config layers and gzip and zstd tar layers.

@@ -11,21 +11,20 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use serde_json::json;
 use vouch_attest::cache::CacheConfig;
 use vouch_attest::cosign;
 use vouch_attest::offline::{
     write_bundle, write_tar, BundleError, BundleSpec, CoveredArtifact, OfflineBundle, OpenOptions, Recorder,
     BUNDLE_SIG, INDEX_JSON,
 };
-use vouch_attest::registry::{Credentials, RegistryClient, OCI_MANIFEST};
+use vouch_attest::registry::RegistryClient;
 use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
-use vouch_attest::{ArtifactRef, SigningKey};
+use vouch_attest::SigningKey;
 use vouch_policies::{
-    AdmissionInput, Decision, Engine, EngineConfig, FindingResult, GroupVersionKind, Operation,
-    PolicyResources, PolicySet, Secrets,
+    AdmissionInput, Decision, Engine, EngineConfig, FindingResult, PolicyResources, PolicySet, Secrets,
 };
 use vouch_tests::fake_sigstore::{unix, FakeSigstore, San};
+use vouch_tests::fixture::{key_policy, pod_input, push_image};
 use vouch_webhooks::dev_registry::DevRegistry;
 
 const ISSUER: &str = "https://issuer.vouch-test.invalid";
@@ -36,33 +35,10 @@ fn options() -> VerifyOptions {
     VerifyOptions { require_tlog_for_keys: false, require_sct: false, ..VerifyOptions::default() }
 }
 
-fn indent(s: &str, n: usize) -> String {
-    s.lines().map(|l| format!("{}{l}\n", " ".repeat(n))).collect()
-}
-
 /// Key policy on `host/key/**` (Fail), keyless on `host/keyless/**` (Fail), key on `host/lenient/**` (Ignore).
 fn policies(host: &str, key: &SigningKey) -> Vec<(String, String)> {
-    let pem = indent(&key.public_key().to_pem(), 10);
-    let key_policy = |name: &str, repo: &str, failure: &str| {
-        format!(
-            r#"apiVersion: vouch.dev/v1alpha1
-kind: ClusterSupplyChainPolicy
-metadata:
-  name: {name}
-spec:
-  images: ["{host}/{repo}/**"]
-  mode: Enforce
-  failurePolicy: {failure}
-  authorities:
-    - name: cosign-prod
-      key:
-        requireTlog: false
-        pem: |
-{pem}
-  requirements:
-    signature: true
-"#
-        )
+    let key_policy_on = |name: &str, repo: &str, failure: &str| {
+        key_policy(name, &format!("{host}/{repo}/**"), key, "Enforce", failure, "signature: true")
     };
     let keyless = format!(
         r#"apiVersion: vouch.dev/v1alpha1
@@ -84,9 +60,9 @@ spec:
 "#
     );
     vec![
-        ("key-signed.yaml".into(), key_policy("key-signed", "key", "Fail")),
+        ("key-signed.yaml".into(), key_policy_on("key-signed", "key", "Fail")),
         ("keyless-signed.yaml".into(), keyless),
-        ("lenient.yaml".into(), key_policy("lenient", "lenient", "Ignore")),
+        ("lenient.yaml".into(), key_policy_on("lenient", "lenient", "Ignore")),
     ]
 }
 
@@ -100,48 +76,12 @@ fn policy_set(files: &[(String, String)]) -> PolicySet {
     set
 }
 
+/// A Pod `name` in `default` with one container per image (`c0`, `c1`, ...).
 fn pod(name: &str, images: &[&str]) -> AdmissionInput {
-    let containers: Vec<_> = images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| json!({"name": format!("c{i}"), "image": image}))
-        .collect();
-    AdmissionInput {
-        uid: format!("uid-{name}"),
-        operation: Operation::Create,
-        kind: GroupVersionKind { group: String::new(), version: "v1".into(), kind: "Pod".into() },
-        resource: "pods".into(),
-        sub_resource: None,
-        namespace: Some("default".into()),
-        name: name.into(),
-        object: Some(
-            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
-            "spec": {"containers": containers}}),
-        ),
-        old_object: None,
-        namespace_labels: BTreeMap::from([("kubernetes.io/metadata.name".into(), "default".into())]),
-        namespace_annotations: BTreeMap::new(),
-        dry_run: false,
-        pull_credentials: Credentials::anonymous(),
-    }
-}
-
-async fn push_image(client: &RegistryClient, host: &str, repo: &str, tag: &str) -> ArtifactRef {
-    let r: ArtifactRef = format!("{host}/{repo}:{tag}").parse().unwrap();
-    let layer = format!("layer of {repo}:{tag}").into_bytes();
-    let layer_digest = client.push_blob(&r, &layer).await.unwrap();
-    let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest.to_string()]}}))
-    .unwrap();
-    let config_digest = client.push_blob(&r, &config).await.unwrap();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest.to_string(), "size": layer.len()}]
-    }))
-    .unwrap();
-    let d = client.push_manifest(&r, &manifest, OCI_MANIFEST).await.unwrap();
-    r.with_digest(d)
+    let names: Vec<String> = (0..images.len()).map(|i| format!("c{i}")).collect();
+    let containers: Vec<(&str, &str)> =
+        names.iter().map(String::as_str).zip(images.iter().copied()).collect();
+    pod_input("default", name, &containers)
 }
 
 /// What a decision says, for comparing online and offline decisions.

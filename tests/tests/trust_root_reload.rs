@@ -6,47 +6,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
-
 use serde_json::json;
-use vouch_attest::registry::{Credentials, RegistryConfig, OCI_MANIFEST};
+use vouch_attest::registry::{RegistryConfig, OCI_MANIFEST};
 use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
 use vouch_attest::{ArtifactRef, Digest};
-use vouch_policies::{AdmissionInput, Engine, EngineConfig, GroupVersionKind, Operation, PolicySet};
+use vouch_policies::{Engine, EngineConfig, PolicySet};
 use vouch_tests::fake_sigstore::{unix, FakeSigstore, San};
+use vouch_tests::fixture::{ago, pod_input};
 use vouch_webhooks::dev_registry::DevRegistry;
 use vouch_webhooks::server::reload::{ConfigReload, Outcome, Source};
 use vouch_webhooks::server::Evaluator as _;
 
 const ISSUER: &str = "https://issuer.vouch-test.invalid";
 const IDENTITY: &str = "release@vouch-test.invalid";
-
-fn ago(secs: u64) -> SystemTime {
-    SystemTime::now() - Duration::from_secs(secs)
-}
-
-fn pod(image: &str) -> AdmissionInput {
-    AdmissionInput {
-        uid: "uid-1".into(),
-        operation: Operation::Create,
-        kind: GroupVersionKind { group: String::new(), version: "v1".into(), kind: "Pod".into() },
-        resource: "pods".into(),
-        sub_resource: None,
-        namespace: Some("default".into()),
-        name: "web".into(),
-        object: Some(
-            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"},
-            "spec": {"containers": [{"name": "app", "image": image}]}}),
-        ),
-        old_object: None,
-        namespace_labels: BTreeMap::new(),
-        namespace_annotations: BTreeMap::new(),
-        dry_run: false,
-        pull_credentials: Credentials::anonymous(),
-    }
-}
 
 #[tokio::test]
 async fn a_reloaded_trusted_root_decides_keyless_verification() {
@@ -93,7 +66,7 @@ async fn a_reloaded_trusted_root_decides_keyless_verification() {
     std::fs::write(&path, &a_json).unwrap();
     let reload =
         ConfigReload::new(engine, None, Some((path.clone(), Digest::sha256_of(&a_json).to_string())));
-    let input = pod(&pinned.to_string());
+    let input = pod_input("default", "web", &[("app", &pinned.to_string())]);
     let misses = || verifier.cache_stats().misses;
 
     let d = reload.evaluate(&input).await;
