@@ -183,6 +183,16 @@ def check_deployment(objs, v, release, ns):
     check(has("--bundle-key=/etc/vouch/bundle-key/bundle-key.pub") == with_bundle, "--bundle-key with --bundle")
     ext = bool(v["extraction"]["extractors"] or v["extraction"]["fetchers"])
     check(has("--extraction-config=/etc/vouch/extraction/extraction.yaml") == ext, "--extraction-config iff extraction")
+    ca = v["webhook"]["clientCA"]
+    check(has("--client-ca=/etc/vouch/client-ca/ca.crt") == bool(ca["existingSecret"]), "--client-ca iff clientCA")
+    if ca["existingSecret"]:
+        vol = [x for x in pod.get("volumes", []) if x["name"] == "client-ca"]
+        check(
+            len(vol) == 1
+            and vol[0]["secret"]["secretName"] == ca["existingSecret"]
+            and vol[0]["secret"]["items"] == [{"key": ca["key"], "path": "ca.crt"}],
+            f"client-ca volume from the Secret's {ca['key']}",
+        )
     tr = bool(v["trustedRoot"]["json"] or v["trustedRoot"]["existingSecret"])
     check(any(a.startswith("--trusted-root=") for a in args) == tr, "--trusted-root iff trustedRoot")
     # Every path a flag names is under a mounted volume.

@@ -102,6 +102,9 @@ true
 {{- if .Values.registryAuth.existingSecret }}
 - --registry-auth-file=/etc/vouch/registry-auth/.dockerconfigjson
 {{- end }}
+{{- if .Values.webhook.clientCA.existingSecret }}
+- --client-ca=/etc/vouch/client-ca/ca.crt
+{{- end }}
 {{- if include "vouch.bundleEnabled" . }}
 - --bundle=/etc/vouch/bundle/{{ .Values.bundle.file }}
 - --bundle-key=/etc/vouch/bundle-key/bundle-key.pub
