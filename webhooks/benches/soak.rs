@@ -22,23 +22,24 @@
 #[path = "../tests/server_support/mod.rs"]
 mod server_support;
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
-use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{
+    bare_server, closed_loop, micros, percentile_ms, registry_requests, server_files, REQUEST_TIMEOUT,
+};
 use futures::StreamExt as _;
 use server_support::{fixture, http_get, Conn, TlsClient};
 use vouch_attest::cosign::sign_image_with_key;
 use vouch_attest::registry::RegistryClient;
 use vouch_attest::SigningKey;
 use vouch_webhooks::cli::demo::push_demo_image;
-use vouch_webhooks::cli::demo_webhook::key_policy;
 use vouch_webhooks::dev_registry::DevRegistry;
 use vouch_webhooks::server::dev_pki::DevCa;
-use vouch_webhooks::server::tls::{self, CertPaths, ReloadingCert};
 
 /// RSS may grow at most this much (KiB) from the first sample after the cache filled to the end.
 ///
@@ -47,8 +48,6 @@ use vouch_webhooks::server::tls::{self, CertPaths, ReloadingCert};
 /// is allocator noise or a leak. The allocator's noise seen in our runs is a few MiB (docs/performance.md);
 /// a leak of 48 bytes per review over the default run (360,000 reviews) would be 16 MiB and fail.
 const RSS_GROWTH_LIMIT_KIB: u64 = 16 * 1024;
-/// One review: connect (if needed), send, read the answer.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Kept-alive connections of the baseline measurement.
 const BASELINE_CONNECTIONS: usize = 8;
 /// One review in this many names an image of the churning set.
@@ -207,7 +206,7 @@ async fn drive(w: usize, plan: Arc<Plan>, client: TlsClient, window: Arc<Mutex<W
             }
         };
         let mut win = window.lock().unwrap();
-        win.latencies_us.push(latency.as_micros().min(u128::from(u32::MAX)) as u32);
+        win.latencies_us.push(micros(latency));
         win.behind += u64::from(late);
         match outcome {
             Ok(allowed) => win.denied += u64::from(!allowed),
@@ -282,92 +281,24 @@ struct Sample {
     filled: bool,
 }
 
-fn percentile(sorted: &[u32], q: f64) -> f64 {
-    let i = ((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1));
-    sorted.get(i).map_or(0.0, |us| f64::from(*us) / 1e3)
-}
-
-/// Closed loop on `BASELINE_CONNECTIONS` connections for `seconds`: reviews/s, p50, p99 (ms).
-async fn closed_loop(client: &TlsClient, body: Arc<Vec<u8>>, seconds: f64) -> (f64, f64, f64) {
-    let until = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..BASELINE_CONNECTIONS)
-        .map(|_| {
-            let (client, body) = (client.clone(), body.clone());
-            tokio::spawn(async move {
-                let (mut conn, _) = client.connect().await.unwrap();
-                let mut latencies = Vec::new();
-                while Instant::now() < until {
-                    let t = Instant::now();
-                    let r = tokio::time::timeout(REQUEST_TIMEOUT, conn.post("/validate", &body))
-                        .await
-                        .expect("baseline review timed out")
-                        .unwrap();
-                    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-                    latencies.push(t.elapsed().as_micros() as u32);
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    let per_second = all.len() as f64 / started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    (per_second, percentile(&all, 0.50), percentile(&all, 0.99))
-}
-
-/// The same rustls configuration and accept loop as `vouch serve`, a handler that only answers "allowed".
-async fn bare_server(ca: &DevCa, dir: &Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let pair = ca.issue_server(&["localhost"], &[]).unwrap();
-    std::fs::write(dir.join("bare.crt"), &pair.cert_pem).unwrap();
-    std::fs::write(dir.join("bare.key"), &pair.key_pem).unwrap();
-    let provider = tls::install_crypto_provider();
-    let cert = ReloadingCert::load(
-        CertPaths { cert: dir.join("bare.crt"), key: dir.join("bare.key") },
-        provider.clone(),
-    )
-    .unwrap();
-    let config = tls::server_config(cert, None, provider).unwrap();
-    let answer = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "response": {"uid": "0df28fbd-5f5f-11e8-bc74-36e6bb280816", "allowed": true, "status": {}}});
-    let app = axum::Router::new()
-        .route("/validate", axum::routing::post(move || async move { axum::Json(answer.clone()) }));
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(vouch_webhooks::server::serve_https(
-        listener,
-        config,
-        app,
-        Arc::new(AtomicBool::new(false)),
-        async {
-            let _ = stopped.await;
-        },
-        Duration::from_secs(1),
-    ));
-    (addr, stop)
-}
-
 async fn baseline(what: &str, bare: &TlsClient, vouch: &TlsClient, body: &Arc<Vec<u8>>, seconds: f64) -> f64 {
-    let b = closed_loop(bare, body.clone(), seconds).await;
-    let v = closed_loop(vouch, body.clone(), seconds).await;
+    let duration = Duration::from_secs_f64(seconds);
+    let b = closed_loop(bare, body.clone(), BASELINE_CONNECTIONS, duration).await;
+    let v = closed_loop(vouch, body.clone(), BASELINE_CONNECTIONS, duration).await;
     println!(
         "{what}: hot path, {BASELINE_CONNECTIONS} connections, {seconds} s each, closed loop (load {})\n  \
          bare axum+rustls      {:>8.0} reviews/s  p50 {:>6.3} ms  p99 {:>6.3} ms\n  \
          vouch serve, cached   {:>8.0} reviews/s  p50 {:>6.3} ms  p99 {:>6.3} ms   ratio {:.2}",
         load_average(),
-        b.0,
-        b.1,
-        b.2,
-        v.0,
-        v.1,
-        v.2,
-        v.0 / b.0
+        b.per_second,
+        b.p50_ms,
+        b.p99_ms,
+        v.per_second,
+        v.p50_ms,
+        v.p99_ms,
+        v.per_second / b.per_second
     );
-    v.0
+    v.per_second
 }
 
 /// Kills the server when dropped (a failing run must not leave it running).
@@ -382,10 +313,6 @@ impl Drop for KillOnDrop {
 
 fn free_port() -> u16 {
     StdListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
-
-fn registry_requests(registry: &DevRegistry) -> usize {
-    registry.count_requests("GET", "/v2/") + registry.count_requests("HEAD", "/v2/")
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -412,14 +339,8 @@ async fn main() {
     );
 
     let ca = DevCa::new("vouch-soak-ca").unwrap();
-    let pair = ca.issue_server(&["localhost"], &[]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tls.crt"), &pair.cert_pem).unwrap();
-    std::fs::write(dir.path().join("tls.key"), &pair.key_pem).unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    std::fs::write(policies.join("prod-signed.yaml"), key_policy("prod-signed", "cosign-prod", &host, &key))
-        .unwrap();
+    let (cert, policies) = server_files(dir.path(), &ca, &host, &key);
     let (https_port, health_port) = (free_port(), free_port());
     let log = dir.path().join("vouch.log");
     let mut server = KillOnDrop(
@@ -429,9 +350,9 @@ async fn main() {
         )
         .args(["serve", "--kube=false", "--insecure-ignore-tlog", "--no-match", "deny"])
         .arg("--tls-cert")
-        .arg(dir.path().join("tls.crt"))
+        .arg(&cert.cert)
         .arg("--tls-key")
-        .arg(dir.path().join("tls.key"))
+        .arg(&cert.key)
         .arg("--policy-dir")
         .arg(&policies)
         .args(["--insecure-registry", &host])
@@ -527,9 +448,9 @@ async fn main() {
             "| {:.0} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} | {} | {:.1} | {} | {} | {:.1} | {} |",
             now.duration_since(start).as_secs_f64(),
             win.latencies_us.len() as f64 / interval,
-            percentile(&win.latencies_us, 0.50),
-            percentile(&win.latencies_us, 0.99),
-            percentile(&win.latencies_us, 1.0),
+            percentile_ms(&win.latencies_us, 0.50),
+            percentile_ms(&win.latencies_us, 0.99),
+            percentile_ms(&win.latencies_us, 1.0),
             rss_kib as f64 / 1024.0,
             open_fds(pid),
             hit_rate,
@@ -593,10 +514,10 @@ async fn main() {
     );
     println!(
         "latency: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.1} ms",
-        percentile(&all_latencies, 0.50),
-        percentile(&all_latencies, 0.99),
-        percentile(&all_latencies, 0.999),
-        percentile(&all_latencies, 1.0)
+        percentile_ms(&all_latencies, 0.50),
+        percentile_ms(&all_latencies, 0.99),
+        percentile_ms(&all_latencies, 0.999),
+        percentile_ms(&all_latencies, 1.0)
     );
     println!(
         "verdict cache: {:.1} % hits over {lookups:.0} look-ups ({:.0} misses), {} evictions, {} entries at the end \

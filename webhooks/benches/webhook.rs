@@ -14,22 +14,21 @@
 #[path = "../tests/server_support/mod.rs"]
 mod server_support;
 
-use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{bare_server, closed_loop, registry_requests, server_files, Figures};
 use server_support::{fixture, TlsClient};
 use vouch_attest::cosign::sign_image_with_key;
 use vouch_attest::SigningKey;
 use vouch_webhooks::cli::demo::push_demo_image;
-use vouch_webhooks::cli::demo_webhook::key_policy;
 use vouch_webhooks::dev_registry::DevRegistry;
 use vouch_webhooks::server::config::ServeConfig;
 use vouch_webhooks::server::dev_pki::DevCa;
 use vouch_webhooks::server::run::Server;
-use vouch_webhooks::server::tls::{self, CertPaths, ReloadingCert};
 
 /// Kept-alive connections sending reviews at once.
 const CONCURRENCY: usize = 8;
@@ -38,85 +37,6 @@ fn seconds() -> Duration {
     let default = if std::env::args().any(|a| a == "--bench") { 3.0 } else { 0.3 };
     let s = std::env::var("VOUCH_BENCH_SECONDS").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(default);
     Duration::from_secs_f64(s.max(0.1))
-}
-
-fn loopback() -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
-}
-
-struct Figures {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-/// `CONCURRENCY` connections posting `body` to `path` for `seconds()`; every answer must be 200.
-async fn measure(client: &TlsClient, path: &'static str, body: Arc<Vec<u8>>) -> Figures {
-    let until = Instant::now() + seconds();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..CONCURRENCY {
-        let (client, body) = (client.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            let (mut conn, _) = client.connect().await.unwrap();
-            let mut latencies = Vec::new();
-            while Instant::now() < until {
-                let t = Instant::now();
-                let r = conn.post(path, &body).await.unwrap();
-                assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    let elapsed = started.elapsed();
-    all.sort();
-    let at = |q: f64| all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))).copied();
-    Figures {
-        per_second: all.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50).unwrap_or_default(),
-        p99: at(0.99).unwrap_or_default(),
-    }
-}
-
-/// The baseline: the same rustls configuration and accept loop, a handler that only answers "allowed".
-async fn bare_server(ca: &DevCa, dir: &std::path::Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let pair = ca.issue_server(&["localhost"], &[]).unwrap();
-    std::fs::write(dir.join("bare.crt"), &pair.cert_pem).unwrap();
-    std::fs::write(dir.join("bare.key"), &pair.key_pem).unwrap();
-    let provider = tls::install_crypto_provider();
-    let cert = ReloadingCert::load(
-        CertPaths { cert: dir.join("bare.crt"), key: dir.join("bare.key") },
-        provider.clone(),
-    )
-    .unwrap();
-    let config = tls::server_config(cert, None, provider).unwrap();
-    let answer = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "response": {"uid": "0df28fbd-5f5f-11e8-bc74-36e6bb280816", "allowed": true, "status": {}}});
-    let app = axum::Router::new()
-        .route("/validate", axum::routing::post(move || async move { axum::Json(answer.clone()) }));
-    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(vouch_webhooks::server::serve_https(
-        listener,
-        config,
-        app,
-        Arc::new(AtomicBool::new(false)),
-        async {
-            let _ = stopped.await;
-        },
-        Duration::from_secs(1),
-    ));
-    (addr, stop)
-}
-
-fn registry_requests(registry: &DevRegistry) -> usize {
-    registry.count_requests("GET", "/v2/") + registry.count_requests("HEAD", "/v2/")
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -129,23 +49,14 @@ async fn main() {
     sign_image_with_key(&client, &app, &key, BTreeMap::new()).await.unwrap();
 
     let ca = DevCa::new("vouch-bench-ca").unwrap();
-    let pair = ca.issue_server(&["localhost"], &[]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tls.crt"), &pair.cert_pem).unwrap();
-    std::fs::write(dir.path().join("tls.key"), &pair.key_pem).unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    std::fs::write(policies.join("prod-signed.yaml"), key_policy("prod-signed", "cosign-prod", &host, &key))
-        .unwrap();
+    let (cert, policies) = server_files(dir.path(), &ca, &host, &key);
     let server = Server::prepare(ServeConfig {
         no_match: vouch_policies::NoMatchAction::Deny,
         insecure_registries: vec![host.clone()],
         insecure_ignore_tlog: true,
         shutdown_grace: Duration::from_secs(2),
-        ..ServeConfig::loopback(
-            CertPaths { cert: dir.path().join("tls.crt"), key: dir.path().join("tls.key") },
-            Some(policies),
-        )
+        ..ServeConfig::loopback(cert, Some(policies))
     })
     .await
     .unwrap();
@@ -162,14 +73,12 @@ async fn main() {
     let (r, _) = vouch.post("/validate", &pod).await.unwrap();
     let answer: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
-    let base = measure(&bare, "/validate", pod.clone()).await;
-    let hot = measure(&vouch, "/validate", pod.clone()).await;
+    let base = closed_loop(&bare, pod.clone(), CONCURRENCY, seconds()).await;
+    let hot = closed_loop(&vouch, pod.clone(), CONCURRENCY, seconds()).await;
     let show = |what: &str, f: &Figures| {
         println!(
             "{what:<44} {:>9.0} reviews/s   p50 {:>7.3} ms   p99 {:>7.3} ms",
-            f.per_second,
-            f.p50.as_secs_f64() * 1e3,
-            f.p99.as_secs_f64() * 1e3
+            f.per_second, f.p50_ms, f.p99_ms
         )
     };
     println!("hot path ({CONCURRENCY} kept-alive TLS connections, {:?} each):", seconds());
