@@ -22,7 +22,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use sha2::{Digest as _, Sha256};
 
-use super::tls::{read_bounded, spawn_polling, ReloadOutcome, TlsError};
+use super::tls::{log_reload, read_bounded, spawn_polling, ReloadOutcome, TlsError};
 
 /// The verifier in force (a box so that it can be swapped atomically).
 struct InForce(Arc<dyn ClientCertVerifier>);
@@ -124,18 +124,9 @@ impl ReloadingClientCa {
             interval,
             "client CA bundle",
             move || this.reload_if_changed(),
-            move |outcome| match outcome {
-                ReloadOutcome::Unchanged => {}
-                ReloadOutcome::Reloaded => tracing::info!(
-                    path = %report.path.display(),
-                    cas = report.cas(),
-                    "client CA bundle reloaded"
-                ),
-                ReloadOutcome::Rejected(e) => tracing::error!(
-                    error = %e,
-                    cas = report.cas(),
-                    "new client CA bundle rejected; the previous CAs stay in force"
-                ),
+            move |outcome| {
+                let in_force = format!("{} CA certificate(s)", report.cas());
+                log_reload(outcome, "client CA bundle", &report.path, &in_force);
             },
         )
     }

@@ -259,20 +259,11 @@ impl ReloadingCert {
         let report = Arc::clone(self);
         spawn_polling(
             interval,
-            "certificate",
+            "serving certificate",
             move || this.reload_if_changed(),
-            move |outcome| match outcome {
-                ReloadOutcome::Unchanged => {}
-                ReloadOutcome::Reloaded => tracing::info!(
-                    cert = %report.paths.cert.display(),
-                    leaf_sha256 = %report.leaf_fingerprint(),
-                    "serving certificate reloaded"
-                ),
-                ReloadOutcome::Rejected(e) => tracing::error!(
-                    error = %e,
-                    leaf_sha256 = %report.leaf_fingerprint(),
-                    "new certificate rejected; still serving the previous one"
-                ),
+            move |outcome| {
+                let in_force = format!("leaf sha256:{}", report.leaf_fingerprint());
+                log_reload(outcome, "serving certificate", &report.paths.cert, &in_force);
             },
         )
     }
@@ -317,6 +308,21 @@ pub fn server_config(
     let mut config = builder.with_cert_resolver(cert);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Log what one poll of a reloaded file found: `what` it is, its `path`, and what is `in_force` now.
+pub(crate) fn log_reload(outcome: ReloadOutcome, what: &'static str, path: &Path, in_force: &str) {
+    match outcome {
+        ReloadOutcome::Unchanged => {}
+        ReloadOutcome::Reloaded => tracing::info!(what, path = %path.display(), in_force, "reloaded"),
+        ReloadOutcome::Rejected(e) => tracing::error!(
+            what,
+            path = %path.display(),
+            error = %e,
+            in_force,
+            "new content rejected; the previous one stays in force"
+        ),
+    }
 }
 
 /// Run `poll` (which reads files) on a blocking thread every `interval`, after a first wait, and hand each
