@@ -22,7 +22,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use sha2::{Digest as _, Sha256};
 
-use super::tls::{log_reload, read_bounded, spawn_polling, ReloadOutcome, TlsError};
+use super::tls::{read_bounded, spawn_reload_watch, ReloadOutcome, ReloadedFile, TlsError};
 
 /// The verifier in force (a box so that it can be swapped atomically).
 struct InForce(Arc<dyn ClientCertVerifier>);
@@ -118,17 +118,7 @@ impl ReloadingClientCa {
 
     /// Poll the file every `interval` until the returned task is aborted; logs every change.
     pub fn spawn_watch(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
-        let this = Arc::clone(self);
-        let report = Arc::clone(self);
-        spawn_polling(
-            interval,
-            "client CA bundle",
-            move || this.reload_if_changed(),
-            move |outcome| {
-                let in_force = format!("{} CA certificate(s)", report.cas());
-                log_reload(outcome, "client CA bundle", &report.path, &in_force);
-            },
-        )
+        spawn_reload_watch(self, interval)
     }
 
     /// CA certificates in force.
@@ -144,6 +134,22 @@ impl ReloadingClientCa {
     /// Rejected new bundles (or unreadable files) since start.
     pub fn reload_errors(&self) -> u64 {
         self.reload_errors.load(Ordering::Relaxed)
+    }
+}
+
+impl ReloadedFile for ReloadingClientCa {
+    const WHAT: &'static str = "client CA bundle";
+
+    fn reload_if_changed(&self) -> ReloadOutcome {
+        ReloadingClientCa::reload_if_changed(self)
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn in_force(&self) -> String {
+        format!("{} CA certificate(s)", self.cas())
     }
 }
 

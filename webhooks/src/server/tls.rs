@@ -255,17 +255,7 @@ impl ReloadingCert {
 
     /// Poll the files every `interval` until the returned task is aborted; logs every change.
     pub fn spawn_watch(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
-        let this = Arc::clone(self);
-        let report = Arc::clone(self);
-        spawn_polling(
-            interval,
-            "serving certificate",
-            move || this.reload_if_changed(),
-            move |outcome| {
-                let in_force = format!("leaf sha256:{}", report.leaf_fingerprint());
-                log_reload(outcome, "serving certificate", &report.paths.cert, &in_force);
-            },
-        )
+        spawn_reload_watch(self, interval)
     }
 
     /// Hex SHA-256 of the leaf certificate served now (for logs and tests; not secret).
@@ -310,19 +300,59 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// Log what one poll of a reloaded file found: `what` it is, its `path`, and what is `in_force` now.
-pub(crate) fn log_reload(outcome: ReloadOutcome, what: &'static str, path: &Path, in_force: &str) {
-    match outcome {
-        ReloadOutcome::Unchanged => {}
-        ReloadOutcome::Reloaded => tracing::info!(what, path = %path.display(), in_force, "reloaded"),
-        ReloadOutcome::Rejected(e) => tracing::error!(
-            what,
-            path = %path.display(),
-            error = %e,
-            in_force,
-            "new content rejected; the previous one stays in force"
-        ),
+impl ReloadedFile for ReloadingCert {
+    const WHAT: &'static str = "serving certificate";
+
+    fn reload_if_changed(&self) -> ReloadOutcome {
+        ReloadingCert::reload_if_changed(self)
     }
+
+    fn path(&self) -> &Path {
+        &self.paths.cert
+    }
+
+    fn in_force(&self) -> String {
+        format!("leaf sha256:{}", self.leaf_fingerprint())
+    }
+}
+
+/// A file read again and again while serving, whose last good content stays in force.
+pub(crate) trait ReloadedFile: Send + Sync + 'static {
+    /// What it is, for logs.
+    const WHAT: &'static str;
+    /// Read it again; use the new content if it changed and is good.
+    fn reload_if_changed(&self) -> ReloadOutcome;
+    /// Where it is read from.
+    fn path(&self) -> &Path;
+    /// What is in force now, for logs (never secret).
+    fn in_force(&self) -> String;
+}
+
+/// Poll `file` every `interval` until the returned task is aborted, logging every change.
+pub(crate) fn spawn_reload_watch<F: ReloadedFile>(
+    file: &Arc<F>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let (this, report) = (Arc::clone(file), Arc::clone(file));
+    spawn_polling(
+        interval,
+        F::WHAT,
+        move || this.reload_if_changed(),
+        move |outcome| {
+            let (what, path, in_force) = (F::WHAT, report.path().display(), report.in_force());
+            match outcome {
+                ReloadOutcome::Unchanged => {}
+                ReloadOutcome::Reloaded => tracing::info!(what, path = %path, in_force, "reloaded"),
+                ReloadOutcome::Rejected(e) => tracing::error!(
+                    what,
+                    path = %path,
+                    error = %e,
+                    in_force,
+                    "new content rejected; the previous one stays in force"
+                ),
+            }
+        },
+    )
 }
 
 /// Run `poll` (which reads files) on a blocking thread every `interval`, after a first wait, and hand each
