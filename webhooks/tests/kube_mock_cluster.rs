@@ -698,6 +698,56 @@ async fn mock_forged_review_of_a_stored_pod_with_other_images_writes_no_conditio
 }
 
 #[tokio::test]
+async fn mock_custom_resource_whose_stored_spec_differs_gets_no_status() {
+    // The stored Widget names another model than the reviewed one (changed since, or a forged review):
+    // its status is not written.
+    let (client, seen) = mock_client(|s| match (s.method.as_str(), s.path()) {
+        ("GET", "/apis/example.com/v1/namespaces/a/widgets/w1/status") => Some((
+            200,
+            json!({
+                "apiVersion": "example.com/v1", "kind": "Widget",
+                "metadata": {"name": "w1", "namespace": "a", "uid": "uid-w1", "resourceVersion": "43"},
+                "spec": {"model": "reg.example/other-model:1", "replicas": 1},
+            }),
+        )),
+        _ => Some((500, status_body(500, "unexpected"))),
+    });
+    let target = StatusTarget {
+        group: "example.com".into(),
+        version: "v1".into(),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+    };
+    let config = StatusConfig { reports: false, targets: vec![target], ..quick_config() };
+    let (writer, worker) = StatusWriter::new(config);
+    let metrics = writer.metrics().clone();
+    let reviewed = json!({"spec": {"model": "reg.example/model:1", "replicas": 1}});
+    writer.submit(StatusEvent {
+        object: ObjectRef {
+            api_version: "example.com/v1".into(),
+            kind: "Widget".into(),
+            namespace: Some("a".into()),
+            name: "w1".into(),
+            uid: Some("uid-w1".into()),
+            fingerprint: vouch_webhooks::cluster::fingerprint::of_object(
+                "example.com/v1",
+                "Widget",
+                &reviewed,
+            ),
+        },
+        allowed: true,
+        findings: vec![finding("model", FindingResult::Pass)],
+        dry_run: false,
+    });
+    drop(writer);
+    worker.run(client).await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(paths_of(&seen).len(), 1, "read, no write: {:?}", paths_of(&seen));
+    assert_eq!(seen[0].method, "GET");
+    assert_eq!((metrics.writes_of("custom", "stale"), metrics.writes_of("custom", "ok")), (1, 0));
+}
+
+#[tokio::test]
 async fn mock_full_queue_drops_without_blocking() {
     let config = StatusConfig { queue_capacity: 2, ..quick_config() };
     // The worker is never run: nothing drains the queue.

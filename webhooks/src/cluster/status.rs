@@ -782,4 +782,20 @@ mod tests {
         assert_eq!(e.object.uid, None);
         assert!(e.dry_run);
     }
+
+    #[test]
+    fn event_from_admission_fingerprints_what_the_status_write_must_find_again() {
+        let decision = Decision::allow();
+        let mut pod =
+            input("", json!({"spec": {"containers": [{"name": "app", "image": "r/a@sha256:aa"}]}}), false);
+        pod.kind.kind = "Pod".into();
+        let e = StatusEvent::from_admission(&pod, &decision);
+        let stored =
+            json!({"spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "r/a@sha256:aa"}]}});
+        assert_eq!(e.object.fingerprint, fingerprint::of_object("v1", "Pod", &stored));
+        assert!(e.object.fingerprint.is_some());
+        // No spec: nothing to compare, so nothing will be written to the object.
+        let e = StatusEvent::from_admission(&input("apps", json!({"metadata": {}}), false), &decision);
+        assert_eq!(e.object.fingerprint, None);
+    }
 }
