@@ -336,6 +336,26 @@ def check_webhooks(objs, v, release, ns):
                 check(extra in hook["rules"], f"{name}: extra rule missing")
 
 
+def check_network_policy(objs, v):
+    np = v["networkPolicy"]
+    pols = find(objs, "NetworkPolicy")
+    check(len(pols) == (1 if np["enabled"] else 0), f"NetworkPolicy iff networkPolicy.enabled (found {len(pols)})")
+    if not pols:
+        return
+    spec = pols[0]["spec"]
+    d = one(objs, "Deployment")
+    if d:
+        check(spec["podSelector"]["matchLabels"] == d["spec"]["selector"]["matchLabels"], "NetworkPolicy selects the webhook pods")
+        ports = {p["name"] for p in d["spec"]["template"]["spec"]["containers"][0]["ports"]}
+        for rule in spec["ingress"]:
+            for port in rule["ports"]:
+                check(port["port"] in ports, f"NetworkPolicy port {port['port']} is a named port of the container")
+    check(spec["policyTypes"] == ["Ingress"], "NetworkPolicy restricts ingress only (egress reaches registries)")
+    by_port = {r["ports"][0]["port"]: r["from"] for r in spec["ingress"]}
+    check(by_port.get("https") == np["webhookFrom"], "the webhook port admits exactly networkPolicy.webhookFrom")
+    check(by_port.get("metrics", []) == np["healthFrom"], "the health port admits exactly networkPolicy.healthFrom")
+
+
 def check_rbac(objs, v):
     role = one(objs, "ClusterRole")
     rules = role.get("rules", [])
@@ -410,6 +430,7 @@ def main():
         check_deployment(objs, v, release, ns)
         check_webhooks(objs, v, release, ns)
         check_rbac(objs, v)
+        check_network_policy(objs, v)
         check_certificates(objs, v, release, ns, tmp)
     vouch_bin = os.environ.get("VOUCH_BIN")
     if vouch_bin:

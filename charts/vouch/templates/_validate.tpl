@@ -33,6 +33,9 @@ is the intended roll-out.
 {{- if ge (int $v.server.shutdownGraceSeconds) (int $v.terminationGracePeriodSeconds) -}}
 {{- fail (printf "server.shutdownGraceSeconds %d must be below terminationGracePeriodSeconds %d: the kubelet would kill vouch mid-drain" (int $v.server.shutdownGraceSeconds) (int $v.terminationGracePeriodSeconds)) -}}
 {{- end -}}
+{{- if and $v.networkPolicy.enabled (not $v.networkPolicy.webhookFrom) -}}
+{{- fail "networkPolicy.enabled needs networkPolicy.webhookFrom (the API server's addresses): with no peer, nothing could reach the webhook port and every admission would fall to failurePolicy" -}}
+{{- end -}}
 {{- if and $v.trustedRoot.json $v.trustedRoot.existingSecret -}}
 {{- fail "trustedRoot.json and trustedRoot.existingSecret are both set: give the trusted root one way" -}}
 {{- end -}}
