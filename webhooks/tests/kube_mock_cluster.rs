@@ -591,6 +591,38 @@ async fn mock_pod_condition_gives_up_after_the_configured_attempts() {
     assert_eq!(metrics.writes_of("pod", "ok"), 0);
 }
 
+/// Status writes for the custom kind `Widget` (example.com/v1, plural widgets) only.
+fn widget_config() -> StatusConfig {
+    let target = StatusTarget {
+        group: "example.com".into(),
+        version: "v1".into(),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+    };
+    StatusConfig { reports: false, targets: vec![target], ..quick_config() }
+}
+
+/// An admitted Widget `a/w1` (uid `uid-w1`) whose reviewed spec was `spec`, with a passed model finding.
+fn widget_event(spec: Value) -> StatusEvent {
+    StatusEvent {
+        object: ObjectRef {
+            api_version: "example.com/v1".into(),
+            kind: "Widget".into(),
+            namespace: Some("a".into()),
+            name: "w1".into(),
+            uid: Some("uid-w1".into()),
+            fingerprint: vouch_webhooks::cluster::fingerprint::of_object(
+                "example.com/v1",
+                "Widget",
+                &json!({ "spec": spec }),
+            ),
+        },
+        allowed: true,
+        findings: vec![finding("model", FindingResult::Pass)],
+        dry_run: false,
+    }
+}
+
 #[tokio::test]
 async fn mock_custom_resource_status_keeps_other_conditions_and_lists_attestations() {
     let (client, seen) = mock_client(|s| match (s.method.as_str(), s.path()) {
@@ -614,33 +646,9 @@ async fn mock_custom_resource_status_keeps_other_conditions_and_lists_attestatio
         )),
         _ => Some((500, status_body(500, "unexpected"))),
     });
-    let target = StatusTarget {
-        group: "example.com".into(),
-        version: "v1".into(),
-        kind: "Widget".into(),
-        plural: "widgets".into(),
-    };
-    let config = StatusConfig { reports: false, targets: vec![target], ..quick_config() };
-    let (writer, worker) = StatusWriter::new(config);
+    let (writer, worker) = StatusWriter::new(widget_config());
     let metrics = writer.metrics().clone();
-    let event = StatusEvent {
-        object: ObjectRef {
-            api_version: "example.com/v1".into(),
-            kind: "Widget".into(),
-            namespace: Some("a".into()),
-            name: "w1".into(),
-            uid: Some("uid-w1".into()),
-            fingerprint: vouch_webhooks::cluster::fingerprint::of_object(
-                "example.com/v1",
-                "Widget",
-                &json!({"spec": {"replicas": 1, "model": "reg.example/model:1"}}),
-            ),
-        },
-        allowed: true,
-        findings: vec![finding("model", FindingResult::Pass)],
-        dry_run: false,
-    };
-    writer.submit(event);
+    writer.submit(widget_event(json!({"replicas": 1, "model": "reg.example/model:1"})));
     drop(writer);
     worker.run(client).await;
     let seen = seen.lock().unwrap().clone();
@@ -712,33 +720,9 @@ async fn mock_custom_resource_whose_stored_spec_differs_gets_no_status() {
         )),
         _ => Some((500, status_body(500, "unexpected"))),
     });
-    let target = StatusTarget {
-        group: "example.com".into(),
-        version: "v1".into(),
-        kind: "Widget".into(),
-        plural: "widgets".into(),
-    };
-    let config = StatusConfig { reports: false, targets: vec![target], ..quick_config() };
-    let (writer, worker) = StatusWriter::new(config);
+    let (writer, worker) = StatusWriter::new(widget_config());
     let metrics = writer.metrics().clone();
-    let reviewed = json!({"spec": {"model": "reg.example/model:1", "replicas": 1}});
-    writer.submit(StatusEvent {
-        object: ObjectRef {
-            api_version: "example.com/v1".into(),
-            kind: "Widget".into(),
-            namespace: Some("a".into()),
-            name: "w1".into(),
-            uid: Some("uid-w1".into()),
-            fingerprint: vouch_webhooks::cluster::fingerprint::of_object(
-                "example.com/v1",
-                "Widget",
-                &reviewed,
-            ),
-        },
-        allowed: true,
-        findings: vec![finding("model", FindingResult::Pass)],
-        dry_run: false,
-    });
+    writer.submit(widget_event(json!({"model": "reg.example/model:1", "replicas": 1})));
     drop(writer);
     worker.run(client).await;
     let seen = seen.lock().unwrap().clone();
