@@ -10,7 +10,7 @@
 //! # async fn wire(engine: vouch_policies::Engine) -> Result<(), kube::Error> {
 //! use std::sync::Arc;
 //! use vouch_webhooks::cluster::{
-//!     ClusterContext, ContextCacheConfig, KubeContext, PolicyWatch, StatusConfig, StatusEvent, StatusWriter,
+//!     ClusterContext, ContextCacheConfig, KubeContext, PolicyWatch, StatusConfig, StatusWriter,
 //! };
 //!
 //! let client = kube::Client::try_default().await?;
@@ -19,7 +19,7 @@
 //! let watch = PolicyWatch::new(client, engine.clone()).with_counters(status.policy_counters()).spawn();
 //! // Per request: labels and credentials before evaluating, then hand the result over (never waits).
 //! # let (input, decision): (vouch_policies::AdmissionInput, vouch_policies::Decision) = todo!();
-//! status.submit(StatusEvent::from_admission(&input, &decision));
+//! status.submit_admission(&input, &decision);
 //! // On shutdown: stop the watch; drop every writer clone, then await the worker's final flush.
 //! watch.abort();
 //! drop(status);

@@ -95,8 +95,6 @@ impl StatusEvent {
         } else {
             format!("{}/{}", kind.group, kind.version)
         };
-        let fingerprint =
-            input.object.as_ref().and_then(|o| fingerprint::of_object(&api_version, &kind.kind, o));
         Self {
             object: ObjectRef {
                 api_version,
@@ -104,7 +102,8 @@ impl StatusEvent {
                 namespace: input.namespace.clone().filter(|n| !n.is_empty()),
                 name: input.name.clone(),
                 uid,
-                fingerprint,
+                // Set by [`StatusWriter::submit_admission`], only for objects whose status is written.
+                fingerprint: None,
             },
             allowed: decision.allowed,
             findings: decision.findings.clone(),
@@ -250,18 +249,48 @@ impl PolicyCounters {
     }
 }
 
+/// The objects whose own status is written: admitted Pods (when enabled) and configured custom kinds.
+#[derive(Debug, Default)]
+struct StatusedKinds {
+    pod_conditions: bool,
+    targets: Vec<StatusTarget>,
+}
+
+impl StatusedKinds {
+    fn of(config: &StatusConfig) -> Arc<Self> {
+        Arc::new(Self { pod_conditions: config.pod_conditions, targets: config.targets.clone() })
+    }
+
+    /// The configured custom kind `object` is, if any.
+    fn target_of(&self, object: &ObjectRef) -> Option<StatusTarget> {
+        self.targets.iter().find(|t| t.group == object.group() && t.kind == object.kind).cloned()
+    }
+
+    /// Whether `object`'s own status is written (else only reports are).
+    fn writes_status_of(&self, object: &ObjectRef) -> bool {
+        let is_pod = object.kind == "Pod" && object.api_version == "v1";
+        (is_pod && self.pod_conditions) || self.target_of(object).is_some()
+    }
+}
+
 /// The admission side: hands events to the worker without ever waiting.
 #[derive(Debug, Clone)]
 pub struct StatusWriter {
     tx: Option<mpsc::Sender<StatusEvent>>,
     metrics: StatusMetrics,
     counters: PolicyCounters,
+    kinds: Arc<StatusedKinds>,
 }
 
 impl StatusWriter {
     /// A writer that writes nothing (file mode).
     pub fn disabled() -> Self {
-        Self { tx: None, metrics: StatusMetrics::default(), counters: PolicyCounters::default() }
+        Self {
+            tx: None,
+            metrics: StatusMetrics::default(),
+            counters: PolicyCounters::default(),
+            kinds: Arc::default(),
+        }
     }
 
     /// A writer and its worker, not yet running (see [`StatusWorker::run`]).
@@ -269,9 +298,21 @@ impl StatusWriter {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let metrics = StatusMetrics::default();
         let counters = PolicyCounters::default();
-        let writer = Self { tx: Some(tx), metrics: metrics.clone(), counters: counters.clone() };
-        let worker =
-            StatusWorker { rx, book: ReportBook::new(config.max_report_entries), config, metrics, counters };
+        let kinds = StatusedKinds::of(&config);
+        let writer = Self {
+            tx: Some(tx),
+            metrics: metrics.clone(),
+            counters: counters.clone(),
+            kinds: Arc::clone(&kinds),
+        };
+        let worker = StatusWorker {
+            rx,
+            book: ReportBook::new(config.max_report_entries),
+            config,
+            kinds,
+            metrics,
+            counters,
+        };
         (writer, worker)
     }
 
@@ -279,6 +320,22 @@ impl StatusWriter {
     pub fn spawn(client: Client, config: StatusConfig) -> (Self, tokio::task::JoinHandle<()>) {
         let (writer, worker) = Self::new(config);
         (writer, tokio::spawn(worker.run(client)))
+    }
+
+    /// Queue the result of an admission (see [`Self::submit`]). Nothing is built for a dry run, a result
+    /// without findings or a writer that writes nothing; the object's fingerprint (what the status write
+    /// must find again) is computed only for an admitted object whose own status is written.
+    pub fn submit_admission(&self, input: &AdmissionInput, decision: &Decision) -> bool {
+        if self.tx.is_none() || input.dry_run || decision.findings.is_empty() {
+            return false;
+        }
+        let mut event = StatusEvent::from_admission(input, decision);
+        if event.allowed && self.kinds.writes_status_of(&event.object) {
+            let o = &event.object;
+            event.object.fingerprint =
+                input.object.as_ref().and_then(|obj| fingerprint::of_object(&o.api_version, &o.kind, obj));
+        }
+        self.submit(event)
     }
 
     /// Queue `event`; returns whether it was queued. Dry runs and results without findings are not written;
@@ -319,6 +376,7 @@ impl StatusWriter {
 pub struct StatusWorker {
     rx: mpsc::Receiver<StatusEvent>,
     config: StatusConfig,
+    kinds: Arc<StatusedKinds>,
     metrics: StatusMetrics,
     counters: PolicyCounters,
     book: ReportBook,
@@ -375,10 +433,9 @@ impl StatusWorker {
         if self.config.reports {
             self.book.record(&event.object, &event.findings, chrono::Utc::now().timestamp());
         }
-        let target = self.target_of(&event.object);
-        let is_pod = event.object.kind == "Pod" && event.object.api_version == "v1";
         // A denied object was not stored (CREATE) or not changed (UPDATE): its status is not ours to set.
-        if event.allowed && ((is_pod && self.config.pod_conditions) || target.is_some()) {
+        if event.allowed && self.kinds.writes_status_of(&event.object) {
+            let target = self.kinds.target_of(&event.object);
             let key = (event.object.kind.clone(), event.object.namespace.clone(), event.object.name.clone());
             // The latest result per object wins within a batch.
             batch.objects.insert(
@@ -391,10 +448,6 @@ impl StatusWorker {
                 },
             );
         }
-    }
-
-    fn target_of(&self, object: &ObjectRef) -> Option<StatusTarget> {
-        self.config.targets.iter().find(|t| t.group == object.group() && t.kind == object.kind).cloned()
     }
 
     async fn flush(&mut self, client: &Client, in_flight: &Arc<Semaphore>, batch: Batch) {
@@ -749,7 +802,29 @@ fn attestation_entry(f: &Finding) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vouch_policies::{GroupVersionKind, Operation};
+    use vouch_policies::crd::Mode;
+    use vouch_policies::{ArtifactKind, ArtifactLocation, GroupVersionKind, Operation};
+
+    fn pass_finding() -> Finding {
+        Finding {
+            policy: "p".into(),
+            policy_namespace: None,
+            mode: Mode::Enforce,
+            requirement: "signature".into(),
+            artifact: ArtifactLocation {
+                kind: ArtifactKind::Container,
+                name: "app".into(),
+                pointer: "/spec/containers/0/image".into(),
+            },
+            reference: "r/a@sha256:aa".into(),
+            digest: None,
+            result: FindingResult::Pass,
+            reason: "signed".into(),
+            signer: None,
+            rekor_log_index: None,
+            sbom_digest: None,
+        }
+    }
 
     fn input(group: &str, object: serde_json::Value, dry_run: bool) -> AdmissionInput {
         AdmissionInput {
@@ -784,18 +859,29 @@ mod tests {
     }
 
     #[test]
-    fn event_from_admission_fingerprints_what_the_status_write_must_find_again() {
-        let decision = Decision::allow();
+    fn submit_admission_fingerprints_what_the_status_write_must_find_again() {
+        let decision = Decision { findings: vec![pass_finding()], ..Decision::allow() };
+        let (writer, mut worker) = StatusWriter::new(StatusConfig::default());
         let mut pod =
             input("", json!({"spec": {"containers": [{"name": "app", "image": "r/a@sha256:aa"}]}}), false);
         pod.kind.kind = "Pod".into();
-        let e = StatusEvent::from_admission(&pod, &decision);
+        assert!(writer.submit_admission(&pod, &decision));
+        let e = worker.rx.try_recv().unwrap();
         let stored =
             json!({"spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "r/a@sha256:aa"}]}});
         assert_eq!(e.object.fingerprint, fingerprint::of_object("v1", "Pod", &stored));
         assert!(e.object.fingerprint.is_some());
         // No spec: nothing to compare, so nothing will be written to the object.
-        let e = StatusEvent::from_admission(&input("apps", json!({"metadata": {}}), false), &decision);
-        assert_eq!(e.object.fingerprint, None);
+        let mut bare_pod = input("", json!({"metadata": {}}), false);
+        bare_pod.kind.kind = "Pod".into();
+        assert!(writer.submit_admission(&bare_pod, &decision));
+        assert_eq!(worker.rx.try_recv().unwrap().object.fingerprint, None);
+        // A kind whose status is not written (reports only): no fingerprint computed on the request path.
+        let deployment = input("apps", json!({"spec": {"replicas": 1}}), false);
+        assert!(writer.submit_admission(&deployment, &decision));
+        assert_eq!(worker.rx.try_recv().unwrap().object.fingerprint, None);
+        // A dry run is not queued at all.
+        assert!(!writer.submit_admission(&input("", json!({}), true), &decision));
+        assert!(worker.rx.try_recv().is_err());
     }
 }

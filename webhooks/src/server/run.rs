@@ -22,8 +22,7 @@ use super::tls::{self, ReloadingCert, TlsError};
 use super::StatusSink;
 use super::{health_router, router, serve_https, AppState};
 use crate::cluster::{
-    ClusterContext, ContextCacheConfig, KubeContext, NoCluster, PolicyWatch, StatusConfig, StatusEvent,
-    StatusWriter,
+    ClusterContext, ContextCacheConfig, KubeContext, NoCluster, PolicyWatch, StatusConfig, StatusWriter,
 };
 
 /// Time the status writer gets to flush after the server stopped.
@@ -32,7 +31,7 @@ const STATUS_FLUSH_GRACE: std::time::Duration = std::time::Duration::from_secs(5
 impl StatusSink for StatusWriter {
     fn submit(&self, input: &vouch_policies::AdmissionInput, decision: &vouch_policies::Decision) {
         // Never waits: a full queue drops the event and counts it (vouch_status_dropped_total).
-        StatusWriter::submit(self, StatusEvent::from_admission(input, decision));
+        StatusWriter::submit_admission(self, input, decision);
     }
 }
 
