@@ -339,15 +339,18 @@ pub(crate) fn spawn_reload_watch<F: ReloadedFile>(
         F::WHAT,
         move || this.reload_if_changed(),
         move |outcome| {
-            let (what, path, in_force) = (F::WHAT, report.path().display(), report.in_force());
+            let (what, path) = (F::WHAT, report.path().display());
+            // Described only when something changed (a leaf fingerprint is a SHA-256 per poll otherwise).
             match outcome {
                 ReloadOutcome::Unchanged => {}
-                ReloadOutcome::Reloaded => tracing::info!(what, path = %path, in_force, "reloaded"),
+                ReloadOutcome::Reloaded => {
+                    tracing::info!(what, path = %path, in_force = report.in_force(), "reloaded")
+                }
                 ReloadOutcome::Rejected(e) => tracing::error!(
                     what,
                     path = %path,
                     error = %e,
-                    in_force,
+                    in_force = report.in_force(),
                     "new content rejected; the previous one stays in force"
                 ),
             }
