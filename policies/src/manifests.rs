@@ -154,7 +154,7 @@ impl ManifestObject {
         default_namespace: &str,
         labels: BTreeMap<String, String>,
     ) -> AdmissionInput {
-        let facts = NamespaceFacts { labels, annotations: BTreeMap::new() };
+        let facts = NamespaceFacts { labels: Some(labels), annotations: BTreeMap::new() };
         self.to_input_with(uid, default_namespace, &facts)
     }
 
@@ -194,7 +194,7 @@ impl ManifestObject {
 
     /// When this is a `v1/Namespace`: its name and labels, with the label the API server adds.
     pub fn namespace_labels(&self) -> Option<(String, BTreeMap<String, String>)> {
-        self.namespace_facts().map(|(name, facts)| (name, facts.labels))
+        self.namespace_facts().map(|(name, facts)| (name, facts.labels.unwrap_or_default()))
     }
 
     /// When this is a `v1/Namespace`: its name and metadata, with the label the API server adds.
@@ -203,7 +203,7 @@ impl ManifestObject {
             let mut labels = string_map(self.object.pointer("/metadata/labels"));
             labels.insert(NAMESPACE_NAME_LABEL.to_owned(), self.name.clone());
             let annotations = string_map(self.object.pointer("/metadata/annotations"));
-            Some((self.name.clone(), NamespaceFacts { labels, annotations }))
+            Some((self.name.clone(), NamespaceFacts { labels: Some(labels), annotations }))
         } else {
             None
         }
@@ -213,8 +213,8 @@ impl ManifestObject {
 /// What admission knows of a namespace from the cluster; here from the manifests or flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NamespaceFacts {
-    /// `metadata.labels`.
-    pub labels: BTreeMap<String, String>,
+    /// `metadata.labels`; `None` when unknown (a namespace the manifests do not define and no flag names).
+    pub labels: Option<BTreeMap<String, String>>,
     /// `metadata.annotations`.
     pub annotations: BTreeMap<String, String>,
 }
@@ -721,10 +721,11 @@ spec:
         let (name, NamespaceFacts { labels, annotations }) = objects[0].namespace_facts().unwrap();
         assert_eq!(name, "shop");
         assert_eq!(annotations.get("a").map(String::as_str), Some("b"));
-        assert_eq!(objects[0].namespace_labels().unwrap().1, labels);
+        assert_eq!(Some(objects[0].namespace_labels().unwrap().1), labels);
         let facts = NamespaceFacts { labels: labels.clone(), annotations: annotations.clone() };
         let input = objects[0].to_input_with("u".into(), "default", &facts);
         assert_eq!((input.namespace_labels, input.namespace_annotations), (labels.clone(), annotations));
+        let labels = labels.unwrap();
         assert_eq!(labels.get("env").map(String::as_str), Some("prod"));
         assert_eq!(labels.get(NAMESPACE_NAME_LABEL).map(String::as_str), Some("shop"));
     }

@@ -137,7 +137,7 @@ pub fn pod_input(namespace: &str, name: &str, containers: &[(&str, &str)]) -> Ad
             "metadata": {"name": name, "namespace": namespace},
             "spec": {"containers": containers}})),
         old_object: None,
-        namespace_labels: BTreeMap::from([("kubernetes.io/metadata.name".into(), namespace.into())]),
+        namespace_labels: Some(BTreeMap::from([("kubernetes.io/metadata.name".into(), namespace.into())])),
         namespace_annotations: BTreeMap::new(),
         dry_run: false,
         pull_credentials: Credentials::anonymous(),

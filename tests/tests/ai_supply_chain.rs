@@ -55,7 +55,7 @@ fn input(kind: GroupVersionKind, object: Value) -> AdmissionInput {
         name: object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().into(),
         object: Some(object),
         old_object: None,
-        namespace_labels: BTreeMap::new(),
+        namespace_labels: Some(BTreeMap::new()),
         namespace_annotations: BTreeMap::new(),
         dry_run: false,
         pull_credentials: Credentials::anonymous(),

@@ -350,7 +350,7 @@ async fn selectors_namespaces_and_kinds_decide_which_policies_apply() {
     assert!(d.allowed && d.findings.is_empty(), "{d:?}");
     // env=prod: the cluster policy applies.
     let mut prod = pod(&[("app", &unsigned)]);
-    prod.namespace_labels.insert("env".into(), "prod".into());
+    prod.namespace_labels.get_or_insert_default().insert("env".into(), "prod".into());
     let d = e.evaluate(&prod).await;
     assert!(!d.allowed);
     assert!(d.findings.iter().all(|f| f.policy == "prod-only"));
@@ -361,6 +361,51 @@ async fn selectors_namespaces_and_kinds_decide_which_policies_apply() {
     assert!(!d.allowed);
     assert_eq!(d.findings[0].policy, "team");
     assert_eq!(d.findings[0].policy_namespace.as_deref(), Some("team-a"));
+}
+
+/// Namespace labels the caller cannot know (`vouch serve` without cluster access, `vouch check` without
+/// `--namespace-labels`) never turn a namespaceSelector into "no policy applies": the policy is applied and
+/// what it finds wrong is an Error for its failure policy — Fail denies, Ignore allows with a warning; what
+/// it verifies passes and is pinned as usual.
+#[tokio::test]
+async fn unknown_namespace_labels_apply_a_selector_policy_through_its_failure_policy() {
+    let w = world().await;
+    let host = w.registry.host();
+    let policy = |failure: &str| {
+        key_policy("prod-only", &format!("{host}/acme/**"), &w.key, "Enforce", failure, "signature: true")
+            .replace(
+                "  mode: Enforce",
+                "  mode: Enforce\n  match:\n    namespaceSelector: {matchLabels: {env: prod}}",
+            )
+    };
+    let unknown = |image: &str| {
+        let mut input = pod(&[("app", image)]);
+        input.namespace_labels = None;
+        input
+    };
+    let unsigned = tag_of(&w.unsigned);
+    let e = engine(&policy("Fail"), w.verifier.clone(), config());
+    let d = e.evaluate(&unknown(&unsigned)).await;
+    assert!(!d.allowed, "an unknown selector must not admit an unsigned image: {d:?}");
+    let message = d.message.unwrap();
+    assert!(message.contains("policy prod-only: signature: no signature verifies"), "{message}");
+    assert!(message.contains("the labels of namespace default are unknown"), "{message}");
+    assert_eq!(d.findings[0].result, FindingResult::Error);
+    // Known labels that do not match: the policy does not apply (as before).
+    assert!(e.evaluate(&pod(&[("app", &unsigned)])).await.allowed);
+    // What verifies passes and is pinned, labels known or not.
+    let signed = e.evaluate(&unknown(&tag_of(&w.signed))).await;
+    assert!(signed.allowed && signed.warnings.is_empty(), "{signed:?}");
+    assert_eq!(signed.pins.len(), 1);
+    // failurePolicy Ignore: allowed, with a warning that names the cause.
+    let ignore = engine(&policy("Ignore"), w.verifier.clone(), config());
+    let d = ignore.evaluate(&unknown(&unsigned)).await;
+    assert!(d.allowed, "{d:?}");
+    assert_eq!(d.warnings.len(), 1, "{:?}", d.warnings);
+    assert!(
+        d.warnings[0].contains("are unknown") && d.warnings[0].ends_with("(allowed: failurePolicy Ignore)")
+    );
+    assert!(d.pins.is_empty());
 }
 
 /// Fail closed on configuration errors: a policy that does not compile but still names images denies them

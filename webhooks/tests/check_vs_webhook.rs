@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use check_support::{deployment, write, Fixture};
+use check_support::{deployment, mode_policy, write, Fixture};
 use clap::Parser as _;
 use http_body_util::BodyExt as _;
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
 use vouch_policies::manifests::{resource_of, ManifestObject};
 use vouch_webhooks::cli::check::{evaluate_objects, prepare, CheckArgs, Outcome};
+use vouch_webhooks::cli::demo::push_demo_image;
 use vouch_webhooks::server::admission::validate_response;
 use vouch_webhooks::server::config::ServeConfig;
 use vouch_webhooks::server::dev_pki::DevCa;
@@ -54,6 +55,19 @@ fn review(uid: &str, o: &ManifestObject, namespace: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn check_and_webhook_decide_the_same() {
     let fx = Fixture::start().await;
+    // A policy for namespaces labelled env=prod only. Neither the webhook without cluster access nor check
+    // without --namespace-labels can know the labels of `shop`: both must apply it (its failurePolicy Fail
+    // denies the unsigned image) and never read the unknown selector as "no policy applies".
+    let _unsigned =
+        push_demo_image(&fx.registry.client().unwrap(), &fx.host, "sel/app", "1.0", b"sel\n").await.unwrap();
+    std::fs::write(
+        fx.policies.join("prod-namespaces.yaml"),
+        mode_policy("prod-namespaces", &fx.image("sel/**"), "Enforce", &fx.key).replace(
+            "  mode: Enforce\n",
+            "  mode: Enforce\n  match:\n    namespaceSelector:\n      matchLabels: {env: prod}\n",
+        ),
+    )
+    .unwrap();
     let dir = fx.subdir("manifests");
     let bad_reference = "UPPER/Case::bad";
     let manifests = [
@@ -63,6 +77,7 @@ async fn check_and_webhook_decide_the_same() {
         deployment("tool", None, &fx.image("soft/tool:1.0")),
         deployment("elsewhere", None, &fx.image("other/thing:1.0")),
         deployment("bad", None, bad_reference),
+        deployment("selected", Some("shop"), &fx.image("sel/app:1.0")),
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n".to_owned(),
         format!(
             "apiVersion: batch/v1\nkind: CronJob\nmetadata: {{name: nightly}}\nspec:\n  schedule: '@daily'\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          initContainers: [{{name: init, image: {}}}]\n          containers: [{{name: job, image: {}}}]\n",
@@ -121,7 +136,7 @@ async fn check_and_webhook_decide_the_same() {
         .unwrap();
         let prepared = prepare(&cli.args).unwrap();
         let (reports, _) = evaluate_objects(&prepared.engine, &prepared.objects, &prepared.options).await;
-        assert_eq!(reports.len(), 9);
+        assert_eq!(reports.len(), 10);
 
         let mut outcomes = Vec::new();
         for (i, (object, report)) in prepared.objects.iter().zip(&reports).enumerate() {
@@ -155,6 +170,11 @@ async fn check_and_webhook_decide_the_same() {
             }
             // And the whole answer is what the webhook makes of check's decision.
             assert_eq!(answer, validate_response(&uid, &report.decision).body, "{what}");
+            if report.name == "selected" {
+                let message = report.decision.message.as_deref().unwrap_or_default();
+                assert!(message.contains("policy prod-namespaces: signature: "), "{message}");
+                assert!(message.contains("the labels of namespace shop are unknown"), "{message}");
+            }
             outcomes.push((report.name.clone(), report.outcome));
         }
         let expected_elsewhere = match no_match {
@@ -171,6 +191,7 @@ async fn check_and_webhook_decide_the_same() {
                 ("tool".to_owned(), Outcome::Warned),
                 ("elsewhere".to_owned(), expected_elsewhere),
                 ("bad".to_owned(), Outcome::Denied),
+                ("selected".to_owned(), Outcome::Denied),
                 ("cfg".to_owned(), Outcome::Skipped),
                 ("nightly".to_owned(), Outcome::Denied),
                 ("mixed".to_owned(), Outcome::Warned),

@@ -316,7 +316,13 @@ async fn namespace_labels_reach_namespace_selectors() {
         args.extend(extra);
         async move { check_support::vouch(&args, None).await }
     };
-    assert_eq!(run(vec![]).await.code, 0);
+    // Labels not given: the selector cannot be evaluated, so the policy is applied and its failure policy
+    // (Fail) denies; never "no policy applies".
+    let unknown = run(vec![]).await;
+    assert_eq!(unknown.code, 1, "{unknown:?}");
+    assert!(unknown.stdout.contains("the labels of namespace shop are unknown"), "{}", unknown.stdout);
+    assert_eq!(run(vec!["--namespace-labels".into(), "team=x".into()]).await.code, 0);
+    assert_eq!(run(vec!["--namespace-labels".into(), String::new()]).await.code, 0, "known to be empty");
     assert_eq!(run(vec!["--namespace-labels".into(), "env=prod,team=x".into()]).await.code, 1);
     // A Namespace in the manifests gives its own labels.
     let ns = write(

@@ -224,9 +224,9 @@ async fn mock_namespace_labels_read_once_and_missing_namespace_is_an_error() {
         _ => not_found(),
     });
     let ctx = KubeContext::new(client, &ContextCacheConfig::default());
-    let labels = ctx.namespace_labels("prod").await.unwrap();
+    let labels = ctx.namespace_labels("prod").await.unwrap().expect("a cluster knows namespace labels");
     assert_eq!(labels.get("tier").map(String::as_str), Some("gold"));
-    assert_eq!(ctx.namespace_labels("prod").await.unwrap(), labels);
+    assert_eq!(ctx.namespace_labels("prod").await.unwrap(), Some(labels));
     let e = ctx.namespace_labels("gone").await.unwrap_err();
     assert!(matches!(e, KubeError::NotFound { kind: "Namespace", .. }), "{e:?}");
     assert_eq!(paths(&seen), ["GET /api/v1/namespaces/prod", "GET /api/v1/namespaces/gone"]);

@@ -38,7 +38,7 @@ struct Seen {
     dry_run: bool,
     has_object: bool,
     has_old_object: bool,
-    labels: BTreeMap<String, String>,
+    labels: Option<BTreeMap<String, String>>,
 }
 
 type Decide = Box<dyn Fn(&AdmissionInput) -> Decision + Send + Sync>;
@@ -93,12 +93,12 @@ impl ClusterContext for Labels {
     fn namespace_labels<'a>(
         &'a self,
         ns: &'a str,
-    ) -> BoxFuture<'a, Result<BTreeMap<String, String>, KubeError>> {
+    ) -> BoxFuture<'a, Result<Option<BTreeMap<String, String>>, KubeError>> {
         Box::pin(async move {
             if ns == "broken" {
                 Err(KubeError::NotFound { kind: "Namespace", name: ns.to_owned() })
             } else {
-                Ok(BTreeMap::from([("env".to_owned(), ns.to_owned())]))
+                Ok(Some(BTreeMap::from([("env".to_owned(), ns.to_owned())])))
             }
         })
     }
@@ -188,15 +188,19 @@ async fn every_fixture_reaches_the_engine_as_sent() {
     assert_eq!(seen.len(), FIXTURES.len());
     let by = |i: usize| &seen[i];
     assert_eq!((by(0).operation.as_str(), by(0).kind.as_str()), ("Create", "Pod"));
-    assert_eq!(by(0).labels.get("env").map(String::as_str), Some("prod"), "namespace labels looked up");
+    assert_eq!(
+        by(0).labels.as_ref().and_then(|l| l.get("env")).map(String::as_str),
+        Some("prod"),
+        "namespace labels looked up"
+    );
     assert_eq!(by(1).kind, "Deployment");
     assert!(by(2).has_old_object && by(2).has_object, "UPDATE carries both objects");
     assert!(!by(3).has_object && by(3).has_old_object, "DELETE has only the old object");
-    assert!(by(3).labels.is_empty(), "no cluster look-ups for DELETE");
+    assert!(by(3).labels.is_none(), "no cluster look-ups for DELETE");
     assert!(by(4).dry_run);
     assert_eq!(by(5).sub_resource.as_deref(), Some("ephemeralcontainers"));
     assert_eq!(by(6).sub_resource.as_deref(), Some("status"));
-    assert!(by(6).labels.is_empty(), "no cluster look-ups for status updates");
+    assert!(by(6).labels.is_none(), "no cluster look-ups for status updates");
     assert_eq!(by(7).kind, "CronJob");
     assert_eq!(by(8).namespace.as_deref(), Some("prod"));
 }

@@ -38,9 +38,9 @@ impl ClusterContext for NamespaceLabels {
     fn namespace_labels<'a>(
         &'a self,
         _ns: &'a str,
-    ) -> BoxFuture<'a, Result<BTreeMap<String, String>, KubeError>> {
+    ) -> BoxFuture<'a, Result<Option<BTreeMap<String, String>>, KubeError>> {
         let labels = self.0.clone();
-        Box::pin(async move { Ok(labels) })
+        Box::pin(async move { Ok(Some(labels)) })
     }
     fn pull_credentials<'a>(
         &'a self,

@@ -51,8 +51,11 @@ pub struct AdmissionInput {
     pub object: Option<serde_json::Value>,
     /// The object before the change (UPDATE).
     pub old_object: Option<serde_json::Value>,
-    /// Labels of the object's namespace (looked up by the caller).
-    pub namespace_labels: BTreeMap<String, String>,
+    /// Labels of the object's namespace (looked up by the caller); `None` when the caller cannot know
+    /// them (`vouch serve` without cluster access, `vouch check` without `--namespace-labels`). A policy
+    /// whose `namespaceSelector` therefore cannot be evaluated is applied, and what it finds wrong is judged
+    /// by its failure policy (deny by default): an unknown selector never means "no policy applies".
+    pub namespace_labels: Option<BTreeMap<String, String>>,
     /// Annotations of the object's namespace (looked up by the caller): `vouch.dev/egress-allowlist` names
     /// the allowlist NetworkPolicies there are checked against.
     pub namespace_annotations: BTreeMap<String, String>,
@@ -61,6 +64,9 @@ pub struct AdmissionInput {
     /// The pod's and its service account's imagePullSecrets; merged with the policy's credentials.
     pub pull_credentials: Credentials,
 }
+
+/// The requirement label of a finding about a policy that cannot be compiled.
+const CONFIGURATION: &str = "configuration";
 
 /// What to do when no policy covers an artifact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -311,7 +317,7 @@ impl Engine {
                         artifact,
                         &artifact.image,
                         None,
-                        "configuration".to_owned(),
+                        CONFIGURATION.to_owned(),
                         FindingResult::Fail,
                         reason,
                     );
@@ -365,6 +371,16 @@ impl Engine {
                     &results,
                     self.shared.config.budget,
                 )),
+            }
+        }
+        for v in &mut results {
+            if selector_unknown(v.policy, input) {
+                v.findings.iter_mut().for_each(|f| mark_unknown_selector(f, input));
+            }
+        }
+        for c in &mut charged {
+            if c.policy.is_some_and(|p| selector_unknown(p, input)) {
+                mark_unknown_selector(&mut c.finding, input);
             }
         }
         self.decide(&object, &artifacts, results, unmatched, charged)
@@ -877,7 +893,12 @@ pub fn applies_to_object(
         return false;
     }
     if let Some(sel) = &policy.namespace_selector {
-        if ns.is_none() || !crate::selector::matches(sel, &input.namespace_labels) {
+        if ns.is_none() {
+            return false;
+        }
+        // Labels that cannot be known count as a match (fail closed); `mark_unknown_selector` then makes
+        // what the policy finds wrong an Error, for its failure policy to judge.
+        if input.namespace_labels.as_ref().is_some_and(|labels| !crate::selector::matches(sel, labels)) {
             return false;
         }
     }
@@ -887,6 +908,30 @@ pub fn applies_to_object(
         }
     }
     true
+}
+
+/// Whether `policy` was applied only because its `namespaceSelector` could not be evaluated (the
+/// namespace's labels are unknown to the caller).
+fn selector_unknown(policy: &CompiledPolicy, input: &AdmissionInput) -> bool {
+    policy.namespace_selector.is_some()
+        && input.namespace_labels.is_none()
+        && input.namespace.as_deref().is_some_and(|n| !n.is_empty())
+}
+
+/// A policy applied although its `namespaceSelector` could not be evaluated: what it finds wrong may not
+/// concern this namespace at all, so it is not a plain failure but an Error, which the policy's failure
+/// policy judges (Fail, the default: deny; Ignore: allow with a warning). Configuration errors stay failures.
+fn mark_unknown_selector(finding: &mut Finding, input: &AdmissionInput) {
+    if finding.result != FindingResult::Fail || finding.requirement == CONFIGURATION {
+        return;
+    }
+    let ns = input.namespace.as_deref().unwrap_or_default();
+    finding.result = FindingResult::Error;
+    finding.reason = format!(
+        "{} (the policy's namespaceSelector cannot be evaluated: the labels of namespace {ns} are unknown; \
+         give vouch serve cluster access (--kube) or vouch check --namespace-labels)",
+        finding.reason
+    );
 }
 
 /// `metadata.labels` of an object (non-string values ignored).
@@ -1001,7 +1046,7 @@ spec:
                 "metadata": {"name": "web", "namespace": "default"},
                 "spec": {"containers": [{"name": "app", "image": image}]}})),
             old_object: None,
-            namespace_labels: BTreeMap::new(),
+            namespace_labels: Some(BTreeMap::new()),
             namespace_annotations: BTreeMap::new(),
             dry_run: false,
             pull_credentials: Credentials::anonymous(),

@@ -233,7 +233,7 @@ fn pod_of(references: &[String], namespace: &str) -> AdmissionInput {
             "metadata": {"name": "vouch-bundle-create", "namespace": namespace},
             "spec": {"containers": containers}})),
         old_object: None,
-        namespace_labels: BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), namespace.to_owned())]),
+        namespace_labels: Some(BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), namespace.to_owned())])),
         namespace_annotations: BTreeMap::new(),
         dry_run: false,
         pull_credentials: Credentials::anonymous(),
@@ -363,7 +363,9 @@ async fn create_bundle(args: &CreateArgs) -> Result<String, CreateError> {
         for (i, o) in objects.iter().enumerate() {
             let ns = o.namespace_or(&args.namespace).unwrap_or_default();
             let facts = defined.get(&ns).cloned().unwrap_or_else(|| NamespaceFacts {
-                labels: BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), ns.clone())]),
+                // Taken as known: a policy whose selector these labels do not match adds nothing to the
+                // bundle (bundle create gathers material; it decides nothing).
+                labels: Some(BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), ns.clone())])),
                 annotations: BTreeMap::new(),
             });
             inputs.push(o.to_input_with(format!("bundle-{i}"), &args.namespace, &facts));
@@ -623,6 +625,9 @@ mod tests {
         let object = input.object.unwrap();
         assert_eq!(object["spec"]["containers"][1]["image"], "reg.example/b:2");
         assert_eq!(input.namespace.as_deref(), Some("prod"));
-        assert_eq!(input.namespace_labels.get(NAMESPACE_NAME_LABEL).map(String::as_str), Some("prod"));
+        assert_eq!(
+            input.namespace_labels.unwrap_or_default().get(NAMESPACE_NAME_LABEL).map(String::as_str),
+            Some("prod")
+        );
     }
 }

@@ -175,19 +175,16 @@ pub enum CheckError {
 pub struct EvaluateOptions {
     /// Namespace of objects without one.
     pub default_namespace: String,
-    /// Labels of namespaces the manifests do not define.
-    pub namespace_labels: BTreeMap<String, String>,
+    /// Labels of namespaces the manifests do not define (`--namespace-labels`); `None`: unknown, so a
+    /// policy's namespaceSelector cannot be evaluated for them and its findings go to its failure policy.
+    pub namespace_labels: Option<BTreeMap<String, String>>,
     /// Objects evaluated at once.
     pub concurrency: usize,
 }
 
 impl Default for EvaluateOptions {
     fn default() -> Self {
-        Self {
-            default_namespace: "default".into(),
-            namespace_labels: BTreeMap::new(),
-            concurrency: CONCURRENCY,
-        }
+        Self { default_namespace: "default".into(), namespace_labels: None, concurrency: CONCURRENCY }
     }
 }
 
@@ -203,8 +200,10 @@ pub async fn evaluate_objects(
         objects.iter().filter_map(ManifestObject::namespace_facts).collect();
     let facts_of = |ns: &str| {
         defined.get(ns).cloned().unwrap_or_else(|| {
-            let mut labels = options.namespace_labels.clone();
-            labels.insert(NAMESPACE_NAME_LABEL.to_owned(), ns.to_owned());
+            let labels = options.namespace_labels.clone().map(|mut labels| {
+                labels.insert(NAMESPACE_NAME_LABEL.to_owned(), ns.to_owned());
+                labels
+            });
             NamespaceFacts { labels, annotations: BTreeMap::new() }
         })
     };
@@ -353,7 +352,10 @@ pub fn prepare(args: &CheckArgs) -> Result<Prepared, CheckError> {
     if budget.is_zero() {
         return Err(CheckError::Usage { flag: "--timeout-budget", reason: "must be more than 0".into() });
     }
-    let namespace_labels = parse_labels(&args.namespace_labels)?;
+    // Given at all (even as `--namespace-labels ''`): the labels of namespaces the manifests do not define
+    // are known. Not given: unknown, as for `vouch serve` without cluster access.
+    let namespace_labels =
+        if args.namespace_labels.is_empty() { None } else { Some(parse_labels(&args.namespace_labels)?) };
     if args.namespace.trim().is_empty() {
         return Err(CheckError::Usage { flag: "--namespace", reason: "must not be empty".into() });
     }

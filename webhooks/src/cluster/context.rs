@@ -26,8 +26,9 @@ pub type Labels = BTreeMap<String, String>;
 
 /// Cluster facts the admission path looks up.
 pub trait ClusterContext: Send + Sync {
-    /// Labels of namespace `ns` (for namespace selectors of policies).
-    fn namespace_labels<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Labels, KubeError>>;
+    /// Labels of namespace `ns` (for namespace selectors of policies); `None` when this context cannot
+    /// know them (no cluster), which the engine must never read as "no label matches".
+    fn namespace_labels<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Option<Labels>, KubeError>>;
 
     /// The `vouch.dev/` annotations of namespace `ns` (e.g. `vouch.dev/egress-allowlist`); none by default.
     fn namespace_annotations<'a>(&'a self, _ns: &'a str) -> BoxFuture<'a, Result<Labels, KubeError>> {
@@ -46,13 +47,13 @@ pub trait ClusterContext: Send + Sync {
     ) -> BoxFuture<'a, Result<Credentials, KubeError>>;
 }
 
-/// No cluster (file mode, `vouch check`): no labels, anonymous pulls.
+/// No cluster (file mode): namespace labels unknown, no vouch annotations, anonymous pulls.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoCluster;
 
 impl ClusterContext for NoCluster {
-    fn namespace_labels<'a>(&'a self, _ns: &'a str) -> BoxFuture<'a, Result<Labels, KubeError>> {
-        Box::pin(async { Ok(Labels::new()) })
+    fn namespace_labels<'a>(&'a self, _ns: &'a str) -> BoxFuture<'a, Result<Option<Labels>, KubeError>> {
+        Box::pin(async { Ok(None) })
     }
 
     fn pull_credentials<'a>(
@@ -194,8 +195,8 @@ impl KubeContext {
 }
 
 impl ClusterContext for KubeContext {
-    fn namespace_labels<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Labels, KubeError>> {
-        Box::pin(async move { self.read_labels(ns).await.map(|m| m.labels.clone()) })
+    fn namespace_labels<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Option<Labels>, KubeError>> {
+        Box::pin(async move { self.read_labels(ns).await.map(|m| Some(m.labels.clone())) })
     }
 
     fn namespace_annotations<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Result<Labels, KubeError>> {
@@ -408,9 +409,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_cluster_is_empty() {
+    async fn no_cluster_knows_no_labels_and_pulls_anonymously() {
         let c = NoCluster;
-        assert!(c.namespace_labels("x").await.unwrap().is_empty());
+        assert_eq!(c.namespace_labels("x").await.unwrap(), None, "unknown, not empty");
         assert!(c
             .pull_credentials("x", &json!({"imagePullSecrets": [{"name": "a"}]}))
             .await

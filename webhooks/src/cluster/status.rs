@@ -837,7 +837,7 @@ mod tests {
             name: "t".into(),
             object: Some(object),
             old_object: None,
-            namespace_labels: BTreeMap::new(),
+            namespace_labels: Some(BTreeMap::new()),
             namespace_annotations: BTreeMap::new(),
             dry_run,
             pull_credentials: vouch_attest::registry::Credentials::anonymous(),

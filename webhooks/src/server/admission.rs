@@ -427,8 +427,8 @@ impl Review {
 /// What the engine needs from the cluster besides the review: looked up by the server per request.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterFacts {
-    /// Labels of the object's namespace (policy namespace selectors).
-    pub namespace_labels: BTreeMap<String, String>,
+    /// Labels of the object's namespace (policy namespace selectors); `None`: unknown (no cluster access).
+    pub namespace_labels: Option<BTreeMap<String, String>>,
     /// vouch.dev/* annotations of the object's namespace (e.g. the egress allowlist of its NetworkPolicies).
     pub namespace_annotations: BTreeMap<String, String>,
     /// The pod's and its service account's image pull credentials.

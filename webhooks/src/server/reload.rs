@@ -272,6 +272,22 @@ impl Watched {
     }
 }
 
+/// Say, at warn, which policies have a namespace selector that cannot be evaluated because namespace labels
+/// cannot be read (`vouch serve` without cluster access): they are applied to every namespace's objects,
+/// and what they find wrong is judged by their failure policy (deny by default), never skipped.
+pub fn warn_unevaluable_selectors(set: &PolicySet) {
+    let names: Vec<&str> =
+        set.policies().iter().filter(|p| p.namespace_selector.is_some()).map(|p| p.name.as_str()).collect();
+    if !names.is_empty() {
+        tracing::warn!(
+            policies = %names.join(", "),
+            "namespace labels cannot be read without cluster access (--kube): these policies' \
+             namespaceSelector cannot be evaluated, so they apply in every namespace and their findings \
+             are judged by their failurePolicy (Fail: deny)"
+        );
+    }
+}
+
 /// New content, compiled completely.
 enum Compiled {
     Policies(PolicySet),
@@ -284,6 +300,9 @@ enum Compiled {
 pub struct ConfigReload {
     engine: Engine,
     watched: Vec<Watched>,
+    /// Whether namespace labels can be read (a cluster client); if not, every policy set put in force
+    /// is checked for namespace selectors, which then cannot be evaluated (see [`warn_unevaluable_selectors`]).
+    namespace_labels_known: bool,
 }
 
 impl ConfigReload {
@@ -298,7 +317,21 @@ impl ConfigReload {
             .into_iter()
             .filter_map(|(source, w)| w.map(|(path, fp)| Watched::new(source, path, fp)))
             .collect();
-        Arc::new(Self { engine, watched })
+        Arc::new(Self { engine, watched, namespace_labels_known: true })
+    }
+
+    /// [`Self::new`] for a server that cannot read namespace labels (no cluster access): a reloaded policy
+    /// set with namespace selectors is reported as at start-up.
+    pub fn without_namespace_labels(
+        engine: Engine,
+        policy_dir: Option<(PathBuf, String)>,
+        trusted_root: Option<(PathBuf, String)>,
+    ) -> Arc<Self> {
+        let mut this = Self::new(engine, policy_dir, trusted_root);
+        if let Some(this) = Arc::get_mut(&mut this) {
+            this.namespace_labels_known = false;
+        }
+        this
     }
 
     /// Whether any file is watched.
@@ -325,7 +358,10 @@ impl ConfigReload {
                     match outcome {
                         Outcome::Unchanged => {}
                         Outcome::Reloaded { fingerprint } => {
-                            tracing::info!(source, path = %path, fingerprint = %fingerprint, "configuration reloaded")
+                            tracing::info!(source, path = %path, fingerprint = %fingerprint, "configuration reloaded");
+                            if !report.namespace_labels_known {
+                                warn_unevaluable_selectors(&report.engine.policies());
+                            }
                         }
                         Outcome::Rejected { reason } => tracing::error!(
                             source,

@@ -309,7 +309,11 @@ impl Server {
             // From the cluster: not ready (/readyz 503) until the watch's first complete list.
             None => Engine::new_pending(engine_config, verifier.clone()),
         };
-        let reload = ConfigReload::new(
+        if !config.kube {
+            reload::warn_unevaluable_selectors(&engine.policies());
+        }
+        let reload = if config.kube { ConfigReload::new } else { ConfigReload::without_namespace_labels };
+        let reload = reload(
             engine.clone(),
             config.policy_dir.clone().zip(policy_dir_fingerprint),
             config.trusted_root.clone().zip(trusted_root_fingerprint),
