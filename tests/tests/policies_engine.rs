@@ -174,13 +174,22 @@ async fn dry_run_denies_nothing_and_records_everything() {
         w.verifier.clone(),
         cfg,
     );
-    let d =
-        e.evaluate(&pod(&[("app", &tag_of(&w.unsigned)), ("other", "docker.io/library/nginx:1.27")])).await;
+    let signed = tag_of(&w.signed);
+    let d = e
+        .evaluate(&pod(&[
+            ("app", &tag_of(&w.unsigned)),
+            ("other", "docker.io/library/nginx:1.27"),
+            ("signed", &signed),
+        ]))
+        .await;
     assert!(d.allowed);
     assert!(d.message.is_none());
     assert_eq!(d.audit.len(), 2, "the unsigned image and the uncovered one: {:?}", d.audit);
     assert!(d.audit.iter().all(|f| f.mode == Mode::Audit));
-    assert!(d.pins.is_empty(), "dry-run pins nothing");
+    // Dry-run pins what passed, as enforcing would (the recorded digest is what runs), and nothing else.
+    assert_eq!(d.pins.len(), 1, "{:?}", d.pins);
+    assert_eq!(d.pins[0].pointer, "/spec/containers/2/image");
+    assert_eq!(d.pins[0].to, format!("{signed}@{}", w.signed.digest().unwrap()));
 }
 
 #[tokio::test]

@@ -451,9 +451,10 @@ impl Engine {
                 // Findings report the mode they were judged in (Audit under dry-run).
                 f.mode = mode;
                 let passed = f.result == FindingResult::Pass;
-                if mode != Mode::Audit {
-                    pins.record(artifact, passed, f.digest.as_ref());
-                }
+                // In every mode, dry-run too: what passed is pinned to the digest that was verified, so
+                // the evidence (reports name that digest) is what runs, and turning enforcement on changes
+                // only the denials. What did not pass is left as written.
+                pins.record(artifact, passed, f.digest.as_ref());
                 if !passed {
                     let line = format!(
                         "{}: image {} : policy {}: {}: {}",

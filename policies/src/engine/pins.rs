@@ -24,7 +24,7 @@ pub(super) struct Pins {
 }
 
 impl Pins {
-    /// Record an enforced (non-audit) finding for `artifact`: a pass with a digest makes it pinnable, a
+    /// Record a finding for `artifact` (any mode): a pass with a digest makes it pinnable, a
     /// failure anywhere keeps it as written.
     pub(super) fn record(&mut self, artifact: &ExtractedArtifact, passed: bool, digest: Option<&Digest>) {
         // Not named in the object (a namespace's allowlist), or already pinned: nothing to write.
