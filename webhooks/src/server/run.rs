@@ -137,7 +137,9 @@ pub fn verifier_config(config: &ServeConfig) -> Result<VerifierConfig, RunError>
     Ok(VerifierConfig {
         registry: RegistryConfig {
             insecure_registries: config.insecure_registries.clone(),
-            // One registry call may not take the whole request's budget.
+            // One registry call (retries included) may take the whole request's budget: no per-call limit
+            // below it. The engine's deadline (`EngineConfig::budget`, the same setting) ends the
+            // evaluation first, so a silent registry reads "did not finish within the budget".
             timeout: config.timeout_budget,
             credentials,
             ..RegistryConfig::default()
