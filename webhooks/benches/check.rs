@@ -3,7 +3,7 @@
 //! `cargo bench -p vouch-webhooks --bench check` writes 1,000 manifests (Deployments, CronJobs, Pods, Lists
 //! and multi-document files with ConfigMaps, in nested directories) naming 50 distinct images signed with
 //! our own code, then runs the `vouch` binary over the directory and prints the wall time and the registry
-//! requests it caused (from the registry's access log), and the verifier's counters from the same check run
+//! requests it caused (from the registry's access log, let settle), and the verifier's counters from the same check run
 //! in-process. Each image must be verified exactly once: its signature tag fetched once over the whole run.
 //! Exit 1 otherwise, or when any object is not allowed.
 //!
@@ -64,7 +64,9 @@ fn write_manifests(dir: &Path, count: usize, images: &[String]) {
     }
 }
 
-fn registry_requests(registry: &DevRegistry) -> usize {
+/// Requests under `/v2/` in the registry's access log, once it has settled.
+async fn registry_requests(registry: &DevRegistry) -> usize {
+    assert!(registry.settle().await, "the registry's log kept growing");
     ["GET", "HEAD", "POST", "PUT", "PATCH"].iter().map(|m| registry.count_requests(m, "/v2/")).sum()
 }
 
@@ -114,13 +116,13 @@ async fn main() {
     let signature_tag = |r: &ArtifactRef| {
         format!("/manifests/sha256-{}.sig", r.digest().unwrap().to_string().replace("sha256:", ""))
     };
+    let before = registry_requests(&registry).await;
     let fetched_before: Vec<usize> =
         signed.iter().map(|r| registry.count_requests("GET", &signature_tag(r))).collect();
-    let before = registry_requests(&registry);
     let started = Instant::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vouch")).args(&args).output().unwrap();
     let wall = started.elapsed();
-    let requests = registry_requests(&registry) - before;
+    let requests = registry_requests(&registry).await - before;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let summary = &report["summary"];

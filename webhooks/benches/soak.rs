@@ -390,7 +390,7 @@ async fn main() {
     }
     let hot_before = baseline("before", &bare, &vouch, &hot_reviews[0].0, s.baseline).await;
 
-    let registry_before = registry_requests(&registry);
+    let registry_before = registry_requests(&registry).await;
     let start = Instant::now() + Duration::from_millis(200);
     let plan = Arc::new(Plan {
         hot: hot_reviews.clone(),
@@ -496,7 +496,7 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let registry_log = registry_requests(&registry) - registry_before;
+    let registry_log = registry_requests(&registry).await - registry_before;
 
     let filled_at = samples.iter().position(|x| x.filled);
     let (rss_filled, rss_end) = match filled_at {

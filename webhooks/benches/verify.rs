@@ -4,7 +4,8 @@
 //! - verifications per second of a key-signed image: cache miss (registry + crypto) vs cache hit, and the ratio;
 //! - verifications per second of a keyless Sigstore bundle (the conformance suite's happy path), offline;
 //! - registry requests for one cold verification vs 200 concurrent identical ones (from the registry's
-//!   access log): single-flight means the two are equal. The run fails (exit 1) if they are not.
+//!   access log, let settle before counting): single-flight means the two are equal. The run fails (exit 1)
+//!   if they are not.
 //!
 //! `VOUCH_BENCH_SECONDS` sets the time per measurement (default 3; 0.2 when run by `cargo test`).
 
@@ -67,7 +68,9 @@ where
     per_s
 }
 
-fn registry_requests(r: &DevRegistry) -> usize {
+/// GET and HEAD requests under `/v2/` in the registry's access log, once it has settled.
+async fn registry_requests(r: &DevRegistry) -> usize {
+    assert!(r.settle().await, "the registry's log kept growing");
     r.count_requests("GET", "/v2/") + r.count_requests("HEAD", "/v2/")
 }
 
@@ -134,13 +137,12 @@ async fn main() {
     }
 
     // Single flight: one cold verification vs 200 concurrent identical ones, counted by the registry.
-    let before = registry_requests(&registry);
+    let before = registry_requests(&registry).await;
     let one = verifier(&host, CacheConfig::default());
     assert!(one.verify(&images[1], &authority, &Requirement::Signature).await.unwrap().is_verified());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let single = registry_requests(&registry) - before;
+    let single = registry_requests(&registry).await - before;
 
-    let before = registry_requests(&registry);
+    let before = registry_requests(&registry).await;
     let burst = verifier(&host, CacheConfig::default());
     let tasks: Vec<_> = (0..200)
         .map(|_| {
@@ -155,8 +157,7 @@ async fn main() {
         assert!(t.await.unwrap().unwrap().is_verified());
     }
     let took = started.elapsed();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let concurrent = registry_requests(&registry) - before;
+    let concurrent = registry_requests(&registry).await - before;
     let stats = burst.cache_stats();
     println!(
         "\nregistry requests: one cold verification {single}, 200 concurrent identical verifications {concurrent} \

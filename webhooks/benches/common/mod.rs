@@ -123,7 +123,9 @@ pub async fn bare_server(ca: &DevCa, dir: &Path) -> (SocketAddr, tokio::sync::on
     (addr, stop)
 }
 
-/// The GET and HEAD requests under `/v2/` in the registry's access log so far.
-pub fn registry_requests(registry: &DevRegistry) -> usize {
+/// The GET and HEAD requests under `/v2/` in the registry's access log, once the log has settled
+/// ([`DevRegistry::settle`]: the last lines are written after the answers the client already has).
+pub async fn registry_requests(registry: &DevRegistry) -> usize {
+    assert!(registry.settle().await, "the registry's log kept growing");
     registry.count_requests("GET", "/v2/") + registry.count_requests("HEAD", "/v2/")
 }
