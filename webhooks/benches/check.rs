@@ -2,18 +2,27 @@
 //!
 //! `cargo bench -p vouch-webhooks --bench check` writes 1,000 manifests (Deployments, CronJobs, Pods, Lists
 //! and multi-document files with ConfigMaps, in nested directories) naming 50 distinct images signed with
-//! our own code, then runs the `vouch` binary over the directory and prints the wall time and the registry
-//! requests it caused (from the registry's access log), and the verifier's counters from the same check run
-//! in-process. Each image must be verified exactly once: its signature tag fetched once over the whole run.
-//! Exit 1 otherwise, or when any object is not allowed.
+//! our own code, then checks the directory in rounds, the order alternating, two ways:
+//! - binary: the `vouch` binary as CI runs it, wall time from spawn to exit (process and runtime start,
+//!   flags, reading the manifests, loading and compiling the policies, verifying, rendering and writing the
+//!   JSON report), and the registry requests it caused (the registry's access log, let settle);
+//! - in-process: the same steps in this process, timed from parsing the flags to the rendered report
+//!   (`prepare`, `evaluate_objects`, `CheckReport` rendered as JSON), each step's time, and the verifier's
+//!   counters. No process start, no runtime start, no write to stdout: the difference from the binary's
+//!   wall time is about those.
 //!
-//! Under `cargo test` (no `--bench`), a quick pass: 100 manifests, 10 images.
+//! Each round's figures, then the medians. Each image must be verified exactly once per check: its
+//! signature tag fetched once by each binary run, one verification per image in-process. Exit 1 otherwise,
+//! or when any object is not allowed.
+//!
+//! Under `cargo test` (no `--bench`), a quick pass: 100 manifests, 10 images, one round.
+//! `VOUCH_BENCH_ROUNDS` sets the rounds (default 5 under `cargo bench`, 1 under `cargo test`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark/test: failing loudly is the point
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser as _;
 use vouch_attest::cosign::sign_image_with_key;
@@ -64,8 +73,104 @@ fn write_manifests(dir: &Path, count: usize, images: &[String]) {
     }
 }
 
-fn registry_requests(registry: &DevRegistry) -> usize {
+/// Requests under `/v2/` in the registry's access log, once it has settled.
+async fn registry_requests(registry: &DevRegistry) -> usize {
+    assert!(registry.settle().await, "the registry's log kept growing");
     ["GET", "HEAD", "POST", "PUT", "PATCH"].iter().map(|m| registry.count_requests(m, "/v2/")).sum()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The median of `values` (the mean of the two middle ones for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// What one run of the binary measured.
+struct BinaryRun {
+    wall: Duration,
+    requests: usize,
+    summary: serde_json::Value,
+}
+
+/// What one in-process check measured, step by step.
+struct InProcessRun {
+    /// Flags parsed, manifests read, policies loaded and compiled, verifier built.
+    prepare: Duration,
+    /// Every object decided.
+    evaluate: Duration,
+    /// The report built and rendered as JSON.
+    report: Duration,
+    cache: vouch_attest::cache::CacheStats,
+    calls: vouch_attest::registry::RegistryStats,
+    denied: usize,
+}
+
+impl InProcessRun {
+    fn total(&self) -> Duration {
+        self.prepare + self.evaluate + self.report
+    }
+}
+
+/// `vouch <args>` as a child process; checks each signature tag in `signed` was fetched exactly once.
+async fn run_binary(
+    registry: &DevRegistry,
+    args: &[String],
+    signed: &[ArtifactRef],
+    failed: &mut Vec<String>,
+) -> BinaryRun {
+    let signature_tag = |r: &ArtifactRef| {
+        format!("/manifests/sha256-{}.sig", r.digest().unwrap().to_string().replace("sha256:", ""))
+    };
+    let before = registry_requests(registry).await;
+    let fetched_before: Vec<usize> =
+        signed.iter().map(|r| registry.count_requests("GET", &signature_tag(r))).collect();
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vouch")).args(args).output().unwrap();
+    let wall = started.elapsed();
+    let requests = registry_requests(registry).await - before;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    for (r, before) in signed.iter().zip(fetched_before) {
+        let fetched = registry.count_requests("GET", &signature_tag(r)) - before;
+        if fetched != 1 {
+            failed.push(format!("{r}: signature tag fetched {fetched} times by one run of the binary"));
+        }
+    }
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    BinaryRun { wall, requests, summary: report["summary"].clone() }
+}
+
+/// The binary's steps in this process, from the flags to the rendered JSON report.
+async fn run_in_process(args: &[String]) -> InProcessRun {
+    let started = Instant::now();
+    let cli = Cli::try_parse_from(args).unwrap();
+    let prepared = prepare(&cli.args).unwrap();
+    let prepare_took = started.elapsed();
+    let started = Instant::now();
+    let (objects, distinct_seen) =
+        evaluate_objects(&prepared.engine, &prepared.objects, &prepared.options).await;
+    let evaluate = started.elapsed();
+    let started = Instant::now();
+    let report = CheckReport::new(objects, distinct_seen, cli.args.fail_on_warn);
+    let rendered = serde_json::to_string_pretty(&report).unwrap();
+    let report_took = started.elapsed();
+    assert!(!rendered.is_empty());
+    InProcessRun {
+        prepare: prepare_took,
+        evaluate,
+        report: report_took,
+        cache: prepared.engine.verifier().cache_stats(),
+        calls: prepared.engine.verifier().registry_stats(),
+        denied: report.summary.denied,
+    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -110,63 +215,83 @@ async fn main() {
         "json".to_owned(),
     ];
 
-    // The binary, as CI runs it. Signing looked for existing signatures: count from here.
-    let signature_tag = |r: &ArtifactRef| {
-        format!("/manifests/sha256-{}.sig", r.digest().unwrap().to_string().replace("sha256:", ""))
-    };
-    let fetched_before: Vec<usize> =
-        signed.iter().map(|r| registry.count_requests("GET", &signature_tag(r))).collect();
-    let before = registry_requests(&registry);
-    let started = Instant::now();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vouch")).args(&args).output().unwrap();
-    let wall = started.elapsed();
-    let requests = registry_requests(&registry) - before;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let summary = &report["summary"];
+    let rounds = std::env::var("VOUCH_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if full { 5usize } else { 1 })
+        .max(1);
     let mut failed = Vec::new();
-    for (r, before) in signed.iter().zip(fetched_before) {
-        let fetched = registry.count_requests("GET", &signature_tag(r)) - before;
-        if fetched != 1 {
-            failed.push(format!("{r}: signature tag fetched {fetched} times"));
-        }
+    let mut measured = Vec::with_capacity(rounds);
+    for r in 0..rounds {
+        // Alternate which goes first: the second finds the files (and the registry) warmer.
+        let (binary, in_process) = if r % 2 == 0 {
+            let b = run_binary(&registry, &args, &signed, &mut failed).await;
+            (b, run_in_process(&args).await)
+        } else {
+            let i = run_in_process(&args).await;
+            (run_binary(&registry, &args, &signed, &mut failed).await, i)
+        };
+        measured.push((r % 2 == 0, binary, in_process));
     }
 
-    // The same check in-process, for the verifier's counters.
-    let cli = Cli::try_parse_from(&args).unwrap();
-    let prepared = prepare(&cli.args).unwrap();
-    let started = Instant::now();
-    let (objects, distinct_seen) =
-        evaluate_objects(&prepared.engine, &prepared.objects, &prepared.options).await;
-    let in_process = started.elapsed();
-    let report_in_process = CheckReport::new(objects, distinct_seen, false);
-    let cache = prepared.engine.verifier().cache_stats();
-    let calls = prepared.engine.verifier().registry_stats();
-
+    let summary = &measured[0].1.summary;
     println!(
-        "vouch check: {manifests} manifest files, {} objects ({} skipped), {} artifacts over {distinct} images",
+        "vouch check: {manifests} manifest files, {} objects ({} skipped), {} artifacts over {distinct} images; \
+         {rounds} round(s), order alternating",
         summary["objects"], summary["skipped"], summary["artifacts"]
     );
     println!(
-        "  binary:     wall {:>8.1} ms, {requests} registry requests ({:.1} per image), exit {}",
-        wall.as_secs_f64() * 1e3,
-        requests as f64 / distinct as f64,
-        out.status.code().unwrap_or(-1)
+        "  binary:     the vouch process, spawn to exit: process and runtime start-up, flags, read the \
+         manifests,\n              load and compile the policies, verify, render and write the JSON report"
     );
     println!(
-        "  in-process: {:>8.1} ms, verifications run {} (cache hits {}), registry calls {} (errors {}, retries {})",
-        in_process.as_secs_f64() * 1e3,
-        cache.misses,
-        cache.hits,
-        calls.calls,
-        calls.errors,
-        calls.retries
+        "  in-process: the same steps in this process, from parsing the flags to the rendered report (no \
+         process or\n              runtime start-up, no write to stdout): prepare (flags, manifests, policies, \
+         verifier),\n              evaluate (verify and decide every object), report (build and render)"
     );
-    if summary["denied"] != 0 || summary["distinctArtifacts"] != distinct {
-        failed.push(format!("unexpected summary {summary}"));
+    println!("  round  first      binary ms  requests   in-process ms =  prepare + evaluate +   report");
+    let row = |label: &str, first: &str, wall: f64, requests: String, i: [f64; 4]| {
+        println!(
+            "  {label:<6} {first:<10} {wall:>9.1} {requests:>9}   {:>13.1} = {:>8.1} + {:>8.1} + {:>8.1}",
+            i[0], i[1], i[2], i[3]
+        )
+    };
+    for (n, (binary_first, b, i)) in measured.iter().enumerate() {
+        let first = if *binary_first { "binary" } else { "in-process" };
+        let steps = [ms(i.total()), ms(i.prepare), ms(i.evaluate), ms(i.report)];
+        row(&(n + 1).to_string(), first, ms(b.wall), b.requests.to_string(), steps);
     }
-    if report_in_process.summary.denied != 0 || cache.misses != distinct as u64 {
-        failed.push(format!("in-process: {} verifications for {distinct} images", cache.misses));
+    let med = |f: &dyn Fn(&(bool, BinaryRun, InProcessRun)) -> f64| median(measured.iter().map(f).collect());
+    row(
+        "median",
+        "",
+        med(&|m| ms(m.1.wall)),
+        format!("{:.0}", med(&|m| m.1.requests as f64)),
+        [
+            med(&|m| ms(m.2.total())),
+            med(&|m| ms(m.2.prepare)),
+            med(&|m| ms(m.2.evaluate)),
+            med(&|m| ms(m.2.report)),
+        ],
+    );
+    let last = &measured[measured.len() - 1].2;
+    println!(
+        "  (median: each column's own median over the rounds)\n  binary: {:.1} registry requests per image; in-process (last round): verifications run {} (cache hits \
+         {}), registry calls {} (errors {}, retries {})",
+        med(&|m| m.1.requests as f64) / distinct as f64,
+        last.cache.misses,
+        last.cache.hits,
+        last.calls.calls,
+        last.calls.errors,
+        last.calls.retries
+    );
+    for (_, b, i) in &measured {
+        if b.summary["denied"] != 0 || b.summary["distinctArtifacts"] != distinct {
+            failed.push(format!("unexpected summary {}", b.summary));
+        }
+        if i.denied != 0 || i.cache.misses != distinct as u64 {
+            failed.push(format!("in-process: {} verifications for {distinct} images", i.cache.misses));
+        }
     }
     if !failed.is_empty() {
         for f in failed {

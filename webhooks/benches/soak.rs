@@ -10,7 +10,10 @@
 //! rate, entries and evictions and registry calls per second (the server's `/metrics`), and the load average.
 //!
 //! Before and after the soak, a same-run baseline: the hot path (a cached image, closed loop) of `vouch serve`
-//! next to a bare axum + rustls server answering a fixed review, so figures compare across noisy runs.
+//! next to a bare axum + rustls server that reads, parses and answers each review for its uid, in rounds of
+//! alternating order (`VOUCH_BENCH_ROUNDS`, default 5; 2 under `cargo test`), medians and ratio of medians,
+//! so figures compare across noisy runs. Every review sent is the ~9 KB Pod CREATE of
+//! [`common::pod_review`] naming one image or another.
 //!
 //! Exit 1 on any failed request (transport error, timeout, non-200, or a decision other than expected:
 //! signed images allowed, unsigned denied), if no eviction happened, if the server does not exit 0 on
@@ -30,10 +33,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    bare_server, closed_loop, micros, percentile_ms, registry_requests, server_files, REQUEST_TIMEOUT,
+    assert_allowed, bare_server, compare, micros, percentile_ms, pod_review, registry_requests, rounds,
+    server_files, REQUEST_TIMEOUT,
 };
 use futures::StreamExt as _;
-use server_support::{fixture, http_get, Conn, TlsClient};
+use server_support::{http_get, Conn, TlsClient};
 use vouch_attest::cosign::sign_image_with_key;
 use vouch_attest::registry::RegistryClient;
 use vouch_attest::SigningKey;
@@ -281,24 +285,21 @@ struct Sample {
     filled: bool,
 }
 
+/// The hot path of `vouch serve` next to the bare server, alternating rounds; returns vouch's median
+/// throughput.
 async fn baseline(what: &str, bare: &TlsClient, vouch: &TlsClient, body: &Arc<Vec<u8>>, seconds: f64) -> f64 {
-    let duration = Duration::from_secs_f64(seconds);
-    let b = closed_loop(bare, body.clone(), BASELINE_CONNECTIONS, duration).await;
-    let v = closed_loop(vouch, body.clone(), BASELINE_CONNECTIONS, duration).await;
     println!(
-        "{what}: hot path, {BASELINE_CONNECTIONS} connections, {seconds} s each, closed loop (load {})\n  \
-         bare axum+rustls      {:>8.0} reviews/s  p50 {:>6.3} ms  p99 {:>6.3} ms\n  \
-         vouch serve, cached   {:>8.0} reviews/s  p50 {:>6.3} ms  p99 {:>6.3} ms   ratio {:.2}",
-        load_average(),
-        b.per_second,
-        b.p50_ms,
-        b.p99_ms,
-        v.per_second,
-        v.p50_ms,
-        v.p99_ms,
-        v.per_second / b.per_second
+        "{what}: hot path, {BASELINE_CONNECTIONS} connections, closed loop, {seconds} s per measurement, {} rounds \
+         (order alternating), load {}",
+        rounds(),
+        load_average()
     );
-    v.per_second
+    println!("  bare:  axum + rustls in the bench process, reads and parses the review, answers allowed for its uid");
+    println!("  vouch: vouch serve, cached image");
+    let c =
+        compare(bare, vouch, body, BASELINE_CONNECTIONS, Duration::from_secs_f64(seconds), rounds()).await;
+    c.print();
+    c.vouch().per_second
 }
 
 /// Kills the server when dropped (a failing run must not leave it running).
@@ -377,7 +378,7 @@ async fn main() {
     let (bare_addr, bare_stop) = bare_server(&ca, dir.path()).await;
     let bare = TlsClient::new(ca.cert_der(), bare_addr);
 
-    let template = String::from_utf8(fixture("pod-create.json", "REGISTRY_HOST")).unwrap();
+    let template = pod_review("REGISTRY_HOST");
     let to_reviews = |images: &[Image]| -> Vec<(Arc<Vec<u8>>, bool)> {
         images.iter().map(|i| (review(&template, &i.reference), i.signed)).collect()
     };
@@ -388,9 +389,10 @@ async fn main() {
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["response"]["allowed"].as_bool(), Some(*allowed), "{v}");
     }
+    assert_allowed(&bare, &hot_reviews[0].0).await;
     let hot_before = baseline("before", &bare, &vouch, &hot_reviews[0].0, s.baseline).await;
 
-    let registry_before = registry_requests(&registry);
+    let registry_before = registry_requests(&registry).await;
     let start = Instant::now() + Duration::from_millis(200);
     let plan = Arc::new(Plan {
         hot: hot_reviews.clone(),
@@ -496,7 +498,7 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let registry_log = registry_requests(&registry) - registry_before;
+    let registry_log = registry_requests(&registry).await - registry_before;
 
     let filled_at = samples.iter().position(|x| x.filled);
     let (rss_filled, rss_end) = match filled_at {
@@ -536,7 +538,7 @@ async fn main() {
         end.registry_http - first.registry_http
     );
     println!(
-        "hot path before/after the soak: {hot_before:.0} / {hot_after:.0} reviews/s ({:+.1} %)",
+        "hot path before/after the soak (median of the rounds): {hot_before:.0} / {hot_after:.0} reviews/s ({:+.1} %)",
         100.0 * (hot_after / hot_before - 1.0)
     );
     match filled_at {

@@ -19,6 +19,10 @@ const DEBIAN_REGISTRY_BINARY: &str = "/usr/bin/docker-registry";
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Ports tried before giving up (another process may grab the free port we picked).
 const START_ATTEMPTS: usize = 3;
+/// [`DevRegistry::settle`]: the log is settled once it has not grown for this long.
+pub const SETTLE_QUIET: Duration = Duration::from_millis(500);
+/// [`DevRegistry::settle`] gives up after this long.
+pub const SETTLE_LIMIT: Duration = Duration::from_secs(10);
 
 /// A running `docker-registry` on 127.0.0.1; the process is killed when this is dropped.
 #[derive(Debug)]
@@ -72,6 +76,26 @@ impl DevRegistry {
     /// counted from its access log lines (`"GET /v2/... HTTP/1.1" 200 ...`).
     pub fn count_requests(&self, method: &str, path_contains: &str) -> usize {
         count_in_log(&self.access_log(), method, path_contains)
+    }
+
+    /// Waits until the log has not grown for [`SETTLE_QUIET`] (polled every 50 ms), at most
+    /// [`SETTLE_LIMIT`]; returns whether it settled. The registry writes a request's access line once it
+    /// has answered, so a count taken as soon as the client has the last answer can miss requests.
+    #[must_use = "a log still growing gives a count too low"]
+    pub async fn settle(&self) -> bool {
+        let size = || std::fs::metadata(&self.log_path).map_or(0, |m| m.len());
+        let started = Instant::now();
+        let (mut last, mut since) = (size(), Instant::now());
+        while started.elapsed() < SETTLE_LIMIT {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = size();
+            if now != last {
+                (last, since) = (now, Instant::now());
+            } else if since.elapsed() >= SETTLE_QUIET {
+                return true;
+            }
+        }
+        false
     }
 
     /// Kill the registry now (for "registry down" tests); idempotent.
