@@ -144,6 +144,18 @@ pub struct Finding {
     pub sbom_digest: Option<Digest>,
 }
 
+impl fmt::Display for Finding {
+    /// One line: `container app: image reg/app:1@sha256:… : policy p: signature: <reason>` — the form of
+    /// denial messages, warnings, audit annotations and `vouch check` outputs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: image {} : policy {}: {}: {}",
+            self.artifact, self.reference, self.policy, self.requirement, self.reason
+        )
+    }
+}
+
 /// A verified artifact to pin: replace the string at `pointer` (`from`) with `to` (`name:tag@sha256:…`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

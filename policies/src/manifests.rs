@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize as _;
 use serde_json::Value;
-use vouch_attest::registry::Credentials;
 
 use crate::engine::AdmissionInput;
 use crate::{GroupVersionKind, Operation};
@@ -165,21 +164,14 @@ impl ManifestObject {
         default_namespace: &str,
         namespace: &NamespaceFacts,
     ) -> AdmissionInput {
+        let namespace_name = self.namespace_or(default_namespace);
         AdmissionInput {
-            uid,
-            operation: Operation::Create,
-            kind: self.kind.clone(),
-            resource: resource_of(&self.kind.kind),
-            sub_resource: None,
-            namespace: self.namespace_or(default_namespace),
-            name: self.name.clone(),
-            object: Some(self.object.clone()),
-            old_object: None,
-            namespace_labels: namespace.labels.clone(),
             namespace_annotations: namespace.annotations.clone(),
-            dry_run: false,
-            pull_credentials: Credentials::anonymous(),
+            ..AdmissionInput::new(Operation::Create, self.kind.clone(), namespace_name.as_deref(), &self.name)
         }
+        .with_uid(uid)
+        .with_object(self.object.clone())
+        .with_namespace_labels(namespace.labels.clone())
     }
 
     /// The namespace the API server would create it in: its own, else `default_namespace`; `None` for

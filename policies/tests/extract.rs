@@ -4,26 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::{json, Value};
-use vouch_attest::registry::Credentials;
 use vouch_policies::extract::{extract_all, ExtractError, Extracted, ExtractionConfig, MAX_LIST_ENTRIES};
 use vouch_policies::{AdmissionInput, ArtifactKind, GroupVersionKind, Operation};
 
 fn input(group: &str, kind: &str, op: Operation, object: Value) -> AdmissionInput {
-    AdmissionInput {
-        uid: "705ab4f5-6393-11e8-b7cc-42010a800002".into(),
-        operation: op,
-        kind: GroupVersionKind { group: group.into(), version: "v1".into(), kind: kind.into() },
-        resource: format!("{}s", kind.to_lowercase()),
-        sub_resource: None,
-        namespace: Some("default".into()),
-        name: "web".into(),
-        object: Some(object),
-        old_object: None,
-        namespace_labels: Default::default(),
-        namespace_annotations: Default::default(),
-        dry_run: false,
-        pull_credentials: Credentials::anonymous(),
-    }
+    let kind = GroupVersionKind { group: group.into(), version: "v1".into(), kind: kind.into() };
+    AdmissionInput::new(op, kind, Some("default"), "web")
+        .with_uid("705ab4f5-6393-11e8-b7cc-42010a800002")
+        .with_object(object)
 }
 
 fn pod_spec() -> Value {

@@ -6,28 +6,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::{json, Value};
-use vouch_attest::registry::Credentials;
 use vouch_policies::extract::{
     extract_all, EgressDeclaration, ExtractError, Extracted, ExtractionConfig, MAX_LIST_ENTRIES,
 };
 use vouch_policies::{AdmissionInput, ArtifactKind, GroupVersionKind, Operation};
 
 fn input(group: &str, version: &str, kind: &str, op: Operation, object: Value) -> AdmissionInput {
-    AdmissionInput {
-        uid: "b1a6c0de-0000-4000-8000-000000000006".into(),
-        operation: op,
-        kind: GroupVersionKind { group: group.into(), version: version.into(), kind: kind.into() },
-        resource: format!("{}s", kind.to_lowercase()),
-        sub_resource: None,
-        namespace: Some("ml".into()),
-        name: "agent".into(),
-        object: Some(object),
-        old_object: None,
-        namespace_labels: Default::default(),
-        namespace_annotations: Default::default(),
-        dry_run: false,
-        pull_credentials: Credentials::anonymous(),
-    }
+    let kind = GroupVersionKind { group: group.into(), version: version.into(), kind: kind.into() };
+    AdmissionInput::new(op, kind, Some("ml"), "agent")
+        .with_uid("b1a6c0de-0000-4000-8000-000000000006")
+        .with_object(object)
 }
 
 fn deployment(object_annotations: Value, template_annotations: Value) -> Value {

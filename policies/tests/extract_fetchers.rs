@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::{json, Value};
-use vouch_attest::registry::Credentials;
 use vouch_policies::extract::{
     extract_all, ExtractError, Extracted, ExtractedArtifact, ExtractionConfig, FetcherProblem,
     FetcherProblemKind,
@@ -28,21 +27,10 @@ fn deployment(init: Value) -> Value {
 }
 
 fn input(object: Value, op: Operation) -> AdmissionInput {
-    AdmissionInput {
-        uid: "b1a6c0de-0000-4000-8000-000000000005".into(),
-        operation: op,
-        kind: GroupVersionKind { group: "apps".into(), version: "v1".into(), kind: "Deployment".into() },
-        resource: "deployments".into(),
-        sub_resource: None,
-        namespace: Some("ml".into()),
-        name: "llm".into(),
-        object: Some(object),
-        old_object: None,
-        namespace_labels: Default::default(),
-        namespace_annotations: Default::default(),
-        dry_run: false,
-        pull_credentials: Credentials::anonymous(),
-    }
+    let kind = GroupVersionKind { group: "apps".into(), version: "v1".into(), kind: "Deployment".into() };
+    AdmissionInput::new(op, kind, Some("ml"), "llm")
+        .with_uid("b1a6c0de-0000-4000-8000-000000000005")
+        .with_object(object)
 }
 
 const INIT: &str = "/spec/template/spec/initContainers/0";

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::{json, Value};
-use vouch_attest::registry::Credentials;
 use vouch_policies::extract::{
     extract_all, ExtractError, Extracted, ExtractedArtifact, ExtractionConfig, FetcherProblemKind,
     MAX_LIST_ENTRIES,
@@ -14,21 +13,10 @@ use vouch_policies::extract::{
 use vouch_policies::{AdmissionInput, ArtifactKind, GroupVersionKind, Operation};
 
 fn input(group: &str, version: &str, kind: &str, op: Operation, object: Value) -> AdmissionInput {
-    AdmissionInput {
-        uid: "b1a6c0de-0000-4000-8000-000000000004".into(),
-        operation: op,
-        kind: GroupVersionKind { group: group.into(), version: version.into(), kind: kind.into() },
-        resource: format!("{}s", kind.to_lowercase()),
-        sub_resource: None,
-        namespace: Some("ml".into()),
-        name: "llm".into(),
-        object: Some(object),
-        old_object: None,
-        namespace_labels: Default::default(),
-        namespace_annotations: Default::default(),
-        dry_run: false,
-        pull_credentials: Credentials::anonymous(),
-    }
+    let kind = GroupVersionKind { group: group.into(), version: version.into(), kind: kind.into() };
+    AdmissionInput::new(op, kind, Some("ml"), "llm")
+        .with_uid("b1a6c0de-0000-4000-8000-000000000004")
+        .with_object(object)
 }
 
 fn all(i: &AdmissionInput, config: &ExtractionConfig) -> Extracted {

@@ -6,13 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 use vouch_attest::cache::CacheConfig;
-use vouch_attest::registry::{Credentials, RegistryClient, RegistryConfig, OCI_MANIFEST};
+use vouch_attest::registry::{RegistryClient, RegistryConfig, OCI_MANIFEST};
 use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{ArtifactVerifier, Verdict, VerifierConfig, VerifyOptions};
 use vouch_attest::{ArtifactRef, SigningKey};
@@ -125,23 +124,12 @@ spec:
 /// `containers`; the namespace carries its `kubernetes.io/metadata.name` label, as the API server sets it.
 pub fn pod_input(namespace: &str, name: &str, containers: &[(&str, &str)]) -> AdmissionInput {
     let containers: Vec<_> = containers.iter().map(|(c, image)| json!({"name": c, "image": image})).collect();
-    AdmissionInput {
-        uid: format!("uid-{namespace}-{name}"),
-        operation: Operation::Create,
-        kind: GroupVersionKind { group: String::new(), version: "v1".into(), kind: "Pod".into() },
-        resource: "pods".into(),
-        sub_resource: None,
-        namespace: Some(namespace.into()),
-        name: name.into(),
-        object: Some(json!({"apiVersion": "v1", "kind": "Pod",
+    let pod = GroupVersionKind { group: String::new(), version: "v1".into(), kind: "Pod".into() };
+    AdmissionInput::new(Operation::Create, pod, Some(namespace), name)
+        .with_uid(format!("uid-{namespace}-{name}"))
+        .with_object(json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace},
-            "spec": {"containers": containers}})),
-        old_object: None,
-        namespace_labels: Some(BTreeMap::from([("kubernetes.io/metadata.name".into(), namespace.into())])),
-        namespace_annotations: BTreeMap::new(),
-        dry_run: false,
-        pull_credentials: Credentials::anonymous(),
-    }
+            "spec": {"containers": containers}}))
 }
 
 /// `r` by its tag (`registry/repository:tag`), without the digest it is pinned to.

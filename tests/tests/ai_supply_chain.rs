@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use vouch_attest::cosign;
-use vouch_attest::registry::Credentials;
 use vouch_attest::verify::ArtifactVerifier;
 use vouch_attest::{ArtifactRef, SigningKey};
 use vouch_policies::extract::ExtractionConfig;
@@ -45,21 +44,11 @@ spec:
 }
 
 fn input(kind: GroupVersionKind, object: Value) -> AdmissionInput {
-    AdmissionInput {
-        uid: "u".into(),
-        operation: Operation::Create,
-        resource: format!("{}s", kind.kind.to_lowercase()),
-        kind,
-        sub_resource: None,
-        namespace: Some("ml".into()),
-        name: object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().into(),
-        object: Some(object),
-        old_object: None,
-        namespace_labels: Some(BTreeMap::new()),
-        namespace_annotations: BTreeMap::new(),
-        dry_run: false,
-        pull_credentials: Credentials::anonymous(),
-    }
+    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    AdmissionInput::new(Operation::Create, kind, Some("ml"), &name)
+        .with_uid("u")
+        .with_object(object)
+        .with_namespace_labels(Some(BTreeMap::new()))
 }
 
 fn gvk(group: &str, version: &str, kind: &str) -> GroupVersionKind {

@@ -11,11 +11,11 @@ use vouch_attest::registry::ManifestKind;
 use vouch_attest::verify::{ArtifactVerifier, Requirement, VerifyError};
 use vouch_attest::{ArtifactRef, Digest};
 
-use super::{cannot_verify, AdmissionInput, Engine, Loaded};
+use super::checks::{cannot_verify, ArtifactCheck};
+use super::{AdmissionInput, Engine};
 use crate::compliance::PROFILE_ANNOTATION;
 use crate::crd::SignatureFormat;
 use crate::decision::FindingResult;
-use crate::extract::ExtractedArtifact;
 use crate::policy_set::CompiledPolicy;
 
 /// Largest image or model config read for its labels.
@@ -72,18 +72,14 @@ impl Outcome {
 }
 
 impl Engine {
-    /// Evaluate profile `name` for `artifact` (pinned) under `policy`.
-    #[allow(clippy::too_many_arguments)]
+    /// Evaluate profile `name` for the artifact of `at` (pinned) under its policy.
     pub(super) async fn check_profile(
         &self,
-        loaded: &Loaded,
-        policy: &CompiledPolicy,
+        at: ArtifactCheck<'_>,
         name: &str,
-        artifact: &ExtractedArtifact,
-        pinned: &ArtifactRef,
         verifier: &ArtifactVerifier,
-        input: &AdmissionInput,
     ) -> Outcome {
+        let ArtifactCheck { loaded, policy, artifact, pinned, input } = at;
         let profile = match loaded.set.profiles().get(name).map(|p| &p.compiled) {
             None => return Outcome::fail(format!("unknown compliance profile {name:?}")),
             Some(Err(problems)) => {

@@ -12,7 +12,8 @@ use std::time::Duration;
 use vouch_attest::egress::{fetch_allowlist, Allowlist, EgressError};
 use vouch_attest::{ArtifactRef, Digest};
 
-use super::{applies_to_object, cannot_verify, AdmissionInput, Charged, Engine, Verified};
+use super::decide::{Charged, PolicyFindings};
+use super::{applies_to_object, cannot_verify, AdmissionInput, Engine};
 use crate::crd::Mode;
 use crate::decision::{ArtifactKind, ArtifactLocation, Finding, FindingResult};
 use crate::extract::{EgressDeclaration, ExtractedArtifact};
@@ -25,7 +26,7 @@ const EGRESS: &str = "egress";
 /// Most fetched allowlists kept (by digest: content-addressed, never stale).
 pub(super) const ALLOWLIST_CACHE_ENTRIES: u64 = 1_000;
 
-/// Verified allowlists by digest.
+/// PolicyFindings allowlists by digest.
 pub(super) type AllowlistCache = moka::future::Cache<Digest, Arc<Allowlist>>;
 
 /// The allowlist NetworkPolicy declarations are checked against, as a synthetic artifact (never pinned:
@@ -109,19 +110,19 @@ fn allowlist_of(d: &EgressDeclaration, namespace: Option<usize>) -> Option<usize
 enum Trust<'a> {
     /// No policy covers the allowlist's repository: nothing vouches for it.
     Uncovered,
-    /// Verified (by every enforcing policy covering it); the charged policies and the pinned reference.
-    Verified(Vec<&'a CompiledPolicy>, ArtifactRef),
+    /// PolicyFindings (by every enforcing policy covering it); the charged policies and the pinned reference.
+    PolicyFindings(Vec<&'a CompiledPolicy>, ArtifactRef),
     /// Not verified; the charged policies.
     Unverified(Vec<&'a CompiledPolicy>),
 }
 
-fn trust<'a>(index: usize, results: &[Verified<'a>]) -> Trust<'a> {
-    let covering: Vec<&Verified<'a>> = results.iter().filter(|r| r.index == index).collect();
+fn trust<'a>(index: usize, results: &[PolicyFindings<'a>]) -> Trust<'a> {
+    let covering: Vec<&PolicyFindings<'a>> = results.iter().filter(|r| r.index == index).collect();
     if covering.is_empty() {
         return Trust::Uncovered;
     }
     // Audit-mode policies vouch only when no other policy covers the allowlist.
-    let enforcing: Vec<&Verified<'a>> =
+    let enforcing: Vec<&PolicyFindings<'a>> =
         covering.iter().copied().filter(|r| r.policy.mode != Mode::Audit).collect();
     let judges = if enforcing.is_empty() { covering } else { enforcing };
     let policies: Vec<&'a CompiledPolicy> = judges.iter().map(|r| r.policy).collect();
@@ -133,7 +134,7 @@ fn trust<'a>(index: usize, results: &[Verified<'a>]) -> Trust<'a> {
         .flat_map(|r| r.findings.iter())
         .find_map(|f| f.reference.parse::<ArtifactRef>().ok().filter(|r| r.digest().is_some()));
     match (all_pass, pinned) {
-        (true, Some(p)) => Trust::Verified(policies, p),
+        (true, Some(p)) => Trust::PolicyFindings(policies, p),
         _ => Trust::Unverified(policies),
     }
 }
@@ -145,7 +146,7 @@ pub(super) async fn check<'a>(
     declarations: &[EgressDeclaration],
     namespace: Option<usize>,
     artifacts: &[ExtractedArtifact],
-    results: &[Verified<'a>],
+    results: &[PolicyFindings<'a>],
     input: &AdmissionInput,
 ) -> Vec<Charged<'a>> {
     let mut out = Vec::new();
@@ -190,7 +191,7 @@ pub(super) async fn check<'a>(
                     out.push(Charged { policy: Some(p), finding: f });
                 }
             }
-            Trust::Verified(policies, pinned) => {
+            Trust::PolicyFindings(policies, pinned) => {
                 let (result, reason) = match engine.allowlist(&pinned, policies.first().copied(), input).await
                 {
                     Err(Unusable { transient: true, reason }) => {
@@ -246,7 +247,7 @@ pub(super) fn timed_out<'a>(
     declarations: &[EgressDeclaration],
     namespace: Option<usize>,
     artifacts: &[ExtractedArtifact],
-    results: &[Verified<'a>],
+    results: &[PolicyFindings<'a>],
     budget: Duration,
 ) -> Vec<Charged<'a>> {
     let mut out = Vec::new();
@@ -333,7 +334,7 @@ mod tests {
         set.policies().first().cloned().unwrap_or_else(|| panic!("{:?}", set.problems()))
     }
 
-    fn result(policy: &CompiledPolicy, pass: bool) -> Verified<'_> {
+    fn result(policy: &CompiledPolicy, pass: bool) -> PolicyFindings<'_> {
         let f = Finding {
             policy: policy.name.clone(),
             policy_namespace: None,
@@ -352,21 +353,24 @@ mod tests {
             rekor_log_index: None,
             sbom_digest: None,
         };
-        Verified { index: 0, policy, findings: vec![f] }
+        PolicyFindings { index: 0, policy, findings: vec![f] }
     }
 
     #[test]
     fn an_allowlist_is_trusted_only_when_the_enforcing_policies_covering_it_all_passed() {
         let (enforce, audit) = (policy("e", Mode::Enforce), policy("a", Mode::Audit));
         assert!(matches!(trust(0, &[]), Trust::Uncovered));
-        assert!(matches!(trust(0, &[result(&enforce, true)]), Trust::Verified(p, _) if p.len() == 1));
+        assert!(matches!(trust(0, &[result(&enforce, true)]), Trust::PolicyFindings(p, _) if p.len() == 1));
         assert!(matches!(trust(0, &[result(&enforce, true), result(&enforce, false)]), Trust::Unverified(_)));
         // An audit policy's failure does not distrust what an enforcing policy verified...
-        assert!(matches!(trust(0, &[result(&enforce, true), result(&audit, false)]), Trust::Verified(..)));
+        assert!(matches!(
+            trust(0, &[result(&enforce, true), result(&audit, false)]),
+            Trust::PolicyFindings(..)
+        ));
         // ...but alone it is the judge.
         assert!(matches!(trust(0, &[result(&audit, false)]), Trust::Unverified(_)));
         // A policy with no findings vouches for nothing.
-        let empty = Verified { index: 0, policy: &enforce, findings: Vec::new() };
+        let empty = PolicyFindings { index: 0, policy: &enforce, findings: Vec::new() };
         assert!(matches!(trust(0, &[empty]), Trust::Unverified(_)));
     }
 }

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use vouch_attest::ArtifactRef;
 
-use super::{applies_to_object, policy_applies, AdmissionInput, Charged};
+use super::decide::Charged;
+use super::{applies_to_object, policy_applies, AdmissionInput};
 use crate::crd::Mode;
 use crate::decision::{Finding, FindingResult};
 use crate::extract::{FetcherProblem, FetcherProblemKind};

@@ -221,23 +221,12 @@ fn policy_set_from(files: &[(String, String)]) -> PolicySet {
 fn pod_of(references: &[String], namespace: &str) -> AdmissionInput {
     let containers: Vec<_> =
         references.iter().enumerate().map(|(i, r)| json!({"name": format!("c{i}"), "image": r})).collect();
-    AdmissionInput {
-        uid: "vouch-bundle-create".into(),
-        operation: Operation::Create,
-        kind: GroupVersionKind { group: String::new(), version: "v1".into(), kind: "Pod".into() },
-        resource: "pods".into(),
-        sub_resource: None,
-        namespace: Some(namespace.to_owned()),
-        name: "vouch-bundle-create".into(),
-        object: Some(json!({"apiVersion": "v1", "kind": "Pod",
+    let pod = GroupVersionKind { group: String::new(), version: "v1".into(), kind: "Pod".into() };
+    AdmissionInput::new(Operation::Create, pod, Some(namespace), "vouch-bundle-create")
+        .with_uid("vouch-bundle-create")
+        .with_object(json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "vouch-bundle-create", "namespace": namespace},
-            "spec": {"containers": containers}})),
-        old_object: None,
-        namespace_labels: Some(BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), namespace.to_owned())])),
-        namespace_annotations: BTreeMap::new(),
-        dry_run: false,
-        pull_credentials: Credentials::anonymous(),
-    }
+            "spec": {"containers": containers}}))
 }
 
 fn create(args: CreateArgs) -> ExitCode {

@@ -827,21 +827,10 @@ mod tests {
     }
 
     fn input(group: &str, object: serde_json::Value, dry_run: bool) -> AdmissionInput {
-        AdmissionInput {
-            uid: "req".into(),
-            operation: Operation::Create,
-            kind: GroupVersionKind { group: group.into(), version: "v1".into(), kind: "Thing".into() },
-            resource: "things".into(),
-            sub_resource: None,
-            namespace: Some("ns".into()),
-            name: "t".into(),
-            object: Some(object),
-            old_object: None,
-            namespace_labels: Some(BTreeMap::new()),
-            namespace_annotations: BTreeMap::new(),
-            dry_run,
-            pull_credentials: vouch_attest::registry::Credentials::anonymous(),
-        }
+        let kind = GroupVersionKind { group: group.into(), version: "v1".into(), kind: "Thing".into() };
+        AdmissionInput { dry_run, ..AdmissionInput::new(Operation::Create, kind, Some("ns"), "t") }
+            .with_uid("req")
+            .with_object(object)
     }
 
     #[test]

@@ -458,11 +458,6 @@ fn truncate_utf8(s: &str, max: usize) -> String {
     format!("{}{marker}", s.get(..end).unwrap_or_default())
 }
 
-/// One line for a finding: `container app: image reg/app@sha256:… : policy p: signature: reason`.
-pub fn finding_line(f: &Finding) -> String {
-    format!("{}: image {} : policy {}: {}: {}", f.artifact, f.reference, f.policy, f.requirement, f.reason)
-}
-
 fn base_response(uid: &str) -> AdmissionResponse {
     // Built through a request-less path: `AdmissionResponse::from(&request)` needs the typed request, and
     // only the uid is carried over anyway.
@@ -523,7 +518,7 @@ pub fn audit_annotations(audit: &[Finding]) -> HashMap<String, String> {
         .take(MAX_AUDIT_ANNOTATIONS)
         .enumerate()
         .map(|(i, f)| {
-            (format!("{AUDIT_ANNOTATION_PREFIX}{i}"), truncate_utf8(&finding_line(f), MAX_AUDIT_VALUE_BYTES))
+            (format!("{AUDIT_ANNOTATION_PREFIX}{i}"), truncate_utf8(&f.to_string(), MAX_AUDIT_VALUE_BYTES))
         })
         .collect();
     if audit.len() > MAX_AUDIT_ANNOTATIONS {

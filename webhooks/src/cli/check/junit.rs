@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::report::{CheckReport, ObjectReport, Outcome};
-use crate::server::admission::finding_line;
 
 /// Render `report` as a JUnit XML document.
 pub fn render(report: &CheckReport, fail_on_warn: bool) -> String {
@@ -52,7 +51,7 @@ fn testcase(out: &mut String, o: &ObjectReport, fail_on_warn: bool) {
         }
         Outcome::Denied => {
             let message = o.decision.message.as_deref().unwrap_or("denied");
-            let details: Vec<String> = o.failed_findings().map(finding_line).collect();
+            let details: Vec<String> = o.failed_findings().map(ToString::to_string).collect();
             let _ = writeln!(
                 body,
                 "      <failure type=\"denied\" message=\"{}\">{}</failure>",
@@ -71,8 +70,8 @@ fn testcase(out: &mut String, o: &ObjectReport, fail_on_warn: bool) {
         Outcome::Allowed | Outcome::Warned => {}
     }
     let mut lines: Vec<String> = o.decision.warnings.iter().map(|w| format!("warning: {w}")).collect();
-    lines.extend(o.decision.audit.iter().map(|a| format!("audit: {}", finding_line(a))));
-    lines.extend(o.decision.findings.iter().map(|f| format!("{}: {}", f.result, finding_line(f))));
+    lines.extend(o.decision.audit.iter().map(|a| format!("audit: {}", a)));
+    lines.extend(o.decision.findings.iter().map(|f| format!("{}: {}", f.result, f)));
     if !lines.is_empty() {
         let _ = writeln!(body, "      <system-out>{}</system-out>", escape(&lines.join("\n")));
     }

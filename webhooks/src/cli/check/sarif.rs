@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::report::{level, CheckReport, ObjectReport, Outcome};
-use crate::server::admission::finding_line;
 
 /// The SARIF version written.
 pub const VERSION: &str = "2.1.0";
@@ -42,7 +41,7 @@ pub fn render(report: &CheckReport) -> Value {
             let lvl = effective_level(o, f);
             explained_denial |= lvl == "error";
             explained_warning |= lvl == "warning";
-            let text = format!("{}: {}", o.label(), finding_line(f));
+            let text = format!("{}: {}", o.label(), f);
             results.push(result(&rule, lvl, &text, o, &f.artifact.pointer));
         }
         if !o.decision.allowed && !explained_denial {

@@ -7,7 +7,6 @@ use vouch_policies::crd::Mode;
 use vouch_policies::FindingResult;
 
 use super::report::{CheckReport, Outcome};
-use crate::server::admission::finding_line;
 
 /// Render `report` for people. Skipped objects get one line each only with `verbose`.
 pub fn render(report: &CheckReport, verbose: bool) -> String {
@@ -35,13 +34,13 @@ pub fn render(report: &CheckReport, verbose: bool) -> String {
                 FindingResult::Fail => "FAIL",
                 FindingResult::Error => "ERROR",
             };
-            let _ = writeln!(out, "    {sign} [{}] {}", f.mode, finding_line(f));
+            let _ = writeln!(out, "    {sign} [{}] {}", f.mode, f);
         }
         for w in &o.decision.warnings {
             let _ = writeln!(out, "    warning: {w}");
         }
         for a in &o.decision.audit {
-            let _ = writeln!(out, "    audit: {}", finding_line(a));
+            let _ = writeln!(out, "    audit: {}", a);
         }
         let silent = o.decision.findings.is_empty() && o.decision.warnings.is_empty() && o.decision.allowed;
         if o.artifacts == 0 {

@@ -1,0 +1,354 @@
+//! Checks: every requirement of one policy for one artifact — resolve the tag once, ask the verifier
+//! whether any of the policy's authorities satisfies each requirement (signature, attestation with its Rego
+//! condition, SBOM, model signature), check the compliance profiles that apply — as findings.
+
+use vouch_attest::registry::Credentials;
+use vouch_attest::verify::{ArtifactVerifier, Facts, Requirement, Signer};
+use vouch_attest::{ArtifactRef, Digest};
+
+use super::matching::profile_labels;
+use super::{compliance, verifier_key, AdmissionInput, Engine, Loaded};
+use crate::crd::{Mode, SignatureFormat};
+use crate::decision::{ArtifactKind, ArtifactLocation, Finding, FindingResult};
+use crate::extract::ExtractedArtifact;
+use crate::policy_set::{CompiledAuthority, CompiledPolicy, CompiledRequirement};
+
+/// What the checks of one policy for one resolved artifact share.
+#[derive(Clone, Copy)]
+pub(super) struct ArtifactCheck<'a> {
+    pub(super) loaded: &'a Loaded,
+    pub(super) policy: &'a CompiledPolicy,
+    pub(super) artifact: &'a ExtractedArtifact,
+    /// The reference resolved to its digest.
+    pub(super) pinned: &'a ArtifactRef,
+    pub(super) input: &'a AdmissionInput,
+}
+
+impl Engine {
+    /// Every requirement of `policy` for one artifact.
+    pub(super) async fn check_policy(
+        &self,
+        loaded: &Loaded,
+        policy: &CompiledPolicy,
+        artifact: &ExtractedArtifact,
+        reference: &ArtifactRef,
+        input: &AdmissionInput,
+    ) -> Vec<Finding> {
+        let mut credentials = input.pull_credentials.clone();
+        if let Some(c) = &policy.credentials {
+            credentials.merge(c.clone());
+        }
+        // Every check the policy makes here, so that none can pass unseen when the artifact cannot be read.
+        let all = |result, reason: String, shown: &str, digest: Option<Digest>| -> Vec<Finding> {
+            policy
+                .requirements
+                .iter()
+                .map(|req| req.label())
+                .chain(profile_labels(policy, input))
+                .map(|label| {
+                    base_finding(policy, artifact, shown, digest.clone(), label, result, reason.clone())
+                })
+                .collect()
+        };
+        let resolved = match loaded.base.with_credentials(&credentials) {
+            Ok(v) => v.resolve(reference).await,
+            Err(e) => Err(e),
+        };
+        let pinned = match resolved {
+            Ok(p) => p,
+            Err(e) if e.is_transient() => {
+                return all(FindingResult::Error, cannot_verify(&e), &artifact.image, None)
+            }
+            Err(e) => {
+                return all(
+                    FindingResult::Fail,
+                    format!("cannot resolve the image: {e}"),
+                    &artifact.image,
+                    None,
+                )
+            }
+        };
+        let shown = pinned.to_string();
+        let digest = pinned.digest().cloned();
+        let at = ArtifactCheck { loaded, policy, artifact, pinned: &pinned, input };
+        let checks = policy.requirements.iter().map(|req| self.check_requirement(at, req, &credentials));
+        let mut findings: Vec<Finding> = futures::future::join_all(checks).await;
+        let profiles = compliance::profiles_for(policy, input);
+        if !profiles.is_empty() {
+            let verifier = match loaded.base.with_credentials(&credentials) {
+                Ok(v) => v,
+                Err(e) => return all(FindingResult::Fail, e.to_string(), &shown, digest),
+            };
+            for name in profiles {
+                let o = self.check_profile(at, &name, &verifier).await;
+                let label = format!("compliance {name}");
+                findings.push(base_finding(policy, artifact, &shown, None, label, o.result, o.reason));
+            }
+        }
+        for f in &mut findings {
+            f.reference.clone_from(&shown);
+            f.digest.clone_from(&digest);
+        }
+        findings
+    }
+
+    /// One requirement: any authority may satisfy it.
+    async fn check_requirement(
+        &self,
+        at: ArtifactCheck<'_>,
+        req: &CompiledRequirement,
+        credentials: &Credentials,
+    ) -> Finding {
+        let ArtifactCheck { loaded, policy, artifact, pinned, input } = at;
+        let requirement = match req {
+            CompiledRequirement::Signature => Requirement::Signature,
+            CompiledRequirement::Attestation { predicate_type, .. } => {
+                Requirement::Attestation { predicate_type: predicate_type.clone() }
+            }
+            CompiledRequirement::Sbom => Requirement::Sbom,
+        };
+        let mut failures = Vec::new();
+        let mut errors = Vec::new();
+        for auth in &policy.authorities {
+            let verifier =
+                match loaded.verifiers.get(&verifier_key(auth)).map(|v| v.with_credentials(credentials)) {
+                    Some(Ok(v)) => v,
+                    Some(Err(e)) => {
+                        failures.push(format!("{}: {e}", auth.label));
+                        continue;
+                    }
+                    None => {
+                        failures.push(format!("{}: no verifier for this authority", auth.label));
+                        continue;
+                    }
+                };
+            let requirement = match (auth.format, req) {
+                (SignatureFormat::Cosign, _) => requirement.clone(),
+                // A model-signing authority signs a model's files: it stands for the signature of models.
+                (SignatureFormat::ModelSigning, CompiledRequirement::Signature) => {
+                    match verifier.model(pinned).await {
+                        Ok(Some(_)) => Requirement::ModelSignature,
+                        Ok(None) => {
+                            failures.push(format!(
+                                "{}: signs models only, and this is not a model (ModelPack or ModelKit)",
+                                auth.label
+                            ));
+                            continue;
+                        }
+                        Err(e) if e.is_transient() => {
+                            errors.push(cannot_verify(&e));
+                            continue;
+                        }
+                        Err(e) => {
+                            failures.push(format!("{}: cannot read the model: {e}", auth.label));
+                            continue;
+                        }
+                    }
+                }
+                (SignatureFormat::ModelSigning, _) => {
+                    failures.push(format!(
+                        "{}: a modelSigning authority satisfies only the signature requirement of models",
+                        auth.label
+                    ));
+                    continue;
+                }
+            };
+            let verdict = match verifier.verify(pinned, &auth.authority, &requirement).await {
+                Ok(v) => v,
+                Err(e) if e.is_transient() => {
+                    errors.push(cannot_verify(&e));
+                    continue;
+                }
+                Err(e) => {
+                    failures.push(format!("{}: {e}", auth.label));
+                    continue;
+                }
+            };
+            let facts = match verdict.outcome {
+                Ok(facts) => facts,
+                Err(rejection) => {
+                    failures.push(rejected(req, auth, &rejection.reason));
+                    continue;
+                }
+            };
+            match self.judge(req, auth, &facts, pinned, input, &verifier).await {
+                Ok(mut pass) => {
+                    pass.policy.clone_from(&policy.name);
+                    pass.policy_namespace.clone_from(&policy.namespace);
+                    pass.mode = if self.shared.config.dry_run { Mode::Audit } else { policy.mode };
+                    pass.artifact = artifact.location.clone();
+                    return pass;
+                }
+                Err(why) => failures.push(why),
+            }
+        }
+        let (result, reason) = if errors.is_empty() {
+            (FindingResult::Fail, failures.join(", "))
+        } else {
+            (FindingResult::Error, errors.join(", "))
+        };
+        base_finding(
+            policy,
+            artifact,
+            &pinned.to_string(),
+            pinned.digest().cloned(),
+            req.label(),
+            result,
+            reason,
+        )
+    }
+
+    /// A verified requirement: a pass, unless a Rego condition rejects every attestation.
+    async fn judge(
+        &self,
+        req: &CompiledRequirement,
+        auth: &CompiledAuthority,
+        facts: &Facts,
+        pinned: &ArtifactRef,
+        input: &AdmissionInput,
+        verifier: &ArtifactVerifier,
+    ) -> Result<Finding, String> {
+        let mut pass = Finding {
+            policy: String::new(),
+            policy_namespace: None,
+            mode: Mode::Enforce,
+            requirement: req.label(),
+            artifact: ArtifactLocation {
+                kind: ArtifactKind::Container,
+                name: String::new(),
+                pointer: String::new(),
+            },
+            reference: pinned.to_string(),
+            digest: pinned.digest().cloned(),
+            result: FindingResult::Pass,
+            reason: format!("verified against {}", auth.label),
+            signer: None,
+            rekor_log_index: None,
+            sbom_digest: facts.sbom.as_ref().map(|s| s.digest.clone()),
+        };
+        let first_signature = facts.signatures.first();
+        pass.signer = first_signature.map(|s| signer_text(&s.signer));
+        pass.rekor_log_index = first_signature.and_then(|s| s.rekor_log_index);
+        if let Some(m) = &facts.model_signature {
+            pass.signer = Some(signer_text(&m.signer));
+            pass.rekor_log_index = m.rekor_log_index;
+            pass.reason = format!("model signature over {} files verified against {}", m.files, auth.label);
+        }
+        let CompiledRequirement::Attestation { condition: Some(condition), .. } = req else {
+            if let Some(a) = facts.attestations.first() {
+                pass.signer.get_or_insert_with(|| signer_text(&a.signer));
+                pass.rekor_log_index = pass.rekor_log_index.or(a.rekor_log_index);
+            }
+            return Ok(pass);
+        };
+        let mut reasons = Vec::new();
+        // Conditions may look at the model's metadata (null for other artifacts).
+        let model = verifier.model(pinned).await.ok().flatten();
+        for a in &facts.attestations {
+            let rego_input = condition_input(
+                &a.predicate_type,
+                &a.predicate,
+                pinned,
+                model.as_deref(),
+                input.object.as_ref(),
+            );
+            let permit = match self.shared.rego_permits.clone().acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => {
+                    return Err(format!("{}: condition not evaluated (engine shutting down)", auth.label))
+                }
+            };
+            let c = condition.clone();
+            let outcome = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                c.evaluate(&rego_input)
+            })
+            .await;
+            match outcome {
+                Ok(Ok(o)) if o.allow => {
+                    pass.signer = Some(signer_text(&a.signer));
+                    pass.rekor_log_index = a.rekor_log_index;
+                    pass.reason = format!("verified against {}; condition met", auth.label);
+                    return Ok(pass);
+                }
+                Ok(Ok(o)) if o.reasons.is_empty() => reasons.push("condition not met".to_owned()),
+                Ok(Ok(o)) => reasons.push(format!("condition not met: {}", o.reasons.join(", "))),
+                Ok(Err(e)) => reasons.push(e.to_string()),
+                Err(e) => reasons.push(format!("condition evaluation failed: {e}")),
+            }
+        }
+        reasons.dedup();
+        Err(format!("{}: {}", auth.label, reasons.join(", ")))
+    }
+}
+
+/// The input document of a policy's Rego condition, for one verified attestation of `pinned`: its
+/// predicate type and predicate (as signed, untrusted in shape), the artifact (with the model's facts,
+/// null for other artifacts) and the admitted object.
+pub fn condition_input(
+    predicate_type: &str,
+    predicate: &serde_json::Value,
+    pinned: &ArtifactRef,
+    model: Option<&vouch_attest::model::ModelFacts>,
+    object: Option<&serde_json::Value>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "predicateType": predicate_type,
+        "predicate": predicate,
+        "artifact": {
+            "reference": pinned.to_string(),
+            "digest": pinned.digest().map(ToString::to_string),
+            "model": model,
+        },
+        "object": object,
+    })
+}
+
+/// The reason of a finding that could not be verified (an Error, so the failure policy decides): the
+/// cause says what happened (unreachable, timed out, throttled, reset, server error, ...).
+pub(super) fn cannot_verify(cause: &dyn std::fmt::Display) -> String {
+    format!("cannot verify: {cause}")
+}
+
+/// The failure text for a rejected requirement.
+fn rejected(req: &CompiledRequirement, auth: &CompiledAuthority, reason: &str) -> String {
+    match req {
+        CompiledRequirement::Signature => format!("no signature verifies against {} ({reason})", auth.label),
+        CompiledRequirement::Attestation { predicate_type, .. } => {
+            format!("no {predicate_type} attestation verifies against {} ({reason})", auth.label)
+        }
+        CompiledRequirement::Sbom => format!("no valid SBOM for {} ({reason})", auth.label),
+    }
+}
+
+fn signer_text(s: &Signer) -> String {
+    match s {
+        Signer::Key { fingerprint } => format!("key {fingerprint}"),
+        Signer::Certificate { subject, issuer } => format!("{subject} ({issuer})"),
+    }
+}
+
+pub(super) fn base_finding(
+    policy: &CompiledPolicy,
+    artifact: &ExtractedArtifact,
+    reference: &str,
+    digest: Option<Digest>,
+    requirement: String,
+    result: FindingResult,
+    reason: String,
+) -> Finding {
+    Finding {
+        policy: policy.name.clone(),
+        policy_namespace: policy.namespace.clone(),
+        mode: policy.mode,
+        requirement,
+        artifact: artifact.location.clone(),
+        reference: reference.to_owned(),
+        digest,
+        result,
+        reason,
+        signer: None,
+        rekor_log_index: None,
+        sbom_digest: None,
+    }
+}

@@ -1,0 +1,126 @@
+//! The engine's input: one admission request, as the webhook builds it from an AdmissionReview and
+//! `vouch check` / `vouch bundle create` from files, and how its object is named in messages.
+
+use std::collections::BTreeMap;
+
+use vouch_attest::registry::Credentials;
+
+use crate::manifests::{resource_of, NAMESPACE_NAME_LABEL};
+use crate::{GroupVersionKind, Operation};
+
+/// One admission request, as the engine needs it (built by the webhook from an AdmissionReview, or by
+/// `vouch check` from files).
+#[derive(Debug, Clone)]
+pub struct AdmissionInput {
+    /// Request uid.
+    pub uid: String,
+    /// CREATE, UPDATE, DELETE or CONNECT.
+    pub operation: Operation,
+    /// Kind of the object.
+    pub kind: GroupVersionKind,
+    /// Resource (`pods`, `deployments`, ...).
+    pub resource: String,
+    /// Subresource (`ephemeralcontainers`, `status`, ...).
+    pub sub_resource: Option<String>,
+    /// Namespace of the object.
+    pub namespace: Option<String>,
+    /// Name of the object (may be empty on CREATE with generateName).
+    pub name: String,
+    /// The object (CREATE, UPDATE).
+    pub object: Option<serde_json::Value>,
+    /// The object before the change (UPDATE).
+    pub old_object: Option<serde_json::Value>,
+    /// Labels of the object's namespace (looked up by the caller); `None` when the caller cannot know
+    /// them (`vouch serve` without cluster access, `vouch check` without `--namespace-labels`). A policy
+    /// whose `namespaceSelector` therefore cannot be evaluated is applied, and what it finds wrong is judged
+    /// by its failure policy (deny by default): an unknown selector never means "no policy applies".
+    pub namespace_labels: Option<BTreeMap<String, String>>,
+    /// Annotations of the object's namespace (looked up by the caller): `vouch.dev/egress-allowlist` names
+    /// the allowlist NetworkPolicies there are checked against.
+    pub namespace_annotations: BTreeMap<String, String>,
+    /// The request is a dry run (nothing persisted).
+    pub dry_run: bool,
+    /// The pod's and its service account's imagePullSecrets; merged with the policy's credentials.
+    pub pull_credentials: Credentials,
+}
+
+impl AdmissionInput {
+    /// A request to `operation` on the object `name` of `kind` in `namespace` (`None`: cluster-scoped), as
+    /// the API server sends it: the resource named after the kind, the namespace's labels known to be only
+    /// `kubernetes.io/metadata.name` (which the API server sets), no namespace annotations, no objects, not
+    /// a dry run, anonymous pulls, an empty uid. The `with_*` methods (or struct update) set the rest.
+    #[must_use]
+    pub fn new(operation: Operation, kind: GroupVersionKind, namespace: Option<&str>, name: &str) -> Self {
+        let namespace = namespace.filter(|n| !n.is_empty()).map(str::to_owned);
+        Self {
+            uid: String::new(),
+            operation,
+            resource: resource_of(&kind.kind),
+            kind,
+            sub_resource: None,
+            namespace_labels: namespace
+                .as_ref()
+                .map(|ns| BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), ns.clone())])),
+            namespace,
+            name: name.to_owned(),
+            object: None,
+            old_object: None,
+            namespace_annotations: BTreeMap::new(),
+            dry_run: false,
+            pull_credentials: Credentials::anonymous(),
+        }
+    }
+
+    /// With request uid `uid`.
+    #[must_use]
+    pub fn with_uid(mut self, uid: impl Into<String>) -> Self {
+        self.uid = uid.into();
+        self
+    }
+
+    /// With the object (CREATE, UPDATE).
+    #[must_use]
+    pub fn with_object(mut self, object: serde_json::Value) -> Self {
+        self.object = Some(object);
+        self
+    }
+
+    /// With the object before the change (UPDATE, DELETE).
+    #[must_use]
+    pub fn with_old_object(mut self, old_object: serde_json::Value) -> Self {
+        self.old_object = Some(old_object);
+        self
+    }
+
+    /// With the namespace's labels: `None` when the caller cannot know them.
+    #[must_use]
+    pub fn with_namespace_labels(mut self, labels: Option<BTreeMap<String, String>>) -> Self {
+        self.namespace_labels = labels;
+        self
+    }
+}
+
+/// `metadata.labels` of an object (non-string values ignored).
+pub(super) fn labels_of(object: Option<&serde_json::Value>) -> BTreeMap<String, String> {
+    object
+        .and_then(|o| o.pointer("/metadata/labels"))
+        .and_then(serde_json::Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
+        .unwrap_or_default()
+}
+
+/// `<kind> <ns>/<name>` (or `<kind> <name>` for cluster-scoped objects); the name falls back to the
+/// object's `generateName`.
+pub fn object_label(input: &AdmissionInput) -> String {
+    let generated = input
+        .object
+        .as_ref()
+        .and_then(|o| o.pointer("/metadata/generateName"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let name = if input.name.is_empty() { generated } else { input.name.as_str() };
+    match input.namespace.as_deref().filter(|n| !n.is_empty()) {
+        Some(ns) => format!("{} {ns}/{name}", input.kind.kind),
+        None => format!("{} {name}", input.kind.kind),
+    }
+}
