@@ -4,17 +4,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{Request, Response, StatusCode};
+use axum::http::{Request, Response};
 use base64::Engine as _;
-use http_body_util::BodyExt;
+use futures::channel::mpsc;
+use futures::StreamExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame};
 use kube::client::Body;
 use kube::Client;
 use serde_json::{json, Value};
-use tower_test::mock;
 use vouch_attest::registry::RegistryAuth;
 use vouch_policies::crd::Mode;
 use vouch_policies::{ArtifactKind, ArtifactLocation, Finding, FindingResult};
@@ -42,9 +46,29 @@ impl Seen {
 /// What the mock answers: a status and JSON body, or `None` to leave the request hanging (a watch).
 type Answer = Option<(u16, Value)>;
 
+/// What the mock server answers, watches included.
+enum Reply {
+    /// A status code and a JSON body.
+    Json(u16, Value),
+    /// Never answered.
+    Hang,
+    /// A watch: each value sent is one event line (`{"type": ..., "object": ...}`) of an open response.
+    Watch(mpsc::UnboundedReceiver<Value>),
+}
+
+type MockBody = UnsyncBoxBody<Bytes, Infallible>;
+
 /// A kube client whose every request is recorded and answered by `answer`.
 fn mock_client(answer: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> (Client, Arc<Mutex<Vec<Seen>>>) {
-    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    mock_server(move |seen| match answer(seen) {
+        Some((code, body)) => Reply::Json(code, body),
+        None => Reply::Hang,
+    })
+}
+
+/// A kube client whose every request is recorded and answered by `reply`, which may stream watch events.
+fn mock_server(reply: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> (Client, Arc<Mutex<Vec<Seen>>>) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<MockBody>>();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     tokio::spawn(async move {
@@ -62,16 +86,23 @@ fn mock_client(answer: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> (Cli
             let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
             let seen = Seen { method, uri, content_type, body };
             log.lock().unwrap().push(seen.clone());
-            match answer(&seen) {
-                Some((code, body)) => {
-                    let response = Response::builder()
-                        .status(StatusCode::from_u16(code).unwrap())
-                        .header("content-type", "application/json")
-                        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-                        .unwrap();
-                    send.send_response(response);
+            let response = Response::builder().header("content-type", "application/json");
+            match reply(&seen) {
+                Reply::Json(code, body) => {
+                    let body = Full::new(Bytes::from(serde_json::to_vec(&body).unwrap())).boxed_unsync();
+                    send.send_response(response.status(code).body(body).unwrap());
                 }
-                None => hanging.push(send),
+                Reply::Watch(events) => {
+                    let lines = events.map(|event| {
+                        let mut line = serde_json::to_vec(&event).unwrap();
+                        line.push(b'\n');
+                        Ok::<_, Infallible>(Frame::data(Bytes::from(line)))
+                    });
+                    send.send_response(
+                        response.status(200).body(StreamBody::new(lines).boxed_unsync()).unwrap(),
+                    );
+                }
+                Reply::Hang => hanging.push(send),
             }
         }
     });
@@ -758,9 +789,6 @@ async fn mock_disabled_writer_sends_nothing() {
     assert_eq!(writer.metrics().dropped.get(), 0);
 }
 
-#[allow(dead_code)]
-fn _labels(_: BTreeMap<String, String>) {}
-
 // ---- policy watch ----
 
 fn test_engine() -> vouch_policies::Engine {
@@ -787,6 +815,168 @@ fn list(kind: &str, items: Vec<Value>) -> Answer {
             "metadata": {"resourceVersion": "100"}, "items": items,
         }),
     ))
+}
+
+/// Wait (at most 10 s) until `done`: a test waits for evidence, not for time to pass.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    wait_for(what, || done().then_some(())).await;
+}
+
+/// Wait (at most 10 s) for `found` to find something.
+async fn wait_for<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(t) = found() {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The API server's side of the vouch.dev kinds, as far as the policy watch sees it: a LIST answers what
+/// is stored, a WATCH stays open and streams every later change, and a merge PATCH of `/status` is applied
+/// to the stored object (status only, a new resourceVersion, the same generation) and sent to every open
+/// watch of its kind as MODIFIED, as a real API server does. A patch naming a resourceVersion other than
+/// the stored one gets 409.
+#[derive(Default)]
+struct FakeVouchApi {
+    /// By plural, then (namespace, name).
+    objects: BTreeMap<String, BTreeMap<(Option<String>, String), Value>>,
+    /// Open watches by plural.
+    watches: BTreeMap<String, Vec<mpsc::UnboundedSender<Value>>>,
+    version: u64,
+    /// Events sent to an open watch.
+    delivered: usize,
+}
+
+const VOUCH_API: &str = "/apis/vouch.dev/v1alpha1/";
+const VOUCH_PLURALS: [&str; 4] =
+    ["clustersupplychainpolicies", "supplychainpolicies", "trustroots", "complianceprofiles"];
+
+impl FakeVouchApi {
+    /// Store `object` (its plural from its kind) with a fresh resourceVersion.
+    fn insert(&mut self, object: Value) {
+        let plural =
+            format!("{}s", object["kind"].as_str().unwrap().to_lowercase()).replace("policys", "policies");
+        assert!(VOUCH_PLURALS.contains(&plural.as_str()), "{plural}");
+        let key = Self::key(&object);
+        let object = self.bump(object);
+        self.objects.entry(plural).or_default().insert(key, object);
+    }
+
+    fn key(object: &Value) -> (Option<String>, String) {
+        let meta = &object["metadata"];
+        (meta["namespace"].as_str().map(str::to_owned), meta["name"].as_str().unwrap().to_owned())
+    }
+
+    fn bump(&mut self, mut object: Value) -> Value {
+        self.version += 1;
+        object["metadata"]["resourceVersion"] = json!(self.version.to_string());
+        object
+    }
+
+    /// The stored object.
+    fn get(&self, plural: &str, namespace: Option<&str>, name: &str) -> Value {
+        self.objects[plural][&(namespace.map(str::to_owned), name.to_owned())].clone()
+    }
+
+    /// Change a stored object as a client's write would, and tell the watches.
+    fn modify(&mut self, plural: &str, namespace: Option<&str>, name: &str, change: impl FnOnce(&mut Value)) {
+        let key = (namespace.map(str::to_owned), name.to_owned());
+        let mut object = self.objects[plural][&key].clone();
+        change(&mut object);
+        let object = self.bump(object);
+        self.objects.get_mut(plural).unwrap().insert(key, object.clone());
+        self.send(plural, json!({"type": "MODIFIED", "object": object}));
+    }
+
+    fn send(&mut self, plural: &str, event: Value) {
+        let watches = self.watches.entry(plural.to_owned()).or_default();
+        watches.retain(|w| w.unbounded_send(event.clone()).is_ok());
+        self.delivered += watches.len();
+    }
+
+    /// The answer to `s` if it is a vouch.dev request.
+    fn answer(&mut self, s: &Seen) -> Option<Reply> {
+        let rest = s.path().strip_prefix(VOUCH_API)?;
+        let parts: Vec<&str> = rest.split('/').collect();
+        let (namespace, parts) = match parts.as_slice() {
+            ["namespaces", ns, tail @ ..] => (Some(*ns), tail.to_vec()),
+            _ => (None, parts),
+        };
+        let plural = parts[0].to_owned();
+        let kind = match plural.as_str() {
+            "clustersupplychainpolicies" => "ClusterSupplyChainPolicy",
+            "supplychainpolicies" => "SupplyChainPolicy",
+            "trustroots" => "TrustRoot",
+            "complianceprofiles" => "ComplianceProfile",
+            _ => return Some(Reply::Json(404, status_body(404, "NotFound"))),
+        };
+        Some(match (s.method.as_str(), &parts[1..]) {
+            ("GET", []) if s.uri.contains("watch=true") => {
+                let (tx, rx) = mpsc::unbounded();
+                self.watches.entry(plural).or_default().push(tx);
+                Reply::Watch(rx)
+            }
+            ("GET", []) => {
+                let items: Vec<Value> = self
+                    .objects
+                    .get(&plural)
+                    .map(|m| {
+                        m.iter().filter(|((ns, _), _)| namespace.is_none() || ns.as_deref() == namespace)
+                    })
+                    .into_iter()
+                    .flatten()
+                    .map(|(_, o)| o.clone())
+                    .collect();
+                Reply::Json(
+                    200,
+                    json!({
+                        "apiVersion": "vouch.dev/v1alpha1", "kind": format!("{kind}List"),
+                        "metadata": {"resourceVersion": self.version.to_string()}, "items": items,
+                    }),
+                )
+            }
+            ("PATCH", [name, "status"]) => {
+                assert_eq!(s.content_type, "application/merge-patch+json", "{}", s.uri);
+                let key = (namespace.map(str::to_owned), (*name).to_owned());
+                let Some(stored) = self.objects.get(&plural).and_then(|m| m.get(&key)) else {
+                    return Some(Reply::Json(404, status_body(404, "NotFound")));
+                };
+                let stored_version = &stored["metadata"]["resourceVersion"];
+                if let Some(version) = s.body.pointer("/metadata/resourceVersion") {
+                    if version != stored_version {
+                        return Some(Reply::Json(409, status_body(409, "Conflict")));
+                    }
+                }
+                let mut status = stored.get("status").cloned().unwrap_or(Value::Null);
+                merge_patch(&mut status, &s.body["status"]);
+                self.modify(&plural, namespace, name, |o| o["status"] = status);
+                Reply::Json(200, self.get(&plural, namespace, name))
+            }
+            _ => Reply::Json(405, status_body(405, "MethodNotAllowed")),
+        })
+    }
+}
+
+/// RFC 7386 JSON merge patch, as the API server applies `application/merge-patch+json`.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(fields) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let target = target.as_object_mut().unwrap();
+    for (key, value) in fields {
+        if value.is_null() {
+            target.remove(key);
+        } else {
+            merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+        }
+    }
 }
 
 #[tokio::test]
@@ -825,42 +1015,11 @@ async fn mock_policy_watch_compiles_cluster_policies_and_writes_status() {
         "metadata": {"name": "empty-root", "uid": "u4", "generation": 1, "resourceVersion": "13"},
         "spec": {},
     });
-    let pem_for_secret = pem.clone();
-    let (client, seen) = mock_client(move |s| {
-        let watch = s.uri.contains("watch=true");
-        match (s.method.as_str(), s.path()) {
-            (_, _) if watch => None, // a watch that never sends anything
-            ("GET", "/apis/vouch.dev/v1alpha1/clustersupplychainpolicies") => {
-                list("ClusterSupplyChainPolicy", vec![good.clone(), bad.clone()])
-            }
-            ("GET", "/apis/vouch.dev/v1alpha1/supplychainpolicies") => {
-                list("SupplyChainPolicy", vec![current.clone()])
-            }
-            ("GET", "/apis/vouch.dev/v1alpha1/trustroots") => list("TrustRoot", vec![bad_root.clone()]),
-            ("GET", "/apis/vouch.dev/v1alpha1/complianceprofiles") => list("ComplianceProfile", vec![]),
-            ("GET", "/api/v1/namespaces/vouch-system/secrets/cosign-key") => Some((
-                200,
-                json!({
-                    "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cosign-key"},
-                    "data": {"cosign.pub": b64(&pem_for_secret)},
-                }),
-            )),
-            ("PATCH", p) if p.starts_with("/apis/vouch.dev/v1alpha1/clustersupplychainpolicies/") => Some((
-                200,
-                json!({
-                    "apiVersion": "vouch.dev/v1alpha1", "kind": "ClusterSupplyChainPolicy",
-                    "metadata": {"name": "x"}, "spec": {"images": [], "authorities": []},
-                }),
-            )),
-            ("PATCH", "/apis/vouch.dev/v1alpha1/trustroots/empty-root/status") => Some((
-                200,
-                json!({
-                    "apiVersion": "vouch.dev/v1alpha1", "kind": "TrustRoot", "metadata": {"name": "empty-root"}, "spec": {},
-                }),
-            )),
-            _ => Some((500, status_body(500, "unexpected"))),
-        }
-    });
+    let api = Arc::new(Mutex::new(FakeVouchApi::default()));
+    for object in [good, bad, current, bad_root] {
+        api.lock().unwrap().insert(object);
+    }
+    let (client, seen) = fake_cluster(&api, pem.clone());
     let engine = test_engine();
     let config = vouch_webhooks::cluster::WatchConfig {
         debounce: Duration::from_millis(20),
@@ -869,15 +1028,19 @@ async fn mock_policy_watch_compiles_cluster_policies_and_writes_status() {
     let watch = vouch_webhooks::cluster::PolicyWatch::new(client, engine.clone()).with_config(config).spawn();
 
     let patches = || seen.lock().unwrap().iter().filter(|s| s.method == "PATCH").cloned().collect::<Vec<_>>();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while patches().len() < 3 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Quiet for a while: the watch's own status writes must not make it loop.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let delivered = || api.lock().unwrap().delivered;
+    wait_until("three status writes, each back as a MODIFIED event", || {
+        patches().len() >= 3 && delivered() >= 3
+    })
+    .await;
+    // Quiet for 15 debounce periods, while the watch has the MODIFIED events its own status writes caused:
+    // they change status and resourceVersion, not the generation, so nothing is compiled or written again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let patches = patches();
     let all = paths(&seen);
     assert_eq!(patches.len(), 3, "{all:?}");
+    let secret_reads = all.iter().filter(|p| p.ends_with("/secrets/cosign-key")).count();
+    assert_eq!(secret_reads, 1, "compiled once: {all:?}");
 
     let in_force = engine.policies();
     let mut names: Vec<&str> = in_force.policies().iter().map(|p| p.name.as_str()).collect();
@@ -914,6 +1077,94 @@ async fn mock_policy_watch_compiles_cluster_policies_and_writes_status() {
         !all.iter().any(|p| p.contains("supplychainpolicies/team-signed")),
         "an up-to-date status is not rewritten: {all:?}"
     );
+    watch.abort();
+}
+
+/// A cluster policy `prod-signed` (generation 1) whose key comes from the Secret vouch-system/cosign-key.
+fn keyed_cluster_policy() -> Value {
+    json!({
+        "apiVersion": "vouch.dev/v1alpha1", "kind": "ClusterSupplyChainPolicy",
+        "metadata": {"name": "prod-signed", "uid": "u1", "generation": 1},
+        "spec": {
+            "images": ["reg.example/**"],
+            "authorities": [{"name": "cosign-prod", "key": {"secretRef": {"name": "cosign-key", "namespace": "vouch-system"}}}],
+            "requirements": {"signature": true},
+        },
+    })
+}
+
+/// A mock API server holding `api`'s vouch.dev objects and the Secret vouch-system/cosign-key with `pem`.
+fn fake_cluster(api: &Arc<Mutex<FakeVouchApi>>, pem: String) -> (Client, Arc<Mutex<Vec<Seen>>>) {
+    let fake = api.clone();
+    mock_server(move |s| {
+        if let Some(reply) = fake.lock().unwrap().answer(s) {
+            return reply;
+        }
+        match (s.method.as_str(), s.path()) {
+            ("GET", "/api/v1/namespaces/vouch-system/secrets/cosign-key") => Reply::Json(
+                200,
+                json!({
+                    "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cosign-key"},
+                    "data": {"cosign.pub": b64(&pem)},
+                }),
+            ),
+            _ => Reply::Json(500, status_body(500, "unexpected")),
+        }
+    })
+}
+
+#[tokio::test]
+async fn mock_policy_watch_own_status_write_comes_back_modified_and_causes_no_other_write() {
+    let pem = vouch_attest::SigningKey::generate().public_key().to_pem();
+    let api = Arc::new(Mutex::new(FakeVouchApi::default()));
+    api.lock().unwrap().insert(keyed_cluster_policy());
+    let (client, seen) = fake_cluster(&api, pem);
+    // Admissions keep coming, so the policy's counts change all the time: a recompile would have something
+    // new to write.
+    let (writer, worker) =
+        StatusWriter::new(StatusConfig { reports: false, pod_conditions: false, ..quick_config() });
+    tokio::spawn(worker.run(client.clone()));
+    let counters = writer.policy_counters();
+    let traffic = tokio::spawn(async move {
+        for i in 0.. {
+            writer.submit(pod_event("a", &format!("p{i}"), vec![finding("app", FindingResult::Pass)]));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let config = vouch_webhooks::cluster::WatchConfig {
+        debounce: Duration::from_millis(20),
+        resync: Duration::from_secs(3600),
+    };
+    let watch = vouch_webhooks::cluster::PolicyWatch::new(client, test_engine())
+        .with_config(config)
+        .with_counters(counters)
+        .spawn();
+    let patches = || seen.lock().unwrap().iter().filter(|s| s.method == "PATCH").cloned().collect::<Vec<_>>();
+    let compiles = || paths(&seen).iter().filter(|p| p.ends_with("/secrets/cosign-key")).count();
+    let delivered = || api.lock().unwrap().delivered;
+    wait_until("the status write, back as a MODIFIED event", || patches().len() == 1 && delivered() == 1)
+        .await;
+    // 25 debounce periods with the MODIFIED event in the watch and the counts changing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        (patches().len(), compiles()),
+        (1, 1),
+        "the watch's own status write (new status and resourceVersion, same generation) made it compile and \
+         write again: {:?}",
+        paths(&seen)
+    );
+    // A spec change (generation 2) is compiled and written once: the watch was listening all along.
+    api.lock().unwrap().modify("clustersupplychainpolicies", None, "prod-signed", |p| {
+        p["metadata"]["generation"] = json!(2);
+        p["spec"]["images"] = json!(["reg.example/**", "mirror.example/**"]);
+    });
+    wait_until("the status of generation 2", || {
+        patches().iter().any(|p| p.body["status"]["observedGeneration"] == 2)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!((patches().len(), compiles()), (2, 2), "{:?}", paths(&seen));
+    traffic.abort();
     watch.abort();
 }
 
