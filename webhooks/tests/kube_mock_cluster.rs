@@ -1224,13 +1224,25 @@ async fn mock_policy_watch_keeps_a_secret_through_an_api_error_on_resync() {
         resync: Duration::from_secs(1),
     };
     let watch = vouch_webhooks::cluster::PolicyWatch::new(client, engine.clone()).with_config(config).spawn();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while *secret_reads.lock().unwrap() < 2 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Every compile reads the secret first, and every read but the first gets a 503: a set put in force
+    // after the first one that held the policy was compiled after a failed read.
+    let first = wait_for("the first compile", || {
+        let set = engine.policies();
+        (!set.policies().is_empty()).then_some(set)
+    })
+    .await;
+    let recompiled = wait_for("a recompile after the 503", || {
+        let set = engine.policies();
+        (!Arc::ptr_eq(&set, &first)).then_some(set)
+    })
+    .await;
     assert!(*secret_reads.lock().unwrap() >= 2, "the resync read the secret again");
-    let names: Vec<String> = engine.policies().policies().iter().map(|p| p.name.clone()).collect();
-    assert_eq!(names, ["prod-signed"], "a failed re-read keeps the key: the policy stays in force");
+    let names: Vec<&str> = recompiled.policies().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["prod-signed"]);
+    let policy = &recompiled.policies()[0];
+    // Without its key the policy would still be in force, as broken (failing everything it matches).
+    assert_eq!(policy.broken, None, "a failed re-read keeps the key: the policy stays in force intact");
+    assert_eq!(policy.authorities.len(), 1);
+    assert!(recompiled.problems().is_empty(), "{:?}", recompiled.problems());
     watch.abort();
 }
