@@ -20,7 +20,7 @@ use kube::client::Body;
 use kube::Client;
 use serde_json::{json, Value};
 use vouch_attest::registry::RegistryAuth;
-use vouch_policies::crd::Mode;
+use vouch_policies::crd::{Mode, PolicyCounts};
 use vouch_policies::{ArtifactKind, ArtifactLocation, Finding, FindingResult};
 use vouch_webhooks::cluster::{
     ClusterContext, ContextCacheConfig, KubeContext, KubeError, ObjectRef, RetryConfig, StatusConfig,
@@ -848,7 +848,12 @@ struct FakeVouchApi {
     version: u64,
     /// Events sent to an open watch.
     delivered: usize,
+    /// A write by someone else to the object the next status PATCH names, just before that PATCH arrives.
+    write_in_between: Option<ObjectChange>,
 }
+
+/// A change to a stored object.
+type ObjectChange = Box<dyn FnOnce(&mut Value) + Send>;
 
 const VOUCH_API: &str = "/apis/vouch.dev/v1alpha1/";
 const VOUCH_PLURALS: [&str; 4] =
@@ -940,6 +945,9 @@ impl FakeVouchApi {
             }
             ("PATCH", [name, "status"]) => {
                 assert_eq!(s.content_type, "application/merge-patch+json", "{}", s.uri);
+                if let Some(change) = self.write_in_between.take() {
+                    self.modify(&plural, namespace, name, change);
+                }
                 let key = (namespace.map(str::to_owned), (*name).to_owned());
                 let Some(stored) = self.objects.get(&plural).and_then(|m| m.get(&key)) else {
                     return Some(Reply::Json(404, status_body(404, "NotFound")));
@@ -1024,6 +1032,7 @@ async fn mock_policy_watch_compiles_cluster_policies_and_writes_status() {
     let config = vouch_webhooks::cluster::WatchConfig {
         debounce: Duration::from_millis(20),
         resync: Duration::from_secs(3600),
+        ..Default::default()
     };
     let watch = vouch_webhooks::cluster::PolicyWatch::new(client, engine.clone()).with_config(config).spawn();
 
@@ -1134,10 +1143,11 @@ async fn mock_policy_watch_own_status_write_comes_back_modified_and_causes_no_ot
     let config = vouch_webhooks::cluster::WatchConfig {
         debounce: Duration::from_millis(20),
         resync: Duration::from_secs(3600),
+        ..Default::default()
     };
     let watch = vouch_webhooks::cluster::PolicyWatch::new(client, test_engine())
         .with_config(config)
-        .with_counters(counters)
+        .with_counters(counters, "vouch-a")
         .spawn();
     let patches = || seen.lock().unwrap().iter().filter(|s| s.method == "PATCH").cloned().collect::<Vec<_>>();
     let compiles = || paths(&seen).iter().filter(|p| p.ends_with("/secrets/cosign-key")).count();
@@ -1165,6 +1175,157 @@ async fn mock_policy_watch_own_status_write_comes_back_modified_and_causes_no_ot
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!((patches().len(), compiles()), (2, 2), "{:?}", paths(&seen));
     traffic.abort();
+    watch.abort();
+}
+
+/// One vouch replica on `api`: its own client, admissions (`passed` and `failed` findings of prod-signed,
+/// already counted when this returns) and policy watch writing counts as `name`.
+async fn replica(
+    api: &Arc<Mutex<FakeVouchApi>>,
+    pem: &str,
+    name: &str,
+    passed: u64,
+    failed: u64,
+) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<Seen>>>) {
+    let (client, seen) = fake_cluster(api, pem.to_owned());
+    let (writer, worker) =
+        StatusWriter::new(StatusConfig { reports: false, pod_conditions: false, ..quick_config() });
+    tokio::spawn(worker.run(client.clone()));
+    let counters = writer.policy_counters();
+    for (n, result) in [(passed, FindingResult::Pass), (failed, FindingResult::Fail)] {
+        for i in 0..n {
+            writer.submit(pod_event("a", &format!("{name}-{result}-{i}"), vec![finding("app", result)]));
+        }
+    }
+    let want = PolicyCounts { passed, failed, errors: 0 };
+    wait_until("the admissions counted", || counters.get(None, "prod-signed") == want).await;
+    let config = vouch_webhooks::cluster::WatchConfig {
+        debounce: Duration::from_millis(20),
+        resync: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let watch = vouch_webhooks::cluster::PolicyWatch::new(client, test_engine())
+        .with_config(config)
+        .with_counters(counters, name)
+        .spawn();
+    (watch, seen)
+}
+
+fn status_patches(seen: &Arc<Mutex<Vec<Seen>>>) -> Vec<Seen> {
+    seen.lock().unwrap().iter().filter(|s| s.method == "PATCH").cloned().collect()
+}
+
+/// Every `{passed, failed, errors}` in `value`, wherever it is.
+fn tallies(value: &Value) -> Vec<(u64, u64, u64)> {
+    let mut out = Vec::new();
+    match value {
+        Value::Object(map) => {
+            if let (Some(p), Some(f), Some(e)) = (map.get("passed"), map.get("failed"), map.get("errors")) {
+                out.push((p.as_u64().unwrap(), f.as_u64().unwrap(), e.as_u64().unwrap()));
+            }
+            map.values().for_each(|v| out.extend(tallies(v)));
+        }
+        Value::Array(items) => items.iter().for_each(|v| out.extend(tallies(v))),
+        _ => {}
+    }
+    out
+}
+
+#[tokio::test]
+async fn mock_policy_counts_of_two_replicas_do_not_overwrite_each_other() {
+    let pem = vouch_attest::SigningKey::generate().public_key().to_pem();
+    let api = Arc::new(Mutex::new(FakeVouchApi::default()));
+    api.lock().unwrap().insert(keyed_cluster_policy());
+    // Two replicas behind the same Service counted different admissions; the second writes after the first.
+    let (watch_a, seen_a) = replica(&api, &pem, "vouch-a", 3, 0).await;
+    wait_until("vouch-a's status write", || status_patches(&seen_a).len() == 1).await;
+    let (watch_b, seen_b) = replica(&api, &pem, "vouch-b", 5, 2).await;
+    wait_until("vouch-b's status write", || status_patches(&seen_b).len() == 1).await;
+
+    let stored = api.lock().unwrap().get("clustersupplychainpolicies", None, "prod-signed");
+    let status = &stored["status"];
+    let found = tallies(status);
+    assert!(
+        found.contains(&(3, 0, 0)) && found.contains(&(5, 2, 0)),
+        "both replicas' counts must be in the stored status, found {found:?}: {status}"
+    );
+    let entries = status["replicaCounts"].as_object().unwrap();
+    assert_eq!(entries.keys().collect::<Vec<_>>(), ["vouch-a", "vouch-b"], "per replica, by pod name");
+    for (name, (passed, failed)) in [("vouch-a", (3, 0)), ("vouch-b", (5, 2))] {
+        let entry = &entries[name];
+        assert_eq!(
+            (entry["passed"].as_u64(), entry["failed"].as_u64()),
+            (Some(passed), Some(failed)),
+            "{name}"
+        );
+        for time in ["since", "updated"] {
+            let text = entry[time].as_str().unwrap();
+            assert!(chrono::DateTime::parse_from_rfc3339(text).is_ok(), "{name}.{time}: {text}");
+        }
+    }
+    assert!(status.get("counts").is_none(), "no figure that reads as a cluster total: {status}");
+    // vouch-b's merge patch names only its own entry (a merge patch leaves the map's other keys alone).
+    let patch = &status_patches(&seen_b)[0];
+    assert_eq!(patch.content_type, "application/merge-patch+json");
+    let written = patch.body["status"]["replicaCounts"].as_object().unwrap();
+    assert_eq!(written.keys().collect::<Vec<_>>(), ["vouch-b"], "{}", patch.body);
+    assert!(
+        patch.body.get("metadata").is_none(),
+        "nothing removed, so no resourceVersion guard: {}",
+        patch.body
+    );
+    assert_eq!(status["conditions"][0]["status"], "True");
+    watch_a.abort();
+    watch_b.abort();
+}
+
+#[tokio::test]
+async fn mock_policy_counts_of_a_replica_gone_are_removed_but_not_over_a_newer_write() {
+    let pem = vouch_attest::SigningKey::generate().public_key().to_pem();
+    let now = chrono::Utc::now();
+    let at = move |minutes_ago: i64| {
+        (now - chrono::Duration::minutes(minutes_ago)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let entry = move |since: i64, updated: i64, passed: u64| json!({"since": at(since), "updated": at(updated), "passed": passed, "failed": 0, "errors": 0});
+    let mut policy = keyed_cluster_policy();
+    // vouch-gone last wrote three hours ago (longer than the expiry: here 2 heartbeats of 5 minutes and a
+    // resync of an hour), vouch-live a minute ago.
+    policy["status"] =
+        json!({"replicaCounts": {"vouch-gone": entry(240, 180, 7), "vouch-live": entry(30, 1, 9)}});
+    let api = Arc::new(Mutex::new(FakeVouchApi::default()));
+    api.lock().unwrap().insert(policy);
+    // vouch-live writes its entry between vouch-a's read (its watch cache) and vouch-a's first write.
+    api.lock().unwrap().write_in_between = Some(Box::new(move |p: &mut Value| {
+        p["status"]["replicaCounts"]["vouch-live"] = entry(30, 0, 10);
+    }));
+    let (watch, seen) = replica(&api, &pem, "vouch-a", 1, 0).await;
+    wait_until("vouch-a's write after the conflict", || status_patches(&seen).len() == 2).await;
+    let patches = status_patches(&seen);
+    let removing = &patches[0].body;
+    assert_eq!(removing["status"]["replicaCounts"]["vouch-gone"], Value::Null, "{removing}");
+    assert!(removing["status"]["replicaCounts"].get("vouch-live").is_none(), "a live entry is not touched");
+    let version = removing["metadata"]["resourceVersion"].as_str().unwrap();
+    assert_eq!(version, "1", "the removal is guarded by the resourceVersion it was judged by");
+    // 409: the copy was out of date. Its own entry is written without removing anything.
+    let own_only = &patches[1].body;
+    let written = own_only["status"]["replicaCounts"].as_object().unwrap();
+    assert_eq!(written.keys().collect::<Vec<_>>(), ["vouch-a"], "{own_only}");
+    assert!(own_only.get("metadata").is_none(), "{own_only}");
+    let stored = api.lock().unwrap().get("clustersupplychainpolicies", None, "prod-signed");
+    let entries = stored["status"]["replicaCounts"].as_object().unwrap();
+    assert_eq!(entries.keys().collect::<Vec<_>>(), ["vouch-a", "vouch-gone", "vouch-live"]);
+    assert_eq!(entries["vouch-live"]["passed"], 10, "the other replica's newer write stands");
+
+    // The next write (here for a spec change) judges from an up-to-date copy and removes vouch-gone.
+    api.lock().unwrap().modify("clustersupplychainpolicies", None, "prod-signed", |p| {
+        p["metadata"]["generation"] = json!(2);
+    });
+    wait_until("the write for generation 2", || status_patches(&seen).len() == 3).await;
+    let stored = api.lock().unwrap().get("clustersupplychainpolicies", None, "prod-signed");
+    let entries = stored["status"]["replicaCounts"].as_object().unwrap();
+    assert_eq!(entries.keys().collect::<Vec<_>>(), ["vouch-a", "vouch-live"], "{}", stored["status"]);
+    assert_eq!(entries["vouch-a"]["passed"], 1);
+    assert_eq!(stored["status"]["observedGeneration"], 2);
     watch.abort();
 }
 
@@ -1222,6 +1383,7 @@ async fn mock_policy_watch_keeps_a_secret_through_an_api_error_on_resync() {
     let config = vouch_webhooks::cluster::WatchConfig {
         debounce: Duration::from_millis(10),
         resync: Duration::from_secs(1),
+        ..Default::default()
     };
     let watch = vouch_webhooks::cluster::PolicyWatch::new(client, engine.clone()).with_config(config).spawn();
     // Every compile reads the secret first, and every read but the first gets a 503: a set put in force
