@@ -166,6 +166,11 @@ def check_deployment(objs, v, release, ns):
     check(sc.get("allowPrivilegeEscalation") is False, "allowPrivilegeEscalation false")
     check(sc.get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem")
     check(sc.get("capabilities", {}).get("drop") == ["ALL"], "capabilities drop ALL")
+    pod_name = [e for e in c.get("env", []) if e["name"] == "POD_NAME"]
+    check(
+        len(pod_name) == 1 and pod_name[0].get("valueFrom") == {"fieldRef": {"fieldPath": "metadata.name"}},
+        "POD_NAME from metadata.name (each replica's counts in policy status go under it)",
+    )
     check(c["livenessProbe"]["httpGet"]["path"] == "/healthz", "liveness /healthz")
     check(c["readinessProbe"]["httpGet"]["path"] == "/readyz", "readiness /readyz")
     check(c["readinessProbe"]["httpGet"]["port"] == "metrics", "probes on the health port")
