@@ -4,19 +4,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{Request, Response, StatusCode};
+use axum::http::{Request, Response};
 use base64::Engine as _;
-use http_body_util::BodyExt;
+use futures::channel::mpsc;
+use futures::StreamExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame};
 use kube::client::Body;
 use kube::Client;
 use serde_json::{json, Value};
-use tower_test::mock;
 use vouch_attest::registry::RegistryAuth;
-use vouch_policies::crd::Mode;
+use vouch_policies::crd::{Mode, PolicyCounts};
 use vouch_policies::{ArtifactKind, ArtifactLocation, Finding, FindingResult};
 use vouch_webhooks::cluster::{
     ClusterContext, ContextCacheConfig, KubeContext, KubeError, ObjectRef, RetryConfig, StatusConfig,
@@ -42,9 +46,29 @@ impl Seen {
 /// What the mock answers: a status and JSON body, or `None` to leave the request hanging (a watch).
 type Answer = Option<(u16, Value)>;
 
+/// What the mock server answers, watches included.
+enum Reply {
+    /// A status code and a JSON body.
+    Json(u16, Value),
+    /// Never answered.
+    Hang,
+    /// A watch: each value sent is one event line (`{"type": ..., "object": ...}`) of an open response.
+    Watch(mpsc::UnboundedReceiver<Value>),
+}
+
+type MockBody = UnsyncBoxBody<Bytes, Infallible>;
+
 /// A kube client whose every request is recorded and answered by `answer`.
 fn mock_client(answer: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> (Client, Arc<Mutex<Vec<Seen>>>) {
-    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    mock_server(move |seen| match answer(seen) {
+        Some((code, body)) => Reply::Json(code, body),
+        None => Reply::Hang,
+    })
+}
+
+/// A kube client whose every request is recorded and answered by `reply`, which may stream watch events.
+fn mock_server(reply: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> (Client, Arc<Mutex<Vec<Seen>>>) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<MockBody>>();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     tokio::spawn(async move {
@@ -62,16 +86,23 @@ fn mock_client(answer: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> (Cli
             let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
             let seen = Seen { method, uri, content_type, body };
             log.lock().unwrap().push(seen.clone());
-            match answer(&seen) {
-                Some((code, body)) => {
-                    let response = Response::builder()
-                        .status(StatusCode::from_u16(code).unwrap())
-                        .header("content-type", "application/json")
-                        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-                        .unwrap();
-                    send.send_response(response);
+            let response = Response::builder().header("content-type", "application/json");
+            match reply(&seen) {
+                Reply::Json(code, body) => {
+                    let body = Full::new(Bytes::from(serde_json::to_vec(&body).unwrap())).boxed_unsync();
+                    send.send_response(response.status(code).body(body).unwrap());
                 }
-                None => hanging.push(send),
+                Reply::Watch(events) => {
+                    let lines = events.map(|event| {
+                        let mut line = serde_json::to_vec(&event).unwrap();
+                        line.push(b'\n');
+                        Ok::<_, Infallible>(Frame::data(Bytes::from(line)))
+                    });
+                    send.send_response(
+                        response.status(200).body(StreamBody::new(lines).boxed_unsync()).unwrap(),
+                    );
+                }
+                Reply::Hang => hanging.push(send),
             }
         }
     });
@@ -758,9 +789,6 @@ async fn mock_disabled_writer_sends_nothing() {
     assert_eq!(writer.metrics().dropped.get(), 0);
 }
 
-#[allow(dead_code)]
-fn _labels(_: BTreeMap<String, String>) {}
-
 // ---- policy watch ----
 
 fn test_engine() -> vouch_policies::Engine {
@@ -787,6 +815,176 @@ fn list(kind: &str, items: Vec<Value>) -> Answer {
             "metadata": {"resourceVersion": "100"}, "items": items,
         }),
     ))
+}
+
+/// Wait (at most 10 s) until `done`: a test waits for evidence, not for time to pass.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    wait_for(what, || done().then_some(())).await;
+}
+
+/// Wait (at most 10 s) for `found` to find something.
+async fn wait_for<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(t) = found() {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The API server's side of the vouch.dev kinds, as far as the policy watch sees it: a LIST answers what
+/// is stored, a WATCH stays open and streams every later change, and a merge PATCH of `/status` is applied
+/// to the stored object (status only, a new resourceVersion, the same generation) and sent to every open
+/// watch of its kind as MODIFIED, as a real API server does. A patch naming a resourceVersion other than
+/// the stored one gets 409.
+#[derive(Default)]
+struct FakeVouchApi {
+    /// By plural, then (namespace, name).
+    objects: BTreeMap<String, BTreeMap<(Option<String>, String), Value>>,
+    /// Open watches by plural.
+    watches: BTreeMap<String, Vec<mpsc::UnboundedSender<Value>>>,
+    version: u64,
+    /// Events sent to an open watch.
+    delivered: usize,
+    /// A write by someone else to the object the next status PATCH names, just before that PATCH arrives.
+    write_in_between: Option<ObjectChange>,
+}
+
+/// A change to a stored object.
+type ObjectChange = Box<dyn FnOnce(&mut Value) + Send>;
+
+const VOUCH_API: &str = "/apis/vouch.dev/v1alpha1/";
+const VOUCH_PLURALS: [&str; 4] =
+    ["clustersupplychainpolicies", "supplychainpolicies", "trustroots", "complianceprofiles"];
+
+impl FakeVouchApi {
+    /// Store `object` (its plural from its kind) with a fresh resourceVersion.
+    fn insert(&mut self, object: Value) {
+        let plural =
+            format!("{}s", object["kind"].as_str().unwrap().to_lowercase()).replace("policys", "policies");
+        assert!(VOUCH_PLURALS.contains(&plural.as_str()), "{plural}");
+        let key = Self::key(&object);
+        let object = self.bump(object);
+        self.objects.entry(plural).or_default().insert(key, object);
+    }
+
+    fn key(object: &Value) -> (Option<String>, String) {
+        let meta = &object["metadata"];
+        (meta["namespace"].as_str().map(str::to_owned), meta["name"].as_str().unwrap().to_owned())
+    }
+
+    fn bump(&mut self, mut object: Value) -> Value {
+        self.version += 1;
+        object["metadata"]["resourceVersion"] = json!(self.version.to_string());
+        object
+    }
+
+    /// The stored object.
+    fn get(&self, plural: &str, namespace: Option<&str>, name: &str) -> Value {
+        self.objects[plural][&(namespace.map(str::to_owned), name.to_owned())].clone()
+    }
+
+    /// Change a stored object as a client's write would, and tell the watches.
+    fn modify(&mut self, plural: &str, namespace: Option<&str>, name: &str, change: impl FnOnce(&mut Value)) {
+        let key = (namespace.map(str::to_owned), name.to_owned());
+        let mut object = self.objects[plural][&key].clone();
+        change(&mut object);
+        let object = self.bump(object);
+        self.objects.get_mut(plural).unwrap().insert(key, object.clone());
+        self.send(plural, json!({"type": "MODIFIED", "object": object}));
+    }
+
+    fn send(&mut self, plural: &str, event: Value) {
+        let watches = self.watches.entry(plural.to_owned()).or_default();
+        watches.retain(|w| w.unbounded_send(event.clone()).is_ok());
+        self.delivered += watches.len();
+    }
+
+    /// The answer to `s` if it is a vouch.dev request.
+    fn answer(&mut self, s: &Seen) -> Option<Reply> {
+        let rest = s.path().strip_prefix(VOUCH_API)?;
+        let parts: Vec<&str> = rest.split('/').collect();
+        let (namespace, parts) = match parts.as_slice() {
+            ["namespaces", ns, tail @ ..] => (Some(*ns), tail.to_vec()),
+            _ => (None, parts),
+        };
+        let plural = parts[0].to_owned();
+        let kind = match plural.as_str() {
+            "clustersupplychainpolicies" => "ClusterSupplyChainPolicy",
+            "supplychainpolicies" => "SupplyChainPolicy",
+            "trustroots" => "TrustRoot",
+            "complianceprofiles" => "ComplianceProfile",
+            _ => return Some(Reply::Json(404, status_body(404, "NotFound"))),
+        };
+        Some(match (s.method.as_str(), &parts[1..]) {
+            ("GET", []) if s.uri.contains("watch=true") => {
+                let (tx, rx) = mpsc::unbounded();
+                self.watches.entry(plural).or_default().push(tx);
+                Reply::Watch(rx)
+            }
+            ("GET", []) => {
+                let items: Vec<Value> = self
+                    .objects
+                    .get(&plural)
+                    .map(|m| {
+                        m.iter().filter(|((ns, _), _)| namespace.is_none() || ns.as_deref() == namespace)
+                    })
+                    .into_iter()
+                    .flatten()
+                    .map(|(_, o)| o.clone())
+                    .collect();
+                Reply::Json(
+                    200,
+                    json!({
+                        "apiVersion": "vouch.dev/v1alpha1", "kind": format!("{kind}List"),
+                        "metadata": {"resourceVersion": self.version.to_string()}, "items": items,
+                    }),
+                )
+            }
+            ("PATCH", [name, "status"]) => {
+                assert_eq!(s.content_type, "application/merge-patch+json", "{}", s.uri);
+                if let Some(change) = self.write_in_between.take() {
+                    self.modify(&plural, namespace, name, change);
+                }
+                let key = (namespace.map(str::to_owned), (*name).to_owned());
+                let Some(stored) = self.objects.get(&plural).and_then(|m| m.get(&key)) else {
+                    return Some(Reply::Json(404, status_body(404, "NotFound")));
+                };
+                let stored_version = &stored["metadata"]["resourceVersion"];
+                if let Some(version) = s.body.pointer("/metadata/resourceVersion") {
+                    if version != stored_version {
+                        return Some(Reply::Json(409, status_body(409, "Conflict")));
+                    }
+                }
+                let mut status = stored.get("status").cloned().unwrap_or(Value::Null);
+                merge_patch(&mut status, &s.body["status"]);
+                self.modify(&plural, namespace, name, |o| o["status"] = status);
+                Reply::Json(200, self.get(&plural, namespace, name))
+            }
+            _ => Reply::Json(405, status_body(405, "MethodNotAllowed")),
+        })
+    }
+}
+
+/// RFC 7386 JSON merge patch, as the API server applies `application/merge-patch+json`.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(fields) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let target = target.as_object_mut().unwrap();
+    for (key, value) in fields {
+        if value.is_null() {
+            target.remove(key);
+        } else {
+            merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+        }
+    }
 }
 
 #[tokio::test]
@@ -825,59 +1023,33 @@ async fn mock_policy_watch_compiles_cluster_policies_and_writes_status() {
         "metadata": {"name": "empty-root", "uid": "u4", "generation": 1, "resourceVersion": "13"},
         "spec": {},
     });
-    let pem_for_secret = pem.clone();
-    let (client, seen) = mock_client(move |s| {
-        let watch = s.uri.contains("watch=true");
-        match (s.method.as_str(), s.path()) {
-            (_, _) if watch => None, // a watch that never sends anything
-            ("GET", "/apis/vouch.dev/v1alpha1/clustersupplychainpolicies") => {
-                list("ClusterSupplyChainPolicy", vec![good.clone(), bad.clone()])
-            }
-            ("GET", "/apis/vouch.dev/v1alpha1/supplychainpolicies") => {
-                list("SupplyChainPolicy", vec![current.clone()])
-            }
-            ("GET", "/apis/vouch.dev/v1alpha1/trustroots") => list("TrustRoot", vec![bad_root.clone()]),
-            ("GET", "/apis/vouch.dev/v1alpha1/complianceprofiles") => list("ComplianceProfile", vec![]),
-            ("GET", "/api/v1/namespaces/vouch-system/secrets/cosign-key") => Some((
-                200,
-                json!({
-                    "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cosign-key"},
-                    "data": {"cosign.pub": b64(&pem_for_secret)},
-                }),
-            )),
-            ("PATCH", p) if p.starts_with("/apis/vouch.dev/v1alpha1/clustersupplychainpolicies/") => Some((
-                200,
-                json!({
-                    "apiVersion": "vouch.dev/v1alpha1", "kind": "ClusterSupplyChainPolicy",
-                    "metadata": {"name": "x"}, "spec": {"images": [], "authorities": []},
-                }),
-            )),
-            ("PATCH", "/apis/vouch.dev/v1alpha1/trustroots/empty-root/status") => Some((
-                200,
-                json!({
-                    "apiVersion": "vouch.dev/v1alpha1", "kind": "TrustRoot", "metadata": {"name": "empty-root"}, "spec": {},
-                }),
-            )),
-            _ => Some((500, status_body(500, "unexpected"))),
-        }
-    });
+    let api = Arc::new(Mutex::new(FakeVouchApi::default()));
+    for object in [good, bad, current, bad_root] {
+        api.lock().unwrap().insert(object);
+    }
+    let (client, seen) = fake_cluster(&api, pem.clone());
     let engine = test_engine();
     let config = vouch_webhooks::cluster::WatchConfig {
         debounce: Duration::from_millis(20),
         resync: Duration::from_secs(3600),
+        ..Default::default()
     };
     let watch = vouch_webhooks::cluster::PolicyWatch::new(client, engine.clone()).with_config(config).spawn();
 
     let patches = || seen.lock().unwrap().iter().filter(|s| s.method == "PATCH").cloned().collect::<Vec<_>>();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while patches().len() < 3 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Quiet for a while: the watch's own status writes must not make it loop.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let delivered = || api.lock().unwrap().delivered;
+    wait_until("three status writes, each back as a MODIFIED event", || {
+        patches().len() >= 3 && delivered() >= 3
+    })
+    .await;
+    // Quiet for 15 debounce periods, while the watch has the MODIFIED events its own status writes caused:
+    // they change status and resourceVersion, not the generation, so nothing is compiled or written again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let patches = patches();
     let all = paths(&seen);
     assert_eq!(patches.len(), 3, "{all:?}");
+    let secret_reads = all.iter().filter(|p| p.ends_with("/secrets/cosign-key")).count();
+    assert_eq!(secret_reads, 1, "compiled once: {all:?}");
 
     let in_force = engine.policies();
     let mut names: Vec<&str> = in_force.policies().iter().map(|p| p.name.as_str()).collect();
@@ -914,6 +1086,246 @@ async fn mock_policy_watch_compiles_cluster_policies_and_writes_status() {
         !all.iter().any(|p| p.contains("supplychainpolicies/team-signed")),
         "an up-to-date status is not rewritten: {all:?}"
     );
+    watch.abort();
+}
+
+/// A cluster policy `prod-signed` (generation 1) whose key comes from the Secret vouch-system/cosign-key.
+fn keyed_cluster_policy() -> Value {
+    json!({
+        "apiVersion": "vouch.dev/v1alpha1", "kind": "ClusterSupplyChainPolicy",
+        "metadata": {"name": "prod-signed", "uid": "u1", "generation": 1},
+        "spec": {
+            "images": ["reg.example/**"],
+            "authorities": [{"name": "cosign-prod", "key": {"secretRef": {"name": "cosign-key", "namespace": "vouch-system"}}}],
+            "requirements": {"signature": true},
+        },
+    })
+}
+
+/// A mock API server holding `api`'s vouch.dev objects and the Secret vouch-system/cosign-key with `pem`.
+fn fake_cluster(api: &Arc<Mutex<FakeVouchApi>>, pem: String) -> (Client, Arc<Mutex<Vec<Seen>>>) {
+    let fake = api.clone();
+    mock_server(move |s| {
+        if let Some(reply) = fake.lock().unwrap().answer(s) {
+            return reply;
+        }
+        match (s.method.as_str(), s.path()) {
+            ("GET", "/api/v1/namespaces/vouch-system/secrets/cosign-key") => Reply::Json(
+                200,
+                json!({
+                    "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cosign-key"},
+                    "data": {"cosign.pub": b64(&pem)},
+                }),
+            ),
+            _ => Reply::Json(500, status_body(500, "unexpected")),
+        }
+    })
+}
+
+#[tokio::test]
+async fn mock_policy_watch_own_status_write_comes_back_modified_and_causes_no_other_write() {
+    let pem = vouch_attest::SigningKey::generate().public_key().to_pem();
+    let api = Arc::new(Mutex::new(FakeVouchApi::default()));
+    api.lock().unwrap().insert(keyed_cluster_policy());
+    let (client, seen) = fake_cluster(&api, pem);
+    // Admissions keep coming, so the policy's counts change all the time: a recompile would have something
+    // new to write.
+    let (writer, worker) =
+        StatusWriter::new(StatusConfig { reports: false, pod_conditions: false, ..quick_config() });
+    tokio::spawn(worker.run(client.clone()));
+    let counters = writer.policy_counters();
+    let traffic = tokio::spawn(async move {
+        for i in 0.. {
+            writer.submit(pod_event("a", &format!("p{i}"), vec![finding("app", FindingResult::Pass)]));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let config = vouch_webhooks::cluster::WatchConfig {
+        debounce: Duration::from_millis(20),
+        resync: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let watch = vouch_webhooks::cluster::PolicyWatch::new(client, test_engine())
+        .with_config(config)
+        .with_counters(counters, "vouch-a")
+        .spawn();
+    let patches = || seen.lock().unwrap().iter().filter(|s| s.method == "PATCH").cloned().collect::<Vec<_>>();
+    let compiles = || paths(&seen).iter().filter(|p| p.ends_with("/secrets/cosign-key")).count();
+    let delivered = || api.lock().unwrap().delivered;
+    wait_until("the status write, back as a MODIFIED event", || patches().len() == 1 && delivered() == 1)
+        .await;
+    // 25 debounce periods with the MODIFIED event in the watch and the counts changing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        (patches().len(), compiles()),
+        (1, 1),
+        "the watch's own status write (new status and resourceVersion, same generation) made it compile and \
+         write again: {:?}",
+        paths(&seen)
+    );
+    // A spec change (generation 2) is compiled and written once: the watch was listening all along.
+    api.lock().unwrap().modify("clustersupplychainpolicies", None, "prod-signed", |p| {
+        p["metadata"]["generation"] = json!(2);
+        p["spec"]["images"] = json!(["reg.example/**", "mirror.example/**"]);
+    });
+    wait_until("the status of generation 2", || {
+        patches().iter().any(|p| p.body["status"]["observedGeneration"] == 2)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!((patches().len(), compiles()), (2, 2), "{:?}", paths(&seen));
+    traffic.abort();
+    watch.abort();
+}
+
+/// One vouch replica on `api`: its own client, admissions (`passed` and `failed` findings of prod-signed,
+/// already counted when this returns) and policy watch writing counts as `name`.
+async fn replica(
+    api: &Arc<Mutex<FakeVouchApi>>,
+    pem: &str,
+    name: &str,
+    passed: u64,
+    failed: u64,
+) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<Seen>>>) {
+    let (client, seen) = fake_cluster(api, pem.to_owned());
+    let (writer, worker) =
+        StatusWriter::new(StatusConfig { reports: false, pod_conditions: false, ..quick_config() });
+    tokio::spawn(worker.run(client.clone()));
+    let counters = writer.policy_counters();
+    for (n, result) in [(passed, FindingResult::Pass), (failed, FindingResult::Fail)] {
+        for i in 0..n {
+            writer.submit(pod_event("a", &format!("{name}-{result}-{i}"), vec![finding("app", result)]));
+        }
+    }
+    let want = PolicyCounts { passed, failed, errors: 0 };
+    wait_until("the admissions counted", || counters.get(None, "prod-signed") == want).await;
+    let config = vouch_webhooks::cluster::WatchConfig {
+        debounce: Duration::from_millis(20),
+        resync: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let watch = vouch_webhooks::cluster::PolicyWatch::new(client, test_engine())
+        .with_config(config)
+        .with_counters(counters, name)
+        .spawn();
+    (watch, seen)
+}
+
+fn status_patches(seen: &Arc<Mutex<Vec<Seen>>>) -> Vec<Seen> {
+    seen.lock().unwrap().iter().filter(|s| s.method == "PATCH").cloned().collect()
+}
+
+/// Every `{passed, failed, errors}` in `value`, wherever it is.
+fn tallies(value: &Value) -> Vec<(u64, u64, u64)> {
+    let mut out = Vec::new();
+    match value {
+        Value::Object(map) => {
+            if let (Some(p), Some(f), Some(e)) = (map.get("passed"), map.get("failed"), map.get("errors")) {
+                out.push((p.as_u64().unwrap(), f.as_u64().unwrap(), e.as_u64().unwrap()));
+            }
+            map.values().for_each(|v| out.extend(tallies(v)));
+        }
+        Value::Array(items) => items.iter().for_each(|v| out.extend(tallies(v))),
+        _ => {}
+    }
+    out
+}
+
+#[tokio::test]
+async fn mock_policy_counts_of_two_replicas_do_not_overwrite_each_other() {
+    let pem = vouch_attest::SigningKey::generate().public_key().to_pem();
+    let api = Arc::new(Mutex::new(FakeVouchApi::default()));
+    api.lock().unwrap().insert(keyed_cluster_policy());
+    // Two replicas behind the same Service counted different admissions; the second writes after the first.
+    let (watch_a, seen_a) = replica(&api, &pem, "vouch-a", 3, 0).await;
+    wait_until("vouch-a's status write", || status_patches(&seen_a).len() == 1).await;
+    let (watch_b, seen_b) = replica(&api, &pem, "vouch-b", 5, 2).await;
+    wait_until("vouch-b's status write", || status_patches(&seen_b).len() == 1).await;
+
+    let stored = api.lock().unwrap().get("clustersupplychainpolicies", None, "prod-signed");
+    let status = &stored["status"];
+    let found = tallies(status);
+    assert!(
+        found.contains(&(3, 0, 0)) && found.contains(&(5, 2, 0)),
+        "both replicas' counts must be in the stored status, found {found:?}: {status}"
+    );
+    let entries = status["replicaCounts"].as_object().unwrap();
+    assert_eq!(entries.keys().collect::<Vec<_>>(), ["vouch-a", "vouch-b"], "per replica, by pod name");
+    for (name, (passed, failed)) in [("vouch-a", (3, 0)), ("vouch-b", (5, 2))] {
+        let entry = &entries[name];
+        assert_eq!(
+            (entry["passed"].as_u64(), entry["failed"].as_u64()),
+            (Some(passed), Some(failed)),
+            "{name}"
+        );
+        for time in ["since", "updated"] {
+            let text = entry[time].as_str().unwrap();
+            assert!(chrono::DateTime::parse_from_rfc3339(text).is_ok(), "{name}.{time}: {text}");
+        }
+    }
+    assert!(status.get("counts").is_none(), "no figure that reads as a cluster total: {status}");
+    // vouch-b's merge patch names only its own entry (a merge patch leaves the map's other keys alone).
+    let patch = &status_patches(&seen_b)[0];
+    assert_eq!(patch.content_type, "application/merge-patch+json");
+    let written = patch.body["status"]["replicaCounts"].as_object().unwrap();
+    assert_eq!(written.keys().collect::<Vec<_>>(), ["vouch-b"], "{}", patch.body);
+    assert!(
+        patch.body.get("metadata").is_none(),
+        "nothing removed, so no resourceVersion guard: {}",
+        patch.body
+    );
+    assert_eq!(status["conditions"][0]["status"], "True");
+    watch_a.abort();
+    watch_b.abort();
+}
+
+#[tokio::test]
+async fn mock_policy_counts_of_a_replica_gone_are_removed_but_not_over_a_newer_write() {
+    let pem = vouch_attest::SigningKey::generate().public_key().to_pem();
+    let now = chrono::Utc::now();
+    let at = move |minutes_ago: i64| {
+        (now - chrono::Duration::minutes(minutes_ago)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let entry = move |since: i64, updated: i64, passed: u64| json!({"since": at(since), "updated": at(updated), "passed": passed, "failed": 0, "errors": 0});
+    let mut policy = keyed_cluster_policy();
+    // vouch-gone last wrote three hours ago (longer than the expiry: here 2 heartbeats of 5 minutes and a
+    // resync of an hour), vouch-live a minute ago.
+    policy["status"] =
+        json!({"replicaCounts": {"vouch-gone": entry(240, 180, 7), "vouch-live": entry(30, 1, 9)}});
+    let api = Arc::new(Mutex::new(FakeVouchApi::default()));
+    api.lock().unwrap().insert(policy);
+    // vouch-live writes its entry between vouch-a's read (its watch cache) and vouch-a's first write.
+    api.lock().unwrap().write_in_between = Some(Box::new(move |p: &mut Value| {
+        p["status"]["replicaCounts"]["vouch-live"] = entry(30, 0, 10);
+    }));
+    let (watch, seen) = replica(&api, &pem, "vouch-a", 1, 0).await;
+    wait_until("vouch-a's write after the conflict", || status_patches(&seen).len() == 2).await;
+    let patches = status_patches(&seen);
+    let removing = &patches[0].body;
+    assert_eq!(removing["status"]["replicaCounts"]["vouch-gone"], Value::Null, "{removing}");
+    assert!(removing["status"]["replicaCounts"].get("vouch-live").is_none(), "a live entry is not touched");
+    let version = removing["metadata"]["resourceVersion"].as_str().unwrap();
+    assert_eq!(version, "1", "the removal is guarded by the resourceVersion it was judged by");
+    // 409: the copy was out of date. Its own entry is written without removing anything.
+    let own_only = &patches[1].body;
+    let written = own_only["status"]["replicaCounts"].as_object().unwrap();
+    assert_eq!(written.keys().collect::<Vec<_>>(), ["vouch-a"], "{own_only}");
+    assert!(own_only.get("metadata").is_none(), "{own_only}");
+    let stored = api.lock().unwrap().get("clustersupplychainpolicies", None, "prod-signed");
+    let entries = stored["status"]["replicaCounts"].as_object().unwrap();
+    assert_eq!(entries.keys().collect::<Vec<_>>(), ["vouch-a", "vouch-gone", "vouch-live"]);
+    assert_eq!(entries["vouch-live"]["passed"], 10, "the other replica's newer write stands");
+
+    // The next write (here for a spec change) judges from an up-to-date copy and removes vouch-gone.
+    api.lock().unwrap().modify("clustersupplychainpolicies", None, "prod-signed", |p| {
+        p["metadata"]["generation"] = json!(2);
+    });
+    wait_until("the write for generation 2", || status_patches(&seen).len() == 3).await;
+    let stored = api.lock().unwrap().get("clustersupplychainpolicies", None, "prod-signed");
+    let entries = stored["status"]["replicaCounts"].as_object().unwrap();
+    assert_eq!(entries.keys().collect::<Vec<_>>(), ["vouch-a", "vouch-live"], "{}", stored["status"]);
+    assert_eq!(entries["vouch-a"]["passed"], 1);
+    assert_eq!(stored["status"]["observedGeneration"], 2);
     watch.abort();
 }
 
@@ -971,15 +1383,28 @@ async fn mock_policy_watch_keeps_a_secret_through_an_api_error_on_resync() {
     let config = vouch_webhooks::cluster::WatchConfig {
         debounce: Duration::from_millis(10),
         resync: Duration::from_secs(1),
+        ..Default::default()
     };
     let watch = vouch_webhooks::cluster::PolicyWatch::new(client, engine.clone()).with_config(config).spawn();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while *secret_reads.lock().unwrap() < 2 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Every compile reads the secret first, and every read but the first gets a 503: a set put in force
+    // after the first one that held the policy was compiled after a failed read.
+    let first = wait_for("the first compile", || {
+        let set = engine.policies();
+        (!set.policies().is_empty()).then_some(set)
+    })
+    .await;
+    let recompiled = wait_for("a recompile after the 503", || {
+        let set = engine.policies();
+        (!Arc::ptr_eq(&set, &first)).then_some(set)
+    })
+    .await;
     assert!(*secret_reads.lock().unwrap() >= 2, "the resync read the secret again");
-    let names: Vec<String> = engine.policies().policies().iter().map(|p| p.name.clone()).collect();
-    assert_eq!(names, ["prod-signed"], "a failed re-read keeps the key: the policy stays in force");
+    let names: Vec<&str> = recompiled.policies().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["prod-signed"]);
+    let policy = &recompiled.policies()[0];
+    // Without its key the policy would still be in force, as broken (failing everything it matches).
+    assert_eq!(policy.broken, None, "a failed re-read keeps the key: the policy stays in force intact");
+    assert_eq!(policy.authorities.len(), 1);
+    assert!(recompiled.problems().is_empty(), "{:?}", recompiled.problems());
     watch.abort();
 }

@@ -18,7 +18,7 @@ pub use profile::{
     AnnotationRule, AnnotationSource, AttestationRule, ComplianceProfile, ComplianceProfileSpec,
     ComplianceProfileStatus, ModelRule, SbomRule,
 };
-pub use status::{Condition, PolicyCounts, PolicyStatus, TrustRootStatus};
+pub use status::{Condition, PolicyCounts, PolicyStatus, ReplicaCounts, TrustRootStatus};
 pub use trust_root::{TrustRoot, TrustRootSpec};
 
 /// The API group of every vouch resource.

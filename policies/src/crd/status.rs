@@ -1,5 +1,7 @@
 //! Status of the policy resources, written by the cluster integration.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -13,9 +15,11 @@ pub struct PolicyStatus {
     /// `Ready`: True when the policy compiled and is in force; False with every problem in the message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// Evaluation counts since the policy was loaded by this replica.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub counts: Option<PolicyCounts>,
+    /// What each vouch replica counted for this policy, by pod name: per replica and since that replica
+    /// put the policy in force (`since`), never cluster totals. Each replica writes only its own entry; an
+    /// entry not rewritten for a while (`updated`) belongs to a replica that is gone and is removed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replica_counts: BTreeMap<String, ReplicaCounts>,
 }
 
 impl PolicyStatus {
@@ -24,9 +28,24 @@ impl PolicyStatus {
         Self {
             observed_generation: generation,
             conditions: vec![Condition::ready(generation, problems, now)],
-            counts: None,
+            replica_counts: BTreeMap::new(),
         }
     }
+}
+
+/// What one vouch replica counted for a policy: an entry of `status.replicaCounts`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaCounts {
+    /// RFC 3339 time from which this replica counts: when it put this policy in force (at its start, or
+    /// when the policy was created). A restarted replica starts again from 0.
+    pub since: String,
+    /// RFC 3339 time this replica last wrote the entry: whenever its counts change, and at least every few
+    /// minutes while it runs.
+    pub updated: String,
+    /// What this replica counted since `since`.
+    #[serde(flatten)]
+    pub counts: PolicyCounts,
 }
 
 /// Evaluation counts (per requirement result).

@@ -10,13 +10,15 @@
 //! # async fn wire(engine: vouch_policies::Engine) -> Result<(), kube::Error> {
 //! use std::sync::Arc;
 //! use vouch_webhooks::cluster::{
-//!     ClusterContext, ContextCacheConfig, KubeContext, PolicyWatch, StatusConfig, StatusWriter,
+//!     replica_name, ClusterContext, ContextCacheConfig, KubeContext, PolicyWatch, StatusConfig, StatusWriter,
 //! };
 //!
 //! let client = kube::Client::try_default().await?;
 //! let context: Arc<dyn ClusterContext> = Arc::new(KubeContext::new(client.clone(), &ContextCacheConfig::default()));
 //! let (status, status_task) = StatusWriter::spawn(client.clone(), StatusConfig::default());
-//! let watch = PolicyWatch::new(client, engine.clone()).with_counters(status.policy_counters()).spawn();
+//! // Policy status gets this replica's counts under its pod name.
+//! let watch =
+//!     PolicyWatch::new(client, engine.clone()).with_counters(status.policy_counters(), replica_name()).spawn();
 //! // Per request: labels and credentials before evaluating, then hand the result over (never waits).
 //! # let (input, decision): (vouch_policies::AdmissionInput, vouch_policies::Decision) = todo!();
 //! status.submit_admission(&input, &decision);
@@ -40,4 +42,4 @@ pub use status::{
     ObjectRef, PolicyCounters, RetryConfig, StatusConfig, StatusEvent, StatusMetrics, StatusTarget,
     StatusWorker, StatusWriter,
 };
-pub use watch::{spawn_policy_watch, PolicyWatch, WatchConfig};
+pub use watch::{replica_name, spawn_policy_watch, PolicyWatch, WatchConfig};

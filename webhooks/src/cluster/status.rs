@@ -227,7 +227,7 @@ pub struct PolicyCounters {
 }
 
 impl PolicyCounters {
-    fn add(&self, findings: &[Finding]) {
+    pub(crate) fn add(&self, findings: &[Finding]) {
         let Ok(mut map) = self.inner.lock() else { return };
         for f in findings.iter().filter(|f| !f.policy.is_empty()) {
             let c = map.entry((f.policy_namespace.clone(), f.policy.clone())).or_default();
@@ -246,6 +246,13 @@ impl PolicyCounters {
             .ok()
             .and_then(|m| m.get(&(namespace.map(str::to_owned), name.to_owned())).copied())
             .unwrap_or_default()
+    }
+
+    /// Start counting one policy from 0 again (it was deleted, or another object took its name).
+    pub fn forget(&self, namespace: Option<&str>, name: &str) {
+        if let Ok(mut map) = self.inner.lock() {
+            map.remove(&(namespace.map(str::to_owned), name.to_owned()));
+        }
     }
 }
 

@@ -2,8 +2,15 @@
 //! are reflected from
 //! the cluster; whenever their specs change (and on a periodic resync, which also picks up rotated secrets)
 //! they are compiled into a [`PolicySet`] that replaces the engine's, and every resource's status is
-//! brought up to date: `observedGeneration`, a `Ready` condition carrying all compile problems, and
-//! evaluation counts.
+//! brought up to date: `observedGeneration`, a `Ready` condition carrying all compile problems, and, on
+//! policies, this replica's evaluation counts.
+//!
+//! Every replica runs this watch and writes the same conditions, but counts are each replica's own: they
+//! go into `status.replicaCounts.<pod name>`, written with a JSON merge patch that names only that key
+//! (a merge patch leaves the other keys of a map alone), so replicas never overwrite each other's figures.
+//! A replica rewrites its entry when its counts change and at least every [`WatchConfig::counts_heartbeat`];
+//! an entry not rewritten for [`WatchConfig::counts_expiry`] belongs to a replica that is gone, and
+//! whichever replica writes next removes it, guarded by the resourceVersion it judged by.
 //!
 //! Status writes change only `status`, which leaves `metadata.generation` alone; the watch keys its rebuilds
 //! on generations, so its own writes do not make it rebuild.
@@ -11,6 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
@@ -19,8 +27,8 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use vouch_policies::crd::{
-    ClusterSupplyChainPolicy, ComplianceProfile, ComplianceProfileStatus, Condition, PolicyStatus,
-    SupplyChainPolicy, TrustRoot, TrustRootStatus,
+    ClusterSupplyChainPolicy, ComplianceProfile, ComplianceProfileStatus, Condition, PolicyCounts,
+    PolicyStatus, ReplicaCounts, SupplyChainPolicy, TrustRoot, TrustRootStatus,
 };
 use vouch_policies::{Engine, PolicyResources, PolicySet, Secrets};
 
@@ -44,12 +52,47 @@ pub struct WatchConfig {
     pub debounce: Duration,
     /// Recompile and refresh statuses (counts) this often even without changes.
     pub resync: Duration,
+    /// This replica rewrites its entry in a policy's `status.replicaCounts` at least this often (at the
+    /// first resync after it is due), even when its counts did not change: the others see it is alive.
+    pub counts_heartbeat: Duration,
+    /// Other replicas' entries not rewritten for this long (by this replica's clock) are removed: their
+    /// replica is gone. Never less than two heartbeats and a resync, so a live replica's entry does not
+    /// expire between its writes; the margin also absorbs clock differences between nodes.
+    pub counts_expiry: Duration,
 }
 
 impl Default for WatchConfig {
     fn default() -> Self {
-        Self { debounce: Duration::from_millis(250), resync: Duration::from_secs(60) }
+        Self {
+            debounce: Duration::from_millis(250),
+            resync: Duration::from_secs(60),
+            counts_heartbeat: Duration::from_secs(5 * 60),
+            counts_expiry: Duration::from_secs(15 * 60),
+        }
     }
+}
+
+impl WatchConfig {
+    /// [`Self::counts_expiry`], raised to two heartbeats and a resync if it is less.
+    fn effective_expiry(&self) -> Duration {
+        let least = self.counts_heartbeat.saturating_mul(2).saturating_add(self.resync);
+        self.counts_expiry.max(least)
+    }
+}
+
+/// The name this replica's counts go under in policy status: the pod name (`POD_NAME`, which the chart
+/// sets from `metadata.name`; else `HOSTNAME`, which is the pod name in a pod), else the host name.
+pub fn replica_name() -> String {
+    let from_env = |var| std::env::var(var).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    from_env("POD_NAME")
+        .or_else(|| from_env("HOSTNAME"))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "vouch".to_owned())
 }
 
 /// Watches the policy resources and keeps the engine's policies and their statuses current.
@@ -57,7 +100,46 @@ pub struct PolicyWatch {
     client: Client,
     engine: Engine,
     config: WatchConfig,
-    counters: Option<PolicyCounters>,
+    counters: Option<ReplicaCounters>,
+}
+
+/// This replica's evaluation counts and the name they are written under.
+#[derive(Debug, Clone)]
+struct ReplicaCounters {
+    replica: String,
+    counters: PolicyCounters,
+}
+
+/// A policy by namespace (`None`: a cluster policy) and name, as [`PolicyCounters`] keys it.
+type PolicyKey = (Option<String>, String);
+
+/// Since when this replica has had each policy in force, and which object (uid) that was.
+#[derive(Debug, Default)]
+struct InForceSince(BTreeMap<PolicyKey, (Option<String>, String)>);
+
+impl InForceSince {
+    /// When this replica put the policy `key` (object `uid`) in force: `now` the first time it is seen, and
+    /// again (its counts starting from 0) when another object took the name.
+    fn since(&mut self, key: &PolicyKey, uid: Option<&str>, now: &str, counters: &PolicyCounters) -> String {
+        match self.0.get(key) {
+            Some((known, since)) if known.as_deref() == uid => return since.clone(),
+            Some(_) => counters.forget(key.0.as_deref(), &key.1),
+            None => {}
+        }
+        self.0.insert(key.clone(), (uid.map(str::to_owned), now.to_owned()));
+        now.to_owned()
+    }
+
+    /// Forget the policies not in `present`, and their counts.
+    fn retain(&mut self, present: &BTreeSet<PolicyKey>, counters: &PolicyCounters) {
+        self.0.retain(|key, _| {
+            let keep = present.contains(key);
+            if !keep {
+                counters.forget(key.0.as_deref(), &key.1);
+            }
+            keep
+        });
+    }
 }
 
 impl std::fmt::Debug for PolicyWatch {
@@ -94,9 +176,10 @@ impl PolicyWatch {
         self
     }
 
-    /// Write these evaluation counts (from the status writer) into policy status.
-    pub fn with_counters(mut self, counters: PolicyCounters) -> Self {
-        self.counters = Some(counters);
+    /// Write these evaluation counts (from the status writer) into policy status, as this replica's
+    /// (`replica`, unique among the replicas: the pod name, see [`replica_name`]).
+    pub fn with_counters(mut self, counters: PolicyCounters, replica: impl Into<String>) -> Self {
+        self.counters = Some(ReplicaCounters { replica: replica.into(), counters });
         self
     }
 
@@ -151,6 +234,7 @@ impl PolicyWatch {
         let mut synced = [false; 4];
         let mut last: Option<Fingerprint> = None;
         let mut known_secrets = SecretData::new();
+        let mut in_force_since = InForceSince::default();
         let mut resync = tokio::time::interval(self.config.resync.max(Duration::from_secs(1)));
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         resync.tick().await;
@@ -197,14 +281,14 @@ impl PolicyWatch {
             }
             let fingerprint = stores.fingerprint();
             if forced || last.as_ref() != Some(&fingerprint) {
-                self.rebuild(&stores, &mut known_secrets).await;
+                self.rebuild(&stores, &mut known_secrets, &mut in_force_since).await;
                 last = Some(fingerprint);
             }
         }
     }
 
     /// Compile what the stores hold, put it in force, and update statuses.
-    async fn rebuild(&self, stores: &Stores, known_secrets: &mut SecretData) {
+    async fn rebuild(&self, stores: &Stores, known_secrets: &mut SecretData, since: &mut InForceSince) {
         let resources = stores.resources();
         let secrets = self.fetch_secrets(&resources, known_secrets).await;
         let set = PolicySet::compile(resources, &secrets);
@@ -218,9 +302,11 @@ impl PolicyWatch {
         for problem in set.problems() {
             tracing::warn!(%problem, "policy left out");
         }
+        // Taken before the set is in force: what is counted under it is counted since then.
+        let now = Utc::now();
         self.engine.replace_policies(set);
         let set = self.engine.policies();
-        self.write_statuses(stores, &set).await;
+        self.write_statuses(stores, &set, since, now).await;
     }
 
     /// The secrets the resources name. A secret that cannot be read right now (network, server error)
@@ -255,38 +341,41 @@ impl PolicyWatch {
         secrets
     }
 
-    async fn write_statuses(&self, stores: &Stores, set: &PolicySet) {
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    async fn write_statuses(
+        &self,
+        stores: &Stores,
+        set: &PolicySet,
+        since: &mut InForceSince,
+        now_time: DateTime<Utc>,
+    ) {
+        let now = rfc3339(now_time);
+        let mut present = BTreeSet::new();
         for p in stores.clusters.state() {
-            let desired = self.policy_status(
-                set,
-                CLUSTER_POLICY,
-                None,
-                &p.name_any(),
-                p.meta().generation,
-                p.status.as_ref(),
-                &now,
-            );
-            if p.status.as_ref() != Some(&desired) {
+            let name = p.name_any();
+            let key = (None, name.clone());
+            let counts = self.counts_since(since, &key, p.meta().uid.as_deref(), &now);
+            let patch =
+                self.policy_status(set, CLUSTER_POLICY, &key, p.meta(), p.status.as_ref(), counts, now_time);
+            present.insert(key);
+            if let Some(patch) = patch {
                 let api: Api<ClusterSupplyChainPolicy> = Api::all(self.client.clone());
-                patch_status(&api, &p.name_any(), &desired, CLUSTER_POLICY).await;
+                patch_policy_status(&api, &name, patch, CLUSTER_POLICY).await;
             }
         }
         for p in stores.policies.state() {
             let ns = p.namespace().unwrap_or_default();
-            let desired = self.policy_status(
-                set,
-                POLICY,
-                Some(&ns),
-                &p.name_any(),
-                p.meta().generation,
-                p.status.as_ref(),
-                &now,
-            );
-            if p.status.as_ref() != Some(&desired) {
+            let name = p.name_any();
+            let key = (Some(ns.clone()), name.clone());
+            let counts = self.counts_since(since, &key, p.meta().uid.as_deref(), &now);
+            let patch = self.policy_status(set, POLICY, &key, p.meta(), p.status.as_ref(), counts, now_time);
+            present.insert(key);
+            if let Some(patch) = patch {
                 let api: Api<SupplyChainPolicy> = Api::namespaced(self.client.clone(), &ns);
-                patch_status(&api, &p.name_any(), &desired, POLICY).await;
+                patch_policy_status(&api, &name, patch, POLICY).await;
             }
+        }
+        if let Some(c) = &self.counters {
+            since.retain(&present, &c.counters);
         }
         for t in stores.roots.state() {
             let name = t.name_any();
@@ -317,25 +406,138 @@ impl PolicyWatch {
         }
     }
 
+    /// This replica's counts of the policy `key` and since when it has had it in force (`None` without
+    /// counters).
+    fn counts_since(
+        &self,
+        since: &mut InForceSince,
+        key: &PolicyKey,
+        uid: Option<&str>,
+        now: &str,
+    ) -> Option<(String, PolicyCounts)> {
+        let c = self.counters.as_ref()?;
+        let since = since.since(key, uid, now, &c.counters);
+        Some((since, c.counters.get(key.0.as_deref(), &key.1)))
+    }
+
+    /// The status write a policy needs, if any: the `Ready` condition and observed generation, and in
+    /// `replicaCounts` this replica's entry when it changed or is due, and removals of expired entries.
     #[allow(clippy::too_many_arguments)]
     fn policy_status(
         &self,
         set: &PolicySet,
         kind: &str,
-        namespace: Option<&str>,
-        name: &str,
-        generation: Option<i64>,
+        (namespace, name): &PolicyKey,
+        meta: &kube::api::ObjectMeta,
         current: Option<&PolicyStatus>,
-        now: &str,
-    ) -> PolicyStatus {
-        let problems = set.problems_of(kind, namespace, name);
+        counts: Option<(String, PolicyCounts)>,
+        now: DateTime<Utc>,
+    ) -> Option<PolicyStatusPatch> {
+        let problems = set.problems_of(kind, namespace.as_deref(), name);
         let old = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
-        PolicyStatus {
+        let generation = meta.generation;
+        let conditions = vec![keep_transition(Condition::ready(generation, &problems, &rfc3339(now)), old)];
+        let replica_counts = match (&self.counters, counts) {
+            (Some(c), Some((since, counts))) => {
+                let entries = current.map(|s| &s.replica_counts);
+                let mine = ReplicaCounts { since, updated: rfc3339(now), counts };
+                replica_counts_patch(entries.unwrap_or(&BTreeMap::new()), &c.replica, mine, now, &self.config)
+            }
+            _ => BTreeMap::new(),
+        };
+        let unchanged =
+            current.is_some_and(|s| s.observed_generation == generation && s.conditions == conditions);
+        if unchanged && replica_counts.is_empty() {
+            return None;
+        }
+        Some(PolicyStatusPatch {
             observed_generation: generation,
-            conditions: vec![keep_transition(Condition::ready(generation, &problems, now), old)],
-            counts: self.counters.as_ref().map(|c| c.get(namespace, name)),
+            conditions,
+            replica_counts,
+            resource_version: meta.resource_version.clone(),
+        })
+    }
+}
+
+/// The changes to a policy's `status.replicaCounts` (`None`: remove the entry): this replica's entry
+/// `mine` when it is missing, its counts or `since` differ, or it was written a heartbeat or more ago;
+/// removal of other replicas' entries last written longer than the expiry ago (or at an unreadable time).
+fn replica_counts_patch(
+    current: &BTreeMap<String, ReplicaCounts>,
+    replica: &str,
+    mine: ReplicaCounts,
+    now: DateTime<Utc>,
+    config: &WatchConfig,
+) -> BTreeMap<String, Option<ReplicaCounts>> {
+    let age = |entry: &ReplicaCounts| {
+        DateTime::parse_from_rfc3339(&entry.updated)
+            .ok()
+            .map(|t| now.signed_duration_since(t).to_std().unwrap_or(Duration::ZERO))
+    };
+    let mut patch = BTreeMap::new();
+    let due = match current.get(replica) {
+        None => true,
+        Some(entry) => {
+            entry.counts != mine.counts
+                || entry.since != mine.since
+                || age(entry).is_none_or(|a| a >= config.counts_heartbeat)
+        }
+    };
+    if due {
+        patch.insert(replica.to_owned(), Some(mine));
+    }
+    let expiry = config.effective_expiry();
+    for (name, entry) in current {
+        if name != replica && age(entry).is_none_or(|a| a > expiry) {
+            patch.insert(name.clone(), None);
         }
     }
+    patch
+}
+
+/// A merge patch of a policy's status.
+#[derive(Debug, Clone)]
+struct PolicyStatusPatch {
+    observed_generation: Option<i64>,
+    conditions: Vec<Condition>,
+    /// Only the entries written (`Some`) or removed (`None`); the others are left alone.
+    replica_counts: BTreeMap<String, Option<ReplicaCounts>>,
+    /// The resourceVersion of the copy the removals were judged by.
+    resource_version: Option<String>,
+}
+
+impl PolicyStatusPatch {
+    /// Whether the patch removes other replicas' entries.
+    fn removes(&self) -> bool {
+        self.replica_counts.values().any(Option::is_none)
+    }
+
+    /// The patch without its removals.
+    fn without_removals(mut self) -> Self {
+        self.replica_counts.retain(|_, entry| entry.is_some());
+        self
+    }
+
+    /// The merge patch; one that removes entries is guarded by the resourceVersion they were judged by (a
+    /// replica that wrote since is alive and keeps its entry).
+    fn to_json(&self) -> serde_json::Value {
+        let mut status = json!({ "conditions": self.conditions });
+        if let Some(generation) = self.observed_generation {
+            status["observedGeneration"] = json!(generation);
+        }
+        if !self.replica_counts.is_empty() {
+            status["replicaCounts"] = json!(self.replica_counts);
+        }
+        let mut patch = json!({ "status": status });
+        if self.removes() {
+            patch["metadata"] = json!({ "resourceVersion": self.resource_version });
+        }
+        patch
+    }
+}
+
+fn rfc3339(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Keep the previous transition time while the condition's status is unchanged (API conventions).
@@ -344,6 +546,31 @@ fn keep_transition(mut condition: Condition, old: &[Condition]) -> Condition {
         condition.last_transition_time = prev.last_transition_time.clone();
     }
     condition
+}
+
+/// Write a policy's status. When removals of expired entries meet a conflict, the copy they were judged by
+/// is out of date (that replica may have written since): this replica's own entry is written without them,
+/// and the next resync judges again.
+async fn patch_policy_status<K>(api: &Api<K>, name: &str, patch: PolicyStatusPatch, kind: &str)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = PatchParams::default();
+    match api.patch_status(name, &params, &Patch::Merge(patch.to_json())).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 && patch.removes() => {
+            tracing::debug!(
+                kind,
+                name,
+                "policy status changed since it was read; expired entries are kept for now"
+            );
+            let patch = patch.without_removals();
+            if let Err(e) = api.patch_status(name, &params, &Patch::Merge(patch.to_json())).await {
+                tracing::warn!(kind, name, error = %e, "cannot write status");
+            }
+        }
+        Err(e) => tracing::warn!(kind, name, error = %e, "cannot write status"),
+    }
 }
 
 async fn patch_status<K>(api: &Api<K>, name: &str, status: &impl serde::Serialize, kind: &str)
@@ -411,4 +638,140 @@ where
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 {
     stream.map(move |r| r.map(|e| (which, matches!(e, watcher::Event::InitDone)))).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: &str = "2026-01-01T12:00:00Z";
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(NOW).unwrap().with_timezone(&Utc)
+    }
+
+    fn minutes_ago(minutes: i64) -> String {
+        rfc3339(now() - chrono::Duration::minutes(minutes))
+    }
+
+    fn entry(updated: String, passed: u64) -> ReplicaCounts {
+        ReplicaCounts {
+            since: "2026-01-01T00:00:00Z".into(),
+            updated,
+            counts: PolicyCounts { passed, failed: 0, errors: 0 },
+        }
+    }
+
+    /// Resync every minute, heartbeat every 5 minutes, expiry after 15.
+    fn config() -> WatchConfig {
+        WatchConfig::default()
+    }
+
+    #[test]
+    fn own_entry_is_written_when_missing_changed_or_due_for_a_heartbeat() {
+        let mine = entry(NOW.into(), 3);
+        let written = |current: BTreeMap<String, ReplicaCounts>| {
+            replica_counts_patch(&current, "a", mine.clone(), now(), &config())
+        };
+        let only_mine = BTreeMap::from([("a".to_owned(), Some(mine.clone()))]);
+        assert_eq!(written(BTreeMap::new()), only_mine, "missing");
+        assert_eq!(
+            written(BTreeMap::from([("a".into(), entry(minutes_ago(1), 2))])),
+            only_mine,
+            "counts changed"
+        );
+        let mut restarted = entry(minutes_ago(1), 3);
+        restarted.since = "2025-12-31T00:00:00Z".into();
+        assert_eq!(written(BTreeMap::from([("a".into(), restarted)])), only_mine, "since changed");
+        assert_eq!(
+            written(BTreeMap::from([("a".into(), entry(minutes_ago(5), 3))])),
+            only_mine,
+            "heartbeat due"
+        );
+        assert!(written(BTreeMap::from([("a".into(), entry(minutes_ago(4), 3))])).is_empty(), "up to date");
+    }
+
+    #[test]
+    fn other_replicas_entries_are_removed_only_once_expired() {
+        let current = BTreeMap::from([
+            ("a".to_owned(), entry(minutes_ago(1), 3)),
+            ("fresh".to_owned(), entry(minutes_ago(14), 1)),
+            ("ahead".to_owned(), entry(rfc3339(now() + chrono::Duration::minutes(2)), 1)),
+            ("expired".to_owned(), entry(minutes_ago(16), 1)),
+            ("garbled".to_owned(), entry("yesterday".into(), 1)),
+        ]);
+        let patch = replica_counts_patch(&current, "a", entry(NOW.into(), 3), now(), &config());
+        let removed: Vec<&str> =
+            patch.iter().filter(|(_, e)| e.is_none()).map(|(name, _)| name.as_str()).collect();
+        assert_eq!(removed, ["expired", "garbled"]);
+        assert!(!patch.contains_key("a"), "its own entry was up to date");
+        assert!(!patch.contains_key("fresh") && !patch.contains_key("ahead"), "left alone");
+    }
+
+    #[test]
+    fn expiry_is_at_least_two_heartbeats_and_a_resync() {
+        let config = WatchConfig { counts_expiry: Duration::from_secs(1), ..config() };
+        assert_eq!(config.effective_expiry(), Duration::from_secs(11 * 60));
+        assert_eq!(WatchConfig::default().effective_expiry(), Duration::from_secs(15 * 60));
+    }
+
+    #[test]
+    fn a_status_patch_that_removes_entries_is_guarded_by_the_resource_version() {
+        let patch = PolicyStatusPatch {
+            observed_generation: Some(2),
+            conditions: vec![Condition::ready(Some(2), &[], NOW)],
+            replica_counts: BTreeMap::from([
+                ("a".to_owned(), Some(entry(NOW.into(), 3))),
+                ("gone".to_owned(), None),
+            ]),
+            resource_version: Some("41".into()),
+        };
+        let json = patch.to_json();
+        assert_eq!(json["metadata"]["resourceVersion"], "41");
+        assert_eq!(json["status"]["replicaCounts"]["gone"], serde_json::Value::Null);
+        assert_eq!(json["status"]["replicaCounts"]["a"]["passed"], 3);
+        assert_eq!(json["status"]["observedGeneration"], 2);
+        let json = patch.without_removals().to_json();
+        assert!(json.get("metadata").is_none(), "{json}");
+        assert!(json["status"]["replicaCounts"].get("gone").is_none(), "{json}");
+    }
+
+    fn pass_of(policy: &str) -> vouch_policies::Finding {
+        vouch_policies::Finding {
+            policy: policy.into(),
+            policy_namespace: None,
+            mode: vouch_policies::crd::Mode::Enforce,
+            requirement: "signature".into(),
+            artifact: vouch_policies::ArtifactLocation {
+                kind: vouch_policies::ArtifactKind::Container,
+                name: "app".into(),
+                pointer: "/spec/containers/0/image".into(),
+            },
+            reference: "r/a:1".into(),
+            digest: None,
+            result: vouch_policies::FindingResult::Pass,
+            reason: "signed".into(),
+            signer: None,
+            rekor_log_index: None,
+            sbom_digest: None,
+        }
+    }
+
+    #[test]
+    fn a_new_object_under_a_known_name_counts_from_zero_again() {
+        let counters = PolicyCounters::default();
+        let passed = |c: &PolicyCounters| c.get(None, "p").passed;
+        let mut since = InForceSince::default();
+        let key = (None, "p".to_owned());
+        assert_eq!(since.since(&key, Some("u1"), "t1", &counters), "t1");
+        counters.add(&[pass_of("p"), pass_of("p")]);
+        assert_eq!(since.since(&key, Some("u1"), "t2", &counters), "t1", "the same object keeps its time");
+        assert_eq!(passed(&counters), 2, "and its counts");
+        assert_eq!(since.since(&key, Some("u2"), "t3", &counters), "t3", "recreated");
+        assert_eq!(passed(&counters), 0, "recreated: counted from 0");
+        counters.add(&[pass_of("p")]);
+        since.retain(&BTreeSet::new(), &counters);
+        assert_eq!(passed(&counters), 0, "deleted: forgotten");
+        assert_eq!(since.since(&key, Some("u2"), "t4", &counters), "t4", "deleted, then seen again");
+    }
 }

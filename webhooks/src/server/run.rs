@@ -22,7 +22,8 @@ use super::tls::{self, ReloadingCert, TlsError};
 use super::StatusSink;
 use super::{health_router, router, serve_https, AppState};
 use crate::cluster::{
-    ClusterContext, ContextCacheConfig, KubeContext, NoCluster, PolicyWatch, StatusConfig, StatusWriter,
+    replica_name, ClusterContext, ContextCacheConfig, KubeContext, NoCluster, PolicyWatch, StatusConfig,
+    StatusWriter,
 };
 
 /// Time the status writer gets to flush after the server stopped.
@@ -331,7 +332,9 @@ impl Server {
             let (status, status_task) = StatusWriter::spawn(client.clone(), StatusConfig::default());
             // Policies from files or a bundle win; otherwise the cluster's policies are watched into the engine.
             let watch = (config.policy_dir.is_none() && bundle.is_none()).then(|| {
-                PolicyWatch::new(client, engine.clone()).with_counters(status.policy_counters()).spawn()
+                PolicyWatch::new(client, engine.clone())
+                    .with_counters(status.policy_counters(), replica_name())
+                    .spawn()
             });
             metrics = Metrics::with_extra(|r| {
                 status.metrics().register(r);
