@@ -201,13 +201,33 @@ fn tampering_with_any_part_is_detected() {
     e.inclusion_proof.as_mut().unwrap().log_index += 1;
     assert!(matches!(case.verify_entry(&e), Err(TlogError::BadInclusionProof(_))));
 
-    // A root hash changed consistently in proof and checkpoint text breaks the checkpoint signature.
+    // A root hash changed consistently in proof and checkpoint text: the audit path no longer leads to it.
     let mut e = case.entry.clone();
     let p = e.inclusion_proof.as_mut().unwrap();
     let old_root = entry::b64_encode(&p.root_hash);
     p.root_hash[0] ^= 1;
     p.checkpoint = p.checkpoint.replace(&old_root, &entry::b64_encode(&p.root_hash));
-    assert!(case.verify_entry(&e).is_err());
+    let r = case.verify_entry(&e);
+    assert!(matches!(r, Err(TlogError::BadInclusionProof(_))), "{r:?}");
+
+    // An audit path rewritten with the root it leads to, in proof and checkpoint text alike: all that
+    // still holds it back is the log's signature on the checkpoint.
+    let mut e = case.entry.clone();
+    let p = e.inclusion_proof.as_mut().unwrap();
+    let old_root = entry::b64_encode(&p.root_hash);
+    p.hashes[3][5] ^= 0x80;
+    let leaf = leaf_hash(&e.canonicalized_body);
+    let new_root = root_from_inclusion_proof(
+        &leaf,
+        u64::try_from(p.log_index).unwrap(),
+        u64::try_from(p.tree_size).unwrap(),
+        &p.hashes,
+    )
+    .unwrap();
+    p.root_hash = new_root.to_vec();
+    p.checkpoint = p.checkpoint.replace(&old_root, &entry::b64_encode(&new_root));
+    let r = case.verify_entry(&e);
+    assert!(matches!(r, Err(TlogError::BadCheckpointSignature { .. })), "{r:?}");
 
     // Flip one byte of the checkpoint signature.
     let mut e = case.entry.clone();
@@ -220,16 +240,28 @@ fn tampering_with_any_part_is_detected() {
     p.checkpoint = format!("{text}\n\u{2014} {name} {}\n", entry::b64_encode(&blob));
     assert!(matches!(case.verify_entry(&e), Err(TlogError::BadCheckpointSignature { .. })));
 
-    // A checkpoint for another tree size than the proof's.
+    // A checkpoint that is no signed note (an origin and a size, no root hash, no signature). A
+    // well-signed checkpoint for another tree is in synthetic_tests (CheckpointMismatch).
     let mut e = case.entry.clone();
     e.inclusion_proof.as_mut().unwrap().checkpoint = "other\n1\n".to_owned();
-    assert!(case.verify_entry(&e).is_err());
+    let r = case.verify_entry(&e);
+    assert!(matches!(r, Err(TlogError::MalformedCheckpoint(_))), "{r:?}");
 
-    // Change the body: everything signed over it breaks, and so does the commitment check.
+    // Change what the body records: the commitment check catches it first.
     let mut e = case.entry.clone();
     let body = String::from_utf8(e.canonicalized_body.clone()).unwrap();
+    assert!(body.contains("a0cfc71271d6e278"));
     e.canonicalized_body = body.replace("a0cfc71271d6e278", "a0cfc71271d6e279").into_bytes();
-    assert!(case.verify_entry(&e).is_err());
+    let r = case.verify_entry(&e);
+    assert!(matches!(r, Err(TlogError::BodyMismatch(_))), "{r:?}");
+    // Change the body's bytes but not what it records: everything signed over it breaks (the SET first).
+    let mut e = case.entry.clone();
+    e.canonicalized_body.push(b'\n');
+    let r = case.verify_entry(&e);
+    assert!(matches!(r, Err(TlogError::BadSet { .. })), "{r:?}");
+    e.inclusion_promise = None;
+    let r = case.verify_entry(&e);
+    assert!(matches!(r, Err(TlogError::BadInclusionProof(_))), "{r:?}");
 
     // Unknown log.
     let mut e = case.entry.clone();
@@ -344,7 +376,8 @@ fn verify_set_serves_cosign_bundle_annotations() {
         verify_set(set, b"{}", e.integrated_time, e.log_index, &e.log_id, &case.root),
         Err(TlogError::BadSet { .. })
     ));
-    assert!(verify_set(set, &e.canonicalized_body, e.integrated_time, -1, &e.log_id, &case.root).is_err());
+    let r = verify_set(set, &e.canonicalized_body, e.integrated_time, -1, &e.log_id, &case.root);
+    assert!(matches!(&r, Err(TlogError::Malformed(m)) if m.contains("logIndex is negative")), "{r:?}");
 }
 
 #[test]
