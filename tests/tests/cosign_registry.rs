@@ -351,13 +351,9 @@ async fn slsa_provenance_attestation_is_exposed_to_the_caller() {
 #[tokio::test]
 async fn sbom_is_found_as_attestation_as_sbom_tag_and_as_referrer() {
     let env = Env::start().await;
+    // The test material is required (testdata() fails without it); a file missing from it fails too.
     let path = testdata().join("sbom/rust-rustdemo.cdx15.json");
-    if !path.exists() {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "testdata missing at {}", path.display());
-        eprintln!("skipping: {} missing", path.display());
-        return;
-    }
-    let sbom = std::fs::read(&path).unwrap();
+    let sbom = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let key = SigningKey::generate();
     let authority = Authority::Key(key.public_key());
 
@@ -428,7 +424,7 @@ async fn cosign_v3_bundle_referrer_is_found_through_the_tag_schema_fallback() {
         },
         content: BundleContent::Dsse(env_dsse),
     };
-    cosign::push_bundle_referrer(env.client(), &img, &bundle).await.unwrap();
+    let referrer = cosign::push_bundle_referrer(env.client(), &img, &bundle).await.unwrap();
 
     let authority = Authority::Key(key.public_key());
     let facts = env
@@ -445,9 +441,52 @@ async fn cosign_v3_bundle_referrer_is_found_through_the_tag_schema_fallback() {
         "{}",
         env.registry.access_log()
     );
-    // The same bundle does not verify another image.
-    let other = env.push_image("bundled", "v2").await;
-    assert!(!env.verify(&other, &authority, &Requirement::Signature).await.is_verified());
+
+    // The same bundle does not verify another image, attached there the two ways an attacker who can push
+    // would, and each rejection names the digest binding (never "nothing found").
+    let img_digest = img.digest().unwrap();
+    let referrers_tag = |r: &ArtifactRef| r.with_tag(&r.digest().unwrap().cosign_tag_stem()).unwrap();
+    // 1. The first image's referrers tag index copied to the second's: it names the unchanged referrer
+    //    manifest, whose subject is the first image.
+    let copied_index = env.push_image("bundled", "v2").await;
+    let index = env.client().fetch_manifest(&referrers_tag(&img)).await.unwrap();
+    env.client().push_manifest(&referrers_tag(&copied_index), &index.bytes, &index.media_type).await.unwrap();
+    let r = rejection(&env.verify(&copied_index, &authority, &Requirement::Signature).await);
+    assert!(
+        r.starts_with(&format!(
+            "the only candidate failed: referrer {referrer}: unexpected referrer manifest: its subject is \
+             {img_digest}, not this artifact"
+        )),
+        "{r}"
+    );
+    // 2. The bundle re-attached in a new referrer manifest whose subject is the second image: the manifest
+    //    binds it there, the bundle's signed statement still names the first image.
+    let reattached = env.push_image("bundled", "v3").await;
+    let original = env.client().fetch_manifest(&img.with_digest(referrer.clone())).await.unwrap();
+    let mut forged: serde_json::Value = serde_json::from_slice(&original.bytes).unwrap();
+    let target = env.client().fetch_manifest(&reattached).await.unwrap();
+    forged["subject"]["digest"] = reattached.digest().unwrap().to_string().into();
+    forged["subject"]["size"] = target.bytes.len().into();
+    let forged = serde_json::to_vec(&forged).unwrap();
+    let forged_digest = env
+        .client()
+        .push_referrer(&reattached, &forged, OCI_MANIFEST, cosign::BUNDLE_ARTIFACT_TYPE)
+        .await
+        .unwrap();
+    let r = rejection(&env.verify(&reattached, &authority, &Requirement::Signature).await);
+    assert!(
+        r.starts_with(&format!("the only candidate failed: referrer {forged_digest}: ")),
+        "one candidate, the forged referrer: {r}"
+    );
+    assert!(
+        r.contains(&format!(
+            "in-toto statement does not cover {}; its subjects are: {:?} (sha256:{})",
+            reattached.digest().unwrap(),
+            img.repository_name(),
+            img_digest.hex()
+        )),
+        "{r}"
+    );
 }
 
 #[tokio::test]

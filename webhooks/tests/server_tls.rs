@@ -35,8 +35,9 @@ fn config(volume: &SecretVolume, policy_dir: &std::path::Path) -> ServeConfig {
 
 /// With `--client-ca`, only a caller presenting a client certificate from that CA gets an answer: no
 /// certificate, another CA's client certificate, or a serving certificate as a client one fail the TLS
-/// handshake (nothing is evaluated, nothing written); the health port is not affected. A rotated bundle
-/// is picked up, and a garbage one keeps the CAs in force.
+/// handshake (nothing is evaluated, nothing written), and each is counted under its reason in
+/// `vouch_tls_handshake_failures_total`; the health port is not affected. A rotated bundle is picked up,
+/// and a garbage one keeps the CAs in force.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_ca_admits_only_the_api_servers_certificate() {
     let serving_ca = DevCa::new("vouch-serving-ca").unwrap();
@@ -81,7 +82,27 @@ async fn client_ca_admits_only_the_api_servers_certificate() {
         &server_as_client.key_pem,
     );
     assert!(refused(wrong_usage).await.is_err(), "a serving certificate used as a client certificate");
+    // A caller that does not trust vouch's serving certificate (a wrong caBundle) turns it down itself.
+    let distrustful =
+        TlsClient::with_client_cert(other_ca.cert_der(), https, &apiserver.cert_pem, &apiserver.key_pem);
+    assert!(distrustful.connect().await.is_err(), "a caller that does not trust the serving certificate");
     assert_eq!(http_get(health, "/readyz").await.unwrap().0, 200, "the health port asks for nothing");
+    // Each refusal is counted under its reason (and logged at warn, rate-limited: server/handshake.rs).
+    let counted = [
+        r#"vouch_tls_handshake_failures_total{reason="no_client_certificate"} 1"#,
+        r#"vouch_tls_handshake_failures_total{reason="untrusted_client_certificate"} 2"#,
+        r#"vouch_tls_handshake_failures_total{reason="server_certificate_rejected"} 1"#,
+        r#"vouch_tls_handshake_failures_total{reason="other"} 0"#,
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = http_get(health, "/metrics").await.unwrap().1;
+        if counted.iter().all(|line| metrics.contains(line)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "expected {counted:#?} in:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // A garbage bundle is refused (counted), the CAs in force stay; then a rotation to the other CA.
     std::fs::write(&ca_file, "garbage").unwrap();
@@ -221,7 +242,9 @@ async fn slow_server(
             shutdown.await;
             *s2.lock().unwrap() = Some(Instant::now());
         };
-        vouch_webhooks::server::serve_https(listener, config, app, serving, shutdown, grace).await;
+        let handshakes = Arc::default();
+        vouch_webhooks::server::serve_https(listener, config, app, serving, handshakes, shutdown, grace)
+            .await;
         let t = started.lock().unwrap().unwrap();
         t.elapsed()
     });

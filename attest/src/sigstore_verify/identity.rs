@@ -241,7 +241,7 @@ mod tests {
     use super::*;
     use crate::keys::SigningKey;
     use crate::sigstore_verify::bundle::Bundle;
-    use crate::sigstore_verify::testutil::{case, TestCa};
+    use crate::sigstore_verify::testutil::{conformance, TestCa};
 
     const WF: &str = "https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main";
     const GH: &str = "https://token.actions.githubusercontent.com";
@@ -257,7 +257,8 @@ mod tests {
         let got = id();
         assert_eq!(got.subjects, vec![WF.to_owned()]);
         assert_eq!(got.issuer, GH);
-        let Some(dir) = case("happy-path-v0.3") else { return };
+        let Some(suite) = conformance() else { return };
+        let dir = suite.case("happy-path-v0.3");
         let bundle = Bundle::from_json(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
         let der = bundle.verification_material.signer.leaf_certificate().unwrap();
         let cert = Certificate::from_der(der).unwrap();

@@ -523,16 +523,16 @@ fn verify_content(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sigstore_verify::testutil::{case, testdata};
+    use crate::sigstore_verify::testutil::{conformance, testdata, Conformance};
 
     const ID: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
     const GH: &str = "https://token.actions.githubusercontent.com";
 
-    fn load(name: &str) -> Option<(Bundle, Vec<u8>)> {
-        let dir = case(name)?;
+    fn load(suite: &Conformance, name: &str) -> (Bundle, Vec<u8>) {
+        let dir = suite.case(name);
         let bundle = Bundle::from_json(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
-        let artifact = std::fs::read(dir.join("../a.txt")).unwrap();
-        Some((bundle, artifact))
+        let artifact = std::fs::read(suite.dir().join("a.txt")).unwrap();
+        (bundle, artifact)
     }
 
     fn public_good() -> Verifier {
@@ -541,9 +541,8 @@ mod tests {
 
     #[test]
     fn keyless_happy_path_reports_signer_and_time() {
-        let Some((bundle, artifact)) = load("happy-path-v0.3") else {
-            return;
-        };
+        let Some(suite) = conformance() else { return };
+        let (bundle, artifact) = load(&suite, "happy-path-v0.3");
         let v = public_good();
         let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
         let got = v.verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap();
@@ -561,9 +560,8 @@ mod tests {
 
     #[test]
     fn wrong_identity_issuer_or_regex_is_an_identity_error() {
-        let Some((bundle, artifact)) = load("happy-path-v0.3") else {
-            return;
-        };
+        let Some(suite) = conformance() else { return };
+        let (bundle, artifact) = load(&suite, "happy-path-v0.3");
         let v = public_good();
         let check = |id: CertificateIdentity| {
             v.verify(&bundle, Artifact::Bytes(&artifact), &VerificationPolicy::keyless(vec![id]))
@@ -590,9 +588,8 @@ mod tests {
 
     #[test]
     fn artifact_must_be_the_signed_one() {
-        let Some((bundle, _)) = load("happy-path-v0.3") else {
-            return;
-        };
+        let Some(suite) = conformance() else { return };
+        let (bundle, _) = load(&suite, "happy-path-v0.3");
         let v = public_good();
         let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
         let err = v.verify(&bundle, Artifact::Bytes(b"other"), &policy).unwrap_err();
@@ -610,9 +607,8 @@ mod tests {
 
     #[test]
     fn signing_time_in_the_future_and_threshold_and_policy_rules() {
-        let Some((bundle, artifact)) = load("happy-path-v0.3") else {
-            return;
-        };
+        let Some(suite) = conformance() else { return };
+        let (bundle, artifact) = load(&suite, "happy-path-v0.3");
         let v = public_good();
         let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
         let before = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
@@ -650,9 +646,8 @@ mod tests {
 
     #[test]
     fn certificate_must_chain_to_the_trust_root() {
-        let Some((bundle, artifact)) = load("happy-path-v0.3") else {
-            return;
-        };
+        let Some(suite) = conformance() else { return };
+        let (bundle, artifact) = load(&suite, "happy-path-v0.3");
         let mut root = TrustRoot::public_good().unwrap();
         root.certificate_authorities.clear();
         let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
@@ -694,21 +689,19 @@ mod tests {
         ));
     }
 
-    fn load_with_root(name: &str) -> Option<(Bundle, Vec<u8>, TrustRoot)> {
-        let dir = case(name)?;
+    fn load_with_root(suite: &Conformance, name: &str) -> (Bundle, Vec<u8>, TrustRoot) {
+        let dir = suite.case(name);
         let bundle = Bundle::from_json(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
         let artifact_path =
-            if dir.join("artifact").is_file() { dir.join("artifact") } else { dir.join("../a.txt") };
+            if dir.join("artifact").is_file() { dir.join("artifact") } else { suite.dir().join("a.txt") };
         let root = TrustRoot::from_json(&std::fs::read(dir.join("trusted_root.json")).unwrap()).unwrap();
-        Some((bundle, std::fs::read(artifact_path).unwrap(), root))
+        (bundle, std::fs::read(artifact_path).unwrap(), root)
     }
 
     #[test]
     fn rekor_v2_log_key_must_be_valid_at_the_timestamp() {
-        let Some((bundle, artifact, mut root)) = load_with_root("rekor2-timestamp-without-embedded-cert")
-        else {
-            return;
-        };
+        let Some(suite) = conformance() else { return };
+        let (bundle, artifact, mut root) = load_with_root(&suite, "rekor2-timestamp-without-embedded-cert");
         let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
         let got = Verifier::new(root.clone()).verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap();
         assert!(got.tlog_entries[0].rekor_v2);
@@ -722,16 +715,15 @@ mod tests {
         // Without its timestamp a Rekor v2 entry gives no signing time.
         let mut no_ts = bundle.clone();
         no_ts.verification_material.timestamps.clear();
-        let (_, _, root) = load_with_root("rekor2-timestamp-without-embedded-cert").unwrap();
+        let (_, _, root) = load_with_root(&suite, "rekor2-timestamp-without-embedded-cert");
         let err = Verifier::new(root).verify(&no_ts, Artifact::Bytes(&artifact), &policy).unwrap_err();
         assert!(matches!(err, VerifyError::Time(_)), "{err}");
     }
 
     #[test]
     fn sct_check_is_what_rejects_an_unknown_ct_log() {
-        let Some((bundle, artifact, root)) = load_with_root("invalid-ct-key_fail") else {
-            return;
-        };
+        let Some(suite) = conformance() else { return };
+        let (bundle, artifact, root) = load_with_root(&suite, "invalid-ct-key_fail");
         let mut policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
         let v = Verifier::new(root);
         assert!(matches!(v.verify(&bundle, Artifact::Bytes(&artifact), &policy), Err(VerifyError::Sct(_))));
@@ -741,9 +733,8 @@ mod tests {
 
     #[test]
     fn dsse_statement_must_name_the_artifact() {
-        let Some((bundle, artifact, root)) = load_with_root("intoto-with-custom-trust-root") else {
-            return;
-        };
+        let Some(suite) = conformance() else { return };
+        let (bundle, artifact, root) = load_with_root(&suite, "intoto-with-custom-trust-root");
         let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
         let v = Verifier::new(root);
         let got = v.verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap();

@@ -1,6 +1,6 @@
 //! Test helpers: hand-built X.509 certificates and the shared test data directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -27,9 +27,28 @@ pub fn testdata() -> Option<PathBuf> {
     crate::testdata::locate().unwrap()
 }
 
-/// A bundle-verify case directory.
-pub fn case(name: &str) -> Option<PathBuf> {
-    testdata().map(|d| d.join("sigstore-conformance/bundle-verify").join(name))
+/// The Sigstore conformance `bundle-verify` cases, or `None` (outside CI) when the test material is absent.
+/// A test asks once, before its first case, and skips whole; a case missing from material that is present
+/// fails the test ([`Conformance::case`]), so no loop over cases can end early unnoticed.
+pub fn conformance() -> Option<Conformance> {
+    testdata().map(|d| Conformance(d.join("sigstore-conformance/bundle-verify")))
+}
+
+/// The `bundle-verify` directory of present test material.
+pub struct Conformance(PathBuf);
+
+impl Conformance {
+    /// The directory of case `name`; panics, naming it, when the case is missing.
+    pub fn case(&self, name: &str) -> PathBuf {
+        let dir = self.0.join(name);
+        assert!(dir.is_dir(), "conformance case {name} missing from {}", self.0.display());
+        dir
+    }
+
+    /// The `bundle-verify` directory itself (`a.txt`, the default artifact, lives there).
+    pub fn dir(&self) -> &Path {
+        &self.0
+    }
 }
 
 /// Seconds since the epoch as a chrono time.

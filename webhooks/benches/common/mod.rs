@@ -150,6 +150,7 @@ pub async fn bare_server(ca: &DevCa, dir: &Path) -> (SocketAddr, tokio::sync::on
         config,
         app,
         Arc::new(AtomicBool::new(false)),
+        Arc::default(),
         async {
             let _ = stopped.await;
         },

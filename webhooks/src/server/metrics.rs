@@ -17,6 +17,7 @@ use prometheus_client::registry::Registry;
 use vouch_attest::verify::ArtifactVerifier;
 
 use super::client_ca::ReloadingClientCa;
+use super::handshake::{HandshakeFailure, HandshakeFailures};
 use super::tls::ReloadingCert;
 
 /// The content type of [`Metrics::encode`]'s output.
@@ -66,12 +67,20 @@ pub struct FailureLabels {
     pub kind: &'static str,
 }
 
+/// Labels of `vouch_tls_handshake_failures_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct HandshakeLabels {
+    /// no_client_certificate, untrusted_client_certificate, server_certificate_rejected or other.
+    pub reason: &'static str,
+}
+
 /// Where scrape-time counters come from; attached once the server has built them.
 #[derive(Debug, Default)]
 struct Sources {
     verifier: OnceLock<ArtifactVerifier>,
     cert: OnceLock<Arc<ReloadingCert>>,
     client_ca: OnceLock<Arc<ReloadingClientCa>>,
+    handshakes: Arc<HandshakeFailures>,
 }
 
 fn const_counter(
@@ -156,6 +165,17 @@ impl Collector for Sources {
                 c.reload_errors(),
             )?;
         }
+        // Every reason, zeros included, so that rate() and alerts see a series from the start.
+        let mut family = encoder.encode_descriptor(
+            "vouch_tls_handshake_failures",
+            "TLS handshakes on the webhook port that did not complete, by reason.",
+            None,
+            MetricType::Counter,
+        )?;
+        for reason in HandshakeFailure::ALL {
+            let labels = HandshakeLabels { reason: reason.as_str() };
+            ConstCounter::new(self.handshakes.count(reason)).encode(family.encode_family(&labels)?)?;
+        }
         if let Some(c) = self.client_ca.get() {
             const_counter(
                 &mut encoder,
@@ -238,6 +258,11 @@ impl Metrics {
     /// Read the client CA bundle's reload counters at scrape time (`--client-ca`).
     pub fn attach_client_ca(&self, client_ca: Arc<ReloadingClientCa>) {
         let _ = self.sources.client_ca.set(client_ca);
+    }
+
+    /// Where the TLS accept loop counts failed handshakes (`vouch_tls_handshake_failures_total`).
+    pub fn handshake_failures(&self) -> Arc<HandshakeFailures> {
+        Arc::clone(&self.sources.handshakes)
     }
 
     /// Count one admission review (static labels: nothing is allocated per request).
@@ -324,6 +349,27 @@ mod tests {
         assert!(text.contains(r#"vouch_registry_failures_total{kind="unreachable"} 1"#), "{text}");
         assert!(text.contains(r#"vouch_registry_failures_total{kind="timeout"} 0"#), "{text}");
         assert!(text.contains("vouch_registry_errors_total 1"), "{text}");
+    }
+
+    #[test]
+    fn handshake_failures_are_listed_by_reason_zeros_included() {
+        let m = Metrics::new();
+        let peer = "192.0.2.1:1234".parse().unwrap();
+        m.handshake_failures().record(
+            peer,
+            HandshakeFailure::NoClientCertificate,
+            &"peer sent no certificates",
+        );
+        let text = m.encode();
+        for (reason, n) in [
+            ("no_client_certificate", 1),
+            ("untrusted_client_certificate", 0),
+            ("server_certificate_rejected", 0),
+            ("other", 0),
+        ] {
+            let line = format!(r#"vouch_tls_handshake_failures_total{{reason="{reason}"}} {n}"#);
+            assert!(text.contains(&line), "{line} in {text}");
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! - [`router`]: POST /validate and /mutate (AdmissionReview v1), testable with `tower::ServiceExt::oneshot`;
 //! - [`health_router`]: /healthz, /readyz and /metrics, served on a separate plain-HTTP port;
-//! - [`serve_https`]: the TLS accept loop (rustls, reloaded certificate) with a graceful drain;
+//! - [`serve_https`]: the TLS accept loop (rustls, reloaded certificate) with a graceful drain; failed
+//!   handshakes counted and logged by reason ([`handshake`]);
 //! - [`reload`]: `--policy-dir` and `--trusted-root` reloaded while serving, the last good kept;
 //! - [`run`]: everything wired from a validated [`config::ServeConfig`].
 //!
@@ -13,6 +14,7 @@ pub mod admission;
 pub mod client_ca;
 pub mod config;
 pub mod dev_pki;
+pub mod handshake;
 pub mod metrics;
 pub mod reload;
 pub mod run;
@@ -327,12 +329,14 @@ async fn admit(state: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRej
 }
 
 /// Serve `app` over TLS on `listener` until `shutdown` completes, then stop accepting and give open
-/// connections `grace` to finish their requests. `serving` is set while connections are accepted.
+/// connections `grace` to finish their requests. `serving` is set while connections are accepted; a
+/// handshake that fails is counted and logged in `handshakes`.
 pub async fn serve_https(
     listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
     serving: Arc<AtomicBool>,
+    handshakes: Arc<handshake::HandshakeFailures>,
     shutdown: impl std::future::Future<Output = ()>,
     grace: Duration,
 ) {
@@ -362,15 +366,17 @@ pub async fn serve_https(
         let service = TowerToHyperService::new(app.clone());
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let handshakes = Arc::clone(&handshakes);
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    handshakes.record(peer, handshake::HandshakeFailure::classify(&e), &e);
                     return;
                 }
                 Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
+                    let e = format!("not completed within {} s", HANDSHAKE_TIMEOUT.as_secs());
+                    handshakes.record(peer, handshake::HandshakeFailure::Other, &e);
                     return;
                 }
             };

@@ -417,7 +417,8 @@ impl Server {
             "serving"
         );
         let serving = Arc::clone(&state.serving);
-        serve_https(https, tls, router(state), serving, shutdown, config.shutdown_grace).await;
+        let handshakes = state.metrics.handshake_failures();
+        serve_https(https, tls, router(state), serving, handshakes, shutdown, config.shutdown_grace).await;
         watch.abort();
         if let Some(w) = client_ca_watch {
             w.abort();

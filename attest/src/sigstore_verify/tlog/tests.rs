@@ -1,15 +1,9 @@
 //! Tests on real entries from the Sigstore conformance suite, and on tampered copies of them.
 
-use std::path::PathBuf;
-
 use super::*;
 use crate::dsse::Envelope;
 use crate::keys::PublicKey;
-
-#[allow(clippy::unwrap_used, clippy::expect_used)] // tests: missing material under CI must fail
-fn testdata() -> Option<PathBuf> {
-    crate::testdata::locate().unwrap()
-}
+use crate::sigstore_verify::testutil::{conformance, Conformance};
 
 /// What one conformance case gives the tlog step.
 struct Case {
@@ -23,9 +17,9 @@ struct Case {
 }
 
 impl Case {
-    fn load(name: &str) -> Option<Self> {
-        let base = testdata()?.join("sigstore-conformance/bundle-verify");
-        let dir = base.join(name);
+    /// Case `name` of the suite; a missing case or file fails the test.
+    fn load(suite: &Conformance, name: &str) -> Self {
+        let dir = suite.case(name);
         let bundle: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
         let vm = &bundle["verificationMaterial"];
@@ -36,10 +30,12 @@ impl Case {
         } else if let Some(chain) = vm.get("x509CertificateChain") {
             b64(&chain["certificates"][0]["rawBytes"])
         } else {
-            let pem = std::fs::read_to_string(dir.join("key.pub")).ok()?;
+            let pem = std::fs::read_to_string(dir.join("key.pub"))
+                .unwrap_or_else(|e| panic!("{name}: no certificate in the bundle and no key.pub: {e}"));
             PublicKey::from_pem(&pem).unwrap().to_spki_der()
         };
-        let artifact = if dir.join("artifact").exists() { dir.join("artifact") } else { base.join("a.txt") };
+        let artifact =
+            if dir.join("artifact").exists() { dir.join("artifact") } else { suite.dir().join("a.txt") };
         let root = match std::fs::read(dir.join("trusted_root.json")) {
             Ok(bytes) => {
                 // Only the tlogs matter here; CT log keys some roots hold (PKCS#1 RSA) are not our concern.
@@ -49,7 +45,7 @@ impl Case {
             }
             Err(_) => TrustRoot::public_good().unwrap(),
         };
-        Some(Self {
+        Self {
             entry,
             signature: bundle.get("messageSignature").map(|m| b64(&m["signature"])),
             dsse: bundle.get("dsseEnvelope").map(|e| serde_json::from_value(e.clone()).unwrap()),
@@ -57,7 +53,7 @@ impl Case {
             digest: Digest::sha256_of(&std::fs::read(artifact).unwrap()),
             root,
             require_proof: !bundle["mediaType"].as_str().unwrap().contains("version=0.1"),
-        })
+        }
     }
 
     fn expected(&self) -> ExpectedContent<'_> {
@@ -102,8 +98,9 @@ const SOUND: &[&str] = &[
 
 #[test]
 fn sound_conformance_entries_verify() {
+    let Some(suite) = conformance() else { return };
     for name in SOUND {
-        let Some(case) = Case::load(name) else { return };
+        let case = Case::load(&suite, name);
         let v = case.verify().unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(v.log_index, case.entry.log_index, "{name}");
         assert_eq!(v.rekor_v2, name.starts_with("rekor2-"), "{name}");
@@ -114,9 +111,8 @@ fn sound_conformance_entries_verify() {
 
 #[test]
 fn integrated_time_comes_from_the_set() {
-    let Some(case) = Case::load("happy-path-v0.1") else {
-        return;
-    };
+    let Some(suite) = conformance() else { return };
+    let case = Case::load(&suite, "happy-path-v0.1");
     let v = case.verify().unwrap();
     assert_eq!(v.integrated_time.unwrap().timestamp(), 1689177396);
     assert_eq!(v.log_id, case.entry.log_id);
@@ -148,8 +144,9 @@ fn failing_conformance_entries_are_rejected_for_the_right_reason() {
         ("dsse-mismatch-sig_fail", |e| matches!(e, TlogError::BodyMismatch("signature"))),
         ("dsse-invalid-sig_fail", |e| matches!(e, TlogError::BodyMismatch("signature"))),
     ];
+    let Some(suite) = conformance() else { return };
     for (name, is_expected) in cases {
-        let Some(case) = Case::load(name) else { return };
+        let case = Case::load(&suite, name);
         let err = case.verify().expect_err(name);
         eprintln!("{name}: {err}");
         assert!(is_expected(&err), "{name}: unexpected error {err:?}");
@@ -158,9 +155,8 @@ fn failing_conformance_entries_are_rejected_for_the_right_reason() {
 
 #[test]
 fn negative_log_index_is_rejected_when_parsing() {
-    let Some(dir) = testdata() else { return };
-    let path =
-        dir.join("sigstore-conformance/bundle-verify/bundle-negative-log-index_fail/bundle.sigstore.json");
+    let Some(suite) = conformance() else { return };
+    let path = suite.case("bundle-negative-log-index_fail").join("bundle.sigstore.json");
     let bundle: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     let err = serde_json::from_value::<TlogEntry>(bundle["verificationMaterial"]["tlogEntries"][0].clone())
         .unwrap_err();
@@ -169,8 +165,9 @@ fn negative_log_index_is_rejected_when_parsing() {
 
 #[test]
 fn entries_round_trip_through_json() {
+    let Some(suite) = conformance() else { return };
     for name in ["happy-path-v0.1", "rekor2-checkpoint-multiple-cosigs", "bundle-with-root-cert_fail"] {
-        let Some(case) = Case::load(name) else { return };
+        let case = Case::load(&suite, name);
         let json = serde_json::to_vec(&case.entry).unwrap();
         assert_eq!(TlogEntry::from_json(&json).unwrap(), case.entry, "{name}");
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
@@ -180,9 +177,8 @@ fn entries_round_trip_through_json() {
 
 #[test]
 fn tampering_with_any_part_is_detected() {
-    let Some(case) = Case::load("happy-path-v0.3") else {
-        return;
-    };
+    let Some(suite) = conformance() else { return };
+    let case = Case::load(&suite, "happy-path-v0.3");
     case.verify().unwrap();
 
     let mut e = case.entry.clone();
@@ -205,13 +201,33 @@ fn tampering_with_any_part_is_detected() {
     e.inclusion_proof.as_mut().unwrap().log_index += 1;
     assert!(matches!(case.verify_entry(&e), Err(TlogError::BadInclusionProof(_))));
 
-    // A root hash changed consistently in proof and checkpoint text breaks the checkpoint signature.
+    // A root hash changed consistently in proof and checkpoint text: the audit path no longer leads to it.
     let mut e = case.entry.clone();
     let p = e.inclusion_proof.as_mut().unwrap();
     let old_root = entry::b64_encode(&p.root_hash);
     p.root_hash[0] ^= 1;
     p.checkpoint = p.checkpoint.replace(&old_root, &entry::b64_encode(&p.root_hash));
-    assert!(case.verify_entry(&e).is_err());
+    let r = case.verify_entry(&e);
+    assert!(matches!(r, Err(TlogError::BadInclusionProof(_))), "{r:?}");
+
+    // An audit path rewritten with the root it leads to, in proof and checkpoint text alike: all that
+    // still holds it back is the log's signature on the checkpoint.
+    let mut e = case.entry.clone();
+    let p = e.inclusion_proof.as_mut().unwrap();
+    let old_root = entry::b64_encode(&p.root_hash);
+    p.hashes[3][5] ^= 0x80;
+    let leaf = leaf_hash(&e.canonicalized_body);
+    let new_root = root_from_inclusion_proof(
+        &leaf,
+        u64::try_from(p.log_index).unwrap(),
+        u64::try_from(p.tree_size).unwrap(),
+        &p.hashes,
+    )
+    .unwrap();
+    p.root_hash = new_root.to_vec();
+    p.checkpoint = p.checkpoint.replace(&old_root, &entry::b64_encode(&new_root));
+    let r = case.verify_entry(&e);
+    assert!(matches!(r, Err(TlogError::BadCheckpointSignature { .. })), "{r:?}");
 
     // Flip one byte of the checkpoint signature.
     let mut e = case.entry.clone();
@@ -224,16 +240,28 @@ fn tampering_with_any_part_is_detected() {
     p.checkpoint = format!("{text}\n\u{2014} {name} {}\n", entry::b64_encode(&blob));
     assert!(matches!(case.verify_entry(&e), Err(TlogError::BadCheckpointSignature { .. })));
 
-    // A checkpoint for another tree size than the proof's.
+    // A checkpoint that is no signed note (an origin and a size, no root hash, no signature). A
+    // well-signed checkpoint for another tree is in synthetic_tests (CheckpointMismatch).
     let mut e = case.entry.clone();
     e.inclusion_proof.as_mut().unwrap().checkpoint = "other\n1\n".to_owned();
-    assert!(case.verify_entry(&e).is_err());
+    let r = case.verify_entry(&e);
+    assert!(matches!(r, Err(TlogError::MalformedCheckpoint(_))), "{r:?}");
 
-    // Change the body: everything signed over it breaks, and so does the commitment check.
+    // Change what the body records: the commitment check catches it first.
     let mut e = case.entry.clone();
     let body = String::from_utf8(e.canonicalized_body.clone()).unwrap();
+    assert!(body.contains("a0cfc71271d6e278"));
     e.canonicalized_body = body.replace("a0cfc71271d6e278", "a0cfc71271d6e279").into_bytes();
-    assert!(case.verify_entry(&e).is_err());
+    let r = case.verify_entry(&e);
+    assert!(matches!(r, Err(TlogError::BodyMismatch(_))), "{r:?}");
+    // Change the body's bytes but not what it records: everything signed over it breaks (the SET first).
+    let mut e = case.entry.clone();
+    e.canonicalized_body.push(b'\n');
+    let r = case.verify_entry(&e);
+    assert!(matches!(r, Err(TlogError::BadSet { .. })), "{r:?}");
+    e.inclusion_promise = None;
+    let r = case.verify_entry(&e);
+    assert!(matches!(r, Err(TlogError::BadInclusionProof(_))), "{r:?}");
 
     // Unknown log.
     let mut e = case.entry.clone();
@@ -248,9 +276,8 @@ fn tampering_with_any_part_is_detected() {
 
 #[test]
 fn body_must_name_the_bundle_material() {
-    let Some(case) = Case::load("happy-path-v0.3") else {
-        return;
-    };
+    let Some(suite) = conformance() else { return };
+    let case = Case::load(&suite, "happy-path-v0.3");
     let other_sig = vec![0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01];
     let exp = ExpectedContent { signature: Some(&other_sig), ..case.expected() };
     assert_eq!(verify_entry(&case.entry, &exp, &case.root, true), Err(TlogError::BodyMismatch("signature")));
@@ -272,9 +299,8 @@ fn body_must_name_the_bundle_material() {
 
 #[test]
 fn rekor_v2_needs_a_proof_and_no_set_and_v1_needs_evidence() {
-    let Some(case) = Case::load("rekor2-checkpoint-multiple-cosigs") else {
-        return;
-    };
+    let Some(suite) = conformance() else { return };
+    let case = Case::load(&suite, "rekor2-checkpoint-multiple-cosigs");
     let mut e = case.entry.clone();
     e.inclusion_proof = None;
     // Even when the caller does not ask for a proof, a Rekor v2 entry has nothing else.
@@ -289,9 +315,7 @@ fn rekor_v2_needs_a_proof_and_no_set_and_v1_needs_evidence() {
         Err(TlogError::UnexpectedForRekorV2(_))
     ));
 
-    let Some(v1) = Case::load("happy-path-v0.3") else {
-        return;
-    };
+    let v1 = Case::load(&suite, "happy-path-v0.3");
     let mut e = v1.entry.clone();
     e.inclusion_promise = None;
     e.inclusion_proof = None;
@@ -310,9 +334,8 @@ fn rekor_v2_needs_a_proof_and_no_set_and_v1_needs_evidence() {
 
 #[test]
 fn checkpoint_from_a_wrong_origin_is_rejected() {
-    let Some(case) = Case::load("rekor2-checkpoint-multiple-cosigs") else {
-        return;
-    };
+    let Some(suite) = conformance() else { return };
+    let case = Case::load(&suite, "rekor2-checkpoint-multiple-cosigs");
     let mut e = case.entry.clone();
     let p = e.inclusion_proof.as_mut().unwrap();
     p.checkpoint = p.checkpoint.replacen("log2025-alpha1.rekor.sigstage.dev\n", "evil.example\n", 1);
@@ -324,9 +347,8 @@ fn checkpoint_from_a_wrong_origin_is_rejected() {
 
 #[test]
 fn log_key_validity_is_enforced_and_end_inclusive() {
-    let Some(case) = Case::load("trust-root-tlog-validity-end-inclusive") else {
-        return;
-    };
+    let Some(suite) = conformance() else { return };
+    let case = Case::load(&suite, "trust-root-tlog-validity-end-inclusive");
     // The entry was integrated exactly at the end of the key's validity: accepted.
     case.verify().unwrap();
     let mut root = case.root.clone();
@@ -343,9 +365,8 @@ fn log_key_validity_is_enforced_and_end_inclusive() {
 
 #[test]
 fn verify_set_serves_cosign_bundle_annotations() {
-    let Some(case) = Case::load("happy-path-v0.1") else {
-        return;
-    };
+    let Some(suite) = conformance() else { return };
+    let case = Case::load(&suite, "happy-path-v0.1");
     let e = &case.entry;
     let set = e.inclusion_promise.as_ref().unwrap();
     let log = verify_set(set, &e.canonicalized_body, e.integrated_time, e.log_index, &e.log_id, &case.root)
@@ -355,14 +376,14 @@ fn verify_set_serves_cosign_bundle_annotations() {
         verify_set(set, b"{}", e.integrated_time, e.log_index, &e.log_id, &case.root),
         Err(TlogError::BadSet { .. })
     ));
-    assert!(verify_set(set, &e.canonicalized_body, e.integrated_time, -1, &e.log_id, &case.root).is_err());
+    let r = verify_set(set, &e.canonicalized_body, e.integrated_time, -1, &e.log_id, &case.root);
+    assert!(matches!(&r, Err(TlogError::Malformed(m)) if m.contains("logIndex is negative")), "{r:?}");
 }
 
 #[test]
 fn hashedrekord_v1_entry_cannot_stand_for_a_dsse_envelope() {
-    let Some(case) = Case::load("happy-path-v0.3") else {
-        return;
-    };
+    let Some(suite) = conformance() else { return };
+    let case = Case::load(&suite, "happy-path-v0.3");
     let env = Envelope::sign(crate::dsse::IN_TOTO_PAYLOAD_TYPE, b"{}", &crate::keys::SigningKey::generate());
     let exp = ExpectedContent { dsse: Some(&env), ..case.expected() };
     assert!(matches!(
