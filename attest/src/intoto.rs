@@ -340,7 +340,6 @@ fn materials_at(value: &serde_json::Value, pointer: &str) -> Result<Vec<Material
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::keys::SigningKey;

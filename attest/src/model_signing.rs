@@ -835,7 +835,6 @@ fn hash_range(path: &Path, start: u64, end: u64) -> Result<Digest> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::dsse::IN_TOTO_PAYLOAD_TYPE;

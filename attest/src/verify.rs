@@ -1038,7 +1038,6 @@ fn attestation_facts(v: &VerifiedBundle, st: Statement, source: Source) -> Attes
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::keys::SigningKey;

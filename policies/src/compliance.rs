@@ -474,7 +474,6 @@ fn needs_of(spec: &ComplianceProfileSpec) -> ProfileNeeds {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::crd::{AnnotationRule, AnnotationSource, AttestationRule, ModelRule, SbomRule};

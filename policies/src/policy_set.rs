@@ -944,8 +944,6 @@ fn compile_trust_root(t: &TrustRoot, secrets: &Secrets) -> Result<SigstoreTrustR
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
 
     fn policy(name: &str, images: &str, condition: &str) -> String {
@@ -994,7 +992,7 @@ spec:
         assert!(set.problems_of("ClusterSupplyChainPolicy", None, "fine").is_empty());
     }
 
-    fn issue4_policy(extra: &str) -> String {
+    fn model_signing_policy(extra: &str) -> String {
         let pem = vouch_attest::SigningKey::generate().public_key().to_pem();
         let pem: String = pem.lines().map(|l| format!("          {l}\n")).collect();
         format!(
@@ -1005,8 +1003,8 @@ spec:
     }
 
     #[test]
-    fn issue4_fields_compile_and_a_policy_may_exist_only_for_them() {
-        let set = PolicySet::from_yaml_str(&issue4_policy(
+    fn model_profile_fetcher_and_egress_fields_compile_and_a_policy_may_exist_only_for_them() {
+        let set = PolicySet::from_yaml_str(&model_signing_policy(
             "  complianceProfile: regulated\n  fetchers: {unverifiableSource: Warn}\n  egress: {allowlist: ghcr.io/acme/egress:v1}\n",
         ));
         assert!(set.problems().is_empty(), "{:?}", set.problems());
@@ -1024,10 +1022,10 @@ spec:
 
     #[test]
     fn a_bad_egress_allowlist_reference_and_a_policy_with_nothing_to_do_are_reported() {
-        let set = PolicySet::from_yaml_str(&issue4_policy("  egress: {allowlist: \"Not A Ref\"}\n"));
+        let set = PolicySet::from_yaml_str(&model_signing_policy("  egress: {allowlist: \"Not A Ref\"}\n"));
         let problems = set.problems_of("ClusterSupplyChainPolicy", None, "p").join("; ");
         assert!(problems.contains("egress.allowlist: \"Not A Ref\" is not a valid reference"), "{problems}");
-        let set = PolicySet::from_yaml_str(&issue4_policy(""));
+        let set = PolicySet::from_yaml_str(&model_signing_policy(""));
         let problems = set.problems_of("ClusterSupplyChainPolicy", None, "p").join("; ");
         assert!(problems.starts_with("requirements: nothing is required"), "{problems}");
     }

@@ -151,7 +151,6 @@ fn collect_messages(v: &serde_json::Value, out: &mut Vec<String>) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -175,7 +175,6 @@ fn statement_of(verified: &VerifiedBundle) -> Result<Statement, CosignError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use std::collections::BTreeMap;
 

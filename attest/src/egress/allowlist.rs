@@ -274,7 +274,6 @@ fn validator() -> Result<&'static Validator, String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     fn list(hosts: &[(&str, Option<&[u16]>)], cidrs: &[(&str, Option<&[u16]>)]) -> Allowlist {

@@ -277,7 +277,6 @@ pub(crate) fn shorten(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn host(h: &str, port: Option<u16>) -> Endpoint {

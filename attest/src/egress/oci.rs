@@ -125,7 +125,6 @@ fn wrong_type(r: &ArtifactRef, found: String) -> EgressError {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -262,7 +262,6 @@ fn read_tar<R: Read>(reader: R) -> Result<Vec<Entry>, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use std::io::Write;

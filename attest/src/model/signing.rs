@@ -177,7 +177,6 @@ fn without_signature_file(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};

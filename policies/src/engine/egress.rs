@@ -321,8 +321,6 @@ struct Unusable {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
-
     use super::*;
 
     fn policy(name: &str, mode: Mode) -> CompiledPolicy {

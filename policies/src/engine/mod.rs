@@ -371,8 +371,6 @@ fn assert_thread_safe() {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
     use crate::crd::Mode;
     use crate::{GroupVersionKind, Operation};

@@ -77,8 +77,6 @@ impl Pins {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
     use crate::decision::{ArtifactKind, ArtifactLocation};
 

@@ -306,7 +306,6 @@ pub(crate) enum VerificationCheck {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

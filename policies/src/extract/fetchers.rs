@@ -594,7 +594,6 @@ fn parse_cli<'a>(args: &'a [Source], bool_flags: &[&str]) -> (Vec<&'a str>, Vec<
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -111,7 +111,6 @@ pub fn escape_pointer_segment(segment: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -151,7 +151,6 @@ fn unquote(s: &str) -> Option<(String, &str)> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -81,7 +81,6 @@ pub fn from_pod_spec(object: &Value, spec_pointer: &str) -> Result<Vec<Extracted
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

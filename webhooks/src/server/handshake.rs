@@ -166,7 +166,6 @@ impl HandshakeFailures {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use rustls::{CertificateError, PeerIncompatible};
 

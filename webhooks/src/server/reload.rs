@@ -494,8 +494,6 @@ pub fn ready_body(evaluator: &dyn Evaluator) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
-
     use super::*;
     use vouch_attest::trust_root::PUBLIC_GOOD_JSON;
     use vouch_attest::verify::{ArtifactVerifier, VerifierConfig};

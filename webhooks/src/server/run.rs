@@ -461,7 +461,6 @@ pub async fn run_with_bundle(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

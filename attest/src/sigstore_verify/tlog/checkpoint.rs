@@ -214,7 +214,6 @@ pub(crate) fn verify_checkpoint(note: &str, log: &TransparencyLog) -> Result<Che
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -133,7 +133,6 @@ pub(crate) mod reference {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::reference::{mth, path};
     use super::*;

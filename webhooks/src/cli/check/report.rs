@@ -235,8 +235,6 @@ pub fn level(mode: Mode) -> &'static str {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
     use vouch_policies::manifests::ManifestReader;
     use vouch_policies::{ArtifactKind, ArtifactLocation};

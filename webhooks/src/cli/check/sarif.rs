@@ -134,8 +134,6 @@ fn uri(file: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
     use crate::cli::check::report::tests::{finding, objects};
     use vouch_policies::crd::Mode;
