@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Subcommand;
 use serde_json::json;
@@ -15,8 +16,8 @@ use vouch_attest::cache::CacheConfig;
 use vouch_attest::offline::{
     write_bundle, BundleError, BundleSpec, CoveredArtifact, OfflineBundle, OpenOptions, Recorder,
 };
-use vouch_attest::registry::{Credentials, ManifestKind, RegistryClient, RegistryConfig};
-use vouch_attest::trust_root::{TrustRoot, PUBLIC_GOOD_JSON};
+use vouch_attest::registry::{ManifestKind, RegistryClient, RegistryConfig};
+use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
 use vouch_attest::{ArtifactRef, PublicKey, SigningKey};
 use vouch_policies::manifests::{ManifestObject, ManifestReader, NamespaceFacts, NAMESPACE_NAME_LABEL};
@@ -25,6 +26,7 @@ use vouch_policies::{
     Operation, PolicySet,
 };
 
+use super::registry_args::{positive_duration, FlagFileError, RegistryArgs};
 use super::{EXIT_ERROR, EXIT_OK, EXIT_REJECTED};
 use crate::server::config::parse_duration;
 
@@ -65,9 +67,6 @@ pub struct CreateArgs {
     /// Lifetime of the bundle, e.g. `30d`, `12h`.
     #[arg(long, default_value = DEFAULT_EXPIRY)]
     pub expires: String,
-    /// Sigstore trusted_root.json in use (default: the embedded public-good root); the bundle carries it.
-    #[arg(long)]
-    pub trusted_root: Option<PathBuf>,
     /// Public keys (PEM) to carry along for reference; repeatable.
     #[arg(long = "carry-key")]
     pub carry_keys: Vec<PathBuf>,
@@ -80,18 +79,15 @@ pub struct CreateArgs {
     /// Namespace of objects without one, and of the references given directly.
     #[arg(long, default_value = "default")]
     pub namespace: String,
-    /// A registry (host[:port]) reached over plain HTTP. Repeatable.
-    #[arg(long = "insecure-registry")]
-    pub insecure_registries: Vec<String>,
-    /// Docker config JSON with registry credentials.
-    #[arg(long, env = "VOUCH_REGISTRY_AUTH_FILE")]
-    pub registry_auth_file: Option<PathBuf>,
+    /// Registries, credentials and the trust root in use (the bundle carries it).
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Key-based signatures need no Rekor entry (cosign's `--insecure-ignore-tlog`).
     #[arg(long)]
     pub insecure_ignore_tlog: bool,
     /// Time allowed for each object's verification.
-    #[arg(long, default_value = "60s")]
-    pub timeout_budget: String,
+    #[arg(long, default_value = "60s", value_parser = positive_duration)]
+    pub timeout_budget: Duration,
     /// Most bytes of manifests and blobs recorded.
     #[arg(long, default_value_t = DEFAULT_MAX_BYTES)]
     pub max_bytes: u64,
@@ -272,8 +268,7 @@ async fn create_bundle(args: &CreateArgs) -> Result<String, CreateError> {
     if lifetime.is_zero() {
         return Err(invalid("--expires: must be longer than zero".into()));
     }
-    let budget =
-        parse_duration(&args.timeout_budget).map_err(|e| invalid(format!("--timeout-budget: {e}")))?;
+    let budget = args.timeout_budget;
     let signing_key =
         match &args.key {
             Some(p) => Some(SigningKey::from_pkcs8_pem(&read_text(p)?).map_err(|e| {
@@ -281,17 +276,10 @@ async fn create_bundle(args: &CreateArgs) -> Result<String, CreateError> {
             })?),
             None => None,
         };
-    let trusted_root_json = match &args.trusted_root {
-        Some(p) => read_capped(p)?,
-        None => PUBLIC_GOOD_JSON.as_bytes().to_vec(),
-    };
+    let flag_file = |e: FlagFileError| invalid(e.to_string());
+    let trusted_root_json = args.registry.trusted_root_json().map_err(flag_file)?;
     let trust_root =
         TrustRoot::from_json(&trusted_root_json).map_err(|e| invalid(format!("trusted root: {e}")))?;
-    let credentials = match &args.registry_auth_file {
-        Some(p) => Credentials::from_docker_config_json(&read_capped(p)?)
-            .map_err(|e| invalid(format!("{}: {e}", p.display())))?,
-        None => Credentials::anonymous(),
-    };
     let keys = args
         .carry_keys
         .iter()
@@ -314,11 +302,8 @@ async fn create_bundle(args: &CreateArgs) -> Result<String, CreateError> {
     }
 
     let recorder = Recorder::new(args.max_bytes);
-    let registry = RegistryConfig {
-        insecure_registries: args.insecure_registries.clone(),
-        credentials,
-        ..RegistryConfig::default()
-    };
+    // Each call keeps the client's own timeout; `budget` bounds each object's verification.
+    let registry = args.registry.registry_config(RegistryConfig::default().timeout).map_err(flag_file)?;
     let client = RegistryClient::recording(registry.clone(), recorder.clone())
         .map_err(|e| invalid(format!("registry client: {e}")))?;
     let options =

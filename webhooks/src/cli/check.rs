@@ -20,8 +20,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use vouch_attest::registry::{Credentials, RegistryConfig};
-use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
 use vouch_policies::extract::{extract_with, Extracted};
 use vouch_policies::manifests::{ManifestObject, ManifestReader, NamespaceFacts, NAMESPACE_NAME_LABEL};
@@ -30,6 +28,7 @@ use vouch_policies::{Engine, EngineConfig, ExtractionConfig, NoMatchAction, Poli
 
 pub use report::{CheckReport, ObjectReport, Outcome};
 
+use super::registry_args::{self, positive_duration, FlagFileError, RegistryArgs};
 use super::EXIT_ERROR;
 
 /// Objects evaluated at once (the verifier's cache and single-flight verify each image once).
@@ -88,18 +87,12 @@ pub struct CheckArgs {
     /// Artifacts no policy covers: allow, warn or deny.
     #[arg(long, value_enum, default_value_t = NoMatch::Allow)]
     pub no_match: NoMatch,
-    /// Sigstore trusted_root.json (default: the embedded public-good root).
-    #[arg(long)]
-    pub trusted_root: Option<PathBuf>,
-    /// A registry (host[:port]) reached over plain HTTP. Repeatable. Never use for registries you do not run.
-    #[arg(long = "insecure-registry")]
-    pub insecure_registries: Vec<String>,
-    /// Docker config JSON with registry credentials.
-    #[arg(long, env = "VOUCH_REGISTRY_AUTH_FILE")]
-    pub registry_auth_file: Option<PathBuf>,
+    /// Registries, credentials and trust root (live verification; not with --bundle).
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Time budget of one object's evaluation, e.g. `30s`.
-    #[arg(long, default_value = "30s")]
-    pub timeout_budget: String,
+    #[arg(long, default_value = "30s", value_parser = positive_duration)]
+    pub timeout_budget: Duration,
     /// Dry run: every policy acts as audit; findings are reported, nothing fails.
     #[arg(long)]
     pub dry_run: bool,
@@ -295,40 +288,15 @@ pub fn compile_policies(resources: PolicyResources) -> Result<PolicySet, CheckEr
 }
 
 fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, CheckError> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path)
-        .map_err(|e| CheckError::File { path: path.to_owned(), reason: format!("cannot read: {e}") })?;
-    let mut bytes = Vec::new();
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| CheckError::File { path: path.to_owned(), reason: format!("cannot read: {e}") })?;
-    if bytes.len() as u64 > max {
-        return Err(CheckError::File { path: path.to_owned(), reason: format!("larger than {max} bytes") });
-    }
-    Ok(bytes)
+    registry_args::read_capped(path, max).map_err(|e| CheckError::File { path: e.path, reason: e.reason })
 }
 
 /// The verifier from the flags (live registries).
 pub fn verifier_config(args: &CheckArgs, budget: Duration) -> Result<VerifierConfig, CheckError> {
-    let trust_root = match &args.trusted_root {
-        Some(p) => TrustRoot::from_json(&read_capped(p, 16 * 1024 * 1024)?)
-            .map_err(|e| CheckError::File { path: p.clone(), reason: e.to_string() })?,
-        None => TrustRoot::public_good()
-            .map_err(|e| CheckError::File { path: "<embedded trust root>".into(), reason: e.to_string() })?,
-    };
-    let credentials = match &args.registry_auth_file {
-        Some(p) => Credentials::from_docker_config_json(&read_capped(p, 4 * 1024 * 1024)?)
-            .map_err(|e| CheckError::File { path: p.clone(), reason: e.to_string() })?,
-        None => Credentials::anonymous(),
-    };
+    let file = |e: FlagFileError| CheckError::File { path: e.path, reason: e.reason };
     Ok(VerifierConfig {
-        registry: RegistryConfig {
-            insecure_registries: args.insecure_registries.clone(),
-            timeout: budget,
-            credentials,
-            ..RegistryConfig::default()
-        },
-        trust_root,
+        registry: args.registry.registry_config(budget).map_err(file)?,
+        trust_root: args.registry.trust_root().map_err(file)?,
         cache: Default::default(),
         options: VerifyOptions::default(),
     })
@@ -347,11 +315,7 @@ pub struct Prepared {
 
 /// Validate the flags, read manifests and policies, build the engine; nothing is verified yet.
 pub fn prepare(args: &CheckArgs) -> Result<Prepared, CheckError> {
-    let budget = crate::server::config::parse_duration(&args.timeout_budget)
-        .map_err(|reason| CheckError::Usage { flag: "--timeout-budget", reason })?;
-    if budget.is_zero() {
-        return Err(CheckError::Usage { flag: "--timeout-budget", reason: "must be more than 0".into() });
-    }
+    let budget = args.timeout_budget;
     // Given at all (even as `--namespace-labels ''`): the labels of namespaces the manifests do not define
     // are known. Not given: unknown, as for `vouch serve` without cluster access.
     let namespace_labels =

@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod check;
 pub mod demo;
 pub mod demo_webhook;
+pub mod registry_args;
 pub mod serve;
 pub mod sigstore;
 pub mod verify;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use crate::server::config::RawServeConfig;
 
+use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK};
 
 /// Arguments; every one can also be given in `--config` (camelCase keys). Flags win.
@@ -46,15 +47,9 @@ pub struct ServeArgs {
     /// Artifacts no policy covers: allow, warn or deny [default: allow].
     #[arg(long)]
     pub no_match: Option<String>,
-    /// Sigstore trusted_root.json (default: the embedded public-good root).
-    #[arg(long)]
-    pub trusted_root: Option<PathBuf>,
-    /// A registry (host[:port]) reached over plain HTTP. Repeatable. Never use for registries you do not run.
-    #[arg(long = "insecure-registry")]
-    pub insecure_registries: Vec<String>,
-    /// Docker config JSON with registry credentials.
-    #[arg(long, env = "VOUCH_REGISTRY_AUTH_FILE")]
-    pub registry_auth_file: Option<PathBuf>,
+    /// Registries, credentials and trust root (the trusted root is reloaded when it changes).
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Key-based signatures need no Rekor entry (cosign's `--insecure-ignore-tlog`).
     #[arg(long)]
     pub insecure_ignore_tlog: bool,
@@ -100,10 +95,10 @@ impl ServeArgs {
             // A bool flag can only switch on; the file can still set it.
             dry_run: self.dry_run.then_some(true),
             no_match: self.no_match.clone(),
-            trusted_root: self.trusted_root.clone(),
-            insecure_registries: (!self.insecure_registries.is_empty())
-                .then(|| self.insecure_registries.clone()),
-            registry_auth_file: self.registry_auth_file.clone(),
+            trusted_root: self.registry.trusted_root.clone(),
+            insecure_registries: (!self.registry.insecure_registries.is_empty())
+                .then(|| self.registry.insecure_registries.clone()),
+            registry_auth_file: self.registry.registry_auth_file.clone(),
             insecure_ignore_tlog: self.insecure_ignore_tlog.then_some(true),
             timeout_budget: self.timeout_budget.clone(),
             max_body_bytes: self.max_body_bytes,

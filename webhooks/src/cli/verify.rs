@@ -4,14 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use vouch_attest::registry::{Credentials, RegistryConfig};
 use vouch_attest::sigstore_verify::{Authority, CertificateIdentity, Matcher};
-use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{
     ArtifactVerifier, Facts, Requirement, Signer, Verdict, VerifierConfig, VerifyOptions,
 };
 use vouch_attest::{ArtifactRef, PublicKey};
 
+use super::registry_args::{positive_duration, FlagFileError, RegistryArgs};
 use super::{EXIT_ERROR, EXIT_OK, EXIT_REJECTED};
 
 /// Output format.
@@ -43,21 +42,15 @@ pub struct VerifyArgs {
     /// Keyless: the OIDC issuer, as a regular expression matching the whole issuer.
     #[arg(long)]
     pub certificate_oidc_issuer_regexp: Option<String>,
-    /// Sigstore trusted_root.json (default: the embedded public-good root).
-    #[arg(long)]
-    pub trusted_root: Option<PathBuf>,
     /// What to require: `signature` (default), `sbom`, or `attestation:<predicate type>`.
     #[arg(long, default_value = "signature")]
     pub require: String,
-    /// A registry (host[:port]) reached over plain HTTP. Repeatable. Never use for registries you do not run.
-    #[arg(long = "insecure-registry")]
-    pub insecure_registries: Vec<String>,
-    /// Docker config JSON with registry credentials (the content of a kubernetes.io/dockerconfigjson secret).
-    #[arg(long, env = "VOUCH_REGISTRY_AUTH_FILE")]
-    pub registry_auth_file: Option<PathBuf>,
-    /// Per registry call timeout, in seconds.
-    #[arg(long, default_value_t = 10)]
-    pub timeout: u64,
+    /// Registries, credentials and trust root.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Per registry call timeout: `10s`, `500ms`, `2m` (a bare number is seconds).
+    #[arg(long, default_value = "10s", value_parser = positive_duration)]
+    pub timeout: Duration,
     /// Key-based signatures need no Rekor entry (cosign's `--insecure-ignore-tlog`). Keyless always does.
     #[arg(long)]
     pub insecure_ignore_tlog: bool,
@@ -121,24 +114,10 @@ fn requirement(s: &str) -> Result<Requirement, UsageError> {
 }
 
 fn config(args: &VerifyArgs) -> Result<VerifierConfig, UsageError> {
-    let trust_root = match &args.trusted_root {
-        Some(p) => TrustRoot::from_json(&read(p)?)
-            .map_err(|e| UsageError::Invalid(format!("{}: {e}", p.display())))?,
-        None => TrustRoot::public_good().map_err(|e| UsageError::Invalid(e.to_string()))?,
-    };
-    let credentials = match &args.registry_auth_file {
-        Some(p) => Credentials::from_docker_config_json(&read(p)?)
-            .map_err(|e| UsageError::Invalid(format!("{}: {e}", p.display())))?,
-        None => Credentials::anonymous(),
-    };
+    let invalid = |e: FlagFileError| UsageError::Invalid(e.to_string());
     Ok(VerifierConfig {
-        registry: RegistryConfig {
-            insecure_registries: args.insecure_registries.clone(),
-            timeout: Duration::from_secs(args.timeout.max(1)),
-            credentials,
-            ..RegistryConfig::default()
-        },
-        trust_root,
+        registry: args.registry.registry_config(args.timeout).map_err(invalid)?,
+        trust_root: args.registry.trust_root().map_err(invalid)?,
         cache: Default::default(),
         options: VerifyOptions {
             require_tlog_for_keys: !args.insecure_ignore_tlog,

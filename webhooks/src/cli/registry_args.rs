@@ -1,0 +1,128 @@
+//! The registry and trust-root flags `verify`, `check`, `bundle create` and `serve` share, read once into
+//! what the verifier needs, and the parser of duration flags (`8s`, `500ms`, `2m`; a bare number is seconds).
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vouch_attest::registry::{Credentials, RegistryConfig};
+use vouch_attest::trust_root::{TrustRoot, PUBLIC_GOOD_JSON};
+
+/// Largest trusted_root.json read (the public-good root is about 10 KiB).
+pub const MAX_TRUSTED_ROOT_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest Docker config JSON read.
+pub const MAX_AUTH_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Where registries are and who vouch is to them, and which Sigstore trust root is in force.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RegistryArgs {
+    /// Sigstore trusted_root.json (default: the embedded public-good root).
+    #[arg(long)]
+    pub trusted_root: Option<PathBuf>,
+    /// A registry (host[:port]) reached over plain HTTP. Repeatable. Never use for registries you do not run.
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Docker config JSON with registry credentials (the content of a kubernetes.io/dockerconfigjson secret).
+    #[arg(long, env = "VOUCH_REGISTRY_AUTH_FILE")]
+    pub registry_auth_file: Option<PathBuf>,
+}
+
+/// A file named by a flag that cannot be used: which file, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct FlagFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it cannot be used.
+    pub reason: String,
+}
+
+impl RegistryArgs {
+    /// The trusted root's JSON as given (`--trusted-root`), else the embedded public-good root's.
+    pub fn trusted_root_json(&self) -> Result<Vec<u8>, FlagFileError> {
+        match &self.trusted_root {
+            Some(path) => read_capped(path, MAX_TRUSTED_ROOT_BYTES),
+            None => Ok(PUBLIC_GOOD_JSON.as_bytes().to_vec()),
+        }
+    }
+
+    /// The trust root in force.
+    pub fn trust_root(&self) -> Result<TrustRoot, FlagFileError> {
+        let json = self.trusted_root_json()?;
+        TrustRoot::from_json(&json).map_err(|e| FlagFileError {
+            path: self.trusted_root.clone().unwrap_or_else(|| "<embedded trust root>".into()),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The registry credentials (`--registry-auth-file`), else none.
+    pub fn credentials(&self) -> Result<Credentials, FlagFileError> {
+        match &self.registry_auth_file {
+            Some(path) => Credentials::from_docker_config_json(&read_capped(path, MAX_AUTH_FILE_BYTES)?)
+                .map_err(|e| FlagFileError { path: path.clone(), reason: e.to_string() }),
+            None => Ok(Credentials::anonymous()),
+        }
+    }
+
+    /// The registry client's configuration: these registries and credentials, `timeout` per call.
+    pub fn registry_config(&self, timeout: Duration) -> Result<RegistryConfig, FlagFileError> {
+        Ok(RegistryConfig {
+            insecure_registries: self.insecure_registries.clone(),
+            timeout,
+            credentials: self.credentials()?,
+            ..RegistryConfig::default()
+        })
+    }
+}
+
+/// Read at most `max` bytes of `path`; more is an error, not a truncation.
+pub fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, FlagFileError> {
+    let err = |reason: String| FlagFileError { path: path.to_path_buf(), reason };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+        .map_err(|e| err(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > max {
+        return Err(err(format!("larger than {max} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// A duration flag (clap value parser): `8s`, `500ms`, `2m`, or a bare number of seconds; more than zero.
+pub fn positive_duration(s: &str) -> Result<Duration, String> {
+    match crate::server::config::parse_duration(s)? {
+        d if d.is_zero() => Err("must be more than 0".into()),
+        d => Ok(d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_or_bare_seconds_and_refuse_zero() {
+        assert_eq!(positive_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(positive_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(positive_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(positive_duration("0s"), Err("must be more than 0".into()));
+        assert!(positive_duration("soon").unwrap_err().contains("not a duration"));
+    }
+
+    #[test]
+    fn files_are_read_bounded_and_named_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("auth.json");
+        std::fs::write(&big, vec![b' '; 11]).unwrap();
+        let e = read_capped(&big, 10).unwrap_err();
+        assert_eq!(e.to_string(), format!("{}: larger than 10 bytes", big.display()));
+        let args =
+            RegistryArgs { registry_auth_file: Some(dir.path().join("missing")), ..Default::default() };
+        assert!(args.credentials().unwrap_err().to_string().contains("missing: cannot read: "));
+        let garbage = dir.path().join("root.json");
+        std::fs::write(&garbage, b"{").unwrap();
+        let args = RegistryArgs { trusted_root: Some(garbage.clone()), ..Default::default() };
+        assert!(args.trust_root().unwrap_err().to_string().starts_with(&garbage.display().to_string()));
+        assert!(RegistryArgs::default().trust_root().is_ok(), "the embedded root");
+    }
+}
