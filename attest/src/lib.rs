@@ -21,6 +21,7 @@ pub mod sigstore_verify;
 #[doc(hidden)]
 pub mod testdata;
 pub mod trust_root;
+pub mod verdict;
 pub mod verify;
 
 pub use digest::{Digest, DigestAlgorithm};

@@ -6,9 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-
 use crate::digest::Digest;
 use crate::intoto::Statement;
 use crate::model_signing::{
@@ -17,25 +14,9 @@ use crate::model_signing::{
 use crate::sigstore_verify::{
     Artifact, Bundle, BundleContent, BundleError, VerificationPolicy, VerifiedBundle, Verifier,
 };
-use crate::verify::{Signer, Source};
+use crate::verdict::{Signer, Source};
 
-/// What a verified model signature establishes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ModelSignatureFacts {
-    /// Who signed.
-    pub signer: Signer,
-    /// Where the signature was found.
-    pub source: Source,
-    /// Number of model files the signature covers (all of the model's files).
-    pub files: usize,
-    /// The statement's subject digest (SHA-256 over the resource digests).
-    pub subject_digest: Digest,
-    /// Rekor log index of the verified entry, if logged.
-    pub rekor_log_index: Option<i64>,
-    /// Earliest verified signing time, if any.
-    pub signing_time: Option<DateTime<Utc>>,
-}
+pub use crate::verdict::ModelSignatureFacts;
 
 /// Why a model signature candidate does not verify, by the check that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
