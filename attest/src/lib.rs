@@ -12,7 +12,6 @@ pub mod egress;
 pub mod intoto;
 pub mod keys;
 pub mod model;
-pub mod model_signing;
 pub mod offline;
 pub mod reference;
 pub mod registry;

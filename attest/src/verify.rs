@@ -738,7 +738,7 @@ impl ArtifactVerifier {
         };
         searched.push("Sigstore bundle referrers".into());
         let mut found: Vec<(Source, Result<Vec<u8>, String>)> = self
-            .referrer_blobs(pinned, BUNDLE_ARTIFACT_TYPE, crate::model_signing::MAX_BUNDLE_BYTES)
+            .referrer_blobs(pinned, BUNDLE_ARTIFACT_TYPE, crate::model::signing::MAX_BUNDLE_BYTES)
             .await?
             .into_iter()
             .map(|(source, blob)| (source, blob.map_err(|e| e.to_string())))
