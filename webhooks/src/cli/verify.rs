@@ -23,11 +23,9 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Arguments, named as cosign names them.
+/// Who must have signed, named as cosign names it: `--key`, or a keyless identity and issuer.
 #[derive(Debug, clap::Args)]
-pub struct VerifyArgs {
-    /// The image: `registry/repository[:tag][@digest]`. A tag is resolved once; the digest is verified.
-    pub image: String,
+pub struct AuthorityArgs {
     /// Verify with this PEM public key (ECDSA P-256/P-384, Ed25519, RSA).
     #[arg(long, conflicts_with_all = ["certificate_identity", "certificate_identity_regexp"])]
     pub key: Option<PathBuf>,
@@ -43,6 +41,16 @@ pub struct VerifyArgs {
     /// Keyless: the OIDC issuer, as a regular expression matching the whole issuer.
     #[arg(long)]
     pub certificate_oidc_issuer_regexp: Option<String>,
+}
+
+/// Arguments, named as cosign names them.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The image: `registry/repository[:tag][@digest]`. A tag is resolved once; the digest is verified.
+    pub image: String,
+    /// Who must have signed.
+    #[command(flatten)]
+    pub authority: AuthorityArgs,
     /// Sigstore trusted_root.json (default: the embedded public-good root).
     #[arg(long)]
     pub trusted_root: Option<PathBuf>,
@@ -68,7 +76,7 @@ pub struct VerifyArgs {
 
 /// A usage or I/O problem: exit 2.
 #[derive(Debug, thiserror::Error)]
-enum UsageError {
+pub(super) enum UsageError {
     #[error("{0}")]
     Invalid(String),
     #[error("cannot read {path}: {source}")]
@@ -89,7 +97,8 @@ fn matcher(exact: &Option<String>, regexp: &Option<String>, what: &str) -> Resul
     }
 }
 
-fn authority(args: &VerifyArgs) -> Result<Authority, UsageError> {
+/// The authority the flags name: a key, or one keyless identity.
+pub(super) fn authority(args: &AuthorityArgs) -> Result<Authority, UsageError> {
     if let Some(path) = &args.key {
         let pem = String::from_utf8(read(path)?)
             .map_err(|_| UsageError::Invalid(format!("{}: not a PEM file", path.display())))?;
@@ -120,12 +129,18 @@ fn requirement(s: &str) -> Result<Requirement, UsageError> {
     }
 }
 
+/// The trust root in `path`, or the embedded public-good root.
+pub(super) fn trust_root(path: Option<&PathBuf>) -> Result<TrustRoot, UsageError> {
+    match path {
+        Some(p) => {
+            TrustRoot::from_json(&read(p)?).map_err(|e| UsageError::Invalid(format!("{}: {e}", p.display())))
+        }
+        None => TrustRoot::public_good().map_err(|e| UsageError::Invalid(e.to_string())),
+    }
+}
+
 fn config(args: &VerifyArgs) -> Result<VerifierConfig, UsageError> {
-    let trust_root = match &args.trusted_root {
-        Some(p) => TrustRoot::from_json(&read(p)?)
-            .map_err(|e| UsageError::Invalid(format!("{}: {e}", p.display())))?,
-        None => TrustRoot::public_good().map_err(|e| UsageError::Invalid(e.to_string()))?,
-    };
+    let trust_root = trust_root(args.trusted_root.as_ref())?;
     let credentials = match &args.registry_auth_file {
         Some(p) => Credentials::from_docker_config_json(&read(p)?)
             .map_err(|e| UsageError::Invalid(format!("{}: {e}", p.display())))?,
@@ -151,7 +166,7 @@ fn config(args: &VerifyArgs) -> Result<VerifierConfig, UsageError> {
 pub fn run(args: VerifyArgs) -> ExitCode {
     let prepared = (|| {
         let image: ArtifactRef = args.image.parse().map_err(|e| UsageError::Invalid(format!("{e}")))?;
-        Ok::<_, UsageError>((image, authority(&args)?, requirement(&args.require)?, config(&args)?))
+        Ok::<_, UsageError>((image, authority(&args.authority)?, requirement(&args.require)?, config(&args)?))
     })();
     let (image, authority, requirement, config) = match prepared {
         Ok(p) => p,
@@ -210,7 +225,8 @@ fn report(verdict: &Verdict, output: OutputFormat) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn signer(s: &Signer) -> String {
+/// Who signed, for people: `key <fingerprint>` or `<identity> (issuer <issuer>)`.
+pub(super) fn signer(s: &Signer) -> String {
     match s {
         Signer::Key { fingerprint } => format!("key {fingerprint}"),
         Signer::Certificate { subject, issuer } => format!("{subject} (issuer {issuer})"),
