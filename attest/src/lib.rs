@@ -12,7 +12,6 @@ pub mod egress;
 pub mod intoto;
 pub mod keys;
 pub mod model;
-pub mod model_signing;
 pub mod offline;
 pub mod reference;
 pub mod registry;
@@ -21,6 +20,7 @@ pub mod sigstore_verify;
 #[doc(hidden)]
 pub mod testdata;
 pub mod trust_root;
+pub mod verdict;
 pub mod verify;
 
 pub use digest::{Digest, DigestAlgorithm};

@@ -5,31 +5,38 @@
 //! A tag is resolved once and the DIGEST is verified and cached. A rejection (verified "no") is a
 //! [`Verdict`] with an `Err(Rejection)` outcome, never an error; registry trouble is a [`VerifyError`],
 //! which the caller's failure policy turns into allow or deny.
+//!
+//! The verdict types ([`Signer`], [`Source`], [`Facts`], [`Verdict`], [`Rejection`], ...) live in the
+//! leaf module [`crate::verdict`] and are re-exported here.
 
 use std::fmt;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::cache::{CacheConfig, CacheStats, Cacheable, VerdictCache, VerdictKey};
+use crate::cache::{CacheConfig, CacheStats, VerdictCache, VerdictKey};
 use crate::cosign::{
     self, BundleClaim, CosignError, SignatureLayer, BUNDLE_ARTIFACT_TYPE, DSSE_MEDIA_TYPE,
     SIMPLE_SIGNING_MEDIA_TYPE,
 };
 use crate::digest::Digest;
-use crate::intoto::{Predicate, Statement, CYCLONEDX_BOM};
+use crate::intoto::{Statement, CYCLONEDX_BOM};
 use crate::model::files::{model_files, SIGNATURE_FILE};
 use crate::model::signing::verify_model_bundle;
-use crate::model::{fetch_model, ModelError, ModelFacts, ModelSignatureFacts};
+use crate::model::{fetch_model, ModelError, ModelFacts};
 use crate::reference::ArtifactRef;
 use crate::registry::{
     Credentials, Descriptor, ManifestKind, Platform, RegistryClient, RegistryConfig, RegistryError,
     RegistryStats,
 };
-use crate::sbom::{SbomFacts, CYCLONEDX_MEDIA_TYPE, MAX_SBOM_BYTES};
-use crate::sigstore_verify::{Authority, Matcher, SignerFacts, VerificationPolicy, VerifiedBundle, Verifier};
+use crate::sbom::{CYCLONEDX_MEDIA_TYPE, MAX_SBOM_BYTES};
+use crate::sigstore_verify::{Authority, Matcher, VerificationPolicy, VerifiedBundle, Verifier};
 use crate::trust_root::TrustRoot;
+
+pub use crate::verdict::{
+    AttestationFacts, Facts, ModelSignatureFacts, Rejection, SbomSource, SignatureFacts, Signer, Source,
+    Verdict,
+};
 
 /// What is asked of an artifact.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -87,189 +94,6 @@ pub struct VerifierConfig {
     pub cache: CacheConfig,
     /// Tlog/SCT requirements and work bounds.
     pub options: VerifyOptions,
-}
-
-/// Who signed, as verified.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "kind")]
-pub enum Signer {
-    /// A key, by the SHA-256 of its SPKI DER.
-    Key {
-        /// Key fingerprint.
-        fingerprint: Digest,
-    },
-    /// A Fulcio certificate identity.
-    Certificate {
-        /// SAN (URI, email, ...).
-        subject: String,
-        /// OIDC issuer.
-        issuer: String,
-    },
-}
-
-impl From<&SignerFacts> for Signer {
-    fn from(s: &SignerFacts) -> Self {
-        match s {
-            SignerFacts::Key { fingerprint } => Self::Key { fingerprint: fingerprint.clone() },
-            SignerFacts::Certificate { subject, issuer, .. } => {
-                Self::Certificate { subject: subject.clone(), issuer: issuer.clone() }
-            }
-        }
-    }
-}
-
-/// Where a piece of evidence was found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "kind")]
-pub enum Source {
-    /// A layer of a cosign tag manifest (`sha256-<hex>.sig` / `.att` / `.sbom`).
-    CosignTag {
-        /// The tag.
-        tag: String,
-        /// The layer's digest.
-        layer: Digest,
-    },
-    /// An OCI 1.1 referrer manifest (Sigstore bundle or SBOM).
-    Referrer {
-        /// The referrer manifest's digest.
-        manifest: Digest,
-    },
-    /// A file inside a model artifact (a model signature kept as `model.sig`).
-    ModelFile {
-        /// The file's path in the model.
-        path: String,
-    },
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::CosignTag { tag, layer } => write!(f, "cosign tag {tag} layer {layer}"),
-            Self::Referrer { manifest } => write!(f, "referrer {manifest}"),
-            Self::ModelFile { path } => write!(f, "model file {path}"),
-        }
-    }
-}
-
-/// A verified signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SignatureFacts {
-    /// Who signed.
-    pub signer: Signer,
-    /// Where the signature was found.
-    pub source: Source,
-    /// Rekor log index of the verified entry, if logged.
-    pub rekor_log_index: Option<i64>,
-    /// Earliest verified signing time (log integration or RFC 3161), if any.
-    pub signing_time: Option<DateTime<Utc>>,
-}
-
-/// A verified attestation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AttestationFacts {
-    /// The in-toto predicate type.
-    pub predicate_type: String,
-    /// The predicate as signed.
-    pub predicate: serde_json::Value,
-    /// Who signed.
-    pub signer: Signer,
-    /// Where it was found.
-    pub source: Source,
-    /// Rekor log index, if logged.
-    pub rekor_log_index: Option<i64>,
-    /// Earliest verified signing time, if any.
-    pub signing_time: Option<DateTime<Utc>>,
-}
-
-impl AttestationFacts {
-    /// A typed view of the predicate (SLSA provenance, CycloneDX, SPDX, other).
-    pub fn predicate_kind(&self) -> Predicate {
-        Statement {
-            statement_type: crate::intoto::STATEMENT_V1.to_owned(),
-            subjects: Vec::new(),
-            predicate_type: self.predicate_type.clone(),
-            predicate: self.predicate.clone(),
-        }
-        .predicate_kind()
-    }
-}
-
-/// How a valid SBOM was found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SbomSource {
-    /// Where.
-    pub source: Source,
-    /// The signer, when the SBOM came as a verified attestation; `None` for unsigned attachments.
-    pub signer: Option<Signer>,
-}
-
-/// What was verified about an artifact.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Facts {
-    /// Verified signatures by the authority.
-    pub signatures: Vec<SignatureFacts>,
-    /// Verified attestations by the authority (of the predicate type asked).
-    pub attestations: Vec<AttestationFacts>,
-    /// A valid SBOM.
-    pub sbom: Option<SbomFacts>,
-    /// Where the SBOM came from.
-    pub sbom_source: Option<SbomSource>,
-    /// A verified OpenSSF model signature (for [`Requirement::ModelSignature`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model_signature: Option<ModelSignatureFacts>,
-}
-
-/// Why the requirement is not met.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Rejection {
-    /// The requirement (`signature`, `attestation:<type>`, `sbom`).
-    pub requirement: String,
-    /// One sentence: what is missing or which check failed.
-    pub reason: String,
-    /// Why each candidate failed, `"<where>: <why>"`.
-    pub candidates: Vec<String>,
-}
-
-impl fmt::Display for Rejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} not satisfied: {}", self.requirement, self.reason)
-    }
-}
-
-/// The verified answer for one (digest, authority, requirement).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Verdict {
-    /// The artifact, pinned to the digest that was verified.
-    pub reference: ArtifactRef,
-    /// Facts when the requirement is met, else why not.
-    pub outcome: Result<Facts, Rejection>,
-}
-
-impl Verdict {
-    /// Whether the requirement is met.
-    pub fn is_verified(&self) -> bool {
-        self.outcome.is_ok()
-    }
-}
-
-impl Cacheable for Verdict {
-    fn is_success(&self) -> bool {
-        self.outcome.is_ok()
-    }
-
-    fn weight(&self) -> u32 {
-        let predicates: usize = match &self.outcome {
-            Ok(f) => f.attestations.iter().map(|a| a.predicate.to_string().len()).sum(),
-            Err(r) => r.candidates.iter().map(String::len).sum(),
-        };
-        u32::try_from(1024 + predicates).unwrap_or(u32::MAX)
-    }
 }
 
 /// One platform's verdict from [`ArtifactVerifier::verify_platforms`].
@@ -914,7 +738,7 @@ impl ArtifactVerifier {
         };
         searched.push("Sigstore bundle referrers".into());
         let mut found: Vec<(Source, Result<Vec<u8>, String>)> = self
-            .referrer_blobs(pinned, BUNDLE_ARTIFACT_TYPE, crate::model_signing::MAX_BUNDLE_BYTES)
+            .referrer_blobs(pinned, BUNDLE_ARTIFACT_TYPE, crate::model::signing::MAX_BUNDLE_BYTES)
             .await?
             .into_iter()
             .map(|(source, blob)| (source, blob.map_err(|e| e.to_string())))
@@ -1074,33 +898,12 @@ mod tests {
     }
 
     #[test]
-    fn requirement_names_and_rejection_text() {
+    fn requirement_names() {
         assert_eq!(Requirement::Signature.to_string(), "signature");
         assert_eq!(
             Requirement::Attestation { predicate_type: "https://slsa.dev/provenance/v1".into() }.to_string(),
             "attestation:https://slsa.dev/provenance/v1"
         );
         assert_eq!(Requirement::ModelSignature.to_string(), "model-signature");
-        assert_eq!(Source::ModelFile { path: "model.sig".into() }.to_string(), "model file model.sig");
-        // Facts without a model signature serialise as before.
-        assert!(serde_json::to_value(Facts::default()).unwrap().get("modelSignature").is_none());
-        let r = Rejection { requirement: "sbom".into(), reason: "nothing found".into(), candidates: vec![] };
-        assert_eq!(r.to_string(), "sbom not satisfied: nothing found");
-    }
-
-    #[test]
-    fn verdicts_cache_successes_longer_than_rejections() {
-        let reference: ArtifactRef = format!("reg.example/a@{}", Digest::sha256_of(b"a")).parse().unwrap();
-        let ok = Verdict { reference: reference.clone(), outcome: Ok(Facts::default()) };
-        let no = Verdict {
-            reference,
-            outcome: Err(Rejection {
-                requirement: "signature".into(),
-                reason: "x".into(),
-                candidates: vec!["y".repeat(5000)],
-            }),
-        };
-        assert!(ok.is_success() && !no.is_success());
-        assert!(no.weight() > ok.weight());
     }
 }

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use vouch_attest::model_signing::{verify_model_directory, verify_model_manifest, ModelSigningError};
+use vouch_attest::model::signing::{self, ModelSignatureError, VerifiedModelSignature};
+use vouch_attest::sigstore_verify::{SignerFacts, VerificationPolicy, Verifier, VerifyError};
+use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::{Digest, PublicKey, SigningKey};
 
 /// The shared model-signing material, or None (skip) when absent outside CI.
@@ -28,6 +30,28 @@ fn material() -> Option<Material> {
         bundle: std::fs::read(dir.join("model.sig")).unwrap(),
         key: PublicKey::from_pem(&std::fs::read_to_string(dir.join("ms-key.pub")).unwrap()).unwrap(),
     })
+}
+
+/// `model_signing verify key`: the key decides, no transparency log (model-signing logs no key signatures).
+fn verify_model_directory(
+    model: &Path,
+    bundle: &[u8],
+    key: &PublicKey,
+) -> Result<VerifiedModelSignature, ModelSignatureError> {
+    let verifier = Verifier::new(TrustRoot::public_good().unwrap());
+    let policy = VerificationPolicy::key(key.clone()).without_tlog();
+    signing::verify_model_directory(model, bundle, &verifier, &policy)
+}
+
+/// The same over files known by their SHA-256 (as an OCI model's layers are).
+fn verify_model_manifest(
+    bundle: &[u8],
+    key: &PublicKey,
+    files: &BTreeMap<String, Digest>,
+) -> Result<VerifiedModelSignature, ModelSignatureError> {
+    let verifier = Verifier::new(TrustRoot::public_good().unwrap());
+    let policy = VerificationPolicy::key(key.clone()).without_tlog();
+    signing::verify_model_bundle(bundle, files, &verifier, &policy)
 }
 
 /// A writable copy of the model (the shared files are read-only).
@@ -52,7 +76,7 @@ fn signature_from_model_signing_verifies() {
     let Some(m) = material() else { return };
     let facts = verify_model_directory(&m.model, &m.bundle, &m.key).unwrap();
     assert_eq!(facts.files, 2);
-    assert_eq!(facts.key_fingerprint, m.key.fingerprint());
+    assert_eq!(facts.verified.signer, SignerFacts::Key { fingerprint: m.key.fingerprint() });
     assert_eq!(
         facts.subject_digest.to_string(),
         "sha256:d21c18ff8c0b8437d8c5390b89e360fd9f1e4259038a60eafad26f13060c5615"
@@ -74,7 +98,7 @@ fn changed_byte_fails_naming_the_file() {
     std::fs::write(&path, bytes).unwrap();
     let err = verify_model_directory(copy.path(), &m.bundle, &m.key).unwrap_err();
     assert!(
-        matches!(&err, ModelSigningError::FileDigestMismatch { name, .. } if name == "model.safetensors"),
+        matches!(&err, ModelSignatureError::FileDigestMismatch { name, .. } if name == "model.safetensors"),
         "{err}"
     );
 }
@@ -87,7 +111,7 @@ fn added_file_fails_naming_the_file() {
     std::fs::write(copy.path().join("extra/tokenizer.json"), "{}").unwrap();
     let err = verify_model_directory(copy.path(), &m.bundle, &m.key).unwrap_err();
     assert!(
-        matches!(&err, ModelSigningError::UnexpectedFile { name, count: 1 } if name == "extra/tokenizer.json"),
+        matches!(&err, ModelSignatureError::UnexpectedFile { name, count: 1 } if name == "extra/tokenizer.json"),
         "{err}"
     );
 }
@@ -99,7 +123,7 @@ fn removed_file_fails_naming_the_file() {
     std::fs::remove_file(copy.path().join("config.json")).unwrap();
     let err = verify_model_directory(copy.path(), &m.bundle, &m.key).unwrap_err();
     assert!(
-        matches!(&err, ModelSigningError::MissingFile { name, count: 1 } if name == "config.json"),
+        matches!(&err, ModelSignatureError::MissingFile { name, count: 1 } if name == "config.json"),
         "{err}"
     );
 }
@@ -111,7 +135,7 @@ fn symlink_in_model_is_refused() {
     let copy = copy_model(&m.model);
     std::os::unix::fs::symlink("/etc/hostname", copy.path().join("link")).unwrap();
     let err = verify_model_directory(copy.path(), &m.bundle, &m.key).unwrap_err();
-    assert!(matches!(&err, ModelSigningError::Symlink { path } if path == "link"), "{err}");
+    assert!(matches!(&err, ModelSignatureError::Symlink { path } if path == "link"), "{err}");
 }
 
 #[test]
@@ -119,13 +143,13 @@ fn wrong_key_fails() {
     let Some(m) = material() else { return };
     let other = SigningKey::generate().public_key();
     let err = verify_model_directory(&m.model, &m.bundle, &other).unwrap_err();
-    assert!(matches!(err, ModelSigningError::KeyHintMismatch { .. }), "{err}");
+    assert!(matches!(err, ModelSignatureError::Sigstore(VerifyError::Signature(_))), "{err}");
 
-    // Without the hint, the signature itself must still reject the other key.
+    // The key hint is not trusted either way: without it, the signature still rejects the other key.
     let mut bundle: serde_json::Value = serde_json::from_slice(&m.bundle).unwrap();
     bundle["verificationMaterial"]["publicKey"]["hint"] = "".into();
     let err = verify_model_directory(&m.model, &serde_json::to_vec(&bundle).unwrap(), &other).unwrap_err();
-    assert!(matches!(err, ModelSigningError::Signature(_)), "{err}");
+    assert!(matches!(err, ModelSignatureError::Sigstore(VerifyError::Signature(_))), "{err}");
 }
 
 #[test]
@@ -139,7 +163,7 @@ fn flipped_signature_bit_fails() {
     sig[last] ^= 1;
     bundle["dsseEnvelope"]["signatures"][0]["sig"] = b64.encode(sig).into();
     let err = verify_model_directory(&m.model, &serde_json::to_vec(&bundle).unwrap(), &m.key).unwrap_err();
-    assert!(matches!(err, ModelSigningError::Signature(_)), "{err}");
+    assert!(matches!(err, ModelSignatureError::Sigstore(VerifyError::Signature(_))), "{err}");
 }
 
 #[test]
@@ -156,7 +180,7 @@ fn manifest_form_verifies_and_detects_changes() {
     changed.insert("config.json".into(), Digest::sha256_of(b"{}"));
     let err = verify_model_manifest(&m.bundle, &m.key, &changed).unwrap_err();
     assert!(
-        matches!(&err, ModelSigningError::FileDigestMismatch { name, .. } if name == "config.json"),
+        matches!(&err, ModelSignatureError::FileDigestMismatch { name, .. } if name == "config.json"),
         "{err}"
     );
 
@@ -164,14 +188,14 @@ fn manifest_form_verifies_and_detects_changes() {
     extra.insert("README.md".into(), Digest::sha256_of(b"hi"));
     assert!(matches!(
         verify_model_manifest(&m.bundle, &m.key, &extra),
-        Err(ModelSigningError::UnexpectedFile { .. })
+        Err(ModelSignatureError::UnexpectedFile { .. })
     ));
 
     let mut fewer = files;
     fewer.remove("model.safetensors");
     assert!(matches!(
         verify_model_manifest(&m.bundle, &m.key, &fewer),
-        Err(ModelSigningError::MissingFile { .. })
+        Err(ModelSignatureError::MissingFile { .. })
     ));
 }
 
@@ -233,7 +257,7 @@ fn shard_signature_from_model_signing_verifies_and_detects_changes() {
     std::fs::write(&weights, &bytes).unwrap();
     let err = verify_model_directory(model.path(), SHARDED_BUNDLE.as_bytes(), &key).unwrap_err();
     assert!(
-        matches!(&err, ModelSigningError::FileDigestMismatch { name, .. } if name == "weights/part-0.bin:1024:2048"),
+        matches!(&err, ModelSignatureError::FileDigestMismatch { name, .. } if name == "weights/part-0.bin:1024:2048"),
         "{err}"
     );
 
@@ -243,5 +267,5 @@ fn shard_signature_from_model_signing_verifies_and_detects_changes() {
     fake[0] = b' ';
     std::fs::write(model.path().join("notes.sig"), fake).unwrap();
     let err = verify_model_directory(model.path(), SHARDED_BUNDLE.as_bytes(), &key).unwrap_err();
-    assert!(matches!(&err, ModelSigningError::UnexpectedFile { name, .. } if name == "notes.sig"), "{err}");
+    assert!(matches!(&err, ModelSignatureError::UnexpectedFile { name, .. } if name == "notes.sig"), "{err}");
 }

@@ -21,11 +21,11 @@ use sha2::{Digest as _, Sha256};
 use vouch_attest::cosign::BUNDLE_ARTIFACT_TYPE;
 use vouch_attest::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use vouch_attest::intoto::STATEMENT_V1;
+use vouch_attest::model::signing::MODEL_SIGNATURE_PREDICATE_V1;
 use vouch_attest::model::{
     FILEPATH_ANNOTATION, MODELKIT_CONFIG_MEDIA_TYPE, MODELPACK_CONFIG_MEDIA_TYPE,
     MODELPACK_MANIFEST_ARTIFACT_TYPE,
 };
-use vouch_attest::model_signing::MODEL_SIGNATURE_PREDICATE_V1;
 use vouch_attest::registry::{Descriptor, ImageManifest, RegistryClient, OCI_EMPTY, OCI_MANIFEST};
 use vouch_attest::{ArtifactRef, Digest, SigningKey};
 

@@ -64,7 +64,7 @@ pub async fn model_files(
                     return Err(layer_err("raw layer digest is not SHA-256".into()));
                 }
                 if path == SIGNATURE_FILE {
-                    let cap = crate::model_signing::MAX_BUNDLE_BYTES;
+                    let cap = super::signing::MAX_BUNDLE_BYTES;
                     out.signature_file = Some(fetch_layer(registry, pinned, layer, cap).await?);
                 }
                 insert(&mut out.files, path, layer.digest.clone()).map_err(layer_err)?;
@@ -239,7 +239,7 @@ fn read_tar<R: Read>(reader: R) -> Result<Vec<Entry>, String> {
             return Err(format!("tar entry {name:?} is neither a regular file nor a directory"));
         }
         let path = normalise_path(&name)?;
-        let keep = path == SIGNATURE_FILE && entry.size() <= crate::model_signing::MAX_BUNDLE_BYTES as u64;
+        let keep = path == SIGNATURE_FILE && entry.size() <= super::signing::MAX_BUNDLE_BYTES as u64;
         let mut hasher = Sha256::new();
         let mut content = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];

@@ -27,7 +27,7 @@ pub mod identity;
 pub mod policy;
 pub mod sct;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 pub mod timestamp;
 pub mod tlog;
 

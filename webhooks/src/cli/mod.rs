@@ -12,6 +12,7 @@ pub mod registry_args;
 pub mod serve;
 pub mod sigstore;
 pub mod verify;
+pub mod verify_model;
 
 /// Exit code: verified / no violations.
 pub const EXIT_OK: u8 = 0;
@@ -34,6 +35,12 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Verify an image's signature, attestation or SBOM, by digest, as cosign would.
     Verify(verify::VerifyArgs),
+    /// Verify an OpenSSF model signature over a model directory on disk.
+    ///
+    /// The files under the directory must be exactly the signed ones, with the signed content. With
+    /// `--key` the signature alone decides, as `model_signing verify key` does (model-signing logs no key
+    /// signatures); a keyless signature needs its Fulcio chain, SCT and transparency-log entry.
+    VerifyModel(verify_model::VerifyModelArgs),
     /// Serve the validating and mutating admission webhooks.
     Serve(Box<serve::ServeArgs>),
     /// Check manifests against policies before they reach a cluster (GitOps pre-sync, CI).
@@ -65,6 +72,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::VerifyModel(args) => verify_model::run(args),
         Command::Serve(args) => serve::run(*args),
         Command::Check(args) => check::run(*args),
         Command::Bundle(command) => bundle::run(command),

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use vouch_attest::sigstore_verify::{Authority, CertificateIdentity, Matcher};
+use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{
     ArtifactVerifier, Facts, Requirement, Signer, Verdict, VerifierConfig, VerifyOptions,
 };
@@ -22,11 +23,9 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Arguments, named as cosign names them.
+/// Who must have signed, named as cosign names it: `--key`, or a keyless identity and issuer.
 #[derive(Debug, clap::Args)]
-pub struct VerifyArgs {
-    /// The image: `registry/repository[:tag][@digest]`. A tag is resolved once; the digest is verified.
-    pub image: String,
+pub struct AuthorityArgs {
     /// Verify with this PEM public key (ECDSA P-256/P-384, Ed25519, RSA).
     #[arg(long, conflicts_with_all = ["certificate_identity", "certificate_identity_regexp"])]
     pub key: Option<PathBuf>,
@@ -42,6 +41,16 @@ pub struct VerifyArgs {
     /// Keyless: the OIDC issuer, as a regular expression matching the whole issuer.
     #[arg(long)]
     pub certificate_oidc_issuer_regexp: Option<String>,
+}
+
+/// Arguments, named as cosign names them.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The image: `registry/repository[:tag][@digest]`. A tag is resolved once; the digest is verified.
+    pub image: String,
+    /// Who must have signed.
+    #[command(flatten)]
+    pub authority: AuthorityArgs,
     /// What to require: `signature` (default), `sbom`, or `attestation:<predicate type>`.
     #[arg(long, default_value = "signature")]
     pub require: String,
@@ -61,7 +70,7 @@ pub struct VerifyArgs {
 
 /// A usage or I/O problem: exit 2.
 #[derive(Debug, thiserror::Error)]
-enum UsageError {
+pub(super) enum UsageError {
     #[error("{0}")]
     Invalid(String),
     #[error("cannot read {path}: {source}")]
@@ -82,7 +91,8 @@ fn matcher(exact: &Option<String>, regexp: &Option<String>, what: &str) -> Resul
     }
 }
 
-fn authority(args: &VerifyArgs) -> Result<Authority, UsageError> {
+/// The authority the flags name: a key, or one keyless identity.
+pub(super) fn authority(args: &AuthorityArgs) -> Result<Authority, UsageError> {
     if let Some(path) = &args.key {
         let pem = String::from_utf8(read(path)?)
             .map_err(|_| UsageError::Invalid(format!("{}: not a PEM file", path.display())))?;
@@ -113,6 +123,12 @@ fn requirement(s: &str) -> Result<Requirement, UsageError> {
     }
 }
 
+/// The trust root in `path`, or the embedded public-good root (read as `--trusted-root` everywhere).
+pub(super) fn trust_root(path: Option<&PathBuf>) -> Result<TrustRoot, UsageError> {
+    let args = RegistryArgs { trusted_root: path.cloned(), ..RegistryArgs::default() };
+    args.trust_root().map_err(|e| UsageError::Invalid(e.to_string()))
+}
+
 fn config(args: &VerifyArgs) -> Result<VerifierConfig, UsageError> {
     let invalid = |e: FlagFileError| UsageError::Invalid(e.to_string());
     Ok(VerifierConfig {
@@ -130,7 +146,7 @@ fn config(args: &VerifyArgs) -> Result<VerifierConfig, UsageError> {
 pub fn run(args: VerifyArgs) -> ExitCode {
     let prepared = (|| {
         let image: ArtifactRef = args.image.parse().map_err(|e| UsageError::Invalid(format!("{e}")))?;
-        Ok::<_, UsageError>((image, authority(&args)?, requirement(&args.require)?, config(&args)?))
+        Ok::<_, UsageError>((image, authority(&args.authority)?, requirement(&args.require)?, config(&args)?))
     })();
     let (image, authority, requirement, config) = match prepared {
         Ok(p) => p,
@@ -189,7 +205,8 @@ fn report(verdict: &Verdict, output: OutputFormat) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn signer(s: &Signer) -> String {
+/// Who signed, for people: `key <fingerprint>` or `<identity> (issuer <issuer>)`.
+pub(super) fn signer(s: &Signer) -> String {
     match s {
         Signer::Key { fingerprint } => format!("key {fingerprint}"),
         Signer::Certificate { subject, issuer } => format!("{subject} (issuer {issuer})"),
