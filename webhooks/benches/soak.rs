@@ -49,7 +49,7 @@ use vouch_webhooks::server::dev_pki::DevCa;
 ///
 /// Why 16 MiB: once the cache is full, what the server holds is bounded (verdicts: `--cache-capacity`
 /// entries of about 1 KiB, tags the same count, connections a fixed number), so growth after that point
-/// is allocator noise or a leak. The allocator's noise seen in our runs is a few MiB (docs/performance.md);
+/// is allocator noise or a leak. The allocator's noise seen in our runs is a few MiB (docs/dev/performance.md);
 /// a leak of 48 bytes per review over the default run (360,000 reviews) would be 16 MiB and fail.
 const RSS_GROWTH_LIMIT_KIB: u64 = 16 * 1024;
 /// Kept-alive connections of the baseline measurement.
