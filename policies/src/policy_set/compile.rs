@@ -1,0 +1,332 @@
+//! Compiling one policy resource (its authorities, identities, requirements, match fields) and trust
+//! roots, collecting every problem at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use vouch_attest::registry::Credentials;
+use vouch_attest::sigstore_verify::{Authority, CertificateIdentity, Matcher};
+use vouch_attest::trust_root::TrustRoot as SigstoreTrustRoot;
+use vouch_attest::PublicKey;
+
+use vouch_attest::ArtifactRef;
+
+use crate::crd::{AuthoritySpec, IdentitySpec, PolicySpec, SecretKeyRef, TrustRoot};
+use crate::glob::Glob;
+use crate::rego::RegoCondition;
+use crate::selector;
+
+use super::resources::read_capped;
+use super::{CompiledAuthority, CompiledPolicy, CompiledRequirement, CompiledTrustRoot, Secrets};
+
+pub(super) struct Context<'a> {
+    pub(super) secrets: &'a Secrets,
+    pub(super) trust_roots: &'a BTreeMap<String, CompiledTrustRoot>,
+    pub(super) bad_roots: &'a BTreeMap<String, String>,
+    pub(super) base_dir: Option<&'a Path>,
+}
+
+/// The secret's bytes, enforcing that a namespaced policy reads only its own namespace.
+pub(super) fn secret<'a>(
+    ctx: &Context<'a>,
+    r: &SecretKeyRef,
+    policy_ns: Option<&str>,
+    default_key: &str,
+    field: &str,
+) -> Result<&'a [u8], String> {
+    let ns = match (policy_ns, r.namespace.as_deref()) {
+        (Some(own), None) => own,
+        (Some(own), Some(ns)) if ns == own => own,
+        (Some(own), Some(ns)) => {
+            return Err(format!("{field}: namespace {ns:?} is not the policy's namespace {own:?}"))
+        }
+        (None, Some(ns)) => ns,
+        (None, None) => return Err(format!("{field}: namespace is required for a cluster-scoped policy")),
+    };
+    let key = r.key.as_deref().unwrap_or(default_key);
+    ctx.secrets.get(ns, &r.name, key).map_err(|e| format!("{field}: {e}"))
+}
+
+pub(super) fn compile_policy(
+    spec: &PolicySpec,
+    name: &str,
+    namespace: Option<&str>,
+    generation: Option<i64>,
+    ctx: &Context<'_>,
+    problems: &mut Vec<String>,
+) -> Option<CompiledPolicy> {
+    let before = problems.len();
+    let mut images = Vec::new();
+    if spec.images.is_empty() {
+        problems.push("images: at least one glob is required".into());
+    }
+    for (i, g) in spec.images.iter().enumerate() {
+        match Glob::new(g) {
+            Ok(glob) if !glob.names_registry() => problems.push(format!(
+                "images[{i}]: {g:?} does not name a registry; globs match normalised references such as docker.io/library/nginx"
+            )),
+            Ok(glob) => images.push(glob),
+            Err(e) => problems.push(format!("images[{i}]: {e}")),
+        }
+    }
+    let m = &spec.match_;
+    let mut namespaces = Vec::new();
+    for (i, g) in m.namespaces.iter().enumerate() {
+        match Glob::new(g) {
+            Ok(glob) => namespaces.push(glob),
+            Err(e) => problems.push(format!("match.namespaces[{i}]: {e}")),
+        }
+    }
+    for (field, sel) in [("namespaceSelector", &m.namespace_selector), ("objectSelector", &m.object_selector)]
+    {
+        if let Some(s) = sel {
+            problems.extend(selector::validate(s).into_iter().map(|p| format!("match.{field}: {p}")));
+        }
+    }
+    // Whether what the policy matches is known (then a policy with other problems is kept as broken).
+    let matchable = problems.len() == before && !images.is_empty();
+    let mut authorities = Vec::new();
+    if spec.authorities.is_empty() {
+        problems.push("authorities: at least one authority is required".into());
+    }
+    let mut names = BTreeSet::new();
+    for (i, a) in spec.authorities.iter().enumerate() {
+        if !names.insert(a.name.as_str()) {
+            problems.push(format!("authorities[{i}]: name {:?} is used twice", a.name));
+        }
+        if let Some(c) = compile_authority(a, &format!("authorities[{i}]"), namespace, ctx, problems) {
+            authorities.push(c);
+        }
+    }
+    let r = &spec.requirements;
+    let mut requirements = Vec::new();
+    if r.signature {
+        requirements.push(CompiledRequirement::Signature);
+    }
+    for (i, att) in r.attestations.iter().enumerate() {
+        if att.predicate_type.is_empty() {
+            problems.push(format!("requirements.attestations[{i}]: predicateType is empty"));
+        }
+        let condition = match &att.condition {
+            None => None,
+            Some(module) => {
+                let module_name = format!("{name}/attestations[{i}].rego");
+                match RegoCondition::compile(&module_name, module) {
+                    Ok(c) => Some(Box::new(c)),
+                    Err(e) => {
+                        problems.push(format!("requirements.attestations[{i}].condition: {e}"));
+                        None
+                    }
+                }
+            }
+        };
+        requirements
+            .push(CompiledRequirement::Attestation { predicate_type: att.predicate_type.clone(), condition });
+    }
+    if r.sbom.as_ref().is_some_and(|s| s.required) {
+        requirements.push(CompiledRequirement::Sbom);
+    }
+    // A policy may exist only to assign a compliance profile, judge fetchers, or name an egress allowlist.
+    let other_duties = spec.compliance_profile.is_some() || spec.fetchers.is_some() || spec.egress.is_some();
+    if requirements.is_empty() && !other_duties {
+        problems.push(
+            "requirements: nothing is required (set signature, attestations or sbom, or complianceProfile, \
+             fetchers or egress)"
+                .into(),
+        );
+    }
+    let credentials = spec.credentials.as_ref().and_then(|c| {
+        let bytes: Result<Vec<u8>, String> = match (&c.secret_ref, &c.path) {
+            (Some(r), None) => {
+                secret(ctx, r, namespace, ".dockerconfigjson", "credentials.secretRef").map(<[u8]>::to_vec)
+            }
+            (None, Some(p)) => {
+                let path = ctx.base_dir.map_or_else(|| PathBuf::from(p), |d| d.join(p));
+                read_capped(&path).map(String::into_bytes).map_err(|e| format!("credentials.path {p:?}: {e}"))
+            }
+            _ => Err("credentials: exactly one of secretRef or path is required".into()),
+        };
+        match bytes
+            .and_then(|b| Credentials::from_docker_config_json(&b).map_err(|e| format!("credentials: {e}")))
+        {
+            Ok(c) => Some(c),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        }
+    });
+    if let Some(p) = &spec.compliance_profile {
+        if p.is_empty() {
+            problems.push("complianceProfile: the name is empty".into());
+        }
+    }
+    let egress_allowlist = spec.egress.as_ref().and_then(|e| e.allowlist.as_ref()).and_then(|r| {
+        match r.parse::<ArtifactRef>() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                problems.push(format!("egress.allowlist: {r:?} is not a valid reference: {}", e.reason));
+                None
+            }
+        }
+    });
+    matchable.then(|| CompiledPolicy {
+        name: name.to_owned(),
+        namespace: namespace.map(str::to_owned),
+        generation,
+        images,
+        namespaces,
+        namespace_selector: m.namespace_selector.clone(),
+        object_selector: m.object_selector.clone(),
+        kinds: m.kinds.clone(),
+        authorities,
+        requirements,
+        mode: spec.mode,
+        failure_policy: spec.failure_policy,
+        credentials,
+        compliance_profile: spec.compliance_profile.clone(),
+        fetchers: spec.fetchers.clone().unwrap_or_default(),
+        egress: spec.egress.is_some(),
+        egress_allowlist,
+        broken: None,
+    })
+}
+
+fn compile_authority(
+    a: &AuthoritySpec,
+    field: &str,
+    namespace: Option<&str>,
+    ctx: &Context<'_>,
+    problems: &mut Vec<String>,
+) -> Option<CompiledAuthority> {
+    if a.name.is_empty() {
+        problems.push(format!("{field}.name is empty"));
+    }
+    match (&a.key, &a.keyless) {
+        (Some(k), None) => {
+            let pem: Result<String, String> = match (&k.pem, &k.secret_ref) {
+                (Some(p), None) => Ok(p.clone()),
+                (None, Some(r)) => secret(ctx, r, namespace, "cosign.pub", &format!("{field}.key.secretRef"))
+                    .and_then(|b| {
+                        String::from_utf8(b.to_vec()).map_err(|_| format!("{field}.key: not UTF-8 PEM"))
+                    }),
+                _ => Err(format!("{field}.key: exactly one of pem or secretRef is required")),
+            };
+            let key = pem.and_then(|p| {
+                PublicKey::from_pem(&p).map_err(|e| format!("{field}.key: not a usable public key: {e}"))
+            });
+            match key {
+                Ok(key) => Some(CompiledAuthority {
+                    name: a.name.clone(),
+                    label: format!("key {}", a.name),
+                    authority: Authority::Key(key),
+                    require_tlog: k.require_tlog,
+                    trust_root: None,
+                    format: a.signature_format,
+                }),
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            }
+        }
+        (None, Some(kl)) => {
+            let before = problems.len();
+            if kl.identities.is_empty() {
+                problems.push(format!("{field}.keyless.identities: at least one identity is required"));
+            }
+            let identities: Vec<CertificateIdentity> = kl
+                .identities
+                .iter()
+                .enumerate()
+                .filter_map(|(i, id)| {
+                    compile_identity(id, &format!("{field}.keyless.identities[{i}]"), problems)
+                })
+                .collect();
+            if let Some(tr) = &kl.trust_root_ref {
+                if let Some(why) = ctx.bad_roots.get(tr) {
+                    problems
+                        .push(format!("{field}.keyless.trustRootRef: trust root {tr:?} is invalid: {why}"));
+                } else if !ctx.trust_roots.contains_key(tr) {
+                    problems.push(format!("{field}.keyless.trustRootRef: unknown trust root {tr:?}"));
+                }
+            }
+            (problems.len() == before).then(|| CompiledAuthority {
+                name: a.name.clone(),
+                label: format!("keyless {}", a.name),
+                authority: Authority::Keyless { identities },
+                require_tlog: true,
+                trust_root: kl.trust_root_ref.clone(),
+                format: a.signature_format,
+            })
+        }
+        _ => {
+            problems.push(format!("{field}: exactly one of key or keyless is required"));
+            None
+        }
+    }
+}
+
+fn compile_identity(
+    id: &IdentitySpec,
+    field: &str,
+    problems: &mut Vec<String>,
+) -> Option<CertificateIdentity> {
+    let mut one = |exact: &Option<String>, regex: &Option<String>, what: &str| -> Option<Matcher> {
+        match (exact, regex) {
+            (Some(s), None) if !s.is_empty() => Some(Matcher::Exact(s.clone())),
+            (None, Some(r)) => match Matcher::regex(r) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    problems.push(format!("{field}.{what}RegExp: {e}"));
+                    None
+                }
+            },
+            _ => {
+                problems.push(format!("{field}: exactly one of {what} or {what}RegExp is required"));
+                None
+            }
+        }
+    };
+    let subject = one(&id.subject, &id.subject_reg_exp, "subject");
+    let issuer = one(&id.issuer, &id.issuer_reg_exp, "issuer");
+    Some(CertificateIdentity { subject: subject?, issuer: issuer? })
+}
+
+pub(super) fn compile_trust_root(t: &TrustRoot, secrets: &Secrets) -> Result<SigstoreTrustRoot, Vec<String>> {
+    let mut problems = Vec::new();
+    if t.metadata.name.as_deref().unwrap_or_default().is_empty() {
+        problems.push("metadata.name is missing".to_owned());
+    }
+    let bytes: Option<Vec<u8>> = match (&t.spec.trusted_root_json, &t.spec.secret_ref) {
+        (Some(j), None) => Some(j.clone().into_bytes()),
+        (None, Some(r)) => match &r.namespace {
+            None => {
+                problems.push("secretRef: namespace is required".into());
+                None
+            }
+            Some(ns) => match secrets.get(ns, &r.name, r.key.as_deref().unwrap_or("trusted_root.json")) {
+                Ok(b) => Some(b.to_vec()),
+                Err(e) => {
+                    problems.push(format!("secretRef: {e}"));
+                    None
+                }
+            },
+        },
+        _ => {
+            problems.push("exactly one of trustedRootJSON or secretRef is required".into());
+            None
+        }
+    };
+    let root = bytes.and_then(|b| match SigstoreTrustRoot::from_json(&b) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            problems.push(format!("not a usable trusted root: {e}"));
+            None
+        }
+    });
+    match root {
+        Some(r) if problems.is_empty() => Ok(r),
+        _ => Err(problems),
+    }
+}
