@@ -38,17 +38,8 @@ impl Engine {
         if let Some(c) = &policy.credentials {
             credentials.merge(c.clone());
         }
-        // Every check the policy makes here, so that none can pass unseen when the artifact cannot be read.
-        let all = |result, reason: String, shown: &str, digest: Option<Digest>| -> Vec<Finding> {
-            policy
-                .requirements
-                .iter()
-                .map(|req| req.label())
-                .chain(profile_labels(policy, input))
-                .map(|label| {
-                    base_finding(policy, artifact, shown, digest.clone(), label, result, reason.clone())
-                })
-                .collect()
+        let all = |result, reason: String, shown: &str, digest: Option<Digest>| {
+            every_check(policy, artifact, input, shown, digest, result, &reason)
         };
         let resolved = match loaded.base.with_credentials(&credentials) {
             Ok(v) => v.resolve(reference).await,
@@ -326,6 +317,27 @@ fn signer_text(s: &Signer) -> String {
         Signer::Key { fingerprint } => format!("key {fingerprint}"),
         Signer::Certificate { subject, issuer } => format!("{subject} ({issuer})"),
     }
+}
+
+/// One finding for every check `policy` makes of `artifact` (its requirements and the compliance profiles
+/// that apply), all with one result and reason: when the artifact cannot be read or the budget ran out, no
+/// check may pass unseen.
+pub(super) fn every_check(
+    policy: &CompiledPolicy,
+    artifact: &ExtractedArtifact,
+    input: &AdmissionInput,
+    shown: &str,
+    digest: Option<Digest>,
+    result: FindingResult,
+    reason: &str,
+) -> Vec<Finding> {
+    policy
+        .requirements
+        .iter()
+        .map(|req| req.label())
+        .chain(profile_labels(policy, input))
+        .map(|label| base_finding(policy, artifact, shown, digest.clone(), label, result, reason.to_owned()))
+        .collect()
 }
 
 pub(super) fn base_finding(

@@ -34,9 +34,9 @@ use crate::decision::{Decision, FindingResult};
 use crate::extract::{extract_with, CompiledExtraction, ExtractError, ExtractionConfig};
 use crate::policy_set::{CompiledAuthority, CompiledPolicy, PolicySet};
 
-use checks::base_finding;
 use checks::cannot_verify;
 pub use checks::condition_input;
+use checks::{base_finding, every_check};
 use decide::{PolicyFindings, Unmatched};
 use input::labels_of;
 pub use input::{object_label, AdmissionInput};
@@ -310,23 +310,8 @@ impl Engine {
                             let reason = format!(
                                 "cannot verify: verification did not finish within the budget of {budget:?}"
                             );
-                            policy
-                                .requirements
-                                .iter()
-                                .map(|req| req.label())
-                                .chain(profile_labels(policy, input))
-                                .map(|label| {
-                                    base_finding(
-                                        policy,
-                                        artifact,
-                                        &reference.to_string(),
-                                        None,
-                                        label,
-                                        FindingResult::Error,
-                                        reason.clone(),
-                                    )
-                                })
-                                .collect()
+                            let shown = reference.to_string();
+                            every_check(policy, artifact, input, &shown, None, FindingResult::Error, &reason)
                         }
                     };
                     PolicyFindings { index, policy, findings }
