@@ -291,6 +291,51 @@ mod tests {
         assert_eq!(rec.snapshot().unwrap_err(), RecordingOverflow { max_bytes: 10 });
     }
 
+    /// What a recorded source answered is kept as answered; what it could not tell is not kept.
+    #[tokio::test]
+    async fn a_recorded_source_keeps_what_it_answered() {
+        let manifest = br#"{"schemaVersion":2}"#.to_vec();
+        let d = Digest::sha256_of(&manifest);
+        let sbom = Descriptor {
+            media_type: crate::registry::OCI_MANIFEST.into(),
+            digest: Digest::sha256_of(b"sbom"),
+            size: 4,
+            artifact_type: Some("application/sbom".into()),
+            annotations: BTreeMap::new(),
+            platform: None,
+        };
+        let provenance = Descriptor { artifact_type: Some("application/provenance".into()), ..sbom.clone() };
+        let r: ArtifactRef = "reg.example/app:1".parse().unwrap();
+        let mut answers = Recording::default();
+        answers.tags.insert(tag_key(&r), Some(d.clone()));
+        answers.tags.insert("reg.example/app:gone".into(), None);
+        answers.manifests.insert(d.clone(), RecordedManifest { media_type: "m".into(), bytes: manifest });
+        answers.blobs.insert(Digest::sha256_of(b"blob"), b"blob".to_vec());
+        answers.referrers.insert(referrers_key(&r, &d, None), vec![sbom.clone(), provenance.clone()]);
+        let store = crate::offline::OfflineStore::new(Arc::new(answers.clone()));
+
+        let rec = Recorder::new(1 << 20);
+        let source = Recorded::new(Arc::new(store), rec.clone());
+        assert!(source.remote().is_none());
+        assert_eq!(source.resolve(&r).await.unwrap(), d);
+        source.fetch_manifest(&r, 1024).await.unwrap();
+        source.fetch_blob(&r, &Digest::sha256_of(b"blob"), 4).await.unwrap();
+        let pinned = r.with_digest(d.clone());
+        let found = source.referrers(&pinned, &d, Some("application/sbom")).await.unwrap();
+        assert_eq!(found.len(), 2, "the source's answer, unfiltered");
+        let gone: ArtifactRef = "reg.example/app:gone".parse().unwrap();
+        assert!(matches!(source.resolve(&gone).await, Err(RegistryError::NotFound { .. })));
+        let elsewhere: ArtifactRef = "reg.example/other:1".parse().unwrap();
+        assert!(source.fetch_manifest(&elsewhere, 1024).await.unwrap_err().is_transient());
+
+        let kept = rec.snapshot().unwrap();
+        assert_eq!(kept.manifests, answers.manifests);
+        assert_eq!(kept.blobs, answers.blobs);
+        assert_eq!(kept.tags, answers.tags, "a definite 404 is kept, an unreachable tag is not");
+        let key = referrers_key(&pinned, &d, Some("application/sbom"));
+        assert_eq!(kept.referrers.get(&key), Some(&vec![sbom, provenance]));
+    }
+
     #[test]
     fn digest_references_are_not_tags() {
         let rec = Recorder::new(10);
