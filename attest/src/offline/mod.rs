@@ -1,11 +1,12 @@
 //! Offline verification bundles for air-gapped sites.
 //!
-//! On the connected side a [`Recorder`] inside a [`RegistryClient`] keeps every successful read of a
-//! verification; [`write_bundle`] puts that, the policies and the trust material into one OCI image layout
-//! tar with a signed index. On the air-gapped side [`OfflineBundle::open`] checks the whole file before
-//! anything in it is used, and [`OfflineBundle::verifier`] gives an [`ArtifactVerifier`] whose registry
-//! client answers from the bundle alone (it has no HTTP client). What the bundle does not cover fails like
-//! an unreachable registry ("not in the offline bundle"), so each policy's failure policy decides.
+//! On the connected side a [`Recorder`] keeps every successful read of a verification (a [`Recorded`]
+//! source around the network, [`RegistryClient::recording`]); [`write_bundle`] puts that, the policies and
+//! the trust material into one OCI image layout tar with a signed index. On the air-gapped side
+//! [`OfflineBundle::open`] checks the whole file before anything in it is used, and
+//! [`OfflineBundle::verifier`] gives an [`ArtifactVerifier`] whose registry client answers from the bundle
+//! alone ([`OfflineStore`], which has no HTTP client). What the bundle does not cover fails like an
+//! unreachable registry ("not in the offline bundle"), so each policy's failure policy decides.
 
 mod format;
 mod reader;
@@ -25,7 +26,7 @@ pub use format::{
 };
 pub use reader::BundleLimits;
 pub use recording::{
-    referrers_key, tag_key, RecordedManifest, Recorder, Recording, RecordingOverflow, ReferrersKey,
+    referrers_key, tag_key, Recorded, RecordedManifest, Recorder, Recording, RecordingOverflow, ReferrersKey,
 };
 pub use store::{not_in_bundle, OfflineStore};
 pub use writer::{bundle_entries, write_bundle, write_tar, BundleSpec, Entries};

@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::digest::Digest;
 use crate::reference::ArtifactRef;
-use crate::registry::Descriptor;
+use crate::registry::{
+    ArtifactSource, Credentials, Descriptor, FetchedManifest, Reading, RegistryClient, RegistryConfig,
+    RegistryError, RemoteRegistry,
+};
 
 /// A manifest as a registry served it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +69,7 @@ impl Recording {
     }
 }
 
-/// Collects what a [`crate::registry::RegistryClient`] reads successfully; cheap to clone (shared).
+/// Collects what a [`Recorded`] source reads successfully; cheap to clone (shared).
 ///
 /// Content over `max_bytes` is not kept and marks the recording as overflowed, so that a bundle is never
 /// silently incomplete.
@@ -176,6 +179,97 @@ impl RecorderState {
     }
 }
 
+/// A source whose successful reads are kept by a [`Recorder`]: what verification read, exactly as it was
+/// answered (referrers before the caller's artifact-type filtering), and "no such tag" answers too.
+pub struct Recorded {
+    source: Arc<dyn ArtifactSource>,
+    recorder: Recorder,
+}
+
+impl RegistryClient {
+    /// A client for the network that also records every successful read into `recorder` (to build an
+    /// offline bundle from exactly what verification read).
+    pub fn recording(config: RegistryConfig, recorder: Recorder) -> Result<Self, RegistryError> {
+        let remote = RemoteRegistry::new(config)?;
+        let config = remote.config().clone();
+        Ok(Self::with_source(config, Arc::new(Recorded::new(Arc::new(remote), recorder))))
+    }
+}
+
+impl Recorded {
+    /// `source`, its reads kept by `recorder`.
+    pub fn new(source: Arc<dyn ArtifactSource>, recorder: Recorder) -> Self {
+        Self { source, recorder }
+    }
+
+    /// Record a tag look-up: its digest, or that the source definitely does not have it.
+    fn record_tag(&self, r: &ArtifactRef, result: Result<&Digest, &RegistryError>) {
+        match result {
+            Ok(d) => self.recorder.tag(r, Some(d)),
+            Err(RegistryError::NotFound { .. }) => self.recorder.tag(r, None),
+            Err(_) => {}
+        }
+    }
+}
+
+impl ArtifactSource for Recorded {
+    fn resolve<'a>(&'a self, r: &'a ArtifactRef) -> Reading<'a, Digest> {
+        Box::pin(async move {
+            let resolved = self.source.resolve(r).await;
+            self.record_tag(r, resolved.as_ref());
+            resolved
+        })
+    }
+
+    fn fetch_manifest<'a>(&'a self, r: &'a ArtifactRef, max_bytes: usize) -> Reading<'a, FetchedManifest> {
+        Box::pin(async move {
+            let fetched = self.source.fetch_manifest(r, max_bytes).await;
+            if let Ok(m) = &fetched {
+                self.recorder.manifest(&m.digest, &m.media_type, &m.bytes);
+            }
+            self.record_tag(r, fetched.as_ref().map(|m| &m.digest));
+            fetched
+        })
+    }
+
+    fn fetch_blob<'a>(
+        &'a self,
+        r: &'a ArtifactRef,
+        digest: &'a Digest,
+        max_bytes: usize,
+    ) -> Reading<'a, Vec<u8>> {
+        Box::pin(async move {
+            let bytes = self.source.fetch_blob(r, digest, max_bytes).await?;
+            self.recorder.blob(digest, &bytes);
+            Ok(bytes)
+        })
+    }
+
+    fn referrers<'a>(
+        &'a self,
+        subject: &'a ArtifactRef,
+        digest: &'a Digest,
+        artifact_type: Option<&'a str>,
+    ) -> Reading<'a, Vec<Descriptor>> {
+        Box::pin(async move {
+            let found = self.source.referrers(subject, digest, artifact_type).await?;
+            self.recorder.referrers(referrers_key(subject, digest, artifact_type), &found);
+            Ok(found)
+        })
+    }
+
+    /// The source with other credentials, recorded into the same recorder.
+    fn with_credentials(&self, credentials: &Credentials) -> Result<Arc<dyn ArtifactSource>, RegistryError> {
+        let source = self.source.with_credentials(credentials)?;
+        Ok(Arc::new(Self::new(source, self.recorder.clone())))
+    }
+
+    /// Pushes go to the source's registry, unrecorded.
+    fn remote(&self) -> Option<&RemoteRegistry> {
+        self.source.remote()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +289,51 @@ mod tests {
         assert_eq!(rec.snapshot().unwrap().content_bytes(), 10);
         rec.blob(&Digest::sha256_of(b"x"), b"x");
         assert_eq!(rec.snapshot().unwrap_err(), RecordingOverflow { max_bytes: 10 });
+    }
+
+    /// What a recorded source answered is kept as answered; what it could not tell is not kept.
+    #[tokio::test]
+    async fn a_recorded_source_keeps_what_it_answered() {
+        let manifest = br#"{"schemaVersion":2}"#.to_vec();
+        let d = Digest::sha256_of(&manifest);
+        let sbom = Descriptor {
+            media_type: crate::registry::OCI_MANIFEST.into(),
+            digest: Digest::sha256_of(b"sbom"),
+            size: 4,
+            artifact_type: Some("application/sbom".into()),
+            annotations: BTreeMap::new(),
+            platform: None,
+        };
+        let provenance = Descriptor { artifact_type: Some("application/provenance".into()), ..sbom.clone() };
+        let r: ArtifactRef = "reg.example/app:1".parse().unwrap();
+        let mut answers = Recording::default();
+        answers.tags.insert(tag_key(&r), Some(d.clone()));
+        answers.tags.insert("reg.example/app:gone".into(), None);
+        answers.manifests.insert(d.clone(), RecordedManifest { media_type: "m".into(), bytes: manifest });
+        answers.blobs.insert(Digest::sha256_of(b"blob"), b"blob".to_vec());
+        answers.referrers.insert(referrers_key(&r, &d, None), vec![sbom.clone(), provenance.clone()]);
+        let store = crate::offline::OfflineStore::new(Arc::new(answers.clone()));
+
+        let rec = Recorder::new(1 << 20);
+        let source = Recorded::new(Arc::new(store), rec.clone());
+        assert!(source.remote().is_none());
+        assert_eq!(source.resolve(&r).await.unwrap(), d);
+        source.fetch_manifest(&r, 1024).await.unwrap();
+        source.fetch_blob(&r, &Digest::sha256_of(b"blob"), 4).await.unwrap();
+        let pinned = r.with_digest(d.clone());
+        let found = source.referrers(&pinned, &d, Some("application/sbom")).await.unwrap();
+        assert_eq!(found.len(), 2, "the source's answer, unfiltered");
+        let gone: ArtifactRef = "reg.example/app:gone".parse().unwrap();
+        assert!(matches!(source.resolve(&gone).await, Err(RegistryError::NotFound { .. })));
+        let elsewhere: ArtifactRef = "reg.example/other:1".parse().unwrap();
+        assert!(source.fetch_manifest(&elsewhere, 1024).await.unwrap_err().is_transient());
+
+        let kept = rec.snapshot().unwrap();
+        assert_eq!(kept.manifests, answers.manifests);
+        assert_eq!(kept.blobs, answers.blobs);
+        assert_eq!(kept.tags, answers.tags, "a definite 404 is kept, an unreachable tag is not");
+        let key = referrers_key(&pinned, &d, Some("application/sbom"));
+        assert_eq!(kept.referrers.get(&key), Some(&vec![sbom, provenance]));
     }
 
     #[test]

@@ -1,13 +1,17 @@
-//! The offline registry backend: answers a [`crate::registry::RegistryClient`]'s reads from a bundle's
-//! recording. It has no HTTP client at all, so it cannot open a connection.
+//! The offline source: answers reads from a bundle's recording. It has no HTTP client at all, so it
+//! cannot open a connection.
 
+use std::future::ready;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use crate::digest::Digest;
 use crate::reference::ArtifactRef;
-use crate::registry::{Descriptor, FetchedManifest, RegistryError};
+use crate::registry::{
+    verify_digest, ArtifactSource, Credentials, Descriptor, FetchedManifest, Reading, RegistryClient,
+    RegistryConfig, RegistryError,
+};
 
 use super::recording::{referrers_key, tag_key, Recording};
 
@@ -25,6 +29,15 @@ pub fn not_in_bundle(r: &ArtifactRef, what: impl std::fmt::Display) -> RegistryE
     RegistryError::Unreachable {
         registry: r.registry().to_owned(),
         reason: format!("{what} is not in the offline bundle"),
+    }
+}
+
+impl RegistryClient {
+    /// A client that answers reads from an offline bundle's content only. It has no HTTP client, so it
+    /// cannot reach any network; what the bundle does not cover fails as unreachable ("not in the
+    /// offline bundle") and pushes fail.
+    pub fn offline(config: RegistryConfig, store: OfflineStore) -> Self {
+        Self::with_source(config, Arc::new(store))
     }
 }
 
@@ -55,7 +68,7 @@ impl OfflineStore {
     }
 
     /// The digest a tag pointed to when the bundle was made; a digest reference names its own.
-    pub fn resolve(&self, r: &ArtifactRef) -> Result<Digest, RegistryError> {
+    fn digest_of(&self, r: &ArtifactRef) -> Result<Digest, RegistryError> {
         self.check_expiry(r)?;
         if let Some(d) = r.digest() {
             return Ok(d.clone());
@@ -68,8 +81,8 @@ impl OfflineStore {
     }
 
     /// The manifest `r` names (by digest, or by the tag's recorded digest).
-    pub fn manifest(&self, r: &ArtifactRef, max_bytes: usize) -> Result<FetchedManifest, RegistryError> {
-        let digest = self.resolve(r)?;
+    fn manifest(&self, r: &ArtifactRef, max_bytes: usize) -> Result<FetchedManifest, RegistryError> {
+        let digest = self.digest_of(r)?;
         let Some(m) = self.content.manifests.get(&digest) else {
             return Err(not_in_bundle(r, format!("manifest {digest} of {}", r.repository_name())));
         };
@@ -77,17 +90,12 @@ impl OfflineStore {
             return Err(RegistryError::TooLarge { what: format!("manifest {r}"), limit: max_bytes });
         }
         // Checked when the bundle was read; checked again because it is cheap and this is a trust boundary.
-        if !digest.matches(&m.bytes) {
-            return Err(RegistryError::DigestMismatch {
-                expected: digest.to_string(),
-                actual: Digest::of(digest.algorithm(), &m.bytes).to_string(),
-            });
-        }
+        verify_digest(&digest, &m.bytes)?;
         Ok(FetchedManifest { digest, media_type: m.media_type.clone(), bytes: m.bytes.clone() })
     }
 
     /// A blob by digest, at most `max_bytes`.
-    pub fn blob(&self, r: &ArtifactRef, digest: &Digest, max_bytes: usize) -> Result<Vec<u8>, RegistryError> {
+    fn blob(&self, r: &ArtifactRef, digest: &Digest, max_bytes: usize) -> Result<Vec<u8>, RegistryError> {
         self.check_expiry(r)?;
         let Some(bytes) = self.content.blobs.get(digest) else {
             return Err(not_in_bundle(r, format!("blob {digest} of {}", r.repository_name())));
@@ -98,39 +106,58 @@ impl OfflineStore {
                 limit: max_bytes,
             });
         }
-        if !digest.matches(bytes) {
-            return Err(RegistryError::DigestMismatch {
-                expected: digest.to_string(),
-                actual: Digest::of(digest.algorithm(), bytes).to_string(),
-            });
-        }
+        verify_digest(digest, bytes)?;
         Ok(bytes.clone())
     }
 
-    /// The referrers of `subject` as recorded: the answer to the same question, or the unfiltered answer
-    /// filtered here.
-    pub fn referrers(
+    /// The referrers of `subject` as recorded: the answer to the same question, or else the answer for
+    /// every artifact type (which the caller filters).
+    fn referrers_of(
         &self,
         subject: &ArtifactRef,
+        digest: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Descriptor>, RegistryError> {
         self.check_expiry(subject)?;
-        let Some(digest) = subject.digest() else {
-            return Err(RegistryError::InvalidReference {
-                reference: subject.to_string(),
-                reason: "referrers need a digest reference".to_owned(),
-            });
-        };
         let exact = self.content.referrers.get(&referrers_key(subject, digest, artifact_type));
         let all = || self.content.referrers.get(&referrers_key(subject, digest, None));
-        let Some(list) = exact.or_else(all) else {
-            return Err(not_in_bundle(subject, format!("the referrers of {subject}")));
-        };
-        let mut list = list.clone();
-        if let Some(t) = artifact_type {
-            list.retain(|d| d.artifact_type.as_deref() == Some(t));
+        match exact.or_else(all) {
+            Some(list) => Ok(list.clone()),
+            None => Err(not_in_bundle(subject, format!("the referrers of {subject}"))),
         }
-        Ok(list)
+    }
+}
+
+impl ArtifactSource for OfflineStore {
+    fn resolve<'a>(&'a self, r: &'a ArtifactRef) -> Reading<'a, Digest> {
+        Box::pin(ready(self.digest_of(r)))
+    }
+
+    fn fetch_manifest<'a>(&'a self, r: &'a ArtifactRef, max_bytes: usize) -> Reading<'a, FetchedManifest> {
+        Box::pin(ready(self.manifest(r, max_bytes)))
+    }
+
+    fn fetch_blob<'a>(
+        &'a self,
+        r: &'a ArtifactRef,
+        digest: &'a Digest,
+        max_bytes: usize,
+    ) -> Reading<'a, Vec<u8>> {
+        Box::pin(ready(self.blob(r, digest, max_bytes)))
+    }
+
+    fn referrers<'a>(
+        &'a self,
+        subject: &'a ArtifactRef,
+        digest: &'a Digest,
+        artifact_type: Option<&'a str>,
+    ) -> Reading<'a, Vec<Descriptor>> {
+        Box::pin(ready(self.referrers_of(subject, digest, artifact_type)))
+    }
+
+    /// Credentials do not matter to a bundle: the same store.
+    fn with_credentials(&self, _: &Credentials) -> Result<Arc<dyn ArtifactSource>, RegistryError> {
+        Ok(Arc::new(self.clone()))
     }
 }
 
@@ -150,44 +177,46 @@ mod tests {
         (OfflineStore::new(Arc::new(rec)), d)
     }
 
-    #[test]
-    fn answers_what_was_recorded() {
+    #[tokio::test]
+    async fn answers_what_was_recorded() {
         let (s, d) = store();
         let tag: ArtifactRef = "reg.example/app:1".parse().unwrap();
-        assert_eq!(s.resolve(&tag).unwrap(), d);
-        assert_eq!(s.manifest(&tag, 1024).unwrap().digest, d);
-        assert_eq!(s.blob(&tag, &Digest::sha256_of(b"blob"), 4).unwrap(), b"blob");
-        assert!(matches!(s.blob(&tag, &Digest::sha256_of(b"blob"), 3), Err(RegistryError::TooLarge { .. })));
+        let blob = Digest::sha256_of(b"blob");
+        assert_eq!(s.resolve(&tag).await.unwrap(), d);
+        assert_eq!(s.fetch_manifest(&tag, 1024).await.unwrap().digest, d);
+        assert_eq!(s.fetch_blob(&tag, &blob, 4).await.unwrap(), b"blob");
+        assert!(matches!(s.fetch_blob(&tag, &blob, 3).await, Err(RegistryError::TooLarge { .. })));
     }
 
-    #[test]
-    fn an_expired_store_answers_nothing() {
+    #[tokio::test]
+    async fn an_expired_store_answers_nothing() {
         let (s, d) = store();
         let tag: ArtifactRef = "reg.example/app:1".parse().unwrap();
         let live = s.clone().with_expiry(Utc::now() + chrono::Duration::hours(1));
-        assert_eq!(live.resolve(&tag).unwrap(), d);
+        assert_eq!(live.resolve(&tag).await.unwrap(), d);
         let expired = s.with_expiry(Utc::now() - chrono::Duration::seconds(1));
+        let pinned = tag.with_digest(d.clone());
         for e in [
-            expired.resolve(&tag).unwrap_err(),
-            expired.manifest(&tag.with_digest(d.clone()), 1024).unwrap_err(),
-            expired.blob(&tag, &Digest::sha256_of(b"blob"), 4).unwrap_err(),
-            expired.referrers(&tag.with_digest(d.clone()), None).unwrap_err(),
+            expired.resolve(&tag).await.unwrap_err(),
+            expired.fetch_manifest(&pinned, 1024).await.unwrap_err(),
+            expired.fetch_blob(&tag, &Digest::sha256_of(b"blob"), 4).await.unwrap_err(),
+            expired.referrers(&pinned, &d, None).await.unwrap_err(),
         ] {
             assert!(e.is_transient() && e.to_string().contains("the offline bundle expired"), "{e}");
         }
     }
 
-    #[test]
-    fn a_definite_404_stays_one_and_the_rest_is_not_covered() {
+    #[tokio::test]
+    async fn a_definite_404_stays_one_and_the_rest_is_not_covered() {
         let (s, _) = store();
         let missing: ArtifactRef = "reg.example/app:missing".parse().unwrap();
-        assert!(matches!(s.manifest(&missing, 1024), Err(RegistryError::NotFound { .. })));
+        assert!(matches!(s.fetch_manifest(&missing, 1024).await, Err(RegistryError::NotFound { .. })));
         let other: ArtifactRef = "reg.example/other:1".parse().unwrap();
-        let e = s.manifest(&other, 1024).unwrap_err();
+        let e = s.fetch_manifest(&other, 1024).await.unwrap_err();
         assert!(e.is_transient(), "{e}");
         assert!(e.to_string().contains("is not in the offline bundle"), "{e}");
-        let pinned = other.with_digest(Digest::sha256_of(b"x"));
-        let e = s.referrers(&pinned, None).unwrap_err();
+        let x = Digest::sha256_of(b"x");
+        let e = s.referrers(&other.with_digest(x.clone()), &x, None).await.unwrap_err();
         assert!(e.to_string().contains("referrers of"), "{e}");
     }
 }

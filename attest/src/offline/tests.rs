@@ -7,6 +7,7 @@ use chrono::Duration;
 use super::*;
 use crate::keys::SigningKey;
 use crate::reference::ArtifactRef;
+use crate::registry::ArtifactSource as _;
 
 fn sample() -> (BundleSpec, Digest) {
     let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#.to_vec();
@@ -80,8 +81,8 @@ impl Fixture {
     }
 }
 
-#[test]
-fn round_trip_keeps_everything_and_answers_offline() {
+#[tokio::test]
+async fn round_trip_keeps_everything_and_answers_offline() {
     let f = fixture();
     let b = f.open(&f.good).unwrap();
     assert!(b.is_authenticated());
@@ -93,9 +94,10 @@ fn round_trip_keeps_everything_and_answers_offline() {
     assert!(b.trusted_root().is_some());
     let store = OfflineStore::new(Arc::new(b.content().clone()));
     let r: ArtifactRef = "reg.example/app:1".parse().unwrap();
-    assert_eq!(store.resolve(&r).unwrap(), f.digest);
+    assert_eq!(store.resolve(&r).await.unwrap(), f.digest);
     let sig = r.with_tag(&format!("{}.sig", f.digest.cosign_tag_stem())).unwrap();
-    assert!(matches!(store.manifest(&sig, 1 << 20), Err(crate::registry::RegistryError::NotFound { .. })));
+    let e = store.fetch_manifest(&sig, 1 << 20).await;
+    assert!(matches!(e, Err(crate::registry::RegistryError::NotFound { .. })));
 }
 
 #[tokio::test]

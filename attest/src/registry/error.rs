@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use crate::digest::Digest;
+use crate::reference::ArtifactRef;
+
 /// A failed registry operation; every variant names what it was about.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -242,9 +245,46 @@ impl RegistryError {
     }
 }
 
+/// `bytes` must hash to `expected`: a source never hands out content that is not what was asked for.
+pub(crate) fn verify_digest(expected: &Digest, bytes: &[u8]) -> Result<(), RegistryError> {
+    if expected.matches(bytes) {
+        Ok(())
+    } else {
+        Err(RegistryError::DigestMismatch {
+            expected: expected.to_string(),
+            actual: Digest::of(expected.algorithm(), bytes).to_string(),
+        })
+    }
+}
+
+/// An answer about `r` that breaks the distribution or image specification.
+pub(crate) fn protocol(r: &ArtifactRef, reason: String) -> RegistryError {
+    RegistryError::Protocol { reference: r.to_string(), reason }
+}
+
+/// `r` cannot be used for the operation.
+pub(crate) fn invalid_ref(r: &ArtifactRef, reason: String) -> RegistryError {
+    RegistryError::InvalidReference { reference: r.to_string(), reason }
+}
+
+/// The digest of a referrers subject, which must have one.
+pub(crate) fn subject_digest(subject: &ArtifactRef) -> Result<&Digest, RegistryError> {
+    subject.digest().ok_or_else(|| invalid_ref(subject, "referrers need a digest reference".to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_check_names_expected_and_actual() {
+        let expected = Digest::sha256_of(b"the real manifest");
+        assert!(verify_digest(&expected, b"the real manifest").is_ok());
+        let e = verify_digest(&expected, b"a tampered manifest").unwrap_err();
+        let RegistryError::DigestMismatch { expected: exp, actual } = e else { panic!("wrong error") };
+        assert_eq!(exp, expected.to_string());
+        assert_eq!(actual, Digest::sha256_of(b"a tampered manifest").to_string());
+    }
 
     #[test]
     fn transient_errors_are_network_and_server_trouble_only() {

@@ -1,6 +1,10 @@
 //! Registry access: resolving tags, fetching manifests and blobs (digest-checked, size-capped), pushing,
 //! and OCI 1.1 referrers with the referrers tag-schema fallback.
 //!
+//! What verification reads comes from an [`ArtifactSource`]: a [`RemoteRegistry`] over the network, or
+//! an offline bundle's store (the `offline` module). [`RegistryClient`] is what callers hold: it reads
+//! through its source within the configured limits, counts calls, and pushes to the remote registry.
+//!
 //! HTTP goes through oci-client's stack (reqwest + rustls/aws-lc-rs); oci-client does the token dance and
 //! blob uploads, while reads are made here so that every body is capped while it is read and every call
 //! has a timeout and bounded retries. Plain HTTP is used only for registries listed as insecure.
@@ -9,16 +13,22 @@ mod auth;
 mod client;
 mod error;
 mod manifest;
+mod remote;
+mod source;
+mod transport;
 
 use std::time::Duration;
 
 pub use auth::{Credentials, RegistryAuth};
 pub use client::RegistryClient;
+pub(crate) use error::verify_digest;
 pub use error::{FailureKind, RegistryError};
 pub use manifest::{
     parse_manifest, Descriptor, ImageIndex, ImageManifest, ManifestKind, Platform, DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST, MANIFEST_MEDIA_TYPES, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST,
 };
+pub use remote::RemoteRegistry;
+pub use source::{ArtifactSource, Reading};
 
 use crate::digest::Digest;
 
