@@ -14,6 +14,7 @@ pub mod admission;
 pub mod client_ca;
 pub mod config;
 pub mod dev_pki;
+pub mod file_watch;
 pub mod handshake;
 pub mod metrics;
 pub mod reload;
