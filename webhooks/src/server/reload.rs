@@ -11,7 +11,6 @@
 //! enforcing, and making every replica unready over one bad ConfigMap would hand every admission to the
 //! webhook's `failurePolicy`.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -473,23 +472,10 @@ impl Collector for ReloadMetrics {
     }
 }
 
-/// The /readyz body while ready: `ready`, each refused source (`stale: …`), then what is in force.
-pub fn ready_body(evaluator: &dyn Evaluator) -> String {
-    let stale = evaluator.stale_configuration();
-    let mut body =
-        String::from(if stale.is_empty() { "ready\n" } else { "ready, with stale configuration\n" });
-    for line in stale {
-        let _ = writeln!(body, "stale: {line}");
-    }
-    for line in evaluator.configuration_in_force() {
-        let _ = writeln!(body, "in force: {line}");
-    }
-    body
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::ready_body;
     use vouch_attest::trust_root::PUBLIC_GOOD_JSON;
     use vouch_attest::verify::{ArtifactVerifier, VerifierConfig};
     use vouch_policies::EngineConfig;
