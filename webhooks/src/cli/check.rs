@@ -28,8 +28,8 @@ use vouch_policies::{Engine, EngineConfig, ExtractionConfig, NoMatchAction, Poli
 
 pub use report::{CheckReport, ObjectReport, Outcome};
 
+use super::exit::EXIT_ERROR;
 use super::registry_args::{self, positive_duration, FlagFileError, RegistryArgs};
-use super::EXIT_ERROR;
 
 /// Objects evaluated at once (the verifier's cache and single-flight verify each image once).
 pub const CONCURRENCY: usize = 8;
