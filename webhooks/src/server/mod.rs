@@ -42,8 +42,6 @@ use crate::cluster::ClusterContext;
 use admission::{operation_name, parse_review, ClusterFacts, ResponseReview};
 use metrics::Metrics;
 
-pub use run::{run, RunError};
-
 /// Extra time the server waits beyond the engine's own budget before answering without it.
 const BACKSTOP_SLACK: Duration = Duration::from_millis(500);
 /// Time a client gets to complete the TLS handshake.
