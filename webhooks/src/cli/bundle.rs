@@ -26,8 +26,8 @@ use vouch_policies::{
     Operation, PolicySet,
 };
 
+use super::exit::{EXIT_ERROR, EXIT_OK, EXIT_REJECTED};
 use super::registry_args::{positive_duration, FlagFileError, RegistryArgs};
-use super::{EXIT_ERROR, EXIT_OK, EXIT_REJECTED};
 use crate::server::config::parse_duration;
 
 /// Default lifetime of a bundle.

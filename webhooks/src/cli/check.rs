@@ -8,14 +8,16 @@
 //! 2 errors (unreadable manifests, invalid policies, bad flags).
 
 mod bundle_source;
+mod error;
 pub mod junit;
+mod policies;
 pub mod report;
 pub mod sarif;
 pub mod text;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -23,20 +25,19 @@ use futures::StreamExt as _;
 use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
 use vouch_policies::extract::{extract_with, Extracted};
 use vouch_policies::manifests::{ManifestObject, ManifestReader, NamespaceFacts, NAMESPACE_NAME_LABEL};
-use vouch_policies::policy_set::{PolicyResources, Secrets};
-use vouch_policies::{Engine, EngineConfig, ExtractionConfig, NoMatchAction, PolicySet};
+use vouch_policies::{Engine, EngineConfig, ExtractionConfig, NoMatchAction};
 
+pub use error::CheckError;
+pub use policies::{compile_policies, load_policies};
 pub use report::{CheckReport, ObjectReport, Outcome};
 
-use super::registry_args::{self, positive_duration, FlagFileError, RegistryArgs};
-use super::EXIT_ERROR;
+use super::exit::EXIT_ERROR;
+use super::registry_args::{positive_duration, RegistryArgs};
 
 /// Objects evaluated at once (the verifier's cache and single-flight verify each image once).
 pub const CONCURRENCY: usize = 8;
 /// Default time budget of one object's evaluation.
 pub const DEFAULT_TIMEOUT_BUDGET: Duration = Duration::from_secs(30);
-/// Largest policy file read.
-const MAX_POLICY_FILE_BYTES: u64 = vouch_policies::policy_set::MAX_FILE_BYTES;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -120,47 +121,6 @@ impl From<NoMatch> for NoMatchAction {
             NoMatch::Deny => Self::Deny,
         }
     }
-}
-
-/// Why the check could not run (exit 2).
-#[derive(Debug, thiserror::Error)]
-pub enum CheckError {
-    /// A flag has an unusable value.
-    #[error("{flag}: {reason}")]
-    Usage {
-        /// The flag.
-        flag: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The manifests cannot be read.
-    #[error("manifests: {0}")]
-    Manifests(#[from] vouch_policies::manifests::ManifestError),
-    /// A file named by a flag cannot be read or used.
-    #[error("{path}: {reason}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// Policies that do not compile.
-    #[error("invalid policies:\n  {}", problems.join("\n  "))]
-    Policies {
-        /// Each resource's problems.
-        problems: Vec<String>,
-    },
-    /// The verifier cannot be built.
-    #[error("verifier: {0}")]
-    Verifier(#[from] vouch_attest::verify::VerifyError),
-    /// The offline bundle cannot be used.
-    #[error("bundle {path}: {reason}")]
-    Bundle {
-        /// The bundle.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
 }
 
 /// Options of an evaluation (what the webhook gets from its cluster, here from flags).
@@ -249,54 +209,11 @@ pub fn parse_labels(pairs: &[String]) -> Result<BTreeMap<String, String>, CheckE
     Ok(out)
 }
 
-/// Read the policies from files and directories; any resource with problems is an error.
-pub fn load_policies(paths: &[PathBuf]) -> Result<PolicySet, CheckError> {
-    let mut all = PolicyResources::default();
-    for path in paths {
-        let resources = if path.is_dir() {
-            PolicyResources::load_dir(path)
-                .map_err(|e| CheckError::File { path: path.clone(), reason: e.to_string() })?
-        } else {
-            let text = read_capped(path, MAX_POLICY_FILE_BYTES)?;
-            let text = String::from_utf8(text)
-                .map_err(|_| CheckError::File { path: path.clone(), reason: "not UTF-8 text".into() })?;
-            let mut r = PolicyResources::from_yaml_str(&text, &path.to_string_lossy());
-            r.base_dir = path.parent().map(Path::to_path_buf);
-            r
-        };
-        // Relative `credentials.path` values resolve against the first policy location.
-        if all.base_dir.is_none() {
-            all.base_dir = resources.base_dir;
-        }
-        all.cluster_policies.extend(resources.cluster_policies);
-        all.policies.extend(resources.policies);
-        all.trust_roots.extend(resources.trust_roots);
-        all.problems.extend(resources.problems);
-    }
-    compile_policies(all)
-}
-
-/// Compile; every problem of every resource is reported, and any problem fails the check.
-pub fn compile_policies(resources: PolicyResources) -> Result<PolicySet, CheckError> {
-    let set = PolicySet::compile(resources, &Secrets::none());
-    if !set.problems().is_empty() {
-        return Err(CheckError::Policies {
-            problems: set.problems().iter().map(ToString::to_string).collect(),
-        });
-    }
-    Ok(set)
-}
-
-fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, CheckError> {
-    registry_args::read_capped(path, max).map_err(|e| CheckError::File { path: e.path, reason: e.reason })
-}
-
 /// The verifier from the flags (live registries).
 pub fn verifier_config(args: &CheckArgs, budget: Duration) -> Result<VerifierConfig, CheckError> {
-    let file = |e: FlagFileError| CheckError::File { path: e.path, reason: e.reason };
     Ok(VerifierConfig {
-        registry: args.registry.registry_config(budget).map_err(file)?,
-        trust_root: args.registry.trust_root().map_err(file)?,
+        registry: args.registry.registry_config(budget)?,
+        trust_root: args.registry.trust_root()?,
         cache: Default::default(),
         options: VerifyOptions::default(),
     })

@@ -13,7 +13,7 @@ use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{ArtifactVerifier, Requirement, VerifierConfig, VerifyOptions};
 use vouch_attest::{ArtifactRef, Digest, SigningKey};
 
-use super::{EXIT_ERROR, EXIT_OK, EXIT_REJECTED};
+use super::exit::{EXIT_ERROR, EXIT_OK, EXIT_REJECTED};
 use crate::dev_registry::DevRegistry;
 
 /// Arguments.

@@ -8,18 +8,14 @@ pub mod bundle;
 pub mod check;
 pub mod demo;
 pub mod demo_webhook;
+pub mod exit;
 pub mod registry_args;
 pub mod serve;
 pub mod sigstore;
 pub mod verify;
 pub mod verify_model;
 
-/// Exit code: verified / no violations.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: not verified / violations found.
-pub const EXIT_REJECTED: u8 = 1;
-/// Exit code: usage, configuration or I/O error.
-pub const EXIT_ERROR: u8 = 2;
+use exit::{EXIT_ERROR, EXIT_OK};
 
 /// vouch: supply-chain admission for Kubernetes.
 #[derive(Debug, Parser)]

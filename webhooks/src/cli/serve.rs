@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use crate::server::config::RawServeConfig;
 
+use super::exit::{EXIT_ERROR, EXIT_OK};
 use super::registry_args::RegistryArgs;
-use super::{EXIT_ERROR, EXIT_OK};
 
 /// Arguments; every one can also be given in `--config` (camelCase keys). Flags win.
 #[derive(Debug, clap::Args)]

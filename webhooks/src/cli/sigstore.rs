@@ -123,14 +123,14 @@ pub fn run(args: VerifyBundleArgs) -> ExitCode {
         Ok(i) => i,
         Err(UsageError(msg)) => {
             eprintln!("error: {msg}");
-            return ExitCode::from(super::EXIT_ERROR);
+            return ExitCode::from(super::exit::EXIT_ERROR);
         }
     };
     let bundle = match Bundle::from_json(&inputs.bundle_json) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("rejected: bundle {}: {e}", args.bundle.display());
-            return ExitCode::from(super::EXIT_REJECTED);
+            return ExitCode::from(super::exit::EXIT_REJECTED);
         }
     };
     let verifier = Verifier::new(inputs.trust_root);
@@ -145,11 +145,11 @@ pub fn run(args: VerifyBundleArgs) -> ExitCode {
                 SignerFacts::Certificate { subject, issuer, .. } => format!("{subject} ({issuer})"),
             };
             eprintln!("verified: signed by {who}");
-            ExitCode::from(super::EXIT_OK)
+            ExitCode::from(super::exit::EXIT_OK)
         }
         Err(e) => {
             eprintln!("rejected: {e}");
-            ExitCode::from(super::EXIT_REJECTED)
+            ExitCode::from(super::exit::EXIT_REJECTED)
         }
     }
 }

@@ -11,8 +11,8 @@ use vouch_attest::verify::{
 };
 use vouch_attest::{ArtifactRef, PublicKey};
 
+use super::exit::{EXIT_ERROR, EXIT_OK, EXIT_REJECTED};
 use super::registry_args::{positive_duration, FlagFileError, RegistryArgs};
-use super::{EXIT_ERROR, EXIT_OK, EXIT_REJECTED};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -10,8 +10,8 @@ use vouch_attest::model::signing::{verify_model_directory, VerifiedModelSignatur
 use vouch_attest::sigstore_verify::{Authority, VerificationPolicy, Verifier};
 use vouch_attest::verify::Signer;
 
+use super::exit::{EXIT_ERROR, EXIT_OK, EXIT_REJECTED};
 use super::verify::{authority, signer, trust_root, AuthorityArgs, UsageError};
-use super::{EXIT_ERROR, EXIT_OK, EXIT_REJECTED};
 
 /// The name `model_signing sign` gives the signature by default.
 const DEFAULT_SIGNATURE: &str = "model.sig";

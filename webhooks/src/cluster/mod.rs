@@ -31,15 +31,16 @@
 
 pub mod context;
 pub mod error;
+pub mod event;
 pub mod fingerprint;
+pub mod object_status;
 pub mod reports;
 pub mod status;
 pub mod watch;
 
 pub use context::{ClusterContext, ContextCacheConfig, KubeContext, NoCluster};
 pub use error::KubeError;
-pub use status::{
-    ObjectRef, PolicyCounters, RetryConfig, StatusConfig, StatusEvent, StatusMetrics, StatusTarget,
-    StatusWorker, StatusWriter,
-};
+pub use event::{ObjectRef, StatusEvent};
+pub use object_status::{RetryConfig, StatusTarget};
+pub use status::{PolicyCounters, StatusConfig, StatusMetrics, StatusWorker, StatusWriter};
 pub use watch::{replica_name, spawn_policy_watch, PolicyWatch, WatchConfig};

@@ -7,11 +7,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind as KubeGvk, Patch, PatchParams};
+use kube::{Api, Client};
 use serde::Serialize;
 use vouch_policies::crd::Mode;
 use vouch_policies::{Finding, FindingResult};
 
-use super::status::ObjectRef;
+use super::error::KubeError;
+use super::event::ObjectRef;
 
 /// API group of OpenReports.
 pub const REPORT_GROUP: &str = "openreports.io";
@@ -19,6 +22,8 @@ pub const REPORT_GROUP: &str = "openreports.io";
 pub const REPORT_VERSION: &str = "v1alpha1";
 /// Name of vouch's report in each namespace (and of its ClusterReport).
 pub const REPORT_NAME: &str = "vouch";
+/// Field manager of the report writes (server-side apply).
+pub const FIELD_MANAGER: &str = "vouch";
 /// `source` of every result.
 pub const SOURCE: &str = "vouch";
 /// Longest message kept per result.
@@ -172,6 +177,67 @@ pub fn report_object(
         "summary": summary,
         "results": results,
     })
+}
+
+fn report_resource(namespaced: bool) -> ApiResource {
+    let kind = if namespaced { "Report" } else { "ClusterReport" };
+    let plural = if namespaced { "reports" } else { "clusterreports" };
+    ApiResource::from_gvk_with_plural(&KubeGvk::gvk(REPORT_GROUP, REPORT_VERSION, kind), plural)
+}
+
+/// Attempts at a report write when another writer got in between (409 on the resourceVersion).
+const REPORT_CONFLICT_ATTEMPTS: u32 = 3;
+
+/// Read the stored report, merge `new` in, and server-side apply the whole of it guarded by the
+/// resourceVersion read (vouch owns the report; force takes over fields another manager may have set).
+pub(crate) async fn write_report(
+    client: &Client,
+    namespace: Option<&str>,
+    new: &[serde_json::Value],
+    max_entries: usize,
+) -> Result<(), KubeError> {
+    let resource = report_resource(namespace.is_some());
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let what = || format!("report {}/{REPORT_NAME}", namespace.unwrap_or(""));
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut attempt = 1;
+    loop {
+        let stored = api
+            .get_opt(REPORT_NAME)
+            .await
+            .map_err(|source| KubeError::Write { what: what(), source: Box::new(source) })?;
+        let (results, version) = match &stored {
+            Some(report) => (
+                report.data.get("results").and_then(|r| r.as_array()).cloned().unwrap_or_default(),
+                report.metadata.resource_version.clone(),
+            ),
+            None => (Vec::new(), None),
+        };
+        let merged = merge_results(&results, new, max_entries);
+        let report = report_object(namespace, &merged, version.as_deref());
+        match api.patch(REPORT_NAME, &params, &Patch::Apply(&report)).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < REPORT_CONFLICT_ATTEMPTS => attempt += 1,
+            Err(source) => return Err(KubeError::Write { what: what(), source: Box::new(source) }),
+        }
+    }
+}
+
+/// Whether a failed report write should be tried again with the next flush (not for missing permissions,
+/// a missing CRD, or an invalid report).
+pub(crate) fn worth_retrying(e: &KubeError) -> bool {
+    match e {
+        KubeError::Write { source, .. } | KubeError::Read { source, .. } => match source.as_ref() {
+            kube::Error::Api(s) => s.code == 409 || s.code == 429 || s.code >= 500,
+            kube::Error::SerdeError(_) | kube::Error::BuildRequest(_) => false,
+            _ => true,
+        },
+        KubeError::Timeout { .. } => true,
+        KubeError::NotFound { .. } | KubeError::MalformedPodSpec { .. } => false,
+    }
 }
 
 /// `name` for cluster policies, `namespace/name` for namespaced ones (the two may share a name).

@@ -3,137 +3,31 @@
 //! [`StatusWriter::submit`] only `try_send`s into a bounded channel: when the worker falls behind, events
 //! are dropped and counted (`vouch_status_dropped_total`), never waited for. The [`StatusWorker`] batches
 //! them: every `flush_interval` or `flush_max_events` events it server-side-applies one OpenReports report
-//! per touched namespace (denials included), and sets a `vouch.dev/Verified` condition on admitted Pods and
-//! a `SupplyChainVerified` condition plus `status.attestations` on admitted custom resources of configured
-//! kinds (each retried with backoff in its own task, since at CREATE the object is not stored yet when
-//! admission runs).
+//! per touched namespace (denials included; [`super::reports`]), and sets a `vouch.dev/Verified` condition
+//! on admitted Pods and a `SupplyChainVerified` condition plus `status.attestations` on admitted custom
+//! resources of configured kinds (each retried with backoff in its own task, since at CREATE the object is
+//! not stored yet when admission runs; [`super::object_status`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind as KubeGvk, Patch, PatchParams};
-use kube::{Api, Client};
+use kube::Client;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
 use vouch_policies::crd::PolicyCounts;
 use vouch_policies::{AdmissionInput, Decision, Finding, FindingResult};
 
 use super::error::KubeError;
+use super::event::{ObjectRef, StatusEvent};
 use super::fingerprint;
-use super::reports::{
-    merge_results, report_object, truncate, ReportBook, REPORT_GROUP, REPORT_NAME, REPORT_VERSION,
-};
+use super::object_status::{write_object_status, ObjectUpdate, RetryConfig, StatusTarget, Written};
+use super::reports::{worth_retrying, write_report, ReportBook};
 
-/// Condition type set on Pods.
-pub const POD_CONDITION: &str = "vouch.dev/Verified";
-/// Condition type set on configured custom resources.
-pub const TARGET_CONDITION: &str = "SupplyChainVerified";
 /// Upper bound of [`StatusConfig::max_in_flight`].
 const MAX_IN_FLIGHT: usize = 10_000;
-/// Field manager of every write.
-pub const FIELD_MANAGER: &str = "vouch";
-/// Most entries in a custom resource's `status.attestations`.
-const MAX_ATTESTATIONS: usize = 100;
-/// Longest condition message.
-const MAX_CONDITION_MESSAGE: usize = 1024;
-
-/// The object an admission result is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectRef {
-    /// `group/version` or `v1`.
-    pub api_version: String,
-    /// Kind, e.g. `Pod`.
-    pub kind: String,
-    /// Namespace; `None` for cluster-scoped objects.
-    pub namespace: Option<String>,
-    /// Name (the generated one in the validating webhook).
-    pub name: String,
-    /// metadata.uid when the object had one (validating webhook); guards against writing to a namesake.
-    pub uid: Option<String>,
-    /// What the stored object must still show for a result to be written to its status (see
-    /// [`fingerprint`]); `None`: nothing is written to it.
-    pub fingerprint: Option<String>,
-}
-
-impl ObjectRef {
-    /// The API group (empty for the core group).
-    pub fn group(&self) -> &str {
-        self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
-    }
-}
-
-/// One admission result to write back.
-#[derive(Debug, Clone)]
-pub struct StatusEvent {
-    /// The object.
-    pub object: ObjectRef,
-    /// Whether it was admitted.
-    pub allowed: bool,
-    /// Every (artifact, policy, requirement) result.
-    pub findings: Vec<Finding>,
-    /// Dry-run requests are never written back.
-    pub dry_run: bool,
-}
-
-impl StatusEvent {
-    /// The event for an evaluated admission request.
-    pub fn from_admission(input: &AdmissionInput, decision: &Decision) -> Self {
-        let uid = input
-            .object
-            .as_ref()
-            .and_then(|o| o.pointer("/metadata/uid"))
-            .and_then(serde_json::Value::as_str)
-            .filter(|u| !u.is_empty())
-            .map(str::to_owned);
-        let kind = &input.kind;
-        let api_version = if kind.group.is_empty() {
-            kind.version.clone()
-        } else {
-            format!("{}/{}", kind.group, kind.version)
-        };
-        Self {
-            object: ObjectRef {
-                api_version,
-                kind: kind.kind.clone(),
-                namespace: input.namespace.clone().filter(|n| !n.is_empty()),
-                name: input.name.clone(),
-                uid,
-                // Set by [`StatusWriter::submit_admission`], only for objects whose status is written.
-                fingerprint: None,
-            },
-            allowed: decision.allowed,
-            findings: decision.findings.clone(),
-            dry_run: input.dry_run,
-        }
-    }
-}
-
-/// A custom resource kind whose status receives the verification result.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusTarget {
-    /// API group.
-    pub group: String,
-    /// Version used to write.
-    pub version: String,
-    /// Kind.
-    pub kind: String,
-    /// Resource (plural) name.
-    pub plural: String,
-}
-
-/// How often and how much is retried for an object that may not exist yet.
-#[derive(Debug, Clone)]
-pub struct RetryConfig {
-    /// Attempts in all (at least 1).
-    pub attempts: u32,
-    /// Wait before the second attempt; doubled each time.
-    pub initial_backoff: Duration,
-}
 
 /// Status writer settings.
 #[derive(Debug, Clone)]
@@ -388,16 +282,6 @@ pub struct StatusWorker {
     counters: PolicyCounters,
     book: ReportBook,
 }
-
-/// What to write to one object's status.
-#[derive(Debug, Clone)]
-struct ObjectUpdate {
-    object: ObjectRef,
-    allowed: bool,
-    findings: Vec<Finding>,
-    target: Option<StatusTarget>,
-}
-
 impl StatusWorker {
     /// Run until every [`StatusWriter`] is dropped, then flush what is pending and return.
     pub async fn run(mut self, client: Client) {
@@ -521,296 +405,13 @@ fn source_text(e: &KubeError) -> String {
     std::error::Error::source(e).map(ToString::to_string).unwrap_or_default()
 }
 
-fn report_resource(namespaced: bool) -> ApiResource {
-    let kind = if namespaced { "Report" } else { "ClusterReport" };
-    let plural = if namespaced { "reports" } else { "clusterreports" };
-    ApiResource::from_gvk_with_plural(&KubeGvk::gvk(REPORT_GROUP, REPORT_VERSION, kind), plural)
-}
-
-/// Attempts at a report write when another writer got in between (409 on the resourceVersion).
-const REPORT_CONFLICT_ATTEMPTS: u32 = 3;
-
-/// Read the stored report, merge `new` in, and server-side apply the whole of it guarded by the
-/// resourceVersion read (vouch owns the report; force takes over fields another manager may have set).
-async fn write_report(
-    client: &Client,
-    namespace: Option<&str>,
-    new: &[serde_json::Value],
-    max_entries: usize,
-) -> Result<(), KubeError> {
-    let resource = report_resource(namespace.is_some());
-    let api: Api<DynamicObject> = match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    };
-    let what = || format!("report {}/{REPORT_NAME}", namespace.unwrap_or(""));
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let mut attempt = 1;
-    loop {
-        let stored = api
-            .get_opt(REPORT_NAME)
-            .await
-            .map_err(|source| KubeError::Write { what: what(), source: Box::new(source) })?;
-        let (results, version) = match &stored {
-            Some(report) => (
-                report.data.get("results").and_then(|r| r.as_array()).cloned().unwrap_or_default(),
-                report.metadata.resource_version.clone(),
-            ),
-            None => (Vec::new(), None),
-        };
-        let merged = merge_results(&results, new, max_entries);
-        let report = report_object(namespace, &merged, version.as_deref());
-        match api.patch(REPORT_NAME, &params, &Patch::Apply(&report)).await {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 && attempt < REPORT_CONFLICT_ATTEMPTS => attempt += 1,
-            Err(source) => return Err(KubeError::Write { what: what(), source: Box::new(source) }),
-        }
-    }
-}
-
-/// Whether a failed report write should be tried again with the next flush (not for missing permissions,
-/// a missing CRD, or an invalid report).
-fn worth_retrying(e: &KubeError) -> bool {
-    match e {
-        KubeError::Write { source, .. } | KubeError::Read { source, .. } => match source.as_ref() {
-            kube::Error::Api(s) => s.code == 409 || s.code == 429 || s.code >= 500,
-            kube::Error::SerdeError(_) | kube::Error::BuildRequest(_) => false,
-            _ => true,
-        },
-        KubeError::Timeout { .. } => true,
-        KubeError::NotFound { .. } | KubeError::MalformedPodSpec { .. } => false,
-    }
-}
-
-/// What became of an object status write that did not fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Written {
-    /// The status was written.
-    Ok,
-    /// The stored object is not the reviewed one (another uid, other images or spec): nothing written.
-    Stale,
-}
-
-/// Write one object's status, retrying while it may not exist yet or the server is busy.
-async fn write_object_status(
-    client: &Client,
-    update: &ObjectUpdate,
-    retry: &RetryConfig,
-    timeout: Duration,
-) -> Result<Written, KubeError> {
-    let mut backoff = retry.initial_backoff;
-    let mut attempt = 1;
-    let what = || format!("status of {} {}", update.object.kind, update.object.name);
-    loop {
-        let write = async {
-            match &update.target {
-                None => patch_pod_condition(client, update).await,
-                Some(target) => patch_custom_status(client, target, update).await,
-            }
-        };
-        let result = tokio::time::timeout(timeout, write)
-            .await
-            .unwrap_or_else(|_| Err(KubeError::Timeout { what: what() }));
-        match result {
-            Err(e) if e.is_transient() && attempt < retry.attempts.max(1) => {
-                tokio::time::sleep(backoff).await;
-                backoff = backoff.saturating_mul(2);
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// `(status, reason, message)` of the condition for an object's findings.
-fn condition_parts(update: &ObjectUpdate) -> (&'static str, &'static str, String) {
-    let failed: Vec<&Finding> = update.findings.iter().filter(|f| f.result != FindingResult::Pass).collect();
-    let total = update.findings.len();
-    match failed.first() {
-        None => ("True", "Verified", format!("{total} of {total} requirements met")),
-        Some(first) => {
-            let reason = if failed.iter().all(|f| f.result == FindingResult::Error) {
-                "VerificationError"
-            } else {
-                "VerificationFailed"
-            };
-            // Warn and audit modes (and fail-open) admit objects that did not verify: say so.
-            let admitted = if update.allowed { "admitted; " } else { "" };
-            let message = format!(
-                "{admitted}{} of {total} requirements not met; first: {}: image {}: policy {}: {}: {}",
-                failed.len(),
-                first.artifact,
-                first.reference,
-                first.policy,
-                first.requirement,
-                first.reason
-            );
-            ("False", reason, truncate(&message, MAX_CONDITION_MESSAGE))
-        }
-    }
-}
-
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// Strategic merge patch of pods/status: conditions merge by `type`, so other conditions stay. Written
-/// only to the Pod reviewed (same uid and images), guarded by its resourceVersion.
-async fn patch_pod_condition(client: &Client, update: &ObjectUpdate) -> Result<Written, KubeError> {
-    let object = &update.object;
-    let ns = object.namespace.as_deref().unwrap_or("default");
-    let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
-    let current = match api.get_status(&object.name).await {
-        Ok(current) => current,
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            return Err(KubeError::NotFound { kind: "Pod", name: object.name.clone() });
-        }
-        Err(source) => {
-            return Err(KubeError::Read {
-                kind: "Pod",
-                namespace: ns.to_owned(),
-                name: object.name.clone(),
-                source: Box::new(source),
-            })
-        }
-    };
-    let stored = serde_json::to_value(&current).unwrap_or_default();
-    if !is_the_reviewed_object(object, current.metadata.uid.as_deref(), &stored) {
-        return Ok(Written::Stale);
-    }
-    let (status, reason, message) = condition_parts(update);
-    let mut patch = json!({
-        "status": {"conditions": [{
-            "type": POD_CONDITION,
-            "status": status,
-            "reason": reason,
-            "message": message,
-            "lastTransitionTime": now_rfc3339(),
-        }]}
-    });
-    if let Some(map) = patch.as_object_mut() {
-        // metadata.uid is immutable: a namesake pod with another uid rejects the patch; the resourceVersion
-        // makes a Pod changed since it was read a conflict (retried: read and compared again).
-        let mut metadata = json!({"resourceVersion": current.metadata.resource_version});
-        if let Some(uid) = &object.uid {
-            metadata["uid"] = json!(uid);
-        }
-        map.insert("metadata".into(), metadata);
-    }
-    api.patch_status(&object.name, &PatchParams::default(), &Patch::Strategic(patch))
-        .await
-        .map(|_| Written::Ok)
-        .map_err(|source| KubeError::Write {
-            what: format!("status of Pod {ns}/{}", object.name),
-            source: Box::new(source),
-        })
-}
-
-/// Whether the stored object (its uid and JSON) is the one a result is about: the same uid when both have
-/// one, and the same fingerprint (which the reviewed object must have had).
-fn is_the_reviewed_object(object: &ObjectRef, stored_uid: Option<&str>, stored: &serde_json::Value) -> bool {
-    if let (Some(want), Some(have)) = (object.uid.as_deref(), stored_uid) {
-        if want != have {
-            return false;
-        }
-    }
-    let Some(want) = &object.fingerprint else { return false };
-    fingerprint::of_object(&object.api_version, &object.kind, stored).as_ref() == Some(want)
-}
-
-/// Read-modify-write of a custom resource's status (merge patch guarded by resourceVersion), replacing
-/// only our condition and `attestations`.
-async fn patch_custom_status(
-    client: &Client,
-    target: &StatusTarget,
-    update: &ObjectUpdate,
-) -> Result<Written, KubeError> {
-    let object = &update.object;
-    let gvk = KubeGvk::gvk(&target.group, &target.version, &target.kind);
-    let resource = ApiResource::from_gvk_with_plural(&gvk, &target.plural);
-    let api: Api<DynamicObject> = match &object.namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    };
-    let what =
-        || format!("status of {} {}/{}", target.kind, object.namespace.as_deref().unwrap_or(""), object.name);
-    let current = match api.get_status(&object.name).await {
-        Ok(current) => current,
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            return Err(KubeError::NotFound { kind: "custom resource", name: object.name.clone() });
-        }
-        Err(source) => return Err(KubeError::Write { what: what(), source: Box::new(source) }),
-    };
-    // `data` holds everything but apiVersion, kind and metadata: the spec is where the fingerprint looks.
-    if !is_the_reviewed_object(object, current.metadata.uid.as_deref(), &current.data) {
-        return Ok(Written::Stale);
-    }
-    let (status, reason, message) = condition_parts(update);
-    let now = now_rfc3339();
-    let old_conditions = current.data.pointer("/status/conditions").and_then(|c| c.as_array()).cloned();
-    let mut conditions: Vec<serde_json::Value> = Vec::new();
-    let mut transition = now.clone();
-    for c in old_conditions.unwrap_or_default() {
-        if c.get("type").and_then(|t| t.as_str()) == Some(TARGET_CONDITION) {
-            // Keep the transition time while the status does not change.
-            if c.get("status").and_then(|s| s.as_str()) == Some(status) {
-                if let Some(t) = c.get("lastTransitionTime").and_then(|t| t.as_str()) {
-                    transition = t.to_owned();
-                }
-            }
-        } else {
-            conditions.push(c);
-        }
-    }
-    conditions.push(json!({
-        "type": TARGET_CONDITION, "status": status, "reason": reason, "message": message,
-        "lastTransitionTime": transition,
-    }));
-    let attestations: Vec<serde_json::Value> =
-        update.findings.iter().take(MAX_ATTESTATIONS).map(attestation_entry).collect();
-    let patch = json!({
-        "metadata": {"resourceVersion": current.metadata.resource_version},
-        "status": {"conditions": conditions, "attestations": attestations},
-    });
-    api.patch_status(&object.name, &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .map(|_| Written::Ok)
-        .map_err(|source| KubeError::Write { what: what(), source: Box::new(source) })
-}
-
-fn attestation_entry(f: &Finding) -> serde_json::Value {
-    let mut entry = json!({
-        "policy": f.policy,
-        "requirement": f.requirement,
-        "artifact": f.artifact.to_string(),
-        "reference": f.reference,
-        "result": f.result.to_string(),
-    });
-    if let Some(map) = entry.as_object_mut() {
-        if let Some(ns) = &f.policy_namespace {
-            map.insert("policyNamespace".into(), ns.clone().into());
-        }
-        if let Some(d) = &f.digest {
-            map.insert("digest".into(), d.to_string().into());
-        }
-        if let Some(s) = &f.signer {
-            map.insert("signer".into(), s.clone().into());
-        }
-        if let Some(i) = f.rekor_log_index {
-            map.insert("rekorLogIndex".into(), i.into());
-        }
-        if let Some(d) = &f.sbom_digest {
-            map.insert("sbomDigest".into(), d.to_string().into());
-        }
-    }
-    entry
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::event::tests::input;
+    use serde_json::json;
     use vouch_policies::crd::Mode;
-    use vouch_policies::{ArtifactKind, ArtifactLocation, GroupVersionKind, Operation};
+    use vouch_policies::{ArtifactKind, ArtifactLocation};
 
     fn pass_finding() -> Finding {
         Finding {
@@ -831,27 +432,6 @@ mod tests {
             rekor_log_index: None,
             sbom_digest: None,
         }
-    }
-
-    fn input(group: &str, object: serde_json::Value, dry_run: bool) -> AdmissionInput {
-        let kind = GroupVersionKind { group: group.into(), version: "v1".into(), kind: "Thing".into() };
-        AdmissionInput { dry_run, ..AdmissionInput::new(Operation::Create, kind, Some("ns"), "t") }
-            .with_uid("req")
-            .with_object(object)
-    }
-
-    #[test]
-    fn event_from_admission_takes_uid_and_api_version() {
-        let decision = Decision::allow();
-        let e = StatusEvent::from_admission(&input("", json!({"metadata": {"uid": "u"}}), false), &decision);
-        assert_eq!(e.object.api_version, "v1");
-        assert_eq!(e.object.group(), "");
-        assert_eq!(e.object.uid.as_deref(), Some("u"));
-        let e = StatusEvent::from_admission(&input("apps", json!({"metadata": {}}), true), &decision);
-        assert_eq!(e.object.api_version, "apps/v1");
-        assert_eq!(e.object.group(), "apps");
-        assert_eq!(e.object.uid, None);
-        assert!(e.dry_run);
     }
 
     #[test]

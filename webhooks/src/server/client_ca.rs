@@ -4,15 +4,13 @@
 //! webhook (docs/operations.md, "Authenticating the API server"). Without it, anything that can reach the
 //! Service can send reviews (docs/threat-model.md).
 //!
-//! The CA file is polled by content, like the serving certificate: a new bundle is used once it parses; a
-//! bundle that does not keeps the CAs in force (and is counted and logged).
+//! The CA file is polled by content, like the serving certificate ([`super::file_watch`]): a new bundle is
+//! used once it parses; a bundle that does not keeps the CAs in force (and is counted and logged).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject as _;
@@ -22,21 +20,20 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use sha2::{Digest as _, Sha256};
 
-use super::tls::{read_bounded, spawn_reload_watch, ReloadOutcome, ReloadedFile, TlsError};
+use super::file_watch::{self, ReloadOutcome, ReloadedFile, Reloading};
+use super::tls::{read_pem, TlsError};
 
-/// The verifier in force (a box so that it can be swapped atomically).
-struct InForce(Arc<dyn ClientCertVerifier>);
+/// The verifier in force and how many CA certificates it trusts.
+struct InForce {
+    verifier: Arc<dyn ClientCertVerifier>,
+    cas: u64,
+}
 
 /// Client certificate verification against a CA bundle reloaded from its file.
 pub struct ReloadingClientCa {
     path: PathBuf,
     provider: Arc<CryptoProvider>,
-    current: ArcSwap<InForce>,
-    /// SHA-256 of the contents last looked at (good or bad), so a bad bundle is reported once.
-    seen: Mutex<[u8; 32]>,
-    cas: AtomicU64,
-    reloads: AtomicU64,
-    reload_errors: AtomicU64,
+    bundle: Reloading<InForce>,
 }
 
 impl std::fmt::Debug for ReloadingClientCa {
@@ -45,12 +42,15 @@ impl std::fmt::Debug for ReloadingClientCa {
     }
 }
 
+/// The file's PEM and its SHA-256.
+fn read_bundle(path: &Path) -> Result<(Vec<u8>, [u8; 32]), TlsError> {
+    let pem = read_pem(path)?;
+    let contents = Sha256::digest(&pem).into();
+    Ok((pem, contents))
+}
+
 /// A verifier for the CA certificates in `pem`, and how many there are.
-fn parse_bundle(
-    path: &Path,
-    pem: &[u8],
-    provider: &Arc<CryptoProvider>,
-) -> Result<(Arc<dyn ClientCertVerifier>, u64), TlsError> {
+fn parse_bundle(path: &Path, pem: &[u8], provider: &Arc<CryptoProvider>) -> Result<InForce, TlsError> {
     let bad = |reason: String| TlsError::BadCertificate { path: path.into(), reason };
     let certs =
         CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
@@ -65,82 +65,51 @@ fn parse_bundle(
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
         .build()
         .map_err(|e| TlsError::Config { reason: format!("{}: {e}", path.display()) })?;
-    Ok((verifier, count))
+    Ok(InForce { verifier, cas: count })
 }
 
 impl ReloadingClientCa {
     /// Load the bundle now; an unusable bundle at start is an error (nothing to fall back on).
     pub fn load(path: PathBuf, provider: Arc<CryptoProvider>) -> Result<Arc<Self>, TlsError> {
-        let pem = read_bounded(&path)?;
-        let (verifier, cas) = parse_bundle(&path, &pem, &provider)?;
-        Ok(Arc::new(Self {
-            path,
-            provider,
-            current: ArcSwap::from_pointee(InForce(verifier)),
-            seen: Mutex::new(Sha256::digest(&pem).into()),
-            cas: AtomicU64::new(cas),
-            reloads: AtomicU64::new(0),
-            reload_errors: AtomicU64::new(0),
-        }))
+        let (pem, contents) = read_bundle(&path)?;
+        let in_force = parse_bundle(&path, &pem, &provider)?;
+        Ok(Arc::new(Self { path, provider, bundle: Reloading::new(in_force, contents) }))
     }
 
     /// Read the file again and use the bundle if it changed and parses.
-    pub fn reload_if_changed(&self) -> ReloadOutcome {
-        let Ok(mut seen) = self.seen.lock() else {
-            return ReloadOutcome::Unchanged;
-        };
-        let pem = match read_bounded(&self.path) {
-            Ok(pem) => pem,
-            Err(e) => {
-                // Unreadable (e.g. mid-swap): reported at every poll until it reads again.
-                self.reload_errors.fetch_add(1, Ordering::Relaxed);
-                return ReloadOutcome::Rejected(e);
-            }
-        };
-        let contents: [u8; 32] = Sha256::digest(&pem).into();
-        if contents == *seen {
-            return ReloadOutcome::Unchanged;
-        }
-        *seen = contents;
-        match parse_bundle(&self.path, &pem, &self.provider) {
-            Ok((verifier, cas)) => {
-                self.current.store(Arc::new(InForce(verifier)));
-                self.cas.store(cas, Ordering::Relaxed);
-                self.reloads.fetch_add(1, Ordering::Relaxed);
-                ReloadOutcome::Reloaded
-            }
-            Err(e) => {
-                self.reload_errors.fetch_add(1, Ordering::Relaxed);
-                ReloadOutcome::Rejected(e)
-            }
-        }
+    pub fn reload_if_changed(&self) -> ReloadOutcome<TlsError> {
+        self.bundle.reload_if_changed(
+            || read_bundle(&self.path),
+            |pem| parse_bundle(&self.path, &pem, &self.provider),
+        )
     }
 
     /// Poll the file every `interval` until the returned task is aborted; logs every change.
     pub fn spawn_watch(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
-        spawn_reload_watch(self, interval)
+        file_watch::spawn_reload_watch(self, interval)
     }
 
     /// CA certificates in force.
     pub fn cas(&self) -> u64 {
-        self.cas.load(Ordering::Relaxed)
+        self.bundle.current().cas
     }
 
     /// Successful reloads since start.
     pub fn reloads(&self) -> u64 {
-        self.reloads.load(Ordering::Relaxed)
+        self.bundle.reloads()
     }
 
     /// Rejected new bundles (or unreadable files) since start.
     pub fn reload_errors(&self) -> u64 {
-        self.reload_errors.load(Ordering::Relaxed)
+        self.bundle.reload_errors()
     }
 }
 
 impl ReloadedFile for ReloadingClientCa {
     const WHAT: &'static str = "client CA bundle";
+    type Error = TlsError;
 
-    fn reload_if_changed(&self) -> ReloadOutcome {
+    fn reload_if_changed(&self) -> ReloadOutcome<TlsError> {
         ReloadingClientCa::reload_if_changed(self)
     }
 
@@ -174,7 +143,7 @@ impl ClientCertVerifier for ReloadingClientCa {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.current.load().0.verify_client_cert(end_entity, intermediates, now)
+        self.bundle.current().verifier.verify_client_cert(end_entity, intermediates, now)
     }
 
     fn verify_tls12_signature(
@@ -183,7 +152,7 @@ impl ClientCertVerifier for ReloadingClientCa {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.current.load().0.verify_tls12_signature(message, cert, dss)
+        self.bundle.current().verifier.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -192,11 +161,11 @@ impl ClientCertVerifier for ReloadingClientCa {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.current.load().0.verify_tls13_signature(message, cert, dss)
+        self.bundle.current().verifier.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.current.load().0.supported_verify_schemes()
+        self.bundle.current().verifier.supported_verify_schemes()
     }
 }
 

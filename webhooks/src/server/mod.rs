@@ -14,12 +14,14 @@ pub mod admission;
 pub mod client_ca;
 pub mod config;
 pub mod dev_pki;
+pub mod file_watch;
 pub mod handshake;
 pub mod metrics;
 pub mod reload;
 pub mod run;
 pub mod tls;
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,8 +41,6 @@ use vouch_policies::{AdmissionInput, Decision};
 use crate::cluster::ClusterContext;
 use admission::{operation_name, parse_review, ClusterFacts, ResponseReview};
 use metrics::Metrics;
-
-pub use run::{run, RunError};
 
 /// Extra time the server waits beyond the engine's own budget before answering without it.
 const BACKSTOP_SLACK: Duration = Duration::from_millis(500);
@@ -159,10 +159,24 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
     if missing.is_empty() {
         // Stale configuration does not make the server unready: the last good one keeps enforcing.
-        (StatusCode::OK, reload::ready_body(state.evaluator.as_ref())).into_response()
+        (StatusCode::OK, ready_body(state.evaluator.as_ref())).into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", missing.join("; "))).into_response()
     }
+}
+
+/// The /readyz body while ready: `ready`, each refused source (`stale: …`), then what is in force.
+fn ready_body(evaluator: &dyn Evaluator) -> String {
+    let stale = evaluator.stale_configuration();
+    let mut body =
+        String::from(if stale.is_empty() { "ready\n" } else { "ready, with stale configuration\n" });
+    for line in stale {
+        let _ = writeln!(body, "stale: {line}");
+    }
+    for line in evaluator.configuration_in_force() {
+        let _ = writeln!(body, "in force: {line}");
+    }
+    body
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {

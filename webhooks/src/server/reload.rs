@@ -1,7 +1,7 @@
 //! `--policy-dir` and `--trusted-root` reloaded while serving, the way the serving certificate is
-//! ([`super::tls`]): the files are read every interval and compared by content, so a Kubernetes ConfigMap or
-//! Secret volume update (a new `..<timestamp>` directory, then an atomic swap of the `..data` symlink) is
-//! seen like an in-place rewrite.
+//! ([`super::file_watch`]): the files are read every interval and compared by content, so a Kubernetes
+//! ConfigMap or Secret volume update (a new `..<timestamp>` directory, then an atomic swap of the `..data`
+//! symlink) is seen like an in-place rewrite.
 //!
 //! New content is compiled completely before it is put in force, then swapped in atomically (evaluations
 //! under way finish with what they started with). Content that cannot be read or does not compile is
@@ -11,7 +11,6 @@
 //! enforcing, and making every replica unready over one bad ConfigMap would hand every admission to the
 //! webhook's `failurePolicy`.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +29,7 @@ use vouch_attest::Digest;
 use vouch_policies::policy_set::{MAX_FILES, MAX_FILE_BYTES};
 use vouch_policies::{AdmissionInput, Decision, Engine, PolicyResources, PolicySet, Secrets};
 
+use super::file_watch;
 use super::Evaluator;
 
 /// Longest reason /readyz shows for one source (the log carries every problem).
@@ -94,15 +94,9 @@ fn read_policy_dir(dir: &Path) -> Result<Vec<DirFile>, String> {
         .collect())
 }
 
+/// [`file_watch::read_bounded`], the error as /readyz and the log show it.
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
-    let mut bytes = Vec::new();
-    file.take(max + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() as u64 > max {
-        return Err(format!("larger than {max} bytes"));
-    }
-    Ok(bytes)
+    file_watch::read_bounded(path, max).map_err(|e| e.to_string())
 }
 
 /// `sha256:` over what was read (names, texts and read errors alike, so an unchanged error is seen as
@@ -348,7 +342,7 @@ impl ConfigReload {
     pub fn spawn_watch(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
         let this = Arc::clone(self);
         let report = Arc::clone(self);
-        super::tls::spawn_polling(
+        file_watch::spawn_polling(
             interval,
             "configuration",
             move || this.poll(),
@@ -478,23 +472,10 @@ impl Collector for ReloadMetrics {
     }
 }
 
-/// The /readyz body while ready: `ready`, each refused source (`stale: …`), then what is in force.
-pub fn ready_body(evaluator: &dyn Evaluator) -> String {
-    let stale = evaluator.stale_configuration();
-    let mut body =
-        String::from(if stale.is_empty() { "ready\n" } else { "ready, with stale configuration\n" });
-    for line in stale {
-        let _ = writeln!(body, "stale: {line}");
-    }
-    for line in evaluator.configuration_in_force() {
-        let _ = writeln!(body, "in force: {line}");
-    }
-    body
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::ready_body;
     use vouch_attest::trust_root::PUBLIC_GOOD_JSON;
     use vouch_attest::verify::{ArtifactVerifier, VerifierConfig};
     use vouch_policies::EngineConfig;

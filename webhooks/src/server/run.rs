@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use rustls::server::danger::ClientCertVerifier;
 use tokio::net::TcpListener;
 use vouch_attest::offline::{OfflineBundle, OpenOptions};
 use vouch_attest::registry::{Credentials, RegistryConfig};
@@ -263,7 +264,8 @@ impl Server {
             Some(path) => Some(ReloadingClientCa::load(path.clone(), Arc::clone(&provider))?),
             None => None,
         };
-        let tls = tls::server_config(Arc::clone(&cert), client_ca.clone(), provider)?;
+        let client_verifier = client_ca.clone().map(|ca| ca as Arc<dyn ClientCertVerifier>);
+        let tls = tls::server_config(Arc::clone(&cert), client_verifier, provider)?;
         let bundle = bundle.as_ref().map(open_bundle).transpose()?;
         if let Some(b) = &bundle {
             let c = b.contents();

@@ -1,24 +1,23 @@
 //! TLS for the webhook port: rustls with the aws-lc-rs provider only, TLS 1.2 and 1.3, and a certificate
 //! that is reloaded from its files while serving.
 //!
-//! Kubernetes updates a mounted Secret by swapping a `..data` symlink, which file watches on the
-//! certificate itself miss; so the CONTENTS of the configured paths are polled, and a new pair is used only
-//! once it parses and its key matches its certificate. A bad pair keeps the last good one.
+//! The files are polled by content ([`super::file_watch`]: Kubernetes swaps a mounted Secret's `..data`
+//! symlink, which file watches on the certificate itself miss), and a new pair is used only once it parses
+//! and its key matches its certificate. A bad pair keeps the last good one.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use sha2::{Digest as _, Sha256};
 
-use super::client_ca::ReloadingClientCa;
+use super::file_watch::{self, ReadError, ReloadOutcome, ReloadedFile, Reloading};
 
 /// Largest certificate chain or key file read (a chain of a few certificates is a few KiB).
 const MAX_PEM_BYTES: u64 = 1024 * 1024;
@@ -98,17 +97,12 @@ pub fn install_crypto_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsError> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|source| TlsError::Read { path: path.into(), source })?;
-    let mut bytes = Vec::new();
-    file.take(MAX_PEM_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| TlsError::Read { path: path.into(), source })?;
-    if bytes.len() as u64 > MAX_PEM_BYTES {
-        return Err(TlsError::TooLarge { path: path.into(), max: MAX_PEM_BYTES });
-    }
-    Ok(bytes)
+/// The whole of a PEM file, at most [`MAX_PEM_BYTES`].
+pub(super) fn read_pem(path: &Path) -> Result<Vec<u8>, TlsError> {
+    file_watch::read_bounded(path, MAX_PEM_BYTES).map_err(|e| match e {
+        ReadError::Io(source) => TlsError::Read { path: path.into(), source },
+        ReadError::TooLarge { max } => TlsError::TooLarge { path: path.into(), max },
+    })
 }
 
 /// Where the serving certificate chain and its key live (PEM).
@@ -120,51 +114,30 @@ pub struct CertPaths {
     pub key: PathBuf,
 }
 
-/// A loaded pair and the SHA-256 of the file contents it came from.
-struct Loaded {
-    key: CertifiedKey,
-    contents: [u8; 32],
+/// The two files as read.
+struct PairPem {
+    cert: Vec<u8>,
+    key: Vec<u8>,
 }
 
-fn contents_hash(cert: &[u8], key: &[u8]) -> [u8; 32] {
+/// Read both files; the SHA-256 is over the contents of both.
+fn read_pair(paths: &CertPaths) -> Result<(PairPem, [u8; 32]), TlsError> {
+    let pem = PairPem { cert: read_pem(&paths.cert)?, key: read_pem(&paths.key)? };
     let mut h = Sha256::new();
-    h.update((cert.len() as u64).to_be_bytes());
-    h.update(cert);
-    h.update(key);
-    h.finalize().into()
+    h.update((pem.cert.len() as u64).to_be_bytes());
+    h.update(&pem.cert);
+    h.update(&pem.key);
+    Ok((pem, h.finalize().into()))
 }
 
-/// Read both files; `Ok(None)` when their contents hash to `unchanged`.
-fn load_pair(
-    paths: &CertPaths,
-    provider: &CryptoProvider,
-    unchanged: Option<[u8; 32]>,
-) -> Result<Option<Loaded>, ([u8; 32], TlsError)> {
-    let no_hash = [0u8; 32];
-    let cert_pem = read_bounded(&paths.cert).map_err(|e| (no_hash, e))?;
-    let key_pem = read_bounded(&paths.key).map_err(|e| (no_hash, e))?;
-    let contents = contents_hash(&cert_pem, &key_pem);
-    if unchanged == Some(contents) {
-        return Ok(None);
-    }
-    parse_pair(paths, provider, &cert_pem, &key_pem)
-        .map(|key| Some(Loaded { key, contents }))
-        .map_err(|e| (contents, e))
-}
-
-fn parse_pair(
-    paths: &CertPaths,
-    provider: &CryptoProvider,
-    cert_pem: &[u8],
-    key_pem: &[u8],
-) -> Result<CertifiedKey, TlsError> {
-    let chain = CertificateDer::pem_slice_iter(cert_pem)
+fn parse_pair(paths: &CertPaths, provider: &CryptoProvider, pem: PairPem) -> Result<CertifiedKey, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(&pem.cert)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::BadCertificate { path: paths.cert.clone(), reason: e.to_string() })?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate { path: paths.cert.clone() });
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
+    let key = PrivateKeyDer::from_pem_slice(&pem.key)
         .map_err(|e| TlsError::NoKey { path: paths.key.clone(), reason: e.to_string() })?;
     let signing_key = provider
         .key_provider
@@ -180,26 +153,11 @@ fn parse_pair(
     Ok(certified)
 }
 
-/// What one poll of the certificate files found.
-#[derive(Debug)]
-pub enum ReloadOutcome {
-    /// Same contents as last time.
-    Unchanged,
-    /// A new, valid pair is now served.
-    Reloaded,
-    /// The files changed but the new pair is unusable; the previous pair is still served.
-    Rejected(TlsError),
-}
-
 /// The serving certificate: a rustls resolver over an atomically swapped pair, reloaded from its files.
 pub struct ReloadingCert {
     paths: CertPaths,
     provider: Arc<CryptoProvider>,
-    current: ArcSwap<CertifiedKey>,
-    /// Contents last looked at (good or bad), so a bad pair is reported once, not at every poll.
-    seen: Mutex<[u8; 32]>,
-    reloads: AtomicU64,
-    reload_errors: AtomicU64,
+    pair: Reloading<CertifiedKey>,
 }
 
 impl std::fmt::Debug for ReloadingCert {
@@ -214,85 +172,58 @@ impl std::fmt::Debug for ReloadingCert {
 impl ReloadingCert {
     /// Load the pair now; an unusable pair at start is an error (nothing to fall back on).
     pub fn load(paths: CertPaths, provider: Arc<CryptoProvider>) -> Result<Arc<Self>, TlsError> {
-        let loaded = match load_pair(&paths, &provider, None) {
-            Ok(Some(l)) => l,
-            Ok(None) => return Err(TlsError::Config { reason: "certificate files vanished".into() }),
-            Err((_, e)) => return Err(e),
-        };
-        Ok(Arc::new(Self {
-            paths,
-            provider,
-            current: ArcSwap::from_pointee(loaded.key),
-            seen: Mutex::new(loaded.contents),
-            reloads: AtomicU64::new(0),
-            reload_errors: AtomicU64::new(0),
-        }))
+        let (pem, contents) = read_pair(&paths)?;
+        let key = parse_pair(&paths, &provider, pem)?;
+        Ok(Arc::new(Self { paths, provider, pair: Reloading::new(key, contents) }))
     }
 
     /// Read the files again and swap in the pair if it changed and is valid.
-    pub fn reload_if_changed(&self) -> ReloadOutcome {
-        let Ok(mut seen) = self.seen.lock() else {
-            return ReloadOutcome::Unchanged;
-        };
-        match load_pair(&self.paths, &self.provider, Some(*seen)) {
-            Ok(None) => ReloadOutcome::Unchanged,
-            Ok(Some(loaded)) => {
-                self.current.store(Arc::new(loaded.key));
-                *seen = loaded.contents;
-                self.reloads.fetch_add(1, Ordering::Relaxed);
-                ReloadOutcome::Reloaded
-            }
-            Err((contents, e)) => {
-                // An unreadable file (contents unknown) is retried and reported at every poll.
-                if contents != [0u8; 32] {
-                    *seen = contents;
-                }
-                self.reload_errors.fetch_add(1, Ordering::Relaxed);
-                ReloadOutcome::Rejected(e)
-            }
-        }
+    pub fn reload_if_changed(&self) -> ReloadOutcome<TlsError> {
+        self.pair
+            .reload_if_changed(|| read_pair(&self.paths), |pem| parse_pair(&self.paths, &self.provider, pem))
     }
 
     /// Poll the files every `interval` until the returned task is aborted; logs every change.
     pub fn spawn_watch(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
-        spawn_reload_watch(self, interval)
+        file_watch::spawn_reload_watch(self, interval)
     }
 
     /// Hex SHA-256 of the leaf certificate served now (for logs and tests; not secret).
     pub fn leaf_fingerprint(&self) -> String {
-        let current = self.current.load();
+        let current = self.pair.current();
         current.cert.first().map(|c| hex::encode(Sha256::digest(c.as_ref()))).unwrap_or_default()
     }
 
     /// Successful reloads since start.
     pub fn reloads(&self) -> u64 {
-        self.reloads.load(Ordering::Relaxed)
+        self.pair.reloads()
     }
 
     /// Rejected new pairs (or unreadable files) since start.
     pub fn reload_errors(&self) -> u64 {
-        self.reload_errors.load(Ordering::Relaxed)
+        self.pair.reload_errors()
     }
 }
 
 impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.load_full())
+        Some(self.pair.current_full())
     }
 }
 
 /// The webhook's rustls configuration: aws-lc-rs, TLS 1.3 and 1.2, ALPN h2 and http/1.1; a client
-/// certificate from `client_ca` required when given, else no client auth.
+/// certificate that `client_verifier` accepts (the `--client-ca` bundle) required when given, else no
+/// client auth.
 pub fn server_config(
     cert: Arc<ReloadingCert>,
-    client_ca: Option<Arc<ReloadingClientCa>>,
+    client_verifier: Option<Arc<dyn ClientCertVerifier>>,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let builder = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Config { reason: e.to_string() })?;
-    let builder = match client_ca {
-        Some(ca) => builder.with_client_cert_verifier(ca),
+    let builder = match client_verifier {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
         None => builder.with_no_client_auth(),
     };
     let mut config = builder.with_cert_resolver(cert);
@@ -302,8 +233,9 @@ pub fn server_config(
 
 impl ReloadedFile for ReloadingCert {
     const WHAT: &'static str = "serving certificate";
+    type Error = TlsError;
 
-    fn reload_if_changed(&self) -> ReloadOutcome {
+    fn reload_if_changed(&self) -> ReloadOutcome<TlsError> {
         ReloadingCert::reload_if_changed(self)
     }
 
@@ -314,72 +246,6 @@ impl ReloadedFile for ReloadingCert {
     fn in_force(&self) -> String {
         format!("leaf sha256:{}", self.leaf_fingerprint())
     }
-}
-
-/// A file read again and again while serving, whose last good content stays in force.
-pub(crate) trait ReloadedFile: Send + Sync + 'static {
-    /// What it is, for logs.
-    const WHAT: &'static str;
-    /// Read it again; use the new content if it changed and is good.
-    fn reload_if_changed(&self) -> ReloadOutcome;
-    /// Where it is read from.
-    fn path(&self) -> &Path;
-    /// What is in force now, for logs (never secret).
-    fn in_force(&self) -> String;
-}
-
-/// Poll `file` every `interval` until the returned task is aborted, logging every change.
-pub(crate) fn spawn_reload_watch<F: ReloadedFile>(
-    file: &Arc<F>,
-    interval: Duration,
-) -> tokio::task::JoinHandle<()> {
-    let (this, report) = (Arc::clone(file), Arc::clone(file));
-    spawn_polling(
-        interval,
-        F::WHAT,
-        move || this.reload_if_changed(),
-        move |outcome| {
-            let (what, path) = (F::WHAT, report.path().display());
-            // Described only when something changed (a leaf fingerprint is a SHA-256 per poll otherwise).
-            match outcome {
-                ReloadOutcome::Unchanged => {}
-                ReloadOutcome::Reloaded => {
-                    tracing::info!(what, path = %path, in_force = report.in_force(), "reloaded")
-                }
-                ReloadOutcome::Rejected(e) => tracing::error!(
-                    what,
-                    path = %path,
-                    error = %e,
-                    in_force = report.in_force(),
-                    "new content rejected; the previous one stays in force"
-                ),
-            }
-        },
-    )
-}
-
-/// Run `poll` (which reads files) on a blocking thread every `interval`, after a first wait, and hand each
-/// outcome to `report`, until the returned task is aborted. `what` names the files in an error log.
-pub(crate) fn spawn_polling<T: Send + 'static>(
-    interval: Duration,
-    what: &'static str,
-    poll: impl Fn() -> T + Send + Sync + 'static,
-    mut report: impl FnMut(T) + Send + 'static,
-) -> tokio::task::JoinHandle<()> {
-    let poll = Arc::new(poll);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let poll = Arc::clone(&poll);
-            match tokio::task::spawn_blocking(move || poll()).await {
-                Ok(outcome) => report(outcome),
-                Err(e) => tracing::error!(error = %e, what, "reload task failed"),
-            }
-        }
-    })
 }
 
 #[cfg(test)]

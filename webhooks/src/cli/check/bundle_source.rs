@@ -10,7 +10,9 @@ use vouch_attest::PublicKey;
 use vouch_policies::policy_set::PolicyResources;
 use vouch_policies::PolicySet;
 
-use super::CheckError;
+use super::error::CheckError;
+use super::policies::compile_policies;
+use crate::cli::registry_args;
 
 /// Largest bundle key file read.
 const MAX_KEY_BYTES: u64 = 64 * 1024;
@@ -29,7 +31,7 @@ fn bundle_err(path: &Path, reason: impl std::fmt::Display) -> CheckError {
 pub(super) fn open(path: &Path, key_pem: Option<&Path>) -> Result<BundleSource, CheckError> {
     let key = match key_pem {
         Some(p) => {
-            let bytes = super::read_capped(p, MAX_KEY_BYTES)?;
+            let bytes = registry_args::read_capped(p, MAX_KEY_BYTES)?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| CheckError::File { path: p.to_owned(), reason: "not UTF-8 text".into() })?;
             Some(
@@ -53,7 +55,7 @@ impl BundleSource {
         if resources.is_empty() && resources.problems.is_empty() {
             return Err(bundle_err(&self.path, "carries no policies: give --policy"));
         }
-        super::compile_policies(resources)
+        compile_policies(resources)
     }
 
     /// A verifier that reads only from the bundle; an artifact it does not cover is a transient-class

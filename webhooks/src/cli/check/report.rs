@@ -200,7 +200,7 @@ impl CheckReport {
             s.errors += o.decision.findings.iter().filter(|f| f.result == FindingResult::Error).count();
         }
         let fails = objects.iter().any(|o| o.fails(fail_on_warn));
-        let exit_code = if fails { crate::cli::EXIT_REJECTED } else { crate::cli::EXIT_OK };
+        let exit_code = if fails { crate::cli::exit::EXIT_REJECTED } else { crate::cli::exit::EXIT_OK };
         Self { schema: SCHEMA, summary: s, exit_code, objects }
     }
 
