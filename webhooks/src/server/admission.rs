@@ -491,14 +491,6 @@ pub fn validate_response(uid: &str, decision: &Decision) -> ResponseReview {
     ResponseReview { allowed: r.allowed, body: review_json(r), patch_ops: 0 }
 }
 
-/// A response that denies with `message` (used when the engine could not answer within the budget).
-pub fn deny_response(uid: &str, message: &str) -> ResponseReview {
-    validate_response(
-        uid,
-        &Decision { allowed: false, message: Some(message.to_owned()), ..Decision::default() },
-    )
-}
-
 fn warnings(ws: &[String]) -> Option<Vec<String>> {
     if ws.is_empty() {
         return None;
