@@ -912,6 +912,86 @@ mod tests {
         assert!(ops[1].value.as_str().unwrap().contains("reg.example/app:1.0@sha256:ab"));
     }
 
+    /// The bytes the server sends (`axum::Json` writes `serde_json::to_vec` of the body) for each kind of
+    /// answer, and the JSON patch inside: how answers are built may change, what the API server reads may not.
+    #[test]
+    fn answers_are_sent_byte_for_byte_as_pinned() {
+        let denied = Decision {
+            allowed: false,
+            message: Some("container app: image reg.example/app:1.0 : policy p: unsigned".into()),
+            warnings: vec!["w".repeat(300), "second".into()],
+            audit: vec![finding("/spec/containers/0/image", "audit-me", FindingResult::Fail)],
+            ..Decision::default()
+        };
+        let object = json!({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "app", "image": "reg.example/app:1.0"}]}});
+        let annotated = json!({"metadata": {"annotations": {"team": "a"}}, "spec": object["spec"]});
+        let bare = json!({"spec": object["spec"]});
+        let forged = json!({"metadata": {"annotations": {VERIFIED_ANNOTATION: "{}"}}, "spec": {}});
+        let earlier = json!({"metadata": {"annotations": {VERIFIED_ANNOTATION: "{\"verified\":[]}"}}});
+        let long = format!("{}…", "w".repeat(253));
+        let summary = r#"{\"verified\":[{\"image\":\"reg.example/app:1.0@sha256:ab\",\"policies\":[\"prod-signed\"],\"signers\":[\"key sha256:cd\"]}]}"#;
+        let pin =
+            r#"{"op":"replace","path":"/spec/containers/0/image","value":"reg.example/app:1.0@sha256:ab"}"#;
+        // (what, answer, its body, the patch it carries)
+        let cases: [(&str, ResponseReview, String, Option<String>); 8] = [
+            (
+                "allowed",
+                validate_response("u1", &Decision::allow()),
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"allowed":true,"status":{"status":"Success"},"uid":"u1"}}"#.to_owned(),
+                None,
+            ),
+            (
+                "denied",
+                validate_response("u2", &denied),
+                format!(r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{{"allowed":false,"auditAnnotations":{{"audit-0":"container app: image reg.example/app:1.0@sha256:ab : policy audit-me: signature: signed by key cosign-prod"}},"status":{{"code":403,"message":"container app: image reg.example/app:1.0 : policy p: unsigned","reason":"Forbidden","status":"Failure"}},"uid":"u2","warnings":["{long}","second"]}}}}"#),
+                None,
+            ),
+            (
+                "pinned",
+                mutate_response("u3", Some(&object), None, &pinned_decision()),
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"allowed":true,"patch":"W3sib3AiOiJyZXBsYWNlIiwicGF0aCI6Ii9zcGVjL2NvbnRhaW5lcnMvMC9pbWFnZSIsInZhbHVlIjoicmVnLmV4YW1wbGUvYXBwOjEuMEBzaGEyNTY6YWIifSx7Im9wIjoiYWRkIiwicGF0aCI6Ii9tZXRhZGF0YS9hbm5vdGF0aW9ucyIsInZhbHVlIjp7InZvdWNoLmRldi92ZXJpZmllZCI6IntcInZlcmlmaWVkXCI6W3tcImltYWdlXCI6XCJyZWcuZXhhbXBsZS9hcHA6MS4wQHNoYTI1NjphYlwiLFwicG9saWNpZXNcIjpbXCJwcm9kLXNpZ25lZFwiXSxcInNpZ25lcnNcIjpbXCJrZXkgc2hhMjU2OmNkXCJdfV19In19XQ==","patchType":"JSONPatch","status":{"status":"Success"},"uid":"u3"}}"#.to_owned(),
+                Some(format!(r#"[{pin},{{"op":"add","path":"/metadata/annotations","value":{{"vouch.dev/verified":"{summary}"}}}}]"#)),
+            ),
+            (
+                "pinned, annotated",
+                mutate_response("u7", Some(&annotated), None, &pinned_decision()),
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"allowed":true,"patch":"W3sib3AiOiJyZXBsYWNlIiwicGF0aCI6Ii9zcGVjL2NvbnRhaW5lcnMvMC9pbWFnZSIsInZhbHVlIjoicmVnLmV4YW1wbGUvYXBwOjEuMEBzaGEyNTY6YWIifSx7Im9wIjoiYWRkIiwicGF0aCI6Ii9tZXRhZGF0YS9hbm5vdGF0aW9ucy92b3VjaC5kZXZ+MXZlcmlmaWVkIiwidmFsdWUiOiJ7XCJ2ZXJpZmllZFwiOlt7XCJpbWFnZVwiOlwicmVnLmV4YW1wbGUvYXBwOjEuMEBzaGEyNTY6YWJcIixcInBvbGljaWVzXCI6W1wicHJvZC1zaWduZWRcIl0sXCJzaWduZXJzXCI6W1wia2V5IHNoYTI1NjpjZFwiXX1dfSJ9XQ==","patchType":"JSONPatch","status":{"status":"Success"},"uid":"u7"}}"#.to_owned(),
+                Some(format!(r#"[{pin},{{"op":"add","path":"/metadata/annotations/vouch.dev~1verified","value":"{summary}"}}]"#)),
+            ),
+            (
+                "pinned, no metadata",
+                mutate_response("u8", Some(&bare), None, &pinned_decision()),
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"allowed":true,"patch":"W3sib3AiOiJyZXBsYWNlIiwicGF0aCI6Ii9zcGVjL2NvbnRhaW5lcnMvMC9pbWFnZSIsInZhbHVlIjoicmVnLmV4YW1wbGUvYXBwOjEuMEBzaGEyNTY6YWIifSx7Im9wIjoiYWRkIiwicGF0aCI6Ii9tZXRhZGF0YSIsInZhbHVlIjp7ImFubm90YXRpb25zIjp7InZvdWNoLmRldi92ZXJpZmllZCI6IntcInZlcmlmaWVkXCI6W3tcImltYWdlXCI6XCJyZWcuZXhhbXBsZS9hcHA6MS4wQHNoYTI1NjphYlwiLFwicG9saWNpZXNcIjpbXCJwcm9kLXNpZ25lZFwiXSxcInNpZ25lcnNcIjpbXCJrZXkgc2hhMjU2OmNkXCJdfV19In19fV0=","patchType":"JSONPatch","status":{"status":"Success"},"uid":"u8"}}"#.to_owned(),
+                Some(format!(r#"[{pin},{{"op":"add","path":"/metadata","value":{{"annotations":{{"vouch.dev/verified":"{summary}"}}}}}}]"#)),
+            ),
+            (
+                "forged summary",
+                mutate_response("u4", Some(&forged), None, &Decision::allow()),
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"allowed":true,"patch":"W3sib3AiOiJyZW1vdmUiLCJwYXRoIjoiL21ldGFkYXRhL2Fubm90YXRpb25zL3ZvdWNoLmRldn4xdmVyaWZpZWQifV0=","patchType":"JSONPatch","status":{"status":"Success"},"uid":"u4"}}"#.to_owned(),
+                Some(r#"[{"op":"remove","path":"/metadata/annotations/vouch.dev~1verified"}]"#.to_owned()),
+            ),
+            (
+                "set back",
+                mutate_response("u6", Some(&forged), Some(&earlier), &Decision::allow()),
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"allowed":true,"patch":"W3sib3AiOiJyZXBsYWNlIiwicGF0aCI6Ii9tZXRhZGF0YS9hbm5vdGF0aW9ucy92b3VjaC5kZXZ+MXZlcmlmaWVkIiwidmFsdWUiOiJ7XCJ2ZXJpZmllZFwiOltdfSJ9XQ==","patchType":"JSONPatch","status":{"status":"Success"},"uid":"u6"}}"#.to_owned(),
+                Some(r#"[{"op":"replace","path":"/metadata/annotations/vouch.dev~1verified","value":"{\"verified\":[]}"}]"#.to_owned()),
+            ),
+            (
+                "nothing to patch",
+                mutate_response("u5", Some(&object), None, &Decision::allow()),
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"allowed":true,"status":{"status":"Success"},"uid":"u5"}}"#.to_owned(),
+                None,
+            ),
+        ];
+        for (what, answer, body, patch) in cases {
+            assert_eq!(String::from_utf8(serde_json::to_vec(&answer.body).unwrap()).unwrap(), body, "{what}");
+            let sent = answer.body["response"]["patch"].as_str().map(|p| {
+                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(p).unwrap()).unwrap()
+            });
+            assert_eq!(sent, patch, "{what}");
+        }
+    }
+
     #[test]
     fn summary_stays_within_its_bound() {
         let mut d = pinned_decision();
