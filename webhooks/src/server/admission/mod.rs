@@ -6,15 +6,13 @@
 //! - patching: [`pin_patch`] is the mutating webhook's JSON patch (RFC 6902) pinning verified images to
 //!   their digests, with the [`VERIFIED_ANNOTATION`] summary;
 //! - answering: [`validate_response`] and [`mutate_response`] turn a [`Decision`](vouch_policies::Decision)
-//!   into the AdmissionReview to send.
+//!   into the AdmissionReview to send, through kube's `AdmissionResponse`.
 
 mod patch;
 mod response;
 mod review;
 
-pub use patch::{
-    escape_pointer_token, pin_patch, verified_summary, PatchOp, MAX_SUMMARY_BYTES, VERIFIED_ANNOTATION,
-};
+pub use patch::{pin_patch, verified_summary, MAX_SUMMARY_BYTES, VERIFIED_ANNOTATION};
 pub use response::{
     audit_annotations, mutate_response, validate_response, ResponseReview, AUDIT_ANNOTATION_PREFIX,
     MAX_AUDIT_ANNOTATIONS, MAX_AUDIT_VALUE_BYTES, MAX_WARNINGS, MAX_WARNING_BYTES,

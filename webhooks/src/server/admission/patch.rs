@@ -1,7 +1,9 @@
-//! The mutating webhook's JSON patch (RFC 6902): each verified image pinned to its digest by a `replace` of
-//! exactly its field, and the `vouch.dev/verified` summary, which is vouch's alone (a value the request
-//! brings is removed or set back).
+//! The mutating webhook's JSON patch (RFC 6902, as `json_patch` operations): each verified image pinned to
+//! its digest by a `replace` of exactly its field, and the `vouch.dev/verified` summary, which is vouch's
+//! alone (a value the request brings is removed or set back).
 
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};
 use serde::Serialize;
 use serde_json::{json, Value};
 use vouch_policies::{Decision, Finding, FindingResult, Pin};
@@ -10,23 +12,6 @@ use vouch_policies::{Decision, Finding, FindingResult, Pin};
 pub const VERIFIED_ANNOTATION: &str = "vouch.dev/verified";
 /// Largest `vouch.dev/verified` value, in bytes.
 pub const MAX_SUMMARY_BYTES: usize = 8 * 1024;
-
-/// One JSON patch operation (RFC 6902).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PatchOp {
-    /// `add`, `replace` or `remove`.
-    pub op: &'static str,
-    /// JSON pointer (RFC 6901).
-    pub path: String,
-    /// The new value (none for `remove`).
-    #[serde(skip_serializing_if = "Value::is_null")]
-    pub value: Value,
-}
-
-/// Escape one reference token for a JSON pointer (RFC 6901: `~` -> `~0`, `/` -> `~1`).
-pub fn escape_pointer_token(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
 
 #[derive(Serialize)]
 struct SummaryEntry<'a> {
@@ -76,44 +61,45 @@ pub fn verified_summary(decision: &Decision, pinned: &[&Pin]) -> String {
 /// plus the `vouch.dev/verified` annotation (creating `metadata.annotations` if absent). When nothing is
 /// pinned, the annotation is vouch's alone all the same: a value the request brings (one vouch did not
 /// write: absent from, or different in, the old object) is removed, or set back to the old value.
-pub fn pin_patch(object: &Value, old_object: Option<&Value>, decision: &Decision) -> Vec<PatchOp> {
-    // Fail closed on a pin that does not point at the image string it names: patch nothing there.
-    let pinned: Vec<&Pin> = decision
+pub fn pin_patch(object: &Value, old_object: Option<&Value>, decision: &Decision) -> Patch {
+    // Fail closed on a pin that does not point at the image string it names, or whose pointer is not
+    // RFC 6901 (the engine writes none such): patch nothing there.
+    let pinned: Vec<(&Pin, PointerBuf)> = decision
         .pins
         .iter()
         .filter(|p| {
             p.from != p.to && object.pointer(&p.pointer).and_then(Value::as_str) == Some(p.from.as_str())
         })
+        .filter_map(|p| Some((p, PointerBuf::parse(p.pointer.as_str()).ok()?)))
         .collect();
     if pinned.is_empty() {
-        return unwritten_summary_patch(object, old_object).into_iter().collect();
+        return Patch(unwritten_summary_patch(object, old_object).into_iter().collect());
     }
-    let mut ops: Vec<PatchOp> = pinned
-        .iter()
-        .map(|p| PatchOp { op: "replace", path: p.pointer.clone(), value: json!(p.to) })
+    let pins: Vec<&Pin> = pinned.iter().map(|(p, _)| *p).collect();
+    let summary = verified_summary(decision, &pins);
+    let mut ops: Vec<PatchOperation> = pinned
+        .into_iter()
+        .map(|(p, path)| PatchOperation::Replace(ReplaceOperation { path, value: json!(p.to) }))
         .collect();
-    let summary = verified_summary(decision, &pinned);
-    let metadata = object.get("metadata");
-    let annotation = match metadata.map(|m| m.get("annotations")) {
-        None => PatchOp {
-            op: "add",
-            path: "/metadata".into(),
+    let annotation = match object.get("metadata").map(|m| m.get("annotations")) {
+        None => AddOperation {
+            path: PointerBuf::from_tokens(["metadata"]),
             value: json!({ "annotations": { VERIFIED_ANNOTATION: summary } }),
         },
-        Some(Some(a)) if a.is_object() => PatchOp {
-            op: "add",
-            path: format!("/metadata/annotations/{}", escape_pointer_token(VERIFIED_ANNOTATION)),
-            value: json!(summary),
-        },
+        Some(Some(a)) if a.is_object() => AddOperation { path: summary_path(), value: json!(summary) },
         // Absent or null: `add` of the whole map replaces a null member and creates an absent one.
-        Some(_) => PatchOp {
-            op: "add",
-            path: "/metadata/annotations".into(),
+        Some(_) => AddOperation {
+            path: PointerBuf::from_tokens(["metadata", "annotations"]),
             value: json!({ VERIFIED_ANNOTATION: summary }),
         },
     };
-    ops.push(annotation);
-    ops
+    ops.push(PatchOperation::Add(annotation));
+    Patch(ops)
+}
+
+/// `/metadata/annotations/vouch.dev~1verified`.
+fn summary_path() -> PointerBuf {
+    PointerBuf::from_tokens(["metadata", "annotations", VERIFIED_ANNOTATION])
 }
 
 fn verified_annotation(object: Option<&Value>) -> Option<&Value> {
@@ -121,16 +107,16 @@ fn verified_annotation(object: Option<&Value>) -> Option<&Value> {
 }
 
 /// Undo a `vouch.dev/verified` value this request brings (see [`pin_patch`]), if any.
-fn unwritten_summary_patch(object: &Value, old_object: Option<&Value>) -> Option<PatchOp> {
+fn unwritten_summary_patch(object: &Value, old_object: Option<&Value>) -> Option<PatchOperation> {
     let brought = verified_annotation(Some(object))?;
     let old = verified_annotation(old_object);
     if old == Some(brought) {
         return None;
     }
-    let path = format!("/metadata/annotations/{}", escape_pointer_token(VERIFIED_ANNOTATION));
+    let path = summary_path();
     Some(match old {
-        Some(old) => PatchOp { op: "replace", path, value: old.clone() },
-        None => PatchOp { op: "remove", path, value: Value::Null },
+        Some(old) => PatchOperation::Replace(ReplaceOperation { path, value: old.clone() }),
+        None => PatchOperation::Remove(RemoveOperation { path }),
     })
 }
 
@@ -173,23 +159,23 @@ pub(super) mod tests {
         }
     }
 
+    /// The patch as the API server reads it.
+    fn wire(patch: &Patch) -> Value {
+        serde_json::to_value(patch).unwrap()
+    }
+
     #[test]
     fn patch_pins_and_creates_the_annotations_map() {
         let object = json!({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "app", "image": "reg.example/app:1.0"}]}});
-        let ops = pin_patch(&object, None, &pinned_decision());
-        assert_eq!(ops.len(), 2);
+        let ops = wire(&pin_patch(&object, None, &pinned_decision()));
+        assert_eq!(ops.as_array().unwrap().len(), 2);
         assert_eq!(
             ops[0],
-            PatchOp {
-                op: "replace",
-                path: "/spec/containers/0/image".into(),
-                value: json!("reg.example/app:1.0@sha256:ab")
-            }
+            json!({"op": "replace", "path": "/spec/containers/0/image", "value": "reg.example/app:1.0@sha256:ab"})
         );
-        assert_eq!(ops[1].op, "add");
-        assert_eq!(ops[1].path, "/metadata/annotations");
+        assert_eq!((&ops[1]["op"], &ops[1]["path"]), (&json!("add"), &json!("/metadata/annotations")));
         let summary: Value =
-            serde_json::from_str(ops[1].value[VERIFIED_ANNOTATION].as_str().unwrap()).unwrap();
+            serde_json::from_str(ops[1]["value"][VERIFIED_ANNOTATION].as_str().unwrap()).unwrap();
         assert_eq!(summary["verified"][0]["image"], "reg.example/app:1.0@sha256:ab");
         assert_eq!(summary["verified"][0]["policies"][0], "prod-signed");
     }
@@ -197,9 +183,23 @@ pub(super) mod tests {
     #[test]
     fn patch_adds_to_existing_annotations_with_an_escaped_key() {
         let object = json!({"metadata": {"annotations": {"a": "b"}}, "spec": {"containers": [{"image": "reg.example/app:1.0"}]}});
-        let ops = pin_patch(&object, None, &pinned_decision());
-        assert_eq!(ops[1].path, "/metadata/annotations/vouch.dev~1verified");
-        assert_eq!(escape_pointer_token("a~b/c"), "a~0b~1c");
+        let ops = wire(&pin_patch(&object, None, &pinned_decision()));
+        assert_eq!(ops[1]["path"], "/metadata/annotations/vouch.dev~1verified");
+        assert_eq!(PointerBuf::from_tokens(["a~b/c"]).as_str(), "/a~0b~1c");
+    }
+
+    #[test]
+    fn the_patch_applies_and_changes_only_the_pinned_field_and_the_summary() {
+        let object = json!({"metadata": {"name": "web"}, "spec": {"containers": [
+            {"name": "app", "image": "reg.example/app:1.0"}, {"name": "side", "image": "reg.example/side:2"}
+        ]}});
+        let mut patched = object.clone();
+        json_patch::patch(&mut patched, &pin_patch(&object, None, &pinned_decision())).unwrap();
+        let mut expected = object.clone();
+        expected["spec"]["containers"][0]["image"] = json!("reg.example/app:1.0@sha256:ab");
+        let summary = patched["metadata"]["annotations"][VERIFIED_ANNOTATION].clone();
+        expected["metadata"]["annotations"] = json!({ VERIFIED_ANNOTATION: summary });
+        assert_eq!(patched, expected);
     }
 
     #[test]
@@ -207,6 +207,10 @@ pub(super) mod tests {
         let object = json!({"metadata": {}, "spec": {"containers": [{"image": "reg.example/other:2"}]}});
         assert!(pin_patch(&object, None, &pinned_decision()).is_empty(), "pointer no longer holds `from`");
         assert!(pin_patch(&object, None, &Decision::allow()).is_empty());
+        let mut not_a_pointer = pinned_decision();
+        not_a_pointer.pins[0].pointer = "/spec/containers/0~2/image".into();
+        let object = json!({"spec": {"containers": {"0~2": {"image": "reg.example/app:1.0"}}}});
+        assert!(pin_patch(&object, None, &not_a_pointer).is_empty(), "not an RFC 6901 pointer");
     }
 
     #[test]
@@ -221,28 +225,28 @@ pub(super) mod tests {
         // CREATE (no old object), nothing to pin: the forged summary goes.
         let ops = pin_patch(&object, None, &Decision::allow());
         assert_eq!(
-            ops,
-            vec![PatchOp {
-                op: "remove",
-                path: "/metadata/annotations/vouch.dev~1verified".into(),
-                value: Value::Null
-            }]
+            wire(&ops),
+            json!([{"op": "remove", "path": "/metadata/annotations/vouch.dev~1verified"}])
         );
-        let wire = serde_json::to_value(&ops).unwrap();
-        assert_eq!(wire, json!([{"op": "remove", "path": "/metadata/annotations/vouch.dev~1verified"}]));
         // UPDATE changing vouch's earlier summary: set back to it.
         let mut old = object.clone();
         old["metadata"]["annotations"][VERIFIED_ANNOTATION] = json!("{\"verified\":[]}");
-        let ops = pin_patch(&object, Some(&old), &Decision::allow());
-        assert_eq!((ops[0].op, &ops[0].value), ("replace", &json!("{\"verified\":[]}")));
+        let ops = wire(&pin_patch(&object, Some(&old), &Decision::allow()));
+        assert_eq!(
+            ops,
+            json!([{"op": "replace", "path": "/metadata/annotations/vouch.dev~1verified", "value": "{\"verified\":[]}"}])
+        );
         // UPDATE keeping it unchanged (written by vouch at CREATE): left alone.
         assert!(pin_patch(&object, Some(&object), &Decision::allow()).is_empty());
         // Something pinned: vouch's own summary replaces whatever was there.
         let mut tagged = object.clone();
         tagged["spec"]["containers"][0]["image"] = json!("reg.example/app:1.0");
-        let ops = pin_patch(&tagged, None, &pinned_decision());
-        assert_eq!((ops[1].op, ops[1].path.as_str()), ("add", "/metadata/annotations/vouch.dev~1verified"));
-        assert!(ops[1].value.as_str().unwrap().contains("reg.example/app:1.0@sha256:ab"));
+        let ops = wire(&pin_patch(&tagged, None, &pinned_decision()));
+        assert_eq!(
+            (&ops[1]["op"], &ops[1]["path"]),
+            (&json!("add"), &json!("/metadata/annotations/vouch.dev~1verified"))
+        );
+        assert!(ops[1]["value"].as_str().unwrap().contains("reg.example/app:1.0@sha256:ab"));
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! Answers to a review: the validating webhook's (denial status, warnings, audit annotations, each
-//! bounded) and the mutating webhook's (the [`pin_patch`], base64 in the review).
+//! Answers to a review, built with kube's `AdmissionResponse`: the validating webhook's (denial status,
+//! warnings, audit annotations, each bounded) and the mutating webhook's (the [`pin_patch`] through
+//! `with_patch`, base64 in the review).
 
 use std::collections::HashMap;
 
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use kube::core::admission::{AdmissionResponse, META_KIND};
-use kube::core::Status;
+use kube::core::{Status, TypeMeta};
 use serde_json::{json, Value};
 use vouch_policies::{Decision, Finding};
 
@@ -48,21 +50,29 @@ fn truncate_utf8(s: &str, max: usize) -> String {
     format!("{}{marker}", s.get(..end).unwrap_or_default())
 }
 
-fn base_response(uid: &str) -> AdmissionResponse {
-    // Built through a request-less path: `AdmissionResponse::from(&request)` needs the typed request, and
-    // only the uid is carried over anyway.
+/// kube's response for `uid`: allowed, status `Success`, `admission.k8s.io/v1`.
+fn allowed_response(uid: &str) -> AdmissionResponse {
+    // `AdmissionResponse::from(&request)` needs the typed request, which the engine's input has taken by
+    // now (only the uid is carried over anyway); `invalid` is kube's constructor without one (the struct is
+    // non-exhaustive), and all it sets is overwritten here.
     let mut r = AdmissionResponse::invalid("");
+    r.types = TypeMeta { api_version: API_VERSION.to_owned(), kind: META_KIND.to_owned() };
     r.uid = uid.to_owned();
     r.allowed = true;
     r.result = Status::success();
     r
 }
 
-fn review_json(response: AdmissionResponse) -> Value {
+/// The AdmissionReview JSON of `response`, through kube's `into_review`, but for the patch bytes.
+///
+/// kube serializes `AdmissionResponse::patch` (`Vec<u8>`) as an array of numbers (kube-rs/kube#1781); the
+/// API documents base64 (how Go writes `[]byte`), and vouch has always sent base64, so the bytes kube's
+/// `with_patch` wrote are taken out and written as base64 (`patchType` stays kube's).
+fn review_json(mut response: AdmissionResponse) -> Value {
+    let patch = response.patch.take();
     let mut body = serde_json::to_value(response.into_review()).unwrap_or_else(|_| json!({}));
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("apiVersion".into(), json!(API_VERSION));
-        obj.insert("kind".into(), json!(META_KIND));
+    if let (Some(patch), Some(r)) = (patch, body.get_mut("response").and_then(Value::as_object_mut)) {
+        r.insert("patch".into(), Value::String(STANDARD.encode(patch)));
     }
     body
 }
@@ -70,11 +80,12 @@ fn review_json(response: AdmissionResponse) -> Value {
 /// The validating webhook's answer: deny (HTTP 200, allowed false, code 403) with the engine's message,
 /// warnings, and audit annotations for would-be denials.
 pub fn validate_response(uid: &str, decision: &Decision) -> ResponseReview {
-    let mut r = base_response(uid);
+    let mut r = allowed_response(uid);
     if !decision.allowed {
-        let message = decision.message.clone().unwrap_or_else(|| "denied by vouch policy".into());
-        r.allowed = false;
-        r.result = Status::failure(&message, "Forbidden").with_code(403);
+        // kube's `deny` sets `allowed` and the message; the code and reason are vouch's (without a code
+        // of at least 400 the API server answers the client 400 Bad Request).
+        r.result = Status::failure("", "Forbidden").with_code(403);
+        r = r.deny(decision.message.as_deref().unwrap_or("denied by vouch policy"));
     }
     r.warnings = warnings(&decision.warnings);
     r.audit_annotations = audit_annotations(&decision.audit);
@@ -120,17 +131,20 @@ pub fn mutate_response(
     old_object: Option<&Value>,
     decision: &Decision,
 ) -> ResponseReview {
-    let r = base_response(uid);
-    let ops = object.map(|o| pin_patch(o, old_object, decision)).unwrap_or_default();
-    let mut body = review_json(r);
-    if !ops.is_empty() {
-        let patch = serde_json::to_vec(&ops).unwrap_or_default();
-        if let Some(resp) = body.get_mut("response").and_then(Value::as_object_mut) {
-            resp.insert("patch".into(), json!(base64::engine::general_purpose::STANDARD.encode(patch)));
-            resp.insert("patchType".into(), json!("JSONPatch"));
+    let patch = object.map(|o| pin_patch(o, old_object, decision)).unwrap_or_default();
+    let patch_ops = patch.len();
+    if patch_ops == 0 {
+        return ResponseReview { body: review_json(allowed_response(uid)), allowed: true, patch_ops };
+    }
+    match allowed_response(uid).with_patch(patch) {
+        Ok(r) => ResponseReview { body: review_json(r), allowed: true, patch_ops },
+        // Writing JSON values out cannot fail; were it to, nothing is pinned (the validating webhook judges
+        // the object as it is).
+        Err(e) => {
+            tracing::error!(error = %e, "cannot write the pin patch; answering without it");
+            ResponseReview { body: review_json(allowed_response(uid)), allowed: true, patch_ops: 0 }
         }
     }
-    ResponseReview { body, allowed: true, patch_ops: ops.len() }
 }
 
 #[cfg(test)]
