@@ -200,11 +200,6 @@ pub fn read_policy_files(paths: &[PathBuf]) -> Result<Vec<(String, String)>, Usa
     Ok(out)
 }
 
-/// The policies a bundle carries, compiled as `vouch serve --policy-dir` would compile them.
-pub fn policy_set_of(bundle: &OfflineBundle) -> PolicySet {
-    policy_set_from(&bundle.policies_yaml())
-}
-
 fn policy_set_from(files: &[(String, String)]) -> PolicySet {
     let mut resources = vouch_policies::PolicyResources::default();
     for (name, yaml) in files {

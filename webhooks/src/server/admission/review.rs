@@ -1,37 +1,20 @@
-//! AdmissionReview in and out: reading `admission.k8s.io/v1` reviews exactly as kube-apiserver sends them,
-//! and turning a [`Decision`] into the response — denial status, warnings, audit annotations and, for the
-//! mutating webhook, a JSON patch (RFC 6902, base64 in the review) that pins verified images.
+//! Reading a request body as an `admission.k8s.io/v1` AdmissionReview, exactly as kube-apiserver sends it:
+//! bounded (one pass, serde_json's recursion limit, the object read once as JSON), and a body that is not
+//! one is named precisely ([`ReviewError`], answered with HTTP 400). What the engine needs besides the
+//! review ([`ClusterFacts`]) is added by [`Review::into_input`].
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use base64::Engine as _;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
-use kube::core::{DynamicResourceScope, ObjectMeta, Resource, Status, TypeMeta};
+use kube::core::admission::{AdmissionRequest, Operation, META_KIND};
+use kube::core::{DynamicResourceScope, ObjectMeta, Resource, TypeMeta};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::Value;
 use vouch_attest::registry::Credentials;
-use vouch_policies::{AdmissionInput, Decision, Finding, FindingResult};
+use vouch_policies::AdmissionInput;
 
-/// The only AdmissionReview version served.
-pub const API_VERSION: &str = "admission.k8s.io/v1";
-/// Annotation the mutating webhook sets: a compact JSON summary of what was verified.
-pub const VERIFIED_ANNOTATION: &str = "vouch.dev/verified";
-/// Prefix of audit annotation keys (`audit-0`, `audit-1`, ...). Unprefixed on purpose: kube-apiserver
-/// prefixes each key with the webhook's name (`validate.vouch.dev/audit-0`) and drops keys that would then
-/// hold a second `/`.
-pub const AUDIT_ANNOTATION_PREFIX: &str = "audit-";
-/// Largest audit annotation value, in bytes.
-pub const MAX_AUDIT_VALUE_BYTES: usize = 1024;
-/// Most audit annotations per response (the rest are counted in one more annotation).
-pub const MAX_AUDIT_ANNOTATIONS: usize = 32;
-/// Most warnings per response (the API server truncates large numbers of warnings anyway).
-pub const MAX_WARNINGS: usize = 32;
-/// Largest warning, in bytes (the API server truncates warnings over 256 characters).
-pub const MAX_WARNING_BYTES: usize = 256;
-/// Largest `vouch.dev/verified` value, in bytes.
-pub const MAX_SUMMARY_BYTES: usize = 8 * 1024;
+use super::API_VERSION;
 
 /// Why a request body is not an AdmissionReview this server can answer (HTTP 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -274,7 +257,7 @@ impl<'de> Visitor<'de> for RequestVisitor {
         };
         let placeholder = |o: &Option<Value>| o.as_ref().map(|_| ReadSeparately::default());
         let request = AdmissionRequest {
-            types: TypeMeta { api_version: API_VERSION.to_owned(), kind: "AdmissionReview".to_owned() },
+            types: TypeMeta { api_version: API_VERSION.to_owned(), kind: META_KIND.to_owned() },
             uid,
             kind,
             resource,
@@ -320,7 +303,7 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
         return Err(ReviewError::ApiVersion { found: api_version.to_owned() });
     }
     let kind = kind.as_ref().and_then(Value::as_str).unwrap_or_default();
-    if kind != "AdmissionReview" {
+    if kind != META_KIND {
         return Err(ReviewError::Kind { found: kind.to_owned() });
     }
     let review = match request {
@@ -353,7 +336,7 @@ fn diagnose(body: &[u8], first: serde_json::Error) -> ReviewError {
         return ReviewError::ApiVersion { found: api_version };
     }
     let kind = text("kind");
-    if kind != "AdmissionReview" {
+    if kind != META_KIND {
         return ReviewError::Kind { found: kind };
     }
     match value.get("request") {
@@ -435,272 +418,11 @@ pub struct ClusterFacts {
     pub pull_credentials: Credentials,
 }
 
-/// What the response of a review says, as a JSON AdmissionReview ready to send.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ResponseReview {
-    /// The AdmissionReview JSON.
-    pub body: Value,
-    /// Whether it admits the object.
-    pub allowed: bool,
-    /// How many JSON patch operations it carries.
-    pub patch_ops: usize,
-}
-
-fn truncate_utf8(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let marker = "…";
-    let mut end = max.saturating_sub(marker.len());
-    while end > 0 && !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{marker}", s.get(..end).unwrap_or_default())
-}
-
-fn base_response(uid: &str) -> AdmissionResponse {
-    // Built through a request-less path: `AdmissionResponse::from(&request)` needs the typed request, and
-    // only the uid is carried over anyway.
-    let mut r = AdmissionResponse::invalid("");
-    r.uid = uid.to_owned();
-    r.allowed = true;
-    r.result = Status::success();
-    r
-}
-
-fn review_json(response: AdmissionResponse) -> Value {
-    let mut body = serde_json::to_value(response.into_review()).unwrap_or_else(|_| json!({}));
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("apiVersion".into(), json!(API_VERSION));
-        obj.insert("kind".into(), json!("AdmissionReview"));
-    }
-    body
-}
-
-/// The validating webhook's answer: deny (HTTP 200, allowed false, code 403) with the engine's message,
-/// warnings, and audit annotations for would-be denials.
-pub fn validate_response(uid: &str, decision: &Decision) -> ResponseReview {
-    let mut r = base_response(uid);
-    if !decision.allowed {
-        let message = decision.message.clone().unwrap_or_else(|| "denied by vouch policy".into());
-        r.allowed = false;
-        r.result = Status::failure(&message, "Forbidden").with_code(403);
-    }
-    r.warnings = warnings(&decision.warnings);
-    r.audit_annotations = audit_annotations(&decision.audit);
-    ResponseReview { allowed: r.allowed, body: review_json(r), patch_ops: 0 }
-}
-
-/// A response that denies with `message` (used when the engine could not answer within the budget).
-pub fn deny_response(uid: &str, message: &str) -> ResponseReview {
-    validate_response(
-        uid,
-        &Decision { allowed: false, message: Some(message.to_owned()), ..Decision::default() },
-    )
-}
-
-fn warnings(ws: &[String]) -> Option<Vec<String>> {
-    if ws.is_empty() {
-        return None;
-    }
-    let mut out: Vec<String> =
-        ws.iter().take(MAX_WARNINGS).map(|w| truncate_utf8(w, MAX_WARNING_BYTES)).collect();
-    if ws.len() > MAX_WARNINGS {
-        out.push(format!("vouch: {} more warning(s) not shown", ws.len() - MAX_WARNINGS));
-    }
-    Some(out)
-}
-
-/// `audit-<n>` = one finding per key, each value at most 1 KiB.
-pub fn audit_annotations(audit: &[Finding]) -> HashMap<String, String> {
-    let mut out: HashMap<String, String> = audit
-        .iter()
-        .take(MAX_AUDIT_ANNOTATIONS)
-        .enumerate()
-        .map(|(i, f)| {
-            (format!("{AUDIT_ANNOTATION_PREFIX}{i}"), truncate_utf8(&f.to_string(), MAX_AUDIT_VALUE_BYTES))
-        })
-        .collect();
-    if audit.len() > MAX_AUDIT_ANNOTATIONS {
-        out.insert(
-            format!("{AUDIT_ANNOTATION_PREFIX}truncated"),
-            format!("{} more finding(s) not shown", audit.len() - MAX_AUDIT_ANNOTATIONS),
-        );
-    }
-    out
-}
-
-/// One JSON patch operation (RFC 6902).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PatchOp {
-    /// `add`, `replace` or `remove`.
-    pub op: &'static str,
-    /// JSON pointer (RFC 6901).
-    pub path: String,
-    /// The new value (none for `remove`).
-    #[serde(skip_serializing_if = "Value::is_null")]
-    pub value: Value,
-}
-
-/// Escape one reference token for a JSON pointer (RFC 6901: `~` -> `~0`, `/` -> `~1`).
-pub fn escape_pointer_token(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
-
-#[derive(Serialize)]
-struct SummaryEntry<'a> {
-    image: &'a str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    policies: Vec<&'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    signers: Vec<&'a str>,
-}
-
-/// The `vouch.dev/verified` value: compact JSON, one entry per pinned image with the policies it passed and
-/// who signed it; entries that do not fit in [`MAX_SUMMARY_BYTES`] are counted instead.
-pub fn verified_summary(decision: &Decision, pinned: &[&vouch_policies::Pin]) -> String {
-    let mut entries = Vec::new();
-    for pin in pinned {
-        let passes: Vec<&Finding> = decision
-            .findings
-            .iter()
-            .filter(|f| f.result == FindingResult::Pass && f.artifact.pointer == pin.pointer)
-            .collect();
-        let mut policies: Vec<&str> =
-            passes.iter().map(|f| f.policy.as_str()).filter(|p| !p.is_empty()).collect();
-        policies.sort_unstable();
-        policies.dedup();
-        let mut signers: Vec<&str> = passes.iter().filter_map(|f| f.signer.as_deref()).collect();
-        signers.sort_unstable();
-        signers.dedup();
-        entries.push(SummaryEntry { image: &pin.to, policies, signers });
-    }
-    let mut shown = entries.len();
-    loop {
-        let omitted = entries.len() - shown;
-        let value = match entries.get(..shown) {
-            Some(list) if omitted == 0 => json!({ "verified": list }),
-            Some(list) => json!({ "verified": list, "omitted": omitted }),
-            None => json!({ "omitted": omitted }),
-        };
-        let text = value.to_string();
-        if text.len() <= MAX_SUMMARY_BYTES || shown == 0 {
-            return text;
-        }
-        shown -= 1;
-    }
-}
-
-/// The patch for a decision: each pin whose pointer still holds the image as written becomes a `replace`,
-/// plus the `vouch.dev/verified` annotation (creating `metadata.annotations` if absent). When nothing is
-/// pinned, the annotation is vouch's alone all the same: a value the request brings (one vouch did not
-/// write: absent from, or different in, the old object) is removed, or set back to the old value.
-pub fn pin_patch(object: &Value, old_object: Option<&Value>, decision: &Decision) -> Vec<PatchOp> {
-    // Fail closed on a pin that does not point at the image string it names: patch nothing there.
-    let pinned: Vec<&vouch_policies::Pin> = decision
-        .pins
-        .iter()
-        .filter(|p| {
-            p.from != p.to && object.pointer(&p.pointer).and_then(Value::as_str) == Some(p.from.as_str())
-        })
-        .collect();
-    if pinned.is_empty() {
-        return unwritten_summary_patch(object, old_object).into_iter().collect();
-    }
-    let mut ops: Vec<PatchOp> = pinned
-        .iter()
-        .map(|p| PatchOp { op: "replace", path: p.pointer.clone(), value: json!(p.to) })
-        .collect();
-    let summary = verified_summary(decision, &pinned);
-    let metadata = object.get("metadata");
-    let annotation = match metadata.map(|m| m.get("annotations")) {
-        None => PatchOp {
-            op: "add",
-            path: "/metadata".into(),
-            value: json!({ "annotations": { VERIFIED_ANNOTATION: summary } }),
-        },
-        Some(Some(a)) if a.is_object() => PatchOp {
-            op: "add",
-            path: format!("/metadata/annotations/{}", escape_pointer_token(VERIFIED_ANNOTATION)),
-            value: json!(summary),
-        },
-        // Absent or null: `add` of the whole map replaces a null member and creates an absent one.
-        Some(_) => PatchOp {
-            op: "add",
-            path: "/metadata/annotations".into(),
-            value: json!({ VERIFIED_ANNOTATION: summary }),
-        },
-    };
-    ops.push(annotation);
-    ops
-}
-
-fn verified_annotation(object: Option<&Value>) -> Option<&Value> {
-    object?.get("metadata")?.get("annotations")?.get(VERIFIED_ANNOTATION)
-}
-
-/// Undo a `vouch.dev/verified` value this request brings (see [`pin_patch`]), if any.
-fn unwritten_summary_patch(object: &Value, old_object: Option<&Value>) -> Option<PatchOp> {
-    let brought = verified_annotation(Some(object))?;
-    let old = verified_annotation(old_object);
-    if old == Some(brought) {
-        return None;
-    }
-    let path = format!("/metadata/annotations/{}", escape_pointer_token(VERIFIED_ANNOTATION));
-    Some(match old {
-        Some(old) => PatchOp { op: "replace", path, value: old.clone() },
-        None => PatchOp { op: "remove", path, value: Value::Null },
-    })
-}
-
-/// The mutating webhook's answer: always allowed (denying is the validating webhook's job, which sees the
-/// pinned object and reaches the same verdict for the same digests), with the pin patch if any.
-pub fn mutate_response(
-    uid: &str,
-    object: Option<&Value>,
-    old_object: Option<&Value>,
-    decision: &Decision,
-) -> ResponseReview {
-    let r = base_response(uid);
-    let ops = object.map(|o| pin_patch(o, old_object, decision)).unwrap_or_default();
-    let mut body = review_json(r);
-    if !ops.is_empty() {
-        let patch = serde_json::to_vec(&ops).unwrap_or_default();
-        if let Some(resp) = body.get_mut("response").and_then(Value::as_object_mut) {
-            resp.insert("patch".into(), json!(base64::engine::general_purpose::STANDARD.encode(patch)));
-            resp.insert("patchType".into(), json!("JSONPatch"));
-        }
-    }
-    ResponseReview { body, allowed: true, patch_ops: ops.len() }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vouch_policies::{ArtifactKind, ArtifactLocation, Pin};
 
     const POD_CREATE: &str = r#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":"705ab4f5-6393-11e8-b7cc-42010a800002","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"requestKind":{"group":"","version":"v1","kind":"Pod"},"requestResource":{"group":"","version":"v1","resource":"pods"},"name":"web","namespace":"prod","operation":"CREATE","userInfo":{"username":"admin","groups":["system:authenticated"]},"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"prod"},"spec":{"containers":[{"name":"app","image":"reg.example/app:1.0"}]}},"oldObject":null,"dryRun":false,"options":{"apiVersion":"meta.k8s.io/v1","kind":"CreateOptions"}}}"#;
-
-    fn finding(pointer: &str, policy: &str, result: FindingResult) -> Finding {
-        Finding {
-            policy: policy.into(),
-            policy_namespace: None,
-            mode: Default::default(),
-            requirement: "signature".into(),
-            artifact: ArtifactLocation {
-                kind: ArtifactKind::Container,
-                name: "app".into(),
-                pointer: pointer.into(),
-            },
-            reference: "reg.example/app:1.0@sha256:ab".into(),
-            digest: None,
-            result,
-            reason: "signed by key cosign-prod".into(),
-            signer: Some("key sha256:cd".into()),
-            rekor_log_index: None,
-            sbom_digest: None,
-        }
-    }
 
     #[test]
     fn reads_a_review_as_the_api_server_sends_it() {
@@ -783,153 +505,5 @@ mod tests {
         let at = POD_CREATE.find("web").unwrap();
         bad[at] = 0xff;
         assert!(parse_review(&bad).is_err());
-    }
-
-    #[test]
-    fn denial_carries_message_and_403() {
-        let d = Decision {
-            allowed: false,
-            message: Some("container app: image x : policy p: no".into()),
-            ..Decision::default()
-        };
-        let r = validate_response("u1", &d);
-        assert!(!r.allowed);
-        let resp = &r.body["response"];
-        assert_eq!(r.body["apiVersion"], API_VERSION);
-        assert_eq!(r.body["kind"], "AdmissionReview");
-        assert_eq!(resp["uid"], "u1");
-        assert_eq!(resp["allowed"], false);
-        assert_eq!(resp["status"]["code"], 403);
-        assert_eq!(resp["status"]["message"], "container app: image x : policy p: no");
-        assert!(resp.get("patch").is_none());
-    }
-
-    #[test]
-    fn audit_annotations_are_numbered_and_bounded() {
-        let mut long = finding("/spec/containers/0/image", "audit-me", FindingResult::Fail);
-        long.reason = "é".repeat(2000);
-        let audit: Vec<Finding> = std::iter::repeat_n(long, MAX_AUDIT_ANNOTATIONS + 3).collect();
-        let a = audit_annotations(&audit);
-        assert_eq!(a.len(), MAX_AUDIT_ANNOTATIONS + 1);
-        assert!(
-            a["audit-0"].starts_with("container app: image reg.example/app:1.0@sha256:ab : policy audit-me")
-        );
-        assert!(a.values().all(|v| v.len() <= MAX_AUDIT_VALUE_BYTES));
-        assert_eq!(a["audit-truncated"], "3 more finding(s) not shown");
-    }
-
-    fn pinned_decision() -> Decision {
-        Decision {
-            allowed: true,
-            findings: vec![finding("/spec/containers/0/image", "prod-signed", FindingResult::Pass)],
-            pins: vec![Pin {
-                pointer: "/spec/containers/0/image".into(),
-                from: "reg.example/app:1.0".into(),
-                to: "reg.example/app:1.0@sha256:ab".into(),
-            }],
-            ..Decision::default()
-        }
-    }
-
-    #[test]
-    fn patch_pins_and_creates_the_annotations_map() {
-        let object = json!({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "app", "image": "reg.example/app:1.0"}]}});
-        let ops = pin_patch(&object, None, &pinned_decision());
-        assert_eq!(ops.len(), 2);
-        assert_eq!(
-            ops[0],
-            PatchOp {
-                op: "replace",
-                path: "/spec/containers/0/image".into(),
-                value: json!("reg.example/app:1.0@sha256:ab")
-            }
-        );
-        assert_eq!(ops[1].op, "add");
-        assert_eq!(ops[1].path, "/metadata/annotations");
-        let summary: Value =
-            serde_json::from_str(ops[1].value[VERIFIED_ANNOTATION].as_str().unwrap()).unwrap();
-        assert_eq!(summary["verified"][0]["image"], "reg.example/app:1.0@sha256:ab");
-        assert_eq!(summary["verified"][0]["policies"][0], "prod-signed");
-    }
-
-    #[test]
-    fn patch_adds_to_existing_annotations_with_an_escaped_key() {
-        let object = json!({"metadata": {"annotations": {"a": "b"}}, "spec": {"containers": [{"image": "reg.example/app:1.0"}]}});
-        let ops = pin_patch(&object, None, &pinned_decision());
-        assert_eq!(ops[1].path, "/metadata/annotations/vouch.dev~1verified");
-        assert_eq!(escape_pointer_token("a~b/c"), "a~0b~1c");
-    }
-
-    #[test]
-    fn no_patch_when_nothing_to_pin_or_the_pin_is_stale() {
-        let object = json!({"metadata": {}, "spec": {"containers": [{"image": "reg.example/other:2"}]}});
-        assert!(pin_patch(&object, None, &pinned_decision()).is_empty(), "pointer no longer holds `from`");
-        assert!(pin_patch(&object, None, &Decision::allow()).is_empty());
-        let r = mutate_response("u", Some(&object), None, &Decision::allow());
-        assert!(r.body["response"].get("patch").is_none());
-        assert!(r.body["response"].get("patchType").is_none());
-    }
-
-    #[test]
-    fn mutate_response_carries_a_base64_json_patch() {
-        let object = json!({"metadata": {}, "spec": {"containers": [{"image": "reg.example/app:1.0"}]}});
-        let r = mutate_response("u2", Some(&object), None, &pinned_decision());
-        assert_eq!(r.patch_ops, 2);
-        assert_eq!(r.body["response"]["patchType"], "JSONPatch");
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(r.body["response"]["patch"].as_str().unwrap())
-            .unwrap();
-        let ops: Value = serde_json::from_slice(&raw).unwrap();
-        assert_eq!(ops[0]["op"], "replace");
-        assert_eq!(ops[1]["path"], "/metadata/annotations");
-    }
-
-    #[test]
-    fn a_summary_vouch_did_not_write_is_removed_or_set_back() {
-        let forged =
-            json!({"verified": [{"image": "reg.example/evil@sha256:ab", "policies": ["prod-signed"]}]})
-                .to_string();
-        let object = json!({
-            "metadata": {"annotations": {VERIFIED_ANNOTATION: forged, "team": "a"}},
-            "spec": {"containers": [{"image": "reg.example/evil@sha256:ab"}]}
-        });
-        // CREATE (no old object), nothing to pin: the forged summary goes.
-        let ops = pin_patch(&object, None, &Decision::allow());
-        assert_eq!(
-            ops,
-            vec![PatchOp {
-                op: "remove",
-                path: "/metadata/annotations/vouch.dev~1verified".into(),
-                value: Value::Null
-            }]
-        );
-        let wire = serde_json::to_value(&ops).unwrap();
-        assert_eq!(wire, json!([{"op": "remove", "path": "/metadata/annotations/vouch.dev~1verified"}]));
-        // UPDATE changing vouch's earlier summary: set back to it.
-        let mut old = object.clone();
-        old["metadata"]["annotations"][VERIFIED_ANNOTATION] = json!("{\"verified\":[]}");
-        let ops = pin_patch(&object, Some(&old), &Decision::allow());
-        assert_eq!((ops[0].op, &ops[0].value), ("replace", &json!("{\"verified\":[]}")));
-        // UPDATE keeping it unchanged (written by vouch at CREATE): left alone.
-        assert!(pin_patch(&object, Some(&object), &Decision::allow()).is_empty());
-        // Something pinned: vouch's own summary replaces whatever was there.
-        let mut tagged = object.clone();
-        tagged["spec"]["containers"][0]["image"] = json!("reg.example/app:1.0");
-        let ops = pin_patch(&tagged, None, &pinned_decision());
-        assert_eq!((ops[1].op, ops[1].path.as_str()), ("add", "/metadata/annotations/vouch.dev~1verified"));
-        assert!(ops[1].value.as_str().unwrap().contains("reg.example/app:1.0@sha256:ab"));
-    }
-
-    #[test]
-    fn summary_stays_within_its_bound() {
-        let mut d = pinned_decision();
-        let pin = d.pins[0].clone();
-        d.pins =
-            (0..500).map(|i| Pin { pointer: format!("/spec/containers/{i}/image"), ..pin.clone() }).collect();
-        let refs: Vec<&Pin> = d.pins.iter().collect();
-        let s = verified_summary(&d, &refs);
-        assert!(s.len() <= MAX_SUMMARY_BYTES);
-        let v: Value = serde_json::from_str(&s).unwrap();
-        assert!(v["omitted"].as_u64().unwrap() > 0);
     }
 }
