@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize as _;
 use serde_json::Value;
 
+pub use crate::engine::input::{resource_of, NAMESPACE_NAME_LABEL};
 use crate::engine::AdmissionInput;
 use crate::{GroupVersionKind, Operation};
 
@@ -31,8 +32,6 @@ pub const MAX_DIR_DEPTH: usize = 32;
 pub const MAX_LIST_DEPTH: usize = 4;
 /// The name that stands for stdin.
 pub const STDIN: &str = "-";
-/// The label the API server puts on every namespace (policies often select namespaces by it).
-pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// Why the manifests cannot be read. Messages name the file and, for contents, the document.
 #[derive(Debug, thiserror::Error)]
@@ -229,18 +228,6 @@ pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
             | ("flowcontrol.apiserver.k8s.io", _)
             | ("vouch.dev", "ClusterSupplyChainPolicy" | "TrustRoot" | "ComplianceProfile")
     )
-}
-
-/// The plural resource name the API server would use for a kind (lower case, regular plurals).
-pub fn resource_of(kind: &str) -> String {
-    let lower = kind.to_ascii_lowercase();
-    if let Some(stem) = lower.strip_suffix('y').filter(|s| !s.ends_with(['a', 'e', 'o', 'u'])) {
-        format!("{stem}ies")
-    } else if lower.ends_with('s') || lower.ends_with("ch") || lower.ends_with('x') {
-        format!("{lower}es")
-    } else {
-        format!("{lower}s")
-    }
 }
 
 fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {

@@ -7,22 +7,11 @@ use vouch_attest::verify::{ArtifactVerifier, Facts, Requirement, Signer};
 use vouch_attest::{ArtifactRef, Digest};
 
 use super::matching::profile_labels;
-use super::{compliance, verifier_key, AdmissionInput, Engine, Loaded};
+use super::{cannot_verify, compliance, verifier_key, AdmissionInput, ArtifactCheck, Engine, Loaded};
 use crate::crd::{Mode, SignatureFormat};
 use crate::decision::{ArtifactKind, ArtifactLocation, Finding, FindingResult};
 use crate::extract::ExtractedArtifact;
 use crate::policy_set::{CompiledAuthority, CompiledPolicy, CompiledRequirement};
-
-/// What the checks of one policy for one resolved artifact share.
-#[derive(Clone, Copy)]
-pub(super) struct ArtifactCheck<'a> {
-    pub(super) loaded: &'a Loaded,
-    pub(super) policy: &'a CompiledPolicy,
-    pub(super) artifact: &'a ExtractedArtifact,
-    /// The reference resolved to its digest.
-    pub(super) pinned: &'a ArtifactRef,
-    pub(super) input: &'a AdmissionInput,
-}
 
 impl Engine {
     /// Every requirement of `policy` for one artifact.
@@ -293,12 +282,6 @@ pub fn condition_input(
         },
         "object": object,
     })
-}
-
-/// The reason of a finding that could not be verified (an Error, so the failure policy decides): the
-/// cause says what happened (unreachable, timed out, throttled, reset, server error, ...).
-pub(super) fn cannot_verify(cause: &dyn std::fmt::Display) -> String {
-    format!("cannot verify: {cause}")
 }
 
 /// The failure text for a rejected requirement.

@@ -11,8 +11,7 @@ use vouch_attest::registry::ManifestKind;
 use vouch_attest::verify::{ArtifactVerifier, Requirement, VerifyError};
 use vouch_attest::{ArtifactRef, Digest};
 
-use super::checks::{cannot_verify, ArtifactCheck};
-use super::{AdmissionInput, Engine};
+use super::{cannot_verify, AdmissionInput, ArtifactCheck, Engine};
 use crate::compliance::PROFILE_ANNOTATION;
 use crate::crd::SignatureFormat;
 use crate::decision::FindingResult;

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use vouch_attest::registry::Credentials;
 
-use crate::manifests::{resource_of, NAMESPACE_NAME_LABEL};
 use crate::{GroupVersionKind, Operation};
 
 /// One admission request, as the engine needs it (built by the webhook from an AdmissionReview, or by
@@ -122,5 +121,20 @@ pub fn object_label(input: &AdmissionInput) -> String {
     match input.namespace.as_deref().filter(|n| !n.is_empty()) {
         Some(ns) => format!("{} {ns}/{name}", input.kind.kind),
         None => format!("{} {name}", input.kind.kind),
+    }
+}
+
+/// The label the API server puts on every namespace (policies often select namespaces by it).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// The plural resource name the API server would use for a kind (lower case, regular plurals).
+pub fn resource_of(kind: &str) -> String {
+    let lower = kind.to_ascii_lowercase();
+    if let Some(stem) = lower.strip_suffix('y').filter(|s| !s.ends_with(['a', 'e', 'o', 'u'])) {
+        format!("{stem}ies")
+    } else if lower.ends_with('s') || lower.ends_with("ch") || lower.ends_with('x') {
+        format!("{lower}es")
+    } else {
+        format!("{lower}s")
     }
 }

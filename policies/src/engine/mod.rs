@@ -31,10 +31,9 @@ use vouch_attest::verify::{ArtifactVerifier, VerifyOptions};
 use vouch_attest::ArtifactRef;
 
 use crate::decision::{Decision, FindingResult};
-use crate::extract::{extract_with, CompiledExtraction, ExtractError, ExtractionConfig};
+use crate::extract::{extract_with, CompiledExtraction, ExtractError, ExtractedArtifact, ExtractionConfig};
 use crate::policy_set::{CompiledAuthority, CompiledPolicy, PolicySet};
 
-use checks::cannot_verify;
 pub use checks::condition_input;
 use checks::{base_finding, every_check};
 use decide::{PolicyFindings, Unmatched};
@@ -345,6 +344,23 @@ impl Engine {
         }
         self.decide(&object, &artifacts, results, unmatched, charged)
     }
+}
+
+/// What the checks of one policy for one resolved artifact share.
+#[derive(Clone, Copy)]
+struct ArtifactCheck<'a> {
+    loaded: &'a Loaded,
+    policy: &'a CompiledPolicy,
+    artifact: &'a ExtractedArtifact,
+    /// The reference resolved to its digest.
+    pinned: &'a ArtifactRef,
+    input: &'a AdmissionInput,
+}
+
+/// The reason of a finding that could not be verified (an Error, so the failure policy decides): the
+/// cause says what happened (unreachable, timed out, throttled, reset, server error, ...).
+fn cannot_verify(cause: &dyn std::fmt::Display) -> String {
+    format!("cannot verify: {cause}")
 }
 
 #[allow(dead_code)]
