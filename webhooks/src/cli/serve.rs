@@ -59,8 +59,9 @@ pub struct ServeArgs {
     /// Largest AdmissionReview body accepted [default: 8388608].
     #[arg(long)]
     pub max_body_bytes: Option<u64>,
-    /// Use the Kubernetes API (in-cluster or kubeconfig) for policies, pull secrets and status
-    /// [default: true without --policy-dir, false with it].
+    /// Use the Kubernetes API (in-cluster or kubeconfig) for policies, namespace labels, pull secrets and
+    /// status [default: true without --policy-dir or --bundle, false with either]. Without it, namespace
+    /// labels are unknown: policies with a namespaceSelector apply everywhere, judged by their failurePolicy.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub kube: Option<bool>,
     /// Time in-flight requests get after SIGTERM [default: 20s].
