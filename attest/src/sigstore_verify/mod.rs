@@ -145,8 +145,9 @@ pub enum ArtifactError {
         /// Artifact digest algorithm.
         artifact: &'static str,
     },
-    /// The in-toto statement does not name the artifact.
-    #[error("in-toto statement does not cover the artifact: {0}")]
+    /// The in-toto statement is unreadable or does not name the artifact (the message, from
+    /// [`crate::intoto`], says which and names the statement).
+    #[error("{0}")]
     Statement(String),
     /// The DSSE payload is not an in-toto statement, so it cannot be bound to an artifact.
     #[error(
