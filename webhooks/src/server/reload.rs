@@ -307,11 +307,7 @@ impl ConfigReload {
         policy_dir: Option<(PathBuf, String)>,
         trusted_root: Option<(PathBuf, String)>,
     ) -> Arc<Self> {
-        let watched = [(Source::Policies, policy_dir), (Source::TrustedRoot, trusted_root)]
-            .into_iter()
-            .filter_map(|(source, w)| w.map(|(path, fp)| Watched::new(source, path, fp)))
-            .collect();
-        Arc::new(Self { engine, watched, namespace_labels_known: true })
+        Self::build(engine, policy_dir, trusted_root, true)
     }
 
     /// [`Self::new`] for a server that cannot read namespace labels (no cluster access): a reloaded policy
@@ -321,11 +317,20 @@ impl ConfigReload {
         policy_dir: Option<(PathBuf, String)>,
         trusted_root: Option<(PathBuf, String)>,
     ) -> Arc<Self> {
-        let mut this = Self::new(engine, policy_dir, trusted_root);
-        if let Some(this) = Arc::get_mut(&mut this) {
-            this.namespace_labels_known = false;
-        }
-        this
+        Self::build(engine, policy_dir, trusted_root, false)
+    }
+
+    fn build(
+        engine: Engine,
+        policy_dir: Option<(PathBuf, String)>,
+        trusted_root: Option<(PathBuf, String)>,
+        namespace_labels_known: bool,
+    ) -> Arc<Self> {
+        let watched = [(Source::Policies, policy_dir), (Source::TrustedRoot, trusted_root)]
+            .into_iter()
+            .filter_map(|(source, w)| w.map(|(path, fp)| Watched::new(source, path, fp)))
+            .collect();
+        Arc::new(Self { engine, watched, namespace_labels_known })
     }
 
     /// Whether any file is watched.
