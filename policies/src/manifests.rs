@@ -352,6 +352,12 @@ impl ManifestReader {
         Ok(())
     }
 
+    /// Add one object (or List) already parsed, as document `document` of `name` (e.g. an object listed
+    /// from the API).
+    pub fn add_value(&mut self, name: &str, document: usize, object: Value) -> Result<(), ManifestError> {
+        self.add_document(name, document, None, object)
+    }
+
     fn add_document(
         &mut self,
         file: &str,

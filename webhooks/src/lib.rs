@@ -3,4 +3,5 @@
 pub mod cli;
 pub mod cluster;
 pub mod dev_registry;
+pub mod scan;
 pub mod server;

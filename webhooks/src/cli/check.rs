@@ -209,14 +209,75 @@ pub fn parse_labels(pairs: &[String]) -> Result<BTreeMap<String, String>, CheckE
     Ok(out)
 }
 
-/// The verifier from the flags (live registries).
-pub fn verifier_config(args: &CheckArgs, budget: Duration) -> Result<VerifierConfig, CheckError> {
+/// The verifier from the registry flags (live registries).
+pub fn verifier_config(registry: &RegistryArgs, budget: Duration) -> Result<VerifierConfig, CheckError> {
     Ok(VerifierConfig {
-        registry: args.registry.registry_config(budget)?,
-        trust_root: args.registry.trust_root()?,
+        registry: registry.registry_config(budget)?,
+        trust_root: registry.trust_root()?,
         cache: Default::default(),
         options: VerifyOptions::default(),
     })
+}
+
+/// `--extraction-config`: the file's extractors, else the defaults.
+pub fn extraction_config(path: Option<&std::path::Path>) -> Result<ExtractionConfig, CheckError> {
+    match path {
+        Some(path) => ExtractionConfig::read_file(path)
+            .map_err(|reason| CheckError::Usage { flag: "--extraction-config", reason }),
+        None => Ok(ExtractionConfig::default()),
+    }
+}
+
+/// Where the policies and the verifier come from: `--policy` files and live registries, or an offline
+/// bundle (its policies unless `--policy` is given).
+#[derive(Debug, Clone, Copy)]
+pub struct PolicySource<'a> {
+    /// `--policy` files and directories.
+    pub policies: &'a [PathBuf],
+    /// `--bundle`.
+    pub bundle: Option<&'a std::path::Path>,
+    /// `--bundle-key`.
+    pub bundle_key: Option<&'a std::path::Path>,
+    /// `--bundle-allow-unsigned`.
+    pub bundle_allow_unsigned: bool,
+}
+
+impl PolicySource<'_> {
+    /// The policies and verifier; `live` builds the verifier when there is no bundle. No policies at all
+    /// (no `--policy`, no bundle) is a usage error.
+    pub fn load(
+        &self,
+        budget: Duration,
+        live: impl FnOnce(Duration) -> Result<ArtifactVerifier, CheckError>,
+    ) -> Result<(vouch_policies::PolicySet, ArtifactVerifier), CheckError> {
+        match self.bundle {
+            Some(path) => {
+                // As `vouch serve --bundle`: the bundle's policies decide, so who made it must be checked.
+                if self.bundle_key.is_none() && !self.bundle_allow_unsigned {
+                    return Err(CheckError::Usage {
+                        flag: "--bundle-key",
+                        reason:
+                            "required with --bundle (or --bundle-allow-unsigned to accept a bundle without \
+                                 checking who made it)"
+                                .into(),
+                    });
+                }
+                let source = bundle_source::open(path, self.bundle_key)?;
+                let policies =
+                    if self.policies.is_empty() { source.policies()? } else { load_policies(self.policies)? };
+                Ok((policies, source.verifier()?))
+            }
+            None => {
+                if self.policies.is_empty() {
+                    return Err(CheckError::Usage {
+                        flag: "--policy",
+                        reason: "no policies: give --policy FILE|DIR (or --bundle with policies)".into(),
+                    });
+                }
+                Ok((load_policies(self.policies)?, live(budget)?))
+            }
+        }
+    }
 }
 
 /// Everything the check needs, built from the flags before anything is evaluated.
@@ -245,11 +306,7 @@ pub fn prepare(args: &CheckArgs) -> Result<Prepared, CheckError> {
         // Fail closed: an empty render (a failed `helm template` in a pipe) must not pass as clean.
         return Err(CheckError::Usage { flag: "--filename", reason: "no Kubernetes objects found".into() });
     }
-    let extraction = match &args.extraction_config {
-        Some(path) => ExtractionConfig::read_file(path)
-            .map_err(|reason| CheckError::Usage { flag: "--extraction-config", reason })?,
-        None => ExtractionConfig::default(),
-    };
+    let extraction = extraction_config(args.extraction_config.as_deref())?;
     let engine_config = EngineConfig {
         dry_run: args.dry_run,
         no_match: args.no_match.into(),
@@ -257,33 +314,14 @@ pub fn prepare(args: &CheckArgs) -> Result<Prepared, CheckError> {
         extraction,
         ..EngineConfig::default()
     };
-    let (policies, verifier) = match &args.bundle {
-        Some(path) => {
-            // As `vouch serve --bundle`: the bundle's policies decide, so who made it must be checked.
-            if args.bundle_key.is_none() && !args.bundle_allow_unsigned {
-                return Err(CheckError::Usage {
-                    flag: "--bundle-key",
-                    reason: "required with --bundle (or --bundle-allow-unsigned to accept a bundle without \
-                             checking who made it)"
-                        .into(),
-                });
-            }
-            let source = bundle_source::open(path, args.bundle_key.as_deref())?;
-            let policies =
-                if args.policies.is_empty() { source.policies()? } else { load_policies(&args.policies)? };
-            (policies, source.verifier()?)
-        }
-        None => {
-            if args.policies.is_empty() {
-                return Err(CheckError::Usage {
-                    flag: "--policy",
-                    reason: "no policies: give --policy FILE|DIR (or --bundle with policies)".into(),
-                });
-            }
-            let policies = load_policies(&args.policies)?;
-            (policies, ArtifactVerifier::new(verifier_config(args, budget)?)?)
-        }
+    let source = PolicySource {
+        policies: &args.policies,
+        bundle: args.bundle.as_deref(),
+        bundle_key: args.bundle_key.as_deref(),
+        bundle_allow_unsigned: args.bundle_allow_unsigned,
     };
+    let verifier = |budget| Ok(ArtifactVerifier::new(verifier_config(&args.registry, budget)?)?);
+    let (policies, verifier) = source.load(budget, verifier)?;
     if policies.policies().is_empty() {
         return Err(CheckError::Usage { flag: "--policy", reason: "no policies found".into() });
     }

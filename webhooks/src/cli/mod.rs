@@ -10,6 +10,7 @@ pub mod demo;
 pub mod demo_webhook;
 pub mod exit;
 pub mod registry_args;
+pub mod scan;
 pub mod serve;
 pub mod sigstore;
 pub mod verify;
@@ -41,6 +42,8 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Check manifests against policies before they reach a cluster (GitOps pre-sync, CI).
     Check(Box<check::CheckArgs>),
+    /// Re-verify what is already running: live objects or the cluster's Pods, at the digest they run.
+    Scan(Box<scan::ScanArgs>),
     /// Offline verification bundles for air-gapped sites.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::VerifyModel(args) => verify_model::run(args),
         Command::Serve(args) => serve::run(*args),
         Command::Check(args) => check::run(*args),
+        Command::Scan(args) => scan::run(*args),
         Command::Bundle(command) => bundle::run(command),
         Command::Sigstore(SigstoreCommand::VerifyBundle(args)) => sigstore::run(args),
     }
