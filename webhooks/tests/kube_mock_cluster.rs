@@ -3,21 +3,16 @@
 //! of the answers. No API server runs here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod kube_mock_support;
+
 use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{Request, Response};
 use base64::Engine as _;
 use futures::channel::mpsc;
-use futures::StreamExt;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Bytes, Frame};
-use kube::client::Body;
 use kube::Client;
+use kube_mock_support::{mock_client, mock_server, not_found, paths, status_body, Answer, Reply, Seen};
 use serde_json::{json, Value};
 use vouch_attest::registry::RegistryAuth;
 use vouch_policies::crd::{Mode, PolicyCounts};
@@ -26,100 +21,6 @@ use vouch_webhooks::cluster::{
     ClusterContext, ContextCacheConfig, KubeContext, KubeError, ObjectRef, RetryConfig, StatusConfig,
     StatusEvent, StatusTarget, StatusWriter,
 };
-
-/// One request as the mock saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    /// Path and query.
-    uri: String,
-    content_type: String,
-    body: Value,
-}
-
-impl Seen {
-    fn path(&self) -> &str {
-        self.uri.split('?').next().unwrap()
-    }
-}
-
-/// What the mock answers: a status and JSON body, or `None` to leave the request hanging (a watch).
-type Answer = Option<(u16, Value)>;
-
-/// What the mock server answers, watches included.
-enum Reply {
-    /// A status code and a JSON body.
-    Json(u16, Value),
-    /// Never answered.
-    Hang,
-    /// A watch: each value sent is one event line (`{"type": ..., "object": ...}`) of an open response.
-    Watch(mpsc::UnboundedReceiver<Value>),
-}
-
-type MockBody = UnsyncBoxBody<Bytes, Infallible>;
-
-/// A kube client whose every request is recorded and answered by `answer`.
-fn mock_client(answer: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> (Client, Arc<Mutex<Vec<Seen>>>) {
-    mock_server(move |seen| match answer(seen) {
-        Some((code, body)) => Reply::Json(code, body),
-        None => Reply::Hang,
-    })
-}
-
-/// A kube client whose every request is recorded and answered by `reply`, which may stream watch events.
-fn mock_server(reply: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> (Client, Arc<Mutex<Vec<Seen>>>) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<MockBody>>();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        let mut handle = pin!(handle);
-        let mut hanging = Vec::new();
-        while let Some((request, send)) = handle.next_request().await {
-            let method = request.method().to_string();
-            let uri = request.uri().to_string();
-            let content_type = request
-                .headers()
-                .get("content-type")
-                .map(|v| v.to_str().unwrap().to_owned())
-                .unwrap_or_default();
-            let bytes = request.into_body().collect().await.unwrap().to_bytes();
-            let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
-            let seen = Seen { method, uri, content_type, body };
-            log.lock().unwrap().push(seen.clone());
-            let response = Response::builder().header("content-type", "application/json");
-            match reply(&seen) {
-                Reply::Json(code, body) => {
-                    let body = Full::new(Bytes::from(serde_json::to_vec(&body).unwrap())).boxed_unsync();
-                    send.send_response(response.status(code).body(body).unwrap());
-                }
-                Reply::Watch(events) => {
-                    let lines = events.map(|event| {
-                        let mut line = serde_json::to_vec(&event).unwrap();
-                        line.push(b'\n');
-                        Ok::<_, Infallible>(Frame::data(Bytes::from(line)))
-                    });
-                    send.send_response(
-                        response.status(200).body(StreamBody::new(lines).boxed_unsync()).unwrap(),
-                    );
-                }
-                Reply::Hang => hanging.push(send),
-            }
-        }
-    });
-    (Client::new(service, "default"), seen)
-}
-
-fn status_body(code: u16, reason: &str) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": reason, "reason": reason, "code": code})
-}
-
-fn not_found() -> Answer {
-    Some((404, status_body(404, "NotFound")))
-}
-
-fn paths(seen: &Arc<Mutex<Vec<Seen>>>) -> Vec<String> {
-    seen.lock().unwrap().iter().map(|s| format!("{} {}", s.method, s.path())).collect()
-}
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)

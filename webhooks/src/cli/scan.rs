@@ -124,6 +124,12 @@ pub fn run(args: ScanArgs) -> ExitCode {
 
 /// Everything but printing: read the baseline, build the engine, scan, compare.
 pub async fn scan(args: &ScanArgs) -> Result<ScanReport, CheckError> {
+    let client = if args.cluster { Some(kube_client(args.kubeconfig.as_deref()).await?) } else { None };
+    scan_with(args, client).await
+}
+
+/// [`scan`] with the cluster's client given (`None`: the files are scanned).
+pub async fn scan_with(args: &ScanArgs, client: Option<kube::Client>) -> Result<ScanReport, CheckError> {
     let baseline = match &args.baseline {
         Some(path) => Some((
             ScanReport::read_baseline(path)
@@ -137,7 +143,6 @@ pub async fn scan(args: &ScanArgs) -> Result<ScanReport, CheckError> {
     }
     let namespace_labels =
         if args.namespace_labels.is_empty() { None } else { Some(parse_labels(&args.namespace_labels)?) };
-    let client = if args.cluster { Some(kube_client(args.kubeconfig.as_deref()).await?) } else { None };
     let engine = engine(args, client.as_ref()).await?;
     let scanner = Scanner::new(engine);
     let mut options = ScanOptions {
