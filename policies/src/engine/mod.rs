@@ -139,6 +139,8 @@ struct Shared {
     extraction: Result<CompiledExtraction, Vec<String>>,
     /// Set once policies are loaded (at construction, or by the first [`Engine::replace_policies`]).
     ready: AtomicBool,
+    /// Counts the changes of what is in force (see [`Engine::in_force_changes`]).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// The decision engine: clone freely (clones share policies, verifier and cache).
@@ -183,6 +185,7 @@ impl Engine {
                 manifests: moka::future::Cache::new(compliance::MANIFEST_CACHE_ENTRIES),
                 allowlists: moka::future::Cache::new(egress::ALLOWLIST_CACHE_ENTRIES),
                 ready: AtomicBool::new(ready),
+                changes: tokio::sync::watch::Sender::new(0),
             }),
         }
     }
@@ -195,6 +198,21 @@ impl Engine {
         self.shared.loaded.rcu(|cur| Arc::new(Loaded::new(Arc::clone(&set), &cur.base)));
         // Release: whoever sees `ready` also sees the set stored above.
         self.shared.ready.store(true, Ordering::Release);
+        self.shared.changes.send_modify(|n| *n += 1);
+    }
+
+    /// [`Engine::replace_policies`] with a set compiled again from the same resources and secrets (a
+    /// periodic resync): put in force, but not counted as a change by [`Engine::in_force_changes`].
+    pub fn refresh_policies(&self, policies: PolicySet) {
+        let set = Arc::new(policies);
+        self.shared.loaded.rcu(|cur| Arc::new(Loaded::new(Arc::clone(&set), &cur.base)));
+        self.shared.ready.store(true, Ordering::Release);
+    }
+
+    /// Changes of the policies or trust root in force: the value counts them ([`Engine::replace_policies`],
+    /// [`Engine::replace_trust_root`]); a receiver sees when it moved (e.g. to re-scan what runs).
+    pub fn in_force_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.changes.subscribe()
     }
 
     /// Put `root` in force as the trust root of authorities that name none (`--trusted-root`), atomically
@@ -203,6 +221,7 @@ impl Engine {
     pub fn replace_trust_root(&self, root: TrustRoot) {
         let base = self.shared.verifier.with_trust_root(root);
         self.shared.loaded.rcu(|cur| Arc::new(Loaded::new(Arc::clone(&cur.set), &base)));
+        self.shared.changes.send_modify(|n| *n += 1);
     }
 
     /// The policies in force.
@@ -409,6 +428,19 @@ mod tests {
         let clone = engine.clone();
         clone.replace_policies(PolicySet::empty());
         assert!(engine.is_ready(), "clones share readiness");
+    }
+
+    #[test]
+    fn changes_in_force_are_counted_but_a_resync_of_the_same_set_is_not() {
+        let engine = Engine::new_pending(EngineConfig::default(), verifier());
+        let mut changes = engine.in_force_changes();
+        engine.replace_policies(PolicySet::empty());
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(*changes.borrow_and_update(), 1);
+        engine.refresh_policies(PolicySet::empty());
+        assert!(!changes.has_changed().unwrap(), "a resync is no change");
+        engine.replace_trust_root(TrustRoot::public_good().unwrap());
+        assert_eq!(*changes.borrow_and_update(), 2);
     }
 
     /// A policy whose Rego condition does not compile, with failurePolicy Ignore.

@@ -165,7 +165,8 @@ pub async fn scan_with(args: &ScanArgs, client: Option<kube::Client>) -> Result<
                     reason: "no Kubernetes objects found".into(),
                 });
             }
-            (args.files.clone(), scanner.scan(&objects, &options).await)
+            let judged = scanner.scan(&objects, &options).await;
+            (args.files.clone(), judged.into_iter().map(|j| j.record).collect())
         }
         Some(client) => {
             match namespace_facts(client).await {
@@ -175,7 +176,7 @@ pub async fn scan_with(args: &ScanArgs, client: Option<kube::Client>) -> Result<
             let mut pages = PodPages::new(client.clone(), &args.namespaces, args.page_size);
             let mut workloads: Vec<WorkloadRecord> = Vec::new();
             while let Some(page) = pages.next_page().await.map_err(cluster_error)? {
-                workloads.extend(scanner.scan(&page, &options).await);
+                workloads.extend(scanner.scan(&page, &options).await.into_iter().map(|j| j.record));
             }
             (vec!["cluster".to_owned()], workloads)
         }

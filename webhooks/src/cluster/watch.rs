@@ -280,17 +280,27 @@ impl PolicyWatch {
                 }
             }
             let fingerprint = stores.fingerprint();
-            if forced || last.as_ref() != Some(&fingerprint) {
-                self.rebuild(&stores, &mut known_secrets, &mut in_force_since).await;
+            let changed = last.as_ref() != Some(&fingerprint);
+            if forced || changed {
+                self.rebuild(&stores, &mut known_secrets, &mut in_force_since, changed).await;
                 last = Some(fingerprint);
             }
         }
     }
 
-    /// Compile what the stores hold, put it in force, and update statuses.
-    async fn rebuild(&self, stores: &Stores, known_secrets: &mut SecretData, since: &mut InForceSince) {
+    /// Compile what the stores hold, put it in force, and update statuses. `changed`: the resources changed
+    /// since the last rebuild; otherwise (a resync) only a change of the secrets they name counts as one.
+    async fn rebuild(
+        &self,
+        stores: &Stores,
+        known_secrets: &mut SecretData,
+        since: &mut InForceSince,
+        changed: bool,
+    ) {
         let resources = stores.resources();
+        let secrets_before = known_secrets.clone();
         let secrets = self.fetch_secrets(&resources, known_secrets).await;
+        let changed = changed || *known_secrets != secrets_before;
         let set = PolicySet::compile(resources, &secrets);
         tracing::info!(
             policies = set.policies().len(),
@@ -304,7 +314,11 @@ impl PolicyWatch {
         }
         // Taken before the set is in force: what is counted under it is counted since then.
         let now = Utc::now();
-        self.engine.replace_policies(set);
+        if changed {
+            self.engine.replace_policies(set);
+        } else {
+            self.engine.refresh_policies(set);
+        }
         let set = self.engine.policies();
         self.write_statuses(stores, &set, since, now).await;
     }

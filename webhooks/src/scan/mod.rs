@@ -60,6 +60,16 @@ impl Default for ScanOptions {
     }
 }
 
+/// One object scanned: its record, and the engine's decision it was made from (whose findings the
+/// in-cluster scanner writes to reports and conditions).
+#[derive(Debug, Clone)]
+pub struct Judged {
+    /// The record.
+    pub record: WorkloadRecord,
+    /// The decision.
+    pub decision: vouch_policies::Decision,
+}
+
 /// Scans objects with one engine (its policies, verifier and cache).
 #[derive(Clone)]
 pub struct Scanner {
@@ -88,9 +98,9 @@ impl Scanner {
         &self.engine
     }
 
-    /// Scan `objects`, `options.concurrency` at once; records in input order. Namespace objects among them
+    /// Scan `objects`, `options.concurrency` at once; results in input order. Namespace objects among them
     /// give their namespace's labels.
-    pub async fn scan(&self, objects: &[ManifestObject], options: &ScanOptions) -> Vec<WorkloadRecord> {
+    pub async fn scan(&self, objects: &[ManifestObject], options: &ScanOptions) -> Vec<Judged> {
         let mut defined = options.namespaces.clone();
         defined.extend(objects.iter().filter_map(ManifestObject::namespace_facts));
         futures::stream::iter(objects)
@@ -109,7 +119,7 @@ impl Scanner {
         object: &ManifestObject,
         facts: &NamespaceFacts,
         default_namespace: &str,
-    ) -> WorkloadRecord {
+    ) -> Judged {
         let (pinned, images) = pin_to_running(&object.kind.kind, &object.object);
         let mut notes = Vec::new();
         let mut running = BTreeMap::new();
@@ -152,7 +162,7 @@ impl Scanner {
         };
         if let Some(Ok(Extracted { skip: Some(why), .. })) = &extracted {
             record.reasons.push(why.clone());
-            return record;
+            return Judged { record, decision: vouch_policies::Decision::allow() };
         }
         let decision = self.engine.evaluate(&input).await;
         (record.outcome, record.reasons) = record::classify(&decision, &self.engine.policies(), &notes);
@@ -161,7 +171,7 @@ impl Scanner {
             _ => Vec::new(),
         };
         record.artifacts = artifact_records(&artifacts, &decision.findings, &running);
-        record
+        Judged { record, decision }
     }
 
     /// The digest to verify for a container that runs `running`: that digest, or the index the spec names
