@@ -97,7 +97,7 @@ pub(super) async fn write_object_status(
 }
 
 /// `(status, reason, message)` of the condition for an object's findings.
-fn condition_parts(update: &ObjectUpdate) -> (&'static str, &'static str, String) {
+pub(super) fn condition_parts(update: &ObjectUpdate) -> (&'static str, &'static str, String) {
     let failed: Vec<&Finding> = update.findings.iter().filter(|f| f.result != FindingResult::Pass).collect();
     let total = update.findings.len();
     match failed.first() {

@@ -26,6 +26,21 @@ pub const REPORT_NAME: &str = "vouch";
 pub const FIELD_MANAGER: &str = "vouch";
 /// `source` of every result.
 pub const SOURCE: &str = "vouch";
+/// Which of vouch's reports: admission results ([`ADMISSION_REPORT`]) or the scanner's ([`SCAN_REPORT`]),
+/// side by side in each namespace under their own names and sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportKind {
+    /// `metadata.name` of the report in each namespace (and of the ClusterReport).
+    pub name: &'static str,
+    /// `source` of the report and of each result.
+    pub source: &'static str,
+}
+
+/// The admission webhook's reports: the latest result per resource, merged across replicas and restarts.
+pub const ADMISSION_REPORT: ReportKind = ReportKind { name: REPORT_NAME, source: SOURCE };
+/// The scanner's reports: what the last scan found running, written whole (stale entries go).
+pub const SCAN_REPORT: ReportKind = ReportKind { name: "vouch-scan", source: "vouch-scan" };
+
 /// Longest message kept per result.
 const MAX_MESSAGE_CHARS: usize = 1024;
 
@@ -65,6 +80,7 @@ impl EntryKey {
 /// Results recorded since the last flush, per namespace (`None`: cluster-scoped objects), bounded.
 #[derive(Debug)]
 pub struct ReportBook {
+    kind: ReportKind,
     max_entries: usize,
     pending: HashMap<Option<String>, Vec<serde_json::Value>>,
 }
@@ -72,14 +88,19 @@ pub struct ReportBook {
 impl ReportBook {
     /// An empty book holding at most `max_entries` pending results per namespace (the oldest go first).
     pub fn new(max_entries: usize) -> Self {
-        Self { max_entries: max_entries.max(1), pending: HashMap::new() }
+        Self::of_kind(ADMISSION_REPORT, max_entries)
+    }
+
+    /// An empty book for the reports of `kind`.
+    pub fn of_kind(kind: ReportKind, max_entries: usize) -> Self {
+        Self { kind, max_entries: max_entries.max(1), pending: HashMap::new() }
     }
 
     /// Record the findings for `object` at `timestamp` (seconds since the epoch).
     pub fn record(&mut self, object: &ObjectRef, findings: &[Finding], timestamp: i64) {
         let pending = self.pending.entry(object.namespace.clone()).or_default();
         for finding in findings {
-            if let Ok(value) = serde_json::to_value(ReportResult::new(object, finding, timestamp)) {
+            if let Ok(value) = serde_json::to_value(ReportResult::new(self.kind, object, finding, timestamp)) {
                 pending.push(value);
             }
         }
@@ -153,12 +174,22 @@ pub fn report_object(
     results: &[serde_json::Value],
     resource_version: Option<&str>,
 ) -> serde_json::Value {
+    report_object_of(ADMISSION_REPORT, namespace, results, resource_version)
+}
+
+/// [`report_object`] for the reports of `kind`.
+pub fn report_object_of(
+    kind: ReportKind,
+    namespace: Option<&str>,
+    results: &[serde_json::Value],
+    resource_version: Option<&str>,
+) -> serde_json::Value {
     let mut summary = Summary::default();
     for r in results {
         summary.add_text(r.get("result").and_then(serde_json::Value::as_str).unwrap_or_default());
     }
     let mut metadata = serde_json::json!({
-        "name": REPORT_NAME,
+        "name": kind.name,
         "labels": {"app.kubernetes.io/managed-by": "vouch"},
     });
     if let Some(map) = metadata.as_object_mut() {
@@ -173,7 +204,7 @@ pub fn report_object(
         "apiVersion": format!("{REPORT_GROUP}/{REPORT_VERSION}"),
         "kind": if namespace.is_some() { "Report" } else { "ClusterReport" },
         "metadata": metadata,
-        "source": SOURCE,
+        "source": kind.source,
         "summary": summary,
         "results": results,
     })
@@ -196,17 +227,30 @@ pub(crate) async fn write_report(
     new: &[serde_json::Value],
     max_entries: usize,
 ) -> Result<(), KubeError> {
+    write_report_of(ADMISSION_REPORT, client, namespace, new, max_entries, true).await
+}
+
+/// [`write_report`] for the reports of `kind`; `merge: false` replaces the stored results with `new`
+/// (still guarded by the resourceVersion read).
+pub(crate) async fn write_report_of(
+    kind: ReportKind,
+    client: &Client,
+    namespace: Option<&str>,
+    new: &[serde_json::Value],
+    max_entries: usize,
+    merge: bool,
+) -> Result<(), KubeError> {
     let resource = report_resource(namespace.is_some());
     let api: Api<DynamicObject> = match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
         None => Api::all_with(client.clone(), &resource),
     };
-    let what = || format!("report {}/{REPORT_NAME}", namespace.unwrap_or(""));
+    let what = || format!("report {}/{}", namespace.unwrap_or(""), kind.name);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut attempt = 1;
     loop {
         let stored = api
-            .get_opt(REPORT_NAME)
+            .get_opt(kind.name)
             .await
             .map_err(|source| KubeError::Write { what: what(), source: Box::new(source) })?;
         let (results, version) = match &stored {
@@ -216,9 +260,10 @@ pub(crate) async fn write_report(
             ),
             None => (Vec::new(), None),
         };
-        let merged = merge_results(&results, new, max_entries);
-        let report = report_object(namespace, &merged, version.as_deref());
-        match api.patch(REPORT_NAME, &params, &Patch::Apply(&report)).await {
+        let stored = if merge { results.as_slice() } else { &[] };
+        let merged = merge_results(stored, new, max_entries);
+        let report = report_object_of(kind, namespace, &merged, version.as_deref());
+        match api.patch(kind.name, &params, &Patch::Apply(&report)).await {
             Ok(_) => return Ok(()),
             Err(kube::Error::Api(s)) if s.code == 409 && attempt < REPORT_CONFLICT_ATTEMPTS => attempt += 1,
             Err(source) => return Err(KubeError::Write { what: what(), source: Box::new(source) }),
@@ -334,7 +379,7 @@ struct ReportResult {
 }
 
 impl ReportResult {
-    fn new(object: &ObjectRef, f: &Finding, timestamp: i64) -> Self {
+    fn new(kind: ReportKind, object: &ObjectRef, f: &Finding, timestamp: i64) -> Self {
         let mut properties = BTreeMap::new();
         let mut put = |k: &str, v: Option<String>| {
             if let Some(v) = v {
@@ -349,7 +394,7 @@ impl ReportResult {
         put("artifact", Some(f.artifact.to_string()));
         put("mode", Some(f.mode.to_string()));
         Self {
-            source: SOURCE,
+            source: kind.source,
             policy: policy_name(f),
             rule: f.requirement.clone(),
             result: ReportOutcome::of(f),

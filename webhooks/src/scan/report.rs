@@ -38,7 +38,8 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, w: &WorkloadRecord) {
+    /// Count `w`.
+    pub fn add(&mut self, w: &WorkloadRecord) {
         self.workloads += 1;
         self.artifacts += w.artifacts.len();
         *match w.outcome {
