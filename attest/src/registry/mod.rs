@@ -8,11 +8,14 @@
 //! HTTP goes through oci-client's stack (reqwest + rustls/aws-lc-rs); oci-client does the token dance and
 //! blob uploads, while reads are made here so that every body is capped while it is read and every call
 //! has a timeout and bounded retries. Plain HTTP is used only for registries listed as insecure.
+//!
+//! Background work paces its requests with a [`Pacer`] in a [`paced`] scope; nothing else is paced.
 
 mod auth;
 mod client;
 mod error;
 mod manifest;
+mod pacer;
 mod remote;
 mod source;
 mod transport;
@@ -27,6 +30,7 @@ pub use manifest::{
     parse_manifest, Descriptor, ImageIndex, ImageManifest, ManifestKind, Platform, DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST, MANIFEST_MEDIA_TYPES, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST,
 };
+pub use pacer::{paced, Pacer};
 pub use remote::RemoteRegistry;
 pub use source::{ArtifactSource, Reading};
 

@@ -15,6 +15,7 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYP
 use reqwest::{Method, StatusCode};
 
 use super::error::protocol;
+use super::pacer::pace;
 use super::{Credentials, RegistryAuth, RegistryConfig, RegistryError};
 use crate::digest::Digest;
 use crate::reference::ArtifactRef;
@@ -221,7 +222,7 @@ impl Transport {
     }
 
     async fn send_once(&self, req: &Req<'_>, auth: Option<&HeaderValue>) -> Result<Answer, Failed> {
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        self.before_request().await;
         let mut builder = self.http.request(req.method.clone(), &req.url);
         if let Some(a) = auth {
             builder = builder.header(AUTHORIZATION, a.clone());
@@ -268,6 +269,14 @@ impl Transport {
         Ok(Answer { status, headers, body })
     }
 
+    /// Count a request about to be sent and, inside a [`paced`](super::paced) scope, wait for its token.
+    /// Called once per HTTP attempt (retries and token requests included); an oci-client call (token
+    /// dance, upload) counts as one.
+    async fn before_request(&self) {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        pace().await;
+    }
+
     /// Upload a blob with oci-client (which authenticates its own requests with the same credentials),
     /// within the call's time budget.
     pub(super) async fn upload_blob(
@@ -277,7 +286,7 @@ impl Transport {
         digest: &Digest,
     ) -> Result<(), RegistryError> {
         let oci_ref = oci_reference(r);
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        self.before_request().await;
         self.oci.store_auth_if_needed(oci_ref.resolve_registry(), &self.oci_auth(r)).await;
         let digest_text = digest.to_string();
         let upload = self.oci.push_blob(&oci_ref, bytes.to_vec(), &digest_text);
@@ -308,7 +317,7 @@ impl Transport {
             Op::Pull => RegistryOperation::Pull,
             Op::Push => RegistryOperation::Push,
         };
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        self.before_request().await;
         let token = self
             .oci
             .auth(&oci_reference(r), &self.oci_auth(r), oci_op)
@@ -654,6 +663,39 @@ mod tests {
         assert_eq!(times.len(), 2);
         // Our own first backoff is 100 ms; the registry asked for a second.
         assert!(times[1] - times[0] >= Duration::from_millis(950), "{:?}", times[1] - times[0]);
+    }
+
+    #[tokio::test]
+    async fn in_a_paced_scope_every_attempt_waits_for_a_token_retries_and_token_requests_included() {
+        use crate::registry::{paced, Pacer};
+        let body = "{}";
+        let ok = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let unavailable =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let (host, seen) = scripted(vec![unavailable.to_owned(), ok]).await;
+        let client = RegistryClient::new(RegistryConfig {
+            insecure_registries: vec![host.clone()],
+            timeout: Duration::from_secs(10),
+            retries: 2,
+            ..RegistryConfig::default()
+        })
+        .unwrap();
+        let r: ArtifactRef = format!("{host}/a/b:1").parse().unwrap();
+        // One request a second, burst of one: the token request passes, the manifest GET and its retry wait.
+        let pacer = Arc::new(Pacer::new(std::num::NonZeroU32::MIN));
+        paced(pacer.clone(), client.fetch_manifest(&r)).await.unwrap();
+        assert_eq!(pacer.delayed_waits(), 2);
+        let times = seen.lock().unwrap().clone();
+        assert_eq!(times.len(), 2);
+        // Our own backoff is 100 ms; the pacer holds the retry until its token, a second later.
+        assert!(times[1] - times[0] >= Duration::from_millis(950), "{:?}", times[1] - times[0]);
+
+        // The same client outside the scope is not paced.
+        client.fetch_manifest(&r).await.unwrap();
+        assert_eq!(pacer.delayed_waits(), 2);
     }
 
     #[tokio::test]
