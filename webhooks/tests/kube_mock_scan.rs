@@ -129,3 +129,161 @@ async fn mock_cluster_scan_stops_with_the_reason_when_pods_cannot_be_listed() {
     // --policy given: the cluster's policies are not read.
     assert!(!paths(&seen).iter().any(|p| p.contains("vouch.dev")), "{:?}", paths(&seen));
 }
+
+/// The webhook's engine over the fixture's policies and registry.
+fn engine(fx: &Fixture) -> vouch_policies::Engine {
+    use vouch_attest::verify::{ArtifactVerifier, VerifierConfig};
+    let verifier = ArtifactVerifier::new(VerifierConfig {
+        registry: fx.registry.registry_config(),
+        trust_root: vouch_attest::trust_root::TrustRoot::public_good().unwrap(),
+        cache: Default::default(),
+        options: Default::default(),
+    })
+    .unwrap();
+    let policies = vouch_policies::PolicySet::load_dir(&fx.policies).unwrap();
+    vouch_policies::Engine::new(vouch_policies::EngineConfig::default(), policies, verifier)
+}
+
+fn with_condition(mut pod: Value, status: &str, reason: &str, message: &str) -> Value {
+    pod["status"]["conditions"] =
+        json!([{"type": "vouch.dev/Verified", "status": status, "reason": reason, "message": message}]);
+    pod
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_scanner_writes_whole_reports_changed_conditions_and_drift_events() {
+    use std::sync::{Arc, Mutex};
+    use vouch_webhooks::cluster::scanner::{ClusterScanner, ScanMetrics, ScannerConfig, DRIFT_REASON};
+
+    let fx = Fixture::start().await;
+    // web: signed, its condition already says so (not written again). rogue: unsigned, but its condition
+    // says it passed (an image re-pointed since, a key rotated): drift. fresh: signed, no condition yet.
+    // old: a namespace whose only Pod goes away before the second scan.
+    let web = with_condition(
+        pod("web", "shop", &fx.image("demo/app:1.0"), &fx.signed),
+        "True",
+        "Verified",
+        "1 of 1 requirements met",
+    );
+    let rogue = with_condition(
+        pod("rogue", "shop", &fx.image("demo/unsigned:1.0"), &fx.unsigned),
+        "True",
+        "Verified",
+        "1 of 1 requirements met",
+    );
+    let fresh = pod("fresh", "shop", &fx.image("demo/app:1.0"), &fx.signed);
+    let leaving = pod("leaving", "old", &fx.image("demo/app:1.0"), &fx.signed);
+    let pods = Arc::new(Mutex::new(vec![web, rogue.clone(), fresh.clone(), leaving]));
+    let listed = Arc::clone(&pods);
+    let (client, seen) = mock_client(move |s| {
+        let by_name =
+            |name: &str| listed.lock().unwrap().iter().find(|p| p["metadata"]["name"] == name).cloned();
+        match (s.method.as_str(), s.path()) {
+            ("GET", "/api/v1/pods") => list("Pod", listed.lock().unwrap().clone(), None),
+            ("GET", "/api/v1/namespaces") => list("Namespace", vec![], None),
+            ("GET", p) | ("PATCH", p) if p.ends_with("/status") && p.starts_with("/api/v1/namespaces/") => {
+                let name = p.trim_end_matches("/status").rsplit('/').next().unwrap();
+                by_name(name).map(|pod| (200, pod))
+            }
+            ("POST", p) if p.ends_with("/events") => Some((201, s.body.clone())),
+            ("GET", p) if p.contains("/reports/vouch-scan") => Some((404, status_body(404, "NotFound"))),
+            ("PATCH", p) if p.contains("/reports/vouch-scan") => Some((200, s.body.clone())),
+            _ => Some((404, status_body(404, "NotFound"))),
+        }
+    });
+    let (_leader_tx, leader) = tokio::sync::watch::channel(true);
+    let metrics = ScanMetrics::default();
+    let config = ScannerConfig { replica: "vouch-0".into(), ..ScannerConfig::default() };
+    let scanner = ClusterScanner::new(client, engine(&fx), config, metrics.clone(), leader);
+
+    let summary = scanner.scan_once().await.unwrap();
+    assert_eq!((summary.totals.compliant, summary.totals.non_compliant), (3, 1), "{summary:?}");
+    let requests = seen.lock().unwrap().clone();
+    let writes: Vec<String> =
+        requests.iter().filter(|s| s.method != "GET").map(|s| format!("{} {}", s.method, s.path())).collect();
+    // Conditions: rogue's changes to False, fresh and leaving get their first; web's is unchanged.
+    let status_patches: Vec<&String> = writes.iter().filter(|w| w.ends_with("/status")).collect();
+    assert_eq!(
+        status_patches,
+        [
+            "PATCH /api/v1/namespaces/shop/pods/rogue/status",
+            "PATCH /api/v1/namespaces/shop/pods/fresh/status",
+            "PATCH /api/v1/namespaces/old/pods/leaving/status"
+        ],
+        "{writes:#?}"
+    );
+    let rogue_patch =
+        requests.iter().find(|s| s.method == "PATCH" && s.path().ends_with("rogue/status")).unwrap();
+    let condition = &rogue_patch.body["status"]["conditions"][0];
+    assert_eq!(
+        (condition["status"].as_str(), condition["reason"].as_str()),
+        (Some("False"), Some("VerificationFailed"))
+    );
+    // One drift Event, on rogue only, naming why.
+    let events: Vec<&kube_mock_support::Seen> = requests.iter().filter(|s| s.method == "POST").collect();
+    assert_eq!(events.len(), 1, "{writes:#?}");
+    assert_eq!(events[0].path(), "/api/v1/namespaces/shop/events");
+    let event = &events[0].body;
+    assert_eq!(event["reason"], DRIFT_REASON);
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["involvedObject"]["name"], "rogue");
+    assert_eq!(event["involvedObject"]["uid"], "uid-rogue");
+    assert_eq!(event["reportingInstance"], "vouch-0");
+    assert!(
+        event["message"].as_str().unwrap().contains("no signature verifies against key cosign-prod"),
+        "{event}"
+    );
+    // Reports: one per namespace, the scanner's own, results for each Pod.
+    let report = |ns: &str| {
+        requests
+            .iter()
+            .rev()
+            .find(|s| {
+                s.method == "PATCH"
+                    && s.path() == format!("/apis/openreports.io/v1alpha1/namespaces/{ns}/reports/vouch-scan")
+            })
+            .map(|s| s.body.clone())
+    };
+    let shop = report("shop").expect("a shop report");
+    assert_eq!(shop["source"], "vouch-scan");
+    assert_eq!(shop["metadata"]["name"], "vouch-scan");
+    assert_eq!(shop["results"].as_array().unwrap().len(), 3, "{shop:#}");
+    assert_eq!(shop["summary"]["fail"], 1);
+    assert!(shop["results"].as_array().unwrap().iter().all(|r| r["source"] == "vouch-scan"));
+    assert_eq!(report("old").unwrap()["results"].as_array().unwrap().len(), 1);
+    assert_eq!(metrics.runs_of("success"), 1);
+    assert_eq!(metrics.workloads_of("nonCompliant"), 1);
+    assert_eq!(metrics.workloads_of("compliant"), 3);
+
+    // Second scan: the conditions now read as written; the Pod in `old` is gone, so its report is emptied;
+    // rogue fails again but did not pass before: no second Event.
+    {
+        let mut pods = pods.lock().unwrap();
+        pods.retain(|p| p["metadata"]["name"] != "leaving");
+        let written = |name: &str| {
+            requests
+                .iter()
+                .find(|s| s.method == "PATCH" && s.path().ends_with(&format!("/{name}/status")))
+                .unwrap()
+                .body["status"]["conditions"][0]
+                .clone()
+        };
+        for p in pods.iter_mut() {
+            let name = p["metadata"]["name"].as_str().unwrap().to_owned();
+            if name != "web" {
+                p["status"]["conditions"] = json!([written(&name)]);
+            }
+        }
+    }
+    seen.lock().unwrap().clear();
+    let summary = scanner.scan_once().await.unwrap();
+    assert_eq!((summary.conditions_written, summary.drift_events), (0, 0), "{summary:?}");
+    let requests = seen.lock().unwrap().clone();
+    assert!(!requests.iter().any(|s| s.method == "POST"), "no second Event");
+    let old = requests
+        .iter()
+        .find(|s| s.method == "PATCH" && s.path().ends_with("/namespaces/old/reports/vouch-scan"))
+        .expect("the old namespace's report is rewritten");
+    assert_eq!(old.body["results"].as_array().unwrap().len(), 0);
+    assert_eq!(metrics.runs_of("success"), 2);
+}

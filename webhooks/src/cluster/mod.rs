@@ -35,6 +35,7 @@ pub mod event;
 pub mod fingerprint;
 pub mod object_status;
 pub mod reports;
+pub mod scanner;
 pub mod status;
 pub mod watch;
 

@@ -100,7 +100,8 @@ impl ReportBook {
     pub fn record(&mut self, object: &ObjectRef, findings: &[Finding], timestamp: i64) {
         let pending = self.pending.entry(object.namespace.clone()).or_default();
         for finding in findings {
-            if let Ok(value) = serde_json::to_value(ReportResult::new(self.kind, object, finding, timestamp)) {
+            if let Ok(value) = serde_json::to_value(ReportResult::new(self.kind, object, finding, timestamp))
+            {
                 pending.push(value);
             }
         }

@@ -297,7 +297,9 @@ impl ClusterScanner {
         let mut options = ScanOptions::default();
         match namespace_facts(&self.client).await {
             Ok(facts) => options.namespaces = facts,
-            Err(e) => tracing::warn!(error = %chain(&e), "cannot list namespaces: namespace selectors cannot be evaluated"),
+            Err(e) => {
+                tracing::warn!(error = %chain(&e), "cannot list namespaces: namespace selectors cannot be evaluated")
+            }
         }
         let mut pages = PodPages::new(self.client.clone(), &[], self.config.page_size);
         let mut book = ReportBook::of_kind(SCAN_REPORT, self.config.max_report_entries);
@@ -351,7 +353,12 @@ impl ClusterScanner {
     }
 
     /// Write the Pod's condition when it changes; whether it was written.
-    async fn update_condition(&self, object: &ManifestObject, object_ref: &ObjectRef, judged: &Judged) -> bool {
+    async fn update_condition(
+        &self,
+        object: &ManifestObject,
+        object_ref: &ObjectRef,
+        judged: &Judged,
+    ) -> bool {
         let update = ObjectUpdate {
             object: object_ref.clone(),
             allowed: judged.decision.allowed,
@@ -359,10 +366,13 @@ impl ClusterScanner {
             target: None,
         };
         let (status, reason, message) = condition_parts(&update);
-        if current_condition(&object.object).is_some_and(|c| c == (status.into(), reason.into(), message.clone())) {
+        if current_condition(&object.object)
+            .is_some_and(|c| c == (status.into(), reason.into(), message.clone()))
+        {
             return false;
         }
-        match write_object_status(&self.client, &update, &self.config.retry, self.config.write_timeout).await {
+        match write_object_status(&self.client, &update, &self.config.retry, self.config.write_timeout).await
+        {
             Ok(super::object_status::Written::Ok) => true,
             Ok(super::object_status::Written::Stale) => false,
             Err(e) => {
@@ -402,7 +412,8 @@ impl ClusterScanner {
         });
         let Ok(event) = serde_json::from_value::<Event>(event) else { return false };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        let create = api.create(&PostParams::default(), &event);
+        let params = PostParams::default();
+        let create = api.create(&params, &event);
         match tokio::time::timeout(self.config.write_timeout, create).await {
             Ok(Ok(_)) => {
                 self.metrics.drift_events.inc();
@@ -428,7 +439,8 @@ impl ClusterScanner {
                 continue;
             }
             let max = book.max_entries();
-            let write = write_report_of(SCAN_REPORT, &self.client, namespace.as_deref(), &results, max, false);
+            let write =
+                write_report_of(SCAN_REPORT, &self.client, namespace.as_deref(), &results, max, false);
             match tokio::time::timeout(self.config.write_timeout, write).await {
                 Ok(Ok(())) => {
                     written += 1;
@@ -483,4 +495,3 @@ fn chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
-

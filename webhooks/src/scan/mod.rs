@@ -103,14 +103,16 @@ impl Scanner {
     pub async fn scan(&self, objects: &[ManifestObject], options: &ScanOptions) -> Vec<Judged> {
         let mut defined = options.namespaces.clone();
         defined.extend(objects.iter().filter_map(ManifestObject::namespace_facts));
-        futures::stream::iter(objects)
+        // The futures made up front (not in a `map` closure), so the spawned scanner task's future stays
+        // `Send` for every lifetime (rust-lang/rust#102211).
+        let jobs: Vec<_> = objects
+            .iter()
             .map(|object| {
                 let facts = facts_of(object, &defined, options);
                 async move { self.scan_one(object, &facts, &options.default_namespace).await }
             })
-            .buffered(options.concurrency.max(1))
-            .collect()
-            .await
+            .collect();
+        futures::stream::iter(jobs).buffered(options.concurrency.max(1)).collect().await
     }
 
     /// Scan one object, in its namespace (else `default_namespace`) described by `facts`.
