@@ -26,6 +26,7 @@ import base64
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -376,7 +377,10 @@ def check_rbac(objs, v):
         check(not (vs & forbidden), f"ClusterRole grants {sorted(vs & forbidden)} on {g}/{res}")
         check("*" not in (g, res), "ClusterRole uses a wildcard")
     check(verbs.get(("", "pods/status")) == {"get", "patch"}, "pods/status get + patch")
-    check(("", "pods") not in verbs, "no access to pods themselves")
+    scanner = scanner_enabled(v)
+    check(verbs.get(("", "pods")) == ({"list"} if scanner else None), "pods: list iff the scanner runs, nothing else")
+    check(verbs.get(("", "events")) == ({"create"} if scanner else None), "events: create iff the scanner runs")
+    check(verbs.get(("", "namespaces")) == ({"get", "list"} if scanner else {"get"}), "namespaces: get (+ list for the scanner)")
     check(("", "secrets") in verbs if v["rbac"]["clusterWideSecrets"] else ("", "secrets") not in verbs,
           "cluster-wide secrets iff rbac.clusterWideSecrets")
     check(verbs.get(("", "secrets"), {"get"}) == {"get"}, "secrets: get only")
@@ -390,8 +394,19 @@ def check_rbac(objs, v):
         check(verbs.get(("openreports.io", res)) == {"get", "create", "patch"}, f"openreports {res}")
     for t in v["statusTargets"]:
         check(verbs.get((t["group"], t["plural"] + "/status")) == {"get", "patch"}, f"status target {t['plural']}")
-    roles = find(objs, "Role")
-    check(len(roles) == (0 if v["rbac"]["clusterWideSecrets"] else 1), "namespaced secrets Role iff not cluster-wide")
+    roles = {r["metadata"]["name"]: r for r in find(objs, "Role")}
+    secrets_roles = [n for n in roles if n.endswith("-secrets")]
+    check(len(secrets_roles) == (0 if v["rbac"]["clusterWideSecrets"] else 1), "namespaced secrets Role iff not cluster-wide")
+    scanner_roles = [r for n, r in roles.items() if n.endswith("-scanner")]
+    check(len(scanner_roles) == (1 if scanner else 0), "scanner Role iff the scanner runs")
+    for r in scanner_roles:
+        check(r["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}],
+              "scanner Role: leases get/create/update only")
+    check(len(roles) == len(secrets_roles) + len(scanner_roles), f"no other Role ({sorted(roles)})")
+
+
+def scanner_enabled(v):
+    return re.fullmatch(r"0+(ms|s|m|h)?", str(v["scanner"]["interval"])) is None
 
 
 def main():

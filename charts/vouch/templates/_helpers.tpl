@@ -112,6 +112,8 @@ true
 {{- if include "vouch.extractionEnabled" . }}
 - --extraction-config=/etc/vouch/extraction/extraction.yaml
 {{- end }}
+- --scan-interval={{ .Values.scanner.interval }}
+- --scan-max-registry-rps={{ int .Values.scanner.maxRegistryRps }}
 {{- range .Values.server.extraArgs }}
 - {{ . | quote }}
 {{- end }}
@@ -166,4 +168,9 @@ matchExpressions:
       {{- toYaml (uniq (concat (list "kube-system" .Release.Namespace) .Values.webhook.excludeNamespaces)) | nindent 6 }}
   - key: {{ .Values.webhook.optOutLabel }}
     operator: DoesNotExist
+{{- end -}}
+
+{{/* Whether the scanner runs (scanner.interval is not zero). */}}
+{{- define "vouch.scannerEnabled" -}}
+{{- if not (regexMatch "^0+(ms|s|m|h)?$" (toString .Values.scanner.interval)) }}true{{ end -}}
 {{- end -}}

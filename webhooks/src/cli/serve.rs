@@ -71,6 +71,14 @@ pub struct ServeArgs {
     /// 5 minutes [default: 10000].
     #[arg(long)]
     pub cache_capacity: Option<u64>,
+    /// With --kube: re-verify every running Pod this often (one replica, by a Lease), and at once when the
+    /// policies or trust root change; `0` turns the scanner off [default: 1h].
+    #[arg(long)]
+    pub scan_interval: Option<String>,
+    /// Registry requests per second at most for the scanner's verifications (admission is not paced)
+    /// [default: 20].
+    #[arg(long)]
+    pub scan_max_registry_rps: Option<u32>,
     /// Verify from this offline bundle only (zero network); its policies apply unless --policy-dir.
     #[arg(long)]
     pub bundle: Option<PathBuf>,
@@ -106,6 +114,8 @@ impl ServeArgs {
             kube: self.kube,
             shutdown_grace: self.shutdown_grace.clone(),
             cache_capacity: self.cache_capacity,
+            scan_interval: self.scan_interval.clone(),
+            scan_max_registry_rps: self.scan_max_registry_rps,
             bundle: self.bundle.clone(),
             bundle_key: self.bundle_key.clone(),
             bundle_allow_unsigned: self.bundle_allow_unsigned.then_some(true),

@@ -31,6 +31,13 @@ const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_CACHE_CAPACITY: u64 = 10_000;
 /// Most verdicts `--cache-capacity` may ask for: the cache's 64 MiB weight bound holds this many 1 KiB verdicts.
 const MAX_CACHE_CAPACITY: u64 = 65_536;
+/// Time between scans of what runs (`--scan-interval`).
+pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(3600);
+const MIN_SCAN_INTERVAL: Duration = Duration::from_secs(10);
+const MAX_SCAN_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Registry requests per second at most for a scan (`--scan-max-registry-rps`).
+pub const DEFAULT_SCAN_MAX_REGISTRY_RPS: u32 = 20;
+const MAX_SCAN_REGISTRY_RPS: u32 = 10_000;
 /// Largest configuration file read.
 const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 
@@ -73,6 +80,10 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// Most verdicts (and tag resolutions) kept in memory.
     pub cache_capacity: u64,
+    /// Time between scans of what runs (with `kube`); zero: no scanner.
+    pub scan_interval: Duration,
+    /// Registry requests per second at most for a scan's verifications.
+    pub scan_max_registry_rps: u32,
 }
 
 impl ServeConfig {
@@ -99,6 +110,8 @@ impl ServeConfig {
             kube: false,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            scan_interval: Duration::ZERO,
+            scan_max_registry_rps: DEFAULT_SCAN_MAX_REGISTRY_RPS,
         }
     }
 }
@@ -156,6 +169,10 @@ pub struct RawServeConfig {
     pub shutdown_grace: Option<String>,
     /// `--cache-capacity`.
     pub cache_capacity: Option<u64>,
+    /// `--scan-interval`.
+    pub scan_interval: Option<String>,
+    /// `--scan-max-registry-rps`.
+    pub scan_max_registry_rps: Option<u32>,
     /// `--bundle`.
     pub bundle: Option<PathBuf>,
     /// `--bundle-key`.
@@ -233,6 +250,8 @@ impl RawServeConfig {
             kube: over.kube.or(self.kube),
             shutdown_grace: over.shutdown_grace.or(self.shutdown_grace),
             cache_capacity: over.cache_capacity.or(self.cache_capacity),
+            scan_interval: over.scan_interval.or(self.scan_interval),
+            scan_max_registry_rps: over.scan_max_registry_rps.or(self.scan_max_registry_rps),
             bundle: over.bundle.or(self.bundle),
             bundle_key: over.bundle_key.or(self.bundle_key),
             bundle_allow_unsigned: over.bundle_allow_unsigned.or(self.bundle_allow_unsigned),
@@ -357,6 +376,29 @@ impl RawServeConfig {
                 DEFAULT_CACHE_CAPACITY
             }
         };
+        let scan_interval = match self.scan_interval.as_deref().map(parse_duration) {
+            None => DEFAULT_SCAN_INTERVAL,
+            Some(Ok(d)) if d.is_zero() || (MIN_SCAN_INTERVAL..=MAX_SCAN_INTERVAL).contains(&d) => d,
+            Some(Ok(d)) => {
+                bad(
+                    "--scan-interval",
+                    format!("{d:?}: must be 0 (off) or between {MIN_SCAN_INTERVAL:?} and {MAX_SCAN_INTERVAL:?}"),
+                );
+                DEFAULT_SCAN_INTERVAL
+            }
+            Some(Err(m)) => {
+                bad("--scan-interval", m);
+                DEFAULT_SCAN_INTERVAL
+            }
+        };
+        let scan_max_registry_rps = match self.scan_max_registry_rps {
+            None => DEFAULT_SCAN_MAX_REGISTRY_RPS,
+            Some(n) if (1..=MAX_SCAN_REGISTRY_RPS).contains(&n) => n,
+            Some(n) => {
+                bad("--scan-max-registry-rps", format!("{n}: must be between 1 and {MAX_SCAN_REGISTRY_RPS}"));
+                DEFAULT_SCAN_MAX_REGISTRY_RPS
+            }
+        };
 
         match (
             listen,
@@ -399,6 +441,8 @@ impl RawServeConfig {
                     kube,
                     shutdown_grace,
                     cache_capacity,
+                    scan_interval,
+                    scan_max_registry_rps,
                 },
                 bundle,
             )),
@@ -478,7 +522,7 @@ fn registry_host(r: &str) -> Result<(), String> {
     }
 }
 
-/// `8s`, `500ms`, `2m` or plain seconds (`8`).
+/// `8s`, `500ms`, `2m`, `1h` or plain seconds (`8`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
@@ -490,7 +534,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
         "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(|| format!("{s:?} is too long")),
-        _ => Err(format!("{s:?} is not a duration (e.g. 8s, 500ms, 2m)")),
+        "h" => n.checked_mul(3600).map(Duration::from_secs).ok_or_else(|| format!("{s:?} is too long")),
+        _ => Err(format!("{s:?} is not a duration (e.g. 8s, 500ms, 2m, 1h)")),
     }
 }
 
