@@ -382,7 +382,9 @@ impl RawServeConfig {
             Some(Ok(d)) => {
                 bad(
                     "--scan-interval",
-                    format!("{d:?}: must be 0 (off) or between {MIN_SCAN_INTERVAL:?} and {MAX_SCAN_INTERVAL:?}"),
+                    format!(
+                        "{d:?}: must be 0 (off) or between {MIN_SCAN_INTERVAL:?} and {MAX_SCAN_INTERVAL:?}"
+                    ),
                 );
                 DEFAULT_SCAN_INTERVAL
             }
