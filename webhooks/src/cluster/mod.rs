@@ -1,5 +1,5 @@
 //! Kubernetes integration: cluster facts for admission (namespace labels, pull credentials), the policy
-//! watch, and the asynchronous status and report writer.
+//! watch, the asynchronous status and report writer, and leader election for background work.
 //!
 //! Named `cluster` rather than `kube` so that paths such as `kube::Api` keep meaning the kube crate.
 //! Nothing here is needed in file mode: [`NoCluster`] and [`StatusWriter::disabled`] stand in.
@@ -33,6 +33,7 @@ pub mod context;
 pub mod error;
 pub mod event;
 pub mod fingerprint;
+pub mod leader;
 pub mod object_status;
 pub mod reports;
 pub mod scanner;
@@ -42,6 +43,7 @@ pub mod watch;
 pub use context::{ClusterContext, ContextCacheConfig, KubeContext, NoCluster};
 pub use error::KubeError;
 pub use event::{ObjectRef, StatusEvent};
+pub use leader::{spawn_leader_election, LeaderConfig, LeaderConfigError, LeaderElection};
 pub use object_status::{RetryConfig, StatusTarget};
 pub use status::{PolicyCounters, StatusConfig, StatusMetrics, StatusWorker, StatusWriter};
 pub use watch::{replica_name, spawn_policy_watch, PolicyWatch, WatchConfig};
