@@ -287,3 +287,65 @@ async fn mock_scanner_writes_whole_reports_changed_conditions_and_drift_events()
     assert_eq!(old.body["results"].as_array().unwrap().len(), 0);
     assert_eq!(metrics.runs_of("success"), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_scanner_scans_only_while_leading_and_again_when_policies_change() {
+    use std::time::Duration;
+    use vouch_webhooks::cluster::scanner::{ClusterScanner, ScanMetrics, ScannerConfig};
+
+    let fx = Fixture::start().await;
+    let web = pod("web", "shop", &fx.image("demo/app:1.0"), &fx.signed);
+    let (client, seen) = mock_client(move |s| match (s.method.as_str(), s.path()) {
+        ("GET", "/api/v1/pods") => list("Pod", vec![web.clone()], None),
+        ("GET", "/api/v1/namespaces") => list("Namespace", vec![], None),
+        ("GET", p) if p.ends_with("/status") => Some((404, status_body(404, "NotFound"))),
+        ("GET", p) if p.contains("/reports/") => Some((404, status_body(404, "NotFound"))),
+        ("PATCH", p) if p.contains("/reports/") => Some((200, s.body.clone())),
+        _ => Some((404, status_body(404, "NotFound"))),
+    });
+    let scans = || paths(&seen).iter().filter(|p| *p == "GET /api/v1/pods").count();
+    let engine = engine(&fx);
+    let (leader_tx, leader) = tokio::sync::watch::channel(false);
+    let metrics = ScanMetrics::default();
+    let config = ScannerConfig {
+        interval: Duration::from_secs(3600),
+        pod_conditions: false,
+        ..ScannerConfig::default()
+    };
+    let task = ClusterScanner::new(client, engine.clone(), config, metrics.clone(), leader).spawn();
+    let settle = || tokio::time::sleep(Duration::from_millis(500));
+    let until = |n: usize| {
+        let metrics = metrics.clone();
+        async move {
+            for _ in 0..200 {
+                if metrics.runs_of("success") as usize >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("no scan {n}");
+        }
+    };
+
+    settle().await;
+    assert_eq!(scans(), 0, "not leading: no scan");
+    leader_tx.send(true).unwrap();
+    until(1).await;
+    assert_eq!(scans(), 1, "leading: one scan at once, the next an interval later");
+    settle().await;
+    assert_eq!(scans(), 1);
+    // The policies in force change: a scan at once. A resync of the same set does not count.
+    engine.refresh_policies(vouch_policies::PolicySet::load_dir(&fx.policies).unwrap());
+    settle().await;
+    assert_eq!(scans(), 1, "a resync is no change");
+    engine.replace_policies(vouch_policies::PolicySet::load_dir(&fx.policies).unwrap());
+    until(2).await;
+    assert_eq!(scans(), 2);
+    // Leadership lost: a change no longer makes this replica scan.
+    leader_tx.send(false).unwrap();
+    settle().await;
+    engine.replace_policies(vouch_policies::PolicySet::load_dir(&fx.policies).unwrap());
+    settle().await;
+    assert_eq!(scans(), 2, "not leading any more: no scan");
+    task.abort();
+}

@@ -294,7 +294,12 @@ impl ClusterScanner {
 
     async fn scan_pages(&self) -> Result<ScanSummary, KubeError> {
         let scanner = Scanner::new(self.engine.clone());
-        let mut options = ScanOptions::default();
+        // Paced requests wait for tokens within each evaluation's budget: keep the requests in flight (about
+        // 6 per cold verification) within half of what the budget lets through at the paced rate.
+        let budget = self.engine.config().budget.as_secs_f64();
+        let rps = f64::from(self.config.max_registry_rps.get());
+        let concurrency = ((rps * budget / 12.0) as usize).clamp(1, crate::scan::CONCURRENCY);
+        let mut options = ScanOptions { concurrency, ..ScanOptions::default() };
         match namespace_facts(&self.client).await {
             Ok(facts) => options.namespaces = facts,
             Err(e) => {

@@ -22,13 +22,69 @@ use super::reload::{self, ConfigReload};
 use super::tls::{self, ReloadingCert, TlsError};
 use super::StatusSink;
 use super::{health_router, router, serve_https, AppState};
+use crate::cluster::scanner::{ClusterScanner, ScanMetrics, ScannerConfig};
 use crate::cluster::{
-    replica_name, ClusterContext, ContextCacheConfig, KubeContext, NoCluster, PolicyWatch, StatusConfig,
-    StatusWriter,
+    replica_name, spawn_leader_election, ClusterContext, ContextCacheConfig, KubeContext, LeaderConfig,
+    NoCluster, PolicyWatch, StatusConfig, StatusWriter,
 };
 
 /// Time the status writer gets to flush after the server stopped.
 const STATUS_FLUSH_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Time the scanner's election gets to release its Lease after the server stopped.
+const LEASE_RELEASE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// The Lease the replicas elect the scanning replica on, in their own namespace.
+pub const SCANNER_LEASE: &str = "vouch-scanner";
+
+/// The namespace this replica runs in: `POD_NAMESPACE` (the chart sets it), else the service account's
+/// namespace file, else `default`.
+pub fn own_namespace() -> String {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok())
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".to_owned())
+}
+
+/// The scanner, ready to start with the server.
+struct ScannerSetup {
+    client: kube::Client,
+    engine: Engine,
+    config: ScannerConfig,
+    metrics: ScanMetrics,
+}
+
+/// The scanner and its election, running.
+struct ScannerRunning {
+    stop: tokio::sync::oneshot::Sender<()>,
+    election: tokio::task::JoinHandle<()>,
+    scanner: tokio::task::JoinHandle<()>,
+}
+
+impl ScannerSetup {
+    /// Start electing on [`SCANNER_LEASE`] and scanning while this replica leads.
+    fn start(self) -> Option<ScannerRunning> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let lease = LeaderConfig::new(own_namespace(), SCANNER_LEASE, self.config.replica.clone());
+        let election = match spawn_leader_election(self.client.clone(), lease, async {
+            let _ = stopped.await;
+        }) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "the scanner cannot elect a leader; not scanning");
+                return None;
+            }
+        };
+        let scanner = ClusterScanner::new(
+            self.client,
+            self.engine,
+            self.config,
+            self.metrics,
+            election.leading.clone(),
+        );
+        Some(ScannerRunning { stop, election: election.task, scanner: scanner.spawn() })
+    }
+}
 
 impl StatusSink for StatusWriter {
     fn submit(&self, input: &vouch_policies::AdmissionInput, decision: &vouch_policies::Decision) {
@@ -233,6 +289,7 @@ pub struct Server {
 struct ClusterTasks {
     watch: Option<tokio::task::JoinHandle<()>>,
     status: tokio::task::JoinHandle<()>,
+    scanner: Option<ScannerSetup>,
 }
 
 impl std::fmt::Debug for Server {
@@ -334,16 +391,31 @@ impl Server {
             let (status, status_task) = StatusWriter::spawn(client.clone(), StatusConfig::default());
             // Policies from files or a bundle win; otherwise the cluster's policies are watched into the engine.
             let watch = (config.policy_dir.is_none() && bundle.is_none()).then(|| {
-                PolicyWatch::new(client, engine.clone())
+                PolicyWatch::new(client.clone(), engine.clone())
                     .with_counters(status.policy_counters(), replica_name())
                     .spawn()
+            });
+            let scanner = (!config.scan_interval.is_zero()).then(|| ScannerSetup {
+                client: client.clone(),
+                engine: engine.clone(),
+                config: ScannerConfig {
+                    interval: config.scan_interval,
+                    max_registry_rps: std::num::NonZeroU32::new(config.scan_max_registry_rps)
+                        .unwrap_or(std::num::NonZeroU32::MIN),
+                    replica: replica_name(),
+                    ..ScannerConfig::default()
+                },
+                metrics: ScanMetrics::default(),
             });
             metrics = Metrics::with_extra(|r| {
                 status.metrics().register(r);
                 reload.register(r);
+                if let Some(s) = &scanner {
+                    s.metrics.register(r);
+                }
             });
             status_sink = Some(Arc::new(status));
-            cluster_tasks = Some(ClusterTasks { watch, status: status_task });
+            cluster_tasks = Some(ClusterTasks { watch, status: status_task, scanner });
         } else {
             cluster = Arc::new(NoCluster);
             metrics = Metrics::with_extra(|r| reload.register(r));
@@ -393,8 +465,9 @@ impl Server {
 
     /// Serve until `shutdown` completes, then drain within the configured grace period.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        let Self { config, https, health, tls, cert, client_ca, state, engine: _, reload, cluster_tasks } =
+        let Self { config, https, health, tls, cert, client_ca, state, engine: _, reload, mut cluster_tasks } =
             self;
+        let scanner = cluster_tasks.as_mut().and_then(|t| t.scanner.take()).and_then(ScannerSetup::start);
         let bound = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let (https_addr, health_addr) = (bound(&https), bound(&health));
         let watch = cert.spawn_watch(config.tls_reload_interval);
@@ -430,6 +503,13 @@ impl Server {
         }
         let _ = health_stop.send(());
         let _ = health_task.await;
+        if let Some(s) = scanner {
+            s.scanner.abort();
+            let _ = s.stop.send(());
+            if tokio::time::timeout(LEASE_RELEASE_GRACE, s.election).await.is_err() {
+                tracing::warn!("the scanner's Lease was not released in time; another replica takes over when it expires");
+            }
+        }
         if let Some(tasks) = cluster_tasks {
             if let Some(w) = tasks.watch {
                 w.abort();
