@@ -133,8 +133,8 @@ def pointer(obj, path):
     return obj
 
 
-def report_results(name, kind):
-    r = kubectl("get", "reports.openreports.io", "vouch", "-n", NS, "-o", "json", check=False)
+def report_results(name, kind, report="vouch"):
+    r = kubectl("get", "reports.openreports.io", report, "-n", NS, "-o", "json", check=False)
     if r.returncode != 0:
         return []
     return [x for x in json.loads(r.stdout).get("results", [])
@@ -238,9 +238,42 @@ def play(s, ctx):
                 return [c for c in conds if c.get("type") == want["condition"] and c.get("status") == want["status"]]
             if not poll("status condition", condition):
                 problems.append(f"no condition {want} on {kind} {oname}")
+        if s.get("drift") and e["allowed"] and r.returncode == 0:
+            problems += drift(s, ctx, policy, kind, oname)
     finally:
         kubectl("delete", kind.lower(), oname, "-n", NS, "--ignore-not-found", "--wait=false", check=False)
         kubectl("delete", "clustersupplychainpolicy", name, "--ignore-not-found", check=False)
+    return problems
+
+
+def drift(s, ctx, policy, kind, oname):
+    """Change what the admitted object was judged by (the policy's key rotated), then wait for the scanner
+    (a change in force makes it scan at once): the condition, the VerificationDrift Event, the vouch-scan
+    report."""
+    problems = []
+    if s["drift"].get("rotateKey"):
+        policy["spec"]["authorities"] = [{"name": AUTHORITY, "key": {"pem": ctx["other_pub"], "requireTlog": False}}]
+        kubectl("apply", "-f", "-", input=json.dumps(policy))
+    want = s["expect"].get("scan", {})
+
+    def condition():
+        got = kubectl("get", kind.lower(), oname, "-n", NS, "-o", "json", check=False)
+        conds = (json.loads(got.stdout).get("status") or {}).get("conditions", []) if got.returncode == 0 else []
+        return [c for c in conds if c.get("type") == "vouch.dev/Verified" and c.get("status") == want.get("condition")]
+    if want.get("condition") and not poll("scanned condition", condition, timeout=180):
+        problems.append(f"the scanner did not set vouch.dev/Verified={want['condition']} on {kind} {oname}")
+
+    def event():
+        got = kubectl("get", "events", "-n", NS, "-o", "json",
+                      f"--field-selector=reason={want.get('event')},involvedObject.name={oname}", check=False)
+        return json.loads(got.stdout).get("items") if got.returncode == 0 else None
+    if want.get("event") and not poll("drift event", event, timeout=180):
+        problems.append(f"no {want['event']} Event on {kind} {oname}")
+    if want.get("report"):
+        found = poll("scan report", lambda: [x for x in report_results(oname, kind, "vouch-scan")
+                                              if all(x.get(k) == v for k, v in want["report"].items())], timeout=180)
+        if not found:
+            problems.append(f"no result {want['report']} for {kind} {oname} in report {NS}/vouch-scan")
     return problems
 
 
@@ -263,8 +296,12 @@ def main():
         run("cosign", "generate-key-pair", "--output-key-prefix", os.path.join(tmp, "e2e"), env=cosign_env)
         with open(os.path.join(tmp, "e2e.pub")) as f:
             pub = f.read()
+        # A second key: scenarios that rotate a policy's key to one that signed nothing.
+        run("cosign", "generate-key-pair", "--output-key-prefix", os.path.join(tmp, "other"), env=cosign_env)
+        with open(os.path.join(tmp, "other.pub")) as f:
+            other_pub = f.read()
         ctx = {"registry": registry, "push_registry": os.environ.get("E2E_PUSH_REGISTRY", registry),
-               "key": os.path.join(tmp, "e2e.key"), "pub": pub, "cosign_env": cosign_env}
+               "key": os.path.join(tmp, "e2e.key"), "pub": pub, "other_pub": other_pub, "cosign_env": cosign_env}
         dry = None
         kubectl("create", "namespace", NS, check=False)
         failed = []

@@ -352,10 +352,21 @@ impl ManifestReader {
         Ok(())
     }
 
-    /// Add one object (or List) already parsed, as document `document` of `name` (e.g. an object listed
-    /// from the API).
-    pub fn add_value(&mut self, name: &str, document: usize, object: Value) -> Result<(), ManifestError> {
-        self.add_document(name, document, None, object)
+    /// Add one object (or List) already parsed, as the object at JSON pointer `pointer` (empty: the whole
+    /// document) of document `document` of `name`: an object listed from the API, or an item of a List read
+    /// a piece at a time.
+    pub fn add_value(
+        &mut self,
+        name: &str,
+        document: usize,
+        pointer: String,
+        object: Value,
+    ) -> Result<(), ManifestError> {
+        let origin = Origin { file: name.to_owned(), document, pointer, line: None };
+        match object {
+            Value::Null if origin.pointer.is_empty() => Ok(()),
+            object => self.add_object(&origin, object, 0),
+        }
     }
 
     fn add_document(

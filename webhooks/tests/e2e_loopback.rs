@@ -41,8 +41,10 @@ const LOOPBACK: &[&str] = &[
 ];
 
 /// Scenarios it does not play, and why (each also explained in e2e/README.md).
-const NOT_ON_LOOPBACK: &[(&str, &str)] =
-    &[("status-and-report", "status conditions and reports are written to an API server: cluster mode only")];
+const NOT_ON_LOOPBACK: &[(&str, &str)] = &[
+    ("status-and-report", "status conditions and reports are written to an API server: cluster mode only"),
+    ("scan-drift", "the scanner lists Pods and writes conditions, Events and reports through an API server"),
+];
 
 /// Namespace of the scenario objects.
 const NAMESPACE: &str = "e2e";
@@ -64,6 +66,9 @@ struct Scenario {
     /// CRDs a cluster must have for the scenario (cluster mode checks; loopback needs none).
     #[serde(default, rename = "requiresCRDs")]
     requires_crds: Vec<String>,
+    /// After the object is admitted, what changes (cluster mode: `rotateKey`), for `expect.scan`.
+    #[serde(default)]
+    drift: Option<Value>,
     object: Value,
     expect: Expect,
 }
@@ -111,6 +116,9 @@ struct Expect {
     status: Option<Value>,
     #[serde(default)]
     report: Option<Value>,
+    /// What the scanner writes after the drift (cluster only).
+    #[serde(default)]
+    scan: Option<Value>,
 }
 
 fn scenario_dir() -> PathBuf {
@@ -155,7 +163,11 @@ fn every_scenario_is_played_or_its_absence_explained() {
             );
         }
         // A scenario that needs a cluster must not be claimed by the loopback runner.
-        let needs_cluster = s.cluster_only || s.expect.status.is_some() || s.expect.report.is_some();
+        let needs_cluster = s.cluster_only
+            || s.expect.status.is_some()
+            || s.expect.report.is_some()
+            || s.expect.scan.is_some()
+            || s.drift.is_some();
         assert!(!(needs_cluster && played.contains(name.as_str())), "{name} needs a cluster");
         // Every expectation that names an artifact names one the scenario pushes.
         let names: BTreeSet<&str> = s.artifacts.iter().map(|a| a.name.as_str()).collect();

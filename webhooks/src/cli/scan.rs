@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use vouch_attest::verify::ArtifactVerifier;
-use vouch_policies::manifests::ManifestReader;
+use vouch_policies::manifests::ManifestObject;
 use vouch_policies::{Engine, EngineConfig};
 
 use super::check::{
@@ -21,6 +21,7 @@ use super::check::{
 use super::exit::EXIT_ERROR;
 use super::registry_args::{positive_duration, RegistryArgs};
 use crate::scan::cluster::{load_policies, namespace_facts, PodPages, PAGE_SIZE};
+use crate::scan::input::{InputPages, PAGE_SIZE as INPUT_PAGE_SIZE};
 use crate::scan::{render, ScanOptions, ScanReport, Scanner, WorkloadRecord};
 
 /// Arguments.
@@ -98,21 +99,22 @@ pub fn run(args: ScanArgs) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    let rendered = match args.output {
-        OutputFormat::Text => Ok(render::text(&report, args.verbose)),
-        OutputFormat::Json => serde_json::to_string_pretty(&report).map(|s| s + "\n"),
-        OutputFormat::Sarif => serde_json::to_string_pretty(&render::sarif(&report)).map(|s| s + "\n"),
-        OutputFormat::Junit => Ok(render::junit(&report)),
-    };
-    let rendered = match rendered {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot render the report: {e}");
-            return ExitCode::from(EXIT_ERROR);
+    // Written as it is rendered: a report of many workloads is not held twice in memory.
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = match args.output {
+        OutputFormat::Text => stdout.write_all(render::text(&report, args.verbose).as_bytes()),
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut stdout, &report).map_err(std::io::Error::from)
         }
+        OutputFormat::Sarif => {
+            serde_json::to_writer_pretty(&mut stdout, &render::sarif(&report)).map_err(std::io::Error::from)
+        }
+        OutputFormat::Junit => stdout.write_all(render::junit(&report).as_bytes()),
     };
-    let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_all(rendered.as_bytes()).and_then(|()| stdout.flush()) {
+    let newline =
+        if args.output == OutputFormat::Json || args.output == OutputFormat::Sarif { "\n" } else { "" };
+    if let Err(e) = written.and_then(|()| stdout.write_all(newline.as_bytes())).and_then(|()| stdout.flush())
+    {
         eprintln!("error: cannot write the report: {e}");
         return ExitCode::from(EXIT_ERROR);
     }
@@ -152,21 +154,31 @@ pub async fn scan_with(args: &ScanArgs, client: Option<kube::Client>) -> Result<
     };
     let (scope, workloads) = match &client {
         None => {
-            let mut objects = ManifestReader::read_paths(&args.files, std::io::stdin().lock())?;
-            if !args.namespaces.is_empty() {
-                objects.retain(|o| {
-                    o.namespace_or(&options.default_namespace).is_some_and(|ns| args.namespaces.contains(&ns))
-                });
+            let mut pages = InputPages::open(args.files.clone(), INPUT_PAGE_SIZE);
+            let (mut read, mut workloads) = (0, Vec::new());
+            while let Some(page) = pages.next_page().await {
+                let mut page = page?;
+                read += page.len();
+                // Namespace objects describe their namespace for what follows them.
+                options.namespaces.extend(page.iter().filter_map(ManifestObject::namespace_facts));
+                if !args.namespaces.is_empty() {
+                    page.retain(|o| {
+                        o.namespace_or(&options.default_namespace)
+                            .is_some_and(|ns| args.namespaces.contains(&ns))
+                    });
+                }
+                workloads.extend(scanner.scan_records(page, &options).await);
             }
-            if objects.is_empty() {
+            if workloads.is_empty() {
                 // Fail closed: an empty dump (a failed `kubectl get` in a pipe) must not pass as compliant.
-                return Err(CheckError::Usage {
-                    flag: "--filename",
-                    reason: "no Kubernetes objects found".into(),
-                });
+                let reason = if read == 0 {
+                    "no Kubernetes objects found".to_owned()
+                } else {
+                    format!("no Kubernetes objects found in namespaces {}", args.namespaces.join(", "))
+                };
+                return Err(CheckError::Usage { flag: "--filename", reason });
             }
-            let judged = scanner.scan(&objects, &options).await;
-            (args.files.clone(), judged.into_iter().map(|j| j.record).collect())
+            (args.files.clone(), workloads)
         }
         Some(client) => {
             match namespace_facts(client).await {
@@ -176,7 +188,7 @@ pub async fn scan_with(args: &ScanArgs, client: Option<kube::Client>) -> Result<
             let mut pages = PodPages::new(client.clone(), &args.namespaces, args.page_size);
             let mut workloads: Vec<WorkloadRecord> = Vec::new();
             while let Some(page) = pages.next_page().await.map_err(cluster_error)? {
-                workloads.extend(scanner.scan(&page, &options).await.into_iter().map(|j| j.record));
+                workloads.extend(scanner.scan_records(page, &options).await);
             }
             (vec!["cluster".to_owned()], workloads)
         }

@@ -76,7 +76,7 @@ impl PodPages {
             // Typed Pods serialise with their apiVersion and kind, as the API sends them.
             let value = serde_json::to_value(pod).unwrap_or_default();
             // A Pod the API returned is well formed; one that is not is left out rather than failing the page.
-            let _ = reader.add_value(CLUSTER_SOURCE, self.read, value);
+            let _ = reader.add_value(CLUSTER_SOURCE, self.read, String::new(), value);
         }
         Ok(Some(reader.finish()))
     }

@@ -13,6 +13,7 @@
 
 pub mod cluster;
 pub mod drift;
+pub mod input;
 pub mod record;
 pub mod render;
 pub mod report;
@@ -110,6 +111,25 @@ impl Scanner {
             .map(|object| {
                 let facts = facts_of(object, &defined, options);
                 async move { self.scan_one(object, &facts, &options.default_namespace).await }
+            })
+            .collect();
+        futures::stream::iter(jobs).buffered(options.concurrency.max(1)).collect().await
+    }
+
+    /// [`Self::scan`] keeping only the records, each object dropped once scanned (`vouch scan` over a large
+    /// dump: neither the objects nor the decisions stay in memory longer than needed).
+    pub async fn scan_records(
+        &self,
+        objects: Vec<ManifestObject>,
+        options: &ScanOptions,
+    ) -> Vec<WorkloadRecord> {
+        let mut defined = options.namespaces.clone();
+        defined.extend(objects.iter().filter_map(ManifestObject::namespace_facts));
+        let jobs: Vec<_> = objects
+            .into_iter()
+            .map(|object| {
+                let facts = facts_of(&object, &defined, options);
+                async move { self.scan_one(&object, &facts, &options.default_namespace).await.record }
             })
             .collect();
         futures::stream::iter(jobs).buffered(options.concurrency.max(1)).collect().await
