@@ -717,7 +717,43 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert!(parse_duration("3h").is_err());
+        assert_eq!(parse_duration("3h").unwrap(), Duration::from_secs(3 * 3600));
+        assert!(parse_duration("3d").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn the_scanner_defaults_to_hourly_paced_at_20_and_refuses_intervals_out_of_range() {
+        let (dir, cert, key) = files();
+        let base = RawServeConfig {
+            tls_cert: Some(cert),
+            tls_key: Some(key),
+            policy_dir: Some(dir.path().into()),
+            ..RawServeConfig::default()
+        };
+        let c = base.clone().validate().unwrap();
+        assert_eq!((c.scan_interval, c.scan_max_registry_rps), (Duration::from_secs(3600), 20));
+        let off = RawServeConfig { scan_interval: Some("0".into()), ..base.clone() }.validate().unwrap();
+        assert!(off.scan_interval.is_zero());
+        let set = RawServeConfig {
+            scan_interval: Some("30m".into()),
+            scan_max_registry_rps: Some(5),
+            ..base.clone()
+        };
+        let c = set.validate().unwrap();
+        assert_eq!((c.scan_interval, c.scan_max_registry_rps), (Duration::from_secs(1800), 5));
+        for (interval, rps, field) in [
+            (Some("5s"), None, "--scan-interval"),
+            (Some("8d"), None, "--scan-interval"),
+            (None, Some(0), "--scan-max-registry-rps"),
+        ] {
+            let bad = RawServeConfig {
+                scan_interval: interval.map(Into::into),
+                scan_max_registry_rps: rps,
+                ..base.clone()
+            };
+            let e = bad.validate().unwrap_err();
+            assert!(e.problems.iter().any(|p| p.field == field), "{e:?}");
+        }
     }
 }
