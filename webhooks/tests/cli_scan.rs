@@ -356,3 +356,55 @@ async fn unusable_input_exits_2_naming_the_file() {
     let r = vouch(&["scan".into()], None).await;
     assert_eq!(r.code, 2, "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_bundle_scan_needs_no_registry() {
+    let mut fx = Fixture::start().await;
+    let dir = fx.subdir("offline");
+    let bundle_key = SigningKey::generate();
+    let (key_path, pub_path) = (dir.join("bundle.key"), dir.join("bundle.pub"));
+    std::fs::write(&key_path, bundle_key.to_pkcs8_pem()).unwrap();
+    std::fs::write(&pub_path, bundle_key.public_key().to_pem()).unwrap();
+    let bundle = dir.join("site.tar");
+    let s = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let created = vouch(
+        &[
+            "bundle".into(),
+            "create".into(),
+            fx.image("demo/app:1.0"),
+            fx.image("demo/unsigned:1.0"),
+            "--policy".into(),
+            s(&fx.policies.join("prod-signed.yaml")),
+            "--key".into(),
+            s(&key_path),
+            "--insecure-registry".into(),
+            fx.host.clone(),
+            "-o".into(),
+            s(&bundle),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(created.code, 0, "{created:?}");
+    let id = |r: &ArtifactRef| format!("{}@{}", r.repository_name(), r.digest().unwrap());
+    let file = write(
+        &dir,
+        "pods.json",
+        &pod_list(vec![
+            running_pod("web", "shop", &fx.image("demo/app:1.0"), Some(&id(&fx.signed))),
+            running_pod("rogue", "shop", &fx.image("demo/unsigned:1.0"), Some(&id(&fx.unsigned))),
+        ]),
+    );
+    fx.registry.stop();
+    let args: Vec<String> =
+        ["scan", "-f", &file, "--bundle", &s(&bundle), "--bundle-key", &s(&pub_path), "-o", "json"]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect();
+    let r = vouch(&args, None).await;
+    assert_eq!(r.code, 1, "{r:?}");
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(workload(&report, "web")["outcome"], "compliant", "{report:#}");
+    assert_eq!(workload(&report, "rogue")["outcome"], "nonCompliant", "{report:#}");
+    assert_eq!(report["totals"]["unverified"], 0, "nothing needed the stopped registry: {report:#}");
+}
