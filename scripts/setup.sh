@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install what vouch's demo and tests need on a fresh Debian machine (idempotent).
 # - docker-registry: the CNCF distribution registry, started on loopback by the tests and the demo.
+# - python-tuf (PyPI `tuf`): builds the TUF repositories vouch's TUF client is tested against
+#   (attest/tests/tuf/repo.py), imported by the `python3` on PATH.
 set -euo pipefail
 
 need=()
@@ -14,3 +16,12 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo (Rust toolchain) is required" >&2; exit 2; }
+if ! python3 -c 'import tuf.api.metadata, securesystemslib.signer' 2>/dev/null; then
+  echo "setup: installing python-tuf from PyPI" >&2
+  # Into the python3 the tests run: its own site if writable (venv, pyenv), else the user site; a system
+  # Python marked "externally managed" (PEP 668) needs --break-system-packages for the user site.
+  python3 -m pip install -q --disable-pip-version-check tuf 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --user tuf 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --user --break-system-packages tuf
+  python3 -c 'import tuf.api.metadata, securesystemslib.signer'
+fi

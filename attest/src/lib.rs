@@ -20,6 +20,7 @@ pub mod sigstore_verify;
 #[doc(hidden)]
 pub mod testdata;
 pub mod trust_root;
+pub mod tuf;
 pub mod verdict;
 pub mod verify;
 

@@ -1,5 +1,6 @@
 //! Sigstore trust roots (`trusted_root.json`): which Fulcio CAs, Rekor logs, CT logs and timestamp
-//! authorities are trusted, and when. Read from files; the public-good root is embedded. No TUF, no network.
+//! authorities are trusted, and when. Read from files; the public-good root is embedded. No network here:
+//! [`crate::tuf`] keeps a root fresh from a TUF repository.
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
