@@ -62,7 +62,7 @@ pub struct CheckArgs {
     #[arg(short = 'p', long = "policy")]
     pub policies: Vec<PathBuf>,
     /// Offline verification bundle: verify from it with no network; its policies unless --policy is given.
-    #[arg(long, conflicts_with_all = ["trusted_root", "insecure_registries", "registry_auth_file"])]
+    #[arg(long, conflicts_with_all = ["trusted_root", "tuf_mirror", "insecure_registries", "registry_auth_file"])]
     pub bundle: Option<PathBuf>,
     /// Public key (PEM) the bundle must be signed with; required with --bundle unless --bundle-allow-unsigned.
     #[arg(long, requires = "bundle")]

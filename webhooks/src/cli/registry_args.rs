@@ -1,5 +1,7 @@
-//! The registry and trust-root flags `verify`, `check`, `bundle create` and `serve` share, read once into
-//! what the verifier needs, and the parser of duration flags (`8s`, `500ms`, `2m`; a bare number is seconds).
+//! The registry and trust-root flags `verify`, `check`, `scan`, `bundle create` and `serve` share, read once
+//! into what the verifier needs, and the parser of duration flags (`8s`, `500ms`, `2m`; a bare number is
+//! seconds). The trust root comes from `--trusted-root`, from a TUF repository (`--tuf-mirror`), or is the
+//! embedded public-good root.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -7,9 +9,16 @@ use std::time::Duration;
 
 use vouch_attest::registry::{Credentials, RegistryConfig};
 use vouch_attest::trust_root::{TrustRoot, PUBLIC_GOOD_JSON};
+use vouch_attest::tuf::{
+    TufConfig, TufTrustSource, DEFAULT_TARGET, DEFAULT_TIMEOUT, PUBLIC_GOOD_MIRROR, PUBLIC_GOOD_TUF_ROOT,
+};
 
 /// Largest trusted_root.json read (the public-good root is about 10 KiB).
 pub const MAX_TRUSTED_ROOT_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest TUF root.json read (`--tuf-root`).
+pub const MAX_TUF_ROOT_BYTES: u64 = 1024 * 1024;
+/// `--tuf-mirror` value naming Sigstore's public-good repository.
+pub const PUBLIC_GOOD: &str = "public-good";
 /// Largest Docker config JSON read.
 pub const MAX_AUTH_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -19,7 +28,20 @@ pub struct RegistryArgs {
     /// Sigstore trusted_root.json (default: the embedded public-good root).
     #[arg(long)]
     pub trusted_root: Option<PathBuf>,
-    /// A registry (host[:port]) reached over plain HTTP. Repeatable. Never use for registries you do not run.
+    /// Take the trusted root from a TUF repository: `public-good` (Sigstore's, trusted from the TUF root
+    /// embedded in vouch) or the URL of a private mirror (with --tuf-root). A failed update uses the last good
+    /// root cached under --tuf-cache.
+    #[arg(long, conflicts_with = "trusted_root")]
+    pub tuf_mirror: Option<String>,
+    /// The TUF root.json a private mirror is trusted from (obtained out of band); newer roots are followed.
+    #[arg(long, requires = "tuf_mirror")]
+    pub tuf_root: Option<PathBuf>,
+    /// Where the last good trusted root and the TUF metadata are kept [default: $XDG_CACHE_HOME/vouch/tuf,
+    /// else ~/.cache/vouch/tuf].
+    #[arg(long, requires = "tuf_mirror")]
+    pub tuf_cache: Option<PathBuf>,
+    /// A registry or TUF mirror (host[:port]) reached over plain HTTP. Repeatable. Never use for hosts you do
+    /// not run.
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
     /// Docker config JSON with registry credentials (the content of a kubernetes.io/dockerconfigjson secret).
@@ -38,11 +60,79 @@ pub struct FlagFileError {
 }
 
 impl RegistryArgs {
-    /// The trusted root's JSON as given (`--trusted-root`), else the embedded public-good root's.
+    /// The trusted root's JSON as given (`--trusted-root`), else from the TUF repository (`--tuf-mirror`),
+    /// else the embedded public-good root's.
     pub fn trusted_root_json(&self) -> Result<Vec<u8>, FlagFileError> {
-        match &self.trusted_root {
-            Some(path) => read_capped(path, MAX_TRUSTED_ROOT_BYTES),
-            None => Ok(PUBLIC_GOOD_JSON.as_bytes().to_vec()),
+        match (&self.trusted_root, self.tuf_config()?) {
+            (Some(path), _) => read_capped(path, MAX_TRUSTED_ROOT_BYTES),
+            (None, Some(tuf)) => self.trusted_root_from_tuf(tuf),
+            (None, None) => Ok(PUBLIC_GOOD_JSON.as_bytes().to_vec()),
+        }
+    }
+
+    /// The TUF repository named by `--tuf-mirror`, `--tuf-root` and `--tuf-cache`, if any.
+    pub fn tuf_config(&self) -> Result<Option<TufConfig>, FlagFileError> {
+        let Some(mirror) = &self.tuf_mirror else { return Ok(None) };
+        let flag = |flag: &str, reason: String| FlagFileError { path: flag.into(), reason };
+        let public_good = mirror == PUBLIC_GOOD;
+        let root = match (&self.tuf_root, public_good) {
+            (Some(path), _) => read_capped(path, MAX_TUF_ROOT_BYTES)?,
+            (None, true) => PUBLIC_GOOD_TUF_ROOT.to_vec(),
+            (None, false) => {
+                return Err(flag(
+                    "--tuf-root",
+                    format!("required with --tuf-mirror {mirror} (the root.json it is trusted from)"),
+                ))
+            }
+        };
+        let cache_dir = match &self.tuf_cache {
+            Some(dir) => dir.clone(),
+            None => default_tuf_cache().ok_or_else(|| {
+                flag("--tuf-cache", "required: neither XDG_CACHE_HOME nor HOME is set".into())
+            })?,
+        };
+        Ok(Some(TufConfig {
+            mirror: if public_good { PUBLIC_GOOD_MIRROR.into() } else { mirror.clone() },
+            root,
+            target: DEFAULT_TARGET.into(),
+            cache_dir,
+            timeout: DEFAULT_TIMEOUT,
+            insecure_hosts: self.insecure_registries.clone(),
+        }))
+    }
+
+    /// Refresh from the repository; when that fails, the last good root cached, with a warning; for the
+    /// public-good repository, with nothing cached, the embedded root, with a warning.
+    fn trusted_root_from_tuf(&self, tuf: TufConfig) -> Result<Vec<u8>, FlagFileError> {
+        let fail = |reason: String| FlagFileError { path: "--tuf-mirror".into(), reason };
+        let public_good = tuf.mirror == PUBLIC_GOOD_MIRROR && self.tuf_root.is_none();
+        let source = TufTrustSource::new(tuf).map_err(|e| fail(e.to_string()))?;
+        // Its own thread and runtime: callers may or may not be inside one.
+        let refreshed = std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| fail(format!("cannot start the async runtime: {e}")))
+                    .map(|rt| rt.block_on(source.refresh()))
+            })
+            .join()
+            .map_err(|_| fail("the TUF refresh thread panicked".into()))?
+        })?;
+        match (refreshed, source.current()) {
+            (Ok(root), _) => Ok(root.json.to_vec()),
+            (Err(e), Some(last)) => {
+                eprintln!(
+                    "warning: {e}; using the last good trusted root (fetched {}, TUF metadata expires {})",
+                    last.fetched_at, last.metadata_expires
+                );
+                Ok(last.json.to_vec())
+            }
+            (Err(e), None) if public_good => {
+                eprintln!("warning: {e}; nothing cached yet: using the trusted root embedded in vouch");
+                Ok(PUBLIC_GOOD_JSON.as_bytes().to_vec())
+            }
+            (Err(e), None) => Err(fail(format!("{e}; and no last good trusted root is cached"))),
         }
     }
 
@@ -50,7 +140,11 @@ impl RegistryArgs {
     pub fn trust_root(&self) -> Result<TrustRoot, FlagFileError> {
         let json = self.trusted_root_json()?;
         TrustRoot::from_json(&json).map_err(|e| FlagFileError {
-            path: self.trusted_root.clone().unwrap_or_else(|| "<embedded trust root>".into()),
+            path: match (&self.trusted_root, &self.tuf_mirror) {
+                (Some(path), _) => path.clone(),
+                (None, Some(_)) => "--tuf-mirror".into(),
+                (None, None) => "<embedded trust root>".into(),
+            },
             reason: e.to_string(),
         })
     }
@@ -73,6 +167,14 @@ impl RegistryArgs {
             ..RegistryConfig::default()
         })
     }
+}
+
+/// `$XDG_CACHE_HOME/vouch/tuf`, else `$HOME/.cache/vouch/tuf`.
+fn default_tuf_cache() -> Option<PathBuf> {
+    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    nonempty("XDG_CACHE_HOME")
+        .or_else(|| nonempty("HOME").map(|h| h.join(".cache")))
+        .map(|c| c.join("vouch").join("tuf"))
 }
 
 /// Read at most `max` bytes of `path`; more is an error, not a truncation.

@@ -164,6 +164,13 @@ async fn shutdown_signal() {
 /// Run the command: exit 0 after a clean drain, 2 for configuration or start-up errors.
 pub fn run(args: ServeArgs) -> ExitCode {
     init_logging();
+    // The TUF flags are shared with the one-shot commands; serve does not refresh from TUF yet.
+    if args.registry.tuf_mirror.is_some() {
+        eprintln!(
+            "error: --tuf-mirror: not supported by serve yet (use --trusted-root, reloaded when it changes)"
+        );
+        return ExitCode::from(EXIT_ERROR);
+    }
     let file = match &args.config {
         Some(path) => match RawServeConfig::from_yaml_file(path) {
             Ok(f) => f,

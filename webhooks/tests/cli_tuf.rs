@@ -1,0 +1,156 @@
+//! `vouch verify --tuf-mirror`: the trusted root comes from a TUF repository made by python-tuf
+//! (attest/tests/tuf/repo.py) and served on loopback; with the mirror gone the last good root cached is used
+//! (with a warning), with nothing cached it is a configuration error (2); the flags' rules are enforced.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vouch_attest::cosign::sign_image_with_key;
+use vouch_attest::trust_root::PUBLIC_GOOD_JSON;
+use vouch_attest::SigningKey;
+use vouch_webhooks::cli::demo::push_demo_image;
+use vouch_webhooks::dev_registry::DevRegistry;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../attest/tests/tuf/repo.py");
+
+fn vouch(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vouch")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Whether python-tuf can be used; outside CI its absence skips the test (saying so), under CI it fails.
+fn python_tuf() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import tuf.api.metadata, securesystemslib.signer"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python-tuf is missing under CI: scripts/setup.sh installs it"
+        );
+        eprintln!("skipping: python3 cannot import tuf (pip install tuf)");
+    }
+    ok
+}
+
+/// A python-tuf repository publishing `target` as trusted_root.json, served on a free loopback port.
+fn start_mirror(dir: &std::path::Path, target: &[u8]) -> (Child, u16) {
+    let file = dir.join("target.json");
+    std::fs::write(&file, target).unwrap();
+    let out = Command::new("python3").arg(SCRIPT).arg(dir).arg("init").arg(&file).output().unwrap();
+    assert!(out.status.success(), "repo.py init: {}", String::from_utf8_lossy(&out.stderr));
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
+        .arg(dir.join("repo"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "http.server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (server, port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_takes_the_trusted_root_from_tuf_and_keeps_the_last_good_one() {
+    if !python_tuf() {
+        return;
+    }
+    let registry = DevRegistry::start().await.unwrap();
+    let host = registry.host();
+    let client = registry.client().unwrap();
+    let image = push_demo_image(&client, &host, "tuf/app", "v1", b"tuf test image").await.unwrap();
+    let key = SigningKey::generate();
+    sign_image_with_key(&client, &image, &key, BTreeMap::new()).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let pubkey = dir.path().join("key.pub");
+    std::fs::write(&pubkey, key.public_key().to_pem()).unwrap();
+    let repo = dir.path().join("tuf");
+    std::fs::create_dir(&repo).unwrap();
+    let (mut server, port) = start_mirror(&repo, PUBLIC_GOOD_JSON.as_bytes());
+    let mirror = format!("http://127.0.0.1:{port}");
+    let mirror_host = format!("127.0.0.1:{port}");
+    let anchor = repo.join("repo/1.root.json");
+    let cache = dir.path().join("cache");
+    let image_ref = image.to_string();
+    let verify = |cache: &std::path::Path| {
+        vouch(&[
+            "verify",
+            &image_ref,
+            "--key",
+            pubkey.to_str().unwrap(),
+            "--insecure-ignore-tlog",
+            "--insecure-registry",
+            &host,
+            "--insecure-registry",
+            &mirror_host,
+            "--tuf-mirror",
+            &mirror,
+            "--tuf-root",
+            anchor.to_str().unwrap(),
+            "--tuf-cache",
+            cache.to_str().unwrap(),
+        ])
+    };
+
+    let (code, stdout, stderr) = verify(&cache);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    // The root in force was fetched through TUF and cached.
+    let cached: Vec<_> = walk(&cache).into_iter().filter(|p| p.ends_with("trusted_root.json")).collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert_eq!(std::fs::read(&cached[0]).unwrap(), PUBLIC_GOOD_JSON.as_bytes());
+
+    // The mirror gone: the last good root, with a warning naming why.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let (code, stdout, stderr) = verify(&cache);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("unreachable") && stderr.contains("using the last good trusted root"),
+        "{stderr}"
+    );
+
+    // Nothing cached and nothing reachable: a configuration error, not a verdict.
+    let (code, _, stderr) = verify(&dir.path().join("empty-cache"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no last good trusted root is cached"), "{stderr}");
+
+    // A private mirror needs the root it is trusted from; --trusted-root and --tuf-mirror exclude each other.
+    let base =
+        ["verify", image_ref.as_str(), "--key", pubkey.to_str().unwrap(), "--tuf-mirror", mirror.as_str()];
+    let (code, _, stderr) = vouch(&base);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--tuf-root"), "{stderr}");
+    let (code, _, stderr) = vouch(&[&base[..], &["--trusted-root", anchor.to_str().unwrap()]].concat());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
