@@ -18,7 +18,7 @@ pub const MAX_TRUSTED_ROOT_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest TUF root.json read (`--tuf-root`).
 pub const MAX_TUF_ROOT_BYTES: u64 = 1024 * 1024;
 /// `--tuf-mirror` value naming Sigstore's public-good repository.
-pub const PUBLIC_GOOD: &str = "public-good";
+pub use crate::server::config::TUF_PUBLIC_GOOD as PUBLIC_GOOD;
 /// Largest Docker config JSON read.
 pub const MAX_AUTH_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -87,7 +87,7 @@ impl RegistryArgs {
         };
         let cache_dir = match &self.tuf_cache {
             Some(dir) => dir.clone(),
-            None => default_tuf_cache().ok_or_else(|| {
+            None => crate::server::config::default_tuf_cache().ok_or_else(|| {
                 flag("--tuf-cache", "required: neither XDG_CACHE_HOME nor HOME is set".into())
             })?,
         };
@@ -167,14 +167,6 @@ impl RegistryArgs {
             ..RegistryConfig::default()
         })
     }
-}
-
-/// `$XDG_CACHE_HOME/vouch/tuf`, else `$HOME/.cache/vouch/tuf`.
-fn default_tuf_cache() -> Option<PathBuf> {
-    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    nonempty("XDG_CACHE_HOME")
-        .or_else(|| nonempty("HOME").map(|h| h.join(".cache")))
-        .map(|c| c.join("vouch").join("tuf"))
 }
 
 /// Read at most `max` bytes of `path`; more is an error, not a truncation.

@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// Registries, credentials and trust root (the trusted root is reloaded when it changes).
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// With --tuf-mirror: time between refreshes of the trusted root (1m – 7d) [default: 24h].
+    #[arg(long, requires = "tuf_mirror")]
+    pub tuf_refresh: Option<String>,
     /// Key-based signatures need no Rekor entry (cosign's `--insecure-ignore-tlog`).
     #[arg(long)]
     pub insecure_ignore_tlog: bool,
@@ -119,6 +122,10 @@ impl ServeArgs {
             bundle: self.bundle.clone(),
             bundle_key: self.bundle_key.clone(),
             bundle_allow_unsigned: self.bundle_allow_unsigned.then_some(true),
+            tuf_mirror: self.registry.tuf_mirror.clone(),
+            tuf_root: self.registry.tuf_root.clone(),
+            tuf_cache: self.registry.tuf_cache.clone(),
+            tuf_refresh: self.tuf_refresh.clone(),
         }
     }
 }
@@ -164,13 +171,6 @@ async fn shutdown_signal() {
 /// Run the command: exit 0 after a clean drain, 2 for configuration or start-up errors.
 pub fn run(args: ServeArgs) -> ExitCode {
     init_logging();
-    // The TUF flags are shared with the one-shot commands; serve does not refresh from TUF yet.
-    if args.registry.tuf_mirror.is_some() {
-        eprintln!(
-            "error: --tuf-mirror: not supported by serve yet (use --trusted-root, reloaded when it changes)"
-        );
-        return ExitCode::from(EXIT_ERROR);
-    }
     let file = match &args.config {
         Some(path) => match RawServeConfig::from_yaml_file(path) {
             Ok(f) => f,

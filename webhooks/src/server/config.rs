@@ -40,6 +40,33 @@ pub const DEFAULT_SCAN_MAX_REGISTRY_RPS: u32 = 20;
 const MAX_SCAN_REGISTRY_RPS: u32 = 10_000;
 /// Largest configuration file read.
 const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+/// `--tuf-refresh` default: Sigstore's timestamp metadata lives days, its trusted root changes in months.
+pub const DEFAULT_TUF_REFRESH: Duration = Duration::from_secs(24 * 3600);
+const MIN_TUF_REFRESH: Duration = Duration::from_secs(60);
+const MAX_TUF_REFRESH: Duration = Duration::from_secs(7 * 24 * 3600);
+/// `--tuf-mirror` value naming Sigstore's public-good repository (trusted from the TUF root embedded in vouch).
+pub const TUF_PUBLIC_GOOD: &str = "public-good";
+
+/// `$XDG_CACHE_HOME/vouch/tuf`, else `$HOME/.cache/vouch/tuf`: the default `--tuf-cache`.
+pub fn default_tuf_cache() -> Option<PathBuf> {
+    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    nonempty("XDG_CACHE_HOME")
+        .or_else(|| nonempty("HOME").map(|h| h.join(".cache")))
+        .map(|c| c.join("vouch").join("tuf"))
+}
+
+/// The trusted root from a TUF repository, refreshed while serving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TufSettings {
+    /// The repository's base URL.
+    pub mirror: String,
+    /// The TUF root.json it is trusted from; `None`: the public-good root embedded in vouch.
+    pub root: Option<PathBuf>,
+    /// Where the last good root and the TUF metadata are kept.
+    pub cache_dir: PathBuf,
+    /// Time between refreshes.
+    pub refresh: Duration,
+}
 
 /// The validated configuration of `vouch serve`; tests start from [`ServeConfig::loopback`].
 #[derive(Debug, Clone)]
@@ -84,6 +111,8 @@ pub struct ServeConfig {
     pub scan_interval: Duration,
     /// Registry requests per second at most for a scan's verifications.
     pub scan_max_registry_rps: u32,
+    /// The trusted root from a TUF repository instead of `trusted_root` or the embedded one.
+    pub tuf: Option<TufSettings>,
 }
 
 impl ServeConfig {
@@ -112,6 +141,7 @@ impl ServeConfig {
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             scan_interval: Duration::ZERO,
             scan_max_registry_rps: DEFAULT_SCAN_MAX_REGISTRY_RPS,
+            tuf: None,
         }
     }
 }
@@ -179,6 +209,14 @@ pub struct RawServeConfig {
     pub bundle_key: Option<PathBuf>,
     /// `--bundle-allow-unsigned`.
     pub bundle_allow_unsigned: Option<bool>,
+    /// `--tuf-mirror` (`public-good` or a URL).
+    pub tuf_mirror: Option<String>,
+    /// `--tuf-root`.
+    pub tuf_root: Option<PathBuf>,
+    /// `--tuf-cache`.
+    pub tuf_cache: Option<PathBuf>,
+    /// `--tuf-refresh`.
+    pub tuf_refresh: Option<String>,
 }
 
 /// One bad value.
@@ -255,6 +293,10 @@ impl RawServeConfig {
             bundle: over.bundle.or(self.bundle),
             bundle_key: over.bundle_key.or(self.bundle_key),
             bundle_allow_unsigned: over.bundle_allow_unsigned.or(self.bundle_allow_unsigned),
+            tuf_mirror: over.tuf_mirror.or(self.tuf_mirror),
+            tuf_root: over.tuf_root.or(self.tuf_root),
+            tuf_cache: over.tuf_cache.or(self.tuf_cache),
+            tuf_refresh: over.tuf_refresh.or(self.tuf_refresh),
         }
     }
 
@@ -278,6 +320,7 @@ impl RawServeConfig {
     pub fn validate_with_bundle(self) -> Result<(ServeConfig, Option<BundleSource>), ConfigError> {
         let mut problems = Vec::new();
         let mut bad = |field: &'static str, message: String| problems.push(ConfigProblem { field, message });
+        let tuf = self.tuf_settings(self.bundle.is_some(), &mut bad);
 
         let listen =
             address(self.listen.as_deref().unwrap_or(DEFAULT_LISTEN)).map_err(|m| bad("--listen", m)).ok();
@@ -445,11 +488,65 @@ impl RawServeConfig {
                     cache_capacity,
                     scan_interval,
                     scan_max_registry_rps,
+                    tuf,
                 },
                 bundle,
             )),
             _ => Err(ConfigError { problems }),
         }
+    }
+}
+
+impl RawServeConfig {
+    /// `--tuf-*`: a mirror excludes `--trusted-root` and `--bundle`; a private one needs `--tuf-root`.
+    fn tuf_settings(
+        &self,
+        with_bundle: bool,
+        bad: &mut impl FnMut(&'static str, String),
+    ) -> Option<TufSettings> {
+        let refresh = duration_in(
+            self.tuf_refresh.as_deref(),
+            DEFAULT_TUF_REFRESH,
+            (MIN_TUF_REFRESH, MAX_TUF_REFRESH),
+            "--tuf-refresh",
+            bad,
+        );
+        let Some(mirror) = &self.tuf_mirror else {
+            for (set, field) in [
+                (self.tuf_root.is_some(), "--tuf-root"),
+                (self.tuf_cache.is_some(), "--tuf-cache"),
+                (self.tuf_refresh.is_some(), "--tuf-refresh"),
+            ] {
+                if set {
+                    bad(field, "given without --tuf-mirror".into());
+                }
+            }
+            return None;
+        };
+        if self.trusted_root.is_some() {
+            bad("--tuf-mirror", "cannot be used with --trusted-root (one source of trusted root)".into());
+        }
+        if with_bundle {
+            bad("--tuf-mirror", "cannot be used with --bundle (a bundle carries its trusted root)".into());
+        }
+        optional_file(self.tuf_root.as_deref(), "--tuf-root", bad);
+        let public_good = mirror == TUF_PUBLIC_GOOD;
+        if !public_good && self.tuf_root.is_none() {
+            bad(
+                "--tuf-root",
+                format!("required with --tuf-mirror {mirror} (the root.json it is trusted from)"),
+            );
+        }
+        let cache_dir = self.tuf_cache.clone().or_else(default_tuf_cache);
+        if cache_dir.is_none() {
+            bad("--tuf-cache", "required: neither XDG_CACHE_HOME nor HOME is set".into());
+        }
+        Some(TufSettings {
+            mirror: if public_good { vouch_attest::tuf::PUBLIC_GOOD_MIRROR.into() } else { mirror.clone() },
+            root: self.tuf_root.clone(),
+            cache_dir: cache_dir?,
+            refresh: refresh?,
+        })
     }
 }
 
@@ -573,6 +670,37 @@ mod tests {
         std::fs::write(&cert, "x").unwrap();
         std::fs::write(&key, "x").unwrap();
         (dir, cert, key)
+    }
+
+    #[test]
+    fn tuf_settings_resolve_public_good_and_refuse_contradictions() {
+        let (dir, cert, key) = files();
+        let base = RawServeConfig {
+            tls_cert: Some(cert.clone()),
+            tls_key: Some(key),
+            policy_dir: Some(dir.path().into()),
+            tuf_cache: Some(dir.path().join("cache")),
+            ..Default::default()
+        };
+        let c =
+            RawServeConfig { tuf_mirror: Some(TUF_PUBLIC_GOOD.into()), ..base.clone() }.validate().unwrap();
+        let tuf = c.tuf.unwrap();
+        assert_eq!(tuf.mirror, vouch_attest::tuf::PUBLIC_GOOD_MIRROR);
+        assert_eq!((tuf.root, tuf.refresh), (None, DEFAULT_TUF_REFRESH), "the embedded TUF root, daily");
+
+        let err = RawServeConfig {
+            tuf_mirror: Some("https://tuf.example.com".into()),
+            trusted_root: Some(cert),
+            tuf_refresh: Some("10s".into()),
+            ..base.clone()
+        }
+        .validate()
+        .unwrap_err();
+        let fields: Vec<_> = err.problems.iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["--tuf-refresh", "--tuf-mirror", "--tuf-root"], "{err}");
+
+        let err = RawServeConfig { tuf_refresh: Some("1h".into()), ..base }.validate().unwrap_err();
+        assert_eq!(err.problems[0].message, "given without --tuf-mirror");
     }
 
     #[test]

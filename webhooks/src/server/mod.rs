@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod reload;
 pub mod run;
 pub mod tls;
+pub mod tuf_refresh;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -16,10 +16,11 @@ use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
 use vouch_policies::{Engine, EngineConfig, ExtractionConfig, PolicySet};
 
 use super::client_ca::ReloadingClientCa;
-use super::config::{BundleSource, ServeConfig};
+use super::config::{BundleSource, ServeConfig, TufSettings};
 use super::metrics::Metrics;
 use super::reload::{self, ConfigReload};
 use super::tls::{self, ReloadingCert, TlsError};
+use super::tuf_refresh::TufRefresh;
 use super::StatusSink;
 use super::{health_router, router, serve_https, AppState};
 use crate::cluster::scanner::{ClusterScanner, ScanMetrics, ScannerConfig};
@@ -113,6 +114,12 @@ pub enum RunError {
         /// The file.
         path: PathBuf,
         /// What is wrong.
+        reason: String,
+    },
+    /// `--tuf-mirror`: no trusted root could be had (nothing fetched, nothing cached).
+    #[error("trusted root from TUF: {reason}")]
+    Tuf {
+        /// Why.
         reason: String,
     },
     /// The extraction configuration cannot be read or is invalid.
@@ -232,8 +239,12 @@ fn open_bundle(source: &BundleSource) -> Result<OfflineBundle, RunError> {
 fn build_verifier(
     config: &ServeConfig,
     bundle: Option<&OfflineBundle>,
+    tuf_root: Option<TrustRoot>,
 ) -> Result<(ArtifactVerifier, Option<String>), RunError> {
     let mut verifier_config = verifier_config(config)?;
+    if let Some(root) = tuf_root {
+        verifier_config.trust_root = root;
+    }
     let trusted_root =
         config.trusted_root.as_ref().map(|_| verifier_config.trust_root.fingerprint().to_string());
     let Some(bundle) = bundle else {
@@ -246,6 +257,33 @@ fn build_verifier(
     }
     let client = bundle.registry_client(verifier_config.registry.clone());
     Ok((ArtifactVerifier::with_registry_client(verifier_config, client)?, trusted_root))
+}
+
+/// `--tuf-mirror` at start: the repository read once (else the last good root cached, else for public good
+/// the embedded root), before any port is bound.
+async fn start_tuf(
+    settings: &TufSettings,
+    insecure_hosts: &[String],
+) -> Result<(Arc<TufRefresh>, TrustRoot), RunError> {
+    let root = match &settings.root {
+        Some(path) => read(path)?,
+        None => vouch_attest::tuf::PUBLIC_GOOD_TUF_ROOT.to_vec(),
+    };
+    let source = vouch_attest::tuf::TufTrustSource::new(vouch_attest::tuf::TufConfig {
+        mirror: settings.mirror.clone(),
+        root,
+        target: vouch_attest::tuf::DEFAULT_TARGET.into(),
+        cache_dir: settings.cache_dir.clone(),
+        timeout: vouch_attest::tuf::DEFAULT_TIMEOUT,
+        insecure_hosts: insecure_hosts.to_vec(),
+    })
+    .map_err(|e| RunError::Tuf { reason: e.to_string() })?;
+    let refresh = TufRefresh::new(source, settings.root.is_none());
+    let root = refresh
+        .initial()
+        .await
+        .map_err(|e| RunError::Tuf { reason: format!("{e}; and no last good trusted root is cached") })?;
+    Ok((refresh, root))
 }
 
 /// The policies a bundle carries, compiled as a policy directory would be.
@@ -282,6 +320,8 @@ pub struct Server {
     engine: Engine,
     /// `--policy-dir` and `--trusted-root`, watched and reloaded into the engine.
     reload: Arc<ConfigReload>,
+    /// `--tuf-mirror`: the trusted root refreshed into the engine.
+    tuf: Option<Arc<TufRefresh>>,
     /// Cluster tasks (policy watch, status worker), `None` in file mode.
     cluster_tasks: Option<ClusterTasks>,
 }
@@ -334,7 +374,13 @@ impl Server {
                 "verifying from the offline bundle only"
             );
         }
-        let (verifier, trusted_root_fingerprint) = build_verifier(&config, bundle.as_ref())?;
+        let tuf = match &config.tuf {
+            Some(settings) => Some(start_tuf(settings, &config.insecure_registries).await?),
+            None => None,
+        };
+        let (verifier, trusted_root_fingerprint) =
+            build_verifier(&config, bundle.as_ref(), tuf.as_ref().map(|(_, root)| root.clone()))?;
+        let tuf = tuf.map(|(refresh, _)| refresh);
 
         let mut policy_dir_fingerprint = None;
         let policies = match (&config.policy_dir, &bundle) {
@@ -410,6 +456,9 @@ impl Server {
             metrics = Metrics::with_extra(|r| {
                 status.metrics().register(r);
                 reload.register(r);
+                if let Some(t) = &tuf {
+                    t.register(r);
+                }
                 if let Some(s) = &scanner {
                     s.metrics.register(r);
                 }
@@ -418,7 +467,12 @@ impl Server {
             cluster_tasks = Some(ClusterTasks { watch, status: status_task, scanner });
         } else {
             cluster = Arc::new(NoCluster);
-            metrics = Metrics::with_extra(|r| reload.register(r));
+            metrics = Metrics::with_extra(|r| {
+                reload.register(r);
+                if let Some(t) = &tuf {
+                    t.register(r);
+                }
+            });
         }
         metrics.attach_verifier(verifier);
         metrics.attach_cert(Arc::clone(&cert));
@@ -440,7 +494,7 @@ impl Server {
         };
         let health = bind("health", config.health_listen).await?;
         let https = bind("webhooks", config.listen).await?;
-        Ok(Self { config, https, health, tls, cert, client_ca, state, engine, reload, cluster_tasks })
+        Ok(Self { config, https, health, tls, cert, client_ca, state, engine, reload, tuf, cluster_tasks })
     }
 
     /// The bound webhook address (useful with port 0).
@@ -465,8 +519,20 @@ impl Server {
 
     /// Serve until `shutdown` completes, then drain within the configured grace period.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        let Self { config, https, health, tls, cert, client_ca, state, engine: _, reload, mut cluster_tasks } =
-            self;
+        let Self {
+            config,
+            https,
+            health,
+            tls,
+            cert,
+            client_ca,
+            state,
+            engine,
+            reload,
+            tuf,
+            mut cluster_tasks,
+        } = self;
+        let tuf_task = tuf.zip(config.tuf.as_ref()).map(|(t, s)| t.spawn(engine.clone(), s.refresh));
         let scanner = cluster_tasks.as_mut().and_then(|t| t.scanner.take()).and_then(ScannerSetup::start);
         let bound = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let (https_addr, health_addr) = (bound(&https), bound(&health));
@@ -500,6 +566,9 @@ impl Server {
         }
         if let Some(w) = reload_watch {
             w.abort();
+        }
+        if let Some(t) = tuf_task {
+            t.abort();
         }
         let _ = health_stop.send(());
         let _ = health_task.await;
