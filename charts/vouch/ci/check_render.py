@@ -203,6 +203,9 @@ def check_deployment(objs, v, release, ns):
         )
     tr = bool(v["trustedRoot"]["json"] or v["trustedRoot"]["existingSecret"])
     check(any(a.startswith("--trusted-root=") for a in args) == tr, "--trusted-root iff trustedRoot")
+    bundled = bool(v["bundle"]["existingSecret"] or v["bundle"]["existingConfigMap"] or v["bundle"]["volume"])
+    tuf = v["tuf"]["enabled"] and not tr and not bundled
+    check(any(a.startswith("--tuf-mirror=") for a in args) == tuf, "--tuf-mirror iff tuf and no trusted root/bundle")
     # Every path a flag names is under a mounted volume.
     mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
     volumes = {vol["name"] for vol in pod.get("volumes", [])}

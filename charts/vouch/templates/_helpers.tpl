@@ -69,6 +69,13 @@ true
 {{- end -}}
 {{- end -}}
 
+{{- /* TUF refresh: on unless a trusted root file or a bundle is the trusted root. */ -}}
+{{- define "vouch.tufEnabled" -}}
+{{- if and .Values.tuf.enabled (not (or .Values.trustedRoot.json .Values.trustedRoot.existingSecret)) (not (include "vouch.bundleEnabled" .)) -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{- define "vouch.bundleEnabled" -}}
 {{- if or .Values.bundle.existingSecret .Values.bundle.existingConfigMap .Values.bundle.volume -}}
 true
@@ -92,6 +99,14 @@ true
 {{- end }}
 {{- if or .Values.trustedRoot.json .Values.trustedRoot.existingSecret }}
 - --trusted-root=/etc/vouch/trusted-root/{{ if .Values.trustedRoot.json }}trusted_root.json{{ else }}{{ .Values.trustedRoot.key }}{{ end }}
+{{- end }}
+{{- if include "vouch.tufEnabled" . }}
+- --tuf-mirror={{ .Values.tuf.mirror }}
+{{- if .Values.tuf.root }}
+- --tuf-root=/etc/vouch/tuf-root/root.json
+{{- end }}
+- --tuf-cache=/var/cache/vouch/tuf
+- --tuf-refresh={{ .Values.tuf.refresh }}
 {{- end }}
 {{- range .Values.server.insecureRegistries }}
 - --insecure-registry={{ . }}

@@ -36,6 +36,9 @@ is the intended roll-out.
 {{- if and $v.networkPolicy.enabled (not $v.networkPolicy.webhookFrom) -}}
 {{- fail "networkPolicy.enabled needs networkPolicy.webhookFrom (the API server's addresses): with no peer, nothing could reach the webhook port and every admission would fall to failurePolicy" -}}
 {{- end -}}
+{{- if and (include "vouch.tufEnabled" .) (ne $v.tuf.mirror "public-good") (not $v.tuf.root) -}}
+{{- fail "tuf.mirror is a private mirror: set tuf.root to its TUF root.json" -}}
+{{- end -}}
 {{- if and $v.trustedRoot.json $v.trustedRoot.existingSecret -}}
 {{- fail "trustedRoot.json and trustedRoot.existingSecret are both set: give the trusted root one way" -}}
 {{- end -}}
