@@ -322,15 +322,19 @@ impl TufTrustSource {
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(root);
     }
 
-    /// Run the TUF workflow and fetch the target. On success the new root is in force and cached; on
-    /// failure nothing changes and the reason is returned.
+    /// Run the TUF workflow and fetch the target. On success the new root is in force and cached (a cache
+    /// that cannot be written is logged, not fatal); on failure nothing changes and the reason is returned.
     pub async fn refresh(&self) -> Result<Arc<TufTrustRoot>, TufError> {
         let _one = self.refreshing.lock().await;
         let after = self.config.timeout;
         let fetched = tokio::time::timeout(after, self.fetch())
             .await
             .map_err(|_| TufError::Timeout { mirror: self.config.mirror.clone(), after })??;
-        self.write_cache(&fetched)?;
+        // A cache that cannot be written must not keep a verified root out of force: it only costs the
+        // fallback after a restart.
+        if let Err(e) = self.write_cache(&fetched) {
+            tracing::warn!(error = %e, "the trusted root from TUF is in force but could not be cached");
+        }
         let fetched = Arc::new(fetched);
         self.put(fetched.clone());
         Ok(fetched)

@@ -259,6 +259,10 @@ fn build_verifier(
     Ok((ArtifactVerifier::with_registry_client(verifier_config, client)?, trusted_root))
 }
 
+/// Time a TUF refresh may take, the one at start included: well inside the chart's startupProbe (60s), so an
+/// unreachable mirror delays start-up but never gets the pod restarted.
+const TUF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// `--tuf-mirror` at start: the repository read once (else the last good root cached, else for public good
 /// the embedded root), before any port is bound.
 async fn start_tuf(
@@ -274,7 +278,7 @@ async fn start_tuf(
         root,
         target: vouch_attest::tuf::DEFAULT_TARGET.into(),
         cache_dir: settings.cache_dir.clone(),
-        timeout: vouch_attest::tuf::DEFAULT_TIMEOUT,
+        timeout: TUF_TIMEOUT,
         insecure_hosts: insecure_hosts.to_vec(),
     })
     .map_err(|e| RunError::Tuf { reason: e.to_string() })?;
