@@ -1,6 +1,7 @@
-//! `vouch verify --tuf-mirror`: the trusted root comes from a TUF repository made by python-tuf
-//! (attest/tests/tuf/repo.py) and served on loopback; with the mirror gone the last good root cached is used
-//! (with a warning), with nothing cached it is a configuration error (2); the flags' rules are enforced.
+//! `vouch verify` and `vouch bundle create` with `--tuf-mirror`: the trusted root comes from a TUF repository
+//! made by python-tuf (attest/tests/tuf/repo.py) and served on loopback (a bundle records it); with the mirror
+//! gone the last good root cached is used (with a warning), with nothing cached it is a configuration error
+//! (2); the flags' rules are enforced.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use vouch_attest::cosign::sign_image_with_key;
 use vouch_attest::trust_root::PUBLIC_GOOD_JSON;
-use vouch_attest::SigningKey;
+use vouch_attest::{Digest, SigningKey};
 use vouch_webhooks::cli::demo::push_demo_image;
+use vouch_webhooks::cli::demo_webhook::key_policy;
 use vouch_webhooks::dev_registry::DevRegistry;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../attest/tests/tuf/repo.py");
@@ -66,14 +68,14 @@ fn start_mirror(dir: &std::path::Path, target: &[u8]) -> (Child, u16) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn verify_takes_the_trusted_root_from_tuf_and_keeps_the_last_good_one() {
+async fn verify_and_bundle_create_take_the_trusted_root_from_tuf_and_keep_the_last_good_one() {
     if !python_tuf() {
         return;
     }
     let registry = DevRegistry::start().await.unwrap();
     let host = registry.host();
     let client = registry.client().unwrap();
-    let image = push_demo_image(&client, &host, "tuf/app", "v1", b"tuf test image").await.unwrap();
+    let image = push_demo_image(&client, &host, "demo/app", "v1", b"tuf test image").await.unwrap();
     let key = SigningKey::generate();
     sign_image_with_key(&client, &image, &key, BTreeMap::new()).await.unwrap();
 
@@ -82,7 +84,11 @@ async fn verify_takes_the_trusted_root_from_tuf_and_keeps_the_last_good_one() {
     std::fs::write(&pubkey, key.public_key().to_pem()).unwrap();
     let repo = dir.path().join("tuf");
     std::fs::create_dir(&repo).unwrap();
-    let (mut server, port) = start_mirror(&repo, PUBLIC_GOOD_JSON.as_bytes());
+    // The mirror publishes a trusted root other than the embedded one (its last CT log removed).
+    let mut doc: serde_json::Value = serde_json::from_slice(PUBLIC_GOOD_JSON.as_bytes()).unwrap();
+    doc["ctlogs"].as_array_mut().unwrap().pop();
+    let published = serde_json::to_vec_pretty(&doc).unwrap();
+    let (mut server, port) = start_mirror(&repo, &published);
     let mirror = format!("http://127.0.0.1:{port}");
     let mirror_host = format!("127.0.0.1:{port}");
     let anchor = repo.join("repo/1.root.json");
@@ -114,7 +120,37 @@ async fn verify_takes_the_trusted_root_from_tuf_and_keeps_the_last_good_one() {
     // The root in force was fetched through TUF and cached.
     let cached: Vec<_> = walk(&cache).into_iter().filter(|p| p.ends_with("trusted_root.json")).collect();
     assert_eq!(cached.len(), 1, "{cached:?}");
-    assert_eq!(std::fs::read(&cached[0]).unwrap(), PUBLIC_GOOD_JSON.as_bytes());
+    assert_eq!(std::fs::read(&cached[0]).unwrap(), published);
+
+    // A bundle made with the TUF flags records the root the mirror published.
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("signed.yaml"), key_policy("signed", "k", &host, &key)).unwrap();
+    let bundle = dir.path().join("site.tar");
+    let (code, stdout, stderr) = vouch(&[
+        "bundle",
+        "create",
+        &image_ref,
+        "--policy",
+        policies.to_str().unwrap(),
+        "--insecure-registry",
+        &host,
+        "--insecure-registry",
+        &mirror_host,
+        "--tuf-mirror",
+        &mirror,
+        "--tuf-root",
+        anchor.to_str().unwrap(),
+        "--tuf-cache",
+        cache.to_str().unwrap(),
+        "-o",
+        bundle.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, stdout, stderr) = vouch(&["bundle", "verify", bundle.to_str().unwrap(), "--allow-unsigned"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let recorded = format!("trusted root {}", Digest::sha256_of(&published));
+    assert!(stdout.contains(&recorded), "{recorded} in {stdout}");
 
     // The mirror gone: the last good root, with a warning naming why.
     server.kill().unwrap();
