@@ -141,7 +141,12 @@ pub async fn scan_with(args: &ScanArgs, client: Option<kube::Client>) -> Result<
     let namespace_labels =
         if args.namespace_labels.is_empty() { None } else { Some(parse_labels(&args.namespace_labels)?) };
     let engine = engine(args, client.as_ref()).await?;
-    let scanner = Scanner::new(engine);
+    let mut scanner = Scanner::new(engine);
+    if let Some(client) = &client {
+        let cluster =
+            crate::cluster::KubeContext::new(client.clone(), &crate::cluster::ContextCacheConfig::default());
+        scanner = scanner.with_cluster(std::sync::Arc::new(cluster));
+    }
     let mut options = ScanOptions {
         default_namespace: args.default_namespace.trim().to_owned(),
         namespace_labels,
