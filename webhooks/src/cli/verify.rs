@@ -107,7 +107,7 @@ pub(super) fn authority(args: &AuthorityArgs) -> Result<Authority, UsageError> {
         &args.certificate_oidc_issuer_regexp,
         "certificate-oidc-issuer",
     )?;
-    Ok(Authority::Keyless { identities: vec![CertificateIdentity { subject, issuer }] })
+    Ok(Authority::Keyless { identities: vec![CertificateIdentity::new(subject, issuer)] })
 }
 
 fn requirement(s: &str) -> Result<Requirement, UsageError> {
