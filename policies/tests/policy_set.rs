@@ -277,7 +277,8 @@ fn keyless_claims_compile_into_the_authority() {
     ));
     assert!(set.problems().is_empty(), "{:?}", set.problems());
     let Authority::Keyless { identities } = &set.policies()[0].authorities[0].authority else { panic!() };
-    let claims: Vec<(Claim, String)> = identities[0].claims.iter().map(|(c, m)| (*c, m.to_string())).collect();
+    let claims: Vec<(Claim, String)> =
+        identities[0].claims.iter().map(|(c, m)| (*c, m.to_string())).collect();
     assert_eq!(
         claims,
         [

@@ -314,7 +314,8 @@ fn compile_claims(
             }
         };
         if value.is_empty() {
-            problems.push(format!("{field}.claims.{n}: empty value (give the value, or leave the claim out)"));
+            problems
+                .push(format!("{field}.claims.{n}: empty value (give the value, or leave the claim out)"));
             continue;
         }
         claims.insert(claim, Matcher::Exact(value.clone()));
