@@ -23,6 +23,7 @@
 
 pub mod bundle;
 pub mod certificate;
+pub mod claims;
 pub mod identity;
 pub mod policy;
 pub mod sct;
@@ -36,7 +37,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use bundle::{Bundle, BundleContent, BundleError, BundleVersion, Signer, VerificationMaterial};
-pub use identity::{AnchoredRegex, CertIdentity, CertificateIdentity, IdentityError, Matcher};
+pub use claims::{Claim, UnknownClaim};
+pub use identity::{AnchoredRegex, CertIdentity, CertificateIdentity, ClaimFailure, IdentityError, Matcher};
 pub use policy::{Authority, VerificationPolicy};
 
 use certificate::{CertificateError, ParsedAuthority, ParsedCert, EKU_CODE_SIGNING};
@@ -575,16 +577,60 @@ mod tests {
             check(CertificateIdentity::exact(ID, "https://accounts.google.com")),
             Err(VerifyError::Identity(_))
         ));
-        let re = |s: &str| CertificateIdentity {
-            subject: Matcher::regex(s).unwrap(),
-            issuer: Matcher::Exact(GH.into()),
-        };
+        let re = |s: &str| CertificateIdentity::new(Matcher::regex(s).unwrap(), Matcher::Exact(GH.into()));
         check(re(r"https://github\.com/sigstore-conformance/.*")).unwrap();
         // Anchored: a prefix alone does not match.
         assert!(matches!(
             check(re(r"https://github\.com/sigstore-conformance/")),
             Err(VerifyError::Identity(_))
         ));
+    }
+
+    #[test]
+    fn real_github_actions_claims_admit_and_another_ref_is_denied_naming_the_claim() {
+        let Some(suite) = conformance() else { return };
+        let (bundle, artifact) = load(&suite, "happy-path-v0.3");
+        let v = public_good();
+        let exact = |s: &str| Matcher::Exact(s.to_owned());
+        let repo = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon";
+        let with = |claim: Claim, m: Matcher| {
+            CertificateIdentity::exact(ID, GH)
+                .with_claim(Claim::SourceRepositoryUri, exact(repo))
+                .with_claim(
+                    Claim::GithubWorkflowRepository,
+                    exact("sigstore-conformance/extremely-dangerous-public-oidc-beacon"),
+                )
+                .with_claim(Claim::RunnerEnvironment, exact("github-hosted"))
+                .with_claim(claim, m)
+        };
+        let check = |id: CertificateIdentity| {
+            v.verify(&bundle, Artifact::Bytes(&artifact), &VerificationPolicy::keyless(vec![id]))
+        };
+        // The certificate's actual claims, in both encodings (.5 raw, .12/.11/.14 DER).
+        check(with(Claim::SourceRepositoryRef, exact("refs/heads/main"))).unwrap();
+        check(with(Claim::GithubWorkflowRef, Matcher::regex("refs/heads/(main|master)").unwrap())).unwrap();
+        // Another ref: denied, naming the claim and the certificate's value.
+        let err = check(with(Claim::SourceRepositoryRef, exact("refs/heads/release"))).unwrap_err();
+        assert!(matches!(err, VerifyError::Identity(IdentityError::ClaimMismatch { .. })), "{err}");
+        assert!(
+            err.to_string().ends_with(
+                r#"claim sourceRepositoryRef: "refs/heads/main" does not match "refs/heads/release""#
+            ),
+            "{err}"
+        );
+        // The older v0.1 certificate (2023) predates the visibility extension: absent, and said so.
+        let (old, artifact) = load(&suite, "happy-path-v0.1");
+        let err = v
+            .verify(
+                &old,
+                Artifact::Bytes(&artifact),
+                &VerificationPolicy::keyless(vec![with(
+                    Claim::SourceRepositoryVisibilityAtSigning,
+                    exact("public"),
+                )]),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("claim sourceRepositoryVisibilityAtSigning is absent"), "{err}");
     }
 
     #[test]
