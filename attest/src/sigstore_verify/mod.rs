@@ -56,8 +56,12 @@ const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(1);
 pub enum Artifact<'a> {
     /// The artifact itself.
     Bytes(&'a [u8]),
-    /// The artifact's digest (message signatures are then checked over the digest).
+    /// The artifact's digest (message signatures are then checked over the digest). An in-toto subject
+    /// can only match it in this one algorithm.
     Digest(Digest),
+    /// The artifact's digests in several algorithms (say SHA-256 and SHA-512 of a file hashed as a
+    /// stream): an in-toto subject may match any of them; the first is the primary one.
+    Digests(Vec<Digest>),
 }
 
 impl Artifact<'_> {
@@ -67,14 +71,26 @@ impl Artifact<'_> {
             Self::Bytes(b) => Some(Digest::of(alg, b)),
             Self::Digest(d) if d.algorithm() == alg => Some(d.clone()),
             Self::Digest(_) => None,
+            Self::Digests(ds) => ds.iter().find(|d| d.algorithm() == alg).cloned(),
         }
     }
 
-    /// The artifact's own digest: SHA-256 of the bytes, or the digest given.
+    /// The artifact's own digest: SHA-256 of the bytes, or the (first) digest given.
     fn primary_digest(&self) -> Digest {
         match self {
             Self::Bytes(b) => Digest::sha256_of(b),
             Self::Digest(d) => d.clone(),
+            Self::Digests(ds) => ds.first().cloned().unwrap_or_else(|| Digest::sha256_of(b"")),
+        }
+    }
+
+    /// Check that `statement` names this artifact: bytes are hashed in every algorithm the subjects list;
+    /// digests match only in their own algorithms.
+    fn require_subject_of(&self, statement: &crate::intoto::Statement) -> Result<(), crate::intoto::InTotoError> {
+        match self {
+            Self::Bytes(b) => statement.require_subject_bytes(b),
+            Self::Digest(d) => statement.require_subject(d),
+            Self::Digests(ds) => statement.require_subject_digests(ds),
         }
     }
 }
@@ -148,7 +164,7 @@ pub enum ArtifactError {
     /// The in-toto statement is unreadable or does not name the artifact (the message, from
     /// [`crate::intoto`], says which and names the statement).
     #[error("{0}")]
-    Statement(String),
+    Statement(crate::intoto::InTotoError),
     /// The DSSE payload is not an in-toto statement, so it cannot be bound to an artifact.
     #[error(
         "DSSE payload type {0:?} cannot be bound to an artifact (expected application/vnd.in-toto+json)"
@@ -494,6 +510,14 @@ fn verify_content(
             let result = match artifact {
                 Artifact::Bytes(b) => key.verify(b, signature),
                 Artifact::Digest(d) => key.verify_prehashed(d.algorithm(), &d.to_bytes(), signature),
+                Artifact::Digests(_) => {
+                    // The digest the bundle names, else the primary one.
+                    let d = digest
+                        .as_ref()
+                        .and_then(|(alg, _)| artifact.digest(*alg))
+                        .unwrap_or_else(|| artifact.primary_digest());
+                    key.verify_prehashed(d.algorithm(), &d.to_bytes(), signature)
+                }
             };
             result.map_err(SignatureError::Message)?;
             Ok((signature.clone(), None))
@@ -511,11 +535,9 @@ fn verify_content(
                 )
                 .into());
             }
-            let statement = crate::intoto::Statement::from_json(&payload)
-                .map_err(|e| ArtifactError::Statement(e.to_string()))?;
-            statement
-                .require_subject(&artifact.primary_digest())
-                .map_err(|e| ArtifactError::Statement(e.to_string()))?;
+            let statement =
+                crate::intoto::Statement::from_json(&payload).map_err(ArtifactError::Statement)?;
+            artifact.require_subject_of(&statement).map_err(ArtifactError::Statement)?;
             Ok((sig, Some((env.payload_type.clone(), payload))))
         }
     }
@@ -524,6 +546,7 @@ fn verify_content(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::intoto::InTotoError;
     use crate::sigstore_verify::testutil::{conformance, testdata, Conformance};
 
     const ID: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
@@ -538,6 +561,43 @@ mod tests {
 
     fn public_good() -> Verifier {
         Verifier::new(TrustRoot::public_good().unwrap())
+    }
+
+    /// Real npm provenance (`npm-provenance/` in the test material): the subject is the tarball's sha512 only.
+    #[test]
+    fn npm_provenance_with_a_sha512_subject_verifies_for_its_signer_only() {
+        const NPM_ID: &str =
+            "https://github.com/microsoft/playwright-cli/.github/workflows/publish.yml@refs/tags/v0.1.1";
+        let Some(dir) = testdata().map(|d| d.join("npm-provenance")) else { return };
+        let bundle =
+            Bundle::from_json(&std::fs::read(dir.join("playwright-cli-0.1.1-provenance.sigstore.json")).unwrap())
+                .unwrap();
+        let tarball = std::fs::read(dir.join("playwright-cli-0.1.1.tgz")).unwrap();
+        let v = public_good();
+        let signer = VerificationPolicy::keyless(vec![CertificateIdentity::exact(NPM_ID, GH)]);
+        let got = v.verify(&bundle, Artifact::Bytes(&tarball), &signer).unwrap();
+        assert!(matches!(&got.signer, SignerFacts::Certificate { subject, .. } if subject == NPM_ID));
+        // The tarball's sha512 given as a digest, alone or beside its sha256, matches too.
+        let sha512 = Digest::of(DigestAlgorithm::Sha512, &tarball);
+        v.verify(&bundle, Artifact::Digest(sha512.clone()), &signer).unwrap();
+        v.verify(&bundle, Artifact::Digests(vec![Digest::sha256_of(&tarball), sha512]), &signer).unwrap();
+        // Another signer is refused.
+        let other = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
+        let err = v.verify(&bundle, Artifact::Bytes(&tarball), &other).unwrap_err();
+        assert!(!matches!(err, VerifyError::Artifact(_)), "{err}");
+        // Other bytes are refused, and so is the tarball known only by sha256 (the subject has none).
+        let mut changed = tarball.clone();
+        changed[100] ^= 1;
+        let err = v.verify(&bundle, Artifact::Bytes(&changed), &signer).unwrap_err();
+        assert!(
+            matches!(err, VerifyError::Artifact(ArtifactError::Statement(InTotoError::SubjectMismatch { .. }))),
+            "{err}"
+        );
+        let err = v.verify(&bundle, Artifact::Digest(Digest::sha256_of(&tarball)), &signer).unwrap_err();
+        assert!(
+            matches!(err, VerifyError::Artifact(ArtifactError::Statement(InTotoError::NoCommonAlgorithm { .. }))),
+            "{err}"
+        );
     }
 
     #[test]
