@@ -600,6 +600,25 @@ mod tests {
         );
     }
 
+    /// A trust-root entry left out for breaking a rule (here: a log key validity without start) trusts
+    /// nothing: the bundle its log vouches for no longer verifies, and the entry is named.
+    #[test]
+    fn a_log_left_out_of_the_trust_root_verifies_nothing() {
+        let Some(suite) = conformance() else { return };
+        let (bundle, artifact) = load(&suite, "happy-path-v0.3");
+        let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
+        let mut doc: serde_json::Value = serde_json::from_str(crate::trust_root::PUBLIC_GOOD_JSON).unwrap();
+        for log in doc["tlogs"].as_array_mut().unwrap() {
+            log["publicKey"]["validFor"].as_object_mut().unwrap().remove("start");
+        }
+        let root = TrustRoot::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap();
+        assert_eq!(root.ignored().len(), 2, "{:?}", root.ignored());
+        assert!(root.tlogs.is_empty());
+        let err = Verifier::new(root).verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap_err();
+        assert!(matches!(err, VerifyError::Tlog { .. } | VerifyError::TlogThreshold { .. }), "{err}");
+        public_good().verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap();
+    }
+
     #[test]
     fn keyless_happy_path_reports_signer_and_time() {
         let Some(suite) = conformance() else { return };

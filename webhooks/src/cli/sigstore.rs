@@ -118,6 +118,9 @@ fn inputs(args: &VerifyBundleArgs) -> Result<Inputs, UsageError> {
         }
         None => TrustRoot::public_good().map_err(|e| UsageError(format!("embedded trusted root: {e}")))?,
     };
+    for entry in trust_root.ignored() {
+        eprintln!("warning: {entry}");
+    }
     let policy = match (&args.key, &args.certificate_identity, &args.certificate_oidc_issuer) {
         (Some(key), None, None) => {
             let pem = String::from_utf8(read_file(key, "key")?)
