@@ -274,8 +274,11 @@ impl Statement {
         if results.iter().all(|m| *m == SubjectMatch::NoCommonAlgorithm) {
             let mut known: Vec<&'static str> = artifact.iter().map(|d| d.algorithm().name()).collect();
             known.dedup();
-            let found: BTreeSet<String> =
-                self.subjects.iter().flat_map(|s| s.digest.keys().map(|k| k.chars().take(40).collect())).collect();
+            let found: BTreeSet<String> = self
+                .subjects
+                .iter()
+                .flat_map(|s| s.digest.keys().map(|k| k.chars().take(40).collect()))
+                .collect();
             return Err(InTotoError::NoCommonAlgorithm { known, found: found.into_iter().collect() });
         }
         Err(InTotoError::SubjectMismatch {
@@ -342,7 +345,13 @@ fn describe_subjects(subjects: &[Subject], results: &[SubjectMatch]) -> String {
             let digests: Vec<String> = s
                 .digest
                 .iter()
-                .map(|(alg, hex)| format!("{}:{}", alg.chars().take(40).collect::<String>(), hex.chars().take(160).collect::<String>()))
+                .map(|(alg, hex)| {
+                    format!(
+                        "{}:{}",
+                        alg.chars().take(40).collect::<String>(),
+                        hex.chars().take(160).collect::<String>()
+                    )
+                })
                 .collect();
             let name: String = s.name.chars().take(200).collect();
             let note = if *m == SubjectMatch::Conflicts {
@@ -497,7 +506,10 @@ mod tests {
         assert!(err.to_string().contains(&Digest::of(DigestAlgorithm::Sha512, b"other tarball").to_string()));
         // Known only by its sha256, the same tarball cannot be matched, and the error says why.
         let err = s.require_subject(&Digest::sha256_of(tarball)).unwrap_err();
-        assert_eq!(err, InTotoError::NoCommonAlgorithm { known: vec!["sha256"], found: vec!["sha512".into()] });
+        assert_eq!(
+            err,
+            InTotoError::NoCommonAlgorithm { known: vec!["sha256"], found: vec!["sha512".into()] }
+        );
         assert!(err.to_string().contains("no in-toto subject carries a digest in sha256"), "{err}");
     }
 
@@ -510,8 +522,9 @@ mod tests {
         let both_right = with_subjects(json!([{"digest": {"sha256": sha256.hex(), "sha512": sha512.hex()}}]));
         both_right.require_subject_bytes(bytes).unwrap();
         // sha256 agrees, sha512 does not: the subject contradicts itself and names no artifact we hold.
-        let conflicting =
-            with_subjects(json!([{"name": "c", "digest": {"sha256": sha256.hex(), "sha512": wrong512.hex()}}]));
+        let conflicting = with_subjects(
+            json!([{"name": "c", "digest": {"sha256": sha256.hex(), "sha512": wrong512.hex()}}]),
+        );
         assert_eq!(conflicting.subjects[0].match_digests(&[sha256.clone(), sha512]), SubjectMatch::Conflicts);
         let err = conflicting.require_subject_bytes(bytes).unwrap_err();
         assert!(err.to_string().contains("one algorithm matches and another does not"), "{err}");

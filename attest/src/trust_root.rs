@@ -267,7 +267,8 @@ fn validity(v: &RawValidity) -> Result<Validity, IgnoredReason> {
 fn logs(raw: Vec<RawLog>, section: &'static str, ignored: &mut Vec<IgnoredEntry>) -> Vec<TransparencyLog> {
     let mut out = Vec::new();
     for (index, l) in raw.into_iter().enumerate() {
-        let name = if l.base_url.is_empty() { "?".to_owned() } else { l.base_url.chars().take(200).collect() };
+        let name =
+            if l.base_url.is_empty() { "?".to_owned() } else { l.base_url.chars().take(200).collect() };
         match log(l, section) {
             Ok(log) => out.push(log),
             Err(reason) => ignored.push(IgnoredEntry { section, index, name, reason }),
@@ -281,7 +282,11 @@ fn log(l: RawLog, section: &'static str) -> Result<TransparencyLog, IgnoredReaso
     if section == "tlogs" {
         match l.hash_algorithm.as_deref() {
             Some("SHA2_256") => {}
-            other => return Err(IgnoredReason::UnsupportedHashAlgorithm(other.unwrap_or("").chars().take(40).collect())),
+            other => {
+                return Err(IgnoredReason::UnsupportedHashAlgorithm(
+                    other.unwrap_or("").chars().take(40).collect(),
+                ))
+            }
         }
     }
     let log_id = match l.log_id.and_then(|id| id.key_id) {
@@ -293,8 +298,9 @@ fn log(l: RawLog, section: &'static str) -> Result<TransparencyLog, IgnoredReaso
     }
     let key = l.public_key.ok_or_else(|| IgnoredReason::BadKey("is missing".into()))?;
     let valid_for = validity(key.valid_for.as_ref().ok_or(IgnoredReason::NoKeyValidity)?)?;
-    let raw = b64(key.raw_bytes.as_deref().ok_or_else(|| IgnoredReason::BadKey("rawBytes is missing".into()))?)
-        .map_err(|e| IgnoredReason::BadKey(format!("rawBytes {e}")))?;
+    let raw =
+        b64(key.raw_bytes.as_deref().ok_or_else(|| IgnoredReason::BadKey("rawBytes is missing".into()))?)
+            .map_err(|e| IgnoredReason::BadKey(format!("rawBytes {e}")))?;
     let (public_key, der) = read_log_key(&raw, &key.key_details).map_err(IgnoredReason::BadKey)?;
     Ok(TransparencyLog {
         base_url: l.base_url,
@@ -344,7 +350,8 @@ fn ca(c: RawCa) -> Result<CertificateAuthority, IgnoredReason> {
     }
     let mut chain = Vec::with_capacity(certificates.len());
     for (i, cert) in certificates.iter().enumerate() {
-        let der = b64(&cert.raw_bytes).map_err(|e| IgnoredReason::BadChain(format!("certificate {i} {e}")))?;
+        let der =
+            b64(&cert.raw_bytes).map_err(|e| IgnoredReason::BadChain(format!("certificate {i} {e}")))?;
         x509_cert::Certificate::from_der(&der)
             .map_err(|e| IgnoredReason::BadChain(format!("certificate {i} is not a DER certificate: {e}")))?;
         chain.push(der);
@@ -461,9 +468,13 @@ mod tests {
     /// The one entry left out, after checking the rest of the root is still read.
     fn only_ignored(root: &TrustRoot) -> &IgnoredEntry {
         let full = TrustRoot::public_good().unwrap();
-        let kept = root.tlogs.len() + root.ctlogs.len() + root.certificate_authorities.len()
+        let kept = root.tlogs.len()
+            + root.ctlogs.len()
+            + root.certificate_authorities.len()
             + root.timestamp_authorities.len();
-        let all = full.tlogs.len() + full.ctlogs.len() + full.certificate_authorities.len()
+        let all = full.tlogs.len()
+            + full.ctlogs.len()
+            + full.certificate_authorities.len()
             + full.timestamp_authorities.len();
         assert_eq!(root.ignored().len(), 1, "{:?}", root.ignored());
         assert_eq!(kept + 1, all);
@@ -487,7 +498,10 @@ mod tests {
             d["certificateAuthorities"][1]["validFor"].as_object_mut().unwrap().remove("start");
         });
         let e = only_ignored(&root);
-        assert_eq!((e.section, e.index, &e.reason), ("certificateAuthorities", 1, &IgnoredReason::NoValidityStart));
+        assert_eq!(
+            (e.section, e.index, &e.reason),
+            ("certificateAuthorities", 1, &IgnoredReason::NoValidityStart)
+        );
     }
 
     #[test]
@@ -560,7 +574,8 @@ mod tests {
 
     #[test]
     fn an_authority_needs_a_chain_of_der_certificates() {
-        let root = public_good_with(|d| d["certificateAuthorities"][0]["certChain"]["certificates"] = json!([]));
+        let root =
+            public_good_with(|d| d["certificateAuthorities"][0]["certChain"]["certificates"] = json!([]));
         assert_eq!(only_ignored(&root).reason, IgnoredReason::BadChain("is missing or empty".into()));
         let root = public_good_with(|d| {
             d["timestampAuthorities"][0]["certChain"]["certificates"][0]["rawBytes"] = "AAAA".into()
@@ -574,7 +589,9 @@ mod tests {
         assert!(matches!(TrustRoot::from_json(b"{"), Err(TrustRootError::Malformed(_))));
         assert!(matches!(TrustRoot::from_json(b"[]"), Err(TrustRootError::Malformed(_))));
         let other = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}"#;
-        assert!(matches!(TrustRoot::from_json(other), Err(TrustRootError::Malformed(m)) if m.contains("mediaType")));
+        assert!(
+            matches!(TrustRoot::from_json(other), Err(TrustRootError::Malformed(m)) if m.contains("mediaType"))
+        );
         let big = vec![b' '; MAX_TRUST_ROOT_BYTES + 1];
         assert_eq!(TrustRoot::from_json(&big).unwrap_err(), TrustRootError::TooLarge);
     }

@@ -86,7 +86,10 @@ impl Artifact<'_> {
 
     /// Check that `statement` names this artifact: bytes are hashed in every algorithm the subjects list;
     /// digests match only in their own algorithms.
-    fn require_subject_of(&self, statement: &crate::intoto::Statement) -> Result<(), crate::intoto::InTotoError> {
+    fn require_subject_of(
+        &self,
+        statement: &crate::intoto::Statement,
+    ) -> Result<(), crate::intoto::InTotoError> {
         match self {
             Self::Bytes(b) => statement.require_subject_bytes(b),
             Self::Digest(d) => statement.require_subject(d),
@@ -569,9 +572,10 @@ mod tests {
         const NPM_ID: &str =
             "https://github.com/microsoft/playwright-cli/.github/workflows/publish.yml@refs/tags/v0.1.1";
         let Some(dir) = testdata().map(|d| d.join("npm-provenance")) else { return };
-        let bundle =
-            Bundle::from_json(&std::fs::read(dir.join("playwright-cli-0.1.1-provenance.sigstore.json")).unwrap())
-                .unwrap();
+        let bundle = Bundle::from_json(
+            &std::fs::read(dir.join("playwright-cli-0.1.1-provenance.sigstore.json")).unwrap(),
+        )
+        .unwrap();
         let tarball = std::fs::read(dir.join("playwright-cli-0.1.1.tgz")).unwrap();
         let v = public_good();
         let signer = VerificationPolicy::keyless(vec![CertificateIdentity::exact(NPM_ID, GH)]);
@@ -590,12 +594,18 @@ mod tests {
         changed[100] ^= 1;
         let err = v.verify(&bundle, Artifact::Bytes(&changed), &signer).unwrap_err();
         assert!(
-            matches!(err, VerifyError::Artifact(ArtifactError::Statement(InTotoError::SubjectMismatch { .. }))),
+            matches!(
+                err,
+                VerifyError::Artifact(ArtifactError::Statement(InTotoError::SubjectMismatch { .. }))
+            ),
             "{err}"
         );
         let err = v.verify(&bundle, Artifact::Digest(Digest::sha256_of(&tarball)), &signer).unwrap_err();
         assert!(
-            matches!(err, VerifyError::Artifact(ArtifactError::Statement(InTotoError::NoCommonAlgorithm { .. }))),
+            matches!(
+                err,
+                VerifyError::Artifact(ArtifactError::Statement(InTotoError::NoCommonAlgorithm { .. }))
+            ),
             "{err}"
         );
     }

@@ -6,7 +6,8 @@ use vouch_attest::digest::Digest;
 use vouch_attest::intoto::InTotoError;
 use vouch_attest::keys::PublicKey;
 use vouch_attest::sigstore_verify::{
-    Artifact, ArtifactError, Bundle, CertificateIdentity, SignerFacts, VerificationPolicy, Verifier, VerifyError,
+    Artifact, ArtifactError, Bundle, CertificateIdentity, SignerFacts, VerificationPolicy, Verifier,
+    VerifyError,
 };
 use vouch_attest::trust_root::TrustRoot;
 
