@@ -60,7 +60,8 @@ pub enum Artifact<'a> {
     /// can only match it in this one algorithm.
     Digest(Digest),
     /// The artifact's digests in several algorithms (say SHA-256 and SHA-512 of a file hashed as a
-    /// stream): an in-toto subject may match any of them; the first is the primary one.
+    /// stream): an in-toto subject may match any of them; a message signature and its log entry are checked
+    /// against the one in the bundle's algorithm (SHA-256 when it names none).
     Digests(Vec<Digest>),
 }
 
@@ -75,12 +76,18 @@ impl Artifact<'_> {
         }
     }
 
-    /// The artifact's own digest: SHA-256 of the bytes, or the (first) digest given.
+    /// The artifact's own digest: SHA-256 of the bytes, or the digest given (of several: the SHA-256 one, else
+    /// the first; an empty list is refused before this is asked).
     fn primary_digest(&self) -> Digest {
         match self {
             Self::Bytes(b) => Digest::sha256_of(b),
             Self::Digest(d) => d.clone(),
-            Self::Digests(ds) => ds.first().cloned().unwrap_or_else(|| Digest::sha256_of(b"")),
+            Self::Digests(ds) => ds
+                .iter()
+                .find(|d| d.algorithm() == DigestAlgorithm::Sha256)
+                .or(ds.first())
+                .cloned()
+                .unwrap_or_else(|| Digest::sha256_of(b"")),
         }
     }
 
@@ -168,6 +175,9 @@ pub enum ArtifactError {
     /// [`crate::intoto`], says which and names the statement).
     #[error("{0}")]
     Statement(crate::intoto::InTotoError),
+    /// [`Artifact::Digests`] with no digest: nothing to bind the bundle to.
+    #[error("the artifact is given by an empty list of digests")]
+    NoDigest,
     /// The DSSE payload is not an in-toto statement, so it cannot be bound to an artifact.
     #[error(
         "DSSE payload type {0:?} cannot be bound to an artifact (expected application/vnd.in-toto+json)"
@@ -357,7 +367,13 @@ impl Verifier {
             SigningKey::Certificate(leaf, _) => leaf.der.clone(),
             SigningKey::Key(k) => k.to_spki_der(),
         };
-        let artifact_digest = artifact.primary_digest();
+        let artifact_digest = match (&bundle.content, &artifact) {
+            // Of several digests, the one the bundle signs.
+            (BundleContent::MessageSignature { digest: Some((alg, _)), .. }, Artifact::Digests(_)) => {
+                artifact.digest(*alg).unwrap_or_else(|| artifact.primary_digest())
+            }
+            _ => artifact.primary_digest(),
+        };
         let expected = ExpectedContent {
             signature: match &bundle.content {
                 BundleContent::MessageSignature { .. } => Some(signature.as_slice()),
@@ -495,6 +511,9 @@ fn verify_content(
     artifact: &Artifact<'_>,
     key: &PublicKey,
 ) -> Result<(Vec<u8>, Option<(String, Vec<u8>)>), VerifyError> {
+    if matches!(artifact, Artifact::Digests(ds) if ds.is_empty()) {
+        return Err(ArtifactError::NoDigest.into());
+    }
     match content {
         BundleContent::MessageSignature { digest, signature } => {
             if let Some((alg, claimed)) = digest {
@@ -585,6 +604,8 @@ mod tests {
         let sha512 = Digest::of(DigestAlgorithm::Sha512, &tarball);
         v.verify(&bundle, Artifact::Digest(sha512.clone()), &signer).unwrap();
         v.verify(&bundle, Artifact::Digests(vec![Digest::sha256_of(&tarball), sha512]), &signer).unwrap();
+        let err = v.verify(&bundle, Artifact::Digests(Vec::new()), &signer).unwrap_err();
+        assert!(matches!(err, VerifyError::Artifact(ArtifactError::NoDigest)), "{err}");
         // Another signer is refused.
         let other = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
         let err = v.verify(&bundle, Artifact::Bytes(&tarball), &other).unwrap_err();
@@ -627,6 +648,21 @@ mod tests {
         let err = Verifier::new(root).verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap_err();
         assert!(matches!(err, VerifyError::Tlog { .. } | VerifyError::TlogThreshold { .. }), "{err}");
         public_good().verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap();
+    }
+
+    /// A large file hashed as a stream is given as several digests: a message signature is checked over
+    /// the digest the bundle names (sha256 here), whatever the order.
+    #[test]
+    fn message_signatures_verify_against_a_set_of_digests() {
+        let Some(suite) = conformance() else { return };
+        let (bundle, artifact) = load(&suite, "happy-path-v0.3");
+        let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
+        let sha512 = Digest::of(DigestAlgorithm::Sha512, &artifact);
+        let both = Artifact::Digests(vec![sha512.clone(), Digest::sha256_of(&artifact)]);
+        public_good().verify(&bundle, both, &policy).unwrap();
+        let wrong = Artifact::Digests(vec![Digest::sha256_of(b"other"), sha512]);
+        let err = public_good().verify(&bundle, wrong, &policy).unwrap_err();
+        assert!(matches!(err, VerifyError::Artifact(ArtifactError::DigestMismatch { .. })), "{err}");
     }
 
     #[test]
