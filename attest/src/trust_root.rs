@@ -17,6 +17,14 @@ use crate::keys::PublicKey;
 /// The Sigstore public-good trusted root, as shipped in the PyPI `sigstore` 4.5.1 wheel.
 pub const PUBLIC_GOOD_JSON: &str = include_str!("../data/sigstore-public-good.trusted_root.json");
 
+/// The media types read: v0.2 ("MUST be … when encoded as JSON"), v0.1 and the old v0.1 spelling (clients
+/// "MAY choose to also support" them). A document without `mediaType` is read too.
+pub const MEDIA_TYPES: [&str; 3] = [
+    "application/vnd.dev.sigstore.trustedroot.v0.2+json",
+    "application/vnd.dev.sigstore.trustedroot.v0.1+json",
+    "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+];
+
 /// Largest trusted_root.json accepted.
 pub const MAX_TRUST_ROOT_BYTES: usize = 4 * 1024 * 1024;
 
@@ -368,8 +376,11 @@ impl TrustRoot {
         let raw: RawRoot =
             serde_json::from_slice(bytes).map_err(|e| TrustRootError::Malformed(e.to_string()))?;
         if let Some(mt) = &raw.media_type {
-            if !mt.starts_with("application/vnd.dev.sigstore.trustedroot") {
-                return Err(TrustRootError::Malformed(format!("unexpected mediaType {mt:?}")));
+            if !MEDIA_TYPES.contains(&mt.as_str()) {
+                return Err(TrustRootError::Malformed(format!(
+                    "unexpected mediaType {mt:?} (expected one of {})",
+                    MEDIA_TYPES.join(", ")
+                )));
             }
         }
         let mut ignored = Vec::new();
