@@ -585,12 +585,12 @@ mod tests {
         Verifier::new(TrustRoot::public_good().unwrap())
     }
 
-    /// Real npm provenance (`npm-provenance/` in the test material): the subject is the tarball's sha512 only.
+    /// Real npm provenance (`attest/tests/data/npm-provenance/`): the subject is the tarball's sha512 only.
     #[test]
     fn npm_provenance_with_a_sha512_subject_verifies_for_its_signer_only() {
         const NPM_ID: &str =
             "https://github.com/microsoft/playwright-cli/.github/workflows/publish.yml@refs/tags/v0.1.1";
-        let Some(dir) = testdata().map(|d| d.join("npm-provenance")) else { return };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/npm-provenance");
         let bundle = Bundle::from_json(
             &std::fs::read(dir.join("playwright-cli-0.1.1-provenance.sigstore.json")).unwrap(),
         )
