@@ -3,11 +3,11 @@
 //! Parsing never verifies a signature; use [`Statement::from_verified_dsse`] (or verify the envelope first)
 //! before trusting a statement.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use crate::digest::Digest;
+use crate::digest::{Digest, DigestAlgorithm};
 use crate::dsse::{DsseError, Envelope, IN_TOTO_PAYLOAD_TYPE};
 use crate::keys::PublicKey;
 
@@ -84,13 +84,50 @@ pub enum InTotoError {
     #[error("DSSE envelope: {0}")]
     Dsse(DsseError),
     /// No subject has the artifact's digest.
-    #[error("in-toto statement does not cover {expected}; its subjects are: {found}")]
+    #[error("in-toto statement does not cover {}; its subjects are: {found}", join_digests(expected))]
     SubjectMismatch {
-        /// The artifact digest that had to be attested.
-        expected: Digest,
-        /// The subjects found, as `name (alg:hex, ...)`.
+        /// The artifact's digests that were compared (one per algorithm the subjects list).
+        expected: Vec<Digest>,
+        /// The subjects found, as `name (alg:hex, ...)`; a subject whose digests partly match is marked.
         found: String,
     },
+    /// No subject carries a digest in an algorithm the artifact's digest is known in, so nothing can match.
+    #[error(
+        "no in-toto subject carries a digest in {}; the subjects' algorithms are: {} (vouch compares {})",
+        known.join(", "),
+        if found.is_empty() { "none".to_string() } else { found.join(", ") },
+        SUPPORTED_NAMES
+    )]
+    NoCommonAlgorithm {
+        /// Algorithms the artifact's digest is known in.
+        known: Vec<&'static str>,
+        /// Algorithm names the subjects list (supported or not).
+        found: Vec<String>,
+    },
+}
+
+/// Algorithms vouch computes and compares in subjects; any other DigestSet key (`sha1`, `md5`,
+/// `gitCommit`, `dirHash`, ...) is ignored, as the in-toto DigestSet spec requires of unaccepted algorithms.
+pub const SUBJECT_ALGORITHMS: [DigestAlgorithm; 3] =
+    [DigestAlgorithm::Sha256, DigestAlgorithm::Sha384, DigestAlgorithm::Sha512];
+const SUPPORTED_NAMES: &str = "sha256, sha384, sha512";
+
+fn join_digests(digests: &[Digest]) -> String {
+    digests.iter().map(Digest::to_string).collect::<Vec<_>>().join(" / ")
+}
+
+/// How one subject's DigestSet relates to the artifact's digests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectMatch {
+    /// Every algorithm both sides have agrees, and there is at least one.
+    Matches,
+    /// Some common algorithm agrees and another disagrees: the subject contradicts itself about this
+    /// artifact and is not taken as naming it.
+    Conflicts,
+    /// A common algorithm disagrees and none agrees.
+    Differs,
+    /// No algorithm in common.
+    NoCommonAlgorithm,
 }
 
 /// One attested artifact: a name and its digests by algorithm name.
@@ -105,9 +142,33 @@ pub struct Subject {
 }
 
 impl Subject {
-    /// Whether this subject's digest map holds `digest` (hex compared case-insensitively).
+    /// Whether this subject names the artifact with this one digest (hex compared case-insensitively).
     pub fn has_digest(&self, digest: &Digest) -> bool {
-        self.digest.get(digest.algorithm().name()).is_some_and(|hex| hex.eq_ignore_ascii_case(digest.hex()))
+        self.match_digests(std::slice::from_ref(digest)) == SubjectMatch::Matches
+    }
+
+    /// Compare with the artifact's digests (at most one per algorithm). Hex is compared without regard to
+    /// case: the spec asks producers for lower case, and upper case denotes the same value.
+    pub fn match_digests(&self, artifact: &[Digest]) -> SubjectMatch {
+        let (mut agree, mut disagree) = (0usize, 0usize);
+        for d in artifact {
+            match self.digest.get(d.algorithm().name()) {
+                Some(hex) if hex.eq_ignore_ascii_case(d.hex()) => agree += 1,
+                Some(_) => disagree += 1,
+                None => {}
+            }
+        }
+        match (agree, disagree) {
+            (0, 0) => SubjectMatch::NoCommonAlgorithm,
+            (0, _) => SubjectMatch::Differs,
+            (_, 0) => SubjectMatch::Matches,
+            _ => SubjectMatch::Conflicts,
+        }
+    }
+
+    /// The algorithms of [`SUBJECT_ALGORITHMS`] this subject lists.
+    pub fn supported_algorithms(&self) -> impl Iterator<Item = DigestAlgorithm> + '_ {
+        SUBJECT_ALGORITHMS.into_iter().filter(|a| self.digest.contains_key(a.name()))
     }
 }
 
@@ -191,15 +252,51 @@ impl Statement {
         self.subjects.iter().any(|s| s.has_digest(digest))
     }
 
+    /// The algorithms of [`SUBJECT_ALGORITHMS`] that some subject lists: what a verifier holding the
+    /// artifact's bytes has to compute.
+    pub fn subject_algorithms(&self) -> BTreeSet<DigestAlgorithm> {
+        self.subjects.iter().flat_map(Subject::supported_algorithms).collect()
+    }
+
     /// Fail unless some subject carries `digest`; the error names the digest and the subjects found.
     pub fn require_subject(&self, digest: &Digest) -> Result<(), InTotoError> {
-        if self.covers(digest) {
+        self.require_subject_digests(std::slice::from_ref(digest))
+    }
+
+    /// Fail unless some subject names the artifact whose digests (one per algorithm) are `artifact`: a
+    /// subject matches when it shares at least one algorithm with `artifact` and every shared algorithm
+    /// agrees (see [`SubjectMatch`]). Algorithms only one side has are ignored.
+    pub fn require_subject_digests(&self, artifact: &[Digest]) -> Result<(), InTotoError> {
+        let results: Vec<SubjectMatch> = self.subjects.iter().map(|s| s.match_digests(artifact)).collect();
+        if results.contains(&SubjectMatch::Matches) {
             return Ok(());
         }
+        if results.iter().all(|m| *m == SubjectMatch::NoCommonAlgorithm) {
+            let mut known: Vec<&'static str> = artifact.iter().map(|d| d.algorithm().name()).collect();
+            known.dedup();
+            let found: BTreeSet<String> = self
+                .subjects
+                .iter()
+                .flat_map(|s| s.digest.keys().map(|k| k.chars().take(40).collect()))
+                .collect();
+            return Err(InTotoError::NoCommonAlgorithm { known, found: found.into_iter().collect() });
+        }
         Err(InTotoError::SubjectMismatch {
-            expected: digest.clone(),
-            found: describe_subjects(&self.subjects),
+            expected: artifact.to_vec(),
+            found: describe_subjects(&self.subjects, &results),
         })
+    }
+
+    /// Fail unless some subject names the artifact `bytes`: its digest is computed in every supported
+    /// algorithm the subjects list (npm provenance, for one, lists only sha512).
+    pub fn require_subject_bytes(&self, bytes: &[u8]) -> Result<(), InTotoError> {
+        let mut algorithms: Vec<DigestAlgorithm> = self.subject_algorithms().into_iter().collect();
+        if algorithms.is_empty() {
+            // Nothing can match; computing every algorithm makes the error say so truthfully.
+            algorithms = SUBJECT_ALGORITHMS.to_vec();
+        }
+        let digests: Vec<Digest> = algorithms.into_iter().map(|a| Digest::of(a, bytes)).collect();
+        self.require_subject_digests(&digests)
     }
 
     /// A typed view of the predicate, chosen by the predicate type.
@@ -238,15 +335,31 @@ fn check_payload_type(envelope: &Envelope) -> Result<(), InTotoError> {
 }
 
 /// `name (sha256:ab…, …), …` for error messages, bounded in length.
-fn describe_subjects(subjects: &[Subject]) -> String {
+fn describe_subjects(subjects: &[Subject], results: &[SubjectMatch]) -> String {
     const SHOWN: usize = 5;
     let mut parts: Vec<String> = subjects
         .iter()
+        .zip(results)
         .take(SHOWN)
-        .map(|s| {
-            let digests: Vec<String> = s.digest.iter().map(|(alg, hex)| format!("{alg}:{hex}")).collect();
+        .map(|(s, m)| {
+            let digests: Vec<String> = s
+                .digest
+                .iter()
+                .map(|(alg, hex)| {
+                    format!(
+                        "{}:{}",
+                        alg.chars().take(40).collect::<String>(),
+                        hex.chars().take(160).collect::<String>()
+                    )
+                })
+                .collect();
             let name: String = s.name.chars().take(200).collect();
-            format!("{name:?} ({})", digests.join(", "))
+            let note = if *m == SubjectMatch::Conflicts {
+                " — one algorithm matches and another does not, so it is not this artifact"
+            } else {
+                ""
+            };
+            format!("{name:?} ({}){note}", digests.join(", "))
         })
         .collect();
     if subjects.len() > SHOWN {
@@ -372,6 +485,80 @@ mod tests {
         // Same hex under another algorithm name does not count.
         let sha512 = Digest::of(crate::DigestAlgorithm::Sha512, b"test");
         assert!(!s.covers(&sha512));
+    }
+
+    fn with_subjects(subjects: serde_json::Value) -> Statement {
+        let doc = json!({"_type": STATEMENT_V1, "subject": subjects, "predicateType": "x"});
+        Statement::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn sha512_only_subjects_match_the_bytes_they_name() {
+        // npm provenance lists the tarball's sha512 and nothing else.
+        let tarball = b"package tarball bytes";
+        let sha512 = Digest::of(DigestAlgorithm::Sha512, tarball);
+        let s = with_subjects(json!([{"name": "pkg:npm/a@1", "digest": {"sha512": sha512.hex()}}]));
+        assert_eq!(s.subject_algorithms().into_iter().collect::<Vec<_>>(), vec![DigestAlgorithm::Sha512]);
+        s.require_subject_bytes(tarball).unwrap();
+        s.require_subject_digests(std::slice::from_ref(&sha512)).unwrap();
+        let err = s.require_subject_bytes(b"other tarball").unwrap_err();
+        assert!(matches!(err, InTotoError::SubjectMismatch { .. }), "{err}");
+        assert!(err.to_string().contains(&Digest::of(DigestAlgorithm::Sha512, b"other tarball").to_string()));
+        // Known only by its sha256, the same tarball cannot be matched, and the error says why.
+        let err = s.require_subject(&Digest::sha256_of(tarball)).unwrap_err();
+        assert_eq!(
+            err,
+            InTotoError::NoCommonAlgorithm { known: vec!["sha256"], found: vec!["sha512".into()] }
+        );
+        assert!(err.to_string().contains("no in-toto subject carries a digest in sha256"), "{err}");
+    }
+
+    #[test]
+    fn every_shared_algorithm_must_agree() {
+        let bytes = b"artifact";
+        let sha256 = Digest::sha256_of(bytes);
+        let sha512 = Digest::of(DigestAlgorithm::Sha512, bytes);
+        let wrong512 = Digest::of(DigestAlgorithm::Sha512, b"something else");
+        let both_right = with_subjects(json!([{"digest": {"sha256": sha256.hex(), "sha512": sha512.hex()}}]));
+        both_right.require_subject_bytes(bytes).unwrap();
+        // sha256 agrees, sha512 does not: the subject contradicts itself and names no artifact we hold.
+        let conflicting = with_subjects(
+            json!([{"name": "c", "digest": {"sha256": sha256.hex(), "sha512": wrong512.hex()}}]),
+        );
+        assert_eq!(conflicting.subjects[0].match_digests(&[sha256.clone(), sha512]), SubjectMatch::Conflicts);
+        let err = conflicting.require_subject_bytes(bytes).unwrap_err();
+        assert!(err.to_string().contains("one algorithm matches and another does not"), "{err}");
+        // Known only by sha256 there is nothing to contradict it: the spec's own example,
+        // {"sha256": "abcd", "sha512": "1234"} matches {"sha256": "abcd"}.
+        conflicting.require_subject(&sha256).unwrap();
+        // Another subject that matches fully still makes the statement cover the artifact.
+        let two = with_subjects(json!([
+            {"name": "c", "digest": {"sha256": sha256.hex(), "sha512": wrong512.hex()}},
+            {"name": "ok", "digest": {"sha512": Digest::of(DigestAlgorithm::Sha512, bytes).hex()}}
+        ]));
+        two.require_subject_bytes(bytes).unwrap();
+    }
+
+    #[test]
+    fn unknown_algorithms_are_ignored_and_none_supported_is_a_clear_failure() {
+        let bytes = b"artifact";
+        let sha256 = Digest::sha256_of(bytes);
+        // md5/sha1/gitCommit are not compared, even when their value is wrong.
+        let s = with_subjects(json!([{"digest": {"md5": "00", "sha1": "nonsense", "gitCommit": "abc",
+            "sha256": sha256.hex().to_uppercase()}}]));
+        s.require_subject_bytes(bytes).unwrap();
+        s.require_subject(&sha256).unwrap();
+        let only_unknown = with_subjects(json!([{"digest": {"gitCommit": "abc", "sha1": "def"}}]));
+        assert!(only_unknown.subject_algorithms().is_empty());
+        let err = only_unknown.require_subject_bytes(bytes).unwrap_err();
+        assert_eq!(
+            err,
+            InTotoError::NoCommonAlgorithm {
+                known: vec!["sha256", "sha384", "sha512"],
+                found: vec!["gitCommit".into(), "sha1".into()]
+            }
+        );
+        assert!(err.to_string().contains("gitCommit, sha1"), "{err}");
     }
 
     #[test]

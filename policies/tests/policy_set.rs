@@ -247,3 +247,72 @@ fn yaml_syntax_errors_name_the_document() {
     assert_eq!(set.problems()[0].kind, "document");
     assert!(set.problems()[0].problems[0].starts_with("not valid YAML"));
 }
+
+fn keyless_policy(identity: &str) -> String {
+    format!(
+        r#"
+apiVersion: vouch.dev/v1alpha1
+kind: ClusterSupplyChainPolicy
+metadata: {{name: claims}}
+spec:
+  images: ["ghcr.io/acme/**"]
+  authorities:
+    - name: release
+      keyless:
+        identities:
+          - {identity}
+  requirements: {{signature: true}}
+"#
+    )
+}
+
+#[test]
+fn keyless_claims_compile_into_the_authority() {
+    use vouch_attest::sigstore_verify::{Authority, Claim};
+    let set = PolicySet::from_yaml_str(&keyless_policy(
+        r#"subjectRegExp: "https://github.com/acme/.*"
+            issuer: https://token.actions.githubusercontent.com
+            claims: {sourceRepositoryRef: refs/heads/main, githubWorkflowRepository: acme/app}
+            claimsRegExp: {buildSignerURI: "https://github\\.com/acme/workflows/.*@refs/tags/v.*"}"#,
+    ));
+    assert!(set.problems().is_empty(), "{:?}", set.problems());
+    let Authority::Keyless { identities } = &set.policies()[0].authorities[0].authority else { panic!() };
+    let claims: Vec<(Claim, String)> =
+        identities[0].claims.iter().map(|(c, m)| (*c, m.to_string())).collect();
+    assert_eq!(
+        claims,
+        [
+            (Claim::GithubWorkflowRepository, "\"acme/app\"".to_owned()),
+            (Claim::BuildSignerUri, "/https://github\\.com/acme/workflows/.*@refs/tags/v.*/".to_owned()),
+            (Claim::SourceRepositoryRef, "\"refs/heads/main\"".to_owned()),
+        ]
+    );
+    // No claims: an identity as before.
+    let set = PolicySet::from_yaml_str(&keyless_policy("{subject: a@b.c, issuer: https://i.example}"));
+    let Authority::Keyless { identities } = &set.policies()[0].authorities[0].authority else { panic!() };
+    assert!(identities[0].claims.is_empty());
+}
+
+#[test]
+fn unknown_or_contradictory_claims_are_compile_problems() {
+    let set = PolicySet::from_yaml_str(&keyless_policy(
+        r#"subject: a@b.c
+            issuer: https://i.example
+            claims: {sourceRepoRef: refs/heads/main, sourceRepositoryURI: "", runnerEnvironment: github-hosted}
+            claimsRegExp: {runnerEnvironment: ".*", buildTriger: ".*", sourceRepositoryOwnerURI: "("}"#,
+    ));
+    assert!(set.policies().is_empty() || set.policies()[0].broken.is_some());
+    let problems = set.problems_of("ClusterSupplyChainPolicy", None, "claims");
+    let all = problems.join("\n");
+    for expected in [
+        // A typo names itself and the claims that exist.
+        "authorities[0].keyless.identities[0].claims: unknown claim \"sourceRepoRef\" (known: githubWorkflowTrigger,",
+        "authorities[0].keyless.identities[0].claimsRegExp: unknown claim \"buildTriger\"",
+        "authorities[0].keyless.identities[0].claims.sourceRepositoryURI: empty value",
+        "authorities[0].keyless.identities[0]: claim runnerEnvironment is named in both claims and claimsRegExp",
+        "authorities[0].keyless.identities[0].claimsRegExp.sourceRepositoryOwnerURI: invalid identity regular expression",
+    ] {
+        assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+    }
+    assert_eq!(problems.len(), 5, "{all}");
+}

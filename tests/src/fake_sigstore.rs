@@ -60,6 +60,62 @@ impl x509_cert::ext::AsExtension for FulcioIssuer {
     }
 }
 
+/// A Fulcio claim extension (`1.3.6.1.4.1.57264.1.<arc>`) with its value bytes as given: the test says
+/// how the value is encoded ([`legacy_claim`], [`claim`]), so the reader is checked against both encodings.
+#[derive(Debug, Clone)]
+pub struct ClaimExtension {
+    oid: ObjectIdentifier,
+    value: Vec<u8>,
+}
+
+/// A deprecated GitHub Workflow extension (`.2`–`.6`): the raw UTF-8 string, no DER (Fulcio oid-info.md).
+pub fn legacy_claim(arc: u32, value: &str) -> anyhow::Result<ClaimExtension> {
+    Ok(ClaimExtension {
+        oid: ObjectIdentifier::new(&format!("1.3.6.1.4.1.57264.1.{arc}"))?,
+        value: value.as_bytes().to_vec(),
+    })
+}
+
+/// A current Fulcio extension (`.8` onward): a DER UTF8String.
+pub fn claim(arc: u32, value: &str) -> anyhow::Result<ClaimExtension> {
+    Ok(ClaimExtension {
+        oid: ObjectIdentifier::new(&format!("1.3.6.1.4.1.57264.1.{arc}"))?,
+        value: Utf8StringRef::new(value)?.to_der()?,
+    })
+}
+
+// The builder wants a type with a fixed OID; `to_extension` is overridden to use the instance's OID and
+// to store the value bytes unchanged.
+impl AssociatedOid for ClaimExtension {
+    const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1");
+}
+
+impl der::Encode for ClaimExtension {
+    fn encoded_len(&self) -> der::Result<der::Length> {
+        der::Length::try_from(self.value.len())
+    }
+    fn encode(&self, writer: &mut impl der::Writer) -> der::Result<()> {
+        writer.write(&self.value)
+    }
+}
+
+impl x509_cert::ext::AsExtension for ClaimExtension {
+    fn critical(&self, _: &Name, _: &[x509_cert::ext::Extension]) -> bool {
+        false
+    }
+    fn to_extension(
+        &self,
+        _: &Name,
+        _: &[x509_cert::ext::Extension],
+    ) -> der::Result<x509_cert::ext::Extension> {
+        Ok(x509_cert::ext::Extension {
+            extn_id: self.oid,
+            critical: false,
+            extn_value: der::asn1::OctetString::new(self.value.clone())?,
+        })
+    }
+}
+
 /// The signer's identity in a leaf certificate.
 #[derive(Debug, Clone)]
 pub enum San {
@@ -208,6 +264,18 @@ impl FakeSigstore {
         not_before: SystemTime,
         not_after: SystemTime,
     ) -> anyhow::Result<Leaf> {
+        self.issue_with_claims(san, issuer, not_before, not_after, &[])
+    }
+
+    /// [`Self::issue`], the leaf also carrying `claims` (Fulcio extensions, as a GitHub Actions token yields).
+    pub fn issue_with_claims(
+        &self,
+        san: &San,
+        issuer: &str,
+        not_before: SystemTime,
+        not_after: SystemTime,
+        claims: &[ClaimExtension],
+    ) -> anyhow::Result<Leaf> {
         let key = P256Key::random(&mut rand_core::OsRng);
         let serial: u32 = rand_core::RngCore::next_u32(&mut rand_core::OsRng) | 1;
         let mut b = CertificateBuilder::new(
@@ -229,6 +297,9 @@ impl FakeSigstore {
         b.add_extension(&SubjectAltName(vec![general_name]))?;
         b.add_extension(&ExtendedKeyUsage(vec![OID_CODE_SIGNING]))?;
         b.add_extension(&FulcioIssuer(issuer.to_owned()))?;
+        for c in claims {
+            b.add_extension(c)?;
+        }
         let cert_der = b.build::<DerSignature>()?.to_der()?;
         let _ = &self.root_name;
         Ok(Leaf { key, cert_pem: pem_encode("CERTIFICATE", &cert_der), cert_der })

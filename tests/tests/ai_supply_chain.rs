@@ -296,6 +296,54 @@ async fn an_https_fetcher_is_denied_under_enforce_and_warned_under_warn() {
     assert!(d.message.unwrap().contains("initContainer model-init: no policy: fetcher: "));
 }
 
+/// Model downloads by generic tools (curl of a Hugging Face file, `huggingface-cli download`, a configured
+/// `mc cp`) make the init container a fetcher of an unverifiable source, judged in the policy's
+/// `fetchers.unverifiableSource` mode; a curl of a health endpoint and an `echo` of a download do not.
+#[tokio::test]
+async fn generic_model_downloads_are_unverifiable_fetchers() {
+    let w = world().await;
+    let tools = format!("{}/tools/**", w.host);
+    let image = ModelPackBuilder::new().weight_raw("x", b"shell stand-in");
+    let image = image.push(w.v.registry(), &format!("{}/tools/shell:v1", w.host)).await.unwrap();
+    cosign::sign_image_with_key(w.v.registry(), &image, &w.key, BTreeMap::new()).await.unwrap();
+    let url = "https://huggingface.co/acme/m/resolve/main/model.safetensors";
+    let script = format!(
+        "set -e\n# huggingface-cli download acme/other\necho 'ollama pull llama3'\n\
+         until curl -fsS http://config:8080/healthz; do sleep 1; done\n\
+         curl -fsSL {url} -o /m/model.safetensors\nhuggingface-cli download acme/tokenizer --local-dir /m/tok\n\
+         mc cp --recursive minio://models/adapter /m/adapter\n"
+    );
+    let init = json!({"name": "model-init", "image": tag_of(&image), "command": ["sh", "-c", script]});
+    let extraction = ExtractionConfig::from_yaml_str(
+        "downloaders: [{name: minio-client, command: mc, subcommands: [cp]}]",
+    )
+    .unwrap();
+
+    let warn = policy(
+        "tools",
+        &tools,
+        &w.key,
+        "cosign",
+        "requirements: {signature: true}\nfetchers: {unverifiableSource: Warn}",
+    );
+    let d = engine(&warn, &w.v, extraction.clone()).evaluate(&init_pod(init.clone())).await;
+    assert!(d.allowed, "{:?}", d.message);
+    assert_eq!(d.warnings.len(), 3, "{:#?}", d.warnings);
+    for (warning, source) in d.warnings.iter().zip([url, "hf://acme/tokenizer", "minio://models/adapter"]) {
+        assert!(warning.contains("initContainer model-init: policy tools: fetcher: "), "{warning}");
+        assert!(warning.contains(source) && warning.contains("not an OCI reference"), "{warning}");
+    }
+
+    // Under the default mode (the policy's, Enforce) the same pod is denied; without the configured
+    // pattern `mc cp` is not a fetcher.
+    let enforce = policy("tools", &tools, &w.key, "cosign", "requirements: {signature: true}");
+    let d = engine(&enforce, &w.v, ExtractionConfig::default()).evaluate(&init_pod(init)).await;
+    assert!(!d.allowed);
+    let m = d.message.unwrap();
+    assert!(m.contains(url) && m.contains("hf://acme/tokenizer") && !m.contains("minio://"), "{m}");
+    assert!(!m.contains("healthz") && !m.contains("ollama") && !m.contains("acme/other"), "{m}");
+}
+
 #[tokio::test]
 async fn a_custom_resource_field_found_by_jsonpath_is_verified_and_pinned() {
     let w = world().await;

@@ -247,10 +247,10 @@ async fn keyless_signature_with_set_and_no_sct_verifies() {
     let integrated = unix(ago(3300));
     env.sigstore.sign_image(env.client(), &img, &leaf, Some(integrated)).await.unwrap();
     let authority = Authority::Keyless {
-        identities: vec![CertificateIdentity {
-            subject: vouch_attest::sigstore_verify::Matcher::regex("https://github.com/org/repo/.*").unwrap(),
-            issuer: vouch_attest::sigstore_verify::Matcher::Exact(ISSUER.into()),
-        }],
+        identities: vec![CertificateIdentity::new(
+            vouch_attest::sigstore_verify::Matcher::regex("https://github.com/org/repo/.*").unwrap(),
+            vouch_attest::sigstore_verify::Matcher::Exact(ISSUER.into()),
+        )],
     };
     let v = env.verify(&img, &authority, &Requirement::Signature).await;
     let facts = v.outcome.expect("keyless signature verifies");

@@ -127,10 +127,10 @@ async fn main() {
     ) {
         (Ok(json), Ok(artifact)) => {
             let sigstore = Verifier::new(TrustRoot::public_good().unwrap());
-            let policy = VerificationPolicy::keyless(vec![CertificateIdentity {
-                subject: Matcher::Exact("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main".into()),
-                issuer: Matcher::Exact("https://token.actions.githubusercontent.com".into()),
-            }]);
+            let policy = VerificationPolicy::keyless(vec![CertificateIdentity::new(
+                Matcher::Exact("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main".into()),
+                Matcher::Exact("https://token.actions.githubusercontent.com".into()),
+            )]);
             println!("keyless Sigstore bundle v0.3, {} bytes of JSON:", json.len());
             rate("  parse + verify (Bundle::from_json, then verify)", || async {
                 Bundle::from_json(&json)

@@ -108,3 +108,35 @@ fn usage_errors_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Real npm provenance (subject: the tarball's sha512 only) through the binary: the file verifies for its
+/// signer and not for another; `sha256:` of the tarball cannot match and says why; `sha512:` matches.
+#[test]
+#[allow(clippy::unwrap_used)]
+fn npm_provenance_sha512_subject_through_the_binary() {
+    // Kept in the repository (attest/tests/data/npm-provenance/README.md says where it comes from).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../attest/tests/data/npm-provenance");
+    let tarball = dir.join("playwright-cli-0.1.1.tgz");
+    let bytes = std::fs::read(&tarball).unwrap();
+    let run = |identity: &str, artifact: String| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
+            .args(["sigstore", "verify-bundle", "--bundle"])
+            .arg(dir.join("playwright-cli-0.1.1-provenance.sigstore.json"))
+            .args(["--certificate-identity", identity, "--certificate-oidc-issuer", DEFAULT_ISSUER])
+            .arg(artifact)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let signer = "https://github.com/microsoft/playwright-cli/.github/workflows/publish.yml@refs/tags/v0.1.1";
+    let (code, err) = run(signer, tarball.display().to_string());
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run(DEFAULT_IDENTITY, tarball.display().to_string());
+    assert_eq!(code, Some(1), "{err}");
+    let (code, err) = run(signer, format!("sha512:{}", hex::encode(sha2::Sha512::digest(&bytes))));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run(signer, format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes))));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no in-toto subject carries a digest in sha256"), "{err}");
+    assert!(err.contains("hint: a sha256 digest can only match subjects that list sha256"), "{err}");
+}

@@ -349,3 +349,72 @@ async fn mock_scanner_scans_only_while_leading_and_again_when_policies_change() 
     assert_eq!(scans(), 2, "not leading any more: no scan");
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_cluster_scan_pulls_with_the_pods_image_pull_secrets() {
+    use base64::Engine as _;
+    use std::collections::BTreeMap;
+    use vouch_attest::cosign::sign_image_with_key;
+    use vouch_attest::registry::{Credentials, RegistryClient};
+    use vouch_webhooks::cli::demo::push_demo_image;
+    use vouch_webhooks::dev_registry::DevRegistry;
+
+    let registry = DevRegistry::start_with_basic_auth("puller", "s3cret").await.unwrap();
+    let host = registry.host();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let docker_config = json!({"auths": {host.clone(): {"auth": b64("puller:s3cret")}}}).to_string();
+    let auth = Credentials::from_docker_config_json(docker_config.as_bytes()).unwrap();
+    let client = RegistryClient::new(vouch_attest::registry::RegistryConfig {
+        credentials: auth,
+        ..registry.registry_config()
+    })
+    .unwrap();
+    let key = vouch_attest::SigningKey::generate();
+    let image = push_demo_image(&client, &host, "demo/private", "1.0", b"private\n").await.unwrap();
+    sign_image_with_key(&client, &image, &key, BTreeMap::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.yaml"), key_policy("private-signed", "cosign-private", &host, &key))
+        .unwrap();
+    let policies = dir.path().to_string_lossy().into_owned();
+
+    let mut private = pod("private", "shop", &format!("{host}/demo/private:1.0"), &image);
+    private["spec"]["imagePullSecrets"] = json!([{"name": "regcred"}]);
+    let with_secret = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let serve_secret = with_secret.clone();
+    let (client, seen) = mock_client(move |s| match (s.method.as_str(), s.path()) {
+        ("GET", "/api/v1/pods") => list("Pod", vec![private.clone()], None),
+        ("GET", "/api/v1/namespaces") => list("Namespace", vec![], None),
+        ("GET", "/api/v1/namespaces/shop/serviceaccounts/default") => Some((
+            200,
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "shop"}}),
+        )),
+        ("GET", "/api/v1/namespaces/shop/secrets/regcred")
+            if serve_secret.load(std::sync::atomic::Ordering::SeqCst) =>
+        {
+            Some((
+                200,
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regcred", "namespace": "shop"},
+                   "type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": b64(&docker_config)}}),
+            ))
+        }
+        _ => Some((404, status_body(404, "NotFound"))),
+    });
+    let args = |extra: &[&str]| {
+        let mut all = vec!["scan", "--cluster", "--insecure-registry", &host, "--policy", &policies];
+        all.extend_from_slice(extra);
+        Command::try_parse_from(all).unwrap().args
+    };
+    let report = scan_with(&args(&[]), Some(client.clone())).await.unwrap();
+    assert_eq!(report.workloads[0].outcome, ScanOutcome::Compliant, "{:?}", report.workloads[0]);
+    assert!(
+        paths(&seen).contains(&"GET /api/v1/namespaces/shop/secrets/regcred".to_owned()),
+        "{:?}",
+        paths(&seen)
+    );
+    // Without the secret the registry refuses the pull: not compliant, and the reason says why.
+    with_secret.store(false, std::sync::atomic::Ordering::SeqCst);
+    let report = scan_with(&args(&[]), Some(client)).await.unwrap();
+    let w = &report.workloads[0];
+    assert!(!w.outcome.passes(), "{w:?}");
+    assert!(w.reasons[0].contains("refused the credentials (HTTP 401)"), "{w:?}");
+}

@@ -1,5 +1,6 @@
-//! Keyless identities: the Fulcio certificate's SAN and OIDC issuer, matched against a policy.
+//! Keyless identities: the Fulcio certificate's SAN, OIDC issuer and claims, matched against a policy.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use const_oid::ObjectIdentifier;
@@ -7,6 +8,8 @@ use der::Decode;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::Certificate;
+
+use super::claims::{read_claims, Claim, ClaimValue};
 
 /// Fulcio OIDC issuer (v2): DER UTF8String.
 pub const OID_FULCIO_ISSUER_V2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
@@ -45,6 +48,19 @@ pub enum IdentityError {
         issuer: String,
         /// The accepted identities, for the message.
         expected: String,
+    },
+    /// Subject and issuer match an accepted identity, but a claim it constrains does not.
+    #[error(
+        "certificate identity {subject:?} issued by {issuer:?} does not carry the required claims: {}",
+        failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    ClaimMismatch {
+        /// The certificate's SAN.
+        subject: String,
+        /// The certificate's OIDC issuer.
+        issuer: String,
+        /// Each claim that did not match, for every identity whose subject and issuer matched.
+        failures: Vec<ClaimFailure>,
     },
     /// A policy regular expression does not compile.
     #[error("invalid identity regular expression {pattern:?}: {reason}")]
@@ -131,19 +147,92 @@ impl fmt::Display for Matcher {
     }
 }
 
-/// One accepted keyless signer: SAN and OIDC issuer must both match.
+/// Why one claim of an accepted identity did not match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimFailure {
+    /// The certificate's value is another.
+    Mismatch {
+        /// The claim.
+        claim: Claim,
+        /// The certificate's value.
+        found: String,
+        /// What the policy accepts (`"exact"` or `/regex/`).
+        expected: String,
+    },
+    /// The certificate has no such extension.
+    Absent {
+        /// The claim.
+        claim: Claim,
+        /// What the policy accepts.
+        expected: String,
+    },
+    /// The extension is there but cannot be read.
+    Malformed {
+        /// The claim.
+        claim: Claim,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ClaimFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Mismatch { claim, found, expected } => {
+                write!(f, "claim {claim}: {found:?} does not match {expected}")
+            }
+            Self::Absent { claim, expected } => write!(
+                f,
+                "claim {claim} is absent (the certificate has no extension {}); expected {expected}",
+                claim.oid()
+            ),
+            Self::Malformed { claim, reason } => {
+                write!(f, "claim {claim}: extension {} is malformed: {reason}", claim.oid())
+            }
+        }
+    }
+}
+
+/// One accepted keyless signer: SAN and OIDC issuer must both match, and every claim given.
 #[derive(Debug, Clone)]
 pub struct CertificateIdentity {
     /// Matcher for the certificate's SAN (URI, email or OtherName).
     pub subject: Matcher,
     /// Matcher for the OIDC issuer extension.
     pub issuer: Matcher,
+    /// Matchers for Fulcio certificate extensions; all must match (none: any values, or none at all).
+    pub claims: BTreeMap<Claim, Matcher>,
 }
 
 impl CertificateIdentity {
+    /// Subject and issuer, no claims.
+    #[must_use]
+    pub fn new(subject: Matcher, issuer: Matcher) -> Self {
+        Self { subject, issuer, claims: BTreeMap::new() }
+    }
+
     /// Exact subject and issuer.
+    #[must_use]
     pub fn exact(subject: &str, issuer: &str) -> Self {
-        Self { subject: Matcher::Exact(subject.to_owned()), issuer: Matcher::Exact(issuer.to_owned()) }
+        Self::new(Matcher::Exact(subject.to_owned()), Matcher::Exact(issuer.to_owned()))
+    }
+
+    /// The same identity, also requiring `claim` to match (replacing an earlier matcher for it).
+    #[must_use]
+    pub fn with_claim(mut self, claim: Claim, matcher: Matcher) -> Self {
+        self.claims.insert(claim, matcher);
+        self
+    }
+}
+
+impl fmt::Display for CertificateIdentity {
+    /// `"subject" from "issuer"`, then ` with claim=matcher, …` when claims are constrained.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} from {}", self.subject, self.issuer)?;
+        for (i, (claim, m)) in self.claims.iter().enumerate() {
+            write!(f, "{}{claim}={m}", if i == 0 { " with " } else { ", " })?;
+        }
+        Ok(())
     }
 }
 
@@ -154,6 +243,8 @@ pub struct CertIdentity {
     pub subjects: Vec<String>,
     /// The OIDC issuer.
     pub issuer: String,
+    /// The Fulcio claim extensions present, each read in its own encoding (or why it could not be).
+    pub claims: BTreeMap<Claim, ClaimValue>,
 }
 
 impl CertIdentity {
@@ -203,7 +294,7 @@ impl CertIdentity {
             }
         }
         let issuer = issuer_v2.or(issuer_v1).ok_or(IdentityError::NoIssuer)?;
-        Ok(Self { subjects, issuer })
+        Ok(Self { subjects, issuer, claims: read_claims(cert) })
     }
 
     /// The first SAN, for reports.
@@ -211,22 +302,53 @@ impl CertIdentity {
         self.subjects.first().map(String::as_str).unwrap_or_default()
     }
 
-    /// Check against the accepted identities (any may match).
+    /// The claim's value, if the certificate carries it readably.
+    pub fn claim(&self, claim: Claim) -> Option<&str> {
+        self.claims.get(&claim).and_then(|v| v.as_deref().ok())
+    }
+
+    /// Why `matcher` rejects this certificate's `claim`, or `None` when it accepts it.
+    fn claim_failure(&self, claim: Claim, matcher: &Matcher) -> Option<ClaimFailure> {
+        match self.claims.get(&claim) {
+            None => Some(ClaimFailure::Absent { claim, expected: matcher.to_string() }),
+            Some(Err(reason)) => Some(ClaimFailure::Malformed { claim, reason: reason.clone() }),
+            Some(Ok(v)) if matcher.matches(v) => None,
+            Some(Ok(v)) => {
+                Some(ClaimFailure::Mismatch { claim, found: v.clone(), expected: matcher.to_string() })
+            }
+        }
+    }
+
+    /// Check against the accepted identities: any may match; within one, subject, issuer and every claim.
+    /// When subject and issuer match but claims do not, the error names each failing claim and its value.
     pub fn check(&self, accepted: &[CertificateIdentity]) -> Result<(), IdentityError> {
-        let ok = accepted
-            .iter()
-            .any(|id| id.issuer.matches(&self.issuer) && self.subjects.iter().any(|s| id.subject.matches(s)));
-        if ok {
-            return Ok(());
+        let mut failures: Vec<ClaimFailure> = Vec::new();
+        for id in accepted {
+            if !(id.issuer.matches(&self.issuer) && self.subjects.iter().any(|s| id.subject.matches(s))) {
+                continue;
+            }
+            let failed: Vec<ClaimFailure> =
+                id.claims.iter().filter_map(|(c, m)| self.claim_failure(*c, m)).collect();
+            if failed.is_empty() {
+                return Ok(());
+            }
+            for f in failed {
+                if !failures.contains(&f) {
+                    failures.push(f);
+                }
+            }
+        }
+        if !failures.is_empty() {
+            return Err(IdentityError::ClaimMismatch {
+                subject: self.subject().to_owned(),
+                issuer: self.issuer.clone(),
+                failures,
+            });
         }
         let expected = if accepted.is_empty() {
             "(none configured)".to_owned()
         } else {
-            accepted
-                .iter()
-                .map(|id| format!("{} from {}", id.subject, id.issuer))
-                .collect::<Vec<_>>()
-                .join(", ")
+            accepted.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
         };
         Err(IdentityError::Mismatch {
             subject: self.subject().to_owned(),
@@ -283,9 +405,8 @@ mod tests {
     #[test]
     fn regex_matches_are_anchored_to_the_whole_value() {
         let got = id();
-        let re = |s: &str, i: &str| CertificateIdentity {
-            subject: Matcher::regex(s).unwrap(),
-            issuer: Matcher::regex(i).unwrap(),
+        let re = |s: &str, i: &str| {
+            CertificateIdentity::new(Matcher::regex(s).unwrap(), Matcher::regex(i).unwrap())
         };
         got.check(&[re(r"https://github\.com/org/.*", r"https://token\.actions\.githubusercontent\.com")])
             .unwrap();
@@ -324,6 +445,210 @@ mod tests {
             vec![san_uri(WF), ext(OID_FULCIO_ISSUER_V1, GH.as_bytes().to_vec())],
         );
         assert_eq!(CertIdentity::from_certificate(&v1_only.cert).unwrap().issuer, GH);
+    }
+
+    /// A leaf with the SAN, the issuer and `claims` (raw extensions as built by the test).
+    fn with_claims(claims: Vec<x509_cert::ext::Extension>) -> CertIdentity {
+        use crate::sigstore_verify::testutil::{make_cert, san_uri};
+        let ca = TestCa::new();
+        let mut exts = vec![san_uri(WF), crate::sigstore_verify::testutil::fulcio_issuer(GH)];
+        exts.extend(claims);
+        let cert =
+            make_cert("", "CN=test intermediate", &SigningKey::generate(), &ca.intermediate_key, 0, 10, exts);
+        CertIdentity::from_certificate(&cert.cert).unwrap()
+    }
+
+    fn ok(v: &str) -> ClaimValue {
+        Ok(v.to_owned())
+    }
+
+    #[test]
+    fn claims_are_read_in_each_extensions_own_encoding() {
+        use crate::sigstore_verify::testutil::{fulcio_raw, fulcio_utf8};
+        let got = with_claims(vec![
+            // Deprecated GitHub extensions: raw UTF-8 bytes, no DER.
+            fulcio_raw("1.3.6.1.4.1.57264.1.2", "push"),
+            fulcio_raw("1.3.6.1.4.1.57264.1.5", "org/repo"),
+            fulcio_raw("1.3.6.1.4.1.57264.1.6", "refs/heads/main"),
+            // Current extensions: DER UTF8String.
+            fulcio_utf8("1.3.6.1.4.1.57264.1.9", WF),
+            fulcio_utf8("1.3.6.1.4.1.57264.1.12", "https://github.com/org/repo"),
+            fulcio_utf8("1.3.6.1.4.1.57264.1.14", "refs/heads/main"),
+            fulcio_utf8("1.3.6.1.4.1.57264.1.22", "public"),
+        ]);
+        let expected: BTreeMap<Claim, ClaimValue> = [
+            (Claim::GithubWorkflowTrigger, ok("push")),
+            (Claim::GithubWorkflowRepository, ok("org/repo")),
+            (Claim::GithubWorkflowRef, ok("refs/heads/main")),
+            (Claim::BuildSignerUri, ok(WF)),
+            (Claim::SourceRepositoryUri, ok("https://github.com/org/repo")),
+            (Claim::SourceRepositoryRef, ok("refs/heads/main")),
+            (Claim::SourceRepositoryVisibilityAtSigning, ok("public")),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(got.claims, expected);
+        // The issuer is the issuer, not a claim.
+        assert_eq!(got.issuer, GH);
+
+        // A current extension written raw is not a DER UTF8String: kept as malformed, and only a policy
+        // that names the claim is affected.
+        let wrong = with_claims(vec![fulcio_raw("1.3.6.1.4.1.57264.1.14", "refs/heads/main")]);
+        assert!(matches!(wrong.claims.get(&Claim::SourceRepositoryRef), Some(Err(_))));
+        wrong.check(&[CertificateIdentity::exact(WF, GH)]).unwrap();
+        let err = wrong
+            .check(&[CertificateIdentity::exact(WF, GH)
+                .with_claim(Claim::SourceRepositoryRef, Matcher::Exact("refs/heads/main".into()))])
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("claim sourceRepositoryRef: extension 1.3.6.1.4.1.57264.1.14 is malformed"),
+            "{err}"
+        );
+        // A deprecated extension is read as raw bytes even when DER-encoded: the tag and length bytes are
+        // then part of the value, which matches nothing a policy says.
+        let der_legacy = with_claims(vec![fulcio_utf8("1.3.6.1.4.1.57264.1.6", "refs/heads/main")]);
+        assert_ne!(der_legacy.claim(Claim::GithubWorkflowRef), Some("refs/heads/main"));
+        // Twice the same extension: refused for that claim (readers could pick different ones).
+        let twice = with_claims(vec![
+            fulcio_utf8("1.3.6.1.4.1.57264.1.14", "refs/heads/main"),
+            fulcio_utf8("1.3.6.1.4.1.57264.1.14", "refs/heads/dev"),
+        ]);
+        assert_eq!(
+            twice.claims.get(&Claim::SourceRepositoryRef),
+            Some(&Err("the extension appears twice".into()))
+        );
+    }
+
+    #[test]
+    fn every_claim_given_must_match_and_denials_name_the_claim_and_its_value() {
+        use crate::sigstore_verify::testutil::{fulcio_raw, fulcio_utf8};
+        let got = with_claims(vec![
+            fulcio_raw("1.3.6.1.4.1.57264.1.6", "refs/heads/dev"),
+            fulcio_utf8("1.3.6.1.4.1.57264.1.11", "github-hosted"),
+            fulcio_utf8("1.3.6.1.4.1.57264.1.14", "refs/heads/dev"),
+        ]);
+        let id = || CertificateIdentity::exact(WF, GH);
+        let exact = |s: &str| Matcher::Exact(s.to_owned());
+        got.check(&[id().with_claim(Claim::SourceRepositoryRef, exact("refs/heads/dev"))]).unwrap();
+        got.check(&[id()
+            .with_claim(Claim::SourceRepositoryRef, exact("refs/heads/dev"))
+            .with_claim(Claim::RunnerEnvironment, exact("github-hosted"))
+            .with_claim(Claim::GithubWorkflowRef, exact("refs/heads/dev"))])
+            .unwrap();
+
+        // One claim off: the denial names it and the certificate's value.
+        let err = got
+            .check(&[id()
+                .with_claim(Claim::RunnerEnvironment, exact("github-hosted"))
+                .with_claim(Claim::SourceRepositoryRef, exact("refs/heads/main"))])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "certificate identity {WF:?} issued by {GH:?} does not carry the required claims: \
+                 claim sourceRepositoryRef: \"refs/heads/dev\" does not match \"refs/heads/main\""
+            )
+        );
+        // Several off: each is named. An absent extension says so, with its OID.
+        let err = got
+            .check(&[id()
+                .with_claim(Claim::SourceRepositoryRef, exact("refs/heads/main"))
+                .with_claim(Claim::SourceRepositoryVisibilityAtSigning, exact("public"))])
+            .unwrap_err();
+        let IdentityError::ClaimMismatch { failures, .. } = &err else { panic!("{err}") };
+        assert_eq!(
+            failures,
+            &vec![
+                ClaimFailure::Mismatch {
+                    claim: Claim::SourceRepositoryRef,
+                    found: "refs/heads/dev".into(),
+                    expected: "\"refs/heads/main\"".into()
+                },
+                ClaimFailure::Absent {
+                    claim: Claim::SourceRepositoryVisibilityAtSigning,
+                    expected: "\"public\"".into()
+                },
+            ]
+        );
+        assert!(
+            err.to_string().contains(
+                "claim sourceRepositoryVisibilityAtSigning is absent (the certificate has no extension \
+                 1.3.6.1.4.1.57264.1.22); expected \"public\""
+            ),
+            "{err}"
+        );
+
+        // Claims are checked only for identities whose subject and issuer match; a wrong subject is still
+        // a subject mismatch, whatever the claims.
+        let err = got
+            .check(&[CertificateIdentity::exact("https://github.com/other", GH)
+                .with_claim(Claim::SourceRepositoryRef, exact("refs/heads/dev"))])
+            .unwrap_err();
+        assert!(matches!(err, IdentityError::Mismatch { .. }), "{err}");
+        assert!(err.to_string().contains("with sourceRepositoryRef=\"refs/heads/dev\""), "{err}");
+        // Any accepted identity may match: a second identity with the right claims admits.
+        got.check(&[
+            id().with_claim(Claim::SourceRepositoryRef, exact("refs/heads/main")),
+            id().with_claim(Claim::SourceRepositoryRef, exact("refs/heads/dev")),
+        ])
+        .unwrap();
+    }
+
+    #[test]
+    fn claim_regexes_are_anchored_like_subject_and_issuer() {
+        use crate::sigstore_verify::testutil::fulcio_utf8;
+        let got = with_claims(vec![fulcio_utf8("1.3.6.1.4.1.57264.1.14", "refs/tags/v1.2.3")]);
+        let re = |p: &str| {
+            got.check(&[CertificateIdentity::exact(WF, GH)
+                .with_claim(Claim::SourceRepositoryRef, Matcher::regex(p).unwrap())])
+        };
+        re(r"refs/tags/v[0-9]+\.[0-9]+\.[0-9]+").unwrap();
+        let err = re("refs/tags/v1").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(r#"claim sourceRepositoryRef: "refs/tags/v1.2.3" does not match /refs/tags/v1/"#),
+            "{err}"
+        );
+        assert!(re("v1.2.3").is_err());
+        assert!(
+            re("x|refs/tags/.*").is_ok(),
+            "an alternation inside the anchors still matches the whole value"
+        );
+        assert!(Matcher::regex("x)|(?:.*").is_err(), "a pattern cannot close the anchoring group");
+    }
+
+    #[test]
+    fn real_github_actions_certificate_carries_the_claims() {
+        let Some(suite) = conformance() else { return };
+        let dir = suite.case("happy-path-v0.3");
+        let bundle = Bundle::from_json(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
+        let der = bundle.verification_material.signer.leaf_certificate().unwrap();
+        let real = CertIdentity::from_certificate(&Certificate::from_der(der).unwrap()).unwrap();
+        const REPO: &str = "sigstore-conformance/extremely-dangerous-public-oidc-beacon";
+        // Deprecated (raw) and current (DER) extensions agree where they carry the same token claim.
+        assert_eq!(real.claim(Claim::GithubWorkflowRepository), Some(REPO));
+        assert_eq!(
+            real.claim(Claim::SourceRepositoryUri),
+            Some(format!("https://github.com/{REPO}").as_str())
+        );
+        assert_eq!(real.claim(Claim::GithubWorkflowRef), Some("refs/heads/main"));
+        assert_eq!(real.claim(Claim::SourceRepositoryRef), Some("refs/heads/main"));
+        assert_eq!(real.claim(Claim::GithubWorkflowTrigger), Some("workflow_dispatch"));
+        assert_eq!(real.claim(Claim::BuildTrigger), Some("workflow_dispatch"));
+        assert_eq!(real.claim(Claim::GithubWorkflowSha), real.claim(Claim::SourceRepositoryDigest));
+        assert_eq!(real.claim(Claim::GithubWorkflowName), Some("Extremely dangerous OIDC beacon"));
+        assert_eq!(real.claim(Claim::BuildSignerUri), Some(real.subject()));
+        assert_eq!(real.claim(Claim::RunnerEnvironment), Some("github-hosted"));
+        assert_eq!(real.claim(Claim::SourceRepositoryIdentifier), Some("632596897"));
+        assert_eq!(
+            real.claim(Claim::SourceRepositoryOwnerUri),
+            Some("https://github.com/sigstore-conformance")
+        );
+        assert_eq!(real.claim(Claim::SourceRepositoryVisibilityAtSigning), Some("public"));
+        assert!(real.claims.values().all(Result::is_ok), "{:?}", real.claims);
+        // .2-.6 and .9-.22 (this certificate predates .23 and .24): nineteen claims.
+        assert_eq!(real.claims.len(), 19);
     }
 
     #[test]

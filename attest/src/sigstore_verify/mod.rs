@@ -23,6 +23,7 @@
 
 pub mod bundle;
 pub mod certificate;
+pub mod claims;
 pub mod identity;
 pub mod policy;
 pub mod sct;
@@ -36,7 +37,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use bundle::{Bundle, BundleContent, BundleError, BundleVersion, Signer, VerificationMaterial};
-pub use identity::{AnchoredRegex, CertIdentity, CertificateIdentity, IdentityError, Matcher};
+pub use claims::{Claim, UnknownClaim};
+pub use identity::{AnchoredRegex, CertIdentity, CertificateIdentity, ClaimFailure, IdentityError, Matcher};
 pub use policy::{Authority, VerificationPolicy};
 
 use certificate::{CertificateError, ParsedAuthority, ParsedCert, EKU_CODE_SIGNING};
@@ -56,8 +58,13 @@ const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(1);
 pub enum Artifact<'a> {
     /// The artifact itself.
     Bytes(&'a [u8]),
-    /// The artifact's digest (message signatures are then checked over the digest).
+    /// The artifact's digest (message signatures are then checked over the digest). An in-toto subject
+    /// can only match it in this one algorithm.
     Digest(Digest),
+    /// The artifact's digests in several algorithms (say SHA-256 and SHA-512 of a file hashed as a
+    /// stream): an in-toto subject may match any of them; a message signature and its log entry are checked
+    /// against the one in the bundle's algorithm (SHA-256 when it names none).
+    Digests(Vec<Digest>),
 }
 
 impl Artifact<'_> {
@@ -67,14 +74,35 @@ impl Artifact<'_> {
             Self::Bytes(b) => Some(Digest::of(alg, b)),
             Self::Digest(d) if d.algorithm() == alg => Some(d.clone()),
             Self::Digest(_) => None,
+            Self::Digests(ds) => ds.iter().find(|d| d.algorithm() == alg).cloned(),
         }
     }
 
-    /// The artifact's own digest: SHA-256 of the bytes, or the digest given.
+    /// The artifact's own digest: SHA-256 of the bytes, or the digest given (of several: the SHA-256 one, else
+    /// the first; an empty list is refused before this is asked).
     fn primary_digest(&self) -> Digest {
         match self {
             Self::Bytes(b) => Digest::sha256_of(b),
             Self::Digest(d) => d.clone(),
+            Self::Digests(ds) => ds
+                .iter()
+                .find(|d| d.algorithm() == DigestAlgorithm::Sha256)
+                .or(ds.first())
+                .cloned()
+                .unwrap_or_else(|| Digest::sha256_of(b"")),
+        }
+    }
+
+    /// Check that `statement` names this artifact: bytes are hashed in every algorithm the subjects list;
+    /// digests match only in their own algorithms.
+    fn require_subject_of(
+        &self,
+        statement: &crate::intoto::Statement,
+    ) -> Result<(), crate::intoto::InTotoError> {
+        match self {
+            Self::Bytes(b) => statement.require_subject_bytes(b),
+            Self::Digest(d) => statement.require_subject(d),
+            Self::Digests(ds) => statement.require_subject_digests(ds),
         }
     }
 }
@@ -148,7 +176,10 @@ pub enum ArtifactError {
     /// The in-toto statement is unreadable or does not name the artifact (the message, from
     /// [`crate::intoto`], says which and names the statement).
     #[error("{0}")]
-    Statement(String),
+    Statement(crate::intoto::InTotoError),
+    /// [`Artifact::Digests`] with no digest: nothing to bind the bundle to.
+    #[error("the artifact is given by an empty list of digests")]
+    NoDigest,
     /// The DSSE payload is not an in-toto statement, so it cannot be bound to an artifact.
     #[error(
         "DSSE payload type {0:?} cannot be bound to an artifact (expected application/vnd.in-toto+json)"
@@ -338,7 +369,13 @@ impl Verifier {
             SigningKey::Certificate(leaf, _) => leaf.der.clone(),
             SigningKey::Key(k) => k.to_spki_der(),
         };
-        let artifact_digest = artifact.primary_digest();
+        let artifact_digest = match (&bundle.content, &artifact) {
+            // Of several digests, the one the bundle signs.
+            (BundleContent::MessageSignature { digest: Some((alg, _)), .. }, Artifact::Digests(_)) => {
+                artifact.digest(*alg).unwrap_or_else(|| artifact.primary_digest())
+            }
+            _ => artifact.primary_digest(),
+        };
         let expected = ExpectedContent {
             signature: match &bundle.content {
                 BundleContent::MessageSignature { .. } => Some(signature.as_slice()),
@@ -476,6 +513,9 @@ fn verify_content(
     artifact: &Artifact<'_>,
     key: &PublicKey,
 ) -> Result<(Vec<u8>, Option<(String, Vec<u8>)>), VerifyError> {
+    if matches!(artifact, Artifact::Digests(ds) if ds.is_empty()) {
+        return Err(ArtifactError::NoDigest.into());
+    }
     match content {
         BundleContent::MessageSignature { digest, signature } => {
             if let Some((alg, claimed)) = digest {
@@ -494,6 +534,14 @@ fn verify_content(
             let result = match artifact {
                 Artifact::Bytes(b) => key.verify(b, signature),
                 Artifact::Digest(d) => key.verify_prehashed(d.algorithm(), &d.to_bytes(), signature),
+                Artifact::Digests(_) => {
+                    // The digest the bundle names, else the primary one.
+                    let d = digest
+                        .as_ref()
+                        .and_then(|(alg, _)| artifact.digest(*alg))
+                        .unwrap_or_else(|| artifact.primary_digest());
+                    key.verify_prehashed(d.algorithm(), &d.to_bytes(), signature)
+                }
             };
             result.map_err(SignatureError::Message)?;
             Ok((signature.clone(), None))
@@ -511,11 +559,9 @@ fn verify_content(
                 )
                 .into());
             }
-            let statement = crate::intoto::Statement::from_json(&payload)
-                .map_err(|e| ArtifactError::Statement(e.to_string()))?;
-            statement
-                .require_subject(&artifact.primary_digest())
-                .map_err(|e| ArtifactError::Statement(e.to_string()))?;
+            let statement =
+                crate::intoto::Statement::from_json(&payload).map_err(ArtifactError::Statement)?;
+            artifact.require_subject_of(&statement).map_err(ArtifactError::Statement)?;
             Ok((sig, Some((env.payload_type.clone(), payload))))
         }
     }
@@ -524,6 +570,7 @@ fn verify_content(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::intoto::InTotoError;
     use crate::sigstore_verify::testutil::{conformance, testdata, Conformance};
 
     const ID: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
@@ -538,6 +585,86 @@ mod tests {
 
     fn public_good() -> Verifier {
         Verifier::new(TrustRoot::public_good().unwrap())
+    }
+
+    /// Real npm provenance (`attest/tests/data/npm-provenance/`): the subject is the tarball's sha512 only.
+    #[test]
+    fn npm_provenance_with_a_sha512_subject_verifies_for_its_signer_only() {
+        const NPM_ID: &str =
+            "https://github.com/microsoft/playwright-cli/.github/workflows/publish.yml@refs/tags/v0.1.1";
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/npm-provenance");
+        let bundle = Bundle::from_json(
+            &std::fs::read(dir.join("playwright-cli-0.1.1-provenance.sigstore.json")).unwrap(),
+        )
+        .unwrap();
+        let tarball = std::fs::read(dir.join("playwright-cli-0.1.1.tgz")).unwrap();
+        let v = public_good();
+        let signer = VerificationPolicy::keyless(vec![CertificateIdentity::exact(NPM_ID, GH)]);
+        let got = v.verify(&bundle, Artifact::Bytes(&tarball), &signer).unwrap();
+        assert!(matches!(&got.signer, SignerFacts::Certificate { subject, .. } if subject == NPM_ID));
+        // The tarball's sha512 given as a digest, alone or beside its sha256, matches too.
+        let sha512 = Digest::of(DigestAlgorithm::Sha512, &tarball);
+        v.verify(&bundle, Artifact::Digest(sha512.clone()), &signer).unwrap();
+        v.verify(&bundle, Artifact::Digests(vec![Digest::sha256_of(&tarball), sha512]), &signer).unwrap();
+        let err = v.verify(&bundle, Artifact::Digests(Vec::new()), &signer).unwrap_err();
+        assert!(matches!(err, VerifyError::Artifact(ArtifactError::NoDigest)), "{err}");
+        // Another signer is refused.
+        let other = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
+        let err = v.verify(&bundle, Artifact::Bytes(&tarball), &other).unwrap_err();
+        assert!(!matches!(err, VerifyError::Artifact(_)), "{err}");
+        // Other bytes are refused, and so is the tarball known only by sha256 (the subject has none).
+        let mut changed = tarball.clone();
+        changed[100] ^= 1;
+        let err = v.verify(&bundle, Artifact::Bytes(&changed), &signer).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                VerifyError::Artifact(ArtifactError::Statement(InTotoError::SubjectMismatch { .. }))
+            ),
+            "{err}"
+        );
+        let err = v.verify(&bundle, Artifact::Digest(Digest::sha256_of(&tarball)), &signer).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                VerifyError::Artifact(ArtifactError::Statement(InTotoError::NoCommonAlgorithm { .. }))
+            ),
+            "{err}"
+        );
+    }
+
+    /// A trust-root entry left out for breaking a rule (here: a log key validity without start) trusts
+    /// nothing: the bundle its log vouches for no longer verifies, and the entry is named.
+    #[test]
+    fn a_log_left_out_of_the_trust_root_verifies_nothing() {
+        let Some(suite) = conformance() else { return };
+        let (bundle, artifact) = load(&suite, "happy-path-v0.3");
+        let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
+        let mut doc: serde_json::Value = serde_json::from_str(crate::trust_root::PUBLIC_GOOD_JSON).unwrap();
+        for log in doc["tlogs"].as_array_mut().unwrap() {
+            log["publicKey"]["validFor"].as_object_mut().unwrap().remove("start");
+        }
+        let root = TrustRoot::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap();
+        assert_eq!(root.ignored().len(), 2, "{:?}", root.ignored());
+        assert!(root.tlogs.is_empty());
+        let err = Verifier::new(root).verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap_err();
+        assert!(matches!(err, VerifyError::Tlog { .. } | VerifyError::TlogThreshold { .. }), "{err}");
+        public_good().verify(&bundle, Artifact::Bytes(&artifact), &policy).unwrap();
+    }
+
+    /// A large file hashed as a stream is given as several digests: a message signature is checked over
+    /// the digest the bundle names (sha256 here), whatever the order.
+    #[test]
+    fn message_signatures_verify_against_a_set_of_digests() {
+        let Some(suite) = conformance() else { return };
+        let (bundle, artifact) = load(&suite, "happy-path-v0.3");
+        let policy = VerificationPolicy::keyless(vec![CertificateIdentity::exact(ID, GH)]);
+        let sha512 = Digest::of(DigestAlgorithm::Sha512, &artifact);
+        let both = Artifact::Digests(vec![sha512.clone(), Digest::sha256_of(&artifact)]);
+        public_good().verify(&bundle, both, &policy).unwrap();
+        let wrong = Artifact::Digests(vec![Digest::sha256_of(b"other"), sha512]);
+        let err = public_good().verify(&bundle, wrong, &policy).unwrap_err();
+        assert!(matches!(err, VerifyError::Artifact(ArtifactError::DigestMismatch { .. })), "{err}");
     }
 
     #[test]
@@ -575,16 +702,60 @@ mod tests {
             check(CertificateIdentity::exact(ID, "https://accounts.google.com")),
             Err(VerifyError::Identity(_))
         ));
-        let re = |s: &str| CertificateIdentity {
-            subject: Matcher::regex(s).unwrap(),
-            issuer: Matcher::Exact(GH.into()),
-        };
+        let re = |s: &str| CertificateIdentity::new(Matcher::regex(s).unwrap(), Matcher::Exact(GH.into()));
         check(re(r"https://github\.com/sigstore-conformance/.*")).unwrap();
         // Anchored: a prefix alone does not match.
         assert!(matches!(
             check(re(r"https://github\.com/sigstore-conformance/")),
             Err(VerifyError::Identity(_))
         ));
+    }
+
+    #[test]
+    fn real_github_actions_claims_admit_and_another_ref_is_denied_naming_the_claim() {
+        let Some(suite) = conformance() else { return };
+        let (bundle, artifact) = load(&suite, "happy-path-v0.3");
+        let v = public_good();
+        let exact = |s: &str| Matcher::Exact(s.to_owned());
+        let repo = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon";
+        let with = |claim: Claim, m: Matcher| {
+            CertificateIdentity::exact(ID, GH)
+                .with_claim(Claim::SourceRepositoryUri, exact(repo))
+                .with_claim(
+                    Claim::GithubWorkflowRepository,
+                    exact("sigstore-conformance/extremely-dangerous-public-oidc-beacon"),
+                )
+                .with_claim(Claim::RunnerEnvironment, exact("github-hosted"))
+                .with_claim(claim, m)
+        };
+        let check = |id: CertificateIdentity| {
+            v.verify(&bundle, Artifact::Bytes(&artifact), &VerificationPolicy::keyless(vec![id]))
+        };
+        // The certificate's actual claims, in both encodings (.5 raw, .12/.11/.14 DER).
+        check(with(Claim::SourceRepositoryRef, exact("refs/heads/main"))).unwrap();
+        check(with(Claim::GithubWorkflowRef, Matcher::regex("refs/heads/(main|master)").unwrap())).unwrap();
+        // Another ref: denied, naming the claim and the certificate's value.
+        let err = check(with(Claim::SourceRepositoryRef, exact("refs/heads/release"))).unwrap_err();
+        assert!(matches!(err, VerifyError::Identity(IdentityError::ClaimMismatch { .. })), "{err}");
+        assert!(
+            err.to_string().ends_with(
+                r#"claim sourceRepositoryRef: "refs/heads/main" does not match "refs/heads/release""#
+            ),
+            "{err}"
+        );
+        // The older v0.1 certificate (2023) predates the visibility extension: absent, and said so.
+        let (old, artifact) = load(&suite, "happy-path-v0.1");
+        let err = v
+            .verify(
+                &old,
+                Artifact::Bytes(&artifact),
+                &VerificationPolicy::keyless(vec![with(
+                    Claim::SourceRepositoryVisibilityAtSigning,
+                    exact("public"),
+                )]),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("claim sourceRepositoryVisibilityAtSigning is absent"), "{err}");
     }
 
     #[test]

@@ -92,6 +92,16 @@ pub fn fulcio_issuer(issuer: &str) -> Extension {
     )
 }
 
+/// A Fulcio extension whose value is a DER UTF8String (`.8` onward).
+pub fn fulcio_utf8(oid: &str, value: &str) -> Extension {
+    ext(ObjectIdentifier::new_unwrap(oid), der::asn1::Utf8StringRef::new(value).unwrap().to_der().unwrap())
+}
+
+/// A deprecated Fulcio extension whose value is the raw string (`.1`–`.6`).
+pub fn fulcio_raw(oid: &str, value: &str) -> Extension {
+    ext(ObjectIdentifier::new_unwrap(oid), value.as_bytes().to_vec())
+}
+
 /// Build a certificate for `subject_key`, signed by `signer` (ECDSA P-256 SHA-256).
 pub fn make_cert(
     subject: &str,

@@ -142,7 +142,8 @@ impl From<RegistryError> for VerifyError {
 }
 
 /// A stable string naming an authority, for cache keys: `key:<spki sha256>` or
-/// `keyless:` + the sorted identities (exact values quoted, regular expressions between slashes).
+/// `keyless:` + the sorted identities (exact values quoted, regular expressions between slashes), each with
+/// its claims when it has any (so an identity without claims keeps the fingerprint it always had).
 pub fn authority_fingerprint(authority: &Authority) -> String {
     match authority {
         Authority::Key(k) => format!("key:{}", k.fingerprint()),
@@ -153,7 +154,15 @@ pub fn authority_fingerprint(authority: &Authority) -> String {
             };
             let mut ids: Vec<String> = identities
                 .iter()
-                .map(|i| format!("subject={};issuer={}", show(&i.subject), show(&i.issuer)))
+                .map(|i| {
+                    let mut s = format!("subject={};issuer={}", show(&i.subject), show(&i.issuer));
+                    if !i.claims.is_empty() {
+                        let claims: Vec<String> =
+                            i.claims.iter().map(|(c, m)| format!("{c}={}", show(m))).collect();
+                        s.push_str(&format!(";claims={{{}}}", claims.join(",")));
+                    }
+                    s
+                })
                 .collect();
             ids.sort();
             ids.dedup();
@@ -471,10 +480,10 @@ mod tests {
         assert_eq!(a, authority_fingerprint(&Authority::Key(k1)));
         assert_ne!(a, authority_fingerprint(&Authority::Key(k2)));
         let id1 = CertificateIdentity::exact("a@example.com", "https://issuer");
-        let id2 = CertificateIdentity {
-            subject: Matcher::regex(".*@example.com").unwrap(),
-            issuer: Matcher::Exact("https://issuer".into()),
-        };
+        let id2 = CertificateIdentity::new(
+            Matcher::regex(".*@example.com").unwrap(),
+            Matcher::Exact("https://issuer".into()),
+        );
         let ab = authority_fingerprint(&Authority::Keyless { identities: vec![id1.clone(), id2.clone()] });
         let ba = authority_fingerprint(&Authority::Keyless { identities: vec![id2, id1.clone()] });
         assert_eq!(ab, ba, "order of identities does not matter");
@@ -485,12 +494,54 @@ mod tests {
             identities: vec![CertificateIdentity::exact("x", "y")],
         });
         let regex = authority_fingerprint(&Authority::Keyless {
-            identities: vec![CertificateIdentity {
-                subject: Matcher::regex("x").unwrap(),
-                issuer: Matcher::Exact("y".into()),
-            }],
+            identities: vec![CertificateIdentity::new(
+                Matcher::regex("x").unwrap(),
+                Matcher::Exact("y".into()),
+            )],
         });
         assert_ne!(exact, regex);
+    }
+
+    #[test]
+    fn claims_are_part_of_the_authority_fingerprint() {
+        use crate::sigstore_verify::Claim;
+        let base = CertificateIdentity::exact(
+            "https://github.com/o/r/.github/workflows/r.yml@refs/heads/main",
+            "https://gh",
+        );
+        let fp = |id: &CertificateIdentity| {
+            authority_fingerprint(&Authority::Keyless { identities: vec![id.clone()] })
+        };
+        let main =
+            base.clone().with_claim(Claim::SourceRepositoryRef, Matcher::Exact("refs/heads/main".into()));
+        let dev =
+            base.clone().with_claim(Claim::SourceRepositoryRef, Matcher::Exact("refs/heads/dev".into()));
+        let main_re =
+            base.clone().with_claim(Claim::SourceRepositoryRef, Matcher::regex("refs/heads/main").unwrap());
+        let other_claim =
+            base.clone().with_claim(Claim::GithubWorkflowRef, Matcher::Exact("refs/heads/main".into()));
+        // Two policies differing only by claims never share a verdict.
+        let all = [fp(&base), fp(&main), fp(&dev), fp(&main_re), fp(&other_claim)];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(fp(&main), fp(&main.clone()), "stable");
+        // Claim order does not matter; an identity without claims keeps its old fingerprint.
+        let ab = base
+            .clone()
+            .with_claim(Claim::BuildTrigger, Matcher::Exact("push".into()))
+            .with_claim(Claim::RunnerEnvironment, Matcher::Exact("github-hosted".into()));
+        let ba = base
+            .clone()
+            .with_claim(Claim::RunnerEnvironment, Matcher::Exact("github-hosted".into()))
+            .with_claim(Claim::BuildTrigger, Matcher::Exact("push".into()));
+        assert_eq!(fp(&ab), fp(&ba));
+        assert_eq!(
+            fp(&base),
+            "keyless:[subject=exact:\"https://github.com/o/r/.github/workflows/r.yml@refs/heads/main\";issuer=exact:\"https://gh\"]"
+        );
     }
 
     #[test]

@@ -64,7 +64,7 @@ true
 {{- end -}}
 
 {{- define "vouch.extractionEnabled" -}}
-{{- if or .Values.extraction.extractors .Values.extraction.fetchers -}}
+{{- if or .Values.extraction.extractors .Values.extraction.fetchers .Values.extraction.downloaders -}}
 true
 {{- end -}}
 {{- end -}}

@@ -233,7 +233,8 @@ pub struct KeylessSpec {
     pub trust_root_ref: Option<String>,
 }
 
-/// One accepted certificate identity: one of `subject`/`subjectRegExp` and one of `issuer`/`issuerRegExp`.
+/// One accepted certificate identity: one of `subject`/`subjectRegExp` and one of `issuer`/`issuerRegExp`,
+/// and optionally claims (Fulcio certificate extensions), each named in `claims` or in `claimsRegExp`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentitySpec {
@@ -249,6 +250,14 @@ pub struct IdentitySpec {
     /// Regular expression the whole issuer must match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer_reg_exp: Option<String>,
+    /// Fulcio certificate extensions that must have exactly these values, by claim name
+    /// (`sourceRepositoryRef: refs/heads/main`; names in docs/policy-reference.md). All must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, String>,
+    /// Fulcio certificate extensions whose whole value must match these regular expressions, by claim
+    /// name. All must match; a claim is named here or in `claims`, not both.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims_reg_exp: BTreeMap<String, String>,
 }
 
 /// What must be verified; at least one requirement must be set.

@@ -16,6 +16,23 @@ pub struct ExtractionConfig {
     /// Fetcher profiles, tried before the built-in ones.
     #[serde(default)]
     pub fetchers: Vec<FetcherProfile>,
+    /// More download commands that make an init container a fetcher of an unverifiable source, beside the
+    /// built-in ones (curl/wget of a model, huggingface-cli, git clone of a model repository, aws s3 cp, ...).
+    #[serde(default)]
+    pub downloaders: Vec<DownloaderPattern>,
+}
+
+/// A command that downloads a model from outside any OCI registry, e.g. `mc cp` (MinIO client).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DownloaderPattern {
+    /// Name used in messages.
+    pub name: String,
+    /// The program, matched against the command word's base name (`mc` matches `/usr/bin/mc`).
+    pub command: String,
+    /// Operands that must follow the program, in order (flags skipped), e.g. `[cp]`.
+    #[serde(default)]
+    pub subcommands: Vec<String>,
 }
 
 /// The fields of one kind that name references, egress allowlists and egress endpoints.
@@ -123,8 +140,18 @@ impl ExtractionConfig {
                 fetchers.push(x);
             }
         }
+        if self.downloaders.len() > MAX_CONFIG_ENTRIES {
+            problems.push(format!("more than {MAX_CONFIG_ENTRIES} downloaders"));
+        }
+        let mut downloaders = Vec::new();
+        for (i, d) in self.downloaders.iter().enumerate().take(MAX_CONFIG_ENTRIES) {
+            let at = format!("downloaders[{i}] ({})", d.name);
+            if let Some(x) = compile_downloader(d, &at, &mut problems) {
+                downloaders.push(x);
+            }
+        }
         if problems.is_empty() {
-            Ok(CompiledExtraction { extractors, fetchers })
+            Ok(CompiledExtraction { extractors, fetchers, downloaders })
         } else {
             Err(problems)
         }
@@ -228,6 +255,42 @@ fn compile_fetcher(f: &FetcherProfile, at: &str, problems: &mut Vec<String>) -> 
     }
 }
 
+/// A plain word: non-empty, bounded, no whitespace, no `/`, not a flag.
+fn plain_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_NAME_LEN
+        && !s.starts_with('-')
+        && !s.contains(|c: char| c.is_whitespace() || c == '/')
+}
+
+fn compile_downloader(
+    d: &DownloaderPattern,
+    at: &str,
+    problems: &mut Vec<String>,
+) -> Option<CompiledDownloader> {
+    let before = problems.len();
+    if d.name.is_empty() || d.name.len() > MAX_NAME_LEN {
+        problems.push(format!("{at}: name must be set (at most {MAX_NAME_LEN} characters)"));
+    }
+    if !plain_word(&d.command) {
+        problems.push(format!(
+            "{at}: command {:?} must be a program name (no path, no spaces, not a flag)",
+            d.command
+        ));
+    }
+    if d.subcommands.len() > 8 {
+        problems.push(format!("{at}: more than 8 subcommands"));
+    }
+    if let Some(bad) = d.subcommands.iter().find(|s| !plain_word(s)) {
+        problems.push(format!("{at}: subcommand {bad:?} must be a plain word"));
+    }
+    (problems.len() == before).then(|| CompiledDownloader {
+        name: d.name.clone(),
+        command: d.command.clone(),
+        subcommands: d.subcommands.clone(),
+    })
+}
+
 fn check_prefix(prefix: Option<&str>, at: &str, problems: &mut Vec<String>) {
     if let Some(p) = prefix {
         if p.is_empty() || p.len() > MAX_NAME_LEN {
@@ -249,6 +312,15 @@ pub(crate) fn valid_env_name(s: &str) -> bool {
 pub struct CompiledExtraction {
     pub(crate) extractors: Vec<CompiledExtractor>,
     pub(crate) fetchers: Vec<CompiledFetcher>,
+    pub(crate) downloaders: Vec<CompiledDownloader>,
+}
+
+/// A compiled [`DownloaderPattern`].
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledDownloader {
+    pub(crate) name: String,
+    pub(crate) command: String,
+    pub(crate) subcommands: Vec<String>,
 }
 
 impl CompiledExtraction {
@@ -405,6 +477,14 @@ fetchers:
                     ..Default::default()
                 },
             ],
+            downloaders: vec![
+                DownloaderPattern { name: "path".into(), command: "/usr/bin/mc".into(), subcommands: vec![] },
+                DownloaderPattern {
+                    name: "flag".into(),
+                    command: "mc".into(),
+                    subcommands: vec!["--cp".into()],
+                },
+            ],
         };
         let problems = c.validate().unwrap_err();
         let all = problems.join("\n");
@@ -414,6 +494,23 @@ fetchers:
         assert!(all.contains("exactly one of env, arg and flag"), "{all}");
         assert!(all.contains("does not name a registry"), "{all}");
         assert!(all.contains("not an environment variable name"), "{all}");
-        assert_eq!(problems.len(), 6, "{all}");
+        assert!(
+            all.contains("downloaders[0] (path): command \"/usr/bin/mc\" must be a program name"),
+            "{all}"
+        );
+        assert!(all.contains("downloaders[1] (flag): subcommand \"--cp\" must be a plain word"), "{all}");
+        assert_eq!(problems.len(), 8, "{all}");
+    }
+
+    #[test]
+    fn downloaders_are_read_from_yaml() {
+        let c = ExtractionConfig::from_yaml_str(
+            "downloaders:\n- name: minio-client\n  command: mc\n  subcommands: [cp]\n",
+        )
+        .unwrap();
+        let compiled = c.compile().unwrap();
+        assert_eq!(compiled.downloaders[0].command, "mc");
+        assert_eq!(compiled.downloaders[0].subcommands, vec!["cp".to_owned()]);
+        assert!(ExtractionConfig::from_yaml_str("downloaders:\n- name: x\n  cmd: mc\n").is_err());
     }
 }

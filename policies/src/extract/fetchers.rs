@@ -4,19 +4,26 @@
 //!
 //! Recognised by image (profiles: the KitOps init container, configured [`super::FetcherProfile`]s) or, on
 //! any image, by command line: `kit unpack|pull REF`, `oras pull REF`, `skopeo copy docker://REF DEST`,
-//! also inside `sh -c` / `bash -c` scripts (best effort, see the `shell` module).
+//! and model downloads by generic tools (`curl`/`wget` of a model, `huggingface-cli download`, `git clone`
+//! of a model repository, `aws s3 cp`, `gsutil cp`, `ollama pull`, `python -c` with `huggingface_hub`,
+//! configured [`super::DownloaderPattern`]s; see [`downloads`]), also inside `sh -c` / `bash -c` scripts
+//! (best effort, see the `shell` module).
 
 use std::sync::OnceLock;
 
 use serde_json::Value;
 use vouch_attest::reference::ArtifactRef;
 
-use super::config::{CompiledExtraction, CompiledFetcher, ReferenceSource, VerificationCheck};
+use super::config::{
+    CompiledDownloader, CompiledExtraction, CompiledFetcher, ReferenceSource, VerificationCheck,
+};
 use super::json::{list, name_of, object_at, optional_object, string_at, walk, Object};
 use super::shell;
 use super::{artifact, ExtractError, Extracted, FetcherProblem, FetcherProblemKind, MAX_LIST_ENTRIES};
 use crate::decision::{ArtifactKind, ArtifactLocation};
 use crate::glob::Glob;
+
+pub mod downloads;
 
 /// Name of the built-in KitOps init container profile.
 pub const KITOPS_INIT_PROFILE: &str = "kitops-init";
@@ -95,7 +102,7 @@ pub(crate) fn from_init_containers(
         });
         match profile {
             Some(p) => by_profile(&c, p, out)?,
-            None => by_command(&c, repository.as_deref(), out)?,
+            None => by_command(&c, repository.as_deref(), &config.downloaders, out)?,
         }
     }
     Ok(())
@@ -342,9 +349,16 @@ fn flag_value(argv: &[Source], flag: &str) -> Option<Source> {
 }
 
 /// Tools whose image runs them as entrypoint, so `args` alone is their command line: by the last segment
-/// of the repository.
-const TOOL_IMAGES: [(&str, &str); 4] =
-    [("kit", "kit"), ("kitops", "kit"), ("oras", "oras"), ("skopeo", "skopeo")];
+/// of the repository (`curlimages/curl`, `ollama/ollama`, `amazon/aws-cli`).
+const TOOL_IMAGES: [(&str, &str); 7] = [
+    ("kit", "kit"),
+    ("kitops", "kit"),
+    ("oras", "oras"),
+    ("skopeo", "skopeo"),
+    ("curl", "curl"),
+    ("ollama", "ollama"),
+    ("aws-cli", "aws"),
+];
 /// Repositories of skopeo's own images (`quay.io/skopeo/stable`, `…/upstream`, `…/testing`).
 const SKOPEO_IMAGE_NAMESPACE: &str = "quay.io/skopeo/";
 
@@ -358,7 +372,12 @@ fn entrypoint_tool(repository: &str) -> Option<&'static str> {
 }
 
 /// A container recognised by its command line (any image).
-fn by_command(c: &Container<'_>, repository: Option<&str>, out: &mut Extracted) -> Result<(), ExtractError> {
+fn by_command(
+    c: &Container<'_>,
+    repository: Option<&str>,
+    downloaders: &[CompiledDownloader],
+    out: &mut Extracted,
+) -> Result<(), ExtractError> {
     let command = strings(c, "command")?;
     let args = strings(c, "args")?;
     let mut argv = command.clone();
@@ -371,27 +390,36 @@ fn by_command(c: &Container<'_>, repository: Option<&str>, out: &mut Extracted) 
         }
     }
     argv.extend(args);
-    for (profile, outcome) in detect(&argv) {
-        record(c, profile, outcome, out)?;
+    for (profile, outcome) in detect(&argv, downloaders) {
+        record(c, &profile, outcome, out)?;
     }
     Ok(())
 }
 
 /// Fetch commands in an argv: the tool itself, or a shell running a script.
-fn detect(argv: &[Source]) -> Vec<(&'static str, Outcome)> {
+fn detect(argv: &[Source], downloaders: &[CompiledDownloader]) -> Vec<(String, Outcome)> {
     let argv = skip_wrappers(argv);
     let Some(first) = argv.first() else {
         return Vec::new();
     };
     let tool = basename(&first.value);
     if matches!(tool, "sh" | "bash" | "ash" | "dash" | "zsh" | "ksh") {
-        return script(argv.get(1..).unwrap_or_default());
+        return script(argv.get(1..).unwrap_or_default(), downloaders);
     }
-    detect_tool(argv).into_iter().collect()
+    detect_one(argv, downloads::ScriptState::default(), downloaders).into_iter().collect()
+}
+
+/// One command: an OCI fetch tool, else a model download by a generic tool.
+fn detect_one(
+    argv: &[Source],
+    state: downloads::ScriptState,
+    downloaders: &[CompiledDownloader],
+) -> Option<(String, Outcome)> {
+    detect_tool(argv).map(|(p, o)| (p.to_owned(), o)).or_else(|| downloads::detect(argv, state, downloaders))
 }
 
 /// `sh [options] -c SCRIPT`: the script is the first operand after options that include `c`.
-fn script(args: &[Source]) -> Vec<(&'static str, Outcome)> {
+fn script(args: &[Source], downloaders: &[CompiledDownloader]) -> Vec<(String, Outcome)> {
     let mut with_c = false;
     let mut rest = args.iter();
     let script = loop {
@@ -409,11 +437,15 @@ fn script(args: &[Source]) -> Vec<(&'static str, Outcome)> {
     let commands = match shell::split(&script.value) {
         Ok(c) => c,
         Err(e) if mentions_tool(&script.value) => {
-            return vec![("sh -c", Outcome::Unknown(format!("its script cannot be followed: {}", e.0)))];
+            return vec![(
+                "sh -c".into(),
+                Outcome::Unknown(format!("its script cannot be followed: {}", e.0)),
+            )];
         }
         Err(_) => return Vec::new(),
     };
     let mut found = Vec::new();
+    let mut state = downloads::ScriptState::default();
     for words in commands {
         let sources: Vec<Source> = words
             .into_iter()
@@ -436,17 +468,24 @@ fn script(args: &[Source]) -> Vec<(&'static str, Outcome)> {
                 }
             })
             .collect();
-        if let Some(d) = detect_tool(skip_wrappers(&sources)) {
+        let argv = skip_wrappers(&sources);
+        if downloads::is_lfs_install(argv) {
+            state.lfs_installed = true;
+        }
+        if let Some(d) = detect_one(argv, state, downloaders) {
             found.push(d);
         }
     }
     found
 }
 
+/// Whether a script that cannot be followed names a fetch tool (or a model host), so that it counts as a
+/// fetcher of an unknown source rather than as no fetcher.
 fn mentions_tool(script: &str) -> bool {
-    script
-        .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | '/'))
-        .any(|w| matches!(w, "kit" | "oras" | "skopeo"))
+    script.contains("huggingface.co")
+        || script
+            .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | '/'))
+            .any(|w| matches!(w, "kit" | "oras" | "skopeo" | "huggingface-cli" | "ollama"))
 }
 
 /// Drop `VAR=value` assignments and `exec`/`command`/`nohup`/`env`/`busybox` before the command name.
@@ -603,12 +642,12 @@ mod tests {
 
     /// (profile, reference or "NOT:source" or "UNKNOWN", pointer)
     fn run(words: &[&str]) -> Vec<(String, String, String)> {
-        detect(&argv(words))
+        detect(&argv(words), &[])
             .into_iter()
             .map(|(profile, o)| match o {
-                Outcome::Reference { source, .. } => (profile.to_owned(), source.value, source.pointer),
-                Outcome::NotOci(s) => (profile.to_owned(), format!("NOT:{s}"), String::new()),
-                Outcome::Unknown(_) => (profile.to_owned(), "UNKNOWN".into(), String::new()),
+                Outcome::Reference { source, .. } => (profile, source.value, source.pointer),
+                Outcome::NotOci(s) => (profile, format!("NOT:{s}"), String::new()),
+                Outcome::Unknown(_) => (profile, "UNKNOWN".into(), String::new()),
             })
             .collect()
     }
@@ -658,6 +697,31 @@ mod tests {
         assert_eq!(refs, vec!["r.io/a:1", "r.io/b:2"]);
         assert!(got.iter().all(|g| g.2 == "/args/2"), "script references point at the script");
         assert!(run(&["sh", "/scripts/fetch.sh"]).is_empty(), "a script file is not read");
+    }
+
+    #[test]
+    fn model_downloads_in_scripts_count_and_comments_echo_and_here_documents_do_not() {
+        let hf = "https://huggingface.co/org/m/resolve/main/model.safetensors";
+        let script = format!(
+            "set -e\n# curl -o /m/model.gguf https://huggingface.co/a/b\necho 'huggingface-cli download org/m'\n\
+             printf '%s\\n' \"ollama pull llama3\"\ncat > /m/NOTES <<'EOF'\ngsutil cp gs://b/m.gguf /m\nEOF\n\
+             mkdir -p /m && curl -fsSL {hf} -o /m/model.safetensors\n"
+        );
+        let got = run(&["sh", "-c", &script]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].0.as_str(), got[0].1.as_str()), ("curl", format!("NOT:{hf}").as_str()));
+        // `git lfs install` earlier in the script makes a clone fetch large files.
+        let got = run(&["bash", "-c", "git lfs install\ngit clone https://github.com/acme/weights /m"]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].1, "NOT:https://github.com/acme/weights");
+        assert!(run(&["sh", "-c", "git clone https://github.com/acme/app /src"]).is_empty());
+        assert!(run(&["sh", "-c", "until curl -fsS http://db:5432/health; do sleep 1; done"]).is_empty());
+        // A here-document a shell may run is not followed: a fetcher of an unknown source, as for `kit`.
+        assert_eq!(run(&["sh", "-c", "sh <<EOF\nollama pull llama3\nEOF"])[0].1, "UNKNOWN");
+        // Generic tools in argv, not only in scripts; the curl image runs curl.
+        assert_eq!(one(&["huggingface-cli", "download", "org/m"]).1, "NOT:hf://org/m");
+        assert_eq!(entrypoint_tool("docker.io/curlimages/curl"), Some("curl"));
+        assert_eq!(entrypoint_tool("docker.io/ollama/ollama"), Some("ollama"));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::decision::{ArtifactKind, ArtifactLocation};
 use crate::engine::AdmissionInput;
 use crate::Operation;
 
-pub use config::{CompiledExtraction, ExtractionConfig, FetcherProfile, FieldExtractor};
+pub use config::{CompiledExtraction, DownloaderPattern, ExtractionConfig, FetcherProfile, FieldExtractor};
 pub use json::escape_pointer_segment;
 pub use jsonpath::{normalized_path_to_pointer, CompiledPath, Hit};
 pub use pod::{from_pod_spec, pod_spec_pointer};

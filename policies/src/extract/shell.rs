@@ -1,7 +1,9 @@
 //! A small POSIX-shell word splitter for `sh -c` scripts of init containers: enough to find `kit unpack`,
 //! `oras pull` and `skopeo copy` commands and where their words sit in the script (for pinning). It
 //! expands nothing; a word that would be expanded (`$VAR`, `$(…)`, backquotes) is marked dynamic, so its
-//! value is unknown. Anything it cannot follow (unterminated quotes, here-documents) is an error.
+//! value is unknown. A here-document's body is data and is skipped (its text is no command), unless the
+//! script runs a shell or interpreter that could read it as commands. Anything it cannot follow
+//! (unterminated quotes or here-documents, a here-document a shell may run) is an error.
 
 /// Longest script read.
 pub(crate) const MAX_SCRIPT_LEN: usize = 64 * 1024;
@@ -28,9 +30,33 @@ pub(crate) fn split(script: &str) -> Result<Vec<Vec<Word>>, ShellError> {
     if script.len() > MAX_SCRIPT_LEN {
         return Err(ShellError(format!("script longer than {MAX_SCRIPT_LEN} bytes")));
     }
-    let mut s = Splitter { src: script, commands: Vec::new(), current: Vec::new(), word: None, words: 0 };
+    let mut s = Splitter {
+        src: script,
+        commands: Vec::new(),
+        current: Vec::new(),
+        word: None,
+        words: 0,
+        heredoc_next: None,
+        pending_heredocs: Vec::new(),
+        heredocs: 0,
+    };
     s.run()?;
+    if s.heredocs > 0 && s.commands.iter().any(|c| c.first().is_some_and(|w| reads_commands(&w.value))) {
+        return Err(ShellError(
+            "a here-document in a script that runs a shell or interpreter is not followed".into(),
+        ));
+    }
     Ok(s.commands)
+}
+
+/// Programs that may run a here-document's text as commands (`sh <<EOF`, `cat <<EOF | bash`).
+fn reads_commands(program: &str) -> bool {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    matches!(
+        name,
+        "sh" | "bash" | "ash" | "dash" | "zsh" | "ksh" | "busybox" | "eval" | "source" | "." | "xargs"
+    ) || name.starts_with("python")
+        || name.starts_with("perl")
 }
 
 struct Building {
@@ -46,6 +72,12 @@ struct Splitter<'a> {
     current: Vec<(Word, bool)>,
     word: Option<Building>,
     words: usize,
+    /// After `<<` / `<<-`: the next word is a here-document delimiter (`true`: leading tabs stripped).
+    heredoc_next: Option<bool>,
+    /// Here-documents whose bodies start at the next newline: (delimiter, strip tabs).
+    pending_heredocs: Vec<(String, bool)>,
+    /// Here-documents skipped.
+    heredocs: usize,
 }
 
 impl Splitter<'_> {
@@ -56,7 +88,12 @@ impl Splitter<'_> {
         while let Some((i, c)) = chars.next() {
             match c {
                 ' ' | '\t' => self.end_word(i, &mut next_is_redirect_target)?,
-                '\n' | ';' | '&' | '|' | '(' | ')' => {
+                '\n' => {
+                    self.end_word(i, &mut next_is_redirect_target)?;
+                    self.end_command();
+                    self.skip_heredoc_bodies(&mut chars)?;
+                }
+                ';' | '&' | '|' | '(' | ')' => {
                     self.end_word(i, &mut next_is_redirect_target)?;
                     self.end_command();
                 }
@@ -77,7 +114,16 @@ impl Splitter<'_> {
                         self.end_word(i, &mut next_is_redirect_target)?;
                     }
                     if c == '<' && chars.peek().is_some_and(|&(_, n)| n == '<') {
-                        return Err(ShellError("here-documents are not followed".into()));
+                        chars.next();
+                        if chars.peek().is_some_and(|&(_, n)| n == '<') {
+                            chars.next(); // `<<<` here-string: its word is a redirect target like any other
+                        } else {
+                            let strip_tabs = chars.peek().is_some_and(|&(_, n)| n == '-');
+                            if strip_tabs {
+                                chars.next();
+                            }
+                            self.heredoc_next = Some(strip_tabs);
+                        }
                     }
                     while chars.peek().is_some_and(|&(_, n)| matches!(n, '<' | '>' | '&' | '|')) {
                         chars.next();
@@ -174,6 +220,41 @@ impl Splitter<'_> {
         }
         self.end_word(self.src.len(), &mut next_is_redirect_target)?;
         self.end_command();
+        if self.heredoc_next.is_some() || !self.pending_heredocs.is_empty() {
+            return Err(ShellError("unterminated here-document".into()));
+        }
+        Ok(())
+    }
+
+    /// At a newline: skip the bodies of the here-documents started on the line just ended.
+    fn skip_heredoc_bodies(
+        &mut self,
+        chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>,
+    ) -> Result<(), ShellError> {
+        if self.heredoc_next.is_some() {
+            return Err(ShellError("here-document without a delimiter".into()));
+        }
+        for (delimiter, strip_tabs) in std::mem::take(&mut self.pending_heredocs) {
+            loop {
+                let mut line = String::new();
+                let mut ended = false;
+                for (_, ch) in chars.by_ref() {
+                    if ch == '\n' {
+                        ended = true;
+                        break;
+                    }
+                    line.push(ch);
+                }
+                let line = if strip_tabs { line.trim_start_matches('\t') } else { line.as_str() };
+                if line == delimiter {
+                    break;
+                }
+                if !ended {
+                    return Err(ShellError(format!("unterminated here-document (no line {delimiter:?})")));
+                }
+            }
+            self.heredocs += 1;
+        }
         Ok(())
     }
 
@@ -201,6 +282,11 @@ impl Splitter<'_> {
             None
         };
         let redirect = w.redirect_target;
+        if redirect {
+            if let Some(strip_tabs) = self.heredoc_next.take() {
+                self.pending_heredocs.push((w.value.clone(), strip_tabs));
+            }
+        }
         *next_is_redirect_target = false;
         self.current.push((Word { value: w.value, span, dynamic: w.dynamic }, redirect));
         Ok(())
@@ -266,10 +352,25 @@ mod tests {
     }
 
     #[test]
+    fn here_document_bodies_are_data() {
+        assert_eq!(
+            values("cat > /m/README <<'EOF'\ncurl https://huggingface.co/a/b -o x.gguf\nEOF\nls /m"),
+            vec![vec!["cat"], vec!["ls", "/m"]]
+        );
+        assert_eq!(
+            values("cat <<-END >/etc/x; echo a\n\tkit unpack r.io/a:1\n\tEND\noras pull r.io/b:2"),
+            vec![vec!["cat"], vec!["echo", "a"], vec!["oras", "pull", "r.io/b:2"]]
+        );
+        assert_eq!(values("cat <<<'oras pull x'"), vec![vec!["cat"]], "a here-string is a redirect");
+    }
+
+    #[test]
     fn what_cannot_be_followed_is_an_error() {
         assert!(split("kit unpack 'x").is_err());
         assert!(split("kit unpack \"x").is_err());
-        assert!(split("cat <<EOF\nx\nEOF").is_err());
+        assert!(split("cat <<EOF\nx\n").is_err(), "unterminated here-document");
+        assert!(split("sh <<EOF\noras pull x\nEOF").is_err(), "a shell may run the body");
+        assert!(split("cat <<'EOF' | bash\noras pull x\nEOF").is_err(), "piped into a shell");
         assert!(split("echo $(date").is_err());
         assert!(split(&"a ".repeat(MAX_SCRIPT_LEN)).is_err());
     }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use vouch_attest::registry::Credentials;
-use vouch_attest::sigstore_verify::{Authority, CertificateIdentity, Matcher};
+use vouch_attest::sigstore_verify::{Authority, CertificateIdentity, Claim, Matcher};
 use vouch_attest::trust_root::TrustRoot as SigstoreTrustRoot;
 use vouch_attest::PublicKey;
 
@@ -290,7 +290,56 @@ fn compile_identity(
     };
     let subject = one(&id.subject, &id.subject_reg_exp, "subject");
     let issuer = one(&id.issuer, &id.issuer_reg_exp, "issuer");
-    Some(CertificateIdentity { subject: subject?, issuer: issuer? })
+    let claims = compile_claims(id, field, problems);
+    let mut identity = CertificateIdentity::new(subject?, issuer?);
+    identity.claims = claims?;
+    Some(identity)
+}
+
+/// `claims` and `claimsRegExp`: every name must be a known claim (a typo is a problem, never a claim
+/// silently not checked), named once, with a non-empty exact value or a compiling regular expression.
+fn compile_claims(
+    id: &IdentitySpec,
+    field: &str,
+    problems: &mut Vec<String>,
+) -> Option<BTreeMap<Claim, Matcher>> {
+    let before = problems.len();
+    let mut claims = BTreeMap::new();
+    for (n, value) in &id.claims {
+        let claim = match n.parse::<Claim>() {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(format!("{field}.claims: {e}"));
+                continue;
+            }
+        };
+        if value.is_empty() {
+            problems
+                .push(format!("{field}.claims.{n}: empty value (give the value, or leave the claim out)"));
+            continue;
+        }
+        claims.insert(claim, Matcher::Exact(value.clone()));
+    }
+    for (n, pattern) in &id.claims_reg_exp {
+        let claim = match n.parse::<Claim>() {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(format!("{field}.claimsRegExp: {e}"));
+                continue;
+            }
+        };
+        if id.claims.contains_key(n) {
+            problems.push(format!("{field}: claim {n} is named in both claims and claimsRegExp"));
+            continue;
+        }
+        match Matcher::regex(pattern) {
+            Ok(m) => {
+                claims.insert(claim, m);
+            }
+            Err(e) => problems.push(format!("{field}.claimsRegExp.{n}: {e}")),
+        }
+    }
+    (problems.len() == before).then_some(claims)
 }
 
 pub(super) fn compile_trust_root(t: &TrustRoot, secrets: &Secrets) -> Result<SigstoreTrustRoot, Vec<String>> {

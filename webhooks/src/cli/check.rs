@@ -31,6 +31,7 @@ pub use error::CheckError;
 pub use policies::{compile_policies, load_policies};
 pub use report::{CheckReport, ObjectReport, Outcome};
 
+use super::bundle_args::BundleArgs;
 use super::exit::EXIT_ERROR;
 use super::registry_args::{positive_duration, RegistryArgs};
 
@@ -61,15 +62,9 @@ pub struct CheckArgs {
     /// Policy file or directory (ClusterSupplyChainPolicy, SupplyChainPolicy, TrustRoot). Repeatable.
     #[arg(short = 'p', long = "policy")]
     pub policies: Vec<PathBuf>,
-    /// Offline verification bundle: verify from it with no network; its policies unless --policy is given.
-    #[arg(long, conflicts_with_all = ["trusted_root", "tuf_mirror", "insecure_registries", "registry_auth_file"])]
-    pub bundle: Option<PathBuf>,
-    /// Public key (PEM) the bundle must be signed with; required with --bundle unless --bundle-allow-unsigned.
-    #[arg(long, requires = "bundle")]
-    pub bundle_key: Option<PathBuf>,
-    /// Accept a bundle without checking who made it (no --bundle-key). Its policies are then unauthenticated.
-    #[arg(long, requires = "bundle", conflicts_with = "bundle_key")]
-    pub bundle_allow_unsigned: bool,
+    /// The offline bundle to verify from (`--bundle`, `--bundle-key`, `--bundle-allow-unsigned`).
+    #[command(flatten)]
+    pub offline: BundleArgs,
     /// Extractors for custom kinds and extra init-container fetcher profiles (YAML; as `vouch serve`).
     #[arg(long)]
     pub extraction_config: Option<PathBuf>,
@@ -234,12 +229,8 @@ pub fn extraction_config(path: Option<&std::path::Path>) -> Result<ExtractionCon
 pub struct PolicySource<'a> {
     /// `--policy` files and directories.
     pub policies: &'a [PathBuf],
-    /// `--bundle`.
-    pub bundle: Option<&'a std::path::Path>,
-    /// `--bundle-key`.
-    pub bundle_key: Option<&'a std::path::Path>,
-    /// `--bundle-allow-unsigned`.
-    pub bundle_allow_unsigned: bool,
+    /// The bundle flags.
+    pub offline: &'a BundleArgs,
 }
 
 impl PolicySource<'_> {
@@ -250,10 +241,10 @@ impl PolicySource<'_> {
         budget: Duration,
         live: impl FnOnce(Duration) -> Result<ArtifactVerifier, CheckError>,
     ) -> Result<(vouch_policies::PolicySet, ArtifactVerifier), CheckError> {
-        match self.bundle {
+        match &self.offline.bundle {
             Some(path) => {
                 // As `vouch serve --bundle`: the bundle's policies decide, so who made it must be checked.
-                if self.bundle_key.is_none() && !self.bundle_allow_unsigned {
+                if self.offline.bundle_key.is_none() && !self.offline.bundle_allow_unsigned {
                     return Err(CheckError::Usage {
                         flag: "--bundle-key",
                         reason:
@@ -262,7 +253,7 @@ impl PolicySource<'_> {
                                 .into(),
                     });
                 }
-                let source = bundle_source::open(path, self.bundle_key)?;
+                let source = bundle_source::open(path, self.offline.bundle_key.as_deref())?;
                 let policies =
                     if self.policies.is_empty() { source.policies()? } else { load_policies(self.policies)? };
                 Ok((policies, source.verifier()?))
@@ -314,12 +305,7 @@ pub fn prepare(args: &CheckArgs) -> Result<Prepared, CheckError> {
         extraction,
         ..EngineConfig::default()
     };
-    let source = PolicySource {
-        policies: &args.policies,
-        bundle: args.bundle.as_deref(),
-        bundle_key: args.bundle_key.as_deref(),
-        bundle_allow_unsigned: args.bundle_allow_unsigned,
-    };
+    let source = PolicySource { policies: &args.policies, offline: &args.offline };
     let verifier = |budget| Ok(ArtifactVerifier::new(verifier_config(&args.registry, budget)?)?);
     let (policies, verifier) = source.load(budget, verifier)?;
     if policies.policies().is_empty() {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod bundle;
+pub mod bundle_args;
 pub mod check;
 pub mod demo;
 pub mod demo_webhook;

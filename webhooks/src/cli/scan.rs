@@ -15,6 +15,7 @@ use vouch_attest::verify::ArtifactVerifier;
 use vouch_policies::manifests::ManifestObject;
 use vouch_policies::{Engine, EngineConfig};
 
+use super::bundle_args::BundleArgs;
 use super::check::{
     extraction_config, parse_labels, verifier_config, CheckError, NoMatch, OutputFormat, PolicySource,
 };
@@ -48,15 +49,9 @@ pub struct ScanArgs {
     /// An earlier `vouch scan -o json` report: list newly failing, newly passing and unchanged workloads.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
-    /// Offline verification bundle: verify from it with no network; its policies unless --policy is given.
-    #[arg(long, conflicts_with_all = ["trusted_root", "tuf_mirror", "insecure_registries", "registry_auth_file"])]
-    pub bundle: Option<PathBuf>,
-    /// Public key (PEM) the bundle must be signed with; required with --bundle unless --bundle-allow-unsigned.
-    #[arg(long, requires = "bundle")]
-    pub bundle_key: Option<PathBuf>,
-    /// Accept a bundle without checking who made it (no --bundle-key).
-    #[arg(long, requires = "bundle", conflicts_with = "bundle_key")]
-    pub bundle_allow_unsigned: bool,
+    /// The offline bundle to verify from (`--bundle`, `--bundle-key`, `--bundle-allow-unsigned`).
+    #[command(flatten)]
+    pub offline: BundleArgs,
     /// Extractors for custom kinds and extra init-container fetcher profiles (YAML; as `vouch serve`).
     #[arg(long)]
     pub extraction_config: Option<PathBuf>,
@@ -146,7 +141,12 @@ pub async fn scan_with(args: &ScanArgs, client: Option<kube::Client>) -> Result<
     let namespace_labels =
         if args.namespace_labels.is_empty() { None } else { Some(parse_labels(&args.namespace_labels)?) };
     let engine = engine(args, client.as_ref()).await?;
-    let scanner = Scanner::new(engine);
+    let mut scanner = Scanner::new(engine);
+    if let Some(client) = &client {
+        let cluster =
+            crate::cluster::KubeContext::new(client.clone(), &crate::cluster::ContextCacheConfig::default());
+        scanner = scanner.with_cluster(std::sync::Arc::new(cluster));
+    }
     let mut options = ScanOptions {
         default_namespace: args.default_namespace.trim().to_owned(),
         namespace_labels,
@@ -211,20 +211,14 @@ async fn engine(args: &ScanArgs, client: Option<&kube::Client>) -> Result<Engine
     };
     let live = |budget| Ok(ArtifactVerifier::new(verifier_config(&args.registry, budget)?)?);
     let (policies, verifier) = match client {
-        Some(client) if args.policies.is_empty() && args.bundle.is_none() => {
+        Some(client) if args.policies.is_empty() && args.offline.bundle.is_none() => {
             let policies = load_policies(client).await.map_err(cluster_error)?;
             for problem in policies.problems() {
                 eprintln!("warning: policy left out: {problem}");
             }
             (policies, live(budget)?)
         }
-        _ => PolicySource {
-            policies: &args.policies,
-            bundle: args.bundle.as_deref(),
-            bundle_key: args.bundle_key.as_deref(),
-            bundle_allow_unsigned: args.bundle_allow_unsigned,
-        }
-        .load(budget, live)?,
+        _ => PolicySource { policies: &args.policies, offline: &args.offline }.load(budget, live)?,
     };
     if policies.policies().is_empty() {
         return Err(CheckError::Usage { flag: "--policy", reason: "no policies found".into() });

@@ -3,9 +3,11 @@
 use std::process::ExitCode;
 
 use vouch_attest::digest::Digest;
+use vouch_attest::intoto::InTotoError;
 use vouch_attest::keys::PublicKey;
 use vouch_attest::sigstore_verify::{
-    Artifact, Bundle, CertificateIdentity, SignerFacts, VerificationPolicy, Verifier,
+    Artifact, ArtifactError, Bundle, CertificateIdentity, SignerFacts, VerificationPolicy, Verifier,
+    VerifyError,
 };
 use vouch_attest::trust_root::TrustRoot;
 
@@ -30,13 +32,15 @@ pub struct VerifyBundleArgs {
     /// Trusted root JSON (default: the embedded Sigstore public-good root).
     #[arg(long)]
     pub trusted_root: Option<std::path::PathBuf>,
-    /// The artifact: a file path or `sha256:<hex>`.
+    /// The artifact: a file path, or its digest `sha256:<hex>` (also `sha384:`/`sha512:`). A digest can only
+    /// match in-toto subjects that list that algorithm (npm provenance lists sha512 only).
     pub file_or_digest: String,
 }
 
 /// Largest bundle, key or trusted-root file read.
 const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
-/// Artifacts up to this size are read whole; larger ones are hashed as a stream and verified by digest.
+/// Artifacts up to this size are read whole; larger ones are hashed as a stream (in every algorithm an
+/// in-toto subject may use) and verified by digest.
 const MAX_ARTIFACT_IN_MEMORY: u64 = 256 * 1024 * 1024;
 
 /// A usage or I/O problem (exit 2), as opposed to a rejected bundle (exit 1).
@@ -54,17 +58,32 @@ fn read_file(path: &std::path::Path, what: &str) -> Result<Vec<u8>, UsageError> 
 
 fn read_artifact(path: &std::path::Path) -> Result<ArtifactInput, UsageError> {
     use sha2::Digest as _;
+    use std::io::Read as _;
+    use vouch_attest::DigestAlgorithm;
     let io = |e: std::io::Error| UsageError(format!("cannot read artifact {}: {e}", path.display()));
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len <= MAX_ARTIFACT_IN_MEMORY {
         return std::fs::read(path).map(ArtifactInput::Bytes).map_err(io);
     }
-    let mut hasher = sha2::Sha256::new();
+    // One pass, every algorithm a subject may use: SHA-256 first (the primary digest), then SHA-384, SHA-512.
+    let (mut s256, mut s384, mut s512) = (sha2::Sha256::new(), sha2::Sha384::new(), sha2::Sha512::new());
     let mut file = std::fs::File::open(path).map_err(io)?;
-    std::io::copy(&mut file, &mut hasher).map_err(io)?;
-    let digest = Digest::from_bytes(vouch_attest::DigestAlgorithm::Sha256, &hasher.finalize())
-        .map_err(|e| UsageError(e.to_string()))?;
-    Ok(ArtifactInput::Digest(digest))
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        s256.update(&buf[..n]);
+        s384.update(&buf[..n]);
+        s512.update(&buf[..n]);
+    }
+    let digest = |alg, raw: &[u8]| Digest::from_bytes(alg, raw).map_err(|e| UsageError(e.to_string()));
+    Ok(ArtifactInput::Digests(vec![
+        digest(DigestAlgorithm::Sha256, &s256.finalize())?,
+        digest(DigestAlgorithm::Sha384, &s384.finalize())?,
+        digest(DigestAlgorithm::Sha512, &s512.finalize())?,
+    ]))
 }
 
 /// Everything the verification needs, read and validated from the arguments.
@@ -78,6 +97,16 @@ struct Inputs {
 enum ArtifactInput {
     Bytes(Vec<u8>),
     Digest(Digest),
+    Digests(Vec<Digest>),
+}
+
+/// `alg:<hex>` for a digest algorithm a subject may use, else `None` (a path).
+fn digest_argument(arg: &str) -> Option<Result<Digest, UsageError>> {
+    let (alg, hex) = arg.split_once(':')?;
+    if !vouch_attest::intoto::SUBJECT_ALGORITHMS.iter().any(|a| a.name() == alg) {
+        return None;
+    }
+    Some(format!("{alg}:{}", hex.to_ascii_lowercase()).parse().map_err(|e| UsageError(format!("{e}"))))
 }
 
 fn inputs(args: &VerifyBundleArgs) -> Result<Inputs, UsageError> {
@@ -90,6 +119,9 @@ fn inputs(args: &VerifyBundleArgs) -> Result<Inputs, UsageError> {
         }
         None => TrustRoot::public_good().map_err(|e| UsageError(format!("embedded trusted root: {e}")))?,
     };
+    for entry in trust_root.ignored() {
+        eprintln!("warning: {entry}");
+    }
     let policy = match (&args.key, &args.certificate_identity, &args.certificate_oidc_issuer) {
         (Some(key), None, None) => {
             let pem = String::from_utf8(read_file(key, "key")?)
@@ -107,12 +139,9 @@ fn inputs(args: &VerifyBundleArgs) -> Result<Inputs, UsageError> {
             ))
         }
     };
-    let artifact = if let Some(hex) = args.file_or_digest.strip_prefix("sha256:") {
-        let digest: Digest =
-            format!("sha256:{}", hex.to_ascii_lowercase()).parse().map_err(|e| UsageError(format!("{e}")))?;
-        ArtifactInput::Digest(digest)
-    } else {
-        read_artifact(std::path::Path::new(&args.file_or_digest))?
+    let artifact = match digest_argument(&args.file_or_digest) {
+        Some(digest) => ArtifactInput::Digest(digest?),
+        None => read_artifact(std::path::Path::new(&args.file_or_digest))?,
     };
     Ok(Inputs { bundle_json, trust_root, policy, artifact })
 }
@@ -137,6 +166,7 @@ pub fn run(args: VerifyBundleArgs) -> ExitCode {
     let artifact = match &inputs.artifact {
         ArtifactInput::Bytes(b) => Artifact::Bytes(b),
         ArtifactInput::Digest(d) => Artifact::Digest(d.clone()),
+        ArtifactInput::Digests(ds) => Artifact::Digests(ds.clone()),
     };
     match verifier.verify(&bundle, artifact, &inputs.policy) {
         Ok(v) => {
@@ -149,6 +179,16 @@ pub fn run(args: VerifyBundleArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("rejected: {e}");
+            if let (
+                ArtifactInput::Digest(d),
+                VerifyError::Artifact(ArtifactError::Statement(InTotoError::NoCommonAlgorithm { .. })),
+            ) = (&inputs.artifact, &e)
+            {
+                eprintln!(
+                    "hint: a {} digest can only match subjects that list {0}; give the file itself (or its digest in the subjects' algorithm)",
+                    d.algorithm().name()
+                );
+            }
             ExitCode::from(super::exit::EXIT_REJECTED)
         }
     }

@@ -1,10 +1,11 @@
 //! `vouch verify IMAGE`: cosign-style verification of one image, by digest, from the command line.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use vouch_attest::sigstore_verify::{Authority, CertificateIdentity, Matcher};
+use vouch_attest::sigstore_verify::{Authority, CertificateIdentity, Claim, Matcher};
 use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{
     ArtifactVerifier, Facts, Requirement, Signer, Verdict, VerifierConfig, VerifyOptions,
@@ -41,6 +42,42 @@ pub struct AuthorityArgs {
     /// Keyless: the OIDC issuer, as a regular expression matching the whole issuer.
     #[arg(long)]
     pub certificate_oidc_issuer_regexp: Option<String>,
+    /// Keyless: the GitHub Workflow Trigger extension (1.3.6.1.4.1.57264.1.2, the token's `event_name`),
+    /// exactly, as cosign checks it. Empty: not checked.
+    #[arg(long, conflicts_with = "key")]
+    pub certificate_github_workflow_trigger: Option<String>,
+    /// Keyless: the GitHub Workflow SHA extension (1.3.6.1.4.1.57264.1.3, the token's `sha`), exactly.
+    #[arg(long, conflicts_with = "key")]
+    pub certificate_github_workflow_sha: Option<String>,
+    /// Keyless: the GitHub Workflow Name extension (1.3.6.1.4.1.57264.1.4, the token's `workflow`), exactly.
+    #[arg(long, conflicts_with = "key")]
+    pub certificate_github_workflow_name: Option<String>,
+    /// Keyless: the GitHub Workflow Repository extension (1.3.6.1.4.1.57264.1.5, the token's `repository`,
+    /// `owner/name`), exactly.
+    #[arg(long, conflicts_with = "key")]
+    pub certificate_github_workflow_repository: Option<String>,
+    /// Keyless: the GitHub Workflow Ref extension (1.3.6.1.4.1.57264.1.6, the token's `ref`), exactly.
+    #[arg(long, conflicts_with = "key")]
+    pub certificate_github_workflow_ref: Option<String>,
+}
+
+impl AuthorityArgs {
+    /// The claims cosign's `--certificate-github-workflow-*` flags name: the deprecated GitHub Workflow
+    /// extensions (.2–.6), each matched exactly; an empty value is no constraint, as in cosign.
+    pub fn github_workflow_claims(&self) -> BTreeMap<Claim, Matcher> {
+        [
+            (Claim::GithubWorkflowTrigger, &self.certificate_github_workflow_trigger),
+            (Claim::GithubWorkflowSha, &self.certificate_github_workflow_sha),
+            (Claim::GithubWorkflowName, &self.certificate_github_workflow_name),
+            (Claim::GithubWorkflowRepository, &self.certificate_github_workflow_repository),
+            (Claim::GithubWorkflowRef, &self.certificate_github_workflow_ref),
+        ]
+        .into_iter()
+        .filter_map(|(claim, value)| {
+            value.as_ref().filter(|v| !v.is_empty()).map(|v| (claim, Matcher::Exact(v.clone())))
+        })
+        .collect()
+    }
 }
 
 /// Arguments, named as cosign names them.
@@ -107,7 +144,9 @@ pub(super) fn authority(args: &AuthorityArgs) -> Result<Authority, UsageError> {
         &args.certificate_oidc_issuer_regexp,
         "certificate-oidc-issuer",
     )?;
-    Ok(Authority::Keyless { identities: vec![CertificateIdentity { subject, issuer }] })
+    let mut identity = CertificateIdentity::new(subject, issuer);
+    identity.claims = args.github_workflow_claims();
+    Ok(Authority::Keyless { identities: vec![identity] })
 }
 
 fn requirement(s: &str) -> Result<Requirement, UsageError> {
@@ -236,4 +275,75 @@ pub fn summary_lines(facts: &Facts) -> Vec<String> {
         ));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Args {
+        #[command(flatten)]
+        authority: AuthorityArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<AuthorityArgs, clap::Error> {
+        let base = ["vouch", "--certificate-identity", "id", "--certificate-oidc-issuer", "https://iss"];
+        Args::try_parse_from(base.iter().chain(extra)).map(|a| a.authority)
+    }
+
+    #[test]
+    fn github_workflow_flags_map_to_the_deprecated_extensions_exactly() {
+        let args = parse(&[
+            "--certificate-github-workflow-trigger",
+            "push",
+            "--certificate-github-workflow-sha",
+            "c7b3dfb335f051e1c86bda4c716fac97df62ad81",
+            "--certificate-github-workflow-name",
+            "Release",
+            "--certificate-github-workflow-repository",
+            "acme/app",
+            "--certificate-github-workflow-ref",
+            "refs/tags/v1.0.0",
+        ])
+        .unwrap();
+        let Authority::Keyless { identities } = authority(&args).unwrap() else { panic!("keyless") };
+        let claims: Vec<(String, String)> =
+            identities[0].claims.iter().map(|(c, m)| (c.oid().to_string(), m.to_string())).collect();
+        // cosign (pkg/cosign/verify.go, validateCertExtensions) compares each flag with the raw value of
+        // 1.3.6.1.4.1.57264.1.2-.6, for equality.
+        assert_eq!(
+            claims,
+            [
+                ("1.3.6.1.4.1.57264.1.2".to_owned(), "\"push\"".to_owned()),
+                (
+                    "1.3.6.1.4.1.57264.1.3".to_owned(),
+                    "\"c7b3dfb335f051e1c86bda4c716fac97df62ad81\"".to_owned()
+                ),
+                ("1.3.6.1.4.1.57264.1.4".to_owned(), "\"Release\"".to_owned()),
+                ("1.3.6.1.4.1.57264.1.5".to_owned(), "\"acme/app\"".to_owned()),
+                ("1.3.6.1.4.1.57264.1.6".to_owned(), "\"refs/tags/v1.0.0\"".to_owned()),
+            ]
+        );
+        assert!(identities[0].claims.values().all(|m| matches!(m, Matcher::Exact(_))));
+    }
+
+    #[test]
+    fn github_workflow_flags_are_optional_empty_means_unchecked_and_they_need_keyless() {
+        let Authority::Keyless { identities } = authority(&parse(&[]).unwrap()).unwrap() else { panic!() };
+        assert!(identities[0].claims.is_empty(), "no flags: no claims");
+        let args = parse(&["--certificate-github-workflow-ref", ""]).unwrap();
+        assert!(args.github_workflow_claims().is_empty(), "cosign: the empty string means not checked");
+        let err = Args::try_parse_from([
+            "vouch",
+            "--key",
+            "k.pub",
+            "--certificate-github-workflow-ref",
+            "refs/heads/main",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
 }

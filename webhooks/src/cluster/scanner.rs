@@ -293,7 +293,8 @@ impl ClusterScanner {
     }
 
     async fn scan_pages(&self) -> Result<ScanSummary, KubeError> {
-        let scanner = Scanner::new(self.engine.clone());
+        let cluster = super::KubeContext::new(self.client.clone(), &super::ContextCacheConfig::default());
+        let scanner = Scanner::new(self.engine.clone()).with_cluster(Arc::new(cluster));
         // Paced requests wait for tokens within each evaluation's budget: keep the requests in flight (about
         // 6 per cold verification) within half of what the budget lets through at the paced rate.
         let budget = self.engine.config().budget.as_secs_f64();

@@ -28,6 +28,8 @@ use vouch_policies::extract::{extract_with, CompiledExtraction, Extracted};
 use vouch_policies::manifests::{ManifestObject, NamespaceFacts, NAMESPACE_NAME_LABEL};
 use vouch_policies::{Engine, Finding};
 
+use crate::cluster::ClusterContext;
+
 pub use record::{ArtifactRecord, DigestSource, ResultRecord, ScanOutcome, WorkloadRecord};
 pub use report::ScanReport;
 use running::{pin_to_running, RunningImage};
@@ -75,6 +77,9 @@ pub struct Judged {
 #[derive(Clone)]
 pub struct Scanner {
     engine: Engine,
+    /// Where a Pod's image pull credentials come from (its and its service account's imagePullSecrets),
+    /// as admission reads them; `None`: anonymous pulls and the configured credentials only.
+    cluster: Option<Arc<dyn ClusterContext>>,
     extraction: Option<Arc<CompiledExtraction>>,
     /// Platform manifests of index digests seen, single-flight.
     indexes: moka::future::Cache<Digest, Arc<Vec<Digest>>>,
@@ -91,7 +96,13 @@ impl Scanner {
     pub fn new(engine: Engine) -> Self {
         // An invalid extraction configuration extracts nothing here; the engine fails those objects.
         let extraction = engine.config().extraction.compile().ok().map(Arc::new);
-        Self { engine, extraction, indexes: moka::future::Cache::new(MAX_CACHED_INDEXES) }
+        Self { engine, cluster: None, extraction, indexes: moka::future::Cache::new(MAX_CACHED_INDEXES) }
+    }
+
+    /// Pull credentials of each Pod (and workload template) read through `cluster`, as admission does.
+    pub fn with_cluster(mut self, cluster: Arc<dyn ClusterContext>) -> Self {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// The engine.
@@ -143,12 +154,19 @@ impl Scanner {
         default_namespace: &str,
     ) -> Judged {
         let (pinned, images) = pin_to_running(&object.kind.kind, &object.object);
+        let credentials =
+            self.pull_credentials(object, object.namespace_or(default_namespace).as_deref()).await;
+        // Tags are resolved (and indexes read) with the Pod's credentials, as verification will be.
+        let verifier = self.engine.verifier().with_credentials(&credentials).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot use the pull credentials; resolving tags anonymously");
+            self.engine.verifier().clone()
+        });
         let mut notes = Vec::new();
         let mut running = BTreeMap::new();
         let mut to_verify = pinned;
         for image in &images {
             let Some(digest) = &image.running else { continue };
-            let (verified, note) = self.what_to_verify(image, digest).await;
+            let (verified, note) = self.what_to_verify(&verifier, image, digest).await;
             notes.extend(note.clone());
             if &verified != digest {
                 let name = image.spec_image.split_once('@').map_or(image.spec_image.as_str(), |(n, _)| n);
@@ -165,7 +183,8 @@ impl Scanner {
             .pointer("/metadata/uid")
             .and_then(serde_json::Value::as_str)
             .map_or_else(|| format!("vouch-scan-{}", object.origin), str::to_owned);
-        let input = object.to_input_with(uid, default_namespace, facts);
+        let mut input = object.to_input_with(uid, default_namespace, facts);
+        input.pull_credentials = credentials;
         let extracted = self.extraction.as_deref().map(|c| extract_with(&input, c));
         let api_version = if object.kind.group.is_empty() {
             object.kind.version.clone()
@@ -196,15 +215,37 @@ impl Scanner {
         Judged { record, decision }
     }
 
+    /// The object's image pull credentials through the cluster (anonymous without one, or when they cannot be
+    /// read: registry errors then become findings, as in admission).
+    async fn pull_credentials(
+        &self,
+        object: &ManifestObject,
+        namespace: Option<&str>,
+    ) -> vouch_attest::registry::Credentials {
+        let anonymous = vouch_attest::registry::Credentials::anonymous;
+        let (Some(cluster), Some(ns)) = (&self.cluster, namespace) else { return anonymous() };
+        let pointer = vouch_policies::extract::pod_spec_pointer(&object.kind.group, &object.kind.kind);
+        let Some(spec) = pointer.and_then(|p| object.object.pointer(p)) else { return anonymous() };
+        cluster.pull_credentials(ns, spec).await.unwrap_or_else(|e| {
+            tracing::warn!(namespace = ns, name = %object.name, error = %e, "cannot read image pull secrets; trying anonymously");
+            anonymous()
+        })
+    }
+
     /// The digest to verify for a container that runs `running`: that digest, or the index the spec names
     /// when `running` is one of its platforms; and a note when the spec names something else now.
-    async fn what_to_verify(&self, image: &RunningImage, running: &Digest) -> (Digest, Option<String>) {
+    async fn what_to_verify(
+        &self,
+        verifier: &vouch_attest::verify::ArtifactVerifier,
+        image: &RunningImage,
+        running: &Digest,
+    ) -> (Digest, Option<String>) {
         let Ok(spec) = image.spec_image.parse::<ArtifactRef>() else {
             return (running.clone(), None); // the engine reports the reference
         };
         let current = match spec.digest() {
             Some(d) => d.clone(),
-            None => match self.engine.verifier().resolve(&spec).await {
+            None => match verifier.resolve(&spec).await {
                 Ok(r) => r.digest().cloned().unwrap_or_else(|| running.clone()),
                 Err(e) => {
                     let note = format!(
@@ -215,7 +256,7 @@ impl Scanner {
                 }
             },
         };
-        if &current == running || self.platforms_of(&spec, &current).await.contains(running) {
+        if &current == running || self.platforms_of(verifier, &spec, &current).await.contains(running) {
             return (current, None);
         }
         let note = match spec.digest() {
@@ -233,9 +274,14 @@ impl Scanner {
 
     /// The platform manifests of `digest` in `spec`'s repository; empty when it is not an index or cannot
     /// be read.
-    async fn platforms_of(&self, spec: &ArtifactRef, digest: &Digest) -> Arc<Vec<Digest>> {
+    async fn platforms_of(
+        &self,
+        verifier: &vouch_attest::verify::ArtifactVerifier,
+        spec: &ArtifactRef,
+        digest: &Digest,
+    ) -> Arc<Vec<Digest>> {
         let r = spec.with_digest(digest.clone());
-        let registry = self.engine.verifier().registry();
+        let registry = verifier.registry();
         self.indexes
             .get_with(digest.clone(), async {
                 let platforms = registry.platform_manifests(&r).await.unwrap_or_default();

@@ -54,11 +54,6 @@ pub fn text(report: &ScanReport, verbose: bool) -> String {
     out + &report.summary_line() + "\n"
 }
 
-/// The SARIF version written.
-pub const SARIF_VERSION: &str = "2.1.0";
-/// The SARIF schema written.
-pub const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
-
 /// SARIF: a result per requirement that did not pass (rule `<policy>/<requirement>`; a scan note is rule
 /// `vouch/running-digest`), and one per reason of a failing workload no requirement explains (rule
 /// `vouch/<outcome>`). With a baseline, `baselineState` says `new` (newly failing, or a new workload) or
@@ -127,29 +122,9 @@ pub fn sarif(report: &ScanReport) -> Value {
             results.push(r);
         }
     }
-    let index: BTreeMap<&str, usize> = rules.keys().enumerate().map(|(i, r)| (r.as_str(), i)).collect();
-    for r in &mut results {
-        let i = r["ruleId"].as_str().and_then(|id| index.get(id)).copied();
-        if let (Some(obj), Some(i)) = (r.as_object_mut(), i) {
-            obj.insert("ruleIndex".into(), json!(i));
-        }
-    }
-    let rules: Vec<Value> =
-        rules.iter().map(|(id, text)| json!({"id": id, "shortDescription": {"text": text}})).collect();
-    json!({
-        "$schema": SARIF_SCHEMA,
-        "version": SARIF_VERSION,
-        "runs": [{
-            "tool": {"driver": {
-                "name": "vouch",
-                "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://github.com/vouch-dev/vouch",
-                "rules": rules,
-            }},
-            "automationDetails": {"id": format!("vouch-scan/{}", report.scanned_at)},
-            "results": results,
-        }]
-    })
+    let mut extra = serde_json::Map::new();
+    extra.insert("automationDetails".into(), json!({"id": format!("vouch-scan/{}", report.scanned_at)}));
+    crate::cli::check::sarif::log(&rules, results, extra)
 }
 
 type Key = (Option<String>, String, String);

@@ -56,6 +56,16 @@ pub fn render(report: &CheckReport) -> Value {
             }
         }
     }
+    log(&rules, results, serde_json::Map::new())
+}
+
+/// A SARIF log of one vouch run: `rules` (id → short description) as the driver's rules, each result's
+/// `ruleIndex` set from its `ruleId`, and `run_extra` added to the run (e.g. `automationDetails`).
+pub fn log(
+    rules: &BTreeMap<String, String>,
+    mut results: Vec<Value>,
+    run_extra: serde_json::Map<String, Value>,
+) -> Value {
     let rule_index: BTreeMap<&str, usize> = rules.keys().enumerate().map(|(i, r)| (r.as_str(), i)).collect();
     for r in &mut results {
         let index = r["ruleId"].as_str().and_then(|id| rule_index.get(id)).copied();
@@ -65,20 +75,20 @@ pub fn render(report: &CheckReport) -> Value {
     }
     let rules: Vec<Value> =
         rules.iter().map(|(id, text)| json!({"id": id, "shortDescription": {"text": text}})).collect();
-    json!({
-        "$schema": SCHEMA_URI,
-        "version": VERSION,
-        "runs": [{
-            "tool": {"driver": {
-                "name": "vouch",
-                "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://github.com/vouch-dev/vouch",
-                "rules": rules,
-            }},
-            "columnKind": "unicodeCodePoints",
-            "results": results,
-        }]
-    })
+    let mut run = json!({
+        "tool": {"driver": {
+            "name": "vouch",
+            "version": env!("CARGO_PKG_VERSION"),
+            "informationUri": "https://github.com/vouch-dev/vouch",
+            "rules": rules,
+        }},
+        "columnKind": "unicodeCodePoints",
+        "results": results,
+    });
+    if let Some(obj) = run.as_object_mut() {
+        obj.extend(run_extra);
+    }
+    json!({"$schema": SCHEMA_URI, "version": VERSION, "runs": [run]})
 }
 
 /// The level by mode, except that an enforce-mode error its policy's `failurePolicy: Ignore` turned into an
