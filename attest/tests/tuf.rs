@@ -6,125 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use chrono::Utc;
 use vouch_attest::trust_root::{TrustRoot, PUBLIC_GOOD_JSON};
 use vouch_attest::tuf::{Refusal, TufConfig, TufError, TufTrustSource};
 use vouch_attest::Digest;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tuf/repo.py");
-
-/// Whether python-tuf can be used; outside CI its absence skips the tests (saying so), under CI it fails.
-fn python_tuf() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import tuf.api.metadata, securesystemslib.signer"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python-tuf is missing under CI: scripts/setup.sh installs it"
-        );
-        eprintln!("skipping: python3 cannot import tuf (pip install tuf)");
-    }
-    ok
-}
-
-/// A python-tuf repository and the HTTP server that serves it on loopback.
-struct Mirror {
-    dir: tempfile::TempDir,
-    port: u16,
-    server: Option<Child>,
-}
-
-impl Mirror {
-    /// A repository whose first trusted_root.json is `target`, served on a free loopback port.
-    fn start(target: &[u8]) -> Option<Self> {
-        if !python_tuf() {
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("initial.trusted_root.json");
-        std::fs::write(&file, target).unwrap();
-        let mut mirror = Self { dir, port: 0, server: None };
-        mirror.run("init", Some(&file));
-        mirror.serve();
-        Some(mirror)
-    }
-
-    fn serve(&mut self) {
-        self.port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let server = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", &self.port.to_string(), "--directory"])
-            .arg(self.dir.path().join("repo"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.server = Some(server);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "http.server did not start on port {}", self.port);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut server) = self.server.take() {
-            let _ = server.kill();
-            let _ = server.wait();
-        }
-    }
-
-    /// One of repo.py's commands.
-    fn run(&self, command: &str, arg: Option<&Path>) {
-        let mut cmd = Command::new("python3");
-        cmd.arg(SCRIPT).arg(self.dir.path()).arg(command);
-        if let Some(a) = arg {
-            cmd.arg(a);
-        }
-        let out = cmd.output().unwrap();
-        assert!(out.status.success(), "repo.py {command}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    /// Publish `target` as the new trusted_root.json.
-    fn publish(&self, target: &[u8]) {
-        let file = self.dir.path().join("next.trusted_root.json");
-        std::fs::write(&file, target).unwrap();
-        self.run("publish", Some(&file));
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The repository's first root.json: the anchor a client is shipped with.
-    fn anchor(&self) -> Vec<u8> {
-        std::fs::read(self.dir.path().join("repo/1.root.json")).unwrap()
-    }
-
-    fn config(&self, cache: &Path) -> TufConfig {
-        TufConfig {
-            mirror: self.url(),
-            root: self.anchor(),
-            target: "trusted_root.json".into(),
-            cache_dir: cache.to_owned(),
-            timeout: Duration::from_secs(10),
-            insecure_hosts: vec![format!("127.0.0.1:{}", self.port)],
-        }
-    }
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+mod tuf_support;
+use tuf_support::Mirror;
 
 /// The public-good trusted root, and a second one (its last CT log removed), with their digests.
 fn two_roots() -> (Vec<u8>, Digest, Vec<u8>, Digest) {
@@ -206,7 +94,7 @@ async fn a_root_key_rotation_is_followed_from_the_anchor_and_from_the_cache() {
     assert_eq!((got.root_version, got.trust_root.fingerprint()), (2, &second_digest));
     // ...and one restarted on the old cache starts from the root 2 it verified before: with 2.root.json
     // gone from the mirror, only it still accepts the timestamp signed by the new key.
-    std::fs::remove_file(mirror.dir.path().join("repo/2.root.json")).unwrap();
+    std::fs::remove_file(mirror.dir().join("repo/2.root.json")).unwrap();
     let fresh = tempfile::tempdir().unwrap();
     let (why, _) = refusal(TufTrustSource::new(mirror.config(fresh.path())).unwrap().refresh().await);
     assert_eq!(why, Refusal::Signature);

@@ -6,9 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use vouch_attest::cosign::sign_image_with_key;
 use vouch_attest::trust_root::PUBLIC_GOOD_JSON;
@@ -17,7 +15,9 @@ use vouch_webhooks::cli::demo::push_demo_image;
 use vouch_webhooks::cli::demo_webhook::key_policy;
 use vouch_webhooks::dev_registry::DevRegistry;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../attest/tests/tuf/repo.py");
+#[path = "../../attest/tests/tuf_support/mod.rs"]
+mod tuf_support;
+use tuf_support::{python_tuf, Mirror};
 
 fn vouch(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_vouch")).args(args).output().unwrap();
@@ -26,45 +26,6 @@ fn vouch(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Whether python-tuf can be used; outside CI its absence skips the test (saying so), under CI it fails.
-fn python_tuf() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import tuf.api.metadata, securesystemslib.signer"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python-tuf is missing under CI: scripts/setup.sh installs it"
-        );
-        eprintln!("skipping: python3 cannot import tuf (pip install tuf)");
-    }
-    ok
-}
-
-/// A python-tuf repository publishing `target` as trusted_root.json, served on a free loopback port.
-fn start_mirror(dir: &std::path::Path, target: &[u8]) -> (Child, u16) {
-    let file = dir.join("target.json");
-    std::fs::write(&file, target).unwrap();
-    let out = Command::new("python3").arg(SCRIPT).arg(dir).arg("init").arg(&file).output().unwrap();
-    assert!(out.status.success(), "repo.py init: {}", String::from_utf8_lossy(&out.stderr));
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let server = Command::new("python3")
-        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
-        .arg(dir.join("repo"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "http.server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (server, port)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -82,16 +43,14 @@ async fn verify_and_bundle_create_take_the_trusted_root_from_tuf_and_keep_the_la
     let dir = tempfile::tempdir().unwrap();
     let pubkey = dir.path().join("key.pub");
     std::fs::write(&pubkey, key.public_key().to_pem()).unwrap();
-    let repo = dir.path().join("tuf");
-    std::fs::create_dir(&repo).unwrap();
     // The mirror publishes a trusted root other than the embedded one (its last CT log removed).
     let mut doc: serde_json::Value = serde_json::from_slice(PUBLIC_GOOD_JSON.as_bytes()).unwrap();
     doc["ctlogs"].as_array_mut().unwrap().pop();
     let published = serde_json::to_vec_pretty(&doc).unwrap();
-    let (mut server, port) = start_mirror(&repo, &published);
-    let mirror = format!("http://127.0.0.1:{port}");
-    let mirror_host = format!("127.0.0.1:{port}");
-    let anchor = repo.join("repo/1.root.json");
+    let mut repo = Mirror::start(&published).unwrap();
+    let mirror = repo.url();
+    let mirror_host = repo.host();
+    let anchor = repo.anchor_path();
     let cache = dir.path().join("cache");
     let image_ref = image.to_string();
     let verify = |cache: &std::path::Path| {
@@ -153,8 +112,7 @@ async fn verify_and_bundle_create_take_the_trusted_root_from_tuf_and_keep_the_la
     assert!(stdout.contains(&recorded), "{recorded} in {stdout}");
 
     // The mirror gone: the last good root, with a warning naming why.
-    server.kill().unwrap();
-    server.wait().unwrap();
+    repo.stop();
     let (code, stdout, stderr) = verify(&cache);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(

@@ -5,14 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use vouch_attest::trust_root::{TrustRoot, PUBLIC_GOOD_JSON};
-use vouch_attest::tuf::{TufConfig, TufTrustSource};
+use vouch_attest::tuf::TufTrustSource;
 use vouch_attest::verify::{ArtifactVerifier, VerifierConfig};
 use vouch_attest::Digest;
 use vouch_policies::{Engine, EngineConfig, PolicySet};
@@ -22,62 +21,9 @@ use vouch_webhooks::server::run::Server;
 use vouch_webhooks::server::tls::CertPaths;
 use vouch_webhooks::server::tuf_refresh::TufRefresh;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../attest/tests/tuf/repo.py");
-
-fn python_tuf() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import tuf.api.metadata, securesystemslib.signer"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python-tuf is missing under CI: scripts/setup.sh installs it"
-        );
-        eprintln!("skipping: python3 cannot import tuf (pip install tuf)");
-    }
-    ok
-}
-
-fn repo_py(dir: &Path, args: &[&str]) {
-    let out = Command::new("python3").arg(SCRIPT).arg(dir).args(args).output().unwrap();
-    assert!(out.status.success(), "repo.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn publish(dir: &Path, command: &str, target: &[u8]) {
-    let file = dir.join(format!("{command}.target.json"));
-    std::fs::write(&file, target).unwrap();
-    repo_py(dir, &[command, file.to_str().unwrap()]);
-}
-
-fn serve_dir(dir: &Path) -> (Child, u16) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let server = Command::new("python3")
-        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
-        .arg(dir.join("repo"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "http.server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (server, port)
-}
-
-fn tuf_config(repo: &Path, port: u16, cache: &Path) -> TufConfig {
-    TufConfig {
-        mirror: format!("http://127.0.0.1:{port}"),
-        root: std::fs::read(repo.join("repo/1.root.json")).unwrap(),
-        target: "trusted_root.json".into(),
-        cache_dir: cache.to_owned(),
-        timeout: Duration::from_secs(10),
-        insecure_hosts: vec![format!("127.0.0.1:{port}")],
-    }
-}
+#[path = "../../attest/tests/tuf_support/mod.rs"]
+mod tuf_support;
+use tuf_support::{python_tuf, Mirror};
 
 fn engine(root: TrustRoot) -> Engine {
     let verifier = ArtifactVerifier::new(VerifierConfig {
@@ -109,12 +55,9 @@ async fn refreshes_put_new_roots_in_force_and_refusals_change_nothing() {
     if !python_tuf() {
         return;
     }
-    let repo = tempfile::tempdir().unwrap();
-    publish(repo.path(), "init", PUBLIC_GOOD_JSON.as_bytes());
-    let (mut server, port) = serve_dir(repo.path());
+    let mut repo = Mirror::start(PUBLIC_GOOD_JSON.as_bytes()).unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let refresh =
-        TufRefresh::new(TufTrustSource::new(tuf_config(repo.path(), port, cache.path())).unwrap(), false);
+    let refresh = TufRefresh::new(TufTrustSource::new(repo.config(cache.path())).unwrap(), false);
 
     let root = refresh.initial().await.unwrap();
     assert_eq!(root.fingerprint(), &Digest::sha256_of(PUBLIC_GOOD_JSON.as_bytes()));
@@ -127,13 +70,13 @@ async fn refreshes_put_new_roots_in_force_and_refusals_change_nothing() {
     assert_eq!(*changes.borrow(), before);
 
     // A new trusted_root.json: put in force.
-    publish(repo.path(), "publish", &second_root());
+    repo.publish(&second_root());
     assert!(refresh.refresh_into(&engine).await.unwrap());
     assert_eq!(*changes.borrow(), before + 1);
 
     // A newer one behind an expired timestamp: refused, nothing replaced.
-    publish(repo.path(), "publish", PUBLIC_GOOD_JSON.as_bytes());
-    repo_py(repo.path(), &["expire-timestamp"]);
+    repo.publish(PUBLIC_GOOD_JSON.as_bytes());
+    repo.run("expire-timestamp", None);
     let e = refresh.refresh_into(&engine).await.unwrap_err();
     assert_eq!(e.label(), "expired", "{e}");
     assert_eq!(*changes.borrow(), before + 1);
@@ -152,17 +95,15 @@ async fn refreshes_put_new_roots_in_force_and_refusals_change_nothing() {
     assert!((6 * 86400..=7 * 86400).contains(&left), "{left}");
 
     // A restart with the mirror gone starts from the last good root cached (the second one).
-    server.kill().unwrap();
-    server.wait().unwrap();
-    let restarted =
-        TufRefresh::new(TufTrustSource::new(tuf_config(repo.path(), port, cache.path())).unwrap(), false);
+    repo.stop();
+    let restarted = TufRefresh::new(TufTrustSource::new(repo.config(cache.path())).unwrap(), false);
     let root = restarted.initial().await.unwrap();
     assert_eq!(root.fingerprint(), &Digest::sha256_of(&second_root()));
     assert!(metrics(&restarted).contains("vouch_tuf_refresh_total{result=\"unreachable\"} 1"));
 
     // Nothing cached: a private mirror has no root to start with; public good falls back to the embedded one.
     let empty = tempfile::tempdir().unwrap();
-    let config = tuf_config(repo.path(), port, empty.path());
+    let config = repo.config(empty.path());
     assert!(TufRefresh::new(TufTrustSource::new(config.clone()).unwrap(), false).initial().await.is_err());
     let fallback = TufRefresh::new(TufTrustSource::new(config).unwrap(), true);
     let root = fallback.initial().await.unwrap();
@@ -224,28 +165,24 @@ async fn a_server_starts_from_the_tuf_repository_and_exports_the_refresh_metrics
     if !python_tuf() {
         return;
     }
-    let repo = tempfile::tempdir().unwrap();
-    publish(repo.path(), "init", &second_root());
-    let (mut server, port) = serve_dir(repo.path());
+    let mut repo = Mirror::start(&second_root()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pair = DevCa::new("vouch-tuf-ca").unwrap().issue_server(&["localhost"], &[]).unwrap();
     let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     std::fs::write(&cert, &pair.cert_pem).unwrap();
     std::fs::write(&key, &pair.key_pem).unwrap();
-    let anchor = repo.path().join("repo/1.root.json");
     let config = ServeConfig {
-        insecure_registries: vec![format!("127.0.0.1:{port}")],
+        insecure_registries: vec![repo.host()],
         tuf: Some(TufSettings {
-            mirror: format!("http://127.0.0.1:{port}"),
-            root: Some(anchor),
+            mirror: repo.url(),
+            root: Some(repo.anchor_path()),
             cache_dir: dir.path().join("cache"),
             refresh: Duration::from_secs(60),
         }),
         ..ServeConfig::loopback(CertPaths { cert, key }, Some(dir.path().to_owned()))
     };
     let prepared = Server::prepare(config).await.unwrap();
-    server.kill().unwrap();
-    server.wait().unwrap();
+    repo.stop();
     let text = prepared.state().metrics.encode();
     assert!(text.contains("vouch_tuf_refresh_total{result=\"ok\"} 1"), "{text}");
     assert!(text.contains("vouch_tuf_metadata_expiry_timestamp_seconds "), "{text}");
