@@ -19,6 +19,7 @@ mod pacer;
 mod remote;
 mod source;
 mod transport;
+pub(crate) use transport::redirect_policy;
 
 use std::time::Duration;
 

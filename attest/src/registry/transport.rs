@@ -117,18 +117,7 @@ impl Transport {
         let insecure: Vec<String> = config.insecure_registries.iter().map(|r| normalize_host(r)).collect();
         let config = RegistryConfig { insecure_registries: insecure, ..config };
         let oci = oci_client_for(&config)?;
-        let redirects = reqwest::redirect::Policy::custom(|attempt| {
-            // Never follow a redirect from HTTPS down to plain HTTP.
-            let downgrade =
-                attempt.url().scheme() == "http" && attempt.previous().iter().any(|u| u.scheme() == "https");
-            if downgrade {
-                attempt.error("redirect from https to http refused")
-            } else if attempt.previous().len() > MAX_REDIRECTS {
-                attempt.error("too many redirects")
-            } else {
-                attempt.follow()
-            }
-        });
+        let redirects = redirect_policy();
         let http = reqwest::Client::builder()
             .connect_timeout(config.timeout)
             .read_timeout(config.timeout)
@@ -403,6 +392,22 @@ impl Transport {
 
 /// The wait a `Retry-After` value asks for: delay-seconds or an HTTP date (RFC 9110), at most
 /// [`MAX_RETRY_AFTER`]; `None` when it cannot be read.
+/// Redirects as vouch follows them: at most [`MAX_REDIRECTS`], and never from HTTPS down to plain HTTP (a
+/// registry's blob storage, a TUF mirror's CDN).
+pub(crate) fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let downgrade =
+            attempt.url().scheme() == "http" && attempt.previous().iter().any(|u| u.scheme() == "https");
+        if downgrade {
+            attempt.error("redirect from https to http refused")
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
 fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     let value = value.trim();
     let wait = match value.parse::<u64>() {

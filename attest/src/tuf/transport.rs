@@ -7,8 +7,6 @@ use futures::TryStreamExt;
 use tough::{Transport, TransportError, TransportErrorKind, TransportStream};
 use url::Url;
 
-const MAX_REDIRECTS: usize = 5;
-
 /// A tough [`Transport`] over reqwest.
 #[derive(Debug, Clone)]
 pub(super) struct HttpsTransport {
@@ -19,17 +17,7 @@ pub(super) struct HttpsTransport {
 
 impl HttpsTransport {
     pub(super) fn new(timeout: Duration, insecure_hosts: &[String]) -> Result<Self, String> {
-        let redirects = reqwest::redirect::Policy::custom(|attempt| {
-            let downgrade =
-                attempt.url().scheme() == "http" && attempt.previous().iter().any(|u| u.scheme() == "https");
-            if downgrade {
-                attempt.error("redirect from https to http refused")
-            } else if attempt.previous().len() > MAX_REDIRECTS {
-                attempt.error("too many redirects")
-            } else {
-                attempt.follow()
-            }
-        });
+        let redirects = crate::registry::redirect_policy();
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
             .read_timeout(timeout)
