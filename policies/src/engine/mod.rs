@@ -234,6 +234,12 @@ impl Engine {
         &self.shared.config
     }
 
+    /// The extraction configuration compiled once at construction; `None` when it is invalid (every
+    /// evaluation then fails closed).
+    pub fn extraction(&self) -> Option<&CompiledExtraction> {
+        self.shared.extraction.as_ref().ok()
+    }
+
     /// The verifier (for cache and registry statistics).
     pub fn verifier(&self) -> &ArtifactVerifier {
         &self.shared.verifier

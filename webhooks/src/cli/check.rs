@@ -157,14 +157,14 @@ pub async fn evaluate_objects(
     };
     // The engine's own extraction (same configuration): what it skips is reported as skipped, and
     // artifacts are counted. An invalid configuration counts nothing; the engine fails those objects.
-    let extraction = engine.config().extraction.compile().ok();
+    let extraction = engine.extraction();
     let mut distinct = BTreeSet::new();
     let mut jobs = Vec::with_capacity(objects.len());
     for (i, object) in objects.iter().enumerate() {
         let ns = object.namespace_or(&options.default_namespace).unwrap_or_default();
         let input =
             object.to_input_with(format!("vouch-check-{i}"), &options.default_namespace, &facts_of(&ns));
-        let (artifacts, skip) = match extraction.as_ref().map(|c| extract_with(&input, c)) {
+        let (artifacts, skip) = match extraction.map(|c| extract_with(&input, c)) {
             Some(Ok(Extracted { skip: Some(why), .. })) => (0, Some(why)),
             Some(Ok(found)) => {
                 distinct.extend(found.artifacts.iter().map(|a| a.image.clone()));

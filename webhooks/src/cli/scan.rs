@@ -245,11 +245,5 @@ async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Clien
 }
 
 fn cluster_error(e: crate::cluster::KubeError) -> CheckError {
-    let mut reason = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        reason += &format!(": {s}");
-        source = s.source();
-    }
-    CheckError::Usage { flag: "--cluster", reason }
+    CheckError::Usage { flag: "--cluster", reason: crate::cluster::error::error_chain(&e) }
 }

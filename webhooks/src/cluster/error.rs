@@ -70,3 +70,14 @@ pub(crate) fn is_transient_kube(e: &kube::Error) -> bool {
         _ => true,
     }
 }
+
+/// An error and its causes on one line (`a: b: c`), for logs and messages.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out += &format!(": {s}");
+        source = s.source();
+    }
+    out
+}

@@ -29,7 +29,7 @@ use vouch_attest::registry::{paced, Pacer};
 use vouch_policies::manifests::ManifestObject;
 use vouch_policies::Engine;
 
-use super::error::KubeError;
+use super::error::{error_chain, KubeError};
 use super::event::ObjectRef;
 use super::fingerprint;
 use super::object_status::{condition_parts, write_object_status, ObjectUpdate, RetryConfig, POD_CONDITION};
@@ -251,7 +251,7 @@ impl ClusterScanner {
             next = match self.scan_once().await {
                 Ok(_) => tokio::time::Instant::now() + self.config.interval,
                 Err(e) => {
-                    tracing::warn!(error = %chain(&e), "scan failed; trying again");
+                    tracing::warn!(error = %error_chain(&e), "scan failed; trying again");
                     tokio::time::Instant::now() + RETRY_AFTER.min(self.config.interval)
                 }
             };
@@ -304,7 +304,7 @@ impl ClusterScanner {
         match namespace_facts(&self.client).await {
             Ok(facts) => options.namespaces = facts,
             Err(e) => {
-                tracing::warn!(error = %chain(&e), "cannot list namespaces: namespace selectors cannot be evaluated")
+                tracing::warn!(error = %error_chain(&e), "cannot list namespaces: namespace selectors cannot be evaluated")
             }
         }
         let mut pages = PodPages::new(self.client.clone(), &[], self.config.page_size);
@@ -382,7 +382,7 @@ impl ClusterScanner {
             Ok(super::object_status::Written::Ok) => true,
             Ok(super::object_status::Written::Stale) => false,
             Err(e) => {
-                tracing::warn!(pod = %object_ref.name, namespace = ?object_ref.namespace, error = %chain(&e),
+                tracing::warn!(pod = %object_ref.name, namespace = ?object_ref.namespace, error = %error_chain(&e),
                     "cannot write the scan's condition");
                 false
             }
@@ -455,7 +455,7 @@ impl ClusterScanner {
                     }
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(namespace = ?namespace, error = %chain(&e), "cannot write the scan report");
+                    tracing::warn!(namespace = ?namespace, error = %error_chain(&e), "cannot write the scan report");
                     reported.insert(namespace.clone());
                 }
                 Err(_) => {
@@ -489,15 +489,4 @@ fn current_condition(pod: &Value) -> Option<(String, String, String)> {
     let c = conditions.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(POD_CONDITION))?;
     let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     Some((text("status"), text("reason"), text("message")))
-}
-
-/// An error with its causes, for logs.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out += &format!(": {s}");
-        source = s.source();
-    }
-    out
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 use vouch_attest::{ArtifactRef, Digest};
-use vouch_policies::extract::{extract_with, CompiledExtraction, Extracted};
+use vouch_policies::extract::{extract_with, Extracted};
 use vouch_policies::manifests::{ManifestObject, NamespaceFacts, NAMESPACE_NAME_LABEL};
 use vouch_policies::{Engine, Finding};
 
@@ -80,7 +80,6 @@ pub struct Scanner {
     /// Where a Pod's image pull credentials come from (its and its service account's imagePullSecrets),
     /// as admission reads them; `None`: anonymous pulls and the configured credentials only.
     cluster: Option<Arc<dyn ClusterContext>>,
-    extraction: Option<Arc<CompiledExtraction>>,
     /// Platform manifests of index digests seen, single-flight.
     indexes: moka::future::Cache<Digest, Arc<Vec<Digest>>>,
 }
@@ -94,9 +93,7 @@ impl std::fmt::Debug for Scanner {
 impl Scanner {
     /// A scanner judging with `engine`.
     pub fn new(engine: Engine) -> Self {
-        // An invalid extraction configuration extracts nothing here; the engine fails those objects.
-        let extraction = engine.config().extraction.compile().ok().map(Arc::new);
-        Self { engine, cluster: None, extraction, indexes: moka::future::Cache::new(MAX_CACHED_INDEXES) }
+        Self { engine, cluster: None, indexes: moka::future::Cache::new(MAX_CACHED_INDEXES) }
     }
 
     /// Pull credentials of each Pod (and workload template) read through `cluster`, as admission does.
@@ -176,7 +173,14 @@ impl Scanner {
             }
             running.insert(image.pointer.clone(), Running { image, verified, note });
         }
-        let object = ManifestObject { object: to_verify, ..object.clone() };
+        // The pinned copy stands in for the object (not `..object.clone()`, which would copy the Pod again).
+        let object = ManifestObject {
+            origin: object.origin.clone(),
+            kind: object.kind.clone(),
+            namespace: object.namespace.clone(),
+            name: object.name.clone(),
+            object: to_verify,
+        };
         let namespace = object.namespace_or(default_namespace);
         let uid = object
             .object
@@ -185,7 +189,8 @@ impl Scanner {
             .map_or_else(|| format!("vouch-scan-{}", object.origin), str::to_owned);
         let mut input = object.to_input_with(uid, default_namespace, facts);
         input.pull_credentials = credentials;
-        let extracted = self.extraction.as_deref().map(|c| extract_with(&input, c));
+        // The engine's own extraction: an invalid configuration extracts nothing here, the engine fails it.
+        let extracted = self.engine.extraction().map(|c| extract_with(&input, c));
         let api_version = if object.kind.group.is_empty() {
             object.kind.version.clone()
         } else {
