@@ -23,4 +23,6 @@ pub use engine::{AdmissionInput, Engine, EngineConfig, NoMatchAction};
 pub use extract::ExtractionConfig;
 pub use kube::core::admission::Operation;
 pub use kube::core::GroupVersionKind;
-pub use policy_set::{LoadError, PolicyProblem, PolicyResources, PolicySet, Secrets};
+pub use policy_set::{
+    LoadError, PolicyProblem, PolicyResources, PolicySet, Secrets, TufRoots, TufRootsConfig,
+};

@@ -148,3 +148,70 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `vouch check` with a TrustRoot that names a TUF repository (`spec.tuf`) among its policies: the trusted
+/// root is obtained from the python-tuf mirror (and cached); with the mirror gone and nothing cached, the
+/// TrustRoot is a policy problem naming the TUF failure (exit 2), never silently dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_follows_a_trust_root_that_names_a_tuf_repository() {
+    let Some(mut repo) = Mirror::start(PUBLIC_GOOD_JSON.as_bytes()) else { return };
+    let registry = DevRegistry::start().await.unwrap();
+    let host = registry.host();
+    let client = registry.client().unwrap();
+    let image = push_demo_image(&client, &host, "demo/app", "v1", b"tuf check image").await.unwrap();
+    let key = SigningKey::generate();
+    sign_image_with_key(&client, &image, &key, BTreeMap::new()).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("signed.yaml"), key_policy("signed", "k", &host, &key)).unwrap();
+    let anchor = serde_json::to_string(&String::from_utf8(repo.anchor()).unwrap()).unwrap();
+    std::fs::write(
+        policies.join("trust-root.yaml"),
+        format!(
+            "apiVersion: vouch.dev/v1alpha1\nkind: TrustRoot\nmetadata: {{name: private}}\nspec:\n  tuf:\n    \
+             mirror: {}\n    root: {{inline: {anchor}}}\n",
+            repo.url()
+        ),
+    )
+    .unwrap();
+    let pod = dir.path().join("pod.yaml");
+    std::fs::write(
+        &pod,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: app, namespace: default}}\nspec:\n  containers:\n  \
+             - {{name: app, image: \"{image}\"}}\n"
+        ),
+    )
+    .unwrap();
+    let mirror_host = repo.host();
+    let check = |cache: &std::path::Path| {
+        vouch(&[
+            "check",
+            "-f",
+            pod.to_str().unwrap(),
+            "--policy",
+            policies.to_str().unwrap(),
+            "--insecure-registry",
+            &host,
+            "--insecure-registry",
+            &mirror_host,
+            "--tuf-cache",
+            cache.to_str().unwrap(),
+        ])
+    };
+    let cache = dir.path().join("cache");
+    let (code, stdout, stderr) = check(&cache);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let cached: Vec<_> = walk(&cache).into_iter().filter(|p| p.ends_with("trusted_root.json")).collect();
+    assert_eq!(cached.len(), 1, "fetched through TUF and cached: {cached:?}");
+
+    repo.stop();
+    let (code, stdout, stderr) = check(&cache);
+    assert_eq!(code, 0, "the last good root cached: {stdout}{stderr}");
+    let (code, stdout, stderr) = check(&dir.path().join("empty-cache"));
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("TrustRoot private: tuf: "), "{stderr}");
+    assert!(stderr.contains("no last good trusted root is cached"), "{stderr}");
+}

@@ -19,7 +19,7 @@ pub use profile::{
     ComplianceProfileStatus, ModelRule, SbomRule,
 };
 pub use status::{Condition, PolicyCounts, PolicyStatus, ReplicaCounts, TrustRootStatus};
-pub use trust_root::{TrustRoot, TrustRootSpec};
+pub use trust_root::{TrustRoot, TrustRootSpec, TufRootSource, TufSpec};
 
 /// The API group of every vouch resource.
 pub const GROUP: &str = "vouch.dev";

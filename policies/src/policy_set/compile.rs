@@ -342,14 +342,18 @@ fn compile_claims(
     (problems.len() == before).then_some(claims)
 }
 
-pub(super) fn compile_trust_root(t: &TrustRoot, secrets: &Secrets) -> Result<SigstoreTrustRoot, Vec<String>> {
+pub(super) fn compile_trust_root(
+    t: &TrustRoot,
+    secrets: &Secrets,
+    from_tuf: Option<&Result<Vec<u8>, String>>,
+) -> Result<SigstoreTrustRoot, Vec<String>> {
     let mut problems = Vec::new();
     if t.metadata.name.as_deref().unwrap_or_default().is_empty() {
         problems.push("metadata.name is missing".to_owned());
     }
-    let bytes: Option<Vec<u8>> = match (&t.spec.trusted_root_json, &t.spec.secret_ref) {
-        (Some(j), None) => Some(j.clone().into_bytes()),
-        (None, Some(r)) => match &r.namespace {
+    let bytes: Option<Vec<u8>> = match (&t.spec.trusted_root_json, &t.spec.secret_ref, &t.spec.tuf) {
+        (Some(j), None, None) => Some(j.clone().into_bytes()),
+        (None, Some(r), None) => match &r.namespace {
             None => {
                 problems.push("secretRef: namespace is required".into());
                 None
@@ -362,8 +366,22 @@ pub(super) fn compile_trust_root(t: &TrustRoot, secrets: &Secrets) -> Result<Sig
                 }
             },
         },
+        (None, None, Some(tuf)) => match from_tuf {
+            Some(Ok(b)) => Some(b.clone()),
+            Some(Err(e)) => {
+                problems.push(format!("tuf: {e}"));
+                None
+            }
+            None => {
+                problems.push(format!(
+                    "tuf: the repository {} was not consulted (no TUF client here)",
+                    tuf.mirror
+                ));
+                None
+            }
+        },
         _ => {
-            problems.push("exactly one of trustedRootJSON or secretRef is required".into());
+            problems.push("exactly one of trustedRootJSON, secretRef or tuf is required".into());
             None
         }
     };

@@ -6,6 +6,7 @@
 
 mod compile;
 mod resources;
+mod tuf_roots;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -28,6 +29,7 @@ use crate::rego::RegoCondition;
 
 use compile::*;
 pub use resources::*;
+pub use tuf_roots::{TufRoots, TufRootsConfig};
 
 /// One authority, ready for the verifier.
 #[derive(Debug, Clone)]
@@ -197,7 +199,7 @@ impl PolicySet {
         let mut bad_roots: BTreeMap<String, String> = BTreeMap::new();
         for t in &resources.trust_roots {
             let name = t.metadata.name.clone().unwrap_or_default();
-            match compile_trust_root(t, secrets) {
+            match compile_trust_root(t, secrets, resources.tuf_trusted_roots.get(&name)) {
                 Ok(root) => {
                     let generation = t.metadata.generation;
                     set.trust_roots.insert(name.clone(), CompiledTrustRoot { name, generation, root });

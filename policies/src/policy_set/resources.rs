@@ -82,7 +82,7 @@ impl Secrets {
         self.data.insert((namespace.to_owned(), name.to_owned()), data);
     }
 
-    pub(super) fn get(&self, namespace: &str, name: &str, key: &str) -> Result<&[u8], String> {
+    pub(crate) fn get(&self, namespace: &str, name: &str, key: &str) -> Result<&[u8], String> {
         let secret = self
             .data
             .get(&(namespace.to_owned(), name.to_owned()))
@@ -109,6 +109,10 @@ pub struct PolicyResources {
     pub problems: Vec<PolicyProblem>,
     /// Directory that relative `credentials.path` values are resolved against (file mode).
     pub base_dir: Option<PathBuf>,
+    /// The trusted roots of TrustRoots with `spec.tuf`, by TrustRoot name, as a TUF client obtained them
+    /// (or why it could not), filled by [`crate::TufRoots::resolve`] before compiling. A TUF TrustRoot with
+    /// no entry here is reported as not resolved.
+    pub tuf_trusted_roots: BTreeMap<String, Result<Vec<u8>, String>>,
 }
 
 impl PolicyResources {
@@ -247,7 +251,9 @@ impl PolicyResources {
             from_spec(&p.spec.policy, p.metadata.namespace.as_deref());
         }
         for t in &self.trust_roots {
-            if let Some(r) = &t.spec.secret_ref {
+            let tuf_root =
+                t.spec.tuf.as_ref().and_then(|tuf| tuf.root.as_ref()).and_then(|r| r.secret_ref.as_ref());
+            for r in t.spec.secret_ref.iter().chain(tuf_root) {
                 if let Some(ns) = &r.namespace {
                     out.insert((ns.clone(), r.name.clone()));
                 }

@@ -231,6 +231,8 @@ pub struct PolicySource<'a> {
     pub policies: &'a [PathBuf],
     /// The bundle flags.
     pub offline: &'a BundleArgs,
+    /// Follows the TUF repositories of TrustRoots with `spec.tuf`.
+    pub tuf: &'a vouch_policies::TufRoots,
 }
 
 impl PolicySource<'_> {
@@ -254,8 +256,11 @@ impl PolicySource<'_> {
                     });
                 }
                 let source = bundle_source::open(path, self.offline.bundle_key.as_deref())?;
-                let policies =
-                    if self.policies.is_empty() { source.policies()? } else { load_policies(self.policies)? };
+                let policies = if self.policies.is_empty() {
+                    source.policies()?
+                } else {
+                    load_policies(self.policies, self.tuf)?
+                };
                 Ok((policies, source.verifier()?))
             }
             None => {
@@ -265,7 +270,7 @@ impl PolicySource<'_> {
                         reason: "no policies: give --policy FILE|DIR (or --bundle with policies)".into(),
                     });
                 }
-                Ok((load_policies(self.policies)?, live(budget)?))
+                Ok((load_policies(self.policies, self.tuf)?, live(budget)?))
             }
         }
     }
@@ -305,7 +310,8 @@ pub fn prepare(args: &CheckArgs) -> Result<Prepared, CheckError> {
         extraction,
         ..EngineConfig::default()
     };
-    let source = PolicySource { policies: &args.policies, offline: &args.offline };
+    let tuf = args.registry.tuf_roots();
+    let source = PolicySource { policies: &args.policies, offline: &args.offline, tuf: &tuf };
     let verifier = |budget| Ok(ArtifactVerifier::new(verifier_config(&args.registry, budget)?)?);
     let (policies, verifier) = source.load(budget, verifier)?;
     if policies.policies().is_empty() {

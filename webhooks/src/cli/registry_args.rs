@@ -36,9 +36,9 @@ pub struct RegistryArgs {
     /// The TUF root.json a private mirror is trusted from (obtained out of band); newer roots are followed.
     #[arg(long, requires = "tuf_mirror")]
     pub tuf_root: Option<PathBuf>,
-    /// Where the last good trusted root and the TUF metadata are kept [default: $XDG_CACHE_HOME/vouch/tuf,
-    /// else ~/.cache/vouch/tuf].
-    #[arg(long, requires = "tuf_mirror")]
+    /// Where the last good trusted roots and the TUF metadata are kept, for --tuf-mirror and for policies'
+    /// TrustRoots with spec.tuf [default: $XDG_CACHE_HOME/vouch/tuf, else ~/.cache/vouch/tuf].
+    #[arg(long)]
     pub tuf_cache: Option<PathBuf>,
     /// A registry or TUF mirror (host[:port]) reached over plain HTTP. Repeatable. Never use for hosts you do
     /// not run.
@@ -68,6 +68,22 @@ impl RegistryArgs {
             (None, Some(tuf)) => self.trusted_root_from_tuf(tuf),
             (None, None) => Ok(PUBLIC_GOOD_JSON.as_bytes().to_vec()),
         }
+    }
+
+    /// How TrustRoots with `spec.tuf` are followed: refreshed at every run (the last good root cached when
+    /// the repository cannot be reached), cached under `--tuf-cache` or the default cache directory.
+    pub fn tuf_roots(&self) -> vouch_policies::TufRoots {
+        let cache_dir = self
+            .tuf_cache
+            .clone()
+            .or_else(crate::server::config::default_tuf_cache)
+            .unwrap_or_else(|| std::env::temp_dir().join("vouch-tuf"));
+        vouch_policies::TufRoots::new(vouch_policies::TufRootsConfig {
+            cache_dir,
+            refresh: std::time::Duration::ZERO,
+            timeout: DEFAULT_TIMEOUT,
+            insecure_hosts: self.insecure_registries.clone(),
+        })
     }
 
     /// The TUF repository named by `--tuf-mirror`, `--tuf-root` and `--tuf-cache`, if any.

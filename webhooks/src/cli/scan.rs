@@ -210,15 +210,18 @@ async fn engine(args: &ScanArgs, client: Option<&kube::Client>) -> Result<Engine
         ..EngineConfig::default()
     };
     let live = |budget| Ok(ArtifactVerifier::new(verifier_config(&args.registry, budget)?)?);
+    let tuf = args.registry.tuf_roots();
     let (policies, verifier) = match client {
         Some(client) if args.policies.is_empty() && args.offline.bundle.is_none() => {
-            let policies = load_policies(client).await.map_err(cluster_error)?;
+            let policies = load_policies(client, &tuf).await.map_err(cluster_error)?;
             for problem in policies.problems() {
                 eprintln!("warning: policy left out: {problem}");
             }
             (policies, live(budget)?)
         }
-        _ => PolicySource { policies: &args.policies, offline: &args.offline }.load(budget, live)?,
+        _ => {
+            PolicySource { policies: &args.policies, offline: &args.offline, tuf: &tuf }.load(budget, live)?
+        }
     };
     if policies.policies().is_empty() {
         return Err(CheckError::Usage { flag: "--policy", reason: "no policies found".into() });

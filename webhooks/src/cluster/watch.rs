@@ -30,7 +30,7 @@ use vouch_policies::crd::{
     ClusterSupplyChainPolicy, ComplianceProfile, ComplianceProfileStatus, Condition, PolicyCounts,
     PolicyStatus, ReplicaCounts, SupplyChainPolicy, TrustRoot, TrustRootStatus,
 };
-use vouch_policies::{Engine, PolicyResources, PolicySet, Secrets};
+use vouch_policies::{Engine, PolicyResources, PolicySet, Secrets, TufRoots};
 
 use super::status::PolicyCounters;
 
@@ -44,6 +44,8 @@ const MAX_DEBOUNCE_ROUNDS: u32 = 20;
 
 /// Secret data by (namespace, name).
 type SecretData = BTreeMap<(String, String), BTreeMap<String, Vec<u8>>>;
+/// What TUF gave each TrustRoot with `spec.tuf`, by name.
+type TufResults = BTreeMap<String, Result<Vec<u8>, String>>;
 
 /// Policy watch settings.
 #[derive(Debug, Clone)]
@@ -101,6 +103,7 @@ pub struct PolicyWatch {
     engine: Engine,
     config: WatchConfig,
     counters: Option<ReplicaCounters>,
+    tuf: Option<std::sync::Arc<TufRoots>>,
 }
 
 /// This replica's evaluation counts and the name they are written under.
@@ -167,7 +170,7 @@ type Fingerprint = BTreeSet<(&'static str, Option<String>, String, Option<String
 impl PolicyWatch {
     /// A watch over `client` feeding `engine`.
     pub fn new(client: Client, engine: Engine) -> Self {
-        Self { client, engine, config: WatchConfig::default(), counters: None }
+        Self { client, engine, config: WatchConfig::default(), counters: None, tuf: None }
     }
 
     /// Use `config`.
@@ -180,6 +183,14 @@ impl PolicyWatch {
     /// (`replica`, unique among the replicas: the pod name, see [`replica_name`]).
     pub fn with_counters(mut self, counters: PolicyCounters, replica: impl Into<String>) -> Self {
         self.counters = Some(ReplicaCounters { replica: replica.into(), counters });
+        self
+    }
+
+    /// Follow the TUF repositories TrustRoots name (`spec.tuf`) with `tuf`, at every rebuild (each repository
+    /// refreshed once its root is older than the configured refresh). Without, such TrustRoots are reported
+    /// as not resolved.
+    pub fn with_tuf_roots(mut self, tuf: std::sync::Arc<TufRoots>) -> Self {
+        self.tuf = Some(tuf);
         self
     }
 
@@ -234,6 +245,7 @@ impl PolicyWatch {
         let mut synced = [false; 4];
         let mut last: Option<Fingerprint> = None;
         let mut known_secrets = SecretData::new();
+        let mut known_tuf = TufResults::new();
         let mut in_force_since = InForceSince::default();
         let mut resync = tokio::time::interval(self.config.resync.max(Duration::from_secs(1)));
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -282,25 +294,34 @@ impl PolicyWatch {
             let fingerprint = stores.fingerprint();
             let changed = last.as_ref() != Some(&fingerprint);
             if forced || changed {
-                self.rebuild(&stores, &mut known_secrets, &mut in_force_since, changed).await;
+                self.rebuild(&stores, &mut known_secrets, &mut known_tuf, &mut in_force_since, changed).await;
                 last = Some(fingerprint);
             }
         }
     }
 
     /// Compile what the stores hold, put it in force, and update statuses. `changed`: the resources changed
-    /// since the last rebuild; otherwise (a resync) only a change of the secrets they name counts as one.
+    /// since the last rebuild; otherwise (a resync) only a change of the secrets they name or of what a TUF
+    /// repository gave counts as one.
     async fn rebuild(
         &self,
         stores: &Stores,
         known_secrets: &mut SecretData,
+        known_tuf: &mut TufResults,
         since: &mut InForceSince,
         changed: bool,
     ) {
-        let resources = stores.resources();
+        let mut resources = stores.resources();
         let secrets_before = known_secrets.clone();
         let secrets = self.fetch_secrets(&resources, known_secrets).await;
-        let changed = changed || *known_secrets != secrets_before;
+        if let Some(tuf) = &self.tuf {
+            tuf.resolve(&mut resources, &secrets).await;
+        }
+        let tuf_changed = *known_tuf != resources.tuf_trusted_roots;
+        if tuf_changed {
+            known_tuf.clone_from(&resources.tuf_trusted_roots);
+        }
+        let changed = changed || *known_secrets != secrets_before || tuf_changed;
         let set = PolicySet::compile(resources, &secrets);
         tracing::info!(
             policies = set.policies().len(),

@@ -8,7 +8,7 @@ use kube::api::ListParams;
 use kube::{Api, Client};
 use vouch_policies::crd::{ClusterSupplyChainPolicy, ComplianceProfile, SupplyChainPolicy, TrustRoot};
 use vouch_policies::manifests::{ManifestReader, NamespaceFacts, NAMESPACE_NAME_LABEL};
-use vouch_policies::{PolicyResources, PolicySet, Secrets};
+use vouch_policies::{PolicyResources, PolicySet, Secrets, TufRoots};
 
 use crate::cluster::KubeError;
 
@@ -110,7 +110,7 @@ pub async fn namespace_facts(client: &Client) -> Result<BTreeMap<String, Namespa
 
 /// The policies in force in the cluster, compiled with the Secrets they name (one that cannot be read is
 /// left out, and compiling reports the policy that needs it).
-pub async fn load_policies(client: &Client) -> Result<PolicySet, KubeError> {
+pub async fn load_policies(client: &Client, tuf: &TufRoots) -> Result<PolicySet, KubeError> {
     async fn all<K>(client: &Client, kind: &'static str) -> Result<Vec<K>, KubeError>
     where
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
@@ -119,7 +119,7 @@ pub async fn load_policies(client: &Client) -> Result<PolicySet, KubeError> {
         let api: Api<K> = Api::all(client.clone());
         Ok(api.list(&ListParams::default()).await.map_err(|e| list_error(kind, "", e))?.items)
     }
-    let resources = PolicyResources {
+    let mut resources = PolicyResources {
         cluster_policies: all::<ClusterSupplyChainPolicy>(client, "ClusterSupplyChainPolicy").await?,
         policies: all::<SupplyChainPolicy>(client, "SupplyChainPolicy").await?,
         trust_roots: all::<TrustRoot>(client, "TrustRoot").await?,
@@ -140,5 +140,6 @@ pub async fn load_policies(client: &Client) -> Result<PolicySet, KubeError> {
             }
         }
     }
+    tuf.resolve(&mut resources, &secrets).await;
     Ok(PolicySet::compile(resources, &secrets))
 }

@@ -116,6 +116,25 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
+    /// How TrustRoots with `spec.tuf` are followed: in `--tuf-cache` and at `--tuf-refresh` when a mirror
+    /// is configured, else under the default cache directory (the temporary directory when there is none)
+    /// every [`DEFAULT_TUF_REFRESH`].
+    pub fn tuf_roots_config(&self) -> vouch_policies::TufRootsConfig {
+        let (cache_dir, refresh) = match &self.tuf {
+            Some(t) => (t.cache_dir.clone(), t.refresh),
+            None => (
+                default_tuf_cache().unwrap_or_else(|| std::env::temp_dir().join("vouch-tuf")),
+                DEFAULT_TUF_REFRESH,
+            ),
+        };
+        vouch_policies::TufRootsConfig {
+            cache_dir,
+            refresh,
+            timeout: vouch_attest::tuf::DEFAULT_TIMEOUT,
+            insecure_hosts: self.insecure_registries.clone(),
+        }
+    }
+
     /// `vouch serve`'s defaults, but listening on 127.0.0.1 on ports the system picks: for tests, benches
     /// and programs that embed the server. Set other fields with struct update syntax.
     pub fn loopback(tls: CertPaths, policy_dir: Option<PathBuf>) -> Self {

@@ -443,6 +443,7 @@ impl Server {
             let watch = (config.policy_dir.is_none() && bundle.is_none()).then(|| {
                 PolicyWatch::new(client.clone(), engine.clone())
                     .with_counters(status.policy_counters(), replica_name())
+                    .with_tuf_roots(Arc::new(vouch_policies::TufRoots::new(config.tuf_roots_config())))
                     .spawn()
             });
             let scanner = (!config.scan_interval.is_zero()).then(|| ScannerSetup {

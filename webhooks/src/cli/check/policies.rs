@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use vouch_policies::policy_set::{PolicyResources, Secrets};
-use vouch_policies::PolicySet;
+use vouch_policies::{PolicySet, TufRoots};
 
 use super::error::CheckError;
 use crate::cli::registry_args;
@@ -12,8 +12,9 @@ use crate::cli::registry_args;
 /// Largest policy file read.
 const MAX_POLICY_FILE_BYTES: u64 = vouch_policies::policy_set::MAX_FILE_BYTES;
 
-/// Read the policies from files and directories; any resource with problems is an error.
-pub fn load_policies(paths: &[PathBuf]) -> Result<PolicySet, CheckError> {
+/// Read the policies from files and directories (TrustRoots with `spec.tuf` obtained through `tuf`); any
+/// resource with problems is an error.
+pub fn load_policies(paths: &[PathBuf], tuf: &TufRoots) -> Result<PolicySet, CheckError> {
     let mut all = PolicyResources::default();
     for path in paths {
         let resources = if path.is_dir() {
@@ -36,7 +37,29 @@ pub fn load_policies(paths: &[PathBuf]) -> Result<PolicySet, CheckError> {
         all.trust_roots.extend(resources.trust_roots);
         all.problems.extend(resources.problems);
     }
+    resolve_tuf(&mut all, tuf)?;
     compile_policies(all)
+}
+
+/// Obtain the trusted roots of TrustRoots with `spec.tuf`, on a thread of its own (callers may or may not
+/// be inside an async runtime). Nothing is started when no TrustRoot names a TUF repository.
+fn resolve_tuf(resources: &mut PolicyResources, tuf: &TufRoots) -> Result<(), CheckError> {
+    if !resources.trust_roots.iter().any(|t| t.spec.tuf.is_some()) {
+        return Ok(());
+    }
+    let failed = |reason: String| CheckError::Usage { flag: "--policy", reason };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| failed(format!("cannot start the async runtime: {e}")))?;
+            runtime.block_on(tuf.resolve(resources, &Secrets::none()));
+            Ok(())
+        })
+        .join()
+        .map_err(|_| failed("the TUF resolution thread panicked".into()))?
+    })
 }
 
 /// Compile; every problem of every resource is reported, and any problem fails the check.
