@@ -327,9 +327,7 @@ fn read_log_key(raw: &[u8], key_details: &str) -> Result<(PublicKey, Vec<u8>), S
     match PublicKey::from_spki_der(raw) {
         Ok(k) => Ok((k, raw.to_vec())),
         Err(_) if key_details.starts_with("PKCS1_RSA") => {
-            use rsa::pkcs1::DecodeRsaPublicKey;
-            let key = rsa::RsaPublicKey::from_pkcs1_der(raw).map_err(|e| format!("PKCS#1 RSA key: {e}"))?;
-            let key = PublicKey::Rsa(key);
+            let key = PublicKey::from_pkcs1_rsa_der(raw).map_err(|e| e.to_string())?;
             let der = key.to_spki_der();
             Ok((key, der))
         }
@@ -445,10 +443,11 @@ mod tests {
 
     #[test]
     fn reads_pkcs1_rsa_log_keys() {
-        use rsa::pkcs1::EncodeRsaPublicKey;
-        let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap().to_public_key();
-        let pkcs1 = key.to_pkcs1_der().unwrap();
-        let b = base64::engine::general_purpose::STANDARD.encode(pkcs1.as_bytes());
+        // An RSAPublicKey made by the OpenSSL CLI (tests/data/openssl-keys/README.md).
+        let pem = include_str!("../tests/data/openssl-keys/rsa-pkcs1.pub");
+        let (label, pkcs1) = crate::keys::pem_rfc7468_decode(pem).unwrap();
+        assert_eq!(label, "RSA PUBLIC KEY");
+        let b = base64::engine::general_purpose::STANDARD.encode(&pkcs1);
         let doc = format!(
             r#"{{"ctlogs":[{{"publicKey":{{"rawBytes":"{b}","keyDetails":"PKCS1_RSA_PKCS1V5","validFor":{{"start":"2021-01-01T00:00:00Z"}}}},"logId":{{"keyId":"AA=="}}}}]}}"#
         );

@@ -7,16 +7,23 @@
 //!   `.sigstore.json` file does, and as sigstore-python's figure counts it: the figure to compare), "verify
 //!   only" reuses one parsed bundle, "parse only" is `Bundle::from_json` alone. Verify is the certificate
 //!   chain, SCT, tlog entry and identity;
+//! - the same bundle verified by sigstore-python in the same run (offline, in-process: a Python loop of
+//!   `Bundle.from_json` + `Verifier.verify_artifact` against the same trusted root), and vouch's
+//!   parse + verify rate over it. Needs PyPI `sigstore` in the interpreter named by `VOUCH_BENCH_PYTHON`
+//!   (default `python3`), e.g. `python3 -m venv /tmp/sigstore-venv && /tmp/sigstore-venv/bin/pip install
+//!   sigstore==4.5.1` then `VOUCH_BENCH_PYTHON=/tmp/sigstore-venv/bin/python`; without it the comparison
+//!   is skipped with a note;
 //! - registry requests for one cold verification vs 200 concurrent identical ones (from the registry's
 //!   access log, let settle before counting): single-flight means the two are equal. The run fails (exit 1)
 //!   if they are not.
 //!
 //! `VOUCH_BENCH_SECONDS` sets the time per measurement (default 3; 0.2 when run by `cargo test`).
+//! `cargo bench -p vouch-webhooks --bench verify -- keyless` runs only the keyless figures (no registry).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark/test: failing loudly is the point
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vouch_attest::cache::CacheConfig;
@@ -72,6 +79,98 @@ where
     per_s
 }
 
+const IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+const ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// Keyless: the conformance suite's happy-path v0.3 bundle, offline, one Verifier built once; then
+/// sigstore-python on the same bundle, artifact and trusted root.
+async fn keyless() {
+    let case = testdata().join("sigstore-conformance/bundle-verify/happy-path-v0.3");
+    let bundle_path = case.join("bundle.sigstore.json");
+    let artifact_path = testdata().join("sigstore-conformance/bundle-verify/a.txt");
+    let (Ok(json), Ok(artifact)) = (std::fs::read(&bundle_path), std::fs::read(&artifact_path)) else {
+        println!("keyless bundle: skipped, no testdata at {}", testdata().display());
+        return;
+    };
+    let sigstore = Verifier::new(TrustRoot::public_good().unwrap());
+    let policy = VerificationPolicy::keyless(vec![CertificateIdentity::new(
+        Matcher::Exact(IDENTITY.into()),
+        Matcher::Exact(ISSUER.into()),
+    )]);
+    println!("keyless Sigstore bundle v0.3, {} bytes of JSON:", json.len());
+    let vouch = rate("  parse + verify (Bundle::from_json, then verify)", || async {
+        Bundle::from_json(&json)
+            .is_ok_and(|bundle| sigstore.verify(&bundle, Artifact::Bytes(&artifact), &policy).is_ok())
+    })
+    .await;
+    let bundle = Bundle::from_json(&json).unwrap();
+    rate("  verify only (the bundle parsed once, before)", || async {
+        sigstore.verify(&bundle, Artifact::Bytes(&artifact), &policy).is_ok()
+    })
+    .await;
+    rate("  parse only (Bundle::from_json)", || async { Bundle::from_json(&json).is_ok() }).await;
+    match sigstore_python_rate(&bundle_path, &artifact_path) {
+        Ok((python, version)) => {
+            println!("{:<58} {python:>12.1} /s", format!("  sigstore-python {version}, parse + verify"));
+            println!(
+                "{:<58} {:>12.2} x  (aim: >= 3)",
+                "  vouch / sigstore-python (parse + verify)",
+                vouch / python.max(f64::MIN_POSITIVE)
+            );
+        }
+        Err(why) => println!("  sigstore-python: skipped ({why})"),
+    }
+}
+
+/// sigstore-python's verification loop: the bundle parsed and verified each time, offline, in-process.
+const SIGSTORE_PYTHON_LOOP: &str = r#"
+import sys, time
+import sigstore
+from sigstore.models import Bundle, TrustedRoot
+from sigstore.verify import Verifier
+from sigstore.verify.policy import Identity
+bundle, artifact, root, seconds, identity, issuer = sys.argv[1:7]
+raw = open(bundle, "rb").read()
+data = open(artifact, "rb").read()
+verifier = Verifier(trusted_root=TrustedRoot.from_file(root))
+policy = Identity(identity=identity, issuer=issuer)
+verifier.verify_artifact(data, Bundle.from_json(raw), policy)  # raises unless it verifies
+n, start = 0, time.perf_counter()
+while time.perf_counter() - start < float(seconds):
+    verifier.verify_artifact(data, Bundle.from_json(raw), policy)
+    n += 1
+print(n / (time.perf_counter() - start), sigstore.__version__)
+"#;
+
+/// Run [`SIGSTORE_PYTHON_LOOP`] on the bundle with the embedded public-good trusted root: (rate, version).
+fn sigstore_python_rate(bundle: &Path, artifact: &Path) -> Result<(f64, String), String> {
+    let python = std::env::var("VOUCH_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = std::process::Command::new(&python).args(["-c", "import sigstore"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        return Err(format!(
+            "no PyPI `sigstore` in {python}; `pip install sigstore==4.5.1`, or set VOUCH_BENCH_PYTHON"
+        ));
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let root = dir.path().join("trusted_root.json");
+    std::fs::write(&root, vouch_attest::trust_root::PUBLIC_GOOD_JSON).map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(&python)
+        .args(["-c", SIGSTORE_PYTHON_LOOP])
+        .arg(bundle)
+        .arg(artifact)
+        .arg(&root)
+        .arg(seconds().as_secs_f64().to_string())
+        .args([IDENTITY, ISSUER])
+        .output()
+        .map_err(|e| format!("{python}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut fields = stdout.split_whitespace();
+    match (out.status.success(), fields.next().and_then(|r| r.parse::<f64>().ok()), fields.next()) {
+        (true, Some(rate), Some(version)) => Ok((rate, version.to_owned())),
+        _ => Err(format!("sigstore-python failed: {}", String::from_utf8_lossy(&out.stderr).trim())),
+    }
+}
+
 /// GET and HEAD requests under `/v2/` in the registry's access log, once it has settled.
 async fn registry_requests(r: &DevRegistry) -> usize {
     assert!(r.settle().await, "the registry's log kept growing");
@@ -80,6 +179,11 @@ async fn registry_requests(r: &DevRegistry) -> usize {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    if std::env::args().skip(1).any(|a| a == "keyless") {
+        println!("vouch verification benchmark, keyless only ({:?} per measurement)\n", seconds());
+        keyless().await;
+        return;
+    }
     let registry = DevRegistry::start().await.expect("docker-registry (bash scripts/setup.sh)");
     let host = registry.host();
     let client = registry.client().unwrap();
@@ -118,34 +222,7 @@ async fn main() {
         "cache hit / cache miss (by digest)",
         hit / miss.max(f64::MIN_POSITIVE)
     );
-
-    // Keyless: the conformance suite's happy-path v0.3 bundle, offline, one Verifier built once.
-    let case = testdata().join("sigstore-conformance/bundle-verify/happy-path-v0.3");
-    match (
-        std::fs::read(case.join("bundle.sigstore.json")),
-        std::fs::read(testdata().join("sigstore-conformance/bundle-verify/a.txt")),
-    ) {
-        (Ok(json), Ok(artifact)) => {
-            let sigstore = Verifier::new(TrustRoot::public_good().unwrap());
-            let policy = VerificationPolicy::keyless(vec![CertificateIdentity::new(
-                Matcher::Exact("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main".into()),
-                Matcher::Exact("https://token.actions.githubusercontent.com".into()),
-            )]);
-            println!("keyless Sigstore bundle v0.3, {} bytes of JSON:", json.len());
-            rate("  parse + verify (Bundle::from_json, then verify)", || async {
-                Bundle::from_json(&json)
-                    .is_ok_and(|bundle| sigstore.verify(&bundle, Artifact::Bytes(&artifact), &policy).is_ok())
-            })
-            .await;
-            let bundle = Bundle::from_json(&json).unwrap();
-            rate("  verify only (the bundle parsed once, before)", || async {
-                sigstore.verify(&bundle, Artifact::Bytes(&artifact), &policy).is_ok()
-            })
-            .await;
-            rate("  parse only (Bundle::from_json)", || async { Bundle::from_json(&json).is_ok() }).await;
-        }
-        _ => println!("keyless bundle: skipped, no testdata at {}", testdata().display()),
-    }
+    keyless().await;
 
     // Single flight: one cold verification vs 200 concurrent identical ones, counted by the registry.
     let before = registry_requests(&registry).await;

@@ -1,6 +1,8 @@
 //! X.509 chains: a leaf (Fulcio signing certificate or TSA signer) checked up to a certificate authority of
 //! the trust root, every signature verified, every certificate valid at the given times (not now).
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use const_oid::db::{rfc5280, rfc5912, rfc8410};
 use const_oid::ObjectIdentifier;
@@ -9,7 +11,7 @@ use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsag
 use x509_cert::Certificate;
 
 use crate::digest::DigestAlgorithm;
-use crate::keys::PublicKey;
+use crate::keys::{KeyAlgorithm, PublicKey};
 use crate::trust_root::{CertificateAuthority, Validity};
 
 /// Extensions whose meaning vouch checks or reads, and which may therefore be critical.
@@ -144,6 +146,8 @@ pub struct ParsedCert {
     pub cert: Certificate,
     /// The DER it was parsed from (signatures are over its TBS bytes).
     pub der: Vec<u8>,
+    /// Its public key, read on first use and kept: a trust root's CA keys are read once, not per signature.
+    key: OnceLock<Result<PublicKey, CertificateError>>,
 }
 
 impl ParsedCert {
@@ -151,7 +155,7 @@ impl ParsedCert {
     pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
         let cert =
             Certificate::from_der(der).map_err(|e| CertificateError::Malformed { reason: e.to_string() })?;
-        Ok(Self { cert, der: der.to_vec() })
+        Ok(Self { cert, der: der.to_vec(), key: OnceLock::new() })
     }
 
     /// Subject as an RFC 4514 string for messages; Fulcio leaves have an empty subject, so those are
@@ -167,9 +171,13 @@ impl ParsedCert {
 
     /// The public key.
     pub fn public_key(&self) -> Result<PublicKey, CertificateError> {
-        let spki = self.spki_der()?;
-        PublicKey::from_spki_der(&spki)
-            .map_err(|e| CertificateError::UnsupportedKey { reason: e.to_string() })
+        self.key
+            .get_or_init(|| {
+                let spki = self.spki_der()?;
+                PublicKey::from_spki_der(&spki)
+                    .map_err(|e| CertificateError::UnsupportedKey { reason: e.to_string() })
+            })
+            .clone()
     }
 
     /// The SubjectPublicKeyInfo as DER.
@@ -334,7 +342,7 @@ pub fn verify_signature(
     } else if *alg == rfc5912::ECDSA_WITH_SHA_512 || *alg == rfc5912::SHA_512_WITH_RSA_ENCRYPTION {
         DigestAlgorithm::Sha512
     } else if *alg == rfc8410::ID_ED_25519 {
-        if !matches!(key, PublicKey::Ed25519(_)) {
+        if key.algorithm() != KeyAlgorithm::Ed25519 {
             return Err(format!("algorithm {alg} does not fit a {} key", key.kind()));
         }
         return key.verify(msg, sig).map_err(|e| e.to_string());
@@ -347,23 +355,18 @@ pub fn verify_signature(
         rfc5912::SHA_512_WITH_RSA_ENCRYPTION,
     ]
     .contains(alg);
-    let key_fits = match key {
-        PublicKey::EcdsaP256(_) | PublicKey::EcdsaP384(_) => !is_rsa_alg,
-        PublicKey::Rsa(_) => is_rsa_alg,
-        PublicKey::Ed25519(_) => false,
+    let key_fits = match key.algorithm() {
+        KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => !is_rsa_alg,
+        KeyAlgorithm::Rsa => is_rsa_alg,
+        KeyAlgorithm::Ed25519 => false,
     };
     if !key_fits {
         return Err(format!("algorithm {alg} does not fit a {} key", key.kind()));
     }
-    if let PublicKey::Rsa(k) = key {
+    if key.algorithm() == KeyAlgorithm::Rsa {
         // The OID names PKCS#1 v1.5; a PSS signature is another algorithm, not an equivalent.
-        let scheme = match hash {
-            DigestAlgorithm::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
-            DigestAlgorithm::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
-            DigestAlgorithm::Sha512 => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
-        };
-        return k
-            .verify(scheme, &hash.hash(msg), sig)
+        return key
+            .verify_prehashed_pkcs1(hash, &hash.hash(msg), sig)
             .map_err(|_| "RSA PKCS#1 v1.5 signature does not verify".into());
     }
     key.verify_prehashed(hash, &hash.hash(msg), sig).map_err(|e| e.to_string())
@@ -374,10 +377,13 @@ pub fn verify_signature(
 pub struct ParsedAuthority {
     /// Informational name.
     pub name: String,
-    /// Leaf-most first, root last.
-    pub chain: Vec<ParsedCert>,
+    /// Leaf-most first, root last (private: the signature checks kept below are of this chain).
+    chain: Vec<ParsedCert>,
     /// Trust-root validity window.
     pub valid_for: Validity,
+    /// Whether each certificate of `chain` is signed by the next one (the last by itself when
+    /// self-issued): checked on first use and kept, since the chain never changes.
+    signatures: OnceLock<Vec<Result<(), CertificateError>>>,
 }
 
 impl ParsedAuthority {
@@ -391,11 +397,11 @@ impl ParsedAuthority {
                     .map(|d| ParsedCert::from_der(d))
                     .collect::<Result<Vec<_>, _>>();
                 match chain {
-                    Ok(chain) if !chain.is_empty() => Some(Self {
-                        name: if ca.common_name.is_empty() { ca.uri.clone() } else { ca.common_name.clone() },
+                    Ok(chain) if !chain.is_empty() => Some(Self::new(
+                        if ca.common_name.is_empty() { ca.uri.clone() } else { ca.common_name.clone() },
                         chain,
-                        valid_for: ca.valid_for,
-                    }),
+                        ca.valid_for,
+                    )),
                     _ => {
                         tracing::warn!(authority = %ca.uri, "ignoring trust-root authority whose certificates do not parse");
                         None
@@ -403,6 +409,31 @@ impl ParsedAuthority {
                 }
             })
             .collect()
+    }
+
+    /// An authority from its chain (leaf-most first).
+    pub fn new(name: String, chain: Vec<ParsedCert>, valid_for: Validity) -> Self {
+        Self { name, chain, valid_for, signatures: OnceLock::new() }
+    }
+
+    /// The chain, leaf-most first, root last.
+    pub fn chain(&self) -> &[ParsedCert] {
+        &self.chain
+    }
+
+    /// The signature check of each certificate of the chain by its issuer, done once.
+    fn chain_signatures(&self) -> &[Result<(), CertificateError>] {
+        self.signatures.get_or_init(|| {
+            self.chain
+                .iter()
+                .enumerate()
+                .map(|(i, cert)| match self.chain.get(i + 1) {
+                    Some(issuer) => cert.check_issued_by(issuer),
+                    None if cert.is_self_issued() => cert.check_issued_by(cert),
+                    None => Ok(()),
+                })
+                .collect()
+        })
     }
 
     /// Check the authority's own chain: each certificate issued by the next, issuers are CAs, the last one
@@ -417,15 +448,8 @@ impl ParsedAuthority {
                 });
             }
         }
-        for (i, cert) in self.chain.iter().enumerate() {
-            match self.chain.get(i + 1) {
-                Some(issuer) => cert.check_issued_by(issuer)?,
-                None => {
-                    if cert.is_self_issued() {
-                        cert.check_issued_by(cert)?;
-                    }
-                }
-            }
+        for (cert, signed) in self.chain.iter().zip(self.chain_signatures()) {
+            signed.clone()?;
             for t in times {
                 cert.check_valid_at(*t)?;
             }
@@ -599,8 +623,8 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, CertificateError::LeafIsCa { .. }), "{err}");
         // An intermediate that is not a CA cannot issue.
-        let mut not_ca = ca.authority.clone();
-        not_ca.chain[0] = make_cert(
+        let mut chain = ca.authority.chain().to_vec();
+        chain[0] = make_cert(
             "CN=test intermediate",
             "CN=test root",
             &ca.intermediate_key,
@@ -609,6 +633,7 @@ mod tests {
             2_000_000_000,
             vec![],
         );
+        let not_ca = ParsedAuthority::new("test".into(), chain, Validity::default());
         let leaf = ca.leaf(&key, 1000, 1600, "https://x", "https://issuer");
         let err = verify_leaf(&leaf, &[not_ca], &[at(1200)], "Fulcio CA", CODE).unwrap_err();
         assert!(matches!(err, CertificateError::NotACa { .. }), "{err}");
@@ -635,7 +660,7 @@ mod tests {
             2_000_000_000,
             intermediate_exts,
         );
-        ca.authority.chain = vec![intermediate, root];
+        ca.authority = ParsedAuthority::new("test".into(), vec![intermediate, root], Validity::default());
         ca
     }
 
@@ -737,14 +762,15 @@ mod tests {
 
     #[test]
     fn rsa_pkcs1_algorithm_does_not_accept_a_pss_signature() {
-        let rsa_key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
-        let pk = PublicKey::Rsa(rsa_key.to_public_key());
-        let hash = DigestAlgorithm::Sha256.hash(b"tbs");
-        let pkcs1 = rsa_key.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &hash).unwrap();
-        verify_signature(&pk, &rfc5912::SHA_256_WITH_RSA_ENCRYPTION, b"tbs", &pkcs1).unwrap();
-        let pss =
-            rsa_key.sign_with_rng(&mut rand_core::OsRng, rsa::Pss::new::<sha2::Sha256>(), &hash).unwrap();
-        assert!(verify_signature(&pk, &rfc5912::SHA_256_WITH_RSA_ENCRYPTION, b"tbs", &pss).is_err());
+        // Signatures by the OpenSSL CLI (attest/tests/data/openssl-keys/README.md).
+        let pk = PublicKey::from_pem(include_str!("../../tests/data/openssl-keys/rsa.pub")).unwrap();
+        let msg = include_bytes!("../../tests/data/openssl-keys/message.txt");
+        let pkcs1 = include_bytes!("../../tests/data/openssl-keys/rsa-pkcs1v15-sha256.sig");
+        let pss = include_bytes!("../../tests/data/openssl-keys/rsa-pss-sha256.sig");
+        verify_signature(&pk, &rfc5912::SHA_256_WITH_RSA_ENCRYPTION, msg, pkcs1).unwrap();
+        assert!(verify_signature(&pk, &rfc5912::SHA_256_WITH_RSA_ENCRYPTION, msg, pss).is_err());
+        assert!(verify_signature(&pk, &rfc5912::SHA_384_WITH_RSA_ENCRYPTION, msg, pkcs1).is_err());
+        assert!(verify_signature(&pk, &rfc5912::ECDSA_WITH_SHA_256, msg, pkcs1).is_err());
     }
 
     #[test]

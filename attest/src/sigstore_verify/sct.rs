@@ -232,7 +232,7 @@ mod tests {
         let cas = ParsedAuthority::parse_all(&root.certificate_authorities);
         let issuer = cas
             .iter()
-            .filter_map(|a| a.chain.first())
+            .filter_map(|a| a.chain().first())
             .find(|c| leaf.check_issued_by(c).is_ok())
             .unwrap()
             .clone();

@@ -179,11 +179,11 @@ impl TestCa {
         Self {
             root_key,
             intermediate_key,
-            authority: ParsedAuthority {
-                name: "test".into(),
-                chain: vec![intermediate, root],
-                valid_for: TrustValidity::default(),
-            },
+            authority: ParsedAuthority::new(
+                "test".into(),
+                vec![intermediate, root],
+                TrustValidity::default(),
+            ),
         }
     }
 

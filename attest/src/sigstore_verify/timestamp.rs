@@ -251,7 +251,7 @@ pub fn verify_timestamp(
     }
     let mut last = String::from("no timestamp authority in the trust root issued the signing certificate");
     for authority in authorities {
-        let candidates = embedded.iter().chain(authority.chain.first());
+        let candidates = embedded.iter().chain(authority.chain().first());
         for cert in candidates {
             if !sid_matches(&si.sid, cert) {
                 continue;

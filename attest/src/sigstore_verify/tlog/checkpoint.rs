@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::entry::{b64_decode, MAX_CHECKPOINT_BYTES};
 use super::TlogError;
-use crate::keys::PublicKey;
+use crate::keys::KeyAlgorithm;
 use crate::trust_root::TransparencyLog;
 
 /// Most signature lines accepted on one note (as golang.org/x/mod/sumdb/note).
@@ -169,12 +169,14 @@ fn key_hint(log: &TransparencyLog, name: &str, rekor_v1: bool) -> [u8; 4] {
     if rekor_v1 {
         return sha256_prefix(&[&log.public_key_der]);
     }
-    match &log.public_key {
-        PublicKey::Ed25519(k) => sha256_prefix(&[name.as_bytes(), b"\n", &[0x01], k.as_bytes()]),
-        PublicKey::Rsa(_) => {
+    match log.public_key.algorithm() {
+        KeyAlgorithm::Ed25519 => {
+            sha256_prefix(&[name.as_bytes(), b"\n", &[0x01], log.public_key.raw_bytes()])
+        }
+        KeyAlgorithm::Rsa => {
             sha256_prefix(&[name.as_bytes(), b"\n", &[0xff], b"PKIX-RSA-PKCS#1v1.5", &log.public_key_der])
         }
-        PublicKey::EcdsaP256(_) | PublicKey::EcdsaP384(_) => sha256_prefix(&[&log.public_key_der]),
+        KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => sha256_prefix(&[&log.public_key_der]),
     }
 }
 

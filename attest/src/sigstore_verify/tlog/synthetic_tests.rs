@@ -2,8 +2,9 @@
 //! the paths the conformance data cannot: validly signed checkpoints for another tree, witness-only
 //! checkpoints, dsse entries, hashedrekord 0.0.2 over DSSE, wrong content types.
 
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use sha2::{Digest as _, Sha256};
-use spki::EncodePublicKey;
 
 use super::entry::b64_encode;
 use super::merkle::reference::{mth, path};
@@ -16,17 +17,14 @@ const V2_NAME: &str = "log.example.test";
 
 enum LogKey {
     Ecdsa(SigningKey),
-    Ed25519(ed25519_dalek::SigningKey),
+    Ed25519(Ed25519KeyPair),
 }
 
 impl LogKey {
     fn sign(&self, msg: &[u8]) -> Vec<u8> {
         match self {
             Self::Ecdsa(k) => k.sign(msg),
-            Self::Ed25519(k) => {
-                use ed25519_dalek::Signer;
-                k.sign(msg).to_bytes().to_vec()
-            }
+            Self::Ed25519(k) => k.sign(msg).as_ref().to_vec(),
         }
     }
 }
@@ -76,16 +74,15 @@ impl MiniLog {
 
     /// Rekor v2 style: Ed25519, log id = c2sp key id, origin = base URL host.
     fn v2(seed: u8) -> Self {
-        let sk = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
-        let vk = sk.verifying_key();
-        let der = vk.to_public_key_der().unwrap().into_vec();
-        let log_id = sha256(&[V2_NAME.as_bytes(), b"\n", &[1], vk.as_bytes()]);
+        let sk = Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap();
+        let der = sk.public_key().as_der().unwrap().as_ref().to_vec();
+        let log_id = sha256(&[V2_NAME.as_bytes(), b"\n", &[1], sk.public_key().as_ref()]);
         Self {
             hint: [log_id[0], log_id[1], log_id[2], log_id[3]],
             log: TransparencyLog {
                 base_url: format!("https://{V2_NAME}"),
                 log_id,
-                public_key: PublicKey::Ed25519(vk),
+                public_key: PublicKey::from_spki_der(&der).unwrap(),
                 public_key_der: der,
                 key_details: "PKIX_ED25519".into(),
                 valid_for: Validity::default(),
