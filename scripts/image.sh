@@ -129,13 +129,17 @@ echo "$digest" > "$out/digest"
 # target, build and dev dependencies left out) plus the Debian packages copied into the image.
 cargo cyclonedx --manifest-path webhooks/Cargo.toml --format json --spec-version 1.5 \
   --target "$(rustc -vV | sed -n 's/^host: //p')" --no-build-deps --override-filename vouch-sbom -q
+# It writes one file per workspace member; the vouch-webhooks one is kept. bom-refs name the checkout's path:
+# made relative, so the SBOM does not depend on where the source was checked out.
 mv webhooks/vouch-sbom.json "$work/crates.cdx.json"
+find . -mindepth 2 -maxdepth 2 -name vouch-sbom.json -not -path './target/*' -delete
 for status in "$work"/bundle/rootfs/var/lib/dpkg/status.d/*; do
   awk -F': ' '/^Package:/ {p=$2} /^Version:/ {v=$2} /^Architecture:/ {a=$2}
               END {printf "%s\t%s\t%s\n", p, v, a}' "$status"
 done > "$work/debs.tsv"
-jq --rawfile debs "$work/debs.tsv" --arg created "$created" --arg digest "$digest" --arg tag "$tag" '
+jq --rawfile debs "$work/debs.tsv" --arg root "$PWD" --arg created "$created" --arg digest "$digest" --arg tag "$tag" '
   ($debs | split("\n") | map(select(length > 0) | split("\t"))) as $rows
+  | walk(if type == "string" and startswith("path+file://" + $root) then "path+file://." + ltrimstr("path+file://" + $root) else . end)
   | .metadata.timestamp = $created
   | .serialNumber = ("urn:uuid:" + ($digest[7:15] + "-" + $digest[15:19] + "-5" + $digest[20:23] + "-8" + $digest[24:27] + "-" + $digest[27:39]))
   | .components += [$rows[] | {
