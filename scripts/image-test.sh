@@ -59,7 +59,8 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 2>/dev/null | ope
 
 # 1. Build, push, sign, attest, attach.
 start=$(date +%s)
-bash scripts/image.sh --binary "$vouch" --out "$tmp/a" --tag test \
+VOUCH_BUILDER_ID=https://github.com/vouch-dev/vouch/.github/workflows/release.yml@refs/tags/v0.0.0 \
+  bash scripts/image.sh --binary "$vouch" --out "$tmp/a" --tag test \
   --push "$host/vouch" --key "$tmp/key.pem" --insecure-registry
 echo "image build + push + sign: $(( $(date +%s) - start ))s"
 digest=$(cat "$tmp/a/digest")
@@ -133,7 +134,37 @@ SOURCE_DATE_EPOCH=$(( $(git log -1 --format=%ct) + 1 )) bash scripts/image.sh --
 [ "$(cat "$tmp/c/digest")" != "$digest" ] || fail "a build with another SOURCE_DATE_EPOCH gave the same digest"
 pass "another SOURCE_DATE_EPOCH gives another digest"
 
-# 6. The Dockerfile makes its runtime tree with the same script.
+# 6. vouch admits itself: the release policy (docs/examples/vouch-image), with this test's key standing in for
+# the release workflow's keyless identity, passes the chart rendered with this image's digest (`vouch check`:
+# the webhook's decisions); with another key it does not.
+helm=${HELM:-${VOUCH_TOOLS_CACHE:-$HOME/.cache/vouch-tools}/helm/helm}
+[ -x "$helm" ] || fail "no Helm at $helm (scripts/chart-test.sh fetches it; scripts/test.sh runs that first)"
+"$helm" template vouch charts/vouch --set image.repository="$host/vouch" --set image.digest="$digest" \
+  > "$tmp/chart.yaml"
+grep -q "image: \"$image\"" "$tmp/chart.yaml" || fail "the rendered chart does not run $image"
+policy_with_key() {
+  # The authorities block of the release policy replaced by a key authority; images: the test repository.
+  awk -v key="$1" -v repo="$host/vouch" '
+    /^  images:/ { print "  images: [\"" repo "\"]"; next }
+    /^  authorities:/ { print; print "    - name: test-key"; print "      key:"; print "        requireTlog: false";
+                        print "        pem: |"; while ((getline line < key) > 0) print "          " line; skip = 1; next }
+    /^  [a-z]/ { skip = 0 }
+    !skip' docs/examples/vouch-image/vouch-release-policy.yaml
+}
+policy_with_key "$tmp/key.pub" > "$tmp/policy.yaml"
+grep -q "subjectRegExp" "$tmp/policy.yaml" && fail "the keyless authority was not replaced"
+check() { "$vouch" check -f "$tmp/chart.yaml" --policy "$1" --insecure-registry "$host" --no-match allow; }
+check "$tmp/policy.yaml" > "$tmp/check.txt" 2>&1 || fail "vouch check denied its own image: $(cat "$tmp/check.txt")"
+sed "s/^/  check: /" "$tmp/check.txt"
+grep -q "policy vouch-release: attestation https://slsa.dev/provenance/v1: verified against key test-key; condition met" "$tmp/check.txt" \
+  || fail "the release policy's builder condition was not met: $(cat "$tmp/check.txt")"
+pass "the release policy (key stand-in) admits the chart's Deployment of this image"
+policy_with_key "$tmp/other.pub" > "$tmp/policy-other.yaml"
+if check "$tmp/policy-other.yaml" > "$tmp/check-other.txt" 2>&1; then fail "another key's policy admitted the image"; fi
+grep -q "signature" "$tmp/check-other.txt" || fail "unexpected denial: $(cat "$tmp/check-other.txt")"
+pass "with another key the chart is denied"
+
+# 7. The Dockerfile makes its runtime tree with the same script.
 grep -q 'scripts/image-rootfs.sh' Dockerfile && grep -q '^FROM scratch' Dockerfile \
   || fail "the Dockerfile does not build its runtime tree with scripts/image-rootfs.sh"
 pass "the Dockerfile uses scripts/image-rootfs.sh for the same tree"
