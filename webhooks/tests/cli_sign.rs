@@ -70,7 +70,8 @@ async fn sign_attest_and_attach_are_read_back_by_verify() {
     assert_eq!(verify("signature", &by_tag).0, 1);
 
     // Signing by tag signs the digest the tag names.
-    let (code, out, err) = vouch(&[&["sign", "--key", &key_file, "-a", "tag=v1", &by_tag], &insecure[..]].concat());
+    let (code, out, err) =
+        vouch(&[&["sign", "--key", &key_file, "-a", "tag=v1", &by_tag], &insecure[..]].concat());
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&image.digest().unwrap().to_string()), "{out}");
     let (code, out, err) = verify("signature", &by_tag);
@@ -102,8 +103,11 @@ async fn sign_attest_and_attach_are_read_back_by_verify() {
 
     // The same SBOM as a signed CycloneDX attestation.
     let (code, out, err) = vouch(
-        &[&["attest", "--key", &key_file, "--type", "cyclonedx", "--predicate", &sbom_file, &pinned], &insecure[..]]
-            .concat(),
+        &[
+            &["attest", "--key", &key_file, "--type", "cyclonedx", "--predicate", &sbom_file, &pinned],
+            &insecure[..],
+        ]
+        .concat(),
     );
     assert_eq!(code, 0, "{out}{err}");
     let (code, out, err) = verify("attestation:https://cyclonedx.org/bom", &pinned);
@@ -120,7 +124,8 @@ async fn bad_inputs_are_errors_before_anything_is_pushed() {
     let key = SigningKey::generate();
     let key_file = write(dir.path(), "key.pem", key.to_pkcs8_pem());
     let public = write(dir.path(), "key.pub", key.public_key().to_pem());
-    let not_cdx = write(dir.path(), "not.json", br#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":7}"#);
+    let not_cdx =
+        write(dir.path(), "not.json", br#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":7}"#);
     let not_json = write(dir.path(), "broken.json", b"{");
     let pinned = image.to_string();
     let insecure = ["--insecure-registry", host.as_str()];
@@ -133,12 +138,15 @@ async fn bad_inputs_are_errors_before_anything_is_pushed() {
     let (code, _, err) = run(&["attach", "sbom", "--sbom", &not_cdx, &pinned]);
     assert_eq!(code, 2);
     assert!(err.contains("schema"), "{err}");
-    let (code, _, err) = run(&["attest", "--key", &key_file, "--type", "cyclonedx", "--predicate", &not_cdx, &pinned]);
+    let (code, _, err) =
+        run(&["attest", "--key", &key_file, "--type", "cyclonedx", "--predicate", &not_cdx, &pinned]);
     assert_eq!(code, 2, "{err}");
-    let (code, _, err) = run(&["attest", "--key", &key_file, "--type", "slsaprovenance1", "--predicate", &not_json, &pinned]);
+    let (code, _, err) =
+        run(&["attest", "--key", &key_file, "--type", "slsaprovenance1", "--predicate", &not_json, &pinned]);
     assert_eq!(code, 2);
     assert!(err.contains("not JSON"), "{err}");
-    let (code, _, err) = run(&["attest", "--key", &key_file, "--type", "nonsense", "--predicate", &not_json, &pinned]);
+    let (code, _, err) =
+        run(&["attest", "--key", &key_file, "--type", "nonsense", "--predicate", &not_json, &pinned]);
     assert_eq!(code, 2);
     assert!(err.contains("--type"), "{err}");
     // A tag that does not exist, and plain HTTP to a registry not marked insecure.
@@ -151,8 +159,11 @@ async fn bad_inputs_are_errors_before_anything_is_pushed() {
     // None of it left a signature, attestation or SBOM behind.
     for require in ["signature", "sbom", "attestation:https://cyclonedx.org/bom"] {
         let (code, out, err) = vouch(
-            &[&["verify", &pinned, "--key", &public, "--require", require, "--insecure-ignore-tlog"], &insecure[..]]
-                .concat(),
+            &[
+                &["verify", &pinned, "--key", &public, "--require", require, "--insecure-ignore-tlog"],
+                &insecure[..],
+            ]
+            .concat(),
         );
         assert_eq!(code, 1, "{require}: {out}{err}");
     }

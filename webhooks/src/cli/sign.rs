@@ -131,8 +131,8 @@ pub fn run_attach(command: AttachCommand) -> ExitCode {
     let AttachCommand::Sbom(args) = command;
     finish(publish(&args.target, |client, image| async move {
         let sbom = read_capped(&args.sbom, MAX_DOCUMENT_BYTES).map_err(|e| e.to_string())?;
-        let facts =
-            vouch_attest::sbom::parse_cyclonedx(&sbom).map_err(|e| format!("{}: {e}", args.sbom.display()))?;
+        let facts = vouch_attest::sbom::parse_cyclonedx(&sbom)
+            .map_err(|e| format!("{}: {e}", args.sbom.display()))?;
         let (tagged, referrer) =
             attach_sbom(&client, &image, &sbom).await.map_err(|e| format!("attaching to {image}: {e}"))?;
         Ok(format!(
