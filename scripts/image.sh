@@ -49,6 +49,7 @@ while [ $# -gt 0 ]; do
     *) echo "image.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+[ "$(id -u)" -eq 0 ] || { echo "image.sh: run as root (umoci unpacks and packs files owned by 0 and 65532)" >&2; exit 2; }
 [ -z "$key" ] || [ -n "$push" ] || { echo "image.sh: --key signs what --push published; give --push" >&2; exit 2; }
 for tool in umoci jq cargo-cyclonedx; do
   command -v "$tool" >/dev/null || { echo "image.sh: $tool is required (bash scripts/setup.sh installs it)" >&2; exit 2; }
@@ -91,7 +92,9 @@ bash scripts/image-rootfs.sh "$binary" "$work/bundle/rootfs"
 find "$work/bundle/rootfs" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 # 2. One layer (umoci walks the tree in name order; numeric owners; no atime/ctime), then the config.
-umoci repack --image "$layout:build" --no-history "$work/bundle" 2>/dev/null
+# (umoci warns that a layer without a history entry confuses some tools: the entry would hold a build time.)
+umoci repack --image "$layout:build" --no-history "$work/bundle" 2>"$work/umoci.log" \
+  || { cat "$work/umoci.log" >&2; exit 1; }
 umoci config --image "$layout:build" --tag "$arch" --no-history \
   --created "$created" --architecture "$arch" --os linux \
   --config.user 65532:65532 --config.workingdir / \
