@@ -17,6 +17,8 @@ use vouch_attest::{ArtifactRef, SigningKey};
 use super::exit::{EXIT_ERROR, EXIT_OK};
 use super::registry_args::{positive_duration, read_capped, RegistryArgs};
 
+/// cosign's predicate type for `--type custom`.
+const COSIGN_CUSTOM_PREDICATE: &str = "https://cosign.sigstore.dev/attestation/v1";
 /// Largest private key file read.
 const MAX_KEY_BYTES: u64 = 64 * 1024;
 /// Largest predicate or SBOM file read (the verifier's SBOM limit).
@@ -63,7 +65,8 @@ pub struct AttestArgs {
     /// The predicate: a JSON file.
     #[arg(long)]
     pub predicate: PathBuf,
-    /// The predicate type: `cyclonedx`, `slsaprovenance` (v0.2), `slsaprovenance1`, or a URI (as cosign).
+    /// The predicate type: `cyclonedx`, `slsaprovenance` (v0.2), `slsaprovenance1`, `custom`, or a URI (as
+    /// cosign).
     #[arg(long = "type", default_value = "custom")]
     pub predicate_type: String,
     /// The image and the registry.
@@ -213,9 +216,10 @@ fn predicate_type(name: &str) -> Result<&str, Failure> {
         "cyclonedx" => Ok(CYCLONEDX_BOM),
         "slsaprovenance" | "slsaprovenance02" => Ok(SLSA_PROVENANCE_V0_2),
         "slsaprovenance1" => Ok(SLSA_PROVENANCE_V1),
+        "custom" => Ok(COSIGN_CUSTOM_PREDICATE),
         uri if uri.contains("://") => Ok(uri),
         other => Err(format!(
-            "--type {other:?}: expected cyclonedx, slsaprovenance, slsaprovenance1 or a predicate type URI"
+            "--type {other:?}: expected cyclonedx, slsaprovenance, slsaprovenance1, custom or a predicate type URI"
         )),
     }
 }
@@ -250,7 +254,8 @@ mod tests {
         assert_eq!(predicate_type("slsaprovenance").unwrap(), "https://slsa.dev/provenance/v0.2");
         assert_eq!(predicate_type("slsaprovenance1").unwrap(), "https://slsa.dev/provenance/v1");
         assert_eq!(predicate_type("https://example.com/p/v1").unwrap(), "https://example.com/p/v1");
-        assert!(predicate_type("custom").unwrap_err().contains("expected cyclonedx"));
+        assert_eq!(predicate_type("custom").unwrap(), "https://cosign.sigstore.dev/attestation/v1");
+        assert!(predicate_type("spdx").unwrap_err().contains("expected cyclonedx"));
     }
 
     #[test]
