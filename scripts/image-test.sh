@@ -30,7 +30,7 @@ else
   build_start=$(date +%s)
   cargo build --release --locked -q -p vouch-webhooks --bin vouch
   echo "release build: $(( $(date +%s) - build_start ))s"
-  vouch=$(readlink -f target/release/vouch)
+  vouch=$(readlink -f "${CARGO_TARGET_DIR:-target}/release/vouch")
 fi
 
 # A registry on a free loopback port, as vouch_webhooks::dev_registry starts it.
@@ -44,7 +44,10 @@ storage:
   delete: {enabled: true}
 http: {addr: 127.0.0.1:$port, secret: vouch-image-test-$port}
 EOF
-env -u REGISTRY_HTTP_ADDR docker-registry serve "$tmp/registry/config.yml" > "$tmp/registry/log" 2>&1 &
+# REGISTRY_* variables would override the configuration: none reach the registry.
+unset_registry_env=()
+for name in $(compgen -e | grep '^REGISTRY_' || true); do unset_registry_env+=(-u "$name"); done
+env "${unset_registry_env[@]}" docker-registry serve "$tmp/registry/config.yml" > "$tmp/registry/log" 2>&1 &
 registry_pid=$!
 host=127.0.0.1:$port
 for _ in $(seq 100); do

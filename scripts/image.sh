@@ -67,7 +67,7 @@ started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 if [ -z "$binary" ]; then
   cargo build --release --locked -q -p vouch-webhooks --bin vouch
-  binary=target/release/vouch
+  binary=${CARGO_TARGET_DIR:-target}/release/vouch
 fi
 binary=$(readlink -f "$binary")
 case "$(dpkg --print-architecture)" in
