@@ -59,6 +59,9 @@ done
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 [ -n "$tag" ] || tag=$version
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+  echo "image.sh: warning: the work tree has uncommitted changes; labels and provenance name $revision" >&2
+fi
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 created=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
 source_uri=${VOUCH_SOURCE_URI:-https://github.com/vouch-dev/vouch}
@@ -76,6 +79,9 @@ case "$(dpkg --print-architecture)" in
   *) echo "image.sh: unsupported architecture $(dpkg --print-architecture)" >&2; exit 2 ;;
 esac
 
+if [ -e "$out" ] && [ -n "$(ls -A "$out")" ] && [ ! -f "$out/digest" ] && [ ! -d "$out/oci" ]; then
+  echo "image.sh: $out holds something else than an earlier image.sh output; give another --out" >&2; exit 2
+fi
 rm -rf "$out"
 mkdir -p "$out"
 out=$(readlink -f "$out")
