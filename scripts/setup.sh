@@ -3,10 +3,16 @@
 # - docker-registry: the CNCF distribution registry, started on loopback by the tests and the demo.
 # - python-tuf (PyPI `tuf`): builds the TUF repositories vouch's TUF client is tested against
 #   (attest/tests/tuf/repo.py), imported by the `python3` on PATH.
+# - umoci, skopeo, jq, openssl, curl: scripts/image.sh builds, pushes and describes vouch's image without a
+#   Docker engine; scripts/image-test.sh checks it (Debian packages).
+# - cargo-cyclonedx (crates.io, pinned): the CycloneDX SBOM of vouch's crates in the image.
 set -euo pipefail
 
 need=()
 command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+for tool in umoci skopeo jq openssl curl; do
+  command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
+done
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
@@ -16,6 +22,11 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo (Rust toolchain) is required" >&2; exit 2; }
+CARGO_CYCLONEDX_VERSION=0.5.9
+if ! cargo cyclonedx --version 2>/dev/null | grep -qx ".* $CARGO_CYCLONEDX_VERSION"; then
+  echo "setup: installing cargo-cyclonedx $CARGO_CYCLONEDX_VERSION from crates.io" >&2
+  cargo install -q --locked --version "$CARGO_CYCLONEDX_VERSION" cargo-cyclonedx
+fi
 if ! python3 -c 'import tuf.api.metadata, securesystemslib.signer' 2>/dev/null; then
   echo "setup: installing python-tuf from PyPI" >&2
   # Into the python3 the tests run: its own site if writable (venv, pyenv), else the user site; a system

@@ -13,6 +13,7 @@ pub mod exit;
 pub mod registry_args;
 pub mod scan;
 pub mod serve;
+pub mod sign;
 pub mod sigstore;
 pub mod verify;
 pub mod verify_model;
@@ -45,6 +46,13 @@ enum Command {
     Check(Box<check::CheckArgs>),
     /// Re-verify what is already running: live objects or the cluster's Pods, at the digest they run.
     Scan(Box<scan::ScanArgs>),
+    /// Sign an image with a key, as `cosign sign --key` does (no transparency log entry).
+    Sign(Box<sign::SignArgs>),
+    /// Attest a predicate (SLSA provenance, CycloneDX, ...) about an image with a key, as `cosign attest`.
+    Attest(Box<sign::AttestArgs>),
+    /// Attach material to an image, as `cosign attach` does.
+    #[command(subcommand)]
+    Attach(sign::AttachCommand),
     /// Offline verification bundles for air-gapped sites.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
@@ -76,6 +84,9 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Check(args) => check::run(*args),
         Command::Scan(args) => scan::run(*args),
+        Command::Sign(args) => sign::run_sign(*args),
+        Command::Attest(args) => sign::run_attest(*args),
+        Command::Attach(command) => sign::run_attach(command),
         Command::Bundle(command) => bundle::run(command),
         Command::Sigstore(SigstoreCommand::VerifyBundle(args)) => sigstore::run(args),
     }
