@@ -298,8 +298,8 @@ fn free_port() -> u16 {
     StdListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }
 
-/// `vouch serve`: ready, answers over TLS with JSON logs carrying the request span, and on SIGTERM drains
-/// and exits 0.
+/// `vouch serve`: ready, answers over TLS with JSON logs carrying the request span (one info line for a
+/// review allowed with a warning; none at info for a plain allow), and on SIGTERM drains and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_serves_and_exits_zero_on_sigterm() {
     let ca = DevCa::new("vouch-test-ca").unwrap();
@@ -319,6 +319,8 @@ async fn binary_serves_and_exits_zero_on_sigterm() {
             .arg(dir.path().join("tls.key"))
             .arg("--policy-dir")
             .arg(&policies)
+            .args(["--no-match", "warn"])
+            .env_remove("RUST_LOG")
             .args(["--listen", &format!("127.0.0.1:{https_port}")])
             .args(["--health-listen", &format!("127.0.0.1:{health_port}")])
             .stdout(std::process::Stdio::null())
@@ -338,6 +340,8 @@ async fn binary_serves_and_exits_zero_on_sigterm() {
     let client = TlsClient::new(ca.cert_der(), SocketAddr::from((Ipv4Addr::LOCALHOST, https_port)));
     let (r, _) = client.post("/validate", &fixture("pod-delete.json", "registry.test")).await.unwrap();
     assert_eq!(r.status, 200);
+    let (r, _) = client.post("/validate", &fixture("pod-create.json", "registry.test")).await.unwrap();
+    assert_eq!(r.status, 200);
 
     let kill =
         std::process::Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
@@ -356,12 +360,13 @@ async fn binary_serves_and_exits_zero_on_sigterm() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
-    let decided = lines
-        .iter()
-        .find(|l| l["fields"]["message"] == "admission decided")
-        .unwrap_or_else(|| panic!("no decision log line:\n{text}"));
-    assert_eq!(decided["span"]["uid"], "e2d3c4b5-a697-4887-9abc-0123456789ab");
-    assert_eq!(decided["span"]["operation"], "DELETE");
+    let decided: Vec<_> = lines.iter().filter(|l| l["fields"]["message"] == "admission decided").collect();
+    assert_eq!(decided.len(), 1, "only the review with a warning is logged at info:\n{text}");
+    let decided = decided[0];
+    assert_eq!(decided["level"], "INFO");
+    assert_eq!(decided["fields"]["warnings"], 1, "{decided}");
+    assert_eq!(decided["span"]["uid"], "0df28fbd-5f5f-11e8-bc74-36e6bb280816");
+    assert_eq!(decided["span"]["operation"], "CREATE");
     assert_eq!(decided["span"]["kind"], "Pod");
     assert_eq!(decided["span"]["namespace"], "prod");
     assert_eq!(decided["span"]["object_name"], "web");

@@ -327,16 +327,29 @@ async fn admit(state: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRej
         tracing::Span::current().record("decision", outcome);
         let elapsed = started.elapsed();
         state.metrics.response(endpoint.as_str(), outcome, elapsed);
-        tracing::info!(
-            allowed = response.allowed,
-            denial = decision.message.as_deref().unwrap_or_default(),
-            warnings = decision.warnings.len(),
-            audit = decision.audit.len(),
-            findings = decision.findings.len(),
-            patch_ops = response.patch_ops,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            "admission decided"
-        );
+        // One info line per denial, warning or audit finding; a plain allow is at debug (see it with
+        // RUST_LOG=info,vouch_webhooks::server=debug): logging every allowed review costs throughput, and
+        // /metrics counts them all anyway.
+        macro_rules! decided {
+            ($level:expr) => {
+                tracing::event!(
+                    $level,
+                    allowed = response.allowed,
+                    denial = decision.message.as_deref().unwrap_or_default(),
+                    warnings = decision.warnings.len(),
+                    audit = decision.audit.len(),
+                    findings = decision.findings.len(),
+                    patch_ops = response.patch_ops,
+                    duration_ms = elapsed.as_secs_f64() * 1000.0,
+                    "admission decided"
+                )
+            };
+        }
+        if !response.allowed || !decision.warnings.is_empty() || !decision.audit.is_empty() {
+            decided!(tracing::Level::INFO);
+        } else {
+            decided!(tracing::Level::DEBUG);
+        }
         (StatusCode::OK, axum::Json(response.body)).into_response()
     }
     .instrument(span)
