@@ -232,8 +232,8 @@ impl<'de> Visitor<'de> for RequestVisitor {
                 }
             }
         }
-        let object: Option<Value> = object.flatten();
-        let old_object: Option<Value> = old_object.flatten();
+        let object: Option<Value> = object.flatten().map(|o: WithoutManagedFields| o.0);
+        let old_object: Option<Value> = old_object.flatten().map(|o: WithoutManagedFields| o.0);
         for (name, o) in [("object", &object), ("oldObject", &old_object)] {
             if o.as_ref().is_some_and(|o| !o.is_object()) {
                 return Ok(RequestRead::Invalid(format!("{name} is not a JSON object")));
@@ -282,6 +282,89 @@ impl<'de> Visitor<'de> for RequestVisitor {
     }
 
     not_an_object!(RequestRead::NotAnObject);
+}
+
+/// An object (or old object) as JSON, without `metadata.managedFields`: server-side apply's bookkeeping,
+/// often half of a Pod's bytes, is nothing vouch decides on, so it is skipped while reading rather than
+/// built and dropped (the scanner reads live objects the same way). Everything else is kept as sent; a
+/// repeated key counts with its last value, as in a [`Value`] read whole.
+struct WithoutManagedFields(Value);
+
+impl<'de> Deserialize<'de> for WithoutManagedFields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ObjectVisitor { metadata: false }).map(Self)
+    }
+}
+
+/// Reads the object (`metadata: false`) or its metadata (`true`, where `managedFields` is skipped); any
+/// other JSON value is read as it is.
+struct ObjectVisitor {
+    metadata: bool,
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if self.metadata && key == "managedFields" {
+                out.remove(&key);
+                map.next_value::<IgnoredAny>()?;
+            } else if !self.metadata && key == "metadata" {
+                let metadata = map.next_value_seed(MetadataSeed)?;
+                out.insert(key, metadata);
+            } else {
+                let value = map.next_value::<Value>()?;
+                out.insert(key, value);
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element::<Value>()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+}
+
+/// `metadata` read by [`ObjectVisitor`] without its `managedFields`.
+struct MetadataSeed;
+
+impl<'de> de::DeserializeSeed<'de> for MetadataSeed {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ObjectVisitor { metadata: true })
+    }
 }
 
 /// Read a body as an `admission.k8s.io/v1` AdmissionReview with a request.
@@ -505,5 +588,48 @@ mod tests {
         let at = POD_CREATE.find("web").unwrap();
         bad[at] = 0xff;
         assert!(parse_review(&bad).is_err());
+    }
+
+    #[test]
+    fn managed_fields_are_skipped_and_everything_else_kept_as_sent() {
+        let managed = r#"[{"manager":"kubectl","operation":"Update","fieldsV1":{"f:spec":{}}}]"#;
+        let with = POD_CREATE
+            .replacen(
+                r#""metadata":{"name":"web","namespace":"prod"}"#,
+                &format!(r#""metadata":{{"name":"web","managedFields":{managed},"namespace":"prod","labels":{{"a":"b"}},"labels":{{"a":"c"}}}}"#),
+                1,
+            )
+            .replacen(
+                r#""oldObject":null"#,
+                &format!(
+                    r#""oldObject":{{"metadata":{{"managedFields":{managed},"n":[1,-2,3.5,true,null,"s"]}},"spec":{{"managedFields":1}}}}"#
+                ),
+                1,
+            );
+        assert!(with.contains("managedFields"), "the fixture changed");
+        let review = parse_review(with.as_bytes()).unwrap();
+        let object = review.object.unwrap();
+        let mut expected: Value = serde_json::from_str(&with).unwrap();
+        let metadata = expected.pointer_mut("/request/object/metadata").unwrap().as_object_mut().unwrap();
+        assert!(metadata.remove("managedFields").is_some());
+        assert_eq!(Some(&object), expected.pointer("/request/object"));
+        assert_eq!(object["metadata"]["labels"]["a"], "c", "a repeated key counts with its last value");
+        let old = review.old_object.unwrap();
+        assert_eq!(old["metadata"], serde_json::json!({"n": [1, -2, 3.5, true, null, "s"]}));
+        assert_eq!(old["spec"]["managedFields"], 1, "only metadata.managedFields is skipped");
+        // A metadata that is not an object is kept as sent (the engine names it).
+        let odd = POD_CREATE.replacen(
+            r#""metadata":{"name":"web","namespace":"prod"}"#,
+            r#""metadata":[1,{"x":2}]"#,
+            1,
+        );
+        let review = parse_review(odd.as_bytes()).unwrap();
+        assert_eq!(review.object.unwrap()["metadata"], serde_json::json!([1, {"x": 2}]));
+        // An object that is not an object is still refused.
+        let scalar = POD_CREATE.replacen(r#""oldObject":null"#, r#""oldObject":"x""#, 1);
+        assert!(parse_review(scalar.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("oldObject is not a JSON object"));
     }
 }
