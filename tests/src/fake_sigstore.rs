@@ -1,9 +1,12 @@
 //! A test Sigstore: a Fulcio-like root and intermediate CA (P-256), leaf certificates with a SAN (URI or
 //! email), the Fulcio OIDC-issuer extension and the codeSigning EKU, with chosen validity; a Rekor-like
-//! P-256 log key that signs SETs over hashedrekord bodies; and the `trusted_root.json` that lists them.
+//! P-256 log key that signs SETs over hashedrekord bodies; a CT log key (P-256) that signs RFC 6962 SCTs
+//! over precertificates; and the `trusted_root.json` that lists them.
 //!
-//! No CT log: leaf certificates carry no SCTs, so keyless tests run with `require_sct = false` (their
-//! names say so).
+//! [`FakeSigstore::issue`] and [`FakeSigstore::issue_with_claims`] issue leaves without SCTs (tests that
+//! use them run with `require_sct = false`); [`FakeSigstore::issue_with_sct`] issues as Fulcio does: a
+//! precertificate (with the CT poison extension) logged to the CT log, and the final certificate with the
+//! log's SCT embedded, so `vouch verify` (which always requires an SCT) accepts it.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -37,6 +40,10 @@ use vouch_attest::{ArtifactRef, Digest};
 const OID_FULCIO_ISSUER_V2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
 /// codeSigning extended key usage.
 const OID_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+/// RFC 6962 §3.1 precertificate poison extension (critical, value ASN.1 NULL).
+const OID_CT_POISON: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.3");
+/// RFC 6962 §3.3 embedded SCT list extension.
+const OID_SCT_LIST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
 
 /// The Fulcio issuer extension as the builder wants it.
 struct FulcioIssuer(String);
@@ -145,6 +152,7 @@ pub struct FakeSigstore {
     intermediate_name: Name,
     intermediate_der: Vec<u8>,
     rekor_key: P256Key,
+    ct_key: P256Key,
     next_log_index: std::sync::atomic::AtomicI64,
 }
 
@@ -208,6 +216,7 @@ impl FakeSigstore {
             intermediate_name,
             intermediate_der,
             rekor_key: P256Key::random(&mut rand_core::OsRng),
+            ct_key: P256Key::random(&mut rand_core::OsRng),
             next_log_index: std::sync::atomic::AtomicI64::new(1000),
         })
     }
@@ -219,12 +228,20 @@ impl FakeSigstore {
         Sha256::digest(der).to_vec()
     }
 
-    /// The `trusted_root.json` listing the CA chain and the log key.
+    /// The CT log id: SHA-256 of the CT log key's SPKI DER (RFC 6962 §3.2 `LogID`).
+    pub fn ct_log_id(&self) -> [u8; 32] {
+        let der = self.ct_key.verifying_key().to_public_key_der().map(|d| d.into_vec()).unwrap_or_default();
+        Sha256::digest(der).into()
+    }
+
+    /// The `trusted_root.json` listing the CA chain, the Rekor log key and the CT log key.
     pub fn trusted_root_json(&self) -> Vec<u8> {
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         let start = chrono::DateTime::<chrono::Utc>::from(SystemTime::now() - YEAR).to_rfc3339();
         let log_key =
             self.rekor_key.verifying_key().to_public_key_der().map(|d| d.into_vec()).unwrap_or_default();
+        let ct_key =
+            self.ct_key.verifying_key().to_public_key_der().map(|d| d.into_vec()).unwrap_or_default();
         let _ = &self.root_key;
         serde_json::to_vec_pretty(&serde_json::json!({
             "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
@@ -240,7 +257,12 @@ impl FakeSigstore {
                 "certChain": {"certificates": [{"rawBytes": b64(&self.intermediate_der)}, {"rawBytes": b64(&self.root_der)}]},
                 "validFor": {"start": start}
             }],
-            "ctlogs": [],
+            "ctlogs": [{
+                "baseUrl": "https://ctfe.vouch-test.invalid",
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {"rawBytes": b64(&ct_key), "keyDetails": "PKIX_ECDSA_P256_SHA_256", "validFor": {"start": start}},
+                "logId": {"keyId": b64(&self.ct_log_id())}
+            }],
             "timestampAuthorities": []
         }))
         .unwrap_or_default()
@@ -277,6 +299,95 @@ impl FakeSigstore {
         claims: &[ClaimExtension],
     ) -> anyhow::Result<Leaf> {
         let key = P256Key::random(&mut rand_core::OsRng);
+        let cert = self.leaf_builder(&key, san, issuer, not_before, not_after, claims, None)?;
+        let cert_der = cert.to_der()?;
+        Ok(Leaf { key, cert_pem: pem_encode("CERTIFICATE", &cert_der), cert_der })
+    }
+
+    /// [`Self::issue_with_claims`] as Fulcio issues: a precertificate carrying the critical CT poison
+    /// extension is logged to the CT log, whose SCT (RFC 6962 §3.2, over the issuer key hash and the
+    /// precertificate's TBSCertificate without the poison) is embedded in the final certificate's SCT list
+    /// extension. The final certificate is the precertificate's TBSCertificate with the poison removed and
+    /// the SCT list appended (what Fulcio's `IssueFinalCertificate` does), signed by the intermediate.
+    pub fn issue_with_sct(
+        &self,
+        san: &San,
+        issuer: &str,
+        not_before: SystemTime,
+        not_after: SystemTime,
+        claims: &[ClaimExtension],
+    ) -> anyhow::Result<Leaf> {
+        let key = P256Key::random(&mut rand_core::OsRng);
+        let poison = x509_cert::ext::Extension {
+            extn_id: OID_CT_POISON,
+            critical: true,
+            extn_value: der::asn1::OctetString::new(der::asn1::Null.to_der()?)?,
+        };
+        let precert = self.leaf_builder(&key, san, issuer, not_before, not_after, claims, Some(poison))?;
+        let mut tbs = precert.tbs_certificate.clone();
+        tbs.extensions
+            .as_mut()
+            .context("the precertificate has extensions")?
+            .retain(|e| e.extn_id != OID_CT_POISON);
+        let timestamp_ms = u64::try_from(not_before.duration_since(UNIX_EPOCH)?.as_millis())?;
+        let sct = self.ct_log_sign(timestamp_ms, &tbs.to_der()?)?;
+        // SignedCertificateTimestampList: opaque SerializedSCT<1..2^16-1> list<1..2^16-1>, in an OCTET STRING.
+        let mut list = u16::try_from(sct.len() + 2)?.to_be_bytes().to_vec();
+        list.extend_from_slice(&u16::try_from(sct.len())?.to_be_bytes());
+        list.extend_from_slice(&sct);
+        tbs.extensions.get_or_insert_with(Vec::new).push(x509_cert::ext::Extension {
+            extn_id: OID_SCT_LIST,
+            critical: false,
+            extn_value: der::asn1::OctetString::new(der::asn1::OctetString::new(list)?.to_der()?)?,
+        });
+        let signature: DerSignature =
+            p256::ecdsa::signature::Signer::sign(&self.intermediate_key, &tbs.to_der()?);
+        let cert = x509_cert::Certificate {
+            tbs_certificate: tbs,
+            signature_algorithm: precert.signature_algorithm,
+            signature: der::asn1::BitString::from_bytes(signature.as_bytes())?,
+        };
+        let cert_der = cert.to_der()?;
+        Ok(Leaf { key, cert_pem: pem_encode("CERTIFICATE", &cert_der), cert_der })
+    }
+
+    /// What the CT log returns for a precertificate entry: a v1 SCT (RFC 6962 §3.2), serialized, whose
+    /// signature covers version, signature_type certificate_timestamp, the timestamp, entry_type
+    /// precert_entry, SHA-256 of the issuer's SPKI, the TBSCertificate (24-bit length) and the empty
+    /// extensions (16-bit length).
+    fn ct_log_sign(&self, timestamp_ms: u64, precert_tbs: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let issuer_key_hash = Sha256::digest(spki_of(&self.intermediate_key)?.to_der()?);
+        let tbs_len = u32::try_from(precert_tbs.len())?.to_be_bytes();
+        let mut signed = vec![0u8, 0u8]; // v1, certificate_timestamp
+        signed.extend_from_slice(&timestamp_ms.to_be_bytes());
+        signed.extend_from_slice(&[0, 1]); // precert_entry
+        signed.extend_from_slice(&issuer_key_hash);
+        signed.extend_from_slice(&tbs_len[1..]);
+        signed.extend_from_slice(precert_tbs);
+        signed.extend_from_slice(&[0, 0]); // no CtExtensions
+        let signature: DerSignature = p256::ecdsa::signature::Signer::sign(&self.ct_key, &signed);
+        let mut sct = vec![0u8]; // v1
+        sct.extend_from_slice(&self.ct_log_id());
+        sct.extend_from_slice(&timestamp_ms.to_be_bytes());
+        sct.extend_from_slice(&[0, 0]); // no extensions
+        sct.extend_from_slice(&[4, 3]); // sha256, ecdsa
+        sct.extend_from_slice(&u16::try_from(signature.as_bytes().len())?.to_be_bytes());
+        sct.extend_from_slice(signature.as_bytes());
+        Ok(sct)
+    }
+
+    /// A leaf for `key`, issued by the intermediate, with `extra` (the CT poison) after the claims.
+    #[allow(clippy::too_many_arguments)]
+    fn leaf_builder(
+        &self,
+        key: &P256Key,
+        san: &San,
+        issuer: &str,
+        not_before: SystemTime,
+        not_after: SystemTime,
+        claims: &[ClaimExtension],
+        extra: Option<x509_cert::ext::Extension>,
+    ) -> anyhow::Result<x509_cert::Certificate> {
         let serial: u32 = rand_core::RngCore::next_u32(&mut rand_core::OsRng) | 1;
         let mut b = CertificateBuilder::new(
             Profile::Leaf {
@@ -287,7 +398,7 @@ impl FakeSigstore {
             SerialNumber::from(serial),
             validity(not_before, not_after)?,
             Name::default(),
-            spki_of(&key)?,
+            spki_of(key)?,
             &self.intermediate_key,
         )?;
         let general_name = match san {
@@ -300,9 +411,17 @@ impl FakeSigstore {
         for c in claims {
             b.add_extension(c)?;
         }
-        let cert_der = b.build::<DerSignature>()?.to_der()?;
+        let mut cert = b.build::<DerSignature>()?;
         let _ = &self.root_name;
-        Ok(Leaf { key, cert_pem: pem_encode("CERTIFICATE", &cert_der), cert_der })
+        if let Some(ext) = extra {
+            // The builder cannot add an extension of a runtime OID with its own criticality: add it to the
+            // TBS and sign again.
+            cert.tbs_certificate.extensions.get_or_insert_with(Vec::new).push(ext);
+            let signature: DerSignature =
+                p256::ecdsa::signature::Signer::sign(&self.intermediate_key, &cert.tbs_certificate.to_der()?);
+            cert.signature = der::asn1::BitString::from_bytes(signature.as_bytes())?;
+        }
+        Ok(cert)
     }
 
     /// Log a hashedrekord entry for `signature` over `payload` by `cert_pem`, integrated at `integrated_time`,

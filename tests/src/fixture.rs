@@ -45,7 +45,7 @@ pub fn verifier_with(host: &str, tweak: impl FnOnce(&mut VerifierConfig)) -> Art
 
 /// A verifier (empty cache) under `sigstore`'s trust root for the plain-HTTP registry at `host`, with the
 /// registry client's default timeout and retries. Key signatures need no Rekor entry (vouch's own are not
-/// logged) and certificates no SCT (the fake CA has no CT log).
+/// logged) and certificates no SCT (`FakeSigstore::issue` leaves carry none).
 pub fn fake_sigstore_verifier(host: &str, sigstore: &FakeSigstore) -> ArtifactVerifier {
     ArtifactVerifier::new(VerifierConfig {
         registry: RegistryConfig { insecure_registries: vec![host.to_owned()], ..RegistryConfig::default() },

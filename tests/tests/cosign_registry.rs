@@ -163,7 +163,7 @@ async fn failures_have_distinct_clear_reasons() {
     assert!(r.starts_with("nothing found (looked in sha256-"), "{r}");
     reasons.push(("unsigned", r));
 
-    // Keyless failures (no SCT: the fake CA has no CT log, require_sct = false).
+    // Keyless failures (no SCT: `issue` leaves carry none, require_sct = false).
     let t = unix(ago(3000));
     let good_leaf = env.sigstore.issue(&San::Email(IDENTITY.into()), ISSUER, ago(3600), ago(2400)).unwrap();
 

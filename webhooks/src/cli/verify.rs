@@ -168,11 +168,17 @@ pub(super) fn trust_root(path: Option<&PathBuf>) -> Result<TrustRoot, UsageError
     args.trust_root().map_err(|e| UsageError::Invalid(e.to_string()))
 }
 
-fn config(args: &VerifyArgs) -> Result<VerifierConfig, UsageError> {
+/// Whether verifying needs Sigstore trust material (Fulcio, Rekor, CT logs): keyless always does, a key
+/// unless its tlog entry is not checked. Only then does `vouch verify` follow public-good TUF by default.
+fn needs_sigstore(authority: &Authority, args: &VerifyArgs) -> bool {
+    !matches!(authority, Authority::Key(_)) || !args.insecure_ignore_tlog
+}
+
+fn config(args: &VerifyArgs, authority: &Authority) -> Result<VerifierConfig, UsageError> {
     let invalid = |e: FlagFileError| UsageError::Invalid(e.to_string());
     Ok(VerifierConfig {
         registry: args.registry.registry_config(args.timeout).map_err(invalid)?,
-        trust_root: args.registry.trust_root().map_err(invalid)?,
+        trust_root: args.registry.trust_root_for(needs_sigstore(authority, args)).map_err(invalid)?,
         cache: Default::default(),
         options: VerifyOptions {
             require_tlog_for_keys: !args.insecure_ignore_tlog,
@@ -185,7 +191,9 @@ fn config(args: &VerifyArgs) -> Result<VerifierConfig, UsageError> {
 pub fn run(args: VerifyArgs) -> ExitCode {
     let prepared = (|| {
         let image: ArtifactRef = args.image.parse().map_err(|e| UsageError::Invalid(format!("{e}")))?;
-        Ok::<_, UsageError>((image, authority(&args.authority)?, requirement(&args.require)?, config(&args)?))
+        let authority = authority(&args.authority)?;
+        let config = config(&args, &authority)?;
+        Ok::<_, UsageError>((image, authority, requirement(&args.require)?, config))
     })();
     let (image, authority, requirement, config) = match prepared {
         Ok(p) => p,
