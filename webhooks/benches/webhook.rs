@@ -35,6 +35,10 @@ use vouch_webhooks::server::config::ServeConfig;
 use vouch_webhooks::server::dev_pki::DevCa;
 use vouch_webhooks::server::run::Server;
 
+/// The allocator of the vouch binary (webhooks/src/main.rs), so the server in this process runs as it does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Kept-alive connections sending reviews at once (kube-apiserver keeps a pool of this order per webhook).
 const CONCURRENCY: usize = 32;
 
