@@ -4,7 +4,8 @@
 #   object validated (built-in kinds with `kubernetes-validate --strict`, vouch.dev resources against the
 #   chart's own CRD schemas) and the chart's promises asserted (charts/vouch/ci/check_render.py); then every
 #   charts/vouch/ci/invalid/*.yaml must FAIL to render with the message its first line names; then every Helm
-#   values example of README.md, charts/README.md and docs/*.md must render (charts/vouch/ci/check_docs.py).
+#   values example of README.md, charts/README.md, docs/*.md and docs/integrations/*.md must render
+#   (charts/vouch/ci/check_docs.py).
 #   With a built `vouch` (VOUCH_BIN, or target/debug/vouch), the Deployment's arguments must be accepted by
 #   `vouch serve`.
 # Needs python3 with pip and npm on a fresh machine: Helm 3 comes from the npm package
@@ -135,6 +136,7 @@ done
 # whose first line is `# values.yaml`, and `--set key=value` options).
 say "documentation values examples"
 "$py" "$chart/ci/check_docs.py" "$helm" "$chart" "$release" "$namespace" README.md charts/README.md docs/*.md \
+  docs/integrations/*.md \
   || failed=1
 
 if [ "$failed" -ne 0 ]; then

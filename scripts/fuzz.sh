@@ -173,6 +173,8 @@ EOF
   # Egress allowlists: document, NUL, endpoints.
   printf '%s\0%s\n' '{"apiVersion":"vouch.dev/egress/v1","hosts":[{"host":"api.example.com","ports":[443]},{"host":"*.internal.example"}],"cidrs":[{"cidr":"10.0.0.0/8","ports":[5432]}]}' \
     $'api.example.com:443\n10.1.2.3:5432\nfoo.internal.example\n[2001:db8::1]:53' >"$w/egress_allowlist/example.bin"
+  printf '%s\0%s\n' $'apiVersion: kars.dev/v1alpha1\nkind: EgressAllowlist\nmetadata:\n  name: research-agent\n  generation: 3\nspec:\n  endpoints:\n    - host: api.github.com\n      port: 443\n    - host: telegram.org\n      port: 443\n      protocol: tcp\n' \
+    $'api.telegram.org:443\ntelegram.org\n10.1.2.3:443' >"$w/egress_allowlist/kars.bin"
   VOUCH_FUZZ_WRITE_SEEDS="$w/offline_bundle" "$bin/offline_bundle" -runs=0 >/dev/null 2>&1 \
     || die "offline_bundle could not write its seeds"
   for t in "${targets[@]}"; do echo "$t: $(ls "$w/$t" | wc -l) seeds"; done

@@ -4,11 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use vouch_attest::cosign;
 use vouch_attest::egress::{
-    self, Allowlist, EgressError, Endpoint, HostRule, EGRESS_ALLOWLIST_ARTIFACT_TYPE,
-    EGRESS_ALLOWLIST_MEDIA_TYPE,
+    self, Allowlist, AnyAllowlist, CanonicalRule, EgressError, Endpoint, HostRule,
+    EGRESS_ALLOWLIST_ARTIFACT_TYPE, EGRESS_ALLOWLIST_MEDIA_TYPE, KARS_EGRESS_ALLOWLIST_ARTIFACT_TYPE,
 };
 use vouch_attest::registry::{RegistryClient, RegistryError, OCI_INDEX};
 use vouch_attest::sigstore_verify::{Authority, CertificateIdentity};
@@ -346,4 +348,84 @@ async fn an_allowlist_signed_by_the_independent_cosign_writer_verifies() {
     let v = env.verifier.verify(&pinned, &authority, &Requirement::Signature).await.unwrap();
     assert!(v.is_verified(), "{:?}", v.outcome);
     assert_eq!(egress::fetch_allowlist(env.client(), &pinned).await.unwrap(), payments());
+}
+
+/// A kars egress allowlist (kars `docs/api/policy-canonical-format.md` §1).
+const KARS_DOC: &str = "apiVersion: kars.dev/v1alpha1\nkind: EgressAllowlist\nmetadata:\n  name: research-agent\n  generation: 3\nspec:\n  endpoints:\n    - host: api.github.com\n      port: 443\n    - host: telegram.org\n      port: 443\n";
+
+#[tokio::test]
+async fn a_kars_allowlist_is_read_by_its_artifact_type_with_kars_semantics() {
+    let env = Env::start().await;
+    let key = SigningKey::generate();
+    let kars = Some(KARS_EGRESS_ALLOWLIST_ARTIFACT_TYPE);
+    let layer = [(KARS_EGRESS_ALLOWLIST_ARTIFACT_TYPE, KARS_DOC.as_bytes())];
+    let pinned = eg::push_artifact(
+        env.client(),
+        &env.reference("policy/egress-allowlist/research-agent:v3"),
+        kars,
+        &layer,
+    )
+    .await
+    .unwrap();
+    cosign::sign_image_with_key(env.client(), &pinned, &key, BTreeMap::new()).await.unwrap();
+    let v = env
+        .verifier
+        .verify(&pinned, &Authority::Key(key.public_key()), &Requirement::Signature)
+        .await
+        .unwrap();
+    assert!(v.is_verified(), "signed like any artifact");
+
+    let list = egress::fetch_any_allowlist(env.client(), &pinned).await.unwrap();
+    let AnyAllowlist::Kars(k) = &list else { panic!("{list:?}") };
+    assert_eq!((k.name.as_deref(), k.generation, k.endpoints.len()), (Some("research-agent"), 3, 2));
+    assert_eq!(list.name(), "research-agent");
+    assert!(list.covers(&endpoint("api.telegram.org:443")), "parent-domain match");
+    assert!(!list.covers(&endpoint("api.telegram.org:80")));
+    let out = list.uncovered(&["telegram.org:443", "evil.example.net:443"]);
+    assert_eq!(out.iter().map(|u| u.endpoint.as_str()).collect::<Vec<_>>(), ["evil.example.net:443"]);
+    // vouch's own reader reads vouch's format only; a vouch allowlist is still read by both.
+    let e = egress::fetch_allowlist(env.client(), &pinned).await.unwrap_err();
+    assert!(
+        matches!(&e, EgressError::WrongArtifactType { found, .. } if found == KARS_EGRESS_ALLOWLIST_ARTIFACT_TYPE),
+        "{e}"
+    );
+    let vouch = egress::push_allowlist(env.client(), &env.reference("egress/payments:v9"), &payments())
+        .await
+        .unwrap();
+    assert!(matches!(
+        egress::fetch_any_allowlist(env.client(), &vouch).await.unwrap(),
+        AnyAllowlist::Vouch(_)
+    ));
+
+    // The layer must be the kars document's media type; the document canonical.
+    let json_layer = [(EGRESS_ALLOWLIST_MEDIA_TYPE, KARS_DOC.as_bytes())];
+    let r =
+        eg::push_artifact(env.client(), &env.reference("policy/bad:media"), kars, &json_layer).await.unwrap();
+    let e = egress::fetch_any_allowlist(env.client(), &r).await.unwrap_err();
+    assert!(
+        matches!(&e, EgressError::Malformed { reason, .. } if reason.contains(&format!("not {KARS_EGRESS_ALLOWLIST_ARTIFACT_TYPE}"))),
+        "{e}"
+    );
+    let crlf = KARS_DOC.replace('\n', "\r\n");
+    let r = eg::push_artifact(
+        env.client(),
+        &env.reference("policy/bad:crlf"),
+        kars,
+        &[(KARS_EGRESS_ALLOWLIST_ARTIFACT_TYPE, crlf.as_bytes())],
+    )
+    .await
+    .unwrap();
+    let e = egress::fetch_any_allowlist(env.client(), &r).await.unwrap_err();
+    let EgressError::InvalidDocument { problem, .. } = &e else { panic!("{e}") };
+    assert!(
+        matches!(**problem, EgressError::NonCanonical { rule: CanonicalRule::Encoding, line: 1, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("rule §0.3 UTF-8, LF line endings, single trailing newline"), "{e}");
+    // The artifact type in the config media type only (OCI 1.0 style) is not an artifact type.
+    let untyped =
+        eg::push_artifact(env.client(), &env.reference("policy/bad:untyped"), None, &layer).await.unwrap();
+    let e = egress::fetch_any_allowlist(env.client(), &untyped).await.unwrap_err();
+    assert!(matches!(&e, EgressError::WrongArtifactType { found, .. } if found == "none"), "{e}");
+    assert!(e.to_string().contains(KARS_EGRESS_ALLOWLIST_ARTIFACT_TYPE), "{e}");
 }

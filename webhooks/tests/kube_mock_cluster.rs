@@ -570,6 +570,25 @@ async fn mock_custom_resource_status_keeps_other_conditions_and_lists_attestatio
                 ]},
             }),
         )),
+        // The Widget CRD: its status schema keeps unknown fields, so status.attestations is kept.
+        ("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com") => Some((
+            200,
+            json!({
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": "widgets.example.com"},
+                "spec": {
+                    "group": "example.com", "scope": "Namespaced",
+                    "names": {"plural": "widgets", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        },
+                    }}}],
+                },
+            }),
+        )),
         ("PATCH", "/apis/example.com/v1/namespaces/a/widgets/w1/status") => Some((
             200,
             json!({
@@ -584,8 +603,9 @@ async fn mock_custom_resource_status_keeps_other_conditions_and_lists_attestatio
     drop(writer);
     worker.run(client).await;
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(paths_of(&seen).len(), 2, "{:?}", paths_of(&seen));
-    let patch = &seen[1];
+    assert_eq!(paths_of(&seen).len(), 3, "{:?}", paths_of(&seen));
+    assert_eq!(seen[1].path(), "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com");
+    let patch = &seen[2];
     assert_eq!(patch.method, "PATCH");
     assert_eq!(patch.content_type, "application/merge-patch+json");
     assert_eq!(patch.body["metadata"]["resourceVersion"], "42", "optimistic concurrency");

@@ -1,6 +1,7 @@
 //! Why an egress allowlist could not be read, published or fetched.
 
 use super::endpoint::EndpointError;
+use super::kars::CanonicalRule;
 use crate::registry::RegistryError;
 
 /// A failure reading, publishing or fetching an egress allowlist; each variant names the check that failed.
@@ -52,6 +53,19 @@ pub enum EgressError {
         /// What is wrong.
         reason: String,
     },
+    /// A kars egress allowlist that is not in kars's canonical form (`policy-canonical-format.md`).
+    #[error(
+        "kars egress allowlist is not canonical (rule {rule} of kars's policy-canonical-format): {}",
+        at_line(*.line, .detail)
+    )]
+    NonCanonical {
+        /// The rule broken.
+        rule: CanonicalRule,
+        /// The 1-based line (0 when the rule concerns the document as a whole).
+        line: usize,
+        /// What is wrong.
+        detail: String,
+    },
     /// A declared endpoint cannot be read.
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
@@ -61,7 +75,7 @@ pub enum EgressError {
         /// The reference.
         reference: String,
     },
-    /// The manifest is not an egress allowlist.
+    /// The manifest is not an egress allowlist (of the format asked for).
     #[error("{reference} is not an egress allowlist: its artifactType is {found}, not {expected}")]
     WrongArtifactType {
         /// The reference.
@@ -90,4 +104,13 @@ pub enum EgressError {
     /// The registry failed (including content that does not hash to its digest).
     #[error("{0}")]
     Registry(#[from] RegistryError),
+}
+
+/// `line N: detail`, or the detail alone for line 0.
+fn at_line(line: usize, detail: &str) -> String {
+    if line == 0 {
+        detail.to_owned()
+    } else {
+        format!("line {line}: {detail}")
+    }
 }

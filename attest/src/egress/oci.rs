@@ -1,10 +1,13 @@
 //! Egress allowlists as OCI artifacts: an OCI 1.1 manifest with the allowlist artifact type, the empty
-//! config and exactly one layer holding the document.
+//! config and exactly one layer holding the document (vouch's JSON, or kars's canonical YAML).
 
 use std::collections::BTreeMap;
 
 use super::allowlist::MAX_DOCUMENT_BYTES;
-use super::{Allowlist, EgressError, EGRESS_ALLOWLIST_ARTIFACT_TYPE, EGRESS_ALLOWLIST_MEDIA_TYPE};
+use super::{
+    Allowlist, AnyAllowlist, EgressError, KarsAllowlist, EGRESS_ALLOWLIST_ARTIFACT_TYPE,
+    EGRESS_ALLOWLIST_MEDIA_TYPE, KARS_EGRESS_ALLOWLIST_ARTIFACT_TYPE,
+};
 use crate::digest::Digest;
 use crate::reference::ArtifactRef;
 use crate::registry::{Descriptor, ImageManifest, ManifestKind, RegistryClient, OCI_EMPTY, OCI_MANIFEST};
@@ -23,29 +26,95 @@ pub async fn fetch_allowlist(
     registry: &RegistryClient,
     pinned: &ArtifactRef,
 ) -> Result<Allowlist, EgressError> {
+    let (format, bytes) =
+        fetch_document(registry, pinned, &[Format::Vouch], EGRESS_ALLOWLIST_ARTIFACT_TYPE).await?;
+    debug_assert_eq!(format, Format::Vouch);
+    let reference = pinned.to_string();
+    Allowlist::parse(&bytes).map_err(|e| EgressError::InvalidDocument { reference, problem: Box::new(e) })
+}
+
+/// Fetch the allowlist `pinned` names in either format, chosen by the manifest's artifactType: vouch's
+/// ([`EGRESS_ALLOWLIST_ARTIFACT_TYPE`], layer [`EGRESS_ALLOWLIST_MEDIA_TYPE`], JSON) or kars's
+/// ([`KARS_EGRESS_ALLOWLIST_ARTIFACT_TYPE`], the layer of the same media type, canonical YAML). The same
+/// checks as [`fetch_allowlist`]: by digest only, an image manifest with exactly one layer of at most 1 MiB,
+/// digest-checked, then the document parsed and validated by its format's rules.
+pub async fn fetch_any_allowlist(
+    registry: &RegistryClient,
+    pinned: &ArtifactRef,
+) -> Result<AnyAllowlist, EgressError> {
+    let (format, bytes) =
+        fetch_document(registry, pinned, &[Format::Vouch, Format::Kars], ANY_ALLOWLIST_ARTIFACT_TYPES)
+            .await?;
+    let reference = pinned.to_string();
+    let invalid = |e| EgressError::InvalidDocument { reference: reference.clone(), problem: Box::new(e) };
+    match format {
+        Format::Vouch => Allowlist::parse(&bytes).map(AnyAllowlist::Vouch).map_err(invalid),
+        Format::Kars => KarsAllowlist::parse(&bytes).map(AnyAllowlist::Kars).map_err(invalid),
+    }
+}
+
+/// The artifact types [`fetch_any_allowlist`] reads, for messages.
+const ANY_ALLOWLIST_ARTIFACT_TYPES: &str =
+    "application/vnd.vouch.egress-allowlist.v1+json or application/vnd.kars.egress-allowlist.v1+yaml";
+
+/// An allowlist document format: its artifactType and the media type of its one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Vouch,
+    Kars,
+}
+
+impl Format {
+    fn artifact_type(self) -> &'static str {
+        match self {
+            Self::Vouch => EGRESS_ALLOWLIST_ARTIFACT_TYPE,
+            Self::Kars => KARS_EGRESS_ALLOWLIST_ARTIFACT_TYPE,
+        }
+    }
+
+    fn layer_media_type(self) -> &'static str {
+        match self {
+            Self::Vouch => EGRESS_ALLOWLIST_MEDIA_TYPE,
+            Self::Kars => KARS_EGRESS_ALLOWLIST_ARTIFACT_TYPE,
+        }
+    }
+}
+
+/// The one layer of the allowlist artifact at `pinned`, in one of `formats` (chosen by artifactType).
+async fn fetch_document(
+    registry: &RegistryClient,
+    pinned: &ArtifactRef,
+    formats: &[Format],
+    expected: &'static str,
+) -> Result<(Format, Vec<u8>), EgressError> {
     if pinned.digest().is_none() {
         return Err(EgressError::NotPinned { reference: pinned.to_string() });
     }
     let reference = pinned.to_string();
     let malformed = |reason: String| EgressError::Malformed { reference: reference.clone(), reason };
+    let wrong_type =
+        |found: String| EgressError::WrongArtifactType { reference: reference.clone(), found, expected };
     let (_, kind) = registry.fetch_parsed_manifest(pinned).await?;
     let manifest = match kind {
         ManifestKind::Image(m) => m,
-        ManifestKind::Index(_) => return Err(wrong_type(pinned, "an image index".to_owned())),
+        ManifestKind::Index(_) => return Err(wrong_type("an image index".to_owned())),
     };
-    match manifest.artifact_type.as_deref() {
-        Some(EGRESS_ALLOWLIST_ARTIFACT_TYPE) => {}
-        Some(other) => return Err(wrong_type(pinned, other.to_owned())),
-        None => return Err(wrong_type(pinned, "none".to_owned())),
-    }
+    let format = match manifest.artifact_type.as_deref() {
+        Some(t) => match formats.iter().find(|f| f.artifact_type() == t) {
+            Some(f) => *f,
+            None => return Err(wrong_type(t.to_owned())),
+        },
+        None => return Err(wrong_type("none".to_owned())),
+    };
     let layer = match manifest.layers.as_slice() {
         [layer] => layer,
         layers => return Err(malformed(format!("it has {} layers, not exactly one", layers.len()))),
     };
-    if layer.media_type != EGRESS_ALLOWLIST_MEDIA_TYPE {
+    if layer.media_type != format.layer_media_type() {
         return Err(malformed(format!(
-            "its layer has media type {}, not {EGRESS_ALLOWLIST_MEDIA_TYPE}",
-            layer.media_type
+            "its layer has media type {}, not {}",
+            layer.media_type,
+            format.layer_media_type()
         )));
     }
     if layer.size > MAX_DOCUMENT_BYTES as u64 {
@@ -64,7 +133,7 @@ pub async fn fetch_allowlist(
             layer.size
         )));
     }
-    Allowlist::parse(&bytes).map_err(|e| EgressError::InvalidDocument { reference, problem: Box::new(e) })
+    Ok((format, bytes))
 }
 
 /// Publish `list` at `r` (a tag, or a digest the manifest must hash to): the document re-read first
@@ -112,14 +181,6 @@ fn allowlist_manifest(name: &str, config: Digest, layer: Digest, layer_size: usi
         }],
         subject: None,
         annotations: BTreeMap::from([(TITLE_ANNOTATION.to_owned(), name.to_owned())]),
-    }
-}
-
-fn wrong_type(r: &ArtifactRef, found: String) -> EgressError {
-    EgressError::WrongArtifactType {
-        reference: r.to_string(),
-        found,
-        expected: EGRESS_ALLOWLIST_ARTIFACT_TYPE,
     }
 }
 

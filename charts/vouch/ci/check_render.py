@@ -152,7 +152,28 @@ def one(objs, kind):
     return found[0] if found else {}
 
 
-def check_deployment(objs, v, release, ns):
+def preset_extractors(chart, presets):
+    """The extractors of the chart's presets (extractors/<name>.yaml), in order."""
+    out = []
+    for name in presets:
+        with open(os.path.join(chart, "extractors", f"{name}.yaml")) as f:
+            out += yaml.safe_load(f)["extractors"]
+    return out
+
+
+# The webhook rule each preset adds (templates/_helpers.tpl, vouch.presetRules).
+PRESET_RULES = {
+    "kars": {
+        "apiGroups": ["kars.azure.com"],
+        "apiVersions": ["v1alpha1"],
+        "operations": ["CREATE", "UPDATE"],
+        "resources": ["karssandboxes", "karsevals", "mcpservers", "inferencepolicies", "toolpolicies", "karsmemories"],
+        "scope": "Namespaced",
+    },
+}
+
+
+def check_deployment(objs, v, release, ns, chart):
     d = one(objs, "Deployment")
     if not d:
         return
@@ -189,8 +210,12 @@ def check_deployment(objs, v, release, ns):
     with_bundle = bool(bundle["existingSecret"] or bundle["existingConfigMap"] or bundle["volume"])
     check(has(f"--bundle=/etc/vouch/bundle/{bundle['file']}") == with_bundle, "--bundle iff a bundle source")
     check(has("--bundle-key=/etc/vouch/bundle-key/bundle-key.pub") == with_bundle, "--bundle-key with --bundle")
-    ext = bool(v["extraction"]["extractors"] or v["extraction"]["fetchers"])
+    presets = v["extraction"].get("presets") or []
+    ext = bool(v["extraction"]["extractors"] or v["extraction"]["fetchers"] or v["extraction"]["downloaders"] or presets)
     check(has("--extraction-config=/etc/vouch/extraction/extraction.yaml") == ext, "--extraction-config iff extraction")
+    targets = [f"--status-target={t['group']}/{t['version']}/{t['kind']}={t['plural']}" for t in v["statusTargets"]]
+    check([a for a in args if a.startswith("--status-target=")] == targets,
+          f"--status-target once per statusTargets entry, in order (args {args})")
     ca = v["webhook"]["clientCA"]
     check(has("--client-ca=/etc/vouch/client-ca/ca.crt") == bool(ca["existingSecret"]), "--client-ca iff clientCA")
     if ca["existingSecret"]:
@@ -222,7 +247,8 @@ def check_deployment(objs, v, release, ns):
         check(len(cm) == 1, "extraction ConfigMap")
         if cm:
             conf = yaml.safe_load(cm[0]["data"]["extraction.yaml"])
-            check(conf["extractors"] == v["extraction"]["extractors"], "extraction.yaml carries the extractors")
+            want = preset_extractors(chart, presets) + v["extraction"]["extractors"]
+            check(conf["extractors"] == want, "extraction.yaml carries the presets' extractors, then the values'")
     pdbs = find(objs, "PodDisruptionBudget")
     want_pdb = v["pdb"]["enabled"] is True or (v["pdb"]["enabled"] == "auto" and v["replicas"] > 1)
     check(len(pdbs) == (1 if want_pdb else 0), f"PDB iff replicas > 1 (found {len(pdbs)})")
@@ -345,6 +371,9 @@ def check_webhooks(objs, v, release, ns):
                   f"{name}: networkpolicies only in the validating webhook")
             for extra in w["extraRules"]:
                 check(extra in hook["rules"], f"{name}: extra rule missing")
+            presets = v["extraction"].get("presets") or []
+            for preset, rule in PRESET_RULES.items():
+                check((rule in hook["rules"]) == (preset in presets), f"{name}: the {preset} preset's rule iff selected")
 
 
 def check_network_policy(objs, v):
@@ -397,6 +426,13 @@ def check_rbac(objs, v):
         check(verbs.get(("openreports.io", res)) == {"get", "create", "patch"}, f"openreports {res}")
     for t in v["statusTargets"]:
         check(verbs.get((t["group"], t["plural"] + "/status")) == {"get", "patch"}, f"status target {t['plural']}")
+    crd_rules = [r for r in rules if "customresourcedefinitions" in r.get("resources", [])]
+    want_crds = [f"{t['plural']}.{t['group']}" for t in v["statusTargets"]]
+    if want_crds:
+        check(len(crd_rules) == 1 and crd_rules[0]["verbs"] == ["get"] and crd_rules[0].get("resourceNames") == want_crds,
+              f"customresourcedefinitions: get on the status targets' CRDs by name only ({crd_rules})")
+    else:
+        check(not crd_rules, "no customresourcedefinitions access without status targets")
     roles = {r["metadata"]["name"]: r for r in find(objs, "Role")}
     secrets_roles = [n for n in roles if n.endswith("-secrets")]
     check(len(secrets_roles) == (0 if v["rbac"]["clusterWideSecrets"] else 1), "namespaced secrets Role iff not cluster-wide")
@@ -452,7 +488,7 @@ def main():
             n = kubernetes_validate(builtin, tmp)
         for o in vouch + reports:
             validate_cr(o, schemas)
-        check_deployment(objs, v, release, ns)
+        check_deployment(objs, v, release, ns, chart)
         check_webhooks(objs, v, release, ns)
         check_rbac(objs, v)
         check_network_policy(objs, v)

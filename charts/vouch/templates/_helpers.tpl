@@ -64,9 +64,31 @@ true
 {{- end -}}
 
 {{- define "vouch.extractionEnabled" -}}
-{{- if or .Values.extraction.extractors .Values.extraction.fetchers .Values.extraction.downloaders -}}
+{{- if or .Values.extraction.extractors .Values.extraction.fetchers .Values.extraction.downloaders .Values.extraction.presets -}}
 true
 {{- end -}}
+{{- end -}}
+
+{{/* The extraction configuration file: the presets' extractors (extractors/<name>.yaml), then the values'. */}}
+{{- define "vouch.extractionConfig" -}}
+{{- $extractors := list -}}
+{{- range (.Values.extraction.presets | default list) -}}
+{{- $preset := $.Files.Get (printf "extractors/%s.yaml" .) | fromYaml -}}
+{{- $extractors = concat $extractors ($preset.extractors | default list) -}}
+{{- end -}}
+{{- $extractors = concat $extractors (.Values.extraction.extractors | default list) -}}
+{{- toYaml (dict "extractors" $extractors "fetchers" (.Values.extraction.fetchers | default list) "downloaders" (.Values.extraction.downloaders | default list)) -}}
+{{- end -}}
+
+{{/* Webhook rules for the kinds of the extraction presets. */}}
+{{- define "vouch.presetRules" -}}
+{{- if has "kars" (.Values.extraction.presets | default list) }}
+- apiGroups: ["kars.azure.com"]
+  apiVersions: ["v1alpha1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["karssandboxes", "karsevals", "mcpservers", "inferencepolicies", "toolpolicies", "karsmemories"]
+  scope: Namespaced
+{{- end }}
 {{- end -}}
 
 {{- /* TUF refresh: on unless a trusted root file or a bundle is the trusted root. */ -}}
@@ -127,6 +149,9 @@ true
 {{- if include "vouch.extractionEnabled" . }}
 - --extraction-config=/etc/vouch/extraction/extraction.yaml
 {{- end }}
+{{- range .Values.statusTargets }}
+- --status-target={{ .group }}/{{ .version }}/{{ .kind }}={{ .plural }}
+{{- end }}
 - --scan-interval={{ .Values.scanner.interval }}
 - --scan-max-registry-rps={{ int .Values.scanner.maxRegistryRps }}
 {{- range .Values.server.extraArgs }}
@@ -169,6 +194,7 @@ only reach the validating webhook (nothing in them is pinned).
   resources: ["networkpolicies"]
   scope: Namespaced
 {{- end }}
+{{- include "vouch.presetRules" .root }}
 {{- with $v.extraRules }}
 {{ toYaml . }}
 {{- end }}

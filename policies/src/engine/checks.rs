@@ -50,6 +50,30 @@ impl Engine {
         };
         let shown = pinned.to_string();
         let digest = pinned.digest().cloned();
+        if let Some(declared) = &artifact.artifact_type {
+            // A reference made of parts declares what the artifact is: it must be that, or nothing of it is
+            // verified (a signed tool policy is not an egress allowlist, however well signed).
+            let registry = match loaded.base.with_credentials(&credentials) {
+                Ok(v) => v.registry().clone(),
+                Err(e) => return all(FindingResult::Fail, e.to_string(), &shown, digest),
+            };
+            match self.artifact_type_of(&registry, &pinned).await {
+                Ok(found) if found.as_deref() == Some(declared.as_str()) => {}
+                Ok(found) => {
+                    let found = found.unwrap_or_else(|| "none".to_owned());
+                    let reason =
+                        format!("the object declares artifactType {declared}, but the artifact's is {found}");
+                    return all(FindingResult::Fail, reason, &shown, digest);
+                }
+                Err(e) if e.is_transient() => {
+                    return all(FindingResult::Error, cannot_verify(&e), &shown, digest)
+                }
+                Err(e) => {
+                    let reason = format!("cannot read the artifact's manifest for its artifactType: {e}");
+                    return all(FindingResult::Fail, reason, &shown, digest);
+                }
+            }
+        }
         let at = ArtifactCheck { loaded, policy, artifact, pinned: &pinned, input };
         let checks = policy.requirements.iter().map(|req| self.check_requirement(at, req, &credentials));
         let mut findings: Vec<Finding> = futures::future::join_all(checks).await;
@@ -70,6 +94,27 @@ impl Engine {
             f.digest.clone_from(&digest);
         }
         findings
+    }
+
+    /// The artifactType of the manifest at `pinned` (an index's own), fetched once per digest.
+    async fn artifact_type_of(
+        &self,
+        registry: &vouch_attest::registry::RegistryClient,
+        pinned: &ArtifactRef,
+    ) -> Result<Option<String>, std::sync::Arc<vouch_attest::registry::RegistryError>> {
+        let Some(digest) = pinned.digest().cloned() else {
+            return Ok(None);
+        };
+        self.shared
+            .artifact_types
+            .try_get_with(digest, async {
+                let (_, kind) = registry.fetch_parsed_manifest(pinned).await?;
+                Ok::<_, vouch_attest::registry::RegistryError>(match kind {
+                    vouch_attest::registry::ManifestKind::Image(m) => m.artifact_type,
+                    vouch_attest::registry::ManifestKind::Index(i) => i.artifact_type,
+                })
+            })
+            .await
     }
 
     /// One requirement: any authority may satisfy it.

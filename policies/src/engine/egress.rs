@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vouch_attest::egress::{fetch_allowlist, Allowlist, EgressError};
+use vouch_attest::egress::{fetch_any_allowlist, AnyAllowlist, EgressError};
 use vouch_attest::{ArtifactRef, Digest};
 
 use super::decide::{Charged, PolicyFindings};
@@ -26,8 +26,8 @@ const EGRESS: &str = "egress";
 /// Most fetched allowlists kept (by digest: content-addressed, never stale).
 pub(super) const ALLOWLIST_CACHE_ENTRIES: u64 = 1_000;
 
-/// PolicyFindings allowlists by digest.
-pub(super) type AllowlistCache = moka::future::Cache<Digest, Arc<Allowlist>>;
+/// Fetched allowlists (either format) by digest.
+pub(super) type AllowlistCache = moka::future::Cache<Digest, Arc<AnyAllowlist>>;
 
 /// The allowlist NetworkPolicy declarations are checked against, as a synthetic artifact (never pinned:
 /// it is not named in the object). None when no declaration needs it; then, if policies with an `egress`
@@ -74,6 +74,7 @@ pub(super) fn namespace_allowlist<'a>(
         image: reference,
         prefix: String::new(),
         suffix: String::new(),
+        artifact_type: None,
     })
 }
 
@@ -208,7 +209,8 @@ pub(super) async fn check<'a>(
                                 FindingResult::Pass,
                                 format!(
                                     "{n} endpoints declared at {} are in egress allowlist {}",
-                                    d.location, list.name
+                                    d.location,
+                                    list.name()
                                 ),
                             )
                         } else {
@@ -285,7 +287,7 @@ impl Engine {
         pinned: &ArtifactRef,
         policy: Option<&CompiledPolicy>,
         input: &AdmissionInput,
-    ) -> Result<Arc<Allowlist>, Unusable> {
+    ) -> Result<Arc<AnyAllowlist>, Unusable> {
         let unusable = |e: &EgressError| Unusable {
             transient: matches!(e, EgressError::Registry(r) if r.is_transient()),
             reason: e.to_string(),
@@ -306,7 +308,7 @@ impl Engine {
             .map_err(|e| unusable(&EgressError::Registry(e)))?;
         self.shared
             .allowlists
-            .try_get_with(digest, async { fetch_allowlist(&registry, pinned).await.map(Arc::new) })
+            .try_get_with(digest, async { fetch_any_allowlist(&registry, pinned).await.map(Arc::new) })
             .await
             .map_err(|e| unusable(&e))
     }

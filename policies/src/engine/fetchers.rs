@@ -17,7 +17,8 @@ use crate::policy_set::{CompiledPolicy, PolicySet};
 /// Requirement label of fetcher findings.
 pub(super) const FETCHER: &str = "fetcher";
 
-/// One finding per (problem, charged policy), or one policy-less finding per uncovered problem.
+/// One finding per (problem, charged policy) for fetchers; one per problem for sources the object names
+/// itself (charged to the strictest policy governing it); one policy-less finding per uncovered problem.
 pub(super) fn judge<'a>(
     problems: &[FetcherProblem],
     set: &'a PolicySet,
@@ -62,12 +63,32 @@ pub(super) fn judge<'a>(
         };
         if charged.is_empty() {
             out.push(Charged { policy: None, finding: finding(None, Mode::Enforce) });
+            continue;
+        }
+        if problem.fetcher_image.is_empty() {
+            // A source the object itself names (a storageUri, a field): one finding for the object, charged
+            // to the strictest of the policies that govern it, not one per policy.
+            let strictest = charged.iter().copied().min_by_key(|p| leniency(p.fetcher_mode(disabled)));
+            if let Some(p) = strictest {
+                out.push(Charged { policy: Some(p), finding: finding(Some(p), p.fetcher_mode(disabled)) });
+            }
+            continue;
         }
         for p in charged {
             out.push(Charged { policy: Some(p), finding: finding(Some(p), p.fetcher_mode(disabled)) });
         }
     }
     out
+}
+
+/// How leniently a mode judges: Enforce (0) before Warn before Audit; `min_by_key` keeps the first of
+/// equals, so the first policy in the set's order wins a tie.
+fn leniency(mode: Mode) -> u8 {
+    match mode {
+        Mode::Enforce => 0,
+        Mode::Warn => 1,
+        Mode::Audit => 2,
+    }
 }
 
 /// The extractor's sentence, completed with why it matters (unless it says so already).

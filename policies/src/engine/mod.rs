@@ -135,6 +135,8 @@ struct Shared {
     manifests: compliance::ManifestCache,
     /// Fetched egress allowlists.
     allowlists: egress::AllowlistCache,
+    /// Manifest artifactTypes by digest (for references that declare one).
+    artifact_types: moka::future::Cache<vouch_attest::Digest, Option<String>>,
     /// `config.extraction` compiled once; an invalid configuration fails every evaluation closed.
     extraction: Result<CompiledExtraction, Vec<String>>,
     /// Set once policies are loaded (at construction, or by the first [`Engine::replace_policies`]).
@@ -184,6 +186,7 @@ impl Engine {
                 extraction,
                 manifests: moka::future::Cache::new(compliance::MANIFEST_CACHE_ENTRIES),
                 allowlists: moka::future::Cache::new(egress::ALLOWLIST_CACHE_ENTRIES),
+                artifact_types: moka::future::Cache::new(compliance::MANIFEST_CACHE_ENTRIES),
                 ready: AtomicBool::new(ready),
                 changes: tokio::sync::watch::Sender::new(0),
             }),

@@ -90,6 +90,7 @@ mod tests {
             image: image.into(),
             prefix: prefix.into(),
             suffix: suffix.into(),
+            artifact_type: None,
         }
     }
 

@@ -43,18 +43,149 @@ pub struct FieldExtractor {
     pub api_version: String,
     /// The kind, e.g. `ModelDeployment`.
     pub kind: String,
-    /// JSONPath expressions of reference fields, e.g. `$.spec.model.uri`.
+    /// References: JSONPath expressions of reference fields (`$.spec.model.uri`), or of objects naming a
+    /// reference by its parts ([`ReferenceParts`]).
     #[serde(default)]
-    pub paths: Vec<String>,
-    /// Text every reference field starts with, stripped before verifying (e.g. `oci://`).
+    pub paths: Vec<ReferencePath>,
+    /// Text every reference field starts with, stripped before verifying (e.g. `oci://`); not used for
+    /// references made of parts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
-    /// JSONPath expressions of fields naming the egress allowlist the endpoints must be covered by.
+    /// The egress allowlist the endpoints must be covered by: fields naming it, or objects naming it by
+    /// its parts.
     #[serde(default)]
-    pub egress_allowlist_paths: Vec<String>,
-    /// JSONPath expressions of fields listing egress endpoints (a string or a list of strings).
+    pub egress_allowlist_paths: Vec<ReferencePath>,
+    /// Egress endpoints: fields listing them (a string or a list of strings), or objects naming one by
+    /// its parts ([`EndpointParts`]).
     #[serde(default)]
-    pub egress_endpoint_paths: Vec<String>,
+    pub egress_endpoint_paths: Vec<EndpointPath>,
+}
+
+/// Where references are: a JSONPath of string fields, or a JSONPath of objects and the names of their
+/// parts. In YAML a plain string, or `{path, registry, repository, digest, artifactType}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ReferencePath {
+    /// JSONPath of fields holding a reference each, e.g. `$.spec.adapters[*].ref`.
+    Field(String),
+    /// JSONPath of objects holding a reference in parts, e.g. kars's `allowlistRef`.
+    Parts(ReferenceParts),
+}
+
+/// The parts of an object that make a reference (each the name of one of its string fields).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReferenceParts {
+    /// JSONPath of the objects, e.g. `$.spec.networkPolicy.allowlistRef`.
+    pub path: String,
+    /// Field holding the registry host (`myacr.azurecr.io`, `localhost:5000`); optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    /// Field holding the repository path (`kars/policies/sandbox-foo`).
+    pub repository: String,
+    /// Field holding the digest (`sha256:…`).
+    pub digest: String,
+    /// Field holding the artifact type the artifact's manifest must declare; optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+}
+
+/// Where egress endpoints are: a JSONPath of string (or list of strings) fields, or a JSONPath of objects
+/// and the names of their host and port fields. In YAML a plain string, or `{path, host, port}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum EndpointPath {
+    /// JSONPath of fields listing endpoints (`api.example.com:443, 10.0.0.0/8`).
+    Field(String),
+    /// JSONPath of objects naming one endpoint each by its parts.
+    Parts(EndpointParts),
+}
+
+/// The parts of an object that make an endpoint: `host:port` (`host` alone, meaning every port, when the
+/// object has no port).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EndpointParts {
+    /// JSONPath of the objects, e.g. `$.spec.networkPolicy.allowedEndpoints[*]`.
+    pub path: String,
+    /// Field holding the host name or IP address.
+    pub host: String,
+    /// Field holding the port (a number or a numeric string); optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+}
+
+impl From<&str> for ReferencePath {
+    fn from(s: &str) -> Self {
+        Self::Field(s.to_owned())
+    }
+}
+
+impl From<String> for ReferencePath {
+    fn from(s: String) -> Self {
+        Self::Field(s)
+    }
+}
+
+impl From<&str> for EndpointPath {
+    fn from(s: &str) -> Self {
+        Self::Field(s.to_owned())
+    }
+}
+
+impl From<String> for EndpointPath {
+    fn from(s: String) -> Self {
+        Self::Field(s)
+    }
+}
+
+/// A string (`string`), or an object read as `P` (so its own errors, such as an unknown or missing field,
+/// are reported as they are) and wrapped by `parts`.
+fn string_or_parts<'de, D, T, P>(
+    deserializer: D,
+    what: &'static str,
+    string: fn(String) -> T,
+    parts: fn(P) -> T,
+) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    P: Deserialize<'de>,
+{
+    struct Visitor<T, P> {
+        what: &'static str,
+        string: fn(String) -> T,
+        parts: fn(P) -> T,
+    }
+    impl<'de, T, P: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T, P> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a JSONPath string or {}", self.what)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+            Ok((self.string)(v.to_owned()))
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            P::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(self.parts)
+        }
+    }
+    deserializer.deserialize_any(Visitor { what, string, parts })
+}
+
+impl<'de> Deserialize<'de> for ReferencePath {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        string_or_parts(
+            deserializer,
+            "an object {path, registry, repository, digest, artifactType}",
+            Self::Field,
+            Self::Parts,
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for EndpointPath {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        string_or_parts(deserializer, "an object {path, host, port}", Self::Field, Self::Parts)
+    }
 }
 
 /// An init-container image that fetches an artifact, and where its reference is.
@@ -178,21 +309,68 @@ fn compile_extractor(e: &FieldExtractor, at: &str, problems: &mut Vec<String>) -
         problems.push(format!("{at}: egressAllowlistPaths without egressEndpointPaths check nothing"));
     }
     check_prefix(e.prefix.as_deref(), at, problems);
-    let mut compile_all = |field: &str, paths: &[String]| -> Vec<CompiledPath> {
-        if paths.len() > MAX_PATHS {
+    for (field, count) in [
+        ("paths", e.paths.len()),
+        ("egressAllowlistPaths", e.egress_allowlist_paths.len()),
+        ("egressEndpointPaths", e.egress_endpoint_paths.len()),
+    ] {
+        if count > MAX_PATHS {
             problems.push(format!("{at}: {field}: more than {MAX_PATHS} paths"));
         }
+    }
+    let mut path = |field: &str, text: &str| -> Option<CompiledPath> {
+        CompiledPath::new(text).map_err(|e| problems.push(format!("{at}: {field}: {e}"))).ok()
+    };
+    let mut references = |field: &str, paths: &[ReferencePath]| -> Vec<CompiledReference> {
         paths
             .iter()
             .take(MAX_PATHS)
-            .filter_map(|p| {
-                CompiledPath::new(p).map_err(|e| problems.push(format!("{at}: {field}: {e}"))).ok()
+            .filter_map(|p| match p {
+                ReferencePath::Field(text) => path(field, text).map(CompiledReference::Field),
+                ReferencePath::Parts(parts) => path(field, &parts.path).map(|path| {
+                    CompiledReference::Parts(ReferencePartsOf {
+                        path,
+                        registry: parts.registry.clone(),
+                        repository: parts.repository.clone(),
+                        digest: parts.digest.clone(),
+                        artifact_type: parts.artifact_type.clone(),
+                    })
+                }),
             })
             .collect()
     };
-    let paths = compile_all("paths", &e.paths);
-    let allowlists = compile_all("egressAllowlistPaths", &e.egress_allowlist_paths);
-    let endpoints = compile_all("egressEndpointPaths", &e.egress_endpoint_paths);
+    let paths = references("paths", &e.paths);
+    let allowlists = references("egressAllowlistPaths", &e.egress_allowlist_paths);
+    let endpoints: Vec<CompiledEndpoints> = e
+        .egress_endpoint_paths
+        .iter()
+        .take(MAX_PATHS)
+        .filter_map(|p| match p {
+            EndpointPath::Field(text) => path("egressEndpointPaths", text).map(CompiledEndpoints::Field),
+            EndpointPath::Parts(parts) => path("egressEndpointPaths", &parts.path).map(|path| {
+                CompiledEndpoints::Parts { path, host: parts.host.clone(), port: parts.port.clone() }
+            }),
+        })
+        .collect();
+    for (field, parts) in e.paths.iter().chain(&e.egress_allowlist_paths).filter_map(|p| match p {
+        ReferencePath::Parts(parts) => Some(("reference", parts)),
+        ReferencePath::Field(_) => None,
+    }) {
+        let names = [
+            ("registry", parts.registry.as_deref()),
+            ("repository", Some(parts.repository.as_str())),
+            ("digest", Some(parts.digest.as_str())),
+            ("artifactType", parts.artifact_type.as_deref()),
+        ];
+        check_part_names(&names, &format!("{at}: {field} {}", parts.path), problems);
+    }
+    for parts in e.egress_endpoint_paths.iter().filter_map(|p| match p {
+        EndpointPath::Parts(parts) => Some(parts),
+        EndpointPath::Field(_) => None,
+    }) {
+        let names = [("host", Some(parts.host.as_str())), ("port", parts.port.as_deref())];
+        check_part_names(&names, &format!("{at}: endpoint {}", parts.path), problems);
+    }
     (problems.len() == before).then(|| CompiledExtractor {
         group,
         version,
@@ -202,6 +380,24 @@ fn compile_extractor(e: &FieldExtractor, at: &str, problems: &mut Vec<String>) -
         allowlists,
         endpoints,
     })
+}
+
+/// The parts of a composite path name fields of the object it selects: plain, distinct field names.
+fn check_part_names(names: &[(&str, Option<&str>)], at: &str, problems: &mut Vec<String>) {
+    let mut seen: Vec<&str> = Vec::new();
+    for (part, name) in names {
+        let Some(name) = name else { continue };
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            problems.push(format!("{at}: {part} must name a field (at most {MAX_NAME_LEN} characters)"));
+        } else if name.starts_with('$') || name.contains(['.', '[', ']', '*']) {
+            problems.push(format!(
+                "{at}: {part} {name:?} must be the name of a field of the selected object, not a path"
+            ));
+        } else if seen.contains(name) {
+            problems.push(format!("{at}: {part} {name:?} names the same field as another part"));
+        }
+        seen.push(name);
+    }
 }
 
 fn compile_fetcher(f: &FetcherProfile, at: &str, problems: &mut Vec<String>) -> Option<CompiledFetcher> {
@@ -341,10 +537,38 @@ pub(crate) struct CompiledExtractor {
     pub(crate) group: String,
     pub(crate) version: String,
     pub(crate) kind: String,
-    pub(crate) paths: Vec<CompiledPath>,
+    pub(crate) paths: Vec<CompiledReference>,
     pub(crate) prefix: String,
-    pub(crate) allowlists: Vec<CompiledPath>,
-    pub(crate) endpoints: Vec<CompiledPath>,
+    pub(crate) allowlists: Vec<CompiledReference>,
+    pub(crate) endpoints: Vec<CompiledEndpoints>,
+}
+
+/// A compiled [`ReferencePath`].
+#[derive(Debug, Clone)]
+pub(crate) enum CompiledReference {
+    /// String fields.
+    Field(CompiledPath),
+    /// Objects and the names of their parts.
+    Parts(ReferencePartsOf),
+}
+
+/// A compiled [`ReferenceParts`].
+#[derive(Debug, Clone)]
+pub(crate) struct ReferencePartsOf {
+    pub(crate) path: CompiledPath,
+    pub(crate) registry: Option<String>,
+    pub(crate) repository: String,
+    pub(crate) digest: String,
+    pub(crate) artifact_type: Option<String>,
+}
+
+/// A compiled [`EndpointPath`].
+#[derive(Debug, Clone)]
+pub(crate) enum CompiledEndpoints {
+    /// Fields listing endpoints.
+    Field(CompiledPath),
+    /// Objects naming one endpoint each.
+    Parts { path: CompiledPath, host: String, port: Option<String> },
 }
 
 /// A compiled [`FetcherProfile`] (configured or built in).

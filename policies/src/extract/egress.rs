@@ -1,13 +1,17 @@
 //! Declared egress and the allowlists that must cover it: the annotations `vouch.dev/egress-allowlist`
 //! (a reference) and `vouch.dev/egress` (endpoints) on a workload and its pod template, fields of custom
-//! kinds found by configured JSONPath extractors (which may also name model references), and the
+//! kinds found by configured JSONPath extractors (which may also name model references; references and
+//! endpoints may be objects named by their parts, as kars's `allowlistRef` and `allowedEndpoints`), and the
 //! `ipBlock` peers of NetworkPolicy egress rules (checked against the namespace's allowlist).
 
 use serde_json::Value;
 
-use super::config::CompiledExtractor;
+use super::config::{CompiledEndpoints, CompiledExtractor, CompiledReference, ReferencePartsOf};
+use super::git::is_git_url;
 use super::json::{list, map, object_at, string_at, type_name, wrong};
-use super::{artifact, escape_pointer_segment, EgressDeclaration, ExtractError, Extracted};
+use super::{
+    artifact, escape_pointer_segment, CompiledPath, EgressDeclaration, ExtractError, Extracted, Hit,
+};
 use super::{FetcherProblem, FetcherProblemKind, MAX_LIST_ENTRIES};
 use crate::decision::{ArtifactKind, ArtifactLocation};
 
@@ -233,80 +237,308 @@ fn with_ports(cidrs: &[&str], ports: &[Option<u16>]) -> Vec<String> {
         .collect()
 }
 
-/// A custom kind's configured fields: references, egress allowlists, egress endpoints.
+/// A custom kind's configured fields: references, egress allowlists, egress endpoints. Every allowlist
+/// found is checked: against the endpoints declared, or with none declared, as a document of its own.
 pub(crate) fn custom_kind(
     object: &Value,
     e: &CompiledExtractor,
     out: &mut Extracted,
 ) -> Result<(), ExtractError> {
-    for path in &e.paths {
-        for hit in path.query(object)? {
-            let value = match hit.value {
-                Value::Null => continue,
-                Value::String(s) if s.is_empty() => continue,
-                Value::String(s) => s,
-                other => return Err(hit_type(&hit.pointer, path.as_str(), "a string", other)),
-            };
-            let name = dotted(&hit.pointer);
-            match value.strip_prefix(&e.prefix) {
-                Some(reference) if !reference.contains("://") && !reference.is_empty() => {
-                    out.artifacts.push(artifact(ArtifactKind::Field, name, hit.pointer, reference, &e.prefix, "")?);
+    for reference in &e.paths {
+        match reference {
+            CompiledReference::Field(path) => reference_fields(object, e, path, out)?,
+            CompiledReference::Parts(parts) => {
+                composite_artifacts(object, parts, ArtifactKind::Field, out)?;
+            }
+        }
+    }
+    let mut allowlists = Vec::new();
+    for reference in &e.allowlists {
+        match reference {
+            CompiledReference::Field(path) => allowlist_fields(object, path, out, &mut allowlists)?,
+            CompiledReference::Parts(parts) => {
+                allowlists.extend(composite_artifacts(object, parts, ArtifactKind::EgressAllowlist, out)?);
+            }
+        }
+    }
+    let declared_before = out.egress.len();
+    for endpoints in &e.endpoints {
+        match endpoints {
+            CompiledEndpoints::Field(path) => endpoint_fields(object, path, out, &allowlists)?,
+            CompiledEndpoints::Parts { path, host, port } => {
+                // One declaration for every endpoint the path selects (a list of objects, one each).
+                let mut all = Vec::new();
+                for hit in path.query(object)? {
+                    if let Some(endpoint) = composite_endpoint(&hit, path.as_str(), host, port.as_deref())? {
+                        all.push(endpoint);
+                    }
                 }
-                _ => out.fetcher_problems.push(FetcherProblem {
+                if !all.is_empty() {
+                    let location = path.as_str().strip_prefix("$.").unwrap_or(path.as_str());
+                    declare(out, location, &all, &allowlists);
+                }
+            }
+        }
+    }
+    // An allowlist no declaration of this object uses is still fetched and checked (its signature, its
+    // artifactType, its document): a declaration without endpoints.
+    for &a in &allowlists {
+        if !out.egress[declared_before..].iter().any(|d| d.allowlist == Some(a)) {
+            let location = out.artifacts.get(a).map(|x| x.location.name.clone()).unwrap_or_default();
+            out.egress.push(EgressDeclaration { location, endpoints: Vec::new(), allowlist: Some(a) });
+        }
+    }
+    Ok(())
+}
+
+/// The references made of parts that `parts` selects, as artifacts of `kind`; their indices.
+fn composite_artifacts(
+    object: &Value,
+    parts: &ReferencePartsOf,
+    kind: ArtifactKind,
+    out: &mut Extracted,
+) -> Result<Vec<usize>, ExtractError> {
+    let mut added = Vec::new();
+    for hit in parts.path.query(object)? {
+        if let Some((image, artifact_type)) = composite_reference(&hit, parts)? {
+            let mut a = artifact(kind, dotted(&hit.pointer), hit.pointer, &image, "", "")?;
+            a.artifact_type = artifact_type;
+            out.artifacts.push(a);
+            added.push(out.artifacts.len() - 1);
+        }
+    }
+    Ok(added)
+}
+
+/// Allowlist reference fields (strings); their indices into `allowlists`.
+fn allowlist_fields(
+    object: &Value,
+    path: &CompiledPath,
+    out: &mut Extracted,
+    allowlists: &mut Vec<usize>,
+) -> Result<(), ExtractError> {
+    for hit in path.query(object)? {
+        match hit.value {
+            Value::Null => {}
+            Value::String(s) => {
+                if let Some(i) = push_allowlist(out, dotted(&hit.pointer), hit.pointer.clone(), s)? {
+                    allowlists.push(i);
+                }
+            }
+            other => return Err(hit_type(&hit.pointer, path.as_str(), "a string", other)),
+        }
+    }
+    Ok(())
+}
+
+/// Endpoint fields (a string, or a list of strings): one declaration per match.
+fn endpoint_fields(
+    object: &Value,
+    path: &CompiledPath,
+    out: &mut Extracted,
+    allowlists: &[usize],
+) -> Result<(), ExtractError> {
+    for hit in path.query(object)? {
+        let endpoints = match hit.value {
+            Value::Null => continue,
+            Value::String(s) => split_endpoints(s, &hit.pointer)?,
+            Value::Array(items) => {
+                list(Some(hit.value), &hit.pointer)?;
+                let mut all = Vec::new();
+                for (k, item) in items.iter().enumerate() {
+                    let at = format!("{}/{k}", hit.pointer);
+                    match item {
+                        Value::String(s) => all.extend(split_endpoints(s, &at)?),
+                        other => return Err(hit_type(&at, path.as_str(), "a string", other)),
+                    }
+                }
+                all
+            }
+            other => {
+                return Err(hit_type(&hit.pointer, path.as_str(), "a string or a list of strings", other))
+            }
+        };
+        if !endpoints.is_empty() {
+            declare(out, &dotted(&hit.pointer), &endpoints, allowlists);
+        }
+    }
+    Ok(())
+}
+
+/// String reference fields of a custom kind: a reference (prefix stripped), or a non-OCI source (a URL,
+/// a git repository in any form, a value without the configured prefix).
+fn reference_fields(
+    object: &Value,
+    e: &CompiledExtractor,
+    path: &CompiledPath,
+    out: &mut Extracted,
+) -> Result<(), ExtractError> {
+    for hit in path.query(object)? {
+        let value = match hit.value {
+            Value::Null => continue,
+            Value::String(s) if s.is_empty() => continue,
+            Value::String(s) => s,
+            other => return Err(hit_type(&hit.pointer, path.as_str(), "a string", other)),
+        };
+        let name = dotted(&hit.pointer);
+        match value.strip_prefix(&e.prefix) {
+            Some(reference) if is_git_url(reference) || is_git_url(value) => {
+                out.fetcher_problems.push(FetcherProblem {
                     message: format!(
-                        "{} field {name} names {value:?}, which is not an OCI reference{} and cannot be verified",
-                        e.kind,
-                        if e.prefix.is_empty() { String::new() } else { format!(" (expected {}…)", e.prefix) }
+                        "{} field {name} names the git repository {value:?}, which is not an OCI reference and \
+                         cannot be verified",
+                        e.kind
                     ),
                     location: ArtifactLocation { kind: ArtifactKind::Field, name, pointer: hit.pointer },
                     fetcher_image: String::new(),
                     profile: format!("extractor {}", e.kind),
                     kind: FetcherProblemKind::NotOci { source: value.chars().take(super::MAX_IMAGE_LEN).collect() },
-                }),
+                });
             }
-        }
-    }
-    let mut allowlists = Vec::new();
-    for path in &e.allowlists {
-        for hit in path.query(object)? {
-            match hit.value {
-                Value::Null => {}
-                Value::String(s) => {
-                    if let Some(i) = push_allowlist(out, dotted(&hit.pointer), hit.pointer.clone(), s)? {
-                        allowlists.push(i);
-                    }
-                }
-                other => return Err(hit_type(&hit.pointer, path.as_str(), "a string", other)),
+            Some(reference) if !reference.contains("://") && !reference.is_empty() => {
+                out.artifacts.push(artifact(
+                    ArtifactKind::Field,
+                    name,
+                    hit.pointer,
+                    reference,
+                    &e.prefix,
+                    "",
+                )?);
             }
-        }
-    }
-    for path in &e.endpoints {
-        for hit in path.query(object)? {
-            let endpoints = match hit.value {
-                Value::Null => continue,
-                Value::String(s) => split_endpoints(s, &hit.pointer)?,
-                Value::Array(items) => {
-                    list(Some(hit.value), &hit.pointer)?;
-                    let mut all = Vec::new();
-                    for (k, item) in items.iter().enumerate() {
-                        let at = format!("{}/{k}", hit.pointer);
-                        match item {
-                            Value::String(s) => all.extend(split_endpoints(s, &at)?),
-                            other => return Err(hit_type(&at, path.as_str(), "a string", other)),
-                        }
-                    }
-                    all
-                }
-                other => {
-                    return Err(hit_type(&hit.pointer, path.as_str(), "a string or a list of strings", other))
-                }
-            };
-            if !endpoints.is_empty() {
-                declare(out, &dotted(&hit.pointer), &endpoints, &allowlists);
-            }
+            _ => out.fetcher_problems.push(FetcherProblem {
+                message: format!(
+                    "{} field {name} names {value:?}, which is not an OCI reference{} and cannot be verified",
+                    e.kind,
+                    if e.prefix.is_empty() { String::new() } else { format!(" (expected {}…)", e.prefix) }
+                ),
+                location: ArtifactLocation { kind: ArtifactKind::Field, name, pointer: hit.pointer },
+                fetcher_image: String::new(),
+                profile: format!("extractor {}", e.kind),
+                kind: FetcherProblemKind::NotOci {
+                    source: value.chars().take(super::MAX_IMAGE_LEN).collect(),
+                },
+            }),
         }
     }
     Ok(())
+}
+
+/// The reference an object names by its parts, `registry/repository@digest`, and its declared artifact
+/// type; `None` for a null. Parts that would change what the reference means (a registry with a path, a
+/// repository with a tag or digest) are refused.
+fn composite_reference(
+    hit: &Hit<'_>,
+    parts: &ReferencePartsOf,
+) -> Result<Option<(String, Option<String>)>, ExtractError> {
+    let fields = match hit.value {
+        Value::Null => return Ok(None),
+        Value::Object(fields) => fields,
+        other => return Err(hit_type(&hit.pointer, parts.path.as_str(), "an object", other)),
+    };
+    let part = |name: &str| -> Result<Option<&str>, ExtractError> {
+        let at = format!("{}/{}", hit.pointer, escape_pointer_segment(name));
+        string_at(fields.get(name), &at)
+    };
+    let required = |name: &str| -> Result<&str, ExtractError> {
+        part(name)?.ok_or_else(|| ExtractError::MissingPart {
+            pointer: format!("{}/{}", hit.pointer, escape_pointer_segment(name)),
+            path: parts.path.as_str().to_owned(),
+        })
+    };
+    let invalid = |name: &str, reason: String| ExtractError::InvalidPart {
+        pointer: format!("{}/{}", hit.pointer, escape_pointer_segment(name)),
+        reason,
+    };
+    let repository = required(&parts.repository)?;
+    let digest = required(&parts.digest)?;
+    let registry = match &parts.registry {
+        Some(name) => Some((name, required(name)?)),
+        None => None,
+    };
+    let artifact_type = match &parts.artifact_type {
+        Some(name) => Some(required(name)?.to_owned()),
+        None => None,
+    };
+    if let Some((name, registry)) = registry {
+        let host_like = registry.contains(['.', ':']) || registry == "localhost";
+        let clean =
+            registry.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        if !clean || !host_like {
+            return Err(invalid(
+                name,
+                format!(
+                    "registry {:?} is not a registry host (host[:port] with a dot or a port, or localhost)",
+                    shorten(registry)
+                ),
+            ));
+        }
+    }
+    let repository_ok = !repository.starts_with('/')
+        && !repository.ends_with('/')
+        && !repository.contains("//")
+        && repository
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/'));
+    if !repository_ok {
+        return Err(invalid(
+            &parts.repository,
+            format!(
+                "repository {:?} is not a repository path (lower case, no tag or digest)",
+                shorten(repository)
+            ),
+        ));
+    }
+    if digest.parse::<vouch_attest::Digest>().is_err() {
+        return Err(invalid(
+            &parts.digest,
+            format!("{:?} is not a digest (sha256:<64 hex>)", shorten(digest)),
+        ));
+    }
+    let image = match registry {
+        Some((_, registry)) => format!("{registry}/{repository}@{digest}"),
+        None => format!("{repository}@{digest}"),
+    };
+    Ok(Some((image, artifact_type)))
+}
+
+/// The endpoint an object names by its parts: `host:port` (`[host]:port` for IPv6), `host` alone (every
+/// port) without a port; `None` for a null.
+fn composite_endpoint(
+    hit: &Hit<'_>,
+    path: &str,
+    host: &str,
+    port: Option<&str>,
+) -> Result<Option<String>, ExtractError> {
+    let fields = match hit.value {
+        Value::Null => return Ok(None),
+        Value::Object(fields) => fields,
+        other => return Err(hit_type(&hit.pointer, path, "an object", other)),
+    };
+    let host_at = format!("{}/{}", hit.pointer, escape_pointer_segment(host));
+    let Some(host_value) = string_at(fields.get(host), &host_at)? else {
+        return Err(ExtractError::MissingPart { pointer: host_at, path: path.to_owned() });
+    };
+    if host_value.len() > MAX_ENDPOINT_LEN {
+        return Err(ExtractError::ValueTooLong { pointer: host_at, max: MAX_ENDPOINT_LEN });
+    }
+    let port_value = match port {
+        None => None,
+        Some(name) => {
+            let at = format!("{}/{}", hit.pointer, escape_pointer_segment(name));
+            match fields.get(name) {
+                None | Some(Value::Null) => None,
+                Some(Value::Number(n)) => Some(n.to_string()),
+                Some(Value::String(s)) if s.len() <= 8 => Some(s.clone()),
+                Some(other) => return Err(wrong(&at, "a port number", other)),
+            }
+        }
+    };
+    let host_value = host_value.trim();
+    Ok(Some(match port_value {
+        None => host_value.to_owned(),
+        Some(p) if host_value.contains(':') && !host_value.starts_with('[') => format!("[{host_value}]:{p}"),
+        Some(p) => format!("{host_value}:{p}"),
+    }))
 }
 
 fn hit_type(pointer: &str, path: &str, expected: &'static str, found: &Value) -> ExtractError {
@@ -314,6 +546,14 @@ fn hit_type(pointer: &str, path: &str, expected: &'static str, found: &Value) ->
         pointer: format!("{pointer} (matched by {path})"),
         expected,
         found: type_name(found),
+    }
+}
+
+/// Text for messages: at most 100 characters.
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(100) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
     }
 }
 

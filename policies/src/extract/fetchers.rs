@@ -165,7 +165,7 @@ fn classify(source: Source, required_prefix: &str) -> Outcome {
     }
     if !required_prefix.is_empty() {
         return match source.value.strip_prefix(required_prefix) {
-            Some(rest) if !rest.contains("://") && !rest.is_empty() => {
+            Some(rest) if !rest.contains("://") && !rest.is_empty() && !super::git::is_git_url(rest) => {
                 let value = rest.to_owned();
                 let prefix = format!("{}{required_prefix}", source.prefix);
                 Outcome::Reference { source: Source { value, prefix, ..source }, scheme: "" }
@@ -173,7 +173,8 @@ fn classify(source: Source, required_prefix: &str) -> Outcome {
             _ => Outcome::NotOci(source.value),
         };
     }
-    if source.value.contains("://") || source.value.starts_with(['/', '.', '~']) {
+    let git = super::git::is_git_url(&source.value);
+    if git || source.value.contains("://") || source.value.starts_with(['/', '.', '~']) {
         return Outcome::NotOci(source.value);
     }
     Outcome::Reference { source, scheme: "" }

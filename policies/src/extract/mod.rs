@@ -14,6 +14,7 @@
 mod config;
 mod egress;
 mod fetchers;
+mod git;
 mod json;
 mod jsonpath;
 mod kserve;
@@ -26,7 +27,10 @@ use crate::decision::{ArtifactKind, ArtifactLocation};
 use crate::engine::AdmissionInput;
 use crate::Operation;
 
-pub use config::{CompiledExtraction, DownloaderPattern, ExtractionConfig, FetcherProfile, FieldExtractor};
+pub use config::{
+    CompiledExtraction, DownloaderPattern, EndpointParts, EndpointPath, ExtractionConfig, FetcherProfile,
+    FieldExtractor, ReferenceParts, ReferencePath,
+};
 pub use json::escape_pointer_segment;
 pub use jsonpath::{normalized_path_to_pointer, CompiledPath, Hit};
 pub use pod::{from_pod_spec, pod_spec_pointer};
@@ -48,6 +52,9 @@ pub struct ExtractedArtifact {
     /// Text after the reference inside the field (mostly ""). The field's value is `prefix + image + suffix`;
     /// a pin writes `prefix + image@digest + suffix` at `location.pointer`.
     pub suffix: String,
+    /// The artifact type the object declares for it (a reference made of parts with an `artifactType`
+    /// part); the artifact's manifest must declare the same.
+    pub artifact_type: Option<String>,
 }
 
 /// Everything an object names: artifacts to verify, fetchers that cannot be verified, egress to check.
@@ -148,6 +155,22 @@ pub enum ExtractError {
         pointer: String,
         /// The limit.
         max: usize,
+    },
+    /// A part of a reference or endpoint made of parts is missing.
+    #[error("{pointer}: missing (a part of the object {path} selects)")]
+    MissingPart {
+        /// Where it should be.
+        pointer: String,
+        /// The JSONPath that selected the object.
+        path: String,
+    },
+    /// A part of a reference made of parts would change what the reference means.
+    #[error("{pointer}: {reason}")]
+    InvalidPart {
+        /// Where.
+        pointer: String,
+        /// Why.
+        reason: String,
     },
     /// A configured JSONPath expression could not be evaluated on the object.
     #[error("JSONPath {path}: {reason}")]
@@ -325,5 +348,6 @@ pub(crate) fn artifact(
         image: image.to_owned(),
         prefix: prefix.to_owned(),
         suffix: suffix.to_owned(),
+        artifact_type: None,
     })
 }

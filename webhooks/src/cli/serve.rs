@@ -91,6 +91,11 @@ pub struct ServeArgs {
     /// Accept a bundle without checking who made it (no --bundle-key). Its policies are then unauthenticated.
     #[arg(long)]
     pub bundle_allow_unsigned: bool,
+    /// With --kube: a custom resource kind whose admitted objects get the SupplyChainVerified condition in
+    /// their status, as GROUP/VERSION/KIND=PLURAL (e.g. kars.azure.com/v1alpha1/KarsSandbox=karssandboxes);
+    /// repeatable.
+    #[arg(long = "status-target", value_name = "GROUP/VERSION/KIND=PLURAL")]
+    pub status_targets: Vec<String>,
 }
 
 impl ServeArgs {
@@ -126,6 +131,13 @@ impl ServeArgs {
             tuf_root: self.registry.tuf_root.clone(),
             tuf_cache: self.registry.tuf_cache.clone(),
             tuf_refresh: self.tuf_refresh.clone(),
+            status_targets: (!self.status_targets.is_empty()).then(|| {
+                self.status_targets
+                    .iter()
+                    .cloned()
+                    .map(crate::server::config::RawStatusTarget::Text)
+                    .collect()
+            }),
         }
     }
 }

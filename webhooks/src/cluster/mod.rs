@@ -44,6 +44,6 @@ pub use context::{ClusterContext, ContextCacheConfig, KubeContext, NoCluster};
 pub use error::KubeError;
 pub use event::{ObjectRef, StatusEvent};
 pub use leader::{spawn_leader_election, LeaderConfig, LeaderConfigError, LeaderElection};
-pub use object_status::{RetryConfig, StatusTarget};
+pub use object_status::{Kept, RetryConfig, StatusSchemas, StatusTarget};
 pub use status::{PolicyCounters, StatusConfig, StatusMetrics, StatusWorker, StatusWriter};
 pub use watch::{replica_name, spawn_policy_watch, PolicyWatch, WatchConfig};

@@ -1,10 +1,15 @@
 //! Writing one admitted object's own status: a `vouch.dev/Verified` condition on Pods, a
-//! `SupplyChainVerified` condition plus `status.attestations` on custom resources of configured kinds. Only
-//! to the object reviewed (same uid and fingerprint), guarded by its resourceVersion, and retried with
+//! `SupplyChainVerified` condition (naming each verified digest and its signer) on custom resources of
+//! configured kinds, plus `status.attestations` where the kind's structural schema keeps that field (read
+//! once from its CustomResourceDefinition: a schema without it, such as kars's, would prune it). Only to
+//! the object reviewed (same uid and fingerprint), guarded by its resourceVersion, and retried with
 //! backoff, since at CREATE the object is not stored yet when admission runs.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind as KubeGvk, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -26,7 +31,7 @@ const MAX_CONDITION_MESSAGE: usize = 1024;
 
 /// A custom resource kind whose status receives the verification result.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StatusTarget {
     /// API group.
     pub group: String,
@@ -65,12 +70,112 @@ pub(super) enum Written {
     Stale,
 }
 
+/// Which of vouch's status fields a target kind's schema keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kept {
+    /// `status.conditions`.
+    pub conditions: bool,
+    /// `status.attestations`.
+    pub attestations: bool,
+}
+
+impl Kept {
+    /// What is assumed when the schema cannot be read: the condition only (never a field that would be
+    /// pruned, or refused under strict field validation).
+    const CONDITIONS_ONLY: Self = Self { conditions: true, attestations: false };
+
+    /// What the structural schema `openAPIV3Schema` (as JSON) keeps: a field is kept when the status
+    /// schema lists it or preserves unknown fields (a schema without `status` keeps it only when the
+    /// root preserves unknown fields).
+    pub fn from_schema(open_api_v3_schema: &serde_json::Value) -> Self {
+        let preserves = |v: &serde_json::Value| {
+            v.get("x-kubernetes-preserve-unknown-fields").and_then(serde_json::Value::as_bool) == Some(true)
+        };
+        match open_api_v3_schema.pointer("/properties/status") {
+            None => {
+                let all = preserves(open_api_v3_schema);
+                Self { conditions: all, attestations: all }
+            }
+            Some(status) => {
+                let keeps = |field: &str| {
+                    preserves(status) || status.pointer(&format!("/properties/{field}")).is_some()
+                };
+                Self { conditions: keeps("conditions"), attestations: keeps("attestations") }
+            }
+        }
+    }
+}
+
+/// The status schemas of the targets, read from their CustomResourceDefinitions once (by CRD name; writes
+/// running at once wait for the one read).
+#[derive(Debug, Clone, Default)]
+pub struct StatusSchemas {
+    kept: Arc<Mutex<BTreeMap<String, Arc<tokio::sync::OnceCell<Kept>>>>>,
+}
+
+impl StatusSchemas {
+    /// What `target`'s schema keeps at its version. Read once; a CRD that cannot be read (no RBAC to get
+    /// it, not found, no such version) is remembered as [`Kept::CONDITIONS_ONLY`]; a transient failure is
+    /// not remembered (asked again next time, the condition alone written meanwhile).
+    pub async fn kept(&self, client: &Client, target: &StatusTarget) -> Kept {
+        let name = format!("{}.{}", target.plural, target.group);
+        let cell = match self.kept.lock() {
+            Ok(mut m) => Arc::clone(m.entry(name.clone()).or_default()),
+            Err(_) => return Kept::CONDITIONS_ONLY,
+        };
+        let read = cell.get_or_try_init(|| read_schema(client, target, &name)).await;
+        match read {
+            Ok(kept) => *kept,
+            Err(kept) => kept,
+        }
+    }
+}
+
+/// What the CRD `name` keeps of `target`'s status: `Ok` to remember, `Err` (the condition only) for now.
+async fn read_schema(client: &Client, target: &StatusTarget, name: &str) -> Result<Kept, Kept> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let kept = match api.get(name).await {
+        Ok(crd) => {
+            let version = crd.spec.versions.iter().find(|v| v.name == target.version);
+            let schema = version
+                .and_then(|v| v.schema.as_ref())
+                .and_then(|s| s.open_api_v3_schema.as_ref())
+                .and_then(|s| serde_json::to_value(s).ok());
+            match schema {
+                Some(schema) => Kept::from_schema(&schema),
+                None => {
+                    tracing::warn!(crd = %name, version = %target.version,
+                        "no schema for this version: writing the SupplyChainVerified condition only");
+                    Kept::CONDITIONS_ONLY
+                }
+            }
+        }
+        Err(kube::Error::Api(s)) if matches!(s.code, 401 | 403 | 404) => {
+            tracing::warn!(crd = %name, code = s.code, reason = %s.reason,
+                "cannot read the CustomResourceDefinition: writing the SupplyChainVerified condition only \
+                 (grant get on customresourcedefinitions/{name} to write status.attestations where the \
+                 schema keeps it)");
+            Kept::CONDITIONS_ONLY
+        }
+        Err(e) => {
+            tracing::debug!(crd = %name, error = %e, "cannot read the CustomResourceDefinition now");
+            return Err(Kept::CONDITIONS_ONLY);
+        }
+    };
+    if !kept.conditions {
+        tracing::warn!(crd = %name,
+            "the status schema has no conditions field: the API server prunes the SupplyChainVerified condition");
+    }
+    Ok(kept)
+}
+
 /// Write one object's status, retrying while it may not exist yet or the server is busy.
 pub(super) async fn write_object_status(
     client: &Client,
     update: &ObjectUpdate,
     retry: &RetryConfig,
     timeout: Duration,
+    schemas: &StatusSchemas,
 ) -> Result<Written, KubeError> {
     let mut backoff = retry.initial_backoff;
     let mut attempt = 1;
@@ -79,7 +184,7 @@ pub(super) async fn write_object_status(
         let write = async {
             match &update.target {
                 None => patch_pod_condition(client, update).await,
-                Some(target) => patch_custom_status(client, target, update).await,
+                Some(target) => patch_custom_status(client, target, update, schemas).await,
             }
         };
         let result = tokio::time::timeout(timeout, write)
@@ -101,6 +206,16 @@ pub(super) fn condition_parts(update: &ObjectUpdate) -> (&'static str, &'static 
     let failed: Vec<&Finding> = update.findings.iter().filter(|f| f.result != FindingResult::Pass).collect();
     let total = update.findings.len();
     match failed.first() {
+        // Custom resources: what was verified, digest and signer, so the condition alone is evidence.
+        None if update.target.is_some() => {
+            let verified = verified_artifacts(&update.findings);
+            let message = if verified.is_empty() {
+                format!("{total} of {total} requirements met")
+            } else {
+                format!("{total} of {total} requirements met: {}", verified.join("; "))
+            };
+            ("True", "Verified", truncate(&message, MAX_CONDITION_MESSAGE))
+        }
         None => ("True", "Verified", format!("{total} of {total} requirements met")),
         Some(first) => {
             let reason = if failed.iter().all(|f| f.result == FindingResult::Error) {
@@ -122,6 +237,24 @@ pub(super) fn condition_parts(update: &ObjectUpdate) -> (&'static str, &'static 
             ("False", reason, truncate(&message, MAX_CONDITION_MESSAGE))
         }
     }
+}
+
+/// `<artifact> <reference with digest> signed by <signer>`, once per (artifact, digest, signer), for the
+/// findings that name a signer.
+fn verified_artifacts(findings: &[Finding]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in findings.iter().filter(|f| f.result == FindingResult::Pass) {
+        let Some(signer) = &f.signer else { continue };
+        let reference = match &f.digest {
+            Some(d) if !f.reference.contains(&d.to_string()) => format!("{}@{d}", f.reference),
+            _ => f.reference.clone(),
+        };
+        let line = format!("{} {reference} signed by {signer}", f.artifact);
+        if !out.contains(&line) {
+            out.push(line);
+        }
+    }
+    out
 }
 
 fn now_rfc3339() -> String {
@@ -198,6 +331,7 @@ async fn patch_custom_status(
     client: &Client,
     target: &StatusTarget,
     update: &ObjectUpdate,
+    schemas: &StatusSchemas,
 ) -> Result<Written, KubeError> {
     let object = &update.object;
     let gvk = KubeGvk::gvk(&target.group, &target.version, &target.kind);
@@ -236,15 +370,25 @@ async fn patch_custom_status(
             conditions.push(c);
         }
     }
-    conditions.push(json!({
+    let mut condition = json!({
         "type": TARGET_CONDITION, "status": status, "reason": reason, "message": message,
         "lastTransitionTime": transition,
-    }));
-    let attestations: Vec<serde_json::Value> =
-        update.findings.iter().take(MAX_ATTESTATIONS).map(attestation_entry).collect();
+    });
+    if let Some(generation) = current.metadata.generation {
+        condition["observedGeneration"] = json!(generation);
+    }
+    conditions.push(condition);
+    let mut new_status = json!({"conditions": conditions});
+    // Only where the schema keeps it: a structural schema without it prunes it (and strict field
+    // validation would refuse the whole write).
+    if schemas.kept(client, target).await.attestations {
+        let attestations: Vec<serde_json::Value> =
+            update.findings.iter().take(MAX_ATTESTATIONS).map(attestation_entry).collect();
+        new_status["attestations"] = json!(attestations);
+    }
     let patch = json!({
         "metadata": {"resourceVersion": current.metadata.resource_version},
-        "status": {"conditions": conditions, "attestations": attestations},
+        "status": new_status,
     });
     api.patch_status(&object.name, &PatchParams::default(), &Patch::Merge(patch))
         .await

@@ -32,7 +32,9 @@ use vouch_policies::Engine;
 use super::error::{error_chain, KubeError};
 use super::event::ObjectRef;
 use super::fingerprint;
-use super::object_status::{condition_parts, write_object_status, ObjectUpdate, RetryConfig, POD_CONDITION};
+use super::object_status::{
+    condition_parts, write_object_status, ObjectUpdate, RetryConfig, StatusSchemas, POD_CONDITION,
+};
 use super::reports::{truncate, write_report_of, ReportBook, SCAN_REPORT};
 use crate::scan::cluster::{namespace_facts, PodPages, PAGE_SIZE};
 use crate::scan::report::Totals;
@@ -377,7 +379,15 @@ impl ClusterScanner {
         {
             return false;
         }
-        match write_object_status(&self.client, &update, &self.config.retry, self.config.write_timeout).await
+        let schemas = StatusSchemas::default();
+        match write_object_status(
+            &self.client,
+            &update,
+            &self.config.retry,
+            self.config.write_timeout,
+            &schemas,
+        )
+        .await
         {
             Ok(super::object_status::Written::Ok) => true,
             Ok(super::object_status::Written::Stale) => false,

@@ -23,7 +23,9 @@ use vouch_policies::{AdmissionInput, Decision, Finding, FindingResult};
 use super::error::KubeError;
 use super::event::{ObjectRef, StatusEvent};
 use super::fingerprint;
-use super::object_status::{write_object_status, ObjectUpdate, RetryConfig, StatusTarget, Written};
+use super::object_status::{
+    write_object_status, ObjectUpdate, RetryConfig, StatusSchemas, StatusTarget, Written,
+};
 use super::reports::{worth_retrying, write_report, ReportBook};
 
 /// Upper bound of [`StatusConfig::max_in_flight`].
@@ -213,6 +215,7 @@ impl StatusWriter {
             kinds,
             metrics,
             counters,
+            schemas: StatusSchemas::default(),
         };
         (writer, worker)
     }
@@ -281,6 +284,8 @@ pub struct StatusWorker {
     metrics: StatusMetrics,
     counters: PolicyCounters,
     book: ReportBook,
+    /// What the targets' status schemas keep.
+    schemas: StatusSchemas,
 }
 impl StatusWorker {
     /// Run until every [`StatusWriter`] is dropped, then flush what is pending and return.
@@ -373,8 +378,9 @@ impl StatusWorker {
             };
             let (client, metrics, retry) = (client.clone(), self.metrics.clone(), self.config.retry.clone());
             let timeout = self.config.write_timeout;
+            let schemas = self.schemas.clone();
             tokio::spawn(async move {
-                let outcome = write_object_status(&client, &update, &retry, timeout).await;
+                let outcome = write_object_status(&client, &update, &retry, timeout, &schemas).await;
                 match outcome {
                     Ok(Written::Ok) => metrics.count(what, "ok"),
                     Ok(Written::Stale) => {

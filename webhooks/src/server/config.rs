@@ -10,6 +10,7 @@ use serde::Deserialize;
 use vouch_policies::NoMatchAction;
 
 use super::tls::CertPaths;
+use crate::cluster::StatusTarget;
 
 /// Default HTTPS address of the webhooks.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
@@ -113,6 +114,8 @@ pub struct ServeConfig {
     pub scan_max_registry_rps: u32,
     /// The trusted root from a TUF repository instead of `trusted_root` or the embedded one.
     pub tuf: Option<TufSettings>,
+    /// Custom resource kinds whose status receives the `SupplyChainVerified` condition (with `kube`).
+    pub status_targets: Vec<StatusTarget>,
 }
 
 impl ServeConfig {
@@ -161,6 +164,7 @@ impl ServeConfig {
             scan_interval: Duration::ZERO,
             scan_max_registry_rps: DEFAULT_SCAN_MAX_REGISTRY_RPS,
             tuf: None,
+            status_targets: Vec::new(),
         }
     }
 }
@@ -236,6 +240,82 @@ pub struct RawServeConfig {
     pub tuf_cache: Option<PathBuf>,
     /// `--tuf-refresh`.
     pub tuf_refresh: Option<String>,
+    /// `--status-target` (repeatable): `GROUP/VERSION/KIND=PLURAL` strings, or in the file objects
+    /// `{group, version, kind, plural}`.
+    pub status_targets: Option<Vec<RawStatusTarget>>,
+}
+
+/// A status target as given: `GROUP/VERSION/KIND=PLURAL`, or (in the file) `{group, version, kind, plural}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum RawStatusTarget {
+    /// `kars.azure.com/v1alpha1/KarsSandbox=karssandboxes`.
+    Text(String),
+    /// The four parts.
+    Parts(StatusTarget),
+}
+
+impl RawStatusTarget {
+    /// The target, or why the value is not one.
+    pub fn parse(&self) -> Result<StatusTarget, String> {
+        let target = match self {
+            Self::Parts(t) => t.clone(),
+            Self::Text(text) => {
+                let format = || {
+                    format!("{text:?}: expected GROUP/VERSION/KIND=PLURAL (e.g. kars.azure.com/v1alpha1/KarsSandbox=karssandboxes)")
+                };
+                let (gvk, plural) = text.split_once('=').ok_or_else(format)?;
+                let mut parts = gvk.split('/');
+                match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                    (Some(group), Some(version), Some(kind), None) => StatusTarget {
+                        group: group.to_owned(),
+                        version: version.to_owned(),
+                        kind: kind.to_owned(),
+                        plural: plural.to_owned(),
+                    },
+                    _ => return Err(format()),
+                }
+            }
+        };
+        let shown = format!("{}/{}/{}={}", target.group, target.version, target.kind, target.plural);
+        let dns = |s: &str, dots: bool| {
+            !s.is_empty()
+                && s.len() <= 253
+                && s.split('.').all(|l| {
+                    !l.is_empty()
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                        && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                })
+                && (dots || !s.contains('.'))
+        };
+        if !dns(&target.group, true) || !target.group.contains('.') {
+            return Err(format!(
+                "{shown}: the group {:?} is not an API group of custom resources (a DNS name such as kars.azure.com; \
+                 Pods have their own condition)",
+                target.group
+            ));
+        }
+        if !dns(&target.version, false) || !target.version.starts_with('v') {
+            return Err(format!(
+                "{shown}: the version {:?} is not an API version (v1, v1alpha1, …)",
+                target.version
+            ));
+        }
+        let kind_ok = target.kind.len() <= 63
+            && target.kind.starts_with(|c: char| c.is_ascii_uppercase())
+            && target.kind.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !kind_ok {
+            return Err(format!("{shown}: the kind {:?} is not a Kind (KarsSandbox)", target.kind));
+        }
+        if !dns(&target.plural, false) {
+            return Err(format!(
+                "{shown}: the plural {:?} is not a resource name (karssandboxes)",
+                target.plural
+            ));
+        }
+        Ok(target)
+    }
 }
 
 /// One bad value.
@@ -316,6 +396,7 @@ impl RawServeConfig {
             tuf_root: over.tuf_root.or(self.tuf_root),
             tuf_cache: over.tuf_cache.or(self.tuf_cache),
             tuf_refresh: over.tuf_refresh.or(self.tuf_refresh),
+            status_targets: over.status_targets.or(self.status_targets),
         }
     }
 
@@ -455,6 +536,22 @@ impl RawServeConfig {
                 DEFAULT_SCAN_INTERVAL
             }
         };
+        let mut status_targets: Vec<StatusTarget> = Vec::new();
+        for raw in self.status_targets.iter().flatten() {
+            match raw.parse() {
+                Ok(t) if status_targets.iter().any(|s| s.group == t.group && s.kind == t.kind) => {
+                    bad("--status-target", format!("{}/{}: given twice", t.group, t.kind));
+                }
+                Ok(t) => status_targets.push(t),
+                Err(m) => bad("--status-target", m),
+            }
+        }
+        if !status_targets.is_empty() && !kube {
+            bad(
+                "--status-target",
+                "needs --kube: the condition is written through the Kubernetes API".into(),
+            );
+        }
         let scan_max_registry_rps = match self.scan_max_registry_rps {
             None => DEFAULT_SCAN_MAX_REGISTRY_RPS,
             Some(n) if (1..=MAX_SCAN_REGISTRY_RPS).contains(&n) => n,
@@ -508,6 +605,7 @@ impl RawServeConfig {
                     scan_interval,
                     scan_max_registry_rps,
                     tuf,
+                    status_targets,
                 },
                 bundle,
             )),
@@ -856,6 +954,81 @@ mod tests {
         assert_eq!(merged.dry_run, Some(true));
         assert_eq!(merged.no_match.as_deref(), Some("warn"));
         assert!(serde_yaml::from_str::<RawServeConfig>("lisen: x\n").is_err(), "unknown keys are rejected");
+    }
+
+    #[test]
+    fn status_targets_come_from_flags_or_the_file_and_need_the_cluster() {
+        let (dir, cert, key) = files();
+        let base = RawServeConfig {
+            tls_cert: Some(cert),
+            tls_key: Some(key),
+            policy_dir: Some(dir.path().into()),
+            kube: Some(true),
+            ..Default::default()
+        };
+        let flag = |s: &str| RawStatusTarget::Text(s.to_owned());
+        let kars = StatusTarget {
+            group: "kars.azure.com".into(),
+            version: "v1alpha1".into(),
+            kind: "KarsSandbox".into(),
+            plural: "karssandboxes".into(),
+        };
+        let c = RawServeConfig {
+            status_targets: Some(vec![flag("kars.azure.com/v1alpha1/KarsSandbox=karssandboxes")]),
+            ..base.clone()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(c.status_targets, vec![kars.clone()]);
+        // The file: strings or objects; flags replace the file's list.
+        let file: RawServeConfig = serde_yaml::from_str(
+            "statusTargets:\n  - kars.azure.com/v1alpha1/KarsSandbox=karssandboxes\n  - {group: ml.example.com, version: v1, kind: ModelDeployment, plural: modeldeployments}\n",
+        )
+        .unwrap();
+        let merged = RawServeConfig { status_targets: file.status_targets.clone(), ..base.clone() };
+        let c = merged.clone().validate().unwrap();
+        assert_eq!(c.status_targets.len(), 2);
+        assert_eq!(c.status_targets[1].kind, "ModelDeployment");
+        let over = RawServeConfig {
+            status_targets: Some(vec![flag("a.example.com/v1/A=as")]),
+            ..Default::default()
+        };
+        assert_eq!(merged.overlay(over).validate().unwrap().status_targets.len(), 1);
+        assert!(serde_yaml::from_str::<RawServeConfig>(
+            "statusTargets: [{group: a, version: v1, kind: A, plural: as, extra: 1}]\n"
+        )
+        .is_err());
+
+        for (bad, why) in [
+            ("kars.azure.com/v1alpha1/KarsSandbox", "expected GROUP/VERSION/KIND=PLURAL"),
+            ("kars.azure.com/KarsSandbox=karssandboxes", "expected GROUP/VERSION/KIND=PLURAL"),
+            ("v1/Pod=pods", "expected GROUP/VERSION/KIND=PLURAL"),
+            ("/v1/Pod=pods", "not an API group of custom resources"),
+            ("kars/v1alpha1/KarsSandbox=karssandboxes", "not an API group of custom resources"),
+            ("kars.azure.com/1/KarsSandbox=karssandboxes", "not an API version"),
+            ("kars.azure.com/v1alpha1/karsSandbox=karssandboxes", "not a Kind"),
+            ("kars.azure.com/v1alpha1/KarsSandbox=KarsSandboxes", "not a resource name"),
+        ] {
+            let e = RawServeConfig { status_targets: Some(vec![flag(bad)]), ..base.clone() }
+                .validate()
+                .unwrap_err();
+            assert_eq!(e.problems[0].field, "--status-target", "{bad}");
+            assert!(e.problems[0].message.contains(why), "{bad}: {}", e.problems[0].message);
+        }
+        let twice = vec![
+            flag("kars.azure.com/v1alpha1/KarsSandbox=karssandboxes"),
+            flag("kars.azure.com/v1/KarsSandbox=karssandboxes"),
+        ];
+        let e = RawServeConfig { status_targets: Some(twice), ..base.clone() }.validate().unwrap_err();
+        assert!(e.problems[0].message.contains("given twice"), "{e}");
+        let e = RawServeConfig {
+            status_targets: Some(vec![flag("kars.azure.com/v1alpha1/KarsSandbox=karssandboxes")]),
+            kube: Some(false),
+            ..base
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.problems[0].message.contains("needs --kube"), "{e}");
     }
 
     #[test]

@@ -438,7 +438,9 @@ impl Server {
             let client =
                 kube::Client::try_default().await.map_err(|e| RunError::Kube { reason: e.to_string() })?;
             cluster = Arc::new(KubeContext::new(client.clone(), &ContextCacheConfig::default()));
-            let (status, status_task) = StatusWriter::spawn(client.clone(), StatusConfig::default());
+            let status_config =
+                StatusConfig { targets: config.status_targets.clone(), ..StatusConfig::default() };
+            let (status, status_task) = StatusWriter::spawn(client.clone(), status_config);
             // Policies from files or a bundle win; otherwise the cluster's policies are watched into the engine.
             let watch = (config.policy_dir.is_none() && bundle.is_none()).then(|| {
                 PolicyWatch::new(client.clone(), engine.clone())
