@@ -66,6 +66,26 @@ pub struct Uncovered {
     pub reason: String,
 }
 
+/// The endpoints, as written, that `covers` does not allow, each with `why_not`'s reason; unreadable ones are
+/// never covered (their reason is the parser's). Shared by both allowlist formats.
+pub(crate) fn uncovered_by<S: AsRef<str>>(
+    written: &[S],
+    covers: impl Fn(&Endpoint) -> bool,
+    why_not: impl Fn(&Endpoint) -> String,
+) -> Vec<Uncovered> {
+    written
+        .iter()
+        .filter_map(|w| {
+            let w = w.as_ref();
+            match w.parse::<Endpoint>() {
+                Ok(e) if covers(&e) => None,
+                Ok(e) => Some(Uncovered { endpoint: shorten(w.trim()), reason: why_not(&e) }),
+                Err(e) => Some(Uncovered { endpoint: shorten(w.trim()), reason: e.reason }),
+            }
+        })
+        .collect()
+}
+
 /// The document as it is written (serde view).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -179,20 +199,7 @@ impl Allowlist {
 
     /// The endpoints, as written, that the list does not cover; unreadable ones are never covered.
     pub fn uncovered<S: AsRef<str>>(&self, written: &[S]) -> Vec<Uncovered> {
-        written
-            .iter()
-            .filter_map(|w| {
-                let w = w.as_ref();
-                match w.parse::<Endpoint>() {
-                    Ok(e) if self.covers(&e) => None,
-                    Ok(_) => Some(Uncovered {
-                        endpoint: shorten(w.trim()),
-                        reason: format!("not in egress allowlist {}", self.name),
-                    }),
-                    Err(e) => Some(Uncovered { endpoint: shorten(w.trim()), reason: e.reason }),
-                }
-            })
-            .collect()
+        uncovered_by(written, |e| self.covers(e), |_| format!("not in egress allowlist {}", self.name))
     }
 
     /// The document as JSON (pretty, fields in schema order, ports sorted); what [`Self::parse`] reads.

@@ -28,7 +28,7 @@
 
 use std::fmt;
 
-use super::allowlist::{Uncovered, MAX_DOCUMENT_BYTES, MAX_ENTRIES};
+use super::allowlist::{uncovered_by, Uncovered, MAX_DOCUMENT_BYTES, MAX_ENTRIES};
 use super::endpoint::{shorten, split_wildcard, Endpoint};
 use super::EgressError;
 
@@ -165,27 +165,14 @@ impl KarsAllowlist {
 
     /// The endpoints, as written, that the list does not cover; unreadable ones are never covered.
     pub fn uncovered<S: AsRef<str>>(&self, written: &[S]) -> Vec<Uncovered> {
-        written
-            .iter()
-            .filter_map(|w| {
-                let w = w.as_ref();
-                match w.parse::<Endpoint>() {
-                    Ok(e) if self.covers(&e) => None,
-                    Ok(e) if e.port().is_none() => Some(Uncovered {
-                        endpoint: shorten(w.trim()),
-                        reason: format!(
-                            "no port, so every port; kars egress allowlist {} allows one port per entry",
-                            self.label()
-                        ),
-                    }),
-                    Ok(_) => Some(Uncovered {
-                        endpoint: shorten(w.trim()),
-                        reason: format!("not in egress allowlist {}", self.label()),
-                    }),
-                    Err(e) => Some(Uncovered { endpoint: shorten(w.trim()), reason: e.reason }),
-                }
-            })
-            .collect()
+        let why_not = |e: &Endpoint| match e.port() {
+            None => format!(
+                "no port, so every port; kars egress allowlist {} allows one port per entry",
+                self.label()
+            ),
+            Some(_) => format!("not in egress allowlist {}", self.label()),
+        };
+        uncovered_by(written, |e| self.covers(e), why_not)
     }
 
     /// The canonical document (what [`Self::parse`] reads back): for tests and publishing.
