@@ -28,6 +28,10 @@ use crate::digest::Digest;
 use crate::trust_root::{TrustRoot, TrustRootError, MAX_TRUST_ROOT_BYTES};
 use transport::HttpsTransport;
 
+/// The name that stands for Sigstore's public-good repository wherever a mirror is given (`--tuf-mirror
+/// public-good`, `TrustRoot.spec.tuf.mirror: public-good`): trusted from [`PUBLIC_GOOD_TUF_ROOT`].
+pub const PUBLIC_GOOD_NAME: &str = "public-good";
+
 /// The Sigstore public-good TUF repository.
 pub const PUBLIC_GOOD_MIRROR: &str = "https://tuf-repo-cdn.sigstore.dev";
 

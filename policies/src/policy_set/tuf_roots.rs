@@ -15,14 +15,11 @@ use std::time::Duration;
 
 use vouch_attest::digest::Digest;
 use vouch_attest::tuf::{
-    TufConfig, TufTrustSource, DEFAULT_TARGET, PUBLIC_GOOD_MIRROR, PUBLIC_GOOD_TUF_ROOT,
+    TufConfig, TufTrustSource, DEFAULT_TARGET, PUBLIC_GOOD_MIRROR, PUBLIC_GOOD_NAME, PUBLIC_GOOD_TUF_ROOT,
 };
 
 use super::{PolicyResources, Secrets};
 use crate::crd::TufSpec;
-
-/// `spec.tuf.mirror` value naming Sigstore's public-good repository.
-pub const PUBLIC_GOOD: &str = "public-good";
 
 /// How TUF TrustRoots are followed.
 #[derive(Debug, Clone)]
@@ -74,9 +71,9 @@ impl TufRoots {
 
     /// The client for `tuf` (made on first use), keyed by what identifies the repository.
     fn source_for(&self, tuf: &TufSpec, secrets: &Secrets) -> Result<(String, Arc<TufTrustSource>), String> {
-        let public_good = tuf.mirror == PUBLIC_GOOD || tuf.mirror == PUBLIC_GOOD_MIRROR;
+        let public_good = tuf.mirror == PUBLIC_GOOD_NAME || tuf.mirror == PUBLIC_GOOD_MIRROR;
         let mirror =
-            if tuf.mirror == PUBLIC_GOOD { PUBLIC_GOOD_MIRROR.to_owned() } else { tuf.mirror.clone() };
+            if tuf.mirror == PUBLIC_GOOD_NAME { PUBLIC_GOOD_MIRROR.to_owned() } else { tuf.mirror.clone() };
         let root = match tuf.root.as_ref().map(|r| (&r.inline, &r.secret_ref)) {
             Some((Some(inline), None)) => inline.clone().into_bytes(),
             Some((None, Some(r))) => {

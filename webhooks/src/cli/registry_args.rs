@@ -14,15 +14,13 @@ use vouch_attest::registry::{Credentials, RegistryConfig};
 use vouch_attest::trust_root::{TrustRoot, PUBLIC_GOOD_JSON};
 use vouch_attest::tuf::{
     TufConfig, TufTrustRoot, TufTrustSource, DEFAULT_TARGET, DEFAULT_TIMEOUT, PUBLIC_GOOD_MIRROR,
-    PUBLIC_GOOD_TUF_ROOT,
+    PUBLIC_GOOD_NAME, PUBLIC_GOOD_TUF_ROOT,
 };
 
 /// Largest trusted_root.json read (the public-good root is about 10 KiB).
 pub const MAX_TRUSTED_ROOT_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest TUF root.json read (`--tuf-root`).
 pub const MAX_TUF_ROOT_BYTES: u64 = 1024 * 1024;
-/// `--tuf-mirror` value naming Sigstore's public-good repository.
-pub use crate::server::config::TUF_PUBLIC_GOOD as PUBLIC_GOOD;
 /// `--tuf-mirror` value that turns TUF off: the embedded public-good root, never any network.
 pub const TUF_OFF: &str = "off";
 /// A public-good root cached by an earlier run is used without asking the mirror for this long.
@@ -133,7 +131,7 @@ impl RegistryArgs {
     pub fn tuf_config(&self) -> Result<Option<TufConfig>, FlagFileError> {
         let Some(mirror) = self.tuf_mirror.as_ref().filter(|m| *m != TUF_OFF) else { return Ok(None) };
         let flag = |flag: &str, reason: String| FlagFileError { path: flag.into(), reason };
-        let public_good = mirror == PUBLIC_GOOD;
+        let public_good = mirror == PUBLIC_GOOD_NAME;
         let root = match (&self.tuf_root, public_good) {
             (Some(path), _) => read_capped(path, MAX_TUF_ROOT_BYTES)?,
             (None, true) => PUBLIC_GOOD_TUF_ROOT.to_vec(),
@@ -361,7 +359,7 @@ mod tests {
         for needs in [true, false] {
             assert_eq!(file.trust_source(needs), TrustSource::File);
             assert_eq!(mirror(TUF_OFF).trust_source(needs), TrustSource::Embedded);
-            assert_eq!(mirror(PUBLIC_GOOD).trust_source(needs), TrustSource::Tuf);
+            assert_eq!(mirror(PUBLIC_GOOD_NAME).trust_source(needs), TrustSource::Tuf);
             assert_eq!(mirror("https://tuf.example.com").trust_source(needs), TrustSource::Tuf);
         }
         assert_eq!(RegistryArgs::default().trust_source(true), TrustSource::PublicGoodDefault);

@@ -45,8 +45,6 @@ const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 pub const DEFAULT_TUF_REFRESH: Duration = Duration::from_secs(24 * 3600);
 const MIN_TUF_REFRESH: Duration = Duration::from_secs(60);
 const MAX_TUF_REFRESH: Duration = Duration::from_secs(7 * 24 * 3600);
-/// `--tuf-mirror` value naming Sigstore's public-good repository (trusted from the TUF root embedded in vouch).
-pub const TUF_PUBLIC_GOOD: &str = "public-good";
 
 /// `$XDG_CACHE_HOME/vouch/tuf`, else `$HOME/.cache/vouch/tuf`: the default `--tuf-cache`.
 pub fn default_tuf_cache() -> Option<PathBuf> {
@@ -647,7 +645,7 @@ impl RawServeConfig {
             bad("--tuf-mirror", "cannot be used with --bundle (a bundle carries its trusted root)".into());
         }
         optional_file(self.tuf_root.as_deref(), "--tuf-root", bad);
-        let public_good = mirror == TUF_PUBLIC_GOOD;
+        let public_good = mirror == vouch_attest::tuf::PUBLIC_GOOD_NAME;
         if !public_good && self.tuf_root.is_none() {
             bad(
                 "--tuf-root",
@@ -800,7 +798,9 @@ mod tests {
             ..Default::default()
         };
         let c =
-            RawServeConfig { tuf_mirror: Some(TUF_PUBLIC_GOOD.into()), ..base.clone() }.validate().unwrap();
+            RawServeConfig { tuf_mirror: Some(vouch_attest::tuf::PUBLIC_GOOD_NAME.into()), ..base.clone() }
+                .validate()
+                .unwrap();
         let tuf = c.tuf.unwrap();
         assert_eq!(tuf.mirror, vouch_attest::tuf::PUBLIC_GOOD_MIRROR);
         assert_eq!((tuf.root, tuf.refresh), (None, DEFAULT_TUF_REFRESH), "the embedded TUF root, daily");
