@@ -237,6 +237,26 @@ pub struct TufTrustRoot {
     pub fetched_at: DateTime<Utc>,
 }
 
+impl TufTrustRoot {
+    /// Whether this root may be used without asking the repository again ([`is_fresh`]).
+    pub fn is_fresh(&self, max_age: Duration, now: DateTime<Utc>) -> bool {
+        is_fresh(self.fetched_at, self.metadata_expires, max_age, now)
+    }
+}
+
+/// Whether a root fetched at `fetched_at`, vouched for until `metadata_expires`, may be used at `now` without
+/// asking the repository again: fetched less than `max_age` ago (a fetch time in the future — a clock set
+/// back — proves nothing) and its TUF metadata not yet expired.
+pub fn is_fresh(
+    fetched_at: DateTime<Utc>,
+    metadata_expires: DateTime<Utc>,
+    max_age: Duration,
+    now: DateTime<Utc>,
+) -> bool {
+    let max_age = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+    fetched_at <= now && now - fetched_at < max_age && now < metadata_expires
+}
+
 /// What is written beside the cached trusted root.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

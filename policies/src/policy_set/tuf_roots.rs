@@ -115,12 +115,7 @@ impl TufRoots {
 
     /// The root in force if it is fresh, else a refreshed one, else the last good one (with a warning).
     async fn trusted_root(&self, name: &str, source: &TufTrustSource) -> Result<Vec<u8>, String> {
-        let current = source.current();
-        let fresh = current.as_ref().is_some_and(|c| {
-            let age = chrono::Utc::now().signed_duration_since(c.fetched_at);
-            age.to_std().is_ok_and(|age| age < self.config.refresh)
-        });
-        if let (true, Some(c)) = (fresh, &current) {
+        if let Some(c) = source.current().filter(|c| c.is_fresh(self.config.refresh, chrono::Utc::now())) {
             return Ok(c.json.to_vec());
         }
         match source.refresh().await {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use vouch_attest::registry::{Credentials, RegistryConfig};
 use vouch_attest::trust_root::{TrustRoot, PUBLIC_GOOD_JSON};
 use vouch_attest::tuf::{
-    TufConfig, TufTrustRoot, TufTrustSource, DEFAULT_TARGET, DEFAULT_TIMEOUT, PUBLIC_GOOD_MIRROR,
+    is_fresh, TufConfig, TufTrustRoot, TufTrustSource, DEFAULT_TARGET, DEFAULT_TIMEOUT, PUBLIC_GOOD_MIRROR,
     PUBLIC_GOOD_NAME, PUBLIC_GOOD_TUF_ROOT,
 };
 
@@ -238,14 +238,7 @@ pub enum TrustSource {
 /// less than [`DEFAULT_TUF_FRESH`] ago and its TUF metadata has not expired.
 #[must_use]
 pub fn default_needs_refresh(cached: Option<(DateTime<Utc>, DateTime<Utc>)>, now: DateTime<Utc>) -> bool {
-    let fresh = chrono::Duration::from_std(DEFAULT_TUF_FRESH).unwrap_or(chrono::Duration::MAX);
-    match cached {
-        // A fetch time in the future (a clock set back) proves nothing about freshness.
-        Some((fetched_at, metadata_expires)) => {
-            !(fetched_at <= now && now - fetched_at < fresh && now < metadata_expires)
-        }
-        None => true,
-    }
+    !cached.is_some_and(|(fetched_at, expires)| is_fresh(fetched_at, expires, DEFAULT_TUF_FRESH, now))
 }
 
 /// The public-good default ([`TrustSource::PublicGoodDefault`]) with the repository `tuf` (`None`: no cache
@@ -282,22 +275,31 @@ pub fn public_good_default(tuf: Option<TufConfig>, now: DateTime<Utc>) -> (Vec<u
     }
 }
 
-/// One refresh of `source`, on its own thread and runtime (callers may or may not be inside one). The
-/// runtime is left behind, not waited for, so a name lookup stuck in a blocking thread cannot outlast the
-/// refresh's own timeout.
+/// One refresh of `source` ([`block_on_own_thread`]).
 fn refresh_blocking(source: &TufTrustSource) -> Result<Arc<TufTrustRoot>, String> {
+    block_on_own_thread(source.refresh())?.map_err(|e| e.to_string())
+}
+
+/// Run `work` to completion on a thread and runtime of its own, so a command may call it whether or not it
+/// is inside an async runtime. The runtime is left behind, not waited for, so a name lookup stuck in a
+/// blocking thread cannot outlast the work's own timeouts. `Err`: no runtime could be started, or the work
+/// panicked.
+pub fn block_on_own_thread<F: std::future::Future + Send>(work: F) -> Result<F::Output, String>
+where
+    F::Output: Send,
+{
     std::thread::scope(|s| {
         s.spawn(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-            let refreshed = rt.block_on(source.refresh()).map_err(|e| e.to_string());
+            let out = rt.block_on(work);
             rt.shutdown_background();
-            refreshed
+            Ok(out)
         })
         .join()
-        .map_err(|_| "the TUF refresh thread panicked".to_owned())?
+        .map_err(|_| "the thread running it panicked".to_owned())?
     })
 }
 

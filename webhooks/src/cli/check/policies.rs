@@ -41,25 +41,13 @@ pub fn load_policies(paths: &[PathBuf], tuf: &TufRoots) -> Result<PolicySet, Che
     compile_policies(all)
 }
 
-/// Obtain the trusted roots of TrustRoots with `spec.tuf`, on a thread of its own (callers may or may not
-/// be inside an async runtime). Nothing is started when no TrustRoot names a TUF repository.
+/// Obtain the trusted roots of TrustRoots with `spec.tuf` ([`registry_args::block_on_own_thread`]). Nothing is started when no TrustRoot names a TUF repository.
 fn resolve_tuf(resources: &mut PolicyResources, tuf: &TufRoots) -> Result<(), CheckError> {
     if !resources.trust_roots.iter().any(|t| t.spec.tuf.is_some()) {
         return Ok(());
     }
-    let failed = |reason: String| CheckError::Usage { flag: "--policy", reason };
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| failed(format!("cannot start the async runtime: {e}")))?;
-            runtime.block_on(tuf.resolve(resources, &Secrets::none()));
-            Ok(())
-        })
-        .join()
-        .map_err(|_| failed("the TUF resolution thread panicked".into()))?
-    })
+    registry_args::block_on_own_thread(tuf.resolve(resources, &Secrets::none()))
+        .map_err(|e| CheckError::Usage { flag: "--policy", reason: format!("TUF resolution: {e}") })
 }
 
 /// Compile; every problem of every resource is reported, and any problem fails the check.
