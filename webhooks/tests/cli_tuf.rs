@@ -53,24 +53,22 @@ async fn verify_and_bundle_create_take_the_trusted_root_from_tuf_and_keep_the_la
     let anchor = repo.anchor_path();
     let cache = dir.path().join("cache");
     let image_ref = image.to_string();
+    // The registry and the mirror on loopback, the mirror trusted from its first root, cached in `cache`.
+    let tuf_flags = |cache: &std::path::Path| -> Vec<String> {
+        let (anchor, cache) = (anchor.to_str().unwrap(), cache.to_str().unwrap());
+        ["--insecure-registry", &host, "--insecure-registry", &mirror_host, "--tuf-mirror", &mirror]
+            .into_iter()
+            .chain(["--tuf-root", anchor, "--tuf-cache", cache])
+            .map(str::to_owned)
+            .collect()
+    };
+    let with_tuf = |args: &[&str], cache: &std::path::Path| {
+        let flags = tuf_flags(cache);
+        let all: Vec<&str> = args.iter().copied().chain(flags.iter().map(String::as_str)).collect();
+        vouch(&all)
+    };
     let verify = |cache: &std::path::Path| {
-        vouch(&[
-            "verify",
-            &image_ref,
-            "--key",
-            pubkey.to_str().unwrap(),
-            "--insecure-ignore-tlog",
-            "--insecure-registry",
-            &host,
-            "--insecure-registry",
-            &mirror_host,
-            "--tuf-mirror",
-            &mirror,
-            "--tuf-root",
-            anchor.to_str().unwrap(),
-            "--tuf-cache",
-            cache.to_str().unwrap(),
-        ])
+        with_tuf(&["verify", &image_ref, "--key", pubkey.to_str().unwrap(), "--insecure-ignore-tlog"], cache)
     };
 
     let (code, stdout, stderr) = verify(&cache);
@@ -86,25 +84,18 @@ async fn verify_and_bundle_create_take_the_trusted_root_from_tuf_and_keep_the_la
     std::fs::create_dir(&policies).unwrap();
     std::fs::write(policies.join("signed.yaml"), key_policy("signed", "k", &host, &key)).unwrap();
     let bundle = dir.path().join("site.tar");
-    let (code, stdout, stderr) = vouch(&[
-        "bundle",
-        "create",
-        &image_ref,
-        "--policy",
-        policies.to_str().unwrap(),
-        "--insecure-registry",
-        &host,
-        "--insecure-registry",
-        &mirror_host,
-        "--tuf-mirror",
-        &mirror,
-        "--tuf-root",
-        anchor.to_str().unwrap(),
-        "--tuf-cache",
-        cache.to_str().unwrap(),
-        "-o",
-        bundle.to_str().unwrap(),
-    ]);
+    let (code, stdout, stderr) = with_tuf(
+        &[
+            "bundle",
+            "create",
+            &image_ref,
+            "--policy",
+            policies.to_str().unwrap(),
+            "-o",
+            bundle.to_str().unwrap(),
+        ],
+        &cache,
+    );
     assert_eq!(code, 0, "{stdout}{stderr}");
     let (code, stdout, stderr) = vouch(&["bundle", "verify", bundle.to_str().unwrap(), "--allow-unsigned"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
