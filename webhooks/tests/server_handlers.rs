@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt as _;
 use vouch_policies::{AdmissionInput, ArtifactKind, ArtifactLocation, Decision, Finding, FindingResult, Pin};
 use vouch_webhooks::cluster::{ClusterContext, KubeError, NoCluster};
+use vouch_webhooks::server::admission::PinScope;
 use vouch_webhooks::server::metrics::Metrics;
 use vouch_webhooks::server::{health_router, router, AppState, Evaluator, StatusSink};
 
@@ -119,6 +120,7 @@ fn state(evaluator: Arc<dyn Evaluator>) -> AppState {
         metrics: Metrics::new(),
         budget: Duration::from_secs(8),
         dry_run: false,
+        pin_scope: PinScope::All,
         max_body_bytes: 64 * 1024,
         serving: Arc::new(AtomicBool::new(true)),
     }
@@ -338,6 +340,59 @@ async fn mutate_creates_annotations_or_sends_no_patch() {
     let got = review(&s, "/mutate", "pod-create.json").await;
     assert!(got["response"].get("patch").is_none());
     assert!(got["response"].get("patchType").is_none());
+}
+
+/// `--pin-scope pods`: a Deployment is answered "allowed, no patch" without reaching the engine (GitOps tools
+/// then see the controller as written), a Pod is still pinned, and /validate still evaluates the Deployment.
+#[tokio::test]
+async fn pod_only_pin_scope_leaves_controllers_as_written() {
+    let evaluated = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = Arc::clone(&evaluated);
+    let s = AppState {
+        pin_scope: PinScope::Pods,
+        ..state(Scripted::new(move |input| {
+            seen.lock().unwrap().push(input.kind.kind.clone());
+            let pointer = if input.kind.kind == "Pod" {
+                "/spec/containers/0/image"
+            } else {
+                "/spec/template/spec/containers/0/image"
+            };
+            Decision {
+                allowed: true,
+                pins: vec![Pin {
+                    pointer: pointer.into(),
+                    from: format!("{HOST}/demo/app:1.0"),
+                    to: format!("{HOST}/demo/app:1.0@sha256:{}", "d".repeat(64)),
+                }],
+                ..Decision::default()
+            }
+        }))
+    };
+    let got = review(&s, "/mutate", "deployment-create.json").await;
+    assert_eq!(got["response"]["allowed"], true);
+    assert!(got["response"].get("patch").is_none(), "a Deployment is not patched: {got}");
+    assert!(evaluated.lock().unwrap().is_empty(), "out of scope: not evaluated");
+
+    let got = review(&s, "/validate", "deployment-create.json").await;
+    assert_eq!(got["response"]["allowed"], true);
+    assert_eq!(*evaluated.lock().unwrap(), ["Deployment"], "/validate still decides about controllers");
+
+    // A vouch.dev/verified value a Deployment brings is still undone.
+    let mut forged: Value = serde_json::from_slice(&fixture("deployment-create.json")).unwrap();
+    forged["request"]["object"]["metadata"]["annotations"]["vouch.dev/verified"] = json!("{\"verified\":[]}");
+    let (status, body) = post(&s, "/mutate", serde_json::to_vec(&forged).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let got: Value = serde_json::from_slice(&body).unwrap();
+    let ops = patch_of(&got);
+    assert_eq!(ops.as_array().unwrap().len(), 1, "{ops}");
+    assert_eq!(ops[0]["op"], "remove");
+
+    let got = review(&s, "/mutate", "pod-create.json").await;
+    let ops = patch_of(&got);
+    assert!(
+        ops.as_array().unwrap().iter().any(|op| op["path"] == "/spec/containers/0/image"),
+        "a Pod is pinned: {ops}"
+    );
 }
 
 /// Malformed bodies get 400 with a message that says what is wrong; oversized bodies 413.

@@ -28,6 +28,7 @@ use vouch_webhooks::cli::demo::push_demo_image;
 use vouch_webhooks::cli::demo_webhook::key_policy;
 use vouch_webhooks::cluster::{ClusterContext, KubeError, NoCluster};
 use vouch_webhooks::dev_registry::DevRegistry;
+use vouch_webhooks::server::admission::PinScope;
 use vouch_webhooks::server::metrics::Metrics;
 use vouch_webhooks::server::{router, AppState};
 
@@ -105,6 +106,7 @@ impl World {
             metrics: Metrics::new(),
             budget: Duration::from_secs(8),
             dry_run: false,
+            pin_scope: PinScope::All,
             max_body_bytes: 1024 * 1024,
             serving: Arc::new(AtomicBool::new(true)),
         }

@@ -205,6 +205,7 @@ def check_deployment(objs, v, release, ns, chart):
     has = lambda a: a in args
     check(has("--dry-run") == bool(v["dryRun"]), f"--dry-run iff dryRun (args {args})")
     check(has(f"--no-match={v['noMatch']}"), "--no-match")
+    check(has(f"--pin-scope={v['webhook']['pinScope']}"), "--pin-scope")
     check(has("--tls-cert=/etc/vouch/tls/tls.crt") and has("--tls-key=/etc/vouch/tls/tls.key"), "TLS flags")
     bundle = v["bundle"]
     with_bundle = bool(bundle["existingSecret"] or bundle["existingConfigMap"] or bundle["volume"])
@@ -362,11 +363,16 @@ def check_webhooks(objs, v, release, ns):
                 check(n in excluded, f"{name}: namespace {n} not excluded")
             check({"key": w["optOutLabel"], "operator": "DoesNotExist"} in exprs, f"{name}: opt-out label")
             resources = {r for rule in hook["rules"] for r in rule["resources"]}
+            validating = h["kind"].startswith("Validating")
+            if not validating and w["pinScope"] == "pods":
+                # Pods only are pinned: controllers, custom kinds and extra rules never reach /mutate.
+                check(resources == {"pods", "pods/ephemeralcontainers"}, f"{name}: pinScope pods: only pods ({resources})")
+                check(all(rule["apiGroups"] == [""] for rule in hook["rules"]), f"{name}: pinScope pods: core group only")
+                continue
             for r in ["pods", "pods/ephemeralcontainers", "deployments", "replicasets", "statefulsets",
                       "daemonsets", "jobs", "cronjobs", "replicationcontrollers"]:
                 check(r in resources, f"{name}: no rule for {r}")
             check(("inferenceservices" in resources) == w["kserve"], f"{name}: inferenceservices iff kserve")
-            validating = h["kind"].startswith("Validating")
             check(("networkpolicies" in resources) == (validating and w["networkPolicies"]),
                   f"{name}: networkpolicies only in the validating webhook")
             for extra in w["extraRules"]:

@@ -113,6 +113,7 @@ true
 - --health-listen=0.0.0.0:8080
 - --kube=true
 - --no-match={{ .Values.noMatch }}
+- --pin-scope={{ .Values.webhook.pinScope }}
 - --timeout-budget={{ .Values.server.timeoutBudgetSeconds }}s
 - --shutdown-grace={{ .Values.server.shutdownGraceSeconds }}s
 - --max-body-bytes={{ int64 .Values.server.maxBodyBytes }}
@@ -165,6 +166,14 @@ only reach the validating webhook (nothing in them is pinned).
 */}}
 {{- define "vouch.rules" -}}
 {{- $v := .root.Values.webhook -}}
+{{- /* pinScope pods: the mutating webhook is sent Pods only, never controllers or custom kinds. */ -}}
+{{- if and (not .validating) (eq $v.pinScope "pods") -}}
+- apiGroups: [""]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["pods", "pods/ephemeralcontainers"]
+  scope: Namespaced
+{{- else -}}
 - apiGroups: [""]
   apiVersions: ["v1"]
   operations: ["CREATE", "UPDATE"]
@@ -197,6 +206,7 @@ only reach the validating webhook (nothing in them is pinned).
 {{- include "vouch.presetRules" .root }}
 {{- with $v.extraRules }}
 {{ toYaml . }}
+{{- end }}
 {{- end }}
 {{- end -}}
 

@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// Artifacts no policy covers: allow, warn or deny [default: allow].
     #[arg(long)]
     pub no_match: Option<String>,
+    /// Objects the mutating webhook pins to digests: all (every kind checked) or pods (Pods only: workload
+    /// controllers are validated but not changed, so GitOps tools see no drift) [default: all].
+    #[arg(long, value_parser = ["all", "pods"])]
+    pub pin_scope: Option<String>,
     /// Registries, credentials and trust root (the trusted root is reloaded when it changes).
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -112,6 +116,7 @@ impl ServeArgs {
             // A bool flag can only switch on; the file can still set it.
             dry_run: self.dry_run.then_some(true),
             no_match: self.no_match.clone(),
+            pin_scope: self.pin_scope.clone(),
             trusted_root: self.registry.trusted_root.clone(),
             insecure_registries: (!self.registry.insecure_registries.is_empty())
                 .then(|| self.registry.insecure_registries.clone()),

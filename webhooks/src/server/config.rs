@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use vouch_policies::NoMatchAction;
 
+use super::admission::PinScope;
 use super::tls::CertPaths;
 use crate::cluster::StatusTarget;
 
@@ -88,6 +89,8 @@ pub struct ServeConfig {
     pub dry_run: bool,
     /// What happens to an artifact no policy covers.
     pub no_match: NoMatchAction,
+    /// Which objects the mutating webhook pins.
+    pub pin_scope: PinScope,
     /// Sigstore trusted_root.json (default: the embedded public-good root).
     pub trusted_root: Option<PathBuf>,
     /// Registries reached over plain HTTP.
@@ -150,6 +153,7 @@ impl ServeConfig {
             extraction_config: None,
             dry_run: false,
             no_match: NoMatchAction::Allow,
+            pin_scope: PinScope::All,
             trusted_root: None,
             insecure_registries: Vec::new(),
             registry_auth_file: None,
@@ -202,6 +206,8 @@ pub struct RawServeConfig {
     pub dry_run: Option<bool>,
     /// `--no-match`.
     pub no_match: Option<String>,
+    /// `--pin-scope` (`all` or `pods`).
+    pub pin_scope: Option<String>,
     /// `--trusted-root`.
     pub trusted_root: Option<PathBuf>,
     /// `--insecure-registry` (repeatable).
@@ -376,6 +382,7 @@ impl RawServeConfig {
             extraction_config: over.extraction_config.or(self.extraction_config),
             dry_run: over.dry_run.or(self.dry_run),
             no_match: over.no_match.or(self.no_match),
+            pin_scope: over.pin_scope.or(self.pin_scope),
             trusted_root: over.trusted_root.or(self.trusted_root),
             insecure_registries: over.insecure_registries.or(self.insecure_registries),
             registry_auth_file: over.registry_auth_file.or(self.registry_auth_file),
@@ -472,6 +479,10 @@ impl RawServeConfig {
                 None
             }
         };
+        let pin_scope = PinScope::parse(self.pin_scope.as_deref().unwrap_or("all")).unwrap_or_else(|e| {
+            bad("--pin-scope", e);
+            PinScope::All
+        });
         optional_file(self.trusted_root.as_deref(), "--trusted-root", &mut bad);
         optional_file(self.client_ca.as_deref(), "--client-ca", &mut bad);
         optional_file(self.extraction_config.as_deref(), "--extraction-config", &mut bad);
@@ -591,6 +602,7 @@ impl RawServeConfig {
                     extraction_config: self.extraction_config,
                     dry_run: self.dry_run.unwrap_or(false),
                     no_match,
+                    pin_scope,
                     trusted_root: self.trusted_root,
                     insecure_registries,
                     registry_auth_file: self.registry_auth_file,

@@ -96,6 +96,8 @@ pub struct AppState {
     pub budget: Duration,
     /// Global dry-run: the server's own fallbacks do not deny either.
     pub dry_run: bool,
+    /// Which objects /mutate changes; others are answered "allowed, no patch" without evaluation.
+    pub pin_scope: admission::PinScope,
     /// Largest body accepted.
     pub max_body_bytes: usize,
     /// Set once the HTTPS listener accepts connections with a loaded certificate.
@@ -107,6 +109,7 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("budget", &self.budget)
             .field("dry_run", &self.dry_run)
+            .field("pin_scope", &self.pin_scope)
             .field("max_body_bytes", &self.max_body_bytes)
             .finish_non_exhaustive()
     }
@@ -270,6 +273,20 @@ async fn admit(state: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRej
     drop(bytes);
     let operation = operation_name(&review.request.operation);
     state.metrics.request(endpoint.as_str(), operation);
+    if endpoint == Endpoint::Mutate
+        && !state.pin_scope.covers(&review.request.kind.group, &review.request.kind.kind)
+    {
+        // Out of --pin-scope: nothing is pinned, so nothing is evaluated (/validate decides about the
+        // object). A `vouch.dev/verified` value the request brings is still undone: it is vouch's alone.
+        let response = admission::mutate_response(
+            &review.request.uid,
+            review.object.as_ref(),
+            review.old_object.as_ref(),
+            &Decision::allow(),
+        );
+        state.metrics.response(endpoint.as_str(), "allowed", started.elapsed());
+        return (StatusCode::OK, axum::Json(response.body)).into_response();
+    }
     let req = &review.request;
     let span = tracing::info_span!(
         "admission",

@@ -493,6 +493,7 @@ impl Server {
             metrics,
             budget: config.timeout_budget,
             dry_run: config.dry_run,
+            pin_scope: config.pin_scope,
             max_body_bytes: config.max_body_bytes,
             serving: Arc::new(AtomicBool::new(false)),
         };

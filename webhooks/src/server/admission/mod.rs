@@ -12,7 +12,7 @@ mod patch;
 mod response;
 mod review;
 
-pub use patch::{pin_patch, verified_summary, MAX_SUMMARY_BYTES, VERIFIED_ANNOTATION};
+pub use patch::{pin_patch, verified_summary, PinScope, MAX_SUMMARY_BYTES, VERIFIED_ANNOTATION};
 pub use response::{
     audit_annotations, mutate_response, validate_response, ResponseReview, AUDIT_ANNOTATION_PREFIX,
     MAX_AUDIT_ANNOTATIONS, MAX_AUDIT_VALUE_BYTES, MAX_WARNINGS, MAX_WARNING_BYTES,

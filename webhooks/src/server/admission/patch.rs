@@ -13,6 +13,36 @@ pub const VERIFIED_ANNOTATION: &str = "vouch.dev/verified";
 /// Largest `vouch.dev/verified` value, in bytes.
 pub const MAX_SUMMARY_BYTES: usize = 8 * 1024;
 
+/// Which objects the mutating webhook changes (`vouch serve --pin-scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PinScope {
+    /// Every kind vouch checks: Pods, workload controllers, InferenceServices, custom kinds.
+    #[default]
+    All,
+    /// Pods only (core/v1 Pod): controllers are validated but left as written, so GitOps tools that
+    /// compare the live controller with Git see no digest they did not write.
+    Pods,
+}
+
+impl PinScope {
+    /// Parse `all` or `pods`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(Self::All),
+            "pods" => Ok(Self::Pods),
+            other => Err(format!("{other:?}: expected all or pods")),
+        }
+    }
+
+    /// Whether objects of this group and kind may be changed.
+    pub fn covers(self, group: &str, kind: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Pods => group.is_empty() && kind == "Pod",
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct SummaryEntry<'a> {
     image: &'a str,

@@ -57,6 +57,7 @@ fn defaults_apply_and_kube_is_off_with_a_policy_dir() {
     assert_eq!(c.timeout_budget, DEFAULT_TIMEOUT_BUDGET);
     assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
     assert_eq!(c.no_match, NoMatchAction::Allow);
+    assert_eq!(c.pin_scope, PinScope::All);
     assert!(!c.kube);
     assert!(!c.dry_run);
 }
@@ -96,6 +97,7 @@ fn every_problem_is_reported_at_once() {
         tls_cert: None,
         tls_key: Some("/nonexistent/tls.key".into()),
         no_match: Some("maybe".into()),
+        pin_scope: Some("deployments".into()),
         kube: Some(false),
         timeout_budget: Some("45s".into()),
         max_body_bytes: Some(10),
@@ -114,6 +116,7 @@ fn every_problem_is_reported_at_once() {
             "--tls-key",
             "--policy-dir",
             "--no-match",
+            "--pin-scope",
             "--insecure-registry",
             "--timeout-budget",
             "--max-body-bytes"
@@ -121,6 +124,7 @@ fn every_problem_is_reported_at_once() {
     );
     let text = err.to_string();
     assert!(text.contains("\"maybe\": expected allow, warn or deny"), "{text}");
+    assert!(text.contains("\"deployments\": expected all or pods"), "{text}");
     assert!(text.contains("/nonexistent/tls.key is not a readable file"), "{text}");
 }
 
@@ -161,14 +165,16 @@ fn same_port_for_health_and_webhooks_is_refused() {
 
 #[test]
 fn flags_override_the_file() {
-    let file: RawServeConfig =
-        serde_yaml::from_str("listen: 0.0.0.0:9443\ndryRun: true\nnoMatch: warn\ntimeoutBudget: 5s\n")
-            .unwrap();
+    let file: RawServeConfig = serde_yaml::from_str(
+        "listen: 0.0.0.0:9443\ndryRun: true\nnoMatch: warn\npinScope: pods\ntimeoutBudget: 5s\n",
+    )
+    .unwrap();
     let flags = RawServeConfig { listen: Some("127.0.0.1:1443".into()), ..Default::default() };
     let merged = file.overlay(flags);
     assert_eq!(merged.listen.as_deref(), Some("127.0.0.1:1443"));
     assert_eq!(merged.dry_run, Some(true));
     assert_eq!(merged.no_match.as_deref(), Some("warn"));
+    assert_eq!(merged.pin_scope.as_deref(), Some("pods"));
     assert!(serde_yaml::from_str::<RawServeConfig>("lisen: x\n").is_err(), "unknown keys are rejected");
 }
 
