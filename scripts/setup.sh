@@ -6,6 +6,7 @@
 # - umoci, skopeo, jq, openssl, curl: scripts/image.sh builds, pushes and describes vouch's image without a
 #   Docker engine; scripts/image-test.sh checks it (Debian packages).
 # - cargo-cyclonedx (crates.io, pinned): the CycloneDX SBOM of vouch's crates in the image.
+# - cloudevents (PyPI, pinned): the CloudEvents SDK receiver of the --events-sink test.
 set -euo pipefail
 
 need=()
@@ -35,4 +36,14 @@ if ! python3 -c 'import tuf.api.metadata, securesystemslib.signer' 2>/dev/null; 
     || python3 -m pip install -q --disable-pip-version-check --user tuf 2>/dev/null \
     || python3 -m pip install -q --disable-pip-version-check --user --break-system-packages tuf
   python3 -c 'import tuf.api.metadata, securesystemslib.signer'
+fi
+# The CloudEvents Python SDK (PyPI `cloudevents`, 2.x API): the receiver webhooks/tests/cloudevents.rs sends
+# vouch's decision events to.
+CLOUDEVENTS_VERSION=2.2.0
+if ! python3 -c 'import cloudevents.core.bindings.http' 2>/dev/null; then
+  echo "setup: installing cloudevents $CLOUDEVENTS_VERSION from PyPI" >&2
+  python3 -m pip install -q --disable-pip-version-check "cloudevents==$CLOUDEVENTS_VERSION" 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --user "cloudevents==$CLOUDEVENTS_VERSION" 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --user --break-system-packages "cloudevents==$CLOUDEVENTS_VERSION"
+  python3 -c 'import cloudevents.core.bindings.http'
 fi

@@ -121,6 +121,7 @@ fn state(evaluator: Arc<dyn Evaluator>) -> AppState {
         budget: Duration::from_secs(8),
         dry_run: false,
         pin_scope: PinScope::All,
+        events: None,
         max_body_bytes: 64 * 1024,
         serving: Arc::new(AtomicBool::new(true)),
     }

@@ -107,6 +107,7 @@ impl World {
             budget: Duration::from_secs(8),
             dry_run: false,
             pin_scope: PinScope::All,
+            events: None,
             max_body_bytes: 1024 * 1024,
             serving: Arc::new(AtomicBool::new(true)),
         }

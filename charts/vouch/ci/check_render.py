@@ -206,6 +206,9 @@ def check_deployment(objs, v, release, ns, chart):
     check(has("--dry-run") == bool(v["dryRun"]), f"--dry-run iff dryRun (args {args})")
     check(has(f"--no-match={v['noMatch']}"), "--no-match")
     check(has(f"--pin-scope={v['webhook']['pinScope']}"), "--pin-scope")
+    sink = v["events"]["sink"]
+    check(has(f"--events-sink={sink}") if sink else not any(a.startswith("--events-") for a in args),
+          f"--events-sink iff events.sink (args {args})")
     check(has("--tls-cert=/etc/vouch/tls/tls.crt") and has("--tls-key=/etc/vouch/tls/tls.key"), "TLS flags")
     bundle = v["bundle"]
     with_bundle = bool(bundle["existingSecret"] or bundle["existingConfigMap"] or bundle["volume"])

@@ -114,6 +114,10 @@ true
 - --kube=true
 - --no-match={{ .Values.noMatch }}
 - --pin-scope={{ .Values.webhook.pinScope }}
+{{- with .Values.events.sink }}
+- --events-sink={{ . }}
+- --events-timeout={{ $.Values.events.timeout }}
+{{- end }}
 - --timeout-budget={{ .Values.server.timeoutBudgetSeconds }}s
 - --shutdown-grace={{ .Values.server.shutdownGraceSeconds }}s
 - --max-body-bytes={{ int64 .Values.server.maxBodyBytes }}

@@ -100,6 +100,13 @@ pub struct ServeArgs {
     /// repeatable.
     #[arg(long = "status-target", value_name = "GROUP/VERSION/KIND=PLURAL")]
     pub status_targets: Vec<String>,
+    /// Send decision events (denials, warnings, audit findings, scan drift) as CloudEvents 1.0 in HTTP binary
+    /// mode to this http(s) URL; a slow or dead sink never delays admission (drops are counted).
+    #[arg(long, value_name = "URL")]
+    pub events_sink: Option<String>,
+    /// With --events-sink: time limit of one delivery (100ms – 60s) [default: 2s].
+    #[arg(long, requires = "events_sink")]
+    pub events_timeout: Option<String>,
 }
 
 impl ServeArgs {
@@ -143,6 +150,8 @@ impl ServeArgs {
                     .map(crate::server::config::RawStatusTarget::Text)
                     .collect()
             }),
+            events_sink: self.events_sink.clone(),
+            events_timeout: self.events_timeout.clone(),
         }
     }
 }

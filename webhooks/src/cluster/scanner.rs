@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Event;
+
+use crate::cloudevents::CloudEvent;
 use kube::api::PostParams;
 use kube::{Api, Client};
 use prometheus_client::metrics::counter::Counter;
@@ -182,6 +184,8 @@ pub struct ClusterScanner {
     last: Mutex<HashMap<String, bool>>,
     /// Namespaces whose report the last scan wrote (emptied when their Pods are gone).
     reported: Mutex<BTreeSet<Option<String>>>,
+    /// Where `dev.vouch.scan.drift` CloudEvents go (`--events-sink`).
+    events: Option<crate::cloudevents::EventSink>,
 }
 
 impl std::fmt::Debug for ClusterScanner {
@@ -209,7 +213,15 @@ impl ClusterScanner {
             pacer,
             last: Mutex::new(HashMap::new()),
             reported: Mutex::new(BTreeSet::new()),
+            events: None,
         }
+    }
+
+    /// Also send a `dev.vouch.scan.drift` CloudEvent for each drifted Pod.
+    #[must_use]
+    pub fn with_events(mut self, events: Option<crate::cloudevents::EventSink>) -> Self {
+        self.events = events;
+        self
     }
 
     /// Scan every interval and when what is in force changes, while this replica leads.
@@ -336,6 +348,15 @@ impl ClusterScanner {
                     summary.conditions_written += 1;
                 }
                 let drifted = passed_before && judged.record.outcome == ScanOutcome::NonCompliant;
+                if let (true, Some(events)) = (drifted, &self.events) {
+                    let namespace = object_ref.namespace.as_deref().unwrap_or("default");
+                    events.emit(CloudEvent::drift(
+                        events.source(),
+                        namespace,
+                        &object_ref.name,
+                        &judged.record,
+                    ));
+                }
                 if self.config.events && drifted && self.drift_event(&object_ref, &judged).await {
                     summary.drift_events += 1;
                 }

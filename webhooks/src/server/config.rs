@@ -117,6 +117,10 @@ pub struct ServeConfig {
     pub tuf: Option<TufSettings>,
     /// Custom resource kinds whose status receives the `SupplyChainVerified` condition (with `kube`).
     pub status_targets: Vec<StatusTarget>,
+    /// Decision events (CloudEvents 1.0, binary mode) are POSTed here; `None`: none sent.
+    pub events_sink: Option<reqwest::Url>,
+    /// Time limit of one event delivery.
+    pub events_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -167,6 +171,8 @@ impl ServeConfig {
             scan_max_registry_rps: DEFAULT_SCAN_MAX_REGISTRY_RPS,
             tuf: None,
             status_targets: Vec::new(),
+            events_sink: None,
+            events_timeout: crate::cloudevents::DEFAULT_TIMEOUT,
         }
     }
 }
@@ -247,6 +253,10 @@ pub struct RawServeConfig {
     /// `--status-target` (repeatable): `GROUP/VERSION/KIND=PLURAL` strings, or in the file objects
     /// `{group, version, kind, plural}`.
     pub status_targets: Option<Vec<RawStatusTarget>>,
+    /// `--events-sink` (an http or https URL).
+    pub events_sink: Option<String>,
+    /// `--events-timeout`.
+    pub events_timeout: Option<String>,
 }
 
 /// A status target as given: `GROUP/VERSION/KIND=PLURAL`, or (in the file) `{group, version, kind, plural}`.
@@ -402,6 +412,8 @@ impl RawServeConfig {
             tuf_cache: over.tuf_cache.or(self.tuf_cache),
             tuf_refresh: over.tuf_refresh.or(self.tuf_refresh),
             status_targets: over.status_targets.or(self.status_targets),
+            events_sink: over.events_sink.or(self.events_sink),
+            events_timeout: over.events_timeout.or(self.events_timeout),
         }
     }
 
@@ -528,6 +540,28 @@ impl RawServeConfig {
                 DEFAULT_CACHE_CAPACITY
             }
         };
+        let events_sink = self.events_sink.as_deref().and_then(|s| match reqwest::Url::parse(s) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Some(u),
+            Ok(_) => {
+                bad("--events-sink", format!("{s}: must be an http:// or https:// URL"));
+                None
+            }
+            Err(e) => {
+                bad("--events-sink", format!("{s}: {e}"));
+                None
+            }
+        });
+        if self.events_timeout.is_some() && self.events_sink.is_none() {
+            bad("--events-timeout", "given without --events-sink".into());
+        }
+        let events_timeout = duration_in(
+            self.events_timeout.as_deref(),
+            crate::cloudevents::DEFAULT_TIMEOUT,
+            (Duration::from_millis(100), Duration::from_secs(60)),
+            "--events-timeout",
+            &mut bad,
+        )
+        .unwrap_or(crate::cloudevents::DEFAULT_TIMEOUT);
         let scan_interval = match self.scan_interval.as_deref().map(parse_duration) {
             None => DEFAULT_SCAN_INTERVAL,
             Some(Ok(d)) if d.is_zero() || (MIN_SCAN_INTERVAL..=MAX_SCAN_INTERVAL).contains(&d) => d,
@@ -616,6 +650,8 @@ impl RawServeConfig {
                     scan_max_registry_rps,
                     tuf,
                     status_targets,
+                    events_sink,
+                    events_timeout,
                 },
                 bundle,
             )),

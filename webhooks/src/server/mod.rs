@@ -98,6 +98,8 @@ pub struct AppState {
     pub dry_run: bool,
     /// Which objects /mutate changes; others are answered "allowed, no patch" without evaluation.
     pub pin_scope: admission::PinScope,
+    /// Where decision events go (`--events-sink`); `None`: nowhere.
+    pub events: Option<crate::cloudevents::EventSink>,
     /// Largest body accepted.
     pub max_body_bytes: usize,
     /// Set once the HTTPS listener accepts connections with a loaded certificate.
@@ -338,6 +340,13 @@ async fn admit(state: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRej
             }
             if let (Some(status), Some(input), false) = (&state.status, &input, request_dry_run) {
                 status.submit(input, &decision);
+            }
+            if let (Some(events), Some(input), false) = (&state.events, &input, request_dry_run) {
+                if let Some(event) =
+                    crate::cloudevents::CloudEvent::admission(events.source(), input, &decision)
+                {
+                    events.emit(event);
+                }
             }
         }
         let outcome = if response.allowed { "allowed" } else { "denied" };

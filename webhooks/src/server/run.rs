@@ -23,6 +23,7 @@ use super::tls::{self, ReloadingCert, TlsError};
 use super::tuf_refresh::TufRefresh;
 use super::StatusSink;
 use super::{health_router, router, serve_https, AppState};
+use crate::cloudevents::{self, EventSink, EventsConfig};
 use crate::cluster::scanner::{ClusterScanner, ScanMetrics, ScannerConfig};
 use crate::cluster::{
     replica_name, spawn_leader_election, ClusterContext, ContextCacheConfig, KubeContext, LeaderConfig,
@@ -53,6 +54,7 @@ struct ScannerSetup {
     engine: Engine,
     config: ScannerConfig,
     metrics: ScanMetrics,
+    events: Option<EventSink>,
 }
 
 /// The scanner and its election, running.
@@ -82,7 +84,8 @@ impl ScannerSetup {
             self.config,
             self.metrics,
             election.leading.clone(),
-        );
+        )
+        .with_events(self.events);
         Some(ScannerRunning { stop, election: election.task, scanner: scanner.spawn() })
     }
 }
@@ -119,6 +122,12 @@ pub enum RunError {
     /// `--tuf-mirror`: no trusted root could be had (nothing fetched, nothing cached).
     #[error("trusted root from TUF: {reason}")]
     Tuf {
+        /// Why.
+        reason: String,
+    },
+    /// The CloudEvents sender cannot be built.
+    #[error("--events-sink: {reason}")]
+    Events {
         /// Why.
         reason: String,
     },
@@ -430,6 +439,21 @@ impl Server {
             config.policy_dir.clone().zip(policy_dir_fingerprint),
             config.trusted_root.clone().zip(trusted_root_fingerprint),
         );
+        let events = match &config.events_sink {
+            Some(sink) => {
+                let events_config = EventsConfig {
+                    sink: sink.clone(),
+                    source: format!("/vouch/{}", replica_name()),
+                    queue: cloudevents::DEFAULT_QUEUE,
+                    timeout: config.events_timeout,
+                };
+                let (sink, _sender) = EventSink::spawn(events_config)
+                    .map_err(|e| RunError::Events { reason: e.to_string() })?;
+                tracing::info!(sink = %cloudevents::shown(sink.url()), "decision events go to the CloudEvents sink");
+                Some(sink)
+            }
+            None => None,
+        };
         let metrics;
         let cluster: Arc<dyn ClusterContext>;
         let mut status_sink: Option<Arc<dyn StatusSink>> = None;
@@ -459,10 +483,14 @@ impl Server {
                     ..ScannerConfig::default()
                 },
                 metrics: ScanMetrics::default(),
+                events: events.clone(),
             });
             metrics = Metrics::with_extra(|r| {
                 status.metrics().register(r);
                 reload.register(r);
+                if let Some(e) = &events {
+                    e.register(r);
+                }
                 if let Some(t) = &tuf {
                     t.register(r);
                 }
@@ -476,6 +504,9 @@ impl Server {
             cluster = Arc::new(NoCluster);
             metrics = Metrics::with_extra(|r| {
                 reload.register(r);
+                if let Some(e) = &events {
+                    e.register(r);
+                }
                 if let Some(t) = &tuf {
                     t.register(r);
                 }
@@ -494,6 +525,7 @@ impl Server {
             budget: config.timeout_budget,
             dry_run: config.dry_run,
             pin_scope: config.pin_scope,
+            events,
             max_body_bytes: config.max_body_bytes,
             serving: Arc::new(AtomicBool::new(false)),
         };
