@@ -4,15 +4,14 @@
 //! swallowed is counted as dropped.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cloudevents_support;
 mod server_support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use cloudevents_support::Receiver;
 use serde_json::{json, Value};
 use server_support::{fixture, http_get, TlsClient};
 use vouch_attest::cosign::sign_image_with_key;
@@ -24,61 +23,6 @@ use vouch_webhooks::server::config::ServeConfig;
 use vouch_webhooks::server::dev_pki::DevCa;
 use vouch_webhooks::server::run::Server;
 use vouch_webhooks::server::tls::CertPaths;
-
-/// The SDK receiver: its port, and its printed events as they come.
-struct Receiver {
-    child: Child,
-    port: u16,
-    lines: mpsc::Receiver<Value>,
-}
-
-impl Receiver {
-    fn start() -> Option<Self> {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cloudevents/receiver.py");
-        let ok = Command::new("python3")
-            .args(["-c", "import cloudevents.core.bindings.http"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !ok {
-            // scripts/setup.sh installs the SDK; in CI a missing SDK fails the run instead of skipping.
-            assert!(std::env::var_os("CI").is_none(), "the CloudEvents Python SDK is not installed");
-            eprintln!("skipped: PyPI cloudevents (2.x) not installed");
-            return None;
-        }
-        let mut child = Command::new("python3").arg(script).stdout(Stdio::piped()).spawn().unwrap();
-        let stdout: ChildStdout = child.stdout.take().unwrap();
-        let mut reader = BufReader::new(stdout);
-        let mut first = String::new();
-        reader.read_line(&mut first).unwrap();
-        let port = first.trim().parse().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in reader.lines().map_while(Result::ok) {
-                if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
-                    break;
-                }
-            }
-        });
-        Some(Self { child, port, lines })
-    }
-
-    /// The next event, waiting up to 20 s (a bound on a hang, not a speed requirement).
-    fn next(&self) -> Value {
-        self.lines.recv_timeout(Duration::from_secs(20)).expect("an event reaches the receiver")
-    }
-
-    fn nothing_more(&self) {
-        assert!(self.lines.recv_timeout(Duration::from_millis(500)).is_err(), "no further event");
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A Pod CREATE review named `name` with one container running `image`.
 fn pod(host: &str, uid: &str, name: &str, image: &str, dry_run: bool) -> Vec<u8> {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod check_support;
+mod cloudevents_support;
 mod kube_mock_support;
 
 use check_support::Fixture;
@@ -153,6 +154,7 @@ fn with_condition(mut pod: Value, status: &str, reason: &str, message: &str) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mock_scanner_writes_whole_reports_changed_conditions_and_drift_events() {
     use std::sync::{Arc, Mutex};
+    use std::time::Duration;
     use vouch_webhooks::cluster::scanner::{ClusterScanner, ScanMetrics, ScannerConfig, DRIFT_REASON};
 
     let fx = Fixture::start().await;
@@ -194,10 +196,31 @@ async fn mock_scanner_writes_whole_reports_changed_conditions_and_drift_events()
     let (_leader_tx, leader) = tokio::sync::watch::channel(true);
     let metrics = ScanMetrics::default();
     let config = ScannerConfig { replica: "vouch-0".into(), ..ScannerConfig::default() };
-    let scanner = ClusterScanner::new(client, engine(&fx), config, metrics.clone(), leader);
+    // With --events-sink, drift is also a CloudEvent (received by the CloudEvents SDK), when it is installed.
+    let receiver = cloudevents_support::Receiver::start();
+    let sink = receiver.as_ref().map(|r| {
+        let config = vouch_webhooks::cloudevents::EventsConfig {
+            sink: format!("http://127.0.0.1:{}/", r.port).parse().unwrap(),
+            source: "/vouch/vouch-0".into(),
+            queue: 16,
+            timeout: Duration::from_secs(2),
+        };
+        vouch_webhooks::cloudevents::EventSink::spawn(config).unwrap().0
+    });
+    let scanner =
+        ClusterScanner::new(client, engine(&fx), config, metrics.clone(), leader).with_events(sink.clone());
 
     let summary = scanner.scan_once().await.unwrap();
     assert_eq!((summary.totals.compliant, summary.totals.non_compliant), (3, 1), "{summary:?}");
+    if let Some(receiver) = &receiver {
+        let drift = receiver.next();
+        assert_eq!(drift["type"], "dev.vouch.scan.drift", "{drift}");
+        assert_eq!(drift["subject"], "/api/v1/namespaces/shop/pods/rogue");
+        assert_eq!(drift["source"], "/vouch/vouch-0");
+        assert_eq!(drift["data"]["outcome"], "nonCompliant", "{drift}");
+        assert_eq!(drift["data"]["name"], "rogue", "{drift}");
+        receiver.nothing_more();
+    }
     let requests = seen.lock().unwrap().clone();
     let writes: Vec<String> =
         requests.iter().filter(|s| s.method != "GET").map(|s| format!("{} {}", s.method, s.path())).collect();
