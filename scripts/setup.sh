@@ -7,11 +7,13 @@
 #   Docker engine; scripts/image-test.sh checks it (Debian packages).
 # - cargo-cyclonedx (crates.io, pinned): the CycloneDX SBOM of vouch's crates in the image.
 # - cloudevents (PyPI, pinned): the CloudEvents SDK receiver of the --events-sink test.
+# - the MCP Inspector (npm `@modelcontextprotocol/inspector`, pinned; Node.js from Debian if missing): the real
+#   MCP client `vouch mcp` is tested with, in ~/.cache/vouch-tools/mcp-inspector.
 set -euo pipefail
 
 need=()
 command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
-for tool in umoci skopeo jq openssl curl; do
+for tool in umoci skopeo jq openssl curl node npm; do
   command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 
@@ -20,7 +22,9 @@ if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  pkgs=()
+  for p in "${need[@]}"; do [ "$p" = node ] && pkgs+=(nodejs) || pkgs+=("$p"); done
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo (Rust toolchain) is required" >&2; exit 2; }
 CARGO_CYCLONEDX_VERSION=0.5.9
@@ -46,4 +50,14 @@ if ! python3 -c 'import cloudevents.core.bindings.http' 2>/dev/null; then
     || python3 -m pip install -q --disable-pip-version-check --user "cloudevents==$CLOUDEVENTS_VERSION" 2>/dev/null \
     || python3 -m pip install -q --disable-pip-version-check --user --break-system-packages "cloudevents==$CLOUDEVENTS_VERSION"
   python3 -c 'import cloudevents.core.bindings.http'
+fi
+# 0.15.0: the newest Inspector that runs on Node.js 20 (later ones need Node >= 22.7.5).
+MCP_INSPECTOR_VERSION=0.15.0
+MCP_INSPECTOR_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/vouch-tools/mcp-inspector"
+if ! grep -qs "\"version\": \"$MCP_INSPECTOR_VERSION\"" "$MCP_INSPECTOR_DIR/node_modules/@modelcontextprotocol/inspector/package.json"; then
+  echo "setup: installing the MCP Inspector $MCP_INSPECTOR_VERSION from npm" >&2
+  mkdir -p "$MCP_INSPECTOR_DIR"
+  npm install --silent --no-save --no-fund --no-audit --prefix "$MCP_INSPECTOR_DIR" \
+    "@modelcontextprotocol/inspector@$MCP_INSPECTOR_VERSION" >/dev/null
+  [ -x "$MCP_INSPECTOR_DIR/node_modules/.bin/mcp-inspector" ]
 fi

@@ -323,7 +323,7 @@ async fn create_bundle(args: &CreateArgs) -> Result<String, CreateError> {
         inputs.push(pod_of(&args.references, &args.namespace));
     }
     if !args.files.is_empty() {
-        let objects = ManifestReader::read_paths(&args.files, std::io::stdin().lock())
+        let objects = ManifestReader::read_paths(&args.files, std::io::stdin())
             .map_err(|e| invalid(format!("manifests: {e}")))?;
         // The same inputs as `vouch check` builds: Namespace objects among the manifests give their
         // namespace's labels and annotations.

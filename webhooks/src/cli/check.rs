@@ -297,7 +297,8 @@ pub fn prepare(args: &CheckArgs) -> Result<Prepared, CheckError> {
     if args.namespace.trim().is_empty() {
         return Err(CheckError::Usage { flag: "--namespace", reason: "must not be empty".into() });
     }
-    let objects = ManifestReader::read_paths(&args.files, std::io::stdin().lock())?;
+    // Stdin unlocked: it is read (and locked) only for `-f -` (`vouch mcp` serves on stdin).
+    let objects = ManifestReader::read_paths(&args.files, std::io::stdin())?;
     if objects.is_empty() {
         // Fail closed: an empty render (a failed `helm template` in a pipe) must not pass as clean.
         return Err(CheckError::Usage { flag: "--filename", reason: "no Kubernetes objects found".into() });

@@ -10,6 +10,7 @@ pub mod check;
 pub mod demo;
 pub mod demo_webhook;
 pub mod exit;
+pub mod mcp;
 pub mod registry_args;
 pub mod scan;
 pub mod serve;
@@ -46,6 +47,8 @@ enum Command {
     Check(Box<check::CheckArgs>),
     /// Re-verify what is already running: live objects or the cluster's Pods, at the digest they run.
     Scan(Box<scan::ScanArgs>),
+    /// Serve read-only tools to AI agents and other MCP clients over stdio (Model Context Protocol).
+    Mcp(Box<mcp::McpArgs>),
     /// Sign an image with a key, as `cosign sign --key` does (no transparency log entry).
     Sign(Box<sign::SignArgs>),
     /// Attest a predicate (SLSA provenance, CycloneDX, ...) about an image with a key, as `cosign attest`.
@@ -84,6 +87,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Check(args) => check::run(*args),
         Command::Scan(args) => scan::run(*args),
+        Command::Mcp(args) => mcp::run(*args),
         Command::Sign(args) => sign::run_sign(*args),
         Command::Attest(args) => sign::run_attest(*args),
         Command::Attach(command) => sign::run_attach(command),

@@ -187,21 +187,19 @@ fn config(args: &VerifyArgs, authority: &Authority) -> Result<VerifierConfig, Us
     })
 }
 
+/// Verify as the command does: the verdict (verified or not), or why none could be had (bad arguments, an
+/// unreadable key, a registry that cannot be reached).
+pub async fn verdict(args: &VerifyArgs) -> Result<Verdict, String> {
+    let image: ArtifactRef = args.image.parse().map_err(|e| format!("{e}"))?;
+    let authority = authority(&args.authority).map_err(|e| e.to_string())?;
+    let requirement = requirement(&args.require).map_err(|e| e.to_string())?;
+    let config = config(args, &authority).map_err(|e| e.to_string())?;
+    let verifier = ArtifactVerifier::new(config).map_err(|e| e.to_string())?;
+    verifier.verify(&image, &authority, &requirement).await.map_err(|e| format!("{image}: {e}"))
+}
+
 /// Run the command.
 pub fn run(args: VerifyArgs) -> ExitCode {
-    let prepared = (|| {
-        let image: ArtifactRef = args.image.parse().map_err(|e| UsageError::Invalid(format!("{e}")))?;
-        let authority = authority(&args.authority)?;
-        let config = config(&args, &authority)?;
-        Ok::<_, UsageError>((image, authority, requirement(&args.require)?, config))
-    })();
-    let (image, authority, requirement, config) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_ERROR);
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -209,22 +207,13 @@ pub fn run(args: VerifyArgs) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    runtime.block_on(async move {
-        let verifier = match ArtifactVerifier::new(config) {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_ERROR);
-            }
-        };
-        match verifier.verify(&image, &authority, &requirement).await {
-            Ok(verdict) => report(&verdict, args.output),
-            Err(e) => {
-                eprintln!("error: {image}: {e}");
-                ExitCode::from(EXIT_ERROR)
-            }
+    match runtime.block_on(verdict(&args)) {
+        Ok(verdict) => report(&verdict, args.output),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_ERROR)
         }
-    })
+    }
 }
 
 fn report(verdict: &Verdict, output: OutputFormat) -> ExitCode {
