@@ -7,6 +7,7 @@ use serde::Serialize;
 use vouch_attest::Digest;
 
 use crate::crd::Mode;
+use crate::reason::ReasonCode;
 
 /// The answer for one admission request.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -25,6 +26,28 @@ pub struct Decision {
     pub findings: Vec<Finding>,
     /// Verified artifacts to pin to their digest.
     pub pins: Vec<Pin>,
+    /// For denials: each enforced failure, for programs (the admission response's
+    /// `status.details.causes`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<Cause>,
+}
+
+/// One reason a denial denies, as Kubernetes' `StatusCause` has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cause {
+    /// The stable code.
+    pub reason: ReasonCode,
+    /// The denial line of this failure.
+    pub message: String,
+    /// The offending field, as a JSON path (`spec.initContainers[0].image`); empty when none applies.
+    pub field: String,
+}
+
+impl Cause {
+    /// The cause of a failed finding, with its denial line.
+    pub fn of(finding: &Finding, message: String) -> Self {
+        Self { reason: finding.code(), message, field: crate::reason::field_path(&finding.artifact.pointer) }
+    }
 }
 
 impl Decision {
@@ -114,9 +137,9 @@ impl fmt::Display for FindingResult {
     }
 }
 
-/// One (artifact, policy, requirement) result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// One (artifact, policy, requirement) result. Serialized with its [`ReasonCode`] (`reasonCode`) and, when it
+/// did not pass, the code's `remediation`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     /// Policy name (empty for findings without a policy, e.g. an unreadable reference).
     pub policy: String,
@@ -142,6 +165,55 @@ pub struct Finding {
     pub rekor_log_index: Option<i64>,
     /// Digest of the verified SBOM document (sbom passes).
     pub sbom_digest: Option<Digest>,
+}
+
+impl Finding {
+    /// The stable code of this finding.
+    pub fn code(&self) -> ReasonCode {
+        ReasonCode::of(self)
+    }
+}
+
+impl Serialize for Finding {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Wire<'a> {
+            policy: &'a str,
+            policy_namespace: &'a Option<String>,
+            mode: Mode,
+            requirement: &'a str,
+            artifact: &'a ArtifactLocation,
+            reference: &'a str,
+            digest: &'a Option<Digest>,
+            result: FindingResult,
+            reason: &'a str,
+            reason_code: ReasonCode,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            remediation: Option<&'static str>,
+            signer: &'a Option<String>,
+            rekor_log_index: Option<i64>,
+            sbom_digest: &'a Option<Digest>,
+        }
+        let code = self.code();
+        Wire {
+            policy: &self.policy,
+            policy_namespace: &self.policy_namespace,
+            mode: self.mode,
+            requirement: &self.requirement,
+            artifact: &self.artifact,
+            reference: &self.reference,
+            digest: &self.digest,
+            result: self.result,
+            reason: &self.reason,
+            reason_code: code,
+            remediation: (self.result != FindingResult::Pass).then(|| code.remediation()),
+            signer: &self.signer,
+            rekor_log_index: self.rekor_log_index,
+            sbom_digest: &self.sbom_digest,
+        }
+        .serialize(serializer)
+    }
 }
 
 impl fmt::Display for Finding {

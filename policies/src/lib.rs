@@ -15,10 +15,11 @@ pub mod extract;
 pub mod glob;
 pub mod manifests;
 pub mod policy_set;
+pub mod reason;
 pub mod rego;
 pub mod selector;
 
-pub use decision::{ArtifactKind, ArtifactLocation, Decision, Finding, FindingResult, Pin};
+pub use decision::{ArtifactKind, ArtifactLocation, Cause, Decision, Finding, FindingResult, Pin};
 pub use engine::{AdmissionInput, Engine, EngineConfig, NoMatchAction};
 pub use extract::ExtractionConfig;
 pub use kube::core::admission::Operation;
@@ -26,3 +27,4 @@ pub use kube::core::GroupVersionKind;
 pub use policy_set::{
     LoadError, PolicyProblem, PolicyResources, PolicySet, Secrets, TufRoots, TufRootsConfig,
 };
+pub use reason::ReasonCode;

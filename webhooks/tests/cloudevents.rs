@@ -140,6 +140,8 @@ async fn a_denial_reaches_a_cloudevents_receiver_in_binary_mode_and_a_plain_allo
     assert_eq!(finding["result"], "fail");
     assert!(finding["reference"].as_str().unwrap().contains("demo/unsigned:1.0@sha256:"), "{finding}");
     assert!(finding["reason"].as_str().unwrap().contains("cosign-prod"), "{finding}");
+    assert_eq!(finding["reasonCode"], "SignatureMissing", "{finding}");
+    assert!(finding["remediation"].as_str().unwrap().contains("Sign the image digest"), "{finding}");
     receiver.nothing_more();
 
     let (_, metrics) = http_get(health, "/metrics").await.unwrap();

@@ -109,6 +109,11 @@ async fn signed_pod_is_allowed_and_pinned_unsigned_is_denied() {
          bundle referrers))"
     );
     assert_eq!(message, expected);
+    // For programs: the cause's stable code and the field, as Kubernetes' Status convention has them.
+    let cause = &got["response"]["status"]["details"]["causes"][0];
+    assert_eq!(cause["reason"], "SignatureMissing", "{got}");
+    assert_eq!(cause["field"], "spec.containers[0].image");
+    assert!(expected.ends_with(cause["message"].as_str().unwrap()), "{cause}");
 
     let (_, metrics) = http_get(health, "/metrics").await.unwrap();
     assert!(

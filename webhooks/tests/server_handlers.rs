@@ -15,7 +15,9 @@ use futures::future::BoxFuture;
 use http_body_util::BodyExt as _;
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
-use vouch_policies::{AdmissionInput, ArtifactKind, ArtifactLocation, Decision, Finding, FindingResult, Pin};
+use vouch_policies::{
+    AdmissionInput, ArtifactKind, ArtifactLocation, Cause, Decision, Finding, FindingResult, Pin,
+};
 use vouch_webhooks::cluster::{ClusterContext, KubeError, NoCluster};
 use vouch_webhooks::server::admission::PinScope;
 use vouch_webhooks::server::metrics::Metrics;
@@ -221,12 +223,22 @@ async fn denial_warnings_and_audit_annotations() {
         audit: vec![finding("/spec/containers/0/image", "app", FindingResult::Fail)],
         findings: vec![finding("/spec/containers/0/image", "app", FindingResult::Fail)],
         pins: Vec::new(),
+        causes: vec![Cause::of(
+            &finding("/spec/initContainers/1/image", "fetch", FindingResult::Fail),
+            m.clone(),
+        )],
     }));
     let got = review(&s, "/validate", "pod-create.json").await;
     let r = &got["response"];
     assert_eq!(r["allowed"], false);
     assert_eq!(r["status"]["code"], 403);
+    assert_eq!(r["status"]["reason"], "Forbidden", "clients test for Forbidden");
     assert_eq!(r["status"]["message"], message);
+    // Kubernetes' Status convention: per enforced failure, its code, line and field.
+    assert_eq!(
+        r["status"]["details"]["causes"],
+        json!([{"reason": "SignatureInvalid", "message": message, "field": "spec.initContainers[1].image"}])
+    );
     assert_eq!(r["warnings"], json!(["policy staging-signed (warn): unsigned"]));
     let audit = r["auditAnnotations"]["audit-0"].as_str().unwrap();
     assert!(audit.starts_with("container app: image registry.test:5000/demo/app:1.0@sha256:"), "{audit}");

@@ -5,9 +5,10 @@
 
 use super::{pins, Engine, NoMatchAction};
 use crate::crd::{FailurePolicy, Mode};
-use crate::decision::{Decision, Finding, FindingResult};
+use crate::decision::{Cause, Decision, Finding, FindingResult};
 use crate::extract::{ExtractError, ExtractedArtifact};
 use crate::policy_set::CompiledPolicy;
+use crate::reason::{field_path, ReasonCode};
 
 /// Why an artifact is judged without a policy.
 pub(super) enum Unmatched {
@@ -52,7 +53,10 @@ impl Building<'_> {
                 self.decision.warnings.push(format!("{object}: {line} (allowed: failurePolicy Ignore)"))
             }
             Mode::Warn => self.decision.warnings.push(format!("{object}: {line}")),
-            Mode::Enforce => self.denials.push(line),
+            Mode::Enforce => {
+                self.decision.causes.push(Cause::of(finding, line.clone()));
+                self.denials.push(line);
+            }
         }
     }
 }
@@ -68,7 +72,9 @@ impl Engine {
                 ..Decision::allow()
             }
         } else {
-            Decision { allowed: false, message: Some(line), ..Decision::default() }
+            let cause =
+                Cause { reason: ReasonCode::ReferenceInvalid, message: line.clone(), field: String::new() };
+            Decision { allowed: false, message: Some(line), causes: vec![cause], ..Decision::default() }
         }
     }
 
@@ -111,7 +117,16 @@ impl Engine {
                     rekor_log_index: None,
                     sbom_digest: None,
                 }),
-                NoMatchAction::Deny => b.denials.push(line),
+                NoMatchAction::Deny => {
+                    let reason = if requirement == "policy" {
+                        ReasonCode::NoPolicy
+                    } else {
+                        ReasonCode::ReferenceInvalid
+                    };
+                    let field = field_path(&artifact.location.pointer);
+                    b.decision.causes.push(Cause { reason, message: line.clone(), field });
+                    b.denials.push(line);
+                }
             }
         }
         for PolicyFindings { index, policy, findings } in results {

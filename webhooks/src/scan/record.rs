@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use vouch_attest::Digest;
 use vouch_policies::crd::{FailurePolicy, Mode};
-use vouch_policies::{Decision, Finding, FindingResult, PolicySet};
+use vouch_policies::{Decision, Finding, FindingResult, PolicySet, ReasonCode};
 
 /// How a workload stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -69,6 +69,12 @@ pub struct ResultRecord {
     pub result: String,
     /// Why (for passes: which authority satisfied it).
     pub reason: String,
+    /// The stable reason code (docs/reasons.md); absent in reports written before codes existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+    /// What usually fixes it (results that did not pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<String>,
     /// The policy's mode (what admission does with a failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
@@ -86,6 +92,8 @@ impl ResultRecord {
             requirement: "running digest".into(),
             result: "warn".into(),
             reason,
+            reason_code: Some(ReasonCode::TagMoved.to_string()),
+            remediation: Some(ReasonCode::TagMoved.remediation().to_owned()),
             mode: None,
             signer: None,
         }
@@ -99,6 +107,8 @@ impl ResultRecord {
             requirement: f.requirement.clone(),
             result: f.result.to_string(),
             reason: f.reason.clone(),
+            reason_code: Some(f.code().to_string()),
+            remediation: (f.result != FindingResult::Pass).then(|| f.code().remediation().to_owned()),
             mode: Some(f.mode),
             signer: f.signer.clone(),
         }

@@ -250,7 +250,12 @@ fn fallback(state: &AppState, message: String) -> Decision {
             ..Decision::default()
         }
     } else {
-        Decision { allowed: false, message: Some(message), ..Decision::default() }
+        let cause = vouch_policies::Cause {
+            reason: vouch_policies::ReasonCode::classify("", None, &message),
+            message: message.clone(),
+            field: String::new(),
+        };
+        Decision { allowed: false, message: Some(message), causes: vec![cause], ..Decision::default() }
     }
 }
 

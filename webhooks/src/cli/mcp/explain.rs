@@ -3,14 +3,14 @@
 //! policy, requirement and reason — with what usually fixes it.
 //!
 //! vouch writes every denial line as `<object>: <artifact kind> <name>: image <reference> : policy <p>:
-//! <requirement>: <reason>` (findings joined by `; `); this reads that form. The causes are named from the
-//! reason's words: the engine's messages are stable, but this is a reading of text, so `cause` is a hint,
-//! and the reason itself is always returned as written.
+//! <requirement>: <reason>` (findings joined by `; `); this reads that form and names each cause with the
+//! reason code vouch's own outputs carry ([`ReasonCode`]). The reason itself is returned as written.
 
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
+use vouch_policies::ReasonCode;
 
 /// One failed requirement read from a denial.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -26,7 +26,7 @@ pub struct ExplainedFinding {
     pub requirement: String,
     /// Why, as vouch wrote it.
     pub reason: String,
-    /// The kind of failure, read from the reason (see docs/agents.md).
+    /// The reason code (docs/reasons.md), from the requirement and the reason.
     pub cause: &'static str,
     /// What usually fixes it.
     pub remediation: &'static str,
@@ -101,7 +101,7 @@ pub fn explain(input: &str) -> Result<Explanation, String> {
         let Some(whole) = c.get(0) else { continue };
         let end = starts.get(i + 1).and_then(|n| n.get(0)).map_or(message.len(), |m| m.start());
         let reason = message[whole.end()..end].trim().to_owned();
-        let (cause, remediation) = classify(&reason);
+        let (cause, remediation) = classify(c["requirement"].trim(), &reason);
         findings.push(ExplainedFinding {
             artifact: c["artifact"].to_owned(),
             reference: c["reference"].to_owned(),
@@ -115,7 +115,9 @@ pub fn explain(input: &str) -> Result<Explanation, String> {
     let mut other = Vec::new();
     if findings.is_empty() {
         for line in head.split("; ").map(str::trim).filter(|l| !l.is_empty()) {
-            let (cause, remediation) = classify(line);
+            let requirement =
+                line.rsplit(" : ").next().and_then(|r| r.split(": ").next()).unwrap_or_default();
+            let (cause, remediation) = classify(requirement, line);
             other.push(ExplainedLine { text: line.to_owned(), cause, remediation });
         }
     }
@@ -135,119 +137,11 @@ fn split_object(message: &str, artifact: &Regex) -> (Option<String>, String) {
     }
 }
 
-/// The cause and remediation a reason's words name. The first matching rule wins.
-pub fn classify(reason: &str) -> (&'static str, &'static str) {
-    let r = reason.to_ascii_lowercase();
-    let has = |words: &[&str]| words.iter().any(|w| r.contains(w));
-    if has(&["no policy covers"]) {
-        return (
-            "NoPolicy",
-            "Cover the image with a policy (spec.images), or set --no-match to allow or warn.",
-        );
-    }
-    if has(&["time budget", "timed out", "did not finish within"]) {
-        return (
-            "Timeout",
-            "The registry or verification was too slow: retry; check registry reachability from vouch; raise --timeout-budget (below the webhook's timeoutSeconds).",
-        );
-    }
-    if has(&["cannot reach", "unreachable", "connection refused", "dns", "registry error", "cannot verify"]) {
-        return (
-            "RegistryUnreachable",
-            "vouch could not read the registry: check network policy, registry credentials (imagePullSecrets, --registry-auth-file) and the registry's health; failurePolicy decides meanwhile.",
-        );
-    }
-    if has(&["labels are unknown", "namespace labels"]) {
-        return (
-            "NamespaceUnknown",
-            "Run vouch with cluster access (--kube), or give vouch check --namespace-labels.",
-        );
-    }
-    if has(&["cannot read the object", "not a valid reference", "invalid reference", "cannot parse"]) {
-        return (
-            "ReferenceInvalid",
-            "Fix the object: the image reference must parse (registry/repository[:tag][@sha256:…]).",
-        );
-    }
-    if has(&["by tag", "requires a digest", "not pinned to a digest"]) {
-        return ("DigestRequired", "Reference the image by digest (name@sha256:…), e.g. from `crane digest` or your CI's build output.");
-    }
-    if has(&["egress", "allowlist"]) {
-        return (
-            "EgressNotAllowed",
-            "Sign the egress allowlist with an authority the policy trusts, or remove the destination the allowlist does not cover.",
-        );
-    }
-    if has(&["fetcher", "cannot be verified before it runs", "unpinned download"]) {
-        return (
-            "FetcherUnverifiable",
-            "Make the init container fetch by digest from an OCI registry (or a signed artifact) so vouch can verify what it pulls.",
-        );
-    }
-    if has(&["profile"]) {
-        return (
-            "ProfileViolation",
-            "Meet the compliance profile's requirements, or name another profile the namespace allows.",
-        );
-    }
-    if has(&["condition not met", "condition"]) {
-        return (
-            "ConditionFailed",
-            "The attestation verified but its content fails the policy's Rego condition: rebuild to meet it (e.g. the builder or source the policy names).",
-        );
-    }
-    if has(&["sbom"]) {
-        return (
-            "SbomMissing",
-            "Attach a CycloneDX SBOM to the image digest (`vouch attach sbom` or `cosign attach sbom`), signed if the policy requires it.",
-        );
-    }
-    if has(&["identity", "issuer", "subject"]) {
-        return (
-            "IdentityMismatch",
-            "The signature is by a different identity than the policy trusts: sign from the workflow/identity the policy names, or update the policy's identities.",
-        );
-    }
-    if has(&["claim", "extension"]) {
-        return (
-            "ClaimMismatch",
-            "Sign from the repository/ref/workflow the policy's claims name, or update the claims.",
-        );
-    }
-    if has(&["rekor", "tlog", "transparency", "inclusion"]) {
-        return (
-            "TlogMissing",
-            "Sign with a transparency-log upload (cosign default), or set requireTlog: false on the key authority if the key is offline by design.",
-        );
-    }
-    if has(&["expired", "not yet valid", "validity"]) {
-        return ("CertificateExpired", "Re-sign; for keyless signatures the signing time must fall inside the certificate's validity (a Rekor or RFC 3161 timestamp).");
-    }
-    if has(&["digest mismatch", "does not match the digest", "different digest"]) {
-        return (
-            "DigestMismatch",
-            "The signature names another digest: sign the digest that is deployed (tags move).",
-        );
-    }
-    if has(&["attestation"]) {
-        return (
-            "AttestationMissing",
-            "Attach an attestation of the required predicate type to the image digest, signed by an authority the policy trusts (`vouch attest` or `cosign attest`).",
-        );
-    }
-    if has(&["nothing found", "no signature", "not signed"]) {
-        if has(&["nothing found", "not signed"]) {
-            return (
-                "SignatureMissing",
-                "Sign the image digest with an authority the policy trusts (`vouch sign` or `cosign sign IMAGE@DIGEST`).",
-            );
-        }
-        return (
-            "SignatureInvalid",
-            "Signatures exist but none verifies against the policy's authorities: sign with the key or identity the policy names, or add the signer's authority to the policy.",
-        );
-    }
-    ("Other", "Read the reason; `vouch verify IMAGE@DIGEST` with the policy's key or identity shows the verification step by step.")
+/// The code and remediation of a requirement's reason ([`ReasonCode::classify`], the same rule every
+/// output of vouch uses).
+fn classify(requirement: &str, reason: &str) -> (&'static str, &'static str) {
+    let code = ReasonCode::classify(requirement, None, reason);
+    (code.as_str(), code.remediation())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use kube::core::admission::{AdmissionResponse, META_KIND};
+use kube::core::response::{StatusCause, StatusDetails};
 use kube::core::{Status, TypeMeta};
 use serde_json::{json, Value};
 use vouch_policies::{Decision, Finding};
@@ -85,11 +86,40 @@ pub fn validate_response(uid: &str, decision: &Decision) -> ResponseReview {
         // kube's `deny` sets `allowed` and the message; the code and reason are vouch's (without a code
         // of at least 400 the API server answers the client 400 Bad Request).
         r.result = Status::failure("", "Forbidden").with_code(403);
+        r.result.details = causes(&decision.causes);
         r = r.deny(decision.message.as_deref().unwrap_or("denied by vouch policy"));
     }
     r.warnings = warnings(&decision.warnings);
     r.audit_annotations = audit_annotations(&decision.audit);
     ResponseReview { allowed: r.allowed, body: review_json(r), patch_ops: 0 }
+}
+
+/// Most causes sent with a denial, and longest cause message, in bytes.
+pub const MAX_CAUSES: usize = 32;
+const MAX_CAUSE_MESSAGE_BYTES: usize = 1024;
+
+/// `status.details.causes`: per enforced failure its reason code, denial line and field (Kubernetes' Status
+/// convention; `status.reason` stays `Forbidden`, which clients test for).
+fn causes(causes: &[vouch_policies::Cause]) -> Option<StatusDetails> {
+    if causes.is_empty() {
+        return None;
+    }
+    Some(StatusDetails {
+        name: String::new(),
+        group: String::new(),
+        kind: String::new(),
+        uid: String::new(),
+        causes: causes
+            .iter()
+            .take(MAX_CAUSES)
+            .map(|c| StatusCause {
+                reason: c.reason.to_string(),
+                message: truncate_utf8(&c.message, MAX_CAUSE_MESSAGE_BYTES),
+                field: c.field.clone(),
+            })
+            .collect(),
+        retry_after_seconds: 0,
+    })
 }
 
 fn warnings(ws: &[String]) -> Option<Vec<String>> {
