@@ -178,7 +178,8 @@ pub(super) fn compile_policy(
         || spec.fetchers.is_some()
         || spec.egress.is_some()
         || spec.require_digest;
-    if requirements.is_empty() && !other_duties {
+    // (An invalid signature value is reported as such, not as nothing required.)
+    if requirements.is_empty() && !other_duties && !r.signature.is_required() {
         problems.push(
             "requirements: nothing is required (set signature, attestations or sbom, or complianceProfile, \
              fetchers, egress or requireDigest)"
