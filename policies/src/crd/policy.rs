@@ -276,8 +276,10 @@ pub struct IdentitySpec {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RequirementsSpec {
-    /// A signature by an authority: `true`, or `{authorities, minAuthorities, annotations}` (see
-    /// [`SignatureRequirement`] for why the CRD schema leaves the shape to vouch).
+    /// A signature by an authority: `true`, or `{authorities: [names], minAuthorities: N, annotations:
+    /// {key: value or ^regexp$}}`. A CRD schema cannot say "boolean or object", so the API server stores
+    /// any value here and vouch checks it: a wrong shape makes the policy invalid (Ready=False), and the
+    /// images it names are denied.
     #[serde(default)]
     pub signature: SignatureRequirement,
     /// Attestations by an authority, by predicate type, each optionally with a Rego condition.
