@@ -423,3 +423,20 @@ fn every_bad_signer_rule_is_a_named_problem_and_the_policy_stays_broken() {
     let set = PolicySet::from_yaml_str(&signer_rules("  requirements:\n    signature: \"yes\"\n"));
     assert!(set.policies()[0].broken.is_some());
 }
+
+#[test]
+fn policy_features_name_every_new_field_a_bundle_reader_must_know() {
+    let spec = "  excludeImages: [\"ghcr.io/acme/vendor/**\"]\n  requireDigest: true\n  requirements:\n    signature: {minAuthorities: 2}\n    attestations: [{predicateType: \"https://slsa.dev/provenance/v1\", authorities: [b]}]\n";
+    let features = PolicyResources::from_yaml_str(&signer_rules(spec), "p.yaml").policy_features();
+    assert_eq!(
+        features.into_iter().collect::<Vec<_>>(),
+        ["attestationAuthorities", "excludeImages", "requireDigest", "signatureRules"]
+    );
+    assert!(features_known(&["attestationAuthorities", "excludeImages", "requireDigest", "signatureRules"]));
+    // The first policy format uses none: its bundles stay readable by older vouch.
+    assert!(PolicyResources::from_yaml_str(&good("plain"), "p.yaml").policy_features().is_empty());
+}
+
+fn features_known(names: &[&str]) -> bool {
+    names.iter().all(|n| vouch_attest::offline::policy_features::KNOWN.contains(n))
+}

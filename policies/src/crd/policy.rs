@@ -1,6 +1,6 @@
 //! `ClusterSupplyChainPolicy` and `SupplyChainPolicy`: one spec, two scopes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -55,6 +55,28 @@ pub struct PolicySpec {
     /// Egress checks: the allowlist used for NetworkPolicies of namespaces without their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress: Option<EgressRules>,
+}
+
+impl PolicySpec {
+    /// The policy-language features beyond the first policy format this policy uses (an offline bundle
+    /// lists them, so a reader that does not know one refuses the bundle instead of ignoring the field).
+    pub fn policy_features(&self) -> BTreeSet<&'static str> {
+        use vouch_attest::offline::policy_features as f;
+        let mut out = BTreeSet::new();
+        if !matches!(self.requirements.signature, SignatureRequirement::Required(_)) {
+            out.insert(f::SIGNATURE_RULES);
+        }
+        if self.requirements.attestations.iter().any(|a| !a.authorities.is_empty()) {
+            out.insert(f::ATTESTATION_AUTHORITIES);
+        }
+        if !self.exclude_images.is_empty() {
+            out.insert(f::EXCLUDE_IMAGES);
+        }
+        if self.require_digest {
+            out.insert(f::REQUIRE_DIGEST);
+        }
+        out
+    }
 }
 
 /// Per-problem modes for init-container fetchers; an unset field uses the policy's mode.
