@@ -302,3 +302,75 @@ async fn require_digest_denies_references_by_tag_whatever_the_signatures() {
     );
     assert!(decide(&e, &by_digest).await.allowed);
 }
+
+/// A cosign v3 image signature (a Sigstore bundle referrer) signed by `key`, whose statement's subject
+/// carries `annotations` (where cosign v3 puts `sign -a key=value`).
+async fn push_v3_signature(
+    client: &RegistryClient,
+    img: &ArtifactRef,
+    key: &SigningKey,
+    annotations: serde_json::Value,
+) {
+    use vouch_attest::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+    use vouch_attest::sigstore_verify::{
+        Bundle, BundleContent, Signer as BundleSigner, VerificationMaterial,
+    };
+    let statement = json!({
+        "_type": STATEMENT_V1,
+        "subject": [{"name": img.repository_name(), "digest": {"sha256": img.digest().unwrap().hex()},
+                     "annotations": annotations}],
+        "predicateType": cosign::COSIGN_SIGN_PREDICATE_V1,
+        "predicate": {}
+    });
+    let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &serde_json::to_vec(&statement).unwrap(), key);
+    let bundle = Bundle {
+        media_type: vouch_attest::sigstore_verify::bundle::MEDIA_TYPE_V0_3.into(),
+        verification_material: VerificationMaterial {
+            signer: BundleSigner::PublicKey { hint: String::new() },
+            tlog_entries: vec![],
+            timestamps: vec![],
+        },
+        content: BundleContent::Dsse(envelope),
+    };
+    cosign::push_bundle_referrer(client, img, &bundle).await.unwrap();
+}
+
+#[tokio::test]
+async fn signed_annotations_of_a_cosign_v3_bundle_signature_count_too() {
+    let w = world().await;
+    let requirements = "signature: {annotations: {team: payments}}";
+    let e = w.engine(&w.policy("annotated", &["alice"], requirements, ""), NoMatchAction::Allow);
+    let host = w.registry.host();
+
+    let good = push_image(w.client(), &host, "acme/v3-good", "1").await;
+    push_v3_signature(w.client(), &good, &w.keys["alice"], json!({"team": "payments"})).await;
+    let d = decide(&e, &tag_of(&good)).await;
+    assert!(d.allowed, "{:?}", d.message);
+
+    let other = push_image(w.client(), &host, "acme/v3-other", "1").await;
+    push_v3_signature(w.client(), &other, &w.keys["alice"], json!({"team": "web"})).await;
+    let m = denial(&decide(&e, &tag_of(&other)).await);
+    assert!(m.ends_with(r#"(signed annotations found: {"team":"web"})"#), "{m}");
+}
+
+#[tokio::test]
+async fn policies_asking_different_annotations_share_verdicts_but_not_answers() {
+    let w = world().await;
+    let img = w.image("shared", &["alice"], &[("team", "payments")]).await;
+    // One verifier (one verdict cache) under both engines; each asked twice, in both orders.
+    let payments = w.engine(
+        &w.policy("payments", &["alice"], "signature: {annotations: {team: payments}}", ""),
+        NoMatchAction::Allow,
+    );
+    let web = w.engine(
+        &w.policy("web", &["alice"], "signature: {annotations: {team: web}}", ""),
+        NoMatchAction::Allow,
+    );
+    for _ in 0..2 {
+        assert!(decide(&payments, &tag_of(&img)).await.allowed);
+        assert!(denial(&decide(&web, &tag_of(&img)).await)
+            .contains("policy web: signature: key alice: no verified signature carries"));
+    }
+    let stats = w.verifier.cache_stats();
+    assert_eq!(stats.misses, 1, "one verification, then the cached verdict for every policy: {stats:?}");
+}
