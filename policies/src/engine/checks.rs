@@ -1,6 +1,7 @@
 //! Checks: every requirement of one policy for one artifact — resolve the tag once, ask the verifier
-//! whether any of the policy's authorities satisfies each requirement (signature, attestation with its Rego
-//! condition, SBOM, model signature), check the compliance profiles that apply — as findings.
+//! whether the requirement's eligible authorities satisfy each requirement (signature with its threshold and
+//! signed annotations, attestation with its Rego condition, SBOM, model signature), check the compliance
+//! profiles that apply — as findings; and the `digest` finding of `requireDigest`.
 
 use vouch_attest::registry::Credentials;
 use vouch_attest::verify::{ArtifactVerifier, Facts, Requirement, Signer};
