@@ -134,7 +134,8 @@ impl Engine {
         let eligible: Vec<&CompiledAuthority> = policy.authorities.iter().filter(|a| req.admits(a)).collect();
         let mut failures = Vec::new();
         let mut errors = Vec::new();
-        let mut passes: Vec<Finding> = Vec::new();
+        // Each pass with its authority's label, in the policy's order.
+        let mut passes: Vec<(&str, Finding)> = Vec::new();
         for auth in &eligible {
             let pass = match self.check_authority(at, req, auth, credentials).await {
                 Ok(pass) => pass,
@@ -148,7 +149,7 @@ impl Engine {
                 }
             };
             // Distinct signers: one key or identity behind two authorities counts once.
-            if passes.iter().any(|p| p.signer.is_some() && p.signer == pass.signer) {
+            if passes.iter().any(|(_, p)| p.signer.is_some() && p.signer == pass.signer) {
                 let signer = pass.signer.as_deref().unwrap_or_default();
                 failures.push(format!(
                     "{}: its signer ({signer}) already counts for another authority",
@@ -156,7 +157,7 @@ impl Engine {
                 ));
                 continue;
             }
-            passes.push(pass);
+            passes.push((auth.label.as_str(), pass));
             if passes.len() >= needed {
                 let mut pass = threshold_pass(passes, needed, eligible.len());
                 pass.policy.clone_from(&policy.name);
@@ -169,8 +170,7 @@ impl Engine {
         let (result, reason) = if !errors.is_empty() {
             (FindingResult::Error, errors.join(", "))
         } else if needed > 1 {
-            let verified: Vec<&str> =
-                passes.iter().map(|p| p.reason.trim_start_matches("verified against ")).collect();
+            let verified: Vec<&str> = passes.iter().map(|(label, _)| *label).collect();
             let verified = if verified.is_empty() { "none".to_owned() } else { verified.join(", ") };
             let reason = format!(
                 "{needed} of {} authorities must each have signed, {} did: verified: {verified}; not verified: {}",
@@ -385,17 +385,18 @@ enum AuthorityOutcome {
     CannotVerify(String),
 }
 
-/// The pass of a requirement met by `passes` (one per authority, distinct signers, at least one).
-fn threshold_pass(mut passes: Vec<Finding>, needed: usize, eligible: usize) -> Finding {
+/// The pass of a requirement met by `passes` (label and pass per authority, distinct signers, at least
+/// one): a single pass as it is, several as one naming every authority and signer.
+fn threshold_pass(mut passes: Vec<(&str, Finding)>, needed: usize, eligible: usize) -> Finding {
     if passes.len() == 1 {
-        return passes.remove(0);
+        return passes.remove(0).1;
     }
-    let labels: Vec<&str> = passes.iter().map(|p| p.reason.trim_start_matches("verified against ")).collect();
+    let labels: Vec<&str> = passes.iter().map(|(label, _)| *label).collect();
     let reason =
         format!("verified against {} ({needed} of {eligible} authorities required)", labels.join(", "));
-    let signers: Vec<&str> = passes.iter().filter_map(|p| p.signer.as_deref()).collect();
+    let signers: Vec<&str> = passes.iter().filter_map(|(_, p)| p.signer.as_deref()).collect();
     let signer = (!signers.is_empty()).then(|| signers.join(", "));
-    let mut pass = passes.remove(0);
+    let mut pass = passes.remove(0).1;
     pass.reason = reason;
     pass.signer = signer;
     pass
