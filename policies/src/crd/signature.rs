@@ -44,7 +44,7 @@ impl SignatureRequirement {
 }
 
 /// Who must have signed an image, and what the signature must say.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignatureRules {
     /// Names of the policy's authorities that may satisfy the requirement (default: all of them).
