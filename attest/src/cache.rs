@@ -14,7 +14,11 @@ use moka::Expiry;
 
 use crate::digest::Digest;
 
-/// What a cached verdict is about. Everything a verdict depends on is in the key.
+/// What a cached verdict is about. Everything a verdict depends on is in the key. What a policy asks on top
+/// of a verdict — which authorities are eligible, how many must sign, which signed annotations a signature
+/// must carry — is not: a signature verdict holds every verified signature by the authority with its signed
+/// annotations, and the policy engine judges those facts, so policies asking different things share the
+/// verdict and each gets its own answer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VerdictKey {
     /// The artifact's digest (never a tag).

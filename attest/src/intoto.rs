@@ -139,6 +139,11 @@ pub struct Subject {
     /// Digests keyed by algorithm (`sha256` → hex).
     #[serde(default)]
     pub digest: BTreeMap<String, String>,
+    /// The resource descriptor's `annotations` (in-toto v1): signed along with the statement. cosign v3
+    /// writes an image signature's `-a key=value` annotations here (sigstore/cosign
+    /// `cmd/cosign/cli/sign/sign.go`, `signDigestBundle`: the subject's `Annotations`).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, serde_json::Value>,
 }
 
 impl Subject {

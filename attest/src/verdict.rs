@@ -7,6 +7,7 @@
 //! [`crate::model`] (model signatures) both build on it without importing each other. The types are
 //! re-exported from [`crate::verify`], where callers have always found them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -93,6 +94,11 @@ pub struct SignatureFacts {
     pub rekor_log_index: Option<i64>,
     /// Earliest verified signing time (log integration or RFC 3161), if any.
     pub signing_time: Option<DateTime<Utc>>,
+    /// Annotations inside the signed payload (cosign `sign -a key=value`: the simple-signing payload's
+    /// `optional`, or the subject's `annotations` of a cosign v3 bundle statement). Never the manifest's
+    /// own, unsigned annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, serde_json::Value>,
 }
 
 /// A verified attestation.

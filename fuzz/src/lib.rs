@@ -210,6 +210,7 @@ pub fn write_offline_seeds(dir: &std::path::Path) -> Result<(), String> {
             media_type: OCI_MANIFEST.into(),
         }],
         policies: vec![("shop-signed.yaml".into(), EXAMPLE_POLICY_YAML.into())],
+        policy_features: vec![],
         trusted_root_json: Some(MANAGED_ROOT_JSON.to_vec()),
         keys: vec![("managed".into(), MANAGED_KEY_PEM.into())],
         created,

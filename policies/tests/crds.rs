@@ -67,3 +67,71 @@ fn crds_have_the_right_scope_and_names() {
         assert!(spec["properties"].get(field).is_some(), "spec.{field} missing from {spec}");
     }
 }
+
+/// The rules of a structural schema the API server enforces (Kubernetes docs, "Specifying a structural
+/// schema"): every property and array item has a `type` unless it preserves unknown fields or is
+/// int-or-string, and nothing inside `allOf`/`anyOf`/`oneOf`/`not` sets `type`, `description`, `default`,
+/// `additionalProperties` or `nullable`. Returns the JSON paths that break them.
+fn structural_problems(node: &serde_json::Value, path: &str, typed: bool, out: &mut Vec<String>) {
+    let Some(obj) = node.as_object() else { return };
+    let escape = |k: &str| obj.get(k).and_then(serde_json::Value::as_bool) == Some(true);
+    if typed
+        && !obj.contains_key("type")
+        && !escape("x-kubernetes-preserve-unknown-fields")
+        && !escape("x-kubernetes-int-or-string")
+    {
+        out.push(format!("{path}: no type"));
+    }
+    for junctor in ["allOf", "anyOf", "oneOf", "not"] {
+        let subs: Vec<&serde_json::Value> = match obj.get(junctor) {
+            Some(serde_json::Value::Array(a)) => a.iter().collect(),
+            Some(v) => vec![v],
+            None => continue,
+        };
+        for s in subs {
+            for forbidden in ["type", "description", "default", "additionalProperties", "nullable"] {
+                if s.get(forbidden).is_some() && !escape("x-kubernetes-int-or-string") {
+                    out.push(format!("{path}.{junctor}: sets {forbidden}"));
+                }
+            }
+        }
+    }
+    if let Some(props) = obj.get("properties").and_then(serde_json::Value::as_object) {
+        for (k, v) in props {
+            structural_problems(v, &format!("{path}.{k}"), true, out);
+        }
+    }
+    if let Some(items) = obj.get("items") {
+        structural_problems(items, &format!("{path}[]"), true, out);
+    }
+    if let Some(extra) = obj.get("additionalProperties").filter(|v| v.is_object()) {
+        structural_problems(extra, &format!("{path}.*"), true, out);
+    }
+}
+
+#[test]
+fn every_crd_schema_is_structural_and_the_signature_field_takes_both_forms() {
+    for (name, crd) in [
+        ("ClusterSupplyChainPolicy", ClusterSupplyChainPolicy::crd()),
+        ("SupplyChainPolicy", SupplyChainPolicy::crd()),
+        ("TrustRoot", TrustRoot::crd()),
+        ("ComplianceProfile", ComplianceProfile::crd()),
+    ] {
+        let schema = serde_json::to_value(crd.spec.versions[0].schema.as_ref().unwrap()).unwrap();
+        let mut problems = Vec::new();
+        structural_problems(&schema["openAPIV3Schema"], name, true, &mut problems);
+        assert!(problems.is_empty(), "{name} is not structural: {problems:?}");
+    }
+    let schema =
+        serde_json::to_value(ClusterSupplyChainPolicy::crd().spec.versions[0].schema.clone()).unwrap();
+    let signature = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["requirements"]
+        ["properties"]["signature"];
+    // `true` or an object: no single type fits, so the API server keeps any value and vouch checks it.
+    assert_eq!(signature["x-kubernetes-preserve-unknown-fields"], true, "{signature}");
+    assert!(signature.get("type").is_none(), "{signature}");
+    // The checker catches what it claims to catch.
+    let mut problems = Vec::new();
+    let bad = serde_json::json!({"type": "object", "properties": {"x": {"anyOf": [{"type": "boolean"}, {"type": "object"}]}}});
+    structural_problems(&bad, "bad", true, &mut problems);
+    assert_eq!(problems, ["bad.x: no type", "bad.x.anyOf: sets type", "bad.x.anyOf: sets type"]);
+}

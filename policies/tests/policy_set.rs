@@ -316,3 +316,127 @@ fn unknown_or_contradictory_claims_are_compile_problems() {
     }
     assert_eq!(problems.len(), 5, "{all}");
 }
+
+/// A policy `who` with authorities `a` and `b` and these spec lines (requirements included).
+fn signer_rules(spec: &str) -> String {
+    format!(
+        r#"apiVersion: vouch.dev/v1alpha1
+kind: ClusterSupplyChainPolicy
+metadata:
+  name: who
+spec:
+  images: ["ghcr.io/acme/**"]
+  authorities:
+    - name: a
+      key:
+        pem: |
+{}    - name: b
+      key:
+        pem: |
+{}{spec}"#,
+        indent(&pem(), 10),
+        indent(&pem(), 10)
+    )
+}
+
+fn problems_of_who(spec: &str) -> String {
+    let set = PolicySet::from_yaml_str(&signer_rules(spec));
+    set.problems_of("ClusterSupplyChainPolicy", None, "who").join("; ")
+}
+
+#[test]
+fn signer_rules_compile_into_the_requirements() {
+    let set = PolicySet::from_yaml_str(&signer_rules(
+        "  excludeImages: [\"ghcr.io/acme/vendor/**\"]\n  requireDigest: true\n  requirements:\n    signature: {authorities: [a, b], minAuthorities: 2, annotations: {team: payments, build: \"^ci-.*$\"}}\n    attestations: [{predicateType: \"https://slsa.dev/provenance/v1\", authorities: [b]}]\n",
+    ));
+    assert!(set.problems().is_empty(), "{:?}", set.problems());
+    let p = &set.policies()[0];
+    assert!(p.require_digest);
+    assert!(p.exclude_images[0].is_match("ghcr.io/acme/vendor/sidecar"));
+    let vouch_policies::policy_set::CompiledRequirement::Signature {
+        authorities,
+        min_authorities,
+        annotations,
+    } = &p.requirements[0]
+    else {
+        panic!("{:?}", p.requirements[0])
+    };
+    assert_eq!(authorities.as_ref().map(|a| a.len()), Some(2));
+    assert_eq!(*min_authorities, 2);
+    let signed = |team: &str, build: &str| {
+        BTreeMap::from([
+            ("team".to_owned(), serde_json::json!(team)),
+            ("build".to_owned(), serde_json::json!(build)),
+        ])
+    };
+    assert!(annotations.iter().all(|a| a.is_met_by(&signed("payments", "ci-1"))));
+    assert!(!annotations.iter().all(|a| a.is_met_by(&signed("payments", "release-1"))), "regexp");
+    assert!(!annotations.iter().all(|a| a.is_met_by(&signed("payments-eu", "ci-1"))), "exact");
+    assert!(p.requirements[1].admits(&p.authorities[1]) && !p.requirements[1].admits(&p.authorities[0]));
+    // `signature: true` still means: any authority, one of them.
+    let set = PolicySet::from_yaml_str(&good("plain"));
+    assert!(matches!(
+        &set.policies()[0].requirements[0],
+        vouch_policies::policy_set::CompiledRequirement::Signature { authorities: None, min_authorities: 1, annotations }
+            if annotations.is_empty()
+    ));
+}
+
+#[test]
+fn every_bad_signer_rule_is_a_named_problem_and_the_policy_stays_broken() {
+    let unknown = problems_of_who("  requirements:\n    signature: {authorities: [a, c]}\n");
+    assert_eq!(
+        unknown,
+        r#"requirements.signature.authorities[1]: policy who has no authority named "c" (it has "a", "b")"#
+    );
+    let attestation = problems_of_who(
+        "  requirements:\n    attestations: [{predicateType: \"https://slsa.dev/provenance/v1\", authorities: [ci]}]\n",
+    );
+    assert_eq!(
+        attestation,
+        r#"requirements.attestations[0].authorities[0]: policy who has no authority named "ci" (it has "a", "b")"#
+    );
+    for (n, eligible) in [(0, "2"), (3, "2")] {
+        let p = problems_of_who(&format!("  requirements:\n    signature: {{minAuthorities: {n}}}\n"));
+        assert_eq!(
+            p,
+            format!("requirements.signature.minAuthorities: {n} is not between 1 and the {eligible} eligible authorities")
+        );
+    }
+    let narrowed = problems_of_who("  requirements:\n    signature: {authorities: [a], minAuthorities: 2}\n");
+    assert_eq!(
+        narrowed,
+        "requirements.signature.minAuthorities: 2 is not between 1 and the 1 eligible authorities"
+    );
+    let regexp = problems_of_who("  requirements:\n    signature: {annotations: {build: \"^ci-($\"}}\n");
+    assert!(regexp.starts_with("requirements.signature.annotations.build: "), "{regexp}");
+    let typo = problems_of_who("  requirements:\n    signature: {authoritiez: [a]}\n");
+    assert!(typo.starts_with("requirements.signature: unknown field `authoritiez`"), "{typo}");
+    let shape = problems_of_who("  requirements:\n    signature: \"yes\"\n");
+    assert_eq!(
+        shape,
+        "requirements.signature: must be true, false, or an object with authorities, minAuthorities and annotations"
+    );
+    let exclude = problems_of_who("  excludeImages: [\"sidecar\"]\n  requirements: {signature: true}\n");
+    assert!(exclude.starts_with(r#"excludeImages[0]: "sidecar" does not name a registry"#), "{exclude}");
+    // Each of them keeps the policy in force as broken: the images it names are denied, not let through.
+    let set = PolicySet::from_yaml_str(&signer_rules("  requirements:\n    signature: \"yes\"\n"));
+    assert!(set.policies()[0].broken.is_some());
+}
+
+#[test]
+fn policy_features_name_every_new_field_a_bundle_reader_must_know() {
+    let spec = "  excludeImages: [\"ghcr.io/acme/vendor/**\"]\n  requireDigest: true\n  requirements:\n    signature: {minAuthorities: 2}\n    attestations: [{predicateType: \"https://slsa.dev/provenance/v1\", authorities: [b]}]\n";
+    let features = PolicyResources::from_yaml_str(&signer_rules(spec), "p.yaml").policy_features();
+    assert_eq!(
+        features.into_iter().collect::<Vec<_>>(),
+        ["attestationAuthorities", "excludeImages", "requireDigest", "signatureRules"]
+    );
+    assert!(features_known(&["attestationAuthorities", "excludeImages", "requireDigest", "signatureRules"]));
+    // The first policy format uses none: its bundles stay readable by older vouch.
+    assert!(PolicyResources::from_yaml_str(&good("plain"), "p.yaml").policy_features().is_empty());
+}
+
+fn features_known(names: &[&str]) -> bool {
+    names.iter().all(|n| vouch_attest::offline::policy_features::KNOWN.contains(n))
+}

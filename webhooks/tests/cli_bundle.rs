@@ -327,3 +327,49 @@ async fn create_from_manifests_with_layers_and_refuse_incomplete_bundles() {
     assert!(stderr.contains("the bundle would be incomplete"), "{stderr}");
     assert!(!incomplete.exists());
 }
+
+/// A bundle whose policies use a newer policy field lists it (`policyFeatures`), and a reader that does not
+/// know a listed feature refuses the bundle instead of reading the policy without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_feature_the_reader_does_not_know_is_refused_not_ignored() {
+    let registry = DevRegistry::start().await.unwrap();
+    let host = registry.host();
+    let client = registry.client().unwrap();
+    let app = push_demo_image(&client, &host, "demo/app", "1.0", b"pinned app\n").await.unwrap();
+    let key = SigningKey::generate();
+    sign_image_with_key(&client, &app, &key, BTreeMap::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    let text = key_policy("pinned", "cosign-prod", &host, &key)
+        .replace("  mode: Enforce\n", "  mode: Enforce\n  requireDigest: true\n");
+    assert!(text.contains("requireDigest: true"), "{text}");
+    std::fs::write(&policy, text).unwrap();
+    let bundle = dir.path().join("pinned.tar");
+    let pinned = format!("{host}/demo/app:1.0@{}", app.digest().unwrap());
+    let (code, stdout, stderr) = vouch(&[
+        "bundle",
+        "create",
+        &pinned,
+        "--policy",
+        s(&policy),
+        "--insecure-registry",
+        &host,
+        "-o",
+        s(&bundle),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, stdout, stderr) = vouch(&["bundle", "verify", s(&bundle)]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    // The same bundle as a newer vouch would write it, with a feature this one does not know (unsigned:
+    // vouch-bundle.json is not a blob, so only the reader's rules stand between it and the policies).
+    let future = dir.path().join("future.tar");
+    patch_file(&bundle, &future, b"\"requireDigest\"", b"\"requireDigesX\"");
+    let (code, _, stderr) = vouch(&["bundle", "verify", s(&future)]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr
+            .contains("the bundle's policies use \"requireDigesX\", which this build of vouch does not know"),
+        "{stderr}"
+    );
+}

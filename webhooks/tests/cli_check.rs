@@ -577,3 +577,82 @@ fn documented_hook_and_gate_jobs_are_valid_check_invocations() {
         "the Argo CD ConfigMap carries the example policy"
     );
 }
+
+/// `vouch check` carries the signer rules: `requireDigest` denies a tag (naming the container and the
+/// reference) and admits the digest; `minAuthorities: 2` with one signer denies, naming who signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_digest_and_thresholds_reach_check() {
+    let fx = Fixture::start().await;
+    let second = vouch_attest::SigningKey::generate();
+    let pem = |k: &vouch_attest::SigningKey| -> String {
+        k.public_key().to_pem().lines().map(|l| format!("          {l}\n")).collect()
+    };
+    let policy = format!(
+        "apiVersion: vouch.dev/v1alpha1
+kind: ClusterSupplyChainPolicy
+metadata:
+  name: two-signers
+spec:
+  images: [\"{host}/demo/**\"]
+  requireDigest: true
+  authorities:
+    - name: release
+      key:
+        requireTlog: false
+        pem: |
+{release}    - name: qa
+      key:
+        requireTlog: false
+        pem: |
+{qa}  requirements:
+    signature: {{minAuthorities: 2}}
+",
+        host = fx.host,
+        release = pem(&fx.key),
+        qa = pem(&second),
+    );
+    let policies = fx.subdir("rules");
+    write(&policies, "two-signers.yaml", &policy);
+    let manifests = fx.subdir("rules-manifests");
+    let tag = fx.image("demo/app:1.0");
+    let by_tag = write(&manifests, "tag.yaml", &deployment("web", None, &tag));
+    let run = |file: String| {
+        let policies = policies.to_string_lossy().into_owned();
+        let host = fx.host.clone();
+        async move {
+            let args: Vec<String> =
+                ["check", "--policy", &policies, "--insecure-registry", &host, "-f", &file]
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect();
+            check_support::vouch(&args, None).await
+        }
+    };
+    let r = run(by_tag).await;
+    assert_eq!(r.code, 1, "{r:?}");
+    let digest_line = format!(
+        "    FAIL [enforce] container app: image {tag} : policy two-signers: digest: the reference names a tag, not a digest; policy two-signers requires references by digest (name@sha256:...)"
+    );
+    assert!(r.stdout.contains(&digest_line), "{}\nexpected: {digest_line}", r.stdout);
+    // Signed by release only: the threshold names who signed and who did not.
+    assert!(
+        r.stdout.contains(": policy two-signers: signature: 2 of 2 authorities must each have signed, 1 did: verified: key release; not verified: no signature verifies against key qa ("),
+        "{}",
+        r.stdout
+    );
+
+    // Pinned, and signed by qa too: allowed.
+    vouch_attest::cosign::sign_image_with_key(
+        &fx.registry.client().unwrap(),
+        &fx.signed,
+        &second,
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let pinned = format!("{tag}@{}", fx.signed.digest().unwrap());
+    let by_digest = write(&manifests, "digest.yaml", &deployment("web", None, &pinned));
+    let r = run(by_digest).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("pass [enforce] container app: image "), "{}", r.stdout);
+}

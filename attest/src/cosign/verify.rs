@@ -1,6 +1,8 @@
 //! Verifying one cosign layer or one bundle referrer against an artifact digest (offline: the material
 //! has been fetched). Every signature check runs through the Sigstore bundle verifier.
 
+use std::collections::BTreeMap;
+
 use super::layers::SignatureLayer;
 use super::payload::SimpleSigningPayload;
 use super::{CosignError, COSIGN_SIGN_PREDICATE_V1, DSSE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE};
@@ -33,8 +35,9 @@ pub struct VerifiedAttestation {
 /// What a verified bundle referrer says about the artifact.
 #[derive(Debug, Clone)]
 pub enum BundleClaim {
-    /// A cosign v3 image signature (`https://sigstore.dev/cosign/sign/v1` statement).
-    Signature,
+    /// A cosign v3 image signature (`https://sigstore.dev/cosign/sign/v1` statement), with the signed
+    /// annotations of the subject that names the artifact.
+    Signature(BTreeMap<String, serde_json::Value>),
     /// Any other in-toto statement about the artifact.
     Attestation(Statement),
 }
@@ -133,7 +136,8 @@ pub fn verify_bundle_json(
     let statement = statement_of(&verified)?;
     statement.require_subject(artifact)?;
     let claim = if statement.predicate_type == COSIGN_SIGN_PREDICATE_V1 {
-        BundleClaim::Signature
+        let subject = statement.subjects.iter().find(|s| s.has_digest(artifact));
+        BundleClaim::Signature(subject.map(|s| s.annotations.clone()).unwrap_or_default())
     } else {
         BundleClaim::Attestation(statement)
     };
@@ -176,8 +180,6 @@ fn statement_of(verified: &VerifiedBundle) -> Result<Statement, CosignError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::cosign::layers::layer_annotations;
     use crate::keys::SigningKey;

@@ -37,6 +37,24 @@ pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 /// Annotation with the digest-pinned reference of a covered artifact.
 pub const PINNED_ANNOTATION: &str = "dev.vouch.bundle.pinned";
 
+/// Policy-language features beyond the first policy format, by name. A bundle lists those its policies use
+/// (`policyFeatures`), and a reader refuses a bundle that uses one it does not know: a policy field the
+/// reader does not know would be ignored, and the policy would enforce less than it says. Readers older
+/// than this list refuse any index with `policyFeatures` at all (the index denies unknown fields), and an
+/// index without it is the same bytes as before, so bundles whose policies use none stay readable by them.
+pub mod policy_features {
+    /// `requirements.signature` as an object (authorities, minAuthorities, annotations).
+    pub const SIGNATURE_RULES: &str = "signatureRules";
+    /// `requirements.attestations[].authorities`.
+    pub const ATTESTATION_AUTHORITIES: &str = "attestationAuthorities";
+    /// `excludeImages`.
+    pub const EXCLUDE_IMAGES: &str = "excludeImages";
+    /// `requireDigest`.
+    pub const REQUIRE_DIGEST: &str = "requireDigest";
+    /// Every feature this build reads.
+    pub const KNOWN: &[&str] = &[SIGNATURE_RULES, ATTESTATION_AUTHORITIES, EXCLUDE_IMAGES, REQUIRE_DIGEST];
+}
+
 /// `vouch-bundle.json`: the signed statement of what a bundle holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -59,6 +77,9 @@ pub struct BundleIndex {
     pub referrers: Vec<ReferrersEntry>,
     /// Policies (YAML) carried, by name.
     pub policies: Vec<NamedBlob>,
+    /// The [`policy_features`] the policies use (sorted); a reader refuses one it does not know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_features: Vec<String>,
     /// The Sigstore trusted root in use when the bundle was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trusted_root: Option<Digest>,

@@ -21,8 +21,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use format::{
-    blob_digest, blob_path, BundleIndex, CoveredArtifact, NamedBlob, ReferrersEntry, BUNDLE_JSON,
-    BUNDLE_PAYLOAD_TYPE, BUNDLE_SIG, BUNDLE_VERSION, INDEX_JSON, OCI_LAYOUT, REF_NAME_ANNOTATION,
+    blob_digest, blob_path, policy_features, BundleIndex, CoveredArtifact, NamedBlob, ReferrersEntry,
+    BUNDLE_JSON, BUNDLE_PAYLOAD_TYPE, BUNDLE_SIG, BUNDLE_VERSION, INDEX_JSON, OCI_LAYOUT,
+    REF_NAME_ANNOTATION,
 };
 pub use reader::BundleLimits;
 pub use recording::{
@@ -160,6 +161,15 @@ pub enum BundleError {
         created: DateTime<Utc>,
         /// The time checked against.
         now: DateTime<Utc>,
+    },
+    /// The policies use a policy feature this build does not know (it would ignore the field).
+    #[error(
+        "the bundle's policies use {feature:?}, which this build of vouch does not know; it would ignore \
+         the field and enforce less than the policy says: read the bundle with a newer vouch"
+    )]
+    UnknownPolicyFeature {
+        /// The feature's name.
+        feature: String,
     },
     /// A format version this build does not read.
     #[error("bundle format version {version} is not supported (this build reads version 1)")]

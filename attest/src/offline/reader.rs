@@ -13,8 +13,8 @@ use crate::keys::PublicKey;
 use crate::registry::{parse_manifest, ManifestKind};
 
 use super::format::{
-    blob_digest, BundleIndex, BUNDLE_JSON, BUNDLE_PAYLOAD_TYPE, BUNDLE_SIG, BUNDLE_VERSION, INDEX_JSON,
-    OCI_LAYOUT,
+    blob_digest, policy_features, BundleIndex, BUNDLE_JSON, BUNDLE_PAYLOAD_TYPE, BUNDLE_SIG, BUNDLE_VERSION,
+    INDEX_JSON, OCI_LAYOUT,
 };
 use super::recording::{RecordedManifest, Recording};
 use super::BundleError;
@@ -250,6 +250,9 @@ pub(crate) fn check_index(
         serde_json::from_slice(&raw.bundle_json).map_err(|e| malformed(BUNDLE_JSON, e.to_string()))?;
     if index.version != BUNDLE_VERSION {
         return Err(BundleError::UnsupportedVersion { version: index.version });
+    }
+    if let Some(f) = index.policy_features.iter().find(|f| !policy_features::KNOWN.contains(&f.as_str())) {
+        return Err(BundleError::UnknownPolicyFeature { feature: f.clone() });
     }
     if now > index.expires {
         return Err(BundleError::Expired { expires: index.expires, now });

@@ -27,6 +27,7 @@ fn sample() -> (BundleSpec, Digest) {
             media_type: crate::registry::OCI_MANIFEST.into(),
         }],
         policies: vec![("p.yaml".into(), "kind: ClusterSupplyChainPolicy\n".into())],
+        policy_features: vec![],
         trusted_root_json: Some(crate::trust_root::PUBLIC_GOOD_JSON.as_bytes().to_vec()),
         keys: vec![],
         created: now,
@@ -262,4 +263,26 @@ fn gzip_bundles_are_read_too() {
     gz.write_all(&std::fs::read(&f.good).unwrap()).unwrap();
     gz.finish().unwrap();
     assert_eq!(f.open(&path).unwrap().contents().artifacts[0].digest, f.digest);
+}
+
+#[test]
+fn policy_features_are_listed_and_an_unknown_one_is_refused_not_ignored() {
+    let f = fixture();
+    let (mut spec, _) = sample();
+    spec.policy_features =
+        vec![policy_features::REQUIRE_DIGEST.into(), policy_features::SIGNATURE_RULES.into()];
+    let known = f.dir.path().join("known.tar");
+    write_bundle(&spec, Some(&f.key), &known).unwrap();
+    let b = f.open(&known).unwrap();
+    assert_eq!(b.index().policy_features, ["requireDigest", "signatureRules"]);
+    // A feature of a newer vouch (signed like any other content): refused, naming it.
+    spec.policy_features.push("fromTheFuture".into());
+    let future = f.dir.path().join("future.tar");
+    write_bundle(&spec, Some(&f.key), &future).unwrap();
+    let e = f.open(&future).unwrap_err();
+    assert!(matches!(&e, BundleError::UnknownPolicyFeature { feature } if feature == "fromTheFuture"), "{e}");
+    assert!(e.to_string().contains("enforce less than the policy says"), "{e}");
+    // A bundle whose policies use no feature has no `policyFeatures` key: older readers still read it.
+    let plain = entries_of(&f.good).into_iter().find(|(n, _)| n == BUNDLE_JSON).unwrap().1;
+    assert!(!String::from_utf8(plain).unwrap().contains("policyFeatures"));
 }

@@ -28,6 +28,8 @@ pub struct BundleSpec {
     pub artifacts: Vec<CoveredArtifact>,
     /// Policies: file name and YAML.
     pub policies: Vec<(String, String)>,
+    /// The [`super::format::policy_features`] the policies use.
+    pub policy_features: Vec<String>,
     /// The Sigstore `trusted_root.json` in use.
     pub trusted_root_json: Option<Vec<u8>>,
     /// Public keys (label, PEM) to carry along.
@@ -113,6 +115,12 @@ pub fn bundle_entries(
             .map(|(k, v)| ReferrersEntry { key: k.clone(), descriptors: v.clone() })
             .collect(),
         policies,
+        policy_features: {
+            let mut f = spec.policy_features.clone();
+            f.sort();
+            f.dedup();
+            f
+        },
         trusted_root,
         keys,
         blobs: blobs.iter().map(|(d, b)| (d.clone(), b.len() as u64)).collect(),

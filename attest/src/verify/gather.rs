@@ -3,6 +3,7 @@
 //! referrers API or its tag-schema fallback), model signatures inside model artifacts, SBOMs — each
 //! candidate bounded, each verified against the authority's policy, the first that holds taken.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::cosign::{
@@ -45,7 +46,10 @@ impl ArtifactVerifier {
                     match layer.and_then(|l| {
                         cosign::verify_signature_layer(&l, &digest, &self.inner.sigstore, &policy)
                     }) {
-                        Ok(v) => facts.signatures.push(signature_facts(&v.verified, source)),
+                        Ok(v) => facts.signatures.push(SignatureFacts {
+                            annotations: v.payload.optional.clone(),
+                            ..signature_facts(&v.verified, source)
+                        }),
                         Err(e) => candidates.push(format!("{source}: {e}")),
                     }
                 }
@@ -54,7 +58,9 @@ impl ArtifactVerifier {
                     self.bundle_referrers(pinned, &digest, &policy, &mut candidates).await?
                 {
                     match claim {
-                        (v, BundleClaim::Signature) => facts.signatures.push(signature_facts(&v, source)),
+                        (v, BundleClaim::Signature(annotations)) => facts
+                            .signatures
+                            .push(SignatureFacts { annotations, ..signature_facts(&v, source) }),
                         (_, BundleClaim::Attestation(st)) => candidates.push(format!(
                             "{source}: an attestation ({}), not an image signature",
                             st.predicate_type
@@ -319,6 +325,7 @@ impl ArtifactVerifier {
                         source,
                         rekor_log_index: sig.rekor_log_index,
                         signing_time: sig.signing_time,
+                        annotations: BTreeMap::new(),
                     });
                     facts.model_signature = Some(sig);
                     return Ok(Ok(()));
@@ -408,6 +415,7 @@ fn signature_facts(v: &VerifiedBundle, source: Source) -> SignatureFacts {
         source,
         rekor_log_index: v.tlog_entries.first().map(|e| e.log_index),
         signing_time: v.signing_time,
+        annotations: BTreeMap::new(),
     }
 }
 

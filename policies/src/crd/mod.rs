@@ -4,6 +4,7 @@
 
 mod policy;
 mod profile;
+mod signature;
 mod status;
 mod trust_root;
 
@@ -18,6 +19,7 @@ pub use profile::{
     AnnotationRule, AnnotationSource, AttestationRule, ComplianceProfile, ComplianceProfileSpec,
     ComplianceProfileStatus, ModelRule, SbomRule,
 };
+pub use signature::{SignatureRequirement, SignatureRules};
 pub use status::{Condition, PolicyCounts, PolicyStatus, ReplicaCounts, TrustRootStatus};
 pub use trust_root::{TrustRoot, TrustRootSpec, TufRootSource, TufSpec};
 

@@ -1,11 +1,12 @@
 //! `ClusterSupplyChainPolicy` and `SupplyChainPolicy`: one spec, two scopes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::signature::SignatureRequirement;
 use super::status::PolicyStatus;
 
 /// What a policy requires of which artifacts, in which namespaces and objects.
@@ -15,10 +16,21 @@ pub struct PolicySpec {
     /// Globs over normalised references without tag or digest (`registry/repository`, e.g.
     /// `ghcr.io/acme/**`): `*` matches within one path segment, `**` across segments, `?` one character.
     pub images: Vec<String>,
+    /// Globs (as `images`) of images the policy does not cover although `images` names them (a vendored
+    /// sidecar): exclusion wins within this policy only; other policies that name the image still apply,
+    /// and an image no policy covers gets the no-match action.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_images: Vec<String>,
+    /// Deny references by tag (`requirement digest`): every covered image must be written with its digest
+    /// (`repo@sha256:…` or `repo:tag@sha256:…`). For clusters that run without the mutating webhook, which
+    /// would otherwise pin verified tags to their digests.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_digest: bool,
     /// Which objects the policy applies to (default: all).
     #[serde(default, rename = "match", skip_serializing_if = "MatchSpec::is_empty")]
     pub match_: MatchSpec,
-    /// Who must have signed; any authority may satisfy a requirement.
+    /// Who may sign: any authority satisfies a requirement unless the requirement names its own
+    /// (`requirements.signature.authorities`, `requirements.attestations[].authorities`).
     pub authorities: Vec<AuthoritySpec>,
     /// What must be verified.
     #[serde(default)]
@@ -43,6 +55,28 @@ pub struct PolicySpec {
     /// Egress checks: the allowlist used for NetworkPolicies of namespaces without their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress: Option<EgressRules>,
+}
+
+impl PolicySpec {
+    /// The policy-language features beyond the first policy format this policy uses (an offline bundle
+    /// lists them, so a reader that does not know one refuses the bundle instead of ignoring the field).
+    pub fn policy_features(&self) -> BTreeSet<&'static str> {
+        use vouch_attest::offline::policy_features as f;
+        let mut out = BTreeSet::new();
+        if !matches!(self.requirements.signature, SignatureRequirement::Required(_)) {
+            out.insert(f::SIGNATURE_RULES);
+        }
+        if self.requirements.attestations.iter().any(|a| !a.authorities.is_empty()) {
+            out.insert(f::ATTESTATION_AUTHORITIES);
+        }
+        if !self.exclude_images.is_empty() {
+            out.insert(f::EXCLUDE_IMAGES);
+        }
+        if self.require_digest {
+            out.insert(f::REQUIRE_DIGEST);
+        }
+        out
+    }
 }
 
 /// Per-problem modes for init-container fetchers; an unset field uses the policy's mode.
@@ -264,9 +298,12 @@ pub struct IdentitySpec {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RequirementsSpec {
-    /// A signature by an authority.
+    /// A signature by an authority: `true`, or `{authorities: [names], minAuthorities: N, annotations:
+    /// {key: value or ^regexp$}}`. A CRD schema cannot say "boolean or object", so the API server stores
+    /// any value here and vouch checks it: a wrong shape makes the policy invalid (Ready=False), and the
+    /// images it names are denied.
     #[serde(default)]
-    pub signature: bool,
+    pub signature: SignatureRequirement,
     /// Attestations by an authority, by predicate type, each optionally with a Rego condition.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<AttestationRequirement>,
@@ -286,6 +323,9 @@ pub struct AttestationRequirement {
     /// `predicate`, `artifact` {reference, digest}, `object`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
+    /// Names of the policy's authorities that may satisfy this requirement (default: all of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorities: Vec<String>,
 }
 
 /// The SBOM requirement.

@@ -1,6 +1,7 @@
 //! Checks: every requirement of one policy for one artifact — resolve the tag once, ask the verifier
-//! whether any of the policy's authorities satisfies each requirement (signature, attestation with its Rego
-//! condition, SBOM, model signature), check the compliance profiles that apply — as findings.
+//! whether the requirement's eligible authorities satisfy each requirement (signature with its threshold and
+//! signed annotations, attestation with its Rego condition, SBOM, model signature), check the compliance
+//! profiles that apply — as findings; and the `digest` finding of `requireDigest`.
 
 use vouch_attest::registry::Credentials;
 use vouch_attest::verify::{ArtifactVerifier, Facts, Requirement, Signer};
@@ -117,100 +118,69 @@ impl Engine {
             .await
     }
 
-    /// One requirement: any authority may satisfy it.
+    /// One requirement: any of its eligible authorities may satisfy it, or, for a signature with
+    /// `minAuthorities: N`, N of them with distinct signers.
     async fn check_requirement(
         &self,
         at: ArtifactCheck<'_>,
         req: &CompiledRequirement,
         credentials: &Credentials,
     ) -> Finding {
-        let ArtifactCheck { loaded, policy, artifact, pinned, input } = at;
-        let requirement = match req {
-            CompiledRequirement::Signature => Requirement::Signature,
-            CompiledRequirement::Attestation { predicate_type, .. } => {
-                Requirement::Attestation { predicate_type: predicate_type.clone() }
-            }
-            CompiledRequirement::Sbom => Requirement::Sbom,
+        let ArtifactCheck { policy, artifact, pinned, .. } = at;
+        let needed = match req {
+            CompiledRequirement::Signature { min_authorities, .. } => (*min_authorities).max(1),
+            _ => 1,
         };
+        let eligible: Vec<&CompiledAuthority> = policy.authorities.iter().filter(|a| req.admits(a)).collect();
         let mut failures = Vec::new();
         let mut errors = Vec::new();
-        for auth in &policy.authorities {
-            let verifier =
-                match loaded.verifiers.get(&verifier_key(auth)).map(|v| v.with_credentials(credentials)) {
-                    Some(Ok(v)) => v,
-                    Some(Err(e)) => {
-                        failures.push(format!("{}: {e}", auth.label));
-                        continue;
-                    }
-                    None => {
-                        failures.push(format!("{}: no verifier for this authority", auth.label));
-                        continue;
-                    }
-                };
-            let requirement = match (auth.format, req) {
-                (SignatureFormat::Cosign, _) => requirement.clone(),
-                // A model-signing authority signs a model's files: it stands for the signature of models.
-                (SignatureFormat::ModelSigning, CompiledRequirement::Signature) => {
-                    match verifier.model(pinned).await {
-                        Ok(Some(_)) => Requirement::ModelSignature,
-                        Ok(None) => {
-                            failures.push(format!(
-                                "{}: signs models only, and this is not a model (ModelPack or ModelKit)",
-                                auth.label
-                            ));
-                            continue;
-                        }
-                        Err(e) if e.is_transient() => {
-                            errors.push(cannot_verify(&e));
-                            continue;
-                        }
-                        Err(e) => {
-                            failures.push(format!("{}: cannot read the model: {e}", auth.label));
-                            continue;
-                        }
-                    }
+        // Each pass with its authority's label, in the policy's order.
+        let mut passes: Vec<(&str, Finding)> = Vec::new();
+        for auth in &eligible {
+            let pass = match self.check_authority(at, req, auth, credentials).await {
+                Ok(pass) => pass,
+                Err(AuthorityOutcome::Failed(why)) => {
+                    failures.push(why);
+                    continue;
                 }
-                (SignatureFormat::ModelSigning, _) => {
-                    failures.push(format!(
-                        "{}: a modelSigning authority satisfies only the signature requirement of models",
-                        auth.label
-                    ));
+                Err(AuthorityOutcome::CannotVerify(why)) => {
+                    errors.push(why);
                     continue;
                 }
             };
-            let verdict = match verifier.verify(pinned, &auth.authority, &requirement).await {
-                Ok(v) => v,
-                Err(e) if e.is_transient() => {
-                    errors.push(cannot_verify(&e));
-                    continue;
-                }
-                Err(e) => {
-                    failures.push(format!("{}: {e}", auth.label));
-                    continue;
-                }
-            };
-            let facts = match verdict.outcome {
-                Ok(facts) => facts,
-                Err(rejection) => {
-                    failures.push(rejected(req, auth, &rejection.reason));
-                    continue;
-                }
-            };
-            match self.judge(req, auth, &facts, pinned, input, &verifier).await {
-                Ok(mut pass) => {
-                    pass.policy.clone_from(&policy.name);
-                    pass.policy_namespace.clone_from(&policy.namespace);
-                    pass.mode = if self.shared.config.dry_run { Mode::Audit } else { policy.mode };
-                    pass.artifact = artifact.location.clone();
-                    return pass;
-                }
-                Err(why) => failures.push(why),
+            // Distinct signers: one key or identity behind two authorities counts once.
+            if passes.iter().any(|(_, p)| p.signer.is_some() && p.signer == pass.signer) {
+                let signer = pass.signer.as_deref().unwrap_or_default();
+                failures.push(format!(
+                    "{}: its signer ({signer}) already counts for another authority",
+                    auth.label
+                ));
+                continue;
+            }
+            passes.push((auth.label.as_str(), pass));
+            if passes.len() >= needed {
+                let mut pass = threshold_pass(passes, needed, eligible.len());
+                pass.policy.clone_from(&policy.name);
+                pass.policy_namespace.clone_from(&policy.namespace);
+                pass.mode = if self.shared.config.dry_run { Mode::Audit } else { policy.mode };
+                pass.artifact = artifact.location.clone();
+                return pass;
             }
         }
-        let (result, reason) = if errors.is_empty() {
-            (FindingResult::Fail, failures.join(", "))
-        } else {
+        let (result, reason) = if !errors.is_empty() {
             (FindingResult::Error, errors.join(", "))
+        } else if needed > 1 {
+            let verified: Vec<&str> = passes.iter().map(|(label, _)| *label).collect();
+            let verified = if verified.is_empty() { "none".to_owned() } else { verified.join(", ") };
+            let reason = format!(
+                "{needed} of {} authorities must each have signed, {} did: verified: {verified}; not verified: {}",
+                eligible.len(),
+                passes.len(),
+                failures.join(", ")
+            );
+            (FindingResult::Fail, reason)
+        } else {
+            (FindingResult::Fail, failures.join(", "))
         };
         base_finding(
             policy,
@@ -221,6 +191,61 @@ impl Engine {
             result,
             reason,
         )
+    }
+
+    /// Whether one authority satisfies `req`: a pass finding, or why not (a failure, or registry trouble).
+    async fn check_authority(
+        &self,
+        at: ArtifactCheck<'_>,
+        req: &CompiledRequirement,
+        auth: &CompiledAuthority,
+        credentials: &Credentials,
+    ) -> Result<Finding, AuthorityOutcome> {
+        use AuthorityOutcome::{CannotVerify, Failed};
+        let ArtifactCheck { loaded, pinned, input, .. } = at;
+        let verifier =
+            match loaded.verifiers.get(&verifier_key(auth)).map(|v| v.with_credentials(credentials)) {
+                Some(Ok(v)) => v,
+                Some(Err(e)) => return Err(Failed(format!("{}: {e}", auth.label))),
+                None => return Err(Failed(format!("{}: no verifier for this authority", auth.label))),
+            };
+        let requirement = match (auth.format, req) {
+            (SignatureFormat::Cosign, CompiledRequirement::Signature { .. }) => Requirement::Signature,
+            (SignatureFormat::Cosign, CompiledRequirement::Attestation { predicate_type, .. }) => {
+                Requirement::Attestation { predicate_type: predicate_type.clone() }
+            }
+            (SignatureFormat::Cosign, CompiledRequirement::Sbom) => Requirement::Sbom,
+            // A model-signing authority signs a model's files: it stands for the signature of models.
+            (SignatureFormat::ModelSigning, CompiledRequirement::Signature { .. }) => {
+                match verifier.model(pinned).await {
+                    Ok(Some(_)) => Requirement::ModelSignature,
+                    Ok(None) => {
+                        return Err(Failed(format!(
+                            "{}: signs models only, and this is not a model (ModelPack or ModelKit)",
+                            auth.label
+                        )))
+                    }
+                    Err(e) if e.is_transient() => return Err(CannotVerify(cannot_verify(&e))),
+                    Err(e) => return Err(Failed(format!("{}: cannot read the model: {e}", auth.label))),
+                }
+            }
+            (SignatureFormat::ModelSigning, _) => {
+                return Err(Failed(format!(
+                    "{}: a modelSigning authority satisfies only the signature requirement of models",
+                    auth.label
+                )))
+            }
+        };
+        let verdict = match verifier.verify(pinned, &auth.authority, &requirement).await {
+            Ok(v) => v,
+            Err(e) if e.is_transient() => return Err(CannotVerify(cannot_verify(&e))),
+            Err(e) => return Err(Failed(format!("{}: {e}", auth.label))),
+        };
+        let facts = match verdict.outcome {
+            Ok(facts) => facts,
+            Err(rejection) => return Err(Failed(rejected(req, auth, &rejection.reason))),
+        };
+        self.judge(req, auth, &facts, pinned, input, &verifier).await.map_err(Failed)
     }
 
     /// A verified requirement: a pass, unless a Rego condition rejects every attestation.
@@ -251,7 +276,17 @@ impl Engine {
             rekor_log_index: None,
             sbom_digest: facts.sbom.as_ref().map(|s| s.digest.clone()),
         };
-        let first_signature = facts.signatures.first();
+        let first_signature = match req {
+            CompiledRequirement::Signature { annotations, .. } if !annotations.is_empty() => {
+                let carrying =
+                    facts.signatures.iter().find(|s| annotations.iter().all(|a| a.is_met_by(&s.annotations)));
+                match carrying {
+                    Some(s) => Some(s),
+                    None => return Err(missing_annotations(auth, annotations, &facts.signatures)),
+                }
+            }
+            _ => facts.signatures.first(),
+        };
         pass.signer = first_signature.map(|s| signer_text(&s.signer));
         pass.rekor_log_index = first_signature.and_then(|s| s.rekor_log_index);
         if let Some(m) = &facts.model_signature {
@@ -332,12 +367,86 @@ pub fn condition_input(
 /// The failure text for a rejected requirement.
 fn rejected(req: &CompiledRequirement, auth: &CompiledAuthority, reason: &str) -> String {
     match req {
-        CompiledRequirement::Signature => format!("no signature verifies against {} ({reason})", auth.label),
+        CompiledRequirement::Signature { .. } => {
+            format!("no signature verifies against {} ({reason})", auth.label)
+        }
         CompiledRequirement::Attestation { predicate_type, .. } => {
             format!("no {predicate_type} attestation verifies against {} ({reason})", auth.label)
         }
         CompiledRequirement::Sbom => format!("no valid SBOM for {} ({reason})", auth.label),
     }
+}
+
+/// Why an authority did not satisfy a requirement.
+enum AuthorityOutcome {
+    /// It did not (a failure: no signature, wrong signer, condition not met, ...).
+    Failed(String),
+    /// It could not be verified (registry trouble: the failure policy decides).
+    CannotVerify(String),
+}
+
+/// The pass of a requirement met by `passes` (label and pass per authority, distinct signers, at least
+/// one): a single pass as it is, several as one naming every authority and signer.
+fn threshold_pass(mut passes: Vec<(&str, Finding)>, needed: usize, eligible: usize) -> Finding {
+    if passes.len() == 1 {
+        return passes.remove(0).1;
+    }
+    let labels: Vec<&str> = passes.iter().map(|(label, _)| *label).collect();
+    let reason =
+        format!("verified against {} ({needed} of {eligible} authorities required)", labels.join(", "));
+    let signers: Vec<&str> = passes.iter().filter_map(|(_, p)| p.signer.as_deref()).collect();
+    let signer = (!signers.is_empty()).then(|| signers.join(", "));
+    let mut pass = passes.remove(0).1;
+    pass.reason = reason;
+    pass.signer = signer;
+    pass
+}
+
+/// Why a verified signature by `auth` does not count: none carries the required signed annotations.
+fn missing_annotations(
+    auth: &CompiledAuthority,
+    wanted: &[crate::policy_set::SignedAnnotation],
+    signatures: &[vouch_attest::verify::SignatureFacts],
+) -> String {
+    let wanted: Vec<String> = wanted.iter().map(|a| format!("{}={}", a.key, a.value)).collect();
+    let found: Vec<String> = signatures
+        .iter()
+        .take(3)
+        .map(|s| serde_json::to_string(&s.annotations).unwrap_or_default())
+        .collect();
+    format!(
+        "{}: no verified signature carries the signed annotations {} (signed annotations found: {})",
+        auth.label,
+        wanted.join(", "),
+        found.join(", ")
+    )
+}
+
+/// The `digest` finding of a policy with `requireDigest`: the reference as written must name a digest.
+pub(super) fn digest_finding(
+    policy: &CompiledPolicy,
+    artifact: &ExtractedArtifact,
+    reference: &ArtifactRef,
+) -> Finding {
+    let (result, reason) = match reference.digest() {
+        Some(d) => (FindingResult::Pass, format!("the reference names digest {d}")),
+        None => (
+            FindingResult::Fail,
+            format!(
+                "the reference names a tag, not a digest; policy {} requires references by digest (name@sha256:...)",
+                policy.name
+            ),
+        ),
+    };
+    base_finding(
+        policy,
+        artifact,
+        &artifact.image,
+        reference.digest().cloned(),
+        "digest".into(),
+        result,
+        reason,
+    )
 }
 
 fn signer_text(s: &Signer) -> String {

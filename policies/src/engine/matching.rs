@@ -13,9 +13,12 @@ use crate::policy_set::CompiledPolicy;
 pub(super) const CONFIGURATION: &str = "configuration";
 
 /// Whether a matching policy covers an artifact (so `--no-match` does not apply): it asks something of
-/// its own (requirements, its own compliance profile) or is broken (which fails the artifact).
+/// its own (requirements, a digest, its own compliance profile) or is broken (which fails the artifact).
 pub(super) fn covers(policy: &CompiledPolicy) -> bool {
-    policy.broken.is_some() || !policy.requirements.is_empty() || policy.compliance_profile.is_some()
+    policy.broken.is_some()
+        || !policy.requirements.is_empty()
+        || policy.require_digest
+        || policy.compliance_profile.is_some()
 }
 
 /// `compliance <profile>` labels of the profiles that apply to an artifact under `policy`.
@@ -23,14 +26,20 @@ pub(super) fn profile_labels(policy: &CompiledPolicy, input: &AdmissionInput) ->
     compliance::profiles_for(policy, input).into_iter().map(|p| format!("compliance {p}")).collect()
 }
 
-/// Whether `policy` covers the image `name` (`registry/repository`) in this request.
+/// Whether `policy` covers the image `name` (`registry/repository`) in this request: one of its `images`
+/// globs matches and none of its `excludeImages` does (exclusion wins, within this policy only).
 pub fn policy_applies(
     policy: &CompiledPolicy,
     name: &str,
     input: &AdmissionInput,
     object_labels: &BTreeMap<String, String>,
 ) -> bool {
-    policy.images.iter().any(|g| g.is_match(name)) && applies_to_object(policy, input, object_labels)
+    names_image(policy, name) && applies_to_object(policy, input, object_labels)
+}
+
+/// Whether `policy`'s image globs take in `name`: some `images` glob matches and no `excludeImages` glob.
+fn names_image(policy: &CompiledPolicy, name: &str) -> bool {
+    policy.images.iter().any(|g| g.is_match(name)) && !policy.exclude_images.iter().any(|g| g.is_match(name))
 }
 
 /// Whether `policy` applies to the object of this request, whatever the artifact (its namespace, kind and

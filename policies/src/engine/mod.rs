@@ -35,7 +35,7 @@ use crate::extract::{extract_with, CompiledExtraction, ExtractError, ExtractedAr
 use crate::policy_set::{CompiledAuthority, CompiledPolicy, PolicySet};
 
 pub use checks::condition_input;
-use checks::{base_finding, every_check};
+use checks::{base_finding, digest_finding, every_check};
 use decide::{PolicyFindings, Unmatched};
 use input::labels_of;
 pub use input::{object_label, AdmissionInput};
@@ -331,7 +331,7 @@ impl Engine {
                 let budget = self.shared.config.budget;
                 jobs.push(async move {
                     let job = self.check_policy(loaded, policy, artifact, &reference, input);
-                    let findings = match tokio::time::timeout_at(deadline, job).await {
+                    let mut findings = match tokio::time::timeout_at(deadline, job).await {
                         Ok(findings) => findings,
                         Err(_) => {
                             let reason = format!(
@@ -341,6 +341,11 @@ impl Engine {
                             every_check(policy, artifact, input, &shown, None, FindingResult::Error, &reason)
                         }
                     };
+                    // Judged on the reference as written, outside the budget: no registry trouble or
+                    // failure policy can admit a tag a policy forbids.
+                    if policy.require_digest {
+                        findings.insert(0, digest_finding(policy, artifact, &reference));
+                    }
                     PolicyFindings { index, policy, findings }
                 });
             }

@@ -11,13 +11,15 @@ use vouch_attest::PublicKey;
 
 use vouch_attest::ArtifactRef;
 
-use crate::crd::{AuthoritySpec, IdentitySpec, PolicySpec, SecretKeyRef, TrustRoot};
+use crate::crd::{AuthoritySpec, IdentitySpec, PolicySpec, SecretKeyRef, SignatureRequirement, TrustRoot};
 use crate::glob::Glob;
 use crate::rego::RegoCondition;
 use crate::selector;
 
 use super::resources::read_capped;
-use super::{CompiledAuthority, CompiledPolicy, CompiledRequirement, CompiledTrustRoot, Secrets};
+use super::{
+    CompiledAuthority, CompiledPolicy, CompiledRequirement, CompiledTrustRoot, Secrets, SignedAnnotation,
+};
 
 pub(super) struct Context<'a> {
     pub(super) secrets: &'a Secrets,
@@ -85,6 +87,17 @@ pub(super) fn compile_policy(
     }
     // Whether what the policy matches is known (then a policy with other problems is kept as broken).
     let matchable = problems.len() == before && !images.is_empty();
+    // After `matchable`: a bad exclusion keeps the policy in force as broken (it then covers more, not less).
+    let mut exclude_images = Vec::new();
+    for (i, g) in spec.exclude_images.iter().enumerate() {
+        match Glob::new(g) {
+            Ok(glob) if !glob.names_registry() => problems.push(format!(
+                "excludeImages[{i}]: {g:?} does not name a registry; globs match normalised references such as docker.io/library/nginx"
+            )),
+            Ok(glob) => exclude_images.push(glob),
+            Err(e) => problems.push(format!("excludeImages[{i}]: {e}")),
+        }
+    }
     let mut authorities = Vec::new();
     if spec.authorities.is_empty() {
         problems.push("authorities: at least one authority is required".into());
@@ -100,13 +113,44 @@ pub(super) fn compile_policy(
     }
     let r = &spec.requirements;
     let mut requirements = Vec::new();
-    if r.signature {
-        requirements.push(CompiledRequirement::Signature);
+    let declared: Vec<&str> = spec.authorities.iter().map(|a| a.name.as_str()).collect();
+    let eligible = |names: &[String], field: &str, problems: &mut Vec<String>| {
+        eligible_authorities(name, &declared, names, field, problems)
+    };
+    match &r.signature {
+        SignatureRequirement::Required(false) => {}
+        SignatureRequirement::Required(true) => requirements.push(CompiledRequirement::Signature {
+            authorities: None,
+            min_authorities: 1,
+            annotations: Vec::new(),
+        }),
+        SignatureRequirement::Rules(rules) => {
+            let field = "requirements.signature";
+            let authorities = eligible(&rules.authorities, field, problems);
+            let count = authorities.as_ref().map_or(declared.len(), BTreeSet::len);
+            let min_authorities = match rules.min_authorities {
+                None => 1,
+                Some(n) if n >= 1 && (n as usize) <= count => n as usize,
+                Some(n) => {
+                    problems.push(format!(
+                        "{field}.minAuthorities: {n} is not between 1 and the {count} eligible authorities"
+                    ));
+                    1
+                }
+            };
+            let annotations = signed_annotations(&rules.annotations, field, problems);
+            requirements.push(CompiledRequirement::Signature { authorities, min_authorities, annotations });
+        }
+        SignatureRequirement::Invalid { problem, .. } => {
+            problems.push(format!("requirements.signature: {problem}"));
+        }
     }
     for (i, att) in r.attestations.iter().enumerate() {
+        let field = format!("requirements.attestations[{i}]");
         if att.predicate_type.is_empty() {
-            problems.push(format!("requirements.attestations[{i}]: predicateType is empty"));
+            problems.push(format!("{field}: predicateType is empty"));
         }
+        let authorities = eligible(&att.authorities, &field, problems);
         let condition = match &att.condition {
             None => None,
             Some(module) => {
@@ -114,24 +158,31 @@ pub(super) fn compile_policy(
                 match RegoCondition::compile(&module_name, module) {
                     Ok(c) => Some(Box::new(c)),
                     Err(e) => {
-                        problems.push(format!("requirements.attestations[{i}].condition: {e}"));
+                        problems.push(format!("{field}.condition: {e}"));
                         None
                     }
                 }
             }
         };
-        requirements
-            .push(CompiledRequirement::Attestation { predicate_type: att.predicate_type.clone(), condition });
+        requirements.push(CompiledRequirement::Attestation {
+            predicate_type: att.predicate_type.clone(),
+            condition,
+            authorities,
+        });
     }
     if r.sbom.as_ref().is_some_and(|s| s.required) {
         requirements.push(CompiledRequirement::Sbom);
     }
     // A policy may exist only to assign a compliance profile, judge fetchers, or name an egress allowlist.
-    let other_duties = spec.compliance_profile.is_some() || spec.fetchers.is_some() || spec.egress.is_some();
-    if requirements.is_empty() && !other_duties {
+    let other_duties = spec.compliance_profile.is_some()
+        || spec.fetchers.is_some()
+        || spec.egress.is_some()
+        || spec.require_digest;
+    // (An invalid signature value is reported as such, not as nothing required.)
+    if requirements.is_empty() && !other_duties && !r.signature.is_required() {
         problems.push(
             "requirements: nothing is required (set signature, attestations or sbom, or complianceProfile, \
-             fetchers or egress)"
+             fetchers, egress or requireDigest)"
                 .into(),
         );
     }
@@ -175,6 +226,8 @@ pub(super) fn compile_policy(
         namespace: namespace.map(str::to_owned),
         generation,
         images,
+        exclude_images,
+        require_digest: spec.require_digest,
         namespaces,
         namespace_selector: m.namespace_selector.clone(),
         object_selector: m.object_selector.clone(),
@@ -190,6 +243,55 @@ pub(super) fn compile_policy(
         egress_allowlist,
         broken: None,
     })
+}
+
+/// The authorities a requirement names (`None`: it names none, so any of the policy's may satisfy it).
+/// A name the policy does not declare is a problem naming the policy and the name.
+fn eligible_authorities(
+    policy: &str,
+    declared: &[&str],
+    names: &[String],
+    field: &str,
+    problems: &mut Vec<String>,
+) -> Option<BTreeSet<String>> {
+    if names.is_empty() {
+        return None;
+    }
+    let mut out = BTreeSet::new();
+    for (i, n) in names.iter().enumerate() {
+        if !declared.contains(&n.as_str()) {
+            problems.push(format!(
+                "{field}.authorities[{i}]: policy {policy} has no authority named {n:?} (it has {})",
+                declared.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(", ")
+            ));
+        } else if !out.insert(n.clone()) {
+            problems.push(format!("{field}.authorities[{i}]: {n:?} is named twice"));
+        }
+    }
+    Some(out)
+}
+
+/// `annotations` of a signature requirement: a value written `^…$` is a regular expression the whole
+/// value must match, any other value is matched exactly.
+fn signed_annotations(
+    annotations: &BTreeMap<String, String>,
+    field: &str,
+    problems: &mut Vec<String>,
+) -> Vec<SignedAnnotation> {
+    let mut out = Vec::new();
+    for (key, value) in annotations {
+        if key.is_empty() {
+            problems.push(format!("{field}.annotations: an annotation key is empty"));
+            continue;
+        }
+        let is_regex = value.len() >= 2 && value.starts_with('^') && value.ends_with('$');
+        let matcher = if is_regex { Matcher::regex(value) } else { Ok(Matcher::Exact(value.clone())) };
+        match matcher {
+            Ok(value) => out.push(SignedAnnotation { key: key.clone(), value }),
+            Err(e) => problems.push(format!("{field}.annotations.{key}: {e}")),
+        }
+    }
+    out
 }
 
 fn compile_authority(

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use kube::Resource;
 use vouch_attest::registry::Credentials;
-use vouch_attest::sigstore_verify::Authority;
+use vouch_attest::sigstore_verify::{Authority, Matcher};
 use vouch_attest::trust_root::TrustRoot as SigstoreTrustRoot;
 
 use vouch_attest::ArtifactRef;
@@ -52,13 +52,22 @@ pub struct CompiledAuthority {
 #[derive(Debug, Clone)]
 pub enum CompiledRequirement {
     /// A signature.
-    Signature,
+    Signature {
+        /// The authorities that may satisfy it, by name (`None`: any of the policy's).
+        authorities: Option<BTreeSet<String>>,
+        /// How many distinct eligible authorities must each have a verified signature (at least 1).
+        min_authorities: usize,
+        /// Annotations the signed payload must carry.
+        annotations: Vec<SignedAnnotation>,
+    },
     /// An attestation, optionally with a compiled Rego condition.
     Attestation {
         /// The predicate type.
         predicate_type: String,
         /// The condition, compiled once.
         condition: Option<Box<RegoCondition>>,
+        /// The authorities that may satisfy it, by name (`None`: any of the policy's).
+        authorities: Option<BTreeSet<String>>,
     },
     /// A valid SBOM.
     Sbom,
@@ -68,10 +77,37 @@ impl CompiledRequirement {
     /// The requirement's name in findings and messages.
     pub fn label(&self) -> String {
         match self {
-            Self::Signature => "signature".into(),
+            Self::Signature { .. } => "signature".into(),
             Self::Attestation { predicate_type, .. } => format!("attestation {predicate_type}"),
             Self::Sbom => "sbom".into(),
         }
+    }
+
+    /// Whether `authority` may satisfy this requirement.
+    pub fn admits(&self, authority: &CompiledAuthority) -> bool {
+        match self {
+            Self::Signature { authorities, .. } | Self::Attestation { authorities, .. } => {
+                authorities.as_ref().is_none_or(|names| names.contains(&authority.name))
+            }
+            Self::Sbom => true,
+        }
+    }
+}
+
+/// An annotation a signature's signed payload must carry: its key, and the value exactly or a regular
+/// expression the whole value must match (written `^…$`).
+#[derive(Debug, Clone)]
+pub struct SignedAnnotation {
+    /// The key.
+    pub key: String,
+    /// The accepted value.
+    pub value: Matcher,
+}
+
+impl SignedAnnotation {
+    /// Whether the signed annotations `signed` carry this one (only string values can match).
+    pub fn is_met_by(&self, signed: &BTreeMap<String, serde_json::Value>) -> bool {
+        signed.get(&self.key).and_then(serde_json::Value::as_str).is_some_and(|v| self.value.matches(v))
     }
 }
 
@@ -86,6 +122,10 @@ pub struct CompiledPolicy {
     pub generation: Option<i64>,
     /// Image globs.
     pub images: Vec<Glob>,
+    /// Image globs the policy does not cover although `images` match (exclusion wins in this policy).
+    pub exclude_images: Vec<Glob>,
+    /// References by tag are denied (`digest` requirement).
+    pub require_digest: bool,
     /// Namespace name globs (empty = any).
     pub namespaces: Vec<Glob>,
     /// Namespace label selector.

@@ -215,6 +215,13 @@ impl PolicyResources {
         Ok(out)
     }
 
+    /// The policy-language features the policies use (see [`PolicySpec::policy_features`]).
+    pub fn policy_features(&self) -> BTreeSet<&'static str> {
+        let cluster = self.cluster_policies.iter().map(|p| &p.spec.policy);
+        let namespaced = self.policies.iter().map(|p| &p.spec.policy);
+        cluster.chain(namespaced).flat_map(PolicySpec::policy_features).collect()
+    }
+
     /// Number of resources read.
     pub fn len(&self) -> usize {
         self.cluster_policies.len() + self.policies.len() + self.trust_roots.len() + self.profiles.len()

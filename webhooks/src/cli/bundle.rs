@@ -200,12 +200,14 @@ pub fn read_policy_files(paths: &[PathBuf]) -> Result<Vec<(String, String)>, Usa
     Ok(out)
 }
 
-fn policy_set_from(files: &[(String, String)]) -> PolicySet {
+/// The policies of `files` compiled, and the policy-language features they use (the bundle lists them).
+fn policy_set_from(files: &[(String, String)]) -> (PolicySet, Vec<String>) {
     let mut resources = vouch_policies::PolicyResources::default();
     for (name, yaml) in files {
         resources.add_yaml_str(yaml, name);
     }
-    PolicySet::compile(resources, &vouch_policies::Secrets::none())
+    let features = resources.policy_features().into_iter().map(str::to_owned).collect();
+    (PolicySet::compile(resources, &vouch_policies::Secrets::none()), features)
 }
 
 /// A pod naming `references` as containers: the same input an admission request for it would give.
@@ -286,7 +288,7 @@ async fn create_bundle(args: &CreateArgs) -> Result<String, CreateError> {
         })
         .collect::<Result<Vec<_>, UsageError>>()?;
     let policy_files = read_policy_files(&args.policies)?;
-    let policies = policy_set_from(&policy_files);
+    let (policies, policy_features) = policy_set_from(&policy_files);
     if !policies.problems().is_empty() {
         let list: Vec<String> = policies
             .problems()
@@ -404,6 +406,7 @@ async fn create_bundle(args: &CreateArgs) -> Result<String, CreateError> {
         recording: recorder.snapshot().map_err(BundleError::from)?,
         artifacts: covered.into_values().collect(),
         policies: policy_files,
+        policy_features,
         trusted_root_json: Some(trusted_root_json),
         keys,
         created: now,

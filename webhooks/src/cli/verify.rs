@@ -260,6 +260,11 @@ pub fn summary_lines(facts: &Facts) -> Vec<String> {
         if let Some(t) = s.signing_time {
             line.push_str(&format!(", signed {}", t.to_rfc3339()));
         }
+        if !s.annotations.is_empty() {
+            // What a policy's `requirements.signature.annotations` is checked against.
+            let annotations = serde_json::to_string(&s.annotations).unwrap_or_default();
+            line.push_str(&format!(", signed annotations {annotations}"));
+        }
         lines.push(line);
     }
     for a in &facts.attestations {
@@ -279,6 +284,29 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+
+    #[test]
+    fn summary_lines_show_signed_annotations() {
+        let fingerprint = vouch_attest::Digest::sha256_of(b"key");
+        let signature =
+            |annotations: BTreeMap<String, serde_json::Value>| vouch_attest::verify::SignatureFacts {
+                signer: Signer::Key { fingerprint: fingerprint.clone() },
+                source: vouch_attest::verify::Source::ModelFile { path: "x".into() },
+                rekor_log_index: None,
+                signing_time: None,
+                annotations,
+            };
+        let facts = Facts {
+            signatures: vec![
+                signature(BTreeMap::from([("team".to_owned(), serde_json::json!("payments"))])),
+                signature(BTreeMap::new()),
+            ],
+            ..Facts::default()
+        };
+        let lines = summary_lines(&facts);
+        assert!(lines[0].ends_with(r#", signed annotations {"team":"payments"}"#), "{lines:?}");
+        assert!(!lines[1].contains("annotations"), "{lines:?}");
+    }
 
     #[derive(Debug, Parser)]
     struct Args {
