@@ -24,6 +24,10 @@ pub enum ReasonCode {
     SignatureInvalid,
     /// A signature or bundle names another digest than the one verified.
     DigestMismatch,
+    /// Fewer distinct authorities signed than the requirement's `minAuthorities`.
+    TooFewSigners,
+    /// A signature verifies but does not carry the signed annotations the requirement names.
+    AnnotationMismatch,
     /// A keyless signature is by an identity or OIDC issuer the policy does not accept.
     IdentityMismatch,
     /// The signing certificate lacks a claim (Fulcio extension) the policy requires.
@@ -68,10 +72,12 @@ pub enum ReasonCode {
 
 impl ReasonCode {
     /// Every code, in documentation order.
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 26] = [
         Self::Verified,
         Self::SignatureMissing,
         Self::SignatureInvalid,
+        Self::TooFewSigners,
+        Self::AnnotationMismatch,
         Self::DigestMismatch,
         Self::IdentityMismatch,
         Self::ClaimMismatch,
@@ -127,6 +133,7 @@ impl ReasonCode {
             "egress" => return Self::EgressNotAllowed,
             "fetcher" => return Self::FetcherUnverifiable,
             "running" => return Self::TagMoved,
+            "digest" => return Self::DigestRequired,
             _ => {}
         }
         if has(&["no policy covers"]) {
@@ -142,6 +149,12 @@ impl ReasonCode {
             && !has(&["does not lead to a trusted", "not trusted at"])
         {
             return Self::PolicyUnusable;
+        }
+        if has(&["authorities must each have signed"]) {
+            return Self::TooFewSigners;
+        }
+        if has(&["carries the signed annotations"]) {
+            return Self::AnnotationMismatch;
         }
         let attestation = requirement.starts_with("attestation");
         let sbom = requirement.starts_with("sbom");
@@ -206,6 +219,8 @@ impl ReasonCode {
             Self::Verified => "Verified",
             Self::SignatureMissing => "SignatureMissing",
             Self::SignatureInvalid => "SignatureInvalid",
+            Self::TooFewSigners => "TooFewSigners",
+            Self::AnnotationMismatch => "AnnotationMismatch",
             Self::DigestMismatch => "DigestMismatch",
             Self::IdentityMismatch => "IdentityMismatch",
             Self::ClaimMismatch => "ClaimMismatch",
@@ -239,6 +254,12 @@ impl ReasonCode {
             }
             Self::SignatureInvalid => {
                 "Signatures exist but none verifies against the policy's authorities: sign with the key or identity the policy names, or add the signer's authority to the policy."
+            }
+            Self::TooFewSigners => {
+                "Have more of the policy's authorities sign the digest: the denial names which signed and which did not."
+            }
+            Self::AnnotationMismatch => {
+                "Sign with the annotations the policy requires (`cosign sign -a key=value`); unsigned manifest annotations do not count."
             }
             Self::DigestMismatch => "Sign the digest that is deployed: the signature names another one (tags move).",
             Self::IdentityMismatch => {
@@ -351,6 +372,9 @@ mod tests {
             ("egress", Fail, "egress declared at x is not covered by the allowlist: y", ReasonCode::EgressNotAllowed),
             ("fetcher", Fail, "downloads from a URL that cannot be verified", ReasonCode::FetcherUnverifiable),
             ("running digest", Fail, "image x: tag moved", ReasonCode::TagMoved),
+            ("digest", Fail, "the reference names a tag, not a digest; policy p requires references by digest (name@sha256:...)", ReasonCode::DigestRequired),
+            ("signature", Fail, "2 of 3 authorities must each have signed, 1 did: verified: key alice; not verified: key bob (nothing found)", ReasonCode::TooFewSigners),
+            ("signature", Fail, "key k: no verified signature carries the signed annotations env=prod (signed annotations found: {})", ReasonCode::AnnotationMismatch),
             ("signature", Error, "the labels of namespace shop are unknown", ReasonCode::NamespaceUnknown),
         ];
         for (requirement, result, reason, want) in cases {
