@@ -12,6 +12,7 @@ pub mod egress;
 pub mod intoto;
 pub mod keys;
 pub mod model;
+pub mod notation;
 pub mod offline;
 pub mod reference;
 pub mod registry;
