@@ -492,6 +492,13 @@ impl SigningKey {
         PublicKey::from_parts(KeyAlgorithm::EcdsaP256, spki, raw)
     }
 
+    /// Sign `msg` (SHA-256), returning the fixed-size `r||s` signature JOSE (`ES256`) and COSE carry.
+    pub fn sign_fixed(&self, msg: &[u8]) -> Vec<u8> {
+        use p256::ecdsa::signature::Signer;
+        let sig: p256::ecdsa::Signature = self.0.sign(msg);
+        sig.to_bytes().to_vec()
+    }
+
     /// Sign `msg` (SHA-256), returning an ASN.1 DER signature as cosign does.
     pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
         use p256::ecdsa::signature::Signer;

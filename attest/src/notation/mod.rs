@@ -33,6 +33,7 @@ pub mod envelope;
 pub mod jws;
 pub mod level;
 pub mod payload;
+pub mod sign;
 pub mod trust;
 pub mod verify;
 
