@@ -152,3 +152,60 @@ async fn a_notation_authority_satisfies_signatures_only() {
     let reason = rejection(&verdict);
     assert!(reason.contains("a Notation authority vouches for image signatures only"), "{reason}");
 }
+
+/// A policy over `host/notation/**` whose only authority is a Notation trust store with `identity`.
+fn notation_policy(host: &str, ca: &NotationCa, identity: &str) -> String {
+    format!(
+        r#"apiVersion: vouch.dev/v1alpha1
+kind: ClusterSupplyChainPolicy
+metadata: {{name: notary-signed}}
+spec:
+  images: ["{host}/notation/**"]
+  authorities:
+    - name: release
+      notation:
+        trustStore:
+          pem: |
+{}        trustedIdentities: ["{identity}"]
+  requirements: {{signature: true}}
+"#,
+        vouch_tests::fixture::indent(&ca.trust_store_pem(), 12)
+    )
+}
+
+#[tokio::test]
+async fn the_engine_admits_a_notation_signed_pod_and_denies_a_wrong_identity_by_name() {
+    use vouch_policies::{Engine, EngineConfig, PolicySet};
+    let registry = DevRegistry::start().await.unwrap();
+    let host = registry.host();
+    let v = verifier(&host);
+    let image = push_image(v.registry(), &host, "notation/web", "1.0").await;
+    let ca = NotationCa::new("vouch test notation root").unwrap();
+    sign_and_push(v.registry(), &image, &ca.issue_current(RELEASE).unwrap(), None).await.unwrap();
+    let by_tag = vouch_tests::fixture::tag_of(&image);
+    let pod = vouch_tests::fixture::pod_input("default", "web", &[("app", &by_tag)]);
+
+    let set = PolicySet::from_yaml_str(&notation_policy(&host, &ca, RELEASE_ID));
+    assert!(set.problems().is_empty(), "{:?}", set.problems());
+    let e = Engine::new(EngineConfig::default(), set, v.clone());
+    let d = e.evaluate(&pod).await;
+    assert!(d.allowed, "{:?}", d.message);
+    let signer = d.findings[0].signer.clone().unwrap();
+    assert!(signer.starts_with(&format!("{RELEASE} (certificate sha256:")), "{signer}");
+    assert_eq!(d.pins[0].to, format!("{by_tag}@{}", image.digest().unwrap()));
+
+    let nightly = "x509.subject: C=US, ST=WA, O=vouch-test, CN=nightly";
+    let e = Engine::new(
+        EngineConfig::default(),
+        PolicySet::from_yaml_str(&notation_policy(&host, &ca, nightly)),
+        v,
+    );
+    let d = e.evaluate(&pod).await;
+    assert!(!d.allowed);
+    let message = d.message.unwrap();
+    assert!(
+        message.contains("policy notary-signed: signature: no signature verifies against notation release (")
+            && message.contains("is not a trusted identity"),
+        "{message}"
+    );
+}
