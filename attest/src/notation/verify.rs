@@ -303,7 +303,7 @@ fn verify_countersignature(
 
 #[cfg(test)]
 mod tests {
-    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
 
     use super::*;
@@ -524,9 +524,8 @@ mod tests {
     }
 
     /// A trust store holding the envelope's own (self-signed) signing certificate.
-    fn own_leaf_store(env: &[u8]) -> TrustStore {
-        let v: serde_json::Value = serde_json::from_slice(env).unwrap();
-        let der = STANDARD.decode(v["header"]["x5c"][0].as_str().unwrap()).unwrap();
+    fn own_leaf_store(media_type: &str, env: &[u8]) -> TrustStore {
+        let der = parse_envelope(media_type, env).unwrap().certificates.remove(0);
         TrustStore::from_certificates(TrustStoreKind::Ca, vec![ParsedCert::from_der(&der).unwrap()]).unwrap()
     }
 
@@ -535,7 +534,7 @@ mod tests {
         let env = read("envelopes/jwsExpiredWithTimestamp.sig");
         let tsa = store(TrustStoreKind::Tsa, "tsa-globalsignRoot.pem");
         let with_tsa = NotationAuthority {
-            trust_store: own_leaf_store(&env),
+            trust_store: own_leaf_store(JWS_MEDIA_TYPE, &env),
             tsa_trust_store: Some(tsa.clone()),
             identities: vec![TrustedIdentity::Any],
             level: Level::Strict,
@@ -578,6 +577,74 @@ mod tests {
         let plain = read("envelopes/withoutTimestamp.sig");
         let v = verify(JWS_MEDIA_TYPE, &plain, &timestamp_target(), &a, now()).unwrap();
         assert_eq!(v.signing_time, None);
+    }
+
+    #[test]
+    fn upstream_cose_envelopes_verify_and_their_expired_certificates_need_the_timestamp() {
+        let tsa = store(TrustStoreKind::Tsa, "tsa-globalsignRoot.pem");
+        let env = read("envelopes/coseWithTimestamp.sig");
+        let a = NotationAuthority {
+            trust_store: store(TrustStoreKind::Ca, "TestTimestamp.crt"),
+            tsa_trust_store: Some(tsa.clone()),
+            identities: vec!["x509.subject: C=US, ST=WA, O=Notary, CN=alpine".parse().unwrap()],
+            level: Level::Strict,
+        };
+        let v = verify(COSE_MEDIA_TYPE, &env, &timestamp_target(), &a, now()).unwrap();
+        assert_eq!(v.subject, "CN=alpine,O=Notary,L=Seattle,ST=WA,C=US");
+        assert!(v.signing_time.is_some(), "the timestamp verified");
+
+        let expired = read("envelopes/coseExpiredWithTimestamp.sig");
+        let with_tsa = NotationAuthority {
+            trust_store: own_leaf_store(COSE_MEDIA_TYPE, &expired),
+            tsa_trust_store: Some(tsa),
+            identities: vec![TrustedIdentity::Any],
+            level: Level::Strict,
+        };
+        verify(COSE_MEDIA_TYPE, &expired, &timestamp_target(), &with_tsa, now()).unwrap();
+        let without_tsa = NotationAuthority { tsa_trust_store: None, ..with_tsa };
+        let err = verify(COSE_MEDIA_TYPE, &expired, &timestamp_target(), &without_tsa, now()).unwrap_err();
+        assert!(matches!(err, NotationError::AuthenticTimestamp(_)), "{err}");
+
+        // notation-go's plain COSE signature of an OCI layout's manifest.
+        let plain = read("envelopes/cose_signature.sig");
+        let target = ExpectedTarget {
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            digest: "sha256:19dbd2e48e921426ee8ace4dc892edfb2ecdc1d1a72d5416c83670c30acecef0"
+                .parse()
+                .unwrap(),
+            size: 481,
+        };
+        let own = NotationAuthority {
+            trust_store: own_leaf_store(COSE_MEDIA_TYPE, &plain),
+            tsa_trust_store: None,
+            identities: vec![TrustedIdentity::Any],
+            level: Level::Strict,
+        };
+        verify(COSE_MEDIA_TYPE, &plain, &target, &own, now()).unwrap();
+        // Its JWS twin verifies the same way.
+        let jws = read("envelopes/jws_signature.sig");
+        let own = NotationAuthority { trust_store: own_leaf_store(JWS_MEDIA_TYPE, &jws), ..own };
+        verify(JWS_MEDIA_TYPE, &jws, &target, &own, now()).unwrap();
+        // A flipped signature byte, a flipped payload byte, and bytes that are not COSE.
+        let mut bad = plain.clone();
+        let n = bad.len();
+        bad[n - 5] ^= 1;
+        let err = verify(COSE_MEDIA_TYPE, &bad, &target, &own_cose(&plain), now()).unwrap_err();
+        assert!(matches!(err, NotationError::Integrity(_)), "{err}");
+        let err = verify(COSE_MEDIA_TYPE, b"\xd2\x84", &target, &own_cose(&plain), now()).unwrap_err();
+        assert!(matches!(err, NotationError::Malformed { .. }), "{err}");
+        // The JWS envelope given as COSE is refused as malformed, not misread.
+        let err = verify(COSE_MEDIA_TYPE, &jws, &target, &own_cose(&plain), now()).unwrap_err();
+        assert!(matches!(err, NotationError::Malformed { .. }), "{err}");
+    }
+
+    fn own_cose(env: &[u8]) -> NotationAuthority {
+        NotationAuthority {
+            trust_store: own_leaf_store(COSE_MEDIA_TYPE, env),
+            tsa_trust_store: None,
+            identities: vec![TrustedIdentity::Any],
+            level: Level::Strict,
+        }
     }
 
     #[test]
