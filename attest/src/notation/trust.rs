@@ -156,9 +156,15 @@ impl DistinguishedName {
     }
 }
 
+/// The order Notation's documentation writes identities in; other attributes follow alphabetically.
+const DISPLAY_ORDER: [&str; 6] = ["C", "ST", "L", "O", "OU", "CN"];
+
 impl fmt::Display for DistinguishedName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let rank = |k: &str| DISPLAY_ORDER.iter().position(|o| *o == k).unwrap_or(DISPLAY_ORDER.len());
+        let mut attrs: Vec<(&String, &String)> = self.0.iter().collect();
+        attrs.sort_by_key(|(k, _)| rank(k));
+        let parts: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         f.write_str(&parts.join(", "))
     }
 }

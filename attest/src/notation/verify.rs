@@ -241,7 +241,8 @@ fn authenticity(
     if !authority.identities.iter().any(|id| id.matches(subject)) {
         let ids: Vec<String> = authority.identities.iter().map(ToString::to_string).collect();
         return Err(NotationError::Authenticity(format!(
-            "signer {subject} is not a trusted identity (trusted: {})",
+            "signer {} is not a trusted identity (trusted: {})",
+            leaf.cert.tbs_certificate.subject,
             ids.join("; ")
         )));
     }
