@@ -87,8 +87,7 @@ pub struct VerifiedNotation {
 }
 
 /// Why revocation is never claimed.
-pub const REVOCATION_NOT_CHECKED: &str =
-    "revocation not checked: vouch does not reach OCSP responders or CRL distribution points";
+pub const REVOCATION_NOT_CHECKED: &str = "vouch reaches no OCSP responder or CRL distribution point";
 
 struct Outcomes {
     level: Level,
