@@ -209,3 +209,70 @@ async fn the_engine_admits_a_notation_signed_pod_and_denies_a_wrong_identity_by_
         "{message}"
     );
 }
+
+/// Proves: an offline bundle made while the engine verified a Notation-signed pod carries what Notation
+/// verification reads (referrers, the signature manifest, the envelope): with the registry stopped, the
+/// bundle alone admits the pod again under the same policy.
+#[tokio::test]
+async fn an_offline_bundle_carries_notation_signatures() {
+    use vouch_attest::cache::CacheConfig;
+    use vouch_attest::offline::{write_bundle, BundleSpec, CoveredArtifact, OfflineBundle, Recorder};
+    use vouch_attest::registry::RegistryClient;
+    use vouch_attest::trust_root::TrustRoot;
+    use vouch_attest::verify::{VerifierConfig, VerifyOptions};
+    use vouch_policies::{Engine, EngineConfig, PolicyResources, PolicySet, Secrets};
+
+    let mut registry = DevRegistry::start().await.unwrap();
+    let host = registry.host();
+    let pusher = registry.client().unwrap();
+    let image = push_image(&pusher, &host, "notation/offline", "1.0").await;
+    let ca = NotationCa::new("vouch test notation root").unwrap();
+    sign_and_push(&pusher, &image, &ca.issue_current(RELEASE).unwrap(), None).await.unwrap();
+    let policy = notation_policy(&host, &ca, RELEASE_ID);
+    let pod = vouch_tests::fixture::pod_input("default", "web", &[("app", &image.to_string())]);
+    let compile = |yaml: &str| {
+        let mut resources = PolicyResources::default();
+        resources.add_yaml_str(yaml, "notation.yaml");
+        PolicySet::compile(resources, &Secrets::none())
+    };
+
+    let recorder = Recorder::new(16 << 20);
+    let client = RegistryClient::recording(registry.registry_config(), recorder.clone()).unwrap();
+    let config = VerifierConfig {
+        registry: registry.registry_config(),
+        trust_root: TrustRoot::public_good().unwrap(),
+        cache: CacheConfig::default(),
+        options: VerifyOptions::default(),
+    };
+    let online = ArtifactVerifier::with_registry_client(config, client.clone()).unwrap();
+    let d = Engine::new(EngineConfig::default(), compile(&policy), online).evaluate(&pod).await;
+    assert!(d.allowed, "{:?}", d.message);
+    let m = client.fetch_manifest(&image).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("notation.bundle.tar");
+    let created = chrono::Utc::now();
+    let spec = BundleSpec {
+        recording: recorder.snapshot().unwrap(),
+        artifacts: vec![CoveredArtifact {
+            reference: image.to_string(),
+            digest: m.digest,
+            media_type: m.media_type,
+        }],
+        policies: vec![("notation.yaml".into(), policy.clone())],
+        trusted_root_json: None,
+        keys: Vec::new(),
+        created,
+        expires: created + chrono::Duration::days(1),
+    };
+    write_bundle(&spec, None, &bundle).unwrap();
+    registry.stop();
+
+    let offline = OfflineBundle::open(&bundle, None).unwrap();
+    let verifier = offline.verifier(CacheConfig::default(), VerifyOptions::default()).unwrap();
+    let engine =
+        Engine::new(EngineConfig::default(), compile(&offline.policies_yaml()[0].1), verifier.clone());
+    let d = engine.evaluate(&pod).await;
+    assert!(d.allowed, "{:?}", d.message);
+    assert!(d.findings[0].signer.as_deref().unwrap().starts_with(RELEASE), "{:?}", d.findings[0].signer);
+    assert_eq!(verifier.registry_stats().http_requests, 0, "nothing left the process");
+}
