@@ -429,6 +429,31 @@ mod tests {
     }
 
     #[test]
+    fn notation_flags_name_a_notation_authority_and_bad_ones_are_usage_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("ca.pem");
+        let root = include_str!("../../../attest/tests/data/notation/truststore/NotationTestRoot.pem");
+        std::fs::write(&store, root).unwrap();
+        let store = store.to_str().unwrap();
+        let notation = |extra: &[&str]| {
+            let base = ["vouch", "--notation-trust-store", store];
+            Args::try_parse_from(base.iter().chain(extra)).map(|a| a.authority)
+        };
+        let args = notation(&["--notation-identity", "*", "--notation-level", "audit"]).unwrap();
+        let Authority::Notation(n) = authority(&args).unwrap() else { panic!("notation") };
+        assert_eq!(n.level, Level::Audit);
+        assert_eq!(n.trust_store.kind, TrustStoreKind::Ca);
+        let no_identity = authority(&notation(&[]).unwrap()).unwrap_err().to_string();
+        assert!(no_identity.contains("needs --notation-identity"), "{no_identity}");
+        let tsa = notation(&["--notation-identity", "*", "--notation-trust-store-type", "tsa"]).unwrap();
+        let err = authority(&tsa).unwrap_err().to_string();
+        assert!(err.contains("--notation-tsa-trust-store"), "{err}");
+        // Notation flags without a trust store, or beside a keyless identity, are refused by clap.
+        assert!(Args::try_parse_from(["vouch", "--notation-identity", "*"]).is_err());
+        assert!(notation(&["--notation-identity", "*", "--certificate-identity", "x"]).is_err());
+    }
+
+    #[test]
     fn github_workflow_flags_are_optional_empty_means_unchecked_and_they_need_keyless() {
         let Authority::Keyless { identities } = authority(&parse(&[]).unwrap()).unwrap() else { panic!() };
         assert!(identities[0].claims.is_empty(), "no flags: no claims");
