@@ -327,6 +327,36 @@ impl PublicKey {
         }
     }
 
+    /// Verify an RSASSA-PSS signature (MGF1 and salt length of `alg`, as JOSE/COSE `PS256/384/512` define it)
+    /// over `msg`. Only that scheme: a PKCS#1 v1.5 signature does not pass.
+    pub fn verify_rsa_pss(&self, alg: DigestAlgorithm, msg: &[u8], sig: &[u8]) -> Result<(), KeyError> {
+        if self.0.algorithm != KeyAlgorithm::Rsa {
+            return Err(KeyError::Unsupported(format!("RSASSA-PSS with a {} key", self.kind())));
+        }
+        match self.parsed(Scheme::RsaPss(alg)) {
+            Some(k) if k.verify_sig(msg, sig).is_ok() => Ok(()),
+            _ => Err(self.bad()),
+        }
+    }
+
+    /// Verify an ECDSA signature (DER or fixed-size `r||s`) over `msg` hashed with `alg`, on the curve
+    /// JOSE/COSE pair with it (`ES256`: P-256, `ES384`: P-384); another curve is refused.
+    pub fn verify_ecdsa(&self, alg: DigestAlgorithm, msg: &[u8], sig: &[u8]) -> Result<(), KeyError> {
+        let curve_fits = matches!(
+            (self.0.algorithm, alg),
+            (KeyAlgorithm::EcdsaP256, DigestAlgorithm::Sha256)
+                | (KeyAlgorithm::EcdsaP384, DigestAlgorithm::Sha384)
+        );
+        if !curve_fits {
+            return Err(KeyError::Unsupported(format!("ECDSA with {alg:?} on a {} key", self.kind())));
+        }
+        let der = self.ecdsa_der(sig)?;
+        match self.parsed(Scheme::Ecdsa(alg)) {
+            Some(k) if k.verify_sig(msg, &der).is_ok() => Ok(()),
+            _ => Err(self.bad()),
+        }
+    }
+
     /// Verify `sig` over a message known only by its `digest` (hashedrekord with a `sha256:` artifact).
     /// RSA accepts PKCS#1 v1.5 or PSS.
     pub fn verify_prehashed(&self, alg: DigestAlgorithm, digest: &[u8], sig: &[u8]) -> Result<(), KeyError> {
@@ -460,6 +490,13 @@ impl SigningKey {
         let spki = self.0.verifying_key().to_public_key_der().map(|d| d.into_vec()).unwrap_or_default();
         let raw = self.0.verifying_key().to_encoded_point(false).as_bytes().to_vec();
         PublicKey::from_parts(KeyAlgorithm::EcdsaP256, spki, raw)
+    }
+
+    /// Sign `msg` (SHA-256), returning the fixed-size `r||s` signature JOSE (`ES256`) and COSE carry.
+    pub fn sign_fixed(&self, msg: &[u8]) -> Vec<u8> {
+        use p256::ecdsa::signature::Signer;
+        let sig: p256::ecdsa::Signature = self.0.sign(msg);
+        sig.to_bytes().to_vec()
     }
 
     /// Sign `msg` (SHA-256), returning an ASN.1 DER signature as cosign does.

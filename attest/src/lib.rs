@@ -1,8 +1,8 @@
 //! vouch-attest: facts about OCI artifacts.
 //!
 //! Turns an OCI reference into verified facts: which digest it names, who signed it (cosign keys, keyless
-//! Sigstore identities, OpenSSF model signatures), which attestations and SBOMs it carries. No policy, no HTTP
-//! server, no Kubernetes client: policies and webhooks build on it.
+//! Sigstore identities, Notary Project trust stores, OpenSSF model signatures), which attestations and SBOMs
+//! it carries. No policy, no HTTP server, no Kubernetes client: policies and webhooks build on it.
 
 pub mod cache;
 pub mod cosign;
@@ -12,6 +12,7 @@ pub mod egress;
 pub mod intoto;
 pub mod keys;
 pub mod model;
+pub mod notation;
 pub mod offline;
 pub mod reference;
 pub mod registry;

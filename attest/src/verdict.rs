@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::cache::Cacheable;
 use crate::digest::Digest;
 use crate::intoto::{Predicate, Statement};
+use crate::notation::verify::CheckOutcome;
 use crate::reference::ArtifactRef;
 use crate::sbom::SbomFacts;
 use crate::sigstore_verify::SignerFacts;
@@ -36,6 +37,23 @@ pub enum Signer {
         /// OIDC issuer.
         issuer: String,
     },
+    /// An X.509 signing certificate from a trust store (Notary Project signatures).
+    X509 {
+        /// The certificate's subject DN (RFC 4514).
+        subject: String,
+        /// SHA-256 of the certificate's DER.
+        fingerprint: Digest,
+    },
+}
+
+impl fmt::Display for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Key { fingerprint } => write!(f, "key {fingerprint}"),
+            Self::Certificate { subject, issuer } => write!(f, "{subject} (issuer {issuer})"),
+            Self::X509 { subject, fingerprint } => write!(f, "{subject} (certificate {fingerprint})"),
+        }
+    }
 }
 
 impl From<&SignerFacts> for Signer {
@@ -99,6 +117,10 @@ pub struct SignatureFacts {
     /// own, unsigned annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, serde_json::Value>,
+    /// Each Notation check and how it ended (empty for Sigstore signatures): a check the level only logs
+    /// is recorded failed, revocation is recorded as not checked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckOutcome>,
 }
 
 /// A verified attestation.

@@ -185,6 +185,7 @@ impl ReasonCode {
             "oidc issuer",
             "not an accepted signer",
             "keyless identity is required",
+            "not a trusted identity",
         ]) {
             return Self::IdentityMismatch;
         }
@@ -195,13 +196,19 @@ impl ReasonCode {
             "is not valid at",
             "not trusted at",
             "does not lead to a trusted",
+            "chain is in the trust store",
             "expired",
             "signing time",
         ]) {
             return Self::CertificateExpired;
         }
-        if has(&["does not match the artifact digest", "not the verified", "digest mismatch", "names image"])
-        {
+        if has(&[
+            "does not match the artifact digest",
+            "not the verified",
+            "digest mismatch",
+            "names image",
+            "for another artifact",
+        ]) {
             return Self::DigestMismatch;
         }
         if attestation {
@@ -376,6 +383,9 @@ mod tests {
             ("signature", Fail, "2 of 3 authorities must each have signed, 1 did: verified: key alice; not verified: key bob (nothing found)", ReasonCode::TooFewSigners),
             ("signature", Fail, "key k: no verified signature carries the signed annotations env=prod (signed annotations found: {})", ReasonCode::AnnotationMismatch),
             ("signature", Error, "the labels of namespace shop are unknown", ReasonCode::NamespaceUnknown),
+            ("signature", Fail, "no signature verifies against notation release (the only candidate failed: x: authenticity: signer CN=a is not a trusted identity (trusted: x509.subject: O=b))", ReasonCode::IdentityMismatch),
+            ("signature", Fail, "no signature verifies against notation release (the only candidate failed: x: the signature is for another artifact: targetArtifact digest is a, expected b)", ReasonCode::DigestMismatch),
+            ("signature", Fail, "no signature verifies against notation release (the only candidate failed: x: expiry: the signature expired at 2025)", ReasonCode::CertificateExpired),
         ];
         for (requirement, result, reason, want) in cases {
             assert_eq!(code(requirement, result, reason), want, "{requirement}: {reason}");

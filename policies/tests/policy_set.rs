@@ -120,7 +120,7 @@ spec: {images: ["ghcr.io/a/*"], authorities: [], requirements: {signature: true}
     assert!(set.policies().is_empty());
     let empty = set.problems_of("ClusterSupplyChainPolicy", None, "empty").join("\n");
     assert!(empty.contains("images: at least one glob is required"), "{empty}");
-    assert!(empty.contains("authorities[0]: exactly one of key or keyless is required"), "{empty}");
+    assert!(empty.contains("authorities[0]: exactly one of key, keyless or notation is required"), "{empty}");
     assert!(empty.contains("requirements: nothing is required"), "{empty}");
     let doc = set.problems().iter().find(|p| p.kind == "document").unwrap();
     assert!(doc.problems[0].contains("apiVersion \"v1\" is not vouch.dev/v1alpha1"), "{doc}");

@@ -162,12 +162,12 @@ impl std::fmt::Debug for FakeSigstore {
     }
 }
 
-fn spki_of(key: &P256Key) -> anyhow::Result<SubjectPublicKeyInfoOwned> {
+pub(crate) fn spki_of(key: &P256Key) -> anyhow::Result<SubjectPublicKeyInfoOwned> {
     let der = key.verifying_key().to_public_key_der()?;
     Ok(SubjectPublicKeyInfoOwned::from_der(der.as_bytes())?)
 }
 
-fn validity(from: SystemTime, to: SystemTime) -> anyhow::Result<Validity> {
+pub(crate) fn validity(from: SystemTime, to: SystemTime) -> anyhow::Result<Validity> {
     Ok(Validity { not_before: Time::try_from(from)?, not_after: Time::try_from(to)? })
 }
 

@@ -44,8 +44,8 @@ pub async fn push_sbom_referrer(
     artifact: &ArtifactRef,
     sbom: &[u8],
 ) -> Result<Digest, CosignError> {
-    push_artifact_referrer(client, artifact, CYCLONEDX_MEDIA_TYPE, sbom, BTreeMap::new(), BTreeMap::new())
-        .await
+    let layer = (CYCLONEDX_MEDIA_TYPE, sbom, BTreeMap::new());
+    push_artifact_referrer(client, artifact, CYCLONEDX_MEDIA_TYPE, layer, BTreeMap::new()).await
 }
 
 /// Push a Sigstore bundle as an OCI 1.1 referrer of `artifact`, laid out as cosign v3 does (artifact type
@@ -72,18 +72,34 @@ pub async fn push_bundle_referrer(
     let mut layer_annotations = BTreeMap::new();
     layer_annotations
         .insert(TITLE_ANNOTATION.to_owned(), format!("{}.sigstore.json", digest.cosign_tag_stem()));
-    push_artifact_referrer(client, artifact, BUNDLE_ARTIFACT_TYPE, &json, annotations, layer_annotations)
+    let layer = (BUNDLE_ARTIFACT_TYPE, json.as_slice(), layer_annotations);
+    push_artifact_referrer(client, artifact, BUNDLE_ARTIFACT_TYPE, layer, annotations).await
+}
+
+/// Push a Notary Project signature envelope (`application/jose+json` or `application/cose`) as an OCI 1.1
+/// referrer of `artifact`, laid out as `notation sign` does: artifact type
+/// `application/vnd.cncf.notary.signature`, the envelope as the single layer.
+pub async fn push_notation_signature(
+    client: &RegistryClient,
+    artifact: &ArtifactRef,
+    envelope_media_type: &str,
+    envelope: &[u8],
+) -> Result<Digest, CosignError> {
+    let layer = (envelope_media_type, envelope, BTreeMap::new());
+    push_artifact_referrer(client, artifact, crate::notation::SIGNATURE_ARTIFACT_TYPE, layer, BTreeMap::new())
         .await
 }
 
-/// Push `blob` as the single layer of an artifact manifest (empty config) whose subject is `artifact`.
+/// The single layer of an artifact manifest: media type, bytes, annotations.
+type ArtifactLayer<'a> = (&'a str, &'a [u8], BTreeMap<String, String>);
+
+/// Push `layer` as the single layer of an artifact manifest (empty config) whose subject is `artifact`.
 async fn push_artifact_referrer(
     client: &RegistryClient,
     artifact: &ArtifactRef,
     artifact_type: &str,
-    blob: &[u8],
+    (layer_media_type, blob, layer_annotations): ArtifactLayer<'_>,
     annotations: BTreeMap<String, String>,
-    layer_annotations: BTreeMap<String, String>,
 ) -> Result<Digest, CosignError> {
     let subject_digest = artifact
         .digest()
@@ -93,7 +109,7 @@ async fn push_artifact_referrer(
     let blob_digest = client.push_blob(artifact, blob).await?;
     let empty = b"{}";
     let empty_digest = client.push_blob(artifact, empty).await?;
-    let mut layer = descriptor(artifact_type, blob_digest, blob.len());
+    let mut layer = descriptor(layer_media_type, blob_digest, blob.len());
     layer.annotations = layer_annotations;
     let manifest = ImageManifest {
         schema_version: 2,

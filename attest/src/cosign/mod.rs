@@ -17,7 +17,7 @@ mod payload;
 mod sign;
 mod verify;
 
-pub use attach::{attach_sbom, push_bundle_referrer, push_sbom_referrer};
+pub use attach::{attach_sbom, push_bundle_referrer, push_notation_signature, push_sbom_referrer};
 pub use layers::{
     layer_annotations, RekorBundle, SignatureLayer, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION,
     CHAIN_ANNOTATION, PREDICATE_TYPE_ANNOTATION, RFC3161_ANNOTATION, SIGNATURE_ANNOTATION,

@@ -51,8 +51,11 @@ pub mod policy_features {
     pub const EXCLUDE_IMAGES: &str = "excludeImages";
     /// `requireDigest`.
     pub const REQUIRE_DIGEST: &str = "requireDigest";
+    /// `authorities[].notation` (Notary Project signatures).
+    pub const NOTATION_AUTHORITIES: &str = "notationAuthorities";
     /// Every feature this build reads.
-    pub const KNOWN: &[&str] = &[SIGNATURE_RULES, ATTESTATION_AUTHORITIES, EXCLUDE_IMAGES, REQUIRE_DIGEST];
+    pub const KNOWN: &[&str] =
+        &[SIGNATURE_RULES, ATTESTATION_AUTHORITIES, EXCLUDE_IMAGES, REQUIRE_DIGEST, NOTATION_AUTHORITIES];
 }
 
 /// `vouch-bundle.json`: the signed statement of what a bundle holds.

@@ -349,6 +349,11 @@ impl Verifier {
                     ))
                 }
                 (Authority::Key(k), Signer::PublicKey { .. }) => SigningKey::Key(k),
+                (Authority::Notation(_), _) => {
+                    return Err(VerifyError::Signer(
+                        "a Notation authority cannot verify a Sigstore bundle".into(),
+                    ))
+                }
                 (Authority::Keyless { .. }, s) => {
                     let der = s.leaf_certificate().ok_or(BundleError::EmptyCertificateChain)?;
                     let leaf = ParsedCert::from_der(der)?;
@@ -482,7 +487,7 @@ impl Verifier {
                 }
             }
             (SigningKey::Key(k), _) => SignerFacts::Key { fingerprint: k.fingerprint() },
-            (SigningKey::Certificate(..), Authority::Key(_)) => {
+            (SigningKey::Certificate(..), Authority::Key(_) | Authority::Notation(_)) => {
                 return Err(VerifyError::Signer("certificate signer under a key policy".into()))
             }
         };

@@ -1,7 +1,10 @@
 //! What a bundle must satisfy: who signed it (key or keyless identity) and which evidence is required.
 
+use std::sync::Arc;
+
 use super::identity::CertificateIdentity;
 use crate::keys::PublicKey;
+use crate::notation::NotationAuthority;
 
 /// Who must have signed.
 #[derive(Debug, Clone)]
@@ -13,6 +16,9 @@ pub enum Authority {
     },
     /// A long-lived key (the bundle's key hint is ignored).
     Key(PublicKey),
+    /// A Notary Project trust store and trusted identities (Notation signatures only: it never verifies a
+    /// Sigstore bundle).
+    Notation(Arc<NotationAuthority>),
 }
 
 /// The requirements for one verification.

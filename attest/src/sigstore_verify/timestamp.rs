@@ -206,6 +206,26 @@ fn sid_matches(sid: &SignerIdentifier, cert: &ParsedCert) -> bool {
     }
 }
 
+/// The certificates a timestamp token carries (at most [`MAX_EMBEDDED_CERTS`]), for callers that complete a
+/// TSA chain from a trust store holding only roots (Notation's `tsa` stores).
+pub fn embedded_certificates(der: &[u8]) -> Result<Vec<ParsedCert>, TimestampError> {
+    if der.len() > MAX_TIMESTAMP_BYTES {
+        return Err(TimestampError::TooLarge { size: der.len() });
+    }
+    let token = ContentInfo::from_der(token_bytes(der)?).map_err(malformed)?;
+    if token.content_type != OID_SIGNED_DATA {
+        return Err(malformed("token is not CMS SignedData"));
+    }
+    let sd: SignedData = token.content.decode_as().map_err(malformed)?;
+    let mut out = Vec::new();
+    for choice in sd.certificates.iter().flat_map(|c| c.0.iter()).take(MAX_EMBEDDED_CERTS) {
+        if let CertificateChoices::Certificate(c) = choice {
+            out.push(ParsedCert::from_der(&c.to_der().map_err(malformed)?).map_err(malformed)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Verify an RFC 3161 timestamp over `signature` (the bundle's signature bytes) with the trust root's TSAs.
 pub fn verify_timestamp(
     der: &[u8],

@@ -33,6 +33,9 @@ impl ArtifactVerifier {
             .digest()
             .cloned()
             .ok_or_else(|| VerifyError::Config { reason: "unpinned reference".into() })?;
+        if let Authority::Notation(notation) = authority {
+            return self.verify_notation(pinned, &digest, notation, requirement).await;
+        }
         let policy = self.policy(authority);
         let mut facts = Facts::default();
         let mut candidates = Vec::new();
@@ -113,15 +116,7 @@ impl ArtifactVerifier {
                 }
             }
         }
-        let reason = match candidates.first() {
-            None => format!("nothing found (looked in {})", searched.join(", ")),
-            Some(first) if candidates.len() == 1 => format!("the only candidate failed: {first}"),
-            Some(first) => format!("none of {} candidates verified; first: {first}", candidates.len()),
-        };
-        Ok(Verdict {
-            reference: pinned.clone(),
-            outcome: Err(Rejection { requirement: requirement.to_string(), reason, candidates }),
-        })
+        Ok(rejected(pinned, requirement, rejection_reason(&candidates, &searched), candidates))
     }
 
     /// The layers of `sha256-<hex>.<suffix>` (none when the tag does not exist), blobs fetched and capped.
@@ -199,6 +194,18 @@ impl ArtifactVerifier {
         artifact_type: &str,
         cap: usize,
     ) -> Result<Vec<(Source, Result<Vec<u8>, CosignError>)>, VerifyError> {
+        let layers = self.referrer_layers(pinned, artifact_type, cap).await?;
+        Ok(layers.into_iter().map(|(source, layer)| (source, layer.map(|(_, blob)| blob))).collect())
+    }
+
+    /// The first layer of each referrer of `artifact_type`, as (media type, blob); at most
+    /// `max_candidates` referrers, each bound to this artifact by its own `subject`.
+    pub(super) async fn referrer_layers(
+        &self,
+        pinned: &ArtifactRef,
+        artifact_type: &str,
+        cap: usize,
+    ) -> Result<Vec<(Source, Result<(String, Vec<u8>), CosignError>)>, VerifyError> {
         let list = self.inner.registry.referrers(pinned, Some(artifact_type)).await?;
         let subject = pinned.digest();
         let mut out = Vec::new();
@@ -221,7 +228,7 @@ impl ArtifactVerifier {
                 Ok((_, ManifestKind::Image(m))) => match m.layers.first() {
                     Some(layer) => {
                         match self.inner.registry.fetch_blob(&manifest_ref, &layer.digest, cap).await {
-                            Ok(b) => Ok(b),
+                            Ok(b) => Ok((layer.media_type.clone(), b)),
                             Err(e) if e.is_transient() => return Err(e.into()),
                             Err(e) => Err(CosignError::Registry(e)),
                         }
@@ -326,6 +333,7 @@ impl ArtifactVerifier {
                         rekor_log_index: sig.rekor_log_index,
                         signing_time: sig.signing_time,
                         annotations: BTreeMap::new(),
+                        checks: Vec::new(),
                     });
                     facts.model_signature = Some(sig);
                     return Ok(Ok(()));
@@ -393,11 +401,20 @@ impl ArtifactVerifier {
     }
 }
 
-fn verified(pinned: &ArtifactRef, facts: Facts) -> Verdict {
+/// One sentence for a rejection: nothing found (and where it was looked for), or the first failure.
+pub(super) fn rejection_reason(candidates: &[String], searched: &[String]) -> String {
+    match candidates.first() {
+        None => format!("nothing found (looked in {})", searched.join(", ")),
+        Some(first) if candidates.len() == 1 => format!("the only candidate failed: {first}"),
+        Some(first) => format!("none of {} candidates verified; first: {first}", candidates.len()),
+    }
+}
+
+pub(super) fn verified(pinned: &ArtifactRef, facts: Facts) -> Verdict {
     Verdict { reference: pinned.clone(), outcome: Ok(facts) }
 }
 
-fn rejected(
+pub(super) fn rejected(
     pinned: &ArtifactRef,
     requirement: &Requirement,
     reason: String,
@@ -416,6 +433,7 @@ fn signature_facts(v: &VerifiedBundle, source: Source) -> SignatureFacts {
         rekor_log_index: v.tlog_entries.first().map(|e| e.log_index),
         signing_time: v.signing_time,
         annotations: BTreeMap::new(),
+        checks: Vec::new(),
     }
 }
 

@@ -27,6 +27,7 @@ use crate::sigstore_verify::{Authority, Matcher, VerificationPolicy, Verifier};
 use crate::trust_root::TrustRoot;
 
 mod gather;
+mod notation;
 
 pub use crate::verdict::{
     AttestationFacts, Facts, ModelSignatureFacts, Rejection, SbomSource, SignatureFacts, Signer, Source,
@@ -141,12 +142,14 @@ impl From<RegistryError> for VerifyError {
     }
 }
 
-/// A stable string naming an authority, for cache keys: `key:<spki sha256>` or
+/// A stable string naming an authority, for cache keys: `key:<spki sha256>`, `notation:` + level, trust
+/// stores and identities ([`crate::notation::NotationAuthority::fingerprint`]), or
 /// `keyless:` + the sorted identities (exact values quoted, regular expressions between slashes), each with
 /// its claims when it has any (so an identity without claims keeps the fingerprint it always had).
 pub fn authority_fingerprint(authority: &Authority) -> String {
     match authority {
         Authority::Key(k) => format!("key:{}", k.fingerprint()),
+        Authority::Notation(n) => n.fingerprint(),
         Authority::Keyless { identities } => {
             let show = |m: &Matcher| match m {
                 Matcher::Exact(s) => format!("exact:{s:?}"),

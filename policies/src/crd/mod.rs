@@ -11,9 +11,9 @@ mod trust_root;
 pub use policy::{
     AttestationRequirement, AuthoritySpec, ClusterSupplyChainPolicy, ClusterSupplyChainPolicySpec,
     CredentialsSpec, EgressRules, FailurePolicy, FetcherRules, IdentitySpec, KeySpec, KeylessSpec,
-    LabelSelector, LabelSelectorOperator, LabelSelectorRequirement, MatchSpec, Mode, PolicySpec,
-    RequirementsSpec, SbomRequirement, SecretKeyRef, SignatureFormat, SupplyChainPolicy,
-    SupplyChainPolicySpec,
+    LabelSelector, LabelSelectorOperator, LabelSelectorRequirement, MatchSpec, Mode, NotationLevel,
+    NotationSpec, NotationTrustStoreSpec, NotationTrustStoreType, PolicySpec, RequirementsSpec,
+    SbomRequirement, SecretKeyRef, SignatureFormat, SupplyChainPolicy, SupplyChainPolicySpec,
 };
 pub use profile::{
     AnnotationRule, AnnotationSource, AttestationRule, ComplianceProfile, ComplianceProfileSpec,

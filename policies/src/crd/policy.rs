@@ -75,6 +75,9 @@ impl PolicySpec {
         if self.require_digest {
             out.insert(f::REQUIRE_DIGEST);
         }
+        if self.authorities.iter().any(|a| a.notation.is_some()) {
+            out.insert(f::NOTATION_AUTHORITIES);
+        }
         out
     }
 }
@@ -184,7 +187,7 @@ pub enum LabelSelectorOperator {
     DoesNotExist,
 }
 
-/// A named authority: exactly one of `key` or `keyless`.
+/// A named authority: exactly one of `key`, `keyless` or `notation`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthoritySpec {
@@ -196,10 +199,74 @@ pub struct AuthoritySpec {
     /// Fulcio certificate identities.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyless: Option<KeylessSpec>,
+    /// A Notary Project (Notation) trust store and trusted identities: satisfies the signature requirement
+    /// with Notation signatures (referrers of artifact type `application/vnd.cncf.notary.signature`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notation: Option<NotationSpec>,
     /// What the authority signs: cosign signatures (default), or OpenSSF model-signing signatures of
     /// models (then it satisfies the signature requirement of model artifacts only).
     #[serde(default, skip_serializing_if = "SignatureFormat::is_default")]
     pub signature_format: SignatureFormat,
+}
+
+/// A Notation trust policy statement for one authority.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotationSpec {
+    /// The certificates the signing certificate's chain must lead to.
+    pub trust_store: NotationTrustStoreSpec,
+    /// Timestamp authorities for RFC 3161 countersignatures; without it a signature's timestamp is not used
+    /// and certificates must be valid now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsa_trust_store: Option<NotationTrustStoreSpec>,
+    /// Accepted signers, any may match: `x509.subject: C=…, ST=…, O=…, CN=…` (every attribute named must
+    /// be in the signing certificate's subject; C, ST and O are required) or `*`.
+    pub trusted_identities: Vec<String>,
+    /// Verification level (default `strict`).
+    #[serde(default)]
+    pub level: NotationLevel,
+}
+
+/// PEM certificates, inline or from a secret: exactly one of `pem` or `secretRef`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotationTrustStoreSpec {
+    /// One or more PEM `CERTIFICATE` blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pem: Option<String>,
+    /// A secret holding the PEM (default key `ca.crt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+    /// The store's type: `ca` (default; signatures of scheme `notary.x509`) or `signingAuthority`
+    /// (`notary.x509.signingAuthority`). Ignored for `tsaTrustStore`.
+    #[serde(default, rename = "type")]
+    pub store_type: NotationTrustStoreType,
+}
+
+/// What a Notation trust store's certificates vouch for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum NotationTrustStoreType {
+    /// Certificate authorities.
+    #[default]
+    Ca,
+    /// Signing authorities.
+    SigningAuthority,
+}
+
+/// Notation's verification levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum NotationLevel {
+    /// Every check enforced (revocation is recorded as not checked).
+    #[default]
+    Strict,
+    /// Integrity and authenticity enforced; timestamp, expiry and revocation failures recorded.
+    Permissive,
+    /// Only integrity enforced; everything else recorded.
+    Audit,
+    /// Nothing verified: the authority is satisfied without a signature.
+    Skip,
 }
 
 /// The signature format an authority is checked in.

@@ -453,6 +453,7 @@ fn signer_text(s: &Signer) -> String {
     match s {
         Signer::Key { fingerprint } => format!("key {fingerprint}"),
         Signer::Certificate { subject, issuer } => format!("{subject} ({issuer})"),
+        Signer::X509 { .. } => s.to_string(),
     }
 }
 

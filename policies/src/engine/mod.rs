@@ -123,6 +123,8 @@ fn verifier_key(a: &CompiledAuthority) -> VerifierKey {
         Authority::Key(_) => (None, a.require_tlog),
         // Keyless: the tlog option does not apply; keep the base setting so the base verifier is reused.
         Authority::Keyless { .. } => (a.trust_root.clone(), true),
+        // Notation: neither a Sigstore trust root nor the tlog option applies; the base verifier serves.
+        Authority::Notation(_) => (None, true),
     }
 }
 

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use vouch_attest::notation::{Level, NotationAuthority, TrustStore, TrustStoreKind, TrustedIdentity};
 use vouch_attest::registry::Credentials;
 use vouch_attest::sigstore_verify::{Authority, CertificateIdentity, Claim, Matcher};
 use vouch_attest::trust_root::TrustRoot as SigstoreTrustRoot;
@@ -11,7 +13,10 @@ use vouch_attest::PublicKey;
 
 use vouch_attest::ArtifactRef;
 
-use crate::crd::{AuthoritySpec, IdentitySpec, PolicySpec, SecretKeyRef, SignatureRequirement, TrustRoot};
+use crate::crd::{
+    AuthoritySpec, IdentitySpec, NotationLevel, NotationSpec, NotationTrustStoreSpec, NotationTrustStoreType,
+    PolicySpec, SecretKeyRef, SignatureFormat, SignatureRequirement, TrustRoot,
+};
 use crate::glob::Glob;
 use crate::rego::RegoCondition;
 use crate::selector;
@@ -304,6 +309,25 @@ fn compile_authority(
     if a.name.is_empty() {
         problems.push(format!("{field}.name is empty"));
     }
+    if let Some(n) = &a.notation {
+        if a.key.is_some() || a.keyless.is_some() {
+            problems.push(format!("{field}: exactly one of key, keyless or notation is required"));
+            return None;
+        }
+        if a.signature_format != SignatureFormat::Cosign {
+            problems.push(format!("{field}.signatureFormat: a notation authority signs images, not models"));
+            return None;
+        }
+        let authority = compile_notation(n, &format!("{field}.notation"), namespace, ctx, problems)?;
+        return Some(CompiledAuthority {
+            name: a.name.clone(),
+            label: format!("notation {}", a.name),
+            authority: Authority::Notation(Arc::new(authority)),
+            require_tlog: true,
+            trust_root: None,
+            format: a.signature_format,
+        });
+    }
     match (&a.key, &a.keyless) {
         (Some(k), None) => {
             let pem: Result<String, String> = match (&k.pem, &k.secret_ref) {
@@ -363,10 +387,70 @@ fn compile_authority(
             })
         }
         _ => {
-            problems.push(format!("{field}: exactly one of key or keyless is required"));
+            problems.push(format!("{field}: exactly one of key, keyless or notation is required"));
             None
         }
     }
+}
+
+/// A Notation authority: trust stores read (inline or from secrets), identities parsed, every problem
+/// reported.
+fn compile_notation(
+    n: &NotationSpec,
+    field: &str,
+    namespace: Option<&str>,
+    ctx: &Context<'_>,
+    problems: &mut Vec<String>,
+) -> Option<NotationAuthority> {
+    let before = problems.len();
+    let mut store = |s: &NotationTrustStoreSpec, kind: TrustStoreKind, field: &str| {
+        let pem: Result<String, String> = match (&s.pem, &s.secret_ref) {
+            (Some(p), None) => Ok(p.clone()),
+            (None, Some(r)) => secret(ctx, r, namespace, "ca.crt", &format!("{field}.secretRef"))
+                .and_then(|b| String::from_utf8(b.to_vec()).map_err(|_| format!("{field}: not UTF-8 PEM"))),
+            _ => Err(format!("{field}: exactly one of pem or secretRef is required")),
+        };
+        match pem.and_then(|p: String| TrustStore::from_pem_as(kind, &p).map_err(|e| format!("{field}: {e}")))
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        }
+    };
+    let kind = match n.trust_store.store_type {
+        NotationTrustStoreType::Ca => TrustStoreKind::Ca,
+        NotationTrustStoreType::SigningAuthority => TrustStoreKind::SigningAuthority,
+    };
+    let trust_store = store(&n.trust_store, kind, &format!("{field}.trustStore"));
+    let tsa_trust_store =
+        n.tsa_trust_store.as_ref().map(|s| store(s, TrustStoreKind::Tsa, &format!("{field}.tsaTrustStore")));
+    if n.trusted_identities.is_empty() {
+        problems.push(format!("{field}.trustedIdentities: at least one identity (or \"*\") is required"));
+    }
+    let mut identities = Vec::with_capacity(n.trusted_identities.len());
+    for (i, id) in n.trusted_identities.iter().enumerate() {
+        match id.parse::<TrustedIdentity>() {
+            Ok(id) => identities.push(id),
+            Err(e) => problems.push(format!("{field}.trustedIdentities[{i}]: {e}")),
+        }
+    }
+    let level = match n.level {
+        NotationLevel::Strict => Level::Strict,
+        NotationLevel::Permissive => Level::Permissive,
+        NotationLevel::Audit => Level::Audit,
+        NotationLevel::Skip => Level::Skip,
+    };
+    if problems.len() != before {
+        return None;
+    }
+    Some(NotationAuthority {
+        trust_store: trust_store?,
+        tsa_trust_store: tsa_trust_store.flatten(),
+        identities,
+        level,
+    })
 }
 
 fn compile_identity(

@@ -246,6 +246,13 @@ impl PolicyResources {
                 if let Some(r) = a.key.as_ref().and_then(|k| k.secret_ref.as_ref()) {
                     add(r, own);
                 }
+                if let Some(n) = &a.notation {
+                    for store in std::iter::once(&n.trust_store).chain(&n.tsa_trust_store) {
+                        if let Some(r) = &store.secret_ref {
+                            add(r, own);
+                        }
+                    }
+                }
             }
             if let Some(r) = spec.credentials.as_ref().and_then(|c| c.secret_ref.as_ref()) {
                 add(r, own);

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use vouch_attest::cosign::{sign_image_with_key, signature_tag};
+use vouch_attest::cosign::{push_notation_signature, sign_image_with_key, signature_tag};
+use vouch_attest::notation::sign::sign_jws;
+use vouch_attest::notation::verify::JWS_MEDIA_TYPE;
+use vouch_attest::notation::{Level, NotationAuthority, TargetArtifact, TrustStore, TrustedIdentity};
 use vouch_attest::registry::{RegistryClient, OCI_MANIFEST};
 use vouch_attest::sigstore_verify::Authority;
 use vouch_attest::trust_root::TrustRoot;
@@ -90,6 +93,53 @@ async fn copy_blobs(
     Ok(())
 }
 
+/// The subject of the demo's Notation signing certificate, and the trusted identity that names it.
+const NOTATION_SUBJECT: &str = "CN=release,O=vouch-demo,ST=WA,C=US";
+const NOTATION_IDENTITY: &str = "x509.subject: C=US, ST=WA, O=vouch-demo, CN=release";
+
+/// What the demo's Notation signer leaves behind.
+struct NotationDemo {
+    trust_store_pem: String,
+    /// A trust store directory laid out as `notation` keeps one (`truststore/x509/ca/<name>`).
+    trust_store_dir: std::path::PathBuf,
+}
+
+/// Sign `image` as `notation sign` would, with a leaf of a fresh demo CA (JWS envelope, referrer of
+/// artifact type `application/vnd.cncf.notary.signature`); the CA goes into a trust store under `dir`.
+async fn notation_sign(
+    client: &RegistryClient,
+    image: &ArtifactRef,
+    dir: &std::path::Path,
+) -> anyhow::Result<NotationDemo> {
+    let ca = crate::server::dev_pki::DevCa::new("vouch demo notation root")?;
+    let leaf = ca.issue_code_signing(NOTATION_SUBJECT)?;
+    let key = SigningKey::from_pkcs8_pem(&leaf.key_pem)?;
+    let manifest = client.fetch_manifest(image).await?;
+    let target = TargetArtifact {
+        media_type: manifest.media_type.clone(),
+        digest: manifest.digest.to_string(),
+        size: u64::try_from(manifest.bytes.len())?,
+        annotations: BTreeMap::new(),
+    };
+    let chain = [leaf.cert_der.clone(), ca.cert_der().to_vec()];
+    let envelope = sign_jws(&key, &chain, &target, chrono::Utc::now(), None);
+    let sig = push_notation_signature(client, image, JWS_MEDIA_TYPE, &envelope).await?;
+    println!("  signed {} with Notation as {NOTATION_SUBJECT} (signature referrer {sig})", manifest.digest);
+    let trust_store_dir = dir.join("notation/truststore/x509/ca/vouch-demo");
+    std::fs::create_dir_all(&trust_store_dir)?;
+    std::fs::write(trust_store_dir.join("vouch-demo-root.crt"), ca.cert_pem())?;
+    Ok(NotationDemo { trust_store_pem: ca.cert_pem(), trust_store_dir })
+}
+
+fn notation_authority(trust_store_pem: &str, identity: &str) -> anyhow::Result<Authority> {
+    Ok(Authority::Notation(std::sync::Arc::new(NotationAuthority {
+        trust_store: TrustStore::from_pem(trust_store_pem)?,
+        tsa_trust_store: None,
+        identities: vec![identity.parse::<TrustedIdentity>()?],
+        level: Level::Strict,
+    })))
+}
+
 struct Case {
     what: &'static str,
     expect_verified: bool,
@@ -154,6 +204,23 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
         };
         cases.push(Case { what, expect_verified, verified: verdict.is_verified(), detail });
     }
+    let notation = notation_sign(&client, &app, dir.path()).await?;
+    for (what, identity, expect_verified) in [
+        ("Notation-signed image, trusted identity", NOTATION_IDENTITY, true),
+        (
+            "Notation-signed image, another identity",
+            "x509.subject: C=US, ST=WA, O=vouch-demo, CN=nightly",
+            false,
+        ),
+    ] {
+        let authority = notation_authority(&notation.trust_store_pem, identity)?;
+        let verdict = verifier.verify(&by_tag, &authority, &Requirement::Signature).await?;
+        let detail = match &verdict.outcome {
+            Ok(facts) => facts.signatures.iter().map(|s| s.signer.to_string()).collect::<Vec<_>>().join(", "),
+            Err(rejection) => rejection.to_string(),
+        };
+        cases.push(Case { what, expect_verified, verified: verdict.is_verified(), detail });
+    }
     let unsigned = push_demo_image(&client, &host, "demo/unsigned", "1.0", b"no signature at all\n").await?;
     let verdict = verifier.verify(&unsigned, &right, &Requirement::Signature).await?;
     cases.push(Case {
@@ -192,8 +259,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     );
     if args.hold {
         println!(
-            "registry kept running; Ctrl-C to stop. Try:\n  vouch verify {by_tag} --key {} --insecure-registry {host} --insecure-ignore-tlog",
-            pub_path.display()
+            "registry kept running; Ctrl-C to stop. Try:\n  vouch verify {by_tag} --key {} --insecure-registry {host} --insecure-ignore-tlog\n  vouch verify {by_tag} --notation-trust-store {} --notation-identity '{NOTATION_IDENTITY}' --insecure-registry {host}",
+            pub_path.display(),
+            notation.trust_store_dir.display()
         );
         tokio::signal::ctrl_c().await?;
     }

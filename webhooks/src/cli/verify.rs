@@ -5,6 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use vouch_attest::keys::pem_encode;
+use vouch_attest::notation::verify::CheckResult;
+use vouch_attest::notation::{Level, NotationAuthority, TrustStore, TrustStoreKind, TrustedIdentity};
 use vouch_attest::sigstore_verify::{Authority, CertificateIdentity, Claim, Matcher};
 use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{
@@ -59,6 +64,22 @@ pub struct AuthorityArgs {
     /// Keyless: the GitHub Workflow Ref extension (1.3.6.1.4.1.57264.1.6, the token's `ref`), exactly.
     #[arg(long, conflicts_with = "key")]
     pub certificate_github_workflow_ref: Option<String>,
+    /// Notation: the trust store, a PEM file of certificates or a directory of PEM/DER certificate files
+    /// (Notation's `~/.config/notation/truststore/x509/ca/NAME` layout works as it is).
+    #[arg(long, conflicts_with_all = ["key", "certificate_identity", "certificate_identity_regexp"])]
+    pub notation_trust_store: Option<PathBuf>,
+    /// Notation: the trust store's type, `ca` (signatures of scheme notary.x509) or `signingAuthority`.
+    #[arg(long, default_value = "ca", requires = "notation_trust_store")]
+    pub notation_trust_store_type: String,
+    /// Notation: a `tsa` trust store for RFC 3161 countersignatures (file or directory, as above).
+    #[arg(long, requires = "notation_trust_store")]
+    pub notation_tsa_trust_store: Option<PathBuf>,
+    /// Notation: a trusted identity, `x509.subject: C=…, ST=…, O=…, CN=…` or `*`; repeat for several.
+    #[arg(long, requires = "notation_trust_store")]
+    pub notation_identity: Vec<String>,
+    /// Notation: the verification level, `strict`, `permissive`, `audit` or `skip`.
+    #[arg(long, default_value = "strict", requires = "notation_trust_store")]
+    pub notation_level: String,
 }
 
 impl AuthorityArgs {
@@ -128,8 +149,68 @@ fn matcher(exact: &Option<String>, regexp: &Option<String>, what: &str) -> Resul
     }
 }
 
-/// The authority the flags name: a key, or one keyless identity.
+/// A trust store of `kind` from a PEM file, or from every regular file (PEM or DER) of a directory.
+fn notation_store(path: &PathBuf, kind: TrustStoreKind) -> Result<TrustStore, UsageError> {
+    let invalid = |e: String| UsageError::Invalid(format!("{}: {e}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|source| UsageError::Read { path: path.clone(), source })?;
+    let files = if meta.is_dir() {
+        let entries =
+            std::fs::read_dir(path).map_err(|source| UsageError::Read { path: path.clone(), source })?;
+        let mut files: Vec<PathBuf> =
+            entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file()).collect();
+        files.sort();
+        files
+    } else {
+        vec![path.clone()]
+    };
+    let mut pem = String::new();
+    for file in &files {
+        let bytes = read(file)?;
+        match std::str::from_utf8(&bytes) {
+            Ok(text) if text.contains("-----BEGIN") => pem.push_str(text),
+            _ => pem.push_str(&pem_encode("CERTIFICATE", &bytes)),
+        }
+        pem.push('\n');
+    }
+    TrustStore::from_pem_as(kind, &pem).map_err(|e| invalid(e.to_string()))
+}
+
+/// The Notation authority the `--notation-*` flags name.
+fn notation_authority(args: &AuthorityArgs, store: &PathBuf) -> Result<Authority, UsageError> {
+    let invalid = |e: vouch_attest::notation::NotationError| UsageError::Invalid(e.to_string());
+    let kind: TrustStoreKind = args.notation_trust_store_type.parse().map_err(invalid)?;
+    if kind == TrustStoreKind::Tsa {
+        return Err(UsageError::Invalid(
+            "--notation-trust-store-type tsa: a tsa store goes in --notation-tsa-trust-store".into(),
+        ));
+    }
+    if args.notation_identity.is_empty() {
+        return Err(UsageError::Invalid(
+            "Notation verification needs --notation-identity ('x509.subject: C=…, ST=…, O=…' or '*')".into(),
+        ));
+    }
+    Ok(Authority::Notation(Arc::new(NotationAuthority {
+        trust_store: notation_store(store, kind)?,
+        tsa_trust_store: args
+            .notation_tsa_trust_store
+            .as_ref()
+            .map(|p| notation_store(p, TrustStoreKind::Tsa))
+            .transpose()?,
+        identities: args
+            .notation_identity
+            .iter()
+            .map(|i| i.parse::<TrustedIdentity>())
+            .collect::<Result<_, _>>()
+            .map_err(invalid)?,
+        level: args.notation_level.parse::<Level>().map_err(invalid)?,
+    })))
+}
+
+/// The authority the flags name: a key, a Notation trust store, or one keyless identity.
 pub(super) fn authority(args: &AuthorityArgs) -> Result<Authority, UsageError> {
+    if let Some(store) = &args.notation_trust_store {
+        return notation_authority(args, store);
+    }
     if let Some(path) = &args.key {
         let pem = String::from_utf8(read(path)?)
             .map_err(|_| UsageError::Invalid(format!("{}: not a PEM file", path.display())))?;
@@ -171,7 +252,11 @@ pub(super) fn trust_root(path: Option<&PathBuf>) -> Result<TrustRoot, UsageError
 /// Whether verifying needs Sigstore trust material (Fulcio, Rekor, CT logs): keyless always does, a key
 /// unless its tlog entry is not checked. Only then does `vouch verify` follow public-good TUF by default.
 fn needs_sigstore(authority: &Authority, args: &VerifyArgs) -> bool {
-    !matches!(authority, Authority::Key(_)) || !args.insecure_ignore_tlog
+    match authority {
+        Authority::Keyless { .. } => true,
+        Authority::Key(_) => !args.insecure_ignore_tlog,
+        Authority::Notation(_) => false,
+    }
 }
 
 fn config(args: &VerifyArgs, authority: &Authority) -> Result<VerifierConfig, UsageError> {
@@ -241,12 +326,10 @@ fn report(verdict: &Verdict, output: OutputFormat) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Who signed, for people: `key <fingerprint>` or `<identity> (issuer <issuer>)`.
+/// Who signed, for people: `key <fingerprint>`, `<identity> (issuer <issuer>)` or
+/// `<subject DN> (certificate <fingerprint>)`.
 pub(super) fn signer(s: &Signer) -> String {
-    match s {
-        Signer::Key { fingerprint } => format!("key {fingerprint}"),
-        Signer::Certificate { subject, issuer } => format!("{subject} (issuer {issuer})"),
-    }
+    s.to_string()
 }
 
 /// One line per verified fact, for people.
@@ -266,6 +349,13 @@ pub fn summary_lines(facts: &Facts) -> Vec<String> {
             line.push_str(&format!(", signed annotations {annotations}"));
         }
         lines.push(line);
+        for c in s.checks.iter().filter(|c| c.result != CheckResult::Passed) {
+            let result = match c.result {
+                CheckResult::FailedLogged => "failed (logged only)",
+                _ => "not checked",
+            };
+            lines.push(format!("  {}: {result}: {}", c.check.as_str(), c.reason.as_deref().unwrap_or("")));
+        }
     }
     for a in &facts.attestations {
         lines.push(format!("attestation {} by {} ({})", a.predicate_type, signer(&a.signer), a.source));
@@ -295,6 +385,7 @@ mod tests {
                 rekor_log_index: None,
                 signing_time: None,
                 annotations,
+                checks: Vec::new(),
             };
         let facts = Facts {
             signatures: vec![
@@ -353,6 +444,31 @@ mod tests {
             ]
         );
         assert!(identities[0].claims.values().all(|m| matches!(m, Matcher::Exact(_))));
+    }
+
+    #[test]
+    fn notation_flags_name_a_notation_authority_and_bad_ones_are_usage_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("ca.pem");
+        let root = include_str!("../../../attest/tests/data/notation/truststore/NotationTestRoot.pem");
+        std::fs::write(&store, root).unwrap();
+        let store = store.to_str().unwrap();
+        let notation = |extra: &[&str]| {
+            let base = ["vouch", "--notation-trust-store", store];
+            Args::try_parse_from(base.iter().chain(extra)).map(|a| a.authority)
+        };
+        let args = notation(&["--notation-identity", "*", "--notation-level", "audit"]).unwrap();
+        let Authority::Notation(n) = authority(&args).unwrap() else { panic!("notation") };
+        assert_eq!(n.level, Level::Audit);
+        assert_eq!(n.trust_store.kind, TrustStoreKind::Ca);
+        let no_identity = authority(&notation(&[]).unwrap()).unwrap_err().to_string();
+        assert!(no_identity.contains("needs --notation-identity"), "{no_identity}");
+        let tsa = notation(&["--notation-identity", "*", "--notation-trust-store-type", "tsa"]).unwrap();
+        let err = authority(&tsa).unwrap_err().to_string();
+        assert!(err.contains("--notation-tsa-trust-store"), "{err}");
+        // Notation flags without a trust store, or beside a keyless identity, are refused by clap.
+        assert!(Args::try_parse_from(["vouch", "--notation-identity", "*"]).is_err());
+        assert!(notation(&["--notation-identity", "*", "--certificate-identity", "x"]).is_err());
     }
 
     #[test]

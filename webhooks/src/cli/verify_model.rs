@@ -49,10 +49,15 @@ fn prepare(args: &VerifyModelArgs) -> Result<ModelCheck, UsageError> {
     if !is_dir {
         return Err(UsageError::Invalid(format!("{}: not a directory", args.model.display())));
     }
-    let policy = match authority(&args.authority)? {
-        Authority::Key(key) => VerificationPolicy::key(key).without_tlog(),
-        Authority::Keyless { identities } => VerificationPolicy::keyless(identities),
-    };
+    let policy =
+        match authority(&args.authority)? {
+            Authority::Key(key) => VerificationPolicy::key(key).without_tlog(),
+            Authority::Keyless { identities } => VerificationPolicy::keyless(identities),
+            Authority::Notation(_) => return Err(UsageError::Invalid(
+                "model signatures are Sigstore bundles: use --key or a keyless identity, not --notation-*"
+                    .into(),
+            )),
+        };
     let signature = args.signature.clone().unwrap_or_else(|| args.model.join(DEFAULT_SIGNATURE));
     let bundle_json = read_signature(&signature)?;
     let verifier = Verifier::new(trust_root(args.trusted_root.as_ref())?);

@@ -24,6 +24,9 @@ const OID_SERVER_AUTH: der::oid::ObjectIdentifier =
 /// clientAuth extended key usage.
 const OID_CLIENT_AUTH: der::oid::ObjectIdentifier =
     der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
+/// codeSigning extended key usage.
+const OID_CODE_SIGNING: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// A leaf certificate (PEM) and its PKCS#8 private key (PEM): a serving or a client certificate.
@@ -122,15 +125,29 @@ impl DevCa {
         self.issue(common_name, Vec::new(), OID_CLIENT_AUTH)
     }
 
+    /// A code-signing certificate (codeSigning) with the subject DN `subject` (RFC 4514), with a fresh
+    /// P-256 key: a Notary Project signer for the demo.
+    pub fn issue_code_signing(&self, subject: &str) -> anyhow::Result<ServingPair> {
+        self.issue_named(Name::from_str(subject)?, Vec::new(), OID_CODE_SIGNING)
+    }
+
     fn issue(
         &self,
         common_name: &str,
         names: Vec<GeneralName>,
         usage: der::oid::ObjectIdentifier,
     ) -> anyhow::Result<ServingPair> {
+        self.issue_named(Name::from_str(&format!("CN={common_name},O=vouch-dev"))?, names, usage)
+    }
+
+    fn issue_named(
+        &self,
+        subject: Name,
+        names: Vec<GeneralName>,
+        usage: der::oid::ObjectIdentifier,
+    ) -> anyhow::Result<ServingPair> {
         let key = fresh_key()?;
         let serial = self.next_serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let subject = Name::from_str(&format!("CN={common_name},O=vouch-dev"))?;
         let mut b = CertificateBuilder::new(
             Profile::Leaf {
                 issuer: self.name.clone(),

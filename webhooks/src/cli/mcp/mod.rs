@@ -107,6 +107,12 @@ pub struct VerifyImageParams {
     pub certificate_oidc_issuer: Option<String>,
     /// Keyless: the OIDC issuer as a regular expression.
     pub certificate_oidc_issuer_regexp: Option<String>,
+    /// Notation: the trust store's CA (or signing authority) certificates, PEM.
+    pub notation_trust_store_pem: Option<String>,
+    /// Notation: trusted identities, `x509.subject: C=…, ST=…, O=…[, CN=…]` or `*`.
+    pub notation_identities: Option<Vec<String>>,
+    /// Notation: `strict` (default), `permissive`, `audit` or `skip`.
+    pub notation_level: Option<String>,
     /// What to require: `signature` (default), `sbom`, or `attestation:<predicate type>`.
     pub require: Option<String>,
     /// Key-signed images need no Rekor entry (cosign's --insecure-ignore-tlog).
@@ -342,6 +348,14 @@ impl VouchMcp {
             }
             None => None,
         };
+        let notation_trust_store = match &p.notation_trust_store_pem {
+            Some(pem) => {
+                let path = key_dir.path().join("notation-ca.pem");
+                std::fs::write(&path, pem).map_err(|e| e.to_string())?;
+                Some(path)
+            }
+            None => None,
+        };
         let args = VerifyArgs {
             image: p.reference.clone(),
             authority: AuthorityArgs {
@@ -355,6 +369,11 @@ impl VouchMcp {
                 certificate_github_workflow_name: None,
                 certificate_github_workflow_repository: None,
                 certificate_github_workflow_ref: None,
+                notation_trust_store,
+                notation_trust_store_type: "ca".into(),
+                notation_tsa_trust_store: None,
+                notation_identity: p.notation_identities.unwrap_or_default(),
+                notation_level: p.notation_level.unwrap_or_else(|| "strict".into()),
             },
             require: p.require.unwrap_or_else(|| "signature".into()),
             registry: self.registry.clone(),

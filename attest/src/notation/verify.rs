@@ -1,0 +1,671 @@
+//! The checker: one envelope, the manifest it must name, and a [`NotationAuthority`] in; the verified
+//! signer with the outcome of every check out — or the first enforced check that failed.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::envelope::{Envelope, SigningScheme};
+use super::level::{Check, CheckAction, Level};
+use super::payload::{self, ExpectedTarget, TargetArtifact};
+use super::trust::{DistinguishedName, TrustStore, TrustStoreKind, TrustedIdentity};
+use super::{cose, jws, NotationError};
+use crate::digest::Digest;
+use crate::sigstore_verify::certificate::{verify_leaf, ParsedAuthority, ParsedCert, EKU_CODE_SIGNING};
+use crate::sigstore_verify::timestamp;
+use crate::trust_root::Validity;
+
+pub use super::cose::MEDIA_TYPE as COSE_MEDIA_TYPE;
+pub use super::jws::MEDIA_TYPE as JWS_MEDIA_TYPE;
+
+/// Who may sign, as a Notation trust policy statement says it.
+#[derive(Debug, Clone)]
+pub struct NotationAuthority {
+    /// The `ca` (or `signingAuthority`) store the signing chain must lead to.
+    pub trust_store: TrustStore,
+    /// The `tsa` store for RFC 3161 countersignatures; without it a timestamp is not used.
+    pub tsa_trust_store: Option<TrustStore>,
+    /// Accepted signers (any may match); at least one.
+    pub identities: Vec<TrustedIdentity>,
+    /// What each check's failure does.
+    pub level: Level,
+}
+
+impl NotationAuthority {
+    /// A stable string naming the authority, for cache keys.
+    pub fn fingerprint(&self) -> String {
+        let mut ids: Vec<String> = self.identities.iter().map(ToString::to_string).collect();
+        ids.sort();
+        ids.dedup();
+        format!(
+            "notation:level={};store={};tsa={};identities=[{}]",
+            self.level,
+            self.trust_store.fingerprint(),
+            self.tsa_trust_store.as_ref().map(TrustStore::fingerprint).unwrap_or_default(),
+            ids.join("|")
+        )
+    }
+}
+
+/// How one check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CheckResult {
+    /// It ran and held.
+    Passed,
+    /// It failed, and the level only records the failure.
+    FailedLogged,
+    /// It was not run.
+    Skipped,
+}
+
+/// One check's outcome, with the reason when it did not pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckOutcome {
+    /// Which check.
+    pub check: Check,
+    /// How it ended.
+    pub result: CheckResult,
+    /// Why it failed or was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A signature that verified under the authority's level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedNotation {
+    /// The signing certificate's subject DN (RFC 4514).
+    pub subject: String,
+    /// SHA-256 of the signing certificate's DER.
+    pub fingerprint: Digest,
+    /// The authentic signing time (a verified timestamp or a signing authority's), if one was established.
+    pub signing_time: Option<DateTime<Utc>>,
+    /// What the payload names.
+    pub target: TargetArtifact,
+    /// Every check and how it ended (revocation is always skipped: see the module docs).
+    pub checks: Vec<CheckOutcome>,
+}
+
+/// Why revocation is never claimed.
+pub const REVOCATION_NOT_CHECKED: &str = "vouch reaches no OCSP responder or CRL distribution point";
+
+struct Outcomes {
+    level: Level,
+    list: Vec<CheckOutcome>,
+}
+
+impl Outcomes {
+    /// Record `result` for `check`; an enforced failure is returned as the error.
+    fn record(&mut self, check: Check, result: Result<(), NotationError>) -> Result<(), NotationError> {
+        let (result, reason) = match (result, self.level.action(check)) {
+            (_, CheckAction::Skip) => (CheckResult::Skipped, Some(format!("level {}", self.level))),
+            (Ok(()), _) => (CheckResult::Passed, None),
+            (Err(e), CheckAction::Enforce) => return Err(e),
+            (Err(e), CheckAction::Log) => (CheckResult::FailedLogged, Some(e.to_string())),
+        };
+        self.list.push(CheckOutcome { check, result, reason });
+        Ok(())
+    }
+}
+
+/// Parse an envelope of `media_type`.
+pub fn parse_envelope(media_type: &str, bytes: &[u8]) -> Result<Envelope, NotationError> {
+    if bytes.len() > super::MAX_ENVELOPE_BYTES {
+        return Err(super::malformed(
+            "envelope",
+            format!("{} bytes exceed the limit of {}", bytes.len(), super::MAX_ENVELOPE_BYTES),
+        ));
+    }
+    match media_type {
+        jws::MEDIA_TYPE => jws::parse(bytes),
+        cose::MEDIA_TYPE => cose::parse(bytes),
+        other => Err(NotationError::UnsupportedMediaType(other.to_owned())),
+    }
+}
+
+/// Verify the envelope `bytes` (of `media_type`) for the manifest `expected` under `authority` at `now`.
+/// Integrity and the payload's target are always enforced; the level decides the rest. A `skip` level is
+/// refused here: it verifies nothing, so the caller does not call this.
+pub fn verify(
+    media_type: &str,
+    bytes: &[u8],
+    expected: &ExpectedTarget,
+    authority: &NotationAuthority,
+    now: DateTime<Utc>,
+) -> Result<VerifiedNotation, NotationError> {
+    if authority.level == Level::Skip {
+        return Err(NotationError::Config("level skip verifies no signature".into()));
+    }
+    if authority.identities.is_empty() {
+        return Err(NotationError::Config("no trusted identities".into()));
+    }
+    let mut outcomes = Outcomes { level: authority.level, list: Vec::with_capacity(5) };
+
+    // Integrity: the envelope parses, its signature verifies with the signing certificate's key, and the
+    // payload names the manifest being verified.
+    let envelope = parse_envelope(media_type, bytes)?;
+    let chain = envelope
+        .certificates
+        .iter()
+        .map(|der| ParsedCert::from_der(der))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| NotationError::Integrity(format!("certificate chain: {e}")))?;
+    let leaf = chain.first().ok_or_else(|| NotationError::Integrity("no signing certificate".into()))?;
+    let key = leaf.public_key().map_err(|e| NotationError::Integrity(e.to_string()))?;
+    envelope.algorithm.verify(&key, &envelope.signing_input, &envelope.signature)?;
+    let target = payload::check(&envelope.payload, expected)?;
+    outcomes.record(Check::Integrity, Ok(()))?;
+
+    // Authenticity: the chain leads to the trust store and the signer is a trusted identity.
+    let anchor = chain.iter().position(|c| authority.trust_store.contains(&c.der));
+    let subject = DistinguishedName::of_subject(leaf);
+    outcomes
+        .record(Check::Authenticity, authenticity(&envelope, &chain, anchor, subject.as_ref(), authority))?;
+
+    // Authentic timestamp: the certificates (up to the trust anchor) were valid when the signature was made.
+    let (signing_time, time_check) = authentic_time(&envelope, authority, now);
+    let time_check = time_check.and_then(|t| {
+        let upto = anchor.unwrap_or(chain.len().saturating_sub(1));
+        for cert in chain.iter().take(upto + 1) {
+            cert.check_valid_at(t).map_err(|e| NotationError::AuthenticTimestamp(e.to_string()))?;
+        }
+        Ok(())
+    });
+    outcomes.record(Check::AuthenticTimestamp, time_check)?;
+
+    // Expiry of the signature itself.
+    let expiry = match envelope.attributes.expiry {
+        Some(expiry) if now > expiry => Err(NotationError::Expired { expiry }),
+        _ => Ok(()),
+    };
+    outcomes.record(Check::Expiry, expiry)?;
+
+    // Revocation: never claimed.
+    outcomes.list.push(CheckOutcome {
+        check: Check::Revocation,
+        result: CheckResult::Skipped,
+        reason: Some(REVOCATION_NOT_CHECKED.into()),
+    });
+
+    Ok(VerifiedNotation {
+        subject: leaf.cert.tbs_certificate.subject.to_string(),
+        fingerprint: Digest::sha256_of(&leaf.der),
+        signing_time,
+        target,
+        checks: outcomes.list,
+    })
+}
+
+/// The chain up to its trust anchor checks out (signatures, CA constraints, code-signing usage) and the
+/// signer is a trusted identity. Validity in time is the authentic-timestamp check's, so the chain is
+/// checked at a moment inside every certificate's validity.
+fn authenticity(
+    envelope: &Envelope,
+    chain: &[ParsedCert],
+    anchor: Option<usize>,
+    subject: Result<&DistinguishedName, &String>,
+    authority: &NotationAuthority,
+) -> Result<(), NotationError> {
+    let wanted = match envelope.attributes.signing_scheme {
+        SigningScheme::X509 => TrustStoreKind::Ca,
+        SigningScheme::X509SigningAuthority => TrustStoreKind::SigningAuthority,
+    };
+    if authority.trust_store.kind != wanted {
+        return Err(NotationError::Authenticity(format!(
+            "the signing scheme is {}, which needs a {} trust store, not {}",
+            envelope.attributes.signing_scheme.as_str(),
+            wanted.as_str(),
+            authority.trust_store.kind.as_str()
+        )));
+    }
+    let (Some(anchor), Some(leaf)) = (anchor, chain.first()) else {
+        return Err(NotationError::Authenticity(
+            "no certificate of the signature's chain is in the trust store".into(),
+        ));
+    };
+    let trusted = if anchor == 0 { &chain[..1] } else { &chain[1..=anchor] };
+    let authority_chain =
+        ParsedAuthority::new("Notation trust store".into(), trusted.to_vec(), Validity::default());
+    let moment = chain[..=anchor].iter().map(ParsedCert::not_before).max().unwrap_or_default();
+    verify_leaf(
+        leaf,
+        std::slice::from_ref(&authority_chain),
+        &[moment],
+        "Notation trust store",
+        (EKU_CODE_SIGNING, "codeSigning"),
+    )
+    .map_err(|e| NotationError::Authenticity(e.to_string()))?;
+    let subject =
+        subject.map_err(|e| NotationError::Authenticity(format!("signing certificate subject: {e}")))?;
+    if !authority.identities.iter().any(|id| id.matches(subject)) {
+        let ids: Vec<String> = authority.identities.iter().map(ToString::to_string).collect();
+        return Err(NotationError::Authenticity(format!(
+            "signer {} is not a trusted identity (trusted: {})",
+            leaf.cert.tbs_certificate.subject,
+            ids.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+/// The authentic signing time (if one can be established) and the time the certificates must be valid at:
+/// a signing authority's `authenticSigningTime`; a verified RFC 3161 timestamp; else now.
+fn authentic_time(
+    envelope: &Envelope,
+    authority: &NotationAuthority,
+    now: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, Result<DateTime<Utc>, NotationError>) {
+    if let Some(t) = envelope.attributes.authentic_signing_time {
+        return (Some(t), Ok(t));
+    }
+    let (Some(token), Some(tsa)) = (&envelope.timestamp, &authority.tsa_trust_store) else {
+        return (None, Ok(now));
+    };
+    match verify_countersignature(token, &envelope.signature, tsa) {
+        Ok(t) if t > now + chrono::Duration::minutes(1) => {
+            (None, Err(NotationError::AuthenticTimestamp(format!("timestamp {t} lies in the future"))))
+        }
+        Ok(t) => (Some(t), Ok(t)),
+        Err(e) => (None, Err(NotationError::AuthenticTimestamp(format!("timestamp countersignature: {e}")))),
+    }
+}
+
+/// Verify an RFC 3161 token over `signature` with a TSA trust store: the token's embedded intermediates are
+/// put between the TSA signer and each trusted certificate they lead to.
+fn verify_countersignature(
+    token: &[u8],
+    signature: &[u8],
+    tsa: &TrustStore,
+) -> Result<DateTime<Utc>, timestamp::TimestampError> {
+    let embedded = timestamp::embedded_certificates(token)?;
+    let authorities: Vec<ParsedAuthority> = tsa
+        .certificates()
+        .iter()
+        .map(|root| {
+            let mut chain = vec![root.clone()];
+            while chain.len() < 5 {
+                let top = &chain[0];
+                let next = embedded.iter().find(|c| {
+                    c.is_ca()
+                        && c.cert.tbs_certificate.issuer == top.cert.tbs_certificate.subject
+                        && !chain.iter().any(|k| k.der == c.der)
+                });
+                match next {
+                    Some(c) => chain.insert(0, c.clone()),
+                    None => break,
+                }
+            }
+            ParsedAuthority::new("Notation TSA trust store".into(), chain, Validity::default())
+        })
+        .collect();
+    timestamp::verify_timestamp(token, signature, &authorities).map(|v| v.time)
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+
+    use super::*;
+
+    const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/notation");
+    const DOCKER_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    const NOTARY_ID: &str = "x509.subject: C=US, ST=WA, L=Seattle, O=Notary, CN=Notation Test Root";
+
+    fn read(path: &str) -> Vec<u8> {
+        std::fs::read(format!("{DATA}/{path}")).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn store(kind: TrustStoreKind, file: &str) -> TrustStore {
+        TrustStore::from_pem_as(kind, &String::from_utf8(read(&format!("truststore/{file}"))).unwrap())
+            .unwrap()
+    }
+
+    fn authority(file: &str, identity: &str, level: Level) -> NotationAuthority {
+        NotationAuthority {
+            trust_store: store(TrustStoreKind::Ca, file),
+            tsa_trust_store: None,
+            identities: vec![identity.parse().unwrap()],
+            level,
+        }
+    }
+
+    /// The manifest the `*_sig_env.json` vectors sign.
+    fn mock_target() -> ExpectedTarget {
+        ExpectedTarget {
+            media_type: DOCKER_V2.into(),
+            digest: "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e"
+                .parse()
+                .unwrap(),
+            size: 528,
+        }
+    }
+
+    /// The manifest the timestamp vectors sign.
+    fn timestamp_target() -> ExpectedTarget {
+        ExpectedTarget {
+            media_type: DOCKER_V2.into(),
+            digest: "sha256:c0669ef34cdc14332c0f1ab0c2c01acb91d96014b172f1a76f3a39e63d1f0bda"
+                .parse()
+                .unwrap(),
+            size: 528,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn result(v: &VerifiedNotation, check: Check) -> CheckResult {
+        v.checks.iter().find(|c| c.check == check).map(|c| c.result).unwrap()
+    }
+
+    /// Rewrite a JWS envelope's JSON (the signature then no longer covers a changed protected header).
+    fn edit_jws(bytes: &[u8], f: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        let mut v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        f(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn upstream_jws_verifies_strictly_and_names_the_signer() {
+        let a = authority("NotationTestRoot.pem", NOTARY_ID, Level::Strict);
+        let v = verify(JWS_MEDIA_TYPE, &read("envelopes/ca_valid_sig_env.json"), &mock_target(), &a, now())
+            .unwrap();
+        assert_eq!(v.subject, "CN=Notation Test Root,O=Notary,L=Seattle,ST=WA,C=US");
+        assert_eq!(v.target.size, 528);
+        assert_eq!(v.signing_time, None, "notary.x509 without a timestamp has no authentic signing time");
+        for check in [Check::Integrity, Check::Authenticity, Check::AuthenticTimestamp, Check::Expiry] {
+            assert_eq!(result(&v, check), CheckResult::Passed, "{check:?}");
+        }
+        // Revocation is never claimed.
+        assert_eq!(result(&v, Check::Revocation), CheckResult::Skipped);
+        // Any identity, and `*`.
+        let any = authority("NotationTestRoot.pem", "*", Level::Strict);
+        verify(JWS_MEDIA_TYPE, &read("envelopes/ca_valid_sig_env.json"), &mock_target(), &any, now())
+            .unwrap();
+    }
+
+    #[test]
+    fn tampered_payload_or_signature_fails_integrity_at_every_level() {
+        for level in [Level::Strict, Level::Permissive, Level::Audit] {
+            let a = authority("NotationTestRoot.pem", NOTARY_ID, level);
+            // Upstream's invalid envelope: another payload (with base64 padding, which JWS forbids).
+            let err =
+                verify(JWS_MEDIA_TYPE, &read("envelopes/ca_invalid_sig_env.json"), &mock_target(), &a, now())
+                    .unwrap_err();
+            assert!(matches!(err, NotationError::Malformed { .. }), "{level}: {err}");
+            // The same signature over a payload that names the same artifact with one more annotation.
+            let tampered = edit_jws(&read("envelopes/ca_valid_sig_env.json"), |v| {
+                let mut p: serde_json::Value =
+                    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(v["payload"].as_str().unwrap()).unwrap())
+                        .unwrap();
+                p["targetArtifact"]["annotations"] = serde_json::json!({"approved": "yes"});
+                v["payload"] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&p).unwrap()).into();
+            });
+            let err = verify(JWS_MEDIA_TYPE, &tampered, &mock_target(), &a, now()).unwrap_err();
+            assert!(matches!(err, NotationError::Integrity(_)), "{level}: {err}");
+            let flipped = edit_jws(&read("envelopes/ca_valid_sig_env.json"), |v| {
+                let mut sig = URL_SAFE_NO_PAD.decode(v["signature"].as_str().unwrap()).unwrap();
+                sig[10] ^= 1;
+                v["signature"] = URL_SAFE_NO_PAD.encode(sig).into();
+            });
+            let err = verify(JWS_MEDIA_TYPE, &flipped, &mock_target(), &a, now()).unwrap_err();
+            assert!(err.to_string().starts_with("integrity: PS384 signature"), "{err}");
+        }
+    }
+
+    #[test]
+    fn wrong_trust_store_or_identity_fails_authenticity_unless_the_level_only_logs_it() {
+        let env = read("envelopes/ca_valid_sig_env.json");
+        let wrong_store = authority("wabbit-networks.io.crt", NOTARY_ID, Level::Strict);
+        let err = verify(JWS_MEDIA_TYPE, &env, &mock_target(), &wrong_store, now()).unwrap_err();
+        assert!(
+            err.to_string().contains("no certificate of the signature's chain is in the trust store"),
+            "{err}"
+        );
+        let wrong_id = authority(
+            "NotationTestRoot.pem",
+            "x509.subject: C=US, ST=WA, O=Notary, CN=someone else",
+            Level::Permissive,
+        );
+        let err = verify(JWS_MEDIA_TYPE, &env, &mock_target(), &wrong_id, now()).unwrap_err();
+        assert!(err.to_string().contains("is not a trusted identity"), "{err}");
+        // audit only records authenticity.
+        let audit = NotationAuthority { level: Level::Audit, ..wrong_store };
+        let v = verify(JWS_MEDIA_TYPE, &env, &mock_target(), &audit, now()).unwrap();
+        assert_eq!(result(&v, Check::Authenticity), CheckResult::FailedLogged);
+        // A signing-authority store does not vouch for a notary.x509 signature.
+        let sa = NotationAuthority {
+            trust_store: store(TrustStoreKind::SigningAuthority, "NotationTestRoot.pem"),
+            ..authority("NotationTestRoot.pem", NOTARY_ID, Level::Strict)
+        };
+        let err = verify(JWS_MEDIA_TYPE, &env, &mock_target(), &sa, now()).unwrap_err();
+        assert!(err.to_string().contains("needs a ca trust store"), "{err}");
+    }
+
+    #[test]
+    fn signing_authority_signatures_carry_an_authentic_signing_time() {
+        let a = NotationAuthority {
+            trust_store: store(TrustStoreKind::SigningAuthority, "NotationTestRoot.pem"),
+            ..authority("NotationTestRoot.pem", NOTARY_ID, Level::Strict)
+        };
+        let v = verify(JWS_MEDIA_TYPE, &read("envelopes/sa_valid_sig_env.json"), &mock_target(), &a, now())
+            .unwrap();
+        assert_eq!(v.signing_time, Some("2020-11-09T07:00:00Z".parse().unwrap()));
+        let ca = authority("NotationTestRoot.pem", NOTARY_ID, Level::Strict);
+        let err =
+            verify(JWS_MEDIA_TYPE, &read("envelopes/sa_valid_sig_env.json"), &mock_target(), &ca, now())
+                .unwrap_err();
+        assert!(err.to_string().contains("needs a signingAuthority trust store"), "{err}");
+    }
+
+    #[test]
+    fn expired_signatures_are_refused_strictly_and_logged_permissively() {
+        let env = read("envelopes/ca_expired_sig_env.json");
+        let strict = authority("NotationTestRoot.pem", NOTARY_ID, Level::Strict);
+        let err = verify(JWS_MEDIA_TYPE, &env, &mock_target(), &strict, now()).unwrap_err();
+        assert_eq!(err, NotationError::Expired { expiry: "2022-07-29T23:59:00Z".parse().unwrap() });
+        let permissive = NotationAuthority { level: Level::Permissive, ..strict.clone() };
+        let v = verify(JWS_MEDIA_TYPE, &env, &mock_target(), &permissive, now()).unwrap();
+        assert_eq!(result(&v, Check::Expiry), CheckResult::FailedLogged);
+        // Before its expiry it verifies strictly.
+        verify(JWS_MEDIA_TYPE, &env, &mock_target(), &strict, "2022-07-29T12:00:00Z".parse().unwrap())
+            .unwrap();
+    }
+
+    #[test]
+    fn the_payload_must_name_the_manifest_verified() {
+        let a = authority("NotationTestRoot.pem", NOTARY_ID, Level::Audit);
+        let env = read("envelopes/ca_valid_sig_env.json");
+        let other_digest = ExpectedTarget { digest: Digest::sha256_of(b"other"), ..mock_target() };
+        let err = verify(JWS_MEDIA_TYPE, &env, &other_digest, &a, now()).unwrap_err();
+        assert!(matches!(err, NotationError::TargetMismatch { field: "digest", .. }), "{err}");
+        let other_size = ExpectedTarget { size: 529, ..mock_target() };
+        let err = verify(JWS_MEDIA_TYPE, &env, &other_size, &a, now()).unwrap_err();
+        assert!(matches!(err, NotationError::TargetMismatch { field: "size", .. }), "{err}");
+        let other_type = ExpectedTarget {
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            ..mock_target()
+        };
+        let err = verify(JWS_MEDIA_TYPE, &env, &other_type, &a, now()).unwrap_err();
+        assert!(matches!(err, NotationError::TargetMismatch { field: "mediaType", .. }), "{err}");
+    }
+
+    #[test]
+    fn unknown_critical_headers_and_bad_envelopes_are_refused() {
+        let a = authority("NotationTestRoot.pem", NOTARY_ID, Level::Audit);
+        let env = read("envelopes/ca_valid_sig_env.json");
+        let with_plugin = edit_jws(&env, |v| {
+            let mut h: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(v["protected"].as_str().unwrap()).unwrap())
+                    .unwrap();
+            h["crit"].as_array_mut().unwrap().push("io.cncf.notary.verificationPlugin".into());
+            h["io.cncf.notary.verificationPlugin"] = "some-plugin".into();
+            v["protected"] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&h).unwrap()).into();
+        });
+        let err = verify(JWS_MEDIA_TYPE, &with_plugin, &mock_target(), &a, now()).unwrap_err();
+        assert_eq!(err, NotationError::UnknownCriticalHeader("io.cncf.notary.verificationPlugin".into()));
+        let not_critical = edit_jws(&env, |v| {
+            let mut h: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(v["protected"].as_str().unwrap()).unwrap())
+                    .unwrap();
+            h["crit"] = serde_json::json!(["io.cncf.notary.signingScheme"]);
+            v["protected"] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&h).unwrap()).into();
+        });
+        let err = verify(JWS_MEDIA_TYPE, &not_critical, &mock_target(), &a, now()).unwrap_err();
+        assert!(err.to_string().contains("\"io.cncf.notary.expiry\" is not marked critical"), "{err}");
+        for bad in [&b"{}"[..], b"not json", b"[]"] {
+            let err = verify(JWS_MEDIA_TYPE, bad, &mock_target(), &a, now()).unwrap_err();
+            assert!(matches!(err, NotationError::Malformed { .. }), "{err}");
+        }
+        let err = verify("application/json", &env, &mock_target(), &a, now()).unwrap_err();
+        assert!(matches!(err, NotationError::UnsupportedMediaType(_)), "{err}");
+    }
+
+    /// A trust store holding the envelope's own (self-signed) signing certificate.
+    fn own_leaf_store(media_type: &str, env: &[u8]) -> TrustStore {
+        let der = parse_envelope(media_type, env).unwrap().certificates.remove(0);
+        TrustStore::from_certificates(TrustStoreKind::Ca, vec![ParsedCert::from_der(&der).unwrap()]).unwrap()
+    }
+
+    #[test]
+    fn timestamps_make_expired_certificates_acceptable() {
+        let env = read("envelopes/jwsExpiredWithTimestamp.sig");
+        let tsa = store(TrustStoreKind::Tsa, "tsa-globalsignRoot.pem");
+        let with_tsa = NotationAuthority {
+            trust_store: own_leaf_store(JWS_MEDIA_TYPE, &env),
+            tsa_trust_store: Some(tsa.clone()),
+            identities: vec![TrustedIdentity::Any],
+            level: Level::Strict,
+        };
+        let v = verify(JWS_MEDIA_TYPE, &env, &timestamp_target(), &with_tsa, now()).unwrap();
+        let t = v.signing_time.unwrap();
+        let (from, to): (DateTime<Utc>, DateTime<Utc>) =
+            ("2024-06-18T07:20:31Z".parse().unwrap(), "2024-06-18T07:30:31Z".parse().unwrap());
+        assert!(t > from && t < to, "{t}");
+        // Without a TSA store the timestamp is not used: the certificate expired long before now.
+        let without_tsa = NotationAuthority { tsa_trust_store: None, ..with_tsa.clone() };
+        let err = verify(JWS_MEDIA_TYPE, &env, &timestamp_target(), &without_tsa, now()).unwrap_err();
+        assert!(matches!(err, NotationError::AuthenticTimestamp(_)), "{err}");
+        // Nor does it verify with the timestamp removed.
+        let stripped = edit_jws(&env, |v| {
+            v["header"].as_object_mut().unwrap().remove("io.cncf.notary.timestampSignature");
+        });
+        let err = verify(JWS_MEDIA_TYPE, &stripped, &timestamp_target(), &with_tsa, now()).unwrap_err();
+        assert!(err.to_string().contains("is not valid at"), "{err}");
+        // A timestamp from a TSA outside the store does not count.
+        let wrong_tsa = NotationAuthority {
+            tsa_trust_store: Some(store(TrustStoreKind::Tsa, "GlobalSignRootCA.crt")),
+            ..with_tsa
+        };
+        let err = verify(JWS_MEDIA_TYPE, &env, &timestamp_target(), &wrong_tsa, now()).unwrap_err();
+        assert!(err.to_string().contains("timestamp countersignature"), "{err}");
+    }
+
+    #[test]
+    fn a_valid_certificate_with_a_timestamp_verifies_against_the_upstream_trust_store() {
+        let env = read("envelopes/jwsWithTimestamp.sig");
+        let a = NotationAuthority {
+            trust_store: store(TrustStoreKind::Ca, "TestTimestamp.crt"),
+            tsa_trust_store: Some(store(TrustStoreKind::Tsa, "tsa-globalsignRoot.pem")),
+            identities: vec!["x509.subject: C=US, ST=WA, O=Notary, CN=alpine".parse().unwrap()],
+            level: Level::Strict,
+        };
+        let v = verify(JWS_MEDIA_TYPE, &env, &timestamp_target(), &a, now()).unwrap();
+        assert!(v.signing_time.is_some());
+        let plain = read("envelopes/withoutTimestamp.sig");
+        let v = verify(JWS_MEDIA_TYPE, &plain, &timestamp_target(), &a, now()).unwrap();
+        assert_eq!(v.signing_time, None);
+    }
+
+    #[test]
+    fn upstream_cose_envelopes_verify_and_their_expired_certificates_need_the_timestamp() {
+        let tsa = store(TrustStoreKind::Tsa, "tsa-globalsignRoot.pem");
+        let env = read("envelopes/coseWithTimestamp.sig");
+        let a = NotationAuthority {
+            trust_store: store(TrustStoreKind::Ca, "TestTimestamp.crt"),
+            tsa_trust_store: Some(tsa.clone()),
+            identities: vec!["x509.subject: C=US, ST=WA, O=Notary, CN=alpine".parse().unwrap()],
+            level: Level::Strict,
+        };
+        let v = verify(COSE_MEDIA_TYPE, &env, &timestamp_target(), &a, now()).unwrap();
+        assert_eq!(v.subject, "CN=alpine,O=Notary,L=Seattle,ST=WA,C=US");
+        assert!(v.signing_time.is_some(), "the timestamp verified");
+
+        let expired = read("envelopes/coseExpiredWithTimestamp.sig");
+        let with_tsa = NotationAuthority {
+            trust_store: own_leaf_store(COSE_MEDIA_TYPE, &expired),
+            tsa_trust_store: Some(tsa),
+            identities: vec![TrustedIdentity::Any],
+            level: Level::Strict,
+        };
+        verify(COSE_MEDIA_TYPE, &expired, &timestamp_target(), &with_tsa, now()).unwrap();
+        let without_tsa = NotationAuthority { tsa_trust_store: None, ..with_tsa };
+        let err = verify(COSE_MEDIA_TYPE, &expired, &timestamp_target(), &without_tsa, now()).unwrap_err();
+        assert!(matches!(err, NotationError::AuthenticTimestamp(_)), "{err}");
+
+        // notation-go's plain COSE signature of an OCI layout's manifest.
+        let plain = read("envelopes/cose_signature.sig");
+        let target = ExpectedTarget {
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            digest: "sha256:19dbd2e48e921426ee8ace4dc892edfb2ecdc1d1a72d5416c83670c30acecef0"
+                .parse()
+                .unwrap(),
+            size: 481,
+        };
+        let own = NotationAuthority {
+            trust_store: own_leaf_store(COSE_MEDIA_TYPE, &plain),
+            tsa_trust_store: None,
+            identities: vec![TrustedIdentity::Any],
+            level: Level::Strict,
+        };
+        verify(COSE_MEDIA_TYPE, &plain, &target, &own, now()).unwrap();
+        // Its JWS twin verifies the same way.
+        let jws = read("envelopes/jws_signature.sig");
+        let own = NotationAuthority { trust_store: own_leaf_store(JWS_MEDIA_TYPE, &jws), ..own };
+        verify(JWS_MEDIA_TYPE, &jws, &target, &own, now()).unwrap();
+        // A flipped signature byte, a flipped payload byte, and bytes that are not COSE.
+        let mut bad = plain.clone();
+        let n = bad.len();
+        bad[n - 5] ^= 1;
+        let err = verify(COSE_MEDIA_TYPE, &bad, &target, &own_cose(&plain), now()).unwrap_err();
+        assert!(matches!(err, NotationError::Integrity(_)), "{err}");
+        let err = verify(COSE_MEDIA_TYPE, b"\xd2\x84", &target, &own_cose(&plain), now()).unwrap_err();
+        assert!(matches!(err, NotationError::Malformed { .. }), "{err}");
+        // The JWS envelope given as COSE is refused as malformed, not misread.
+        let err = verify(COSE_MEDIA_TYPE, &jws, &target, &own_cose(&plain), now()).unwrap_err();
+        assert!(matches!(err, NotationError::Malformed { .. }), "{err}");
+    }
+
+    fn own_cose(env: &[u8]) -> NotationAuthority {
+        NotationAuthority {
+            trust_store: own_leaf_store(COSE_MEDIA_TYPE, env),
+            tsa_trust_store: None,
+            identities: vec![TrustedIdentity::Any],
+            level: Level::Strict,
+        }
+    }
+
+    #[test]
+    fn authority_fingerprints_change_with_every_input() {
+        let a = authority("NotationTestRoot.pem", NOTARY_ID, Level::Strict);
+        let fps = [
+            a.fingerprint(),
+            NotationAuthority { level: Level::Permissive, ..a.clone() }.fingerprint(),
+            authority("wabbit-networks.io.crt", NOTARY_ID, Level::Strict).fingerprint(),
+            authority("NotationTestRoot.pem", "*", Level::Strict).fingerprint(),
+            NotationAuthority {
+                tsa_trust_store: Some(store(TrustStoreKind::Tsa, "tsa-globalsignRoot.pem")),
+                ..a.clone()
+            }
+            .fingerprint(),
+        ];
+        for (i, x) in fps.iter().enumerate() {
+            for y in &fps[i + 1..] {
+                assert_ne!(x, y);
+            }
+        }
+        assert_eq!(a.fingerprint(), a.clone().fingerprint());
+    }
+}

@@ -1,0 +1,86 @@
+//! `vouch verify IMAGE --notation-trust-store … --notation-identity …` as a person runs it, against a real
+//! registry on loopback: a Notation JWS made by vouch's test signer is admitted (exit 0) under the right
+//! trust store and identity, refused (exit 1) under another, and bad flags are usage errors (exit 2).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+
+use vouch_tests::fixture::push_image;
+use vouch_tests::notation::{sign_and_push, NotationCa};
+use vouch_webhooks::dev_registry::DevRegistry;
+
+fn vouch(args: &[&str]) -> (i32, String, String) {
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .env("XDG_CACHE_HOME", cache.path())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_admits_a_notation_signature_and_refuses_wrong_identity_or_trust_store() {
+    let registry = DevRegistry::start().await.unwrap();
+    let host = registry.host();
+    let client = registry.client().unwrap();
+    let image = push_image(&client, &host, "notation/cli", "v1").await;
+    let ca = NotationCa::new("vouch test notation root").unwrap();
+    sign_and_push(&client, &image, &ca.issue_current("CN=release,O=vouch-test,ST=WA,C=US").unwrap(), None)
+        .await
+        .unwrap();
+
+    // A trust store as a directory (notation's layout: one file per certificate) and as one PEM file.
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("ca/vouch-test");
+    std::fs::create_dir_all(&store_dir).unwrap();
+    std::fs::write(store_dir.join("root.crt"), ca.trust_store_pem()).unwrap();
+    let other = dir.path().join("other.pem");
+    std::fs::write(&other, NotationCa::new("another root").unwrap().trust_store_pem()).unwrap();
+    let by_tag = format!("{host}/notation/cli:v1");
+    let store = store_dir.to_str().unwrap();
+    let id = "x509.subject: C=US, ST=WA, O=vouch-test, CN=release";
+    let base = ["verify", by_tag.as_str(), "--insecure-registry", host.as_str()];
+    let run = |extra: &[&str]| vouch(&[&base[..], extra].concat());
+
+    let (code, stdout, stderr) = run(&["--notation-trust-store", store, "--notation-identity", id]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains(&image.digest().unwrap().to_string()), "{stdout}");
+    assert!(
+        stdout.contains("signature by CN=release,O=vouch-test,ST=WA,C=US (certificate sha256:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("revocation: not checked"), "{stdout}");
+
+    let (code, stdout, _) =
+        run(&["--notation-trust-store", store, "--notation-identity", "*", "--output", "json"]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let signer = &json["outcome"]["Ok"]["signatures"][0]["signer"];
+    assert_eq!(signer["kind"], "x509", "{json}");
+
+    let wrong_id = "x509.subject: C=US, ST=WA, O=vouch-test, CN=nightly";
+    let (code, _, stderr) = run(&["--notation-trust-store", store, "--notation-identity", wrong_id]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("is not a trusted identity"), "{stderr}");
+    let (code, _, stderr) =
+        run(&["--notation-trust-store", other.to_str().unwrap(), "--notation-identity", id]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("trust store"), "{stderr}");
+
+    // Usage errors: no identity, a malformed identity, an unknown level, a key as well.
+    assert_eq!(run(&["--notation-trust-store", store]).0, 2);
+    let (code, _, stderr) = run(&["--notation-trust-store", store, "--notation-identity", "CN=release"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("trusted identity \"CN=release\""), "{stderr}");
+    assert_eq!(
+        run(&["--notation-trust-store", store, "--notation-identity", id, "--notation-level", "lax"]).0,
+        2
+    );
+    assert_eq!(run(&["--notation-trust-store", store, "--notation-identity", id, "--key", "k.pub"]).0, 2);
+}
