@@ -23,6 +23,7 @@ use crate::registry::{
     Credentials, Descriptor, ManifestKind, Platform, RegistryClient, RegistryConfig, RegistryError,
     RegistryStats,
 };
+use crate::shared_cache::{SharedCache, SharedCacheStats};
 use crate::sigstore_verify::{Authority, Matcher, VerificationPolicy, Verifier};
 use crate::trust_root::TrustRoot;
 
@@ -187,6 +188,8 @@ struct Inner {
     models: moka::future::Cache<Digest, Option<Arc<ModelFacts>>>,
     sigstore: Verifier,
     cache: VerdictCache<Verdict>,
+    /// The optional L2 shared by replicas, asked on an L1 miss.
+    shared: Option<SharedCache>,
     trust_root_fingerprint: Digest,
     options: VerifyOptions,
     /// The part of every cache key that this verifier fixes (trust root and options), built once.
@@ -253,6 +256,7 @@ impl ArtifactVerifier {
                 models,
                 sigstore: Verifier::new(config.trust_root),
                 cache: VerdictCache::new(&config.cache),
+                shared: None,
                 cache_scope: cache_scope(&trust_root_fingerprint, &config.options),
                 trust_root_fingerprint,
                 options: config.options,
@@ -276,6 +280,7 @@ impl ArtifactVerifier {
                 models: self.inner.models.clone(),
                 sigstore,
                 cache: self.inner.cache.clone(),
+                shared: self.inner.shared.clone(),
                 cache_scope: cache_scope(&trust_root_fingerprint, &options),
                 trust_root_fingerprint,
                 options,
@@ -344,6 +349,21 @@ impl ArtifactVerifier {
         ))
     }
 
+    /// The same verifier (sharing its L1 cache) with a shared L2 cache asked on every L1 miss; verifiers
+    /// derived from it later share it too. Build the shared cache with this verifier's cache TTLs.
+    pub fn with_shared_cache(&self, shared: SharedCache) -> Self {
+        let mut v = self.fork(
+            self.inner.registry.clone(),
+            self.inner.sigstore.clone(),
+            self.inner.trust_root_fingerprint.clone(),
+            self.inner.options.clone(),
+        );
+        if let Some(inner) = Arc::get_mut(&mut v.inner) {
+            inner.shared = Some(shared);
+        }
+        v
+    }
+
     /// The options in force.
     pub fn options(&self) -> &VerifyOptions {
         &self.inner.options
@@ -388,12 +408,14 @@ impl ArtifactVerifier {
             authority: authority_fingerprint(authority) + &self.inner.cache_scope,
             requirement: requirement.to_string(),
         };
-        let mut verdict = self
-            .inner
-            .cache
-            .get_or_verify(key, self.verify_uncached(&pinned, authority, requirement))
-            .await
-            .map_err(|e| (*e).clone())?;
+        let verify = self.verify_uncached(&pinned, authority, requirement);
+        let cached = match &self.inner.shared {
+            None => self.inner.cache.get_or_verify(key, verify).await,
+            Some(shared) => {
+                self.inner.cache.get_or_load(key.clone(), shared.get_or_verify(&key, verify)).await
+            }
+        };
+        let mut verdict = cached.map_err(|e| (*e).clone())?;
         // The verdict is about the digest; report it under the caller's name for it.
         verdict.reference = pinned;
         Ok(verdict)
@@ -443,6 +465,11 @@ impl ArtifactVerifier {
     /// Cache counters.
     pub fn cache_stats(&self) -> CacheStats {
         self.inner.cache.stats()
+    }
+
+    /// Shared-cache counters, when there is a shared cache.
+    pub fn shared_cache_stats(&self) -> Option<SharedCacheStats> {
+        self.inner.shared.as_ref().map(SharedCache::stats)
     }
 
     /// Registry counters.
