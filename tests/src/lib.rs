@@ -7,3 +7,4 @@ pub mod fault_proxy;
 pub mod fixture;
 pub mod handwritten_cosign;
 pub mod models;
+pub mod redis_server;

@@ -243,11 +243,6 @@ impl SharedCache {
         }
     }
 
-    /// The Redis key an entry for `key` is stored under (tests and operators' debugging).
-    pub fn entry_name(&self, key: &VerdictKey) -> String {
-        self.names(&Binding::new(&self.inner.generation, key)).entry
-    }
-
     /// The verdict for `key` from Redis, or from `verify` (run by this replica or, with luck, by another).
     /// Never fails because of Redis: the result is `verify`'s whenever Redis does not answer well.
     pub async fn get_or_verify<V, E, F>(&self, key: &VerdictKey, verify: F) -> Result<Loaded<V>, E>
