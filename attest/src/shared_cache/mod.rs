@@ -99,15 +99,29 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+/// Whether `url` names a Redis server (`redis://` or `rediss://` with a host); the reason never shows the
+/// URL's user or password.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let shown = redacted(url);
+    match url::Url::parse(url) {
+        Ok(u) if !matches!(u.scheme(), "redis" | "rediss") => {
+            Err(format!("{shown}: the scheme must be redis:// or rediss:// (TLS), not {}://", u.scheme()))
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+            Err(format!("{shown}: no host (redis://HOST:PORT)"))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("not a URL ({e}); expected redis://[:PASSWORD@]HOST:PORT[/DB]")),
+    }
+}
+
 /// The shared cache cannot be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SharedCacheError {
     /// The URL is not a Redis URL.
-    #[error("{url}: not a Redis URL (redis://HOST:PORT or rediss://HOST:PORT): {reason}")]
+    #[error("shared cache URL: {reason}")]
     Url {
-        /// The URL without credentials.
-        url: String,
-        /// What is wrong.
+        /// What is wrong (the URL shown without credentials).
         reason: String,
     },
     /// The HMAC key is too short.
@@ -199,20 +213,18 @@ impl SharedCache {
     pub fn new(config: &SharedCacheConfig, ttls: &CacheConfig) -> Result<Self, SharedCacheError> {
         let sealer = Sealer::new(&config.hmac_key)
             .ok_or(SharedCacheError::KeyTooShort { len: config.hmac_key.len(), min: entry::MIN_KEY_BYTES })?;
-        let url_error = |reason: String| SharedCacheError::Url { url: redacted(&config.url), reason };
-        let scheme = config.url.split_once("://").map(|(s, _)| s);
-        if !matches!(scheme, Some("redis" | "rediss")) {
-            return Err(url_error("the scheme must be redis or rediss".into()));
-        }
+        check_url(&config.url).map_err(|reason| SharedCacheError::Url { reason })?;
+        let url_error = |e: redis::RedisError| SharedCacheError::Url {
+            reason: format!("{}: {e}", redacted(&config.url)),
+        };
         // redis' errors name the URL's parts, never its password.
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| url_error(e.to_string()))?;
+        let client = redis::Client::open(config.url.as_str()).map_err(url_error)?;
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.op_timeout))
             .set_response_timeout(Some(config.op_timeout))
             .set_number_of_retries(1)
             .set_max_delay(BACKOFF);
-        let conn =
-            ConnectionManager::new_lazy_with_config(client, manager).map_err(|e| url_error(e.to_string()))?;
+        let conn = ConnectionManager::new_lazy_with_config(client, manager).map_err(url_error)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 conn,

@@ -54,6 +54,32 @@ pub fn default_tuf_cache() -> Option<PathBuf> {
         .map(|c| c.join("vouch").join("tuf"))
 }
 
+/// Default timeout of one shared-cache (Redis) call (`--shared-cache-timeout`).
+pub const DEFAULT_SHARED_CACHE_TIMEOUT: Duration = vouch_attest::shared_cache::DEFAULT_OP_TIMEOUT;
+const MIN_SHARED_CACHE_TIMEOUT: Duration = Duration::from_millis(5);
+const MAX_SHARED_CACHE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The shared (L2) verdict cache on Redis/Valkey (`--shared-cache`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedCacheSettings {
+    /// `redis://…` or `rediss://…`, possibly with a password.
+    pub url: String,
+    /// The file holding the HMAC key all replicas share (read at start).
+    pub key_file: PathBuf,
+    /// Timeout of each Redis call.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for SharedCacheSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedCacheSettings")
+            .field("url", &vouch_attest::shared_cache::redacted(&self.url))
+            .field("key_file", &self.key_file)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 /// The trusted root from a TUF repository, refreshed while serving.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TufSettings {
@@ -114,6 +140,8 @@ pub struct ServeConfig {
     pub tuf: Option<TufSettings>,
     /// Custom resource kinds whose status receives the `SupplyChainVerified` condition (with `kube`).
     pub status_targets: Vec<StatusTarget>,
+    /// Verdicts shared with the other replicas through Redis/Valkey; `None`: each replica on its own.
+    pub shared_cache: Option<SharedCacheSettings>,
 }
 
 impl ServeConfig {
@@ -163,6 +191,7 @@ impl ServeConfig {
             scan_max_registry_rps: DEFAULT_SCAN_MAX_REGISTRY_RPS,
             tuf: None,
             status_targets: Vec::new(),
+            shared_cache: None,
         }
     }
 }
@@ -241,6 +270,12 @@ pub struct RawServeConfig {
     /// `--status-target` (repeatable): `GROUP/VERSION/KIND=PLURAL` strings, or in the file objects
     /// `{group, version, kind, plural}`.
     pub status_targets: Option<Vec<RawStatusTarget>>,
+    /// `--shared-cache` (`redis://…` or `rediss://…`).
+    pub shared_cache: Option<String>,
+    /// `--shared-cache-key-file`.
+    pub shared_cache_key_file: Option<PathBuf>,
+    /// `--shared-cache-timeout`.
+    pub shared_cache_timeout: Option<String>,
 }
 
 /// A status target as given: `GROUP/VERSION/KIND=PLURAL`, or (in the file) `{group, version, kind, plural}`.
@@ -395,6 +430,9 @@ impl RawServeConfig {
             tuf_cache: over.tuf_cache.or(self.tuf_cache),
             tuf_refresh: over.tuf_refresh.or(self.tuf_refresh),
             status_targets: over.status_targets.or(self.status_targets),
+            shared_cache: over.shared_cache.or(self.shared_cache),
+            shared_cache_key_file: over.shared_cache_key_file.or(self.shared_cache_key_file),
+            shared_cache_timeout: over.shared_cache_timeout.or(self.shared_cache_timeout),
         }
     }
 
@@ -419,6 +457,7 @@ impl RawServeConfig {
         let mut problems = Vec::new();
         let mut bad = |field: &'static str, message: String| problems.push(ConfigProblem { field, message });
         let tuf = self.tuf_settings(self.bundle.is_some(), &mut bad);
+        let shared_cache = self.shared_cache_settings(&mut bad);
 
         let listen =
             address(self.listen.as_deref().unwrap_or(DEFAULT_LISTEN)).map_err(|m| bad("--listen", m)).ok();
@@ -604,6 +643,7 @@ impl RawServeConfig {
                     scan_max_registry_rps,
                     tuf,
                     status_targets,
+                    shared_cache,
                 },
                 bundle,
             )),
@@ -613,6 +653,51 @@ impl RawServeConfig {
 }
 
 impl RawServeConfig {
+    /// `--shared-cache*`: a Redis URL (never echoed with its password) and the HMAC key file it needs.
+    fn shared_cache_settings(
+        &self,
+        bad: &mut impl FnMut(&'static str, String),
+    ) -> Option<SharedCacheSettings> {
+        let timeout = duration_in(
+            self.shared_cache_timeout.as_deref(),
+            DEFAULT_SHARED_CACHE_TIMEOUT,
+            (MIN_SHARED_CACHE_TIMEOUT, MAX_SHARED_CACHE_TIMEOUT),
+            "--shared-cache-timeout",
+            bad,
+        );
+        let Some(url) = self.shared_cache.as_deref().filter(|u| !u.is_empty()) else {
+            for (set, field) in [
+                (self.shared_cache_key_file.is_some(), "--shared-cache-key-file"),
+                (self.shared_cache_timeout.is_some(), "--shared-cache-timeout"),
+            ] {
+                if set {
+                    bad(field, "given without --shared-cache".into());
+                }
+            }
+            return None;
+        };
+        if let Err(reason) = vouch_attest::shared_cache::check_url(url) {
+            bad("--shared-cache", reason);
+        }
+        if self.bundle.is_some() {
+            // A bundle's verdicts come from the bundle's contents, not the registry's: never mix them.
+            bad(
+                "--shared-cache",
+                "cannot be used with --bundle (verdicts from a bundle are not shared)".into(),
+            );
+        }
+        let Some(key_file) = self.shared_cache_key_file.clone() else {
+            bad(
+                "--shared-cache-key-file",
+                "required with --shared-cache: the HMAC key all replicas share (e.g. 48 random bytes, base64)"
+                    .into(),
+            );
+            return None;
+        };
+        optional_file(Some(&key_file), "--shared-cache-key-file", bad);
+        Some(SharedCacheSettings { url: url.to_owned(), key_file, timeout: timeout? })
+    }
+
     /// `--tuf-*`: a mirror excludes `--trusted-root` and `--bundle`; a private one needs `--tuf-root`.
     fn tuf_settings(
         &self,
@@ -924,6 +1009,45 @@ mod tests {
             let err = RawServeConfig { cache_capacity: Some(bad), ..base.clone() }.validate().unwrap_err();
             assert_eq!(err.problems.iter().map(|p| p.field).collect::<Vec<_>>(), ["--cache-capacity"]);
         }
+    }
+
+    #[test]
+    fn a_shared_cache_needs_a_redis_url_and_its_key_file_and_never_echoes_the_password() {
+        let (dir, cert, key) = files();
+        let key_file = dir.path().join("hmac.key");
+        std::fs::write(&key_file, "k".repeat(48)).unwrap();
+        let base = RawServeConfig {
+            tls_cert: Some(cert),
+            tls_key: Some(key),
+            policy_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        assert!(base.clone().validate().unwrap().shared_cache.is_none());
+        let url = "redis://:s3cret@redis.vouch.svc:6379/0";
+        let on = RawServeConfig {
+            shared_cache: Some(url.into()),
+            shared_cache_key_file: Some(key_file.clone()),
+            ..base.clone()
+        };
+        let c = on.clone().validate().unwrap().shared_cache.unwrap();
+        assert_eq!((c.url.as_str(), c.timeout), (url, DEFAULT_SHARED_CACHE_TIMEOUT));
+        assert!(!format!("{c:?}").contains("s3cret"), "{c:?}");
+
+        let fields = |raw: RawServeConfig| {
+            let err = raw.validate().unwrap_err();
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+            err.problems.iter().map(|p| p.field).collect::<Vec<_>>()
+        };
+        let no_key = RawServeConfig { shared_cache_key_file: None, ..on.clone() };
+        assert_eq!(fields(no_key), ["--shared-cache-key-file"]);
+        let http = RawServeConfig { shared_cache: Some("http://:s3cret@redis:6379".into()), ..on.clone() };
+        assert_eq!(fields(http), ["--shared-cache"]);
+        let missing = RawServeConfig { shared_cache_key_file: Some(dir.path().join("nope")), ..on.clone() };
+        assert_eq!(fields(missing), ["--shared-cache-key-file"]);
+        let slow = RawServeConfig { shared_cache_timeout: Some("5s".into()), ..on.clone() };
+        assert_eq!(fields(slow), ["--shared-cache-timeout"]);
+        let orphan = RawServeConfig { shared_cache_key_file: Some(key_file), ..base.clone() };
+        assert_eq!(fields(orphan), ["--shared-cache-key-file"]);
     }
 
     #[test]
