@@ -8,14 +8,14 @@
 //! delay or replay an entry under its own key within its lifetime, but cannot forge or move one.
 //!
 //! Redis is an optimisation, never a dependency: every call has a short timeout, a failed call is counted
-//! and the look-up goes on to verify; after a failure L2 is skipped for [`BACKOFF`] so a slow Redis costs at
-//! most one timeout per second, not one per request. Only verdicts are written (a verified "yes" with the
+//! and the look-up goes on to verify; after [`FAILURES_BEFORE_BACKOFF`] failures in a row L2 is skipped for
+//! [`BACKOFF`], so a Redis that is down or silent costs a few timeouts per second, not one per request. Only verdicts are written (a verified "yes" with the
 //! success TTL, a verified "no" with the failure TTL); errors (registry down) never are.
 
 pub mod entry;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,8 +35,11 @@ pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(100);
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(5);
 /// Default longest time a replica waits for another's verification before verifying itself.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(2);
-/// Time L2 is skipped after a failed call.
+/// Time L2 is skipped once [`FAILURES_BEFORE_BACKOFF`] calls in a row have failed.
 pub const BACKOFF: Duration = Duration::from_secs(1);
+/// Failed calls in a row that make L2 be skipped for [`BACKOFF`]: one slow answer on a busy node is only
+/// that look-up's loss, a Redis that is down stops costing a timeout per look-up.
+pub const FAILURES_BEFORE_BACKOFF: u32 = 3;
 /// Time between polls while waiting for another replica's entry.
 const POLL: Duration = Duration::from_millis(20);
 /// Deletes the lock only if it is still ours (it may have expired and been taken by another replica).
@@ -145,7 +148,7 @@ pub struct SharedCacheStats {
     pub errors: u64,
     /// Entries found but not used: bad HMAC, another generation or key, expired, unparsable.
     pub rejected: u64,
-    /// Look-ups that skipped Redis because a call failed less than [`BACKOFF`] ago.
+    /// Look-ups that skipped Redis during a [`BACKOFF`].
     pub bypassed: u64,
     /// Look-ups that waited for another replica's verification (answered or not).
     pub waits: u64,
@@ -177,6 +180,8 @@ struct Inner {
     counters: Counters,
     /// Milliseconds since `started` until which Redis is skipped.
     skip_until_ms: AtomicU64,
+    /// Calls failed since the last one that succeeded.
+    failures_in_a_row: AtomicU32,
     started: Instant,
 }
 
@@ -225,7 +230,7 @@ impl SharedCache {
             .set_number_of_retries(1)
             .set_max_delay(BACKOFF);
         let conn = ConnectionManager::new_lazy_with_config(client, manager).map_err(url_error)?;
-        Ok(Self {
+        let cache = Self {
             inner: Arc::new(Inner {
                 conn,
                 sealer,
@@ -237,9 +242,17 @@ impl SharedCache {
                 lock_wait: config.lock_wait,
                 counters: Counters::default(),
                 skip_until_ms: AtomicU64::new(0),
+                failures_in_a_row: AtomicU32::new(0),
                 started: Instant::now(),
             }),
-        })
+        };
+        // Connect now, in the background, so that the first admissions do not pay for the connection (nor
+        // time out on it under load); a failure here is counted and logged like any other.
+        let warm = cache.clone();
+        tokio::spawn(async move {
+            let _ = warm.call::<()>("connect", redis::pipe().cmd("PING").ignore()).await;
+        });
+        Ok(cache)
     }
 
     /// Counters so far.
@@ -309,7 +322,8 @@ impl SharedCache {
         self.elapsed_ms() < self.inner.skip_until_ms.load(Ordering::Relaxed)
     }
 
-    /// Run one Redis call within the timeout; a failure is counted and starts the back-off.
+    /// Run one Redis call within the timeout; a failure is counted, and enough of them in a row start the
+    /// back-off.
     async fn call<T: redis::FromRedisValue>(
         &self,
         what: &'static str,
@@ -318,17 +332,31 @@ impl SharedCache {
         let mut conn = self.inner.conn.clone();
         let result = tokio::time::timeout(self.inner.op_timeout, cmd.query_async::<T>(&mut conn)).await;
         let reason = match result {
-            Ok(Ok(v)) => return Ok(v),
+            Ok(Ok(v)) => {
+                self.inner.failures_in_a_row.store(0, Ordering::Relaxed);
+                return Ok(v);
+            }
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {:?}", self.inner.op_timeout),
         };
         bump(&self.inner.counters.errors);
+        let in_a_row = self.inner.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+        if in_a_row < FAILURES_BEFORE_BACKOFF {
+            tracing::debug!(operation = what, error = %reason, "shared cache call failed");
+            return Err(Unavailable);
+        }
+        self.inner.failures_in_a_row.store(0, Ordering::Relaxed);
         let now_ms = self.elapsed_ms();
         let backoff_ms = u64::try_from(BACKOFF.as_millis()).unwrap_or(u64::MAX);
         let previous = self.inner.skip_until_ms.swap(now_ms.saturating_add(backoff_ms), Ordering::Relaxed);
         if previous == 0 || previous.saturating_add(backoff_ms) < now_ms {
-            // The first failure after a quiet spell is logged; the rest of an outage shows in the metrics.
-            tracing::warn!(operation = what, error = %reason, "shared cache unavailable; verifying without it");
+            // The first back-off after a quiet spell is logged; the rest of an outage shows in the metrics.
+            tracing::warn!(
+                operation = what,
+                error = %reason,
+                backoff = ?BACKOFF,
+                "shared cache unavailable; verifying without it"
+            );
         }
         Err(Unavailable)
     }
