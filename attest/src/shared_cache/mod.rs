@@ -9,8 +9,9 @@
 //!
 //! Redis is an optimisation, never a dependency: every call has a short timeout, a failed call is counted
 //! and the look-up goes on to verify; after [`FAILURES_BEFORE_BACKOFF`] failures in a row L2 is skipped for
-//! [`BACKOFF`], so a Redis that is down or silent costs a few timeouts per second, not one per request. Only verdicts are written (a verified "yes" with the
-//! success TTL, a verified "no" with the failure TTL); errors (registry down) never are.
+//! a back-off ([`DEFAULT_BACKOFF`]), so a Redis that is down or silent costs a few timeouts per second, not
+//! one per request. Only verdicts are written (a verified "yes" with the success TTL, a verified "no" with
+//! the failure TTL); errors (registry down) never are.
 
 pub mod entry;
 
@@ -35,9 +36,9 @@ pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(100);
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(5);
 /// Default longest time a replica waits for another's verification before verifying itself.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(2);
-/// Time L2 is skipped once [`FAILURES_BEFORE_BACKOFF`] calls in a row have failed.
-pub const BACKOFF: Duration = Duration::from_secs(1);
-/// Failed calls in a row that make L2 be skipped for [`BACKOFF`]: one slow answer on a busy node is only
+/// Default time L2 is skipped once [`FAILURES_BEFORE_BACKOFF`] calls in a row have failed.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+/// Failed calls in a row that make L2 be skipped for a back-off: one slow answer on a busy node is only
 /// that look-up's loss, a Redis that is down stops costing a timeout per look-up.
 pub const FAILURES_BEFORE_BACKOFF: u32 = 3;
 /// Time between polls while waiting for another replica's entry.
@@ -61,6 +62,8 @@ pub struct SharedCacheConfig {
     pub lock_ttl: Duration,
     /// Longest wait for another replica's verification.
     pub lock_wait: Duration,
+    /// Time Redis is skipped after [`FAILURES_BEFORE_BACKOFF`] failed calls in a row.
+    pub backoff: Duration,
 }
 
 impl SharedCacheConfig {
@@ -73,6 +76,7 @@ impl SharedCacheConfig {
             op_timeout: DEFAULT_OP_TIMEOUT,
             lock_ttl: DEFAULT_LOCK_TTL,
             lock_wait: DEFAULT_LOCK_WAIT,
+            backoff: DEFAULT_BACKOFF,
         }
     }
 }
@@ -86,6 +90,7 @@ impl std::fmt::Debug for SharedCacheConfig {
             .field("op_timeout", &self.op_timeout)
             .field("lock_ttl", &self.lock_ttl)
             .field("lock_wait", &self.lock_wait)
+            .field("backoff", &self.backoff)
             .finish_non_exhaustive()
     }
 }
@@ -148,7 +153,7 @@ pub struct SharedCacheStats {
     pub errors: u64,
     /// Entries found but not used: bad HMAC, another generation or key, expired, unparsable.
     pub rejected: u64,
-    /// Look-ups that skipped Redis during a [`BACKOFF`].
+    /// Look-ups that skipped Redis during a back-off.
     pub bypassed: u64,
     /// Look-ups that waited for another replica's verification (answered or not).
     pub waits: u64,
@@ -177,6 +182,7 @@ struct Inner {
     op_timeout: Duration,
     lock_ttl: Duration,
     lock_wait: Duration,
+    backoff: Duration,
     counters: Counters,
     /// Milliseconds since `started` until which Redis is skipped.
     skip_until_ms: AtomicU64,
@@ -228,7 +234,7 @@ impl SharedCache {
             .set_connection_timeout(Some(config.op_timeout))
             .set_response_timeout(Some(config.op_timeout))
             .set_number_of_retries(1)
-            .set_max_delay(BACKOFF);
+            .set_max_delay(config.backoff);
         let conn = ConnectionManager::new_lazy_with_config(client, manager).map_err(url_error)?;
         let cache = Self {
             inner: Arc::new(Inner {
@@ -240,6 +246,7 @@ impl SharedCache {
                 op_timeout: config.op_timeout,
                 lock_ttl: config.lock_ttl,
                 lock_wait: config.lock_wait,
+                backoff: config.backoff,
                 counters: Counters::default(),
                 skip_until_ms: AtomicU64::new(0),
                 failures_in_a_row: AtomicU32::new(0),
@@ -347,14 +354,14 @@ impl SharedCache {
         }
         self.inner.failures_in_a_row.store(0, Ordering::Relaxed);
         let now_ms = self.elapsed_ms();
-        let backoff_ms = u64::try_from(BACKOFF.as_millis()).unwrap_or(u64::MAX);
+        let backoff_ms = u64::try_from(self.inner.backoff.as_millis()).unwrap_or(u64::MAX);
         let previous = self.inner.skip_until_ms.swap(now_ms.saturating_add(backoff_ms), Ordering::Relaxed);
         if previous == 0 || previous.saturating_add(backoff_ms) < now_ms {
             // The first back-off after a quiet spell is logged; the rest of an outage shows in the metrics.
             tracing::warn!(
                 operation = what,
                 error = %reason,
-                backoff = ?BACKOFF,
+                backoff = ?self.inner.backoff,
                 "shared cache unavailable; verifying without it"
             );
         }
