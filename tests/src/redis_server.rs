@@ -53,9 +53,22 @@ impl RedisServer {
         }
     }
 
+    /// Start a killed server again on the same port (empty: nothing was persisted).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let dir = tempfile::Builder::new().prefix("vouch-redis-").tempdir().context("temporary directory")?;
+        let restarted = Self::spawn_on(&redis_binary()?, self.port, dir)?;
+        *self = restarted;
+        Ok(())
+    }
+
     fn spawn_once(binary: &PathBuf) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("vouch-redis-").tempdir().context("temporary directory")?;
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr())?.port();
+        Self::spawn_on(binary, port, dir)
+    }
+
+    fn spawn_on(binary: &PathBuf, port: u16, dir: tempfile::TempDir) -> anyhow::Result<Self> {
         let child = Command::new(binary)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--protected-mode", "yes", "--dir"])

@@ -48,10 +48,14 @@ impl Env {
 
     /// A verifier with its own, empty L1 (a replica) and the shared cache at `url` of `generation`.
     fn replica_at(&self, url: &str, generation: &str) -> ArtifactVerifier {
+        // Long enough that a slow machine cannot see it end within a test.
+        self.replica_with(url, generation, Duration::from_secs(600))
+    }
+
+    fn replica_with(&self, url: &str, generation: &str, backoff: Duration) -> ArtifactVerifier {
         let mut config = SharedCacheConfig::new(url, KEY.to_vec());
         config.generation = generation.into();
-        // Long enough that a slow machine cannot see it end within a test.
-        config.backoff = Duration::from_secs(600);
+        config.backoff = backoff;
         let shared = SharedCache::new(&config, &CacheConfig::default()).unwrap();
         verifier(&self.registry.host()).with_shared_cache(shared)
     }
@@ -283,4 +287,33 @@ async fn redis_killed_mid_use_changes_no_answer() {
     let (sa, sb) = (shared(&a), shared(&b));
     assert!(sa.errors + sb.errors >= 1, "{sa:?} {sb:?}");
     assert_eq!(sb.hits, 1, "nothing shared once Redis is gone");
+}
+
+#[tokio::test]
+async fn redis_back_after_an_outage_is_used_again_without_a_restart() {
+    let mut env = Env::start().await;
+    let url = env.redis.url();
+    // No back-off: every look-up asks Redis, so the only question is whether the client reconnects.
+    let (a, b) = (env.replica_with(&url, "g1", Duration::ZERO), env.replica_with(&url, "g1", Duration::ZERO));
+    env.redis.kill();
+    assert!(env.allowed(&a, &env.signed).await);
+    assert!(shared(&a).errors >= 1);
+    env.redis.restart().unwrap();
+
+    // Fresh images until b takes a's verdict from Redis (bounded: the client reconnects within its retry
+    // delay, a fraction of a second).
+    let client = env.registry.client().unwrap();
+    let mut shared_again = false;
+    for n in 0..50 {
+        let img = push_image(&client, &env.registry.host(), "back", &format!("t{n}")).await;
+        let hits = shared(&b).hits;
+        assert!(!env.allowed(&a, &img).await);
+        assert!(!env.allowed(&b, &img).await);
+        if shared(&b).hits > hits {
+            shared_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(shared_again, "no verdict shared after Redis came back: a {:?}, b {:?}", shared(&a), shared(&b));
 }
