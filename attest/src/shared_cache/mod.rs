@@ -132,6 +132,9 @@ pub enum SharedCacheError {
         /// What is wrong (the URL shown without credentials).
         reason: String,
     },
+    /// Not called within a Tokio runtime (the client and its connection task need one).
+    #[error("the shared cache needs a Tokio runtime")]
+    NoRuntime,
     /// The HMAC key is too short.
     #[error("the shared cache key has {len} bytes; at least {min} are needed")]
     KeyTooShort {
@@ -222,6 +225,7 @@ impl SharedCache {
     /// A handle that connects on first use (start-up never waits for, nor fails on, Redis); entries get the
     /// TTLs of `ttls`. Must be called within a Tokio runtime.
     pub fn new(config: &SharedCacheConfig, ttls: &CacheConfig) -> Result<Self, SharedCacheError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| SharedCacheError::NoRuntime)?;
         let sealer = Sealer::new(&config.hmac_key)
             .ok_or(SharedCacheError::KeyTooShort { len: config.hmac_key.len(), min: entry::MIN_KEY_BYTES })?;
         check_url(&config.url).map_err(|reason| SharedCacheError::Url { reason })?;
@@ -256,7 +260,7 @@ impl SharedCache {
         // Connect now, in the background, so that the first admissions do not pay for the connection (nor
         // time out on it under load); a failure here is counted and logged like any other.
         let warm = cache.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let _ = warm.call::<()>("connect", redis::pipe().cmd("PING").ignore()).await;
         });
         Ok(cache)
@@ -437,5 +441,44 @@ impl SharedCache {
         let mut pipe = redis::pipe();
         pipe.cmd("EVAL").arg(UNLOCK_SCRIPT).arg(1).arg(&names.lock).arg(token).ignore();
         let _ = self.call::<()>("unlock", &pipe).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> SharedCacheConfig {
+        SharedCacheConfig::new(url, vec![7u8; entry::MIN_KEY_BYTES])
+    }
+
+    #[test]
+    fn urls_are_checked_without_showing_the_password() {
+        assert!(check_url("redis://:s3cret@redis.cache.svc:6379/0").is_ok());
+        assert!(check_url("rediss://valkey:6380").is_ok());
+        for bad in ["http://:s3cret@redis:6379", "redis://:s3cret@", "redis.cache.svc:6379", ""] {
+            let reason = check_url(bad).unwrap_err();
+            assert!(!reason.contains("s3cret"), "{reason}");
+        }
+        assert_eq!(redacted("redis://user:s3cret@redis:6379/1"), "redis://redis:6379/1");
+        assert!(!format!("{:?}", config("redis://:s3cret@redis:6379")).contains("s3cret"));
+    }
+
+    #[test]
+    fn set_up_errors_are_errors_not_panics() {
+        assert_eq!(
+            SharedCache::new(&config("redis://127.0.0.1:1"), &CacheConfig::default()).unwrap_err(),
+            SharedCacheError::NoRuntime
+        );
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let short = SharedCacheConfig::new("redis://127.0.0.1:1", vec![1; 8]);
+            let err = SharedCache::new(&short, &CacheConfig::default()).unwrap_err();
+            assert_eq!(err, SharedCacheError::KeyTooShort { len: 8, min: entry::MIN_KEY_BYTES });
+            let err = SharedCache::new(&config("http://127.0.0.1:1"), &CacheConfig::default()).unwrap_err();
+            assert!(matches!(err, SharedCacheError::Url { .. }), "{err:?}");
+            // Redis need not be there to start: the client connects on first use.
+            assert!(SharedCache::new(&config("redis://127.0.0.1:1"), &CacheConfig::default()).is_ok());
+        });
     }
 }

@@ -272,6 +272,7 @@ impl ArtifactVerifier {
         sigstore: Verifier,
         trust_root_fingerprint: Digest,
         options: VerifyOptions,
+        shared: Option<SharedCache>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -280,7 +281,7 @@ impl ArtifactVerifier {
                 models: self.inner.models.clone(),
                 sigstore,
                 cache: self.inner.cache.clone(),
-                shared: self.inner.shared.clone(),
+                shared,
                 cache_scope: cache_scope(&trust_root_fingerprint, &options),
                 trust_root_fingerprint,
                 options,
@@ -315,6 +316,7 @@ impl ArtifactVerifier {
             self.inner.sigstore.clone(),
             self.inner.trust_root_fingerprint.clone(),
             self.inner.options.clone(),
+            self.inner.shared.clone(),
         );
         if derived.len() >= MAX_DERIVED {
             derived.remove(0);
@@ -332,6 +334,7 @@ impl ArtifactVerifier {
             Verifier::new(trust_root),
             fingerprint,
             self.inner.options.clone(),
+            self.inner.shared.clone(),
         )
     }
 
@@ -346,22 +349,20 @@ impl ArtifactVerifier {
             self.inner.sigstore.clone(),
             self.inner.trust_root_fingerprint.clone(),
             options,
+            self.inner.shared.clone(),
         ))
     }
 
     /// The same verifier (sharing its L1 cache) with a shared L2 cache asked on every L1 miss; verifiers
     /// derived from it later share it too. Build the shared cache with this verifier's cache TTLs.
     pub fn with_shared_cache(&self, shared: SharedCache) -> Self {
-        let mut v = self.fork(
+        self.fork(
             self.inner.registry.clone(),
             self.inner.sigstore.clone(),
             self.inner.trust_root_fingerprint.clone(),
             self.inner.options.clone(),
-        );
-        if let Some(inner) = Arc::get_mut(&mut v.inner) {
-            inner.shared = Some(shared);
-        }
-        v
+            Some(shared),
+        )
     }
 
     /// The options in force.
