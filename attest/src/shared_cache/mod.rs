@@ -301,7 +301,13 @@ impl SharedCache {
             Err(Unavailable) => return verify.await.map(Loaded::fresh),
         };
         // Someone verifies already: wait for them; else try to become the one.
-        let token = if locked { None } else { self.lock(&names).await };
+        let token = match locked {
+            true => None,
+            false => match self.lock(&names).await {
+                Ok(token) => token,
+                Err(Unavailable) => return verify.await.map(Loaded::fresh),
+            },
+        };
         if token.is_none() {
             bump(&self.inner.counters.waits);
             if let Some(hit) = self.wait(&names, &binding).await {
@@ -395,16 +401,16 @@ impl SharedCache {
         }
     }
 
-    /// Take the verification lock: `Some(token)` when this replica won it.
-    async fn lock(&self, names: &Names) -> Option<String> {
+    /// Take the verification lock: `Some(token)` when this replica won it, `None` when another holds it.
+    async fn lock(&self, names: &Names) -> Result<Option<String>, Unavailable> {
         let mut token = [0u8; 16];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut token);
         let token = hex::encode(token);
         let ms = u64::try_from(self.inner.lock_ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut pipe = redis::pipe();
         pipe.cmd("SET").arg(&names.lock).arg(&token).arg("NX").arg("PX").arg(ms);
-        let (won,): (Option<String>,) = self.call("lock", &pipe).await.ok()?;
-        won.map(|_| token)
+        let (won,): (Option<String>,) = self.call("lock", &pipe).await?;
+        Ok(won.map(|_| token))
     }
 
     /// Poll for another replica's entry until it comes, the lock goes (that replica gave up), Redis fails or
