@@ -409,7 +409,10 @@ impl ArtifactVerifier {
             authority: authority_fingerprint(authority) + &self.inner.cache_scope,
             requirement: requirement.to_string(),
         };
-        let verify = self.verify_uncached(&pinned, authority, requirement);
+        // On the heap: the verification future is large, and the cache layers around it (L1's single
+        // flight, the shared cache) would otherwise carry it by value through every frame (debug builds
+        // overflow a test thread's stack).
+        let verify = Box::pin(self.verify_uncached(&pinned, authority, requirement));
         let cached = match &self.inner.shared {
             None => self.inner.cache.get_or_verify(key, verify).await,
             Some(shared) => {
