@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install what vouch's demo and tests need on a fresh Debian machine (idempotent).
 # - docker-registry: the CNCF distribution registry, started on loopback by the tests and the demo.
+# - redis-server: Redis, started on loopback by the shared verdict cache's tests and the cold-storm bench
+#   (tests/src/redis_server.rs; only the binary is used, the package's own service is not needed).
 # - python-tuf (PyPI `tuf`): builds the TUF repositories vouch's TUF client is tested against
 #   (attest/tests/tuf/repo.py), imported by the `python3` on PATH.
 # - umoci, skopeo, jq, openssl, curl: scripts/image.sh builds, pushes and describes vouch's image without a
@@ -13,6 +15,7 @@ set -euo pipefail
 
 need=()
 command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 for tool in umoci skopeo jq openssl curl node npm; do
   command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done

@@ -94,12 +94,31 @@ struct TtlBySuccess {
 
 impl<V: Cacheable> Expiry<VerdictKey, Weighted<V>> for TtlBySuccess {
     fn expire_after_create(&self, _k: &VerdictKey, v: &Weighted<V>, _now: Instant) -> Option<Duration> {
-        Some(if v.0.is_success() { self.success } else { self.failure })
+        let ttl = if v.0.is_success() { self.success } else { self.failure };
+        Some(v.1.map_or(ttl, |left| left.min(ttl)))
     }
 }
 
+/// The value, and the time it has left when it came from elsewhere (the shared cache).
 #[derive(Clone)]
-struct Weighted<V>(V);
+struct Weighted<V>(V, Option<Duration>);
+
+/// A value for the cache: just verified (full TTL), or loaded from a shared cache with the lifetime it has
+/// left there (kept no longer in L1, so a verdict never outlives the TTL it was verified with).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<V> {
+    /// The verdict.
+    pub value: V,
+    /// Time left; `None`: the full TTL for its outcome.
+    pub left: Option<Duration>,
+}
+
+impl<V> Loaded<V> {
+    /// A value just verified.
+    pub fn fresh(value: V) -> Self {
+        Self { value, left: None }
+    }
+}
 
 /// A bounded, TTL'd, single-flight cache of verdicts.
 #[derive(Clone)]
@@ -145,7 +164,21 @@ impl<V: Cacheable> VerdictCache<V> {
         F: std::future::Future<Output = Result<V, E>>,
         E: Send + Sync + 'static,
     {
-        let entry = self.inner.entry(key).or_try_insert_with(async { verify.await.map(Weighted) }).await?;
+        self.get_or_load(key, async { verify.await.map(Loaded::fresh) }).await
+    }
+
+    /// [`Self::get_or_verify`] with a loader that may bring a value with less than the full TTL left (from
+    /// the shared cache); the entry lives no longer than that.
+    pub async fn get_or_load<F, E>(&self, key: VerdictKey, load: F) -> Result<V, Arc<E>>
+    where
+        F: std::future::Future<Output = Result<Loaded<V>, E>>,
+        E: Send + Sync + 'static,
+    {
+        let entry = self
+            .inner
+            .entry(key)
+            .or_try_insert_with(async { load.await.map(|l| Weighted(l.value, l.left)) })
+            .await?;
         if entry.is_fresh() {
             self.counters.misses.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -261,6 +294,17 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(cache.peek(&key(1)).await.is_some());
         assert!(cache.peek(&key(2)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_loaded_value_lives_no_longer_than_it_has_left() {
+        let cache = VerdictCache::<Outcome>::new(&CacheConfig::default());
+        let loaded = Loaded { value: Outcome(true), left: Some(Duration::from_millis(100)) };
+        cache.get_or_load(key(1), async { Ok::<_, ()>(loaded) }).await.unwrap();
+        cache.get_or_load(key(2), async { Ok::<_, ()>(Loaded::fresh(Outcome(true))) }).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(cache.peek(&key(1)).await.is_none());
+        assert!(cache.peek(&key(2)).await.is_some());
     }
 
     #[tokio::test]

@@ -17,6 +17,7 @@ pub mod offline;
 pub mod reference;
 pub mod registry;
 pub mod sbom;
+pub mod shared_cache;
 pub mod sigstore_verify;
 #[doc(hidden)]
 pub mod testdata;

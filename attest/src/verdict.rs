@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cache::Cacheable;
 use crate::digest::Digest;
@@ -22,7 +22,7 @@ use crate::sbom::SbomFacts;
 use crate::sigstore_verify::SignerFacts;
 
 /// Who signed, as verified.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum Signer {
     /// A key, by the SHA-256 of its SPKI DER.
@@ -68,7 +68,7 @@ impl From<&SignerFacts> for Signer {
 }
 
 /// Where a piece of evidence was found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum Source {
     /// A layer of a cosign tag manifest (`sha256-<hex>.sig` / `.att` / `.sbom`).
@@ -101,7 +101,7 @@ impl fmt::Display for Source {
 }
 
 /// A verified signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignatureFacts {
     /// Who signed.
@@ -119,12 +119,12 @@ pub struct SignatureFacts {
     pub annotations: BTreeMap<String, serde_json::Value>,
     /// Each Notation check and how it ended (empty for Sigstore signatures): a check the level only logs
     /// is recorded failed, revocation is recorded as not checked.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckOutcome>,
 }
 
 /// A verified attestation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AttestationFacts {
     /// The in-toto predicate type.
@@ -155,7 +155,7 @@ impl AttestationFacts {
 }
 
 /// How a valid SBOM was found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SbomSource {
     /// Where.
@@ -165,7 +165,7 @@ pub struct SbomSource {
 }
 
 /// What a verified OpenSSF model signature establishes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelSignatureFacts {
     /// Who signed.
@@ -183,7 +183,7 @@ pub struct ModelSignatureFacts {
 }
 
 /// What was verified about an artifact.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Facts {
     /// Verified signatures by the authority.
@@ -200,7 +200,7 @@ pub struct Facts {
 }
 
 /// Why the requirement is not met.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rejection {
     /// The requirement (`signature`, `attestation:<type>`, `sbom`).
@@ -218,7 +218,7 @@ impl fmt::Display for Rejection {
 }
 
 /// The verified answer for one (digest, authority, requirement).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Verdict {
     /// The artifact, pinned to the digest that was verified.

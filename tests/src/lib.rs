@@ -8,3 +8,4 @@ pub mod fixture;
 pub mod handwritten_cosign;
 pub mod models;
 pub mod notation;
+pub mod redis_server;

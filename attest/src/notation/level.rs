@@ -32,7 +32,7 @@ pub enum Level {
 }
 
 /// One of the checks a level assigns an action to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Check {
     /// The signature verifies and the payload names the artifact.

@@ -47,7 +47,7 @@ impl NotationAuthority {
 }
 
 /// How one check ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum CheckResult {
     /// It ran and held.
@@ -59,7 +59,7 @@ pub enum CheckResult {
 }
 
 /// One check's outcome, with the reason when it did not pass.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckOutcome {
     /// Which check.
@@ -67,7 +67,7 @@ pub struct CheckOutcome {
     /// How it ended.
     pub result: CheckResult,
     /// Why it failed or was skipped.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 

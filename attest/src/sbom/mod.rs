@@ -22,14 +22,14 @@ const SHOWN_VIOLATIONS: usize = 5;
 const COUNTED_VIOLATIONS: usize = 1_000;
 
 /// The format of an SBOM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SbomFormat {
     /// CycloneDX, JSON encoding.
     CycloneDxJson,
 }
 
 /// What vouch reports about a valid SBOM.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SbomFacts {
     /// `specVersion`, e.g. `1.6`.
     pub spec_version: String,

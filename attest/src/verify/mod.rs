@@ -23,6 +23,7 @@ use crate::registry::{
     Credentials, Descriptor, ManifestKind, Platform, RegistryClient, RegistryConfig, RegistryError,
     RegistryStats,
 };
+use crate::shared_cache::{SharedCache, SharedCacheStats};
 use crate::sigstore_verify::{Authority, Matcher, VerificationPolicy, Verifier};
 use crate::trust_root::TrustRoot;
 
@@ -190,6 +191,8 @@ struct Inner {
     models: moka::future::Cache<Digest, Option<Arc<ModelFacts>>>,
     sigstore: Verifier,
     cache: VerdictCache<Verdict>,
+    /// The optional L2 shared by replicas, asked on an L1 miss.
+    shared: Option<SharedCache>,
     trust_root_fingerprint: Digest,
     options: VerifyOptions,
     /// The part of every cache key that this verifier fixes (trust root and options), built once.
@@ -256,6 +259,7 @@ impl ArtifactVerifier {
                 models,
                 sigstore: Verifier::new(config.trust_root),
                 cache: VerdictCache::new(&config.cache),
+                shared: None,
                 cache_scope: cache_scope(&trust_root_fingerprint, &config.options),
                 trust_root_fingerprint,
                 options: config.options,
@@ -271,6 +275,7 @@ impl ArtifactVerifier {
         sigstore: Verifier,
         trust_root_fingerprint: Digest,
         options: VerifyOptions,
+        shared: Option<SharedCache>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -279,6 +284,7 @@ impl ArtifactVerifier {
                 models: self.inner.models.clone(),
                 sigstore,
                 cache: self.inner.cache.clone(),
+                shared,
                 cache_scope: cache_scope(&trust_root_fingerprint, &options),
                 trust_root_fingerprint,
                 options,
@@ -313,6 +319,7 @@ impl ArtifactVerifier {
             self.inner.sigstore.clone(),
             self.inner.trust_root_fingerprint.clone(),
             self.inner.options.clone(),
+            self.inner.shared.clone(),
         );
         if derived.len() >= MAX_DERIVED {
             derived.remove(0);
@@ -330,6 +337,7 @@ impl ArtifactVerifier {
             Verifier::new(trust_root),
             fingerprint,
             self.inner.options.clone(),
+            self.inner.shared.clone(),
         )
     }
 
@@ -344,7 +352,20 @@ impl ArtifactVerifier {
             self.inner.sigstore.clone(),
             self.inner.trust_root_fingerprint.clone(),
             options,
+            self.inner.shared.clone(),
         ))
+    }
+
+    /// The same verifier (sharing its L1 cache) with a shared L2 cache asked on every L1 miss; verifiers
+    /// derived from it later share it too. Build the shared cache with this verifier's cache TTLs.
+    pub fn with_shared_cache(&self, shared: SharedCache) -> Self {
+        self.fork(
+            self.inner.registry.clone(),
+            self.inner.sigstore.clone(),
+            self.inner.trust_root_fingerprint.clone(),
+            self.inner.options.clone(),
+            Some(shared),
+        )
     }
 
     /// The options in force.
@@ -391,12 +412,17 @@ impl ArtifactVerifier {
             authority: authority_fingerprint(authority) + &self.inner.cache_scope,
             requirement: requirement.to_string(),
         };
-        let mut verdict = self
-            .inner
-            .cache
-            .get_or_verify(key, self.verify_uncached(&pinned, authority, requirement))
-            .await
-            .map_err(|e| (*e).clone())?;
+        // On the heap: the verification future is large, and the cache layers around it (L1's single
+        // flight, the shared cache) would otherwise carry it by value through every frame (debug builds
+        // overflow a test thread's stack).
+        let verify = Box::pin(self.verify_uncached(&pinned, authority, requirement));
+        let cached = match &self.inner.shared {
+            None => self.inner.cache.get_or_verify(key, verify).await,
+            Some(shared) => {
+                self.inner.cache.get_or_load(key.clone(), shared.get_or_verify(&key, verify)).await
+            }
+        };
+        let mut verdict = cached.map_err(|e| (*e).clone())?;
         // The verdict is about the digest; report it under the caller's name for it.
         verdict.reference = pinned;
         Ok(verdict)
@@ -446,6 +472,11 @@ impl ArtifactVerifier {
     /// Cache counters.
     pub fn cache_stats(&self) -> CacheStats {
         self.inner.cache.stats()
+    }
+
+    /// Shared-cache counters, when there is a shared cache.
+    pub fn shared_cache_stats(&self) -> Option<SharedCacheStats> {
+        self.inner.shared.as_ref().map(SharedCache::stats)
     }
 
     /// Registry counters.

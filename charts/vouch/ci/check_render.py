@@ -230,6 +230,25 @@ def check_deployment(objs, v, release, ns, chart):
             and vol[0]["secret"]["items"] == [{"key": ca["key"], "path": "ca.crt"}],
             f"client-ca volume from the Secret's {ca['key']}",
         )
+    sc = v["sharedCache"]
+    shared = bool(sc["url"] or sc["existingSecret"])
+    check(has(f"--shared-cache={sc['url']}") == bool(sc["url"]), "--shared-cache iff sharedCache.url")
+    check(has("--shared-cache-key-file=/etc/vouch/shared-cache/key") == shared, "--shared-cache-key-file iff shared")
+    from_secret = [e for e in c.get("env", []) if e["name"] == "VOUCH_SHARED_CACHE"]
+    check(
+        bool(from_secret) == bool(sc["existingSecret"])
+        and all(e["valueFrom"]["secretKeyRef"] == {"name": sc["existingSecret"], "key": sc["existingSecretKey"]}
+                for e in from_secret),
+        "VOUCH_SHARED_CACHE from sharedCache.existingSecret, never a plain value",
+    )
+    if shared:
+        vol = [x for x in pod.get("volumes", []) if x["name"] == "shared-cache-key"]
+        check(
+            len(vol) == 1
+            and vol[0]["secret"]["secretName"] == sc["keySecret"]
+            and vol[0]["secret"]["items"] == [{"key": sc["keySecretKey"], "path": "key"}],
+            "shared-cache-key volume from sharedCache.keySecret",
+        )
     tr = bool(v["trustedRoot"]["json"] or v["trustedRoot"]["existingSecret"])
     check(any(a.startswith("--trusted-root=") for a in args) == tr, "--trusted-root iff trustedRoot")
     bundled = bool(v["bundle"]["existingSecret"] or v["bundle"]["existingConfigMap"] or v["bundle"]["volume"])
@@ -270,10 +289,19 @@ def check_args_against_binary(objs, vouch_bin):
     d = find(objs, "Deployment")
     if not d:
         return
-    args = d[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    container = d[0]["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    # Settings the chart passes from Secrets, as environment variables: a stand-in value of the same shape.
+    from_secrets = {"VOUCH_SHARED_CACHE": "redis://:stand-in-password@redis.invalid:6379/0"}
+    env = dict(os.environ, KUBECONFIG="/nonexistent")
+    for e in container.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        elif "secretKeyRef" in e.get("valueFrom", {}):
+            check(e["name"] in from_secrets, f"no stand-in for {e['name']} (from a Secret) in check_render.py")
+            env[e["name"]] = from_secrets.get(e["name"], "")
     try:
-        r = subprocess.run([vouch_bin, *args], capture_output=True, text=True, timeout=20,
-                           env=dict(os.environ, KUBECONFIG="/nonexistent"))
+        r = subprocess.run([vouch_bin, *args], capture_output=True, text=True, timeout=20, env=env)
     except subprocess.TimeoutExpired:
         fail(f"vouch {' '.join(args)} kept running (it must stop at the missing files)")
         return

@@ -154,6 +154,13 @@ true
 {{- if include "vouch.extractionEnabled" . }}
 - --extraction-config=/etc/vouch/extraction/extraction.yaml
 {{- end }}
+{{- if .Values.sharedCache.url }}
+- --shared-cache={{ .Values.sharedCache.url }}
+{{- end }}
+{{- if or .Values.sharedCache.url .Values.sharedCache.existingSecret }}
+- --shared-cache-key-file=/etc/vouch/shared-cache/key
+- --shared-cache-timeout={{ .Values.sharedCache.timeout }}
+{{- end }}
 {{- range .Values.statusTargets }}
 - --status-target={{ .group }}/{{ .version }}/{{ .kind }}={{ .plural }}
 {{- end }}

@@ -39,6 +39,19 @@ is the intended roll-out.
 {{- if and (include "vouch.tufEnabled" .) (ne $v.tuf.mirror "public-good") (not $v.tuf.root) -}}
 {{- fail "tuf.mirror is a private mirror: set tuf.root to its TUF root.json" -}}
 {{- end -}}
+{{- $sc := $v.sharedCache -}}
+{{- if and $sc.url $sc.existingSecret -}}
+{{- fail "sharedCache.url and sharedCache.existingSecret are both set: give the Redis URL one way" -}}
+{{- end -}}
+{{- if and (or $sc.url $sc.existingSecret) (not $sc.keySecret) -}}
+{{- fail "sharedCache is on but sharedCache.keySecret is empty: the replicas need a shared HMAC key (a Secret) so that a writable Redis cannot forge verdicts" -}}
+{{- end -}}
+{{- if and $sc.keySecret (not (or $sc.url $sc.existingSecret)) -}}
+{{- fail "sharedCache.keySecret is set without sharedCache.url or sharedCache.existingSecret: nothing would use it" -}}
+{{- end -}}
+{{- if and (or $sc.url $sc.existingSecret) (include "vouch.bundleEnabled" .) -}}
+{{- fail "sharedCache cannot be used with bundle: verdicts from an offline bundle are not shared" -}}
+{{- end -}}
 {{- if and $v.trustedRoot.json $v.trustedRoot.existingSecret -}}
 {{- fail "trustedRoot.json and trustedRoot.existingSecret are both set: give the trusted root one way" -}}
 {{- end -}}

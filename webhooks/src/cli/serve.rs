@@ -107,6 +107,17 @@ pub struct ServeArgs {
     /// With --events-sink: time limit of one delivery (100ms – 60s) [default: 2s].
     #[arg(long, requires = "events_sink")]
     pub events_timeout: Option<String>,
+    /// Share verdicts with the other replicas through Redis or Valkey: redis://[:PASSWORD@]HOST:PORT[/DB] or
+    /// rediss://… (TLS). Optional; when Redis is down or slow each replica decides on its own.
+    #[arg(long, env = "VOUCH_SHARED_CACHE", value_name = "URL", hide_env_values = true)]
+    pub shared_cache: Option<String>,
+    /// The HMAC key all replicas share, which seals shared-cache entries (at least 32 bytes; required with
+    /// --shared-cache).
+    #[arg(long, value_name = "PATH")]
+    pub shared_cache_key_file: Option<PathBuf>,
+    /// Timeout of each Redis call, e.g. `100ms` (5ms – 1s) [default: 100ms].
+    #[arg(long)]
+    pub shared_cache_timeout: Option<String>,
 }
 
 impl ServeArgs {
@@ -152,6 +163,9 @@ impl ServeArgs {
             }),
             events_sink: self.events_sink.clone(),
             events_timeout: self.events_timeout.clone(),
+            shared_cache: self.shared_cache.clone(),
+            shared_cache_key_file: self.shared_cache_key_file.clone(),
+            shared_cache_timeout: self.shared_cache_timeout.clone(),
         }
     }
 }

@@ -55,6 +55,32 @@ pub fn default_tuf_cache() -> Option<PathBuf> {
         .map(|c| c.join("vouch").join("tuf"))
 }
 
+/// Default timeout of one shared-cache (Redis) call (`--shared-cache-timeout`).
+pub const DEFAULT_SHARED_CACHE_TIMEOUT: Duration = vouch_attest::shared_cache::DEFAULT_OP_TIMEOUT;
+const MIN_SHARED_CACHE_TIMEOUT: Duration = Duration::from_millis(5);
+const MAX_SHARED_CACHE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The shared (L2) verdict cache on Redis/Valkey (`--shared-cache`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedCacheSettings {
+    /// `redis://…` or `rediss://…`, possibly with a password.
+    pub url: String,
+    /// The file holding the HMAC key all replicas share (read at start).
+    pub key_file: PathBuf,
+    /// Timeout of each Redis call.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for SharedCacheSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedCacheSettings")
+            .field("url", &vouch_attest::shared_cache::redacted(&self.url))
+            .field("key_file", &self.key_file)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 /// The trusted root from a TUF repository, refreshed while serving.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TufSettings {
@@ -121,6 +147,8 @@ pub struct ServeConfig {
     pub events_sink: Option<reqwest::Url>,
     /// Time limit of one event delivery.
     pub events_timeout: Duration,
+    /// Verdicts shared with the other replicas through Redis/Valkey; `None`: each replica on its own.
+    pub shared_cache: Option<SharedCacheSettings>,
 }
 
 impl ServeConfig {
@@ -173,6 +201,7 @@ impl ServeConfig {
             status_targets: Vec::new(),
             events_sink: None,
             events_timeout: crate::cloudevents::DEFAULT_TIMEOUT,
+            shared_cache: None,
         }
     }
 }
@@ -257,6 +286,12 @@ pub struct RawServeConfig {
     pub events_sink: Option<String>,
     /// `--events-timeout`.
     pub events_timeout: Option<String>,
+    /// `--shared-cache` (`redis://…` or `rediss://…`).
+    pub shared_cache: Option<String>,
+    /// `--shared-cache-key-file`.
+    pub shared_cache_key_file: Option<PathBuf>,
+    /// `--shared-cache-timeout`.
+    pub shared_cache_timeout: Option<String>,
 }
 
 /// A status target as given: `GROUP/VERSION/KIND=PLURAL`, or (in the file) `{group, version, kind, plural}`.
@@ -414,6 +449,9 @@ impl RawServeConfig {
             status_targets: over.status_targets.or(self.status_targets),
             events_sink: over.events_sink.or(self.events_sink),
             events_timeout: over.events_timeout.or(self.events_timeout),
+            shared_cache: over.shared_cache.or(self.shared_cache),
+            shared_cache_key_file: over.shared_cache_key_file.or(self.shared_cache_key_file),
+            shared_cache_timeout: over.shared_cache_timeout.or(self.shared_cache_timeout),
         }
     }
 
@@ -438,6 +476,7 @@ impl RawServeConfig {
         let mut problems = Vec::new();
         let mut bad = |field: &'static str, message: String| problems.push(ConfigProblem { field, message });
         let tuf = self.tuf_settings(self.bundle.is_some(), &mut bad);
+        let shared_cache = self.shared_cache_settings(&mut bad);
 
         let listen =
             address(self.listen.as_deref().unwrap_or(DEFAULT_LISTEN)).map_err(|m| bad("--listen", m)).ok();
@@ -652,6 +691,7 @@ impl RawServeConfig {
                     status_targets,
                     events_sink,
                     events_timeout,
+                    shared_cache,
                 },
                 bundle,
             )),
@@ -660,167 +700,10 @@ impl RawServeConfig {
     }
 }
 
-impl RawServeConfig {
-    /// `--tuf-*`: a mirror excludes `--trusted-root` and `--bundle`; a private one needs `--tuf-root`.
-    fn tuf_settings(
-        &self,
-        with_bundle: bool,
-        bad: &mut impl FnMut(&'static str, String),
-    ) -> Option<TufSettings> {
-        let refresh = duration_in(
-            self.tuf_refresh.as_deref(),
-            DEFAULT_TUF_REFRESH,
-            (MIN_TUF_REFRESH, MAX_TUF_REFRESH),
-            "--tuf-refresh",
-            bad,
-        );
-        let Some(mirror) = &self.tuf_mirror else {
-            for (set, field) in [
-                (self.tuf_root.is_some(), "--tuf-root"),
-                (self.tuf_cache.is_some(), "--tuf-cache"),
-                (self.tuf_refresh.is_some(), "--tuf-refresh"),
-            ] {
-                if set {
-                    bad(field, "given without --tuf-mirror".into());
-                }
-            }
-            return None;
-        };
-        if self.trusted_root.is_some() {
-            bad("--tuf-mirror", "cannot be used with --trusted-root (one source of trusted root)".into());
-        }
-        if with_bundle {
-            bad("--tuf-mirror", "cannot be used with --bundle (a bundle carries its trusted root)".into());
-        }
-        optional_file(self.tuf_root.as_deref(), "--tuf-root", bad);
-        let public_good = mirror == vouch_attest::tuf::PUBLIC_GOOD_NAME;
-        if !public_good && self.tuf_root.is_none() {
-            bad(
-                "--tuf-root",
-                format!("required with --tuf-mirror {mirror} (the root.json it is trusted from)"),
-            );
-        }
-        let cache_dir = self.tuf_cache.clone().or_else(default_tuf_cache);
-        if cache_dir.is_none() {
-            bad("--tuf-cache", "required: neither XDG_CACHE_HOME nor HOME is set".into());
-        }
-        Some(TufSettings {
-            mirror: if public_good { vouch_attest::tuf::PUBLIC_GOOD_MIRROR.into() } else { mirror.clone() },
-            root: self.tuf_root.clone(),
-            cache_dir: cache_dir?,
-            refresh: refresh?,
-        })
-    }
-}
+mod fields;
 
-/// `--bundle` with its key: a key is required unless unsigned bundles are explicitly allowed, because the
-/// bundle's policies decide what is admitted.
-fn bundle_source(
-    bundle: Option<PathBuf>,
-    key: Option<PathBuf>,
-    allow_unsigned: bool,
-    bad: &mut impl FnMut(&'static str, String),
-) -> Option<BundleSource> {
-    let Some(path) = bundle else {
-        if key.is_some() {
-            bad("--bundle-key", "given without --bundle".into());
-        }
-        return None;
-    };
-    if !path.is_file() {
-        bad("--bundle", format!("{} is not a readable file", path.display()));
-    }
-    optional_file(key.as_deref(), "--bundle-key", bad);
-    if key.is_none() && !allow_unsigned {
-        bad(
-            "--bundle-key",
-            "required with --bundle (the bundle's public key); --bundle-allow-unsigned accepts a bundle \
-             without checking who made it"
-                .into(),
-        );
-    }
-    Some(BundleSource { path, key, allow_unsigned })
-}
-
-fn address(s: &str) -> Result<SocketAddr, String> {
-    s.parse().map_err(|_| format!("{s:?} is not an address of the form IP:PORT (e.g. 0.0.0.0:8443)"))
-}
-
-fn required_file(
-    p: Option<PathBuf>,
-    field: &'static str,
-    bad: &mut impl FnMut(&'static str, String),
-) -> Option<PathBuf> {
-    match p {
-        None => {
-            bad(field, "required (the webhooks are served over HTTPS only)".into());
-            None
-        }
-        Some(p) if !p.is_file() => {
-            bad(field, format!("{} is not a readable file", p.display()));
-            None
-        }
-        Some(p) => Some(p),
-    }
-}
-
-fn optional_file(p: Option<&Path>, field: &'static str, bad: &mut impl FnMut(&'static str, String)) {
-    if let Some(p) = p {
-        if !p.is_file() {
-            bad(field, format!("{} is not a readable file", p.display()));
-        }
-    }
-}
-
-fn registry_host(r: &str) -> Result<(), String> {
-    let ok = !r.is_empty()
-        && !r.contains("://")
-        && !r.contains('/')
-        && r.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{r:?}: expected host[:port], without scheme or path"))
-    }
-}
-
-/// `8s`, `500ms`, `2m`, `1h` or plain seconds (`8`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = number.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 8s, 500ms, 2m)"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(|| format!("{s:?} is too long")),
-        "h" => n.checked_mul(3600).map(Duration::from_secs).ok_or_else(|| format!("{s:?} is too long")),
-        _ => Err(format!("{s:?} is not a duration (e.g. 8s, 500ms, 2m, 1h)")),
-    }
-}
-
-fn duration_in(
-    s: Option<&str>,
-    default: Duration,
-    (min, max): (Duration, Duration),
-    field: &'static str,
-    bad: &mut impl FnMut(&'static str, String),
-) -> Option<Duration> {
-    let Some(s) = s else { return Some(default) };
-    match parse_duration(s) {
-        Ok(d) if d >= min && d <= max => Some(d),
-        Ok(_) => {
-            bad(field, format!("{s}: must be between {min:?} and {max:?}"));
-            None
-        }
-        Err(m) => {
-            bad(field, m);
-            None
-        }
-    }
-}
+pub use fields::parse_duration;
+use fields::{address, bundle_source, duration_in, optional_file, registry_host, required_file};
 
 #[cfg(test)]
 mod tests;

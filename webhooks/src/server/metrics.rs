@@ -125,6 +125,30 @@ impl Collector for Sources {
                 entries.metric_type(),
             )?;
             entries.encode(metric)?;
+            if let Some(shared) = v.shared_cache_stats() {
+                for (name, help, value) in [
+                    ("vouch_shared_cache_hits", "Verdicts taken from the shared cache (Redis).", shared.hits),
+                    ("vouch_shared_cache_misses", "Shared-cache look-ups that found no usable verdict and verified.", shared.misses),
+                    ("vouch_shared_cache_errors", "Shared-cache (Redis) calls that failed or timed out.", shared.errors),
+                    (
+                        "vouch_shared_cache_rejected",
+                        "Shared-cache entries ignored: bad HMAC, another key or generation, expired, unreadable.",
+                        shared.rejected,
+                    ),
+                    (
+                        "vouch_shared_cache_bypassed",
+                        "Look-ups that skipped the shared cache because a call failed less than a second ago.",
+                        shared.bypassed,
+                    ),
+                    (
+                        "vouch_shared_cache_waits",
+                        "Look-ups that waited for another replica verifying the same verdict.",
+                        shared.waits,
+                    ),
+                ] {
+                    const_counter(&mut encoder, name, help, value)?;
+                }
+            }
             const_counter(&mut encoder, "vouch_registry_calls", "Registry API calls made.", registry.calls)?;
             const_counter(
                 &mut encoder,

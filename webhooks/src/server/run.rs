@@ -9,14 +9,16 @@ use std::sync::Arc;
 
 use rustls::server::danger::ClientCertVerifier;
 use tokio::net::TcpListener;
+use vouch_attest::cache::CacheConfig;
 use vouch_attest::offline::{OfflineBundle, OpenOptions};
 use vouch_attest::registry::{Credentials, RegistryConfig};
+use vouch_attest::shared_cache::{SharedCache, SharedCacheConfig};
 use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{ArtifactVerifier, VerifierConfig, VerifyOptions};
 use vouch_policies::{Engine, EngineConfig, ExtractionConfig, PolicySet};
 
 use super::client_ca::ReloadingClientCa;
-use super::config::{BundleSource, ServeConfig, TufSettings};
+use super::config::{BundleSource, ServeConfig, SharedCacheSettings, TufSettings};
 use super::metrics::Metrics;
 use super::reload::{self, ConfigReload};
 use super::tls::{self, ReloadingCert, TlsError};
@@ -227,6 +229,31 @@ pub fn verifier_config(config: &ServeConfig) -> Result<VerifierConfig, RunError>
     })
 }
 
+/// `--shared-cache`: the HMAC key read (surrounding whitespace dropped, so a key file written by `echo` works
+/// the same on every replica) and a client that connects on first use; Redis being down does not stop start-up.
+/// A replica waits for another's verification a quarter of the request budget at most, so that it still
+/// has the time to verify itself.
+fn shared_cache(
+    settings: &SharedCacheSettings,
+    ttls: &CacheConfig,
+    budget: std::time::Duration,
+) -> Result<SharedCache, RunError> {
+    let key = read(&settings.key_file)?;
+    let key = key.trim_ascii().to_vec();
+    let mut config = SharedCacheConfig::new(settings.url.clone(), key);
+    config.op_timeout = settings.timeout;
+    config.lock_wait = config.lock_wait.min(budget / 4);
+    let cache = SharedCache::new(&config, ttls)
+        .map_err(|e| RunError::Invalid { path: settings.key_file.clone(), reason: e.to_string() })?;
+    tracing::info!(
+        url = %vouch_attest::shared_cache::redacted(&settings.url),
+        generation = %config.generation,
+        timeout = ?settings.timeout,
+        "verdicts shared through Redis"
+    );
+    Ok(cache)
+}
+
 /// Open and check the configured bundle with its key (or without, when explicitly allowed).
 fn open_bundle(source: &BundleSource) -> Result<OfflineBundle, RunError> {
     let key = match &source.key {
@@ -257,7 +284,16 @@ fn build_verifier(
     let trusted_root =
         config.trusted_root.as_ref().map(|_| verifier_config.trust_root.fingerprint().to_string());
     let Some(bundle) = bundle else {
-        return Ok((ArtifactVerifier::new(verifier_config)?, trusted_root));
+        let verifier = ArtifactVerifier::new(verifier_config.clone())?;
+        let verifier = match &config.shared_cache {
+            Some(settings) => verifier.with_shared_cache(shared_cache(
+                settings,
+                &verifier_config.cache,
+                config.timeout_budget,
+            )?),
+            None => verifier,
+        };
+        return Ok((verifier, trusted_root));
     };
     if config.trusted_root.is_none() {
         if let Some(root) = bundle.trusted_root() {

@@ -292,3 +292,42 @@ fn the_scanner_defaults_to_hourly_paced_at_20_and_refuses_intervals_out_of_range
         assert!(e.problems.iter().any(|p| p.field == field), "{e:?}");
     }
 }
+
+#[test]
+fn a_shared_cache_needs_a_redis_url_and_its_key_file_and_never_echoes_the_password() {
+    let (dir, cert, key) = files();
+    let key_file = dir.path().join("hmac.key");
+    std::fs::write(&key_file, "k".repeat(48)).unwrap();
+    let base = RawServeConfig {
+        tls_cert: Some(cert),
+        tls_key: Some(key),
+        policy_dir: Some(dir.path().into()),
+        ..Default::default()
+    };
+    assert!(base.clone().validate().unwrap().shared_cache.is_none());
+    let url = "redis://:s3cret@redis.vouch.svc:6379/0";
+    let on = RawServeConfig {
+        shared_cache: Some(url.into()),
+        shared_cache_key_file: Some(key_file.clone()),
+        ..base.clone()
+    };
+    let c = on.clone().validate().unwrap().shared_cache.unwrap();
+    assert_eq!((c.url.as_str(), c.timeout), (url, DEFAULT_SHARED_CACHE_TIMEOUT));
+    assert!(!format!("{c:?}").contains("s3cret"), "{c:?}");
+
+    let fields = |raw: RawServeConfig| {
+        let err = raw.validate().unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        err.problems.iter().map(|p| p.field).collect::<Vec<_>>()
+    };
+    let no_key = RawServeConfig { shared_cache_key_file: None, ..on.clone() };
+    assert_eq!(fields(no_key), ["--shared-cache-key-file"]);
+    let http = RawServeConfig { shared_cache: Some("http://:s3cret@redis:6379".into()), ..on.clone() };
+    assert_eq!(fields(http), ["--shared-cache"]);
+    let missing = RawServeConfig { shared_cache_key_file: Some(dir.path().join("nope")), ..on.clone() };
+    assert_eq!(fields(missing), ["--shared-cache-key-file"]);
+    let slow = RawServeConfig { shared_cache_timeout: Some("5s".into()), ..on.clone() };
+    assert_eq!(fields(slow), ["--shared-cache-timeout"]);
+    let orphan = RawServeConfig { shared_cache_key_file: Some(key_file), ..base.clone() };
+    assert_eq!(fields(orphan), ["--shared-cache-key-file"]);
+}
