@@ -206,9 +206,8 @@ fn sid_matches(sid: &SignerIdentifier, cert: &ParsedCert) -> bool {
     }
 }
 
-/// The certificates a timestamp token carries (at most [`MAX_EMBEDDED_CERTS`]), for callers that complete a
-/// TSA chain from a trust store holding only roots (Notation's `tsa` stores).
-pub fn embedded_certificates(der: &[u8]) -> Result<Vec<ParsedCert>, TimestampError> {
+/// The CMS SignedData of a timestamp token (a bare token or a TimeStampResp), bounded in size.
+fn signed_data(der: &[u8]) -> Result<SignedData, TimestampError> {
     if der.len() > MAX_TIMESTAMP_BYTES {
         return Err(TimestampError::TooLarge { size: der.len() });
     }
@@ -216,7 +215,13 @@ pub fn embedded_certificates(der: &[u8]) -> Result<Vec<ParsedCert>, TimestampErr
     if token.content_type != OID_SIGNED_DATA {
         return Err(malformed("token is not CMS SignedData"));
     }
-    let sd: SignedData = token.content.decode_as().map_err(malformed)?;
+    token.content.decode_as().map_err(malformed)
+}
+
+/// The certificates a timestamp token carries (at most [`MAX_EMBEDDED_CERTS`]), for callers that complete a
+/// TSA chain from a trust store holding only roots (Notation's `tsa` stores).
+pub fn embedded_certificates(der: &[u8]) -> Result<Vec<ParsedCert>, TimestampError> {
+    let sd = signed_data(der)?;
     let mut out = Vec::new();
     for choice in sd.certificates.iter().flat_map(|c| c.0.iter()).take(MAX_EMBEDDED_CERTS) {
         if let CertificateChoices::Certificate(c) = choice {
@@ -232,14 +237,7 @@ pub fn verify_timestamp(
     signature: &[u8],
     authorities: &[ParsedAuthority],
 ) -> Result<VerifiedTimestamp, TimestampError> {
-    if der.len() > MAX_TIMESTAMP_BYTES {
-        return Err(TimestampError::TooLarge { size: der.len() });
-    }
-    let token = ContentInfo::from_der(token_bytes(der)?).map_err(malformed)?;
-    if token.content_type != OID_SIGNED_DATA {
-        return Err(malformed("token is not CMS SignedData"));
-    }
-    let sd: SignedData = token.content.decode_as().map_err(malformed)?;
+    let sd = signed_data(der)?;
     if sd.encap_content_info.econtent_type != OID_TST_INFO {
         return Err(malformed("token does not carry a TSTInfo"));
     }
