@@ -28,15 +28,13 @@ pub const WARNED: &str = "dev.vouch.admission.warned";
 pub const AUDITED: &str = "dev.vouch.admission.audited";
 /// A running workload that passed before fails now.
 pub const DRIFT: &str = "dev.vouch.scan.drift";
-/// Every type vouch sends.
-pub const EVENT_TYPES: [&str; 4] = [DENIED, WARNED, AUDITED, DRIFT];
 
 /// One event, ready to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloudEvent {
     /// `id`: unique for this source.
     pub id: String,
-    /// `type`: one of [`EVENT_TYPES`].
+    /// `type`: [`DENIED`], [`WARNED`], [`AUDITED`] or [`DRIFT`].
     pub event_type: &'static str,
     /// `source`: which vouch sent it.
     pub source: String,

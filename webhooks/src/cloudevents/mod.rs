@@ -19,7 +19,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 
-pub use event::{CloudEvent, EVENT_TYPES};
+pub use event::CloudEvent;
 
 /// Events held for sending at most; more are dropped (`reason="queue_full"`).
 pub const DEFAULT_QUEUE: usize = 1024;
@@ -61,7 +61,6 @@ struct Counters {
 pub struct EventSink {
     tx: mpsc::Sender<CloudEvent>,
     source: Arc<str>,
-    url: Arc<reqwest::Url>,
     counters: Arc<Counters>,
 }
 
@@ -84,14 +83,8 @@ impl EventSink {
             .build()?;
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let counters = Arc::new(Counters::default());
-        let url = Arc::new(config.sink.clone());
         let task = tokio::spawn(deliver(rx, http, config.sink, Arc::clone(&counters)));
-        Ok((Self { tx, source: config.source.into(), url, counters }, task))
-    }
-
-    /// Where events go.
-    pub fn url(&self) -> &reqwest::Url {
-        &self.url
+        Ok((Self { tx, source: config.source.into(), counters }, task))
     }
 
     /// The `source` attribute events get.
@@ -104,19 +97,6 @@ impl EventSink {
         if self.tx.try_send(event).is_err() {
             self.counters.dropped.get_or_create(&DropLabels { reason: "queue_full" }).inc();
         }
-    }
-
-    /// Events delivered (2xx) so far.
-    pub fn sent(&self) -> u64 {
-        self.counters.sent.get()
-    }
-
-    /// Events dropped so far, for any reason.
-    pub fn dropped(&self) -> u64 {
-        ["queue_full", "sink_error", "sink_timeout"]
-            .into_iter()
-            .map(|reason| self.counters.dropped.get_or_create(&DropLabels { reason }).get())
-            .sum()
     }
 
     /// `vouch_events_sent_total` and `vouch_events_dropped_total{reason}`.

@@ -483,9 +483,10 @@ impl Server {
                     queue: cloudevents::DEFAULT_QUEUE,
                     timeout: config.events_timeout,
                 };
+                let shown = cloudevents::shown(&events_config.sink);
                 let (sink, _sender) = EventSink::spawn(events_config)
                     .map_err(|e| RunError::Events { reason: e.to_string() })?;
-                tracing::info!(sink = %cloudevents::shown(sink.url()), "decision events go to the CloudEvents sink");
+                tracing::info!(sink = %shown, "decision events go to the CloudEvents sink");
                 Some(sink)
             }
             None => None,

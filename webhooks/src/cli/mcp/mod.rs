@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 
 use super::check::{self, CheckArgs};
 use super::exit::EXIT_ERROR;
-use super::registry_args::RegistryArgs;
+use super::registry_args::{positive_duration, RegistryArgs};
 use super::scan::ScanArgs;
 use super::verify::{self, AuthorityArgs, VerifyArgs};
 
@@ -48,12 +48,8 @@ pub struct McpArgs {
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Per-object time budget of check_manifests and scan_summary, and per-call timeout of verify_image.
-    #[arg(long, default_value = "30s", value_parser = humantime_duration)]
+    #[arg(long, default_value = "30s", value_parser = positive_duration)]
     pub timeout_budget: Duration,
-}
-
-fn humantime_duration(s: &str) -> Result<Duration, String> {
-    crate::server::config::parse_duration(s)
 }
 
 /// Run the server on stdin/stdout until the client closes it.
@@ -203,6 +199,7 @@ fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error
     }
 }
 
+/// The first [`MAX_LISTED`] of `items`, and how many there were.
 fn bounded<T>(mut items: Vec<T>) -> (Vec<T>, usize) {
     let total = items.len();
     items.truncate(MAX_LISTED);
