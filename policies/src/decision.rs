@@ -81,6 +81,21 @@ pub enum ArtifactKind {
     EgressAllowlist,
 }
 
+impl ArtifactKind {
+    /// Every kind.
+    pub const ALL: [Self; 9] = [
+        Self::Container,
+        Self::InitContainer,
+        Self::EphemeralContainer,
+        Self::ImageVolume,
+        Self::ModelVolume,
+        Self::StorageUri,
+        Self::Fetcher,
+        Self::Field,
+        Self::EgressAllowlist,
+    ];
+}
+
 impl fmt::Display for ArtifactKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

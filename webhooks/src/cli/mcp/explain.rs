@@ -10,7 +10,7 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
-use vouch_policies::ReasonCode;
+use vouch_policies::{ArtifactKind, ReasonCode};
 
 /// One failed requirement read from a denial.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -60,8 +60,10 @@ pub struct ExplainedLine {
 /// Longest input read, in bytes.
 pub const MAX_INPUT: usize = 256 * 1024;
 
-const KINDS: &str =
-    "container|initContainer|ephemeralContainer|image volume|model volume|storageUri|fetcher|field|egress allowlist";
+/// The artifact kinds as denial lines name them, as a regex alternation.
+fn kinds() -> String {
+    ArtifactKind::ALL.iter().map(|k| regex::escape(&k.to_string())).collect::<Vec<_>>().join("|")
+}
 
 /// The denial message in `input`: an AdmissionReview (or its `response`), a Status, or the text itself
 /// (`kubectl`'s `admission webhook "validate.vouch.dev" denied the request: …` included).
@@ -88,11 +90,12 @@ pub fn explain(input: &str) -> Result<Explanation, String> {
     if message.is_empty() {
         return Err("no denial message found in the input".into());
     }
+    let kinds = kinds();
     let finding = Regex::new(&format!(
-        r"(?:^|; )(?P<artifact>(?:{KINDS}) [^:;]*): image (?P<reference>\S+) : policy (?P<policy>[^:]+): (?P<requirement>[^:]+): "
+        r"(?:^|; )(?P<artifact>(?:{kinds}) [^:;]*): image (?P<reference>\S+) : policy (?P<policy>[^:]+): (?P<requirement>[^:]+): "
     ))
     .map_err(|e| e.to_string())?;
-    let kind = Regex::new(&format!(r"^(?:{KINDS}) ")).map_err(|e| e.to_string())?;
+    let kind = Regex::new(&format!(r"^(?:{kinds}) ")).map_err(|e| e.to_string())?;
     let (object, message) = split_object(&message, &kind);
     let head = message.clone();
     let starts: Vec<_> = finding.captures_iter(&message).collect();
