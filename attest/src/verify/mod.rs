@@ -414,8 +414,8 @@ impl ArtifactVerifier {
         };
         // On the heap: the verification future is large, and the cache layers around it (L1's single
         // flight, the shared cache) would otherwise carry it by value through every frame (debug builds
-        // overflow a test thread's stack).
-        let verify = Box::pin(self.verify_uncached(&pinned, authority, requirement));
+        // overflow a test thread's stack). Boxed only when a miss runs it: a hit allocates nothing.
+        let verify = async { Box::pin(self.verify_uncached(&pinned, authority, requirement)).await };
         let cached = match &self.inner.shared {
             None => self.inner.cache.get_or_verify(key, verify).await,
             Some(shared) => {
