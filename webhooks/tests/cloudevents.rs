@@ -13,16 +13,14 @@ use std::time::Duration;
 
 use cloudevents_support::Receiver;
 use serde_json::{json, Value};
-use server_support::{fixture, http_get, TlsClient};
+use server_support::{fixture, http_get, ServerFiles, TlsClient};
 use vouch_attest::cosign::sign_image_with_key;
 use vouch_attest::SigningKey;
 use vouch_webhooks::cli::demo::push_demo_image;
 use vouch_webhooks::cli::demo_webhook::key_policy;
 use vouch_webhooks::dev_registry::DevRegistry;
 use vouch_webhooks::server::config::ServeConfig;
-use vouch_webhooks::server::dev_pki::DevCa;
 use vouch_webhooks::server::run::Server;
-use vouch_webhooks::server::tls::CertPaths;
 
 /// A Pod CREATE review named `name` with one container running `image`.
 fn pod(host: &str, uid: &str, name: &str, image: &str, dry_run: bool) -> Vec<u8> {
@@ -40,8 +38,7 @@ struct Setup {
     host: String,
     signed: String,
     unsigned: String,
-    dir: tempfile::TempDir,
-    ca: DevCa,
+    files: ServerFiles,
 }
 
 async fn setup() -> Setup {
@@ -52,18 +49,15 @@ async fn setup() -> Setup {
     push_demo_image(&client, &host, "demo/unsigned", "1.0", b"nobody signed me\n").await.unwrap();
     let key = SigningKey::generate();
     sign_image_with_key(&client, &app, &key, BTreeMap::new()).await.unwrap();
-    let ca = DevCa::new("vouch-events-ca").unwrap();
-    let pair = ca.issue_server(&["localhost"], &[]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tls.crt"), &pair.cert_pem).unwrap();
-    std::fs::write(dir.path().join("tls.key"), &pair.key_pem).unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    std::fs::write(policies.join("prod-signed.yaml"), key_policy("prod-signed", "cosign-prod", &host, &key))
-        .unwrap();
+    let files = ServerFiles::new("vouch-events-ca");
+    std::fs::write(
+        files.policies().join("prod-signed.yaml"),
+        key_policy("prod-signed", "cosign-prod", &host, &key),
+    )
+    .unwrap();
     let signed = format!("{host}/demo/app:1.0");
     let unsigned = format!("{host}/demo/unsigned:1.0");
-    Setup { registry, host, signed, unsigned, dir, ca }
+    Setup { registry, host, signed, unsigned, files }
 }
 
 async fn serve(s: &Setup, sink: &str, timeout: Duration) -> (Server, TlsClient, SocketAddr) {
@@ -73,14 +67,11 @@ async fn serve(s: &Setup, sink: &str, timeout: Duration) -> (Server, TlsClient, 
         shutdown_grace: Duration::from_secs(2),
         events_sink: Some(sink.parse().unwrap()),
         events_timeout: timeout,
-        ..ServeConfig::loopback(
-            CertPaths { cert: s.dir.path().join("tls.crt"), key: s.dir.path().join("tls.key") },
-            Some(s.dir.path().join("policies")),
-        )
+        ..ServeConfig::loopback(s.files.tls(), Some(s.files.policies()))
     })
     .await
     .unwrap();
-    let tls = TlsClient::new(s.ca.cert_der(), server.https_addr().unwrap());
+    let tls = TlsClient::new(s.files.ca.cert_der(), server.https_addr().unwrap());
     let health = server.health_addr().unwrap();
     (server, tls, health)
 }

@@ -19,14 +19,13 @@ use std::time::{Duration, Instant};
 use fault_proxy::{Fault, FaultProxy};
 use futures::FutureExt as _;
 use serde_json::Value;
-use server_support::{fixture, http_get, TlsClient};
+use server_support::{fixture, http_get, ServerFiles, TlsClient};
 use vouch_attest::cosign::sign_image_with_key;
 use vouch_attest::registry::{RegistryClient, RegistryConfig};
 use vouch_attest::SigningKey;
 use vouch_webhooks::cli::demo::push_demo_image;
 use vouch_webhooks::cli::demo_webhook::key_policy;
 use vouch_webhooks::dev_registry::DevRegistry;
-use vouch_webhooks::server::dev_pki::DevCa;
 
 /// `--timeout-budget`.
 const BUDGET: Duration = Duration::from_secs(2);
@@ -77,13 +76,8 @@ async fn serve_decides_registry_faults_by_failure_policy_within_the_budget() {
         sign_image_with_key(&client, &img, &key, BTreeMap::new()).await.unwrap();
     }
 
-    let ca = DevCa::new("vouch-faults-ca").unwrap();
-    let pair = ca.issue_server(&["localhost"], &[]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tls.crt"), &pair.cert_pem).unwrap();
-    std::fs::write(dir.path().join("tls.key"), &pair.key_pem).unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
+    let files = ServerFiles::new("vouch-faults-ca");
+    let (dir, ca, policies) = (&files.dir, &files.ca, files.policies());
     // demo/**: failurePolicy Fail (the default); open/**: the same with failurePolicy Ignore.
     let closed = key_policy("closed", "cosign-prod", &host, &key);
     std::fs::write(policies.join("closed.yaml"), &closed).unwrap();

@@ -10,16 +10,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::Value;
-use server_support::{fixture, http_get, TlsClient};
+use server_support::{fixture, http_get, ServerFiles, TlsClient};
 use vouch_attest::cosign::sign_image_with_key;
 use vouch_attest::SigningKey;
 use vouch_webhooks::cli::demo::push_demo_image;
 use vouch_webhooks::cli::demo_webhook::key_policy;
 use vouch_webhooks::dev_registry::DevRegistry;
 use vouch_webhooks::server::config::ServeConfig;
-use vouch_webhooks::server::dev_pki::DevCa;
 use vouch_webhooks::server::run::Server;
-use vouch_webhooks::server::tls::CertPaths;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn signed_pod_is_allowed_and_pinned_unsigned_is_denied() {
@@ -34,13 +32,8 @@ async fn signed_pod_is_allowed_and_pinned_unsigned_is_denied() {
     let registry_log = || registry.count_requests("GET", "/v2/") + registry.count_requests("HEAD", "/v2/");
     let log_before_server = registry_log();
 
-    let ca = DevCa::new("vouch-e2e-ca").unwrap();
-    let pair = ca.issue_server(&["localhost"], &[]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tls.crt"), &pair.cert_pem).unwrap();
-    std::fs::write(dir.path().join("tls.key"), &pair.key_pem).unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
+    let files = ServerFiles::new("vouch-e2e-ca");
+    let policies = files.policies();
     std::fs::write(policies.join("prod-signed.yaml"), key_policy("prod-signed", "cosign-prod", &host, &key))
         .unwrap();
     let server = Server::prepare(ServeConfig {
@@ -48,14 +41,11 @@ async fn signed_pod_is_allowed_and_pinned_unsigned_is_denied() {
         insecure_registries: vec![host.clone()],
         insecure_ignore_tlog: true,
         shutdown_grace: Duration::from_secs(5),
-        ..ServeConfig::loopback(
-            CertPaths { cert: dir.path().join("tls.crt"), key: dir.path().join("tls.key") },
-            Some(policies),
-        )
+        ..ServeConfig::loopback(files.tls(), Some(policies))
     })
     .await
     .unwrap();
-    let tls = TlsClient::new(ca.cert_der(), server.https_addr().unwrap());
+    let tls = TlsClient::new(files.ca.cert_der(), server.https_addr().unwrap());
     let health = server.health_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(server.run(async {

@@ -208,3 +208,38 @@ impl SecretVolume {
         self.dir.path().join("tls.key")
     }
 }
+
+/// What `vouch serve` reads from disk in a test: a serving certificate for `localhost` issued by a fresh
+/// test CA (`tls.crt`, `tls.key`) and an empty `policies/` directory, in a temporary directory.
+pub struct ServerFiles {
+    /// The test CA (clients trust `ca.cert_der()`).
+    pub ca: vouch_webhooks::server::dev_pki::DevCa,
+    /// The temporary directory holding it all.
+    pub dir: tempfile::TempDir,
+}
+
+impl ServerFiles {
+    /// Issue the certificate (CA named `ca_name`) and create `policies/`.
+    pub fn new(ca_name: &str) -> Self {
+        let ca = vouch_webhooks::server::dev_pki::DevCa::new(ca_name).unwrap();
+        let pair = ca.issue_server(&["localhost"], &[]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tls.crt"), &pair.cert_pem).unwrap();
+        std::fs::write(dir.path().join("tls.key"), &pair.key_pem).unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        Self { ca, dir }
+    }
+
+    /// The serving certificate's paths.
+    pub fn tls(&self) -> vouch_webhooks::server::tls::CertPaths {
+        vouch_webhooks::server::tls::CertPaths {
+            cert: self.dir.path().join("tls.crt"),
+            key: self.dir.path().join("tls.key"),
+        }
+    }
+
+    /// The policy directory.
+    pub fn policies(&self) -> std::path::PathBuf {
+        self.dir.path().join("policies")
+    }
+}
