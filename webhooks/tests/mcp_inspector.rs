@@ -109,6 +109,7 @@ async fn the_mcp_inspector_lists_and_calls_every_tool() {
     // list_policies: the policy as compiled.
     let got = mcp.tool("list_policies", &[]).await;
     assert_eq!(got["isError"], false, "{got}");
+    assert_eq!(got["structuredContent"]["policiesTotal"], 1, "{got}");
     let policy = &got["structuredContent"]["policies"][0];
     assert_eq!(policy["name"], "prod-signed");
     assert_eq!(policy["authorities"][0], "key cosign-prod");

@@ -173,11 +173,16 @@ pub struct PolicySummary {
 
 /// `list_policies` answer.
 #[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct PolicyList {
-    /// Policies in force.
+    /// Policies in force (at most [`MAX_LISTED`]).
     pub policies: Vec<PolicySummary>,
-    /// Problems: policies (or parts) that could not be compiled.
+    /// How many policies there are.
+    pub policies_total: usize,
+    /// Problems: policies (or parts) that could not be compiled (at most [`MAX_LISTED`]).
     pub problems: Vec<String>,
+    /// How many problems there are.
+    pub problems_total: usize,
 }
 
 /// A boolean, also as the strings `true`/`false` (clients that send every argument as a string).
@@ -428,7 +433,7 @@ impl VouchMcp {
         self.need_policies()?;
         let tuf = self.registry.tuf_roots();
         let set = check::load_policies(&self.policies, &tuf).map_err(|e| e.to_string())?;
-        let (policies, _) = bounded(
+        let (policies, policies_total) = bounded(
             set.policies()
                 .iter()
                 .map(|p| PolicySummary {
@@ -442,8 +447,8 @@ impl VouchMcp {
                 })
                 .collect(),
         );
-        let (problems, _) = bounded(set.problems().iter().map(ToString::to_string).collect());
-        Ok(Json(PolicyList { policies, problems }))
+        let (problems, problems_total) = bounded(set.problems().iter().map(ToString::to_string).collect());
+        Ok(Json(PolicyList { policies, policies_total, problems, problems_total }))
     }
 
     /// scan_summary
