@@ -33,11 +33,10 @@ pub(super) struct Charged<'a> {
     pub(super) finding: Finding,
 }
 
-/// A decision being built: the decision, and the denial lines collected so far.
+/// A decision being built; its denials so far are its `causes` (each with its denial line).
 struct Building<'o> {
     object: &'o str,
     decision: Decision,
-    denials: Vec<String>,
 }
 
 impl Building<'_> {
@@ -53,10 +52,7 @@ impl Building<'_> {
                 self.decision.warnings.push(format!("{object}: {line} (allowed: failurePolicy Ignore)"))
             }
             Mode::Warn => self.decision.warnings.push(format!("{object}: {line}")),
-            Mode::Enforce => {
-                self.decision.causes.push(Cause::of(finding, line.clone()));
-                self.denials.push(line);
-            }
+            Mode::Enforce => self.decision.causes.push(Cause::of(finding, line)),
         }
     }
 }
@@ -88,7 +84,7 @@ impl Engine {
         charged: Vec<Charged<'_>>,
     ) -> Decision {
         let dry_run = self.shared.config.dry_run;
-        let mut b = Building { object, decision: Decision::allow(), denials: Vec::new() };
+        let mut b = Building { object, decision: Decision::allow() };
         let mut pins = pins::Pins::default();
         for (artifact, reason) in unmatched {
             let (requirement, why, no_match) = match reason {
@@ -124,8 +120,7 @@ impl Engine {
                         ReasonCode::ReferenceInvalid
                     };
                     let field = field_path(&artifact.location.pointer);
-                    b.decision.causes.push(Cause { reason, message: line.clone(), field });
-                    b.denials.push(line);
+                    b.decision.causes.push(Cause { reason, message: line, field });
                 }
             }
         }
@@ -157,11 +152,12 @@ impl Engine {
             }
             b.decision.findings.push(finding);
         }
-        let Building { mut decision, denials, .. } = b;
+        let mut decision = b.decision;
         decision.pins = pins.into_pins();
-        if !denials.is_empty() {
+        if !decision.causes.is_empty() {
+            let lines: Vec<&str> = decision.causes.iter().map(|c| c.message.as_str()).collect();
             decision.allowed = false;
-            decision.message = Some(format!("{object}: {}", denials.join("; ")));
+            decision.message = Some(format!("{object}: {}", lines.join("; ")));
             decision.pins.clear();
         }
         decision

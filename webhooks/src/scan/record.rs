@@ -101,14 +101,15 @@ impl ResultRecord {
 
     /// The record of an engine finding.
     pub fn of(f: &Finding) -> Self {
+        let code = f.code();
         Self {
             policy: f.policy.clone(),
             policy_namespace: f.policy_namespace.clone(),
             requirement: f.requirement.clone(),
             result: f.result.to_string(),
             reason: f.reason.clone(),
-            reason_code: Some(f.code().to_string()),
-            remediation: (f.result != FindingResult::Pass).then(|| f.code().remediation().to_owned()),
+            reason_code: Some(code.to_string()),
+            remediation: (f.result != FindingResult::Pass).then(|| code.remediation().to_owned()),
             mode: Some(f.mode),
             signer: f.signer.clone(),
         }
