@@ -314,6 +314,41 @@ async fn a_rescan_with_a_baseline_lists_exactly_the_workloads_that_drifted() {
     );
 }
 
+/// `requireDigest` is about the manifest: a Pod whose spec names a tag fails it although the scan verifies the
+/// digest that runs (admission would deny that Pod today); a Pod whose spec names the digest passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_digest_is_judged_on_the_spec_as_written_not_on_the_running_digest() {
+    let fx = Fixture::start().await;
+    let policies = fx.subdir("digest-policies");
+    let policy = mode_policy("digests", &format!("{}/demo/*", fx.host), "Enforce", &fx.key);
+    write(&policies, "digests.yaml", &format!("{policy}  requireDigest: true\n"));
+    let digest = fx.signed.digest().unwrap().to_string();
+    let id = format!("{}@{digest}", fx.signed.repository_name());
+    let by_digest = format!("{}@{digest}", fx.image("demo/app"));
+    let dump = pod_list(vec![
+        running_pod("tagged", "shop", &fx.image("demo/app:1.0"), Some(&id)),
+        running_pod("pinned", "shop", &by_digest, Some(&id)),
+    ]);
+    let file = write(&fx.subdir("digest-dump"), "pods.json", &dump);
+
+    let r = scan(&fx, &policies, &["-f", &file, "-o", "json"]).await;
+    assert_eq!(r.code, 1, "{r:?}");
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    let tagged = workload(&report, "tagged");
+    assert_eq!(tagged["outcome"], "nonCompliant", "{tagged:#}");
+    let results = tagged["artifacts"][0]["results"].as_array().unwrap();
+    let digest_result = results.iter().find(|x| x["requirement"] == "digest").unwrap();
+    assert_eq!(digest_result["result"], "fail", "{tagged:#}");
+    assert_eq!(digest_result["reasonCode"], "DigestRequired", "{tagged:#}");
+    assert!(digest_result["reason"].as_str().unwrap().contains("names a tag, not a digest"), "{tagged:#}");
+    // The signature is still verified on what runs, and passes.
+    let signature = results.iter().find(|x| x["requirement"] == "signature").unwrap();
+    assert_eq!(signature["result"], "pass", "{tagged:#}");
+
+    let pinned = workload(&report, "pinned");
+    assert_eq!(pinned["outcome"], "compliant", "{pinned:#}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unusable_input_exits_2_naming_the_file() {
     let fx = Fixture::start().await;

@@ -259,6 +259,18 @@ impl Engine {
     /// Decide on `input`. Never panics and never fails: verification trouble becomes findings that the
     /// policies' failure policies turn into allow or deny; the whole evaluation is bounded by the budget.
     pub async fn evaluate(&self, input: &AdmissionInput) -> Decision {
+        self.evaluate_as_written(input, &BTreeMap::new()).await
+    }
+
+    /// [`Engine::evaluate`] of an object whose references were rewritten before it came here, as a scan pins
+    /// what runs: `written` maps a reference's JSON pointer to the reference its author wrote, on which
+    /// `requireDigest` is judged (a tag pinned by the scan is still a tag in the manifest, and admission
+    /// would deny it). Everything else is verified as the object names it.
+    pub async fn evaluate_as_written(
+        &self,
+        input: &AdmissionInput,
+        written: &BTreeMap<String, String>,
+    ) -> Decision {
         let object = object_label(input);
         let extracted = match &self.shared.extraction {
             Ok(config) => extract_with(input, config),
@@ -346,7 +358,11 @@ impl Engine {
                     // Judged on the reference as written, outside the budget: no registry trouble or
                     // failure policy can admit a tag a policy forbids.
                     if policy.require_digest {
-                        findings.insert(0, digest_finding(policy, artifact, &reference));
+                        let as_written = written
+                            .get(&artifact.location.pointer)
+                            .and_then(|w| w.parse::<ArtifactRef>().ok())
+                            .unwrap_or_else(|| reference.clone());
+                        findings.insert(0, digest_finding(policy, artifact, &as_written));
                     }
                     PolicyFindings { index, policy, findings }
                 });

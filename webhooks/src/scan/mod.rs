@@ -210,7 +210,9 @@ impl Scanner {
             record.reasons.push(why.clone());
             return Judged { record, decision: vouch_policies::Decision::allow() };
         }
-        let decision = self.engine.evaluate(&input).await;
+        // `requireDigest` is judged on the spec as written, not on the digest the scan pinned.
+        let written = images.iter().map(|i| (i.pointer.clone(), i.spec_image.clone())).collect();
+        let decision = self.engine.evaluate_as_written(&input, &written).await;
         (record.outcome, record.reasons) = record::classify(&decision, &self.engine.policies(), &notes);
         let artifacts = match extracted {
             Some(Ok(found)) => found.artifacts,
