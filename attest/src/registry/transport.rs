@@ -240,7 +240,8 @@ impl Transport {
         }
         let mut response = builder.send().await.map_err(|e| self.classify(req.r, &e))?;
         let status = response.status();
-        span.record("http.response.status_code", status.as_u16());
+        // As i64: tracing-opentelemetry would turn a u64 into text.
+        span.record("http.response.status_code", i64::from(status.as_u16()));
         // Server trouble is an error here so that the retry loop sees it.
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             let retry_after =
@@ -327,7 +328,7 @@ impl Transport {
         let span = tracing::debug_span!(
             "registry_auth",
             otel.kind = "client",
-            server.address = r.registry(),
+            registry = r.registry(),
             repository = r.repository(),
             error = tracing::field::Empty,
         );
@@ -426,6 +427,7 @@ fn request_span(method: &Method, url: &str) -> tracing::Span {
         otel.kind = "client",
         http.request.method = %method,
         server.address = tracing::field::Empty,
+        server.port = tracing::field::Empty,
         url.path = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
         error = tracing::field::Empty,
@@ -434,6 +436,9 @@ fn request_span(method: &Method, url: &str) -> tracing::Span {
         if let Ok(url) = reqwest::Url::parse(url) {
             if let Some(host) = url.host_str() {
                 span.record("server.address", host);
+            }
+            if let Some(port) = url.port_or_known_default() {
+                span.record("server.port", i64::from(port));
             }
             span.record("url.path", url.path());
         }

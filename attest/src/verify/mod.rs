@@ -392,13 +392,17 @@ impl ArtifactVerifier {
         if r.digest().is_some() {
             return Ok(r.clone());
         }
+        use tracing::Instrument as _;
+        let span = tracing::debug_span!("resolve", reference = %r, digest = tracing::field::Empty);
         let registry = &self.inner.registry;
         let digest = self
             .inner
             .tags
             .try_get_with(r.clone(), async { registry.resolve(r).await.map_err(Arc::new) })
+            .instrument(span.clone())
             .await
             .map_err(|e: Arc<Arc<RegistryError>>| VerifyError::Registry((*e).clone()))?;
+        span.record("digest", tracing::field::display(&digest));
         Ok(r.with_digest(digest))
     }
 

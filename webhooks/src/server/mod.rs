@@ -72,7 +72,7 @@ impl Evaluator for vouch_policies::Engine {
     }
 
     fn evaluate<'a>(&'a self, input: &'a AdmissionInput) -> BoxFuture<'a, Decision> {
-        Box::pin(vouch_policies::Engine::evaluate(self, input).instrument(tracing::debug_span!("evaluate")))
+        Box::pin(vouch_policies::Engine::evaluate(self, input))
     }
 }
 
@@ -330,7 +330,10 @@ async fn admit(
             Ok(facts) => {
                 let input = review.into_input(facts);
                 let deadline = state.budget + BACKSTOP_SLACK;
-                let decision = match tokio::time::timeout(deadline, state.evaluator.evaluate(&input)).await {
+                // A debug span: disabled when neither traces nor debug logs are on.
+                let evaluation =
+                    state.evaluator.evaluate(&input).instrument(tracing::debug_span!("evaluate"));
+                let decision = match tokio::time::timeout(deadline, evaluation).await {
                     Ok(d) => d,
                     Err(_) => fallback(
                         &state,
