@@ -82,9 +82,15 @@ fn admission_of<'a>(spans: &'a [Value], uid: &str) -> Option<&'a Value> {
     spans.iter().find(|s| s["name"] == "admission" && s["attributes"]["uid"] == uid)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn serve_exports_the_admission_span_tree_under_the_callers_traceparent() {
-    let Some(receiver) = Receiver::start() else { return };
+/// The loopback registry with `demo/app:1.0` signed and `demo/unsigned:1.0` not, and a policy requiring
+/// the signature in `prod`.
+struct Setup {
+    _registry: DevRegistry,
+    host: String,
+    files: ServerFiles,
+}
+
+async fn setup() -> Setup {
     let registry = DevRegistry::start().await.unwrap();
     let host = registry.host();
     let client = registry.client().unwrap();
@@ -98,51 +104,66 @@ async fn serve_exports_the_admission_span_tree_under_the_callers_traceparent() {
         key_policy("prod-signed", "cosign-prod", &host, &key),
     )
     .unwrap();
+    Setup { _registry: registry, host, files }
+}
 
-    let (port, health) = (free_port(), free_port());
-    let path = |p: std::path::PathBuf| p.to_str().unwrap().to_owned();
-    let log = std::fs::File::create(files.dir.path().join("serve.log")).unwrap();
-    let tls = files.tls();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vouch"));
-    command
-        .args(["serve", "--tls-cert", &path(tls.cert), "--tls-key", &path(tls.key)])
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--health-listen", &format!("127.0.0.1:{health}")])
-        .args([
-            "--policy-dir",
-            &path(files.policies()),
-            "--insecure-registry",
-            &host,
-            "--insecure-ignore-tlog",
-        ])
-        .args(["--otlp-endpoint", &format!("http://127.0.0.1:{}", receiver.port)])
-        // Export every 100 ms rather than every 5 s: the test waits for the spans, not for the timer.
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("OTEL_SERVICE_NAME", "vouch-otlp-test")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("OTEL_")
-            && !matches!(name.as_str(), "OTEL_BSP_SCHEDULE_DELAY" | "OTEL_SERVICE_NAME")
-        {
+impl Setup {
+    fn serve_log(&self) -> String {
+        std::fs::read_to_string(self.files.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// Start the `vouch serve` binary exporting to `collector` with these `OTEL_*` variables (no others:
+    /// the test's own environment does not leak in); returns it once ready, and a client for it.
+    async fn serve(&self, collector: &str, otel: &[(&str, &str)]) -> (Serve, TlsClient) {
+        let (port, health) = (free_port(), free_port());
+        let path = |p: std::path::PathBuf| p.to_str().unwrap().to_owned();
+        let log = std::fs::File::create(self.files.dir.path().join("serve.log")).unwrap();
+        let tls = self.files.tls();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vouch"));
+        command
+            .args(["serve", "--tls-cert", &path(tls.cert), "--tls-key", &path(tls.key)])
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--health-listen",
+                &format!("127.0.0.1:{health}"),
+            ])
+            .args(["--policy-dir", &path(self.files.policies()), "--insecure-registry", &self.host])
+            .args(["--insecure-ignore-tlog", "--otlp-endpoint", collector])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("OTEL_")) {
             command.env_remove(name);
         }
-    }
-    let _serve = Serve(command.spawn().unwrap());
-    let health_addr: SocketAddr = format!("127.0.0.1:{health}").parse().unwrap();
-    let mut ready = false;
-    for _ in 0..300 {
-        if matches!(http_get(health_addr, "/readyz").await, Ok((200, _))) {
-            ready = true;
-            break;
+        command.envs(otel.iter().copied());
+        let serve = Serve(command.spawn().unwrap());
+        let health_addr: SocketAddr = format!("127.0.0.1:{health}").parse().unwrap();
+        let mut ready = false;
+        for _ in 0..300 {
+            if matches!(http_get(health_addr, "/readyz").await, Ok((200, _))) {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(ready, "vouch serve did not become ready:\n{}", self.serve_log());
+        (serve, TlsClient::new(self.files.ca.cert_der(), format!("127.0.0.1:{port}").parse().unwrap()))
     }
-    let serve_log = || std::fs::read_to_string(files.dir.path().join("serve.log")).unwrap_or_default();
-    assert!(ready, "vouch serve did not become ready:\n{}", serve_log());
-    let tls = TlsClient::new(files.ca.cert_der(), format!("127.0.0.1:{port}").parse().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_exports_the_admission_span_tree_under_the_callers_traceparent() {
+    let Some(receiver) = Receiver::start() else { return };
+    let setup = setup().await;
+    let host = &setup.host;
+    let collector = format!("http://127.0.0.1:{}", receiver.port);
+    // Export every 100 ms rather than every 5 s: the test waits for the spans, not for the timer.
+    let otel = [("OTEL_BSP_SCHEDULE_DELAY", "100"), ("OTEL_SERVICE_NAME", "vouch-otlp-test")];
+    let (_serve, tls) = setup.serve(&collector, &otel).await;
+    let serve_log = || setup.serve_log();
     let decide = |uid: &'static str, name: &'static str, image: String, traceparent: String| {
         let tls = tls.clone();
-        let body = pod(&host, uid, name, &image);
+        let body = pod(host, uid, name, &image);
         async move {
             let headers = [("traceparent", traceparent.as_str()), ("tracestate", "apiserver=1")];
             let (r, _) = tls.post_with_headers("/validate", &headers, &body).await.unwrap();
@@ -258,4 +279,47 @@ async fn serve_exports_the_admission_span_tree_under_the_callers_traceparent() {
     assert!(trace_id.len() == 32 && trace_id != "0".repeat(32), "{admission}");
     assert!(![ALLOWED_TRACE, DENIED_TRACE].contains(&trace_id), "{admission}");
     assert_eq!(admission["attributes"]["decision"], "allowed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_collector_that_never_answers_delays_no_admission_and_spans_are_dropped() {
+    let setup = setup().await;
+    // Accepts connections, reads, never answers: every export stalls until its (long) timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector = format!("http://{}", silent.local_addr().unwrap());
+    let (reached, mut exports) = tokio::sync::mpsc::unbounded_channel();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            let _ = reached.send(());
+            open.push(conn);
+        }
+    });
+    let otel = [
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "8"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "600000"),
+    ];
+    let (_serve, tls) = setup.serve(&collector, &otel).await;
+    let body = pod(&setup.host, "u-signed", "signed", &format!("{}/demo/app:1.0", setup.host));
+    // Every admission is one trace of a few spans: 40 reviews overflow the queue of 8 many times over.
+    for i in 0..40 {
+        // A bound on a hang (an admission waiting for the collector), not a speed requirement.
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(20), tls.post("/validate", &body))
+            .await
+            .unwrap_or_else(|_| panic!("review {i} was not answered:\n{}", setup.serve_log()));
+        let (r, _) = answer.unwrap();
+        assert_eq!(r.status, 200);
+        let response = serde_json::from_slice::<Value>(&r.body).unwrap()["response"].clone();
+        assert_eq!(response["allowed"], true, "review {i}: {response}");
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(20), exports.recv())
+        .await
+        .expect("vouch tried to export to the collector")
+        .unwrap();
+    // The SDK says so when it drops a span for a full queue (once; the total at shutdown).
+    let log = setup.serve_log();
+    assert!(log.contains("dropped a Span due to queue full"), "the full queue dropped spans:\n{log}");
+    held.abort();
 }
