@@ -3,7 +3,8 @@
 //! bindings (tests/otlp/receiver.py). Proves the span tree admission → evaluate → verify →
 //! registry_request, that the admission span continues the caller's `traceparent` (trace id, parent span
 //! id, tracestate), the decision and reason attributes of an allowed and a denied pod, and that a malformed
-//! `traceparent` starts a new trace.
+//! `traceparent` starts a new trace. A collector that accepts connections and never answers delays no
+//! admission: the SDK's bounded queue drops the spans instead.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod otlp_support;
