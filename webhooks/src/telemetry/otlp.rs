@@ -171,7 +171,10 @@ where
         .with_tracer(tracer)
         .with_location(false)
         .with_threads(false)
-        .with_filter(tracing_subscriber::filter::filter_fn(traced))
+        .with_filter(
+            tracing_subscriber::filter::filter_fn(traced)
+                .with_max_level_hint(tracing_subscriber::filter::LevelFilter::DEBUG),
+        )
 }
 
 /// Whether a span or event goes into traces.
