@@ -167,14 +167,10 @@ where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
     let tracer = provider.tracer("vouch");
-    tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_location(false)
-        .with_threads(false)
-        .with_filter(
-            tracing_subscriber::filter::filter_fn(traced)
-                .with_max_level_hint(tracing_subscriber::filter::LevelFilter::DEBUG),
-        )
+    tracing_opentelemetry::layer().with_tracer(tracer).with_location(false).with_threads(false).with_filter(
+        tracing_subscriber::filter::filter_fn(traced)
+            .with_max_level_hint(tracing_subscriber::filter::LevelFilter::DEBUG),
+    )
 }
 
 /// Whether a span or event goes into traces.
