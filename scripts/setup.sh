@@ -9,6 +9,7 @@
 #   Docker engine; scripts/image-test.sh checks it (Debian packages).
 # - cargo-cyclonedx (crates.io, pinned): the CycloneDX SBOM of vouch's crates in the image.
 # - cloudevents (PyPI, pinned): the CloudEvents SDK receiver of the --events-sink test.
+# - opentelemetry-proto and protobuf (PyPI, pinned): the OTLP/HTTP receiver of the --otlp-endpoint test.
 # - the MCP Inspector (npm `@modelcontextprotocol/inspector`, pinned; Node.js from Debian if missing): the real
 #   MCP client `vouch mcp` is tested with, in ~/.cache/vouch-tools/mcp-inspector.
 set -euo pipefail
@@ -53,6 +54,18 @@ if ! python3 -c 'import cloudevents.core.bindings.http' 2>/dev/null; then
     || python3 -m pip install -q --disable-pip-version-check --user "cloudevents==$CLOUDEVENTS_VERSION" 2>/dev/null \
     || python3 -m pip install -q --disable-pip-version-check --user --break-system-packages "cloudevents==$CLOUDEVENTS_VERSION"
   python3 -c 'import cloudevents.core.bindings.http'
+fi
+# OpenTelemetry's protobuf bindings (PyPI `opentelemetry-proto`, with `protobuf`): the OTLP/HTTP receiver
+# webhooks/tests/otlp_traces.rs exports vouch's traces to decodes ExportTraceServiceRequest with them.
+OTEL_PROTO_VERSION=1.45.2
+PROTOBUF_VERSION=7.36.2
+if ! python3 -c 'import opentelemetry.proto.collector.trace.v1.trace_service_pb2' 2>/dev/null; then
+  echo "setup: installing opentelemetry-proto $OTEL_PROTO_VERSION and protobuf $PROTOBUF_VERSION from PyPI" >&2
+  otel=("opentelemetry-proto==$OTEL_PROTO_VERSION" "protobuf==$PROTOBUF_VERSION")
+  python3 -m pip install -q --disable-pip-version-check "${otel[@]}" 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --user "${otel[@]}" 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --user --break-system-packages "${otel[@]}"
+  python3 -c 'import opentelemetry.proto.collector.trace.v1.trace_service_pb2'
 fi
 # 0.15.0: the newest Inspector that runs on Node.js 20 (later ones need Node >= 22.7.5).
 MCP_INSPECTOR_VERSION=0.15.0

@@ -6,3 +6,4 @@ pub mod cluster;
 pub mod dev_registry;
 pub mod scan;
 pub mod server;
+pub mod telemetry;

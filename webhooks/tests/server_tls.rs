@@ -370,7 +370,8 @@ async fn binary_serves_and_exits_zero_on_sigterm() {
     assert_eq!(decided["span"]["kind"], "Pod");
     assert_eq!(decided["span"]["namespace"], "prod");
     assert_eq!(decided["span"]["object_name"], "web");
-    assert_eq!(decided["span"]["decision"], "allowed");
+    // Allowed with a warning (docs/operations.md#logs).
+    assert_eq!(decided["span"]["decision"], "warned");
     assert!(lines.iter().any(|l| l["fields"]["signal"] == "SIGTERM"), "{text}");
     assert!(lines.iter().any(|l| l["fields"]["message"] == "all connections drained"), "{text}");
 }

@@ -211,6 +211,22 @@ impl Transport {
     }
 
     async fn send_once(&self, req: &Req<'_>, auth: Option<&HeaderValue>) -> Result<Answer, Failed> {
+        use tracing::Instrument as _;
+        let span = request_span(&req.method, &req.url);
+        let sent = self.exchange(req, auth, &span).instrument(span.clone()).await;
+        if let Err(failed) = &sent {
+            span.record("error", tracing::field::display(&failed.error));
+        }
+        sent
+    }
+
+    /// [`Self::send_once`] inside its span; records the status code in `span`.
+    async fn exchange(
+        &self,
+        req: &Req<'_>,
+        auth: Option<&HeaderValue>,
+        span: &tracing::Span,
+    ) -> Result<Answer, Failed> {
         self.before_request().await;
         let mut builder = self.http.request(req.method.clone(), &req.url);
         if let Some(a) = auth {
@@ -224,6 +240,8 @@ impl Transport {
         }
         let mut response = builder.send().await.map_err(|e| self.classify(req.r, &e))?;
         let status = response.status();
+        // As i64: tracing-opentelemetry would turn a u64 into text.
+        span.record("http.response.status_code", i64::from(status.as_u16()));
         // Server trouble is an error here so that the retry loop sees it.
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             let retry_after =
@@ -307,11 +325,21 @@ impl Transport {
             Op::Push => RegistryOperation::Push,
         };
         self.before_request().await;
-        let token = self
-            .oci
-            .auth(&oci_reference(r), &self.oci_auth(r), oci_op)
-            .await
-            .map_err(|e| map_oci_error(r, e, self.config.timeout))?;
+        let span = tracing::debug_span!(
+            "registry_auth",
+            otel.kind = "client",
+            registry = r.registry(),
+            repository = r.repository(),
+            error = tracing::field::Empty,
+        );
+        let token = {
+            use tracing::Instrument as _;
+            let token =
+                self.oci.auth(&oci_reference(r), &self.oci_auth(r), oci_op).instrument(span.clone()).await;
+            token.map_err(|e| map_oci_error(r, e, self.config.timeout)).inspect_err(|e| {
+                span.record("error", tracing::field::display(e));
+            })?
+        };
         let header = match (token, creds) {
             (Some(token), _) | (None, Some(RegistryAuth::Bearer { token })) => {
                 Some(format!("Bearer {token}"))
@@ -388,6 +416,34 @@ impl Transport {
     fn classify(&self, r: &ArtifactRef, e: &reqwest::Error) -> RegistryError {
         transport_error(r, e, self.scheme(r.registry()) == "https", self.config.timeout)
     }
+}
+
+/// The span of one HTTP exchange with a registry: method, host and path (never the query or credentials
+/// a URL may carry), status code once answered. A debug span: disabled, nothing parsed, when neither
+/// traces nor debug logs are on.
+fn request_span(method: &Method, url: &str) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "registry_request",
+        otel.kind = "client",
+        http.request.method = %method,
+        server.address = tracing::field::Empty,
+        server.port = tracing::field::Empty,
+        url.path = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        error = tracing::field::Empty,
+    );
+    if !span.is_disabled() {
+        if let Ok(url) = reqwest::Url::parse(url) {
+            if let Some(host) = url.host_str() {
+                span.record("server.address", host);
+            }
+            if let Some(port) = url.port_or_known_default() {
+                span.record("server.port", i64::from(port));
+            }
+            span.record("url.path", url.path());
+        }
+    }
+    span
 }
 
 /// The wait a `Retry-After` value asks for: delay-seconds or an HTTP date (RFC 9110), at most

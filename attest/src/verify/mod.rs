@@ -143,6 +143,15 @@ impl From<RegistryError> for VerifyError {
     }
 }
 
+/// The kind of an authority, as traces name it: `key`, `keyless` or `notation`.
+pub fn authority_kind(authority: &Authority) -> &'static str {
+    match authority {
+        Authority::Key(_) => "key",
+        Authority::Keyless { .. } => "keyless",
+        Authority::Notation(_) => "notation",
+    }
+}
+
 /// A stable string naming an authority, for cache keys: `key:<spki sha256>`, `notation:` + level, trust
 /// stores and identities ([`crate::notation::NotationAuthority::fingerprint`]), or
 /// `keyless:` + the sorted identities (exact values quoted, regular expressions between slashes), each with
@@ -383,13 +392,17 @@ impl ArtifactVerifier {
         if r.digest().is_some() {
             return Ok(r.clone());
         }
+        use tracing::Instrument as _;
+        let span = tracing::debug_span!("resolve", reference = %r, digest = tracing::field::Empty);
         let registry = &self.inner.registry;
         let digest = self
             .inner
             .tags
             .try_get_with(r.clone(), async { registry.resolve(r).await.map_err(Arc::new) })
+            .instrument(span.clone())
             .await
             .map_err(|e: Arc<Arc<RegistryError>>| VerifyError::Registry((*e).clone()))?;
+        span.record("digest", tracing::field::display(&digest));
         Ok(r.with_digest(digest))
     }
 
@@ -397,6 +410,42 @@ impl ArtifactVerifier {
     /// the verdict under digest + authority + trust root + requirement. Concurrent identical calls share
     /// one verification.
     pub async fn verify(
+        &self,
+        r: &ArtifactRef,
+        authority: &Authority,
+        requirement: &Requirement,
+    ) -> Result<Verdict, VerifyError> {
+        use tracing::Instrument as _;
+        // A debug span: disabled (nothing formatted) unless traces are exported or debug logs are on.
+        let span = tracing::debug_span!(
+            "verify",
+            reference = %r,
+            digest = tracing::field::Empty,
+            authority.kind = authority_kind(authority),
+            requirement = %requirement,
+            result = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        let verified = self.verify_digest(r, authority, requirement).instrument(span.clone()).await;
+        if !span.is_disabled() {
+            match &verified {
+                Ok(v) => {
+                    if let Some(digest) = v.reference.digest() {
+                        span.record("digest", tracing::field::display(digest));
+                    }
+                    span.record("result", if v.is_verified() { "verified" } else { "rejected" });
+                }
+                Err(e) => {
+                    span.record("result", "error");
+                    span.record("error", tracing::field::display(e));
+                }
+            }
+        }
+        verified
+    }
+
+    /// [`Self::verify`] without its span.
+    async fn verify_digest(
         &self,
         r: &ArtifactRef,
         authority: &Authority,

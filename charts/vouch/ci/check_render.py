@@ -209,6 +209,18 @@ def check_deployment(objs, v, release, ns, chart):
     sink = v["events"]["sink"]
     check(has(f"--events-sink={sink}") if sink else not any(a.startswith("--events-") for a in args),
           f"--events-sink iff events.sink (args {args})")
+    otlp = v["tracing"]["otlpEndpoint"]
+    check(has(f"--otlp-endpoint={otlp}") if otlp else not any(a.startswith("--otlp-") for a in args),
+          f"--otlp-endpoint iff tracing.otlpEndpoint (args {args})")
+    otel_env = {e["name"]: e.get("value") for e in c.get("env", []) if e["name"].startswith("OTEL_")}
+    want_env = {}
+    if otlp:
+        want_env = {"OTEL_SERVICE_NAME": v["tracing"]["serviceName"], "OTEL_TRACES_SAMPLER": v["tracing"]["sampler"]}
+        if v["tracing"]["samplerArg"]:
+            want_env["OTEL_TRACES_SAMPLER_ARG"] = v["tracing"]["samplerArg"]
+    extra = {e["name"] for e in v["server"].get("extraEnv") or []}
+    check({k: x for k, x in otel_env.items() if k not in extra} == want_env,
+          f"OTEL_* variables from tracing.* iff tracing.otlpEndpoint (env {otel_env})")
     check(has("--tls-cert=/etc/vouch/tls/tls.crt") and has("--tls-key=/etc/vouch/tls/tls.key"), "TLS flags")
     bundle = v["bundle"]
     with_bundle = bool(bundle["existingSecret"] or bundle["existingConfigMap"] or bundle["volume"])

@@ -118,6 +118,9 @@ true
 - --events-sink={{ . }}
 - --events-timeout={{ $.Values.events.timeout }}
 {{- end }}
+{{- with .Values.tracing.otlpEndpoint }}
+- --otlp-endpoint={{ . }}
+{{- end }}
 - --timeout-budget={{ .Values.server.timeoutBudgetSeconds }}s
 - --shutdown-grace={{ .Values.server.shutdownGraceSeconds }}s
 - --max-body-bytes={{ int64 .Values.server.maxBodyBytes }}

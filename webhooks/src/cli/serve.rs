@@ -118,6 +118,11 @@ pub struct ServeArgs {
     /// Timeout of each Redis call, e.g. `100ms` (5ms – 1s) [default: 100ms].
     #[arg(long)]
     pub shared_cache_timeout: Option<String>,
+    /// Export traces (OpenTelemetry, OTLP over HTTP/protobuf) to this collector base URL, e.g.
+    /// http://otel-collector:4318 (`/v1/traces` is appended); the standard OTEL_EXPORTER_OTLP_ENDPOINT and
+    /// OTEL_* variables work too. Off by default; a slow or dead collector never delays admission.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServeArgs {
@@ -166,21 +171,9 @@ impl ServeArgs {
             shared_cache: self.shared_cache.clone(),
             shared_cache_key_file: self.shared_cache_key_file.clone(),
             shared_cache_timeout: self.shared_cache_timeout.clone(),
+            otlp_endpoint: self.otlp_endpoint.clone(),
         }
     }
-}
-
-/// Structured JSON logs on stderr; `RUST_LOG` filters (default `info`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -210,7 +203,6 @@ async fn shutdown_signal() {
 
 /// Run the command: exit 0 after a clean drain, 2 for configuration or start-up errors.
 pub fn run(args: ServeArgs) -> ExitCode {
-    init_logging();
     let file = match &args.config {
         Some(path) => match RawServeConfig::from_yaml_file(path) {
             Ok(f) => f,
@@ -235,7 +227,18 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    match runtime.block_on(crate::server::run::run_with_bundle(config, bundle, shutdown_signal())) {
+    // Logs (and traces, when configured) from here on; trace exports run on the server's runtime.
+    let telemetry = match crate::telemetry::init(config.traces.clone(), runtime.handle()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let result = runtime.block_on(crate::server::run::run_with_bundle(config, bundle, shutdown_signal()));
+    // The last spans go out while the runtime that sends them still exists.
+    telemetry.shutdown();
+    match result {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(e) => {
             tracing::error!(error = %e, "cannot start");

@@ -149,6 +149,9 @@ pub struct ServeConfig {
     pub events_timeout: Duration,
     /// Verdicts shared with the other replicas through Redis/Valkey; `None`: each replica on its own.
     pub shared_cache: Option<SharedCacheSettings>,
+    /// Where traces are exported (`--otlp-endpoint` or the `OTEL_EXPORTER_OTLP_*` variables); `None`: no
+    /// OpenTelemetry at all. Read by the process's telemetry set-up (`crate::telemetry::init`), not the server.
+    pub traces: Option<crate::telemetry::ExportTarget>,
 }
 
 impl ServeConfig {
@@ -202,6 +205,7 @@ impl ServeConfig {
             events_sink: None,
             events_timeout: crate::cloudevents::DEFAULT_TIMEOUT,
             shared_cache: None,
+            traces: None,
         }
     }
 }
@@ -292,6 +296,8 @@ pub struct RawServeConfig {
     pub shared_cache_key_file: Option<PathBuf>,
     /// `--shared-cache-timeout`.
     pub shared_cache_timeout: Option<String>,
+    /// `--otlp-endpoint` (an http or https base URL; `/v1/traces` is appended).
+    pub otlp_endpoint: Option<String>,
 }
 
 /// A status target as given: `GROUP/VERSION/KIND=PLURAL`, or (in the file) `{group, version, kind, plural}`.
@@ -452,6 +458,7 @@ impl RawServeConfig {
             shared_cache: over.shared_cache.or(self.shared_cache),
             shared_cache_key_file: over.shared_cache_key_file.or(self.shared_cache_key_file),
             shared_cache_timeout: over.shared_cache_timeout.or(self.shared_cache_timeout),
+            otlp_endpoint: over.otlp_endpoint.or(self.otlp_endpoint),
         }
     }
 
@@ -634,6 +641,21 @@ impl RawServeConfig {
                 "needs --kube: the condition is written through the Kubernetes API".into(),
             );
         }
+        // The OTEL_* variables count as much as the flag: they are vouch's configuration too.
+        let traces = crate::telemetry::otlp::export_target(self.otlp_endpoint.as_deref(), |name| {
+            std::env::var(name).ok()
+        })
+        .unwrap_or_else(|e| {
+            match e {
+                crate::telemetry::TelemetryError::Setting { setting, value, reason } => {
+                    bad(setting, format!("{value:?}: {reason}"));
+                }
+                other @ crate::telemetry::TelemetryError::Exporter { .. } => {
+                    bad("--otlp-endpoint", other.to_string());
+                }
+            }
+            None
+        });
         let scan_max_registry_rps = match self.scan_max_registry_rps {
             None => DEFAULT_SCAN_MAX_REGISTRY_RPS,
             Some(n) if (1..=MAX_SCAN_REGISTRY_RPS).contains(&n) => n,
@@ -692,6 +714,7 @@ impl RawServeConfig {
                     events_sink,
                     events_timeout,
                     shared_cache,
+                    traces,
                 },
                 bundle,
             )),

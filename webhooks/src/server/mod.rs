@@ -40,6 +40,7 @@ use vouch_attest::registry::Credentials;
 use vouch_policies::{AdmissionInput, Decision};
 
 use crate::cluster::ClusterContext;
+use crate::telemetry::propagation::TraceHeaders;
 use admission::{operation_name, parse_review, ClusterFacts, ResponseReview};
 use metrics::Metrics;
 
@@ -189,12 +190,20 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], state.metrics.encode()).into_response()
 }
 
-async fn validate(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    admit(state, Endpoint::Validate, body).await
+async fn validate(
+    State(state): State<AppState>,
+    trace: TraceHeaders,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    admit(state, Endpoint::Validate, trace, body).await
 }
 
-async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    admit(state, Endpoint::Mutate, body).await
+async fn mutate(
+    State(state): State<AppState>,
+    trace: TraceHeaders,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    admit(state, Endpoint::Mutate, trace, body).await
 }
 
 fn bad_request(
@@ -259,7 +268,12 @@ fn fallback(state: &AppState, message: String) -> Decision {
     }
 }
 
-async fn admit(state: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejection>) -> Response {
+async fn admit(
+    state: AppState,
+    endpoint: Endpoint,
+    trace: TraceHeaders,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let started = Instant::now();
     let bytes = match body {
         Ok(b) => b,
@@ -306,7 +320,9 @@ async fn admit(state: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRej
         operation,
         dry_run = req.dry_run,
         decision = tracing::field::Empty,
+        reason = tracing::field::Empty,
     );
+    trace.continue_trace(&span);
     async move {
         let uid = review.request.uid.clone();
         let request_dry_run = review.request.dry_run;
@@ -314,7 +330,10 @@ async fn admit(state: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRej
             Ok(facts) => {
                 let input = review.into_input(facts);
                 let deadline = state.budget + BACKSTOP_SLACK;
-                let decision = match tokio::time::timeout(deadline, state.evaluator.evaluate(&input)).await {
+                // A debug span: disabled when neither traces nor debug logs are on.
+                let evaluation =
+                    state.evaluator.evaluate(&input).instrument(tracing::debug_span!("evaluate"));
+                let decision = match tokio::time::timeout(deadline, evaluation).await {
                     Ok(d) => d,
                     Err(_) => fallback(
                         &state,
@@ -355,7 +374,7 @@ async fn admit(state: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRej
             }
         }
         let outcome = if response.allowed { "allowed" } else { "denied" };
-        tracing::Span::current().record("decision", outcome);
+        record_decision(&tracing::Span::current(), response.allowed, &decision);
         let elapsed = started.elapsed();
         state.metrics.response(endpoint.as_str(), outcome, elapsed);
         // One info line per denial, warning or audit finding; a plain allow is at debug (see it with
@@ -385,6 +404,43 @@ async fn admit(state: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRej
     }
     .instrument(span)
     .await
+}
+
+/// The admission span's `decision` (`allowed`, `warned` or `denied`) and, unless plainly allowed, its
+/// `reason`: the distinct reason codes of the denial's causes, else of the findings that warned or were
+/// recorded for audit, comma-separated.
+fn record_decision(span: &tracing::Span, allowed: bool, decision: &Decision) {
+    let plain = decision.warnings.is_empty() && decision.audit.is_empty();
+    span.record(
+        "decision",
+        if !allowed {
+            "denied"
+        } else if plain {
+            "allowed"
+        } else {
+            "warned"
+        },
+    );
+    if (allowed && plain) || span.is_disabled() {
+        return;
+    }
+    let mut codes: Vec<&'static str> = Vec::new();
+    let denial = decision.causes.iter().map(|c| c.reason);
+    let noted = decision
+        .findings
+        .iter()
+        .chain(&decision.audit)
+        .filter(|f| f.result != vouch_policies::FindingResult::Pass)
+        .map(vouch_policies::Finding::code);
+    let found: Vec<_> = if allowed { noted.collect() } else { denial.collect() };
+    for code in found {
+        if !codes.contains(&code.as_str()) {
+            codes.push(code.as_str());
+        }
+    }
+    if !codes.is_empty() {
+        span.record("reason", codes.join(","));
+    }
 }
 
 /// Serve `app` over TLS on `listener` until `shutdown` completes, then stop accepting and give open

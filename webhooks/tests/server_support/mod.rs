@@ -83,8 +83,18 @@ impl TlsClient {
 
     /// One request on a fresh connection; returns the response and the leaf certificate.
     pub async fn post(&self, path: &str, body: &[u8]) -> anyhow::Result<(HttpResponse, Vec<u8>)> {
+        self.post_with_headers(path, &[], body).await
+    }
+
+    /// [`Self::post`] with extra request headers (e.g. `traceparent`).
+    pub async fn post_with_headers(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> anyhow::Result<(HttpResponse, Vec<u8>)> {
         let (mut conn, leaf) = self.connect().await?;
-        let r = conn.post(path, body).await?;
+        let r = conn.post_with_headers(path, headers, body).await?;
         Ok((r, leaf))
     }
 }
@@ -98,8 +108,19 @@ pub struct Conn {
 impl Conn {
     /// POST `body` (JSON) to `path` and read one response (Content-Length framed).
     pub async fn post(&mut self, path: &str, body: &[u8]) -> anyhow::Result<HttpResponse> {
+        self.post_with_headers(path, &[], body).await
+    }
+
+    /// [`Self::post`] with extra request headers.
+    pub async fn post_with_headers(
+        &mut self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> anyhow::Result<HttpResponse> {
+        let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n",
             body.len()
         );
         let mut request = head.into_bytes();

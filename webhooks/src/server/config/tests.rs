@@ -331,3 +331,25 @@ fn a_shared_cache_needs_a_redis_url_and_its_key_file_and_never_echoes_the_passwo
     let orphan = RawServeConfig { shared_cache_key_file: Some(key_file), ..base.clone() };
     assert_eq!(fields(orphan), ["--shared-cache-key-file"]);
 }
+
+#[test]
+fn the_otlp_endpoint_comes_from_the_flag_or_the_file_and_a_bad_one_is_named() {
+    let (dir, cert, key) = files();
+    let base = RawServeConfig {
+        tls_cert: Some(cert),
+        tls_key: Some(key),
+        policy_dir: Some(dir.path().into()),
+        ..Default::default()
+    };
+    // (The OTEL_* variables of this test process are not set by the test harness.)
+    assert_eq!(base.clone().validate().unwrap().traces, None, "off by default");
+    let file: RawServeConfig = serde_yaml::from_str("otlpEndpoint: http://collector:4318").unwrap();
+    let c = base.clone().overlay(file).validate().unwrap();
+    let traces = c.traces.unwrap();
+    assert_eq!(traces.url.as_str(), "http://collector:4318/v1/traces");
+    assert_eq!(traces.from, "--otlp-endpoint");
+    let err = RawServeConfig { otlp_endpoint: Some("collector:4318".into()), ..base }.validate().unwrap_err();
+    assert_eq!(err.problems.len(), 1, "{err}");
+    assert_eq!(err.problems[0].field, "--otlp-endpoint");
+    assert!(err.problems[0].message.starts_with("\"collector:4318\": "), "{err}");
+}
