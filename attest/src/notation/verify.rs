@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::envelope::{Envelope, SigningScheme};
 use super::level::{Check, CheckAction, Level};
 use super::payload::{self, ExpectedTarget, TargetArtifact};
+use super::revocation::{self, CrlStore, Revocation};
 use super::trust::{DistinguishedName, TrustStore, TrustStoreKind, TrustedIdentity};
 use super::{cose, jws, NotationError};
 use crate::digest::Digest;
@@ -24,6 +25,8 @@ pub struct NotationAuthority {
     pub trust_store: TrustStore,
     /// The `tsa` store for RFC 3161 countersignatures; without it a timestamp is not used.
     pub tsa_trust_store: Option<TrustStore>,
+    /// CRLs of the signing (and TSA) chains' issuers; empty: revocation is not checked.
+    pub crls: CrlStore,
     /// Accepted signers (any may match); at least one.
     pub identities: Vec<TrustedIdentity>,
     /// What each check's failure does.
@@ -37,10 +40,11 @@ impl NotationAuthority {
         ids.sort();
         ids.dedup();
         format!(
-            "notation:level={};store={};tsa={};identities=[{}]",
+            "notation:level={};store={};tsa={};crls=[{}];identities=[{}]",
             self.level,
             self.trust_store.fingerprint(),
             self.tsa_trust_store.as_ref().map(TrustStore::fingerprint).unwrap_or_default(),
+            self.crls.fingerprint(),
             ids.join("|")
         )
     }
@@ -66,7 +70,7 @@ pub struct CheckOutcome {
     pub check: Check,
     /// How it ended.
     pub result: CheckResult,
-    /// Why it failed or was skipped.
+    /// Why it failed or was skipped; for a passed revocation check, what it was checked against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -82,12 +86,13 @@ pub struct VerifiedNotation {
     pub signing_time: Option<DateTime<Utc>>,
     /// What the payload names.
     pub target: TargetArtifact,
-    /// Every check and how it ended (revocation is always skipped: see the module docs).
+    /// Every check and how it ended (revocation is skipped unless CRLs were given: see [`revocation`]).
     pub checks: Vec<CheckOutcome>,
 }
 
-/// Why revocation is never claimed.
-pub const REVOCATION_NOT_CHECKED: &str = "vouch reaches no OCSP responder or CRL distribution point";
+/// Why revocation is not checked when the authority carries no CRL.
+pub const REVOCATION_NOT_CHECKED: &str =
+    "no CRLs given, and vouch reaches no OCSP responder or CRL distribution point";
 
 struct Outcomes {
     level: Level,
@@ -104,6 +109,21 @@ impl Outcomes {
             (Err(e), CheckAction::Log) => (CheckResult::FailedLogged, Some(e.to_string())),
         };
         self.list.push(CheckOutcome { check, result, reason });
+        Ok(())
+    }
+
+    /// Record the revocation check: a failure as the level says, a check that could not be made as
+    /// skipped with its reason (never as passed), a pass with what it was checked against.
+    fn record_revocation(&mut self, revocation: Revocation) -> Result<(), NotationError> {
+        let (result, reason) = match revocation {
+            Revocation::Failed(e) => return self.record(Check::Revocation, Err(e)),
+            _ if self.level.action(Check::Revocation) == CheckAction::Skip => {
+                (CheckResult::Skipped, format!("level {}", self.level))
+            }
+            Revocation::NotChecked { reason } => (CheckResult::Skipped, reason),
+            Revocation::NotRevoked { detail } => (CheckResult::Passed, detail),
+        };
+        self.list.push(CheckOutcome { check: Check::Revocation, result, reason: Some(reason) });
         Ok(())
     }
 }
@@ -163,7 +183,7 @@ pub fn verify(
         .record(Check::Authenticity, authenticity(&envelope, &chain, anchor, subject.as_ref(), authority))?;
 
     // Authentic timestamp: the certificates (up to the trust anchor) were valid when the signature was made.
-    let (signing_time, time_check) = authentic_time(&envelope, authority, now);
+    let (signing_time, time_check, tsa_revocation) = authentic_time(&envelope, authority, now);
     let time_check = time_check.and_then(|t| {
         let upto = anchor.unwrap_or(chain.len().saturating_sub(1));
         for cert in chain.iter().take(upto + 1) {
@@ -180,12 +200,10 @@ pub fn verify(
     };
     outcomes.record(Check::Expiry, expiry)?;
 
-    // Revocation: never claimed.
-    outcomes.list.push(CheckOutcome {
-        check: Check::Revocation,
-        result: CheckResult::Skipped,
-        reason: Some(REVOCATION_NOT_CHECKED.into()),
-    });
+    // Revocation of the signing chain against the CRLs given (the TSA chain's was checked with the
+    // timestamp); what could not be checked is said, never claimed.
+    let signing = revocation::check_chain(&chain, &authority.trust_store, &authority.crls, signing_time, now);
+    outcomes.record_revocation(combine_revocation(signing, tsa_revocation))?;
 
     Ok(VerifiedNotation {
         subject: leaf.cert.tbs_certificate.subject.to_string(),
@@ -248,25 +266,58 @@ fn authenticity(
     Ok(())
 }
 
-/// The authentic signing time (if one can be established) and the time the certificates must be valid at:
-/// a signing authority's `authenticSigningTime`; a verified RFC 3161 timestamp; else now.
+/// The signing chain's revocation outcome with the TSA chain's (when a timestamp was used): passed only
+/// when both passed; a chain that could not be checked makes the whole check not checked.
+fn combine_revocation(signing: Revocation, tsa: Option<Revocation>) -> Revocation {
+    match (signing, tsa) {
+        (failed @ Revocation::Failed(_), _) => failed,
+        (signing, None) => signing,
+        (_, Some(Revocation::Failed(e))) => Revocation::Failed(e),
+        (Revocation::NotRevoked { detail }, Some(Revocation::NotRevoked { detail: tsa })) => {
+            Revocation::NotRevoked { detail: format!("{detail}; TSA chain: {tsa}") }
+        }
+        (Revocation::NotChecked { reason }, Some(_)) if reason == REVOCATION_NOT_CHECKED => {
+            Revocation::NotChecked { reason }
+        }
+        (signing, Some(tsa)) => {
+            let text = |r: Revocation| match r {
+                Revocation::NotRevoked { detail } => detail,
+                Revocation::NotChecked { reason } => reason,
+                Revocation::Failed(e) => e.to_string(),
+            };
+            Revocation::NotChecked { reason: format!("{}; TSA chain: {}", text(signing), text(tsa)) }
+        }
+    }
+}
+
+/// The authentic signing time (if one can be established), the time the certificates must be valid at —
+/// a signing authority's `authenticSigningTime`; a verified RFC 3161 timestamp; else now — and, when a
+/// timestamp was used, its TSA chain's revocation status. A revoked TSA chain (or one whose CRL cannot be
+/// used) fails the timestamp: the specification always enforces TSA revocation once a timestamp is used.
 fn authentic_time(
     envelope: &Envelope,
     authority: &NotationAuthority,
     now: DateTime<Utc>,
-) -> (Option<DateTime<Utc>>, Result<DateTime<Utc>, NotationError>) {
+) -> (Option<DateTime<Utc>>, Result<DateTime<Utc>, NotationError>, Option<Revocation>) {
     if let Some(t) = envelope.attributes.authentic_signing_time {
-        return (Some(t), Ok(t));
+        return (Some(t), Ok(t), None);
     }
     let (Some(token), Some(tsa)) = (&envelope.timestamp, &authority.tsa_trust_store) else {
-        return (None, Ok(now));
+        return (None, Ok(now), None);
     };
+    let failed = |why: String| (None, Err(NotationError::AuthenticTimestamp(why)), None);
     match verify_countersignature(token, &envelope.signature, tsa) {
-        Ok(t) if t > now + chrono::Duration::minutes(1) => {
-            (None, Err(NotationError::AuthenticTimestamp(format!("timestamp {t} lies in the future"))))
+        Ok(v) if v.time > now + chrono::Duration::minutes(1) => {
+            failed(format!("timestamp {} lies in the future", v.time))
         }
-        Ok(t) => (Some(t), Ok(t)),
-        Err(e) => (None, Err(NotationError::AuthenticTimestamp(format!("timestamp countersignature: {e}")))),
+        Ok(v) => {
+            let chain = v.chain.iter().filter_map(|der| ParsedCert::from_der(der).ok()).collect::<Vec<_>>();
+            match revocation::check_chain(&chain, tsa, &authority.crls, None, now) {
+                Revocation::Failed(e) => failed(format!("timestamp countersignature: TSA {e}")),
+                tsa_revocation => (Some(v.time), Ok(v.time), Some(tsa_revocation)),
+            }
+        }
+        Err(e) => failed(format!("timestamp countersignature: {e}")),
     }
 }
 
@@ -276,7 +327,7 @@ fn verify_countersignature(
     token: &[u8],
     signature: &[u8],
     tsa: &TrustStore,
-) -> Result<DateTime<Utc>, timestamp::TimestampError> {
+) -> Result<timestamp::VerifiedTimestamp, timestamp::TimestampError> {
     let embedded = timestamp::embedded_certificates(token)?;
     let authorities: Vec<ParsedAuthority> = tsa
         .certificates()
@@ -298,7 +349,7 @@ fn verify_countersignature(
             ParsedAuthority::new("Notation TSA trust store".into(), chain, Validity::default())
         })
         .collect();
-    timestamp::verify_timestamp(token, signature, &authorities).map(|v| v.time)
+    timestamp::verify_timestamp(token, signature, &authorities)
 }
 
 #[cfg(test)]
@@ -325,6 +376,7 @@ mod tests {
         NotationAuthority {
             trust_store: store(TrustStoreKind::Ca, file),
             tsa_trust_store: None,
+            crls: CrlStore::default(),
             identities: vec![identity.parse().unwrap()],
             level,
         }
@@ -536,6 +588,7 @@ mod tests {
         let with_tsa = NotationAuthority {
             trust_store: own_leaf_store(JWS_MEDIA_TYPE, &env),
             tsa_trust_store: Some(tsa.clone()),
+            crls: CrlStore::default(),
             identities: vec![TrustedIdentity::Any],
             level: Level::Strict,
         };
@@ -569,6 +622,7 @@ mod tests {
         let a = NotationAuthority {
             trust_store: store(TrustStoreKind::Ca, "TestTimestamp.crt"),
             tsa_trust_store: Some(store(TrustStoreKind::Tsa, "tsa-globalsignRoot.pem")),
+            crls: CrlStore::default(),
             identities: vec!["x509.subject: C=US, ST=WA, O=Notary, CN=alpine".parse().unwrap()],
             level: Level::Strict,
         };
@@ -586,6 +640,7 @@ mod tests {
         let a = NotationAuthority {
             trust_store: store(TrustStoreKind::Ca, "TestTimestamp.crt"),
             tsa_trust_store: Some(tsa.clone()),
+            crls: CrlStore::default(),
             identities: vec!["x509.subject: C=US, ST=WA, O=Notary, CN=alpine".parse().unwrap()],
             level: Level::Strict,
         };
@@ -597,6 +652,7 @@ mod tests {
         let with_tsa = NotationAuthority {
             trust_store: own_leaf_store(COSE_MEDIA_TYPE, &expired),
             tsa_trust_store: Some(tsa),
+            crls: CrlStore::default(),
             identities: vec![TrustedIdentity::Any],
             level: Level::Strict,
         };
@@ -617,6 +673,7 @@ mod tests {
         let own = NotationAuthority {
             trust_store: own_leaf_store(COSE_MEDIA_TYPE, &plain),
             tsa_trust_store: None,
+            crls: CrlStore::default(),
             identities: vec![TrustedIdentity::Any],
             level: Level::Strict,
         };
@@ -642,6 +699,7 @@ mod tests {
         NotationAuthority {
             trust_store: own_leaf_store(COSE_MEDIA_TYPE, env),
             tsa_trust_store: None,
+            crls: CrlStore::default(),
             identities: vec![TrustedIdentity::Any],
             level: Level::Strict,
         }
