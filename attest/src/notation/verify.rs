@@ -718,6 +718,7 @@ mod tests {
                 ..a.clone()
             }
             .fingerprint(),
+            NotationAuthority { crls: own_pki().authority(Level::Strict, &[]).crls, ..a.clone() }.fingerprint(),
         ];
         for (i, x) in fps.iter().enumerate() {
             for y in &fps[i + 1..] {
@@ -726,4 +727,161 @@ mod tests {
         }
         assert_eq!(a.fingerprint(), a.clone().fingerprint());
     }
+
+    /// A root, a leaf (serial 07) it issued and a JWS the leaf signed for the mock target.
+    struct OwnPki {
+        root_key: crate::keys::SigningKey,
+        root: ParsedCert,
+        leaf: ParsedCert,
+        envelope: Vec<u8>,
+    }
+
+    fn own_pki() -> OwnPki {
+        use crate::keys::SigningKey;
+        use crate::sigstore_verify::testutil::{basic_constraints, eku, make_cert_with_serial};
+        const ROOT: &str = "CN=own root,O=vouch-test,ST=WA,C=US";
+        let root_key = SigningKey::generate();
+        let leaf_key = SigningKey::generate();
+        let root = make_cert_with_serial(&[1], ROOT, ROOT, &root_key, &root_key, 0, 2_000_000_000, vec![
+            basic_constraints(true),
+        ]);
+        let leaf = make_cert_with_serial(
+            &[7],
+            "CN=release,O=vouch-test,ST=WA,C=US",
+            ROOT,
+            &leaf_key,
+            &root_key,
+            0,
+            2_000_000_000,
+            vec![basic_constraints(false), eku(EKU_CODE_SIGNING)],
+        );
+        let t = mock_target();
+        let target = TargetArtifact {
+            media_type: t.media_type,
+            digest: t.digest.to_string(),
+            size: t.size,
+            annotations: Default::default(),
+        };
+        let envelope = super::super::sign::sign_jws(
+            &leaf_key,
+            &[leaf.der.clone(), root.der.clone()],
+            &target,
+            now() - chrono::Duration::days(1),
+            None,
+        );
+        OwnPki { root_key, root, leaf, envelope }
+    }
+
+    impl OwnPki {
+        fn authority(&self, level: Level, revoked: &[&ParsedCert]) -> NotationAuthority {
+            use super::super::sign::{sign_crl, CrlEntry};
+            let entries: Vec<CrlEntry> = revoked
+                .iter()
+                .map(|c| CrlEntry {
+                    serial: c.cert.tbs_certificate.serial_number.clone(),
+                    revoked_at: now() - chrono::Duration::hours(1),
+                    reason: Some(x509_cert::ext::pkix::CrlReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect();
+            let crl = sign_crl(
+                &self.root_key,
+                &self.root.cert.tbs_certificate.subject,
+                now() - chrono::Duration::days(1),
+                Some(now() + chrono::Duration::days(1)),
+                &entries,
+            )
+            .unwrap();
+            NotationAuthority {
+                trust_store: TrustStore::from_certificates(TrustStoreKind::Ca, vec![self.root.clone()]).unwrap(),
+                tsa_trust_store: None,
+                crls: CrlStore::from_bytes(&crl).unwrap(),
+                identities: vec![TrustedIdentity::Any],
+                level,
+            }
+        }
+    }
+
+    fn revocation(v: &VerifiedNotation) -> &CheckOutcome {
+        v.checks.iter().find(|c| c.check == Check::Revocation).unwrap()
+    }
+
+    #[test]
+    fn a_revoked_signing_certificate_is_refused_strictly_and_logged_by_permissive_and_audit() {
+        let pki = own_pki();
+        let v = verify(JWS_MEDIA_TYPE, &pki.envelope, &mock_target(), &pki.authority(Level::Strict, &[]), now())
+            .unwrap();
+        let r = revocation(&v);
+        assert_eq!(r.result, CheckResult::Passed);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("checked against the CRL from CN=own root,O=vouch-test,ST=WA,C=US, not revoked")
+        );
+        let err = verify(
+            JWS_MEDIA_TYPE,
+            &pki.envelope,
+            &mock_target(),
+            &pki.authority(Level::Strict, &[&pki.leaf]),
+            now(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, NotationError::Revocation(_)), "{err}");
+        assert!(err.to_string().contains("is revoked: revoked at 2025-12-31T23:00:00+00:00 (reason keyCompromise)"), "{err}");
+        for level in [Level::Permissive, Level::Audit] {
+            let v = verify(
+                JWS_MEDIA_TYPE,
+                &pki.envelope,
+                &mock_target(),
+                &pki.authority(level, &[&pki.leaf]),
+                now(),
+            )
+            .unwrap();
+            let r = revocation(&v);
+            assert_eq!(r.result, CheckResult::FailedLogged, "{level}");
+            assert!(r.reason.as_deref().unwrap_or_default().contains("is revoked"), "{level}: {r:?}");
+        }
+        // Without CRLs the check is recorded as not made, with the reason.
+        let none = NotationAuthority { crls: CrlStore::default(), ..pki.authority(Level::Strict, &[]) };
+        let v = verify(JWS_MEDIA_TYPE, &pki.envelope, &mock_target(), &none, now()).unwrap();
+        assert_eq!(revocation(&v).result, CheckResult::Skipped);
+        assert_eq!(revocation(&v).reason.as_deref(), Some(REVOCATION_NOT_CHECKED));
+    }
+
+    #[test]
+    fn a_tsa_chain_whose_crl_cannot_be_used_makes_the_timestamp_fail() {
+        use super::super::sign::sign_crl;
+        let env = read("envelopes/jwsWithTimestamp.sig");
+        let token = parse_envelope(JWS_MEDIA_TYPE, &env).unwrap().timestamp.unwrap();
+        let signer = timestamp::embedded_certificates(&token)
+            .unwrap()
+            .into_iter()
+            .find(|c| !c.is_ca())
+            .expect("the TSA signer is embedded");
+        // A CRL naming the TSA signer's issuer, signed by a key that is not the issuer's.
+        let forged = sign_crl(
+            &crate::keys::SigningKey::generate(),
+            &signer.cert.tbs_certificate.issuer,
+            now() - chrono::Duration::days(1),
+            Some(now() + chrono::Duration::days(1)),
+            &[],
+        )
+        .unwrap();
+        let a = NotationAuthority {
+            trust_store: store(TrustStoreKind::Ca, "TestTimestamp.crt"),
+            tsa_trust_store: Some(store(TrustStoreKind::Tsa, "tsa-globalsignRoot.pem")),
+            crls: CrlStore::from_bytes(&forged).unwrap(),
+            identities: vec![TrustedIdentity::Any],
+            level: Level::Strict,
+        };
+        let err = verify(JWS_MEDIA_TYPE, &env, &timestamp_target(), &a, now()).unwrap_err();
+        assert!(matches!(err, NotationError::AuthenticTimestamp(_)), "{err}");
+        assert!(err.to_string().contains("TSA revocation: revocation unavailable"), "{err}");
+        // The same CRLs without the TSA store: no timestamp is used, and the self-signed leaf has nothing a
+        // CRL could revoke.
+        let plain = NotationAuthority { tsa_trust_store: None, ..a };
+        let v = verify(JWS_MEDIA_TYPE, &read("envelopes/withoutTimestamp.sig"), &timestamp_target(), &plain, now())
+            .unwrap();
+        assert_eq!(revocation(&v).result, CheckResult::Skipped, "{:?}", revocation(&v));
+    }
+
 }
