@@ -145,8 +145,11 @@ mod tests {
     use super::*;
 
     fn vector() -> Vec<u8> {
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/notation/envelopes/coseWithTimestamp.sig"))
-            .unwrap()
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/notation/envelopes/coseWithTimestamp.sig"
+        ))
+        .unwrap()
     }
 
     /// The envelope with `edit` applied to its (decoded) protected and unprotected header maps.
@@ -178,7 +181,9 @@ mod tests {
             ("alg", edited(|p, _| p.push((Value::Integer(1.into()), Value::Integer((-37).into()))))),
             (
                 "signing scheme",
-                edited(|p, _| p.push((label(SIGNING_SCHEME), Value::Text("notary.x509.signingAuthority".into())))),
+                edited(|p, _| {
+                    p.push((label(SIGNING_SCHEME), Value::Text("notary.x509.signingAuthority".into())))
+                }),
             ),
             ("x5chain", edited(|_, u| u.push((Value::Integer(X5CHAIN.into()), Value::Bytes(vec![0x30]))))),
         ] {

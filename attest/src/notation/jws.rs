@@ -152,14 +152,18 @@ mod tests {
     use super::*;
 
     fn vector() -> Vec<u8> {
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/notation/envelopes/ca_valid_sig_env.json"))
-            .unwrap()
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/notation/envelopes/ca_valid_sig_env.json"
+        ))
+        .unwrap()
     }
 
     /// The vector with its protected header's JSON text rewritten by `edit` (key order and duplicates kept).
     fn with_protected(edit: impl FnOnce(&str) -> String) -> Vec<u8> {
         let mut env: Value = serde_json::from_slice(&vector()).unwrap();
-        let text = String::from_utf8(URL_SAFE_NO_PAD.decode(env["protected"].as_str().unwrap()).unwrap()).unwrap();
+        let text =
+            String::from_utf8(URL_SAFE_NO_PAD.decode(env["protected"].as_str().unwrap()).unwrap()).unwrap();
         env["protected"] = URL_SAFE_NO_PAD.encode(edit(&text)).into();
         serde_json::to_vec(&env).unwrap()
     }
@@ -170,14 +174,18 @@ mod tests {
         for (name, extra) in [
             ("alg", r#""alg":"ES256","#),
             ("crit", r#""crit":["io.cncf.notary.signingScheme"],"#),
-            ("io.cncf.notary.signingScheme", r#""io.cncf.notary.signingScheme":"notary.x509.signingAuthority","#),
+            (
+                "io.cncf.notary.signingScheme",
+                r#""io.cncf.notary.signingScheme":"notary.x509.signingAuthority","#,
+            ),
             // An escaped key is the same key once decoded.
             ("alg", r#""al\u0067":"ES256","#),
         ] {
             let env = with_protected(|h| h.replacen('{', &format!("{{{extra}"), 1));
             let err = parse(&env).unwrap_err().to_string();
             assert!(
-                err.starts_with("malformed JWS protected header") && err.contains(&format!("{name:?} appears twice")),
+                err.starts_with("malformed JWS protected header")
+                    && err.contains(&format!("{name:?} appears twice")),
                 "{extra}: {err}"
             );
         }

@@ -24,7 +24,7 @@
 use chrono::{DateTime, Utc};
 use const_oid::db::rfc5280;
 use der::asn1::GeneralizedTime;
-use der::{Decode, Encode};
+use der::Decode;
 use x509_cert::crl::{CertificateList, RevokedCert};
 use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
 use x509_cert::ext::pkix::{CrlReason, KeyUsages};
@@ -87,11 +87,16 @@ impl Crl {
                     (false, true) => Scope::CasOnly,
                     (false, false) => Scope::All,
                     (true, true) => {
-                        return Err(bad(format!("the CRL from {issuer} is for user and CA certificates only")))
+                        return Err(bad(format!(
+                            "the CRL from {issuer} is for user and CA certificates only"
+                        )))
                     }
                 };
             } else if e.critical && !UNDERSTOOD_CRL_EXTENSIONS.contains(&e.extn_id) {
-                return Err(bad(format!("the CRL from {issuer} has an unknown critical extension {}", e.extn_id)));
+                return Err(bad(format!(
+                    "the CRL from {issuer} has an unknown critical extension {}",
+                    e.extn_id
+                )));
             }
         }
         Ok(Self { list, der: der.to_vec(), scope })
@@ -155,7 +160,8 @@ impl CrlStore {
     pub fn add_bytes(&mut self, bytes: &[u8]) -> Result<(), NotationError> {
         match std::str::from_utf8(bytes) {
             Ok(text) if text.contains("-----BEGIN") => {
-                let blocks = pem_decode_all(text).map_err(|e| NotationError::Config(format!("CRL PEM: {e}")))?;
+                let blocks =
+                    pem_decode_all(text).map_err(|e| NotationError::Config(format!("CRL PEM: {e}")))?;
                 if blocks.is_empty() {
                     return Err(NotationError::Config("CRL PEM holds no X509 CRL block".into()));
                 }
@@ -245,10 +251,8 @@ pub fn check_chain(
         .filter(|(_, cert)| !cert.is_self_issued())
         .map(|(i, cert)| {
             let issuer_name = &cert.cert.tbs_certificate.issuer;
-            let issuer = chain
-                .get(i + 1)
-                .filter(|c| c.cert.tbs_certificate.subject == *issuer_name)
-                .or_else(|| {
+            let issuer =
+                chain.get(i + 1).filter(|c| c.cert.tbs_certificate.subject == *issuer_name).or_else(|| {
                     trust_store.certificates().iter().find(|c| c.cert.tbs_certificate.subject == *issuer_name)
                 });
             certificate_status(cert, issuer, crls, signing_time, now)
@@ -290,8 +294,7 @@ pub fn check_chain(
         return Revocation::NotRevoked { detail: checked_text };
     }
     let missing_text = missing.iter().map(|i| format!("no CRL for {i}")).collect::<Vec<_>>().join("; ");
-    let reason =
-        if checked.is_empty() { missing_text } else { format!("{missing_text} ({checked_text})") };
+    let reason = if checked.is_empty() { missing_text } else { format!("{missing_text} ({checked_text})") };
     Revocation::NotChecked { reason }
 }
 
@@ -386,7 +389,10 @@ fn revoked_by(entry: &RevokedCert, signing_time: Option<DateTime<Utc>>) -> Resul
     let mut invalidity = None;
     for e in entry.crl_entry_extensions.iter().flatten() {
         if e.extn_id == rfc5280::ID_CE_CRL_REASONS {
-            reason = Some(CrlReason::from_der(e.extn_value.as_bytes()).map_err(|err| format!("a bad reasonCode: {err}"))?);
+            reason = Some(
+                CrlReason::from_der(e.extn_value.as_bytes())
+                    .map_err(|err| format!("a bad reasonCode: {err}"))?,
+            );
         } else if e.extn_id == rfc5280::ID_CE_INVALIDITY_DATE {
             let t = GeneralizedTime::from_der(e.extn_value.as_bytes())
                 .map_err(|err| format!("a bad invalidityDate: {err}"))?;
@@ -464,10 +470,16 @@ mod tests {
     impl Pki {
         fn new() -> Self {
             let root_key = SigningKey::generate();
-            let root =
-                make_cert_with_serial(&[1], ROOT, ROOT, &root_key, &root_key, 0, 2_000_000_000, vec![
-                    basic_constraints(true),
-                ]);
+            let root = make_cert_with_serial(
+                &[1],
+                ROOT,
+                ROOT,
+                &root_key,
+                &root_key,
+                0,
+                2_000_000_000,
+                vec![basic_constraints(true)],
+            );
             let leaf = make_cert_with_serial(
                 &[7],
                 "CN=release,O=vouch-test,ST=WA,C=US",
@@ -491,8 +503,7 @@ mod tests {
 
         /// A CRL from the root signed by `key`, valid over [this, next], listing `entries`.
         fn crl(&self, key: &SigningKey, this: i64, next: Option<i64>, entries: &[CrlEntry]) -> CrlStore {
-            let der =
-                sign_crl(key, &Name::from_str(ROOT).unwrap(), at(this), next.map(at), entries).unwrap();
+            let der = sign_crl(key, &Name::from_str(ROOT).unwrap(), at(this), next.map(at), entries).unwrap();
             CrlStore::from_bytes(&der).unwrap()
         }
 
@@ -542,7 +553,12 @@ mod tests {
         let entry = pki.leaf_entry(Some(CrlReason::KeyCompromise), None);
         let err = failure(pki.check(&pki.crl(&pki.root_key, NOW - DAY, Some(NOW + DAY), &[entry]), None));
         assert!(err.starts_with("revocation: certificate CN=release"), "{err}");
-        assert!(err.contains("(serial 07) is revoked: revoked at 2020-09-13T12:26:40+00:00 (reason keyCompromise)"), "{err}");
+        assert!(
+            err.contains(
+                "(serial 07) is revoked: revoked at 2020-09-13T12:26:40+00:00 (reason keyCompromise)"
+            ),
+            "{err}"
+        );
         assert!(err.contains(&format!("according to the CRL from {ROOT}")), "{err}");
         // On hold counts as revoked; taken off hold does not.
         let hold = pki.leaf_entry(Some(CrlReason::CertificateHold), None);
@@ -573,7 +589,8 @@ mod tests {
         assert!(err.contains("revocation unavailable for CN=release"), "{err}");
         assert!(err.contains("is not trusted: its signature does not verify"), "{err}");
         // Nor does a forged CRL listing the leaf count as its revocation: it is unavailable all the same.
-        let forged = pki.crl(&SigningKey::generate(), NOW - DAY, Some(NOW + DAY), &[pki.leaf_entry(None, None)]);
+        let forged =
+            pki.crl(&SigningKey::generate(), NOW - DAY, Some(NOW + DAY), &[pki.leaf_entry(None, None)]);
         assert!(failure(pki.check(&forged, None)).contains("revocation unavailable"));
     }
 
@@ -591,10 +608,12 @@ mod tests {
         let stale_listing =
             pki.crl(&pki.root_key, NOW - 10 * DAY, Some(NOW - DAY), &[pki.leaf_entry(None, None)]);
         assert!(failure(pki.check(&stale_listing, None)).contains("is revoked"));
-        let stale_hold = pki.crl(&pki.root_key, NOW - 10 * DAY, Some(NOW - DAY), &[pki.leaf_entry(
-            Some(CrlReason::CertificateHold),
-            None,
-        )]);
+        let stale_hold = pki.crl(
+            &pki.root_key,
+            NOW - 10 * DAY,
+            Some(NOW - DAY),
+            &[pki.leaf_entry(Some(CrlReason::CertificateHold), None)],
+        );
         assert!(failure(pki.check(&stale_hold, None)).contains("revocation unavailable"));
     }
 
@@ -606,8 +625,10 @@ mod tests {
         let other = Pki::new();
         let other_root_crl = {
             let name = Name::from_str("CN=another root,O=vouch-test,ST=WA,C=US").unwrap();
-            CrlStore::from_bytes(&sign_crl(&other.root_key, &name, at(NOW - DAY), Some(at(NOW + DAY)), &[]).unwrap())
-                .unwrap()
+            CrlStore::from_bytes(
+                &sign_crl(&other.root_key, &name, at(NOW - DAY), Some(at(NOW + DAY)), &[]).unwrap(),
+            )
+            .unwrap()
         };
         let r = pki.check(&other_root_crl, None);
         assert_eq!(r, Revocation::NotChecked { reason: format!("no CRL for {ROOT}") });
@@ -639,6 +660,9 @@ mod tests {
         assert!(err.contains("is a delta CRL"), "{err}");
         // The fingerprint changes with the CRLs, and is empty without any.
         assert_eq!(CrlStore::default().fingerprint(), "");
-        assert_ne!(CrlStore::from_bytes(&der).unwrap().fingerprint(), pki.crl(&pki.root_key, NOW, None, &[]).fingerprint());
+        assert_ne!(
+            CrlStore::from_bytes(&der).unwrap().fingerprint(),
+            pki.crl(&pki.root_key, NOW, None, &[]).fingerprint()
+        );
     }
 }

@@ -90,7 +90,10 @@ pub fn sign_crl(
         }
         if let Some(t) = e.invalidity_date {
             let since = std::time::Duration::from_secs(u64::try_from(t.timestamp()).unwrap_or(0));
-            exts.push(ext(rfc5280::ID_CE_INVALIDITY_DATE, GeneralizedTime::from_unix_duration(since)?.to_der()?)?);
+            exts.push(ext(
+                rfc5280::ID_CE_INVALIDITY_DATE,
+                GeneralizedTime::from_unix_duration(since)?.to_der()?,
+            )?);
         }
         revoked.push(RevokedCert {
             serial_number: e.serial.clone(),
@@ -109,6 +112,10 @@ pub fn sign_crl(
         crl_extensions: None,
     };
     let signature = key.sign(&tbs.to_der()?);
-    CertificateList { tbs_cert_list: tbs, signature_algorithm: alg, signature: BitString::from_bytes(&signature)? }
-        .to_der()
+    CertificateList {
+        tbs_cert_list: tbs,
+        signature_algorithm: alg,
+        signature: BitString::from_bytes(&signature)?,
+    }
+    .to_der()
 }

@@ -718,7 +718,8 @@ mod tests {
                 ..a.clone()
             }
             .fingerprint(),
-            NotationAuthority { crls: own_pki().authority(Level::Strict, &[]).crls, ..a.clone() }.fingerprint(),
+            NotationAuthority { crls: own_pki().authority(Level::Strict, &[]).crls, ..a.clone() }
+                .fingerprint(),
         ];
         for (i, x) in fps.iter().enumerate() {
             for y in &fps[i + 1..] {
@@ -742,9 +743,16 @@ mod tests {
         const ROOT: &str = "CN=own root,O=vouch-test,ST=WA,C=US";
         let root_key = SigningKey::generate();
         let leaf_key = SigningKey::generate();
-        let root = make_cert_with_serial(&[1], ROOT, ROOT, &root_key, &root_key, 0, 2_000_000_000, vec![
-            basic_constraints(true),
-        ]);
+        let root = make_cert_with_serial(
+            &[1],
+            ROOT,
+            ROOT,
+            &root_key,
+            &root_key,
+            0,
+            2_000_000_000,
+            vec![basic_constraints(true)],
+        );
         let leaf = make_cert_with_serial(
             &[7],
             "CN=release,O=vouch-test,ST=WA,C=US",
@@ -793,7 +801,8 @@ mod tests {
             )
             .unwrap();
             NotationAuthority {
-                trust_store: TrustStore::from_certificates(TrustStoreKind::Ca, vec![self.root.clone()]).unwrap(),
+                trust_store: TrustStore::from_certificates(TrustStoreKind::Ca, vec![self.root.clone()])
+                    .unwrap(),
                 tsa_trust_store: None,
                 crls: CrlStore::from_bytes(&crl).unwrap(),
                 identities: vec![TrustedIdentity::Any],
@@ -809,8 +818,9 @@ mod tests {
     #[test]
     fn a_revoked_signing_certificate_is_refused_strictly_and_logged_by_permissive_and_audit() {
         let pki = own_pki();
-        let v = verify(JWS_MEDIA_TYPE, &pki.envelope, &mock_target(), &pki.authority(Level::Strict, &[]), now())
-            .unwrap();
+        let v =
+            verify(JWS_MEDIA_TYPE, &pki.envelope, &mock_target(), &pki.authority(Level::Strict, &[]), now())
+                .unwrap();
         let r = revocation(&v);
         assert_eq!(r.result, CheckResult::Passed);
         assert_eq!(
@@ -826,7 +836,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, NotationError::Revocation(_)), "{err}");
-        assert!(err.to_string().contains("is revoked: revoked at 2025-12-31T23:00:00+00:00 (reason keyCompromise)"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("is revoked: revoked at 2025-12-31T23:00:00+00:00 (reason keyCompromise)"),
+            "{err}"
+        );
         for level in [Level::Permissive, Level::Audit] {
             let v = verify(
                 JWS_MEDIA_TYPE,
@@ -879,9 +893,14 @@ mod tests {
         // The same CRLs without the TSA store: no timestamp is used, and the self-signed leaf has nothing a
         // CRL could revoke.
         let plain = NotationAuthority { tsa_trust_store: None, ..a };
-        let v = verify(JWS_MEDIA_TYPE, &read("envelopes/withoutTimestamp.sig"), &timestamp_target(), &plain, now())
-            .unwrap();
+        let v = verify(
+            JWS_MEDIA_TYPE,
+            &read("envelopes/withoutTimestamp.sig"),
+            &timestamp_target(),
+            &plain,
+            now(),
+        )
+        .unwrap();
         assert_eq!(revocation(&v).result, CheckResult::Skipped, "{:?}", revocation(&v));
     }
-
 }
