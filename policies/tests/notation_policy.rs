@@ -140,10 +140,14 @@ fn crls_inline_or_from_a_secret_compile_into_the_authority_and_mark_the_bundle_f
 
     // A bad CRL is a problem naming the field, and the policy stays in force as broken.
     for (crls, expected) in [
-        ("crls: {pem: \"not a crl\"}", "authorities[0].notation.crls: invalid Notation trust configuration: CRL: not a DER CRL"),
+        (
+            "crls: {pem: \"not a crl\"}",
+            "authorities[0].notation.crls: invalid Notation trust configuration: CRL: not a DER CRL",
+        ),
         ("crls: {}", "authorities[0].notation.crls: exactly one of pem or secretRef is required"),
     ] {
-        let bad = policy(&format!("trustStore:\n  pem: |\n{}trustedIdentities: [\"*\"]\n{crls}", indent(ROOT, 4)));
+        let bad =
+            policy(&format!("trustStore:\n  pem: |\n{}trustedIdentities: [\"*\"]\n{crls}", indent(ROOT, 4)));
         let set = PolicySet::from_yaml_str(&bad);
         assert!(set.policies().iter().all(|p| p.broken.is_some() && p.authorities.is_empty()));
         let problems = set.problems_of("SupplyChainPolicy", Some("team-a"), "notary").join("\n");

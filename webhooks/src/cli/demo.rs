@@ -135,6 +135,7 @@ fn notation_authority(trust_store_pem: &str, identity: &str) -> anyhow::Result<A
     Ok(Authority::Notation(std::sync::Arc::new(NotationAuthority {
         trust_store: TrustStore::from_pem(trust_store_pem)?,
         tsa_trust_store: None,
+        crls: Default::default(),
         identities: vec![identity.parse::<TrustedIdentity>()?],
         level: Level::Strict,
     })))
