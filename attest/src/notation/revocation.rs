@@ -448,6 +448,8 @@ pub(crate) fn x509_time(t: DateTime<Utc>) -> Result<Time, der::Error> {
 mod tests {
     use std::str::FromStr;
 
+    use der::Encode as _;
+
     use x509_cert::name::Name;
     use x509_cert::serial_number::SerialNumber;
 

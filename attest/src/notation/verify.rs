@@ -183,7 +183,8 @@ pub fn verify(
         .record(Check::Authenticity, authenticity(&envelope, &chain, anchor, subject.as_ref(), authority))?;
 
     // Authentic timestamp: the certificates (up to the trust anchor) were valid when the signature was made.
-    let (signing_time, time_check, tsa_revocation) = authentic_time(&envelope, authority, now);
+    let AuthenticTime { signing_time, valid_at: time_check, tsa_revocation } =
+        authentic_time(&envelope, authority, now);
     let time_check = time_check.and_then(|t| {
         let upto = anchor.unwrap_or(chain.len().saturating_sub(1));
         for cert in chain.iter().take(upto + 1) {
@@ -290,22 +291,33 @@ fn combine_revocation(signing: Revocation, tsa: Option<Revocation>) -> Revocatio
     }
 }
 
-/// The authentic signing time (if one can be established), the time the certificates must be valid at —
-/// a signing authority's `authenticSigningTime`; a verified RFC 3161 timestamp; else now — and, when a
-/// timestamp was used, its TSA chain's revocation status. A revoked TSA chain (or one whose CRL cannot be
-/// used) fails the timestamp: the specification always enforces TSA revocation once a timestamp is used.
-fn authentic_time(
-    envelope: &Envelope,
-    authority: &NotationAuthority,
-    now: DateTime<Utc>,
-) -> (Option<DateTime<Utc>>, Result<DateTime<Utc>, NotationError>, Option<Revocation>) {
+/// When a signature was made, as far as it can be established.
+struct AuthenticTime {
+    /// The authentic signing time, if one was established.
+    signing_time: Option<DateTime<Utc>>,
+    /// The time the certificates must be valid at, or why none could be established.
+    valid_at: Result<DateTime<Utc>, NotationError>,
+    /// The TSA chain's revocation status, when a timestamp was used.
+    tsa_revocation: Option<Revocation>,
+}
+
+/// The authentic signing time and the time the certificates must be valid at: a signing authority's
+/// `authenticSigningTime`; a verified RFC 3161 timestamp; else now. A revoked TSA chain (or one whose CRL
+/// cannot be used) fails the timestamp: the specification always enforces TSA revocation once a timestamp
+/// is used.
+fn authentic_time(envelope: &Envelope, authority: &NotationAuthority, now: DateTime<Utc>) -> AuthenticTime {
+    let at = |t: Option<DateTime<Utc>>, valid_at| AuthenticTime {
+        signing_time: t,
+        valid_at,
+        tsa_revocation: None,
+    };
     if let Some(t) = envelope.attributes.authentic_signing_time {
-        return (Some(t), Ok(t), None);
+        return at(Some(t), Ok(t));
     }
     let (Some(token), Some(tsa)) = (&envelope.timestamp, &authority.tsa_trust_store) else {
-        return (None, Ok(now), None);
+        return at(None, Ok(now));
     };
-    let failed = |why: String| (None, Err(NotationError::AuthenticTimestamp(why)), None);
+    let failed = |why: String| at(None, Err(NotationError::AuthenticTimestamp(why)));
     match verify_countersignature(token, &envelope.signature, tsa) {
         Ok(v) if v.time > now + chrono::Duration::minutes(1) => {
             failed(format!("timestamp {} lies in the future", v.time))
@@ -314,7 +326,11 @@ fn authentic_time(
             let chain = v.chain.iter().filter_map(|der| ParsedCert::from_der(der).ok()).collect::<Vec<_>>();
             match revocation::check_chain(&chain, tsa, &authority.crls, None, now) {
                 Revocation::Failed(e) => failed(format!("timestamp countersignature: TSA {e}")),
-                tsa_revocation => (Some(v.time), Ok(v.time), Some(tsa_revocation)),
+                tsa_revocation => AuthenticTime {
+                    signing_time: Some(v.time),
+                    valid_at: Ok(v.time),
+                    tsa_revocation: Some(tsa_revocation),
+                },
             }
         }
         Err(e) => failed(format!("timestamp countersignature: {e}")),
