@@ -34,9 +34,11 @@ declare -A max_len=(
   [offline_bundle]=65536
   [rego_input]=16384
   [egress_allowlist]=8192
+  [notation_jws]=32768
+  [notation_cose]=32768
 )
 targets=(admission_review manifests policy_set sigstore_bundle dsse_envelope oci_manifest cyclonedx
-  offline_bundle rego_input egress_allowlist)
+  offline_bundle rego_input egress_allowlist notation_jws notation_cose)
 
 die() { echo "fuzz.sh: $*" >&2; exit 2; }
 known() { [[ -n "${max_len[$1]:-}" ]] || die "unknown target $1 (one of: ${targets[*]})"; }
@@ -141,6 +143,10 @@ import json, sys
 json.dump(json.load(open(sys.argv[1]))["dsseEnvelope"], open(sys.argv[2], "w"))
 EOF
   cp "$td"/sbom/*.json "$w/cyclonedx/"
+  # Notation envelopes (notation-go's test vectors, attest/tests/data/notation/README.md).
+  local n=attest/tests/data/notation/envelopes
+  cp "$n"/*_sig_env.json "$n"/jws*.sig "$n"/withoutTimestamp.sig "$w/notation_jws/"
+  cp "$n"/cose*.sig "$w/notation_cose/"
   # Manifests and model configs: selector byte, manifest, NUL, config.
   python3 - "$w/oci_manifest" <<'EOF'
 import json, sys, pathlib

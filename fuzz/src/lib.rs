@@ -222,3 +222,68 @@ pub fn write_offline_seeds(dir: &std::path::Path) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The Notary Project trust material of attest/tests/data/notation (notation-go's test vectors).
+const NOTATION_CA_PEM: &str = include_str!("../../attest/tests/data/notation/truststore/NotationTestRoot.pem");
+const NOTATION_ALPINE_PEM: &str = include_str!("../../attest/tests/data/notation/truststore/TestTimestamp.crt");
+const NOTATION_TSA_PEM: &str = include_str!("../../attest/tests/data/notation/truststore/tsa-globalsignRoot.pem");
+
+/// Notation authorities the envelope targets verify against: strict with a TSA store and no CRL; audit
+/// (every check runs, failures logged) with a CRL for the test root that its key did not sign, so the
+/// revocation path runs to its end.
+pub fn notation_authorities() -> &'static [vouch_attest::notation::NotationAuthority] {
+    use vouch_attest::notation::{CrlStore, Level, NotationAuthority, TrustStore, TrustStoreKind, TrustedIdentity};
+    static CELL: OnceLock<Vec<NotationAuthority>> = OnceLock::new();
+    once::<Vec<NotationAuthority>>(&CELL, || {
+        let Ok(store) = TrustStore::from_pem_as(TrustStoreKind::Ca, &format!("{NOTATION_CA_PEM}{NOTATION_ALPINE_PEM}"))
+        else {
+            return Vec::new();
+        };
+        let tsa = TrustStore::from_pem_as(TrustStoreKind::Tsa, NOTATION_TSA_PEM).ok();
+        let crls = store
+            .certificates()
+            .first()
+            .and_then(|root| {
+                let name = root.cert.tbs_certificate.subject.clone();
+                let crl = vouch_attest::notation::sign::sign_crl(
+                    bundle_signing_key(),
+                    &name,
+                    now() - chrono::Duration::days(1),
+                    Some(now() + chrono::Duration::days(1)),
+                    &[],
+                )
+                .ok()?;
+                CrlStore::from_bytes(&crl).ok()
+            })
+            .unwrap_or_default();
+        let strict = NotationAuthority {
+            trust_store: store,
+            tsa_trust_store: tsa,
+            crls: CrlStore::default(),
+            identities: vec![TrustedIdentity::Any],
+            level: Level::Strict,
+        };
+        let audit = NotationAuthority { crls, level: Level::Audit, ..strict.clone() };
+        vec![strict, audit]
+    })
+}
+
+/// The manifests the Notation test vectors sign (docker v2 `60043c…`, `c0669e…`; OCI `19dbd2…`).
+pub fn notation_targets() -> &'static [vouch_attest::notation::ExpectedTarget] {
+    use vouch_attest::notation::ExpectedTarget;
+    static CELL: OnceLock<Vec<ExpectedTarget>> = OnceLock::new();
+    once::<Vec<ExpectedTarget>>(&CELL, || {
+        let docker = "application/vnd.docker.distribution.manifest.v2+json";
+        let oci = "application/vnd.oci.image.manifest.v1+json";
+        [
+            (docker, "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e", 528),
+            (docker, "sha256:c0669ef34cdc14332c0f1ab0c2c01acb91d96014b172f1a76f3a39e63d1f0bda", 528),
+            (oci, "sha256:19dbd2e48e921426ee8ace4dc892edfb2ecdc1d1a72d5416c83670c30acecef0", 481),
+        ]
+        .into_iter()
+        .filter_map(|(media_type, digest, size)| {
+            Some(ExpectedTarget { media_type: media_type.into(), digest: digest.parse().ok()?, size })
+        })
+        .collect()
+    })
+}

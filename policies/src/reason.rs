@@ -36,6 +36,8 @@ pub enum ReasonCode {
     TlogMissing,
     /// A certificate was not valid at the signing time, or the chain does not lead to the trust root.
     CertificateExpired,
+    /// A certificate of the signing (or timestamp) chain is revoked, or a CRL given for it cannot be used.
+    CertificateRevoked,
     /// No attestation of the required predicate type verifies.
     AttestationMissing,
     /// An attestation verifies but the policy's Rego condition rejects it.
@@ -72,7 +74,7 @@ pub enum ReasonCode {
 
 impl ReasonCode {
     /// Every code, in documentation order.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::Verified,
         Self::SignatureMissing,
         Self::SignatureInvalid,
@@ -83,6 +85,7 @@ impl ReasonCode {
         Self::ClaimMismatch,
         Self::TlogMissing,
         Self::CertificateExpired,
+        Self::CertificateRevoked,
         Self::AttestationMissing,
         Self::ConditionFailed,
         Self::SbomMissing,
@@ -189,6 +192,10 @@ impl ReasonCode {
         ]) {
             return Self::IdentityMismatch;
         }
+        // Before the validity checks: a revocation reason may quote a CRL's validity times.
+        if has(&["revocation:"]) {
+            return Self::CertificateRevoked;
+        }
         if has(&["transparency log", "rekor", "inclusion proof", "checkpoint"]) {
             return Self::TlogMissing;
         }
@@ -233,6 +240,7 @@ impl ReasonCode {
             Self::ClaimMismatch => "ClaimMismatch",
             Self::TlogMissing => "TlogMissing",
             Self::CertificateExpired => "CertificateExpired",
+            Self::CertificateRevoked => "CertificateRevoked",
             Self::AttestationMissing => "AttestationMissing",
             Self::ConditionFailed => "ConditionFailed",
             Self::SbomMissing => "SbomMissing",
@@ -280,6 +288,9 @@ impl ReasonCode {
             }
             Self::CertificateExpired => {
                 "Re-sign: the signing time must fall inside the certificate's validity, proven by a Rekor entry or an RFC 3161 timestamp, under the trust root in force."
+            }
+            Self::CertificateRevoked => {
+                "Re-sign with a certificate that is not revoked; if the CRL given to the Notation authority is out of date or not the issuer's, give its current CRL."
             }
             Self::AttestationMissing => {
                 "Attach an attestation of the required predicate type to the image digest, signed by an authority the policy trusts (`vouch attest` or `cosign attest`)."
@@ -386,6 +397,8 @@ mod tests {
             ("signature", Fail, "no signature verifies against notation release (the only candidate failed: x: authenticity: signer CN=a is not a trusted identity (trusted: x509.subject: O=b))", ReasonCode::IdentityMismatch),
             ("signature", Fail, "no signature verifies against notation release (the only candidate failed: x: the signature is for another artifact: targetArtifact digest is a, expected b)", ReasonCode::DigestMismatch),
             ("signature", Fail, "no signature verifies against notation release (the only candidate failed: x: expiry: the signature expired at 2025)", ReasonCode::CertificateExpired),
+            ("signature", Fail, "no signature verifies against notation release (the only candidate failed: x: revocation: certificate CN=a (serial 07) is revoked: revoked at 2026 (reason keyCompromise) according to the CRL from CN=r)", ReasonCode::CertificateRevoked),
+            ("signature", Fail, "no signature verifies against notation release (the only candidate failed: x: revocation: revocation unavailable for CN=a: the CRL from CN=r is out of date (its nextUpdate 2025 has passed))", ReasonCode::CertificateRevoked),
         ];
         for (requirement, result, reason, want) in cases {
             assert_eq!(code(requirement, result, reason), want, "{requirement}: {reason}");

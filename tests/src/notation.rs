@@ -6,17 +6,17 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use der::oid::ObjectIdentifier;
-use der::Encode as _;
+use der::{Decode as _, Encode as _};
 use p256::ecdsa::{DerSignature, SigningKey as P256Key};
 use p256::pkcs8::EncodePrivateKey as _;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
-use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
+use x509_cert::ext::pkix::{CrlReason, ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 
 use vouch_attest::cosign::push_notation_signature;
 use vouch_attest::keys::pem_encode;
-use vouch_attest::notation::sign::sign_jws;
+use vouch_attest::notation::sign::{sign_crl, sign_jws, CrlEntry};
 use vouch_attest::notation::verify::JWS_MEDIA_TYPE;
 use vouch_attest::notation::TargetArtifact;
 use vouch_attest::registry::RegistryClient;
@@ -93,6 +93,35 @@ impl NotationCa {
         let pem = key.to_pkcs8_der()?.to_bytes();
         let key = SigningKey::from_pkcs8_pem(&pem_encode("PRIVATE KEY", &pem))?;
         Ok(NotationSigner { key, chain: vec![leaf_der, self.root_der.clone()] })
+    }
+
+    /// A DER CRL from this root, current (from a day ago to a week ahead), listing `revoked`'s signing
+    /// certificates as revoked an hour ago for key compromise.
+    pub fn crl(&self, revoked: &[&NotationSigner]) -> anyhow::Result<Vec<u8>> {
+        let now = chrono::Utc::now();
+        self.crl_valid(revoked, now - chrono::Duration::days(1), now + chrono::Duration::days(7))
+    }
+
+    /// A DER CRL from this root valid from `this_update` to `next_update`, listing `revoked`.
+    pub fn crl_valid(
+        &self,
+        revoked: &[&NotationSigner],
+        this_update: chrono::DateTime<chrono::Utc>,
+        next_update: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Vec<u8>> {
+        let mut entries = Vec::with_capacity(revoked.len());
+        for signer in revoked {
+            let leaf = x509_cert::Certificate::from_der(&signer.chain[0])?;
+            entries.push(CrlEntry {
+                serial: leaf.tbs_certificate.serial_number,
+                revoked_at: chrono::Utc::now() - chrono::Duration::hours(1),
+                reason: Some(CrlReason::KeyCompromise),
+                invalidity_date: None,
+            });
+        }
+        let pem = self.key.to_pkcs8_der()?.to_bytes();
+        let key = SigningKey::from_pkcs8_pem(&pem_encode("PRIVATE KEY", &pem))?;
+        Ok(sign_crl(&key, &self.name, this_update, Some(next_update), &entries)?)
     }
 
     /// A leaf valid from a day ago for a year.

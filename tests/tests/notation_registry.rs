@@ -10,7 +10,9 @@ use std::sync::Arc;
 use vouch_attest::cosign::push_notation_signature;
 use vouch_attest::notation::sign::sign_jws;
 use vouch_attest::notation::verify::{CheckResult, JWS_MEDIA_TYPE};
-use vouch_attest::notation::{Check, Level, NotationAuthority, TargetArtifact, TrustStore, TrustedIdentity};
+use vouch_attest::notation::{
+    Check, CrlStore, Level, NotationAuthority, TargetArtifact, TrustStore, TrustedIdentity,
+};
 use vouch_attest::sigstore_verify::Authority;
 use vouch_attest::verify::{ArtifactVerifier, Requirement, Signer, Source, Verdict};
 use vouch_attest::ArtifactRef;
@@ -22,9 +24,14 @@ const RELEASE: &str = "CN=release,O=vouch-test,ST=WA,C=US";
 const RELEASE_ID: &str = "x509.subject: C=US, ST=WA, O=vouch-test, CN=release";
 
 fn notation(ca: &NotationCa, identity: &str, level: Level) -> Authority {
+    with_crls(ca, identity, level, CrlStore::default())
+}
+
+fn with_crls(ca: &NotationCa, identity: &str, level: Level, crls: CrlStore) -> Authority {
     Authority::Notation(Arc::new(NotationAuthority {
         trust_store: TrustStore::from_pem(&ca.trust_store_pem()).unwrap(),
         tsa_trust_store: None,
+        crls,
         identities: vec![identity.parse::<TrustedIdentity>().unwrap()],
         level,
     }))
@@ -62,6 +69,70 @@ async fn a_notation_jws_by_vouchs_signer_verifies_as_an_x509_signer_with_revocat
         .all(|c| c.result == CheckResult::Passed));
     // `*` accepts any signer the store vouches for.
     assert!(signature(&v, &image, &notation(&ca, "*", Level::Strict)).await.is_verified());
+}
+
+fn revocation(verdict: &Verdict) -> (CheckResult, String) {
+    let facts = verdict.outcome.as_ref().unwrap();
+    let c = facts.signatures[0].checks.iter().find(|c| c.check == Check::Revocation).unwrap();
+    (c.result, c.reason.clone().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn crls_given_decide_revocation_per_level_and_the_finding_says_what_was_checked() {
+    let registry = DevRegistry::start().await.unwrap();
+    let v = verifier(&registry.host());
+    let image = push_image(v.registry(), &registry.host(), "notation/app", "crl").await;
+    let ca = NotationCa::new("vouch test notation root").unwrap();
+    let signer = ca.issue_current(RELEASE).unwrap();
+    sign_and_push(v.registry(), &image, &signer, None).await.unwrap();
+    let crls = |der: Vec<u8>| CrlStore::from_bytes(&der).unwrap();
+    let root = "CN=vouch test notation root,O=vouch-test,ST=WA,C=US";
+
+    // A current CRL from the root that does not list the leaf: passed, and the finding names the CRL.
+    let clean = with_crls(&ca, RELEASE_ID, Level::Strict, crls(ca.crl(&[]).unwrap()));
+    let verdict = signature(&v, &image, &clean).await;
+    assert_eq!(
+        revocation(&verdict),
+        (CheckResult::Passed, format!("checked against the CRL from {root}, not revoked"))
+    );
+
+    // The leaf revoked: strict denies with the reason; audit admits and records the failure.
+    let revoked = crls(ca.crl(&[&signer]).unwrap());
+    let reason =
+        rejection(&signature(&v, &image, &with_crls(&ca, RELEASE_ID, Level::Strict, revoked.clone())).await);
+    assert!(reason.contains(&format!("revocation: certificate {RELEASE} (serial")), "{reason}");
+    assert!(
+        reason.contains("is revoked: revoked at") && reason.contains("(reason keyCompromise)"),
+        "{reason}"
+    );
+    let audited = signature(&v, &image, &with_crls(&ca, RELEASE_ID, Level::Audit, revoked)).await;
+    let (result, why) = revocation(&audited);
+    assert_eq!(result, CheckResult::FailedLogged, "{why}");
+    assert!(why.contains("is revoked"), "{why}");
+
+    // A CRL in the root's name but signed by another key is not trusted: revocation unavailable.
+    let impostor = NotationCa::new("vouch test notation root").unwrap();
+    let forged = crls(impostor.crl(&[]).unwrap());
+    let reason = rejection(&signature(&v, &image, &with_crls(&ca, RELEASE_ID, Level::Strict, forged)).await);
+    assert!(reason.contains("revocation unavailable") && reason.contains("is not trusted"), "{reason}");
+
+    // An out-of-date CRL is never a pass.
+    let now = chrono::Utc::now();
+    let stale =
+        crls(ca.crl_valid(&[], now - chrono::Duration::days(9), now - chrono::Duration::days(2)).unwrap());
+    let reason =
+        rejection(&signature(&v, &image, &with_crls(&ca, RELEASE_ID, Level::Strict, stale.clone())).await);
+    assert!(reason.contains("is out of date"), "{reason}");
+    let (result, _) =
+        revocation(&signature(&v, &image, &with_crls(&ca, RELEASE_ID, Level::Permissive, stale)).await);
+    assert_eq!(result, CheckResult::FailedLogged);
+
+    // CRLs of another CA only: the leaf's issuer has none, so revocation is not checked (and says why).
+    let other = NotationCa::new("another root").unwrap();
+    let verdict =
+        signature(&v, &image, &with_crls(&ca, RELEASE_ID, Level::Strict, crls(other.crl(&[]).unwrap())))
+            .await;
+    assert_eq!(revocation(&verdict), (CheckResult::Skipped, format!("no CRL for {root}")));
 }
 
 #[tokio::test]

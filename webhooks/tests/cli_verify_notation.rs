@@ -1,6 +1,7 @@
 //! `vouch verify IMAGE --notation-trust-store … --notation-identity …` as a person runs it, against a real
 //! registry on loopback: a Notation JWS made by vouch's test signer is admitted (exit 0) under the right
-//! trust store and identity, refused (exit 1) under another, and bad flags are usage errors (exit 2).
+//! trust store and identity, refused (exit 1) under another, and bad flags are usage errors (exit 2); CRL files
+//! given with `--notation-crl` decide revocation.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -83,4 +84,68 @@ async fn verify_admits_a_notation_signature_and_refuses_wrong_identity_or_trust_
         2
     );
     assert_eq!(run(&["--notation-trust-store", store, "--notation-identity", id, "--key", "k.pub"]).0, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_checks_revocation_against_notation_crl_files() {
+    let registry = DevRegistry::start().await.unwrap();
+    let host = registry.host();
+    let client = registry.client().unwrap();
+    let image = push_image(&client, &host, "notation/cli", "crl").await;
+    let ca = NotationCa::new("vouch test notation root").unwrap();
+    let signer = ca.issue_current("CN=release,O=vouch-test,ST=WA,C=US").unwrap();
+    sign_and_push(&client, &image, &signer, None).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let store = file("root.pem", ca.trust_store_pem().as_bytes());
+    // One CRL as DER, one as PEM: both forms are read.
+    let clean = file("clean.crl", &ca.crl(&[]).unwrap());
+    let revoked = file(
+        "revoked.pem",
+        vouch_attest::keys::pem_encode("X509 CRL", &ca.crl(&[&signer]).unwrap()).as_bytes(),
+    );
+    let garbage = file("garbage.crl", b"not a crl");
+    let by_tag = format!("{host}/notation/cli:crl");
+    let id = "x509.subject: C=US, ST=WA, O=vouch-test, CN=release";
+    let base = [
+        "verify",
+        by_tag.as_str(),
+        "--insecure-registry",
+        host.as_str(),
+        "--notation-trust-store",
+        &store,
+        "--notation-identity",
+        id,
+    ];
+    let run = |extra: &[&str]| vouch(&[&base[..], extra].concat());
+
+    let (code, stdout, stderr) = run(&["--notation-crl", &clean]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("revocation: passed: checked against the CRL from CN=vouch test notation root,O=vouch-test,ST=WA,C=US, not revoked"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = run(&["--notation-crl", &revoked]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("revocation: certificate CN=release") && stderr.contains("is revoked"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = run(&["--notation-crl", &revoked, "--notation-level", "audit"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("revocation: failed (logged only): revocation: certificate CN=release"),
+        "{stdout}"
+    );
+
+    // A file that is not a CRL, or not there: usage errors naming it.
+    let (code, _, stderr) = run(&["--notation-crl", &garbage]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("garbage.crl") && stderr.contains("not a DER CRL"), "{stderr}");
+    assert_eq!(run(&["--notation-crl", "/nonexistent/x.crl"]).0, 2);
 }

@@ -137,3 +137,58 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, NotationError> {
         timestamp,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use coset::cbor::value::Value;
+
+    use super::*;
+
+    fn vector() -> Vec<u8> {
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/notation/envelopes/coseWithTimestamp.sig"
+        ))
+        .unwrap()
+    }
+
+    /// The envelope with `edit` applied to its (decoded) protected and unprotected header maps.
+    fn edited(edit: impl FnOnce(&mut Vec<(Value, Value)>, &mut Vec<(Value, Value)>)) -> Vec<u8> {
+        let outer: Value = coset::cbor::de::from_reader(vector().as_slice()).unwrap();
+        let Value::Tag(18, inner) = outer else { panic!("COSE_Sign1 tag") };
+        let Value::Array(mut parts) = *inner else { panic!("array") };
+        let Value::Bytes(protected) = &parts[0] else { panic!("bstr") };
+        let Value::Map(mut protected) = coset::cbor::de::from_reader(protected.as_slice()).unwrap() else {
+            panic!("map")
+        };
+        let Value::Map(mut unprotected) = parts[1].clone() else { panic!("map") };
+        edit(&mut protected, &mut unprotected);
+        let mut bytes = Vec::new();
+        coset::cbor::ser::into_writer(&Value::Map(protected), &mut bytes).unwrap();
+        parts[0] = Value::Bytes(bytes);
+        parts[1] = Value::Map(unprotected);
+        let mut out = Vec::new();
+        coset::cbor::ser::into_writer(&Value::Tag(18, Box::new(Value::Array(parts))), &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn duplicate_header_labels_are_refused() {
+        // The re-encoding itself changes nothing: the vector parses.
+        parse(&edited(|_, _| {})).unwrap();
+        let label = |name: &str| Value::Text(name.into());
+        for (what, envelope) in [
+            ("alg", edited(|p, _| p.push((Value::Integer(1.into()), Value::Integer((-37).into()))))),
+            (
+                "signing scheme",
+                edited(|p, _| {
+                    p.push((label(SIGNING_SCHEME), Value::Text("notary.x509.signingAuthority".into())))
+                }),
+            ),
+            ("x5chain", edited(|_, u| u.push((Value::Integer(X5CHAIN.into()), Value::Bytes(vec![0x30]))))),
+        ] {
+            let err = parse(&envelope).unwrap_err().to_string();
+            assert!(err.starts_with("malformed COSE envelope") && err.contains("duplicate"), "{what}: {err}");
+        }
+    }
+}

@@ -36,6 +36,35 @@ struct Unprotected {
     timestamp_signature: Option<String>,
 }
 
+/// A JSON object whose keys are each present once. serde_json keeps the last of duplicate keys; RFC 7515
+/// §4 lets a JWS parser either reject duplicate header names or return the lexically last, and a verifier
+/// that reads another copy than the signer meant would check something else: vouch rejects them.
+struct UniqueKeys(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<UniqueKeys, A::Error> {
+                let mut map = Map::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    if map.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format_args!("{key:?} appears twice")));
+                    }
+                    let value: Value = access.next_value()?;
+                    map.insert(key, value);
+                }
+                Ok(UniqueKeys(map))
+            }
+        }
+        d.deserialize_map(Keys)
+    }
+}
+
 fn b64url(what: &'static str, s: &str) -> Result<Vec<u8>, NotationError> {
     URL_SAFE_NO_PAD.decode(s).map_err(|e| malformed("JWS envelope", format!("{what} is not base64url: {e}")))
 }
@@ -52,7 +81,7 @@ fn string<'a>(h: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, 
 pub fn parse(bytes: &[u8]) -> Result<Envelope, NotationError> {
     let jws: Flattened = serde_json::from_slice(bytes).map_err(|e| malformed("JWS envelope", e))?;
     let protected_bytes = b64url("protected", &jws.protected)?;
-    let header: Map<String, Value> =
+    let UniqueKeys(header) =
         serde_json::from_slice(&protected_bytes).map_err(|e| malformed("JWS protected header", e))?;
     let alg = string(&header, "alg")?.ok_or_else(|| malformed("JWS protected header", "no alg"))?;
     let algorithm = SignatureAlgorithm::from_jws(alg)?;
@@ -116,4 +145,60 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, NotationError> {
         certificates,
         timestamp,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector() -> Vec<u8> {
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/notation/envelopes/ca_valid_sig_env.json"
+        ))
+        .unwrap()
+    }
+
+    /// The vector with its protected header's JSON text rewritten by `edit` (key order and duplicates kept).
+    fn with_protected(edit: impl FnOnce(&str) -> String) -> Vec<u8> {
+        let mut env: Value = serde_json::from_slice(&vector()).unwrap();
+        let text =
+            String::from_utf8(URL_SAFE_NO_PAD.decode(env["protected"].as_str().unwrap()).unwrap()).unwrap();
+        env["protected"] = URL_SAFE_NO_PAD.encode(edit(&text)).into();
+        serde_json::to_vec(&env).unwrap()
+    }
+
+    #[test]
+    fn duplicate_protected_header_keys_are_refused() {
+        parse(&with_protected(str::to_owned)).unwrap();
+        for (name, extra) in [
+            ("alg", r#""alg":"ES256","#),
+            ("crit", r#""crit":["io.cncf.notary.signingScheme"],"#),
+            (
+                "io.cncf.notary.signingScheme",
+                r#""io.cncf.notary.signingScheme":"notary.x509.signingAuthority","#,
+            ),
+            // An escaped key is the same key once decoded.
+            ("alg", r#""al\u0067":"ES256","#),
+        ] {
+            let env = with_protected(|h| h.replacen('{', &format!("{{{extra}"), 1));
+            let err = parse(&env).unwrap_err().to_string();
+            assert!(
+                err.starts_with("malformed JWS protected header")
+                    && err.contains(&format!("{name:?} appears twice")),
+                "{extra}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_envelope_members_are_refused() {
+        let text = String::from_utf8(vector()).unwrap();
+        let twice_payload = text.replacen('{', r#"{"payload":"e30","#, 1);
+        let err = parse(twice_payload.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("duplicate field `payload`"), "{err}");
+        let twice_x5c = text.replacen(r#""x5c""#, r#""x5c":[],"x5c""#, 1);
+        let err = parse(twice_x5c.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("duplicate field `x5c`"), "{err}");
+    }
 }

@@ -7,7 +7,8 @@
 //! | audit      | enforce   | log          | log                | log    | log        |
 //! | skip       | skip      | skip         | skip               | skip   | skip       |
 //!
-//! *Revocation cannot be checked here (no OCSP/CRL access): it is recorded as skipped at every level.
+//! *Revocation is checked only against CRLs the authority carries ([`super::revocation`]); a certificate
+//! without one is recorded as not checked (skipped) at every level, never as passed.
 
 use std::fmt;
 use std::str::FromStr;

@@ -4,15 +4,17 @@
 //!
 //! A Notation signature is an OCI artifact (`artifactType` [`SIGNATURE_ARTIFACT_TYPE`]) whose subject is the
 //! signed manifest and whose single layer is the envelope; [`crate::verify`] finds it among the referrers
-//! exactly as it finds Sigstore bundles. Revocation (OCSP/CRL) cannot be reached from a webhook: the check is
-//! recorded as skipped, never as passed.
+//! exactly as it finds Sigstore bundles. Revocation: no OCSP responder or CRL distribution point is reached
+//! from a webhook, so certificates are checked only against CRLs the authority carries ([`revocation`]); a
+//! certificate without one is recorded as not checked, never as passed.
 //!
 //! ```no_run
-//! use vouch_attest::notation::{verify, ExpectedTarget, NotationAuthority, TrustStore, TrustedIdentity, Level};
+//! use vouch_attest::notation::{verify, CrlStore, ExpectedTarget, NotationAuthority, TrustStore, TrustedIdentity, Level};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let authority = NotationAuthority {
 //!     trust_store: TrustStore::from_pem(&std::fs::read_to_string("ca.pem")?)?,
 //!     tsa_trust_store: None,
+//!     crls: CrlStore::default(),
 //!     identities: vec!["x509.subject: C=US, ST=WA, O=Notary, CN=release".parse::<TrustedIdentity>()?],
 //!     level: Level::Strict,
 //! };
@@ -33,6 +35,7 @@ pub mod envelope;
 pub mod jws;
 pub mod level;
 pub mod payload;
+pub mod revocation;
 pub mod sign;
 pub mod trust;
 pub mod verify;
@@ -40,6 +43,7 @@ pub mod verify;
 pub use envelope::{Envelope, SignatureAlgorithm, SigningScheme};
 pub use level::{Check, CheckAction, Level};
 pub use payload::{ExpectedTarget, TargetArtifact};
+pub use revocation::CrlStore;
 pub use trust::{TrustStore, TrustStoreKind, TrustedIdentity};
 pub use verify::{verify, NotationAuthority, VerifiedNotation};
 
@@ -90,7 +94,10 @@ pub enum NotationError {
         /// The signed expiry.
         expiry: chrono::DateTime<chrono::Utc>,
     },
-    /// A trust store or identity cannot be used.
+    /// A certificate is revoked, or a CRL given for its issuer cannot be used (revocation unavailable).
+    #[error("revocation: {0}")]
+    Revocation(String),
+    /// A trust store, CRL or identity cannot be used.
     #[error("invalid Notation trust configuration: {0}")]
     Config(String),
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::envelope::{Envelope, SigningScheme};
 use super::level::{Check, CheckAction, Level};
 use super::payload::{self, ExpectedTarget, TargetArtifact};
+use super::revocation::{self, CrlStore, Revocation};
 use super::trust::{DistinguishedName, TrustStore, TrustStoreKind, TrustedIdentity};
 use super::{cose, jws, NotationError};
 use crate::digest::Digest;
@@ -24,6 +25,8 @@ pub struct NotationAuthority {
     pub trust_store: TrustStore,
     /// The `tsa` store for RFC 3161 countersignatures; without it a timestamp is not used.
     pub tsa_trust_store: Option<TrustStore>,
+    /// CRLs of the signing (and TSA) chains' issuers; empty: revocation is not checked.
+    pub crls: CrlStore,
     /// Accepted signers (any may match); at least one.
     pub identities: Vec<TrustedIdentity>,
     /// What each check's failure does.
@@ -37,10 +40,11 @@ impl NotationAuthority {
         ids.sort();
         ids.dedup();
         format!(
-            "notation:level={};store={};tsa={};identities=[{}]",
+            "notation:level={};store={};tsa={};crls=[{}];identities=[{}]",
             self.level,
             self.trust_store.fingerprint(),
             self.tsa_trust_store.as_ref().map(TrustStore::fingerprint).unwrap_or_default(),
+            self.crls.fingerprint(),
             ids.join("|")
         )
     }
@@ -66,7 +70,7 @@ pub struct CheckOutcome {
     pub check: Check,
     /// How it ended.
     pub result: CheckResult,
-    /// Why it failed or was skipped.
+    /// Why it failed or was skipped; for a passed revocation check, what it was checked against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -82,12 +86,13 @@ pub struct VerifiedNotation {
     pub signing_time: Option<DateTime<Utc>>,
     /// What the payload names.
     pub target: TargetArtifact,
-    /// Every check and how it ended (revocation is always skipped: see the module docs).
+    /// Every check and how it ended (revocation is skipped unless CRLs were given: see [`revocation`]).
     pub checks: Vec<CheckOutcome>,
 }
 
-/// Why revocation is never claimed.
-pub const REVOCATION_NOT_CHECKED: &str = "vouch reaches no OCSP responder or CRL distribution point";
+/// Why revocation is not checked when the authority carries no CRL.
+pub const REVOCATION_NOT_CHECKED: &str =
+    "no CRLs given, and vouch reaches no OCSP responder or CRL distribution point";
 
 struct Outcomes {
     level: Level,
@@ -104,6 +109,21 @@ impl Outcomes {
             (Err(e), CheckAction::Log) => (CheckResult::FailedLogged, Some(e.to_string())),
         };
         self.list.push(CheckOutcome { check, result, reason });
+        Ok(())
+    }
+
+    /// Record the revocation check: a failure as the level says, a check that could not be made as
+    /// skipped with its reason (never as passed), a pass with what it was checked against.
+    fn record_revocation(&mut self, revocation: Revocation) -> Result<(), NotationError> {
+        let (result, reason) = match revocation {
+            Revocation::Failed(e) => return self.record(Check::Revocation, Err(e)),
+            _ if self.level.action(Check::Revocation) == CheckAction::Skip => {
+                (CheckResult::Skipped, format!("level {}", self.level))
+            }
+            Revocation::NotChecked { reason } => (CheckResult::Skipped, reason),
+            Revocation::NotRevoked { detail } => (CheckResult::Passed, detail),
+        };
+        self.list.push(CheckOutcome { check: Check::Revocation, result, reason: Some(reason) });
         Ok(())
     }
 }
@@ -163,7 +183,8 @@ pub fn verify(
         .record(Check::Authenticity, authenticity(&envelope, &chain, anchor, subject.as_ref(), authority))?;
 
     // Authentic timestamp: the certificates (up to the trust anchor) were valid when the signature was made.
-    let (signing_time, time_check) = authentic_time(&envelope, authority, now);
+    let AuthenticTime { signing_time, valid_at: time_check, tsa_revocation } =
+        authentic_time(&envelope, authority, now);
     let time_check = time_check.and_then(|t| {
         let upto = anchor.unwrap_or(chain.len().saturating_sub(1));
         for cert in chain.iter().take(upto + 1) {
@@ -180,12 +201,10 @@ pub fn verify(
     };
     outcomes.record(Check::Expiry, expiry)?;
 
-    // Revocation: never claimed.
-    outcomes.list.push(CheckOutcome {
-        check: Check::Revocation,
-        result: CheckResult::Skipped,
-        reason: Some(REVOCATION_NOT_CHECKED.into()),
-    });
+    // Revocation of the signing chain against the CRLs given (the TSA chain's was checked with the
+    // timestamp); what could not be checked is said, never claimed.
+    let signing = revocation::check_chain(&chain, &authority.trust_store, &authority.crls, signing_time, now);
+    outcomes.record_revocation(combine_revocation(signing, tsa_revocation))?;
 
     Ok(VerifiedNotation {
         subject: leaf.cert.tbs_certificate.subject.to_string(),
@@ -248,25 +267,73 @@ fn authenticity(
     Ok(())
 }
 
-/// The authentic signing time (if one can be established) and the time the certificates must be valid at:
-/// a signing authority's `authenticSigningTime`; a verified RFC 3161 timestamp; else now.
-fn authentic_time(
-    envelope: &Envelope,
-    authority: &NotationAuthority,
-    now: DateTime<Utc>,
-) -> (Option<DateTime<Utc>>, Result<DateTime<Utc>, NotationError>) {
+/// The signing chain's revocation outcome with the TSA chain's (when a timestamp was used): passed only
+/// when both passed; a chain that could not be checked makes the whole check not checked.
+fn combine_revocation(signing: Revocation, tsa: Option<Revocation>) -> Revocation {
+    match (signing, tsa) {
+        (failed @ Revocation::Failed(_), _) => failed,
+        (signing, None) => signing,
+        (_, Some(Revocation::Failed(e))) => Revocation::Failed(e),
+        (Revocation::NotRevoked { detail }, Some(Revocation::NotRevoked { detail: tsa })) => {
+            Revocation::NotRevoked { detail: format!("{detail}; TSA chain: {tsa}") }
+        }
+        (Revocation::NotChecked { reason }, Some(_)) if reason == REVOCATION_NOT_CHECKED => {
+            Revocation::NotChecked { reason }
+        }
+        (signing, Some(tsa)) => {
+            let text = |r: Revocation| match r {
+                Revocation::NotRevoked { detail } => detail,
+                Revocation::NotChecked { reason } => reason,
+                Revocation::Failed(e) => e.to_string(),
+            };
+            Revocation::NotChecked { reason: format!("{}; TSA chain: {}", text(signing), text(tsa)) }
+        }
+    }
+}
+
+/// When a signature was made, as far as it can be established.
+struct AuthenticTime {
+    /// The authentic signing time, if one was established.
+    signing_time: Option<DateTime<Utc>>,
+    /// The time the certificates must be valid at, or why none could be established.
+    valid_at: Result<DateTime<Utc>, NotationError>,
+    /// The TSA chain's revocation status, when a timestamp was used.
+    tsa_revocation: Option<Revocation>,
+}
+
+/// The authentic signing time and the time the certificates must be valid at: a signing authority's
+/// `authenticSigningTime`; a verified RFC 3161 timestamp; else now. A revoked TSA chain (or one whose CRL
+/// cannot be used) fails the timestamp: the specification always enforces TSA revocation once a timestamp
+/// is used.
+fn authentic_time(envelope: &Envelope, authority: &NotationAuthority, now: DateTime<Utc>) -> AuthenticTime {
+    let at = |t: Option<DateTime<Utc>>, valid_at| AuthenticTime {
+        signing_time: t,
+        valid_at,
+        tsa_revocation: None,
+    };
     if let Some(t) = envelope.attributes.authentic_signing_time {
-        return (Some(t), Ok(t));
+        return at(Some(t), Ok(t));
     }
     let (Some(token), Some(tsa)) = (&envelope.timestamp, &authority.tsa_trust_store) else {
-        return (None, Ok(now));
+        return at(None, Ok(now));
     };
+    let failed = |why: String| at(None, Err(NotationError::AuthenticTimestamp(why)));
     match verify_countersignature(token, &envelope.signature, tsa) {
-        Ok(t) if t > now + chrono::Duration::minutes(1) => {
-            (None, Err(NotationError::AuthenticTimestamp(format!("timestamp {t} lies in the future"))))
+        Ok(v) if v.time > now + chrono::Duration::minutes(1) => {
+            failed(format!("timestamp {} lies in the future", v.time))
         }
-        Ok(t) => (Some(t), Ok(t)),
-        Err(e) => (None, Err(NotationError::AuthenticTimestamp(format!("timestamp countersignature: {e}")))),
+        Ok(v) => {
+            let chain = v.chain.iter().filter_map(|der| ParsedCert::from_der(der).ok()).collect::<Vec<_>>();
+            match revocation::check_chain(&chain, tsa, &authority.crls, None, now) {
+                Revocation::Failed(e) => failed(format!("timestamp countersignature: TSA {e}")),
+                tsa_revocation => AuthenticTime {
+                    signing_time: Some(v.time),
+                    valid_at: Ok(v.time),
+                    tsa_revocation: Some(tsa_revocation),
+                },
+            }
+        }
+        Err(e) => failed(format!("timestamp countersignature: {e}")),
     }
 }
 
@@ -276,7 +343,7 @@ fn verify_countersignature(
     token: &[u8],
     signature: &[u8],
     tsa: &TrustStore,
-) -> Result<DateTime<Utc>, timestamp::TimestampError> {
+) -> Result<timestamp::VerifiedTimestamp, timestamp::TimestampError> {
     let embedded = timestamp::embedded_certificates(token)?;
     let authorities: Vec<ParsedAuthority> = tsa
         .certificates()
@@ -298,7 +365,7 @@ fn verify_countersignature(
             ParsedAuthority::new("Notation TSA trust store".into(), chain, Validity::default())
         })
         .collect();
-    timestamp::verify_timestamp(token, signature, &authorities).map(|v| v.time)
+    timestamp::verify_timestamp(token, signature, &authorities)
 }
 
 #[cfg(test)]
@@ -325,6 +392,7 @@ mod tests {
         NotationAuthority {
             trust_store: store(TrustStoreKind::Ca, file),
             tsa_trust_store: None,
+            crls: CrlStore::default(),
             identities: vec![identity.parse().unwrap()],
             level,
         }
@@ -536,6 +604,7 @@ mod tests {
         let with_tsa = NotationAuthority {
             trust_store: own_leaf_store(JWS_MEDIA_TYPE, &env),
             tsa_trust_store: Some(tsa.clone()),
+            crls: CrlStore::default(),
             identities: vec![TrustedIdentity::Any],
             level: Level::Strict,
         };
@@ -569,6 +638,7 @@ mod tests {
         let a = NotationAuthority {
             trust_store: store(TrustStoreKind::Ca, "TestTimestamp.crt"),
             tsa_trust_store: Some(store(TrustStoreKind::Tsa, "tsa-globalsignRoot.pem")),
+            crls: CrlStore::default(),
             identities: vec!["x509.subject: C=US, ST=WA, O=Notary, CN=alpine".parse().unwrap()],
             level: Level::Strict,
         };
@@ -586,6 +656,7 @@ mod tests {
         let a = NotationAuthority {
             trust_store: store(TrustStoreKind::Ca, "TestTimestamp.crt"),
             tsa_trust_store: Some(tsa.clone()),
+            crls: CrlStore::default(),
             identities: vec!["x509.subject: C=US, ST=WA, O=Notary, CN=alpine".parse().unwrap()],
             level: Level::Strict,
         };
@@ -597,6 +668,7 @@ mod tests {
         let with_tsa = NotationAuthority {
             trust_store: own_leaf_store(COSE_MEDIA_TYPE, &expired),
             tsa_trust_store: Some(tsa),
+            crls: CrlStore::default(),
             identities: vec![TrustedIdentity::Any],
             level: Level::Strict,
         };
@@ -617,6 +689,7 @@ mod tests {
         let own = NotationAuthority {
             trust_store: own_leaf_store(COSE_MEDIA_TYPE, &plain),
             tsa_trust_store: None,
+            crls: CrlStore::default(),
             identities: vec![TrustedIdentity::Any],
             level: Level::Strict,
         };
@@ -642,6 +715,7 @@ mod tests {
         NotationAuthority {
             trust_store: own_leaf_store(COSE_MEDIA_TYPE, env),
             tsa_trust_store: None,
+            crls: CrlStore::default(),
             identities: vec![TrustedIdentity::Any],
             level: Level::Strict,
         }
@@ -660,6 +734,8 @@ mod tests {
                 ..a.clone()
             }
             .fingerprint(),
+            NotationAuthority { crls: own_pki().authority(Level::Strict, &[]).crls, ..a.clone() }
+                .fingerprint(),
         ];
         for (i, x) in fps.iter().enumerate() {
             for y in &fps[i + 1..] {
@@ -667,5 +743,180 @@ mod tests {
             }
         }
         assert_eq!(a.fingerprint(), a.clone().fingerprint());
+    }
+
+    /// A root, a leaf (serial 07) it issued and a JWS the leaf signed for the mock target.
+    struct OwnPki {
+        root_key: crate::keys::SigningKey,
+        root: ParsedCert,
+        leaf: ParsedCert,
+        envelope: Vec<u8>,
+    }
+
+    fn own_pki() -> OwnPki {
+        use crate::keys::SigningKey;
+        use crate::sigstore_verify::testutil::{basic_constraints, eku, make_cert_with_serial};
+        const ROOT: &str = "CN=own root,O=vouch-test,ST=WA,C=US";
+        let root_key = SigningKey::generate();
+        let leaf_key = SigningKey::generate();
+        let root = make_cert_with_serial(
+            &[1],
+            ROOT,
+            ROOT,
+            &root_key,
+            &root_key,
+            0,
+            2_000_000_000,
+            vec![basic_constraints(true)],
+        );
+        let leaf = make_cert_with_serial(
+            &[7],
+            "CN=release,O=vouch-test,ST=WA,C=US",
+            ROOT,
+            &leaf_key,
+            &root_key,
+            0,
+            2_000_000_000,
+            vec![basic_constraints(false), eku(EKU_CODE_SIGNING)],
+        );
+        let t = mock_target();
+        let target = TargetArtifact {
+            media_type: t.media_type,
+            digest: t.digest.to_string(),
+            size: t.size,
+            annotations: Default::default(),
+        };
+        let envelope = super::super::sign::sign_jws(
+            &leaf_key,
+            &[leaf.der.clone(), root.der.clone()],
+            &target,
+            now() - chrono::Duration::days(1),
+            None,
+        );
+        OwnPki { root_key, root, leaf, envelope }
+    }
+
+    impl OwnPki {
+        fn authority(&self, level: Level, revoked: &[&ParsedCert]) -> NotationAuthority {
+            use super::super::sign::{sign_crl, CrlEntry};
+            let entries: Vec<CrlEntry> = revoked
+                .iter()
+                .map(|c| CrlEntry {
+                    serial: c.cert.tbs_certificate.serial_number.clone(),
+                    revoked_at: now() - chrono::Duration::hours(1),
+                    reason: Some(x509_cert::ext::pkix::CrlReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect();
+            let crl = sign_crl(
+                &self.root_key,
+                &self.root.cert.tbs_certificate.subject,
+                now() - chrono::Duration::days(1),
+                Some(now() + chrono::Duration::days(1)),
+                &entries,
+            )
+            .unwrap();
+            NotationAuthority {
+                trust_store: TrustStore::from_certificates(TrustStoreKind::Ca, vec![self.root.clone()])
+                    .unwrap(),
+                tsa_trust_store: None,
+                crls: CrlStore::from_bytes(&crl).unwrap(),
+                identities: vec![TrustedIdentity::Any],
+                level,
+            }
+        }
+    }
+
+    fn revocation(v: &VerifiedNotation) -> &CheckOutcome {
+        v.checks.iter().find(|c| c.check == Check::Revocation).unwrap()
+    }
+
+    #[test]
+    fn a_revoked_signing_certificate_is_refused_strictly_and_logged_by_permissive_and_audit() {
+        let pki = own_pki();
+        let v =
+            verify(JWS_MEDIA_TYPE, &pki.envelope, &mock_target(), &pki.authority(Level::Strict, &[]), now())
+                .unwrap();
+        let r = revocation(&v);
+        assert_eq!(r.result, CheckResult::Passed);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("checked against the CRL from CN=own root,O=vouch-test,ST=WA,C=US, not revoked")
+        );
+        let err = verify(
+            JWS_MEDIA_TYPE,
+            &pki.envelope,
+            &mock_target(),
+            &pki.authority(Level::Strict, &[&pki.leaf]),
+            now(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, NotationError::Revocation(_)), "{err}");
+        assert!(
+            err.to_string()
+                .contains("is revoked: revoked at 2025-12-31T23:00:00+00:00 (reason keyCompromise)"),
+            "{err}"
+        );
+        for level in [Level::Permissive, Level::Audit] {
+            let v = verify(
+                JWS_MEDIA_TYPE,
+                &pki.envelope,
+                &mock_target(),
+                &pki.authority(level, &[&pki.leaf]),
+                now(),
+            )
+            .unwrap();
+            let r = revocation(&v);
+            assert_eq!(r.result, CheckResult::FailedLogged, "{level}");
+            assert!(r.reason.as_deref().unwrap_or_default().contains("is revoked"), "{level}: {r:?}");
+        }
+        // Without CRLs the check is recorded as not made, with the reason.
+        let none = NotationAuthority { crls: CrlStore::default(), ..pki.authority(Level::Strict, &[]) };
+        let v = verify(JWS_MEDIA_TYPE, &pki.envelope, &mock_target(), &none, now()).unwrap();
+        assert_eq!(revocation(&v).result, CheckResult::Skipped);
+        assert_eq!(revocation(&v).reason.as_deref(), Some(REVOCATION_NOT_CHECKED));
+    }
+
+    #[test]
+    fn a_tsa_chain_whose_crl_cannot_be_used_makes_the_timestamp_fail() {
+        use super::super::sign::sign_crl;
+        let env = read("envelopes/jwsWithTimestamp.sig");
+        let token = parse_envelope(JWS_MEDIA_TYPE, &env).unwrap().timestamp.unwrap();
+        let signer = timestamp::embedded_certificates(&token)
+            .unwrap()
+            .into_iter()
+            .find(|c| !c.is_ca())
+            .expect("the TSA signer is embedded");
+        // A CRL naming the TSA signer's issuer, signed by a key that is not the issuer's.
+        let forged = sign_crl(
+            &crate::keys::SigningKey::generate(),
+            &signer.cert.tbs_certificate.issuer,
+            now() - chrono::Duration::days(1),
+            Some(now() + chrono::Duration::days(1)),
+            &[],
+        )
+        .unwrap();
+        let a = NotationAuthority {
+            trust_store: store(TrustStoreKind::Ca, "TestTimestamp.crt"),
+            tsa_trust_store: Some(store(TrustStoreKind::Tsa, "tsa-globalsignRoot.pem")),
+            crls: CrlStore::from_bytes(&forged).unwrap(),
+            identities: vec![TrustedIdentity::Any],
+            level: Level::Strict,
+        };
+        let err = verify(JWS_MEDIA_TYPE, &env, &timestamp_target(), &a, now()).unwrap_err();
+        assert!(matches!(err, NotationError::AuthenticTimestamp(_)), "{err}");
+        assert!(err.to_string().contains("TSA revocation: revocation unavailable"), "{err}");
+        // The same CRLs without the TSA store: no timestamp is used, and the self-signed leaf has nothing a
+        // CRL could revoke.
+        let plain = NotationAuthority { tsa_trust_store: None, ..a };
+        let v = verify(
+            JWS_MEDIA_TYPE,
+            &read("envelopes/withoutTimestamp.sig"),
+            &timestamp_target(),
+            &plain,
+            now(),
+        )
+        .unwrap();
+        assert_eq!(revocation(&v).result, CheckResult::Skipped, "{:?}", revocation(&v));
     }
 }

@@ -53,9 +53,18 @@ pub mod policy_features {
     pub const REQUIRE_DIGEST: &str = "requireDigest";
     /// `authorities[].notation` (Notary Project signatures).
     pub const NOTATION_AUTHORITIES: &str = "notationAuthorities";
+    /// `authorities[].notation.crls` (revocation from CRL files): a reader that ignored it would skip
+    /// revocation checks the policy asks for.
+    pub const NOTATION_CRLS: &str = "notationCrls";
     /// Every feature this build reads.
-    pub const KNOWN: &[&str] =
-        &[SIGNATURE_RULES, ATTESTATION_AUTHORITIES, EXCLUDE_IMAGES, REQUIRE_DIGEST, NOTATION_AUTHORITIES];
+    pub const KNOWN: &[&str] = &[
+        SIGNATURE_RULES,
+        ATTESTATION_AUTHORITIES,
+        EXCLUDE_IMAGES,
+        REQUIRE_DIGEST,
+        NOTATION_AUTHORITIES,
+        NOTATION_CRLS,
+    ];
 }
 
 /// `vouch-bundle.json`: the signed statement of what a bundle holds.

@@ -102,8 +102,23 @@ pub fn fulcio_raw(oid: &str, value: &str) -> Extension {
     ext(ObjectIdentifier::new_unwrap(oid), value.as_bytes().to_vec())
 }
 
-/// Build a certificate for `subject_key`, signed by `signer` (ECDSA P-256 SHA-256).
+/// Build a certificate for `subject_key`, signed by `signer` (ECDSA P-256 SHA-256), serial 010203.
 pub fn make_cert(
+    subject: &str,
+    issuer: &str,
+    subject_key: &SigningKey,
+    signer: &SigningKey,
+    not_before: i64,
+    not_after: i64,
+    extensions: Vec<Extension>,
+) -> ParsedCert {
+    make_cert_with_serial(&[1, 2, 3], subject, issuer, subject_key, signer, not_before, not_after, extensions)
+}
+
+/// [`make_cert`] with the serial number `serial`.
+#[allow(clippy::too_many_arguments)]
+pub fn make_cert_with_serial(
+    serial: &[u8],
     subject: &str,
     issuer: &str,
     subject_key: &SigningKey,
@@ -123,7 +138,7 @@ pub fn make_cert(
     let alg = AlgorithmIdentifierOwned { oid: const_oid::db::rfc5912::ECDSA_WITH_SHA_256, parameters: None };
     let tbs = TbsCertificate {
         version: Version::V3,
-        serial_number: SerialNumber::new(&[1, 2, 3]).unwrap(),
+        serial_number: SerialNumber::new(serial).unwrap(),
         signature: alg.clone(),
         issuer: name(issuer),
         validity: Validity { not_before: time(not_before), not_after: time(not_after) },

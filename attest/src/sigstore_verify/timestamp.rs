@@ -58,6 +58,9 @@ pub struct VerifiedTimestamp {
     pub time: DateTime<Utc>,
     /// The authority that vouched for it.
     pub authority: String,
+    /// The chain that signed it (DER): the TSA signer, then the authority's certificates up to its root
+    /// (for revocation checks of the TSA chain).
+    pub chain: Vec<Vec<u8>>,
 }
 
 /// The parts of a TSTInfo vouch needs.
@@ -274,14 +277,14 @@ pub fn verify_timestamp(
             if !sid_matches(&si.sid, cert) {
                 continue;
             }
-            let chain = verify_leaf(
+            let matched = verify_leaf(
                 cert,
                 std::slice::from_ref(authority),
                 &[tst.gen_time],
                 "timestamp authority",
                 (EKU_TIME_STAMPING, "timeStamping"),
             );
-            if let Err(e) = chain {
+            if let Err(e) = matched {
                 last = e.to_string();
                 continue;
             }
@@ -294,7 +297,15 @@ pub fn verify_timestamp(
             };
             match verify_signature(&key, &alg, &signed, si.signature.as_bytes()) {
                 Ok(()) => {
-                    return Ok(VerifiedTimestamp { time: tst.gen_time, authority: authority.name.clone() })
+                    let chain = std::iter::once(cert)
+                        .chain(authority.chain().iter().filter(|c| c.der != cert.der))
+                        .map(|c| c.der.clone())
+                        .collect();
+                    return Ok(VerifiedTimestamp {
+                        time: tst.gen_time,
+                        authority: authority.name.clone(),
+                        chain,
+                    });
                 }
                 Err(e) => last = format!("signature does not verify: {e}"),
             }

@@ -11,9 +11,10 @@ mod trust_root;
 pub use policy::{
     AttestationRequirement, AuthoritySpec, ClusterSupplyChainPolicy, ClusterSupplyChainPolicySpec,
     CredentialsSpec, EgressRules, FailurePolicy, FetcherRules, IdentitySpec, KeySpec, KeylessSpec,
-    LabelSelector, LabelSelectorOperator, LabelSelectorRequirement, MatchSpec, Mode, NotationLevel,
-    NotationSpec, NotationTrustStoreSpec, NotationTrustStoreType, PolicySpec, RequirementsSpec,
-    SbomRequirement, SecretKeyRef, SignatureFormat, SupplyChainPolicy, SupplyChainPolicySpec,
+    LabelSelector, LabelSelectorOperator, LabelSelectorRequirement, MatchSpec, Mode, NotationCrlSpec,
+    NotationLevel, NotationSpec, NotationTrustStoreSpec, NotationTrustStoreType, PolicySpec,
+    RequirementsSpec, SbomRequirement, SecretKeyRef, SignatureFormat, SupplyChainPolicy,
+    SupplyChainPolicySpec,
 };
 pub use profile::{
     AnnotationRule, AnnotationSource, AttestationRule, ComplianceProfile, ComplianceProfileSpec,

@@ -78,6 +78,9 @@ impl PolicySpec {
         if self.authorities.iter().any(|a| a.notation.is_some()) {
             out.insert(f::NOTATION_AUTHORITIES);
         }
+        if self.authorities.iter().any(|a| a.notation.as_ref().is_some_and(|n| n.crls.is_some())) {
+            out.insert(f::NOTATION_CRLS);
+        }
         out
     }
 }
@@ -225,6 +228,22 @@ pub struct NotationSpec {
     /// Verification level (default `strict`).
     #[serde(default)]
     pub level: NotationLevel,
+    /// CRLs of the CAs that issued the signing and TSA certificates, for the revocation check (vouch
+    /// downloads no CRL and asks no OCSP responder). Without them revocation is recorded as not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crls: Option<NotationCrlSpec>,
+}
+
+/// CRLs, inline or from a secret: exactly one of `pem` or `secretRef`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotationCrlSpec {
+    /// One or more PEM `X509 CRL` blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pem: Option<String>,
+    /// A secret holding the CRLs as PEM, or one CRL as DER (default key `crl.pem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
 }
 
 /// PEM certificates, inline or from a secret: exactly one of `pem` or `secretRef`.
@@ -258,7 +277,7 @@ pub enum NotationTrustStoreType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum NotationLevel {
-    /// Every check enforced (revocation is recorded as not checked).
+    /// Every check enforced (revocation against the CRLs given; without CRLs it is recorded as not checked).
     #[default]
     Strict,
     /// Integrity and authenticity enforced; timestamp, expiry and revocation failures recorded.

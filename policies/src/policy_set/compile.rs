@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use vouch_attest::notation::{Level, NotationAuthority, TrustStore, TrustStoreKind, TrustedIdentity};
+use vouch_attest::notation::{
+    CrlStore, Level, NotationAuthority, TrustStore, TrustStoreKind, TrustedIdentity,
+};
 use vouch_attest::registry::Credentials;
 use vouch_attest::sigstore_verify::{Authority, CertificateIdentity, Claim, Matcher};
 use vouch_attest::trust_root::TrustRoot as SigstoreTrustRoot;
@@ -426,6 +428,26 @@ fn compile_notation(
     let trust_store = store(&n.trust_store, kind, &format!("{field}.trustStore"));
     let tsa_trust_store =
         n.tsa_trust_store.as_ref().map(|s| store(s, TrustStoreKind::Tsa, &format!("{field}.tsaTrustStore")));
+    let crls = match &n.crls {
+        None => Some(CrlStore::default()),
+        Some(c) => {
+            let field = format!("{field}.crls");
+            let bytes: Result<Vec<u8>, String> = match (&c.pem, &c.secret_ref) {
+                (Some(p), None) => Ok(p.clone().into_bytes()),
+                (None, Some(r)) => {
+                    secret(ctx, r, namespace, "crl.pem", &format!("{field}.secretRef")).map(|b| b.to_vec())
+                }
+                _ => Err(format!("{field}: exactly one of pem or secretRef is required")),
+            };
+            match bytes.and_then(|b| CrlStore::from_bytes(&b).map_err(|e| format!("{field}: {e}"))) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            }
+        }
+    };
     if n.trusted_identities.is_empty() {
         problems.push(format!("{field}.trustedIdentities: at least one identity (or \"*\") is required"));
     }
@@ -448,6 +470,7 @@ fn compile_notation(
     Some(NotationAuthority {
         trust_store: trust_store?,
         tsa_trust_store: tsa_trust_store.flatten(),
+        crls: crls?,
         identities,
         level,
     })

@@ -252,6 +252,9 @@ impl PolicyResources {
                             add(r, own);
                         }
                     }
+                    if let Some(r) = n.crls.as_ref().and_then(|c| c.secret_ref.as_ref()) {
+                        add(r, own);
+                    }
                 }
             }
             if let Some(r) = spec.credentials.as_ref().and_then(|c| c.secret_ref.as_ref()) {

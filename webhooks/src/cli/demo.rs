@@ -102,6 +102,8 @@ struct NotationDemo {
     trust_store_pem: String,
     /// A trust store directory laid out as `notation` keeps one (`truststore/x509/ca/<name>`).
     trust_store_dir: std::path::PathBuf,
+    /// A current CRL of the demo CA (revoking nothing), for `--notation-crl`.
+    crl_path: std::path::PathBuf,
 }
 
 /// Sign `image` as `notation sign` would, with a leaf of a fresh demo CA (JWS envelope, referrer of
@@ -128,13 +130,16 @@ async fn notation_sign(
     let trust_store_dir = dir.join("notation/truststore/x509/ca/vouch-demo");
     std::fs::create_dir_all(&trust_store_dir)?;
     std::fs::write(trust_store_dir.join("vouch-demo-root.crt"), ca.cert_pem())?;
-    Ok(NotationDemo { trust_store_pem: ca.cert_pem(), trust_store_dir })
+    let crl_path = dir.join("notation/vouch-demo-root.crl");
+    std::fs::write(&crl_path, ca.empty_crl_der()?)?;
+    Ok(NotationDemo { trust_store_pem: ca.cert_pem(), trust_store_dir, crl_path })
 }
 
 fn notation_authority(trust_store_pem: &str, identity: &str) -> anyhow::Result<Authority> {
     Ok(Authority::Notation(std::sync::Arc::new(NotationAuthority {
         trust_store: TrustStore::from_pem(trust_store_pem)?,
         tsa_trust_store: None,
+        crls: Default::default(),
         identities: vec![identity.parse::<TrustedIdentity>()?],
         level: Level::Strict,
     })))
@@ -259,9 +264,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     );
     if args.hold {
         println!(
-            "registry kept running; Ctrl-C to stop. Try:\n  vouch verify {by_tag} --key {} --insecure-registry {host} --insecure-ignore-tlog\n  vouch verify {by_tag} --notation-trust-store {} --notation-identity '{NOTATION_IDENTITY}' --insecure-registry {host}",
+            "registry kept running; Ctrl-C to stop. Try:\n  vouch verify {by_tag} --key {} --insecure-registry {host} --insecure-ignore-tlog\n  vouch verify {by_tag} --notation-trust-store {} --notation-identity '{NOTATION_IDENTITY}' --insecure-registry {host}\n  vouch verify {by_tag} --notation-trust-store {} --notation-identity '{NOTATION_IDENTITY}' --notation-crl {} --insecure-registry {host}",
             pub_path.display(),
-            notation.trust_store_dir.display()
+            notation.trust_store_dir.display(),
+            notation.trust_store_dir.display(),
+            notation.crl_path.display()
         );
         tokio::signal::ctrl_c().await?;
     }

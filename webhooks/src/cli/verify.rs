@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use vouch_attest::keys::pem_encode;
 use vouch_attest::notation::verify::CheckResult;
-use vouch_attest::notation::{Level, NotationAuthority, TrustStore, TrustStoreKind, TrustedIdentity};
+use vouch_attest::notation::{
+    CrlStore, Level, NotationAuthority, TrustStore, TrustStoreKind, TrustedIdentity,
+};
 use vouch_attest::sigstore_verify::{Authority, CertificateIdentity, Claim, Matcher};
 use vouch_attest::trust_root::TrustRoot;
 use vouch_attest::verify::{
@@ -80,6 +82,10 @@ pub struct AuthorityArgs {
     /// Notation: the verification level, `strict`, `permissive`, `audit` or `skip`.
     #[arg(long, default_value = "strict", requires = "notation_trust_store")]
     pub notation_level: String,
+    /// Notation: a CRL file (PEM with one or more `X509 CRL` blocks, or one DER CRL) of a CA in the signing
+    /// or TSA chain, for the revocation check; repeat for several. Without any, revocation is not checked.
+    #[arg(long, value_name = "FILE", requires = "notation_trust_store")]
+    pub notation_crl: Vec<PathBuf>,
 }
 
 impl AuthorityArgs {
@@ -203,7 +209,17 @@ fn notation_authority(args: &AuthorityArgs, store: &PathBuf) -> Result<Authority
             .collect::<Result<_, _>>()
             .map_err(invalid)?,
         level: args.notation_level.parse::<Level>().map_err(invalid)?,
+        crls: notation_crls(&args.notation_crl)?,
     })))
+}
+
+/// The CRLs of `--notation-crl` files.
+fn notation_crls(paths: &[PathBuf]) -> Result<CrlStore, UsageError> {
+    let mut crls = CrlStore::default();
+    for path in paths {
+        crls.add_bytes(&read(path)?).map_err(|e| UsageError::Invalid(format!("{}: {e}", path.display())))?;
+    }
+    Ok(crls)
 }
 
 /// The authority the flags name: a key, a Notation trust store, or one keyless identity.
@@ -349,10 +365,12 @@ pub fn summary_lines(facts: &Facts) -> Vec<String> {
             line.push_str(&format!(", signed annotations {annotations}"));
         }
         lines.push(line);
-        for c in s.checks.iter().filter(|c| c.result != CheckResult::Passed) {
+        // Checks that did not pass, and passed ones that say what they were checked against (revocation).
+        for c in s.checks.iter().filter(|c| c.result != CheckResult::Passed || c.reason.is_some()) {
             let result = match c.result {
                 CheckResult::FailedLogged => "failed (logged only)",
-                _ => "not checked",
+                CheckResult::Skipped => "not checked",
+                CheckResult::Passed => "passed",
             };
             lines.push(format!("  {}: {result}: {}", c.check.as_str(), c.reason.as_deref().unwrap_or("")));
         }

@@ -93,6 +93,22 @@ impl DevCa {
         Ok(Self { key, name, cert_der, next_serial: std::sync::atomic::AtomicU32::new(2) })
     }
 
+    /// A CRL from this CA that revokes nothing, current from yesterday for a week (DER): what an operator
+    /// hands a Notation authority so that revocation is checked rather than skipped.
+    pub fn empty_crl_der(&self) -> anyhow::Result<Vec<u8>> {
+        let pem = p256::pkcs8::EncodePrivateKey::to_pkcs8_pem(&self.key, p256::pkcs8::LineEnding::LF)?;
+        let key = vouch_attest::SigningKey::from_pkcs8_pem(&pem)?;
+        let now = chrono::Utc::now();
+        let crl = vouch_attest::notation::sign::sign_crl(
+            &key,
+            &self.name,
+            now - chrono::Duration::days(1),
+            Some(now + chrono::Duration::days(7)),
+            &[],
+        )?;
+        Ok(crl)
+    }
+
     /// The CA certificate, DER.
     pub fn cert_der(&self) -> &[u8] {
         &self.cert_der

@@ -376,6 +376,7 @@ impl VouchMcp {
                 notation_tsa_trust_store: None,
                 notation_identity: p.notation_identities.unwrap_or_default(),
                 notation_level: p.notation_level.unwrap_or_else(|| "strict".into()),
+                notation_crl: Vec::new(),
             },
             require: p.require.unwrap_or_else(|| "signature".into()),
             registry: self.registry.clone(),
