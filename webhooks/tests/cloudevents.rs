@@ -4,14 +4,14 @@
 //! swallowed is counted as dropped.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod cloudevents_support;
+mod python_receiver;
 mod server_support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cloudevents_support::Receiver;
+use python_receiver::Receiver;
 use serde_json::{json, Value};
 use server_support::{fixture, http_get, ServerFiles, TlsClient};
 use vouch_attest::cosign::sign_image_with_key;
@@ -94,7 +94,7 @@ fn counter(metrics: &str, line_start: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_denial_reaches_a_cloudevents_receiver_in_binary_mode_and_a_plain_allow_does_not() {
-    let Some(receiver) = Receiver::start() else { return };
+    let Some(receiver) = Receiver::cloudevents() else { return };
     let s = setup().await;
     let (server, tls, health) =
         serve(&s, &format!("http://127.0.0.1:{}/events", receiver.port), Duration::from_secs(2)).await;

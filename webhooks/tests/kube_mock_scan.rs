@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod check_support;
-mod cloudevents_support;
 mod kube_mock_support;
+mod python_receiver;
 
 use check_support::Fixture;
 use clap::Parser as _;
@@ -197,7 +197,7 @@ async fn mock_scanner_writes_whole_reports_changed_conditions_and_drift_events()
     let metrics = ScanMetrics::default();
     let config = ScannerConfig { replica: "vouch-0".into(), ..ScannerConfig::default() };
     // With --events-sink, drift is also a CloudEvent (received by the CloudEvents SDK), when it is installed.
-    let receiver = cloudevents_support::Receiver::start();
+    let receiver = python_receiver::Receiver::cloudevents();
     let sink = receiver.as_ref().map(|r| {
         let config = vouch_webhooks::cloudevents::EventsConfig {
             sink: format!("http://127.0.0.1:{}/", r.port).parse().unwrap(),

@@ -7,14 +7,14 @@
 //! admission: the SDK's bounded queue drops the spans instead.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod otlp_support;
+mod python_receiver;
 mod server_support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-use otlp_support::Receiver;
+use python_receiver::Receiver;
 use serde_json::{json, Value};
 use server_support::{fixture, http_get, ServerFiles, TlsClient};
 use vouch_attest::cosign::sign_image_with_key;
@@ -154,7 +154,7 @@ impl Setup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn serve_exports_the_admission_span_tree_under_the_callers_traceparent() {
-    let Some(receiver) = Receiver::start() else { return };
+    let Some(receiver) = Receiver::otlp() else { return };
     let setup = setup().await;
     let host = &setup.host;
     let collector = format!("http://127.0.0.1:{}", receiver.port);
@@ -193,7 +193,7 @@ async fn serve_exports_the_admission_span_tree_under_the_callers_traceparent() {
 
     // The admission span ends last in its trace: once all three are in, so is everything under them.
     let spans = receiver
-        .spans_until(|spans| {
+        .until(|spans| {
             ["u-signed", "u-unsigned", "u-malformed"].iter().all(|uid| admission_of(spans, uid).is_some())
         })
         .unwrap_or_else(|got| {
