@@ -3,13 +3,18 @@
 //! writes them (Sigstore bundle v0.3, DSSE, in-toto statement listing every file), attached as Sigstore
 //! bundle referrers.
 //!
-//! ```ignore
+//! ```no_run
+//! # use vouch_attest::{registry::RegistryClient, SigningKey};
+//! # use vouch_tests::models::{sign_model, ModelPackBuilder};
+//! # async fn example(client: &RegistryClient, key: &SigningKey) -> anyhow::Result<()> {
 //! let model = ModelPackBuilder::new()
 //!     .weight_raw("model.safetensors", b"weights")
 //!     .license("Apache-2.0")
 //!     .format("safetensors");
-//! let pinned = model.push(&client, "127.0.0.1:5000/models/m:v1").await?;
-//! sign_model(&client, &pinned, &key).await?;
+//! let pinned = model.push(client, "127.0.0.1:5000/models/m:v1").await?;
+//! sign_model(client, &pinned, key).await?;
+//! # Ok(())
+//! # }
 //! ```
 
 use std::collections::BTreeMap;
