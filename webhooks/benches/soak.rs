@@ -28,7 +28,7 @@ mod server_support;
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ use common::{
     server_files, REQUEST_TIMEOUT,
 };
 use futures::StreamExt as _;
-use server_support::{http_get, Conn, TlsClient};
+use server_support::{free_port, http_get, Conn, KillOnDrop, TlsClient};
 use vouch_attest::cosign::sign_image_with_key;
 use vouch_attest::registry::RegistryClient;
 use vouch_attest::SigningKey;
@@ -300,20 +300,6 @@ async fn baseline(what: &str, bare: &TlsClient, vouch: &TlsClient, body: &Arc<Ve
         compare(bare, vouch, body, BASELINE_CONNECTIONS, Duration::from_secs_f64(seconds), rounds()).await;
     c.print();
     c.vouch().per_second
-}
-
-/// Kills the server when dropped (a failing run must not leave it running).
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }
 
 #[tokio::main(flavor = "multi_thread")]

@@ -26,7 +26,7 @@ mod server_support;
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use common::{pod_review, registry_requests, server_files, REQUEST_TIMEOUT};
 use futures::StreamExt as _;
-use server_support::{http_get, TlsClient};
+use server_support::{free_port, http_get, KillOnDrop, TlsClient};
 use vouch_attest::cache::{CacheConfig, VerdictCache, VerdictKey};
 use vouch_attest::cosign::sign_image_with_key;
 use vouch_attest::registry::RegistryClient;
@@ -53,19 +53,6 @@ const UNSIGNED_EVERY: usize = 3;
 /// Verdicts held for the memory figure (part 5), and the most RSS allowed with them.
 const VERDICTS: usize = 10_000;
 const MAX_RSS_MIB: f64 = 100.0;
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
 
 /// One `vouch serve` process.
 struct Replica {

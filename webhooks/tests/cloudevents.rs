@@ -7,60 +7,16 @@
 mod python_receiver;
 mod server_support;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use python_receiver::Receiver;
 use serde_json::{json, Value};
-use server_support::{fixture, http_get, ServerFiles, TlsClient};
-use vouch_attest::cosign::sign_image_with_key;
-use vouch_attest::SigningKey;
-use vouch_webhooks::cli::demo::push_demo_image;
-use vouch_webhooks::cli::demo_webhook::key_policy;
-use vouch_webhooks::dev_registry::DevRegistry;
+use server_support::{http_get, pod_create, SignedAndUnsigned, TlsClient};
 use vouch_webhooks::server::config::ServeConfig;
 use vouch_webhooks::server::run::Server;
 
-/// A Pod CREATE review named `name` with one container running `image`.
-fn pod(host: &str, uid: &str, name: &str, image: &str, dry_run: bool) -> Vec<u8> {
-    let mut review: Value = serde_json::from_slice(&fixture("pod-create.json", host)).unwrap();
-    review["request"]["uid"] = json!(uid);
-    review["request"]["name"] = json!(name);
-    review["request"]["dryRun"] = json!(dry_run);
-    review["request"]["object"]["metadata"]["name"] = json!(name);
-    review["request"]["object"]["spec"]["containers"][0]["image"] = json!(image);
-    serde_json::to_vec(&review).unwrap()
-}
-
-struct Setup {
-    registry: DevRegistry,
-    host: String,
-    signed: String,
-    unsigned: String,
-    files: ServerFiles,
-}
-
-async fn setup() -> Setup {
-    let registry = DevRegistry::start().await.unwrap();
-    let host = registry.host();
-    let client = registry.client().unwrap();
-    let app = push_demo_image(&client, &host, "demo/app", "1.0", b"signed app\n").await.unwrap();
-    push_demo_image(&client, &host, "demo/unsigned", "1.0", b"nobody signed me\n").await.unwrap();
-    let key = SigningKey::generate();
-    sign_image_with_key(&client, &app, &key, BTreeMap::new()).await.unwrap();
-    let files = ServerFiles::new("vouch-events-ca");
-    std::fs::write(
-        files.policies().join("prod-signed.yaml"),
-        key_policy("prod-signed", "cosign-prod", &host, &key),
-    )
-    .unwrap();
-    let signed = format!("{host}/demo/app:1.0");
-    let unsigned = format!("{host}/demo/unsigned:1.0");
-    Setup { registry, host, signed, unsigned, files }
-}
-
-async fn serve(s: &Setup, sink: &str, timeout: Duration) -> (Server, TlsClient, SocketAddr) {
+async fn serve(s: &SignedAndUnsigned, sink: &str, timeout: Duration) -> (Server, TlsClient, SocketAddr) {
     let server = Server::prepare(ServeConfig {
         insecure_registries: vec![s.host.clone()],
         insecure_ignore_tlog: true,
@@ -95,7 +51,7 @@ fn counter(metrics: &str, line_start: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_denial_reaches_a_cloudevents_receiver_in_binary_mode_and_a_plain_allow_does_not() {
     let Some(receiver) = Receiver::cloudevents() else { return };
-    let s = setup().await;
+    let s = SignedAndUnsigned::start("vouch-events-ca").await;
     let (server, tls, health) =
         serve(&s, &format!("http://127.0.0.1:{}/events", receiver.port), Duration::from_secs(2)).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -103,12 +59,12 @@ async fn a_denial_reaches_a_cloudevents_receiver_in_binary_mode_and_a_plain_allo
         let _ = stopped.await;
     }));
 
-    let allowed = decide(&tls, &pod(&s.host, "u-signed", "signed", &s.signed, false)).await;
+    let allowed = decide(&tls, &pod_create(&s.host, "u-signed", "signed", &s.signed, false)).await;
     assert_eq!(allowed["allowed"], true, "{allowed}");
     // A dry-run request has no side effects: no event either.
-    let dry = decide(&tls, &pod(&s.host, "u-dry", "dry", &s.unsigned, true)).await;
+    let dry = decide(&tls, &pod_create(&s.host, "u-dry", "dry", &s.unsigned, true)).await;
     assert_eq!(dry["allowed"], false);
-    let denied = decide(&tls, &pod(&s.host, "u-unsigned", "rogue", &s.unsigned, false)).await;
+    let denied = decide(&tls, &pod_create(&s.host, "u-unsigned", "rogue", &s.unsigned, false)).await;
     assert_eq!(denied["allowed"], false);
 
     let event = receiver.next();
@@ -143,7 +99,7 @@ async fn a_denial_reaches_a_cloudevents_receiver_in_binary_mode_and_a_plain_allo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sink_that_never_answers_delays_no_admission_and_its_events_are_counted_dropped() {
-    let s = setup().await;
+    let s = SignedAndUnsigned::start("vouch-events-ca").await;
     // Accepts connections, reads, never answers.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_addr = silent.local_addr().unwrap();
@@ -162,7 +118,8 @@ async fn a_sink_that_never_answers_delays_no_admission_and_its_events_are_counte
 
     for i in 0..6 {
         let denied =
-            decide(&tls, &pod(&s.host, &format!("u{i}"), &format!("rogue-{i}"), &s.unsigned, false)).await;
+            decide(&tls, &pod_create(&s.host, &format!("u{i}"), &format!("rogue-{i}"), &s.unsigned, false))
+                .await;
         assert_eq!(denied["allowed"], false, "answered while the sink hangs: {denied}");
     }
     // Every event times out at the sink and is counted (bounded wait for the sender to get there).

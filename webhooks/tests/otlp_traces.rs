@@ -10,18 +10,12 @@
 mod python_receiver;
 mod server_support;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use python_receiver::Receiver;
 use serde_json::{json, Value};
-use server_support::{fixture, http_get, ServerFiles, TlsClient};
-use vouch_attest::cosign::sign_image_with_key;
-use vouch_attest::SigningKey;
-use vouch_webhooks::cli::demo::push_demo_image;
-use vouch_webhooks::cli::demo_webhook::key_policy;
-use vouch_webhooks::dev_registry::DevRegistry;
+use server_support::{free_port, http_get, pod_create, KillOnDrop, SignedAndUnsigned, TlsClient};
 
 /// The caller's trace of the allowed pod (W3C Trace Context's own example ids).
 const ALLOWED_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -29,30 +23,6 @@ const ALLOWED_PARENT: &str = "00f067aa0ba902b7";
 /// The caller's trace of the denied pod.
 const DENIED_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const DENIED_PARENT: &str = "b7ad6b7169203331";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A Pod CREATE review named `name` (uid `uid`) with one container running `image`.
-fn pod(host: &str, uid: &str, name: &str, image: &str) -> Vec<u8> {
-    let mut review: Value = serde_json::from_slice(&fixture("pod-create.json", host)).unwrap();
-    review["request"]["uid"] = json!(uid);
-    review["request"]["name"] = json!(name);
-    review["request"]["object"]["metadata"]["name"] = json!(name);
-    review["request"]["object"]["spec"]["containers"][0]["image"] = json!(image);
-    serde_json::to_vec(&review).unwrap()
-}
-
-/// The `vouch serve` process, killed when dropped.
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Spans of one trace, looked up by name and parent.
 struct Trace<'a>(Vec<&'a Value>);
@@ -83,39 +53,14 @@ fn admission_of<'a>(spans: &'a [Value], uid: &str) -> Option<&'a Value> {
     spans.iter().find(|s| s["name"] == "admission" && s["attributes"]["uid"] == uid)
 }
 
-/// The loopback registry with `demo/app:1.0` signed and `demo/unsigned:1.0` not, and a policy requiring
-/// the signature in `prod`.
-struct Setup {
-    _registry: DevRegistry,
-    host: String,
-    files: ServerFiles,
-}
-
-async fn setup() -> Setup {
-    let registry = DevRegistry::start().await.unwrap();
-    let host = registry.host();
-    let client = registry.client().unwrap();
-    let app = push_demo_image(&client, &host, "demo/app", "1.0", b"signed app\n").await.unwrap();
-    push_demo_image(&client, &host, "demo/unsigned", "1.0", b"nobody signed me\n").await.unwrap();
-    let key = SigningKey::generate();
-    sign_image_with_key(&client, &app, &key, BTreeMap::new()).await.unwrap();
-    let files = ServerFiles::new("vouch-otlp-ca");
-    std::fs::write(
-        files.policies().join("prod-signed.yaml"),
-        key_policy("prod-signed", "cosign-prod", &host, &key),
-    )
-    .unwrap();
-    Setup { _registry: registry, host, files }
-}
-
-impl Setup {
+impl SignedAndUnsigned {
     fn serve_log(&self) -> String {
         std::fs::read_to_string(self.files.dir.path().join("serve.log")).unwrap_or_default()
     }
 
     /// Start the `vouch serve` binary exporting to `collector` with these `OTEL_*` variables (no others:
     /// the test's own environment does not leak in); returns it once ready, and a client for it.
-    async fn serve(&self, collector: &str, otel: &[(&str, &str)]) -> (Serve, TlsClient) {
+    async fn serve(&self, collector: &str, otel: &[(&str, &str)]) -> (KillOnDrop, TlsClient) {
         let (port, health) = (free_port(), free_port());
         let path = |p: std::path::PathBuf| p.to_str().unwrap().to_owned();
         let log = std::fs::File::create(self.files.dir.path().join("serve.log")).unwrap();
@@ -137,7 +82,7 @@ impl Setup {
             command.env_remove(name);
         }
         command.envs(otel.iter().copied());
-        let serve = Serve(command.spawn().unwrap());
+        let serve = KillOnDrop(command.spawn().unwrap());
         let health_addr: SocketAddr = format!("127.0.0.1:{health}").parse().unwrap();
         let mut ready = false;
         for _ in 0..300 {
@@ -155,7 +100,7 @@ impl Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn serve_exports_the_admission_span_tree_under_the_callers_traceparent() {
     let Some(receiver) = Receiver::otlp() else { return };
-    let setup = setup().await;
+    let setup = SignedAndUnsigned::start("vouch-otlp-ca").await;
     let host = &setup.host;
     let collector = format!("http://127.0.0.1:{}", receiver.port);
     // Export every 100 ms rather than every 5 s: the test waits for the spans, not for the timer.
@@ -164,7 +109,7 @@ async fn serve_exports_the_admission_span_tree_under_the_callers_traceparent() {
     let serve_log = || setup.serve_log();
     let decide = |uid: &'static str, name: &'static str, image: String, traceparent: String| {
         let tls = tls.clone();
-        let body = pod(host, uid, name, &image);
+        let body = pod_create(host, uid, name, &image, false);
         async move {
             let headers = [("traceparent", traceparent.as_str()), ("tracestate", "apiserver=1")];
             let (r, _) = tls.post_with_headers("/validate", &headers, &body).await.unwrap();
@@ -284,7 +229,7 @@ async fn serve_exports_the_admission_span_tree_under_the_callers_traceparent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_collector_that_never_answers_delays_no_admission_and_spans_are_dropped() {
-    let setup = setup().await;
+    let setup = SignedAndUnsigned::start("vouch-otlp-ca").await;
     // Accepts connections, reads, never answers: every export stalls until its (long) timeout.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let collector = format!("http://{}", silent.local_addr().unwrap());
@@ -303,7 +248,7 @@ async fn a_collector_that_never_answers_delays_no_admission_and_spans_are_droppe
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "600000"),
     ];
     let (_serve, tls) = setup.serve(&collector, &otel).await;
-    let body = pod(&setup.host, "u-signed", "signed", &format!("{}/demo/app:1.0", setup.host));
+    let body = pod_create(&setup.host, "u-signed", "signed", &setup.signed, false);
     // Every admission is one trace of a few spans: 40 reviews overflow the queue of 8 many times over.
     for i in 0..40 {
         // A bound on a hang (an admission waiting for the collector), not a speed requirement.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use fault_proxy::{Fault, FaultProxy};
 use futures::FutureExt as _;
 use serde_json::Value;
-use server_support::{fixture, http_get, ServerFiles, TlsClient};
+use server_support::{fixture, free_port, http_get, ServerFiles, TlsClient};
 use vouch_attest::cosign::sign_image_with_key;
 use vouch_attest::registry::{RegistryClient, RegistryConfig};
 use vouch_attest::SigningKey;
@@ -31,10 +31,6 @@ use vouch_webhooks::dev_registry::DevRegistry;
 const BUDGET: Duration = Duration::from_secs(2);
 /// The server's own backstop (0.5 s) plus scheduling on a loaded machine.
 const SLACK: Duration = Duration::from_millis(2000);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// POST a pod review for `image` to /validate; returns the `response` object and the time taken.
 async fn validate(tls: &TlsClient, host: &str, image: &str) -> (Value, Duration) {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use server_support::{fixture, http_get, TlsClient};
+use server_support::{fixture, free_port, http_get, TlsClient};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use vouch_attest::cosign::sign_image_with_key;
@@ -504,10 +504,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }
 
 /// SIGTERM to the `vouch serve` binary with many admissions in flight (each held by a slow registry):

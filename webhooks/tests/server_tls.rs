@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::routing::post;
-use server_support::{fixture, http_get, SecretVolume, TlsClient};
+use server_support::{fixture, free_port, http_get, SecretVolume, TlsClient};
 use sha2::{Digest as _, Sha256};
 use vouch_webhooks::server::config::ServeConfig;
 use vouch_webhooks::server::dev_pki::DevCa;
@@ -292,10 +292,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }
 
 /// `vouch serve`: ready, answers over TLS with JSON logs carrying the request span (one info line for a

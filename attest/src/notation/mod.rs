@@ -37,6 +37,8 @@ pub mod level;
 pub mod payload;
 pub mod revocation;
 pub mod sign;
+#[cfg(test)]
+pub(crate) mod test_pki;
 pub mod trust;
 pub mod verify;
 

@@ -456,53 +456,13 @@ mod tests {
     use super::*;
     use crate::keys::SigningKey;
     use crate::notation::sign::{sign_crl, CrlEntry};
-    use crate::notation::trust::TrustStoreKind;
-    use crate::sigstore_verify::certificate::EKU_CODE_SIGNING;
-    use crate::sigstore_verify::testutil::{at, basic_constraints, eku, make_cert_with_serial};
+    use crate::notation::test_pki::TestPki;
+    use crate::sigstore_verify::testutil::at;
 
     const ROOT: &str = "CN=crl test root,O=vouch-test,ST=WA,C=US";
 
-    /// A root and a leaf (serial 07) it issued, valid over [0, 2e9].
-    struct Pki {
-        root_key: SigningKey,
-        root: ParsedCert,
-        leaf: ParsedCert,
-    }
-
-    impl Pki {
-        fn new() -> Self {
-            let root_key = SigningKey::generate();
-            let root = make_cert_with_serial(
-                &[1],
-                ROOT,
-                ROOT,
-                &root_key,
-                &root_key,
-                0,
-                2_000_000_000,
-                vec![basic_constraints(true)],
-            );
-            let leaf = make_cert_with_serial(
-                &[7],
-                "CN=release,O=vouch-test,ST=WA,C=US",
-                ROOT,
-                &SigningKey::generate(),
-                &root_key,
-                0,
-                2_000_000_000,
-                vec![basic_constraints(false), eku(EKU_CODE_SIGNING)],
-            );
-            Self { root_key, root, leaf }
-        }
-
-        fn chain(&self) -> Vec<ParsedCert> {
-            vec![self.leaf.clone(), self.root.clone()]
-        }
-
-        fn store(&self) -> TrustStore {
-            TrustStore::from_certificates(TrustStoreKind::Ca, vec![self.root.clone()]).unwrap()
-        }
-
+    /// What these tests ask of their PKI (made with the root [`ROOT`]).
+    impl TestPki {
         /// A CRL from the root signed by `key`, valid over [this, next], listing `entries`.
         fn crl(&self, key: &SigningKey, this: i64, next: Option<i64>, entries: &[CrlEntry]) -> CrlStore {
             let der = sign_crl(key, &Name::from_str(ROOT).unwrap(), at(this), next.map(at), entries).unwrap();
@@ -535,7 +495,7 @@ mod tests {
 
     #[test]
     fn a_current_crl_of_the_issuer_not_listing_the_leaf_passes_and_says_what_it_checked() {
-        let pki = Pki::new();
+        let pki = TestPki::new(ROOT);
         let other = CrlEntry {
             serial: SerialNumber::new(&[9]).unwrap(),
             revoked_at: at(NOW - DAY),
@@ -551,7 +511,7 @@ mod tests {
 
     #[test]
     fn a_listed_leaf_is_revoked_with_time_and_reason() {
-        let pki = Pki::new();
+        let pki = TestPki::new(ROOT);
         let entry = pki.leaf_entry(Some(CrlReason::KeyCompromise), None);
         let err = failure(pki.check(&pki.crl(&pki.root_key, NOW - DAY, Some(NOW + DAY), &[entry]), None));
         assert!(err.starts_with("revocation: certificate CN=release"), "{err}");
@@ -573,7 +533,7 @@ mod tests {
 
     #[test]
     fn an_authentic_signing_time_before_the_invalidity_date_keeps_the_signature() {
-        let pki = Pki::new();
+        let pki = TestPki::new(ROOT);
         let entry = pki.leaf_entry(Some(CrlReason::KeyCompromise), Some(NOW - 10 * DAY));
         let crls = pki.crl(&pki.root_key, NOW - DAY, Some(NOW + DAY), &[entry]);
         let r = pki.check(&crls, Some(NOW - 20 * DAY));
@@ -585,7 +545,7 @@ mod tests {
 
     #[test]
     fn a_crl_signed_by_another_key_is_not_trusted() {
-        let pki = Pki::new();
+        let pki = TestPki::new(ROOT);
         let forged = pki.crl(&SigningKey::generate(), NOW - DAY, Some(NOW + DAY), &[]);
         let err = failure(pki.check(&forged, None));
         assert!(err.contains("revocation unavailable for CN=release"), "{err}");
@@ -598,7 +558,7 @@ mod tests {
 
     #[test]
     fn an_out_of_date_crl_is_not_passed_but_still_revokes_what_it_lists() {
-        let pki = Pki::new();
+        let pki = TestPki::new(ROOT);
         let stale = pki.crl(&pki.root_key, NOW - 10 * DAY, Some(NOW - DAY), &[]);
         let err = failure(pki.check(&stale, None));
         assert!(err.contains("is out of date (its nextUpdate"), "{err}");
@@ -621,10 +581,10 @@ mod tests {
 
     #[test]
     fn no_crl_for_the_issuer_is_not_checked_and_says_whose_crl_is_missing() {
-        let pki = Pki::new();
+        let pki = TestPki::new(ROOT);
         let r = pki.check(&CrlStore::default(), None);
         assert_eq!(r, Revocation::NotChecked { reason: super::super::verify::REVOCATION_NOT_CHECKED.into() });
-        let other = Pki::new();
+        let other = TestPki::new(ROOT);
         let other_root_crl = {
             let name = Name::from_str("CN=another root,O=vouch-test,ST=WA,C=US").unwrap();
             CrlStore::from_bytes(
@@ -638,7 +598,7 @@ mod tests {
 
     #[test]
     fn crl_files_that_cannot_be_used_are_refused_when_loaded() {
-        let pki = Pki::new();
+        let pki = TestPki::new(ROOT);
         let der = sign_crl(&pki.root_key, &Name::from_str(ROOT).unwrap(), at(NOW), Some(at(NOW + DAY)), &[])
             .unwrap();
         let pem = crate::keys::pem_encode("X509 CRL", &der);

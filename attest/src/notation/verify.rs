@@ -745,40 +745,15 @@ mod tests {
         assert_eq!(a.fingerprint(), a.clone().fingerprint());
     }
 
-    /// A root, a leaf (serial 07) it issued and a JWS the leaf signed for the mock target.
+    /// A PKI of our own and a JWS its leaf signed for the mock target.
     struct OwnPki {
-        root_key: crate::keys::SigningKey,
-        root: ParsedCert,
-        leaf: ParsedCert,
+        pki: crate::notation::test_pki::TestPki,
         envelope: Vec<u8>,
     }
 
     fn own_pki() -> OwnPki {
-        use crate::keys::SigningKey;
-        use crate::sigstore_verify::testutil::{basic_constraints, eku, make_cert_with_serial};
-        const ROOT: &str = "CN=own root,O=vouch-test,ST=WA,C=US";
-        let root_key = SigningKey::generate();
-        let leaf_key = SigningKey::generate();
-        let root = make_cert_with_serial(
-            &[1],
-            ROOT,
-            ROOT,
-            &root_key,
-            &root_key,
-            0,
-            2_000_000_000,
-            vec![basic_constraints(true)],
-        );
-        let leaf = make_cert_with_serial(
-            &[7],
-            "CN=release,O=vouch-test,ST=WA,C=US",
-            ROOT,
-            &leaf_key,
-            &root_key,
-            0,
-            2_000_000_000,
-            vec![basic_constraints(false), eku(EKU_CODE_SIGNING)],
-        );
+        use crate::notation::test_pki::TestPki;
+        let pki = TestPki::new("CN=own root,O=vouch-test,ST=WA,C=US");
         let t = mock_target();
         let target = TargetArtifact {
             media_type: t.media_type,
@@ -787,13 +762,13 @@ mod tests {
             annotations: Default::default(),
         };
         let envelope = super::super::sign::sign_jws(
-            &leaf_key,
-            &[leaf.der.clone(), root.der.clone()],
+            &pki.leaf_key,
+            &[pki.leaf.der.clone(), pki.root.der.clone()],
             &target,
             now() - chrono::Duration::days(1),
             None,
         );
-        OwnPki { root_key, root, leaf, envelope }
+        OwnPki { pki, envelope }
     }
 
     impl OwnPki {
@@ -809,16 +784,15 @@ mod tests {
                 })
                 .collect();
             let crl = sign_crl(
-                &self.root_key,
-                &self.root.cert.tbs_certificate.subject,
+                &self.pki.root_key,
+                &self.pki.root.cert.tbs_certificate.subject,
                 now() - chrono::Duration::days(1),
                 Some(now() + chrono::Duration::days(1)),
                 &entries,
             )
             .unwrap();
             NotationAuthority {
-                trust_store: TrustStore::from_certificates(TrustStoreKind::Ca, vec![self.root.clone()])
-                    .unwrap(),
+                trust_store: self.pki.store(),
                 tsa_trust_store: None,
                 crls: CrlStore::from_bytes(&crl).unwrap(),
                 identities: vec![TrustedIdentity::Any],
@@ -847,7 +821,7 @@ mod tests {
             JWS_MEDIA_TYPE,
             &pki.envelope,
             &mock_target(),
-            &pki.authority(Level::Strict, &[&pki.leaf]),
+            &pki.authority(Level::Strict, &[&pki.pki.leaf]),
             now(),
         )
         .unwrap_err();
@@ -862,7 +836,7 @@ mod tests {
                 JWS_MEDIA_TYPE,
                 &pki.envelope,
                 &mock_target(),
-                &pki.authority(level, &[&pki.leaf]),
+                &pki.authority(level, &[&pki.pki.leaf]),
                 now(),
             )
             .unwrap();

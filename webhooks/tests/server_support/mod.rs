@@ -264,3 +264,61 @@ impl ServerFiles {
         self.dir.path().join("policies")
     }
 }
+
+/// A loopback port free when asked (for a child process to listen on).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A Pod CREATE review (tests/data/admission/pod-create.json) named `name`, uid `uid`, with one container
+/// running `image`.
+pub fn pod_create(host: &str, uid: &str, name: &str, image: &str, dry_run: bool) -> Vec<u8> {
+    let mut review: serde_json::Value = serde_json::from_slice(&fixture("pod-create.json", host)).unwrap();
+    review["request"]["uid"] = serde_json::json!(uid);
+    review["request"]["name"] = serde_json::json!(name);
+    review["request"]["dryRun"] = serde_json::json!(dry_run);
+    review["request"]["object"]["metadata"]["name"] = serde_json::json!(name);
+    review["request"]["object"]["spec"]["containers"][0]["image"] = serde_json::json!(image);
+    serde_json::to_vec(&review).unwrap()
+}
+
+/// The loopback registry with `demo/app:1.0` signed by a fresh key and `demo/unsigned:1.0` not, and server
+/// files (CA named `ca`) whose policy `prod-signed` requires that key's signature.
+pub struct SignedAndUnsigned {
+    pub registry: vouch_webhooks::dev_registry::DevRegistry,
+    pub host: String,
+    /// `<host>/demo/app:1.0`.
+    pub signed: String,
+    /// `<host>/demo/unsigned:1.0`.
+    pub unsigned: String,
+    pub files: ServerFiles,
+}
+
+impl SignedAndUnsigned {
+    pub async fn start(ca: &str) -> Self {
+        use vouch_webhooks::cli::demo::push_demo_image;
+        let registry = vouch_webhooks::dev_registry::DevRegistry::start().await.unwrap();
+        let host = registry.host();
+        let client = registry.client().unwrap();
+        let app = push_demo_image(&client, &host, "demo/app", "1.0", b"signed app\n").await.unwrap();
+        push_demo_image(&client, &host, "demo/unsigned", "1.0", b"nobody signed me\n").await.unwrap();
+        let key = vouch_attest::SigningKey::generate();
+        vouch_attest::cosign::sign_image_with_key(&client, &app, &key, Default::default()).await.unwrap();
+        let files = ServerFiles::new(ca);
+        let policy = vouch_webhooks::cli::demo_webhook::key_policy("prod-signed", "cosign-prod", &host, &key);
+        std::fs::write(files.policies().join("prod-signed.yaml"), policy).unwrap();
+        let signed = format!("{host}/demo/app:1.0");
+        let unsigned = format!("{host}/demo/unsigned:1.0");
+        Self { registry, host, signed, unsigned, files }
+    }
+}
+
+/// A child process (a `vouch serve`), killed when dropped: a failing test must not leave it running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
