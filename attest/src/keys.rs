@@ -540,7 +540,13 @@ pub fn pem_decode_all(text: &str) -> Result<Vec<(String, Vec<u8>)>, KeyError> {
         let body_end = body_start
             .find(&end_marker)
             .ok_or_else(|| KeyError::Malformed(format!("missing END {label}")))?;
-        let b64: String = body_start[..body_end].chars().filter(|c| !c.is_whitespace()).collect();
+        let body = &body_start[..body_end];
+        // Whitespace as `char::is_whitespace` has it; PEM is ASCII, so bytes are enough there.
+        let b64: Vec<u8> = if body.is_ascii() {
+            body.bytes().filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')).collect()
+        } else {
+            body.chars().filter(|c| !c.is_whitespace()).collect::<String>().into_bytes()
+        };
         let der = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .map_err(|e| KeyError::Malformed(format!("PEM body: {e}")))?;

@@ -472,10 +472,17 @@ impl Bundle {
     /// Check the structural rules (also for bundles built in code): supported version, non-empty chain
     /// without a root, SET (v0.1) or inclusion proof (v0.2+) on every entry, decodable DSSE, sane limits.
     pub fn validate(&self) -> Result<(), BundleError> {
+        self.validated_leaf().map(|_| ())
+    }
+
+    /// [`Bundle::validate`], answering the leaf certificate it decoded (`None` for a key-signed bundle), so
+    /// that verification does not decode it again.
+    pub(crate) fn validated_leaf(&self) -> Result<Option<x509_cert::Certificate>, BundleError> {
         let version = self.version()?;
         let vm = &self.verification_material;
+        let mut leaf = None;
         match &vm.signer {
-            Signer::Certificate(der) => check_cert_der(der, 0).map(|_| ())?,
+            Signer::Certificate(der) => leaf = Some(check_cert_der(der, 0)?),
             Signer::Chain(chain) => {
                 if chain.is_empty() {
                     return Err(BundleError::EmptyCertificateChain);
@@ -488,6 +495,9 @@ impl Bundle {
                     let tbs = &cert.tbs_certificate;
                     if tbs.subject == tbs.issuer {
                         return Err(BundleError::ChainContainsRoot { index });
+                    }
+                    if index == 0 {
+                        leaf = Some(cert);
                     }
                 }
             }
@@ -538,7 +548,7 @@ impl Bundle {
                 }
             }
         }
-        Ok(())
+        Ok(leaf)
     }
 }
 

@@ -155,7 +155,12 @@ impl ParsedCert {
     pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
         let cert =
             Certificate::from_der(der).map_err(|e| CertificateError::Malformed { reason: e.to_string() })?;
-        Ok(Self { cert, der: der.to_vec(), key: OnceLock::new() })
+        Ok(Self::from_parts(cert, der))
+    }
+
+    /// A certificate already decoded from `der`.
+    pub(crate) fn from_parts(cert: Certificate, der: &[u8]) -> Self {
+        Self { cert, der: der.to_vec(), key: OnceLock::new() }
     }
 
     /// Subject as an RFC 4514 string for messages; Fulcio leaves have an empty subject, so those are

@@ -104,6 +104,11 @@ claims! {
 impl Claim {
     /// The claim whose extension has this OID, if any.
     pub fn from_oid(oid: &ObjectIdentifier) -> Option<Self> {
+        // Most extensions of a certificate are not Fulcio's: tell them apart by the arc before comparing.
+        const FULCIO_ARC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1");
+        if !oid.as_bytes().starts_with(FULCIO_ARC.as_bytes()) {
+            return None;
+        }
         Self::ALL.iter().copied().find(|c| c.oid() == *oid)
     }
 }

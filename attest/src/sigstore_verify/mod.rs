@@ -327,7 +327,7 @@ impl Verifier {
     ) -> Result<VerifiedBundle, VerifyError> {
         // 1. Structure.
         let version = bundle.version()?;
-        bundle.validate()?;
+        let leaf = bundle.validated_leaf()?;
         let keyless = matches!(policy.authority, Authority::Keyless { .. });
         if keyless && !policy.require_tlog {
             return Err(VerifyError::Policy(
@@ -356,7 +356,7 @@ impl Verifier {
                 }
                 (Authority::Keyless { .. }, s) => {
                     let der = s.leaf_certificate().ok_or(BundleError::EmptyCertificateChain)?;
-                    let leaf = ParsedCert::from_der(der)?;
+                    let leaf = ParsedCert::from_parts(leaf.ok_or(BundleError::EmptyCertificateChain)?, der);
                     let key = leaf.public_key()?;
                     SigningKey::Certificate(Box::new(leaf), key)
                 }

@@ -127,11 +127,102 @@ pub fn parse_sct_list(extn_value: &[u8]) -> Result<Vec<Sct>, SctError> {
 
 /// The precertificate TBS the CT log signed: the leaf's TBS without the SCT list extension.
 pub fn precert_tbs(leaf: &ParsedCert) -> Result<Vec<u8>, SctError> {
+    // The certificate decoded as strict DER, so cutting the extension out of its bytes gives what encoding
+    // the TBS without it gives; anything unexpected takes the encoding path.
+    if let Some(tbs) = tbs_without_extension(&leaf.der, OID_SCT_LIST.as_bytes()) {
+        return Ok(tbs);
+    }
+    encoded_precert_tbs(leaf)
+}
+
+/// [`precert_tbs`] by decoding and encoding again.
+fn encoded_precert_tbs(leaf: &ParsedCert) -> Result<Vec<u8>, SctError> {
     let mut tbs = leaf.cert.tbs_certificate.clone();
     if let Some(exts) = tbs.extensions.as_mut() {
         exts.retain(|e| e.extn_id != OID_SCT_LIST);
     }
     tbs.to_der().map_err(|e| SctError::Malformed(e.to_string()))
+}
+
+/// One DER element at the start of `bytes`: (tag, header length, content length); single-byte tags and
+/// definite lengths of up to four bytes only.
+fn der_element(bytes: &[u8]) -> Option<(u8, usize, usize)> {
+    let (&tag, rest) = bytes.split_first()?;
+    if tag & 0x1f == 0x1f {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    let (header, len) = match first {
+        0..=0x7f => (2, usize::from(first)),
+        0x81..=0x84 => {
+            let n = usize::from(first & 0x7f);
+            let len = rest.get(..n)?.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            (2 + n, len)
+        }
+        _ => return None,
+    };
+    (bytes.len() - header >= len).then_some((tag, header, len))
+}
+
+/// A DER header for `tag` with `len` content bytes.
+fn der_header(tag: u8, len: usize, out: &mut Vec<u8>) {
+    out.push(tag);
+    match len {
+        0..=0x7f => out.extend_from_slice(&[len as u8]),
+        _ => {
+            let bytes = len.to_be_bytes();
+            let skip = bytes.iter().take_while(|b| **b == 0).count();
+            out.push(0x80 | (bytes.len() - skip) as u8);
+            out.extend_from_slice(&bytes[skip..]);
+        }
+    }
+}
+
+/// The TBS of the certificate `cert` (DER) with the extension whose OID has the content bytes `oid` cut
+/// out, or `None` when the certificate is not laid out as expected.
+fn tbs_without_extension(cert: &[u8], oid: &[u8]) -> Option<Vec<u8>> {
+    let (tag, header, _) = der_element(cert)?;
+    let tbs_at = cert.get(header..).filter(|_| tag == 0x30)?;
+    let (tag, header, len) = der_element(tbs_at)?;
+    let tbs = tbs_at.get(header..header + len).filter(|_| tag == 0x30)?;
+    // The TBS's fields, up to the explicit [3] extensions.
+    let mut at = 0;
+    let (before, extensions) = loop {
+        let (tag, header, len) = der_element(tbs.get(at..)?)?;
+        if tag == 0xa3 {
+            let end = at + header + len;
+            if end != tbs.len() {
+                return None;
+            }
+            break (tbs.get(..at)?, tbs.get(at + header..end)?);
+        }
+        at += header + len;
+    };
+    let (tag, header, len) = der_element(extensions)?;
+    let list = extensions.get(header..header + len).filter(|_| tag == 0x30 && header + len == extensions.len())?;
+    let mut kept = Vec::with_capacity(list.len());
+    let mut at = 0;
+    while at < list.len() {
+        let (tag, header, len) = der_element(list.get(at..)?)?;
+        let extension = list.get(at..at + header + len).filter(|_| tag == 0x30)?;
+        let (tag, oid_header, oid_len) = der_element(extension.get(header..)?)?;
+        let id = extension.get(header + oid_header..header + oid_header + oid_len).filter(|_| tag == 0x06)?;
+        if id != oid {
+            kept.extend_from_slice(extension);
+        }
+        at += header + len;
+    }
+    let mut list = Vec::with_capacity(kept.len() + 4);
+    der_header(0x30, kept.len(), &mut list);
+    list.extend_from_slice(&kept);
+    let mut explicit = Vec::with_capacity(list.len() + 4);
+    der_header(0xa3, list.len(), &mut explicit);
+    explicit.extend_from_slice(&list);
+    let mut out = Vec::with_capacity(before.len() + explicit.len() + 4);
+    der_header(0x30, before.len() + explicit.len(), &mut out);
+    out.extend_from_slice(before);
+    out.extend_from_slice(&explicit);
+    Some(out)
 }
 
 /// The RFC 6962 `digitally-signed` struct for a precert entry.
@@ -240,6 +331,54 @@ mod tests {
     }
 
     #[test]
+    fn cutting_the_sct_list_out_of_the_der_equals_encoding_the_tbs_without_it() {
+        // Every leaf certificate of the conformance cases (real Fulcio leaves, with and without SCTs).
+        let Some(suite) = conformance() else { return };
+        let mut compared = 0;
+        for case in std::fs::read_dir(suite.dir()).unwrap() {
+            let path = case.unwrap().path().join("bundle.sigstore.json");
+            let Ok(bytes) = std::fs::read(&path) else { continue };
+            let Ok(bundle) = Bundle::from_json(&bytes) else { continue };
+            let Some(der) = bundle.verification_material.signer.leaf_certificate() else { continue };
+            let leaf = ParsedCert::from_der(der).unwrap();
+            let cut = tbs_without_extension(&leaf.der, OID_SCT_LIST.as_bytes()).expect("a plain DER layout");
+            assert_eq!(cut, encoded_precert_tbs(&leaf).unwrap(), "{}", path.display());
+            compared += 1;
+        }
+        assert!(compared >= 10, "only {compared} leaf certificates compared");
+        // Built in code: only the SCT list (an extensions list left empty), a long TBS (two-byte lengths),
+        // no SCT list at all; and an unexpected layout is left to the encoding path.
+        let ca = crate::sigstore_verify::testutil::TestCa::new();
+        let key = crate::SigningKey::generate();
+        let long_san = format!("https://example.com/{}", "a".repeat(600));
+        for san in ["https://example.com/w", long_san.as_str()] {
+            let leaf = ca.leaf(&key, 0, 100, san, "https://issuer.example");
+            let cut = tbs_without_extension(&leaf.der, OID_SCT_LIST.as_bytes()).unwrap();
+            assert_eq!(cut, encoded_precert_tbs(&leaf).unwrap());
+            let other = ObjectIdentifier::new_unwrap("2.5.29.17");
+            let without_san = tbs_without_extension(&leaf.der, other.as_bytes()).unwrap();
+            let mut tbs = leaf.cert.tbs_certificate.clone();
+            tbs.extensions.as_mut().unwrap().retain(|e| e.extn_id != other);
+            assert_eq!(without_san, tbs.to_der().unwrap());
+        }
+        let only_scts = crate::sigstore_verify::testutil::make_cert(
+            "",
+            "CN=test",
+            &key,
+            &key,
+            0,
+            100,
+            vec![crate::sigstore_verify::testutil::ext(OID_SCT_LIST, vec![0x04, 0x02, 0x00, 0x00])],
+        );
+        let cut = tbs_without_extension(&only_scts.der, OID_SCT_LIST.as_bytes()).unwrap();
+        assert_eq!(cut, encoded_precert_tbs(&only_scts).unwrap());
+        assert!(cut.ends_with(&[0xa3, 0x02, 0x30, 0x00]), "an empty extensions list is kept, as encoded");
+        assert_eq!(tbs_without_extension(&[0x30, 0x03, 0x02, 0x01, 0x00], b"x"), None);
+        assert_eq!(tbs_without_extension(&[0x30, 0x85, 0, 0, 0, 0, 1], b"x"), None);
+        assert_eq!(tbs_without_extension(&[], b"x"), None);
+    }
+
+    #[test]
     fn verifies_real_embedded_sct() {
         let Some(suite) = conformance() else { return };
         let (leaf, issuer, root) = leaf_and_issuer(&suite);
@@ -300,9 +439,9 @@ mod tests {
     fn tampered_certificate_breaks_the_sct() {
         let Some(suite) = conformance() else { return };
         let (leaf, issuer, root) = leaf_and_issuer(&suite);
-        let mut tampered = leaf.clone();
-        tampered.cert.tbs_certificate.serial_number =
-            x509_cert::serial_number::SerialNumber::new(&[9]).unwrap();
+        let mut cert = leaf.cert.clone();
+        cert.tbs_certificate.serial_number = x509_cert::serial_number::SerialNumber::new(&[9]).unwrap();
+        let tampered = ParsedCert::from_der(&cert.to_der().unwrap()).unwrap();
         assert!(matches!(
             verify_scts(&tampered, &issuer, &root, 1),
             Err(SctError::NotEnough { verified: 0, .. })

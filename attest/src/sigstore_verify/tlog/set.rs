@@ -11,14 +11,51 @@ pub(crate) fn set_payload(
     log_index: i64,
     log_id: &[u8],
 ) -> Result<Vec<u8>, TlogError> {
+    let (body, log_id) = (b64_encode(body), hex_id(log_id));
+    // The keys are in RFC 8785 order and base64 and hex need no escaping; integers up to 2^53 are written
+    // as plain decimals in canonical JSON. Larger ones take the canonicalizer's number form.
+    const EXACT: i64 = 1 << 53;
+    if (-EXACT..=EXACT).contains(&integrated_time) && (-EXACT..=EXACT).contains(&log_index) {
+        return Ok(format!(
+            r#"{{"body":"{body}","integratedTime":{integrated_time},"logID":"{log_id}","logIndex":{log_index}}}"#
+        )
+        .into_bytes());
+    }
     let payload = serde_json::json!({
-        "body": b64_encode(body),
+        "body": body,
         "integratedTime": integrated_time,
-        "logID": hex_id(log_id),
+        "logID": log_id,
         "logIndex": log_index,
     });
     serde_json_canonicalizer::to_vec(&payload)
         .map_err(|e| TlogError::Malformed(format!("cannot canonicalize SET payload: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_set_payload_is_the_canonical_json_of_the_entry() {
+        let canonical = |body: &[u8], time: i64, index: i64, id: &[u8]| {
+            let v = serde_json::json!({
+                "body": b64_encode(body), "integratedTime": time, "logID": hex_id(id), "logIndex": index,
+            });
+            serde_json_canonicalizer::to_vec(&v).unwrap()
+        };
+        let bodies: [&[u8]; 3] = [b"", b"{\"kind\":\"hashedrekord\"}", &[0xff, 0x00, 0xfe, 0x3e, 0x3f]];
+        let numbers = [0, 1, -1, 1_700_000_000, 123_456_789, (1 << 53) - 1, 1 << 53, -(1 << 53)];
+        for body in bodies {
+            for (time, index) in numbers.iter().zip(numbers.iter().rev()) {
+                let id = [0xc0, 0xd2, 0x3d, 0x6a];
+                let got = set_payload(body, *time, *index, &id).unwrap();
+                assert_eq!(got, canonical(body, *time, *index, &id), "{time} {index}");
+            }
+        }
+        // Beyond 2^53 the canonicalizer decides, as before.
+        let big = set_payload(b"x", (1 << 53) + 1, 1, &[1]).unwrap();
+        assert_eq!(big, canonical(b"x", (1 << 53) + 1, 1, &[1]));
+    }
 }
 
 /// Verify a Rekor v1 SET over an entry with the trusted log `log_id`; returns that log.
