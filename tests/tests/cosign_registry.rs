@@ -415,15 +415,15 @@ async fn cosign_v3_bundle_referrer_is_found_through_the_tag_schema_fallback() {
         "predicate": {}
     });
     let env_dsse = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &serde_json::to_vec(&statement).unwrap(), &key);
-    let bundle = Bundle {
-        media_type: vouch_attest::sigstore_verify::bundle::MEDIA_TYPE_V0_3.into(),
-        verification_material: VerificationMaterial {
+    let bundle = Bundle::new(
+        vouch_attest::sigstore_verify::bundle::MEDIA_TYPE_V0_3.into(),
+        VerificationMaterial {
             signer: BundleSigner::PublicKey { hint: String::new() },
             tlog_entries: vec![],
             timestamps: vec![],
         },
-        content: BundleContent::Dsse(env_dsse),
-    };
+        BundleContent::Dsse(env_dsse),
+    );
     let referrer = cosign::push_bundle_referrer(env.client(), &img, &bundle).await.unwrap();
 
     let authority = Authority::Key(key.public_key());

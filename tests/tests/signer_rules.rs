@@ -323,15 +323,15 @@ async fn push_v3_signature(
         "predicate": {}
     });
     let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &serde_json::to_vec(&statement).unwrap(), key);
-    let bundle = Bundle {
-        media_type: vouch_attest::sigstore_verify::bundle::MEDIA_TYPE_V0_3.into(),
-        verification_material: VerificationMaterial {
+    let bundle = Bundle::new(
+        vouch_attest::sigstore_verify::bundle::MEDIA_TYPE_V0_3.into(),
+        VerificationMaterial {
             signer: BundleSigner::PublicKey { hint: String::new() },
             tlog_entries: vec![],
             timestamps: vec![],
         },
-        content: BundleContent::Dsse(envelope),
-    };
+        BundleContent::Dsse(envelope),
+    );
     cosign::push_bundle_referrer(client, img, &bundle).await.unwrap();
 }
 

@@ -43,15 +43,15 @@ fn cosign_v3_bundle(signed: &ArtifactRef, key: &SigningKey) -> Bundle {
         "predicate": {}
     });
     let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &serde_json::to_vec(&statement).unwrap(), key);
-    Bundle {
-        media_type: vouch_attest::sigstore_verify::bundle::MEDIA_TYPE_V0_3.into(),
-        verification_material: VerificationMaterial {
+    Bundle::new(
+        vouch_attest::sigstore_verify::bundle::MEDIA_TYPE_V0_3.into(),
+        VerificationMaterial {
             signer: BundleSigner::PublicKey { hint: String::new() },
             tlog_entries: vec![],
             timestamps: vec![],
         },
-        content: BundleContent::Dsse(envelope),
-    }
+        BundleContent::Dsse(envelope),
+    )
 }
 
 /// The smallest CycloneDX document vouch accepts as an SBOM.

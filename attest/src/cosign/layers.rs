@@ -234,15 +234,15 @@ impl SignatureLayer {
             Some(b) => vec![b.to_tlog_entry()?],
             None => Vec::new(),
         };
-        Ok(Bundle {
-            media_type: crate::sigstore_verify::bundle::MEDIA_TYPE_V0_1.to_owned(),
-            verification_material: VerificationMaterial {
+        Ok(Bundle::new(
+            crate::sigstore_verify::bundle::MEDIA_TYPE_V0_1.to_owned(),
+            VerificationMaterial {
                 signer,
                 tlog_entries,
                 timestamps: self.timestamp.iter().cloned().collect(),
             },
             content,
-        })
+        ))
     }
 
     /// A simple-signing layer's content: a message signature over the blob.

@@ -167,7 +167,7 @@ impl BundleVersion {
     }
 }
 
-/// A parsed Sigstore bundle.
+/// A parsed Sigstore bundle (built from JSON with [`Bundle::from_json`], in code with [`Bundle::new`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bundle {
     /// The bundle media type (one of the `MEDIA_TYPE_*` constants).
@@ -176,6 +176,45 @@ pub struct Bundle {
     pub verification_material: VerificationMaterial,
     /// What was signed.
     pub content: BundleContent,
+    /// The leaf certificate as [`Bundle::from_json`] decoded it, handed on to the first verification.
+    decoded_leaf: DecodedLeaf,
+}
+
+/// A leaf certificate decoded once and taken by whoever needs it next, with the DER it was decoded from:
+/// it is only taken while the bundle still carries that DER. Not part of the bundle's value (equality,
+/// clones and debug output ignore it).
+#[derive(Default)]
+struct DecodedLeaf(std::sync::Mutex<Option<(Vec<u8>, x509_cert::Certificate)>>);
+
+impl DecodedLeaf {
+    fn keep(&self, der: &[u8], cert: x509_cert::Certificate) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some((der.to_vec(), cert));
+        }
+    }
+
+    fn take(&self, der: &[u8]) -> Option<x509_cert::Certificate> {
+        let taken = self.0.lock().ok()?.take()?;
+        (taken.0 == der).then_some(taken.1)
+    }
+}
+
+impl Clone for DecodedLeaf {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for DecodedLeaf {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for DecodedLeaf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
 }
 
 /// What the bundle signs.
@@ -409,13 +448,26 @@ impl Bundle {
                 })
             }
         };
-        let bundle = Self {
-            media_type: raw.media_type,
-            verification_material: VerificationMaterial { signer, tlog_entries: m.tlog_entries, timestamps },
+        let bundle = Self::new(
+            raw.media_type,
+            VerificationMaterial { signer, tlog_entries: m.tlog_entries, timestamps },
             content,
-        };
-        bundle.validate()?;
+        );
+        if let Some(leaf) = bundle.validated_leaf()? {
+            if let Some(der) = bundle.verification_material.signer.leaf_certificate() {
+                bundle.decoded_leaf.keep(der, leaf);
+            }
+        }
         Ok(bundle)
+    }
+
+    /// A bundle built in code (check it with [`Bundle::validate`]).
+    pub fn new(
+        media_type: String,
+        verification_material: VerificationMaterial,
+        content: BundleContent,
+    ) -> Self {
+        Self { media_type, verification_material, content, decoded_leaf: DecodedLeaf::default() }
     }
 
     /// Serialize to the protobuf-specs JSON shape.
@@ -482,7 +534,12 @@ impl Bundle {
         let vm = &self.verification_material;
         let mut leaf = None;
         match &vm.signer {
-            Signer::Certificate(der) => leaf = Some(check_cert_der(der, 0)?),
+            Signer::Certificate(der) => {
+                leaf = Some(match self.decoded_leaf.take(der) {
+                    Some(cert) => cert,
+                    None => check_cert_der(der, 0)?,
+                })
+            }
             Signer::Chain(chain) => {
                 if chain.is_empty() {
                     return Err(BundleError::EmptyCertificateChain);
@@ -491,7 +548,11 @@ impl Bundle {
                     return Err(BundleError::ChainTooLong { count: chain.len() });
                 }
                 for (index, der) in chain.iter().enumerate() {
-                    let cert = check_cert_der(der, index)?;
+                    let decoded = if index == 0 { self.decoded_leaf.take(der) } else { None };
+                    let cert = match decoded {
+                        Some(cert) => cert,
+                        None => check_cert_der(der, index)?,
+                    };
                     let tbs = &cert.tbs_certificate;
                     if tbs.subject == tbs.issuer {
                         return Err(BundleError::ChainContainsRoot { index });
@@ -655,6 +716,14 @@ mod tests {
         let Some(suite) = conformance() else { return };
         let v = json(&suite, "happy-path-v0.3");
         let mut b = parse(&v).unwrap();
+        // The leaf decoded at parse is handed on once, and only for the DER it came from.
+        let der = b.verification_material.signer.leaf_certificate().unwrap().to_vec();
+        assert!(b.decoded_leaf.take(&[1, 2, 3]).is_none(), "another DER: decoded afresh");
+        let mut again = parse(&v).unwrap();
+        assert!(again.validated_leaf().unwrap().is_some());
+        assert!(again.decoded_leaf.take(&der).is_none(), "taken by the first check");
+        again.verification_material.signer = Signer::Certificate(vec![1, 2, 3]);
+        assert!(matches!(again.validate(), Err(BundleError::BadCertificate { .. })));
         b.verification_material.signer = Signer::Chain(vec![]);
         assert_eq!(b.validate(), Err(BundleError::EmptyCertificateChain));
         b.verification_material.signer = Signer::Certificate(vec![1, 2, 3]);

@@ -199,7 +199,8 @@ fn tbs_without_extension(cert: &[u8], oid: &[u8]) -> Option<Vec<u8>> {
         at += header + len;
     };
     let (tag, header, len) = der_element(extensions)?;
-    let list = extensions.get(header..header + len).filter(|_| tag == 0x30 && header + len == extensions.len())?;
+    let list =
+        extensions.get(header..header + len).filter(|_| tag == 0x30 && header + len == extensions.len())?;
     let mut kept = Vec::with_capacity(list.len());
     let mut at = 0;
     while at < list.len() {
