@@ -230,11 +230,15 @@ impl PublicKey {
         let parsed = ParsedPublicKey::new(aws, der)
             .map_err(|e| KeyError::Malformed(format!("{} key: {e}", algorithm.name())))?;
         // The canonical encoding (uncompressed EC point, RSA NULL parameters), so equivalent encodings of one
-        // key have one fingerprint.
-        let canonical = parsed
-            .as_der()
-            .map(|d| d.as_ref().to_vec())
-            .map_err(|_| KeyError::Malformed(format!("{} key cannot be re-encoded", algorithm.name())))?;
+        // key have one fingerprint. An EC key already written so (every Fulcio leaf) is taken as it is.
+        let canonical = if is_canonical_ec(algorithm, der, raw) {
+            der.to_vec()
+        } else {
+            parsed
+                .as_der()
+                .map(|d| d.as_ref().to_vec())
+                .map_err(|_| KeyError::Malformed(format!("{} key cannot be re-encoded", algorithm.name())))?
+        };
         let key = Self::from_parts(algorithm, canonical, raw.to_vec());
         let _ = key.0.parsed[scheme.slot()].set(Some(parsed));
         Ok(key)
@@ -525,6 +529,28 @@ pub fn pem_rfc7468_decode(text: &str) -> Result<(String, Vec<u8>), KeyError> {
     pem_decode_all(text)?.into_iter().next().ok_or_else(|| KeyError::Malformed("no PEM block found".into()))
 }
 
+/// Whether `der` is the canonical SubjectPublicKeyInfo of the EC key with the uncompressed point `raw`:
+/// the fixed prefix of its curve (algorithm, named curve, BIT STRING header), then the point.
+fn is_canonical_ec(algorithm: KeyAlgorithm, der: &[u8], raw: &[u8]) -> bool {
+    const P256: &[u8] = &[
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86,
+        0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    ];
+    const P384: &[u8] = &[
+        0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b, 0x81,
+        0x04, 0x00, 0x22, 0x03, 0x62, 0x00,
+    ];
+    let prefix = match algorithm {
+        KeyAlgorithm::EcdsaP256 => P256,
+        KeyAlgorithm::EcdsaP384 => P384,
+        _ => return false,
+    };
+    raw.first() == Some(&0x04)
+        && der.len() == prefix.len() + raw.len()
+        && der.starts_with(prefix)
+        && der.ends_with(raw)
+}
+
 /// Decode every PEM block in `text` (certificate chains), in order.
 pub fn pem_decode_all(text: &str) -> Result<Vec<(String, Vec<u8>)>, KeyError> {
     use base64::Engine;
@@ -565,6 +591,38 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7+cBuZXxkn9r1PGaZaRPFIrpoyxW
 bZYQqBq0XSCYfzJzRbBdD/d1Uq9R7FCqx4eNkj7rLwqp/wDyEkzykOmiiw==
 -----END PUBLIC KEY-----
 ";
+
+    #[test]
+    fn ec_keys_already_canonical_are_recognised_as_aws_lc_encodes_them() {
+        use aws_lc_rs::encoding::AsDer;
+        for (alg, aws) in [
+            (KeyAlgorithm::EcdsaP256, &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1),
+            (KeyAlgorithm::EcdsaP384, &aws_lc_rs::signature::ECDSA_P384_SHA384_ASN1),
+        ] {
+            let signing = match alg {
+                KeyAlgorithm::EcdsaP256 => &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                _ => &aws_lc_rs::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+            };
+            let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(signing).unwrap();
+            let raw = aws_lc_rs::signature::KeyPair::public_key(&pair).as_ref().to_vec();
+            let parsed = aws_lc_rs::signature::ParsedPublicKey::new(aws, &raw).unwrap();
+            let der = parsed.as_der().unwrap().as_ref().to_vec();
+            assert!(is_canonical_ec(alg, &der, &raw), "{alg:?}");
+            let key = PublicKey::from_spki_der(&der).unwrap();
+            assert_eq!(key.to_spki_der(), der);
+            // A compressed point, another curve's prefix, a truncated key: not taken as they are.
+            let mut compressed = raw.clone();
+            compressed[0] = 0x02;
+            assert!(!is_canonical_ec(alg, &der, &compressed));
+            let other = if alg == KeyAlgorithm::EcdsaP256 {
+                KeyAlgorithm::EcdsaP384
+            } else {
+                KeyAlgorithm::EcdsaP256
+            };
+            assert!(!is_canonical_ec(other, &der, &raw));
+            assert!(!is_canonical_ec(alg, &der[..der.len() - 1], &raw));
+        }
+    }
 
     #[test]
     fn reads_independent_p256_key_and_round_trips_pem() {

@@ -39,6 +39,10 @@ use vouch_attest::{ArtifactRef, SigningKey};
 use vouch_webhooks::cli::demo::push_demo_image;
 use vouch_webhooks::dev_registry::DevRegistry;
 
+/// The allocator of the vouch binary (webhooks/src/main.rs), so verification runs here as it does there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn seconds() -> Duration {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this too, as a quick check of the
     // single-flight property, with short measurements whose figures mean little.

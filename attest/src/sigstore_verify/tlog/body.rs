@@ -254,11 +254,15 @@ struct DsseV002 {
 struct BodyTop {
     api_version: String,
     kind: String,
-    spec: serde_json::Value,
+    /// Read by kind below, straight from the body's text.
+    spec: Box<serde_json::value::RawValue>,
 }
 
-fn spec<T: serde::de::DeserializeOwned>(v: serde_json::Value, what: &str) -> Result<T, TlogError> {
-    serde_json::from_value(v).map_err(|e| bad(format!("{what} spec: {e}")))
+fn spec<T: serde::de::DeserializeOwned>(
+    v: Box<serde_json::value::RawValue>,
+    what: &str,
+) -> Result<T, TlogError> {
+    serde_json::from_str(v.get()).map_err(|e| bad(format!("{what} spec: {e}")))
 }
 
 impl EntryBody {
