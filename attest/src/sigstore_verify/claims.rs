@@ -49,6 +49,11 @@ macro_rules! claims {
                 }
             }
 
+            /// The claim whose OID ends with the arc `arc` under Fulcio's.
+            fn from_arc(arc: u32) -> Option<Claim> {
+                match arc { $($arc => Some(Claim::$variant),)* _ => None }
+            }
+
             fn encoding(self) -> Encoding {
                 match self { $(Claim::$variant => Encoding::$enc,)* }
             }
@@ -106,10 +111,10 @@ impl Claim {
     pub fn from_oid(oid: &ObjectIdentifier) -> Option<Self> {
         // Most extensions of a certificate are not Fulcio's: tell them apart by the arc before comparing.
         const FULCIO_ARC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1");
-        if !oid.as_bytes().starts_with(FULCIO_ARC.as_bytes()) {
+        if oid.parent() != Some(FULCIO_ARC) {
             return None;
         }
-        Self::ALL.iter().copied().find(|c| c.oid() == *oid)
+        Self::from_arc(oid.arcs().last()?)
     }
 }
 
