@@ -569,7 +569,12 @@ pub fn pem_decode_all(text: &str) -> Result<Vec<(String, Vec<u8>)>, KeyError> {
         let body = &body_start[..body_end];
         // Whitespace as `char::is_whitespace` has it; PEM is ASCII, so bytes are enough there.
         let b64: Vec<u8> = if body.is_ascii() {
-            body.bytes().filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')).collect()
+            // Line by line, not byte by byte.
+            let mut b64 = Vec::with_capacity(body.len());
+            for run in body.as_bytes().split(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')) {
+                b64.extend_from_slice(run);
+            }
+            b64
         } else {
             body.chars().filter(|c| !c.is_whitespace()).collect::<String>().into_bytes()
         };
@@ -622,6 +627,20 @@ bZYQqBq0XSCYfzJzRbBdD/d1Uq9R7FCqx4eNkj7rLwqp/wDyEkzykOmiiw==
             assert!(!is_canonical_ec(other, &der, &raw));
             assert!(!is_canonical_ec(alg, &der[..der.len() - 1], &raw));
         }
+    }
+
+    #[test]
+    fn pem_bodies_are_read_across_any_whitespace() {
+        let der: Vec<u8> = (0u8..=200).collect();
+        let pem = pem_encode("CERTIFICATE", &der);
+        let crlf = pem.replace('\n', "\r\n");
+        let spaced = pem.replacen("\n", "\n \t\x0b\x0c", 3);
+        let unicode = pem.replacen("\n", "\n\u{a0}\u{2003}", 2);
+        for text in [pem.as_str(), &crlf, &spaced, &unicode] {
+            let (label, got) = pem_rfc7468_decode(text).unwrap();
+            assert_eq!((label.as_str(), got.as_slice()), ("CERTIFICATE", der.as_slice()), "{text:?}");
+        }
+        assert!(pem_rfc7468_decode(&pem.replacen("\n", "\n*", 2)).is_err(), "not base64");
     }
 
     #[test]
