@@ -25,10 +25,12 @@ pub(super) enum Keep {
 }
 
 const WHOLE: Keep = Keep::Whole;
-/// Object and pod-template metadata: names, labels (matching), annotations (egress, compliance profile,
-/// the mutating webhook's `vouch.dev/verified`). Not `managedFields`.
+/// Object and pod-template metadata: names, uid (the status writer's target), labels (matching),
+/// annotations (egress, compliance profile, the mutating webhook's `vouch.dev/verified`). Not
+/// `managedFields`.
 const METADATA: Keep = Keep::Members(&[
     ("name", WHOLE),
+    ("uid", WHOLE),
     ("generateName", WHOLE),
     ("namespace", WHOLE),
     ("labels", WHOLE),

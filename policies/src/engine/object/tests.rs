@@ -30,7 +30,7 @@ fn a_pod_is_read_pruned_at_once_and_whole_when_asked() {
     let read = o.read();
     assert_eq!(
         read["metadata"],
-        json!({"name": "web", "generateName": "web-", "namespace": "prod", "labels": {"app": "web"},
+        json!({"name": "web", "generateName": "web-", "namespace": "prod", "uid": "u1", "labels": {"app": "web"},
                "annotations": {"vouch.dev/egress": "api.example.com:443"}})
     );
     assert_eq!(read["spec"]["containers"], json!([{"name": "app", "image": "reg.example/app:1.0"}]));
