@@ -10,7 +10,6 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::UnreadableObject;
 use crate::GroupVersionKind;
 
 /// What is kept of a JSON value.
@@ -87,12 +86,9 @@ pub(super) fn shape_of(kind: &GroupVersionKind) -> Option<&'static Keep> {
     }
 }
 
-/// `raw` read as `shape` says (serde_json's recursion limit applies to what is kept).
-pub(super) fn read(raw: &[u8], shape: &'static Keep) -> Result<Value, UnreadableObject> {
-    let mut de = serde_json::Deserializer::from_slice(raw);
-    let value = Pruned(shape).deserialize(&mut de)?;
-    de.end()?;
-    Ok(value)
+/// A JSON value read as `shape` says (serde_json's recursion limit applies to what is kept).
+pub(super) fn read<'de, D: Deserializer<'de>>(d: D, shape: &'static Keep) -> Result<Value, D::Error> {
+    Pruned(shape).deserialize(d)
 }
 
 /// A JSON value read as its shape says.

@@ -1,6 +1,6 @@
 //! Reading a request body as an `admission.k8s.io/v1` AdmissionReview, exactly as kube-apiserver sends it:
-//! bounded (one pass, serde_json's recursion limit, the object kept as its JSON text and read once, pruned
-//! to what the engine reads at once: [`ObjectJson`]), and a body that is not one is named precisely
+//! bounded (one pass, serde_json's recursion limit, the object read once, pruned to what the engine reads
+//! at once, the body kept for the rest: [`ObjectJson`]), and a body that is not one is named precisely
 //! ([`ReviewError`], answered with HTTP 400). What the engine needs besides the review ([`ClusterFacts`]) is
 //! added by [`Review::into_input`].
 
@@ -9,10 +9,9 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use kube::core::admission::{AdmissionRequest, Operation, META_KIND};
-use kube::core::{DynamicResourceScope, GroupVersionKind, ObjectMeta, Resource, TypeMeta};
+use kube::core::{DynamicResourceScope, ObjectMeta, Resource, TypeMeta};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 use vouch_attest::registry::Credentials;
 use vouch_policies::{AdmissionInput, ObjectJson};
@@ -59,7 +58,7 @@ pub enum ReviewError {
 pub struct Review {
     /// The request (its `object` and `oldObject` are in the fields below instead).
     pub request: AdmissionRequest<ReadSeparately>,
-    /// `request.object`: its text (a slice of the body) and what is read of it at once.
+    /// `request.object`: what is read of it at once (the whole of it from the body, when asked).
     pub object: Option<ObjectJson>,
     /// `request.oldObject`, the same way.
     pub old_object: Option<ObjectJson>,
@@ -109,7 +108,7 @@ enum Top {
     Review { api_version: Option<Value>, kind: Option<Value>, request: Option<RequestRead> },
 }
 
-/// Reads a [`Top`] from `body` (the objects inside are kept as slices of it).
+/// Reads a [`Top`] from `body` (kept by the objects read, for their whole).
 struct TopSeed<'b> {
     body: &'b Bytes,
 }
@@ -190,7 +189,7 @@ enum RequestRead {
     Read(Box<Review>),
 }
 
-/// Reads a [`RequestRead`] whose objects are slices of `body`.
+/// Reads a [`RequestRead`] from `body`.
 struct RequestSeed<'b> {
     body: &'b Bytes,
 }
@@ -218,10 +217,7 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
         let (mut uid, mut kind, mut resource, mut sub_resource) = (None, None, None, None);
         let (mut request_kind, mut request_resource, mut request_sub_resource) = (None, None, None);
         let (mut name, mut namespace, mut operation, mut user_info) = (None, None, None, None);
-        let (mut dry_run, mut options) = (None, None);
-        // Borrowed from the body: the object is skipped here (its syntax checked) and read below.
-        let (mut object, mut old_object): (Option<Option<&'de RawValue>>, Option<Option<&'de RawValue>>) =
-            (None, None);
+        let (mut object, mut old_object, mut dry_run, mut options) = (None, None, None, None);
         let mut repeated = None;
         // As a derived Deserialize reads AdmissionRequest: unknown fields ignored, a repeated one invalid.
         macro_rules! field {
@@ -231,6 +227,17 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
                     map.next_value::<IgnoredAny>()?;
                 } else {
                     $slot = Some(map.next_value()?);
+                }
+            }};
+        }
+        macro_rules! object_field {
+            ($slot:ident, $name:literal) => {{
+                if $slot.is_some() {
+                    repeated.get_or_insert($name);
+                    map.next_value::<IgnoredAny>()?;
+                } else {
+                    let seed = ObjectJson::seed(kind.as_ref(), self.body.clone(), &["request", $name]);
+                    $slot = Some(map.next_value_seed(seed)?);
                 }
             }};
         }
@@ -247,8 +254,10 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
                 "namespace" => field!(namespace, "namespace"),
                 "operation" => field!(operation, "operation"),
                 "userInfo" => field!(user_info, "userInfo"),
-                "object" => field!(object, "object"),
-                "oldObject" => field!(old_object, "oldObject"),
+                // Pruned to what the engine reads at once when the kind has a pod spec and comes first
+                // (kube-apiserver writes `kind` before `object`); else read whole.
+                "object" => object_field!(object, "object"),
+                "oldObject" => object_field!(old_object, "oldObject"),
                 "dryRun" => field!(dry_run, "dryRun"),
                 "options" => field!(options, "options"),
                 _ => {
@@ -256,22 +265,13 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
                 }
             }
         }
-        let (object, old_object) = (object.flatten(), old_object.flatten());
-        for (name, o) in [("object", object), ("oldObject", old_object)] {
-            if o.is_some_and(|o| !o.get().starts_with('{')) {
+        let (object, old_object): (Option<ObjectJson>, Option<ObjectJson>) =
+            (object.flatten(), old_object.flatten());
+        for (name, o) in [("object", &object), ("oldObject", &old_object)] {
+            if o.as_ref().is_some_and(|o| !o.read().is_object()) {
                 return Ok(RequestRead::Invalid(format!("{name} is not a JSON object")));
             }
         }
-        // Pruned to what the engine reads at once when the kind has a pod spec (a request without a kind,
-        // refused below, is read whole: what is wrong with it is named as before).
-        let no_kind = GroupVersionKind::gvk("", "", "");
-        let object_kind = kind.as_ref().unwrap_or(&no_kind);
-        let read = |raw: Option<&RawValue>| {
-            raw.map(|raw| ObjectJson::from_json(slice_of(self.body, raw.get()), object_kind))
-                .transpose()
-                .map_err(de::Error::custom)
-        };
-        let (object, old_object) = (read(object)?, read(old_object)?);
         if let Some(field) = repeated {
             return Ok(RequestRead::Invalid(format!("duplicate field `{field}`")));
         }
@@ -317,21 +317,12 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
     not_an_object!(RequestRead::NotAnObject);
 }
 
-/// `part` (borrowed from `body`) as a slice of the body's buffer, without copying (a copy, were it not).
-fn slice_of(body: &Bytes, part: &str) -> Bytes {
-    let start = (part.as_ptr() as usize).checked_sub(body.as_ptr() as usize);
-    match start.and_then(|s| Some(s..s.checked_add(part.len())?)).filter(|r| r.end <= body.len()) {
-        Some(range) => body.slice(range),
-        None => Bytes::copy_from_slice(part.as_bytes()),
-    }
-}
-
 /// Read a body as an `admission.k8s.io/v1` AdmissionReview with a request.
 ///
-/// One pass: the request's fields go straight into their types, the object (and old object) is kept as
-/// a slice of `body` and read as [`ObjectJson::from_json`] does (pruned for kinds with a pod spec, without
-/// `metadata.managedFields`), everything else is skipped without being built. A body that does not read
-/// is read again whole ([`diagnose`]) to say precisely what is wrong with it.
+/// One pass: the request's fields go straight into their types, the object (and old object) is read as
+/// [`ObjectJson::seed`] says (pruned for kinds with a pod spec, without `metadata.managedFields`; `body`
+/// is kept for its whole), everything else is skipped without being built. A body that does not read is
+/// read again whole ([`diagnose`]) to say precisely what is wrong with it.
 pub fn parse_review(body: &Bytes) -> Result<Review, ReviewError> {
     // serde_json's recursion limit (128) turns hostile nesting into an error, not a stack overflow.
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -557,6 +548,41 @@ mod tests {
         let at = POD_CREATE.find("web").unwrap();
         bad[at] = 0xff;
         assert!(parse_review(&Bytes::from(bad)).is_err());
+    }
+
+    #[test]
+    fn the_object_is_read_pruned_in_the_one_pass_and_whole_from_the_body_when_asked() {
+        let sized = POD_CREATE.replacen(
+            r#""image":"reg.example/app:1.0"}]}}"#,
+            r#""image":"reg.example/app:1.0","resources":{"limits":{"cpu":"1"}}}],"nodeName":"n1"}}"#,
+            1,
+        );
+        assert_ne!(sized, POD_CREATE, "the fixture changed");
+        let review = parse(&sized).unwrap_or_else(|e| panic!("{e}: {sized}"));
+        let object = review.object.as_ref().unwrap();
+        assert!(object.read().pointer("/spec/containers/0/resources").is_none(), "pruned at once");
+        assert!(object.read().pointer("/spec/nodeName").is_none());
+        let expected: Value = serde_json::from_str(&sized).unwrap();
+        assert_eq!(
+            Some(object.whole().unwrap()),
+            expected.pointer("/request/object"),
+            "whole, from the body"
+        );
+        // A request whose kind comes after the object is read whole at once (nothing to prune by yet).
+        let kind_last =
+            sized.replacen(r#""kind":{"group":"","version":"v1","kind":"Pod"},"#, "", 1).replacen(
+                r#""dryRun":false"#,
+                r#""dryRun":false,"kind":{"group":"","version":"v1","kind":"Pod"}"#,
+                1,
+            );
+        let review = parse(&kind_last).unwrap();
+        let object = review.object.as_ref().unwrap();
+        assert_eq!(object.read().pointer("/spec/containers/0/resources/limits/cpu"), Some(&Value::from("1")));
+        // A repeated top-level request counts with its last value, for the whole object too.
+        let twice = format!(r#"{{"request":{{"uid":"first"}},{}"#, &sized[1..]);
+        let review = parse(&twice).unwrap();
+        assert_eq!(review.request.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+        assert_eq!(review.object.unwrap().whole().unwrap()["spec"]["nodeName"], "n1");
     }
 
     #[test]
