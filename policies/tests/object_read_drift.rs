@@ -1,4 +1,4 @@
-//! The webhook reads an object with a pod spec pruned ([`ObjectJson::from_json`]); `vouch check`, `bundle`
+//! The webhook reads an object with a pod spec pruned ([`ObjectJson::seed`], as `from_json` does); `vouch check`, `bundle`
 //! and `scan` read it whole ([`ObjectJson::from_value`]). Proves that nothing the engine reads at once is
 //! lost by the prune: for every admission review and manifest with a pod spec kept in the repository, and
 //! for hostile hand-written ones (wrong types in kept and skipped fields, repeated keys, deep nesting in a
