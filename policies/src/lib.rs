@@ -20,7 +20,7 @@ pub mod rego;
 pub mod selector;
 
 pub use decision::{ArtifactKind, ArtifactLocation, Cause, Decision, Finding, FindingResult, Pin};
-pub use engine::{AdmissionInput, Engine, EngineConfig, NoMatchAction};
+pub use engine::{AdmissionInput, Engine, EngineConfig, NoMatchAction, ObjectJson, UnreadableObject};
 pub use extract::ExtractionConfig;
 pub use kube::core::admission::Operation;
 pub use kube::core::GroupVersionKind;

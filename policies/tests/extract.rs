@@ -135,7 +135,7 @@ fn ephemeral_containers_subresource_checks_only_new_ones() {
     }});
     let mut i = input("", "Pod", Operation::Update, new);
     i.sub_resource = Some("ephemeralcontainers".into());
-    i.old_object = Some(old);
+    i.old_object = Some(vouch_policies::ObjectJson::from_value(old));
     let got = artifacts(&i);
     assert_eq!(
         got,
@@ -155,15 +155,15 @@ fn update_verifies_only_changed_images() {
     let new = json!({"spec": {"template": {"spec": {"containers": [
         {"name": "app", "image": "ghcr.io/acme/app:2"}, {"name": "side", "image": "ghcr.io/acme/side:1"}]}}}});
     let mut i = input("apps", "Deployment", Operation::Update, new.clone());
-    i.old_object = Some(old);
+    i.old_object = Some(vouch_policies::ObjectJson::from_value(old));
     let got = artifacts(&i);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].3, "ghcr.io/acme/app:2");
     // A scale-only update changes no image: nothing to verify.
-    i.old_object = Some(new);
+    i.old_object = Some(vouch_policies::ObjectJson::from_value(new));
     assert!(artifacts(&i).is_empty());
     // An unreadable old object verifies everything (fail closed).
-    i.old_object = Some(json!({"spec": 5}));
+    i.old_object = Some(vouch_policies::ObjectJson::from_value(json!({"spec": 5})));
     assert_eq!(artifacts(&i).len(), 2);
 }
 

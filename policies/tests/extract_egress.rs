@@ -166,7 +166,7 @@ fn update_keeps_the_unchanged_allowlist_a_declaration_needs() {
         json!({}),
     );
     let mut i = input("apps", "v1", "Deployment", Operation::Update, new);
-    i.old_object = Some(old);
+    i.old_object = Some(vouch_policies::ObjectJson::from_value(old));
     let got = all(&i, &Default::default());
     assert_eq!(got.artifacts.len(), 1, "the unchanged container image is dropped, the allowlist kept");
     assert_eq!(got.artifacts[0].location.kind, ArtifactKind::EgressAllowlist);

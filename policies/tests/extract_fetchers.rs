@@ -361,7 +361,7 @@ fn plain_init_containers_are_not_fetchers_and_update_keeps_problems() {
     // UPDATE with the same fetcher: the unchanged reference is not verified again, the problem is reported.
     let init = json!({"name": "k", "image": "ghcr.io/kitops-ml/kitops-init:1", "env": [{"name": "MODELKIT_REF", "value": "ghcr.io/acme/m:1"}]});
     let mut i = input(deployment(init.clone()), Operation::Update);
-    i.old_object = Some(deployment(init));
+    i.old_object = Some(vouch_policies::ObjectJson::from_value(deployment(init)));
     let got = extract_all(&i, &ExtractionConfig::default()).unwrap();
     assert!(got.artifacts.is_empty(), "{:?}", got.artifacts);
     assert!(matches!(only_problem(&got).kind, FetcherProblemKind::VerificationDisabled { .. }));

@@ -297,8 +297,7 @@ fn update_keeps_the_allowlist_its_declaration_needs() {
     );
     let mut newer = object.clone();
     newer["spec"]["networkPolicy"]["allowedEndpoints"] = json!([{"host": "b.example.com", "port": 443}]);
-    let mut i = input("KarsSandbox", Operation::Update, newer);
-    i.old_object = Some(object);
+    let i = input("KarsSandbox", Operation::Update, newer).with_old_object(object);
     let got = extract_all(&i, &preset()).unwrap();
     assert_eq!(got.artifacts.len(), 1, "the unchanged runtime is dropped, the allowlist kept");
     assert_eq!(got.artifacts[0].location.kind, ArtifactKind::EgressAllowlist);

@@ -16,7 +16,7 @@ use vouch_attest::verify::ArtifactVerifier;
 use vouch_attest::{ArtifactRef, SigningKey};
 use vouch_policies::crd::Mode;
 use vouch_policies::{
-    AdmissionInput, Decision, Engine, EngineConfig, FindingResult, NoMatchAction, PolicySet,
+    AdmissionInput, Decision, Engine, EngineConfig, FindingResult, NoMatchAction, ObjectJson, PolicySet,
 };
 use vouch_tests::fixture::{indent, key_policy, pod_input, push_image, tag_of, verifier, verifier_with};
 use vouch_webhooks::dev_registry::DevRegistry;
@@ -311,6 +311,52 @@ async fn rego_conditions_judge_attestations() {
         .message
         .unwrap()
         .contains("no https://slsa.dev/provenance/v1 attestation verifies against key cosign-prod"));
+}
+
+/// Proves: a Rego condition reads the whole admitted object, also the parts the webhook does not read at
+/// once (a container's `resources`), and an object whose whole cannot be read (nesting past the parser's
+/// limit in such a part) fails the condition with a clear reason instead of passing it.
+#[tokio::test]
+async fn rego_conditions_see_the_whole_object_read_from_the_review_text() {
+    let w = world().await;
+    let host = w.registry.host();
+    let img = push_image(w.verifier.registry(), &host, "acme/sized", "1").await;
+    attest(w.verifier.registry(), &img, &w.key, GOOD_BUILDER).await;
+    let condition = "package vouch.sized\n\nimport rego.v1\n\ndefault allow := false\n\nallow if input.object.spec.containers[0].resources.limits.cpu == \"1\"\n\ndeny contains \"cpu limit is not 1\" if not allow\n";
+    let requirements = format!(
+        "attestations:\n  - predicateType: {SLSA_PROVENANCE_V1}\n    condition: |\n{}",
+        indent(condition, 6)
+    );
+    let yaml = key_policy("sized", &format!("{host}/acme/**"), &w.key, "Enforce", "Fail", &requirements);
+    let e = engine(&yaml, w.verifier.clone(), config());
+    // The object as the webhook holds it: its text, read pruned at once (no `resources`).
+    let review_object = |resources: &str| {
+        let text = format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"web","namespace":"default"}},"spec":{{"containers":[{{"name":"app","image":"{}","resources":{resources}}}]}}}}"#,
+            tag_of(&img)
+        );
+        let kind = pod(&[]).kind;
+        let object = ObjectJson::from_json(bytes::Bytes::from(text), &kind).unwrap();
+        assert!(object.read().pointer("/spec/containers/0/resources").is_none(), "read pruned");
+        AdmissionInput { object: Some(object), ..pod(&[]) }
+    };
+    let d = e.evaluate(&review_object(r#"{"limits":{"cpu":"1"}}"#)).await;
+    assert!(d.allowed, "{:?}", d.message);
+    let d = e.evaluate(&review_object(r#"{"limits":{"cpu":"8"}}"#)).await;
+    assert!(!d.allowed);
+    assert!(
+        d.message.as_deref().unwrap().ends_with("condition not met: cpu limit is not 1"),
+        "{:?}",
+        d.message
+    );
+    let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
+    let d = e.evaluate(&review_object(&format!(r#"{{"x":{deep}}}"#))).await;
+    assert!(!d.allowed, "an unreadable object never passes a condition");
+    let message = d.message.unwrap();
+    assert!(
+        message.contains("key cosign-prod: condition not evaluated: the object is not readable JSON: recursion limit exceeded"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

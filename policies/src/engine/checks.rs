@@ -8,7 +8,9 @@ use vouch_attest::verify::{ArtifactVerifier, Facts, Requirement, Signer};
 use vouch_attest::{ArtifactRef, Digest};
 
 use super::matching::profile_labels;
-use super::{cannot_verify, compliance, verifier_key, AdmissionInput, ArtifactCheck, Engine, Loaded};
+use super::{
+    cannot_verify, compliance, verifier_key, AdmissionInput, ArtifactCheck, Engine, Loaded, ObjectJson,
+};
 use crate::crd::{Mode, SignatureFormat};
 use crate::decision::{ArtifactKind, ArtifactLocation, Finding, FindingResult};
 use crate::extract::ExtractedArtifact;
@@ -304,14 +306,14 @@ impl Engine {
         let mut reasons = Vec::new();
         // Conditions may look at the model's metadata (null for other artifacts).
         let model = verifier.model(pinned).await.ok().flatten();
+        // The whole object (not only what extraction reads); unreadable: the condition is not met.
+        let object = match input.object.as_ref().map(ObjectJson::whole).transpose() {
+            Ok(o) => o,
+            Err(e) => return Err(format!("{}: condition not evaluated: {e}", auth.label)),
+        };
         for a in &facts.attestations {
-            let rego_input = condition_input(
-                &a.predicate_type,
-                &a.predicate,
-                pinned,
-                model.as_deref(),
-                input.object.as_ref(),
-            );
+            let rego_input =
+                condition_input(&a.predicate_type, &a.predicate, pinned, model.as_deref(), object);
             let permit = match self.shared.rego_permits.clone().acquire_owned().await {
                 Ok(p) => p,
                 Err(_) => {

@@ -11,7 +11,7 @@ use vouch_attest::registry::ManifestKind;
 use vouch_attest::verify::{ArtifactVerifier, Requirement, VerifyError};
 use vouch_attest::{ArtifactRef, Digest};
 
-use super::{cannot_verify, AdmissionInput, ArtifactCheck, Engine};
+use super::{cannot_verify, AdmissionInput, ArtifactCheck, Engine, ObjectJson};
 use crate::compliance::PROFILE_ANNOTATION;
 use crate::crd::SignatureFormat;
 use crate::decision::FindingResult;
@@ -45,7 +45,7 @@ pub(super) fn profiles_for(policy: &CompiledPolicy, input: &AdmissionInput) -> V
 
 /// `vouch.dev/compliance-profile` of the object, else of its pod template.
 fn workload_profile(input: &AdmissionInput) -> Option<String> {
-    let object = input.object.as_ref()?;
+    let object = input.object.as_ref()?.read();
     let key = crate::extract::escape_pointer_segment(PROFILE_ANNOTATION);
     let spec = crate::extract::pod_spec_pointer(&input.kind.group, &input.kind.kind);
     let template = spec.and_then(|s| s.strip_suffix("/spec")).filter(|t| !t.is_empty());
@@ -145,9 +145,14 @@ impl Engine {
             Err(e) if e.is_transient() => return Outcome::error(cannot_verify(&e)),
             Err(e) => return Outcome::fail(format!("cannot read the manifest: {e}")),
         };
+        // The whole object (not only what extraction reads); unreadable: the profile is not met.
+        let object = match input.object.as_ref().map(ObjectJson::whole).transpose() {
+            Ok(o) => o,
+            Err(e) => return Outcome::fail(format!("profile not evaluated: {e}")),
+        };
         let document = json!({
             "profile": { "name": name },
-            "object": input.object,
+            "object": object,
             "artifact": {
                 "reference": pinned.to_string(),
                 "digest": pinned.digest().map(ToString::to_string),

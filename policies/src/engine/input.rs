@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use vouch_attest::registry::Credentials;
 
+use super::ObjectJson;
 use crate::{GroupVersionKind, Operation};
 
 /// One admission request, as the engine needs it (built by the webhook from an AdmissionReview, or by
@@ -26,9 +27,9 @@ pub struct AdmissionInput {
     /// Name of the object (may be empty on CREATE with generateName).
     pub name: String,
     /// The object (CREATE, UPDATE).
-    pub object: Option<serde_json::Value>,
+    pub object: Option<ObjectJson>,
     /// The object before the change (UPDATE).
-    pub old_object: Option<serde_json::Value>,
+    pub old_object: Option<ObjectJson>,
     /// Labels of the object's namespace (looked up by the caller); `None` when the caller cannot know
     /// them (`vouch serve` without cluster access, `vouch check` without `--namespace-labels`). A policy
     /// whose `namespaceSelector` therefore cannot be evaluated is applied, and what it finds wrong is judged
@@ -80,14 +81,14 @@ impl AdmissionInput {
     /// With the object (CREATE, UPDATE).
     #[must_use]
     pub fn with_object(mut self, object: serde_json::Value) -> Self {
-        self.object = Some(object);
+        self.object = Some(ObjectJson::from_value(object));
         self
     }
 
     /// With the object before the change (UPDATE, DELETE).
     #[must_use]
     pub fn with_old_object(mut self, old_object: serde_json::Value) -> Self {
-        self.old_object = Some(old_object);
+        self.old_object = Some(ObjectJson::from_value(old_object));
         self
     }
 
@@ -99,10 +100,10 @@ impl AdmissionInput {
     }
 }
 
-/// `metadata.labels` of an object (non-string values ignored).
-pub(super) fn labels_of(object: Option<&serde_json::Value>) -> BTreeMap<String, String> {
+/// `metadata.labels` of an object (non-string values ignored), as policy object selectors match them.
+pub fn labels_of(object: Option<&ObjectJson>) -> BTreeMap<String, String> {
     object
-        .and_then(|o| o.pointer("/metadata/labels"))
+        .and_then(|o| o.read().pointer("/metadata/labels"))
         .and_then(serde_json::Value::as_object)
         .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
         .unwrap_or_default()
@@ -114,7 +115,7 @@ pub fn object_label(input: &AdmissionInput) -> String {
     let generated = input
         .object
         .as_ref()
-        .and_then(|o| o.pointer("/metadata/generateName"))
+        .and_then(|o| o.read().pointer("/metadata/generateName"))
         .and_then(serde_json::Value::as_str)
         .unwrap_or_default();
     let name = if input.name.is_empty() { generated } else { input.name.as_str() };

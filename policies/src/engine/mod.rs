@@ -17,6 +17,7 @@ mod egress;
 mod fetchers;
 pub mod input;
 pub mod matching;
+mod object;
 mod pins;
 
 use std::collections::BTreeMap;
@@ -37,10 +38,10 @@ use crate::policy_set::{CompiledAuthority, CompiledPolicy, PolicySet};
 pub use checks::condition_input;
 use checks::{base_finding, digest_finding, every_check};
 use decide::{PolicyFindings, Unmatched};
-use input::labels_of;
-pub use input::{object_label, AdmissionInput};
+pub use input::{labels_of, object_label, AdmissionInput};
 pub use matching::{applies_to_object, policy_applies};
 use matching::{covers, mark_unknown_selector, profile_labels, selector_unknown, CONFIGURATION};
+pub use object::{ObjectJson, UnreadableObject};
 
 /// What to do when no policy covers an artifact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -540,13 +541,11 @@ spec:
     }
 
     fn fetcher_pod() -> AdmissionInput {
-        let mut input = pod("unused");
-        input.object = Some(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        pod("unused").with_object(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "web", "namespace": "default"},
             "spec": {"containers": [], "initContainers": [{"name": "model-init",
                 "image": "example.invalid/tools/oras:1",
-                "command": ["oras", "pull", "https://huggingface.co/acme/m"]}]}}));
-        input
+                "command": ["oras", "pull", "https://huggingface.co/acme/m"]}]}}))
     }
 
     #[tokio::test]

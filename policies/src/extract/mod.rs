@@ -24,7 +24,7 @@ mod shell;
 use std::collections::BTreeSet;
 
 use crate::decision::{ArtifactKind, ArtifactLocation};
-use crate::engine::AdmissionInput;
+use crate::engine::{AdmissionInput, ObjectJson, UnreadableObject};
 use crate::Operation;
 
 pub use config::{
@@ -120,6 +120,9 @@ pub enum ExtractError {
     /// The request carries no object although the operation needs one.
     #[error("the request has no object")]
     NoObject,
+    /// The object's JSON cannot be read whole (configured extractors read it whole).
+    #[error(transparent)]
+    Unreadable(#[from] UnreadableObject),
     /// A field has the wrong JSON type.
     #[error("{pointer}: expected {expected}, found {found}")]
     WrongType {
@@ -212,11 +215,11 @@ pub fn extract_with(input: &AdmissionInput, config: &CompiledExtraction) -> Resu
         });
     };
     let object = input.object.as_ref().ok_or(ExtractError::NoObject)?;
-    let mut found = places.extract(object, config)?;
+    let mut found = places.extract(places.view(object)?, config)?;
     if input.operation == Operation::Update {
         if let Some(old) = &input.old_object {
             // An unreadable old object verifies everything afresh (fail closed).
-            if let Ok(before) = places.extract(old, config) {
+            if let Ok(before) = places.view(old).and_then(|old| places.extract(old, config)) {
                 let before: BTreeSet<String> = before.artifacts.into_iter().map(|a| a.image).collect();
                 drop_unchanged(&mut found, &before);
             }
@@ -262,6 +265,16 @@ impl<'a> Places<'a> {
             || places.network_policy
             || !places.extractors.is_empty();
         any.then_some(places)
+    }
+
+    /// What is read of `object`: what is read at once, or the whole object when configured JSONPath
+    /// extractors (which may read any field) apply to its kind.
+    fn view<'o>(&self, object: &'o ObjectJson) -> Result<&'o serde_json::Value, ExtractError> {
+        if self.extractors.is_empty() {
+            Ok(object.read())
+        } else {
+            Ok(object.whole()?)
+        }
     }
 
     fn extract(

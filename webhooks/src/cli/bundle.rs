@@ -594,7 +594,7 @@ mod tests {
     #[test]
     fn references_become_one_pod() {
         let input = pod_of(&["reg.example/a:1".into(), "reg.example/b:2".into()], "prod");
-        let object = input.object.unwrap();
+        let object = input.object.unwrap().read().clone();
         assert_eq!(object["spec"]["containers"][1]["image"], "reg.example/b:2");
         assert_eq!(input.namespace.as_deref(), Some("prod"));
         assert_eq!(

@@ -48,7 +48,7 @@ impl StatusEvent {
         let uid = input
             .object
             .as_ref()
-            .and_then(|o| o.pointer("/metadata/uid"))
+            .and_then(|o| o.read().pointer("/metadata/uid"))
             .and_then(serde_json::Value::as_str)
             .filter(|u| !u.is_empty())
             .map(str::to_owned);

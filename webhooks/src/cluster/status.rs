@@ -237,7 +237,9 @@ impl StatusWriter {
         if event.allowed && self.kinds.writes_status_of(&event.object) {
             let o = &event.object;
             event.object.fingerprint =
-                input.object.as_ref().and_then(|obj| fingerprint::of_object(&o.api_version, &o.kind, obj));
+                // The whole object (a workload's fingerprint is of its whole spec); unreadable: none, so
+                // no status is written.
+                input.object.as_ref().and_then(|obj| fingerprint::of_object(&o.api_version, &o.kind, obj.whole().ok()?));
         }
         self.submit(event)
     }

@@ -37,7 +37,7 @@ use axum::Router;
 use futures::future::BoxFuture;
 use tracing::Instrument as _;
 use vouch_attest::registry::Credentials;
-use vouch_policies::{AdmissionInput, Decision};
+use vouch_policies::{AdmissionInput, Decision, ObjectJson};
 
 use crate::cluster::ClusterContext;
 use crate::telemetry::propagation::TraceHeaders;
@@ -291,7 +291,6 @@ async fn admit(
         Ok(r) => r,
         Err(e) => return bad_request(&state, endpoint, started, StatusCode::BAD_REQUEST, e.to_string()),
     };
-    drop(bytes);
     let operation = operation_name(&review.request.operation);
     state.metrics.request(endpoint.as_str(), operation);
     if endpoint == Endpoint::Mutate
@@ -301,8 +300,8 @@ async fn admit(
         // object). A `vouch.dev/verified` value the request brings is still undone: it is vouch's alone.
         let response = admission::mutate_response(
             &review.request.uid,
-            review.object.as_ref(),
-            review.old_object.as_ref(),
+            review.object.as_ref().map(ObjectJson::read),
+            review.old_object.as_ref().map(ObjectJson::read),
             &Decision::allow(),
         );
         state.metrics.response(endpoint.as_str(), "allowed", started.elapsed());
@@ -351,8 +350,10 @@ async fn admit(
         let response: ResponseReview = match endpoint {
             Endpoint::Validate => admission::validate_response(&uid, &decision),
             Endpoint::Mutate => {
-                let object = input.as_ref().and_then(|i| i.object.as_ref());
-                let old_object = input.as_ref().and_then(|i| i.old_object.as_ref());
+                // What is read at once holds every pointer a pin names (they come from extraction) and
+                // the annotations: the patch needs no more, and is written even when the rest is unreadable.
+                let object = input.as_ref().and_then(|i| i.object.as_ref()).map(ObjectJson::read);
+                let old_object = input.as_ref().and_then(|i| i.old_object.as_ref()).map(ObjectJson::read);
                 admission::mutate_response(&uid, object, old_object, &decision)
             }
         };

@@ -1,18 +1,20 @@
 //! Reading a request body as an `admission.k8s.io/v1` AdmissionReview, exactly as kube-apiserver sends it:
-//! bounded (one pass, serde_json's recursion limit, the object read once as JSON), and a body that is not
-//! one is named precisely ([`ReviewError`], answered with HTTP 400). What the engine needs besides the
-//! review ([`ClusterFacts`]) is added by [`Review::into_input`].
+//! bounded (one pass, serde_json's recursion limit, the object read once, pruned to what the engine reads
+//! at once, the body kept for the rest: [`ObjectJson`]), and a body that is not one is named precisely
+//! ([`ReviewError`], answered with HTTP 400). What the engine needs besides the review ([`ClusterFacts`]) is
+//! added by [`Review::into_input`].
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use axum::body::Bytes;
 use kube::core::admission::{AdmissionRequest, Operation, META_KIND};
 use kube::core::{DynamicResourceScope, ObjectMeta, Resource, TypeMeta};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 use vouch_attest::registry::Credentials;
-use vouch_policies::AdmissionInput;
+use vouch_policies::{AdmissionInput, ObjectJson};
 
 use super::API_VERSION;
 
@@ -51,15 +53,15 @@ pub enum ReviewError {
     },
 }
 
-/// A review as read: the typed request, and the object and old object as the raw JSON sent.
+/// A review as read: the typed request, and the object and old object as the JSON sent.
 #[derive(Debug)]
 pub struct Review {
     /// The request (its `object` and `oldObject` are in the fields below instead).
     pub request: AdmissionRequest<ReadSeparately>,
-    /// `request.object`, untouched.
-    pub object: Option<Value>,
-    /// `request.oldObject`, untouched.
-    pub old_object: Option<Value>,
+    /// `request.object`: what is read of it at once (the whole of it from the body, when asked).
+    pub object: Option<ObjectJson>,
+    /// `request.oldObject`, the same way.
+    pub old_object: Option<ObjectJson>,
 }
 
 /// Stands in for the object inside the typed request: the typed pass skips it (no typed copy of a large
@@ -106,13 +108,22 @@ enum Top {
     Review { api_version: Option<Value>, kind: Option<Value>, request: Option<RequestRead> },
 }
 
-impl<'de> Deserialize<'de> for Top {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(TopVisitor)
+/// Reads a [`Top`] from `body` (kept by the objects read, for their whole).
+struct TopSeed<'b> {
+    body: &'b Bytes,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
+    type Value = Top;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Top, D::Error> {
+        d.deserialize_any(TopVisitor { body: self.body })
     }
 }
 
-struct TopVisitor;
+struct TopVisitor<'b> {
+    body: &'b Bytes,
+}
 
 /// Answers `$none` for every JSON value but an object (a sequence is skipped without recursion).
 macro_rules! not_an_object {
@@ -139,7 +150,7 @@ macro_rules! not_an_object {
     };
 }
 
-impl<'de> Visitor<'de> for TopVisitor {
+impl<'de> Visitor<'de> for TopVisitor<'_> {
     type Value = Top;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,7 +164,7 @@ impl<'de> Visitor<'de> for TopVisitor {
             match key.as_ref() {
                 "apiVersion" => api_version = Some(map.next_value()?),
                 "kind" => kind = Some(map.next_value()?),
-                "request" => request = Some(map.next_value()?),
+                "request" => request = Some(map.next_value_seed(RequestSeed { body: self.body })?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -169,7 +180,7 @@ impl<'de> Visitor<'de> for TopVisitor {
     not_an_object!(Top::NotAnObject);
 }
 
-/// `request` as read in the same pass: its fields typed, the object and old object as JSON values.
+/// `request` as read in the same pass: its fields typed, the object and old object as [`ObjectJson`].
 enum RequestRead {
     Null,
     NotAnObject,
@@ -178,15 +189,24 @@ enum RequestRead {
     Read(Box<Review>),
 }
 
-impl<'de> Deserialize<'de> for RequestRead {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(RequestVisitor)
+/// Reads a [`RequestRead`] from `body`.
+struct RequestSeed<'b> {
+    body: &'b Bytes,
+}
+
+impl<'de> DeserializeSeed<'de> for RequestSeed<'_> {
+    type Value = RequestRead;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RequestRead, D::Error> {
+        d.deserialize_any(RequestVisitor { body: self.body })
     }
 }
 
-struct RequestVisitor;
+struct RequestVisitor<'b> {
+    body: &'b Bytes,
+}
 
-impl<'de> Visitor<'de> for RequestVisitor {
+impl<'de> Visitor<'de> for RequestVisitor<'_> {
     type Value = RequestRead;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -210,6 +230,17 @@ impl<'de> Visitor<'de> for RequestVisitor {
                 }
             }};
         }
+        macro_rules! object_field {
+            ($slot:ident, $name:literal) => {{
+                if $slot.is_some() {
+                    repeated.get_or_insert($name);
+                    map.next_value::<IgnoredAny>()?;
+                } else {
+                    let seed = ObjectJson::seed(kind.as_ref(), self.body.clone(), &["request", $name]);
+                    $slot = Some(map.next_value_seed(seed)?);
+                }
+            }};
+        }
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match key.as_ref() {
                 "uid" => field!(uid, "uid"),
@@ -223,8 +254,10 @@ impl<'de> Visitor<'de> for RequestVisitor {
                 "namespace" => field!(namespace, "namespace"),
                 "operation" => field!(operation, "operation"),
                 "userInfo" => field!(user_info, "userInfo"),
-                "object" => field!(object, "object"),
-                "oldObject" => field!(old_object, "oldObject"),
+                // Pruned to what the engine reads at once when the kind has a pod spec and comes first
+                // (kube-apiserver writes `kind` before `object`); else read whole.
+                "object" => object_field!(object, "object"),
+                "oldObject" => object_field!(old_object, "oldObject"),
                 "dryRun" => field!(dry_run, "dryRun"),
                 "options" => field!(options, "options"),
                 _ => {
@@ -232,10 +265,10 @@ impl<'de> Visitor<'de> for RequestVisitor {
                 }
             }
         }
-        let object: Option<Value> = object.flatten().map(|o: WithoutManagedFields| o.0);
-        let old_object: Option<Value> = old_object.flatten().map(|o: WithoutManagedFields| o.0);
+        let (object, old_object): (Option<ObjectJson>, Option<ObjectJson>) =
+            (object.flatten(), old_object.flatten());
         for (name, o) in [("object", &object), ("oldObject", &old_object)] {
-            if o.as_ref().is_some_and(|o| !o.is_object()) {
+            if o.as_ref().is_some_and(|o| !o.read().is_object()) {
                 return Ok(RequestRead::Invalid(format!("{name} is not a JSON object")));
             }
         }
@@ -255,7 +288,7 @@ impl<'de> Visitor<'de> for RequestVisitor {
             let field = absent.iter().find(|(_, a)| *a).map_or("uid", |(f, _)| f);
             return Ok(RequestRead::Invalid(format!("missing field `{field}`")));
         };
-        let placeholder = |o: &Option<Value>| o.as_ref().map(|_| ReadSeparately::default());
+        let placeholder = |o: &Option<ObjectJson>| o.as_ref().map(|_| ReadSeparately::default());
         let request = AdmissionRequest {
             types: TypeMeta { api_version: API_VERSION.to_owned(), kind: META_KIND.to_owned() },
             uid,
@@ -284,97 +317,17 @@ impl<'de> Visitor<'de> for RequestVisitor {
     not_an_object!(RequestRead::NotAnObject);
 }
 
-/// An object (or old object) as JSON, without `metadata.managedFields`: server-side apply's bookkeeping,
-/// often half of a Pod's bytes, is nothing vouch decides on, so it is skipped while reading rather than
-/// built and dropped (the scanner reads live objects the same way). Everything else is kept as sent; a
-/// repeated key counts with its last value, as in a [`Value`] read whole.
-struct WithoutManagedFields(Value);
-
-impl<'de> Deserialize<'de> for WithoutManagedFields {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ObjectVisitor { metadata: false }).map(Self)
-    }
-}
-
-/// Reads the object (`metadata: false`) or its metadata (`true`, where `managedFields` is skipped); any
-/// other JSON value is read as it is.
-struct ObjectVisitor {
-    metadata: bool,
-}
-
-impl<'de> Visitor<'de> for ObjectVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a Kubernetes object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = serde_json::Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if self.metadata && key == "managedFields" {
-                out.remove(&key);
-                map.next_value::<IgnoredAny>()?;
-            } else if !self.metadata && key == "metadata" {
-                let metadata = map.next_value_seed(MetadataSeed)?;
-                out.insert(key, metadata);
-            } else {
-                let value = map.next_value::<Value>()?;
-                out.insert(key, value);
-            }
-        }
-        Ok(Value::Object(out))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(v) = seq.next_element::<Value>()? {
-            out.push(v);
-        }
-        Ok(Value::Array(out))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-}
-
-/// `metadata` read by [`ObjectVisitor`] without its `managedFields`.
-struct MetadataSeed;
-
-impl<'de> de::DeserializeSeed<'de> for MetadataSeed {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(ObjectVisitor { metadata: true })
-    }
-}
-
 /// Read a body as an `admission.k8s.io/v1` AdmissionReview with a request.
 ///
-/// One pass: the request's fields go straight into their types, the object (and old object) into one
-/// JSON value each, everything else is skipped without being built. A body that does not read is read
-/// again whole ([`diagnose`]) to say precisely what is wrong with it.
-pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
+/// One pass: the request's fields go straight into their types, the object (and old object) is read as
+/// [`ObjectJson::seed`] says (pruned for kinds with a pod spec, without `metadata.managedFields`; `body`
+/// is kept for its whole), everything else is skipped without being built. A body that does not read is
+/// read again whole ([`diagnose`]) to say precisely what is wrong with it.
+pub fn parse_review(body: &Bytes) -> Result<Review, ReviewError> {
     // serde_json's recursion limit (128) turns hostile nesting into an error, not a stack overflow.
-    let top: Top = match serde_json::from_slice(body) {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let read = TopSeed { body }.deserialize(&mut de).and_then(|top| de.end().map(|()| top));
+    let top = match read {
         Ok(top) => top,
         Err(e) => return Err(diagnose(body, e)),
     };
@@ -465,7 +418,7 @@ impl Review {
     pub fn pod_spec(&self) -> Option<&Value> {
         let kind = &self.request.kind;
         let pointer = vouch_policies::extract::pod_spec_pointer(&kind.group, &kind.kind)?;
-        self.object.as_ref()?.pointer(pointer)
+        self.object.as_ref()?.read().pointer(pointer)
     }
 
     /// The engine's input, with cluster facts looked up by the caller.
@@ -505,11 +458,16 @@ pub struct ClusterFacts {
 mod tests {
     use super::*;
 
+    /// [`parse_review`] of a body given as text.
+    fn parse(body: &str) -> Result<Review, ReviewError> {
+        parse_review(&Bytes::copy_from_slice(body.as_bytes()))
+    }
+
     const POD_CREATE: &str = r#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":"705ab4f5-6393-11e8-b7cc-42010a800002","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"requestKind":{"group":"","version":"v1","kind":"Pod"},"requestResource":{"group":"","version":"v1","resource":"pods"},"name":"web","namespace":"prod","operation":"CREATE","userInfo":{"username":"admin","groups":["system:authenticated"]},"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"prod"},"spec":{"containers":[{"name":"app","image":"reg.example/app:1.0"}]}},"oldObject":null,"dryRun":false,"options":{"apiVersion":"meta.k8s.io/v1","kind":"CreateOptions"}}}"#;
 
     #[test]
     fn reads_a_review_as_the_api_server_sends_it() {
-        let review = parse_review(POD_CREATE.as_bytes()).unwrap();
+        let review = parse(POD_CREATE).unwrap();
         assert_eq!(review.request.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
         assert_eq!(review.request.kind.kind, "Pod");
         assert!(review.needs_cluster_facts());
@@ -517,7 +475,7 @@ mod tests {
         let input = review.into_input(ClusterFacts::default());
         assert_eq!(input.namespace.as_deref(), Some("prod"));
         assert_eq!(input.resource, "pods");
-        assert_eq!(input.object.unwrap()["spec"]["containers"][0]["image"], "reg.example/app:1.0");
+        assert_eq!(input.object.unwrap().read()["spec"]["containers"][0]["image"], "reg.example/app:1.0");
         assert!(input.old_object.is_none());
     }
 
@@ -542,27 +500,27 @@ mod tests {
             ),
         ];
         for (body, want) in cases {
-            let err = parse_review(body.as_bytes()).unwrap_err().to_string();
+            let err = parse(body).unwrap_err().to_string();
             assert!(err.contains(want), "{body}: {err}");
         }
         // Hostile nesting is an error, never a stack overflow: skipped parts are skipped without recursion,
         // the parts read as JSON values stop at serde_json's recursion limit.
         let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
         let deep = nest(10_000);
-        assert_eq!(parse_review(deep.as_bytes()).unwrap_err(), ReviewError::NotAnObject);
+        assert_eq!(parse(&deep).unwrap_err(), ReviewError::NotAnObject);
         let skipped =
             POD_CREATE.replacen(r#""uid":"#, &format!(r#""unknownField":{},"uid":"#, nest(10_000)), 1);
-        assert!(parse_review(skipped.as_bytes()).is_ok(), "an unknown field is skipped, however deep");
+        assert!(parse(&skipped).is_ok(), "an unknown field is skipped, however deep");
         let in_object = format!(
             r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"x","object":{{"a":{}}}}}}}"#,
             nest(10_000)
         );
-        assert!(parse_review(in_object.as_bytes()).unwrap_err().to_string().contains("recursion limit"));
+        assert!(parse(&in_object).unwrap_err().to_string().contains("recursion limit"));
     }
 
     #[test]
     fn one_pass_reading_keeps_the_request_and_the_object_intact() {
-        let review = parse_review(POD_CREATE.as_bytes()).unwrap();
+        let review = parse(POD_CREATE).unwrap();
         assert_eq!(review.request.types.api_version, API_VERSION);
         assert_eq!(review.request.types.kind, "AdmissionReview");
         assert_eq!(review.request.operation, Operation::Create);
@@ -571,7 +529,9 @@ mod tests {
         let placeholder = review.request.object.as_ref().unwrap();
         assert!(placeholder.meta().name.is_none(), "the typed request holds no copy of the object");
         let expected: Value = serde_json::from_str(POD_CREATE).unwrap();
-        assert_eq!(review.object.as_ref(), expected.pointer("/request/object"));
+        let object = review.object.as_ref().unwrap();
+        assert_eq!(Some(object.whole().unwrap()), expected.pointer("/request/object"));
+        assert_eq!(object.read(), object.whole().unwrap(), "a Pod with nothing more than is read at once");
         assert!(review.old_object.is_none(), "oldObject: null is no old object");
         // A repeated key counts with its last value, as when the whole body is read as one JSON value.
         let twice = POD_CREATE.replacen(
@@ -579,15 +539,50 @@ mod tests {
             r#""kind":"Pod","kind":"AdmissionReview","#,
             1,
         );
-        assert!(parse_review(twice.as_bytes()).is_ok());
+        assert!(parse(&twice).is_ok());
         // A repeated object is ambiguous: rejected.
         let two_objects = POD_CREATE.replacen(r#""object":{"#, r#""object":{},"object":{"#, 1);
-        assert!(parse_review(two_objects.as_bytes()).unwrap_err().to_string().contains("duplicate field"));
+        assert!(parse(&two_objects).unwrap_err().to_string().contains("duplicate field"));
         // Invalid UTF-8 inside the request is not JSON.
         let mut bad = POD_CREATE.as_bytes().to_vec();
         let at = POD_CREATE.find("web").unwrap();
         bad[at] = 0xff;
-        assert!(parse_review(&bad).is_err());
+        assert!(parse_review(&Bytes::from(bad)).is_err());
+    }
+
+    #[test]
+    fn the_object_is_read_pruned_in_the_one_pass_and_whole_from_the_body_when_asked() {
+        let sized = POD_CREATE.replacen(
+            r#""image":"reg.example/app:1.0"}]}}"#,
+            r#""image":"reg.example/app:1.0","resources":{"limits":{"cpu":"1"}}}],"nodeName":"n1"}}"#,
+            1,
+        );
+        assert_ne!(sized, POD_CREATE, "the fixture changed");
+        let review = parse(&sized).unwrap_or_else(|e| panic!("{e}: {sized}"));
+        let object = review.object.as_ref().unwrap();
+        assert!(object.read().pointer("/spec/containers/0/resources").is_none(), "pruned at once");
+        assert!(object.read().pointer("/spec/nodeName").is_none());
+        let expected: Value = serde_json::from_str(&sized).unwrap();
+        assert_eq!(
+            Some(object.whole().unwrap()),
+            expected.pointer("/request/object"),
+            "whole, from the body"
+        );
+        // A request whose kind comes after the object is read whole at once (nothing to prune by yet).
+        let kind_last =
+            sized.replacen(r#""kind":{"group":"","version":"v1","kind":"Pod"},"#, "", 1).replacen(
+                r#""dryRun":false"#,
+                r#""dryRun":false,"kind":{"group":"","version":"v1","kind":"Pod"}"#,
+                1,
+            );
+        let review = parse(&kind_last).unwrap();
+        let object = review.object.as_ref().unwrap();
+        assert_eq!(object.read().pointer("/spec/containers/0/resources/limits/cpu"), Some(&Value::from("1")));
+        // A repeated top-level request counts with its last value, for the whole object too.
+        let twice = format!(r#"{{"request":{{"uid":"first"}},{}"#, &sized[1..]);
+        let review = parse(&twice).unwrap();
+        assert_eq!(review.request.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+        assert_eq!(review.object.unwrap().whole().unwrap()["spec"]["nodeName"], "n1");
     }
 
     #[test]
@@ -607,14 +602,16 @@ mod tests {
                 1,
             );
         assert!(with.contains("managedFields"), "the fixture changed");
-        let review = parse_review(with.as_bytes()).unwrap();
+        let review = parse(&with).unwrap();
         let object = review.object.unwrap();
+        let object = object.whole().unwrap();
         let mut expected: Value = serde_json::from_str(&with).unwrap();
         let metadata = expected.pointer_mut("/request/object/metadata").unwrap().as_object_mut().unwrap();
         assert!(metadata.remove("managedFields").is_some());
-        assert_eq!(Some(&object), expected.pointer("/request/object"));
+        assert_eq!(Some(object), expected.pointer("/request/object"));
         assert_eq!(object["metadata"]["labels"]["a"], "c", "a repeated key counts with its last value");
         let old = review.old_object.unwrap();
+        let old = old.whole().unwrap();
         assert_eq!(old["metadata"], serde_json::json!({"n": [1, -2, 3.5, true, null, "s"]}));
         assert_eq!(old["spec"]["managedFields"], 1, "only metadata.managedFields is skipped");
         // A metadata that is not an object is kept as sent (the engine names it).
@@ -623,13 +620,10 @@ mod tests {
             r#""metadata":[1,{"x":2}]"#,
             1,
         );
-        let review = parse_review(odd.as_bytes()).unwrap();
-        assert_eq!(review.object.unwrap()["metadata"], serde_json::json!([1, {"x": 2}]));
+        let review = parse(&odd).unwrap();
+        assert_eq!(review.object.unwrap().read()["metadata"], serde_json::json!([1, {"x": 2}]));
         // An object that is not an object is still refused.
         let scalar = POD_CREATE.replacen(r#""oldObject":null"#, r#""oldObject":"x""#, 1);
-        assert!(parse_review(scalar.as_bytes())
-            .unwrap_err()
-            .to_string()
-            .contains("oldObject is not a JSON object"));
+        assert!(parse(&scalar).unwrap_err().to_string().contains("oldObject is not a JSON object"));
     }
 }
