@@ -258,10 +258,7 @@ struct BodyTop {
     spec: Box<serde_json::value::RawValue>,
 }
 
-fn spec<T: serde::de::DeserializeOwned>(
-    v: Box<serde_json::value::RawValue>,
-    what: &str,
-) -> Result<T, TlogError> {
+fn spec<T: serde::de::DeserializeOwned>(v: &serde_json::value::RawValue, what: &str) -> Result<T, TlogError> {
     serde_json::from_str(v.get()).map_err(|e| bad(format!("{what} spec: {e}")))
 }
 
@@ -271,7 +268,7 @@ impl EntryBody {
         let top: BodyTop = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
         let spec = match (top.kind.as_str(), top.api_version.as_str()) {
             ("hashedrekord", "0.0.1") => {
-                let s: HashedRekordV001 = spec(top.spec, "hashedrekord 0.0.1")?;
+                let s: HashedRekordV001 = spec(&top.spec, "hashedrekord 0.0.1")?;
                 let signature = decode("signature.content", &s.signature.content)?;
                 if signature.is_empty() {
                     return Err(bad("empty signature"));
@@ -288,11 +285,11 @@ impl EntryBody {
                 }
             }
             ("hashedrekord", "0.0.2") => {
-                let s: HashedRekordV002Spec = spec(top.spec, "hashedrekord 0.0.2")?;
+                let s: HashedRekordV002Spec = spec(&top.spec, "hashedrekord 0.0.2")?;
                 Spec::HashedRekord { hash: s.v.data.to_hash("data.digest")?, sig: s.v.signature.to_record()? }
             }
             ("intoto", "0.0.2") => {
-                let s: IntotoV002 = spec(top.spec, "intoto 0.0.2")?;
+                let s: IntotoV002 = spec(&top.spec, "intoto 0.0.2")?;
                 let env = s.content.envelope;
                 Spec::Intoto {
                     payload_type: env.payload_type,
@@ -315,7 +312,7 @@ impl EntryBody {
                 }
             }
             ("dsse", "0.0.1") => {
-                let s: DsseV001 = spec(top.spec, "dsse 0.0.1")?;
+                let s: DsseV001 = spec(&top.spec, "dsse 0.0.1")?;
                 Spec::Dsse {
                     payload_hash: s.payload_hash.to_hash("payloadHash")?,
                     sigs: s
@@ -331,7 +328,7 @@ impl EntryBody {
                 }
             }
             ("dsse", "0.0.2") => {
-                let s: DsseV002Spec = spec(top.spec, "dsse 0.0.2")?;
+                let s: DsseV002Spec = spec(&top.spec, "dsse 0.0.2")?;
                 Spec::Dsse {
                     payload_hash: s.v.payload_hash.to_hash("payloadHash")?,
                     sigs: s.v.signatures.iter().map(SignatureV002::to_record).collect::<Result<_, _>>()?,

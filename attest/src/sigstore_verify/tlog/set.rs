@@ -31,33 +31,6 @@ pub(crate) fn set_payload(
         .map_err(|e| TlogError::Malformed(format!("cannot canonicalize SET payload: {e}")))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_set_payload_is_the_canonical_json_of_the_entry() {
-        let canonical = |body: &[u8], time: i64, index: i64, id: &[u8]| {
-            let v = serde_json::json!({
-                "body": b64_encode(body), "integratedTime": time, "logID": hex_id(id), "logIndex": index,
-            });
-            serde_json_canonicalizer::to_vec(&v).unwrap()
-        };
-        let bodies: [&[u8]; 3] = [b"", b"{\"kind\":\"hashedrekord\"}", &[0xff, 0x00, 0xfe, 0x3e, 0x3f]];
-        let numbers = [0, 1, -1, 1_700_000_000, 123_456_789, (1 << 53) - 1, 1 << 53, -(1 << 53)];
-        for body in bodies {
-            for (time, index) in numbers.iter().zip(numbers.iter().rev()) {
-                let id = [0xc0, 0xd2, 0x3d, 0x6a];
-                let got = set_payload(body, *time, *index, &id).unwrap();
-                assert_eq!(got, canonical(body, *time, *index, &id), "{time} {index}");
-            }
-        }
-        // Beyond 2^53 the canonicalizer decides, as before.
-        let big = set_payload(b"x", (1 << 53) + 1, 1, &[1]).unwrap();
-        assert_eq!(big, canonical(b"x", (1 << 53) + 1, 1, &[1]));
-    }
-}
-
 /// Verify a Rekor v1 SET over an entry with the trusted log `log_id`; returns that log.
 ///
 /// Also usable for cosign's own Rekor bundle annotation (`SignedEntryTimestamp` + `Payload`). Checks that
@@ -84,4 +57,31 @@ pub fn verify_set<'t>(
     let payload = set_payload(body, integrated_time, log_index, log_id)?;
     log.public_key.verify(&payload, set).map_err(|_| TlogError::BadSet { log_id: hex_id(log_id) })?;
     Ok(log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_set_payload_is_the_canonical_json_of_the_entry() {
+        let canonical = |body: &[u8], time: i64, index: i64, id: &[u8]| {
+            let v = serde_json::json!({
+                "body": b64_encode(body), "integratedTime": time, "logID": hex_id(id), "logIndex": index,
+            });
+            serde_json_canonicalizer::to_vec(&v).unwrap()
+        };
+        let bodies: [&[u8]; 3] = [b"", b"{\"kind\":\"hashedrekord\"}", &[0xff, 0x00, 0xfe, 0x3e, 0x3f]];
+        let numbers = [0, 1, -1, 1_700_000_000, 123_456_789, (1 << 53) - 1, 1 << 53, -(1 << 53)];
+        for body in bodies {
+            for (time, index) in numbers.iter().zip(numbers.iter().rev()) {
+                let id = [0xc0, 0xd2, 0x3d, 0x6a];
+                let got = set_payload(body, *time, *index, &id).unwrap();
+                assert_eq!(got, canonical(body, *time, *index, &id), "{time} {index}");
+            }
+        }
+        // Beyond 2^53 the canonicalizer decides, as before.
+        let big = set_payload(b"x", (1 << 53) + 1, 1, &[1]).unwrap();
+        assert_eq!(big, canonical(b"x", (1 << 53) + 1, 1, &[1]));
+    }
 }
