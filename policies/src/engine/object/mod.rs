@@ -7,6 +7,34 @@
 //! asks for [`ObjectJson::whole`], parsed from it once, when first asked. `vouch check`, `bundle` and `scan`
 //! have a [`serde_json::Value`] already: [`ObjectJson::from_value`] keeps it as the one view.
 
+/// A [`serde::de::Visitor`]'s methods for JSON scalars, each read into the [`Value`] it is (the pruned and
+/// the whole reads share them).
+macro_rules! scalar_values {
+    () => {
+        fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+    };
+}
+
 mod pruned;
 mod whole;
 
