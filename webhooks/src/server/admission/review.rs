@@ -108,21 +108,17 @@ enum Top {
     Review { api_version: Option<Value>, kind: Option<Value>, request: Option<RequestRead> },
 }
 
-/// Reads a [`Top`] from `body` (kept by the objects read, for their whole).
-struct TopSeed<'b> {
+/// Reads a [`Top`] from `body` (kept by the objects read, for their whole): seed and visitor in one.
+struct TopVisitor<'b> {
     body: &'b Bytes,
 }
 
-impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
+impl<'de> DeserializeSeed<'de> for TopVisitor<'_> {
     type Value = Top;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Top, D::Error> {
-        d.deserialize_any(TopVisitor { body: self.body })
+        d.deserialize_any(self)
     }
-}
-
-struct TopVisitor<'b> {
-    body: &'b Bytes,
 }
 
 /// Answers `$none` for every JSON value but an object (a sequence is skipped without recursion).
@@ -164,7 +160,7 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
             match key.as_ref() {
                 "apiVersion" => api_version = Some(map.next_value()?),
                 "kind" => kind = Some(map.next_value()?),
-                "request" => request = Some(map.next_value_seed(RequestSeed { body: self.body })?),
+                "request" => request = Some(map.next_value_seed(RequestVisitor { body: self.body })?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -189,21 +185,17 @@ enum RequestRead {
     Read(Box<Review>),
 }
 
-/// Reads a [`RequestRead`] from `body`.
-struct RequestSeed<'b> {
+/// Reads a [`RequestRead`] from `body`: seed and visitor in one.
+struct RequestVisitor<'b> {
     body: &'b Bytes,
 }
 
-impl<'de> DeserializeSeed<'de> for RequestSeed<'_> {
+impl<'de> DeserializeSeed<'de> for RequestVisitor<'_> {
     type Value = RequestRead;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RequestRead, D::Error> {
-        d.deserialize_any(RequestVisitor { body: self.body })
+        d.deserialize_any(self)
     }
-}
-
-struct RequestVisitor<'b> {
-    body: &'b Bytes,
 }
 
 impl<'de> Visitor<'de> for RequestVisitor<'_> {
@@ -220,24 +212,18 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
         let (mut object, mut old_object, mut dry_run, mut options) = (None, None, None, None);
         let mut repeated = None;
         // As a derived Deserialize reads AdmissionRequest: unknown fields ignored, a repeated one invalid.
+        // The object and old object are read with their seed (`ObjectJson::seed`), the rest typed.
+        let body = self.body;
         macro_rules! field {
-            ($slot:ident, $name:literal) => {{
+            ($slot:ident, $name:literal) => {
+                field!($slot, $name, map.next_value()?)
+            };
+            ($slot:ident, $name:literal, $read:expr) => {{
                 if $slot.is_some() {
                     repeated.get_or_insert($name);
                     map.next_value::<IgnoredAny>()?;
                 } else {
-                    $slot = Some(map.next_value()?);
-                }
-            }};
-        }
-        macro_rules! object_field {
-            ($slot:ident, $name:literal) => {{
-                if $slot.is_some() {
-                    repeated.get_or_insert($name);
-                    map.next_value::<IgnoredAny>()?;
-                } else {
-                    let seed = ObjectJson::seed(kind.as_ref(), self.body.clone(), &["request", $name]);
-                    $slot = Some(map.next_value_seed(seed)?);
+                    $slot = Some($read);
                 }
             }};
         }
@@ -256,8 +242,20 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
                 "userInfo" => field!(user_info, "userInfo"),
                 // Pruned to what the engine reads at once when the kind has a pod spec and comes first
                 // (kube-apiserver writes `kind` before `object`); else read whole.
-                "object" => object_field!(object, "object"),
-                "oldObject" => object_field!(old_object, "oldObject"),
+                "object" => field!(object, "object", {
+                    map.next_value_seed(ObjectJson::seed(
+                        kind.as_ref(),
+                        body.clone(),
+                        &["request", "object"],
+                    ))?
+                }),
+                "oldObject" => field!(old_object, "oldObject", {
+                    map.next_value_seed(ObjectJson::seed(
+                        kind.as_ref(),
+                        body.clone(),
+                        &["request", "oldObject"],
+                    ))?
+                }),
                 "dryRun" => field!(dry_run, "dryRun"),
                 "options" => field!(options, "options"),
                 _ => {
@@ -326,7 +324,7 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
 pub fn parse_review(body: &Bytes) -> Result<Review, ReviewError> {
     // serde_json's recursion limit (128) turns hostile nesting into an error, not a stack overflow.
     let mut de = serde_json::Deserializer::from_slice(body);
-    let read = TopSeed { body }.deserialize(&mut de).and_then(|top| de.end().map(|()| top));
+    let read = TopVisitor { body }.deserialize(&mut de).and_then(|top| de.end().map(|()| top));
     let top = match read {
         Ok(top) => top,
         Err(e) => return Err(diagnose(body, e)),
