@@ -187,6 +187,15 @@ impl<V: Cacheable> VerdictCache<V> {
         Ok(entry.into_value().0)
     }
 
+    /// The cached verdict, counted as a hit; `None` (nothing counted) when there is none: then
+    /// [`Self::get_or_verify`] or [`Self::get_or_load`]. A caller on a hot path asks this first, so its
+    /// hits do not carry the (much larger) future of a verification.
+    pub async fn hit(&self, key: &VerdictKey) -> Option<V> {
+        let found = self.inner.get(key).await?;
+        self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        Some(found.0)
+    }
+
     /// The cached verdict, if any, without verifying.
     pub async fn peek(&self, key: &VerdictKey) -> Option<V> {
         self.inner.get(key).await.map(|w| w.0)

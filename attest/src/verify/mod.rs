@@ -392,6 +392,15 @@ impl ArtifactVerifier {
         if r.digest().is_some() {
             return Ok(r.clone());
         }
+        if let Some(digest) = self.inner.tags.get(r).await {
+            return Ok(r.with_digest(digest));
+        }
+        // On the heap: a registry request's future is large, and every caller would carry it by value.
+        Box::pin(self.resolve_tag(r)).await
+    }
+
+    /// [`Self::resolve`] of a tag not in the cache: one registry request for concurrent callers.
+    async fn resolve_tag(&self, r: &ArtifactRef) -> Result<ArtifactRef, VerifyError> {
         use tracing::Instrument as _;
         let span = tracing::debug_span!("resolve", reference = %r, digest = tracing::field::Empty);
         let registry = &self.inner.registry;
@@ -461,20 +470,36 @@ impl ArtifactVerifier {
             authority: authority_fingerprint(authority) + &self.inner.cache_scope,
             requirement: requirement.to_string(),
         };
-        // On the heap: the verification future is large, and the cache layers around it (L1's single
-        // flight, the shared cache) would otherwise carry it by value through every frame (debug builds
-        // overflow a test thread's stack). Boxed only when a miss runs it: a hit allocates nothing.
-        let verify = async { Box::pin(self.verify_uncached(&pinned, authority, requirement)).await };
+        // A hit is answered here; a miss goes on in a future of its own on the heap (the cache layers and
+        // the verification are large, and every caller up to the handler would carry them by value).
+        let mut verdict = match self.inner.cache.hit(&key).await {
+            Some(v) => v,
+            None => Box::pin(self.load_verdict(key, &pinned, authority, requirement)).await?,
+        };
+        // The verdict is about the digest; report it under the caller's name for it.
+        verdict.reference = pinned;
+        Ok(verdict)
+    }
+
+    /// The verdict of `key` when L1 did not have it: from the shared cache when there is one, else
+    /// verified (once for concurrent callers).
+    async fn load_verdict(
+        &self,
+        key: VerdictKey,
+        pinned: &ArtifactRef,
+        authority: &Authority,
+        requirement: &Requirement,
+    ) -> Result<Verdict, VerifyError> {
+        // On the heap too: the shared cache's single flight carries this future by value (debug builds
+        // overflow a test thread's stack otherwise).
+        let verify = async { Box::pin(self.verify_uncached(pinned, authority, requirement)).await };
         let cached = match &self.inner.shared {
             None => self.inner.cache.get_or_verify(key, verify).await,
             Some(shared) => {
                 self.inner.cache.get_or_load(key.clone(), shared.get_or_verify(&key, verify)).await
             }
         };
-        let mut verdict = cached.map_err(|e| (*e).clone())?;
-        // The verdict is about the digest; report it under the caller's name for it.
-        verdict.reference = pinned;
-        Ok(verdict)
+        cached.map_err(|e| (*e).clone())
     }
 
     /// Verify each platform manifest of the index `r` names, with the platform manifest's OWN signatures
@@ -508,10 +533,22 @@ impl ArtifactVerifier {
             .digest()
             .cloned()
             .ok_or_else(|| VerifyError::Config { reason: "resolved reference without digest".into() })?;
+        if let Some(facts) = self.inner.models.get(&digest).await {
+            return Ok(facts);
+        }
+        Box::pin(self.fetch_model_once(digest, &pinned)).await
+    }
+
+    /// [`Self::model`] of a digest not in the cache: fetched once for concurrent callers.
+    async fn fetch_model_once(
+        &self,
+        digest: Digest,
+        pinned: &ArtifactRef,
+    ) -> Result<Option<Arc<ModelFacts>>, VerifyError> {
         let registry = &self.inner.registry;
         self.inner
             .models
-            .try_get_with(digest, async { fetch_model(registry, &pinned).await.map(|m| m.map(Arc::new)) })
+            .try_get_with(digest, async { fetch_model(registry, pinned).await.map(|m| m.map(Arc::new)) })
             .await
             // Registry trouble stays a `Model` error too (transient per `is_transient`): the registry
             // error cannot be moved out of the shared single-flight result.

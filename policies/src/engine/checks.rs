@@ -87,7 +87,8 @@ impl Engine {
                 Err(e) => return all(FindingResult::Fail, e.to_string(), &shown, digest),
             };
             for name in profiles {
-                let o = self.check_profile(at, &name, &verifier).await;
+                // On the heap: only profiles need it, and every check would carry it by value.
+                let o = Box::pin(self.check_profile(at, &name, &verifier)).await;
                 let label = format!("compliance {name}");
                 findings.push(base_finding(policy, artifact, &shown, None, label, o.result, o.reason));
             }
@@ -108,16 +109,18 @@ impl Engine {
         let Some(digest) = pinned.digest().cloned() else {
             return Ok(None);
         };
-        self.shared
-            .artifact_types
-            .try_get_with(digest, async {
-                let (_, kind) = registry.fetch_parsed_manifest(pinned).await?;
-                Ok::<_, vouch_attest::registry::RegistryError>(match kind {
-                    vouch_attest::registry::ManifestKind::Image(m) => m.artifact_type,
-                    vouch_attest::registry::ManifestKind::Index(i) => i.artifact_type,
-                })
+        if let Some(found) = self.shared.artifact_types.get(&digest).await {
+            return Ok(found);
+        }
+        // On the heap: a registry request's future is large, and the check would carry it by value.
+        Box::pin(self.shared.artifact_types.try_get_with(digest, async {
+            let (_, kind) = registry.fetch_parsed_manifest(pinned).await?;
+            Ok::<_, vouch_attest::registry::RegistryError>(match kind {
+                vouch_attest::registry::ManifestKind::Image(m) => m.artifact_type,
+                vouch_attest::registry::ManifestKind::Index(i) => i.artifact_type,
             })
-            .await
+        }))
+        .await
     }
 
     /// One requirement: any of its eligible authorities may satisfy it, or, for a signature with

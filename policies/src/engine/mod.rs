@@ -371,8 +371,15 @@ impl Engine {
         }
         results.extend(futures::future::join_all(jobs).await);
         if !extracted.egress.is_empty() {
-            let check =
-                egress::check(self, &extracted.egress, namespace_allowlist, &artifacts, &results, input);
+            // On the heap: only objects declaring egress need it, and every evaluation would carry it.
+            let check = Box::pin(egress::check(
+                self,
+                &extracted.egress,
+                namespace_allowlist,
+                &artifacts,
+                &results,
+                input,
+            ));
             match tokio::time::timeout_at(deadline, check).await {
                 Ok(found) => charged.extend(found),
                 Err(_) => charged.extend(egress::timed_out(
