@@ -46,13 +46,16 @@ pub(super) fn profiles_for(policy: &CompiledPolicy, input: &AdmissionInput) -> V
 /// `vouch.dev/compliance-profile` of the object, else of its pod template.
 fn workload_profile(input: &AdmissionInput) -> Option<String> {
     let object = input.object.as_ref()?.read();
-    let key = crate::extract::escape_pointer_segment(PROFILE_ANNOTATION);
     let spec = crate::extract::pod_spec_pointer(&input.kind.group, &input.kind.kind);
     let template = spec.and_then(|s| s.strip_suffix("/spec")).filter(|t| !t.is_empty());
-    std::iter::once(format!("/metadata/annotations/{key}"))
-        .chain(template.map(|t| format!("{t}/metadata/annotations/{key}")))
-        .find_map(|p| object.pointer(&p).and_then(Value::as_str).map(str::to_owned))
+    // The object's own annotation when it is a string (even an empty one), else the template's.
+    fn annotated(owner: &Value) -> Option<&str> {
+        owner.get("metadata")?.get("annotations")?.get(PROFILE_ANNOTATION)?.as_str()
+    }
+    annotated(object)
+        .or_else(|| annotated(crate::extract::value_at(object, template?)?))
         .filter(|p| !p.is_empty())
+        .map(str::to_owned)
 }
 
 /// The outcome of one profile for one artifact: pass, or fail/error with the reason.

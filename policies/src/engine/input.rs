@@ -103,7 +103,7 @@ impl AdmissionInput {
 /// `metadata.labels` of an object (non-string values ignored), as policy object selectors match them.
 pub fn labels_of(object: Option<&ObjectJson>) -> BTreeMap<String, String> {
     object
-        .and_then(|o| o.read().pointer("/metadata/labels"))
+        .and_then(|o| crate::extract::value_at(o.read(), "/metadata/labels"))
         .and_then(serde_json::Value::as_object)
         .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
         .unwrap_or_default()
@@ -115,7 +115,7 @@ pub fn object_label(input: &AdmissionInput) -> String {
     let generated = input
         .object
         .as_ref()
-        .and_then(|o| o.read().pointer("/metadata/generateName"))
+        .and_then(|o| crate::extract::value_at(o.read(), "/metadata/generateName"))
         .and_then(serde_json::Value::as_str)
         .unwrap_or_default();
     let name = if input.name.is_empty() { generated } else { input.name.as_str() };

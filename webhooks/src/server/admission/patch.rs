@@ -98,7 +98,9 @@ pub fn pin_patch(object: &Value, old_object: Option<&Value>, decision: &Decision
         .pins
         .iter()
         .filter(|p| {
-            p.from != p.to && object.pointer(&p.pointer).and_then(Value::as_str) == Some(p.from.as_str())
+            p.from != p.to
+                && vouch_policies::extract::value_at(object, &p.pointer).and_then(Value::as_str)
+                    == Some(p.from.as_str())
         })
         .filter_map(|p| Some((p, PointerBuf::parse(p.pointer.as_str()).ok()?)))
         .collect();

@@ -416,7 +416,7 @@ impl Review {
     pub fn pod_spec(&self) -> Option<&Value> {
         let kind = &self.request.kind;
         let pointer = vouch_policies::extract::pod_spec_pointer(&kind.group, &kind.kind)?;
-        self.object.as_ref()?.read().pointer(pointer)
+        vouch_policies::extract::value_at(self.object.as_ref()?.read(), pointer)
     }
 
     /// The engine's input, with cluster facts looked up by the caller.
