@@ -35,21 +35,33 @@ pub(crate) fn annotations(
     template_metadata: Option<&str>,
     out: &mut Extracted,
 ) -> Result<(), ExtractError> {
-    let mut places = vec![("/metadata".to_owned(), "annotation")];
-    if let Some(t) = template_metadata {
-        places.push((t.to_owned(), "pod template annotation"));
-    }
+    let places = [("/metadata", "annotation")]
+        .into_iter()
+        .chain(template_metadata.map(|t| (t, "pod template annotation")));
     // Per place: allowlist artifact indices, and the endpoints declared (with where).
     let mut found: Vec<(Vec<usize>, Option<Declared>)> = Vec::new();
-    for (metadata, label) in &places {
+    for (metadata, label) in places {
         let mut allowlists = Vec::new();
         let mut endpoints = None;
-        let at = format!("{metadata}/annotations");
         let annotations = match super::json::walk(object, metadata)? {
-            Some(m) => map(m.get("annotations"), &at)?,
+            Some(m) => m.get("annotations"),
             None => None,
         };
+        // Read (and pointers written) only where there is something to find or to refuse: most places
+        // have neither annotation.
+        let declares = |m: &super::json::Object| {
+            m.len() > MAX_LIST_ENTRIES
+                || m.contains_key(EGRESS_ALLOWLIST_ANNOTATION)
+                || m.contains_key(EGRESS_ANNOTATION)
+        };
+        let annotations = match annotations {
+            Some(a) if a.as_object().is_none_or(declares) => {
+                map(Some(a), &format!("{metadata}/annotations"))?
+            }
+            _ => None,
+        };
         if let Some(annotations) = annotations {
+            let at = format!("{metadata}/annotations");
             let allowlist_at = format!("{at}/{}", escape_pointer_segment(EGRESS_ALLOWLIST_ANNOTATION));
             if let Some(v) = string_at(annotations.get(EGRESS_ALLOWLIST_ANNOTATION), &allowlist_at)? {
                 let name = format!("{label} {EGRESS_ALLOWLIST_ANNOTATION}");

@@ -103,17 +103,39 @@ pub(crate) fn map<'a>(v: Option<&'a Value>, pointer: &str) -> Result<Option<&'a 
 
 /// A string field; absent, null or empty means "not set".
 pub(crate) fn string_at<'a>(v: Option<&'a Value>, pointer: &str) -> Result<Option<&'a str>, ExtractError> {
+    string_or_else(v, || pointer.to_owned())
+}
+
+/// [`string_at`] with the pointer written only for the error (a hot path names many fields).
+pub(crate) fn string_or_else(
+    v: Option<&Value>,
+    pointer: impl FnOnce() -> String,
+) -> Result<Option<&str>, ExtractError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(wrong(pointer, "a string", other)),
+        Some(other) => Err(wrong(&pointer(), "a string", other)),
     }
+}
+
+/// [`object_at`] with the pointer written only for the error.
+pub(crate) fn object_or_else(v: &Value, pointer: impl FnOnce() -> String) -> Result<&Object, ExtractError> {
+    v.as_object().ok_or_else(|| wrong(&pointer(), "an object", v))
 }
 
 /// The entry's `name`, or `#<index>` when unnamed (mutating admission runs before validation).
 pub(crate) fn name_of(entry: &Object, pointer: &str, index: usize) -> Result<String, ExtractError> {
-    Ok(string_at(entry.get("name"), &format!("{pointer}/name"))?
+    name_or_else(entry, || pointer.to_owned(), index)
+}
+
+/// [`name_of`] with the entry's pointer written only for the error.
+pub(crate) fn name_or_else(
+    entry: &Object,
+    pointer: impl FnOnce() -> String,
+    index: usize,
+) -> Result<String, ExtractError> {
+    Ok(string_or_else(entry.get("name"), || pointer() + "/name")?
         .map_or_else(|| format!("#{index}"), |n| n.chars().take(253).collect()))
 }
 

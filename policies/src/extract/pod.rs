@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use super::json::{list, map, name_of, object_at, string_at, walk};
+use super::json::{
+    list, map, name_of, name_or_else, object_at, object_or_else, string_at, string_or_else, walk,
+};
 use super::{artifact, escape_pointer_segment, ExtractError, ExtractedArtifact};
 use crate::decision::ArtifactKind;
 
@@ -30,26 +32,38 @@ pub fn from_pod_spec(object: &Value, spec_pointer: &str) -> Result<Vec<Extracted
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for (field, kind) in [
+    // Pointers are written where an artifact keeps one or an error names one, not for every field read.
+    let fields = [
         ("initContainers", ArtifactKind::InitContainer),
         ("containers", ArtifactKind::Container),
         ("ephemeralContainers", ArtifactKind::EphemeralContainer),
-    ] {
-        let list_pointer = format!("{spec_pointer}/{field}");
-        for (i, entry) in list(spec.get(field), &list_pointer)?.iter().enumerate() {
-            let pointer = format!("{list_pointer}/{i}");
-            let entry = object_at(entry, &pointer)?;
-            let name = name_of(entry, &pointer, i)?;
-            if let Some(image) = string_at(entry.get("image"), &format!("{pointer}/image"))? {
-                out.push(artifact(kind, name, format!("{pointer}/image"), image, "", "")?);
+    ];
+    for (field, kind) in fields {
+        let Some(entries) = spec.get(field) else {
+            continue;
+        };
+        for (i, entry) in list(Some(entries), &format!("{spec_pointer}/{field}"))?.iter().enumerate() {
+            let pointer = || format!("{spec_pointer}/{field}/{i}");
+            let entry = object_or_else(entry, pointer)?;
+            let name = name_or_else(entry, pointer, i)?;
+            if let Some(image) = string_or_else(entry.get("image"), || pointer() + "/image")? {
+                out.push(artifact(kind, name, pointer() + "/image", image, "", "")?);
             }
         }
     }
-    let volumes_pointer = format!("{spec_pointer}/volumes");
-    for (i, entry) in list(spec.get("volumes"), &volumes_pointer)?.iter().enumerate() {
-        let pointer = format!("{volumes_pointer}/{i}");
-        let entry = object_at(entry, &pointer)?;
-        if let Some(image) = entry.get("image").filter(|v| !v.is_null()) {
+    let volumes = match spec.get("volumes") {
+        Some(v) => list(Some(v), &format!("{spec_pointer}/volumes"))?,
+        None => &[],
+    };
+    for (i, entry) in volumes.iter().enumerate() {
+        let entry = object_or_else(entry, || format!("{spec_pointer}/volumes/{i}"))?;
+        let (image, csi) =
+            (entry.get("image").filter(|v| !v.is_null()), entry.get("csi").filter(|v| !v.is_null()));
+        if image.is_none() && csi.is_none() {
+            continue;
+        }
+        let pointer = format!("{spec_pointer}/volumes/{i}");
+        if let Some(image) = image {
             let name = name_of(entry, &pointer, i)?;
             let image_pointer = format!("{pointer}/image");
             let image = object_at(image, &image_pointer)?;
@@ -58,7 +72,7 @@ pub fn from_pod_spec(object: &Value, spec_pointer: &str) -> Result<Vec<Extracted
                 out.push(artifact(ArtifactKind::ImageVolume, name, reference_pointer, reference, "", "")?);
             }
         }
-        if let Some(csi) = entry.get("csi").filter(|v| !v.is_null()) {
+        if let Some(csi) = csi {
             let csi_pointer = format!("{pointer}/csi");
             let csi = object_at(csi, &csi_pointer)?;
             if string_at(csi.get("driver"), &format!("{csi_pointer}/driver"))? != Some(MODEL_CSI_DRIVER) {
