@@ -19,10 +19,10 @@ use vouch_webhooks::cli::demo::push_demo_image;
 use vouch_webhooks::cli::demo_webhook::key_policy;
 use vouch_webhooks::dev_registry::DevRegistry;
 use vouch_webhooks::server::config::ServeConfig;
-use vouch_webhooks::server::dev_pki::DevCa;
 use vouch_webhooks::server::router;
 use vouch_webhooks::server::run::Server;
-use vouch_webhooks::server::tls::CertPaths;
+
+use server_support::ServerFiles;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -54,21 +54,15 @@ async fn a_warm_review_allocates_within_its_bound() {
     let app_ref = push_demo_image(&client, &host, "demo/app", "1.0", b"signed app\n").await.unwrap();
     sign_image_with_key(&client, &app_ref, &key, BTreeMap::new()).await.unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let ca = DevCa::new("vouch-alloc-ca").unwrap();
-    let pair = ca.issue_server(&["localhost"], &[]).unwrap();
-    let cert = CertPaths { cert: dir.path().join("tls.crt"), key: dir.path().join("tls.key") };
-    std::fs::write(&cert.cert, &pair.cert_pem).unwrap();
-    std::fs::write(&cert.key, &pair.key_pem).unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
+    let files = ServerFiles::new("vouch-alloc-ca");
+    let policies = files.policies();
     std::fs::write(policies.join("prod-signed.yaml"), key_policy("prod-signed", "cosign-prod", &host, &key))
         .unwrap();
     let server = Server::prepare(ServeConfig {
         no_match: vouch_policies::NoMatchAction::Deny,
         insecure_registries: vec![host.clone()],
         insecure_ignore_tlog: true,
-        ..ServeConfig::loopback(cert, Some(policies))
+        ..ServeConfig::loopback(files.tls(), Some(policies))
     })
     .await
     .unwrap();
