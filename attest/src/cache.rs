@@ -270,6 +270,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_hit_is_answered_and_counted_and_a_miss_is_neither() {
+        let cache = VerdictCache::<Outcome>::new(&CacheConfig::default());
+        assert_eq!(cache.hit(&key(1)).await, None);
+        assert_eq!((cache.stats().hits, cache.stats().misses), (0, 0));
+        cache.get_or_verify(key(1), async { Ok::<_, ()>(Outcome(false)) }).await.unwrap();
+        assert_eq!(cache.hit(&key(1)).await, Some(Outcome(false)));
+        assert_eq!(cache.hit(&key(2)).await, None);
+        assert_eq!((cache.stats().hits, cache.stats().misses), (1, 1));
+    }
+
+    #[tokio::test]
     async fn keys_differ_by_authority_and_requirement() {
         let cache = VerdictCache::<Outcome>::new(&CacheConfig::default());
         cache.get_or_verify(key(1), async { Ok::<_, ()>(Outcome(true)) }).await.unwrap();
