@@ -345,7 +345,7 @@ impl fmt::Display for ReasonCode {
 pub fn field_path(pointer: &str) -> String {
     let mut out = String::new();
     for part in pointer.split('/').skip(1) {
-        let part = part.replace("~1", "/").replace("~0", "~");
+        let part = crate::extract::unescape_pointer_segment(part);
         if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
             out.push_str(&format!("[{part}]"));
         } else {

@@ -14,6 +14,7 @@ use super::{
 };
 use super::{FetcherProblem, FetcherProblemKind, MAX_LIST_ENTRIES};
 use crate::decision::{ArtifactKind, ArtifactLocation};
+use crate::reason::field_path;
 
 /// Annotation naming the signed egress allowlist of a workload.
 pub const EGRESS_ALLOWLIST_ANNOTATION: &str = "vouch.dev/egress-allowlist";
@@ -43,35 +44,22 @@ pub(crate) fn annotations(
     for (metadata, label) in places {
         let mut allowlists = Vec::new();
         let mut endpoints = None;
+        // Pointers are written only where an annotation is (most places have neither) or an error is.
+        let at = |annotation: &str| format!("{metadata}/annotations/{}", escape_pointer_segment(annotation));
         let annotations = match super::json::walk(object, metadata)? {
-            Some(m) => m.get("annotations"),
+            Some(m) => map(m.get("annotations"), || format!("{metadata}/annotations"))?,
             None => None,
         };
-        // Read (and pointers written) only where there is something to find or to refuse: most places
-        // have neither annotation.
-        let declares = |m: &super::json::Object| {
-            m.len() > MAX_LIST_ENTRIES
-                || m.contains_key(EGRESS_ALLOWLIST_ANNOTATION)
-                || m.contains_key(EGRESS_ANNOTATION)
-        };
-        let annotations = match annotations {
-            Some(a) if a.as_object().is_none_or(declares) => {
-                map(Some(a), &format!("{metadata}/annotations"))?
-            }
-            _ => None,
-        };
         if let Some(annotations) = annotations {
-            let at = format!("{metadata}/annotations");
-            let allowlist_at = format!("{at}/{}", escape_pointer_segment(EGRESS_ALLOWLIST_ANNOTATION));
-            if let Some(v) = string_at(annotations.get(EGRESS_ALLOWLIST_ANNOTATION), &allowlist_at)? {
+            let allowlist = annotations.get(EGRESS_ALLOWLIST_ANNOTATION);
+            if let Some(v) = string_at(allowlist, || at(EGRESS_ALLOWLIST_ANNOTATION))? {
                 let name = format!("{label} {EGRESS_ALLOWLIST_ANNOTATION}");
-                if let Some(i) = push_allowlist(out, name, allowlist_at, v)? {
+                if let Some(i) = push_allowlist(out, name, at(EGRESS_ALLOWLIST_ANNOTATION), v)? {
                     allowlists.push(i);
                 }
             }
-            let egress_at = format!("{at}/{}", escape_pointer_segment(EGRESS_ANNOTATION));
-            if let Some(v) = string_at(annotations.get(EGRESS_ANNOTATION), &egress_at)? {
-                let list = split_endpoints(v, &egress_at)?;
+            if let Some(v) = string_at(annotations.get(EGRESS_ANNOTATION), || at(EGRESS_ANNOTATION))? {
+                let list = split_endpoints(v, &at(EGRESS_ANNOTATION))?;
                 if !list.is_empty() {
                     endpoints = Some((format!("{label} {EGRESS_ANNOTATION}"), list));
                 }
@@ -313,7 +301,7 @@ fn composite_artifacts(
     let mut added = Vec::new();
     for hit in parts.path.query(object)? {
         if let Some((image, artifact_type)) = composite_reference(&hit, parts)? {
-            let mut a = artifact(kind, dotted(&hit.pointer), hit.pointer, &image, "", "")?;
+            let mut a = artifact(kind, field_path(&hit.pointer), hit.pointer, &image, "", "")?;
             a.artifact_type = artifact_type;
             out.artifacts.push(a);
             added.push(out.artifacts.len() - 1);
@@ -333,7 +321,7 @@ fn allowlist_fields(
         match hit.value {
             Value::Null => {}
             Value::String(s) => {
-                if let Some(i) = push_allowlist(out, dotted(&hit.pointer), hit.pointer.clone(), s)? {
+                if let Some(i) = push_allowlist(out, field_path(&hit.pointer), hit.pointer.clone(), s)? {
                     allowlists.push(i);
                 }
             }
@@ -371,7 +359,7 @@ fn endpoint_fields(
             }
         };
         if !endpoints.is_empty() {
-            declare(out, &dotted(&hit.pointer), &endpoints, allowlists);
+            declare(out, &field_path(&hit.pointer), &endpoints, allowlists);
         }
     }
     Ok(())
@@ -392,7 +380,7 @@ fn reference_fields(
             Value::String(s) => s,
             other => return Err(hit_type(&hit.pointer, path.as_str(), "a string", other)),
         };
-        let name = dotted(&hit.pointer);
+        let name = field_path(&hit.pointer);
         match value.strip_prefix(&e.prefix) {
             Some(reference) if is_git_url(reference) || is_git_url(value) => {
                 out.fetcher_problems.push(FetcherProblem {
@@ -569,23 +557,6 @@ fn shorten(s: &str) -> String {
     }
 }
 
-/// `/spec/adapters/0/ref` → `spec.adapters[0].ref` (for messages).
-fn dotted(pointer: &str) -> String {
-    let mut out = String::new();
-    for segment in pointer.split('/').skip(1) {
-        let segment = segment.replace("~1", "/").replace("~0", "~");
-        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
-            out.push_str(&format!("[{segment}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(&segment);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,9 +564,9 @@ mod tests {
 
     #[test]
     fn pointers_read_as_dotted_paths() {
-        assert_eq!(dotted("/spec/adapters/0/ref"), "spec.adapters[0].ref");
+        assert_eq!(field_path("/spec/adapters/0/ref"), "spec.adapters[0].ref");
         assert_eq!(
-            dotted("/metadata/annotations/vouch.dev~1egress"),
+            field_path("/metadata/annotations/vouch.dev~1egress"),
             "metadata.annotations.vouch.dev/egress"
         );
     }

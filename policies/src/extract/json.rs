@@ -17,11 +17,7 @@ pub fn value_at<'a>(root: &'a Value, pointer: &str) -> Option<&'a Value> {
     }
     let rest = pointer.strip_prefix('/')?;
     rest.split('/').try_fold(root, |target, segment| {
-        let segment: std::borrow::Cow<'_, str> = if segment.contains('~') {
-            segment.replace("~1", "/").replace("~0", "~").into()
-        } else {
-            segment.into()
-        };
+        let segment = unescape_pointer_segment(segment);
         match target {
             Value::Object(map) => map.get::<str>(&segment),
             Value::Array(list) => array_index(&segment).and_then(|i| list.get(i)),
@@ -56,86 +52,82 @@ pub(crate) fn walk<'a>(root: &'a Value, pointer: &str) -> Result<Option<&'a Obje
     Ok(Some(current))
 }
 
-/// `v` as an object, or a wrong-type error at `pointer`.
-pub(crate) fn object_at<'a>(v: &'a Value, pointer: &str) -> Result<&'a Object, ExtractError> {
-    v.as_object().ok_or_else(|| wrong(pointer, "an object", v))
+/// Where a value is, for the error that names it: a JSON pointer, or a closure that writes one (a hot path
+/// reads many fields and reports few errors, so it need not write a pointer per field read).
+pub(crate) trait At {
+    /// The pointer, written out.
+    fn pointer(self) -> String;
+}
+
+impl At for &str {
+    fn pointer(self) -> String {
+        self.to_owned()
+    }
+}
+
+impl At for &String {
+    fn pointer(self) -> String {
+        self.clone()
+    }
+}
+
+impl<F: FnOnce() -> String> At for F {
+    fn pointer(self) -> String {
+        self()
+    }
+}
+
+/// `v` as an object, or a wrong-type error at `at`.
+pub(crate) fn object_at(v: &Value, at: impl At) -> Result<&Object, ExtractError> {
+    v.as_object().ok_or_else(|| wrong(&at.pointer(), "an object", v))
 }
 
 /// An optional object field: absent or null is `None`.
-pub(crate) fn optional_object<'a>(
-    v: Option<&'a Value>,
-    pointer: &str,
-) -> Result<Option<&'a Object>, ExtractError> {
+pub(crate) fn optional_object(v: Option<&Value>, at: impl At) -> Result<Option<&Object>, ExtractError> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => object_at(v, pointer).map(Some),
+        Some(v) => object_at(v, at).map(Some),
     }
 }
 
 /// An optional list field (absent or null is empty), at most [`MAX_LIST_ENTRIES`] long.
-pub(crate) fn list<'a>(v: Option<&'a Value>, pointer: &str) -> Result<&'a [Value], ExtractError> {
+pub(crate) fn list(v: Option<&Value>, at: impl At) -> Result<&[Value], ExtractError> {
     match v {
         None | Some(Value::Null) => Ok(&[]),
-        Some(Value::Array(items)) if items.len() > MAX_LIST_ENTRIES => Err(ExtractError::TooMany {
-            pointer: pointer.to_owned(),
-            count: items.len(),
-            max: MAX_LIST_ENTRIES,
-        }),
+        Some(Value::Array(items)) if items.len() > MAX_LIST_ENTRIES => {
+            Err(ExtractError::TooMany { pointer: at.pointer(), count: items.len(), max: MAX_LIST_ENTRIES })
+        }
         Some(Value::Array(items)) => Ok(items),
-        Some(other) => Err(wrong(pointer, "an array", other)),
+        Some(other) => Err(wrong(&at.pointer(), "an array", other)),
     }
 }
 
 /// A map field (absent or null is empty) with at most [`MAX_LIST_ENTRIES`] keys.
-pub(crate) fn map<'a>(v: Option<&'a Value>, pointer: &str) -> Result<Option<&'a Object>, ExtractError> {
-    let Some(m) = optional_object(v, pointer)? else {
-        return Ok(None);
-    };
-    if m.len() > MAX_LIST_ENTRIES {
-        return Err(ExtractError::TooMany {
-            pointer: pointer.to_owned(),
-            count: m.len(),
-            max: MAX_LIST_ENTRIES,
-        });
+pub(crate) fn map(v: Option<&Value>, at: impl At) -> Result<Option<&Object>, ExtractError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) if m.len() > MAX_LIST_ENTRIES => {
+            Err(ExtractError::TooMany { pointer: at.pointer(), count: m.len(), max: MAX_LIST_ENTRIES })
+        }
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(other) => Err(wrong(&at.pointer(), "an object", other)),
     }
-    Ok(Some(m))
 }
 
 /// A string field; absent, null or empty means "not set".
-pub(crate) fn string_at<'a>(v: Option<&'a Value>, pointer: &str) -> Result<Option<&'a str>, ExtractError> {
-    string_or_else(v, || pointer.to_owned())
-}
-
-/// [`string_at`] with the pointer written only for the error (a hot path names many fields).
-pub(crate) fn string_or_else(
-    v: Option<&Value>,
-    pointer: impl FnOnce() -> String,
-) -> Result<Option<&str>, ExtractError> {
+pub(crate) fn string_at(v: Option<&Value>, at: impl At) -> Result<Option<&str>, ExtractError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(wrong(&pointer(), "a string", other)),
+        Some(other) => Err(wrong(&at.pointer(), "a string", other)),
     }
 }
 
-/// [`object_at`] with the pointer written only for the error.
-pub(crate) fn object_or_else(v: &Value, pointer: impl FnOnce() -> String) -> Result<&Object, ExtractError> {
-    v.as_object().ok_or_else(|| wrong(&pointer(), "an object", v))
-}
-
-/// The entry's `name`, or `#<index>` when unnamed (mutating admission runs before validation).
-pub(crate) fn name_of(entry: &Object, pointer: &str, index: usize) -> Result<String, ExtractError> {
-    name_or_else(entry, || pointer.to_owned(), index)
-}
-
-/// [`name_of`] with the entry's pointer written only for the error.
-pub(crate) fn name_or_else(
-    entry: &Object,
-    pointer: impl FnOnce() -> String,
-    index: usize,
-) -> Result<String, ExtractError> {
-    Ok(string_or_else(entry.get("name"), || pointer() + "/name")?
+/// The entry's `name`, or `#<index>` when unnamed (mutating admission runs before validation); `at` is
+/// where the entry is.
+pub(crate) fn name_of(entry: &Object, at: impl At, index: usize) -> Result<String, ExtractError> {
+    Ok(string_at(entry.get("name"), || at.pointer() + "/name")?
         .map_or_else(|| format!("#{index}"), |n| n.chars().take(253).collect()))
 }
 
@@ -163,6 +155,16 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
 /// One RFC 6901 reference token: `~` → `~0`, `/` → `~1`.
 pub fn escape_pointer_segment(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
+}
+
+/// The name one RFC 6901 reference token stands for: `~1` → `/`, then `~0` → `~` (so `~01` is `~1`);
+/// borrowed when the token holds no escape.
+pub fn unescape_pointer_segment(segment: &str) -> std::borrow::Cow<'_, str> {
+    if segment.contains('~') {
+        segment.replace("~1", "/").replace("~0", "~").into()
+    } else {
+        segment.into()
+    }
 }
 
 #[cfg(test)]

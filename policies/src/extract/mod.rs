@@ -31,7 +31,7 @@ pub use config::{
     CompiledExtraction, DownloaderPattern, EndpointParts, EndpointPath, ExtractionConfig, FetcherProfile,
     FieldExtractor, ReferenceParts, ReferencePath,
 };
-pub use json::{escape_pointer_segment, value_at};
+pub use json::{escape_pointer_segment, unescape_pointer_segment, value_at};
 pub use jsonpath::{normalized_path_to_pointer, CompiledPath, Hit};
 pub use pod::{from_pod_spec, pod_spec_pointer};
 

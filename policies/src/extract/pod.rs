@@ -2,9 +2,7 @@
 
 use serde_json::Value;
 
-use super::json::{
-    list, map, name_of, name_or_else, object_at, object_or_else, string_at, string_or_else, walk,
-};
+use super::json::{list, map, name_of, object_at, string_at, walk};
 use super::{artifact, escape_pointer_segment, ExtractError, ExtractedArtifact};
 use crate::decision::ArtifactKind;
 
@@ -39,24 +37,18 @@ pub fn from_pod_spec(object: &Value, spec_pointer: &str) -> Result<Vec<Extracted
         ("ephemeralContainers", ArtifactKind::EphemeralContainer),
     ];
     for (field, kind) in fields {
-        let Some(entries) = spec.get(field) else {
-            continue;
-        };
-        for (i, entry) in list(Some(entries), &format!("{spec_pointer}/{field}"))?.iter().enumerate() {
+        for (i, entry) in list(spec.get(field), || format!("{spec_pointer}/{field}"))?.iter().enumerate() {
             let pointer = || format!("{spec_pointer}/{field}/{i}");
-            let entry = object_or_else(entry, pointer)?;
-            let name = name_or_else(entry, pointer, i)?;
-            if let Some(image) = string_or_else(entry.get("image"), || pointer() + "/image")? {
+            let entry = object_at(entry, pointer)?;
+            let name = name_of(entry, pointer, i)?;
+            if let Some(image) = string_at(entry.get("image"), || pointer() + "/image")? {
                 out.push(artifact(kind, name, pointer() + "/image", image, "", "")?);
             }
         }
     }
-    let volumes = match spec.get("volumes") {
-        Some(v) => list(Some(v), &format!("{spec_pointer}/volumes"))?,
-        None => &[],
-    };
+    let volumes = list(spec.get("volumes"), || format!("{spec_pointer}/volumes"))?;
     for (i, entry) in volumes.iter().enumerate() {
-        let entry = object_or_else(entry, || format!("{spec_pointer}/volumes/{i}"))?;
+        let entry = object_at(entry, || format!("{spec_pointer}/volumes/{i}"))?;
         let (image, csi) =
             (entry.get("image").filter(|v| !v.is_null()), entry.get("csi").filter(|v| !v.is_null()));
         if image.is_none() && csi.is_none() {
