@@ -215,10 +215,7 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
         // The object and old object are read with their seed (`ObjectJson::seed`), the rest typed.
         let body = self.body;
         macro_rules! field {
-            ($slot:ident, $name:literal) => {
-                field!($slot, $name, map.next_value()?)
-            };
-            ($slot:ident, $name:literal, $read:expr) => {{
+            (@read $slot:ident, $name:literal, $read:expr) => {{
                 if $slot.is_some() {
                     repeated.get_or_insert($name);
                     map.next_value::<IgnoredAny>()?;
@@ -226,6 +223,15 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
                     $slot = Some($read);
                 }
             }};
+            ($slot:ident, $name:literal) => {
+                field!(@read $slot, $name, map.next_value()?)
+            };
+            // The object and the old object, with their seed; their whole is at `request.<name>`.
+            ($slot:ident, $name:literal, object) => {
+                field!(@read $slot, $name, {
+                    map.next_value_seed(ObjectJson::seed(kind.as_ref(), body.clone(), &["request", $name]))?
+                })
+            };
         }
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match key.as_ref() {
@@ -242,20 +248,8 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
                 "userInfo" => field!(user_info, "userInfo"),
                 // Pruned to what the engine reads at once when the kind has a pod spec and comes first
                 // (kube-apiserver writes `kind` before `object`); else read whole.
-                "object" => field!(object, "object", {
-                    map.next_value_seed(ObjectJson::seed(
-                        kind.as_ref(),
-                        body.clone(),
-                        &["request", "object"],
-                    ))?
-                }),
-                "oldObject" => field!(old_object, "oldObject", {
-                    map.next_value_seed(ObjectJson::seed(
-                        kind.as_ref(),
-                        body.clone(),
-                        &["request", "oldObject"],
-                    ))?
-                }),
+                "object" => field!(object, "object", object),
+                "oldObject" => field!(old_object, "oldObject", object),
                 "dryRun" => field!(dry_run, "dryRun"),
                 "options" => field!(options, "options"),
                 _ => {
