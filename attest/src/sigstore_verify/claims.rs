@@ -109,12 +109,18 @@ claims! {
 impl Claim {
     /// The claim whose extension has this OID, if any.
     pub fn from_oid(oid: &ObjectIdentifier) -> Option<Self> {
-        // Most extensions of a certificate are not Fulcio's: tell them apart by the arc before comparing.
+        // Claims are the arcs right under Fulcio's. An OID's encoding starts with its parent's, so most
+        // extensions are told apart by comparing bytes, and the last arc is read from what follows: one
+        // base-128 number (every byte but its last has the high bit set).
         const FULCIO_ARC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1");
-        if oid.parent() != Some(FULCIO_ARC) {
+        let last = oid.as_bytes().strip_prefix(FULCIO_ARC.as_bytes())?;
+        let (end, continued) = last.split_last()?;
+        if end & 0x80 != 0 || continued.iter().any(|b| b & 0x80 == 0) {
             return None;
         }
-        Self::from_arc(oid.arcs().last()?)
+        let arc =
+            last.iter().try_fold(0u32, |arc, b| arc.checked_mul(128)?.checked_add(u32::from(b & 0x7f)))?;
+        Self::from_arc(arc)
     }
 }
 
@@ -194,6 +200,38 @@ mod tests {
             assert_eq!(Claim::from_oid(&ObjectIdentifier::new_unwrap(not_a_claim)), None);
         }
         assert_eq!(Claim::from_oid(&ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.2.14")), None);
+    }
+
+    #[test]
+    fn only_arcs_right_under_fulcios_are_claims() {
+        let claim = |oid: &str| Claim::from_oid(&ObjectIdentifier::new_unwrap(oid));
+        // The arc itself, a grandchild of a claim, and OIDs whose encoding only starts like Fulcio's.
+        for not_a_claim in [
+            "1.3.6.1.4.1.57264.1",
+            "1.3.6.1.4.1.57264.1.14.1",
+            // Bytes 0x00 0x0e: read as one number they would be 14 (sourceRepositoryRef).
+            "1.3.6.1.4.1.57264.1.0.14",
+            "1.3.6.1.4.1.57264.1.14.9.9",
+            "1.3.6.1.4.1.57264",
+            "1.3.6.1.4.1.57264.10.14",
+            "1.3.6.1.4.1.57264.128.14",
+            "2.5.29.17",
+        ] {
+            assert_eq!(claim(not_a_claim), None, "{not_a_claim}");
+        }
+        // Arcs of two bytes and more are read whole: 142 is not 14, and no claim has a large arc.
+        for unknown in
+            ["1.3.6.1.4.1.57264.1.142", "1.3.6.1.4.1.57264.1.1806", "1.3.6.1.4.1.57264.1.4294967295"]
+        {
+            assert_eq!(claim(unknown), None, "{unknown}");
+        }
+        // The same answer as comparing the parent and the last arc, for every arc up to three bytes long.
+        let fulcio = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1");
+        for arc in (0..300u32).chain([16_383, 16_384, 2_097_151]) {
+            let oid = fulcio.push_arc(arc).unwrap();
+            let expected = Claim::ALL.iter().copied().find(|c| c.oid() == oid);
+            assert_eq!(Claim::from_oid(&oid), expected, "{oid}");
+        }
     }
 
     #[test]

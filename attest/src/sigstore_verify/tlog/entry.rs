@@ -53,11 +53,12 @@ pub struct InclusionProof {
 /// Decode protobuf-JSON bytes: standard or URL-safe alphabet, padding optional.
 pub(crate) fn b64_decode(s: &str) -> Result<Vec<u8>, String> {
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    let cfg = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
-    GeneralPurpose::new(&base64::alphabet::STANDARD, cfg)
-        .decode(s)
-        .or_else(|_| GeneralPurpose::new(&base64::alphabet::URL_SAFE, cfg).decode(s))
-        .map_err(|_| "not base64".to_owned())
+    // Built at compile time: `GeneralPurpose::new` computes the decode table.
+    const ANY_PADDING: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, ANY_PADDING);
+    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, ANY_PADDING);
+    STANDARD.decode(s).or_else(|_| URL_SAFE.decode(s)).map_err(|_| "not base64".to_owned())
 }
 
 pub(crate) fn b64_encode(bytes: &[u8]) -> String {
