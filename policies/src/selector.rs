@@ -29,15 +29,28 @@ pub fn validate(selector: &LabelSelector) -> Vec<String> {
     problems
 }
 
+/// Labels as a selector reads them: a key's value, if the key is there.
+pub trait Labels {
+    /// The value of `key`.
+    fn label(&self, key: &str) -> Option<&str>;
+}
+
+impl Labels for BTreeMap<String, String> {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
 /// Whether `labels` satisfy `selector`. An empty selector matches everything (as in Kubernetes).
-pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let labels_ok = selector.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v));
+pub fn matches(selector: &LabelSelector, labels: &impl Labels) -> bool {
+    let labels_ok = selector.match_labels.iter().all(|(k, v)| labels.label(k) == Some(v.as_str()));
+    let listed = |values: &[String], v: &str| values.iter().any(|listed| listed == v);
     labels_ok
         && selector.match_expressions.iter().all(|e| {
-            let value = labels.get(&e.key);
+            let value = labels.label(&e.key);
             match e.operator {
-                LabelSelectorOperator::In => value.is_some_and(|v| e.values.contains(v)),
-                LabelSelectorOperator::NotIn => value.is_none_or(|v| !e.values.contains(v)),
+                LabelSelectorOperator::In => value.is_some_and(|v| listed(&e.values, v)),
+                LabelSelectorOperator::NotIn => value.is_none_or(|v| !listed(&e.values, v)),
                 LabelSelectorOperator::Exists => value.is_some(),
                 LabelSelectorOperator::DoesNotExist => value.is_none(),
             }

@@ -5,7 +5,6 @@
 //! cover it verified it; every endpoint it does not cover is named in the finding (requirement `egress`),
 //! charged to those policies.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use vouch_attest::egress::{fetch_any_allowlist, AnyAllowlist, EgressError};
 use vouch_attest::{ArtifactRef, Digest};
 
 use super::decide::{Charged, PolicyFindings};
-use super::{applies_to_object, cannot_verify, AdmissionInput, Engine};
+use super::{applies_to_object, cannot_verify, AdmissionInput, Engine, ObjectLabels};
 use crate::crd::Mode;
 use crate::decision::{ArtifactKind, ArtifactLocation, Finding, FindingResult};
 use crate::extract::{EgressDeclaration, ExtractedArtifact};
@@ -36,7 +35,7 @@ pub(super) fn namespace_allowlist<'a>(
     declarations: &[EgressDeclaration],
     input: &AdmissionInput,
     set: &'a PolicySet,
-    object_labels: &BTreeMap<String, String>,
+    object_labels: ObjectLabels<'_>,
     charged: &mut Vec<Charged<'a>>,
 ) -> Option<ExtractedArtifact> {
     if declarations.iter().all(|d| d.allowlist.is_some()) {

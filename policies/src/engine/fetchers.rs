@@ -3,12 +3,10 @@
 //! fetcher image: the policies that apply to the object), each judged in its `fetchers` mode for that kind
 //! of problem (default: its mode). No such policy: denied unless dry-run (fail closed).
 
-use std::collections::BTreeMap;
-
 use vouch_attest::ArtifactRef;
 
 use super::decide::Charged;
-use super::{applies_to_object, policy_applies, AdmissionInput};
+use super::{applies_to_object, policy_applies, AdmissionInput, ObjectLabels};
 use crate::crd::Mode;
 use crate::decision::{Finding, FindingResult};
 use crate::extract::{FetcherProblem, FetcherProblemKind};
@@ -23,7 +21,7 @@ pub(super) fn judge<'a>(
     problems: &[FetcherProblem],
     set: &'a PolicySet,
     input: &AdmissionInput,
-    object_labels: &BTreeMap<String, String>,
+    object_labels: ObjectLabels<'_>,
 ) -> Vec<Charged<'a>> {
     let mut out = Vec::new();
     for problem in problems {

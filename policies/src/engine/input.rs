@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use vouch_attest::registry::Credentials;
 
 use super::ObjectJson;
+use crate::selector::Labels;
 use crate::{GroupVersionKind, Operation};
 
 /// One admission request, as the engine needs it (built by the webhook from an AdmissionReview, or by
@@ -100,13 +101,35 @@ impl AdmissionInput {
     }
 }
 
-/// `metadata.labels` of an object (non-string values ignored), as policy object selectors match them.
-pub fn labels_of(object: Option<&ObjectJson>) -> BTreeMap<String, String> {
-    object
-        .and_then(|o| crate::extract::value_at(o.read(), "/metadata/labels"))
-        .and_then(serde_json::Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
-        .unwrap_or_default()
+/// `metadata.labels` of an object as policy object selectors match them, read where they are in the
+/// object (a value that is not a string is no label).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ObjectLabels<'a>(Option<&'a serde_json::Map<String, serde_json::Value>>);
+
+impl ObjectLabels<'_> {
+    /// The labels copied out, e.g. to compare two reads of an object.
+    pub fn to_map(self) -> BTreeMap<String, String> {
+        self.0
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+            .collect()
+    }
+}
+
+impl Labels for ObjectLabels<'_> {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.0?.get(key)?.as_str()
+    }
+}
+
+/// `metadata.labels` of an object (none when there is no object or no label map).
+pub fn labels_of(object: Option<&ObjectJson>) -> ObjectLabels<'_> {
+    ObjectLabels(
+        object
+            .and_then(|o| crate::extract::value_at(o.read(), "/metadata/labels"))
+            .and_then(serde_json::Value::as_object),
+    )
 }
 
 /// `<kind> <ns>/<name>` (or `<kind> <name>` for cluster-scoped objects); the name falls back to the
@@ -137,5 +160,49 @@ pub fn resource_of(kind: &str) -> String {
         format!("{lower}es")
     } else {
         format!("{lower}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{LabelSelector, LabelSelectorOperator, LabelSelectorRequirement};
+
+    #[test]
+    fn object_labels_are_read_in_place_and_only_strings_are_labels() {
+        let object = ObjectJson::from_value(serde_json::json!({
+            "metadata": {"labels": {"app": "web", "tier": 3, "gone": null, "empty": ""}}
+        }));
+        let labels = labels_of(Some(&object));
+        assert_eq!(labels.label("app"), Some("web"));
+        assert_eq!(labels.label("empty"), Some(""));
+        assert_eq!(labels.label("tier"), None);
+        assert_eq!(labels.label("gone"), None);
+        assert_eq!(labels.label("missing"), None);
+        let copied =
+            BTreeMap::from([("app".to_owned(), "web".to_owned()), ("empty".to_owned(), String::new())]);
+        assert_eq!(labels.to_map(), copied);
+        // Selectors see the same labels as in the copy: a number under `tier` does not exist.
+        let exists = |key: &str| LabelSelector {
+            match_expressions: vec![LabelSelectorRequirement {
+                key: key.into(),
+                operator: LabelSelectorOperator::Exists,
+                values: vec![],
+            }],
+            ..LabelSelector::default()
+        };
+        assert!(crate::selector::matches(&exists("app"), &labels));
+        assert!(!crate::selector::matches(&exists("tier"), &labels));
+        assert!(crate::selector::matches(&exists("app"), &copied));
+        // No object, no label map, or labels that are not an object: no labels.
+        for object in [
+            None,
+            Some(ObjectJson::from_value(serde_json::json!({"metadata": {}}))),
+            Some(ObjectJson::from_value(serde_json::json!({"metadata": {"labels": ["app"]}}))),
+        ] {
+            let labels = labels_of(object.as_ref());
+            assert_eq!(labels.label("app"), None);
+            assert!(labels.to_map().is_empty());
+        }
     }
 }

@@ -2,10 +2,8 @@
 //! selectors), which of them cover an artifact for `--no-match`, and what an unevaluable namespace selector
 //! does to a policy's findings.
 
-use std::collections::BTreeMap;
-
 use super::compliance;
-use super::AdmissionInput;
+use super::{AdmissionInput, ObjectLabels};
 use crate::decision::{Finding, FindingResult};
 use crate::policy_set::CompiledPolicy;
 
@@ -32,7 +30,7 @@ pub fn policy_applies(
     policy: &CompiledPolicy,
     name: &str,
     input: &AdmissionInput,
-    object_labels: &BTreeMap<String, String>,
+    object_labels: ObjectLabels<'_>,
 ) -> bool {
     names_image(policy, name) && applies_to_object(policy, input, object_labels)
 }
@@ -47,7 +45,7 @@ fn names_image(policy: &CompiledPolicy, name: &str) -> bool {
 pub fn applies_to_object(
     policy: &CompiledPolicy,
     input: &AdmissionInput,
-    object_labels: &BTreeMap<String, String>,
+    object_labels: ObjectLabels<'_>,
 ) -> bool {
     let ns = input.namespace.as_deref().filter(|n| !n.is_empty());
     if policy.namespace.is_some() && policy.namespace.as_deref() != ns {
@@ -70,7 +68,7 @@ pub fn applies_to_object(
         }
     }
     if let Some(sel) = &policy.object_selector {
-        if !crate::selector::matches(sel, object_labels) {
+        if !crate::selector::matches(sel, &object_labels) {
             return false;
         }
     }

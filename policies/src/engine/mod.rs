@@ -38,7 +38,7 @@ use crate::policy_set::{CompiledAuthority, CompiledPolicy, PolicySet};
 pub use checks::condition_input;
 use checks::{base_finding, digest_finding, every_check};
 use decide::{PolicyFindings, Unmatched};
-pub use input::{labels_of, object_label, AdmissionInput};
+pub use input::{labels_of, object_label, AdmissionInput, ObjectLabels};
 pub use matching::{applies_to_object, policy_applies};
 use matching::{covers, mark_unknown_selector, profile_labels, selector_unknown, CONFIGURATION};
 pub use object::{ObjectJson, UnreadableObject};
@@ -290,13 +290,13 @@ impl Engine {
         // NetworkPolicy declarations are checked against the namespace's allowlist: verify it like any
         // artifact (a synthetic one: it is not named in the object, so never pinned).
         let namespace_allowlist =
-            egress::namespace_allowlist(&extracted.egress, input, &loaded.set, &object_labels, &mut charged)
+            egress::namespace_allowlist(&extracted.egress, input, &loaded.set, object_labels, &mut charged)
                 .map(|a| {
                     artifacts.push(a);
                     artifacts.len() - 1
                 });
         let artifacts = artifacts;
-        charged.extend(fetchers::judge(&extracted.fetcher_problems, &loaded.set, input, &object_labels));
+        charged.extend(fetchers::judge(&extracted.fetcher_problems, &loaded.set, input, object_labels));
         let mut jobs = Vec::new();
         let mut results = Vec::new();
         let mut unmatched = Vec::new();
@@ -313,7 +313,7 @@ impl Engine {
                 .set
                 .policies()
                 .iter()
-                .filter(|p| policy_applies(p, &name, input, &object_labels))
+                .filter(|p| policy_applies(p, &name, input, object_labels))
                 // A policy that only sets fetcher modes or an egress default checks nothing here: it
                 // must not count as covering the artifact (the no-match action applies instead).
                 .filter(|p| covers(p) || !profile_labels(p, input).is_empty())
