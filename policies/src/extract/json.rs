@@ -105,12 +105,10 @@ pub(crate) fn list(v: Option<&Value>, at: impl At) -> Result<&[Value], ExtractEr
 /// A map field (absent or null is empty) with at most [`MAX_LIST_ENTRIES`] keys.
 pub(crate) fn map(v: Option<&Value>, at: impl At) -> Result<Option<&Object>, ExtractError> {
     match v {
-        None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) if m.len() > MAX_LIST_ENTRIES => {
             Err(ExtractError::TooMany { pointer: at.pointer(), count: m.len(), max: MAX_LIST_ENTRIES })
         }
-        Some(Value::Object(m)) => Ok(Some(m)),
-        Some(other) => Err(wrong(&at.pointer(), "an object", other)),
+        _ => optional_object(v, at),
     }
 }
 
