@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn only_arcs_right_under_fulcios_are_claims() {
         let claim = |oid: &str| Claim::from_oid(&ObjectIdentifier::new_unwrap(oid));
-        // The arc itself, a grandchild of a claim, and OIDs whose encoding only starts like Fulcio's.
+        // The arc itself, grandchildren of claims, Fulcio's parent arc and its other children, another OID.
         for not_a_claim in [
             "1.3.6.1.4.1.57264.1",
             "1.3.6.1.4.1.57264.1.14.1",
