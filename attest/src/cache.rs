@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 use moka::Expiry;
@@ -29,10 +30,16 @@ pub struct VerdictKey {
     pub requirement: String,
 }
 
-/// A value the cache can hold: it says whether it is a success (long TTL) and roughly how big it is.
+/// A value the cache can hold: it says whether it is a success (long TTL), until when it holds at all, and
+/// roughly how big it is.
 pub trait Cacheable: Clone + Send + Sync + 'static {
     /// Successes live for `success_ttl`, everything else for `failure_ttl`.
     fn is_success(&self) -> bool;
+    /// When the value may stop being true by time alone (a signature's expiry, a CRL's `nextUpdate`): it
+    /// is kept no longer, whatever its TTL. `None`: never.
+    fn valid_until(&self) -> Option<DateTime<Utc>> {
+        None
+    }
     /// Approximate size in bytes, for the weight bound.
     fn weight(&self) -> u32 {
         1024
@@ -87,6 +94,16 @@ struct Counters {
     evictions: Arc<AtomicU64>,
 }
 
+/// How long `value` may be kept from now: the TTL of its outcome, and no longer than it holds
+/// ([`Cacheable::valid_until`]; zero once that has passed). The one rule for both cache tiers.
+pub fn lifetime<V: Cacheable>(value: &V, success_ttl: Duration, failure_ttl: Duration) -> Duration {
+    let ttl = if value.is_success() { success_ttl } else { failure_ttl };
+    match value.valid_until() {
+        Some(until) => (until - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(ttl),
+        None => ttl,
+    }
+}
+
 struct TtlBySuccess {
     success: Duration,
     failure: Duration,
@@ -94,7 +111,7 @@ struct TtlBySuccess {
 
 impl<V: Cacheable> Expiry<VerdictKey, Weighted<V>> for TtlBySuccess {
     fn expire_after_create(&self, _k: &VerdictKey, v: &Weighted<V>, _now: Instant) -> Option<Duration> {
-        let ttl = if v.0.is_success() { self.success } else { self.failure };
+        let ttl = lifetime(&v.0, self.success, self.failure);
         Some(v.1.map_or(ttl, |left| left.min(ttl)))
     }
 }
@@ -233,6 +250,48 @@ mod tests {
         fn is_success(&self) -> bool {
             self.0
         }
+    }
+
+    /// A success that holds until a moment (a signature's expiry, a CRL's nextUpdate).
+    #[derive(Clone, Debug, PartialEq)]
+    struct HoldsUntil(DateTime<Utc>);
+    impl Cacheable for HoldsUntil {
+        fn is_success(&self) -> bool {
+            true
+        }
+        fn valid_until(&self) -> Option<DateTime<Utc>> {
+            Some(self.0)
+        }
+    }
+
+    fn in_ms(ms: i64) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::milliseconds(ms)
+    }
+
+    #[test]
+    fn a_value_is_kept_for_its_ttl_and_no_longer_than_it_holds() {
+        let (success, failure) = (Duration::from_secs(300), Duration::from_secs(30));
+        assert_eq!(lifetime(&Outcome(true), success, failure), success);
+        assert_eq!(lifetime(&Outcome(false), success, failure), failure);
+        let soon = lifetime(&HoldsUntil(in_ms(10_000)), success, failure);
+        assert!(soon <= Duration::from_secs(10) && soon > Duration::from_secs(9), "{soon:?}");
+        assert_eq!(lifetime(&HoldsUntil(in_ms(3_600_000)), success, failure), success);
+        assert_eq!(lifetime(&HoldsUntil(in_ms(-1_000)), success, failure), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn an_entry_goes_when_its_value_stops_holding_whatever_the_ttl() {
+        let cache = VerdictCache::<HoldsUntil>::new(&CacheConfig::default());
+        let v = HoldsUntil(in_ms(300));
+        cache.get_or_verify(key(1), async { Ok::<_, ()>(v.clone()) }).await.unwrap();
+        assert_eq!(cache.peek(&key(1)).await, Some(v));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(cache.peek(&key(1)).await, None, "kept past the moment it stopped holding");
+        // One that no longer holds is answered to its caller, and not kept.
+        let past = HoldsUntil(in_ms(-1_000));
+        let got = cache.get_or_verify(key(2), async { Ok::<_, ()>(past.clone()) }).await.unwrap();
+        assert_eq!(got, past);
+        assert_eq!(cache.peek(&key(2)).await, None);
     }
 
     fn key(n: u8) -> VerdictKey {

@@ -121,6 +121,11 @@ pub struct SignatureFacts {
     /// is recorded failed, revocation is recorded as not checked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckOutcome>,
+    /// When what was verified may stop holding by time alone (a Notation signature's expiry, a certificate
+    /// that was checked at the time of verification expiring, a CRL going out of date); a verdict resting
+    /// on this signature is cached no longer. Absent when nothing of the kind applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<DateTime<Utc>>,
 }
 
 /// A verified attestation.
@@ -237,6 +242,10 @@ impl Verdict {
 impl Cacheable for Verdict {
     fn is_success(&self) -> bool {
         self.outcome.is_ok()
+    }
+
+    fn valid_until(&self) -> Option<DateTime<Utc>> {
+        self.outcome.as_ref().ok()?.signatures.iter().filter_map(|s| s.valid_until).min()
     }
 
     fn weight(&self) -> u32 {

@@ -8,12 +8,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use vouch_attest::cache::CacheConfig;
+use vouch_attest::cache::{CacheConfig, VerdictKey};
 use vouch_attest::cosign;
 use vouch_attest::shared_cache::entry::{Binding, Sealer};
 use vouch_attest::shared_cache::{SharedCache, SharedCacheConfig, SharedCacheStats};
 use vouch_attest::sigstore_verify::Authority;
-use vouch_attest::verify::{ArtifactVerifier, Requirement};
+use vouch_attest::verify::{ArtifactVerifier, Facts, Requirement, SignatureFacts, Signer, Source, Verdict};
 use vouch_attest::{ArtifactRef, SigningKey};
 use vouch_tests::fixture::{push_image, verifier};
 use vouch_tests::redis_server::RedisServer;
@@ -316,4 +316,57 @@ async fn redis_back_after_an_outage_is_used_again_without_a_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(shared_again, "no verdict shared after Redis came back: a {:?}, b {:?}", shared(&a), shared(&b));
+}
+
+/// A verified Notation-style verdict whose signature holds until `until`.
+fn verdict_holding_until(until: chrono::DateTime<chrono::Utc>) -> Verdict {
+    let digest = vouch_attest::Digest::sha256_of(b"holds until");
+    Verdict {
+        reference: format!("registry.example/app@{digest}").parse().unwrap(),
+        outcome: Ok(Facts {
+            signatures: vec![SignatureFacts {
+                signer: Signer::Key { fingerprint: digest.clone() },
+                source: Source::Referrer { manifest: digest },
+                rekor_log_index: None,
+                signing_time: None,
+                annotations: BTreeMap::new(),
+                checks: Vec::new(),
+                valid_until: Some(until),
+            }],
+            ..Facts::default()
+        }),
+    }
+}
+
+#[tokio::test]
+async fn an_entry_lives_no_longer_than_its_verdict_holds() {
+    let redis = RedisServer::start().unwrap();
+    let url = redis.url();
+    // Success TTL 300 s (the default); the verdict holds 20 s more.
+    let cache =
+        SharedCache::new(&SharedCacheConfig::new(&url, KEY.to_vec()), &CacheConfig::default()).unwrap();
+    let key = |n: u8| VerdictKey {
+        digest: vouch_attest::Digest::sha256_of(&[n]),
+        authority: "notation:test".into(),
+        requirement: "signature".into(),
+    };
+    let soon = verdict_holding_until(chrono::Utc::now() + chrono::Duration::seconds(20));
+    let before = entry_names(&url).await;
+    cache.get_or_verify(&key(1), async { Ok::<_, ()>(soon.clone()) }).await.unwrap();
+    let name = new_name(&before, &entry_names(&url).await);
+    let ttl_ms: i64 = redis::cmd("PTTL").arg(&name).query_async(&mut raw(&url).await).await.unwrap();
+    assert!((1..=20_000).contains(&ttl_ms), "entry TTL {ttl_ms} ms, the verdict holds 20 s");
+    // Another replica reads it with what it has left, not the full TTL.
+    let other =
+        SharedCache::new(&SharedCacheConfig::new(&url, KEY.to_vec()), &CacheConfig::default()).unwrap();
+    let loaded =
+        other.get_or_verify(&key(1), async { Err::<Verdict, _>("not verified again") }).await.unwrap();
+    assert_eq!(loaded.value, soon);
+    assert!(loaded.left.is_some_and(|left| left <= Duration::from_secs(20)), "{:?}", loaded.left);
+    // A verdict that no longer holds is answered but not written.
+    let past = verdict_holding_until(chrono::Utc::now() - chrono::Duration::seconds(1));
+    let before = entry_names(&url).await;
+    let got = cache.get_or_verify(&key(2), async { Ok::<_, ()>(past.clone()) }).await.unwrap();
+    assert_eq!(got.value, past);
+    assert_eq!(entry_names(&url).await, before, "nothing written for a verdict past its moment");
 }

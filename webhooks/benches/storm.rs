@@ -252,6 +252,7 @@ fn verdict(n: usize, host: &str) -> Verdict {
                 signing_time: None,
                 annotations: Default::default(),
                 checks: Vec::new(),
+                valid_until: None,
             }],
             ..Facts::default()
         }),

@@ -104,7 +104,11 @@ async fn verify_checks_revocation_against_notation_crl_files() {
     };
     let store = file("root.pem", ca.trust_store_pem().as_bytes());
     // One CRL as DER, one as PEM: both forms are read.
-    let clean = file("clean.crl", &ca.crl(&[]).unwrap());
+    // Whole seconds: a CRL's times are.
+    let next_update =
+        chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 7 * 86_400, 0).unwrap();
+    let clean =
+        file("clean.crl", &ca.crl_valid(&[], next_update - chrono::Duration::days(8), next_update).unwrap());
     let revoked = file(
         "revoked.pem",
         vouch_attest::keys::pem_encode("X509 CRL", &ca.crl(&[&signer]).unwrap()).as_bytes(),
@@ -129,6 +133,17 @@ async fn verify_checks_revocation_against_notation_crl_files() {
     assert!(
         stdout.contains("revocation: passed: checked against the CRL from CN=vouch test notation root,O=vouch-test,ST=WA,C=US, not revoked"),
         "{stdout}"
+    );
+    // The verdict holds until the CRL's nextUpdate (the leaf is valid for a year), and says so.
+    assert!(stdout.contains(&format!(", holds until {}", next_update.to_rfc3339())), "{stdout}");
+    let (code, stdout, stderr) = run(&["--notation-crl", &clean, "--output", "json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let until = &json["outcome"]["Ok"]["signatures"][0]["validUntil"];
+    assert_eq!(
+        until.as_str().map(|t| t.parse::<chrono::DateTime<chrono::Utc>>().unwrap()),
+        Some(next_update),
+        "{json}"
     );
     let (code, stdout, stderr) = run(&["--notation-crl", &revoked]);
     assert_eq!(code, 1, "{stdout}{stderr}");

@@ -197,6 +197,21 @@ impl CrlStore {
         &self.crls
     }
 
+    /// The first moment after `now` at which a CRL for an issuer in `chain` becomes current
+    /// (`thisUpdate`) or goes out of date (`nextUpdate`): until then a revocation check of `chain` at a
+    /// later time ends as it did at `now`. `None` when no such CRL changes in the future.
+    pub fn next_change(&self, chain: &[ParsedCert], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.crls
+            .iter()
+            .filter(|crl| {
+                chain.iter().any(|c| c.cert.tbs_certificate.issuer == crl.list.tbs_cert_list.issuer)
+            })
+            .flat_map(|crl| [Some(crl.this_update()), crl.next_update()])
+            .flatten()
+            .filter(|t| *t > now)
+            .min()
+    }
+
     /// A stable name for cache keys: the SHA-256 of each CRL, sorted (empty when there is none).
     pub fn fingerprint(&self) -> String {
         let mut crls: Vec<String> = self.crls.iter().map(|c| Digest::sha256_of(&c.der).to_string()).collect();
@@ -507,6 +522,24 @@ mod tests {
             r,
             Revocation::NotRevoked { detail: format!("checked against the CRL from {ROOT}, not revoked") }
         );
+    }
+
+    #[test]
+    fn the_next_change_is_the_first_future_this_or_next_update_of_the_chains_issuers() {
+        let pki = TestPki::new(ROOT);
+        let chain = pki.chain();
+        let mut crls = pki.crl(&pki.root_key, NOW - DAY, Some(NOW + 3 * DAY), &[]);
+        assert_eq!(crls.next_change(&chain, at(NOW)), Some(at(NOW + 3 * DAY)));
+        // A CRL current from tomorrow: its thisUpdate comes first.
+        let tomorrow =
+            sign_crl(&pki.root_key, &Name::from_str(ROOT).unwrap(), at(NOW + DAY), None, &[]).unwrap();
+        crls.add_bytes(&tomorrow).unwrap();
+        assert_eq!(crls.next_change(&chain, at(NOW)), Some(at(NOW + DAY)));
+        // Past moments do not count, nor do CRLs of issuers outside the chain.
+        assert_eq!(crls.next_change(&chain, at(NOW + 2 * DAY)), Some(at(NOW + 3 * DAY)));
+        assert_eq!(crls.next_change(&chain, at(NOW + 4 * DAY)), None);
+        let other = TestPki::new("CN=another root,O=vouch-test,ST=WA,C=US");
+        assert_eq!(crls.next_change(&other.chain(), at(NOW)), None);
     }
 
     #[test]

@@ -88,6 +88,10 @@ pub struct VerifiedNotation {
     pub target: TargetArtifact,
     /// Every check and how it ended (revocation is skipped unless CRLs were given: see [`revocation`]).
     pub checks: Vec<CheckOutcome>,
+    /// The first moment after the verification at which a check could end otherwise by time alone: the
+    /// signature's expiry, the validity of certificates checked at the time of verification (no authentic
+    /// signing time), a CRL of either chain becoming current or going out of date. `None`: no such moment.
+    pub valid_until: Option<DateTime<Utc>>,
 }
 
 /// Why revocation is not checked when the authority carries no CRL.
@@ -183,10 +187,11 @@ pub fn verify(
         .record(Check::Authenticity, authenticity(&envelope, &chain, anchor, subject.as_ref(), authority))?;
 
     // Authentic timestamp: the certificates (up to the trust anchor) were valid when the signature was made.
-    let AuthenticTime { signing_time, valid_at: time_check, tsa_revocation } =
+    let AuthenticTime { signing_time, valid_at: time_check, tsa_revocation, tsa_crl_change } =
         authentic_time(&envelope, authority, now);
+    let upto = anchor.unwrap_or(chain.len().saturating_sub(1));
+    let checked_at_now = matches!(time_check, Ok(t) if t == now);
     let time_check = time_check.and_then(|t| {
-        let upto = anchor.unwrap_or(chain.len().saturating_sub(1));
         for cert in chain.iter().take(upto + 1) {
             cert.check_valid_at(t).map_err(|e| NotationError::AuthenticTimestamp(e.to_string()))?;
         }
@@ -206,12 +211,22 @@ pub fn verify(
     let signing = revocation::check_chain(&chain, &authority.trust_store, &authority.crls, signing_time, now);
     outcomes.record_revocation(combine_revocation(signing, tsa_revocation))?;
 
+    // What has passed stays passed (an expired signature stays expired): only later moments count.
+    let certificate_changes =
+        chain.iter().take(upto + 1).filter(|_| checked_at_now).flat_map(|c| [c.not_before(), c.not_after()]);
+    let valid_until = [envelope.attributes.expiry, authority.crls.next_change(&chain, now), tsa_crl_change]
+        .into_iter()
+        .flatten()
+        .chain(certificate_changes)
+        .filter(|t| *t > now)
+        .min();
     Ok(VerifiedNotation {
         subject: leaf.cert.tbs_certificate.subject.to_string(),
         fingerprint: Digest::sha256_of(&leaf.der),
         signing_time,
         target,
         checks: outcomes.list,
+        valid_until,
     })
 }
 
@@ -299,6 +314,8 @@ struct AuthenticTime {
     valid_at: Result<DateTime<Utc>, NotationError>,
     /// The TSA chain's revocation status, when a timestamp was used.
     tsa_revocation: Option<Revocation>,
+    /// When a CRL of the TSA chain next changes (see [`revocation::CrlStore::next_change`]).
+    tsa_crl_change: Option<DateTime<Utc>>,
 }
 
 /// The authentic signing time and the time the certificates must be valid at: a signing authority's
@@ -310,6 +327,7 @@ fn authentic_time(envelope: &Envelope, authority: &NotationAuthority, now: DateT
         signing_time: t,
         valid_at,
         tsa_revocation: None,
+        tsa_crl_change: None,
     };
     if let Some(t) = envelope.attributes.authentic_signing_time {
         return at(Some(t), Ok(t));
@@ -330,6 +348,7 @@ fn authentic_time(envelope: &Envelope, authority: &NotationAuthority, now: DateT
                     signing_time: Some(v.time),
                     valid_at: Ok(v.time),
                     tsa_revocation: Some(tsa_revocation),
+                    tsa_crl_change: authority.crls.next_change(&chain, now),
                 },
             }
         }
@@ -849,6 +868,73 @@ mod tests {
         let v = verify(JWS_MEDIA_TYPE, &pki.envelope, &mock_target(), &none, now()).unwrap();
         assert_eq!(revocation(&v).result, CheckResult::Skipped);
         assert_eq!(revocation(&v).reason.as_deref(), Some(REVOCATION_NOT_CHECKED));
+    }
+
+    #[test]
+    fn a_verification_holds_until_the_first_moment_a_check_could_end_otherwise() {
+        let pki = own_pki();
+        let day = chrono::Duration::days(1);
+        let certificates_end: DateTime<Utc> = "2033-05-18T03:33:20Z".parse().unwrap(); // 2e9 s
+                                                                                       // Checked at now (no authentic signing time): until the chain's certificates expire.
+        let no_crls = NotationAuthority { crls: CrlStore::default(), ..pki.authority(Level::Strict, &[]) };
+        let v = verify(JWS_MEDIA_TYPE, &pki.envelope, &mock_target(), &no_crls, now()).unwrap();
+        assert_eq!(v.valid_until, Some(certificates_end));
+        // With a CRL: until its nextUpdate.
+        let v =
+            verify(JWS_MEDIA_TYPE, &pki.envelope, &mock_target(), &pki.authority(Level::Strict, &[]), now())
+                .unwrap();
+        assert_eq!(v.valid_until, Some(now() + day));
+        // A CRL that becomes current later counts from its thisUpdate.
+        let later = super::super::sign::sign_crl(
+            &pki.pki.root_key,
+            &pki.pki.root.cert.tbs_certificate.subject,
+            now() + chrono::Duration::hours(2),
+            Some(now() + day * 2),
+            &[],
+        )
+        .unwrap();
+        let mut crls = pki.authority(Level::Strict, &[]).crls;
+        crls.add_bytes(&later).unwrap();
+        let both = NotationAuthority { crls, ..pki.authority(Level::Strict, &[]) };
+        let v = verify(JWS_MEDIA_TYPE, &pki.envelope, &mock_target(), &both, now()).unwrap();
+        assert_eq!(v.valid_until, Some(now() + chrono::Duration::hours(2)));
+        // A signature expiring sooner: until its expiry.
+        let t = mock_target();
+        let target = TargetArtifact {
+            media_type: t.media_type,
+            digest: t.digest.to_string(),
+            size: t.size,
+            annotations: Default::default(),
+        };
+        let expiry = now() + chrono::Duration::minutes(3);
+        let expiring = super::super::sign::sign_jws(
+            &pki.pki.leaf_key,
+            &[pki.pki.leaf.der.clone(), pki.pki.root.der.clone()],
+            &target,
+            now() - day,
+            Some(expiry),
+        );
+        let v = verify(JWS_MEDIA_TYPE, &expiring, &mock_target(), &pki.authority(Level::Strict, &[]), now())
+            .unwrap();
+        assert_eq!(v.valid_until, Some(expiry));
+        // What has already passed stays passed: an expired signature an audit level admits holds as long as
+        // the rest does.
+        let audit = pki.authority(Level::Audit, &[]);
+        let v = verify(JWS_MEDIA_TYPE, &expiring, &mock_target(), &audit, expiry + day / 2).unwrap();
+        assert_eq!(result(&v, Check::Expiry), CheckResult::FailedLogged);
+        assert_eq!(v.valid_until, Some(now() + day));
+        // Certificates checked at a verified timestamp, not now, and no CRLs: nothing ends it.
+        let env = read("envelopes/jwsWithTimestamp.sig");
+        let stamped = NotationAuthority {
+            trust_store: store(TrustStoreKind::Ca, "TestTimestamp.crt"),
+            tsa_trust_store: Some(store(TrustStoreKind::Tsa, "tsa-globalsignRoot.pem")),
+            crls: CrlStore::default(),
+            identities: vec![TrustedIdentity::Any],
+            level: Level::Strict,
+        };
+        let v = verify(JWS_MEDIA_TYPE, &env, &timestamp_target(), &stamped, now()).unwrap();
+        assert!(v.signing_time.is_some());
+        assert_eq!(v.valid_until, None);
     }
 
     #[test]

@@ -433,7 +433,7 @@ impl SharedCache {
     }
 
     async fn write<V: Cacheable + Serialize>(&self, names: &Names, binding: &Binding, value: &V) {
-        let ttl = if value.is_success() { self.inner.success_ttl } else { self.inner.failure_ttl };
+        let ttl = crate::cache::lifetime(value, self.inner.success_ttl, self.inner.failure_ttl);
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         let Some(sealed) = self.inner.sealer.seal(binding, value, ttl).filter(|_| ms > 0) else {
             return;

@@ -334,6 +334,7 @@ impl ArtifactVerifier {
                         signing_time: sig.signing_time,
                         annotations: BTreeMap::new(),
                         checks: Vec::new(),
+                        valid_until: None,
                     });
                     facts.model_signature = Some(sig);
                     return Ok(Ok(()));
@@ -434,6 +435,7 @@ fn signature_facts(v: &VerifiedBundle, source: Source) -> SignatureFacts {
         signing_time: v.signing_time,
         annotations: BTreeMap::new(),
         checks: Vec::new(),
+        valid_until: None,
     }
 }
 

@@ -58,6 +58,7 @@ impl ArtifactVerifier {
                         .map(|(k, value)| (k, serde_json::Value::String(value)))
                         .collect(),
                     checks: v.checks,
+                    valid_until: v.valid_until,
                 }),
                 Err(e) => candidates.push(format!("{source}: {e}")),
             }

@@ -359,6 +359,10 @@ pub fn summary_lines(facts: &Facts) -> Vec<String> {
         if let Some(t) = s.signing_time {
             line.push_str(&format!(", signed {}", t.to_rfc3339()));
         }
+        if let Some(t) = s.valid_until {
+            // The first moment a check could end otherwise by time alone (expiry, a CRL's nextUpdate).
+            line.push_str(&format!(", holds until {}", t.to_rfc3339()));
+        }
         if !s.annotations.is_empty() {
             // What a policy's `requirements.signature.annotations` is checked against.
             let annotations = serde_json::to_string(&s.annotations).unwrap_or_default();
@@ -404,6 +408,7 @@ mod tests {
                 signing_time: None,
                 annotations,
                 checks: Vec::new(),
+                valid_until: None,
             };
         let facts = Facts {
             signatures: vec![
