@@ -4,7 +4,8 @@
 //! registry_request, that the admission span continues the caller's `traceparent` (trace id, parent span
 //! id, tracestate), the decision and reason attributes of an allowed and a denied pod, and that a malformed
 //! `traceparent` starts a new trace. A collector that accepts connections and never answers delays no
-//! admission: the SDK's bounded queue drops the spans instead.
+//! admission: the SDK's bounded queue drops the spans instead. An HTTPS collector with a private CA that asks
+//! for client certificates gets the spans only when `OTEL_EXPORTER_OTLP_*CERTIFICATE`/`*CLIENT_KEY` name them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod python_receiver;
@@ -268,4 +269,66 @@ async fn a_collector_that_never_answers_delays_no_admission_and_spans_are_droppe
     let log = setup.serve_log();
     assert!(log.contains("dropped a Span due to queue full"), "the full queue dropped spans:\n{log}");
     held.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spans_reach_a_collector_with_a_private_ca_and_client_certificates_from_the_otel_tls_variables() {
+    use vouch_webhooks::server::dev_pki::DevCa;
+    // The collector's own CA (vouch knows nothing of it unless told) and the CA it wants clients' from.
+    let (collector_ca, client_ca) =
+        (DevCa::new("otlp collector ca").unwrap(), DevCa::new("otlp client ca").unwrap());
+    let server = collector_ca.issue_server(&[], &["127.0.0.1".parse().unwrap()]).unwrap();
+    let client = client_ca.issue_client("vouch").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (server_cert, server_key) =
+        (write("server.pem", &server.cert_pem), write("server-key.pem", &server.key_pem));
+    let (client_cert, client_key) =
+        (write("client.pem", &client.cert_pem), write("client-key.pem", &client.key_pem));
+    let (collector_ca_pem, client_ca_pem) =
+        (write("collector-ca.pem", &collector_ca.cert_pem()), write("client-ca.pem", &client_ca.cert_pem()));
+    let Some(receiver) = Receiver::otlp_with(&[
+        ("RECEIVER_TLS_CERT", &server_cert),
+        ("RECEIVER_TLS_KEY", &server_key),
+        ("RECEIVER_CLIENT_CA", &client_ca_pem),
+    ]) else {
+        return;
+    };
+    let setup = SignedAndUnsigned::start("vouch-otlp-ca").await;
+    let collector = format!("https://127.0.0.1:{}", receiver.port);
+    let body = pod_create(&setup.host, "u-signed", "signed", &setup.signed, false);
+    let admit = |tls: TlsClient| {
+        let body = body.clone();
+        async move {
+            let (r, _) = tls.post("/validate", &body).await.unwrap();
+            assert_eq!(r.status, 200);
+            assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap()["response"]["allowed"], true);
+        }
+    };
+    let client_files = [
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", client_cert.as_str()),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", client_key.as_str()),
+    ];
+
+    // Without the collector's CA its certificate is not trusted: nothing arrives.
+    {
+        let (_serve, tls) = setup.serve(&collector, &client_files).await;
+        admit(tls).await;
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        receiver.nothing_more();
+    }
+    // With it (and the client certificate the collector asks for), the admission's spans do.
+    let with_ca =
+        [&client_files[..], &[("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", collector_ca_pem.as_str())]].concat();
+    let (_serve, tls) = setup.serve(&collector, &with_ca).await;
+    admit(tls).await;
+    let spans = receiver
+        .until(|spans| spans.iter().any(|s| s["name"] == "admission"))
+        .unwrap_or_else(|got| panic!("no admission span over TLS: {got:?}\n{}", setup.serve_log()));
+    assert!(spans.iter().all(|s| s["resource"]["service.name"] == "vouch"), "{spans:?}");
 }

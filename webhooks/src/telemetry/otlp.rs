@@ -4,6 +4,7 @@
 //! runtime, each export bounded by a timeout. Admission only ever hands a finished span to the queue.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -30,6 +31,27 @@ pub struct ExportTarget {
     pub from: &'static str,
     /// Time one export may take.
     pub timeout: Duration,
+    /// TLS to the collector beyond the system's roots: from `OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE`,
+    /// `..._CLIENT_CERTIFICATE` and `..._CLIENT_KEY`.
+    pub tls: ExportTls,
+}
+
+/// A file named by a setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingFile {
+    /// The variable that named it.
+    pub setting: &'static str,
+    /// The path.
+    pub path: PathBuf,
+}
+
+/// Files for TLS to the collector (PEM), as the OpenTelemetry exporter specification names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportTls {
+    /// CA certificates trusted for the collector's certificate, besides the system's roots.
+    pub ca: Option<SettingFile>,
+    /// A client certificate (chain) and its private key, for a collector that asks for one.
+    pub client: Option<(SettingFile, SettingFile)>,
 }
 
 impl fmt::Display for ExportTarget {
@@ -122,7 +144,72 @@ pub fn export_target(
             break;
         }
     }
-    Ok(Some(ExportTarget { url, from, timeout }))
+    let file = |name: &str| -> Option<SettingFile> {
+        let (traces, general): (&'static str, &'static str) = match name {
+            "CERTIFICATE" => ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE"),
+            "CLIENT_CERTIFICATE" => {
+                ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")
+            }
+            _ => ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "OTEL_EXPORTER_OTLP_CLIENT_KEY"),
+        };
+        [traces, general]
+            .into_iter()
+            .find_map(|setting| env(setting).map(|p| SettingFile { setting, path: PathBuf::from(p.trim()) }))
+    };
+    let client = match (file("CLIENT_CERTIFICATE"), file("CLIENT_KEY")) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(one), None) | (None, Some(one)) => {
+            let value = one.path.display().to_string();
+            return Err(bad(
+                one.setting,
+                &value,
+                "a client certificate needs its key and a key its certificate: set both".into(),
+            ));
+        }
+    };
+    let tls = ExportTls { ca: file("CERTIFICATE"), client };
+    Ok(Some(ExportTarget { url, from, timeout, tls }))
+}
+
+/// Read `file`, or say which setting named a file that cannot be read.
+fn read_setting_file(file: &SettingFile) -> Result<Vec<u8>, TelemetryError> {
+    std::fs::read(&file.path).map_err(|e| TelemetryError::Setting {
+        setting: file.setting,
+        value: file.path.display().to_string(),
+        reason: format!("cannot read it: {e}"),
+    })
+}
+
+/// The reqwest client the exporter sends with: the target's timeout, no redirects, and its TLS files.
+fn export_client(target: &ExportTarget) -> Result<reqwest::Client, TelemetryError> {
+    let bad = |file: &SettingFile, reason: String| TelemetryError::Setting {
+        setting: file.setting,
+        value: file.path.display().to_string(),
+        reason,
+    };
+    let mut builder = reqwest::Client::builder()
+        .timeout(target.timeout)
+        .connect_timeout(target.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("vouch/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &target.tls.ca {
+        let certs = reqwest::Certificate::from_pem_bundle(&read_setting_file(ca)?)
+            .map_err(|e| bad(ca, format!("not PEM certificates: {e}")))?;
+        if certs.is_empty() {
+            return Err(bad(ca, "holds no PEM certificate".into()));
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    if let Some((cert, key)) = &target.tls.client {
+        let mut pem = read_setting_file(cert)?;
+        pem.push(b'\n');
+        pem.extend(read_setting_file(key)?);
+        let identity = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| bad(cert, format!("with {}: not a PEM certificate and key: {e}", key.setting)))?;
+        builder = builder.identity(identity);
+    }
+    builder.build().map_err(|e| TelemetryError::Exporter { reason: e.to_string() })
 }
 
 /// The tracer provider exporting to `target` in batches (queue, batch size and delay from the standard
@@ -132,13 +219,7 @@ pub fn tracer_provider(
     target: &ExportTarget,
     runtime: &tokio::runtime::Handle,
 ) -> Result<SdkTracerProvider, TelemetryError> {
-    let client = reqwest::Client::builder()
-        .timeout(target.timeout)
-        .connect_timeout(target.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("vouch/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| TelemetryError::Exporter { reason: e.to_string() })?;
+    let client = export_client(target)?;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
@@ -272,6 +353,80 @@ mod tests {
         assert!(ok.unwrap().is_some());
         let err = target(Some("http://c:4318"), &[("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "10s")]).unwrap_err();
         assert!(err.to_string().contains("milliseconds"), "{err}");
+    }
+
+    #[test]
+    fn tls_files_come_from_the_traces_variables_before_the_general_ones() {
+        let t = target(
+            Some("https://c:4318"),
+            &[
+                ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/etc/otel/traces-ca.pem"),
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/otel/ca.pem"),
+                ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/otel/client.pem"),
+                ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "/etc/otel/client-key.pem"),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        let ca = t.tls.ca.unwrap();
+        assert_eq!(
+            (ca.setting, ca.path.to_str().unwrap()),
+            ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/etc/otel/traces-ca.pem")
+        );
+        let (cert, key) = t.tls.client.unwrap();
+        assert_eq!(cert.setting, "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE");
+        assert_eq!(key.setting, "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY");
+        assert_eq!(target(Some("https://c:4318"), &[]).unwrap().unwrap().tls, ExportTls::default());
+        // A certificate without its key (or the reverse) is refused, naming the one given.
+        let err = target(Some("https://c"), &[("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("OTEL_EXPORTER_OTLP_CLIENT_KEY: \"/k.pem\": a client certificate needs its key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tls_files_that_cannot_be_used_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_owned()
+        };
+        let ca = crate::server::dev_pki::DevCa::new("otlp test ca").unwrap();
+        let client = ca.issue_client("vouch").unwrap();
+        let (ca_pem, cert, key) = (
+            write("ca.pem", &ca.cert_pem()),
+            write("client.pem", &client.cert_pem),
+            write("key.pem", &client.key_pem),
+        );
+        let not_pem = write("not.pem", "not a certificate");
+        let client_of = |ca: &str, cert: &str, key: &str| {
+            let vars = [
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca),
+                ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", cert),
+                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", key),
+            ];
+            export_client(&target(Some("https://c:4318"), &vars).unwrap().unwrap())
+        };
+        client_of(&ca_pem, &cert, &key).unwrap();
+        let err = client_of("/nonexistent/ca.pem", &cert, &key).unwrap_err().to_string();
+        assert!(
+            err.starts_with("OTEL_EXPORTER_OTLP_CERTIFICATE: \"/nonexistent/ca.pem\": cannot read it"),
+            "{err}"
+        );
+        let err = client_of(&not_pem, &cert, &key).unwrap_err().to_string();
+        assert!(
+            err.starts_with("OTEL_EXPORTER_OTLP_CERTIFICATE:") && err.contains("no PEM certificate"),
+            "{err}"
+        );
+        let err = client_of(&ca_pem, &cert, &not_pem).unwrap_err().to_string();
+        assert!(
+            err.starts_with("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE:")
+                && err.contains("OTEL_EXPORTER_OTLP_CLIENT_KEY"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,8 +6,13 @@ Listens on 127.0.0.1 (a free port, printed first on stdout). Every POST to /v1/t
 JSON line is printed per span: ids in hex, the parent span id ("" for a root), the name, the kind, the
 attributes and the resource's attributes. The answer is an empty ExportTraceServiceResponse. A request that
 does not parse is answered 400 and printed as {"error": ...}.
+
+With RECEIVER_TLS_CERT and RECEIVER_TLS_KEY (PEM files) it serves HTTPS, and with RECEIVER_CLIENT_CA too it
+asks every client for a certificate issued by that CA and refuses the connection without one.
 """
 import json
+import os
+import ssl
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -80,6 +85,15 @@ class Handler(BaseHTTPRequestHandler):
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+if os.environ.get("RECEIVER_TLS_CERT"):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.environ["RECEIVER_TLS_CERT"], os.environ["RECEIVER_TLS_KEY"])
+    if os.environ.get("RECEIVER_CLIENT_CA"):
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(os.environ["RECEIVER_CLIENT_CA"])
+    # A failed handshake (a client that does not trust us, or brings no certificate) raises in accept(),
+    # which the server drops as an OSError: nothing is printed for it.
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
 try:
     server.serve_forever()

@@ -22,21 +22,33 @@ pub struct Receiver {
 impl Receiver {
     /// The CloudEvents SDK receiver; `None` (outside CI) when the SDK is not installed.
     pub fn cloudevents() -> Option<Self> {
-        Self::start("cloudevents/receiver.py", "cloudevents.core.bindings.http", "PyPI cloudevents (2.x)")
+        Self::start(
+            "cloudevents/receiver.py",
+            "cloudevents.core.bindings.http",
+            "PyPI cloudevents (2.x)",
+            &[],
+        )
     }
 
     /// The OTLP/HTTP trace receiver; `None` (outside CI) when the bindings are not installed.
     pub fn otlp() -> Option<Self> {
+        Self::otlp_with(&[])
+    }
+
+    /// The OTLP/HTTP trace receiver with these environment variables (`RECEIVER_TLS_CERT`,
+    /// `RECEIVER_TLS_KEY`, `RECEIVER_CLIENT_CA`: see tests/otlp/receiver.py).
+    pub fn otlp_with(env: &[(&str, &str)]) -> Option<Self> {
         Self::start(
             "otlp/receiver.py",
             "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
             "PyPI opentelemetry-proto (and protobuf)",
+            env,
         )
     }
 
     /// Start tests/`script` once `module` imports; `None` outside CI when it does not (scripts/setup.sh
     /// installs `package`); in CI a missing package fails the run instead of skipping.
-    fn start(script: &str, module: &str, package: &str) -> Option<Self> {
+    fn start(script: &str, module: &str, package: &str, env: &[(&str, &str)]) -> Option<Self> {
         let script = format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR"));
         let ok = Command::new("python3")
             .args(["-c", &format!("import {module}")])
@@ -48,7 +60,12 @@ impl Receiver {
             eprintln!("skipped: {package} not installed; bash scripts/setup.sh");
             return None;
         }
-        let mut child = Command::new("python3").arg(script).stdout(Stdio::piped()).spawn().unwrap();
+        let mut child = Command::new("python3")
+            .arg(script)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let stdout: ChildStdout = child.stdout.take().unwrap();
         let mut reader = BufReader::new(stdout);
         let mut first = String::new();
