@@ -218,6 +218,11 @@ def check_deployment(objs, v, release, ns, chart):
         want_env = {"OTEL_SERVICE_NAME": v["tracing"]["serviceName"], "OTEL_TRACES_SAMPLER": v["tracing"]["sampler"]}
         if v["tracing"]["samplerArg"]:
             want_env["OTEL_TRACES_SAMPLER_ARG"] = v["tracing"]["samplerArg"]
+        if v["tracing"]["tls"]["caSecret"]:
+            want_env["OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"] = "/etc/vouch/otlp-ca/ca.crt"
+        if v["tracing"]["tls"]["clientSecret"]:
+            want_env["OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE"] = "/etc/vouch/otlp-client/tls.crt"
+            want_env["OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"] = "/etc/vouch/otlp-client/tls.key"
     extra = {e["name"] for e in v["server"].get("extraEnv") or []}
     check({k: x for k, x in otel_env.items() if k not in extra} == want_env,
           f"OTEL_* variables from tracing.* iff tracing.otlpEndpoint (env {otel_env})")
@@ -261,6 +266,20 @@ def check_deployment(objs, v, release, ns, chart):
             and vol[0]["secret"]["items"] == [{"key": sc["keySecretKey"], "path": "key"}],
             "shared-cache-key volume from sharedCache.keySecret",
         )
+    otlp_tls = v["tracing"]["tls"]
+    for name, secret, items in [
+        ("otlp-ca", otlp_tls["caSecret"], [{"key": "ca.crt", "path": "ca.crt"}]),
+        ("otlp-client", otlp_tls["clientSecret"],
+         [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]),
+    ]:
+        vol = [x for x in pod.get("volumes", []) if x["name"] == name]
+        mount = [m for m in c.get("volumeMounts", []) if m["name"] == name]
+        if otlp and secret:
+            check(len(vol) == 1 and vol[0]["secret"] == {"secretName": secret, "items": items}
+                  and len(mount) == 1 and mount[0]["mountPath"] == f"/etc/vouch/{name}",
+                  f"{name} volume and mount from tracing.tls")
+        else:
+            check(not vol and not mount, f"no {name} volume without tracing.otlpEndpoint and its secret")
     tr = bool(v["trustedRoot"]["json"] or v["trustedRoot"]["existingSecret"])
     check(any(a.startswith("--trusted-root=") for a in args) == tr, "--trusted-root iff trustedRoot")
     bundled = bool(v["bundle"]["existingSecret"] or v["bundle"]["existingConfigMap"] or v["bundle"]["volume"])
