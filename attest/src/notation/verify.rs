@@ -771,8 +771,16 @@ mod tests {
     }
 
     fn own_pki() -> OwnPki {
-        use crate::notation::test_pki::TestPki;
-        let pki = TestPki::new("CN=own root,O=vouch-test,ST=WA,C=US");
+        let pki = crate::notation::test_pki::TestPki::new("CN=own root,O=vouch-test,ST=WA,C=US");
+        let envelope = sign_for_mock_target(&pki, None);
+        OwnPki { pki, envelope }
+    }
+
+    /// A JWS by `pki`'s leaf over the mock target, signed a day before [`now`], expiring at `expiry`.
+    fn sign_for_mock_target(
+        pki: &crate::notation::test_pki::TestPki,
+        expiry: Option<DateTime<Utc>>,
+    ) -> Vec<u8> {
         let t = mock_target();
         let target = TargetArtifact {
             media_type: t.media_type,
@@ -780,14 +788,13 @@ mod tests {
             size: t.size,
             annotations: Default::default(),
         };
-        let envelope = super::super::sign::sign_jws(
+        super::super::sign::sign_jws(
             &pki.leaf_key,
             &[pki.leaf.der.clone(), pki.root.der.clone()],
             &target,
             now() - chrono::Duration::days(1),
-            None,
-        );
-        OwnPki { pki, envelope }
+            expiry,
+        )
     }
 
     impl OwnPki {
@@ -899,21 +906,8 @@ mod tests {
         let v = verify(JWS_MEDIA_TYPE, &pki.envelope, &mock_target(), &both, now()).unwrap();
         assert_eq!(v.valid_until, Some(now() + chrono::Duration::hours(2)));
         // A signature expiring sooner: until its expiry.
-        let t = mock_target();
-        let target = TargetArtifact {
-            media_type: t.media_type,
-            digest: t.digest.to_string(),
-            size: t.size,
-            annotations: Default::default(),
-        };
         let expiry = now() + chrono::Duration::minutes(3);
-        let expiring = super::super::sign::sign_jws(
-            &pki.pki.leaf_key,
-            &[pki.pki.leaf.der.clone(), pki.pki.root.der.clone()],
-            &target,
-            now() - day,
-            Some(expiry),
-        );
+        let expiring = sign_for_mock_target(&pki.pki, Some(expiry));
         let v = verify(JWS_MEDIA_TYPE, &expiring, &mock_target(), &pki.authority(Level::Strict, &[]), now())
             .unwrap();
         assert_eq!(v.valid_until, Some(expiry));
