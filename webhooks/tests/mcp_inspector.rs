@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use vouch_attest::cosign::sign_image_with_key;
 use vouch_attest::SigningKey;
+use vouch_tests::notation::{sign_and_push, NotationCa};
 use vouch_webhooks::cli::demo::push_demo_image;
 use vouch_webhooks::cli::demo_webhook::key_policy;
 use vouch_webhooks::dev_registry::DevRegistry;
@@ -75,6 +76,9 @@ async fn the_mcp_inspector_lists_and_calls_every_tool() {
         push_demo_image(&client, &host, "demo/unsigned", "1.0", b"nobody signed me\n").await.unwrap();
     let key = SigningKey::generate();
     sign_image_with_key(&client, &signed, &key, BTreeMap::new()).await.unwrap();
+    let notation_ca = NotationCa::new("mcp notation root").unwrap();
+    let notary = notation_ca.issue_current("CN=release,O=vouch-test,ST=WA,C=US").unwrap();
+    sign_and_push(&client, &signed, &notary, None).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
     std::fs::create_dir(&policies).unwrap();
@@ -161,6 +165,34 @@ async fn the_mcp_inspector_lists_and_calls_every_tool() {
         .await;
     assert_eq!(got["isError"], false, "a verified 'no' is an answer, not an error: {got}");
     assert!(got["structuredContent"]["outcome"].get("Err").is_some(), "{got}");
+    // verify_image of the Notation signature: trust store, identity and CRL as notation verify takes them;
+    // a CRL listing the signer revokes it.
+    let crl_pem = |revoked: &[&vouch_tests::notation::NotationSigner]| {
+        vouch_attest::keys::pem_encode("X509 CRL", &notation_ca.crl(revoked).unwrap())
+    };
+    let (store, reference) = (notation_ca.trust_store_pem(), signed.to_string());
+    let mut verdicts = Vec::new();
+    for crls in [crl_pem(&[]), crl_pem(&[&notary])] {
+        let args = [
+            ("reference", reference.as_str()),
+            ("notation_trust_store_pem", store.as_str()),
+            ("notation_identities", r#"["x509.subject: C=US, ST=WA, O=vouch-test, CN=release"]"#),
+            ("notation_crls_pem", crls.as_str()),
+        ];
+        let got = mcp.tool("verify_image", &args).await;
+        assert_eq!(got["isError"], false, "{got}");
+        verdicts.push(got["structuredContent"].clone());
+    }
+    let verdict = &verdicts[0];
+    let signature = &verdict["outcome"]["Ok"]["signatures"][0];
+    assert_eq!(signature["signer"]["kind"], "x509", "{verdict}");
+    let revocation =
+        signature["checks"].as_array().unwrap().iter().find(|c| c["check"] == "revocation").unwrap();
+    assert_eq!(revocation["result"], "passed", "{verdict}");
+    assert!(signature["validUntil"].is_string(), "the CRL's nextUpdate bounds the verdict: {verdict}");
+    let verdict = &verdicts[1];
+    let why = verdict["outcome"]["Err"].to_string();
+    assert!(why.contains("is revoked"), "{verdict}");
     // verify_image by policy: judged as a Pod running it would be.
     let got = mcp
         .tool("verify_image", &[("reference", &format!("{host}/demo/app:1.0")), ("policy", "prod-signed")])

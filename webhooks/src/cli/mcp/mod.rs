@@ -106,9 +106,15 @@ pub struct VerifyImageParams {
     /// Notation: the trust store's CA (or signing authority) certificates, PEM.
     pub notation_trust_store_pem: Option<String>,
     /// Notation: trusted identities, `x509.subject: C=…, ST=…, O=…[, CN=…]` or `*`.
+    #[serde(default, deserialize_with = "strings")]
     pub notation_identities: Option<Vec<String>>,
     /// Notation: `strict` (default), `permissive`, `audit` or `skip`.
     pub notation_level: Option<String>,
+    /// Notation: CRLs the signing (and TSA) chain is checked against, PEM (`X509 CRL` blocks); without
+    /// them revocation is reported as not checked.
+    pub notation_crls_pem: Option<String>,
+    /// Notation: the TSA trust store's certificates, PEM, so that an RFC 3161 timestamp counts.
+    pub notation_tsa_trust_store_pem: Option<String>,
     /// What to require: `signature` (default), `sbom`, or `attestation:<predicate type>`.
     pub require: Option<String>,
     /// Key-signed images need no Rekor entry (cosign's --insecure-ignore-tlog).
@@ -201,6 +207,25 @@ fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error
             "false" => Ok(Some(false)),
             other => Err(serde::de::Error::custom(format!("{other:?}: expected true or false"))),
         },
+    }
+}
+
+/// A list of strings as clients send it: a list, a JSON list in a string (the MCP Inspector's CLI sends an
+/// optional list so), or one string for a list of one.
+fn strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Strings {
+        List(Vec<String>),
+        Text(String),
+    }
+    match Option::<Strings>::deserialize(d)? {
+        None => Ok(None),
+        Some(Strings::List(list)) => Ok(Some(list)),
+        Some(Strings::Text(t)) if t.trim_start().starts_with('[') => serde_json::from_str(&t)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("{t:?}: not a JSON list of strings: {e}"))),
+        Some(Strings::Text(t)) => Ok(Some(vec![t])),
     }
 }
 
@@ -319,7 +344,7 @@ impl VouchMcp {
     /// verify_image
     #[tool(
         name = "verify_image",
-        description = "Verify an image by digest: its signature (or an attestation, or an SBOM) by a PEM key or a keyless identity, as cosign verify does; or, with `policy`, judge a Pod running it by the server's policies. Returns the verdict (verified facts, or why not)."
+        description = "Verify an image by digest: its signature (or an attestation, or an SBOM) by a PEM key or a keyless identity, as cosign verify does, or its Notation signature by a trust store and identities (CRLs optional), as notation verify does; or, with `policy`, judge a Pod running it by the server's policies. Returns the verdict (verified facts, or why not)."
     )]
     async fn verify_image(
         &self,
@@ -342,22 +367,17 @@ impl VouchMcp {
             return Ok(Json(report));
         }
         let key_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let key = match &p.key_pem {
-            Some(pem) => {
-                let path = key_dir.path().join("key.pem");
-                std::fs::write(&path, pem).map_err(|e| e.to_string())?;
-                Some(path)
-            }
-            None => None,
+        // The PEM arguments as the files `vouch verify` reads, in a directory gone after the call.
+        let file = |name: &str, pem: &Option<String>| -> Result<Option<PathBuf>, String> {
+            let Some(pem) = pem else { return Ok(None) };
+            let path = key_dir.path().join(name);
+            std::fs::write(&path, pem).map_err(|e| e.to_string())?;
+            Ok(Some(path))
         };
-        let notation_trust_store = match &p.notation_trust_store_pem {
-            Some(pem) => {
-                let path = key_dir.path().join("notation-ca.pem");
-                std::fs::write(&path, pem).map_err(|e| e.to_string())?;
-                Some(path)
-            }
-            None => None,
-        };
+        let key = file("key.pem", &p.key_pem)?;
+        let notation_trust_store = file("notation-ca.pem", &p.notation_trust_store_pem)?;
+        let notation_tsa_trust_store = file("notation-tsa.pem", &p.notation_tsa_trust_store_pem)?;
+        let notation_crl = file("notation-crls.pem", &p.notation_crls_pem)?.into_iter().collect();
         let args = VerifyArgs {
             image: p.reference.clone(),
             authority: AuthorityArgs {
@@ -373,10 +393,10 @@ impl VouchMcp {
                 certificate_github_workflow_ref: None,
                 notation_trust_store,
                 notation_trust_store_type: "ca".into(),
-                notation_tsa_trust_store: None,
+                notation_tsa_trust_store,
                 notation_identity: p.notation_identities.unwrap_or_default(),
                 notation_level: p.notation_level.unwrap_or_else(|| "strict".into()),
-                notation_crl: Vec::new(),
+                notation_crl,
             },
             require: p.require.unwrap_or_else(|| "signature".into()),
             registry: self.registry.clone(),
@@ -496,5 +516,25 @@ impl ServerHandler for VouchMcp {
                 .into(),
         );
         info
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_come_as_a_list_a_json_list_in_a_string_or_one_string() {
+        let parse = |v: Value| {
+            serde_json::from_value::<VerifyImageParams>(json!({"reference": "r", "notation_identities": v}))
+                .map(|p| p.notation_identities)
+        };
+        let list = |items: &[&str]| Some(items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        assert_eq!(parse(json!(["a", "b"])).unwrap(), list(&["a", "b"]));
+        assert_eq!(parse(json!("[\"a\", \"b\"]")).unwrap(), list(&["a", "b"]));
+        assert_eq!(parse(json!("*")).unwrap(), list(&["*"]));
+        assert!(parse(json!("[not json")).unwrap_err().to_string().contains("not a JSON list"));
+        let none = serde_json::from_value::<VerifyImageParams>(json!({"reference": "r"})).unwrap();
+        assert_eq!(none.notation_identities, None);
     }
 }
