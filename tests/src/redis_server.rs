@@ -1,5 +1,5 @@
 //! A real `redis-server` (Debian's package) on a free 127.0.0.1 port for the shared-cache tests and
-//! benches: no persistence (`--save '' --appendonly no`), killed when dropped.
+//! benches: no persistence (`--save '' --appendonly no`), killed when dropped; optionally serving TLS too.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -23,16 +23,39 @@ const START_ATTEMPTS: usize = 3;
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    tls: Option<Tls>,
     _dir: tempfile::TempDir,
+}
+
+/// TLS beside the plain port: the server's certificate and key files, and the TLS port.
+#[derive(Debug, Clone)]
+struct Tls {
+    cert: PathBuf,
+    key: PathBuf,
+    port: u16,
 }
 
 impl RedisServer {
     /// Start one; returns once it answers PING.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(None)
+    }
+
+    /// Start one that also serves TLS with the certificate and key in these PEM files (clients are not
+    /// asked for certificates); [`Self::tls_url`] names it.
+    pub fn start_tls(cert: PathBuf, key: PathBuf) -> anyhow::Result<Self> {
+        Self::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(PathBuf, PathBuf)>) -> anyhow::Result<Self> {
         let binary = redis_binary()?;
         let mut last = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::spawn_once(&binary) {
+            let tls = match &tls {
+                Some((cert, key)) => Some(Tls { cert: cert.clone(), key: key.clone(), port: free_port()? }),
+                None => None,
+            };
+            match Self::spawn_once(&binary, tls) {
                 Ok(server) => return Ok(server),
                 Err(e) => last = Some(e),
             }
@@ -43,6 +66,11 @@ impl RedisServer {
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT`, when started with [`Self::start_tls`].
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls.as_ref().map(|t| format!("rediss://127.0.0.1:{}", t.port))
     }
 
     /// Kill the server now (Redis down, Redis killed mid-use); idempotent.
@@ -57,28 +85,38 @@ impl RedisServer {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
         let dir = tempfile::Builder::new().prefix("vouch-redis-").tempdir().context("temporary directory")?;
-        let restarted = Self::spawn_on(&redis_binary()?, self.port, dir)?;
+        let restarted = Self::spawn_on(&redis_binary()?, self.port, self.tls.clone(), dir)?;
         *self = restarted;
         Ok(())
     }
 
-    fn spawn_once(binary: &PathBuf) -> anyhow::Result<Self> {
+    fn spawn_once(binary: &PathBuf, tls: Option<Tls>) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("vouch-redis-").tempdir().context("temporary directory")?;
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr())?.port();
-        Self::spawn_on(binary, port, dir)
+        Self::spawn_on(binary, free_port()?, tls, dir)
     }
 
-    fn spawn_on(binary: &PathBuf, port: u16, dir: tempfile::TempDir) -> anyhow::Result<Self> {
-        let child = Command::new(binary)
+    fn spawn_on(
+        binary: &PathBuf,
+        port: u16,
+        tls: Option<Tls>,
+        dir: tempfile::TempDir,
+    ) -> anyhow::Result<Self> {
+        let mut command = Command::new(binary);
+        command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--protected-mode", "yes", "--dir"])
-            .arg(dir.path())
+            .arg(dir.path());
+        if let Some(t) = &tls {
+            command.args(["--tls-port", &t.port.to_string(), "--tls-auth-clients", "no", "--tls-cert-file"]);
+            command.arg(&t.cert).arg("--tls-key-file").arg(&t.key);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let mut server = Self { child: Some(child), port, _dir: dir };
+        let mut server = Self { child: Some(child), port, tls, _dir: dir };
         let started = Instant::now();
         loop {
             if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
@@ -101,6 +139,10 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr())?.port())
 }
 
 fn ping(port: u16) -> bool {

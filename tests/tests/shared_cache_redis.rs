@@ -370,3 +370,44 @@ async fn an_entry_lives_no_longer_than_its_verdict_holds() {
     assert_eq!(got.value, past);
     assert_eq!(entry_names(&url).await, before, "nothing written for a verdict past its moment");
 }
+
+#[tokio::test]
+async fn rediss_with_a_private_ca_shares_verdicts_and_without_the_ca_answers_stay_right() {
+    let env = Env::start().await;
+    // Redis serving TLS with a certificate of a CA no system trusts.
+    let ca = vouch_webhooks::server::dev_pki::DevCa::new("redis test ca").unwrap();
+    let pair = ca.issue_server(&[], &["127.0.0.1".parse().unwrap()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("redis.crt"), dir.path().join("redis.key"));
+    std::fs::write(&cert, &pair.cert_pem).unwrap();
+    std::fs::write(&key, &pair.key_pem).unwrap();
+    let redis = RedisServer::start_tls(cert, key).unwrap();
+    let tls_url = redis.tls_url().unwrap();
+    let replica = |ca_pem: Option<String>| {
+        let mut config = SharedCacheConfig::new(&tls_url, KEY.to_vec());
+        config.ca_pem = ca_pem.map(String::into_bytes);
+        config.backoff = Duration::from_secs(600);
+        verifier(&env.registry.host())
+            .with_shared_cache(SharedCache::new(&config, &CacheConfig::default()).unwrap())
+    };
+
+    // With the CA: the first replica verifies and writes over TLS, the second takes its verdict.
+    let first = replica(Some(ca.cert_pem()));
+    assert!(env.allowed(&first, &env.signed).await);
+    let s = shared(&first);
+    assert_eq!((s.misses, s.errors), (1, 0), "{s:?}");
+    assert_eq!(entry_names(&redis.url()).await.len(), 1, "the entry was written through the TLS port");
+    let before = env.registry_requests().await;
+    let second = replica(Some(ca.cert_pem()));
+    assert!(env.allowed(&second, &env.signed).await);
+    assert_eq!((shared(&second).hits, shared(&second).errors), (1, 0), "{:?}", shared(&second));
+    assert_eq!(env.registry_requests().await, before, "the second replica used the first one's verdict");
+
+    // Without it (the system's roots) the server is not trusted: the call fails and is counted, nothing is
+    // read from it, and the replica verifies on its own.
+    let stranger = replica(None);
+    assert!(env.allowed(&stranger, &env.signed).await);
+    let s = shared(&stranger);
+    assert!(s.errors >= 1 && s.hits == 0, "{s:?}");
+    assert!(env.registry_requests().await > before, "the stranger verified itself");
+}

@@ -50,8 +50,12 @@ const UNLOCK_SCRIPT: &str =
 /// Where the shared cache is and how it is used.
 #[derive(Clone)]
 pub struct SharedCacheConfig {
-    /// `redis://[user:password@]host:port[/db]` or `rediss://…` (TLS with the system's roots).
+    /// `redis://[user:password@]host:port[/db]` or `rediss://…` (TLS with the system's roots, or
+    /// [`Self::ca_pem`]'s).
     pub url: String,
+    /// With `rediss://`: the CA certificates (PEM) the server's certificate must lead to, instead of the
+    /// system's roots (a Redis with a private CA).
+    pub ca_pem: Option<Vec<u8>>,
     /// The HMAC key all replicas share (at least [`entry::MIN_KEY_BYTES`] bytes).
     pub hmac_key: Vec<u8>,
     /// Entries of another generation are ignored ([`DEFAULT_GENERATION`]).
@@ -71,6 +75,7 @@ impl SharedCacheConfig {
     pub fn new(url: impl Into<String>, hmac_key: Vec<u8>) -> Self {
         Self {
             url: url.into(),
+            ca_pem: None,
             hmac_key,
             generation: DEFAULT_GENERATION.into(),
             op_timeout: DEFAULT_OP_TIMEOUT,
@@ -86,6 +91,7 @@ impl std::fmt::Debug for SharedCacheConfig {
         // Neither the URL (it may carry a password) nor the key.
         f.debug_struct("SharedCacheConfig")
             .field("url", &redacted(&self.url))
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "<PEM>"))
             .field("generation", &self.generation)
             .field("op_timeout", &self.op_timeout)
             .field("lock_ttl", &self.lock_ttl)
@@ -130,6 +136,12 @@ pub enum SharedCacheError {
     #[error("shared cache URL: {reason}")]
     Url {
         /// What is wrong (the URL shown without credentials).
+        reason: String,
+    },
+    /// The CA certificates for a `rediss://` server cannot be used.
+    #[error("shared cache CA: {reason}")]
+    Ca {
+        /// What is wrong.
         reason: String,
     },
     /// Not called within a Tokio runtime (the client and its connection task need one).
@@ -233,7 +245,27 @@ impl SharedCache {
             reason: format!("{}: {e}", redacted(&config.url)),
         };
         // redis' errors name the URL's parts, never its password.
-        let client = redis::Client::open(config.url.as_str()).map_err(url_error)?;
+        let client = match &config.ca_pem {
+            None => redis::Client::open(config.url.as_str()).map_err(url_error)?,
+            Some(_) if !config.url.starts_with("rediss://") => {
+                return Err(SharedCacheError::Ca {
+                    reason: format!("{}: a CA needs a rediss:// (TLS) URL", redacted(&config.url)),
+                })
+            }
+            Some(pem) => {
+                let blocks = std::str::from_utf8(pem).ok().and_then(|t| crate::keys::pem_decode_all(t).ok());
+                if !blocks.is_some_and(|b| !b.is_empty() && b.iter().all(|(label, _)| label == "CERTIFICATE"))
+                {
+                    return Err(SharedCacheError::Ca {
+                        reason: "must be PEM CERTIFICATE blocks, at least one".into(),
+                    });
+                }
+                let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) };
+                redis::Client::build_with_tls(config.url.as_str(), certificates).map_err(|e| {
+                    SharedCacheError::Ca { reason: format!("not usable PEM CA certificates: {e}") }
+                })?
+            }
+        };
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.op_timeout))
             .set_response_timeout(Some(config.op_timeout))
@@ -485,6 +517,28 @@ mod tests {
             assert!(matches!(err, SharedCacheError::Url { .. }), "{err:?}");
             // Redis need not be there to start: the client connects on first use.
             assert!(SharedCache::new(&config("redis://127.0.0.1:1"), &CacheConfig::default()).is_ok());
+            // A CA is for TLS, and must be PEM certificates.
+            let with_ca = |url: &str, pem: &[u8]| {
+                let mut c = config(url);
+                c.ca_pem = Some(pem.to_vec());
+                SharedCache::new(&c, &CacheConfig::default())
+            };
+            let err = with_ca("redis://:secret@127.0.0.1:1", b"").unwrap_err();
+            assert!(!err.to_string().contains("secret"), "{err}");
+            let err = with_ca("rediss://127.0.0.1:1", b"no PEM here").unwrap_err();
+            assert!(err.to_string().contains("at least one"), "{err}");
+            let err = with_ca("redis://127.0.0.1:1", b"").unwrap_err();
+            assert!(
+                matches!(err, SharedCacheError::Ca { .. }) && err.to_string().contains("rediss://"),
+                "{err}"
+            );
+            assert!(!err.to_string().contains("secret"), "{err}");
+            let err = with_ca(
+                "rediss://127.0.0.1:1",
+                b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+            )
+            .unwrap_err();
+            assert!(matches!(err, SharedCacheError::Ca { .. }), "{err}");
         });
     }
 }
