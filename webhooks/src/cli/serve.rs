@@ -118,6 +118,10 @@ pub struct ServeArgs {
     /// Timeout of each Redis call, e.g. `100ms` (5ms – 1s) [default: 100ms].
     #[arg(long)]
     pub shared_cache_timeout: Option<String>,
+    /// With a rediss:// --shared-cache: the CA certificates (PEM) the server's certificate must lead to,
+    /// instead of the system's roots (a Redis with a private CA).
+    #[arg(long, value_name = "PATH")]
+    pub shared_cache_ca_file: Option<PathBuf>,
     /// Export traces (OpenTelemetry, OTLP over HTTP/protobuf) to this collector base URL, e.g.
     /// http://otel-collector:4318 (`/v1/traces` is appended); the standard OTEL_EXPORTER_OTLP_ENDPOINT and
     /// OTEL_* variables work too. Off by default; a slow or dead collector never delays admission.
@@ -171,6 +175,7 @@ impl ServeArgs {
             shared_cache: self.shared_cache.clone(),
             shared_cache_key_file: self.shared_cache_key_file.clone(),
             shared_cache_timeout: self.shared_cache_timeout.clone(),
+            shared_cache_ca_file: self.shared_cache_ca_file.clone(),
             otlp_endpoint: self.otlp_endpoint.clone(),
         }
     }

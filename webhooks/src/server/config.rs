@@ -69,6 +69,8 @@ pub struct SharedCacheSettings {
     pub key_file: PathBuf,
     /// Timeout of each Redis call.
     pub timeout: Duration,
+    /// The CA certificates of a `rediss://` server (read at start), instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for SharedCacheSettings {
@@ -77,6 +79,7 @@ impl fmt::Debug for SharedCacheSettings {
             .field("url", &vouch_attest::shared_cache::redacted(&self.url))
             .field("key_file", &self.key_file)
             .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -296,6 +299,8 @@ pub struct RawServeConfig {
     pub shared_cache_key_file: Option<PathBuf>,
     /// `--shared-cache-timeout`.
     pub shared_cache_timeout: Option<String>,
+    /// `--shared-cache-ca-file`.
+    pub shared_cache_ca_file: Option<PathBuf>,
     /// `--otlp-endpoint` (an http or https base URL; `/v1/traces` is appended).
     pub otlp_endpoint: Option<String>,
 }
@@ -458,6 +463,7 @@ impl RawServeConfig {
             shared_cache: over.shared_cache.or(self.shared_cache),
             shared_cache_key_file: over.shared_cache_key_file.or(self.shared_cache_key_file),
             shared_cache_timeout: over.shared_cache_timeout.or(self.shared_cache_timeout),
+            shared_cache_ca_file: over.shared_cache_ca_file.or(self.shared_cache_ca_file),
             otlp_endpoint: over.otlp_endpoint.or(self.otlp_endpoint),
         }
     }

@@ -243,8 +243,14 @@ fn shared_cache(
     let mut config = SharedCacheConfig::new(settings.url.clone(), key);
     config.op_timeout = settings.timeout;
     config.lock_wait = config.lock_wait.min(budget / 4);
-    let cache = SharedCache::new(&config, ttls)
-        .map_err(|e| RunError::Invalid { path: settings.key_file.clone(), reason: e.to_string() })?;
+    config.ca_pem = settings.ca_file.as_ref().map(read).transpose()?;
+    let cache = SharedCache::new(&config, ttls).map_err(|e| {
+        let path = match (&e, &settings.ca_file) {
+            (vouch_attest::shared_cache::SharedCacheError::Ca { .. }, Some(ca)) => ca.clone(),
+            _ => settings.key_file.clone(),
+        };
+        RunError::Invalid { path, reason: e.to_string() }
+    })?;
     tracing::info!(
         url = %vouch_attest::shared_cache::redacted(&settings.url),
         generation = %config.generation,

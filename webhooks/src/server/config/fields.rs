@@ -20,6 +20,7 @@ impl RawServeConfig {
             for (set, field) in [
                 (self.shared_cache_key_file.is_some(), "--shared-cache-key-file"),
                 (self.shared_cache_timeout.is_some(), "--shared-cache-timeout"),
+                (self.shared_cache_ca_file.is_some(), "--shared-cache-ca-file"),
             ] {
                 if set {
                     bad(field, "given without --shared-cache".into());
@@ -46,7 +47,12 @@ impl RawServeConfig {
             return None;
         };
         optional_file(Some(&key_file), "--shared-cache-key-file", bad);
-        Some(SharedCacheSettings { url: url.to_owned(), key_file, timeout: timeout? })
+        let ca_file = self.shared_cache_ca_file.clone();
+        optional_file(ca_file.as_deref(), "--shared-cache-ca-file", bad);
+        if ca_file.is_some() && !url.starts_with("rediss://") {
+            bad("--shared-cache-ca-file", "needs a rediss:// (TLS) --shared-cache URL".into());
+        }
+        Some(SharedCacheSettings { url: url.to_owned(), key_file, timeout: timeout?, ca_file })
     }
 
     /// `--tuf-*`: a mirror excludes `--trusted-root` and `--bundle`; a private one needs `--tuf-root`.

@@ -328,8 +328,23 @@ fn a_shared_cache_needs_a_redis_url_and_its_key_file_and_never_echoes_the_passwo
     assert_eq!(fields(missing), ["--shared-cache-key-file"]);
     let slow = RawServeConfig { shared_cache_timeout: Some("5s".into()), ..on.clone() };
     assert_eq!(fields(slow), ["--shared-cache-timeout"]);
-    let orphan = RawServeConfig { shared_cache_key_file: Some(key_file), ..base.clone() };
+    let orphan = RawServeConfig { shared_cache_key_file: Some(key_file.clone()), ..base.clone() };
     assert_eq!(fields(orphan), ["--shared-cache-key-file"]);
+    // A CA file: for rediss:// only, and it must be there.
+    let ca_file = dir.path().join("redis-ca.pem");
+    std::fs::write(&ca_file, "PEM").unwrap();
+    let tls = RawServeConfig {
+        shared_cache: Some("rediss://:s3cret@redis.vouch.svc:6379".into()),
+        shared_cache_ca_file: Some(ca_file.clone()),
+        ..on.clone()
+    };
+    assert_eq!(tls.clone().validate().unwrap().shared_cache.unwrap().ca_file, Some(ca_file.clone()));
+    let plain = RawServeConfig { shared_cache_ca_file: Some(ca_file.clone()), ..on.clone() };
+    assert_eq!(fields(plain), ["--shared-cache-ca-file"]);
+    let gone = RawServeConfig { shared_cache_ca_file: Some(dir.path().join("nope.pem")), ..tls };
+    assert_eq!(fields(gone), ["--shared-cache-ca-file"]);
+    let orphan_ca = RawServeConfig { shared_cache_ca_file: Some(ca_file), ..base.clone() };
+    assert_eq!(fields(orphan_ca), ["--shared-cache-ca-file"]);
 }
 
 #[test]
