@@ -258,6 +258,13 @@ def check_deployment(objs, v, release, ns, chart):
                 for e in from_secret),
         "VOUCH_SHARED_CACHE from sharedCache.existingSecret, never a plain value",
     )
+    check(has("--shared-cache-ca-file=/etc/vouch/shared-cache-ca/ca.crt") == bool(shared and sc["caSecret"]),
+          "--shared-cache-ca-file iff sharedCache.caSecret")
+    ca_vol = [x for x in pod.get("volumes", []) if x["name"] == "shared-cache-ca"]
+    check(ca_vol == ([{"name": "shared-cache-ca", "secret": {"secretName": sc["caSecret"],
+                                                                "items": [{"key": "ca.crt", "path": "ca.crt"}]}}]
+                     if shared and sc["caSecret"] else []),
+          "shared-cache-ca volume from sharedCache.caSecret")
     if shared:
         vol = [x for x in pod.get("volumes", []) if x["name"] == "shared-cache-key"]
         check(

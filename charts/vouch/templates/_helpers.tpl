@@ -163,6 +163,9 @@ true
 {{- if or .Values.sharedCache.url .Values.sharedCache.existingSecret }}
 - --shared-cache-key-file=/etc/vouch/shared-cache/key
 - --shared-cache-timeout={{ .Values.sharedCache.timeout }}
+{{- if .Values.sharedCache.caSecret }}
+- --shared-cache-ca-file=/etc/vouch/shared-cache-ca/ca.crt
+{{- end }}
 {{- end }}
 {{- range .Values.statusTargets }}
 - --status-target={{ .group }}/{{ .version }}/{{ .kind }}={{ .plural }}

@@ -49,6 +49,12 @@ is the intended roll-out.
 {{- if and $sc.keySecret (not (or $sc.url $sc.existingSecret)) -}}
 {{- fail "sharedCache.keySecret is set without sharedCache.url or sharedCache.existingSecret: nothing would use it" -}}
 {{- end -}}
+{{- if and $sc.caSecret (not (or $sc.url $sc.existingSecret)) -}}
+{{- fail "sharedCache.caSecret is set without sharedCache.url or sharedCache.existingSecret: nothing would use it" -}}
+{{- end -}}
+{{- if and $sc.caSecret $sc.url (not (hasPrefix "rediss://" $sc.url)) -}}
+{{- fail "sharedCache.caSecret needs a rediss:// (TLS) sharedCache.url" -}}
+{{- end -}}
 {{- if and (or $sc.url $sc.existingSecret) (include "vouch.bundleEnabled" .) -}}
 {{- fail "sharedCache cannot be used with bundle: verdicts from an offline bundle are not shared" -}}
 {{- end -}}
