@@ -144,19 +144,16 @@ pub fn export_target(
             break;
         }
     }
-    let file = |name: &str| -> Option<SettingFile> {
-        let (traces, general): (&'static str, &'static str) = match name {
-            "CERTIFICATE" => ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE"),
-            "CLIENT_CERTIFICATE" => {
-                ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")
-            }
-            _ => ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "OTEL_EXPORTER_OTLP_CLIENT_KEY"),
-        };
+    // The traces variable before the general one, as for the endpoint.
+    let file = |traces: &'static str, general: &'static str| {
         [traces, general]
             .into_iter()
             .find_map(|setting| env(setting).map(|p| SettingFile { setting, path: PathBuf::from(p.trim()) }))
     };
-    let client = match (file("CLIENT_CERTIFICATE"), file("CLIENT_KEY")) {
+    let client = match (
+        file("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+        file("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "OTEL_EXPORTER_OTLP_CLIENT_KEY"),
+    ) {
         (Some(cert), Some(key)) => Some((cert, key)),
         (None, None) => None,
         (Some(one), None) | (None, Some(one)) => {
@@ -168,7 +165,8 @@ pub fn export_target(
             ));
         }
     };
-    let tls = ExportTls { ca: file("CERTIFICATE"), client };
+    let ca = file("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE");
+    let tls = ExportTls { ca, client };
     Ok(Some(ExportTarget { url, from, timeout, tls }))
 }
 
