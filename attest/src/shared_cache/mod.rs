@@ -129,6 +129,11 @@ pub fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
+/// Whether `url` is a `rediss://` (TLS) URL, the only kind a CA ([`SharedCacheConfig::ca_pem`]) applies to.
+pub fn uses_tls(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.scheme() == "rediss")
+}
+
 /// The shared cache cannot be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SharedCacheError {
@@ -247,7 +252,7 @@ impl SharedCache {
         // redis' errors name the URL's parts, never its password.
         let client = match &config.ca_pem {
             None => redis::Client::open(config.url.as_str()).map_err(url_error)?,
-            Some(_) if !config.url.starts_with("rediss://") => {
+            Some(_) if !uses_tls(&config.url) => {
                 return Err(SharedCacheError::Ca {
                     reason: format!("{}: a CA needs a rediss:// (TLS) URL", redacted(&config.url)),
                 })

@@ -49,7 +49,7 @@ impl RawServeConfig {
         optional_file(Some(&key_file), "--shared-cache-key-file", bad);
         let ca_file = self.shared_cache_ca_file.clone();
         optional_file(ca_file.as_deref(), "--shared-cache-ca-file", bad);
-        if ca_file.is_some() && !url.starts_with("rediss://") {
+        if ca_file.is_some() && !vouch_attest::shared_cache::uses_tls(url) {
             bad("--shared-cache-ca-file", "needs a rediss:// (TLS) --shared-cache URL".into());
         }
         Some(SharedCacheSettings { url: url.to_owned(), key_file, timeout: timeout?, ca_file })
